@@ -1,0 +1,17 @@
+//! roomd: the daemon that owns a meeting room.
+//!
+//! One owner of room state (`core`) receives typed commands from every input (API, timers, later
+//! D-Bus and the touch panel) and publishes status and events. Everything else is an adapter
+//! around it.
+
+pub mod accounts;
+pub mod api;
+pub mod audit;
+pub mod config;
+pub mod core;
+pub mod daemon;
+pub mod fsutil;
+pub mod logging;
+pub mod random;
+pub mod service;
+pub mod tls;
