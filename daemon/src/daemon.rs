@@ -1,1 +1,210 @@
-//! (being written)
+//! Wiring: from a configuration to a running room, and back down on SIGTERM.
+//!
+//! Order matters: everything that can fail on bad state (state directory, TLS key, accounts,
+//! audit log, binding the listen addresses) happens before systemd is told READY=1, so that a
+//! broken device fails its start visibly instead of half-running.
+
+use std::fs;
+use std::net::SocketAddr;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::accounts::{Accounts, AccountsError, AccountsPolicy};
+use crate::api::{self, ApiState, ServeError};
+use crate::audit::{AUDIT_FILE, AuditError, AuditLog};
+use crate::config::{Config, ConfigError};
+use crate::core::{self, CoreSetup, IdentityStatus};
+use crate::service;
+use crate::tls::{self, SoftwareIdentity, TlsError};
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/roomd/roomd.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot prepare the state directory {path} (system.state_dir): {source}")]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("accounts: {0}")]
+    Accounts(#[from] AccountsError),
+    #[error("audit log: {0}")]
+    Audit(#[from] AuditError),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    #[error("the HTTPS server failed: {0}")]
+    Server(std::io::Error),
+    #[error("cannot install the signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Loads the configuration. A missing file is an error, except at the default path, where a
+/// device without a configuration file starts with the defaults (and the file is created on the
+/// first change made through the API).
+pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
+    if path == Path::new(DEFAULT_CONFIG_PATH) && !path.exists() {
+        tracing::warn!(
+            "{DEFAULT_CONFIG_PATH} does not exist: starting with the default configuration"
+        );
+        return Ok(Config::default());
+    }
+    Config::load(path)
+}
+
+/// Runs the room until SIGTERM or SIGINT.
+pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError> {
+    let state_dir = config.system.state_dir.clone();
+    prepare_state_dir(&state_dir)?;
+
+    let identity = SoftwareIdentity::load_or_create(
+        &state_dir.join("tls"),
+        &config.system.name,
+        &certificate_names(&config),
+    )?;
+    tracing::warn!(
+        "device identity uses a software key in {} (no TPM yet); certificate SHA-256 {}",
+        state_dir.join("tls").display(),
+        identity.sha256()
+    );
+    let tls = tls::server_config(&identity)?;
+
+    let accounts = Arc::new(Accounts::open(&state_dir, policy_of(&config))?);
+    let audit = Arc::new(AuditLog::open(&state_dir.join(AUDIT_FILE))?);
+
+    let (room, core_task) = core::spawn(CoreSetup {
+        config: config.clone(),
+        config_path,
+        claimed: accounts.is_claimed(),
+        identity: IdentityStatus {
+            backend: "software",
+            certificate_sha256: identity.sha256(),
+        },
+    });
+    let policy_task = tokio::spawn(follow_account_policy(room.watch_config(), accounts.clone()));
+
+    let state = ApiState {
+        room: room.clone(),
+        accounts,
+        audit,
+    };
+    let server = api::serve(state, tls, &config.api.listen)?;
+    let server_handle = server.handle();
+    let server_task = tokio::spawn(server);
+
+    for addr in &config.api.listen {
+        tracing::info!("roomd API listening on https://{}", display_addr(addr));
+    }
+    service::notify_ready("roomd is ready");
+    let watchdog = service::watchdog_interval().map(|interval| {
+        let room = room.clone();
+        tokio::spawn(service::run_watchdog(interval, move || {
+            let room = room.clone();
+            async move {
+                matches!(
+                    tokio::time::timeout(interval, room.ping()).await,
+                    Ok(Ok(()))
+                )
+            }
+        }))
+    });
+
+    let mut terminate = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    let server_result = tokio::select! {
+        _ = terminate.recv() => { tracing::info!("SIGTERM: shutting down"); None }
+        _ = interrupt.recv() => { tracing::info!("SIGINT: shutting down"); None }
+        result = server_task => Some(result),
+    };
+
+    service::notify_stopping();
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    policy_task.abort();
+    // Finish requests in flight (up to the server's shutdown timeout), then stop the core.
+    server_handle.stop(true).await;
+    room.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), core_task).await;
+    match server_result {
+        Some(Ok(Err(e))) => Err(DaemonError::Server(e)),
+        _ => Ok(()),
+    }
+}
+
+fn prepare_state_dir(dir: &Path) -> Result<(), DaemonError> {
+    let err = |source| DaemonError::StateDir {
+        path: dir.to_owned(),
+        source,
+    };
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(err)?;
+    // Keys, accounts and the audit log live here: nobody else may look in.
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(err)
+}
+
+fn policy_of(config: &Config) -> AccountsPolicy {
+    AccountsPolicy {
+        lockout_threshold: config.accounts.lockout_threshold,
+        lockout_max: Duration::from_secs(config.accounts.lockout_max_seconds),
+        session_idle: Duration::from_secs(u64::from(config.api.session_idle_minutes) * 60),
+    }
+}
+
+/// Lockout and session settings change at once when the configuration changes.
+async fn follow_account_policy(
+    mut config: tokio::sync::watch::Receiver<Arc<Config>>,
+    accounts: Arc<Accounts>,
+) {
+    while config.changed().await.is_ok() {
+        let policy = policy_of(&config.borrow_and_update());
+        accounts.set_policy(policy);
+    }
+}
+
+/// Names the self-signed certificate covers: loopback, this host, the listen addresses, and
+/// whatever the integrator configured.
+fn certificate_names(config: &Config) -> Vec<String> {
+    let mut names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    if let Some(host) = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+    {
+        names.push(host);
+    }
+    for addr in &config.api.listen {
+        if !addr.ip().is_unspecified() {
+            names.push(addr.ip().to_string());
+        }
+    }
+    names.extend(config.api.certificate_names.iter().cloned());
+    let mut unique = Vec::with_capacity(names.len());
+    for n in names {
+        if !unique.contains(&n) {
+            unique.push(n);
+        }
+    }
+    unique
+}
+
+fn display_addr(addr: &SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => a.to_string(),
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+    }
+}

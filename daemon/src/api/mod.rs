@@ -1,1 +1,38 @@
-//! (being written)
+//! The local HTTPS API: parses requests into typed calls on the room core and the accounts,
+//! and answers in JSON. The contract is `daemon/openapi.json`.
+
+pub mod access;
+mod body;
+mod error;
+mod events;
+mod handlers;
+mod routes;
+mod server;
+
+#[cfg(test)]
+mod openapi_contract;
+
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::Arc;
+
+pub use error::ApiError;
+pub use handlers::openapi::OPENAPI_JSON;
+pub use routes::{Access, ROUTES, Route};
+pub use server::{ServeError, serve};
+
+use crate::accounts::Accounts;
+use crate::audit::AuditLog;
+use crate::core::RoomHandle;
+
+/// What every handler can reach.
+pub struct ApiState {
+    pub room: RoomHandle,
+    pub accounts: Arc<Accounts>,
+    pub audit: Arc<AuditLog>,
+}
+
+fn peer_ip(req: &actix_web::HttpRequest) -> IpAddr {
+    req.peer_addr()
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED))
+}

@@ -1,1 +1,22 @@
-//! (being written)
+//! The room core: the one owner of room state.
+//!
+//! Every input (API, timers, later D-Bus and the touch panel) becomes a typed [`Command`] sent to
+//! the core's task; the core applies it, persists what must survive, and publishes the result:
+//! the status tree on a `watch` channel (for readers that want the latest value) and every change
+//! and event on a `broadcast` channel (for subscribers that want each one).
+
+mod command;
+mod event;
+mod handle;
+mod room;
+mod status;
+mod status_diff;
+
+pub use command::{COMMANDS, CommandError, CommandSpec, RoomCommand};
+pub use event::{Event, Notification};
+pub use handle::{CoreError, RoomHandle};
+pub use room::{CoreSetup, spawn};
+pub use status::{IdentityStatus, RoomStatus, status_at};
+
+#[cfg(test)]
+mod tests;

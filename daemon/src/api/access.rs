@@ -1,0 +1,190 @@
+//! Authentication, authorisation and auditing of every request, in one place.
+//!
+//! The middleware looks up the matched route in the route table: public routes pass, others
+//! need a principal whose role grants the route's permission. Cookie sessions must also present
+//! their CSRF token on state-changing requests. Every state-changing request is written to the
+//! audit log with who, what, when, from where, and the outcome.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{Method, header};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, ResponseError, web};
+
+use super::ApiState;
+use super::error::ApiError;
+use super::routes::{self, Access};
+use crate::accounts::{Principal, allows};
+use crate::audit::NewAuditRecord;
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "roomd_session";
+/// Header carrying the session's CSRF token on state-changing requests.
+pub const CSRF_HEADER: &str = "X-CSRF-Token";
+
+/// Set by handlers of public routes (login, claim) to say whom an attempt was for.
+#[derive(Debug, Clone)]
+pub struct AuditActor(pub String);
+
+/// Extra words for the audit log from a handler (e.g. which user was created); never secrets.
+#[derive(Debug, Clone)]
+pub struct AuditDetail(pub String);
+
+pub async fn access(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<ApiState>>().cloned() else {
+        return Err(ApiError::Internal("API state missing".into()).into());
+    };
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let source = source_of(&req);
+    let route = req
+        .match_pattern()
+        .and_then(|p| routes::find(method.as_str(), &p));
+
+    // A principal may be known even when the request is refused (e.g. a session without its
+    // CSRF token): the audit log then names who tried.
+    let (authenticated, known) = match authenticate(&req, &state) {
+        Ok(p) => (Ok(p.clone()), p),
+        Err((e, p)) => (Err(e), p),
+    };
+    let decision = authenticated.and_then(|principal| match route.map(|r| r.access) {
+        // Unknown routes fall through to the router's 404/405 answers.
+        None | Some(Access::Public) => Ok(principal),
+        Some(Access::Requires(permission)) => match principal {
+            None => Err(ApiError::Unauthorized(
+                "authentication required: send a Bearer token or log in with POST /api/v1/session"
+                    .into(),
+            )),
+            Some(p) if !allows(p.role, permission) => Err(ApiError::Forbidden(format!(
+                "role {} may not {} {}",
+                p.role, method, path
+            ))),
+            Some(p) => Ok(Some(p)),
+        },
+    });
+
+    let (response, principal) = match decision {
+        Ok(principal) => {
+            if let Some(p) = &principal {
+                req.extensions_mut().insert(p.clone());
+            }
+            let (http_req, payload) = req.into_parts();
+            let res = next
+                .call(ServiceRequest::from_parts(http_req, payload))
+                .await?;
+            (res.map_into_left_body(), principal)
+        }
+        Err(e) => (
+            req.into_response(e.error_response()).map_into_right_body(),
+            known,
+        ),
+    };
+
+    if is_state_changing(&method) {
+        let record = audit_record(&response, principal.as_ref(), source, &method, &path);
+        let audit = state.audit.clone();
+        let written = web::block(move || audit.append(record)).await;
+        match written {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!("audit log write failed: {e}"),
+            Err(e) => tracing::error!("audit log task failed: {e}"),
+        }
+    }
+    Ok(response)
+}
+
+/// The principal behind the request's credentials, if any. Credentials that are present but
+/// wrong are an error: a client should learn that its token was revoked rather than be treated
+/// as anonymous. A refusal carries the principal when one was identified, for the audit log.
+fn authenticate(
+    req: &ServiceRequest,
+    state: &ApiState,
+) -> Result<Option<Principal>, (ApiError, Option<Principal>)> {
+    let refuse = |e: ApiError| (e, None);
+    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+        let value = value.to_str().map_err(|_| {
+            refuse(ApiError::Unauthorized(
+                "Authorization header is not valid text".into(),
+            ))
+        })?;
+        let (scheme, secret) = value.split_once(' ').unwrap_or((value, ""));
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(refuse(ApiError::Unauthorized(format!(
+                "Authorization scheme {:?} is not supported; use Bearer",
+                scheme.chars().take(16).collect::<String>()
+            ))));
+        }
+        return state
+            .accounts
+            .verify_token(secret.trim())
+            .map(Some)
+            .ok_or_else(|| {
+                refuse(ApiError::Unauthorized(
+                    "the API token is invalid or has been revoked".into(),
+                ))
+            });
+    }
+    let Some(cookie) = req.cookie(SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let Some(session) = state.accounts.session(cookie.value()) else {
+        return Err(refuse(ApiError::Unauthorized(
+            "the session has expired or is invalid; log in again".into(),
+        )));
+    };
+    if is_state_changing(req.method()) {
+        let token = req
+            .headers()
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !session.csrf_matches(token) {
+            return Err((
+                ApiError::Forbidden(format!(
+                    "missing or wrong {CSRF_HEADER} header for this session"
+                )),
+                Some(session.principal),
+            ));
+        }
+    }
+    Ok(Some(session.principal))
+}
+
+fn is_state_changing(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+fn source_of(req: &ServiceRequest) -> IpAddr {
+    req.peer_addr()
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED))
+}
+
+fn audit_record<B>(
+    response: &ServiceResponse<B>,
+    principal: Option<&Principal>,
+    source: IpAddr,
+    method: &Method,
+    path: &str,
+) -> NewAuditRecord {
+    let extensions = response.request().extensions();
+    let actor = match (principal, extensions.get::<AuditActor>()) {
+        (Some(p), _) => p.audit_name(),
+        (None, Some(AuditActor(name))) => name.clone(),
+        (None, None) => "anonymous".to_owned(),
+    };
+    NewAuditRecord {
+        actor,
+        role: principal.map(|p| p.role),
+        source,
+        method: method.to_string(),
+        path: path.chars().take(256).collect(),
+        status: response.status().as_u16(),
+        detail: extensions.get::<AuditDetail>().map(|d| d.0.clone()),
+    }
+}

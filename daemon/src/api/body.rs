@@ -1,0 +1,116 @@
+//! JSON request bodies: size limit, content type and parse errors that say what is wrong.
+
+use actix_web::HttpRequest;
+use actix_web::http::header;
+use actix_web::web::Bytes;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::ApiState;
+use super::error::ApiError;
+
+/// Nesting deeper than this is refused before parsing: no legitimate request needs it, and it
+/// keeps hostile input from exhausting the stack.
+const MAX_DEPTH: usize = 32;
+
+/// Parses a JSON body into `T`, naming the offending field on failure.
+pub fn parse<T: DeserializeOwned>(
+    req: &HttpRequest,
+    state: &ApiState,
+    body: &Bytes,
+) -> Result<T, ApiError> {
+    let value = parse_value(req, state, body)?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = if path == "." {
+            e.inner().to_string()
+        } else {
+            format!("{path}: {}", e.inner())
+        };
+        ApiError::Unprocessable {
+            field: (path != ".").then_some(path),
+            message,
+        }
+    })
+}
+
+/// Checks limit and content type and parses the body as any JSON value.
+pub fn parse_value(req: &HttpRequest, state: &ApiState, body: &Bytes) -> Result<Value, ApiError> {
+    let limit = state.room.config().api.max_body_bytes;
+    if body.len() > limit {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    check_content_type(req)?;
+    if body.is_empty() {
+        return Err(ApiError::BadRequest(
+            "request body is empty; send a JSON document".into(),
+        ));
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ApiError::BadRequest(format!("request body is not valid UTF-8: {e}")))?;
+    if nesting_depth(text) > MAX_DEPTH {
+        return Err(ApiError::BadRequest(format!(
+            "request body is nested deeper than {MAX_DEPTH} levels"
+        )));
+    }
+    serde_json::from_str(text)
+        .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))
+}
+
+fn check_content_type(req: &HttpRequest) -> Result<(), ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .ok_or_else(|| {
+            ApiError::UnsupportedMediaType("missing Content-Type; send application/json".into())
+        })?
+        .to_str()
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/json")
+        || essence.eq_ignore_ascii_case("application/merge-patch+json")
+    {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type {essence:?} is not supported; send application/json"
+        )))
+    }
+}
+
+/// Deepest bracket nesting, ignoring brackets inside strings.
+fn nesting_depth(text: &str) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for c in text.chars() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '[' | '{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nesting_depth;
+
+    #[test]
+    fn depth_ignores_brackets_in_strings() {
+        assert_eq!(nesting_depth(r#"{"a": [1, {"b": "[[[["}]}"#), 3);
+        assert_eq!(nesting_depth("1"), 0);
+    }
+}

@@ -1,0 +1,200 @@
+//! API errors: every failure becomes a status code and a JSON body that names the problem.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::accounts::AccountsError;
+use crate::config::ConfigError;
+use crate::core::{CommandError, CoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body is larger than the limit of {limit} bytes (api.max_body_bytes)")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{message}")]
+    InvalidConfig {
+        field: Option<String>,
+        message: String,
+    },
+    #[error("{0}")]
+    InvalidCommand(String),
+    #[error("{message}")]
+    Unprocessable {
+        field: Option<String>,
+        message: String,
+    },
+    #[error("too many failed attempts; try again in {} s", retry_after.as_secs().max(1))]
+    TooManyRequests { retry_after: Duration },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'static str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::InvalidConfig { .. } => "invalid_config",
+            ApiError::InvalidCommand(_) => "invalid_command",
+            ApiError::Unprocessable { .. } => "unprocessable",
+            ApiError::TooManyRequests { .. } => "too_many_requests",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            ApiError::InvalidConfig { field, .. } | ApiError::Unprocessable { field, .. } => {
+                field.as_deref()
+            }
+            _ => None,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::InvalidConfig { .. }
+            | ApiError::InvalidCommand(_)
+            | ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(detail) = self {
+            tracing::error!("internal API error: {detail}");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::Unauthorized(_) = self {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        if let ApiError::TooManyRequests { retry_after } = self {
+            response.insert_header((
+                header::RETRY_AFTER,
+                retry_after.as_secs().max(1).to_string(),
+            ));
+        }
+        response.json(ErrorBody {
+            error: self.code(),
+            message: self.to_string(),
+            field: self.field(),
+        })
+    }
+}
+
+impl From<ConfigError> for ApiError {
+    fn from(e: ConfigError) -> Self {
+        match e {
+            ConfigError::Patch { .. } => ApiError::InvalidConfig {
+                field: e.key().map(str::to_owned),
+                message: e.to_string(),
+            },
+            // Anything else (the file could not be written) is the device's fault, not the caller's.
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        match e {
+            CoreError::Config(c) => c.into(),
+            CoreError::Stopped => ApiError::Unavailable("the room core is shutting down".into()),
+        }
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::Unknown { .. } => ApiError::NotFound(e.to_string()),
+            CommandError::InvalidArguments { .. } => ApiError::InvalidCommand(e.to_string()),
+        }
+    }
+}
+
+impl From<AccountsError> for ApiError {
+    fn from(e: AccountsError) -> Self {
+        use AccountsError as A;
+        let message = e.to_string();
+        match e {
+            A::BadCredentials => ApiError::Unauthorized(message),
+            A::WrongClaimCode => ApiError::Forbidden(message),
+            A::LockedOut { retry_after } => ApiError::TooManyRequests { retry_after },
+            A::AlreadyClaimed | A::UserExists { .. } | A::LastAdmin { .. } => {
+                ApiError::Conflict(message)
+            }
+            A::NotClaimed => ApiError::Conflict(message),
+            A::UserNotFound { .. } | A::TokenNotFound { .. } => ApiError::NotFound(message),
+            A::InvalidUsername { .. } => ApiError::Unprocessable {
+                field: Some("username".into()),
+                message,
+            },
+            A::WeakPassword { .. } => ApiError::Unprocessable {
+                field: Some("password".into()),
+                message,
+            },
+            A::InvalidTokenName { .. } => ApiError::Unprocessable {
+                field: Some("name".into()),
+                message,
+            },
+            _ => ApiError::Internal(message),
+        }
+    }
+}
+
+/// Runs blocking work (password hashing, file writes) off the async workers.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    actix_web::web::block(work)
+        .await
+        .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
+}

@@ -1,0 +1,27 @@
+use actix_web::web::{self, Bytes, Path};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use serde_json::{Value, json};
+
+use crate::api::access::AuditDetail;
+use crate::api::error::ApiError;
+use crate::api::{ApiState, body};
+use crate::core::RoomCommand;
+
+/// Runs a room command. A command without arguments may be sent with an empty body.
+pub async fn run(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    name: Path<String>,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let args = if body.is_empty() {
+        json!({})
+    } else {
+        body::parse_value(&req, &state, &body)?
+    };
+    let command = RoomCommand::parse(&name, &args)?;
+    req.extensions_mut()
+        .insert(AuditDetail(format!("command {}", name.as_str())));
+    state.room.execute(command).await?;
+    Ok(HttpResponse::Ok().json(json!({"result": Value::from("ok")})))
+}

@@ -1,0 +1,12 @@
+//! One file per resource; each handler parses, calls the owner of the state, and answers.
+
+pub mod audit;
+pub mod claim;
+pub mod commands;
+pub mod config;
+pub mod health;
+pub mod openapi;
+pub mod session;
+pub mod status;
+pub mod tokens;
+pub mod users;

@@ -1,0 +1,77 @@
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::web::{self, Bytes, ReqData};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::accounts::{Principal, PrincipalKind};
+use crate::api::access::{AuditActor, SESSION_COOKIE};
+use crate::api::error::{ApiError, blocking};
+use crate::api::{ApiState, body, peer_ip};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+/// Logs in with username and password; the session lives in an HttpOnly cookie.
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let login: LoginRequest = body::parse(&req, &state, &body)?;
+    req.extensions_mut()
+        .insert(AuditActor(login.username.chars().take(64).collect()));
+    let accounts = state.accounts.clone();
+    let source = peer_ip(&req);
+    let session =
+        blocking(move || Ok(accounts.login(&login.username, &login.password, source)?)).await?;
+    let cookie = Cookie::build(SESSION_COOKIE, session.cookie.expose().to_owned())
+        .http_only(true)
+        .secure(true)
+        .same_site(SameSite::Strict)
+        .path("/")
+        .finish();
+    Ok(HttpResponse::Ok().cookie(cookie).json(json!({
+        "username": session.principal.name,
+        "role": session.principal.role,
+        "csrf_token": session.csrf_token.expose(),
+        "expires_idle_seconds": session.idle_timeout.as_secs(),
+    })))
+}
+
+/// Who the caller is.
+pub async fn get(principal: ReqData<Principal>) -> HttpResponse {
+    let kind = match principal.kind {
+        PrincipalKind::Token { .. } => "token",
+        _ => "session",
+    };
+    HttpResponse::Ok()
+        .json(json!({"username": principal.name, "role": principal.role, "kind": kind}))
+}
+
+/// Logs out: the session is forgotten and the cookie cleared.
+pub async fn delete(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    principal: ReqData<Principal>,
+) -> Result<HttpResponse, ApiError> {
+    if let PrincipalKind::Token { .. } = principal.kind {
+        return Err(ApiError::Conflict(
+            "this request uses an API token, not a session; revoke tokens with DELETE /api/v1/tokens/{id}".into(),
+        ));
+    }
+    if let Some(cookie) = req.cookie(SESSION_COOKIE) {
+        state.accounts.logout(cookie.value());
+    }
+    let mut removal = Cookie::build(SESSION_COOKIE, "")
+        .path("/")
+        .secure(true)
+        .http_only(true)
+        .finish();
+    removal.make_removal();
+    Ok(HttpResponse::NoContent().cookie(removal).finish())
+}

@@ -1,0 +1,25 @@
+use actix_web::HttpResponse;
+use actix_web::web::{self, Path};
+
+use crate::api::ApiState;
+use crate::api::error::ApiError;
+use crate::core::status_at;
+
+pub async fn whole(state: web::Data<ApiState>) -> HttpResponse {
+    HttpResponse::Ok().json(&*state.room.status())
+}
+
+/// A subtree, e.g. `audio/volume` or `audio.volume`.
+pub async fn at_path(
+    state: web::Data<ApiState>,
+    path: Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let status = state.room.status();
+    let value = status_at(&status, &path).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no status at {:?}",
+            path.chars().take(128).collect::<String>()
+        ))
+    })?;
+    Ok(HttpResponse::Ok().json(value))
+}

@@ -1,0 +1,239 @@
+//! The route table: every route the API serves, who may call it, and which handler answers.
+//!
+//! The table is the single source for registration and for authorisation (see `access.rs`), so
+//! a route cannot be served without an access rule. `openapi.json` documents the same table; a
+//! unit test keeps the two identical.
+
+use actix_web::{HttpResponse, web};
+
+use super::error::ApiError;
+use super::handlers;
+use crate::accounts::Permission;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without credentials.
+    Public,
+    /// An authenticated principal whose role grants the permission.
+    Requires(Permission),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handler {
+    Health,
+    OpenApi,
+    Claim,
+    SessionCreate,
+    SessionGet,
+    SessionDelete,
+    Status,
+    StatusPath,
+    ConfigGet,
+    ConfigPatch,
+    Command,
+    Events,
+    UsersList,
+    UserCreate,
+    UserDelete,
+    UserPassword,
+    TokensList,
+    TokenCreate,
+    TokenRevoke,
+    Audit,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub method: &'static str,
+    /// actix path pattern; `{path:.*}` matches the rest of the path.
+    pub path: &'static str,
+    pub access: Access,
+    pub handler: Handler,
+}
+
+use Access::{Public, Requires};
+use Handler as H;
+use Permission as P;
+
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    access: Access,
+    handler: Handler,
+) -> Route {
+    Route {
+        method,
+        path,
+        access,
+        handler,
+    }
+}
+
+pub const ROUTES: &[Route] = &[
+    route("GET", "/api/v1/health", Public, H::Health),
+    route("GET", "/api/v1/openapi.json", Public, H::OpenApi),
+    route("POST", "/api/v1/claim", Public, H::Claim),
+    route("POST", "/api/v1/session", Public, H::SessionCreate),
+    route(
+        "GET",
+        "/api/v1/session",
+        Requires(P::SessionOwn),
+        H::SessionGet,
+    ),
+    route(
+        "DELETE",
+        "/api/v1/session",
+        Requires(P::SessionOwn),
+        H::SessionDelete,
+    ),
+    route("GET", "/api/v1/status", Requires(P::StatusRead), H::Status),
+    route(
+        "GET",
+        "/api/v1/status/{path:.*}",
+        Requires(P::StatusRead),
+        H::StatusPath,
+    ),
+    route(
+        "GET",
+        "/api/v1/config",
+        Requires(P::ConfigRead),
+        H::ConfigGet,
+    ),
+    route(
+        "PATCH",
+        "/api/v1/config",
+        Requires(P::ConfigWrite),
+        H::ConfigPatch,
+    ),
+    route(
+        "POST",
+        "/api/v1/commands/{name}",
+        Requires(P::RoomControl),
+        H::Command,
+    ),
+    route("GET", "/api/v1/events", Requires(P::EventsRead), H::Events),
+    route(
+        "GET",
+        "/api/v1/users",
+        Requires(P::UsersManage),
+        H::UsersList,
+    ),
+    route(
+        "POST",
+        "/api/v1/users",
+        Requires(P::UsersManage),
+        H::UserCreate,
+    ),
+    route(
+        "DELETE",
+        "/api/v1/users/{username}",
+        Requires(P::UsersManage),
+        H::UserDelete,
+    ),
+    route(
+        "PUT",
+        "/api/v1/users/{username}/password",
+        Requires(P::UsersManage),
+        H::UserPassword,
+    ),
+    route(
+        "GET",
+        "/api/v1/tokens",
+        Requires(P::TokensManage),
+        H::TokensList,
+    ),
+    route(
+        "POST",
+        "/api/v1/tokens",
+        Requires(P::TokensManage),
+        H::TokenCreate,
+    ),
+    route(
+        "DELETE",
+        "/api/v1/tokens/{id}",
+        Requires(P::TokensManage),
+        H::TokenRevoke,
+    ),
+    route("GET", "/api/v1/audit", Requires(P::AuditRead), H::Audit),
+];
+
+/// The route for a request, given the resource pattern the router matched.
+pub fn find(method: &str, pattern: &str) -> Option<&'static Route> {
+    ROUTES
+        .iter()
+        .find(|r| r.method == method && r.path == pattern)
+}
+
+/// Registers every route of the table, one resource per path.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let mut paths: Vec<&str> = Vec::new();
+    for r in ROUTES {
+        if !paths.contains(&r.path) {
+            paths.push(r.path);
+        }
+    }
+    for path in paths {
+        let mut resource = web::resource(path).default_service(web::to(method_not_allowed));
+        for r in ROUTES.iter().filter(|r| r.path == path) {
+            let method = actix_web::http::Method::from_bytes(r.method.as_bytes())
+                .unwrap_or(actix_web::http::Method::GET);
+            resource = resource.route(handler_route(r.handler).method(method));
+        }
+        cfg.service(resource);
+    }
+}
+
+fn handler_route(handler: Handler) -> actix_web::Route {
+    use handlers::*;
+    let r = web::route();
+    match handler {
+        H::Health => r.to(health::health),
+        H::OpenApi => r.to(openapi::openapi),
+        H::Claim => r.to(claim::claim),
+        H::SessionCreate => r.to(session::create),
+        H::SessionGet => r.to(session::get),
+        H::SessionDelete => r.to(session::delete),
+        H::Status => r.to(status::whole),
+        H::StatusPath => r.to(status::at_path),
+        H::ConfigGet => r.to(config::get),
+        H::ConfigPatch => r.to(config::patch),
+        H::Command => r.to(commands::run),
+        H::Events => r.to(super::events::events),
+        H::UsersList => r.to(users::list),
+        H::UserCreate => r.to(users::create),
+        H::UserDelete => r.to(users::delete),
+        H::UserPassword => r.to(users::set_password),
+        H::TokensList => r.to(tokens::list),
+        H::TokenCreate => r.to(tokens::create),
+        H::TokenRevoke => r.to(tokens::revoke),
+        H::Audit => r.to(audit::list),
+    }
+}
+
+async fn method_not_allowed(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
+    let pattern = req.match_pattern().unwrap_or_default();
+    let allowed: Vec<&str> = ROUTES
+        .iter()
+        .filter(|r| r.path == pattern)
+        .map(|r| r.method)
+        .collect();
+    Err(ApiError::MethodNotAllowed(format!(
+        "{} is not allowed on {}; allowed: {}",
+        req.method(),
+        req.path(),
+        allowed.join(", ")
+    )))
+}
+
+pub async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!(
+        "no such API route: {} {}",
+        req.method(),
+        truncated(req.path())
+    )))
+}
+
+fn truncated(path: &str) -> String {
+    path.chars().take(128).collect()
+}

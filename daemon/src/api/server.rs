@@ -1,0 +1,73 @@
+//! Binding the HTTPS server.
+
+use std::net::SocketAddr;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{DefaultHeaders, from_fn};
+use actix_web::{App, HttpServer, web};
+
+use super::ApiState;
+use super::access::access;
+use super::error::ApiError;
+use super::routes;
+
+/// Hard ceiling for any body actix buffers; the configurable limit (`api.max_body_bytes`) is
+/// enforced below it, per request, so that changing it needs no restart.
+const BODY_CEILING: usize = 16 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr} (api.listen): {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Binds every address and returns the server, not yet running (await it to serve).
+pub fn serve(
+    state: ApiState,
+    tls: rustls::ServerConfig,
+    listen: &[SocketAddr],
+) -> Result<Server, ServeError> {
+    let state = web::Data::new(state);
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::PayloadConfig::new(BODY_CEILING))
+            .app_data(
+                web::PathConfig::default()
+                    .error_handler(|e, _| ApiError::BadRequest(format!("bad path: {e}")).into()),
+            )
+            .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                ApiError::BadRequest(format!("bad query string: {e}")).into()
+            }))
+            .wrap(from_fn(access))
+            .wrap(
+                DefaultHeaders::new()
+                    .add(("Strict-Transport-Security", "max-age=31536000"))
+                    .add(("X-Content-Type-Options", "nosniff"))
+                    .add(("Cache-Control", "no-store"))
+                    .add(("Referrer-Policy", "no-referrer"))
+                    .add(("X-Frame-Options", "DENY"))
+                    .add((
+                        "Content-Security-Policy",
+                        "default-src 'none'; frame-ancestors 'none'",
+                    )),
+            )
+            .configure(routes::configure)
+            .default_service(web::to(routes::not_found))
+    })
+    // Signals are the daemon's business: it stops the server after telling systemd.
+    .disable_signals()
+    .shutdown_timeout(5);
+    for addr in listen {
+        server = server
+            .bind_rustls_0_23(addr, tls.clone())
+            .map_err(|source| ServeError::Bind {
+                addr: *addr,
+                source,
+            })?;
+    }
+    Ok(server.run())
+}

@@ -1,0 +1,237 @@
+//! Range and format checks for configuration values, run while deserializing.
+//!
+//! Running them inside deserialization (rather than on the finished struct) is what lets the
+//! file loader and the merge-patch path share one set of rules and still report the offending
+//! key: serde_path_to_error records the key, and the TOML deserializer the position.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serializer};
+
+const ROOM_NAME_MAX_CHARS: usize = 64;
+const HARDWARE_PROFILE_MAX_CHARS: usize = 32;
+const LISTEN_MAX_ENTRIES: usize = 8;
+const CERTIFICATE_NAMES_MAX_ENTRIES: usize = 16;
+const DNS_NAME_MAX_CHARS: usize = 253;
+const DNS_LABEL_MAX_CHARS: usize = 63;
+
+pub(super) fn volume<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
+    integer_in(d, 0, 100)
+}
+
+pub(super) fn max_body_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    integer_in(d, 1024, 16 * 1024 * 1024)
+}
+
+pub(super) fn session_idle_minutes<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    integer_in(d, 1, 1440)
+}
+
+pub(super) fn standby_delay_minutes<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    integer_in(d, 1, 480)
+}
+
+pub(super) fn lockout_threshold<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    integer_in(d, 3, 20)
+}
+
+pub(super) fn lockout_max_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    integer_in(d, 1, 86400)
+}
+
+/// An enum value written as its name. Reading a string first gives one clear message for a
+/// wrong type ("expected a string") in TOML and JSON alike; serde then names the valid choices.
+pub(super) fn named<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: de::DeserializeOwned,
+{
+    let name = String::deserialize(d)?;
+    T::deserialize(de::value::StrDeserializer::<de::value::Error>::new(&name))
+        .map_err(de::Error::custom)
+}
+
+pub(super) fn room_name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let name = String::deserialize(d)?;
+    check_room_name(&name).map_err(de::Error::custom)?;
+    Ok(name)
+}
+
+pub(super) fn hardware_profile<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let profile = String::deserialize(d)?;
+    check_hardware_profile(&profile).map_err(de::Error::custom)?;
+    Ok(profile)
+}
+
+pub(super) fn absolute_path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+    let path = String::deserialize(d)?;
+    if !Path::new(&path).is_absolute() {
+        return Err(de::Error::custom(format!(
+            "{path:?} is not an absolute path"
+        )));
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// Paths read from the configuration are always UTF-8; the lossy conversion only matters for a
+/// path built in code, and keeps serializing infallible.
+pub(super) fn serialize_path<S: Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&path.to_string_lossy())
+}
+
+pub(super) fn listen_addresses<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<SocketAddr>, D::Error> {
+    let entries = Vec::<String>::deserialize(d)?;
+    parse_listen_addresses(&entries).map_err(de::Error::custom)
+}
+
+pub(super) fn certificate_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let names = Vec::<String>::deserialize(d)?;
+    if names.len() > CERTIFICATE_NAMES_MAX_ENTRIES {
+        return Err(de::Error::custom(format!(
+            "at most {CERTIFICATE_NAMES_MAX_ENTRIES} names are allowed, got {}",
+            names.len()
+        )));
+    }
+    for name in &names {
+        check_certificate_name(name).map_err(de::Error::custom)?;
+    }
+    Ok(names)
+}
+
+pub(super) fn check_room_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err("the room name must not be blank".to_owned());
+    }
+    let chars = name.chars().count();
+    if chars > ROOM_NAME_MAX_CHARS {
+        return Err(format!(
+            "the room name has {chars} characters, at most {ROOM_NAME_MAX_CHARS} are allowed"
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!(
+            "{name:?} contains control characters, which displays cannot show"
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn check_hardware_profile(profile: &str) -> Result<(), String> {
+    let bytes = profile.as_bytes();
+    let starts_well = bytes
+        .first()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let rest_ok = bytes
+        .iter()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
+    if starts_well && rest_ok && bytes.len() <= HARDWARE_PROFILE_MAX_CHARS {
+        Ok(())
+    } else {
+        Err(format!(
+            "{profile:?} is not a hardware profile name: use 1 to {HARDWARE_PROFILE_MAX_CHARS} \
+             lowercase letters, digits and '-', starting with a letter or digit"
+        ))
+    }
+}
+
+pub(super) fn parse_listen_addresses(entries: &[String]) -> Result<Vec<SocketAddr>, String> {
+    if entries.is_empty() {
+        return Err("at least one address is needed, or the API is unreachable".to_owned());
+    }
+    if entries.len() > LISTEN_MAX_ENTRIES {
+        return Err(format!(
+            "at most {LISTEN_MAX_ENTRIES} addresses are allowed, got {}",
+            entries.len()
+        ));
+    }
+    let mut addresses: Vec<SocketAddr> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let address: SocketAddr = entry.parse().map_err(|_| {
+            format!(
+                "{entry:?} is not a socket address (write 192.0.2.10:8443 or [2001:db8::10]:8443)"
+            )
+        })?;
+        if let Some(earlier) = addresses.iter().find(|a| binds_overlap(a, &address)) {
+            return Err(if *earlier == address {
+                format!("{address} is listed twice")
+            } else {
+                format!("{earlier} and {address} cannot both be bound: one covers the other")
+            });
+        }
+        addresses.push(address);
+    }
+    Ok(addresses)
+}
+
+/// Two listeners of one address family on the same port clash when the addresses are equal or
+/// one of them is the wildcard address: the second bind would fail at the next start.
+fn binds_overlap(a: &SocketAddr, b: &SocketAddr) -> bool {
+    a.port() == b.port()
+        && a.is_ipv4() == b.is_ipv4()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+pub(super) fn check_certificate_name(name: &str) -> Result<(), String> {
+    if name.parse::<IpAddr>().is_ok() || is_dns_name(name) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is neither an IP address nor a DNS name (letters, digits, '-' and '.'; \
+             labels of 1 to {DNS_LABEL_MAX_CHARS} characters not starting or ending with '-'; \
+             at most {DNS_NAME_MAX_CHARS} characters)"
+        ))
+    }
+}
+
+fn is_dns_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= DNS_NAME_MAX_CHARS
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= DNS_LABEL_MAX_CHARS
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// Reads any integer and checks it against `min..=max` before narrowing it, so an out-of-range
+/// value is reported as such ("150 is out of range 0..=100") instead of as a type overflow.
+fn integer_in<'de, D, T>(d: D, min: i128, max: i128) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i128>,
+{
+    let value = d.deserialize_i64(IntegerVisitor)?;
+    if value < min || value > max {
+        return Err(de::Error::custom(format!(
+            "{value} is out of range {min}..={max}"
+        )));
+    }
+    T::try_from(value).map_err(|_| de::Error::custom(format!("{value} does not fit")))
+}
+
+struct IntegerVisitor;
+
+impl Visitor<'_> for IntegerVisitor {
+    type Value = i128;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an integer")
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<i128, E> {
+        Ok(i128::from(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<i128, E> {
+        Ok(i128::from(v))
+    }
+}

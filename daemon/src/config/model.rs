@@ -1,0 +1,208 @@
+//! The configuration model: one struct per section of roomd.toml, with the defaults that apply
+//! to every key the file leaves out.
+//!
+//! Every field that has a range or format is read through a function in `checks`, so a value
+//! is validated the same way whether it comes from the file or from a JSON merge patch, and the
+//! error surfaces with the key it belongs to.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::checks;
+
+/// The whole configuration of one roomd.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub system: SystemConfig,
+    pub api: ApiConfig,
+    pub audio: AudioConfig,
+    pub video: VideoConfig,
+    pub standby: StandbyConfig,
+    pub accounts: AccountsConfig,
+    pub logging: LoggingConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SystemConfig {
+    /// Room name shown on displays and in meetings.
+    #[serde(deserialize_with = "checks::room_name")]
+    pub name: String,
+    /// Name of the hardware description `hw/<name>.toml`.
+    #[serde(deserialize_with = "checks::hardware_profile")]
+    pub hardware_profile: String,
+    /// Where roomd keeps keys, accounts and the audit log.
+    #[serde(
+        deserialize_with = "checks::absolute_path",
+        serialize_with = "checks::serialize_path"
+    )]
+    pub state_dir: PathBuf,
+}
+
+impl Default for SystemConfig {
+    fn default() -> Self {
+        SystemConfig {
+            name: "roomd".to_owned(),
+            hardware_profile: "simulated".to_owned(),
+            state_dir: PathBuf::from("/var/lib/roomd"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Socket addresses the HTTPS API is served on.
+    #[serde(deserialize_with = "checks::listen_addresses")]
+    pub listen: Vec<SocketAddr>,
+    /// Extra DNS names or IP addresses for the device certificate.
+    #[serde(deserialize_with = "checks::certificate_names")]
+    pub certificate_names: Vec<String>,
+    /// Largest request body the API accepts.
+    #[serde(deserialize_with = "checks::max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// A session without requests for this long is closed.
+    #[serde(deserialize_with = "checks::session_idle_minutes")]
+    pub session_idle_minutes: u32,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            // Loopback only: the API is reachable from the network only once an admin says so.
+            listen: vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8443)],
+            certificate_names: Vec::new(),
+            max_body_bytes: 65536,
+            session_idle_minutes: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AudioConfig {
+    /// Volume at start, 0..=100.
+    #[serde(deserialize_with = "checks::volume")]
+    pub default_volume: u8,
+}
+
+impl Default for AudioConfig {
+    fn default() -> Self {
+        AudioConfig { default_volume: 50 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VideoConfig {
+    #[serde(deserialize_with = "checks::named")]
+    pub default_layout: Layout,
+    #[serde(deserialize_with = "checks::named")]
+    pub selfview: SelfviewMode,
+    #[serde(deserialize_with = "checks::named")]
+    pub selfview_position: SelfviewPosition,
+}
+
+/// How the far-end participants are arranged on the main display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    #[default]
+    Speaker,
+    Grid,
+    Presentation,
+    Single,
+}
+
+/// Whether the room sees its own camera picture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SelfviewMode {
+    #[default]
+    On,
+    Off,
+}
+
+/// Corner of the display the self-view picture sits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SelfviewPosition {
+    UpperLeft,
+    UpperRight,
+    LowerLeft,
+    #[default]
+    LowerRight,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StandbyConfig {
+    /// Enter standby automatically after `delay_minutes` without activity.
+    pub enabled: bool,
+    #[serde(deserialize_with = "checks::standby_delay_minutes")]
+    pub delay_minutes: u32,
+}
+
+impl Default for StandbyConfig {
+    fn default() -> Self {
+        StandbyConfig {
+            enabled: true,
+            delay_minutes: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountsConfig {
+    /// Failed logins per user and source before delays start.
+    #[serde(deserialize_with = "checks::lockout_threshold")]
+    pub lockout_threshold: u32,
+    /// Cap of the growing delay between login attempts.
+    #[serde(deserialize_with = "checks::lockout_max_seconds")]
+    pub lockout_max_seconds: u64,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        AccountsConfig {
+            lockout_threshold: 5,
+            lockout_max_seconds: 900,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingConfig {
+    #[serde(deserialize_with = "checks::named")]
+    pub level: LogLevel,
+}
+
+/// Least severe log level that is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    /// The level as written in the file, which is also what tracing filters understand.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}

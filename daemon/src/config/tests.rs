@@ -1,0 +1,683 @@
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use super::error::{key_span, line_and_column};
+use super::*;
+
+const ORIGIN: &str = "/x/roomd.toml";
+
+fn parse(source: &str) -> Result<Config, ConfigError> {
+    Config::from_toml_str(source, Path::new(ORIGIN))
+}
+
+/// Parses `[section]\nfield = value` and returns the error, which must name `section.field`.
+fn rejected(section: &str, field: &str, value: &str) -> ConfigError {
+    let source = format!("[{section}]\n{field} = {value}\n");
+    let err = match parse(&source) {
+        Ok(config) => panic!("{section}.{field} = {value} was accepted: {config:?}"),
+        Err(err) => err,
+    };
+    assert_eq!(
+        err.key(),
+        Some(format!("{section}.{field}").as_str()),
+        "{err}"
+    );
+    assert!(
+        matches!(err, ConfigError::Invalid { line: 2, .. }),
+        "{err:?}"
+    );
+    err
+}
+
+fn accepted(section: &str, field: &str, value: &str) -> Config {
+    let source = format!("[{section}]\n{field} = {value}\n");
+    parse(&source).unwrap_or_else(|e| panic!("{section}.{field} = {value} was rejected: {e}"))
+}
+
+/// A configuration in which every key differs from its default.
+fn everything_changed() -> Config {
+    Config {
+        system: SystemConfig {
+            name: "Raum Übersee 3".to_owned(),
+            hardware_profile: "board-v2".to_owned(),
+            state_dir: PathBuf::from("/srv/roomd"),
+        },
+        api: ApiConfig {
+            listen: vec![
+                "0.0.0.0:443".parse().unwrap(),
+                "[2001:db8::1]:8443".parse().unwrap(),
+            ],
+            certificate_names: vec!["room.example.org".to_owned(), "192.0.2.7".to_owned()],
+            max_body_bytes: 1024,
+            session_idle_minutes: 1440,
+        },
+        audio: AudioConfig { default_volume: 0 },
+        video: VideoConfig {
+            default_layout: Layout::Presentation,
+            selfview: SelfviewMode::Off,
+            selfview_position: SelfviewPosition::UpperLeft,
+        },
+        standby: StandbyConfig {
+            enabled: false,
+            delay_minutes: 480,
+        },
+        accounts: AccountsConfig {
+            lockout_threshold: 20,
+            lockout_max_seconds: 86400,
+        },
+        logging: LoggingConfig {
+            level: LogLevel::Trace,
+        },
+    }
+}
+
+#[test]
+fn defaults_are_the_documented_ones() {
+    let c = Config::default();
+    assert_eq!(c.system.name, "roomd");
+    assert_eq!(c.system.hardware_profile, "simulated");
+    assert_eq!(c.system.state_dir, PathBuf::from("/var/lib/roomd"));
+    assert_eq!(
+        c.api.listen,
+        vec!["127.0.0.1:8443".parse::<SocketAddr>().unwrap()]
+    );
+    assert!(c.api.certificate_names.is_empty());
+    assert_eq!(c.api.max_body_bytes, 65536);
+    assert_eq!(c.api.session_idle_minutes, 30);
+    assert_eq!(c.audio.default_volume, 50);
+    assert_eq!(c.video.default_layout, Layout::Speaker);
+    assert_eq!(c.video.selfview, SelfviewMode::On);
+    assert_eq!(c.video.selfview_position, SelfviewPosition::LowerRight);
+    assert!(c.standby.enabled);
+    assert_eq!(c.standby.delay_minutes, 10);
+    assert_eq!(c.accounts.lockout_threshold, 5);
+    assert_eq!(c.accounts.lockout_max_seconds, 900);
+    assert_eq!(c.logging.level, LogLevel::Info);
+}
+
+#[test]
+fn empty_and_partial_files_fill_in_defaults() {
+    assert_eq!(parse("").unwrap(), Config::default());
+    assert_eq!(parse("# nothing set\n\n").unwrap(), Config::default());
+    let partial = parse("[audio]\ndefault_volume = 70\n").unwrap();
+    assert_eq!(partial.audio.default_volume, 70);
+    assert_eq!(
+        Config {
+            audio: AudioConfig { default_volume: 50 },
+            ..partial
+        },
+        Config::default()
+    );
+}
+
+#[test]
+fn out_of_range_value_names_file_line_column_and_key() {
+    let err = parse("# room\n[audio]\ndefault_volume = 150\n").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "/x/roomd.toml:3:18: audio.default_volume: 150 is out of range 0..=100"
+    );
+    assert_eq!(err.key(), Some("audio.default_volume"));
+}
+
+#[test]
+fn unknown_top_level_key_is_rejected_with_its_position() {
+    let err = parse("[system]\nname = \"a\"\n\n[sytem]\nname = \"b\"\n").unwrap_err();
+    match &err {
+        ConfigError::Invalid {
+            path,
+            line,
+            column,
+            key,
+            message,
+        } => {
+            assert_eq!(path, Path::new(ORIGIN));
+            assert_eq!((*line, *column), (4, 2));
+            assert_eq!(key.as_deref(), Some("sytem"));
+            assert!(message.contains("unknown field `sytem`"), "{message}");
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    let err = parse("logging.level = \"info\"\nverbose = true\n").unwrap_err();
+    assert_eq!(err.key(), Some("verbose"));
+    assert!(
+        err.to_string().starts_with("/x/roomd.toml:2:1: verbose: "),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_nested_key_is_rejected_with_its_position() {
+    let err = parse("[audio]\n  volum = 1\n").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "/x/roomd.toml:2:3: audio.volum: unknown field `volum`, expected `default_volume`"
+    );
+    // Dotted keys outside a table header are located the same way.
+    let err = parse("audio.default_volume = 1\nvideo.layout = \"grid\"\n").unwrap_err();
+    assert_eq!(err.key(), Some("video.layout"));
+    assert!(
+        err.to_string()
+            .starts_with("/x/roomd.toml:2:7: video.layout: unknown field `layout`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn toml_syntax_errors_carry_line_and_column() {
+    let err = parse("[audio]\ndefault_volume = = 3\n").unwrap_err();
+    match &err {
+        ConfigError::Syntax { line, column, .. } => assert_eq!((*line, *column), (2, 18)),
+        other => panic!("expected Syntax, got {other:?}"),
+    }
+    assert!(
+        err.to_string()
+            .starts_with("/x/roomd.toml:2:18: TOML syntax error: "),
+        "{err}"
+    );
+    assert_eq!(err.key(), None);
+
+    let err = parse("[audio]\ndefault_volume = 1\ndefault_volume = 2\n").unwrap_err();
+    assert!(
+        matches!(err, ConfigError::Syntax { line: 3, .. }),
+        "{err:?}"
+    );
+    let err = parse("[audio\n").unwrap_err();
+    assert!(
+        matches!(err, ConfigError::Syntax { line: 1, .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn integer_ranges_are_enforced_at_both_ends() {
+    let cases: [(&str, &str, i64, i64); 6] = [
+        ("audio", "default_volume", 0, 100),
+        ("api", "max_body_bytes", 1024, 16_777_216),
+        ("api", "session_idle_minutes", 1, 1440),
+        ("standby", "delay_minutes", 1, 480),
+        ("accounts", "lockout_threshold", 3, 20),
+        ("accounts", "lockout_max_seconds", 1, 86400),
+    ];
+    for (section, field, min, max) in cases {
+        let leaf = |c: &Config| c.to_json()[section][field].as_i64();
+        assert_eq!(leaf(&accepted(section, field, &min.to_string())), Some(min));
+        assert_eq!(leaf(&accepted(section, field, &max.to_string())), Some(max));
+        for bad in [min - 1, max + 1, i64::MIN, i64::MAX] {
+            let err = rejected(section, field, &bad.to_string());
+            assert!(
+                err.to_string()
+                    .ends_with(&format!("{bad} is out of range {min}..={max}")),
+                "{err}"
+            );
+        }
+        let err = rejected(section, field, "\"10\"");
+        assert!(err.to_string().contains("expected an integer"), "{err}");
+        rejected(section, field, "1.5");
+    }
+}
+
+#[test]
+fn enums_accept_exactly_their_kebab_case_names() {
+    let cases: [(&str, &str, &[&str]); 4] = [
+        (
+            "video",
+            "default_layout",
+            &["speaker", "grid", "presentation", "single"],
+        ),
+        ("video", "selfview", &["on", "off"]),
+        (
+            "video",
+            "selfview_position",
+            &["upper-left", "upper-right", "lower-left", "lower-right"],
+        ),
+        (
+            "logging",
+            "level",
+            &["error", "warn", "info", "debug", "trace"],
+        ),
+    ];
+    for (section, field, names) in cases {
+        for name in names {
+            let config = accepted(section, field, &format!("\"{name}\""));
+            assert_eq!(config.to_json()[section][field], json!(name));
+        }
+        let err = rejected(section, field, "\"Nonsense\"");
+        assert!(
+            err.to_string().contains("unknown variant `Nonsense`"),
+            "{err}"
+        );
+        let err = rejected(section, field, "1");
+        assert!(err.to_string().contains("expected a string"), "{err}");
+        let patch = json!({ section: { field: 1 } });
+        let err = Config::default().apply_merge_patch(&patch).unwrap_err();
+        assert!(err.to_string().contains("expected a string"), "{err}");
+    }
+    assert_eq!(
+        accepted("video", "selfview_position", "\"upper-right\"")
+            .video
+            .selfview_position,
+        SelfviewPosition::UpperRight
+    );
+    assert_eq!(
+        accepted("logging", "level", "\"warn\"").logging.level,
+        LogLevel::Warn
+    );
+    assert_eq!(LogLevel::Debug.as_str(), "debug");
+}
+
+#[test]
+fn standby_enabled_must_be_a_boolean() {
+    assert!(!accepted("standby", "enabled", "false").standby.enabled);
+    rejected("standby", "enabled", "\"yes\"");
+}
+
+#[test]
+fn room_name_rules() {
+    assert_eq!(
+        accepted("system", "name", "\"Raum 4\"").system.name,
+        "Raum 4"
+    );
+    let sixty_four_umlauts = format!("\"{}\"", "ä".repeat(64));
+    accepted("system", "name", &sixty_four_umlauts);
+    for bad in [
+        "\"\"".to_owned(),
+        "\"   \"".to_owned(),
+        format!("\"{}\"", "a".repeat(65)),
+        "\"Raum\\u0007 4\"".to_owned(),
+        "\"Raum\\n4\"".to_owned(),
+    ] {
+        rejected("system", "name", &bad);
+    }
+}
+
+#[test]
+fn hardware_profile_rules() {
+    for good in ["simulated", "0", "board-v2", &"a".repeat(32)] {
+        accepted("system", "hardware_profile", &format!("\"{good}\""));
+    }
+    for bad in [
+        "",
+        "-board",
+        "Board",
+        "board_v2",
+        "board.v2",
+        "../etc",
+        &"a".repeat(33),
+    ] {
+        let err = rejected("system", "hardware_profile", &format!("\"{bad}\""));
+        assert!(
+            err.to_string().contains("is not a hardware profile name"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn state_dir_must_be_absolute() {
+    let config = accepted("system", "state_dir", "\"/srv/roomd\"");
+    assert_eq!(config.system.state_dir, PathBuf::from("/srv/roomd"));
+    for bad in ["\"\"", "\"var/lib/roomd\"", "\"./roomd\""] {
+        let err = rejected("system", "state_dir", bad);
+        assert!(err.to_string().contains("is not an absolute path"), "{err}");
+    }
+}
+
+#[test]
+fn listen_address_rules() {
+    let config = accepted("api", "listen", "[\"[::1]:8443\", \"0.0.0.0:443\"]");
+    assert_eq!(
+        config.api.listen,
+        vec![
+            "[::1]:8443".parse::<SocketAddr>().unwrap(),
+            "0.0.0.0:443".parse::<SocketAddr>().unwrap()
+        ]
+    );
+    let eight: Vec<String> = (0..8)
+        .map(|i| format!("\"127.0.0.1:{}\"", 8000 + i))
+        .collect();
+    accepted("api", "listen", &format!("[{}]", eight.join(", ")));
+    // Different families may share a port: which of them clash depends on socket options.
+    accepted("api", "listen", "[\"0.0.0.0:8443\", \"[::]:8443\"]");
+    accepted("api", "listen", "[\"0.0.0.0:8443\", \"127.0.0.1:9000\"]");
+
+    let err = rejected("api", "listen", "[]");
+    assert!(err.to_string().contains("at least one address"), "{err}");
+    let nine: Vec<String> = (0..9)
+        .map(|i| format!("\"127.0.0.1:{}\"", 8000 + i))
+        .collect();
+    let err = rejected("api", "listen", &format!("[{}]", nine.join(", ")));
+    assert!(err.to_string().contains("at most 8 addresses"), "{err}");
+    let err = rejected("api", "listen", "[\"localhost:8443\"]");
+    assert!(
+        err.to_string()
+            .contains("\"localhost:8443\" is not a socket address"),
+        "{err}"
+    );
+    rejected("api", "listen", "[\"127.0.0.1\"]");
+    rejected("api", "listen", "[\"::1:8443\"]");
+    let err = rejected("api", "listen", "[\"127.0.0.1:8443\", \"127.0.0.1:8443\"]");
+    assert!(
+        err.to_string().ends_with("127.0.0.1:8443 is listed twice"),
+        "{err}"
+    );
+    let err = rejected("api", "listen", "[\"127.0.0.1:8443\", \"0.0.0.0:8443\"]");
+    assert!(err.to_string().contains("cannot both be bound"), "{err}");
+    rejected("api", "listen", "\"127.0.0.1:8443\"");
+    // A wrongly typed entry names the key and, in the message, which entry.
+    let err = rejected("api", "listen", "[\"127.0.0.1:8443\", 8444]");
+    assert!(
+        err.to_string()
+            .contains("api.listen: entry 2: invalid type"),
+        "{err}"
+    );
+}
+
+#[test]
+fn certificate_name_rules() {
+    let label63 = "a".repeat(63);
+    let longest = format!("{label63}.{label63}.{label63}.{}", "b".repeat(61));
+    assert_eq!(longest.len(), 253);
+    let good = [
+        "room.example.org",
+        "localhost",
+        "xn--rum-4qa.example",
+        "192.0.2.1",
+        "2001:db8::1",
+        label63.as_str(),
+        longest.as_str(),
+    ];
+    let list: Vec<String> = good.iter().map(|n| format!("\"{n}\"")).collect();
+    let config = accepted(
+        "api",
+        "certificate_names",
+        &format!("[{}]", list.join(", ")),
+    );
+    assert_eq!(config.api.certificate_names, good);
+
+    let sixteen: Vec<String> = (0..16).map(|i| format!("\"host{i}.example\"")).collect();
+    accepted(
+        "api",
+        "certificate_names",
+        &format!("[{}]", sixteen.join(", ")),
+    );
+    let seventeen: Vec<String> = (0..17).map(|i| format!("\"host{i}.example\"")).collect();
+    let err = rejected(
+        "api",
+        "certificate_names",
+        &format!("[{}]", seventeen.join(", ")),
+    );
+    assert!(err.to_string().contains("at most 16 names"), "{err}");
+
+    let too_long = format!("{longest}a");
+    let label64 = "a".repeat(64);
+    for bad in [
+        "",
+        "room_1.example",
+        "room.example.org/",
+        "-room.example",
+        "room-.example",
+        "room..example",
+        ".example",
+        "*.example.org",
+        "räum.example",
+        too_long.as_str(),
+        label64.as_str(),
+    ] {
+        let err = rejected("api", "certificate_names", &format!("[\"{bad}\"]"));
+        assert!(
+            err.to_string()
+                .contains("is neither an IP address nor a DNS name"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn merge_patch_changes_only_the_named_keys() {
+    let before = Config::default();
+    let after = before
+        .apply_merge_patch(&json!({
+            "audio": {"default_volume": 70},
+            "video": {"default_layout": "grid"},
+            "api": {"listen": ["0.0.0.0:8443"]}
+        }))
+        .unwrap();
+    assert_eq!(after.audio.default_volume, 70);
+    assert_eq!(after.video.default_layout, Layout::Grid);
+    assert_eq!(
+        after.api.listen,
+        vec!["0.0.0.0:8443".parse::<SocketAddr>().unwrap()]
+    );
+    assert_eq!(
+        before.changed_keys(&after),
+        ["api.listen", "audio.default_volume", "video.default_layout"]
+    );
+    assert_eq!(before.apply_merge_patch(&json!({})).unwrap(), before);
+}
+
+#[test]
+fn merge_patch_null_resets_keys_and_sections_to_defaults() {
+    let changed = everything_changed();
+    let reset_one = changed
+        .apply_merge_patch(&json!({"audio": {"default_volume": null}}))
+        .unwrap();
+    assert_eq!(reset_one.audio.default_volume, 50);
+    assert_eq!(changed.changed_keys(&reset_one), ["audio.default_volume"]);
+
+    let reset_section = changed.apply_merge_patch(&json!({"video": null})).unwrap();
+    assert_eq!(reset_section.video, VideoConfig::default());
+    assert_eq!(reset_section.system, changed.system);
+
+    let all_sections = json!({"system": null, "api": null, "audio": null, "video": null,
+        "standby": null, "accounts": null, "logging": null});
+    assert_eq!(
+        changed.apply_merge_patch(&all_sections).unwrap(),
+        Config::default()
+    );
+}
+
+#[test]
+fn merge_patch_with_an_invalid_value_names_the_key() {
+    let err = Config::default()
+        .apply_merge_patch(&json!({"audio": {"default_volume": 150}}))
+        .unwrap_err();
+    assert!(matches!(err, ConfigError::Patch { .. }), "{err:?}");
+    assert_eq!(err.key(), Some("audio.default_volume"));
+    assert_eq!(
+        err.to_string(),
+        "audio.default_volume: 150 is out of range 0..=100"
+    );
+
+    let cases = [
+        (json!({"video": {"selfview": "maybe"}}), "video.selfview"),
+        (json!({"system": {"name": ""}}), "system.name"),
+        (json!({"api": {"listen": ["nowhere"]}}), "api.listen"),
+        (json!({"api": {"listen": [1]}}), "api.listen"),
+        (
+            json!({"audio": {"default_volume": -1}}),
+            "audio.default_volume",
+        ),
+        (
+            json!({"audio": {"default_volume": 18446744073709551615u64}}),
+            "audio.default_volume",
+        ),
+        (
+            json!({"audio": {"default_volume": 50.0}}),
+            "audio.default_volume",
+        ),
+        (json!({"standby": {"enabled": "true"}}), "standby.enabled"),
+        (json!({"audio": 5}), "audio"),
+    ];
+    for (patch, key) in cases {
+        let err = Config::default().apply_merge_patch(&patch).unwrap_err();
+        assert_eq!(err.key(), Some(key), "{patch}: {err}");
+        assert!(err.to_string().starts_with(&format!("{key}: ")), "{err}");
+    }
+}
+
+#[test]
+fn merge_patch_with_unknown_keys_is_rejected() {
+    let err = Config::default()
+        .apply_merge_patch(&json!({"audio": {"volum": 1}}))
+        .unwrap_err();
+    assert_eq!(err.key(), Some("audio.volum"));
+    assert!(err.to_string().contains("unknown field `volum`"), "{err}");
+    let err = Config::default()
+        .apply_merge_patch(&json!({"network": {"dhcp": true}}))
+        .unwrap_err();
+    assert_eq!(err.key(), Some("network"));
+}
+
+#[test]
+fn merge_patch_must_be_an_object() {
+    for patch in [
+        json!(null),
+        json!([]),
+        json!("audio"),
+        json!(5),
+        json!(true),
+    ] {
+        let err = Config::default().apply_merge_patch(&patch).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Patch { key: None, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("must be a JSON object"), "{err}");
+    }
+}
+
+#[test]
+fn toml_round_trip_preserves_every_value() {
+    for config in [Config::default(), everything_changed()] {
+        let text = config.to_toml_string().unwrap();
+        assert!(text.starts_with("# roomd configuration."), "{text}");
+        assert_eq!(parse(&text).unwrap(), config, "{text}");
+    }
+}
+
+#[test]
+fn json_round_trip_preserves_every_value() {
+    let config = everything_changed();
+    let json = config.to_json();
+    assert_eq!(
+        json["api"]["listen"],
+        json!(["0.0.0.0:443", "[2001:db8::1]:8443"])
+    );
+    assert_eq!(json["system"]["state_dir"], json!("/srv/roomd"));
+    assert_eq!(Config::default().apply_merge_patch(&json).unwrap(), config);
+}
+
+#[test]
+fn changed_keys_lists_dotted_leaves_that_differ() {
+    let a = Config::default();
+    assert!(a.changed_keys(&a).is_empty());
+    let b = everything_changed();
+    let all = a.changed_keys(&b);
+    assert_eq!(all.len(), 16, "{all:?}");
+    assert_eq!(all, b.changed_keys(&a));
+    assert!(all.contains(&"api.certificate_names".to_owned()));
+    assert!(all.contains(&"system.state_dir".to_owned()));
+    let mut one = a.clone();
+    one.standby.delay_minutes = 11;
+    assert_eq!(a.changed_keys(&one), ["standby.delay_minutes"]);
+}
+
+#[test]
+fn save_then_load_gives_the_same_config_and_a_private_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("roomd.toml");
+    let config = everything_changed();
+    config.save(&path).unwrap();
+    assert_eq!(Config::load(&path).unwrap(), config);
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode & 0o600, 0o600, "owner reads and writes: {mode:o}");
+    assert_eq!(
+        mode & 0o137,
+        0,
+        "no group write, nothing for others: {mode:o}"
+    );
+    Config::default().save(&path).unwrap();
+    assert_eq!(Config::load(&path).unwrap(), Config::default());
+}
+
+#[test]
+fn load_and_save_errors_name_the_file() {
+    let err = Config::load(Path::new("/nonexistent-roomd/roomd.toml")).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .starts_with("cannot read /nonexistent-roomd/roomd.toml: "),
+        "{err}"
+    );
+    let err = Config::default()
+        .save(Path::new("/nonexistent-roomd/roomd.toml"))
+        .unwrap_err();
+    assert!(matches!(err, ConfigError::Write { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("/nonexistent-roomd/roomd.toml"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("roomd.toml");
+    let mut invalid = Config::default();
+    invalid.audio.default_volume = 101;
+    let err = invalid.save(&path).unwrap_err();
+    assert!(matches!(err, ConfigError::Unloadable { .. }), "{err:?}");
+    assert_eq!(err.key(), Some("audio.default_volume"));
+    assert!(
+        err.to_string()
+            .starts_with("refusing to save an invalid configuration to ")
+    );
+    assert!(!path.exists(), "nothing was written");
+
+    std::fs::write(&path, "[audio]\ndefault_volume = 101\n").unwrap();
+    let err = Config::load(&path).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("{}:2:18: audio.default_volume: ", path.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn restart_keys_are_known() {
+    assert!(takes_effect_at_next_start("api.listen"));
+    assert!(takes_effect_at_next_start("logging.level"));
+    assert!(!takes_effect_at_next_start("audio.default_volume"));
+    let known = Config::default().changed_keys(&everything_changed());
+    for key in NEXT_START_KEYS {
+        assert!(
+            known.contains(&key.to_owned()),
+            "{key} is not a configuration key"
+        );
+    }
+}
+
+#[test]
+fn byte_offsets_become_one_based_lines_and_character_columns() {
+    let source = "a = 1\nname = \"Übersee\"\n";
+    assert_eq!(line_and_column(source, 0), (1, 1));
+    assert_eq!(line_and_column(source, 4), (1, 5));
+    assert_eq!(line_and_column(source, 6), (2, 1));
+    let after_umlaut = source.find("bersee").unwrap();
+    assert_eq!(line_and_column(source, after_umlaut), (2, 10));
+    // Offsets inside a character or past the end are clamped, never a panic.
+    assert_eq!(line_and_column(source, after_umlaut - 1), (2, 9));
+    assert_eq!(line_and_column(source, 10_000), (3, 1));
+}
+
+#[test]
+fn key_span_finds_keys_in_tables_and_dotted_keys() {
+    let source = "[audio]\ndefault_volume = 3\n[video]\nselfview = \"on\"\n";
+    let span = key_span(source, &["video", "selfview"]).unwrap();
+    assert_eq!(&source[span], "selfview");
+    let span = key_span(source, &["audio", "missing"]).unwrap();
+    assert_eq!(&source[span], "audio");
+    assert_eq!(key_span(source, &["nothing"]), None);
+    assert_eq!(key_span("[broken", &["audio"]), None);
+}

@@ -1,0 +1,233 @@
+//! Room commands: what people and programs ask the room to do.
+//!
+//! `POST /api/v1/commands/{name}` bodies are parsed here into a typed [`RoomCommand`]; the API
+//! only routes and authorises. Argument structs reject unknown fields so that a typo is an error
+//! rather than a silently ignored request.
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::config::{Layout, SelfviewMode, SelfviewPosition};
+
+/// A request to change the room, as the core understands it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RoomCommand {
+    SetVolume {
+        level: u8,
+    },
+    SetMicrophonesMuted {
+        muted: bool,
+    },
+    SetLayout {
+        layout: Layout,
+    },
+    SetSelfview {
+        mode: SelfviewMode,
+        position: Option<SelfviewPosition>,
+    },
+    ActivateStandby,
+    DeactivateStandby,
+}
+
+/// A command's name and an example of its arguments (documented in `openapi.json`).
+#[derive(Debug, Clone, Copy)]
+pub struct CommandSpec {
+    pub name: &'static str,
+    pub example: &'static str,
+}
+
+/// Every command the room accepts. All of them need the `RoomControl` permission today.
+pub const COMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        name: "audio.volume.set",
+        example: r#"{"level": 60}"#,
+    },
+    CommandSpec {
+        name: "audio.microphones.mute",
+        example: "{}",
+    },
+    CommandSpec {
+        name: "audio.microphones.unmute",
+        example: "{}",
+    },
+    CommandSpec {
+        name: "video.layout.set",
+        example: r#"{"layout": "grid"}"#,
+    },
+    CommandSpec {
+        name: "video.selfview.set",
+        example: r#"{"mode": "on", "position": "upper-left"}"#,
+    },
+    CommandSpec {
+        name: "standby.activate",
+        example: "{}",
+    },
+    CommandSpec {
+        name: "standby.deactivate",
+        example: "{}",
+    },
+];
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum CommandError {
+    #[error("unknown command {name:?}; known commands: {}", known_names())]
+    Unknown { name: String },
+    #[error("{command}: {message}")]
+    InvalidArguments {
+        command: &'static str,
+        message: String,
+    },
+}
+
+fn known_names() -> String {
+    COMMANDS
+        .iter()
+        .map(|c| c.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoArgs {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VolumeArgs {
+    level: u8,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LayoutArgs {
+    layout: Layout,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SelfviewArgs {
+    mode: SelfviewMode,
+    #[serde(default)]
+    position: Option<SelfviewPosition>,
+}
+
+impl RoomCommand {
+    /// Parses a command by name from its JSON arguments.
+    pub fn parse(name: &str, args: &Value) -> Result<RoomCommand, CommandError> {
+        let spec =
+            COMMANDS
+                .iter()
+                .find(|c| c.name == name)
+                .ok_or_else(|| CommandError::Unknown {
+                    name: truncate(name),
+                })?;
+        let command = spec.name;
+        Ok(match command {
+            "audio.volume.set" => {
+                let a: VolumeArgs = args_of(command, args)?;
+                if a.level > 100 {
+                    return Err(CommandError::InvalidArguments {
+                        command,
+                        message: format!("level: {} is out of range 0..=100", a.level),
+                    });
+                }
+                RoomCommand::SetVolume { level: a.level }
+            }
+            "audio.microphones.mute" | "audio.microphones.unmute" => {
+                let NoArgs {} = args_of(command, args)?;
+                RoomCommand::SetMicrophonesMuted {
+                    muted: command.ends_with(".mute"),
+                }
+            }
+            "video.layout.set" => {
+                let a: LayoutArgs = args_of(command, args)?;
+                RoomCommand::SetLayout { layout: a.layout }
+            }
+            "video.selfview.set" => {
+                let a: SelfviewArgs = args_of(command, args)?;
+                RoomCommand::SetSelfview {
+                    mode: a.mode,
+                    position: a.position,
+                }
+            }
+            "standby.activate" => {
+                let NoArgs {} = args_of(command, args)?;
+                RoomCommand::ActivateStandby
+            }
+            "standby.deactivate" => {
+                let NoArgs {} = args_of(command, args)?;
+                RoomCommand::DeactivateStandby
+            }
+            other => unreachable!("command {other} is listed in COMMANDS but not parsed"),
+        })
+    }
+}
+
+fn args_of<T: DeserializeOwned>(command: &'static str, args: &Value) -> Result<T, CommandError> {
+    if !args.is_object() {
+        return Err(CommandError::InvalidArguments {
+            command,
+            message: "arguments must be a JSON object (use {} when there are none)".into(),
+        });
+    }
+    serde_path_to_error::deserialize(args).map_err(|e| {
+        let path = e.path().to_string();
+        let message = if path == "." {
+            e.inner().to_string()
+        } else {
+            format!("{path}: {}", e.inner())
+        };
+        CommandError::InvalidArguments { command, message }
+    })
+}
+
+/// Names come from request paths; keep error messages bounded.
+fn truncate(name: &str) -> String {
+    name.chars().take(64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_listed_command_parses_its_example() {
+        for spec in COMMANDS {
+            let args: Value = serde_json::from_str(spec.example).unwrap();
+            RoomCommand::parse(spec.name, &args).unwrap_or_else(|e| panic!("{}: {e}", spec.name));
+        }
+    }
+
+    #[test]
+    fn bad_arguments_name_the_field() {
+        let err = RoomCommand::parse("audio.volume.set", &json!({"level": 101})).unwrap_err();
+        assert!(
+            err.to_string().contains("level: 101 is out of range"),
+            "{err}"
+        );
+        let err = RoomCommand::parse("audio.volume.set", &json!({"level": "loud"})).unwrap_err();
+        assert!(err.to_string().contains("level"), "{err}");
+        let err = RoomCommand::parse("audio.microphones.mute", &json!({"now": true})).unwrap_err();
+        assert!(err.to_string().contains("unknown field `now`"), "{err}");
+        let err = RoomCommand::parse("video.layout.set", &json!({"layout": "mosaic"})).unwrap_err();
+        assert!(err.to_string().contains("layout"), "{err}");
+        let err = RoomCommand::parse("standby.activate", &json!([])).unwrap_err();
+        assert!(err.to_string().contains("JSON object"), "{err}");
+    }
+
+    #[test]
+    fn unknown_commands_list_the_known_ones() {
+        let err = RoomCommand::parse("system.selfdestruct", &json!({})).unwrap_err();
+        assert!(err.to_string().contains("audio.volume.set"), "{err}");
+    }
+
+    #[test]
+    fn mute_and_unmute_map_to_one_command() {
+        assert_eq!(
+            RoomCommand::parse("audio.microphones.unmute", &json!({})).unwrap(),
+            RoomCommand::SetMicrophonesMuted { muted: false }
+        );
+    }
+}

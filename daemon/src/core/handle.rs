@@ -1,0 +1,87 @@
+//! The cloneable handle through which every input talks to the room core.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use super::command::RoomCommand;
+use super::event::Notification;
+use super::room::Request;
+use crate::config::{Config, ConfigError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("the room core has stopped")]
+    Stopped,
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+#[derive(Clone)]
+pub struct RoomHandle {
+    pub(super) requests: mpsc::Sender<Request>,
+    pub(super) status: watch::Receiver<Arc<Value>>,
+    pub(super) config: watch::Receiver<Arc<Config>>,
+    pub(super) notifications: broadcast::Sender<Notification>,
+}
+
+impl RoomHandle {
+    /// Runs a room command; returns once the core has applied and published it.
+    pub async fn execute(&self, command: RoomCommand) -> Result<(), CoreError> {
+        self.ask(|reply| Request::Command { command, reply }).await
+    }
+
+    /// Applies a JSON merge patch to the configuration, persists it, and returns the result.
+    pub async fn patch_config(&self, patch: Value) -> Result<Arc<Config>, CoreError> {
+        self.ask(|reply| Request::PatchConfig { patch, reply })
+            .await?
+    }
+
+    /// Records that the first administrator now exists.
+    pub async fn mark_claimed(&self) -> Result<(), CoreError> {
+        self.ask(|reply| Request::MarkClaimed { reply }).await
+    }
+
+    /// Answers once the core has worked through everything queued before it: a liveness check.
+    pub async fn ping(&self) -> Result<(), CoreError> {
+        self.ask(|reply| Request::Ping { reply }).await
+    }
+
+    /// Asks the core to stop after the requests already queued.
+    pub async fn shutdown(&self) {
+        let _ = self.requests.send(Request::Shutdown).await;
+    }
+
+    /// The latest status tree (cheap: a shared pointer to an immutable snapshot).
+    pub fn status(&self) -> Arc<Value> {
+        self.status.borrow().clone()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.borrow().clone()
+    }
+
+    /// Follows configuration changes (e.g. to update account policies).
+    pub fn watch_config(&self) -> watch::Receiver<Arc<Config>> {
+        self.config.clone()
+    }
+
+    /// Every status change and event from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Notification> {
+        self.notifications.subscribe()
+    }
+
+    async fn ask<T>(
+        &self,
+        request: impl FnOnce(oneshot::Sender<T>) -> Request,
+    ) -> Result<T, CoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(request(reply))
+            .await
+            .map_err(|_| CoreError::Stopped)?;
+        answer.await.map_err(|_| CoreError::Stopped)
+    }
+}

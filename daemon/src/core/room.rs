@@ -1,0 +1,309 @@
+//! The core's task: applies requests one at a time, in order, and publishes what changed.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::command::RoomCommand;
+use super::event::{Event, Notification};
+use super::handle::{CoreError, RoomHandle};
+use super::status::{
+    AudioStatus, CallStatus, IdentityStatus, MicrophonesStatus, RoomStatus, SelfviewStatus,
+    StandbyState, StandbyStatus, SystemStatus, VideoStatus,
+};
+use super::status_diff::changed_leaves;
+use crate::config::{Config, ConfigError};
+
+/// Requests queued for the core; replies go back on the enclosed channels.
+pub(super) enum Request {
+    Command {
+        command: RoomCommand,
+        reply: oneshot::Sender<()>,
+    },
+    PatchConfig {
+        patch: Value,
+        reply: oneshot::Sender<Result<Arc<Config>, CoreError>>,
+    },
+    MarkClaimed {
+        reply: oneshot::Sender<()>,
+    },
+    Ping {
+        reply: oneshot::Sender<()>,
+    },
+    Shutdown,
+}
+
+/// What the core starts from.
+pub struct CoreSetup {
+    pub config: Config,
+    /// Where configuration changes are persisted.
+    pub config_path: PathBuf,
+    pub claimed: bool,
+    pub identity: IdentityStatus,
+}
+
+/// Starts the core on the current tokio runtime.
+pub fn spawn(setup: CoreSetup) -> (RoomHandle, JoinHandle<()>) {
+    let status = initial_status(&setup);
+    let published = to_value(&status);
+    let (requests_tx, requests) = mpsc::channel(64);
+    let (status_tx, status_rx) = watch::channel(Arc::new(published.clone()));
+    let (config_tx, config_rx) = watch::channel(Arc::new(setup.config.clone()));
+    // Slow subscribers lag and are told so (broadcast's Lagged) rather than holding up the core.
+    let (notifications, _) = broadcast::channel(1024);
+    let handle = RoomHandle {
+        requests: requests_tx,
+        status: status_rx,
+        config: config_rx,
+        notifications: notifications.clone(),
+    };
+    let room = Room {
+        config: setup.config,
+        config_path: setup.config_path,
+        status,
+        published,
+        status_tx,
+        config_tx,
+        notifications,
+        next_seq: 1,
+        last_activity: Instant::now(),
+    };
+    (handle, tokio::spawn(room.run(requests)))
+}
+
+fn initial_status(setup: &CoreSetup) -> RoomStatus {
+    let c = &setup.config;
+    RoomStatus {
+        system: SystemStatus {
+            name: c.system.name.clone(),
+            version: env!("CARGO_PKG_VERSION"),
+            hardware_profile: c.system.hardware_profile.clone(),
+            claimed: setup.claimed,
+            started_at: now_rfc3339(),
+        },
+        call: CallStatus { state: "idle" },
+        audio: AudioStatus {
+            volume: c.audio.default_volume,
+            microphones: MicrophonesStatus { muted: false },
+        },
+        video: VideoStatus {
+            layout: c.video.default_layout,
+            selfview: SelfviewStatus {
+                mode: c.video.selfview,
+                position: c.video.selfview_position,
+            },
+        },
+        standby: StandbyStatus {
+            state: StandbyState::Off,
+        },
+        identity: setup.identity.clone(),
+    }
+}
+
+struct Room {
+    config: Config,
+    config_path: PathBuf,
+    status: RoomStatus,
+    /// `status` as last published, to compute what changed.
+    published: Value,
+    status_tx: watch::Sender<Arc<Value>>,
+    config_tx: watch::Sender<Arc<Config>>,
+    notifications: broadcast::Sender<Notification>,
+    next_seq: u64,
+    last_activity: Instant,
+}
+
+impl Room {
+    async fn run(mut self, mut requests: mpsc::Receiver<Request>) {
+        loop {
+            let standby_due = self.standby_due();
+            tokio::select! {
+                request = requests.recv() => match request {
+                    Some(Request::Shutdown) | None => break,
+                    Some(request) => self.handle(request).await,
+                },
+                _ = sleep_until(standby_due) => {
+                    tracing::info!("no activity for {} minutes: entering standby", self.config.standby.delay_minutes);
+                    let mut events = Vec::new();
+                    self.set_standby(StandbyState::On, "timer", &mut events);
+                    self.publish(events);
+                }
+            }
+        }
+        tracing::debug!("room core stopped");
+    }
+
+    async fn handle(&mut self, request: Request) {
+        match request {
+            Request::Command { command, reply } => {
+                let events = self.apply(command);
+                self.publish(events);
+                let _ = reply.send(());
+            }
+            Request::PatchConfig { patch, reply } => {
+                let result = self.patch_config(patch).await;
+                let _ = reply.send(result);
+            }
+            Request::MarkClaimed { reply } => {
+                if !self.status.system.claimed {
+                    self.status.system.claimed = true;
+                    self.publish(vec![("system.claimed", json!({}))]);
+                }
+                let _ = reply.send(());
+            }
+            Request::Ping { reply } => {
+                let _ = reply.send(());
+            }
+            Request::Shutdown => {}
+        }
+    }
+
+    /// Changes the status for one command and names the events it causes.
+    fn apply(&mut self, command: RoomCommand) -> Vec<(&'static str, Value)> {
+        let mut events = Vec::new();
+        // Any use of the room counts as activity and wakes it, as on every room system.
+        self.last_activity = Instant::now();
+        if command != RoomCommand::ActivateStandby {
+            self.set_standby(StandbyState::Off, "activity", &mut events);
+        }
+        match command {
+            RoomCommand::SetVolume { level } => {
+                if self.status.audio.volume != level {
+                    self.status.audio.volume = level;
+                    events.push(("audio.volume.changed", json!({ "level": level })));
+                }
+            }
+            RoomCommand::SetMicrophonesMuted { muted } => {
+                if self.status.audio.microphones.muted != muted {
+                    self.status.audio.microphones.muted = muted;
+                    let name = if muted {
+                        "audio.microphones.muted"
+                    } else {
+                        "audio.microphones.unmuted"
+                    };
+                    events.push((name, json!({})));
+                }
+            }
+            RoomCommand::SetLayout { layout } => {
+                if self.status.video.layout != layout {
+                    self.status.video.layout = layout;
+                    events.push(("video.layout.changed", json!({ "layout": layout })));
+                }
+            }
+            RoomCommand::SetSelfview { mode, position } => {
+                let selfview = &mut self.status.video.selfview;
+                let before = selfview.clone();
+                selfview.mode = mode;
+                if let Some(position) = position {
+                    selfview.position = position;
+                }
+                if *selfview != before {
+                    events.push(("video.selfview.changed", json!(selfview)));
+                }
+            }
+            RoomCommand::ActivateStandby => {
+                self.set_standby(StandbyState::On, "command", &mut events)
+            }
+            RoomCommand::DeactivateStandby => {} // woken above
+        }
+        events
+    }
+
+    fn set_standby(
+        &mut self,
+        state: StandbyState,
+        reason: &str,
+        events: &mut Vec<(&'static str, Value)>,
+    ) {
+        if self.status.standby.state != state {
+            self.status.standby.state = state;
+            let name = match state {
+                StandbyState::On => "standby.activated",
+                StandbyState::Off => "standby.deactivated",
+            };
+            events.push((name, json!({ "reason": reason })));
+        }
+    }
+
+    /// When the room should fall asleep, if it should at all.
+    fn standby_due(&self) -> Option<Instant> {
+        let standby = &self.config.standby;
+        (standby.enabled && self.status.standby.state == StandbyState::Off).then(|| {
+            self.last_activity + Duration::from_secs(u64::from(standby.delay_minutes) * 60)
+        })
+    }
+
+    async fn patch_config(&mut self, patch: Value) -> Result<Arc<Config>, CoreError> {
+        let new = self.config.apply_merge_patch(&patch)?;
+        let keys = self.config.changed_keys(&new);
+        if keys.is_empty() {
+            return Ok(Arc::new(new));
+        }
+        // Persist before adopting: a change that cannot be saved is not made at all.
+        let path = self.config_path.clone();
+        let to_save = new.clone();
+        tokio::task::spawn_blocking(move || to_save.save(&path))
+            .await
+            .map_err(|e| ConfigError::Patch {
+                key: None,
+                message: format!("saving failed: {e}"),
+            })??;
+        tracing::info!(keys = ?keys, "configuration changed");
+        self.config = new;
+        self.status.system.name = self.config.system.name.clone();
+        let shared = Arc::new(self.config.clone());
+        self.config_tx.send_replace(shared.clone());
+        self.publish(vec![("config.changed", json!({ "keys": keys }))]);
+        Ok(shared)
+    }
+
+    /// Publishes the status snapshot, each changed leaf, then the events, in that order.
+    fn publish(&mut self, events: Vec<(&'static str, Value)>) {
+        let current = to_value(&self.status);
+        let changes = changed_leaves(&self.published, &current);
+        if !changes.is_empty() {
+            self.status_tx.send_replace(Arc::new(current.clone()));
+            self.published = current;
+        }
+        // A send error only means nobody is subscribed right now.
+        for (path, value) in changes {
+            let _ = self
+                .notifications
+                .send(Notification::StatusChanged { path, value });
+        }
+        for (name, data) in events {
+            let event = Event {
+                seq: self.next_seq,
+                time: now_rfc3339(),
+                name: name.to_owned(),
+                data,
+            };
+            self.next_seq += 1;
+            tracing::debug!(event = %event.name, "room event");
+            let _ = self.notifications.send(Notification::Event(event));
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn to_value(status: &RoomStatus) -> Value {
+    // RoomStatus holds only strings, numbers, booleans and unit enums: serialisation cannot fail.
+    serde_json::to_value(status).unwrap_or(Value::Null)
+}
+
+pub(crate) fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

@@ -1,0 +1,102 @@
+//! The status tree, in the shape of Cisco's xAPI `Status` branch.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::{Layout, SelfviewMode, SelfviewPosition};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoomStatus {
+    pub system: SystemStatus,
+    pub call: CallStatus,
+    pub audio: AudioStatus,
+    pub video: VideoStatus,
+    pub standby: StandbyStatus,
+    pub identity: IdentityStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SystemStatus {
+    pub name: String,
+    pub version: &'static str,
+    pub hardware_profile: String,
+    pub claimed: bool,
+    /// RFC 3339 time the daemon started; uptime is derived from it by the reader.
+    pub started_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallStatus {
+    /// `idle` until the meetings issue adds joining; the field exists so that UIs can bind to it.
+    pub state: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AudioStatus {
+    pub volume: u8,
+    pub microphones: MicrophonesStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MicrophonesStatus {
+    pub muted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VideoStatus {
+    pub layout: Layout,
+    pub selfview: SelfviewStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SelfviewStatus {
+    pub mode: SelfviewMode,
+    pub position: SelfviewPosition,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StandbyStatus {
+    /// `on` while the room sleeps, `off` while it is awake.
+    pub state: StandbyState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StandbyState {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IdentityStatus {
+    /// `software` until the TPM issue lands; shown as a warning by UIs.
+    pub backend: &'static str,
+    /// SHA-256 of the API's TLS certificate (DER), colon-separated hex, for pinning by clients.
+    pub certificate_sha256: String,
+}
+
+/// Looks up `path` (segments separated by `.` or `/`; empty = whole tree) in a status value.
+pub fn status_at<'a>(tree: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split(['.', '/'])
+        .filter(|s| !s.is_empty())
+        .try_fold(tree, |node, segment| node.as_object()?.get(segment))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn paths_accept_dots_and_slashes() {
+        let tree = json!({"audio": {"volume": 50, "microphones": {"muted": false}}});
+        assert_eq!(status_at(&tree, "audio/volume"), Some(&json!(50)));
+        assert_eq!(
+            status_at(&tree, "audio.microphones.muted"),
+            Some(&json!(false))
+        );
+        assert_eq!(status_at(&tree, ""), Some(&tree));
+        assert_eq!(status_at(&tree, "audio/nope"), None);
+        assert_eq!(status_at(&tree, "audio/volume/deeper"), None);
+    }
+}

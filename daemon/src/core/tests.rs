@@ -1,0 +1,210 @@
+//! The core as its users see it: commands in, status and events out.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::broadcast;
+
+use super::*;
+use crate::config::{Config, Layout};
+
+fn setup(dir: &tempfile::TempDir) -> CoreSetup {
+    CoreSetup {
+        config: Config::default(),
+        config_path: dir.path().join("roomd.toml"),
+        claimed: false,
+        identity: IdentityStatus {
+            backend: "software",
+            certificate_sha256: "AB:CD".into(),
+        },
+    }
+}
+
+fn drain(rx: &mut broadcast::Receiver<Notification>) -> Vec<Notification> {
+    let mut out = Vec::new();
+    while let Ok(n) = rx.try_recv() {
+        out.push(n);
+    }
+    out
+}
+
+fn event_names(notifications: &[Notification]) -> Vec<String> {
+    notifications
+        .iter()
+        .filter_map(|n| match n {
+            Notification::Event(e) => Some(e.name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn commands_change_status_and_publish_changes_then_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let (room, _task) = spawn(setup(&dir));
+    let mut rx = room.subscribe();
+    assert_eq!(room.status()["audio"]["volume"], json!(50));
+
+    room.execute(RoomCommand::SetVolume { level: 30 })
+        .await
+        .unwrap();
+    assert_eq!(room.status()["audio"]["volume"], json!(30));
+    let got = drain(&mut rx);
+    assert_eq!(
+        got[0],
+        Notification::StatusChanged {
+            path: "audio.volume".into(),
+            value: json!(30)
+        }
+    );
+    assert_eq!(event_names(&got), vec!["audio.volume.changed"]);
+
+    // The same value again changes nothing and says nothing.
+    room.execute(RoomCommand::SetVolume { level: 30 })
+        .await
+        .unwrap();
+    assert!(drain(&mut rx).is_empty());
+
+    room.execute(RoomCommand::SetLayout {
+        layout: Layout::Grid,
+    })
+    .await
+    .unwrap();
+    room.execute(RoomCommand::SetMicrophonesMuted { muted: true })
+        .await
+        .unwrap();
+    assert_eq!(room.status()["video"]["layout"], json!("grid"));
+    assert_eq!(room.status()["audio"]["microphones"]["muted"], json!(true));
+    assert_eq!(
+        event_names(&drain(&mut rx)),
+        vec!["video.layout.changed", "audio.microphones.muted"]
+    );
+}
+
+#[tokio::test]
+async fn events_are_numbered_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (room, _task) = spawn(setup(&dir));
+    let mut rx = room.subscribe();
+    room.execute(RoomCommand::ActivateStandby).await.unwrap();
+    room.execute(RoomCommand::DeactivateStandby).await.unwrap();
+    let seqs: Vec<u64> = drain(&mut rx)
+        .into_iter()
+        .filter_map(|n| match n {
+            Notification::Event(e) => Some(e.seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seqs, vec![1, 2]);
+}
+
+#[tokio::test]
+async fn config_patches_are_validated_persisted_and_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let (room, _task) = spawn(setup(&dir));
+    let mut rx = room.subscribe();
+
+    let err = room
+        .patch_config(json!({"audio": {"default_volume": 150}}))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("audio.default_volume"), "{err}");
+    assert!(
+        !dir.path().join("roomd.toml").exists(),
+        "a refused patch writes nothing"
+    );
+
+    room.patch_config(json!({"system": {"name": "Board room"}}))
+        .await
+        .unwrap();
+    let saved = Config::load(&dir.path().join("roomd.toml")).unwrap();
+    assert_eq!(saved.system.name, "Board room");
+    assert_eq!(room.config().system.name, "Board room");
+    assert_eq!(room.status()["system"]["name"], json!("Board room"));
+    let got = drain(&mut rx);
+    let changed = got.iter().find_map(|n| match n {
+        Notification::Event(e) if e.name == "config.changed" => Some(e.data.clone()),
+        _ => None,
+    });
+    assert_eq!(changed, Some(json!({"keys": ["system.name"]})));
+}
+
+#[tokio::test]
+async fn claiming_is_published_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (room, _task) = spawn(setup(&dir));
+    let mut rx = room.subscribe();
+    room.mark_claimed().await.unwrap();
+    room.mark_claimed().await.unwrap();
+    assert_eq!(room.status()["system"]["claimed"], json!(true));
+    assert_eq!(event_names(&drain(&mut rx)), vec!["system.claimed"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_room_falls_asleep_after_the_delay_and_wakes_on_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let (room, _task) = spawn(setup(&dir)); // default: standby after 10 minutes
+    let mut rx = room.subscribe();
+
+    tokio::time::sleep(Duration::from_secs(9 * 60)).await;
+    room.ping().await.unwrap();
+    assert_eq!(room.status()["standby"]["state"], json!("off"));
+
+    room.execute(RoomCommand::SetVolume { level: 40 })
+        .await
+        .unwrap(); // activity restarts the delay
+    tokio::time::sleep(Duration::from_secs(9 * 60)).await;
+    room.ping().await.unwrap();
+    assert_eq!(room.status()["standby"]["state"], json!("off"));
+
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    room.ping().await.unwrap();
+    assert_eq!(room.status()["standby"]["state"], json!("on"));
+
+    room.execute(RoomCommand::SetLayout {
+        layout: Layout::Single,
+    })
+    .await
+    .unwrap();
+    assert_eq!(room.status()["standby"]["state"], json!("off"));
+    let got = drain(&mut rx);
+    let standby: Vec<_> = got
+        .iter()
+        .filter_map(|n| match n {
+            Notification::Event(e) if e.name.starts_with("standby.") => {
+                Some((e.name.clone(), e.data.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        standby,
+        vec![
+            ("standby.activated".to_string(), json!({"reason": "timer"})),
+            (
+                "standby.deactivated".to_string(),
+                json!({"reason": "activity"})
+            ),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn disabled_standby_never_sleeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = setup(&dir);
+    s.config.standby.enabled = false;
+    let (room, _task) = spawn(s);
+    tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
+    room.ping().await.unwrap();
+    assert_eq!(room.status()["standby"]["state"], json!("off"));
+}
+
+#[tokio::test]
+async fn a_stopped_core_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (room, task) = spawn(setup(&dir));
+    room.shutdown().await;
+    task.await.unwrap();
+    assert!(matches!(room.ping().await, Err(CoreError::Stopped)));
+}
