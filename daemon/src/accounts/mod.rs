@@ -1,1 +1,42 @@
-//! (being written)
+//! Accounts: claiming a new device, users with roles and passwords, login lockout, browser
+//! sessions, API tokens, and the role → permission table. No HTTP here: the API calls
+//! [`Accounts`].
+//!
+//! State lives in the state directory: `users.json`, `tokens.json` (both 0600, versioned JSON,
+//! replaced atomically) and, while unclaimed, `claim-code`. Sessions are in memory only.
+
+mod claim;
+mod clock;
+mod error;
+mod facade;
+mod lockout;
+mod password;
+mod permission;
+mod policy;
+mod principal;
+mod role;
+mod secret;
+mod sessions;
+mod store;
+mod timestamp;
+mod tokens;
+mod username;
+mod users;
+
+pub use claim::CLAIM_CODE_LEN;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::AccountsError;
+pub use facade::{Accounts, CLAIM_CODE_FILE, TOKENS_FILE, USERS_FILE};
+pub use password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
+pub use permission::{Permission, allows};
+pub use policy::AccountsPolicy;
+pub use principal::{Principal, PrincipalKind};
+pub use role::{Role, UnknownRole};
+pub use secret::Secret;
+pub use sessions::{NewSession, SessionInfo};
+pub use tokens::{TOKEN_PREFIX, TokenInfo};
+pub use username::{MAX_USERNAME_LEN, validate_username};
+pub use users::UserInfo;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,72 @@
+//! Everything that can go wrong in the accounts module. Messages name the user, token, file or
+//! rule involved but never contain a password, hash, cookie, claim code or token secret.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::fsutil::AtomicWriteError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountsError {
+    #[error("this device has already been claimed")]
+    AlreadyClaimed,
+    #[error("this device has not been claimed yet; claim it first (POST /api/v1/claim)")]
+    NotClaimed,
+    #[error("the claim code is wrong")]
+    WrongClaimCode,
+    #[error("invalid username {username:?}: {reason}")]
+    InvalidUsername {
+        username: String,
+        reason: &'static str,
+    },
+    #[error("the password is not acceptable: {reason}")]
+    WeakPassword { reason: String },
+    #[error("wrong username or password")]
+    BadCredentials,
+    #[error("too many failed attempts; try again in {} s", retry_after.as_secs_f64().ceil())]
+    LockedOut { retry_after: Duration },
+    #[error("a user named {username:?} already exists")]
+    UserExists { username: String },
+    #[error("there is no user named {username:?}")]
+    UserNotFound { username: String },
+    #[error("{username:?} is the last admin; create another admin before deleting it")]
+    LastAdmin { username: String },
+    #[error("there is no API token with id {id:?}")]
+    TokenNotFound { id: String },
+    #[error("invalid token name: {reason}")]
+    InvalidTokenName { reason: &'static str },
+    #[error(
+        "{} is damaged: {detail}. roomd does not replace it (that would lose its contents); \
+         repair it or restore it from a backup",
+        path.display()
+    )]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("could not read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not save accounts state: {0}")]
+    Write(#[from] AtomicWriteError),
+    #[error("could not remove {}: {source}", path.display())]
+    Remove {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("password hashing failed: {detail}")]
+    Hashing { detail: String },
+}
+
+/// `value` cut to a length fit for an error message (user input can be as large as a request).
+pub(crate) fn shorten(value: &str) -> String {
+    const MAX_CHARS: usize = 40;
+    if value.chars().count() <= MAX_CHARS {
+        value.to_owned()
+    } else {
+        let mut short: String = value.chars().take(MAX_CHARS).collect();
+        short.push('…');
+        short
+    }
+}

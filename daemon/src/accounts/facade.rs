@@ -1,0 +1,298 @@
+//! [`Accounts`]: the one object the API uses for claiming, logging in, sessions, users and
+//! tokens. Shareable behind an `Arc`; each part has its own lock and no lock is held while a
+//! password is hashed or verified.
+//!
+//! Lock order, where two are held: claim code, then users, then sessions.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::claim;
+use super::clock::{Clock, SystemClock};
+use super::error::AccountsError;
+use super::lockout::{Lockout, LockoutKey};
+use super::password::{
+    MAX_PASSWORD_BYTES, check_password_policy, hash_password, prepare_dummy_hash,
+    verify_password_or_dummy,
+};
+use super::policy::AccountsPolicy;
+use super::principal::Principal;
+use super::role::Role;
+use super::secret::Secret;
+use super::sessions::{NewSession, SessionInfo, SessionStore};
+use super::tokens::{TokenInfo, TokenStore};
+use super::username::validate_username;
+use super::users::{UserInfo, UserStore};
+
+pub const USERS_FILE: &str = "users.json";
+pub const TOKENS_FILE: &str = "tokens.json";
+pub const CLAIM_CODE_FILE: &str = "claim-code";
+
+#[derive(Debug)]
+pub struct Accounts {
+    claim_code_path: PathBuf,
+    /// `Some` while the device is unclaimed.
+    claim_code: Mutex<Option<Secret>>,
+    users: RwLock<UserStore>,
+    tokens: RwLock<TokenStore>,
+    sessions: SessionStore,
+    lockout: Lockout,
+    policy: Mutex<AccountsPolicy>,
+}
+
+impl Accounts {
+    /// Loads users and tokens from `state_dir` (which must exist). On an unclaimed device, makes
+    /// or reuses the claim code and logs it for whoever has the console. Hashes one password
+    /// (see [`prepare_dummy_hash`]), so it takes a moment: call it at startup.
+    pub fn open(state_dir: &Path, policy: AccountsPolicy) -> Result<Accounts, AccountsError> {
+        Self::open_with_clock(state_dir, policy, Arc::new(SystemClock))
+    }
+
+    /// [`Accounts::open`] with a chosen clock for lockout delays and session expiry (tests).
+    pub fn open_with_clock(
+        state_dir: &Path,
+        policy: AccountsPolicy,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Accounts, AccountsError> {
+        let users = UserStore::load(&state_dir.join(USERS_FILE))?;
+        prepare_dummy_hash();
+        let tokens = TokenStore::load(&state_dir.join(TOKENS_FILE))?;
+        let claim_code_path = state_dir.join(CLAIM_CODE_FILE);
+        let claim_code = if users.is_empty() {
+            let code = claim::load_or_create(&claim_code_path)?;
+            // The one secret roomd logs on purpose: the console is how the owner learns it.
+            tracing::warn!(
+                "this device is unclaimed; claim it with code {} (POST /api/v1/claim)",
+                code.expose()
+            );
+            Some(code)
+        } else {
+            // Left over if roomd stopped between saving the first admin and deleting the code.
+            if let Err(error) = claim::remove(&claim_code_path) {
+                tracing::warn!(%error, "could not delete the stale claim code file");
+            }
+            None
+        };
+        Ok(Accounts {
+            claim_code_path,
+            claim_code: Mutex::new(claim_code),
+            users: RwLock::new(users),
+            tokens: RwLock::new(tokens),
+            sessions: SessionStore::new(policy.session_idle, clock.clone()),
+            lockout: Lockout::new(policy.lockout_threshold, policy.lockout_max, clock),
+            policy: Mutex::new(policy),
+        })
+    }
+
+    /// Applies changed configuration; takes effect for existing lockouts and sessions too.
+    pub fn set_policy(&self, policy: AccountsPolicy) {
+        self.lockout
+            .set_limits(policy.lockout_threshold, policy.lockout_max);
+        self.sessions.set_idle_timeout(policy.session_idle);
+        *lock(&self.policy) = policy;
+    }
+
+    pub fn policy(&self) -> AccountsPolicy {
+        *lock(&self.policy)
+    }
+
+    pub fn is_claimed(&self) -> bool {
+        lock(&self.claim_code).is_none()
+    }
+
+    /// The claim code while the device is unclaimed (for the room display).
+    pub fn claim_code(&self) -> Option<Secret> {
+        lock(&self.claim_code).clone()
+    }
+
+    /// Creates the first admin if `code` is the claim code. Works once; afterwards the code is
+    /// void and its file deleted. Wrong codes count towards the lockout of `source`.
+    /// Slow (hashes the password): call on a blocking thread.
+    pub fn claim(
+        &self,
+        code: &str,
+        username: &str,
+        password: &str,
+        source: IpAddr,
+    ) -> Result<UserInfo, AccountsError> {
+        if self.is_claimed() {
+            return Err(AccountsError::AlreadyClaimed);
+        }
+        // Validation reveals nothing about the code, so it comes before the lockout: a person
+        // fixing a too-short password is not counted as guessing.
+        validate_username(username)?;
+        check_password_policy(username, password)?;
+        let key = LockoutKey::Claim { source };
+        self.begin_attempt(&key)?;
+        let expected = self.claim_code().ok_or(AccountsError::AlreadyClaimed)?;
+        if !claim::code_matches(&expected, code) {
+            tracing::warn!(%source, "wrong claim code");
+            return Err(AccountsError::WrongClaimCode);
+        }
+        let password_hash = hash_password(password)?;
+
+        let mut claim_code = lock(&self.claim_code);
+        // Another claim may have won while this one was hashing.
+        if claim_code.is_none() {
+            return Err(AccountsError::AlreadyClaimed);
+        }
+        let admin = write(&self.users).insert(username, Role::Admin, password_hash)?;
+        *claim_code = None;
+        drop(claim_code);
+
+        self.lockout.record_success(&key);
+        if let Err(error) = claim::remove(&self.claim_code_path) {
+            // The code is already void in memory and is deleted at the next start.
+            tracing::warn!(%error, "could not delete the claim code file");
+        }
+        tracing::info!(username, %source, "device claimed; first admin created");
+        Ok(admin)
+    }
+
+    /// Checks a username and password and opens a session. Unknown users cost the same time as
+    /// wrong passwords. Slow (verifies a password hash): call on a blocking thread.
+    pub fn login(
+        &self,
+        username: &str,
+        password: &str,
+        source: IpAddr,
+    ) -> Result<NewSession, AccountsError> {
+        // Nobody can log in before the first admin exists; say so instead of "wrong password".
+        if !self.is_claimed() {
+            return Err(AccountsError::NotClaimed);
+        }
+        let key = LockoutKey::login(username, source);
+        self.begin_attempt(&key)?;
+        let stored_hash = read(&self.users)
+            .credentials(username)
+            .map(|(_, hash)| hash);
+        // Over-long passwords can never have been set; no point hashing them.
+        let verified = password.len() <= MAX_PASSWORD_BYTES
+            && verify_password_or_dummy(stored_hash.as_ref().map(Secret::expose), password);
+        if !verified {
+            return Err(AccountsError::BadCredentials);
+        }
+        // Holding the users lock while creating the session so that a concurrent delete cannot
+        // slip in between and leave a session for a deleted user.
+        let users = read(&self.users);
+        let role = users.role(username).ok_or(AccountsError::BadCredentials)?;
+        let session = self.sessions.create(username, role);
+        drop(users);
+        self.lockout.record_success(&key);
+        Ok(session)
+    }
+
+    /// The live session for a cookie value; refreshes its idle timer.
+    pub fn session(&self, cookie: &str) -> Option<SessionInfo> {
+        self.sessions.get(cookie)
+    }
+
+    pub fn logout(&self, cookie: &str) {
+        self.sessions.remove(cookie);
+    }
+
+    /// The principal for a bearer token; fast (one SHA-256 and a map lookup).
+    pub fn verify_token(&self, secret: &str) -> Option<Principal> {
+        read(&self.tokens).verify(secret)
+    }
+
+    pub fn list_users(&self) -> Vec<UserInfo> {
+        read(&self.users).list()
+    }
+
+    pub fn user_role(&self, username: &str) -> Option<Role> {
+        read(&self.users).role(username)
+    }
+
+    /// Slow (hashes the password): call on a blocking thread.
+    pub fn create_user(
+        &self,
+        username: &str,
+        password: &str,
+        role: Role,
+    ) -> Result<UserInfo, AccountsError> {
+        validate_username(username)?;
+        check_password_policy(username, password)?;
+        // Checked before hashing to answer quickly, and again on insert (a race is possible).
+        if read(&self.users).role(username).is_some() {
+            return Err(AccountsError::UserExists {
+                username: username.to_owned(),
+            });
+        }
+        let password_hash = hash_password(password)?;
+        let created = write(&self.users).insert(username, role, password_hash)?;
+        tracing::info!(username, %role, "user created");
+        Ok(created)
+    }
+
+    /// Deletes a user and ends their sessions. The last admin cannot be deleted.
+    pub fn delete_user(&self, username: &str) -> Result<(), AccountsError> {
+        let mut users = write(&self.users);
+        users.remove(username)?;
+        self.sessions.remove_user(username);
+        drop(users);
+        tracing::info!(username, "user deleted");
+        Ok(())
+    }
+
+    /// Sets a new password and ends the user's sessions (whoever knew the old password is out).
+    /// Slow (hashes the password): call on a blocking thread.
+    pub fn set_password(&self, username: &str, password: &str) -> Result<(), AccountsError> {
+        if read(&self.users).role(username).is_none() {
+            return Err(AccountsError::UserNotFound {
+                username: super::error::shorten(username),
+            });
+        }
+        check_password_policy(username, password)?;
+        let password_hash = hash_password(password)?;
+        let mut users = write(&self.users);
+        users.set_password_hash(username, password_hash)?;
+        self.sessions.remove_user(username);
+        drop(users);
+        tracing::info!(username, "password changed; the user's sessions ended");
+        Ok(())
+    }
+
+    pub fn list_tokens(&self) -> Vec<TokenInfo> {
+        read(&self.tokens).list()
+    }
+
+    /// Makes an API token; the returned secret is shown once and never stored.
+    pub fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        created_by: &str,
+    ) -> Result<(TokenInfo, Secret), AccountsError> {
+        let (info, secret) = write(&self.tokens).create(name, role, created_by)?;
+        tracing::info!(id = %info.id, name = %info.name, role = %info.role, created_by, "API token created");
+        Ok((info, secret))
+    }
+
+    pub fn revoke_token(&self, id: &str) -> Result<(), AccountsError> {
+        write(&self.tokens).revoke(id)?;
+        tracing::info!(id, "API token revoked");
+        Ok(())
+    }
+
+    fn begin_attempt(&self, key: &LockoutKey) -> Result<(), AccountsError> {
+        self.lockout
+            .begin_attempt(key)
+            .map_err(|retry_after| AccountsError::LockedOut { retry_after })
+    }
+}
+
+// Every update replaces whole values after the state file was written, so data behind a lock
+// poisoned by a panic elsewhere is still consistent and may be used.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}

@@ -1,0 +1,72 @@
+//! Who is making a request, as far as authorisation and the audit log are concerned.
+
+use super::permission::{Permission, allows};
+use super::role::Role;
+
+/// An authenticated caller: a user with a cookie session or an API token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The username, or the token's name for a token.
+    pub name: String,
+    pub role: Role,
+    pub kind: PrincipalKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrincipalKind {
+    /// A browser session made by `POST /session`.
+    Session,
+    /// An API token; `id` is its public identifier (not the secret).
+    Token { id: String },
+}
+
+impl Principal {
+    /// The "who" written to the audit log: the username, or `token:<id>` (token names are chosen
+    /// freely and may repeat or look like usernames; ids are unique).
+    pub fn audit_name(&self) -> String {
+        match &self.kind {
+            PrincipalKind::Session => self.name.clone(),
+            PrincipalKind::Token { id } => format!("token:{id}"),
+        }
+    }
+
+    /// `"session"` or `"token"`, as `GET /session` reports it.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            PrincipalKind::Session => "session",
+            PrincipalKind::Token { .. } => "token",
+        }
+    }
+
+    pub fn may(&self, permission: Permission) -> bool {
+        allows(self.role, permission)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_name_names_tokens_by_id() {
+        let token = Principal {
+            name: "crestron".into(),
+            role: Role::RoomControl,
+            kind: PrincipalKind::Token {
+                id: "a1b2c3d4".into(),
+            },
+        };
+        assert_eq!(token.audit_name(), "token:a1b2c3d4");
+        assert_eq!(token.kind_name(), "token");
+        assert!(token.may(Permission::RoomControl));
+        assert!(!token.may(Permission::ConfigRead));
+
+        let user = Principal {
+            name: "alice".into(),
+            role: Role::Audit,
+            kind: PrincipalKind::Session,
+        };
+        assert_eq!(user.audit_name(), "alice");
+        assert_eq!(user.kind_name(), "session");
+    }
+}

@@ -1,0 +1,272 @@
+//! Browser sessions, in memory only (a restart logs everyone out). The cookie value is a 256-bit
+//! random secret of which only the SHA-256 is kept; each session also has its own CSRF token.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use subtle::ConstantTimeEq;
+
+use super::clock::Clock;
+use super::principal::{Principal, PrincipalKind};
+use super::role::Role;
+use super::secret::{Secret, random_base64url, sha256};
+
+/// Upper bound on concurrent sessions; past it the least recently used one ends.
+const MAX_SESSIONS: usize = 1000;
+/// Longer input cannot be one of our cookies; refused before hashing.
+const MAX_COOKIE_LEN: usize = 128;
+
+/// A live session as the API sees it.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// The logged-in user; `kind` is [`PrincipalKind::Session`].
+    pub principal: Principal,
+    csrf_token: Secret,
+    pub idle_timeout: Duration,
+}
+
+impl SessionInfo {
+    /// The token the browser must echo in `X-CSRF-Token` on state-changing requests.
+    pub fn csrf_token(&self) -> &str {
+        self.csrf_token.expose()
+    }
+
+    /// Whether `header` is this session's CSRF token (constant-time; empty never matches).
+    pub fn csrf_matches(&self, header: &str) -> bool {
+        self.csrf_token
+            .expose()
+            .as_bytes()
+            .ct_eq(header.trim().as_bytes())
+            .into()
+    }
+}
+
+/// The result of a successful login. `cookie` is the value for the session cookie and
+/// `csrf_token` goes into the response body; both are shown once and kept only as hashes or in
+/// memory.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub cookie: Secret,
+    pub principal: Principal,
+    pub csrf_token: Secret,
+    pub idle_timeout: Duration,
+}
+
+struct Session {
+    username: String,
+    role: Role,
+    csrf_token: Secret,
+    last_seen: Instant,
+}
+
+struct Table {
+    idle_timeout: Duration,
+    by_cookie_hash: HashMap<[u8; 32], Session>,
+}
+
+pub struct SessionStore {
+    clock: Arc<dyn Clock>,
+    table: Mutex<Table>,
+}
+
+impl std::fmt::Debug for SessionStore {
+    /// Nothing of the table: it is keyed by cookie hashes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionStore").finish_non_exhaustive()
+    }
+}
+
+impl SessionStore {
+    pub fn new(idle_timeout: Duration, clock: Arc<dyn Clock>) -> Self {
+        SessionStore {
+            clock,
+            table: Mutex::new(Table {
+                idle_timeout,
+                by_cookie_hash: HashMap::new(),
+            }),
+        }
+    }
+
+    /// Changes the idle timeout; it applies to existing sessions too.
+    pub fn set_idle_timeout(&self, idle_timeout: Duration) {
+        self.lock().idle_timeout = idle_timeout;
+    }
+
+    pub fn create(&self, username: &str, role: Role) -> NewSession {
+        let cookie = random_base64url(32);
+        let csrf_token = Secret::new(random_base64url(32));
+        let now = self.clock.now();
+        let mut table = self.lock();
+        if table.by_cookie_hash.len() >= MAX_SESSIONS {
+            table.make_room(now);
+        }
+        table.by_cookie_hash.insert(
+            sha256(&cookie),
+            Session {
+                username: username.to_owned(),
+                role,
+                csrf_token: csrf_token.clone(),
+                last_seen: now,
+            },
+        );
+        NewSession {
+            cookie: Secret::new(cookie),
+            principal: session_principal(username, role),
+            csrf_token,
+            idle_timeout: table.idle_timeout,
+        }
+    }
+
+    /// The session for `cookie`, if it exists and has not been idle too long; refreshes its
+    /// last use. An expired session is removed.
+    pub fn get(&self, cookie: &str) -> Option<SessionInfo> {
+        if cookie.len() > MAX_COOKIE_LEN {
+            return None;
+        }
+        let key = sha256(cookie);
+        let now = self.clock.now();
+        let mut table = self.lock();
+        let idle_timeout = table.idle_timeout;
+        let session = table.by_cookie_hash.get_mut(&key)?;
+        if now.saturating_duration_since(session.last_seen) >= idle_timeout {
+            table.by_cookie_hash.remove(&key);
+            return None;
+        }
+        session.last_seen = now;
+        Some(SessionInfo {
+            principal: session_principal(&session.username, session.role),
+            csrf_token: session.csrf_token.clone(),
+            idle_timeout,
+        })
+    }
+
+    pub fn remove(&self, cookie: &str) {
+        if cookie.len() <= MAX_COOKIE_LEN {
+            self.lock().by_cookie_hash.remove(&sha256(cookie));
+        }
+    }
+
+    /// Ends every session of `username` (user deleted or password changed).
+    pub fn remove_user(&self, username: &str) {
+        self.lock()
+            .by_cookie_hash
+            .retain(|_, session| session.username != username);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        // Every update is a single map operation, so a poisoned table is still consistent.
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn session_principal(username: &str, role: Role) -> Principal {
+    Principal {
+        name: username.to_owned(),
+        role,
+        kind: PrincipalKind::Session,
+    }
+}
+
+impl Table {
+    fn make_room(&mut self, now: Instant) {
+        let idle_timeout = self.idle_timeout;
+        self.by_cookie_hash
+            .retain(|_, s| now.saturating_duration_since(s.last_seen) < idle_timeout);
+        if self.by_cookie_hash.len() < MAX_SESSIONS {
+            return;
+        }
+        let least_recent = self
+            .by_cookie_hash
+            .iter()
+            .min_by_key(|(_, s)| s.last_seen)
+            .map(|(key, _)| *key);
+        if let Some(key) = least_recent {
+            self.by_cookie_hash.remove(&key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounts::clock::ManualClock;
+
+    fn setup() -> (Arc<ManualClock>, SessionStore) {
+        let clock = Arc::new(ManualClock::new());
+        let store = SessionStore::new(Duration::from_secs(600), clock.clone());
+        (clock, store)
+    }
+
+    #[test]
+    fn expires_after_idle_time_and_use_refreshes() {
+        let (clock, store) = setup();
+        let new = store.create("alice", Role::User);
+        clock.advance(Duration::from_secs(599));
+        assert!(store.get(new.cookie.expose()).is_some());
+        clock.advance(Duration::from_secs(599));
+        let info = store.get(new.cookie.expose()).unwrap();
+        assert_eq!(info.principal, new.principal);
+        assert_eq!(info.principal.name, "alice");
+        assert_eq!(info.principal.kind, PrincipalKind::Session);
+        clock.advance(Duration::from_secs(600));
+        assert!(store.get(new.cookie.expose()).is_none());
+        assert!(
+            store.lock().by_cookie_hash.is_empty(),
+            "expired session removed"
+        );
+    }
+
+    #[test]
+    fn shorter_idle_timeout_applies_to_existing_sessions() {
+        let (clock, store) = setup();
+        let new = store.create("alice", Role::User);
+        store.set_idle_timeout(Duration::from_secs(60));
+        clock.advance(Duration::from_secs(61));
+        assert!(store.get(new.cookie.expose()).is_none());
+    }
+
+    #[test]
+    fn logout_and_user_removal_end_sessions() {
+        let (_clock, store) = setup();
+        let a1 = store.create("alice", Role::Admin);
+        let a2 = store.create("alice", Role::Admin);
+        let b = store.create("bob", Role::User);
+        store.remove(a1.cookie.expose());
+        assert!(store.get(a1.cookie.expose()).is_none());
+        assert!(store.get(a2.cookie.expose()).is_some());
+        store.remove_user("alice");
+        assert!(store.get(a2.cookie.expose()).is_none());
+        assert!(store.get(b.cookie.expose()).is_some());
+        assert!(store.get("not a cookie").is_none());
+        assert!(store.get(&"x".repeat(10_000)).is_none());
+    }
+
+    #[test]
+    fn csrf_token_is_separate_and_checked_exactly() {
+        let (_clock, store) = setup();
+        let new = store.create("alice", Role::User);
+        let info = store.get(new.cookie.expose()).unwrap();
+        assert_ne!(info.csrf_token(), new.cookie.expose());
+        assert!(info.csrf_matches(new.csrf_token.expose()));
+        assert!(!info.csrf_matches(""));
+        assert!(!info.csrf_matches(new.cookie.expose()));
+        assert!(!info.csrf_matches(&info.csrf_token()[1..]));
+        let other = store.create("alice", Role::User);
+        assert!(!info.csrf_matches(other.csrf_token.expose()));
+        assert!(!format!("{new:?}").contains(new.cookie.expose()));
+        assert!(!format!("{info:?}").contains(info.csrf_token()));
+    }
+
+    #[test]
+    fn number_of_sessions_is_bounded() {
+        let (clock, store) = setup();
+        let first = store.create("alice", Role::User);
+        for _ in 0..MAX_SESSIONS {
+            clock.advance(Duration::from_millis(1));
+            store.create("bob", Role::User);
+        }
+        assert_eq!(store.lock().by_cookie_hash.len(), MAX_SESSIONS);
+        assert!(store.get(first.cookie.expose()).is_none(), "oldest evicted");
+    }
+}

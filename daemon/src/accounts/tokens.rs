@@ -1,0 +1,291 @@
+//! API tokens and their file `<state>/tokens.json`. A token is `rmd_` + 32 random bytes
+//! (base64url); only its SHA-256 is kept, so the file is useless to a thief. Verification is a
+//! hash-map lookup because it runs on every API request.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{AccountsError, shorten};
+use super::principal::{Principal, PrincipalKind};
+use super::role::Role;
+use super::secret::{Secret, random_base64url, sha256_hex};
+use super::store::{self, FORMAT_VERSION, corrupt};
+use super::timestamp::now_rfc3339;
+
+/// Every token starts with this, so leaked tokens are recognisable (secret scanners, logs).
+pub const TOKEN_PREFIX: &str = "rmd_";
+/// Longer input cannot be a token; refused before hashing.
+const MAX_TOKEN_LEN: usize = 128;
+pub const MAX_TOKEN_NAME_CHARS: usize = 64;
+
+/// What the API shows about a token (never the secret or its hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    /// Public identifier (8 hex digits), used to revoke the token and in the audit log.
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    /// RFC 3339 UTC.
+    pub created: String,
+    /// Username of the admin who made it.
+    pub created_by: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredToken {
+    #[serde(flatten)]
+    info: TokenInfo,
+    /// SHA-256 of the whole secret, lowercase hex.
+    sha256: Secret,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TokensFile {
+    version: u32,
+    tokens: Vec<StoredToken>,
+}
+
+pub struct TokenStore {
+    path: PathBuf,
+    /// Keyed by the SHA-256 hex of the secret.
+    by_hash: HashMap<String, StoredToken>,
+}
+
+impl std::fmt::Debug for TokenStore {
+    /// Without the hashes (they are keys of the map, outside the redacting `Secret`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenStore")
+            .field("path", &self.path)
+            .field("tokens", &self.by_hash.len())
+            .finish()
+    }
+}
+
+impl TokenStore {
+    pub fn load(path: &Path) -> Result<Self, AccountsError> {
+        let mut by_hash = HashMap::new();
+        let mut ids = std::collections::HashSet::new();
+        if let Some(file) = store::load::<TokensFile>(path)? {
+            for token in file.tokens {
+                let hash = token.sha256.expose().to_owned();
+                let well_formed = hash.len() == 64
+                    && hash
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+                if !well_formed {
+                    return Err(corrupt(
+                        path,
+                        format!("token {:?} has a malformed sha256", token.info.id),
+                    ));
+                }
+                if !ids.insert(token.info.id.clone()) {
+                    return Err(corrupt(
+                        path,
+                        format!("token id {:?} appears twice", token.info.id),
+                    ));
+                }
+                if by_hash.insert(hash, token).is_some() {
+                    return Err(corrupt(path, "two tokens have the same sha256".to_owned()));
+                }
+            }
+        }
+        Ok(TokenStore {
+            path: path.to_owned(),
+            by_hash,
+        })
+    }
+
+    /// All tokens, oldest first.
+    pub fn list(&self) -> Vec<TokenInfo> {
+        let mut tokens: Vec<TokenInfo> = self.by_hash.values().map(|t| t.info.clone()).collect();
+        tokens.sort_by(|a, b| (&a.created, &a.id).cmp(&(&b.created, &b.id)));
+        tokens
+    }
+
+    /// Makes a token; the secret is returned here and never again.
+    pub fn create(
+        &mut self,
+        name: &str,
+        role: Role,
+        created_by: &str,
+    ) -> Result<(TokenInfo, Secret), AccountsError> {
+        validate_token_name(name)?;
+        let id = loop {
+            let candidate = crate::random::token_hex(4);
+            if !self.by_hash.values().any(|t| t.info.id == candidate) {
+                break candidate;
+            }
+        };
+        let secret = format!("{TOKEN_PREFIX}{}", random_base64url(32));
+        let info = TokenInfo {
+            id,
+            name: name.to_owned(),
+            role,
+            created: now_rfc3339(),
+            created_by: created_by.to_owned(),
+        };
+        let mut next = self.by_hash.clone();
+        next.insert(
+            sha256_hex(&secret),
+            StoredToken {
+                info: info.clone(),
+                sha256: Secret::new(sha256_hex(&secret)),
+            },
+        );
+        self.commit(next)?;
+        Ok((info, Secret::new(secret)))
+    }
+
+    pub fn revoke(&mut self, id: &str) -> Result<(), AccountsError> {
+        let mut next = self.by_hash.clone();
+        let before = next.len();
+        next.retain(|_, token| token.info.id != id);
+        if next.len() == before {
+            return Err(AccountsError::TokenNotFound { id: shorten(id) });
+        }
+        self.commit(next)
+    }
+
+    /// The principal a bearer secret stands for, if it is a current token.
+    pub fn verify(&self, secret: &str) -> Option<Principal> {
+        if !secret.starts_with(TOKEN_PREFIX) || secret.len() > MAX_TOKEN_LEN {
+            return None;
+        }
+        // The lookup is by hash, so its timing says nothing useful about the secret.
+        self.by_hash
+            .get(&sha256_hex(secret))
+            .map(|token| Principal {
+                name: token.info.name.clone(),
+                role: token.info.role,
+                kind: PrincipalKind::Token {
+                    id: token.info.id.clone(),
+                },
+            })
+    }
+
+    fn commit(&mut self, next: HashMap<String, StoredToken>) -> Result<(), AccountsError> {
+        let mut tokens: Vec<StoredToken> = next.values().cloned().collect();
+        tokens.sort_by(|a, b| (&a.info.created, &a.info.id).cmp(&(&b.info.created, &b.info.id)));
+        store::save(
+            &self.path,
+            &TokensFile {
+                version: FORMAT_VERSION,
+                tokens,
+            },
+        )?;
+        self.by_hash = next;
+        Ok(())
+    }
+}
+
+fn validate_token_name(name: &str) -> Result<(), AccountsError> {
+    let invalid = |reason| Err(AccountsError::InvalidTokenName { reason });
+    if name.trim().is_empty() {
+        return invalid("it is empty");
+    }
+    if name.chars().count() > MAX_TOKEN_NAME_CHARS {
+        return invalid("it is longer than 64 characters");
+    }
+    if name.chars().any(char::is_control) {
+        return invalid("it contains control characters");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_revoke_and_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        let mut tokens = TokenStore::load(&path).unwrap();
+        let (info, secret) = tokens
+            .create("crestron", Role::RoomControl, "alice")
+            .unwrap();
+        let (other, other_secret) = tokens.create("monitoring", Role::Audit, "alice").unwrap();
+        assert!(secret.expose().starts_with("rmd_"));
+        assert_eq!(secret.expose().len(), 4 + 43);
+        assert_eq!(info.id.len(), 8);
+        assert_ne!(info.id, other.id);
+
+        let principal = tokens.verify(secret.expose()).unwrap();
+        assert_eq!(principal.role, Role::RoomControl);
+        assert_eq!(principal.name, "crestron");
+        assert_eq!(
+            principal.kind,
+            PrincipalKind::Token {
+                id: info.id.clone()
+            }
+        );
+        assert!(tokens.verify("rmd_wrong").is_none());
+        assert!(
+            tokens.verify(&secret.expose()[4..]).is_none(),
+            "prefix required"
+        );
+
+        let mut reloaded = TokenStore::load(&path).unwrap();
+        assert_eq!(reloaded.list(), tokens.list());
+        assert!(reloaded.verify(secret.expose()).is_some());
+        reloaded.revoke(&info.id).unwrap();
+        assert!(reloaded.verify(secret.expose()).is_none());
+        assert!(reloaded.verify(other_secret.expose()).is_some());
+        assert!(matches!(
+            reloaded.revoke(&info.id),
+            Err(AccountsError::TokenNotFound { .. })
+        ));
+        let reloaded = TokenStore::load(&path).unwrap();
+        assert!(
+            reloaded.verify(secret.expose()).is_none(),
+            "revocation persisted"
+        );
+        assert_eq!(reloaded.list(), [other]);
+    }
+
+    #[test]
+    fn file_holds_no_secret() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        let mut tokens = TokenStore::load(&path).unwrap();
+        let (_, secret) = tokens.create("panel", Role::User, "alice").unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(secret.expose()), "{text}");
+        assert!(!text.contains(&secret.expose()[4..]), "{text}");
+        assert!(text.contains(&sha256_hex(secret.expose())), "{text}");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn names_are_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut tokens = TokenStore::load(&dir.path().join("tokens.json")).unwrap();
+        for name in ["", "   ", "bad\nname", &"n".repeat(65)] {
+            assert!(matches!(
+                tokens.create(name, Role::User, "alice"),
+                Err(AccountsError::InvalidTokenName { .. })
+            ));
+        }
+        assert!(tokens.list().is_empty());
+    }
+
+    #[test]
+    fn damaged_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        std::fs::write(
+            &path,
+            r#"{"version":1,"tokens":[{"id":"a","name":"n","role":"user","created":"x","created_by":"y","sha256":"zz"}]}"#,
+        )
+        .unwrap();
+        let err = TokenStore::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("tokens.json") && err.contains("malformed sha256"),
+            "{err}"
+        );
+    }
+}
