@@ -17,10 +17,11 @@ pub fn fill(buf: &mut [u8]) {
 pub fn token_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     fill(&mut buf);
-    buf.iter().fold(String::with_capacity(bytes * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    buf.iter()
+        .fold(String::with_capacity(bytes * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// A code of `len` characters from `alphabet`, uniformly distributed (rejection sampling).

@@ -34,6 +34,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    return_large_blocks_to_the_system();
     let cli = Cli::parse();
     if let Some(Command::CheckConfig { file }) = cli.command {
         return match Config::load(&file) {
@@ -77,5 +78,17 @@ fn main() -> ExitCode {
             eprintln!("roomd: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Each password hash (argon2id) borrows 19 MiB. Once glibc has freed one such block it raises
+/// its dynamic mmap threshold and keeps later ones in per-thread arenas: six logins left the
+/// daemon at 125 MB resident instead of 9 MB. A fixed threshold makes every block of 128 KiB or
+/// more its own mapping, handed back to the system when freed.
+fn return_large_blocks_to_the_system() {
+    // SAFETY: mallopt only tunes the allocator; it runs first in main, before any other thread
+    // exists, and its failure (return 0) merely leaves glibc's default behaviour.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
 }

@@ -27,11 +27,15 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), Atomi
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         Some(_) => Path::new("."),
-        None => return Err(AtomicWriteError::NoParent { path: path.to_owned() }),
+        None => {
+            return Err(AtomicWriteError::NoParent {
+                path: path.to_owned(),
+            });
+        }
     };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| AtomicWriteError::NoParent { path: path.to_owned() })?;
+    let file_name = path.file_name().ok_or_else(|| AtomicWriteError::NoParent {
+        path: path.to_owned(),
+    })?;
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
         file_name.to_string_lossy(),

@@ -1,0 +1,93 @@
+# Developer entry points for roomd on Debian 12: `make run` and `make test` (see README.md).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+# Debian packages needed to build, run and test roomd. One per line, with the reason.
+PACKAGES :=
+PACKAGES += build-essential   # C compiler and linker: rustc links with cc, ring builds C/asm parts
+PACKAGES += pkg-config        # lets crates with system libraries find them (GStreamer, tpm2-tss later)
+PACKAGES += ca-certificates   # cargo fetches crates over HTTPS
+PACKAGES += systemd           # systemd-analyze, -sysusers, -tmpfiles check the shipped units in tests
+PACKAGES += curl              # manual API calls against the dev room (see README.md)
+
+# Only `make bench` needs these.
+BENCH_PACKAGES :=
+BENCH_PACKAGES += wrk         # HTTP load generator for the API benchmarks
+
+# The development room: configuration and state live in the (git-ignored) .roomd/ folder.
+DEV_DIR := $(CURDIR)/.roomd
+DEV_CONFIG := $(DEV_DIR)/roomd.toml
+DEV_STATE := $(DEV_DIR)/state
+DEV_LISTEN := 127.0.0.1:8443
+
+# Installs the Debian packages in $(1) that are not installed yet; apt runs only when one is missing.
+define install_missing
+	@missing=""; \
+	for package in $(strip $(1)); do \
+		status=$$(dpkg-query -W -f='$${Status}' "$$package" 2>/dev/null || true); \
+		[ "$$status" = "install ok installed" ] || missing="$$missing $$package"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing missing Debian packages:$$missing"; \
+		if [ "$$(id -u)" -eq 0 ]; then as_root=""; else as_root="sudo"; fi; \
+		$$as_root apt-get update && \
+		$$as_root env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y --no-install-recommends $$missing; \
+	fi
+endef
+
+.PHONY: deps bench-deps toolchain build run test bench clean
+
+deps:
+	$(call install_missing,$(PACKAGES))
+	@command -v cargo >/dev/null || { echo "cargo not found: install a Rust toolchain (https://rustup.rs)" >&2; exit 1; }
+
+bench-deps: deps
+	$(call install_missing,$(BENCH_PACKAGES))
+
+# `make test` checks formatting and lints; rustup toolchains may lack these components.
+toolchain: deps
+	@cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+	@cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+
+build: deps
+	cargo build --release --bins -p roomd
+
+run: build
+	@mkdir -p -m 0700 "$(DEV_DIR)" "$(DEV_STATE)"
+	@if [ ! -f "$(DEV_CONFIG)" ]; then \
+		printf '%s\n' \
+			'# Development room written by `make run`; edit freely, see docs/configuration.md.' \
+			'[system]' \
+			'hardware_profile = "simulated"' \
+			'state_dir = "$(DEV_STATE)"' \
+			'' \
+			'[api]' \
+			'listen = ["$(DEV_LISTEN)"]' > "$(DEV_CONFIG)"; \
+		echo "Wrote $(DEV_CONFIG)"; \
+	fi
+	@echo "roomd web UI: https://$(DEV_LISTEN)"
+	@if [ -f "$(DEV_STATE)/claim-code" ]; then \
+		echo "This room is not claimed yet: its one-time claim code is in $(DEV_STATE)/claim-code"; \
+	else \
+		echo "If this room is not claimed yet, roomd logs a one-time claim code and writes it to $(DEV_STATE)/claim-code"; \
+	fi
+	@echo "Claim it by entering that code in the web UI (or POST /api/v1/claim, see docs/api.md). Ctrl-C stops roomd."
+	exec "$(CURDIR)/target/release/roomd" --config "$(DEV_CONFIG)"
+
+test: export ROOMD_BIN := $(CURDIR)/target/debug/roomd
+test: export ROOMCTL_BIN := $(CURDIR)/target/debug/roomctl
+test: toolchain
+	cargo build --workspace --bins
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo test --workspace
+
+bench: bench-deps
+	cargo build --release --bins
+	ROOMD_BIN="$(CURDIR)/target/release/roomd" ROOMCTL_BIN="$(CURDIR)/target/release/roomctl" \
+		cargo run --release -p roomd-tests --bin bench-foundation
+
+clean:
+	cargo clean
