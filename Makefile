@@ -67,13 +67,13 @@ run: build
 			'listen = ["$(DEV_LISTEN)"]' > "$(DEV_CONFIG)"; \
 		echo "Wrote $(DEV_CONFIG)"; \
 	fi
-	@echo "roomd web UI: https://$(DEV_LISTEN)"
+	@echo "roomd web UI and API: https://$(DEV_LISTEN) (self-signed certificate: $(DEV_STATE)/tls/cert.pem)"
 	@if [ -f "$(DEV_STATE)/claim-code" ]; then \
 		echo "This room is not claimed yet: its one-time claim code is in $(DEV_STATE)/claim-code"; \
 	else \
 		echo "If this room is not claimed yet, roomd logs a one-time claim code and writes it to $(DEV_STATE)/claim-code"; \
 	fi
-	@echo "Claim it by entering that code in the web UI (or POST /api/v1/claim, see docs/api.md). Ctrl-C stops roomd."
+	@echo "Claim it with POST /api/v1/claim (see docs/api.md). Ctrl-C stops roomd."
 	exec "$(CURDIR)/target/release/roomd" --config "$(DEV_CONFIG)"
 
 test: export ROOMD_BIN := $(CURDIR)/target/debug/roomd

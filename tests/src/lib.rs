@@ -1,1 +1,42 @@
+//! End-to-end test harness for roomd: starts the real `roomd` binary in a temporary directory,
+//! waits for its systemd READY=1, and talks HTTPS and WebSocket to it with clients that trust
+//! exactly the device's self-signed certificate. Nothing is mocked.
+//!
+//! ```no_run
+//! let roomd = roomd_tests::Roomd::start_claimed("")?;
+//! let token = roomd.token_for("user")?;
+//! let status = roomd.get("/api/v1/status").bearer(&token).send()?;
+//! assert_eq!(status.status, 200);
+//! # Ok::<(), roomd_tests::HarnessError>(())
+//! ```
 
+mod binaries;
+mod error;
+mod http;
+mod notify;
+mod roomctl;
+mod roomd;
+mod session;
+mod tls;
+mod ws;
+
+pub use binaries::{roomctl_bin, roomd_bin};
+pub use error::HarnessError;
+pub use http::{ApiRequest, ApiResponse};
+pub use notify::NotifySocket;
+pub use roomctl::{RoomctlOutput, run_roomctl};
+pub use roomd::{ADMIN_PASSWORD, ADMIN_USERNAME, Roomd, RoomdBuilder};
+pub use session::{SESSION_COOKIE, Session};
+pub use tls::DeviceCertificate;
+pub use ws::EventSocket;
+
+/// The five roles of docs/api.md.
+pub const ROLES: [&str; 5] = ["admin", "integrator", "user", "room-control", "audit"];
+
+/// Path of the API contract file, `daemon/openapi.json`.
+pub fn openapi_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("daemon")
+        .join("openapi.json")
+}
