@@ -115,7 +115,7 @@ async fn on_client_text(
             };
             let tree = room.status();
             for path in &subscription.status {
-                let value = status_at(&tree, path).cloned().unwrap_or(Value::Null);
+                let value = status_at(&tree.tree, path).cloned().unwrap_or(Value::Null);
                 if !send(
                     session,
                     json!({"type": "status", "path": path, "value": value}),
@@ -150,7 +150,7 @@ async fn forward(
                     json!({"type": "status", "path": path, "value": value})
                 } else if is_under(prefix, &path) {
                     // A whole subtree above the subscribed path changed: send the part asked for.
-                    json!({"type": "status", "path": prefix, "value": status_at(&room.status(), prefix).cloned().unwrap_or(Value::Null)})
+                    json!({"type": "status", "path": prefix, "value": status_at(&room.status().tree, prefix).cloned().unwrap_or(Value::Null)})
                 } else {
                     continue;
                 };

@@ -8,6 +8,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use super::command::RoomCommand;
 use super::event::Notification;
 use super::room::Request;
+use super::status::StatusSnapshot;
 use crate::config::{Config, ConfigError};
 
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +22,7 @@ pub enum CoreError {
 #[derive(Clone)]
 pub struct RoomHandle {
     pub(super) requests: mpsc::Sender<Request>,
-    pub(super) status: watch::Receiver<Arc<Value>>,
+    pub(super) status: watch::Receiver<Arc<StatusSnapshot>>,
     pub(super) config: watch::Receiver<Arc<Config>>,
     pub(super) notifications: broadcast::Sender<Notification>,
 }
@@ -54,7 +55,7 @@ impl RoomHandle {
     }
 
     /// The latest status tree (cheap: a shared pointer to an immutable snapshot).
-    pub fn status(&self) -> Arc<Value> {
+    pub fn status(&self) -> Arc<StatusSnapshot> {
         self.status.borrow().clone()
     }
 

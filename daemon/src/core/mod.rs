@@ -16,7 +16,7 @@ pub use command::{COMMANDS, CommandError, CommandSpec, RoomCommand};
 pub use event::{Event, Notification};
 pub use handle::{CoreError, RoomHandle};
 pub use room::{CoreSetup, spawn};
-pub use status::{IdentityStatus, RoomStatus, status_at};
+pub use status::{IdentityStatus, RoomStatus, StatusSnapshot, status_at};
 
 #[cfg(test)]
 mod tests;

@@ -14,7 +14,7 @@ use super::event::{Event, Notification};
 use super::handle::{CoreError, RoomHandle};
 use super::status::{
     AudioStatus, CallStatus, IdentityStatus, MicrophonesStatus, RoomStatus, SelfviewStatus,
-    StandbyState, StandbyStatus, SystemStatus, VideoStatus,
+    StandbyState, StandbyStatus, StatusSnapshot, SystemStatus, VideoStatus,
 };
 use super::status_diff::changed_leaves;
 use crate::config::{Config, ConfigError};
@@ -52,7 +52,7 @@ pub fn spawn(setup: CoreSetup) -> (RoomHandle, JoinHandle<()>) {
     let status = initial_status(&setup);
     let published = to_value(&status);
     let (requests_tx, requests) = mpsc::channel(64);
-    let (status_tx, status_rx) = watch::channel(Arc::new(published.clone()));
+    let (status_tx, status_rx) = watch::channel(Arc::new(StatusSnapshot::new(published.clone())));
     let (config_tx, config_rx) = watch::channel(Arc::new(setup.config.clone()));
     // Slow subscribers lag and are told so (broadcast's Lagged) rather than holding up the core.
     let (notifications, _) = broadcast::channel(1024);
@@ -111,7 +111,7 @@ struct Room {
     status: RoomStatus,
     /// `status` as last published, to compute what changed.
     published: Value,
-    status_tx: watch::Sender<Arc<Value>>,
+    status_tx: watch::Sender<Arc<StatusSnapshot>>,
     config_tx: watch::Sender<Arc<Config>>,
     notifications: broadcast::Sender<Notification>,
     next_seq: u64,
@@ -267,7 +267,8 @@ impl Room {
         let current = to_value(&self.status);
         let changes = changed_leaves(&self.published, &current);
         if !changes.is_empty() {
-            self.status_tx.send_replace(Arc::new(current.clone()));
+            self.status_tx
+                .send_replace(Arc::new(StatusSnapshot::new(current.clone())));
             self.published = current;
         }
         // A send error only means nobody is subscribed right now.

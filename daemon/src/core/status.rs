@@ -75,6 +75,21 @@ pub struct IdentityStatus {
     pub certificate_sha256: String,
 }
 
+/// The status tree as published: the value for lookups and its JSON text, serialised once per
+/// change rather than once per request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusSnapshot {
+    pub tree: Value,
+    pub json: String,
+}
+
+impl StatusSnapshot {
+    pub fn new(tree: Value) -> Self {
+        let json = tree.to_string();
+        StatusSnapshot { tree, json }
+    }
+}
+
 /// Looks up `path` (segments separated by `.` or `/`; empty = whole tree) in a status value.
 pub fn status_at<'a>(tree: &'a Value, path: &str) -> Option<&'a Value> {
     path.split(['.', '/'])

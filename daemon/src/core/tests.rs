@@ -43,12 +43,12 @@ async fn commands_change_status_and_publish_changes_then_events() {
     let dir = tempfile::tempdir().unwrap();
     let (room, _task) = spawn(setup(&dir));
     let mut rx = room.subscribe();
-    assert_eq!(room.status()["audio"]["volume"], json!(50));
+    assert_eq!(room.status().tree["audio"]["volume"], json!(50));
 
     room.execute(RoomCommand::SetVolume { level: 30 })
         .await
         .unwrap();
-    assert_eq!(room.status()["audio"]["volume"], json!(30));
+    assert_eq!(room.status().tree["audio"]["volume"], json!(30));
     let got = drain(&mut rx);
     assert_eq!(
         got[0],
@@ -73,8 +73,11 @@ async fn commands_change_status_and_publish_changes_then_events() {
     room.execute(RoomCommand::SetMicrophonesMuted { muted: true })
         .await
         .unwrap();
-    assert_eq!(room.status()["video"]["layout"], json!("grid"));
-    assert_eq!(room.status()["audio"]["microphones"]["muted"], json!(true));
+    assert_eq!(room.status().tree["video"]["layout"], json!("grid"));
+    assert_eq!(
+        room.status().tree["audio"]["microphones"]["muted"],
+        json!(true)
+    );
     assert_eq!(
         event_names(&drain(&mut rx)),
         vec!["video.layout.changed", "audio.microphones.muted"]
@@ -120,7 +123,7 @@ async fn config_patches_are_validated_persisted_and_published() {
     let saved = Config::load(&dir.path().join("roomd.toml")).unwrap();
     assert_eq!(saved.system.name, "Board room");
     assert_eq!(room.config().system.name, "Board room");
-    assert_eq!(room.status()["system"]["name"], json!("Board room"));
+    assert_eq!(room.status().tree["system"]["name"], json!("Board room"));
     let got = drain(&mut rx);
     let changed = got.iter().find_map(|n| match n {
         Notification::Event(e) if e.name == "config.changed" => Some(e.data.clone()),
@@ -136,7 +139,7 @@ async fn claiming_is_published_once() {
     let mut rx = room.subscribe();
     room.mark_claimed().await.unwrap();
     room.mark_claimed().await.unwrap();
-    assert_eq!(room.status()["system"]["claimed"], json!(true));
+    assert_eq!(room.status().tree["system"]["claimed"], json!(true));
     assert_eq!(event_names(&drain(&mut rx)), vec!["system.claimed"]);
 }
 
@@ -148,25 +151,25 @@ async fn the_room_falls_asleep_after_the_delay_and_wakes_on_use() {
 
     tokio::time::sleep(Duration::from_secs(9 * 60)).await;
     room.ping().await.unwrap();
-    assert_eq!(room.status()["standby"]["state"], json!("off"));
+    assert_eq!(room.status().tree["standby"]["state"], json!("off"));
 
     room.execute(RoomCommand::SetVolume { level: 40 })
         .await
         .unwrap(); // activity restarts the delay
     tokio::time::sleep(Duration::from_secs(9 * 60)).await;
     room.ping().await.unwrap();
-    assert_eq!(room.status()["standby"]["state"], json!("off"));
+    assert_eq!(room.status().tree["standby"]["state"], json!("off"));
 
     tokio::time::sleep(Duration::from_secs(61)).await;
     room.ping().await.unwrap();
-    assert_eq!(room.status()["standby"]["state"], json!("on"));
+    assert_eq!(room.status().tree["standby"]["state"], json!("on"));
 
     room.execute(RoomCommand::SetLayout {
         layout: Layout::Single,
     })
     .await
     .unwrap();
-    assert_eq!(room.status()["standby"]["state"], json!("off"));
+    assert_eq!(room.status().tree["standby"]["state"], json!("off"));
     let got = drain(&mut rx);
     let standby: Vec<_> = got
         .iter()
@@ -197,7 +200,7 @@ async fn disabled_standby_never_sleeps() {
     let (room, _task) = spawn(s);
     tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
     room.ping().await.unwrap();
-    assert_eq!(room.status()["standby"]["state"], json!("off"));
+    assert_eq!(room.status().tree["standby"]["state"], json!("off"));
 }
 
 #[tokio::test]

@@ -36,11 +36,9 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), Atomi
     let file_name = path.file_name().ok_or_else(|| AtomicWriteError::NoParent {
         path: path.to_owned(),
     })?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        file_name.to_string_lossy(),
-        crate::random::token_hex(6)
-    ));
+    let tmp_prefix = format!(".{}.tmp-", file_name.to_string_lossy());
+    remove_stale_temporaries(dir, &tmp_prefix);
+    let tmp = dir.join(format!("{tmp_prefix}{}", crate::random::token_hex(6)));
     let io = |p: &Path| {
         let p = p.to_owned();
         move |source| AtomicWriteError::Io { path: p, source }
@@ -66,6 +64,20 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), Atomi
     result
 }
 
+/// A writer killed between creating its temporary file and renaming it leaves the temporary
+/// behind. Writers of one file are serialised inside roomd, so any temporary of this file that
+/// exists now is such a leftover.
+fn remove_stale_temporaries(dir: &Path, tmp_prefix: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(tmp_prefix) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +94,21 @@ mod tests {
         assert_eq!(mode, 0o600);
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary files remain");
+    }
+
+    #[test]
+    fn leftovers_of_a_killed_writer_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.json");
+        fs::write(dir.path().join(".users.json.tmp-0123456789ab"), b"half").unwrap();
+        fs::write(dir.path().join(".other.json.tmp-0123456789ab"), b"keep").unwrap();
+        write_atomic(&path, b"whole", 0o600).unwrap();
+        let mut names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, vec![".other.json.tmp-0123456789ab", "users.json"]);
     }
 
     #[test]

@@ -6,7 +6,9 @@ use crate::api::error::ApiError;
 use crate::core::status_at;
 
 pub async fn whole(state: web::Data<ApiState>) -> HttpResponse {
-    HttpResponse::Ok().json(&*state.room.status())
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(state.room.status().json.clone())
 }
 
 /// A subtree, e.g. `audio/volume` or `audio.volume`.
@@ -15,7 +17,7 @@ pub async fn at_path(
     path: Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let status = state.room.status();
-    let value = status_at(&status, &path).ok_or_else(|| {
+    let value = status_at(&status.tree, &path).ok_or_else(|| {
         ApiError::NotFound(format!(
             "no status at {:?}",
             path.chars().take(128).collect::<String>()
