@@ -19,7 +19,7 @@ use crate::audit::{AUDIT_FILE, AuditError, AuditLog};
 use crate::config::{Config, ConfigError};
 use crate::core::{self, CoreSetup, IdentityStatus};
 use crate::service;
-use crate::tls::{self, SoftwareIdentity, TlsError};
+use crate::tls::{self, DeviceIdentity, TlsError};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/roomd/roomd.toml";
 
@@ -64,17 +64,26 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
     let state_dir = config.system.state_dir.clone();
     prepare_state_dir(&state_dir)?;
 
-    let identity = SoftwareIdentity::load_or_create(
+    let identity = DeviceIdentity::open(
+        &config.identity,
         &state_dir.join("tls"),
         &config.system.name,
         &certificate_names(&config),
     )?;
-    tracing::warn!(
-        "device identity uses a software key in {} (no TPM yet); certificate SHA-256 {}",
-        state_dir.join("tls").display(),
-        identity.sha256()
+    let identity_status = identity_status(&identity);
+    match &identity_status.warning {
+        Some(warning) => tracing::warn!("{warning}"),
+        None => tracing::info!(
+            "device key in the TPM ({}), key SHA-256 {}",
+            config.identity.tcti,
+            identity_status.key_sha256
+        ),
+    }
+    tracing::info!(
+        "API certificate SHA-256 {}",
+        identity_status.certificate_sha256
     );
-    let tls = tls::server_config(&identity)?;
+    let tls = tls::server_config(identity.served())?;
 
     let accounts = Arc::new(Accounts::open(&state_dir, policy_of(&config))?);
     let audit = Arc::new(AuditLog::open(&state_dir.join(AUDIT_FILE))?);
@@ -83,10 +92,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         config: config.clone(),
         config_path,
         claimed: accounts.is_claimed(),
-        identity: IdentityStatus {
-            backend: "software",
-            certificate_sha256: identity.sha256(),
-        },
+        identity: identity_status,
     });
     let policy_task = tokio::spawn(follow_account_policy(room.watch_config(), accounts.clone()));
 
@@ -136,6 +142,25 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
     match server_result {
         Some(Ok(Err(e))) => Err(DaemonError::Server(e)),
         _ => Ok(()),
+    }
+}
+
+/// The identity as the status tree shows it; a software key comes with a warning.
+fn identity_status(identity: &DeviceIdentity) -> IdentityStatus {
+    let key = identity.key();
+    let warning = match key {
+        tls::DeviceKey::Tpm(_) => None,
+        tls::DeviceKey::Software(_) => Some(format!(
+            "the device key is a software key in {} (identity.backend = \"software\"): anyone \
+             with the disk can copy it and impersonate this room",
+            identity.dir().join(tls::SOFTWARE_KEY_FILE).display()
+        )),
+    };
+    IdentityStatus {
+        backend: key.backend(),
+        key_sha256: key.fingerprint(),
+        certificate_sha256: identity.certificate_sha256(),
+        warning,
     }
 }
 

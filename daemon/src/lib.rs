@@ -15,3 +15,4 @@ pub mod logging;
 pub mod random;
 pub mod service;
 pub mod tls;
+pub mod tpm;

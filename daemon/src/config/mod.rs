@@ -19,8 +19,9 @@ use std::path::Path;
 
 pub use error::ConfigError;
 pub use model::{
-    AccountsConfig, ApiConfig, AudioConfig, Config, Layout, LogLevel, LoggingConfig, SelfviewMode,
-    SelfviewPosition, StandbyConfig, SystemConfig, VideoConfig,
+    AccountsConfig, ApiConfig, AudioConfig, Config, IdentityBackend, IdentityConfig, Layout,
+    LogLevel, LoggingConfig, SelfviewMode, SelfviewPosition, StandbyConfig, SystemConfig,
+    VideoConfig,
 };
 
 /// Permission of the saved file: the daemon's user writes it, its group (admins) may read it.
@@ -35,12 +36,14 @@ const FILE_HEADER: &str = "\
 
 /// Keys that are read once at start; a change to them is saved at once but takes effect only
 /// at the next start of roomd. Every other key takes effect immediately.
-pub const NEXT_START_KEYS: [&str; 5] = [
+pub const NEXT_START_KEYS: [&str; 7] = [
     "system.hardware_profile",
     "system.state_dir",
     "api.listen",
     "api.certificate_names",
     "logging.level",
+    "identity.backend",
+    "identity.tcti",
 ];
 
 /// Whether a change of `key` (dotted, e.g. `api.listen`) needs a restart to take effect.

@@ -23,6 +23,7 @@ pub struct Config {
     pub standby: StandbyConfig,
     pub accounts: AccountsConfig,
     pub logging: LoggingConfig,
+    pub identity: IdentityConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -203,6 +204,45 @@ impl LogLevel {
             LogLevel::Info => "info",
             LogLevel::Debug => "debug",
             LogLevel::Trace => "trace",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityConfig {
+    /// Where the device key lives.
+    #[serde(deserialize_with = "checks::named")]
+    pub backend: IdentityBackend,
+    /// How to reach the TPM (tpm2-tss TCTI name and configuration).
+    #[serde(deserialize_with = "checks::tcti")]
+    pub tcti: String,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            backend: IdentityBackend::Tpm,
+            tcti: "device:/dev/tpmrm0".to_owned(),
+        }
+    }
+}
+
+/// Where the device key lives: in the TPM (the key cannot be copied), or in a file (only when
+/// someone opts in explicitly; status shows a warning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdentityBackend {
+    #[default]
+    Tpm,
+    Software,
+}
+
+impl IdentityBackend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityBackend::Tpm => "tpm",
+            IdentityBackend::Software => "software",
         }
     }
 }

@@ -71,6 +71,10 @@ fn everything_changed() -> Config {
         logging: LoggingConfig {
             level: LogLevel::Trace,
         },
+        identity: IdentityConfig {
+            backend: IdentityBackend::Software,
+            tcti: "swtpm:host=127.0.0.1,port=2321".to_owned(),
+        },
     }
 }
 
@@ -317,6 +321,45 @@ fn hardware_profile_rules() {
 }
 
 #[test]
+fn identity_defaults_to_the_tpm_and_software_must_be_named() {
+    let c = Config::default();
+    assert_eq!(c.identity.backend, IdentityBackend::Tpm);
+    assert_eq!(c.identity.tcti, "device:/dev/tpmrm0");
+    let software = accepted("identity", "backend", "\"software\"");
+    assert_eq!(software.identity.backend, IdentityBackend::Software);
+    for bad in ["\"soft\"", "\"\"", "true"] {
+        rejected("identity", "backend", bad);
+    }
+}
+
+#[test]
+fn tcti_rules() {
+    for good in [
+        "device:/dev/tpmrm0",
+        "device",
+        "swtpm:host=127.0.0.1,port=2321",
+        "tabrmd:bus_type=system",
+    ] {
+        let c = accepted("identity", "tcti", &format!("\"{good}\""));
+        assert_eq!(c.identity.tcti, good);
+    }
+    let too_long = format!("device:/{}", "a".repeat(256));
+    for bad in [
+        "",
+        "/dev/tpmrm0",
+        "tpm:/dev/tpm0",
+        "device:/dev/tpm rm0",
+        too_long.as_str(),
+    ] {
+        let err = rejected("identity", "tcti", &format!("\"{bad}\""));
+        assert!(
+            err.to_string().contains("TCTI") || err.to_string().contains("characters"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn state_dir_must_be_absolute() {
     let config = accepted("system", "state_dir", "\"/srv/roomd\"");
     assert_eq!(config.system.state_dir, PathBuf::from("/srv/roomd"));
@@ -473,7 +516,7 @@ fn merge_patch_null_resets_keys_and_sections_to_defaults() {
     assert_eq!(reset_section.system, changed.system);
 
     let all_sections = json!({"system": null, "api": null, "audio": null, "video": null,
-        "standby": null, "accounts": null, "logging": null});
+        "standby": null, "accounts": null, "logging": null, "identity": null});
     assert_eq!(
         changed.apply_merge_patch(&all_sections).unwrap(),
         Config::default()
@@ -577,7 +620,7 @@ fn changed_keys_lists_dotted_leaves_that_differ() {
     assert!(a.changed_keys(&a).is_empty());
     let b = everything_changed();
     let all = a.changed_keys(&b);
-    assert_eq!(all.len(), 16, "{all:?}");
+    assert_eq!(all.len(), 18, "{all:?}");
     assert_eq!(all, b.changed_keys(&a));
     assert!(all.contains(&"api.certificate_names".to_owned()));
     assert!(all.contains(&"system.state_dir".to_owned()));

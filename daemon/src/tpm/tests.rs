@@ -1,0 +1,128 @@
+//! The TPM module against a real (software) TPM.
+
+use ring::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
+use sha2::{Digest, Sha256};
+
+use super::test_swtpm::TestSwtpm;
+use super::*;
+
+#[test]
+fn the_device_key_is_created_once_and_reused_after_a_restart() {
+    let mut swtpm = TestSwtpm::start();
+    let first = Tpm::open(&swtpm.tcti(), DEVICE_KEY_HANDLE).unwrap();
+    let created = first.device_key().clone();
+    drop(first);
+    // Same TPM state, new process and connection: as after a reboot.
+    swtpm.run();
+    let second = Tpm::open(&swtpm.tcti(), DEVICE_KEY_HANDLE).unwrap();
+    assert_eq!(second.device_key(), &created);
+}
+
+#[test]
+fn another_tpm_has_another_key() {
+    let one = TestSwtpm::start();
+    let other = TestSwtpm::start();
+    let a = Tpm::open(&one.tcti(), DEVICE_KEY_HANDLE).unwrap();
+    let b = Tpm::open(&other.tcti(), DEVICE_KEY_HANDLE).unwrap();
+    assert_ne!(a.device_key(), b.device_key());
+}
+
+#[test]
+fn signatures_verify_with_the_public_key_and_only_for_their_message() {
+    let swtpm = TestSwtpm::start();
+    let tpm = Tpm::open(&swtpm.tcti(), DEVICE_KEY_HANDLE).unwrap();
+    let public = UnparsedPublicKey::new(
+        &ECDSA_P256_SHA256_ASN1,
+        tpm.device_key().uncompressed_point(),
+    );
+    // Many signatures in a row: transient objects must not pile up in a TPM without a
+    // resource manager (swtpm has 3 object slots).
+    for i in 0..20u8 {
+        let message = [b"handshake transcript ".as_slice(), &[i]].concat();
+        let signature = tpm
+            .sign_digest(Sha256::digest(&message).into())
+            .unwrap()
+            .to_der();
+        public.verify(&message, &signature).unwrap();
+        assert!(public.verify(b"another message", &signature).is_err());
+    }
+}
+
+#[test]
+fn signing_from_many_threads_is_serialised() {
+    let swtpm = TestSwtpm::start();
+    let tpm = Tpm::open(&swtpm.tcti(), DEVICE_KEY_HANDLE).unwrap();
+    let point = tpm.device_key().uncompressed_point();
+    let threads: Vec<_> = (0..4u8)
+        .map(|t| {
+            let tpm = tpm.clone();
+            let point = point.clone();
+            std::thread::spawn(move || {
+                for i in 0..5u8 {
+                    let message = [t, i];
+                    let signature = tpm
+                        .sign_digest(Sha256::digest(message).into())
+                        .unwrap()
+                        .to_der();
+                    UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, &point)
+                        .verify(&message, &signature)
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+}
+
+#[test]
+fn a_missing_tpm_is_an_error_naming_the_tcti() {
+    let swtpm = TestSwtpm::start();
+    let tcti = swtpm.tcti();
+    drop(swtpm);
+    let err = Tpm::open(&tcti, DEVICE_KEY_HANDLE).unwrap_err();
+    assert!(matches!(err, TpmError::Open { .. }), "{err:?}");
+    assert!(err.to_string().contains(&tcti), "{err}");
+}
+
+#[test]
+fn a_foreign_key_at_the_handle_is_not_overwritten() {
+    // A storage (decryption) key persisted where the device key belongs: roomd must refuse to
+    // use it, and must not evict it.
+    use std::str::FromStr;
+    use tss_esapi::handles::PersistentTpmHandle;
+    use tss_esapi::interface_types::{
+        dynamic_handles::Persistent,
+        resource_handles::{Hierarchy, Provision},
+        session_handles::AuthSession,
+    };
+    let swtpm = TestSwtpm::start();
+    let name = tss_esapi::tcti_ldr::TctiNameConf::from_str(&swtpm.tcti()).unwrap();
+    let mut context = tss_esapi::Context::new(name).unwrap();
+    let template = device_key::storage_primary_template().unwrap();
+    context
+        .execute_with_session(Some(AuthSession::Password), |context| {
+            let primary = context
+                .create_primary(Hierarchy::Owner, template, None, None, None, None)
+                .unwrap()
+                .key_handle;
+            let persistent = PersistentTpmHandle::new(DEVICE_KEY_HANDLE).unwrap();
+            context
+                .evict_control(
+                    Provision::Owner,
+                    primary.into(),
+                    Persistent::Persistent(persistent),
+                )
+                .unwrap();
+            context.flush_context(primary.into())
+        })
+        .unwrap();
+    drop(context);
+
+    for _ in 0..2 {
+        let err = Tpm::open(&swtpm.tcti(), DEVICE_KEY_HANDLE).unwrap_err();
+        assert!(matches!(err, TpmError::ForeignKey { .. }), "{err:?}");
+        assert!(err.to_string().contains("0x81010010"), "{err}");
+    }
+}

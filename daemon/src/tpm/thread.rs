@@ -1,0 +1,146 @@
+//! The thread that owns the TPM context, and the handle the rest of roomd uses to reach it.
+
+use std::str::FromStr;
+use std::sync::mpsc;
+
+use tss_esapi::Context;
+use tss_esapi::constants::tss::{TPM2_RH_NULL, TPM2_ST_HASHCHECK};
+use tss_esapi::handles::KeyHandle;
+use tss_esapi::interface_types::session_handles::AuthSession;
+use tss_esapi::structures::{Digest, Signature, SignatureScheme};
+use tss_esapi::tcti_ldr::TctiNameConf;
+use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
+
+use super::{EcdsaSignature, P256PublicKey, TpmError, device_key};
+
+/// One request to the TPM thread, with the channel its answer goes back on.
+enum Request {
+    SignDigest {
+        digest: [u8; 32],
+        reply: mpsc::SyncSender<Result<EcdsaSignature, TpmError>>,
+    },
+}
+
+/// A handle to the TPM thread. Cloning it is cheap; the thread ends (and flushes and closes its
+/// handles) when the last clone is dropped.
+#[derive(Clone)]
+pub struct Tpm {
+    requests: mpsc::Sender<Request>,
+    tcti: String,
+    device_key: P256PublicKey,
+}
+
+impl std::fmt::Debug for Tpm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tpm")
+            .field("tcti", &self.tcti)
+            .field("device_key", &self.device_key.fingerprint())
+            .finish()
+    }
+}
+
+impl Tpm {
+    /// Opens the TPM at `tcti` (e.g. `device:/dev/tpmrm0`, `swtpm:host=127.0.0.1,port=2321`) on
+    /// a new thread, and finds or creates the device key at persistent handle `key_handle`.
+    pub fn open(tcti: &str, key_handle: u32) -> Result<Tpm, TpmError> {
+        let name = TctiNameConf::from_str(tcti).map_err(|source| TpmError::BadTcti {
+            tcti: tcti.to_owned(),
+            source,
+        })?;
+        let (requests, inbox) = mpsc::channel();
+        let (started, start_result) = mpsc::sync_channel(1);
+        let tcti_owned = tcti.to_owned();
+        std::thread::Builder::new()
+            .name("tpm".to_owned())
+            .spawn(move || {
+                let opened = Context::new(name)
+                    .map_err(|source| TpmError::Open {
+                        tcti: tcti_owned,
+                        source,
+                    })
+                    .and_then(|mut context| {
+                        let key = device_key::find_or_create(&mut context, key_handle)?;
+                        Ok((context, key))
+                    });
+                match opened {
+                    Ok((context, (key_handle, public_key))) => {
+                        if started.send(Ok(public_key)).is_ok() {
+                            serve(context, key_handle, inbox);
+                        }
+                    }
+                    Err(e) => {
+                        let _ = started.send(Err(e));
+                    }
+                }
+            })
+            .map_err(TpmError::Spawn)?;
+        let device_key = start_result.recv().map_err(|_| TpmError::ThreadGone)??;
+        Ok(Tpm {
+            requests,
+            tcti: tcti.to_owned(),
+            device_key,
+        })
+    }
+
+    /// The TCTI this TPM was opened with, for messages.
+    pub fn tcti(&self) -> &str {
+        &self.tcti
+    }
+
+    /// The device key's public part.
+    pub fn device_key(&self) -> &P256PublicKey {
+        &self.device_key
+    }
+
+    /// Signs a SHA-256 digest with the device key. Blocks the calling thread while the TPM
+    /// works (a few milliseconds on swtpm, tens on a hardware TPM).
+    pub fn sign_digest(&self, digest: [u8; 32]) -> Result<EcdsaSignature, TpmError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.requests
+            .send(Request::SignDigest { digest, reply })
+            .map_err(|_| TpmError::ThreadGone)?;
+        answer.recv().map_err(|_| TpmError::ThreadGone)?
+    }
+}
+
+/// Answers requests one at a time until every `Tpm` handle is gone.
+fn serve(mut context: Context, device_key: KeyHandle, inbox: mpsc::Receiver<Request>) {
+    while let Ok(request) = inbox.recv() {
+        match request {
+            Request::SignDigest { digest, reply } => {
+                let _ = reply.send(sign_digest(&mut context, device_key, digest));
+            }
+        }
+    }
+}
+
+fn sign_digest(
+    context: &mut Context,
+    key: KeyHandle,
+    digest: [u8; 32],
+) -> Result<EcdsaSignature, TpmError> {
+    let command = |action| move |source| TpmError::Command { action, source };
+    let digest = Digest::try_from(digest.to_vec()).map_err(command("accept a digest"))?;
+    // A null ticket: the key is unrestricted, so the TPM need not have hashed the message.
+    let validation = TPMT_TK_HASHCHECK {
+        tag: TPM2_ST_HASHCHECK,
+        hierarchy: TPM2_RH_NULL,
+        digest: Default::default(),
+    }
+    .try_into()
+    .map_err(command("accept a null hash ticket"))?;
+    let signature = context
+        .execute_with_session(Some(AuthSession::Password), |context| {
+            context.sign(key, digest, SignatureScheme::Null, validation)
+        })
+        .map_err(command("sign with the device key"))?;
+    match signature {
+        Signature::EcDsa(ecc) => Ok(EcdsaSignature {
+            r: ecc.signature_r().value().to_vec(),
+            s: ecc.signature_s().value().to_vec(),
+        }),
+        _ => Err(TpmError::Unexpected {
+            what: "a signature",
+        }),
+    }
+}
