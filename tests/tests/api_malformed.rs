@@ -604,7 +604,7 @@ fn expected_code(status: u16) -> &'static [&'static str] {
         409 => &["conflict"],
         413 => &["payload_too_large"],
         415 => &["unsupported_media_type"],
-        422 => &["invalid_config", "invalid_command"],
+        422 => &["invalid_config", "invalid_command", "invalid_request"],
         429 => &["too_many_requests"],
         _ => &[],
     }
