@@ -10,6 +10,7 @@ PACKAGES += pkg-config        # lets crates with system libraries find them (GSt
 PACKAGES += ca-certificates   # cargo fetches crates over HTTPS
 PACKAGES += systemd           # systemd-analyze, -sysusers, -tmpfiles check the shipped units in tests
 PACKAGES += curl              # manual API calls against the dev room (see README.md)
+PACKAGES += openssl           # tests: an independent TLS client proves roomd refuses TLS < 1.2
 
 # Only `make bench` needs these.
 BENCH_PACKAGES :=
