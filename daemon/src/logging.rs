@@ -54,6 +54,9 @@ pub fn init(default_level: &str) -> Result<(), LoggingError> {
     Ok(())
 }
 
+/// Targets whose messages describe misbehaving clients, not roomd.
+const QUIET_CLIENT_ERRORS: &str = "actix_http::h1::dispatcher=off";
+
 /// A set, non-empty `RUST_LOG` wins; a broken one is an error rather than silently ignored, so an
 /// operator who asked for debug output learns why they do not get it.
 fn filter(rust_log: Option<&str>, default_level: &str) -> Result<EnvFilter, LoggingError> {
@@ -62,10 +65,14 @@ fn filter(rust_log: Option<&str>, default_level: &str) -> Result<EnvFilter, Logg
             value: value.to_owned(),
             source,
         }),
+        // actix reports every malformed request from a client at ERROR: that is the client's
+        // problem, and logging it would let anyone on the network flood the journal.
         None => {
-            EnvFilter::try_new(default_level).map_err(|source| LoggingError::InvalidDefaultLevel {
-                value: default_level.to_owned(),
-                source,
+            EnvFilter::try_new(format!("{default_level},{QUIET_CLIENT_ERRORS}")).map_err(|source| {
+                LoggingError::InvalidDefaultLevel {
+                    value: default_level.to_owned(),
+                    source,
+                }
             })
         }
     }
@@ -96,7 +103,7 @@ mod tests {
     #[test]
     fn empty_rust_log_uses_the_default() {
         let filter = filter(Some("  "), "warn").expect("valid filter");
-        assert_eq!(filter.to_string(), "warn");
+        assert_eq!(filter.to_string(), "actix_http::h1::dispatcher=off,warn");
     }
 
     #[test]

@@ -70,7 +70,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::InvalidConfig { .. } => "invalid_config",
             ApiError::InvalidCommand(_) => "invalid_command",
-            ApiError::Unprocessable { .. } => "unprocessable",
+            ApiError::Unprocessable { .. } => "invalid_request",
             ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",

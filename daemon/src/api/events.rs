@@ -1,6 +1,9 @@
 //! The events WebSocket: subscribers choose status paths and event names, then receive each
 //! change as it is published by the room core.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, Session};
@@ -10,11 +13,45 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::ApiState;
+use super::access::SESSION_COOKIE;
 use super::error::ApiError;
+use crate::accounts::Accounts;
 use crate::core::{Notification, RoomHandle, status_at};
 
 /// Client messages larger than this are refused; subscriptions are small.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// How often an open socket re-checks that its token or session is still valid, so that a
+/// revoked token or an ended session stops receiving room state.
+const RECHECK_CREDENTIALS: Duration = Duration::from_secs(10);
+
+/// The credential the socket was opened with.
+enum Credential {
+    Token(String),
+    Session(String),
+}
+
+impl Credential {
+    fn of(req: &HttpRequest) -> Option<Credential> {
+        if let Some(value) = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        {
+            let secret = value.split_once(' ').map(|(_, s)| s.trim()).unwrap_or("");
+            return Some(Credential::Token(secret.to_owned()));
+        }
+        req.cookie(SESSION_COOKIE)
+            .map(|c| Credential::Session(c.value().to_owned()))
+    }
+
+    fn still_valid(&self, accounts: &Accounts) -> bool {
+        match self {
+            Credential::Token(secret) => accounts.verify_token(secret).is_some(),
+            Credential::Session(cookie) => accounts.session(cookie).is_some(),
+        }
+    }
+}
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
@@ -40,13 +77,17 @@ pub async fn events(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, actix_web::Error> {
     check_origin(&req)?;
+    // The access middleware has authenticated the request, so a credential is present.
+    let credential = Credential::of(&req)
+        .ok_or_else(|| ApiError::Unauthorized("authentication required".into()))?;
     let (response, session, stream) = actix_ws::handle(&req, payload)?;
     let stream = stream
         .max_frame_size(MAX_MESSAGE_BYTES)
         .aggregate_continuations()
         .max_continuation_size(MAX_MESSAGE_BYTES);
     let room = state.room.clone();
-    actix_web::rt::spawn(serve(room, session, stream));
+    let accounts = state.accounts.clone();
+    actix_web::rt::spawn(serve(room, accounts, credential, session, stream));
     Ok(response)
 }
 
@@ -66,13 +107,22 @@ fn check_origin(req: &HttpRequest) -> Result<(), ApiError> {
 
 async fn serve(
     room: RoomHandle,
+    accounts: Arc<Accounts>,
+    credential: Credential,
     mut session: Session,
     mut stream: actix_ws::AggregatedMessageStream,
 ) {
     let mut notifications = room.subscribe();
     let mut subscription = Subscription::default();
+    let mut recheck = tokio::time::interval(RECHECK_CREDENTIALS);
     loop {
         let outcome = tokio::select! {
+            _ = recheck.tick() => {
+                credential.still_valid(&accounts) || {
+                    let _ = send(&mut session, json!({"type": "error", "message": "the token was revoked or the session ended; closing"})).await;
+                    false
+                }
+            },
             message = stream.next() => match message {
                 Some(Ok(AggregatedMessage::Text(text))) => on_client_text(&room, &mut session, &mut subscription, &text).await,
                 Some(Ok(AggregatedMessage::Binary(_))) => send(&mut session, json!({"type": "error", "message": "binary messages are not supported; send JSON text"})).await,

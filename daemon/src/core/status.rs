@@ -96,9 +96,13 @@ impl StatusSnapshot {
 }
 
 /// Looks up `path` (segments separated by `.` or `/`; empty = whole tree) in a status value.
+/// An empty segment inside the path (`audio..volume`) names nothing.
 pub fn status_at<'a>(tree: &'a Value, path: &str) -> Option<&'a Value> {
+    let path = path.trim_matches(['.', '/']);
+    if path.is_empty() {
+        return Some(tree);
+    }
     path.split(['.', '/'])
-        .filter(|s| !s.is_empty())
         .try_fold(tree, |node, segment| node.as_object()?.get(segment))
 }
 
@@ -118,5 +122,7 @@ mod tests {
         assert_eq!(status_at(&tree, ""), Some(&tree));
         assert_eq!(status_at(&tree, "audio/nope"), None);
         assert_eq!(status_at(&tree, "audio/volume/deeper"), None);
+        assert_eq!(status_at(&tree, "audio..volume"), None);
+        assert_eq!(status_at(&tree, "/audio/volume/"), Some(&json!(50)));
     }
 }

@@ -1,30 +1,32 @@
+use std::collections::BTreeMap;
+
 use actix_web::HttpResponse;
 use actix_web::web::{self, Query};
-use serde::Deserialize;
 
 use crate::api::ApiState;
 use crate::api::error::{ApiError, blocking};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditQuery {
-    /// Entries to return, newest first: 1..=1000, default 100.
-    limit: Option<usize>,
-    /// Only entries with a smaller sequence number (for paging back).
-    before: Option<u64>,
-}
-
+/// `limit`: entries to return, newest first, 1..=1000 (default 100). `before`: only entries with
+/// a smaller sequence number, for paging back. Parsed by hand so that an error names the
+/// parameter.
 pub async fn list(
     state: web::Data<ApiState>,
-    query: Query<AuditQuery>,
+    query: Query<BTreeMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit: {limit} is out of range 1..=1000"
-        )));
+    let mut limit = 100;
+    let mut before = None;
+    for (key, value) in query.iter() {
+        match key.as_str() {
+            "limit" => limit = number(key, value, 1, 1000)? as usize,
+            "before" => before = Some(number(key, value, 0, u64::MAX)?),
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown query parameter {:?}; known: limit, before",
+                    other.chars().take(32).collect::<String>()
+                )));
+            }
+        }
     }
-    let before = query.before;
     let audit = state.audit.clone();
     let records = blocking(move || {
         audit
@@ -33,4 +35,17 @@ pub async fn list(
     })
     .await?;
     Ok(HttpResponse::Ok().json(records))
+}
+
+fn number(key: &str, value: &str, min: u64, max: u64) -> Result<u64, ApiError> {
+    let shown: String = value.chars().take(32).collect();
+    let n: u64 = value
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("{key}: {shown:?} is not a whole number")))?;
+    if n < min || n > max {
+        return Err(ApiError::BadRequest(format!(
+            "{key}: {n} is out of range {min}..={max}"
+        )));
+    }
+    Ok(n)
 }

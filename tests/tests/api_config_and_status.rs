@@ -1,0 +1,385 @@
+//! Configuration changes reach the file, status reflects commands, the events WebSocket delivers
+//! both, and the audit log records who changed what.
+
+use std::process::Command;
+use std::time::Duration;
+
+use roomd_tests::{ADMIN_PASSWORD, ADMIN_USERNAME, HarnessError, Roomd, roomd_bin};
+use serde_json::{Value, json};
+
+const WS_WAIT: Duration = Duration::from_secs(5);
+
+fn read_config_file(roomd: &Roomd) -> String {
+    std::fs::read_to_string(roomd.config_path())
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", roomd.config_path().display()))
+}
+
+#[test]
+fn config_patches_persist_and_bad_ones_change_nothing() -> Result<(), HarnessError> {
+    let roomd = Roomd::start_claimed("")?;
+    let admin = roomd.admin_token()?;
+    let integrator = roomd.token_for("integrator")?;
+
+    let before = roomd
+        .get("/api/v1/config")
+        .bearer(&admin)
+        .send()?
+        .expect_status(200, "GET config")?
+        .json()?;
+    assert!(
+        before["audio"]["default_volume"].is_u64(),
+        "config: {before}"
+    );
+
+    let changed = roomd
+        .request("PATCH", "/api/v1/config")
+        .bearer(&integrator)
+        .json(&json!({"audio": {"default_volume": 35}, "video": {"default_layout": "grid"}}))
+        .send()?
+        .expect_status(200, "PATCH config as integrator")?
+        .json()?;
+    assert_eq!(changed["audio"]["default_volume"], 35, "answer: {changed}");
+    assert_eq!(changed["video"]["default_layout"], "grid");
+    // Keys the patch did not name keep their values.
+    assert_eq!(changed["standby"], before["standby"]);
+
+    let text = read_config_file(&roomd);
+    let file: toml::Table = text
+        .parse()
+        .unwrap_or_else(|e| panic!("the saved config is not TOML ({e}):\n{text}"));
+    assert_eq!(
+        file.get("audio")
+            .and_then(|a| a.get("default_volume"))
+            .and_then(|v| v.as_integer()),
+        Some(35),
+        "the saved config:\n{text}"
+    );
+    assert_eq!(
+        file.get("video")
+            .and_then(|a| a.get("default_layout"))
+            .and_then(|v| v.as_str()),
+        Some("grid")
+    );
+    let check = Command::new(roomd_bin()?)
+        .arg("check-config")
+        .arg(roomd.config_path())
+        .output()
+        .map_err(|e| HarnessError::Io {
+            what: "cannot run roomd check-config".to_owned(),
+            source: e,
+        })?;
+    assert!(
+        check.status.success(),
+        "roomd check-config refuses the file roomd saved: {}\n{text}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let saved = read_config_file(&roomd);
+    let refused = roomd
+        .request("PATCH", "/api/v1/config")
+        .bearer(&admin)
+        .json(&json!({"audio": {"default_volume": 150}, "video": {"default_layout": "single"}}))
+        .send()?;
+    assert_eq!(
+        refused.status,
+        422,
+        "out-of-range patch: {}",
+        refused.text()
+    );
+    let body = refused.json()?;
+    assert_eq!(body["error"], "invalid_config");
+    assert_eq!(body["field"], "audio.default_volume", "body: {body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("audio.default_volume"),
+        "the message does not name the key: {body}"
+    );
+    assert_eq!(
+        read_config_file(&roomd),
+        saved,
+        "a refused patch changed the file"
+    );
+    let after = roomd.get("/api/v1/config").bearer(&admin).send()?.json()?;
+    assert_eq!(
+        after["video"]["default_layout"], "grid",
+        "a refused patch was half applied"
+    );
+
+    let user = roomd.token_for("user")?;
+    let forbidden = roomd
+        .request("PATCH", "/api/v1/config")
+        .bearer(&user)
+        .json(&json!({"audio": {"default_volume": 10}}))
+        .send()?;
+    assert_eq!(
+        forbidden.status,
+        403,
+        "user may not change config: {}",
+        forbidden.text()
+    );
+    Ok(())
+}
+
+#[test]
+fn status_tree_follows_commands() -> Result<(), HarnessError> {
+    let mut roomd = Roomd::start("")?;
+    let claim_code = roomd.claim_code()?;
+    roomd.claim(ADMIN_USERNAME, ADMIN_PASSWORD)?;
+    let token = roomd.token_for("room-control")?;
+    let tree = roomd
+        .get("/api/v1/status")
+        .bearer(&token)
+        .send()?
+        .expect_status(200, "GET status")?
+        .json()?;
+    for section in ["system", "audio", "video", "standby", "call", "identity"] {
+        assert!(
+            tree.get(section).is_some_and(Value::is_object),
+            "no {section} in {tree}"
+        );
+    }
+    assert!(
+        !tree.to_string().contains(&claim_code),
+        "the status tree mentions the claim code: {tree}"
+    );
+
+    roomd
+        .request("POST", "/api/v1/commands/audio.volume.set")
+        .bearer(&token)
+        .json(&json!({"level": 30}))
+        .send()?
+        .expect_status(200, "audio.volume.set 30")?;
+    for path in ["audio/volume", "audio.volume"] {
+        let level = roomd
+            .get(&format!("/api/v1/status/{path}"))
+            .bearer(&token)
+            .send()?
+            .expect_status(200, path)?
+            .json()?;
+        assert_eq!(level, json!(30), "GET /api/v1/status/{path}");
+    }
+    roomd
+        .request("POST", "/api/v1/commands/video.layout.set")
+        .bearer(&token)
+        .json(&json!({"layout": "presentation"}))
+        .send()?
+        .expect_status(200, "video.layout.set")?;
+    let layout = roomd
+        .get("/api/v1/status/video/layout")
+        .bearer(&token)
+        .send()?
+        .json()?;
+    assert_eq!(layout, json!("presentation"));
+    roomd
+        .request("POST", "/api/v1/commands/standby.activate")
+        .bearer(&token)
+        .json(&json!({}))
+        .send()?
+        .expect_status(200, "standby.activate")?;
+    let standby = roomd
+        .get("/api/v1/status/standby/state")
+        .bearer(&token)
+        .send()?
+        .json()?;
+    assert_eq!(standby, json!("on"));
+    Ok(())
+}
+
+#[test]
+fn events_socket_delivers_status_changes_and_events() -> Result<(), HarnessError> {
+    let roomd = Roomd::start_claimed("")?;
+    let token = roomd.token_for("user")?;
+    let mut socket = roomd.websocket_with_token(&token)?;
+    socket.send_json(&json!({"type": "subscribe", "status": ["audio"], "events": ["*"]}))?;
+    let (initial, _) = socket.wait_for("the current value of audio", WS_WAIT, |m| {
+        m["type"] == "status" && m["path"] == "audio"
+    })?;
+    assert!(
+        initial["value"]["volume"].is_u64(),
+        "initial audio status: {initial}"
+    );
+
+    roomd.command("audio.volume.set", &json!({"level": 55}))?;
+    socket.wait_for("audio.volume = 55", WS_WAIT, |m| {
+        m["type"] == "status" && m["path"] == "audio.volume" && m["value"] == 55
+    })?;
+    roomd.command("audio.microphones.mute", &json!({}))?;
+    let (event, _) = socket.wait_for("event audio.microphones.muted", WS_WAIT, |m| {
+        m["type"] == "event" && m["name"] == "audio.microphones.muted"
+    })?;
+    assert!(event["seq"].is_u64(), "event without seq: {event}");
+    assert!(event["time"].is_string(), "event without time: {event}");
+    // A status outside the subscribed prefixes is not sent.
+    roomd.command("video.layout.set", &json!({"layout": "single"}))?;
+    let (layout_event, skipped) = socket.wait_for("event video.layout.changed", WS_WAIT, |m| {
+        m["type"] == "event" && m["name"].as_str().is_some_and(|n| n.starts_with("video."))
+    })?;
+    let leaked: Vec<&Value> = skipped
+        .iter()
+        .filter(|m| {
+            m["type"] == "status" && m["path"].as_str().is_some_and(|p| p.starts_with("video"))
+        })
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "unsubscribed status sent: {leaked:?} (event {layout_event})"
+    );
+
+    // A malformed message gets an error and the socket stays usable.
+    socket.send_text("this is not json")?;
+    socket.wait_for("an error message", WS_WAIT, |m| m["type"] == "error")?;
+    socket
+        .send_json(&json!({"type": "subscribe", "status": ["nope-like-nothing"], "events": 5}))?;
+    socket.wait_for("an error for a bad subscription", WS_WAIT, |m| {
+        m["type"] == "error"
+    })?;
+    socket.send_json(&json!({"type": "subscribe", "status": ["video.layout"], "events": []}))?;
+    let (layout, _) = socket.wait_for("video.layout after re-subscribing", WS_WAIT, |m| {
+        m["type"] == "status" && m["path"] == "video.layout"
+    })?;
+    assert_eq!(layout["value"], "single");
+    socket.close()?;
+
+    match roomd.websocket(&[]) {
+        Err(HarnessError::WebSocketRefused { status, .. }) => {
+            assert_eq!(status, 401, "WebSocket without credentials")
+        }
+        Ok(_) => panic!("the events socket opened without credentials"),
+        Err(other) => return Err(other),
+    }
+    match roomd.websocket(&[("Authorization", "Bearer not-a-token")]) {
+        Err(HarnessError::WebSocketRefused { status, .. }) => assert_eq!(status, 401),
+        Ok(_) => panic!("the events socket opened with a bogus token"),
+        Err(other) => return Err(other),
+    }
+    // Browsers: a foreign Origin is refused even with a valid cookie.
+    let (username, password) = roomd.admin_credentials()?;
+    let session = roomd.login(&username, &password)?;
+    match roomd.websocket(&[
+        ("Cookie", session.cookie.as_str()),
+        ("Origin", "https://evil.example"),
+    ]) {
+        Err(HarnessError::WebSocketRefused { status, .. }) => {
+            assert_eq!(status, 403, "WebSocket from a foreign Origin")
+        }
+        Ok(_) => panic!("the events socket opened for a foreign Origin"),
+        Err(other) => return Err(other),
+    }
+    let own_origin = format!("https://127.0.0.1:{}", roomd.port());
+    let socket = roomd.websocket(&[
+        ("Cookie", session.cookie.as_str()),
+        ("Origin", own_origin.as_str()),
+    ])?;
+    socket.close()?;
+    Ok(())
+}
+
+#[test]
+fn audit_log_records_state_changes_for_the_audit_role_only() -> Result<(), HarnessError> {
+    let roomd = Roomd::start_claimed("")?;
+    let (username, password) = roomd.admin_credentials()?;
+    let session = roomd.login(&username, &password)?;
+    roomd
+        .request("PATCH", "/api/v1/config")
+        .session(&session)
+        .json(&json!({"audio": {"default_volume": 44}}))
+        .send()?
+        .expect_status(200, "PATCH config with a session")?;
+    let created = roomd.create_token("volume-knob", "user")?;
+    let user_token = created["token"].as_str().unwrap_or_default().to_owned();
+    roomd
+        .request("POST", "/api/v1/commands/audio.volume.set")
+        .bearer(&user_token)
+        .json(&json!({"level": 12}))
+        .send()?
+        .expect_status(200, "audio.volume.set as user")?;
+    let refused = roomd
+        .request("PATCH", "/api/v1/config")
+        .bearer(&user_token)
+        .json(&json!({"audio": {"default_volume": 1}}))
+        .send()?;
+    assert_eq!(refused.status, 403);
+
+    let auditor = roomd.token_for("audit")?;
+    let entries = roomd
+        .get("/api/v1/audit")
+        .bearer(&auditor)
+        .send()?
+        .expect_status(200, "GET audit as audit")?
+        .json()?;
+    let entries = entries
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("audit is not a list: {entries}"));
+    let find = |method: &str, path: &str, status: u64| {
+        entries
+            .iter()
+            .find(|e| e["method"] == method && e["path"] == path && e["status"] == status)
+            .cloned()
+    };
+    let patch = find("PATCH", "/api/v1/config", 200)
+        .unwrap_or_else(|| panic!("no audit entry for the config change: {entries:#?}"));
+    assert_eq!(
+        patch["actor"], ADMIN_USERNAME,
+        "config change entry: {patch}"
+    );
+    assert_eq!(patch["role"], "admin");
+    assert!(
+        patch["source"]
+            .as_str()
+            .is_some_and(|s| s.contains("127.0.0.1")),
+        "source of the config change: {patch}"
+    );
+    let command = find("POST", "/api/v1/commands/audio.volume.set", 200)
+        .unwrap_or_else(|| panic!("no audit entry for the command: {entries:#?}"));
+    assert_eq!(command["role"], "user", "command entry: {command}");
+    assert!(
+        command["actor"].as_str().is_some_and(|a| !a.is_empty()),
+        "command entry without actor: {command}"
+    );
+    find("PATCH", "/api/v1/config", 403)
+        .unwrap_or_else(|| panic!("no audit entry for the refused change: {entries:#?}"));
+    let seqs: Vec<u64> = entries.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] > w[1]),
+        "audit is not newest first: {seqs:?}"
+    );
+    assert!(
+        !entries.iter().any(|e| e.to_string().contains(&user_token)),
+        "the audit log contains a token secret"
+    );
+    assert!(
+        !entries.iter().any(|e| e.to_string().contains(&password)),
+        "the audit log contains a password"
+    );
+
+    let limited = roomd
+        .get("/api/v1/audit?limit=2")
+        .bearer(&auditor)
+        .send()?
+        .json()?;
+    assert_eq!(
+        limited.as_array().map(Vec::len),
+        Some(2),
+        "limit=2: {limited}"
+    );
+    if let Some(newest) = seqs.first() {
+        let older = roomd
+            .get(&format!("/api/v1/audit?before={newest}"))
+            .bearer(&auditor)
+            .send()?
+            .json()?;
+        assert!(
+            older
+                .as_array()
+                .is_some_and(|a| a.iter().all(|e| e["seq"].as_u64() < Some(*newest))),
+            "before={newest}: {older}"
+        );
+    }
+
+    let user = roomd.get("/api/v1/audit").bearer(&user_token).send()?;
+    assert_eq!(user.status, 403, "audit as user: {}", user.text());
+    Ok(())
+}
