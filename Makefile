@@ -13,6 +13,7 @@ PACKAGES += curl              # manual API calls against the dev room (see READM
 PACKAGES += libtss2-dev       # tpm2-tss headers and libraries: tss-esapi talks to the TPM through them
 PACKAGES += swtpm             # software TPM: `make run` and the identity tests use one instead of hardware
 PACKAGES += swtpm-tools       # swtpm_setup: manufactures the software TPM (EK, EK certificate, PCR banks)
+PACKAGES += tpm2-tools        # identity tests read the device key from the TPM, independently of roomd
 PACKAGES += openssl           # tests: an independent TLS client (refuses TLS < 1.2; handshakes with the TPM key)
 
 # Only `make bench` needs these.

@@ -17,7 +17,7 @@ use crate::accounts::{Accounts, AccountsError, AccountsPolicy};
 use crate::api::{self, ApiState, ServeError};
 use crate::audit::{AUDIT_FILE, AuditError, AuditLog};
 use crate::config::{Config, ConfigError};
-use crate::core::{self, CoreSetup, IdentityStatus};
+use crate::core::{self, CoreSetup};
 use crate::service;
 use crate::tls::{self, DeviceIdentity, TlsError};
 
@@ -70,7 +70,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         &config.system.name,
         &certificate_names(&config),
     )?;
-    let identity_status = identity_status(&identity);
+    let identity_status = identity.status();
     match &identity_status.warning {
         Some(warning) => tracing::warn!("{warning}"),
         None => tracing::info!(
@@ -100,6 +100,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         room: room.clone(),
         accounts,
         audit,
+        identity: Arc::new(identity),
     };
     let server = api::serve(state, tls, &config.api.listen)?;
     let server_handle = server.handle();
@@ -142,25 +143,6 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
     match server_result {
         Some(Ok(Err(e))) => Err(DaemonError::Server(e)),
         _ => Ok(()),
-    }
-}
-
-/// The identity as the status tree shows it; a software key comes with a warning.
-fn identity_status(identity: &DeviceIdentity) -> IdentityStatus {
-    let key = identity.key();
-    let warning = match key {
-        tls::DeviceKey::Tpm(_) => None,
-        tls::DeviceKey::Software(_) => Some(format!(
-            "the device key is a software key in {} (identity.backend = \"software\"): anyone \
-             with the disk can copy it and impersonate this room",
-            identity.dir().join(tls::SOFTWARE_KEY_FILE).display()
-        )),
-    };
-    IdentityStatus {
-        backend: key.backend(),
-        key_sha256: key.fingerprint(),
-        certificate_sha256: identity.certificate_sha256(),
-        warning,
     }
 }
 

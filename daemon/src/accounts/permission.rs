@@ -25,10 +25,16 @@ pub enum Permission {
     AuditRead,
     /// `GET /session`, `DELETE /session`: a principal looking at or ending its own session.
     SessionOwn,
+    /// `GET /identity`: the device's certificates and key fingerprints (nothing secret).
+    IdentityRead,
+    /// `GET /identity/csr`: have the device key sign a certification request for enrolment.
+    IdentityEnrol,
+    /// `PUT /identity/certificate`: change the certificate every client of the API is shown.
+    IdentityManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 9] = [
+    pub const ALL: [Permission; 12] = [
         Permission::StatusRead,
         Permission::EventsRead,
         Permission::ConfigRead,
@@ -38,6 +44,9 @@ impl Permission {
         Permission::TokensManage,
         Permission::AuditRead,
         Permission::SessionOwn,
+        Permission::IdentityRead,
+        Permission::IdentityEnrol,
+        Permission::IdentityManage,
     ];
 }
 
@@ -52,6 +61,11 @@ pub fn allows(role: Role, permission: Permission) -> bool {
         Permission::RoomControl => &[Admin, Integrator, User, RoomControl],
         Permission::UsersManage | Permission::TokensManage => &[Admin],
         Permission::AuditRead => &[Admin, Audit],
+        Permission::IdentityRead => &[Admin, Integrator, Audit],
+        // Integrators enrol devices into a fleet's PKI; only an admin may change what the API
+        // presents to every client.
+        Permission::IdentityEnrol => &[Admin, Integrator],
+        Permission::IdentityManage => &[Admin],
     };
     granted.contains(&role)
 }
@@ -85,6 +99,12 @@ mod tests {
         assert_eq!(roles_with(Permission::UsersManage), [Admin]);
         assert_eq!(roles_with(Permission::TokensManage), [Admin]);
         assert_eq!(roles_with(Permission::AuditRead), [Admin, Audit]);
+        assert_eq!(
+            roles_with(Permission::IdentityRead),
+            [Admin, Integrator, Audit]
+        );
+        assert_eq!(roles_with(Permission::IdentityEnrol), [Admin, Integrator]);
+        assert_eq!(roles_with(Permission::IdentityManage), [Admin]);
     }
 
     fn doc_permission(name: &str) -> Permission {
@@ -135,7 +155,7 @@ mod tests {
         }
 
         let routes = rows("## Routes");
-        assert_eq!(routes.len(), 20);
+        assert_eq!(routes.len(), 23);
         for row in routes.iter().filter(|row| row[3].starts_with('`')) {
             let permission = doc_permission(&row[3]);
             if permission == Permission::RoomControl {
@@ -169,6 +189,8 @@ mod tests {
             Permission::RoomControl,
             Permission::UsersManage,
             Permission::TokensManage,
+            Permission::IdentityEnrol,
+            Permission::IdentityManage,
         ] {
             assert!(!allows(Role::Audit, permission), "{permission:?}");
         }

@@ -23,12 +23,14 @@ pub use server::{ServeError, serve};
 use crate::accounts::Accounts;
 use crate::audit::AuditLog;
 use crate::core::RoomHandle;
+use crate::tls::DeviceIdentity;
 
 /// What every handler can reach.
 pub struct ApiState {
     pub room: RoomHandle,
     pub accounts: Arc<Accounts>,
     pub audit: Arc<AuditLog>,
+    pub identity: Arc<DeviceIdentity>,
 }
 
 fn peer_ip(req: &actix_web::HttpRequest) -> IpAddr {

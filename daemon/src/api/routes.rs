@@ -41,6 +41,9 @@ pub enum Handler {
     TokenCreate,
     TokenRevoke,
     Audit,
+    IdentityGet,
+    IdentityCsr,
+    IdentityCertificatePut,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -156,6 +159,24 @@ pub const ROUTES: &[Route] = &[
         H::TokenRevoke,
     ),
     route("GET", "/api/v1/audit", Requires(P::AuditRead), H::Audit),
+    route(
+        "GET",
+        "/api/v1/identity",
+        Requires(P::IdentityRead),
+        H::IdentityGet,
+    ),
+    route(
+        "GET",
+        "/api/v1/identity/csr",
+        Requires(P::IdentityEnrol),
+        H::IdentityCsr,
+    ),
+    route(
+        "PUT",
+        "/api/v1/identity/certificate",
+        Requires(P::IdentityManage),
+        H::IdentityCertificatePut,
+    ),
 ];
 
 /// The route for a request, given the resource pattern the router matched.
@@ -208,6 +229,9 @@ fn handler_route(handler: Handler) -> actix_web::Route {
         H::TokenCreate => r.to(tokens::create),
         H::TokenRevoke => r.to(tokens::revoke),
         H::Audit => r.to(audit::list),
+        H::IdentityGet => r.to(identity::get),
+        H::IdentityCsr => r.to(identity::csr),
+        H::IdentityCertificatePut => r.to(identity::put_certificate),
     }
 }
 

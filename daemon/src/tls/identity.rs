@@ -4,22 +4,42 @@
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
 
+use super::installed_chain::{self, CHAIN_FILE, ChainError};
 use super::{
-    DeviceKey, ServedCertificate, TlsError, TpmKey, device_certificate, load_or_create_software_key,
+    DeviceKey, SOFTWARE_KEY_FILE, ServedCertificate, TlsError, TpmKey, device_certificate,
+    load_or_create_software_key,
 };
 use crate::config::{IdentityBackend, IdentityConfig};
+use crate::core::IdentityStatus;
+use crate::fsutil::write_atomic;
 use crate::tpm::{DEVICE_KEY_HANDLE, Tpm};
 
 pub struct DeviceIdentity {
     key: DeviceKey,
     dir: PathBuf,
+    common_name: String,
+    names: Vec<String>,
+    self_signed: CertificateDer<'static>,
     served: Arc<ServedCertificate>,
+    /// One installation at a time, so the file and the served chain cannot disagree.
+    installing: Mutex<()>,
+}
+
+/// Why a certificate chain was not installed.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// The chain itself is unacceptable: the caller's problem.
+    #[error(transparent)]
+    Refused(#[from] ChainError),
+    /// It could not be stored or used: the device's problem.
+    #[error(transparent)]
+    Failed(#[from] TlsError),
 }
 
 impl DeviceIdentity {
@@ -53,16 +73,77 @@ impl DeviceIdentity {
                 DeviceKey::Software(Arc::new(load_or_create_software_key(dir)?))
             }
         };
-        let certificate = device_certificate::load_or_issue(dir, &key, common_name, names)?;
+        let self_signed = device_certificate::load_or_issue(dir, &key, common_name, names)?;
+        let chain = installed_chain::load_installed(dir, &key.spki_der())
+            .unwrap_or_else(|| vec![self_signed.clone()]);
         let served = Arc::new(ServedCertificate::new(CertifiedKey::new(
-            vec![certificate],
+            chain,
             key.rustls_key()?,
         )));
         Ok(DeviceIdentity {
             key,
             dir: dir.to_owned(),
+            common_name: common_name.to_owned(),
+            names: names.to_vec(),
+            self_signed,
             served,
+            installing: Mutex::new(()),
         })
+    }
+
+    /// A PKCS#10 request for a CA to certify the device key, PEM, with the device's subject and
+    /// names. Blocks while the TPM signs.
+    pub fn certification_request(&self) -> Result<String, TlsError> {
+        self.key
+            .certification_request(&device_certificate::params(&self.common_name, &self.names)?)
+    }
+
+    /// Checks a CA-issued chain (PEM, leaf first), stores it and serves it from the next
+    /// handshake on. Blocks on file I/O.
+    pub fn install_chain(&self, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, InstallError> {
+        let chain = installed_chain::check_chain(pem, &self.key.spki_der())?;
+        let _one_at_a_time = self
+            .installing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        write_atomic(
+            &self.dir.join(CHAIN_FILE),
+            installed_chain::to_pem(&chain).as_bytes(),
+            0o644,
+        )
+        .map_err(TlsError::from)?;
+        self.served
+            .replace(CertifiedKey::new(chain.clone(), self.key.rustls_key()?));
+        tracing::info!(
+            "installed a CA-issued certificate chain ({} certificates); certificate SHA-256 {}",
+            chain.len(),
+            self.certificate_sha256()
+        );
+        Ok(chain)
+    }
+
+    /// The identity as the status tree shows it; a software key comes with a warning.
+    pub fn status(&self) -> IdentityStatus {
+        let warning = match self.key {
+            DeviceKey::Tpm(_) => None,
+            DeviceKey::Software(_) => Some(format!(
+                "the device key is a software key in {} (identity.backend = \"software\"): \
+                 anyone with the disk can copy it and impersonate this room",
+                self.dir.join(SOFTWARE_KEY_FILE).display()
+            )),
+        };
+        IdentityStatus {
+            backend: self.key.backend(),
+            key_sha256: self.key.fingerprint(),
+            certificate_sha256: self.certificate_sha256(),
+            warning,
+        }
+    }
+
+    /// Whether the API serves the self-signed certificate (no chain installed, or it no longer
+    /// fits).
+    pub fn serves_self_signed(&self) -> bool {
+        self.served_chain() == [self.self_signed.clone()]
     }
 
     pub fn key(&self) -> &DeviceKey {

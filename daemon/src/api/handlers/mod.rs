@@ -5,6 +5,7 @@ pub mod claim;
 pub mod commands;
 pub mod config;
 pub mod health;
+pub mod identity;
 pub mod openapi;
 pub mod session;
 pub mod status;
