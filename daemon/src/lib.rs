@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod fsutil;
 pub mod logging;
 pub mod random;
+pub mod remote_attestation;
 pub mod service;
 pub mod tls;
 pub mod tpm;

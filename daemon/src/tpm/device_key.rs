@@ -48,7 +48,10 @@ pub(super) fn find_or_create(
     Ok((key, public_key))
 }
 
-fn is_present(context: &mut Context, handle: PersistentTpmHandle) -> Result<bool, TpmError> {
+pub(super) fn is_present(
+    context: &mut Context,
+    handle: PersistentTpmHandle,
+) -> Result<bool, TpmError> {
     let (data, _) = context
         .get_capability(CapabilityType::Handles, u32::from(handle), 1)
         .map_err(command("list its persistent handles"))?;

@@ -25,6 +25,8 @@ pub enum TpmError {
     ForeignKey { handle: u32, found: String },
     #[error("the TPM returned {what} in an unexpected form")]
     Unexpected { what: &'static str },
+    #[error("attestation is unavailable on this TPM (see the log from roomd's start)")]
+    NoAttestation,
     #[error("the TPM thread has stopped; roomd must be restarted")]
     ThreadGone,
     #[error("cannot start the TPM thread: {0}")]

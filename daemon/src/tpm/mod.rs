@@ -10,6 +10,7 @@
 //! private part comes from the TPM's random generator, not from a template) and reused at every
 //! start after that.
 
+mod attestation;
 mod device_key;
 mod ecdsa;
 mod error;
@@ -20,6 +21,7 @@ pub(crate) mod test_swtpm;
 #[cfg(test)]
 mod tests;
 
+pub use attestation::{AttestationIdentity, QUOTED_PCRS, Quote};
 pub use ecdsa::{EcdsaSignature, P256PublicKey};
 pub use error::TpmError;
 pub use thread::Tpm;
@@ -27,3 +29,6 @@ pub use thread::Tpm;
 /// Persistent handle of the device key. 0x8101xxxx is the owner range that TCG's provisioning
 /// guidance leaves to platform software; 0x81010001/2 are conventionally taken by EKs.
 pub const DEVICE_KEY_HANDLE: u32 = 0x8101_0010;
+
+/// Persistent handle of the attestation key (a restricted P-256 signing key under the EK).
+pub const AK_HANDLE: u32 = 0x8101_0011;

@@ -126,3 +126,86 @@ fn a_foreign_key_at_the_handle_is_not_overwritten() {
         assert!(err.to_string().contains("0x81010010"), "{err}");
     }
 }
+
+mod quotes {
+    use super::*;
+    use crate::remote_attestation::{QuoteError, verify_quote};
+
+    fn quote_of(tpm: &Tpm, nonce: &[u8]) -> (Vec<u8>, Quote) {
+        let ak = tpm
+            .attestation()
+            .expect("attestation is set up")
+            .ak_public
+            .clone();
+        (ak.uncompressed_point(), tpm.quote(nonce.to_vec()).unwrap())
+    }
+
+    #[test]
+    fn a_quote_verifies_with_the_attestation_key_and_its_nonce() {
+        let swtpm = TestSwtpm::start();
+        let tpm = Tpm::open(&swtpm.tcti(), DEVICE_KEY_HANDLE).unwrap();
+        let nonce = b"a fresh nonce from the verifier";
+        let (ak, quote) = quote_of(&tpm, nonce);
+        assert_eq!(
+            quote.pcrs.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            QUOTED_PCRS
+        );
+        let verified = verify_quote(
+            &ak,
+            &quote.attest,
+            &quote.signature.to_der(),
+            nonce,
+            &quote.pcrs,
+        )
+        .unwrap();
+        assert_eq!(verified.pcr_digest.len(), 32);
+    }
+
+    #[test]
+    fn the_attestation_key_is_kept_across_restarts() {
+        let mut swtpm = TestSwtpm::start();
+        let first = Tpm::open(&swtpm.tcti(), DEVICE_KEY_HANDLE).unwrap();
+        let ak = first.attestation().unwrap().ak_public.clone();
+        drop(first);
+        swtpm.run();
+        let second = Tpm::open(&swtpm.tcti(), DEVICE_KEY_HANDLE).unwrap();
+        assert_eq!(second.attestation().unwrap().ak_public, ak);
+        assert_ne!(ak, *second.device_key());
+    }
+
+    #[test]
+    fn wrong_nonce_tampering_and_a_foreign_key_are_refused() {
+        let swtpm = TestSwtpm::start();
+        let tpm = Tpm::open(&swtpm.tcti(), DEVICE_KEY_HANDLE).unwrap();
+        let nonce = b"nonce one";
+        let (ak, quote) = quote_of(&tpm, nonce);
+        let signature = quote.signature.to_der();
+        let check = |ak: &[u8], attest: &[u8], nonce: &[u8], pcrs: &[(u8, Vec<u8>)]| {
+            verify_quote(ak, attest, &signature, nonce, pcrs)
+        };
+        assert_eq!(
+            check(&ak, &quote.attest, b"nonce two", &quote.pcrs),
+            Err(QuoteError::WrongNonce)
+        );
+        let mut tampered = quote.attest.clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        assert_eq!(
+            check(&ak, &tampered, nonce, &quote.pcrs),
+            Err(QuoteError::BadSignature)
+        );
+        let mut pcrs = quote.pcrs.clone();
+        pcrs[0].1[0] ^= 1;
+        assert_eq!(
+            check(&ak, &quote.attest, nonce, &pcrs),
+            Err(QuoteError::PcrDigestMismatch)
+        );
+        let other = TestSwtpm::start();
+        let other_tpm = Tpm::open(&other.tcti(), DEVICE_KEY_HANDLE).unwrap();
+        let (foreign_ak, _) = quote_of(&other_tpm, b"x");
+        assert_eq!(
+            check(&foreign_ak, &quote.attest, nonce, &quote.pcrs),
+            Err(QuoteError::BadSignature)
+        );
+    }
+}

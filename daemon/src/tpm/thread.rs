@@ -1,7 +1,7 @@
 //! The thread that owns the TPM context, and the handle the rest of roomd uses to reach it.
 
 use std::str::FromStr;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 use tss_esapi::Context;
 use tss_esapi::constants::tss::{TPM2_RH_NULL, TPM2_ST_HASHCHECK};
@@ -11,7 +11,8 @@ use tss_esapi::structures::{Digest, Signature, SignatureScheme};
 use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
 
-use super::{EcdsaSignature, P256PublicKey, TpmError, device_key};
+use super::attestation::{self, AttestationIdentity, Quote};
+use super::{AK_HANDLE, EcdsaSignature, P256PublicKey, TpmError, device_key};
 
 /// One request to the TPM thread, with the channel its answer goes back on.
 enum Request {
@@ -19,6 +20,16 @@ enum Request {
         digest: [u8; 32],
         reply: mpsc::SyncSender<Result<EcdsaSignature, TpmError>>,
     },
+    Quote {
+        nonce: Vec<u8>,
+        reply: mpsc::SyncSender<Result<Quote, TpmError>>,
+    },
+}
+
+/// What the thread reports once the TPM is open.
+struct Opened {
+    device_key: P256PublicKey,
+    attestation: Option<AttestationIdentity>,
 }
 
 /// A handle to the TPM thread. Cloning it is cheap; the thread ends (and flushes and closes its
@@ -28,6 +39,7 @@ pub struct Tpm {
     requests: mpsc::Sender<Request>,
     tcti: String,
     device_key: P256PublicKey,
+    attestation: Option<Arc<AttestationIdentity>>,
 }
 
 impl std::fmt::Debug for Tpm {
@@ -63,9 +75,21 @@ impl Tpm {
                         Ok((context, key))
                     });
                 match opened {
-                    Ok((context, (key_handle, public_key))) => {
-                        if started.send(Ok(public_key)).is_ok() {
-                            serve(context, key_handle, inbox);
+                    Ok((mut context, (key_handle, device_key))) => {
+                        // Without attestation the device still has its identity: report, go on.
+                        let ak = match attestation::find_or_create_ak(&mut context, AK_HANDLE) {
+                            Ok(ak) => Some(ak),
+                            Err(e) => {
+                                tracing::warn!("attestation is unavailable: {e}");
+                                None
+                            }
+                        };
+                        let opened = Opened {
+                            device_key,
+                            attestation: ak.as_ref().map(|(_, identity)| identity.clone()),
+                        };
+                        if started.send(Ok(opened)).is_ok() {
+                            serve(context, key_handle, ak.map(|(handle, _)| handle), inbox);
                         }
                     }
                     Err(e) => {
@@ -74,11 +98,12 @@ impl Tpm {
                 }
             })
             .map_err(TpmError::Spawn)?;
-        let device_key = start_result.recv().map_err(|_| TpmError::ThreadGone)??;
+        let opened = start_result.recv().map_err(|_| TpmError::ThreadGone)??;
         Ok(Tpm {
             requests,
             tcti: tcti.to_owned(),
-            device_key,
+            device_key: opened.device_key,
+            attestation: opened.attestation.map(Arc::new),
         })
     }
 
@@ -90,6 +115,20 @@ impl Tpm {
     /// The device key's public part.
     pub fn device_key(&self) -> &P256PublicKey {
         &self.device_key
+    }
+
+    /// The EK certificate and attestation key, unless attestation could not be set up.
+    pub fn attestation(&self) -> Option<&AttestationIdentity> {
+        self.attestation.as_deref()
+    }
+
+    /// A quote over the boot PCRs with `nonce` as qualifying data, signed by the AK.
+    pub fn quote(&self, nonce: Vec<u8>) -> Result<Quote, TpmError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.requests
+            .send(Request::Quote { nonce, reply })
+            .map_err(|_| TpmError::ThreadGone)?;
+        answer.recv().map_err(|_| TpmError::ThreadGone)?
     }
 
     /// Signs a SHA-256 digest with the device key. Blocks the calling thread while the TPM
@@ -104,11 +143,23 @@ impl Tpm {
 }
 
 /// Answers requests one at a time until every `Tpm` handle is gone.
-fn serve(mut context: Context, device_key: KeyHandle, inbox: mpsc::Receiver<Request>) {
+fn serve(
+    mut context: Context,
+    device_key: KeyHandle,
+    ak: Option<KeyHandle>,
+    inbox: mpsc::Receiver<Request>,
+) {
     while let Ok(request) = inbox.recv() {
         match request {
             Request::SignDigest { digest, reply } => {
                 let _ = reply.send(sign_digest(&mut context, device_key, digest));
+            }
+            Request::Quote { nonce, reply } => {
+                let quote = match ak {
+                    Some(ak) => attestation::quote(&mut context, ak, &nonce),
+                    None => Err(TpmError::NoAttestation),
+                };
+                let _ = reply.send(quote);
             }
         }
     }
