@@ -105,6 +105,36 @@ impl Swtpm {
         self.dir.path()
     }
 
+    /// A PEM file with the CA certificates that issued this TPM's EK certificate: swtpm_setup's
+    /// local CA (issuer and root, from `/etc/swtpm-localca.conf`), as a verifier would get
+    /// them from a TPM manufacturer.
+    pub fn ek_ca_bundle(&self) -> Result<PathBuf, HarnessError> {
+        const CONF: &str = "/etc/swtpm-localca.conf";
+        let conf = std::fs::read_to_string(CONF)
+            .map_err(|e| HarnessError::io(format!("cannot read {CONF}"), e))?;
+        let setting = |name: &str| {
+            conf.lines()
+                .filter_map(|line| line.split_once('='))
+                .find(|(key, _)| key.trim() == name)
+                .map(|(_, value)| PathBuf::from(value.trim()))
+        };
+        let (Some(statedir), Some(issuer)) = (setting("statedir"), setting("issuercert")) else {
+            return Err(HarnessError::Config {
+                message: format!("{CONF} names no statedir or issuercert"),
+            });
+        };
+        let mut bundle = Vec::new();
+        for path in [issuer, statedir.join("swtpm-localca-rootca-cert.pem")] {
+            let pem = std::fs::read(&path)
+                .map_err(|e| HarnessError::io(format!("cannot read {}", path.display()), e))?;
+            bundle.extend_from_slice(&pem);
+        }
+        let path = self.dir.path().join("ek-ca.pem");
+        std::fs::write(&path, bundle)
+            .map_err(|e| HarnessError::io("cannot write the EK CA bundle", e))?;
+        Ok(path)
+    }
+
     fn run(&mut self) -> Result<(), HarnessError> {
         let port = free_port_pair()?;
         let child = Command::new("swtpm")

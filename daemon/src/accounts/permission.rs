@@ -31,10 +31,12 @@ pub enum Permission {
     IdentityEnrol,
     /// `PUT /identity/certificate`: change the certificate every client of the API is shown.
     IdentityManage,
+    /// `POST /identity/quote`: have the TPM quote its boot measurements (changes nothing).
+    IdentityAttest,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 12] = [
+    pub const ALL: [Permission; 13] = [
         Permission::StatusRead,
         Permission::EventsRead,
         Permission::ConfigRead,
@@ -47,6 +49,7 @@ impl Permission {
         Permission::IdentityRead,
         Permission::IdentityEnrol,
         Permission::IdentityManage,
+        Permission::IdentityAttest,
     ];
 }
 
@@ -66,6 +69,8 @@ pub fn allows(role: Role, permission: Permission) -> bool {
         // presents to every client.
         Permission::IdentityEnrol => &[Admin, Integrator],
         Permission::IdentityManage => &[Admin],
+        // Fleet managers and auditors check what the device booted.
+        Permission::IdentityAttest => &[Admin, Integrator, Audit],
     };
     granted.contains(&role)
 }
@@ -105,6 +110,10 @@ mod tests {
         );
         assert_eq!(roles_with(Permission::IdentityEnrol), [Admin, Integrator]);
         assert_eq!(roles_with(Permission::IdentityManage), [Admin]);
+        assert_eq!(
+            roles_with(Permission::IdentityAttest),
+            [Admin, Integrator, Audit]
+        );
     }
 
     fn doc_permission(name: &str) -> Permission {
@@ -155,7 +164,7 @@ mod tests {
         }
 
         let routes = rows("## Routes");
-        assert_eq!(routes.len(), 23);
+        assert_eq!(routes.len(), 24);
         for row in routes.iter().filter(|row| row[3].starts_with('`')) {
             let permission = doc_permission(&row[3]);
             if permission == Permission::RoomControl {

@@ -44,6 +44,7 @@ pub enum Handler {
     IdentityGet,
     IdentityCsr,
     IdentityCertificatePut,
+    IdentityQuote,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -177,6 +178,12 @@ pub const ROUTES: &[Route] = &[
         Requires(P::IdentityManage),
         H::IdentityCertificatePut,
     ),
+    route(
+        "POST",
+        "/api/v1/identity/quote",
+        Requires(P::IdentityAttest),
+        H::IdentityQuote,
+    ),
 ];
 
 /// The route for a request, given the resource pattern the router matched.
@@ -232,6 +239,7 @@ fn handler_route(handler: Handler) -> actix_web::Route {
         H::IdentityGet => r.to(identity::get),
         H::IdentityCsr => r.to(identity::csr),
         H::IdentityCertificatePut => r.to(identity::put_certificate),
+        H::IdentityQuote => r.to(identity::quote),
     }
 }
 

@@ -5,8 +5,10 @@
 //! - `quote`: the quote is signed by the attestation key, carries the verifier's nonce, covers
 //!   exactly PCRs 0–7 and 11 (SHA-256), and its PCR digest matches the PCR values reported.
 
+mod device;
 mod ek;
 mod quote;
 
+pub use device::{DeviceCheckError, check_device};
 pub use ek::{EkCertificateError, verify_ek_certificate};
 pub use quote::{QuoteError, VerifiedQuote, verify_quote};

@@ -24,6 +24,11 @@ impl TpmKey {
         TpmKey { tpm, spki, point }
     }
 
+    /// The TPM the key lives in (for attestation).
+    pub fn tpm(&self) -> &Tpm {
+        &self.tpm
+    }
+
     /// X.509 SubjectPublicKeyInfo of the key, DER.
     pub fn spki_der(&self) -> &[u8] {
         &self.spki

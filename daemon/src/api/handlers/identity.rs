@@ -1,5 +1,5 @@
-//! The device identity: what it is (`GET /identity`), a CSR for enrolment, and installing the
-//! CA-issued certificate chain.
+//! The device identity: what it is (`GET /identity`), a CSR for enrolment, installing the
+//! CA-issued certificate chain, and quotes of the boot measurements for attestation.
 
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
@@ -10,7 +10,18 @@ use serde_json::{Value, json};
 use crate::api::access::AuditDetail;
 use crate::api::error::ApiError;
 use crate::api::{ApiState, body};
-use crate::tls::{DeviceIdentity, InstallError, to_pem};
+use crate::tls::{DeviceIdentity, DeviceKey, InstallError, to_pem};
+
+/// Nonce length limits in bytes: enough entropy, and within a TPM2B_DATA (64 bytes).
+const NONCE_MIN_BYTES: usize = 8;
+const NONCE_MAX_BYTES: usize = 32;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuoteRequest {
+    /// Hex, chosen by the verifier.
+    nonce: String,
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,27 +75,126 @@ pub async fn put_certificate(
     Ok(HttpResponse::Ok().json(document(&state.identity)))
 }
 
+/// A TPM quote over PCRs 0–7 and 11 (SHA-256) with the verifier's nonce, signed by the AK.
+pub async fn quote(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let request: QuoteRequest = body::parse(&req, &state, &body)?;
+    let nonce = parse_nonce(&request.nonce)?;
+    let DeviceKey::Tpm(key) = state.identity.key() else {
+        return Err(ApiError::Conflict(
+            "this device has no TPM (identity.backend = \"software\"): nothing to attest".into(),
+        ));
+    };
+    let tpm = key.tpm().clone();
+    let Some(ak) = tpm.attestation().map(|a| a.ak_public.spki_der()) else {
+        return Err(ApiError::Unavailable(
+            "attestation could not be set up in this TPM; roomd's start-up log says why".into(),
+        ));
+    };
+    let quote = web::block(move || tpm.quote(nonce))
+        .await
+        .map_err(|e| ApiError::Internal(format!("the quote task failed: {e}")))?
+        .map_err(|e| ApiError::Internal(format!("cannot quote: {e}")))?;
+    let pcrs: serde_json::Map<String, Value> = quote
+        .pcrs
+        .iter()
+        .map(|(index, value)| (index.to_string(), Value::String(hex(value))))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "attest": base64_of(&quote.attest),
+        "signature": base64_of(&quote.signature.to_der()),
+        "pcr_bank": "sha256",
+        "pcrs": pcrs,
+        "attestation_key": pem_block("PUBLIC KEY", &ak),
+    })))
+}
+
+fn parse_nonce(text: &str) -> Result<Vec<u8>, ApiError> {
+    let invalid = || ApiError::Unprocessable {
+        field: Some("nonce".to_owned()),
+        message: format!(
+            "nonce: expected {NONCE_MIN_BYTES} to {NONCE_MAX_BYTES} bytes as hexadecimal \
+             ({} to {} hex digits)",
+            2 * NONCE_MIN_BYTES,
+            2 * NONCE_MAX_BYTES
+        ),
+    };
+    if !text.len().is_multiple_of(2)
+        || !(2 * NONCE_MIN_BYTES..=2 * NONCE_MAX_BYTES).contains(&text.len())
+    {
+        return Err(invalid());
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                .ok_or_else(invalid)
+        })
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 fn document(identity: &DeviceIdentity) -> Value {
     let status = identity.status();
     let key = identity.key();
+    let attestation = match key {
+        DeviceKey::Tpm(key) => key.tpm().attestation(),
+        DeviceKey::Software(_) => None,
+    };
     json!({
+        "ek_certificate": attestation
+            .and_then(|a| a.ek_certificate.as_deref())
+            .map(|der| pem_block("CERTIFICATE", der)),
+        "attestation_key": attestation.map(|a| pem_block("PUBLIC KEY", &a.ak_public.spki_der())),
+        "attestation_key_public_area": attestation.map(|a| base64_of(&a.ak_public_area)),
         "backend": status.backend,
         "warning": status.warning,
         "key_sha256": status.key_sha256,
-        "public_key": public_key_pem(&key.spki_der()),
+        "public_key": pem_block("PUBLIC KEY", &key.spki_der()),
         "certificate_chain": to_pem(&identity.served_chain()),
         "certificate_sha256": status.certificate_sha256,
         "self_signed": identity.serves_self_signed(),
     })
 }
 
-fn public_key_pem(spki: &[u8]) -> String {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(spki);
-    let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
+fn pem_block(label: &str, der: &[u8]) -> String {
+    let encoded = base64_of(der);
+    let mut pem = format!("-----BEGIN {label}-----\n");
     for line in encoded.as_bytes().chunks(64) {
         pem.push_str(&String::from_utf8_lossy(line));
         pem.push('\n');
     }
-    pem.push_str("-----END PUBLIC KEY-----\n");
+    pem.push_str(&format!("-----END {label}-----\n"));
     pem
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonces_are_hex_of_a_bounded_length() {
+        assert_eq!(parse_nonce("00ff10aa00ff10aa").unwrap().len(), 8);
+        assert_eq!(parse_nonce(&"ab".repeat(32)).unwrap().len(), 32);
+        for bad in [
+            "",
+            "00ff10aa00ff10a",
+            "00ff10aa00ff10zz",
+            &"ab".repeat(33),
+            "éé00ff10aa00ff10",
+        ] {
+            assert!(parse_nonce(bad).is_err(), "{bad:?}");
+        }
+    }
 }
