@@ -3,7 +3,7 @@
 //! tampered and foreign quotes are refused.
 
 use base64::Engine;
-use roomd::remote_attestation::{DeviceCheckError, QuoteError, check_device};
+use roomd::remote_attestation::{DeviceCheckError, QuoteError, challenge_ak_binding, check_device};
 use roomd_tests::{HarnessError, Roomd, Swtpm};
 use serde_json::{Value, json};
 
@@ -39,6 +39,7 @@ fn roomctl_verifies_the_device_end_to_end() -> Result<(), HarnessError> {
     assert_eq!(run.code, Some(0), "{run:?}");
     let report: Value = serde_json::from_str(&run.stdout).expect("JSON report");
     assert_eq!(report["verified"], true, "{report}");
+    assert_eq!(report["attestation_key_bound_to_ek"], true, "{report}");
     let digest = report["pcr_digest"].as_str().unwrap_or_default().to_owned();
     assert_eq!(digest.len(), 64, "{report}");
     let pcrs = report["pcrs"].as_object().map(|m| m.len());
@@ -203,5 +204,54 @@ fn quotes_need_a_tpm_a_good_nonce_and_a_role_that_may_attest() -> Result<(), Har
         .json(&json!({ "nonce": "00112233445566778899" }))
         .send()?;
     assert_eq!(response.status, 409, "{}", response.text());
+    Ok(())
+}
+
+#[test]
+fn an_attestation_key_from_another_tpm_fails_the_credential_challenge() -> Result<(), HarnessError>
+{
+    let tpm = Swtpm::start()?;
+    let ca = std::fs::read(tpm.ek_ca_bundle()?).expect("EK CA bundle");
+    let roomd = Roomd::start_claimed(&tpm.identity_toml())?;
+    let token = roomd.token_for("audit")?;
+    let device = identity(&roomd, &token)?;
+    let activate = |body: &Value| {
+        roomd
+            .request("POST", "/api/v1/identity/activate")
+            .bearer(&token)
+            .json(body)
+            .send()
+    };
+
+    // The genuine AK answers its challenge.
+    let challenge = challenge_ak_binding(&device, &ca).expect("challenge");
+    let answer = activate(&challenge.request)?
+        .expect_status(200, "activate")?
+        .json()?;
+    challenge
+        .check_answer(&answer)
+        .expect("the credential comes back");
+    // A replayed or made-up answer does not pass.
+    let other_challenge = challenge_ak_binding(&device, &ca).expect("challenge");
+    let err = other_challenge.check_answer(&answer).unwrap_err();
+    assert!(matches!(err, DeviceCheckError::NotActivated), "{err}");
+
+    // Another TPM's AK, presented with this device's EK certificate: this TPM cannot release a
+    // credential made for a key it does not hold.
+    let other_tpm = Swtpm::start()?;
+    let other = Roomd::start_claimed(&other_tpm.identity_toml())?;
+    let foreign = identity(&other, &other.token_for("audit")?)?;
+    let mut disguised = device.clone();
+    disguised["attestation_key"] = foreign["attestation_key"].clone();
+    disguised["attestation_key_public_area"] = foreign["attestation_key_public_area"].clone();
+    let challenge = challenge_ak_binding(&disguised, &ca).expect("challenge");
+    let response = activate(&challenge.request)?;
+    assert_eq!(response.status, 422, "{}", response.text());
+
+    // A public area that does not describe the reported key is caught before asking.
+    let mut mixed = device.clone();
+    mixed["attestation_key_public_area"] = foreign["attestation_key_public_area"].clone();
+    let err = challenge_ak_binding(&mixed, &ca).err().expect("refused");
+    assert!(matches!(err, DeviceCheckError::AkMismatch), "{err}");
     Ok(())
 }

@@ -31,7 +31,8 @@ pub enum Permission {
     IdentityEnrol,
     /// `PUT /identity/certificate`: change the certificate every client of the API is shown.
     IdentityManage,
-    /// `POST /identity/quote`: have the TPM quote its boot measurements (changes nothing).
+    /// `POST /identity/quote`, `POST /identity/activate`: have the TPM quote its boot
+    /// measurements or answer a credential challenge (neither changes anything).
     IdentityAttest,
 }
 
@@ -164,7 +165,7 @@ mod tests {
         }
 
         let routes = rows("## Routes");
-        assert_eq!(routes.len(), 24);
+        assert_eq!(routes.len(), 25);
         for row in routes.iter().filter(|row| row[3].starts_with('`')) {
             let permission = doc_permission(&row[3]);
             if permission == Permission::RoomControl {

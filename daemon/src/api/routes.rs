@@ -45,6 +45,7 @@ pub enum Handler {
     IdentityCsr,
     IdentityCertificatePut,
     IdentityQuote,
+    IdentityActivate,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -184,6 +185,12 @@ pub const ROUTES: &[Route] = &[
         Requires(P::IdentityAttest),
         H::IdentityQuote,
     ),
+    route(
+        "POST",
+        "/api/v1/identity/activate",
+        Requires(P::IdentityAttest),
+        H::IdentityActivate,
+    ),
 ];
 
 /// The route for a request, given the resource pattern the router matched.
@@ -240,6 +247,7 @@ fn handler_route(handler: Handler) -> actix_web::Route {
         H::IdentityCsr => r.to(identity::csr),
         H::IdentityCertificatePut => r.to(identity::put_certificate),
         H::IdentityQuote => r.to(identity::quote),
+        H::IdentityActivate => r.to(identity::activate),
     }
 }
 

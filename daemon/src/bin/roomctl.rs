@@ -66,9 +66,10 @@ enum ConfigAction {
 
 #[derive(Subcommand)]
 enum IdentityAction {
-    /// Checks the device end to end: its EK certificate chains to a CA in EK_CA, and a quote
-    /// over PCRs 0-7 and 11 made for a fresh nonce is signed by its attestation key and matches
-    /// the PCR values it reports. Exits 1 naming the first check that fails.
+    /// Checks the device end to end: its EK certificate chains to a CA in EK_CA, its
+    /// attestation key is in that TPM (credential activation), and a quote over PCRs 0-7 and 11
+    /// made for a fresh nonce is signed by that key and matches the PCR values it reports.
+    /// Exits 1 naming the first check that fails.
     Verify {
         /// PEM file with the TPM manufacturer's CA certificates (root and intermediates) trusted
         /// for EK certificates.
@@ -163,6 +164,10 @@ fn verify_identity(api: &Api, ek_ca: &Path, pcr_digest: Option<&str>) -> anyhow:
     let ca_pem = std::fs::read(ek_ca)
         .with_context(|| format!("cannot read the EK CA file {}", ek_ca.display()))?;
     let identity = api.call("GET", "/identity", None)?;
+    // Checked before a quote is asked for: the key that signs it must be in the EK's TPM.
+    let challenge = roomd::remote_attestation::challenge_ak_binding(&identity, &ca_pem)?;
+    let answer = api.call("POST", "/identity/activate", Some(&challenge.request))?;
+    challenge.check_answer(&answer)?;
     let mut nonce = [0u8; 32];
     roomd::random::fill(&mut nonce);
     let nonce_hex: String = nonce.iter().map(|b| format!("{b:02x}")).collect();

@@ -4,15 +4,18 @@
 use tss_esapi::Context;
 use tss_esapi::abstraction::{AsymmetricAlgorithmSelection, ak, ek, pcr};
 use tss_esapi::constants::CapabilityType;
-use tss_esapi::handles::{KeyHandle, PersistentTpmHandle, TpmHandle};
+use tss_esapi::constants::SessionType;
+use tss_esapi::handles::{AuthHandle, KeyHandle, PersistentTpmHandle, SessionHandle, TpmHandle};
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, SignatureSchemeAlgorithm};
 use tss_esapi::interface_types::dynamic_handles::Persistent;
 use tss_esapi::interface_types::ecc::EccCurve;
 use tss_esapi::interface_types::key_bits::RsaKeyBits;
 use tss_esapi::interface_types::resource_handles::Provision;
 use tss_esapi::interface_types::session_handles::AuthSession;
+use tss_esapi::interface_types::session_handles::PolicySession;
 use tss_esapi::structures::{
-    CapabilityData, Data, PcrSelectionListBuilder, PcrSlot, Public, Signature, SignatureScheme,
+    CapabilityData, Data, EncryptedSecret, IdObject, PcrSelectionListBuilder, PcrSlot, Public,
+    Signature, SignatureScheme, SymmetricDefinition,
 };
 use tss_esapi::traits::Marshall;
 
@@ -207,6 +210,74 @@ pub(super) fn quote(context: &mut Context, ak: KeyHandle, nonce: &[u8]) -> Resul
         },
         pcrs,
     })
+}
+
+/// TPM2_ActivateCredential: releases a verifier's credential only if it was made for this
+/// TPM's EK and for the name of the AK, i.e. proves that the AK lives in the same TPM as the EK.
+/// The EK is derived for the duration and flushed again, as is its policy session.
+pub(super) fn activate_credential(
+    context: &mut Context,
+    ak: KeyHandle,
+    credential_blob: &[u8],
+    encrypted_secret: &[u8],
+) -> Result<Vec<u8>, TpmError> {
+    let blob = IdObject::try_from(credential_blob.to_vec())
+        .map_err(command("accept the credential blob"))?;
+    let secret = EncryptedSecret::try_from(encrypted_secret.to_vec())
+        .map_err(command("accept the encrypted secret"))?;
+    let ek = ek::create_ek_object_2(
+        context,
+        AsymmetricAlgorithmSelection::Rsa(RsaKeyBits::Rsa2048),
+        None,
+    )
+    .map_err(command("derive the endorsement key"))?;
+    let activated = with_ek_policy_session(context, |context, ek_session| {
+        context.execute_with_sessions(
+            (Some(AuthSession::Password), Some(ek_session), None),
+            |context| context.activate_credential(ak, ek, blob, secret),
+        )
+    });
+    let flushed = context.flush_context(ek.into());
+    let credential = activated.map_err(command("activate the credential"))?;
+    flushed.map_err(command("flush the endorsement key"))?;
+    Ok(credential.value().to_vec())
+}
+
+/// Runs `f` with a policy session that satisfies the EK's default policy
+/// (PolicySecret(TPM_RH_ENDORSEMENT)), and flushes the session afterwards.
+fn with_ek_policy_session<T>(
+    context: &mut Context,
+    f: impl FnOnce(&mut Context, AuthSession) -> tss_esapi::Result<T>,
+) -> tss_esapi::Result<T> {
+    let session = context
+        .start_auth_session(
+            None,
+            None,
+            None,
+            SessionType::Policy,
+            SymmetricDefinition::AES_128_CFB,
+            HashingAlgorithm::Sha256,
+        )?
+        .ok_or(tss_esapi::Error::WrapperError(
+            tss_esapi::WrapperErrorKind::WrongValueFromTpm,
+        ))?;
+    let result = PolicySession::try_from(session)
+        .and_then(|policy| {
+            context.execute_with_nullauth_session(|context| {
+                context.policy_secret(
+                    policy,
+                    AuthHandle::Endorsement,
+                    Default::default(),
+                    Default::default(),
+                    Default::default(),
+                    None,
+                )
+            })
+        })
+        .and_then(|_| f(context, session));
+    // The command may have ended the session already; a failed flush then means nothing.
+    let _ = context.flush_context(SessionHandle::from(session).into());
+    result
 }
 
 /// The public key, if `public` is a TPM-bound, restricted P-256 signing key (an AK).

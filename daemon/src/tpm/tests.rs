@@ -209,3 +209,83 @@ mod quotes {
         );
     }
 }
+
+mod credentials {
+    use std::str::FromStr;
+
+    use super::*;
+    use crate::remote_attestation::{ak_name, ak_point, make_credential};
+
+    /// The EK's public key as a verifier gets it (SubjectPublicKeyInfo DER), read straight from
+    /// the TPM: these swtpms have no EK certificate.
+    fn ek_spki(tcti: &str) -> Vec<u8> {
+        use tss_esapi::abstraction::{AsymmetricAlgorithmSelection, ek};
+        use tss_esapi::interface_types::key_bits::RsaKeyBits;
+        let name = tss_esapi::tcti_ldr::TctiNameConf::from_str(tcti).unwrap();
+        let mut context = tss_esapi::Context::new(name).unwrap();
+        let ek = ek::create_ek_object_2(
+            &mut context,
+            AsymmetricAlgorithmSelection::Rsa(RsaKeyBits::Rsa2048),
+            None,
+        )
+        .unwrap();
+        let (public, _, _) = context.read_public(ek).unwrap();
+        context.flush_context(ek.into()).unwrap();
+        let tss_esapi::structures::Public::Rsa { unique, .. } = public else {
+            panic!("not an RSA EK");
+        };
+        use rsa::pkcs8::EncodePublicKey;
+        let n = rsa::BigUint::from_bytes_be(unique.value());
+        let key = rsa::RsaPublicKey::new(n, rsa::BigUint::from(65537u32)).unwrap();
+        key.to_public_key_der().unwrap().as_bytes().to_vec()
+    }
+
+    #[test]
+    fn the_tpm_releases_a_credential_made_for_its_ek_and_its_ak() {
+        let swtpm = TestSwtpm::start();
+        let ek = ek_spki(&swtpm.tcti());
+        let tpm = Tpm::open(&swtpm.tcti(), DEVICE_KEY_HANDLE).unwrap();
+        let attestation = tpm.attestation().unwrap().clone();
+        assert_eq!(
+            ak_point(&attestation.ak_public_area).unwrap(),
+            attestation.ak_public.uncompressed_point()
+        );
+        let name = ak_name(&attestation.ak_public_area);
+        let challenge = make_credential(&ek, &name).unwrap();
+        let answer = tpm
+            .activate_credential(challenge.credential_blob, challenge.encrypted_secret)
+            .unwrap();
+        assert_eq!(answer, challenge.credential);
+    }
+
+    #[test]
+    fn a_credential_for_another_key_name_or_another_tpm_is_not_released() {
+        let swtpm = TestSwtpm::start();
+        let other = TestSwtpm::start();
+        let ek = ek_spki(&swtpm.tcti());
+        let other_ek = ek_spki(&other.tcti());
+        let tpm = Tpm::open(&swtpm.tcti(), DEVICE_KEY_HANDLE).unwrap();
+        let name = ak_name(&tpm.attestation().unwrap().ak_public_area);
+        // Another AK name (e.g. a software key presented as the AK).
+        let mut wrong_name = name.clone();
+        wrong_name[5] ^= 1;
+        let challenge = make_credential(&ek, &wrong_name).unwrap();
+        assert!(
+            tpm.activate_credential(challenge.credential_blob, challenge.encrypted_secret)
+                .is_err()
+        );
+        // Made for another TPM's EK.
+        let challenge = make_credential(&other_ek, &name).unwrap();
+        assert!(
+            tpm.activate_credential(challenge.credential_blob, challenge.encrypted_secret)
+                .is_err()
+        );
+        // The TPM still answers afterwards (sessions and the EK were flushed).
+        let challenge = make_credential(&ek, &name).unwrap();
+        assert_eq!(
+            tpm.activate_credential(challenge.credential_blob, challenge.encrypted_secret)
+                .unwrap(),
+            challenge.credential
+        );
+    }
+}

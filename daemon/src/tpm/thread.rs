@@ -24,6 +24,11 @@ enum Request {
         nonce: Vec<u8>,
         reply: mpsc::SyncSender<Result<Quote, TpmError>>,
     },
+    ActivateCredential {
+        credential_blob: Vec<u8>,
+        encrypted_secret: Vec<u8>,
+        reply: mpsc::SyncSender<Result<Vec<u8>, TpmError>>,
+    },
 }
 
 /// What the thread reports once the TPM is open.
@@ -131,6 +136,23 @@ impl Tpm {
         answer.recv().map_err(|_| TpmError::ThreadGone)?
     }
 
+    /// Answers a verifier's credential challenge (TPM2_ActivateCredential with the AK and EK).
+    pub fn activate_credential(
+        &self,
+        credential_blob: Vec<u8>,
+        encrypted_secret: Vec<u8>,
+    ) -> Result<Vec<u8>, TpmError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.requests
+            .send(Request::ActivateCredential {
+                credential_blob,
+                encrypted_secret,
+                reply,
+            })
+            .map_err(|_| TpmError::ThreadGone)?;
+        answer.recv().map_err(|_| TpmError::ThreadGone)?
+    }
+
     /// Signs a SHA-256 digest with the device key. Blocks the calling thread while the TPM
     /// works (a few milliseconds on swtpm, tens on a hardware TPM).
     pub fn sign_digest(&self, digest: [u8; 32]) -> Result<EcdsaSignature, TpmError> {
@@ -160,6 +182,22 @@ fn serve(
                     None => Err(TpmError::NoAttestation),
                 };
                 let _ = reply.send(quote);
+            }
+            Request::ActivateCredential {
+                credential_blob,
+                encrypted_secret,
+                reply,
+            } => {
+                let credential = match ak {
+                    Some(ak) => attestation::activate_credential(
+                        &mut context,
+                        ak,
+                        &credential_blob,
+                        &encrypted_secret,
+                    ),
+                    None => Err(TpmError::NoAttestation),
+                };
+                let _ = reply.send(credential);
             }
         }
     }

@@ -83,17 +83,11 @@ pub async fn quote(
 ) -> Result<HttpResponse, ApiError> {
     let request: QuoteRequest = body::parse(&req, &state, &body)?;
     let nonce = parse_nonce(&request.nonce)?;
-    let DeviceKey::Tpm(key) = state.identity.key() else {
-        return Err(ApiError::Conflict(
-            "this device has no TPM (identity.backend = \"software\"): nothing to attest".into(),
-        ));
-    };
-    let tpm = key.tpm().clone();
-    let Some(ak) = tpm.attestation().map(|a| a.ak_public.spki_der()) else {
-        return Err(ApiError::Unavailable(
-            "attestation could not be set up in this TPM; roomd's start-up log says why".into(),
-        ));
-    };
+    let tpm = attesting_tpm(&state)?;
+    let ak = tpm
+        .attestation()
+        .map(|a| a.ak_public.spki_der())
+        .unwrap_or_default();
     let quote = web::block(move || tpm.quote(nonce))
         .await
         .map_err(|e| ApiError::Internal(format!("the quote task failed: {e}")))?
@@ -110,6 +104,61 @@ pub async fn quote(
         "pcrs": pcrs,
         "attestation_key": pem_block("PUBLIC KEY", &ak),
     })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActivateRequest {
+    /// TPM2B_ID_OBJECT contents from TPM2_MakeCredential, base64.
+    credential_blob: String,
+    /// TPM2B_ENCRYPTED_SECRET contents, base64.
+    encrypted_secret: String,
+}
+
+/// Answers a verifier's credential challenge (TPM2_ActivateCredential with the AK and the EK):
+/// proof that the attestation key lives in the TPM the EK certificate was issued for.
+pub async fn activate(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let request: ActivateRequest = body::parse(&req, &state, &body)?;
+    let decode = |field: &str, text: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|e| ApiError::Unprocessable {
+                field: Some(field.to_owned()),
+                message: format!("{field}: not base64 ({e})"),
+            })
+    };
+    let blob = decode("credential_blob", &request.credential_blob)?;
+    let secret = decode("encrypted_secret", &request.encrypted_secret)?;
+    let tpm = attesting_tpm(&state)?;
+    let credential = web::block(move || tpm.activate_credential(blob, secret))
+        .await
+        .map_err(|e| ApiError::Internal(format!("the activation task failed: {e}")))?
+        // The TPM refuses a challenge made for another EK or AK name: the caller's problem.
+        .map_err(|e| ApiError::Unprocessable {
+            field: None,
+            message: format!("the TPM did not release the credential: {e}"),
+        })?;
+    Ok(HttpResponse::Ok().json(json!({ "credential": base64_of(&credential) })))
+}
+
+/// The TPM, if this device has one with attestation set up.
+fn attesting_tpm(state: &ApiState) -> Result<crate::tpm::Tpm, ApiError> {
+    let DeviceKey::Tpm(key) = state.identity.key() else {
+        return Err(ApiError::Conflict(
+            "this device has no TPM (identity.backend = \"software\"): nothing to attest".into(),
+        ));
+    };
+    let tpm = key.tpm().clone();
+    if tpm.attestation().is_none() {
+        return Err(ApiError::Unavailable(
+            "attestation could not be set up in this TPM; roomd's start-up log says why".into(),
+        ));
+    }
+    Ok(tpm)
 }
 
 fn parse_nonce(text: &str) -> Result<Vec<u8>, ApiError> {
