@@ -20,17 +20,9 @@ pub fn parse<T: DeserializeOwned>(
     body: &Bytes,
 ) -> Result<T, ApiError> {
     let value = parse_value(req, state, body)?;
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let message = if path == "." {
-            e.inner().to_string()
-        } else {
-            format!("{path}: {}", e.inner())
-        };
-        ApiError::Unprocessable {
-            field: (path != ".").then_some(path),
-            message,
-        }
+    crate::json_error::deserialize(value).map_err(|e| ApiError::Unprocessable {
+        field: e.field,
+        message: e.message,
     })
 }
 

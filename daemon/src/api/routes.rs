@@ -70,91 +70,27 @@ const fn route(
     }
 }
 
+#[rustfmt::skip]
 pub const ROUTES: &[Route] = &[
     route("GET", "/api/v1/health", Public, H::Health),
     route("GET", "/api/v1/openapi.json", Public, H::OpenApi),
     route("POST", "/api/v1/claim", Public, H::Claim),
     route("POST", "/api/v1/session", Public, H::SessionCreate),
-    route(
-        "GET",
-        "/api/v1/session",
-        Requires(P::SessionOwn),
-        H::SessionGet,
-    ),
-    route(
-        "DELETE",
-        "/api/v1/session",
-        Requires(P::SessionOwn),
-        H::SessionDelete,
-    ),
+    route("GET", "/api/v1/session", Requires(P::SessionOwn), H::SessionGet),
+    route("DELETE", "/api/v1/session", Requires(P::SessionOwn), H::SessionDelete),
     route("GET", "/api/v1/status", Requires(P::StatusRead), H::Status),
-    route(
-        "GET",
-        "/api/v1/status/{path:.*}",
-        Requires(P::StatusRead),
-        H::StatusPath,
-    ),
-    route(
-        "GET",
-        "/api/v1/config",
-        Requires(P::ConfigRead),
-        H::ConfigGet,
-    ),
-    route(
-        "PATCH",
-        "/api/v1/config",
-        Requires(P::ConfigWrite),
-        H::ConfigPatch,
-    ),
-    route(
-        "POST",
-        "/api/v1/commands/{name}",
-        Requires(P::RoomControl),
-        H::Command,
-    ),
+    route("GET", "/api/v1/status/{path:.*}", Requires(P::StatusRead), H::StatusPath),
+    route("GET", "/api/v1/config", Requires(P::ConfigRead), H::ConfigGet),
+    route("PATCH", "/api/v1/config", Requires(P::ConfigWrite), H::ConfigPatch),
+    route("POST", "/api/v1/commands/{name}", Requires(P::RoomControl), H::Command),
     route("GET", "/api/v1/events", Requires(P::EventsRead), H::Events),
-    route(
-        "GET",
-        "/api/v1/users",
-        Requires(P::UsersManage),
-        H::UsersList,
-    ),
-    route(
-        "POST",
-        "/api/v1/users",
-        Requires(P::UsersManage),
-        H::UserCreate,
-    ),
-    route(
-        "DELETE",
-        "/api/v1/users/{username}",
-        Requires(P::UsersManage),
-        H::UserDelete,
-    ),
-    route(
-        "PUT",
-        "/api/v1/users/{username}/password",
-        Requires(P::UsersManage),
-        H::UserPassword,
-    ),
-    route(
-        "GET",
-        "/api/v1/tokens",
-        Requires(P::TokensManage),
-        H::TokensList,
-    ),
-    route(
-        "POST",
-        "/api/v1/tokens",
-        Requires(P::TokensManage),
-        H::TokenCreate,
-    ),
-    route(
-        "DELETE",
-        "/api/v1/tokens/{id}",
-        Requires(P::TokensManage),
-        H::TokenRevoke,
-    ),
+    route("GET", "/api/v1/users", Requires(P::UsersManage), H::UsersList),
+    route("POST", "/api/v1/users", Requires(P::UsersManage), H::UserCreate),
+    route("DELETE", "/api/v1/users/{username}", Requires(P::UsersManage), H::UserDelete),
+    route("PUT", "/api/v1/users/{username}/password", Requires(P::UsersManage), H::UserPassword),
+    route("GET", "/api/v1/tokens", Requires(P::TokensManage), H::TokensList),
+    route("POST", "/api/v1/tokens", Requires(P::TokensManage), H::TokenCreate),
+    route("DELETE", "/api/v1/tokens/{id}", Requires(P::TokensManage), H::TokenRevoke),
     route("GET", "/api/v1/audit", Requires(P::AuditRead), H::Audit),
 ];
 
