@@ -67,7 +67,7 @@ mod tests {
 
     #[test]
     fn a_wrong_document_has_no_field() {
-        let e = deserialize::<Outer, _>(json!([1])).unwrap_err();
+        let e = deserialize::<Outer, _>(json!("not an object")).unwrap_err();
         assert_eq!(e.field, None);
     }
 }
