@@ -11,10 +11,6 @@ use super::access::access;
 use super::error::ApiError;
 use super::routes;
 
-/// Hard ceiling for any body actix buffers; the configurable limit (`api.max_body_bytes`) is
-/// enforced below it, per request, so that changing it needs no restart.
-const BODY_CEILING: usize = 16 * 1024 * 1024;
-
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("cannot listen on {addr} (api.listen): {source}")]
@@ -34,7 +30,6 @@ pub fn serve(
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .app_data(web::PayloadConfig::new(BODY_CEILING))
             .app_data(
                 web::PathConfig::default()
                     .error_handler(|e, _| ApiError::BadRequest(format!("bad path: {e}")).into()),
