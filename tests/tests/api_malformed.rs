@@ -274,6 +274,14 @@ fn cases() -> Vec<Case> {
                 )
             },
         ),
+        case(
+            "20 MiB announced: refused before it arrives",
+            &[413],
+            Some("4096"),
+            |r, t| {
+                Sent::Raw(format!("POST /api/v1/commands/audio.volume.set HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 20971520\r\nConnection: close\r\n\r\n{{", r.port(), t.admin).into_bytes())
+            },
+        ),
         // --- configuration merge patches ---
         case(
             "config value out of range",

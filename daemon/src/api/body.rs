@@ -1,8 +1,13 @@
 //! JSON request bodies: size limit, content type and parse errors that say what is wrong.
 
-use actix_web::HttpRequest;
+use std::ops::Deref;
+
+use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::web::Bytes;
+use actix_web::web::{self, Bytes, BytesMut};
+use actix_web::{FromRequest, HttpRequest};
+use futures_util::StreamExt;
+use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -13,33 +18,62 @@ use super::error::ApiError;
 /// keeps hostile input from exhausting the stack.
 const MAX_DEPTH: usize = 32;
 
+/// A request body read up to `api.max_body_bytes` and no further: a larger body is refused
+/// while it arrives, so that no client can make roomd hold more than the limit in memory.
+pub struct LimitedBody(Bytes);
+
+impl Deref for LimitedBody {
+    type Target = Bytes;
+    fn deref(&self) -> &Bytes {
+        &self.0
+    }
+}
+
+impl FromRequest for LimitedBody {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<web::Data<ApiState>>()
+            .map(|state| state.room.config().api.max_body_bytes)
+            .unwrap_or(0);
+        let announced = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if announced.is_some_and(|length| length > limit) {
+                return Err(ApiError::PayloadTooLarge { limit });
+            }
+            let mut body = BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| {
+                    ApiError::BadRequest(format!("cannot read the request body: {e}"))
+                })?;
+                if body.len() + chunk.len() > limit {
+                    return Err(ApiError::PayloadTooLarge { limit });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(LimitedBody(body.freeze()))
+        })
+    }
+}
+
 /// Parses a JSON body into `T`, naming the offending field on failure.
-pub fn parse<T: DeserializeOwned>(
-    req: &HttpRequest,
-    state: &ApiState,
-    body: &Bytes,
-) -> Result<T, ApiError> {
-    let value = parse_value(req, state, body)?;
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let message = if path == "." {
-            e.inner().to_string()
-        } else {
-            format!("{path}: {}", e.inner())
-        };
-        ApiError::Unprocessable {
-            field: (path != ".").then_some(path),
-            message,
-        }
+pub fn parse<T: DeserializeOwned>(req: &HttpRequest, body: &Bytes) -> Result<T, ApiError> {
+    let value = parse_value(req, body)?;
+    crate::json_error::deserialize(value).map_err(|e| ApiError::Unprocessable {
+        field: e.field,
+        message: e.message,
     })
 }
 
-/// Checks limit and content type and parses the body as any JSON value.
-pub fn parse_value(req: &HttpRequest, state: &ApiState, body: &Bytes) -> Result<Value, ApiError> {
-    let limit = state.room.config().api.max_body_bytes;
-    if body.len() > limit {
-        return Err(ApiError::PayloadTooLarge { limit });
-    }
+/// Checks the content type and parses the body as any JSON value.
+pub fn parse_value(req: &HttpRequest, body: &Bytes) -> Result<Value, ApiError> {
     check_content_type(req)?;
     if body.is_empty() {
         return Err(ApiError::BadRequest(

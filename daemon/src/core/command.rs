@@ -171,14 +171,9 @@ fn args_of<T: DeserializeOwned>(command: &'static str, args: &Value) -> Result<T
             message: "arguments must be a JSON object (use {} when there are none)".into(),
         });
     }
-    serde_path_to_error::deserialize(args).map_err(|e| {
-        let path = e.path().to_string();
-        let message = if path == "." {
-            e.inner().to_string()
-        } else {
-            format!("{path}: {}", e.inner())
-        };
-        CommandError::InvalidArguments { command, message }
+    crate::json_error::deserialize(args).map_err(|e| CommandError::InvalidArguments {
+        command,
+        message: e.message,
     })
 }
 

@@ -1,11 +1,12 @@
-use actix_web::web::{self, Bytes};
+use actix_web::web;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::api::access::AuditActor;
+use crate::api::body::{self, LimitedBody};
 use crate::api::error::{ApiError, blocking};
-use crate::api::{ApiState, body, peer_ip};
+use crate::api::{ApiState, peer_ip};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,9 +20,9 @@ struct ClaimRequest {
 pub async fn claim(
     req: HttpRequest,
     state: web::Data<ApiState>,
-    body: Bytes,
+    body: LimitedBody,
 ) -> Result<HttpResponse, ApiError> {
-    let request: ClaimRequest = body::parse(&req, &state, &body)?;
+    let request: ClaimRequest = body::parse(&req, &body)?;
     req.extensions_mut()
         .insert(AuditActor(request.username.chars().take(64).collect()));
     let accounts = state.accounts.clone();

@@ -1,10 +1,11 @@
-use actix_web::web::{self, Bytes, Path};
+use actix_web::web::{self, Path};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use serde_json::{Value, json};
 
+use crate::api::ApiState;
 use crate::api::access::AuditDetail;
+use crate::api::body::{self, LimitedBody};
 use crate::api::error::ApiError;
-use crate::api::{ApiState, body};
 use crate::core::RoomCommand;
 
 /// Runs a room command. A command without arguments may be sent with an empty body.
@@ -12,12 +13,12 @@ pub async fn run(
     req: HttpRequest,
     state: web::Data<ApiState>,
     name: Path<String>,
-    body: Bytes,
+    body: LimitedBody,
 ) -> Result<HttpResponse, ApiError> {
     let args = if body.is_empty() {
         json!({})
     } else {
-        body::parse_value(&req, &state, &body)?
+        body::parse_value(&req, &body)?
     };
     let command = RoomCommand::parse(&name, &args)?;
     req.extensions_mut()

@@ -1,9 +1,10 @@
-use actix_web::web::{self, Bytes};
+use actix_web::web;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 
+use crate::api::ApiState;
 use crate::api::access::AuditDetail;
+use crate::api::body::{self, LimitedBody};
 use crate::api::error::ApiError;
-use crate::api::{ApiState, body};
 
 pub async fn get(state: web::Data<ApiState>) -> HttpResponse {
     HttpResponse::Ok().json(state.room.config().to_json())
@@ -13,9 +14,9 @@ pub async fn get(state: web::Data<ApiState>) -> HttpResponse {
 pub async fn patch(
     req: HttpRequest,
     state: web::Data<ApiState>,
-    body: Bytes,
+    body: LimitedBody,
 ) -> Result<HttpResponse, ApiError> {
-    let patch = body::parse_value(&req, &state, &body)?;
+    let patch = body::parse_value(&req, &body)?;
     if !patch.is_object() {
         return Err(ApiError::InvalidConfig {
             field: None,

@@ -1,15 +1,16 @@
 //! The device identity: what it is (`GET /identity`), a CSR for enrolment, installing the
 //! CA-issued certificate chain, and quotes of the boot measurements for attestation.
 
-use actix_web::web::{self, Bytes};
+use actix_web::web;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::api::ApiState;
 use crate::api::access::AuditDetail;
+use crate::api::body::{self, LimitedBody};
 use crate::api::error::ApiError;
-use crate::api::{ApiState, body};
 use crate::tls::{DeviceIdentity, DeviceKey, InstallError, to_pem};
 
 /// Nonce length limits in bytes: enough entropy, and within a TPM2B_DATA (64 bytes).
@@ -52,9 +53,9 @@ pub async fn csr(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
 pub async fn put_certificate(
     req: HttpRequest,
     state: web::Data<ApiState>,
-    body: Bytes,
+    body: LimitedBody,
 ) -> Result<HttpResponse, ApiError> {
-    let request: InstallRequest = body::parse(&req, &state, &body)?;
+    let request: InstallRequest = body::parse(&req, &body)?;
     let identity = state.identity.clone();
     let chain = web::block(move || identity.install_chain(request.certificate_chain.as_bytes()))
         .await
@@ -79,9 +80,9 @@ pub async fn put_certificate(
 pub async fn quote(
     req: HttpRequest,
     state: web::Data<ApiState>,
-    body: Bytes,
+    body: LimitedBody,
 ) -> Result<HttpResponse, ApiError> {
-    let request: QuoteRequest = body::parse(&req, &state, &body)?;
+    let request: QuoteRequest = body::parse(&req, &body)?;
     let nonce = parse_nonce(&request.nonce)?;
     let tpm = attesting_tpm(&state)?;
     let ak = tpm
@@ -120,9 +121,9 @@ struct ActivateRequest {
 pub async fn activate(
     req: HttpRequest,
     state: web::Data<ApiState>,
-    body: Bytes,
+    body: LimitedBody,
 ) -> Result<HttpResponse, ApiError> {
-    let request: ActivateRequest = body::parse(&req, &state, &body)?;
+    let request: ActivateRequest = body::parse(&req, &body)?;
     let decode = |field: &str, text: &str| {
         base64::engine::general_purpose::STANDARD
             .decode(text)

@@ -1,13 +1,14 @@
 use actix_web::cookie::{Cookie, SameSite};
-use actix_web::web::{self, Bytes, ReqData};
+use actix_web::web::{self, ReqData};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::accounts::{Principal, PrincipalKind};
 use crate::api::access::{AuditActor, SESSION_COOKIE};
+use crate::api::body::{self, LimitedBody};
 use crate::api::error::{ApiError, blocking};
-use crate::api::{ApiState, body, peer_ip};
+use crate::api::{ApiState, peer_ip};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,9 +21,9 @@ struct LoginRequest {
 pub async fn create(
     req: HttpRequest,
     state: web::Data<ApiState>,
-    body: Bytes,
+    body: LimitedBody,
 ) -> Result<HttpResponse, ApiError> {
-    let login: LoginRequest = body::parse(&req, &state, &body)?;
+    let login: LoginRequest = body::parse(&req, &body)?;
     req.extensions_mut()
         .insert(AuditActor(login.username.chars().take(64).collect()));
     let accounts = state.accounts.clone();

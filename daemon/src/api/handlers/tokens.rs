@@ -1,12 +1,13 @@
-use actix_web::web::{self, Bytes, Path, ReqData};
+use actix_web::web::{self, Path, ReqData};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::accounts::{Principal, Role};
+use crate::api::ApiState;
 use crate::api::access::AuditDetail;
+use crate::api::body::{self, LimitedBody};
 use crate::api::error::{ApiError, blocking};
-use crate::api::{ApiState, body};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,9 +25,9 @@ pub async fn create(
     req: HttpRequest,
     state: web::Data<ApiState>,
     principal: ReqData<Principal>,
-    body: Bytes,
+    body: LimitedBody,
 ) -> Result<HttpResponse, ApiError> {
-    let new: NewToken = body::parse(&req, &state, &body)?;
+    let new: NewToken = body::parse(&req, &body)?;
     req.extensions_mut().insert(AuditDetail(format!(
         "create token {} as {}",
         new.name.chars().take(64).collect::<String>(),

@@ -1,11 +1,12 @@
-use actix_web::web::{self, Bytes, Path};
+use actix_web::web::{self, Path};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use crate::accounts::Role;
+use crate::api::ApiState;
 use crate::api::access::AuditDetail;
+use crate::api::body::{self, LimitedBody};
 use crate::api::error::{ApiError, blocking};
-use crate::api::{ApiState, body};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,9 +29,9 @@ pub async fn list(state: web::Data<ApiState>) -> HttpResponse {
 pub async fn create(
     req: HttpRequest,
     state: web::Data<ApiState>,
-    body: Bytes,
+    body: LimitedBody,
 ) -> Result<HttpResponse, ApiError> {
-    let new: NewUser = body::parse(&req, &state, &body)?;
+    let new: NewUser = body::parse(&req, &body)?;
     req.extensions_mut().insert(AuditDetail(format!(
         "create user {} as {}",
         new.username.chars().take(64).collect::<String>(),
@@ -60,9 +61,9 @@ pub async fn set_password(
     req: HttpRequest,
     state: web::Data<ApiState>,
     username: Path<String>,
-    body: Bytes,
+    body: LimitedBody,
 ) -> Result<HttpResponse, ApiError> {
-    let new: NewPassword = body::parse(&req, &state, &body)?;
+    let new: NewPassword = body::parse(&req, &body)?;
     req.extensions_mut().insert(AuditDetail(format!(
         "set password of {}",
         username.chars().take(64).collect::<String>()
