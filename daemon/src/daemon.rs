@@ -83,7 +83,13 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         "API certificate SHA-256 {}",
         identity_status.certificate_sha256
     );
-    let tls = tls::server_config(identity.served())?;
+    let client_ca =
+        (!config.api.client_ca.is_empty()).then(|| PathBuf::from(&config.api.client_ca));
+    let tls = tls::server_config(identity.served(), client_ca.as_deref())?;
+    // Checked while the configuration was read; a bad name cannot get here.
+    let client_role = client_ca
+        .as_ref()
+        .and_then(|_| config.api.client_role.parse().ok());
 
     let accounts = Arc::new(Accounts::open(&state_dir, policy_of(&config))?);
     let audit = Arc::new(AuditLog::open(&state_dir.join(AUDIT_FILE))?);
@@ -101,6 +107,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         accounts,
         audit,
         identity: Arc::new(identity),
+        client_role,
     };
     let server = api::serve(state, tls, &config.api.listen)?;
     let server_handle = server.handle();

@@ -107,6 +107,28 @@ pub(super) fn certificate_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<S
     Ok(names)
 }
 
+/// An absolute path, or the empty string for "not set".
+pub(super) fn optional_absolute_path<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let path = String::deserialize(d)?;
+    if !path.is_empty() && !Path::new(&path).is_absolute() {
+        return Err(de::Error::custom(format!(
+            "{path:?} is not an absolute path (or \"\" for none)"
+        )));
+    }
+    Ok(path)
+}
+
+/// One of the five roles of docs/permissions.md.
+pub(super) fn role<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let name = String::deserialize(d)?;
+    name.parse::<crate::accounts::Role>().map_err(|_| {
+        de::Error::custom(format!(
+            "{name:?} is not a role; use admin, integrator, user, room-control or audit"
+        ))
+    })?;
+    Ok(name)
+}
+
 pub(super) fn tcti<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let tcti = String::deserialize(d)?;
     check_tcti(&tcti).map_err(de::Error::custom)?;

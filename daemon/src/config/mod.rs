@@ -36,11 +36,13 @@ const FILE_HEADER: &str = "\
 
 /// Keys that are read once at start; a change to them is saved at once but takes effect only
 /// at the next start of roomd. Every other key takes effect immediately.
-pub const NEXT_START_KEYS: [&str; 7] = [
+pub const NEXT_START_KEYS: [&str; 9] = [
     "system.hardware_profile",
     "system.state_dir",
     "api.listen",
     "api.certificate_names",
+    "api.client_ca",
+    "api.client_role",
     "logging.level",
     "identity.backend",
     "identity.tcti",

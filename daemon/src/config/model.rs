@@ -68,6 +68,12 @@ pub struct ApiConfig {
     /// A session without requests for this long is closed.
     #[serde(deserialize_with = "checks::session_idle_minutes")]
     pub session_idle_minutes: u32,
+    /// PEM file of the CA whose client certificates authenticate (mutual TLS); empty: off.
+    #[serde(deserialize_with = "checks::optional_absolute_path")]
+    pub client_ca: String,
+    /// Role of a caller authenticated by such a client certificate.
+    #[serde(deserialize_with = "checks::role")]
+    pub client_role: String,
 }
 
 impl Default for ApiConfig {
@@ -78,6 +84,8 @@ impl Default for ApiConfig {
             certificate_names: Vec::new(),
             max_body_bytes: 65536,
             session_idle_minutes: 30,
+            client_ca: String::new(),
+            client_role: "integrator".to_owned(),
         }
     }
 }

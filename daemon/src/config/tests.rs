@@ -53,6 +53,8 @@ fn everything_changed() -> Config {
             certificate_names: vec!["room.example.org".to_owned(), "192.0.2.7".to_owned()],
             max_body_bytes: 1024,
             session_idle_minutes: 1440,
+            client_ca: "/etc/roomd/fleet-ca.pem".to_owned(),
+            client_role: "audit".to_owned(),
         },
         audio: AudioConfig { default_volume: 0 },
         video: VideoConfig {
@@ -330,6 +332,21 @@ fn identity_defaults_to_the_tpm_and_software_must_be_named() {
     for bad in ["\"soft\"", "\"\"", "true"] {
         rejected("identity", "backend", bad);
     }
+}
+
+#[test]
+fn client_certificate_settings() {
+    let c = Config::default();
+    assert_eq!(c.api.client_ca, "");
+    assert_eq!(c.api.client_role, "integrator");
+    accepted("api", "client_ca", "\"/etc/roomd/fleet-ca.pem\"");
+    accepted("api", "client_ca", "\"\"");
+    rejected("api", "client_ca", "\"fleet-ca.pem\"");
+    for role in ["admin", "integrator", "user", "room-control", "audit"] {
+        accepted("api", "client_role", &format!("\"{role}\""));
+    }
+    let err = rejected("api", "client_role", "\"fleet\"");
+    assert!(err.to_string().contains("is not a role"), "{err}");
 }
 
 #[test]
@@ -620,7 +637,7 @@ fn changed_keys_lists_dotted_leaves_that_differ() {
     assert!(a.changed_keys(&a).is_empty());
     let b = everything_changed();
     let all = a.changed_keys(&b);
-    assert_eq!(all.len(), 18, "{all:?}");
+    assert_eq!(all.len(), 20, "{all:?}");
     assert_eq!(all, b.changed_keys(&a));
     assert!(all.contains(&"api.certificate_names".to_owned()));
     assert!(all.contains(&"system.state_dir".to_owned()));

@@ -25,6 +25,8 @@ pub enum TlsError {
     KeyPermissions { path: PathBuf, mode: u32 },
     #[error("{path} is not a usable certificate ({reason})")]
     BadCertificate { path: PathBuf, reason: String },
+    #[error("cannot use {path} as the client CA (api.client_ca): {reason}")]
+    ClientCa { path: PathBuf, reason: String },
     #[error("certificate name {name:?} is neither a DNS name nor an IP address")]
     BadName { name: String },
     #[error("cannot create the certificate: {0}")]
