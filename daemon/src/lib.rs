@@ -15,6 +15,7 @@ pub mod json_error;
 pub mod logging;
 pub mod random;
 pub mod remote_attestation;
+pub mod secrets;
 pub mod service;
 pub mod tls;
 pub mod tpm;

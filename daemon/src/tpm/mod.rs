@@ -14,6 +14,7 @@ mod attestation;
 mod device_key;
 mod ecdsa;
 mod error;
+mod sealing;
 mod thread;
 
 #[cfg(test)]
@@ -24,6 +25,7 @@ mod tests;
 pub use attestation::{AttestationIdentity, QUOTED_PCRS, Quote};
 pub use ecdsa::{EcdsaSignature, P256PublicKey};
 pub use error::TpmError;
+pub use sealing::MAX_SEALED_BYTES;
 pub use thread::Tpm;
 
 /// Persistent handle of the device key. 0x8101xxxx is the owner range that TCG's provisioning

@@ -289,3 +289,31 @@ mod credentials {
         );
     }
 }
+
+mod sealing {
+    use super::*;
+
+    #[test]
+    fn a_sealed_secret_opens_on_its_tpm_after_a_restart_and_not_on_another() {
+        let mut swtpm = TestSwtpm::start();
+        let secret = b"data-encryption key: 32 bytes..".to_vec();
+        let tpm = Tpm::open(&swtpm.tcti(), DEVICE_KEY_HANDLE).unwrap();
+        let blob = tpm.seal(secret.clone()).unwrap();
+        assert!(!blob.windows(secret.len()).any(|w| w == secret.as_slice()));
+        drop(tpm);
+        swtpm.run();
+        let tpm = Tpm::open(&swtpm.tcti(), DEVICE_KEY_HANDLE).unwrap();
+        assert_eq!(tpm.unseal(blob.clone()).unwrap(), secret);
+
+        // A copied disk on another box: the blob is useless there.
+        let other = TestSwtpm::start();
+        let other_tpm = Tpm::open(&other.tcti(), DEVICE_KEY_HANDLE).unwrap();
+        assert!(other_tpm.unseal(blob.clone()).is_err());
+        // A tampered blob does not open either, and the TPM keeps working afterwards.
+        let mut tampered = blob.clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        assert!(tpm.unseal(tampered).is_err());
+        assert_eq!(tpm.unseal(blob).unwrap(), secret);
+    }
+}

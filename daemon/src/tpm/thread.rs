@@ -12,7 +12,7 @@ use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
 
 use super::attestation::{self, AttestationIdentity, Quote};
-use super::{AK_HANDLE, EcdsaSignature, P256PublicKey, TpmError, device_key};
+use super::{AK_HANDLE, EcdsaSignature, P256PublicKey, TpmError, device_key, sealing};
 
 /// One request to the TPM thread, with the channel its answer goes back on.
 enum Request {
@@ -23,6 +23,14 @@ enum Request {
     Quote {
         nonce: Vec<u8>,
         reply: mpsc::SyncSender<Result<Quote, TpmError>>,
+    },
+    Seal {
+        secret: Vec<u8>,
+        reply: mpsc::SyncSender<Result<Vec<u8>, TpmError>>,
+    },
+    Unseal {
+        blob: Vec<u8>,
+        reply: mpsc::SyncSender<Result<Vec<u8>, TpmError>>,
     },
     ActivateCredential {
         credential_blob: Vec<u8>,
@@ -153,6 +161,24 @@ impl Tpm {
         answer.recv().map_err(|_| TpmError::ThreadGone)?
     }
 
+    /// Seals `secret` (at most `MAX_SEALED_BYTES`) to this TPM; the blob opens only here.
+    pub fn seal(&self, secret: Vec<u8>) -> Result<Vec<u8>, TpmError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.requests
+            .send(Request::Seal { secret, reply })
+            .map_err(|_| TpmError::ThreadGone)?;
+        answer.recv().map_err(|_| TpmError::ThreadGone)?
+    }
+
+    /// Opens a blob made by `seal` on this TPM.
+    pub fn unseal(&self, blob: Vec<u8>) -> Result<Vec<u8>, TpmError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.requests
+            .send(Request::Unseal { blob, reply })
+            .map_err(|_| TpmError::ThreadGone)?;
+        answer.recv().map_err(|_| TpmError::ThreadGone)?
+    }
+
     /// Signs a SHA-256 digest with the device key. Blocks the calling thread while the TPM
     /// works (a few milliseconds on swtpm, tens on a hardware TPM).
     pub fn sign_digest(&self, digest: [u8; 32]) -> Result<EcdsaSignature, TpmError> {
@@ -182,6 +208,12 @@ fn serve(
                     None => Err(TpmError::NoAttestation),
                 };
                 let _ = reply.send(quote);
+            }
+            Request::Seal { secret, reply } => {
+                let _ = reply.send(sealing::seal(&mut context, &secret));
+            }
+            Request::Unseal { blob, reply } => {
+                let _ = reply.send(sealing::unseal(&mut context, &blob));
             }
             Request::ActivateCredential {
                 credential_blob,
