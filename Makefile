@@ -113,6 +113,8 @@ bench: bench-deps
 	cargo build --release --bins
 	ROOMD_BIN="$(CURDIR)/target/release/roomd" ROOMCTL_BIN="$(CURDIR)/target/release/roomctl" \
 		cargo run --release -p roomd-tests --bin bench-foundation
+	ROOMD_BIN="$(CURDIR)/target/release/roomd" \
+		cargo run --release -p roomd-tests --bin bench-identity
 
 clean:
 	cargo clean
