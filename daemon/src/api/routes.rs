@@ -182,8 +182,8 @@ fn handler_route(handler: Handler) -> actix_web::Route {
         H::IdentityGet => r.to(identity::get),
         H::IdentityCsr => r.to(identity::csr),
         H::IdentityCertificatePut => r.to(identity::put_certificate),
-        H::IdentityQuote => r.to(identity::quote),
-        H::IdentityActivate => r.to(identity::activate),
+        H::IdentityQuote => r.to(attestation::quote),
+        H::IdentityActivate => r.to(attestation::activate),
     }
 }
 

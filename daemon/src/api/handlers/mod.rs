@@ -1,5 +1,6 @@
 //! One file per resource; each handler parses, calls the owner of the state, and answers.
 
+pub mod attestation;
 pub mod audit;
 pub mod claim;
 pub mod commands;
