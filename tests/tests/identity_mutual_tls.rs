@@ -183,3 +183,38 @@ fn an_unusable_client_ca_file_stops_the_start_naming_it() {
         Ok(_) => panic!("roomd started with an unreadable client CA"),
     }
 }
+
+#[test]
+fn no_api_role_can_change_whom_the_device_trusts() -> Result<(), HarnessError> {
+    let roomd = Roomd::start_claimed("")?;
+    for role in ["admin", "integrator"] {
+        let token = roomd.token_for(role)?;
+        for (patch, key) in [
+            (
+                serde_json::json!({"api": {"client_ca": "/etc/ssl/certs/ca-certificates.crt"}}),
+                "api.client_ca",
+            ),
+            (
+                serde_json::json!({"api": {"client_role": "admin"}}),
+                "api.client_role",
+            ),
+            (
+                serde_json::json!({"identity": {"backend": "tpm"}}),
+                "identity.backend",
+            ),
+        ] {
+            let response = roomd
+                .request("PATCH", "/api/v1/config")
+                .bearer(&token)
+                .json(&patch)
+                .send()?;
+            assert_eq!(response.status, 422, "{role} {key}: {}", response.text());
+            assert_eq!(response.json()?["field"], key, "{role}");
+        }
+    }
+    // The file is unchanged: still the harness's software key and no client CA.
+    let saved = std::fs::read_to_string(roomd.config_path()).expect("config file");
+    assert!(!saved.contains("client_ca = \"/"), "{saved}");
+    assert!(saved.contains("backend = \"software\""), "{saved}");
+    Ok(())
+}

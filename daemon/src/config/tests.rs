@@ -532,11 +532,49 @@ fn merge_patch_null_resets_keys_and_sections_to_defaults() {
     assert_eq!(reset_section.video, VideoConfig::default());
     assert_eq!(reset_section.system, changed.system);
 
-    let all_sections = json!({"system": null, "api": null, "audio": null, "video": null,
-        "standby": null, "accounts": null, "logging": null, "identity": null});
+    // Everything the API may change, reset; the file-only keys keep their values.
+    let all_sections = json!({"system": null, "audio": null, "video": null,
+        "standby": null, "accounts": null, "logging": null,
+        "api": {"listen": null, "certificate_names": null, "max_body_bytes": null,
+                "session_idle_minutes": null}});
+    let mut expected = Config::default();
+    expected.api.client_ca = changed.api.client_ca.clone();
+    expected.api.client_role = changed.api.client_role.clone();
+    expected.identity = changed.identity.clone();
+    assert_eq!(changed.apply_merge_patch(&all_sections).unwrap(), expected);
+}
+
+#[test]
+fn keys_that_decide_trust_cannot_be_changed_through_the_api() {
+    let config = Config::default();
+    for (patch, key) in [
+        (
+            json!({"identity": {"backend": "software"}}),
+            "identity.backend",
+        ),
+        (
+            json!({"identity": {"tcti": "swtpm:host=10.0.0.1,port=2321"}}),
+            "identity.tcti",
+        ),
+        (
+            json!({"api": {"client_ca": "/etc/ssl/certs/ca-certificates.crt"}}),
+            "api.client_ca",
+        ),
+        (json!({"api": {"client_role": "admin"}}), "api.client_role"),
+    ] {
+        let err = config.apply_merge_patch(&patch).unwrap_err();
+        assert_eq!(err.key(), Some(key), "{err}");
+        assert!(err.to_string().contains("configuration file"), "{err}");
+    }
+    // Setting them to the value they already have is no change, and other keys still change.
+    let same = json!({"identity": {"backend": "tpm"}, "audio": {"default_volume": 20}});
     assert_eq!(
-        changed.apply_merge_patch(&all_sections).unwrap(),
-        Config::default()
+        config
+            .apply_merge_patch(&same)
+            .unwrap()
+            .audio
+            .default_volume,
+        20
     );
 }
 
@@ -628,7 +666,12 @@ fn json_round_trip_preserves_every_value() {
         json!(["0.0.0.0:443", "[2001:db8::1]:8443"])
     );
     assert_eq!(json["system"]["state_dir"], json!("/srv/roomd"));
-    assert_eq!(Config::default().apply_merge_patch(&json).unwrap(), config);
+    // The file-only keys cannot come through a patch; start from a config that has them.
+    let mut base = Config::default();
+    base.api.client_ca = config.api.client_ca.clone();
+    base.api.client_role = config.api.client_role.clone();
+    base.identity = config.identity.clone();
+    assert_eq!(base.apply_merge_patch(&json).unwrap(), config);
 }
 
 #[test]
