@@ -227,3 +227,43 @@ fn a_software_key_is_used_only_when_configured_and_shown_as_a_warning() -> Resul
     roomd.stop_sigterm()?;
     Ok(())
 }
+
+#[test]
+fn returning_clients_resume_without_another_tpm_signature() -> Result<(), HarnessError> {
+    // A full handshake costs one signature in the TPM (slow on hardware); a client that comes
+    // back resumes its session, which needs none.
+    let tpm = Swtpm::start()?;
+    let roomd = Roomd::start(&tpm.identity_toml())?;
+    let mut roots = RootCertStore::empty();
+    roots.add(certificate_in(&roomd.cert_path())).expect("root");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = Arc::new(
+        ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let mut kinds = Vec::new();
+    for _ in 0..3 {
+        let name = ServerName::try_from("127.0.0.1").expect("name");
+        let connection = ClientConnection::new(config.clone(), name).expect("connection");
+        let socket = TcpStream::connect(("127.0.0.1", roomd.port())).expect("connect");
+        let mut tls = StreamOwned::new(connection, socket);
+        let request = "GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+        tls.write_all(request.as_bytes()).expect("request");
+        let mut answer = String::new();
+        let _ = tls.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        kinds.push(tls.conn.handshake_kind());
+    }
+    assert_eq!(
+        kinds,
+        [
+            Some(rustls::HandshakeKind::Full),
+            Some(rustls::HandshakeKind::Resumed),
+            Some(rustls::HandshakeKind::Resumed)
+        ]
+    );
+    Ok(())
+}
