@@ -17,6 +17,7 @@ use tempfile::TempDir;
 use crate::HarnessError;
 
 const START_TIMEOUT: Duration = Duration::from_secs(10);
+const START_ATTEMPTS: usize = 5;
 
 pub struct Swtpm {
     child: Option<Child>,
@@ -135,7 +136,25 @@ impl Swtpm {
         Ok(path)
     }
 
+    /// Starts swtpm on free ports; another process may take them between the check and the
+    /// bind, so a start that dies at once is retried on new ports.
     fn run(&mut self) -> Result<(), HarnessError> {
+        let mut last_error = None;
+        for _ in 0..START_ATTEMPTS {
+            match self.run_once() {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    self.stop();
+                    last_error = Some(e);
+                }
+            }
+        }
+        Err(last_error.unwrap_or(HarnessError::Config {
+            message: "no swtpm start attempt was made".to_owned(),
+        }))
+    }
+
+    fn run_once(&mut self) -> Result<(), HarnessError> {
         let port = free_port_pair()?;
         let child = Command::new("swtpm")
             .args(["socket", "--tpm2", "--flags", "startup-clear", "--tpmstate"])
