@@ -10,7 +10,11 @@ PACKAGES += pkg-config        # lets crates with system libraries find them (GSt
 PACKAGES += ca-certificates   # cargo fetches crates over HTTPS
 PACKAGES += systemd           # systemd-analyze, -sysusers, -tmpfiles check the shipped units in tests
 PACKAGES += curl              # manual API calls against the dev room (see README.md)
-PACKAGES += openssl           # tests: an independent TLS client proves roomd refuses TLS < 1.2
+PACKAGES += libtss2-dev       # tpm2-tss headers and libraries: tss-esapi talks to the TPM through them
+PACKAGES += swtpm             # software TPM: `make run` and the identity tests use one instead of hardware
+PACKAGES += swtpm-tools       # swtpm_setup: manufactures the software TPM (EK, EK certificate, PCR banks)
+PACKAGES += tpm2-tools        # identity tests read the device key from the TPM, independently of roomd
+PACKAGES += openssl           # tests: an independent TLS client (refuses TLS < 1.2; handshakes with the TPM key)
 
 # Only `make bench` needs these.
 BENCH_PACKAGES :=
@@ -21,6 +25,10 @@ DEV_DIR := $(CURDIR)/.roomd
 DEV_CONFIG := $(DEV_DIR)/roomd.toml
 DEV_STATE := $(DEV_DIR)/state
 DEV_LISTEN := 127.0.0.1:8443
+# The development room's software TPM: state in .roomd/swtpm/, command port and port + 1 (control).
+DEV_SWTPM := $(DEV_DIR)/swtpm
+DEV_SWTPM_PORT := 2321
+DEV_TCTI := swtpm:host=127.0.0.1,port=$(DEV_SWTPM_PORT)
 
 # Installs the Debian packages in $(1) that are not installed yet; apt runs only when one is missing.
 define install_missing
@@ -55,8 +63,10 @@ toolchain: deps
 build: deps
 	cargo build --release --bins -p roomd
 
+# The simulated profile gets its own software TPM, so the device key lives in a TPM exactly as on
+# hardware. It is manufactured once (EK and EK certificate) and stopped when roomd stops.
 run: build
-	@mkdir -p -m 0700 "$(DEV_DIR)" "$(DEV_STATE)"
+	@mkdir -p -m 0700 "$(DEV_DIR)" "$(DEV_STATE)" "$(DEV_SWTPM)"
 	@if [ ! -f "$(DEV_CONFIG)" ]; then \
 		printf '%s\n' \
 			'# Development room written by `make run`; edit freely, see docs/configuration.md.' \
@@ -68,14 +78,28 @@ run: build
 			'listen = ["$(DEV_LISTEN)"]' > "$(DEV_CONFIG)"; \
 		echo "Wrote $(DEV_CONFIG)"; \
 	fi
+	@if ! grep -q '^\[identity\]' "$(DEV_CONFIG)"; then \
+		printf '%s\n' '' '[identity]' 'backend = "tpm"' 'tcti = "$(DEV_TCTI)"' >> "$(DEV_CONFIG)"; \
+		echo "Added the software TPM ($(DEV_TCTI)) to $(DEV_CONFIG)"; \
+	fi
+	@if [ ! -f "$(DEV_SWTPM)/tpm2-00.permall" ]; then \
+		echo "Manufacturing the development software TPM in $(DEV_SWTPM)"; \
+		swtpm_setup --tpm2 --tpmstate "$(DEV_SWTPM)" --createek --create-ek-cert \
+			--create-platform-cert --pcr-banks sha256 >/dev/null; \
+	fi
 	@echo "roomd web UI and API: https://$(DEV_LISTEN) (self-signed certificate: $(DEV_STATE)/tls/cert.pem)"
 	@if [ -f "$(DEV_STATE)/claim-code" ]; then \
 		echo "This room is not claimed yet: its one-time claim code is in $(DEV_STATE)/claim-code"; \
 	else \
 		echo "If this room is not claimed yet, roomd logs a one-time claim code and writes it to $(DEV_STATE)/claim-code"; \
 	fi
-	@echo "Claim it with POST /api/v1/claim (see docs/api.md). Ctrl-C stops roomd."
-	exec "$(CURDIR)/target/release/roomd" --config "$(DEV_CONFIG)"
+	@echo "Claim it with POST /api/v1/claim (see docs/api.md). Ctrl-C stops roomd and its software TPM."
+	@swtpm socket --tpm2 --tpmstate dir="$(DEV_SWTPM)" \
+		--server type=tcp,port=$(DEV_SWTPM_PORT),bindaddr=127.0.0.1 \
+		--ctrl type=tcp,port=$$(( $(DEV_SWTPM_PORT) + 1 )),bindaddr=127.0.0.1 \
+		--flags startup-clear --daemon --pid file="$(DEV_DIR)/swtpm.pid" && \
+	trap 'kill "$$(cat "$(DEV_DIR)/swtpm.pid")" 2>/dev/null' EXIT && \
+	"$(CURDIR)/target/release/roomd" --config "$(DEV_CONFIG)"
 
 test: export ROOMD_BIN := $(CURDIR)/target/debug/roomd
 test: export ROOMCTL_BIN := $(CURDIR)/target/debug/roomctl
@@ -89,6 +113,8 @@ bench: bench-deps
 	cargo build --release --bins
 	ROOMD_BIN="$(CURDIR)/target/release/roomd" ROOMCTL_BIN="$(CURDIR)/target/release/roomctl" \
 		cargo run --release -p roomd-tests --bin bench-foundation
+	ROOMD_BIN="$(CURDIR)/target/release/roomd" \
+		cargo run --release -p roomd-tests --bin bench-identity
 
 clean:
 	cargo clean

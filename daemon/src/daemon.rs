@@ -17,9 +17,9 @@ use crate::accounts::{Accounts, AccountsError, AccountsPolicy};
 use crate::api::{self, ApiState, ServeError};
 use crate::audit::{AUDIT_FILE, AuditError, AuditLog};
 use crate::config::{Config, ConfigError};
-use crate::core::{self, CoreSetup, IdentityStatus};
+use crate::core::{self, CoreSetup};
 use crate::service;
-use crate::tls::{self, SoftwareIdentity, TlsError};
+use crate::tls::{self, DeviceIdentity, TlsError};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/roomd/roomd.toml";
 
@@ -64,17 +64,32 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
     let state_dir = config.system.state_dir.clone();
     prepare_state_dir(&state_dir)?;
 
-    let identity = SoftwareIdentity::load_or_create(
+    let identity = DeviceIdentity::open(
+        &config.identity,
         &state_dir.join("tls"),
         &config.system.name,
         &certificate_names(&config),
     )?;
-    tracing::warn!(
-        "device identity uses a software key in {} (no TPM yet); certificate SHA-256 {}",
-        state_dir.join("tls").display(),
-        identity.sha256()
+    let identity_status = identity.status();
+    match &identity_status.warning {
+        Some(warning) => tracing::warn!("{warning}"),
+        None => tracing::info!(
+            "device key in the TPM ({}), key SHA-256 {}",
+            config.identity.tcti,
+            identity_status.key_sha256
+        ),
+    }
+    tracing::info!(
+        "API certificate SHA-256 {}",
+        identity_status.certificate_sha256
     );
-    let tls = tls::server_config(&identity)?;
+    let client_ca =
+        (!config.api.client_ca.is_empty()).then(|| PathBuf::from(&config.api.client_ca));
+    let tls = tls::server_config(identity.served(), client_ca.as_deref())?;
+    // Checked while the configuration was read; a bad name cannot get here.
+    let client_role = client_ca
+        .as_ref()
+        .and_then(|_| config.api.client_role.parse().ok());
 
     let accounts = Arc::new(Accounts::open(&state_dir, policy_of(&config))?);
     let audit = Arc::new(AuditLog::open(&state_dir.join(AUDIT_FILE))?);
@@ -83,10 +98,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         config: config.clone(),
         config_path,
         claimed: accounts.is_claimed(),
-        identity: IdentityStatus {
-            backend: "software",
-            certificate_sha256: identity.sha256(),
-        },
+        identity: identity_status,
     });
     let policy_task = tokio::spawn(follow_account_policy(room.watch_config(), accounts.clone()));
 
@@ -94,6 +106,8 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         room: room.clone(),
         accounts,
         audit,
+        identity: Arc::new(identity),
+        client_role,
     };
     let server = api::serve(state, tls, &config.api.listen)?;
     let server_handle = server.handle();

@@ -14,5 +14,8 @@ pub mod fsutil;
 pub mod json_error;
 pub mod logging;
 pub mod random;
+pub mod remote_attestation;
+pub mod secrets;
 pub mod service;
 pub mod tls;
+pub mod tpm;

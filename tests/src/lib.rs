@@ -17,6 +17,7 @@ mod notify;
 mod roomctl;
 mod roomd;
 mod session;
+mod swtpm;
 mod tls;
 mod ws;
 
@@ -27,6 +28,7 @@ pub use notify::NotifySocket;
 pub use roomctl::{RoomctlOutput, run_roomctl};
 pub use roomd::{ADMIN_PASSWORD, ADMIN_USERNAME, Roomd, RoomdBuilder};
 pub use session::{SESSION_COOKIE, Session};
+pub use swtpm::Swtpm;
 pub use tls::DeviceCertificate;
 pub use ws::EventSocket;
 

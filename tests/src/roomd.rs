@@ -41,8 +41,9 @@ pub struct RoomdBuilder {
 }
 
 impl RoomdBuilder {
-    /// Settings merged into the base config (which sets `system.state_dir`, `api.listen` and
-    /// `system.hardware_profile = "simulated"`); e.g. `"[api]\nmax_body_bytes = 4096"`.
+    /// Settings merged into the base config (which sets `system.state_dir`, `api.listen`,
+    /// `system.hardware_profile = "simulated"` and, unless `[identity]` is given here,
+    /// `identity.backend = "software"`); e.g. `"[api]\nmax_body_bytes = 4096"`.
     pub fn config(mut self, extra_toml: &str) -> RoomdBuilder {
         self.extra_toml = extra_toml.to_owned();
         self
@@ -289,6 +290,16 @@ fn base_config(extra_toml: &str, state_dir: &Path, port: u16) -> Result<String, 
         "listen".to_owned(),
         toml::Value::Array(vec![toml::Value::String(format!("127.0.0.1:{port}"))]),
     );
+    // Tests that are not about the device identity need no TPM: a software key unless the
+    // test configures `[identity]` itself (the identity tests bring their own swtpm).
+    if !config.contains_key("identity") {
+        let mut identity = toml::Table::new();
+        identity.insert(
+            "backend".to_owned(),
+            toml::Value::String("software".to_owned()),
+        );
+        config.insert("identity".to_owned(), toml::Value::Table(identity));
+    }
     config.insert("system".to_owned(), toml::Value::Table(system));
     config.insert("api".to_owned(), toml::Value::Table(api));
     toml::to_string(&config).map_err(|e| HarnessError::Config {

@@ -25,10 +25,19 @@ pub enum Permission {
     AuditRead,
     /// `GET /session`, `DELETE /session`: a principal looking at or ending its own session.
     SessionOwn,
+    /// `GET /identity`: the device's certificates and key fingerprints (nothing secret).
+    IdentityRead,
+    /// `GET /identity/csr`: have the device key sign a certification request for enrolment.
+    IdentityEnrol,
+    /// `PUT /identity/certificate`: change the certificate every client of the API is shown.
+    IdentityManage,
+    /// `POST /identity/quote`, `POST /identity/activate`: have the TPM quote its boot
+    /// measurements or answer a credential challenge (neither changes anything).
+    IdentityAttest,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 9] = [
+    pub const ALL: [Permission; 13] = [
         Permission::StatusRead,
         Permission::EventsRead,
         Permission::ConfigRead,
@@ -38,6 +47,10 @@ impl Permission {
         Permission::TokensManage,
         Permission::AuditRead,
         Permission::SessionOwn,
+        Permission::IdentityRead,
+        Permission::IdentityEnrol,
+        Permission::IdentityManage,
+        Permission::IdentityAttest,
     ];
 }
 
@@ -52,6 +65,13 @@ pub fn allows(role: Role, permission: Permission) -> bool {
         Permission::RoomControl => &[Admin, Integrator, User, RoomControl],
         Permission::UsersManage | Permission::TokensManage => &[Admin],
         Permission::AuditRead => &[Admin, Audit],
+        Permission::IdentityRead => &[Admin, Integrator, Audit],
+        // Integrators enrol devices into a fleet's PKI; only an admin may change what the API
+        // presents to every client.
+        Permission::IdentityEnrol => &[Admin, Integrator],
+        Permission::IdentityManage => &[Admin],
+        // Fleet managers and auditors check what the device booted.
+        Permission::IdentityAttest => &[Admin, Integrator, Audit],
     };
     granted.contains(&role)
 }
@@ -85,6 +105,16 @@ mod tests {
         assert_eq!(roles_with(Permission::UsersManage), [Admin]);
         assert_eq!(roles_with(Permission::TokensManage), [Admin]);
         assert_eq!(roles_with(Permission::AuditRead), [Admin, Audit]);
+        assert_eq!(
+            roles_with(Permission::IdentityRead),
+            [Admin, Integrator, Audit]
+        );
+        assert_eq!(roles_with(Permission::IdentityEnrol), [Admin, Integrator]);
+        assert_eq!(roles_with(Permission::IdentityManage), [Admin]);
+        assert_eq!(
+            roles_with(Permission::IdentityAttest),
+            [Admin, Integrator, Audit]
+        );
     }
 
     fn doc_permission(name: &str) -> Permission {
@@ -135,7 +165,7 @@ mod tests {
         }
 
         let routes = rows("## Routes");
-        assert_eq!(routes.len(), 20);
+        assert_eq!(routes.len(), 25);
         for row in routes.iter().filter(|row| row[3].starts_with('`')) {
             let permission = doc_permission(&row[3]);
             if permission == Permission::RoomControl {
@@ -169,6 +199,8 @@ mod tests {
             Permission::RoomControl,
             Permission::UsersManage,
             Permission::TokensManage,
+            Permission::IdentityEnrol,
+            Permission::IdentityManage,
         ] {
             assert!(!allows(Role::Audit, permission), "{permission:?}");
         }

@@ -18,6 +18,9 @@ pub enum PrincipalKind {
     Session,
     /// An API token; `id` is its public identifier (not the secret).
     Token { id: String },
+    /// A client certificate from the configured CA (mutual TLS); `sha256` is the certificate's
+    /// fingerprint (hex).
+    Certificate { sha256: String },
 }
 
 impl Principal {
@@ -27,14 +30,18 @@ impl Principal {
         match &self.kind {
             PrincipalKind::Session => self.name.clone(),
             PrincipalKind::Token { id } => format!("token:{id}"),
+            PrincipalKind::Certificate { sha256 } => {
+                format!("cert:{}", sha256.get(..16).unwrap_or(sha256))
+            }
         }
     }
 
-    /// `"session"` or `"token"`, as `GET /session` reports it.
+    /// `"session"`, `"token"` or `"certificate"`, as `GET /session` reports it.
     pub fn kind_name(&self) -> &'static str {
         match self.kind {
             PrincipalKind::Session => "session",
             PrincipalKind::Token { .. } => "token",
+            PrincipalKind::Certificate { .. } => "certificate",
         }
     }
 

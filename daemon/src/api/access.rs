@@ -16,7 +16,10 @@ use actix_web::{HttpMessage, ResponseError, web};
 use super::ApiState;
 use super::error::ApiError;
 use super::routes::{self, Access};
-use crate::accounts::{Principal, allows};
+use sha2::{Digest, Sha256};
+
+use super::server::ClientCertificate;
+use crate::accounts::{Principal, PrincipalKind, allows};
 use crate::audit::NewAuditRecord;
 
 /// Name of the session cookie.
@@ -130,7 +133,7 @@ fn authenticate(
             });
     }
     let Some(cookie) = req.cookie(SESSION_COOKIE) else {
-        return Ok(None);
+        return Ok(certificate_principal(req, state));
     };
     let Some(session) = state.accounts.session(cookie.value()) else {
         return Err(refuse(ApiError::Unauthorized(
@@ -153,6 +156,30 @@ fn authenticate(
         }
     }
     Ok(Some(session.principal))
+}
+
+/// The caller behind a client certificate rustls verified against `api.client_ca`, if any.
+fn certificate_principal(req: &ServiceRequest, state: &ApiState) -> Option<Principal> {
+    let role = state.client_role?;
+    let ClientCertificate(der) = req.conn_data::<ClientCertificate>()?;
+    let sha256: String = Sha256::digest(der.as_ref())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let name = x509_parser::parse_x509_certificate(der.as_ref())
+        .ok()
+        .and_then(|(_, cert)| {
+            cert.subject()
+                .iter_common_name()
+                .next()
+                .and_then(|cn| cn.as_str().ok().map(str::to_owned))
+        })
+        .unwrap_or_else(|| format!("certificate {}", &sha256[..16]));
+    Some(Principal {
+        name,
+        role,
+        kind: PrincipalKind::Certificate { sha256 },
+    })
 }
 
 fn is_state_changing(method: &Method) -> bool {

@@ -20,15 +20,19 @@ pub use handlers::openapi::OPENAPI_JSON;
 pub use routes::{Access, ROUTES, Route};
 pub use server::{ServeError, serve};
 
-use crate::accounts::Accounts;
+use crate::accounts::{Accounts, Role};
 use crate::audit::AuditLog;
 use crate::core::RoomHandle;
+use crate::tls::DeviceIdentity;
 
 /// What every handler can reach.
 pub struct ApiState {
     pub room: RoomHandle,
     pub accounts: Arc<Accounts>,
     pub audit: Arc<AuditLog>,
+    pub identity: Arc<DeviceIdentity>,
+    /// Role of callers authenticated by a client certificate (mutual TLS); `None`: off.
+    pub client_role: Option<Role>,
 }
 
 fn peer_ip(req: &actix_web::HttpRequest) -> IpAddr {

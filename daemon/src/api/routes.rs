@@ -41,6 +41,11 @@ pub enum Handler {
     TokenCreate,
     TokenRevoke,
     Audit,
+    IdentityGet,
+    IdentityCsr,
+    IdentityCertificatePut,
+    IdentityQuote,
+    IdentityActivate,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -92,6 +97,36 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/api/v1/tokens", Requires(P::TokensManage), H::TokenCreate),
     route("DELETE", "/api/v1/tokens/{id}", Requires(P::TokensManage), H::TokenRevoke),
     route("GET", "/api/v1/audit", Requires(P::AuditRead), H::Audit),
+    route(
+        "GET",
+        "/api/v1/identity",
+        Requires(P::IdentityRead),
+        H::IdentityGet,
+    ),
+    route(
+        "GET",
+        "/api/v1/identity/csr",
+        Requires(P::IdentityEnrol),
+        H::IdentityCsr,
+    ),
+    route(
+        "PUT",
+        "/api/v1/identity/certificate",
+        Requires(P::IdentityManage),
+        H::IdentityCertificatePut,
+    ),
+    route(
+        "POST",
+        "/api/v1/identity/quote",
+        Requires(P::IdentityAttest),
+        H::IdentityQuote,
+    ),
+    route(
+        "POST",
+        "/api/v1/identity/activate",
+        Requires(P::IdentityAttest),
+        H::IdentityActivate,
+    ),
 ];
 
 /// The route for a request, given the resource pattern the router matched.
@@ -144,6 +179,11 @@ fn handler_route(handler: Handler) -> actix_web::Route {
         H::TokenCreate => r.to(tokens::create),
         H::TokenRevoke => r.to(tokens::revoke),
         H::Audit => r.to(audit::list),
+        H::IdentityGet => r.to(identity::get),
+        H::IdentityCsr => r.to(identity::csr),
+        H::IdentityCertificatePut => r.to(identity::put_certificate),
+        H::IdentityQuote => r.to(attestation::quote),
+        H::IdentityActivate => r.to(attestation::activate),
     }
 }
 

@@ -43,6 +43,11 @@ enum Action {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// The device identity and attestation (see docs/identity.md).
+    Identity {
+        #[command(subcommand)]
+        action: IdentityAction,
+    },
     /// Runs a command, e.g. `command audio.volume.set '{"level":30}'`.
     Command {
         name: String,
@@ -57,6 +62,23 @@ enum ConfigAction {
     Get { key: Option<String> },
     /// Sets a dotted KEY to VALUE; VALUE is read as JSON when it parses, else as a string.
     Set { key: String, value: String },
+}
+
+#[derive(Subcommand)]
+enum IdentityAction {
+    /// Checks the device end to end: its EK certificate chains to a CA in EK_CA, its
+    /// attestation key is in that TPM (credential activation), and a quote over PCRs 0-7 and 11
+    /// made for a fresh nonce is signed by that key and matches the PCR values it reports.
+    /// Exits 1 naming the first check that fails.
+    Verify {
+        /// PEM file with the TPM manufacturer's CA certificates (root and intermediates) trusted
+        /// for EK certificates.
+        #[arg(long, value_name = "FILE")]
+        ek_ca: PathBuf,
+        /// The PCR digest (hex SHA-256 over PCRs 0-7 and 11) the device must have booted with.
+        #[arg(long, value_name = "HEX")]
+        pcr_digest: Option<String>,
+    },
 }
 
 /// A refusal from roomd, carrying the message it wrote for a person.
@@ -127,11 +149,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             )?;
             answer.get("result").cloned().unwrap_or(answer)
         }
+        Action::Identity {
+            action: IdentityAction::Verify { ek_ca, pcr_digest },
+        } => verify_identity(&api, &ek_ca, pcr_digest.as_deref())?,
     };
     if !output.is_null() {
         println!("{}", serde_json::to_string_pretty(&output)?);
     }
     Ok(())
+}
+
+/// `identity verify`: fetches the identity, asks for a quote over a fresh nonce, checks both.
+fn verify_identity(api: &Api, ek_ca: &Path, pcr_digest: Option<&str>) -> anyhow::Result<Value> {
+    let ca_pem = std::fs::read(ek_ca)
+        .with_context(|| format!("cannot read the EK CA file {}", ek_ca.display()))?;
+    let identity = api.call("GET", "/identity", None)?;
+    // Checked before a quote is asked for: the key that signs it must be in the EK's TPM.
+    let challenge = roomd::remote_attestation::challenge_ak_binding(&identity, &ca_pem)?;
+    let answer = api.call("POST", "/identity/activate", Some(&challenge.request))?;
+    challenge.check_answer(&answer)?;
+    let mut nonce = [0u8; 32];
+    roomd::random::fill(&mut nonce);
+    let nonce_hex: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    let quote = api.call(
+        "POST",
+        "/identity/quote",
+        Some(&serde_json::json!({ "nonce": nonce_hex })),
+    )?;
+    Ok(roomd::remote_attestation::check_device(
+        &identity, &quote, &nonce, &ca_pem, pcr_digest,
+    )?)
 }
 
 /// The API of one roomd, reached with one token.

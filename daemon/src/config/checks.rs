@@ -17,6 +17,10 @@ const LISTEN_MAX_ENTRIES: usize = 8;
 const CERTIFICATE_NAMES_MAX_ENTRIES: usize = 16;
 const DNS_NAME_MAX_CHARS: usize = 253;
 const DNS_LABEL_MAX_CHARS: usize = 63;
+const TCTI_MAX_CHARS: usize = 256;
+/// TCTIs Debian's tpm2-tss ships (libtss2-tcti-*): `mssim` is listed because tpm2-tss knows it,
+/// though swtpm wants `swtpm`.
+const TCTI_NAMES: [&str; 5] = ["device", "swtpm", "mssim", "tabrmd", "libtpms"];
 
 pub(super) fn volume<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
     integer_in(d, 0, 100)
@@ -101,6 +105,53 @@ pub(super) fn certificate_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<S
         check_certificate_name(name).map_err(de::Error::custom)?;
     }
     Ok(names)
+}
+
+/// An absolute path, or the empty string for "not set".
+pub(super) fn optional_absolute_path<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let path = String::deserialize(d)?;
+    if !path.is_empty() && !Path::new(&path).is_absolute() {
+        return Err(de::Error::custom(format!(
+            "{path:?} is not an absolute path (or \"\" for none)"
+        )));
+    }
+    Ok(path)
+}
+
+/// One of the five roles of docs/permissions.md.
+pub(super) fn role<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let name = String::deserialize(d)?;
+    name.parse::<crate::accounts::Role>().map_err(|_| {
+        de::Error::custom(format!(
+            "{name:?} is not a role; use admin, integrator, user, room-control or audit"
+        ))
+    })?;
+    Ok(name)
+}
+
+pub(super) fn tcti<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let tcti = String::deserialize(d)?;
+    check_tcti(&tcti).map_err(de::Error::custom)?;
+    Ok(tcti)
+}
+
+/// `name` or `name:configuration`, the form tpm2-tss's TCTI loader takes.
+pub(super) fn check_tcti(tcti: &str) -> Result<(), String> {
+    let name = tcti.split(':').next().unwrap_or_default();
+    if !TCTI_NAMES.contains(&name) {
+        return Err(format!(
+            "{tcti:?} does not start with a known TCTI ({}), e.g. \"device:/dev/tpmrm0\" or \
+             \"swtpm:host=127.0.0.1,port=2321\"",
+            TCTI_NAMES.join(", ")
+        ));
+    }
+    if tcti.len() > TCTI_MAX_CHARS || tcti.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(format!(
+            "{tcti:?} must be at most {TCTI_MAX_CHARS} characters without spaces or control \
+             characters"
+        ));
+    }
+    Ok(())
 }
 
 pub(super) fn check_room_name(name: &str) -> Result<(), String> {

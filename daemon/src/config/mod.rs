@@ -19,8 +19,9 @@ use std::path::Path;
 
 pub use error::ConfigError;
 pub use model::{
-    AccountsConfig, ApiConfig, AudioConfig, Config, Layout, LogLevel, LoggingConfig, SelfviewMode,
-    SelfviewPosition, StandbyConfig, SystemConfig, VideoConfig,
+    AccountsConfig, ApiConfig, AudioConfig, Config, IdentityBackend, IdentityConfig, Layout,
+    LogLevel, LoggingConfig, SelfviewMode, SelfviewPosition, StandbyConfig, SystemConfig,
+    VideoConfig,
 };
 
 /// Permission of the saved file: the daemon's user writes it, its group (admins) may read it.
@@ -35,12 +36,27 @@ const FILE_HEADER: &str = "\
 
 /// Keys that are read once at start; a change to them is saved at once but takes effect only
 /// at the next start of roomd. Every other key takes effect immediately.
-pub const NEXT_START_KEYS: [&str; 5] = [
+pub const NEXT_START_KEYS: [&str; 9] = [
     "system.hardware_profile",
     "system.state_dir",
     "api.listen",
     "api.certificate_names",
+    "api.client_ca",
+    "api.client_role",
     "logging.level",
+    "identity.backend",
+    "identity.tcti",
+];
+
+/// Keys that decide whom the device trusts and where its key lives. The API cannot change them
+/// (an integrator with `ConfigWrite` could otherwise trust a CA of their choosing as admin, or
+/// move the device key out of the TPM); they are set in the file, by whoever administers the
+/// device itself.
+pub const FILE_ONLY_KEYS: [&str; 4] = [
+    "api.client_ca",
+    "api.client_role",
+    "identity.backend",
+    "identity.tcti",
 ];
 
 /// Whether a change of `key` (dotted, e.g. `api.listen`) needs a restart to take effect.
@@ -91,7 +107,22 @@ impl Config {
         }
         let mut merged = self.to_json();
         json_patch::merge(&mut merged, patch);
-        serde_path_to_error::deserialize(&merged).map_err(|e| error::invalid_patch(&e))
+        let changed: Config =
+            serde_path_to_error::deserialize(&merged).map_err(|e| error::invalid_patch(&e))?;
+        if let Some(key) = self
+            .changed_keys(&changed)
+            .into_iter()
+            .find(|key| FILE_ONLY_KEYS.contains(&key.as_str()))
+        {
+            return Err(ConfigError::Patch {
+                message: format!(
+                    "{key} decides whom this device trusts and cannot be changed through the \
+                     API; change it in the configuration file on the device"
+                ),
+                key: Some(key),
+            });
+        }
+        Ok(changed)
     }
 
     /// The complete configuration file, with a header comment.

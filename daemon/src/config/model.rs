@@ -23,6 +23,7 @@ pub struct Config {
     pub standby: StandbyConfig,
     pub accounts: AccountsConfig,
     pub logging: LoggingConfig,
+    pub identity: IdentityConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,6 +68,12 @@ pub struct ApiConfig {
     /// A session without requests for this long is closed.
     #[serde(deserialize_with = "checks::session_idle_minutes")]
     pub session_idle_minutes: u32,
+    /// PEM file of the CA whose client certificates authenticate (mutual TLS); empty: off.
+    #[serde(deserialize_with = "checks::optional_absolute_path")]
+    pub client_ca: String,
+    /// Role of a caller authenticated by such a client certificate.
+    #[serde(deserialize_with = "checks::role")]
+    pub client_role: String,
 }
 
 impl Default for ApiConfig {
@@ -77,6 +84,8 @@ impl Default for ApiConfig {
             certificate_names: Vec::new(),
             max_body_bytes: 65536,
             session_idle_minutes: 30,
+            client_ca: String::new(),
+            client_role: "integrator".to_owned(),
         }
     }
 }
@@ -203,6 +212,45 @@ impl LogLevel {
             LogLevel::Info => "info",
             LogLevel::Debug => "debug",
             LogLevel::Trace => "trace",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityConfig {
+    /// Where the device key lives.
+    #[serde(deserialize_with = "checks::named")]
+    pub backend: IdentityBackend,
+    /// How to reach the TPM (tpm2-tss TCTI name and configuration).
+    #[serde(deserialize_with = "checks::tcti")]
+    pub tcti: String,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            backend: IdentityBackend::Tpm,
+            tcti: "device:/dev/tpmrm0".to_owned(),
+        }
+    }
+}
+
+/// Where the device key lives: in the TPM (the key cannot be copied), or in a file (only when
+/// someone opts in explicitly; status shows a warning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdentityBackend {
+    #[default]
+    Tpm,
+    Software,
+}
+
+impl IdentityBackend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityBackend::Tpm => "tpm",
+            IdentityBackend::Software => "software",
         }
     }
 }

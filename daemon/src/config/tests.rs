@@ -53,6 +53,8 @@ fn everything_changed() -> Config {
             certificate_names: vec!["room.example.org".to_owned(), "192.0.2.7".to_owned()],
             max_body_bytes: 1024,
             session_idle_minutes: 1440,
+            client_ca: "/etc/roomd/fleet-ca.pem".to_owned(),
+            client_role: "audit".to_owned(),
         },
         audio: AudioConfig { default_volume: 0 },
         video: VideoConfig {
@@ -70,6 +72,10 @@ fn everything_changed() -> Config {
         },
         logging: LoggingConfig {
             level: LogLevel::Trace,
+        },
+        identity: IdentityConfig {
+            backend: IdentityBackend::Software,
+            tcti: "swtpm:host=127.0.0.1,port=2321".to_owned(),
         },
     }
 }
@@ -317,6 +323,60 @@ fn hardware_profile_rules() {
 }
 
 #[test]
+fn identity_defaults_to_the_tpm_and_software_must_be_named() {
+    let c = Config::default();
+    assert_eq!(c.identity.backend, IdentityBackend::Tpm);
+    assert_eq!(c.identity.tcti, "device:/dev/tpmrm0");
+    let software = accepted("identity", "backend", "\"software\"");
+    assert_eq!(software.identity.backend, IdentityBackend::Software);
+    for bad in ["\"soft\"", "\"\"", "true"] {
+        rejected("identity", "backend", bad);
+    }
+}
+
+#[test]
+fn client_certificate_settings() {
+    let c = Config::default();
+    assert_eq!(c.api.client_ca, "");
+    assert_eq!(c.api.client_role, "integrator");
+    accepted("api", "client_ca", "\"/etc/roomd/fleet-ca.pem\"");
+    accepted("api", "client_ca", "\"\"");
+    rejected("api", "client_ca", "\"fleet-ca.pem\"");
+    for role in ["admin", "integrator", "user", "room-control", "audit"] {
+        accepted("api", "client_role", &format!("\"{role}\""));
+    }
+    let err = rejected("api", "client_role", "\"fleet\"");
+    assert!(err.to_string().contains("is not a role"), "{err}");
+}
+
+#[test]
+fn tcti_rules() {
+    for good in [
+        "device:/dev/tpmrm0",
+        "device",
+        "swtpm:host=127.0.0.1,port=2321",
+        "tabrmd:bus_type=system",
+    ] {
+        let c = accepted("identity", "tcti", &format!("\"{good}\""));
+        assert_eq!(c.identity.tcti, good);
+    }
+    let too_long = format!("device:/{}", "a".repeat(256));
+    for bad in [
+        "",
+        "/dev/tpmrm0",
+        "tpm:/dev/tpm0",
+        "device:/dev/tpm rm0",
+        too_long.as_str(),
+    ] {
+        let err = rejected("identity", "tcti", &format!("\"{bad}\""));
+        assert!(
+            err.to_string().contains("TCTI") || err.to_string().contains("characters"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn state_dir_must_be_absolute() {
     let config = accepted("system", "state_dir", "\"/srv/roomd\"");
     assert_eq!(config.system.state_dir, PathBuf::from("/srv/roomd"));
@@ -472,11 +532,49 @@ fn merge_patch_null_resets_keys_and_sections_to_defaults() {
     assert_eq!(reset_section.video, VideoConfig::default());
     assert_eq!(reset_section.system, changed.system);
 
-    let all_sections = json!({"system": null, "api": null, "audio": null, "video": null,
-        "standby": null, "accounts": null, "logging": null});
+    // Everything the API may change, reset; the file-only keys keep their values.
+    let all_sections = json!({"system": null, "audio": null, "video": null,
+        "standby": null, "accounts": null, "logging": null,
+        "api": {"listen": null, "certificate_names": null, "max_body_bytes": null,
+                "session_idle_minutes": null}});
+    let mut expected = Config::default();
+    expected.api.client_ca = changed.api.client_ca.clone();
+    expected.api.client_role = changed.api.client_role.clone();
+    expected.identity = changed.identity.clone();
+    assert_eq!(changed.apply_merge_patch(&all_sections).unwrap(), expected);
+}
+
+#[test]
+fn keys_that_decide_trust_cannot_be_changed_through_the_api() {
+    let config = Config::default();
+    for (patch, key) in [
+        (
+            json!({"identity": {"backend": "software"}}),
+            "identity.backend",
+        ),
+        (
+            json!({"identity": {"tcti": "swtpm:host=10.0.0.1,port=2321"}}),
+            "identity.tcti",
+        ),
+        (
+            json!({"api": {"client_ca": "/etc/ssl/certs/ca-certificates.crt"}}),
+            "api.client_ca",
+        ),
+        (json!({"api": {"client_role": "admin"}}), "api.client_role"),
+    ] {
+        let err = config.apply_merge_patch(&patch).unwrap_err();
+        assert_eq!(err.key(), Some(key), "{err}");
+        assert!(err.to_string().contains("configuration file"), "{err}");
+    }
+    // Setting them to the value they already have is no change, and other keys still change.
+    let same = json!({"identity": {"backend": "tpm"}, "audio": {"default_volume": 20}});
     assert_eq!(
-        changed.apply_merge_patch(&all_sections).unwrap(),
-        Config::default()
+        config
+            .apply_merge_patch(&same)
+            .unwrap()
+            .audio
+            .default_volume,
+        20
     );
 }
 
@@ -568,7 +666,12 @@ fn json_round_trip_preserves_every_value() {
         json!(["0.0.0.0:443", "[2001:db8::1]:8443"])
     );
     assert_eq!(json["system"]["state_dir"], json!("/srv/roomd"));
-    assert_eq!(Config::default().apply_merge_patch(&json).unwrap(), config);
+    // The file-only keys cannot come through a patch; start from a config that has them.
+    let mut base = Config::default();
+    base.api.client_ca = config.api.client_ca.clone();
+    base.api.client_role = config.api.client_role.clone();
+    base.identity = config.identity.clone();
+    assert_eq!(base.apply_merge_patch(&json).unwrap(), config);
 }
 
 #[test]
@@ -577,7 +680,7 @@ fn changed_keys_lists_dotted_leaves_that_differ() {
     assert!(a.changed_keys(&a).is_empty());
     let b = everything_changed();
     let all = a.changed_keys(&b);
-    assert_eq!(all.len(), 16, "{all:?}");
+    assert_eq!(all.len(), 20, "{all:?}");
     assert_eq!(all, b.changed_keys(&a));
     assert!(all.contains(&"api.certificate_names".to_owned()));
     assert!(all.contains(&"system.state_dir".to_owned()));

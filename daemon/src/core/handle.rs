@@ -8,7 +8,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use super::command::RoomCommand;
 use super::event::Notification;
 use super::room::Request;
-use super::status::StatusSnapshot;
+use super::status::{IdentityStatus, StatusSnapshot};
 use crate::config::{Config, ConfigError};
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +42,12 @@ impl RoomHandle {
     /// Records that the first administrator now exists.
     pub async fn mark_claimed(&self) -> Result<(), CoreError> {
         self.ask(|reply| Request::MarkClaimed { reply }).await
+    }
+
+    /// Replaces the identity branch of the status (e.g. after a certificate was installed).
+    pub async fn set_identity(&self, identity: IdentityStatus) -> Result<(), CoreError> {
+        self.ask(|reply| Request::SetIdentity { identity, reply })
+            .await
     }
 
     /// Answers once the core has worked through everything queued before it: a liveness check.

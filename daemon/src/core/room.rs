@@ -32,6 +32,10 @@ pub(super) enum Request {
     MarkClaimed {
         reply: oneshot::Sender<()>,
     },
+    SetIdentity {
+        identity: IdentityStatus,
+        reply: oneshot::Sender<()>,
+    },
     Ping {
         reply: oneshot::Sender<()>,
     },
@@ -154,6 +158,12 @@ impl Room {
                     self.status.system.claimed = true;
                     self.publish(vec![("system.claimed", json!({}))]);
                 }
+                let _ = reply.send(());
+            }
+            Request::SetIdentity { identity, reply } => {
+                // Status changes only: subscribers see identity.certificate_sha256 change.
+                self.status.identity = identity;
+                self.publish(Vec::new());
                 let _ = reply.send(());
             }
             Request::Ping { reply } => {

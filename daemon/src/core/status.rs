@@ -69,10 +69,15 @@ pub enum StandbyState {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IdentityStatus {
-    /// `software` until the TPM issue lands; shown as a warning by UIs.
+    /// Where the device key lives: `tpm` or `software`.
     pub backend: &'static str,
+    /// SHA-256 of the device key's SubjectPublicKeyInfo (DER), lower-case hex: stable across
+    /// certificates.
+    pub key_sha256: String,
     /// SHA-256 of the API's TLS certificate (DER), colon-separated hex, for pinning by clients.
     pub certificate_sha256: String,
+    /// Set when the identity is weaker than it should be (a software key); UIs show it.
+    pub warning: Option<String>,
 }
 
 /// The status tree as published: the value for lookups and its JSON text, serialised once per

@@ -15,7 +15,9 @@ fn setup(dir: &tempfile::TempDir) -> CoreSetup {
         claimed: false,
         identity: IdentityStatus {
             backend: "software",
+            key_sha256: "ab12".into(),
             certificate_sha256: "AB:CD".into(),
+            warning: Some("software key".into()),
         },
     }
 }

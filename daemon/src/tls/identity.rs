@@ -1,68 +1,56 @@
-//! The software key and self-signed certificate, created once and reused.
+//! The device identity as a whole: the device key (TPM or software), the certificate the API
+//! serves with it, and the files in `<state_dir>/tls/`.
 
 use std::fs;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use rcgen::{
-    CertificateParams, DistinguishedName, DnType, KeyPair, PKCS_ECDSA_P256_SHA256, SanType,
-};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
 
-use crate::fsutil::{AtomicWriteError, write_atomic};
+use super::installed_chain::{self, CHAIN_FILE, ChainError};
+use super::{
+    DeviceKey, SOFTWARE_KEY_FILE, ServedCertificate, TlsError, TpmKey, device_certificate,
+    load_or_create_software_key,
+};
+use crate::config::{IdentityBackend, IdentityConfig};
+use crate::core::IdentityStatus;
+use crate::fsutil::write_atomic;
+use crate::tpm::{DEVICE_KEY_HANDLE, Tpm};
 
+pub struct DeviceIdentity {
+    key: DeviceKey,
+    dir: PathBuf,
+    common_name: String,
+    names: Vec<String>,
+    self_signed: CertificateDer<'static>,
+    served: Arc<ServedCertificate>,
+    /// One installation at a time, so the file and the served chain cannot disagree.
+    installing: Mutex<()>,
+}
+
+/// Why a certificate chain was not installed.
 #[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    #[error("cannot create or read the TLS directory {path}: {source}")]
-    Dir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "{path} is not a usable private key ({reason}); move it away to let roomd create a new one"
-    )]
-    BadKey { path: PathBuf, reason: String },
-    #[error("{path} must not be readable by others (mode {mode:o}); run: chmod 600 {path}")]
-    KeyPermissions { path: PathBuf, mode: u32 },
-    #[error("certificate name {name:?} is neither a DNS name nor an IP address")]
-    BadName { name: String },
-    #[error("cannot create the certificate: {0}")]
-    Generate(#[from] rcgen::Error),
+pub enum InstallError {
+    /// The chain itself is unacceptable: the caller's problem.
     #[error(transparent)]
-    Write(#[from] AtomicWriteError),
-    #[error("invalid TLS settings: {0}")]
-    Rustls(#[from] rustls::Error),
+    Refused(#[from] ChainError),
+    /// It could not be stored or used: the device's problem.
+    #[error(transparent)]
+    Failed(#[from] TlsError),
 }
 
-/// A certificate and its private key, as rustls wants them.
-pub struct SoftwareIdentity {
-    pub certificate: CertificateDer<'static>,
-    pub key: PrivateKeyDer<'static>,
-}
-
-impl std::fmt::Debug for SoftwareIdentity {
-    // Never print key material.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SoftwareIdentity")
-            .field("sha256", &self.sha256())
-            .finish_non_exhaustive()
-    }
-}
-
-impl SoftwareIdentity {
-    /// Loads the identity from `dir`, creating the key and certificate when missing, and
-    /// re-issuing the certificate when `names` differ from the ones it was made for.
-    pub fn load_or_create(
+impl DeviceIdentity {
+    /// Opens the device key as configured (creating it on first start) and the certificate
+    /// to serve with it. `dir` is `<state_dir>/tls`.
+    pub fn open(
+        config: &IdentityConfig,
         dir: &Path,
         common_name: &str,
         names: &[String],
-    ) -> Result<Self, TlsError> {
+    ) -> Result<DeviceIdentity, TlsError> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -71,145 +59,126 @@ impl SoftwareIdentity {
                 path: dir.to_owned(),
                 source,
             })?;
-        let key_path = dir.join("key.pem");
-        let cert_path = dir.join("cert.pem");
-        let names_path = dir.join("cert-names");
-
-        let key_pair = if key_path.exists() {
-            load_key(&key_path)?
-        } else {
-            tracing::info!(path = %key_path.display(), "creating the device's TLS key");
-            let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-            write_atomic(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
-            key
-        };
-
-        let wanted_names = names.join("\n");
-        let current_names = fs::read_to_string(&names_path).ok();
-        let cert_pem = match fs::read_to_string(&cert_path) {
-            Ok(pem) if current_names.as_deref() == Some(wanted_names.as_str()) => pem,
-            _ => {
-                tracing::info!(path = %cert_path.display(), "issuing the self-signed TLS certificate");
-                let pem = self_signed(&key_pair, common_name, names)?;
-                write_atomic(&cert_path, pem.as_bytes(), 0o644)?;
-                write_atomic(&names_path, wanted_names.as_bytes(), 0o644)?;
-                pem
+        let key = match config.backend {
+            IdentityBackend::Tpm => {
+                let tpm = Tpm::open(&config.tcti, DEVICE_KEY_HANDLE).map_err(|source| {
+                    TlsError::NoTpm {
+                        tcti: config.tcti.clone(),
+                        source,
+                    }
+                })?;
+                DeviceKey::Tpm(TpmKey::new(tpm))
+            }
+            IdentityBackend::Software => {
+                DeviceKey::Software(Arc::new(load_or_create_software_key(dir)?))
             }
         };
-        let certificate = rustls_pki_types::pem::PemObject::from_pem_slice(cert_pem.as_bytes())
-            .map_err(|e| TlsError::BadKey {
-                path: cert_path.clone(),
-                reason: e.to_string(),
-            })?;
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pair.serialize_der()));
-        Ok(SoftwareIdentity { certificate, key })
-    }
-
-    /// SHA-256 of the certificate, as colon-separated upper-case hex (what browsers show).
-    pub fn sha256(&self) -> String {
-        Sha256::digest(self.certificate.as_ref())
-            .iter()
-            .map(|b| format!("{b:02X}"))
-            .collect::<Vec<_>>()
-            .join(":")
-    }
-}
-
-fn load_key(path: &Path) -> Result<KeyPair, TlsError> {
-    let meta = fs::metadata(path).map_err(|source| TlsError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(TlsError::KeyPermissions {
-            path: path.to_owned(),
-            mode,
-        });
-    }
-    let pem = fs::read_to_string(path).map_err(|source| TlsError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    KeyPair::from_pem(&pem).map_err(|e| TlsError::BadKey {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })
-}
-
-fn self_signed(key: &KeyPair, common_name: &str, names: &[String]) -> Result<String, TlsError> {
-    let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, common_name);
-    dn.push(DnType::OrganizationName, "roomd");
-    params.distinguished_name = dn;
-    params.subject_alt_names = names.iter().map(|n| san(n)).collect::<Result<_, _>>()?;
-    let now = time::OffsetDateTime::now_utc();
-    params.not_before = now - time::Duration::days(1);
-    params.not_after = now + time::Duration::days(3650);
-    Ok(params.self_signed(key)?.pem())
-}
-
-fn san(name: &str) -> Result<SanType, TlsError> {
-    if let Ok(ip) = name.parse() {
-        return Ok(SanType::IpAddress(ip));
-    }
-    name.try_into()
-        .map(SanType::DnsName)
-        .map_err(|_| TlsError::BadName {
-            name: name.to_owned(),
+        let self_signed = device_certificate::load_or_issue(dir, &key, common_name, names)?;
+        let chain = installed_chain::load_installed(dir, &key.spki_der())
+            .unwrap_or_else(|| vec![self_signed.clone()]);
+        let served = Arc::new(ServedCertificate::new(CertifiedKey::new(
+            chain,
+            key.rustls_key()?,
+        )));
+        Ok(DeviceIdentity {
+            key,
+            dir: dir.to_owned(),
+            common_name: common_name.to_owned(),
+            names: names.to_vec(),
+            self_signed,
+            served,
+            installing: Mutex::new(()),
         })
+    }
+
+    /// A PKCS#10 request for a CA to certify the device key, PEM, with the device's subject and
+    /// names. Blocks while the TPM signs.
+    pub fn certification_request(&self) -> Result<String, TlsError> {
+        self.key
+            .certification_request(&device_certificate::params(&self.common_name, &self.names)?)
+    }
+
+    /// Checks a CA-issued chain (PEM, leaf first), stores it and serves it from the next
+    /// handshake on. Blocks on file I/O.
+    pub fn install_chain(&self, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, InstallError> {
+        let chain = installed_chain::check_chain(pem, &self.key.spki_der())?;
+        let _one_at_a_time = self
+            .installing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        write_atomic(
+            &self.dir.join(CHAIN_FILE),
+            installed_chain::to_pem(&chain).as_bytes(),
+            0o644,
+        )
+        .map_err(TlsError::from)?;
+        self.served
+            .replace(CertifiedKey::new(chain.clone(), self.key.rustls_key()?));
+        tracing::info!(
+            "installed a CA-issued certificate chain ({} certificates); certificate SHA-256 {}",
+            chain.len(),
+            self.certificate_sha256()
+        );
+        Ok(chain)
+    }
+
+    /// The identity as the status tree shows it; a software key comes with a warning.
+    pub fn status(&self) -> IdentityStatus {
+        let warning = match self.key {
+            DeviceKey::Tpm(_) => None,
+            DeviceKey::Software(_) => Some(format!(
+                "the device key is a software key in {} (identity.backend = \"software\"): \
+                 anyone with the disk can copy it and impersonate this room",
+                self.dir.join(SOFTWARE_KEY_FILE).display()
+            )),
+        };
+        IdentityStatus {
+            backend: self.key.backend(),
+            key_sha256: self.key.fingerprint(),
+            certificate_sha256: self.certificate_sha256(),
+            warning,
+        }
+    }
+
+    /// Whether the API serves the self-signed certificate (no chain installed, or it no longer
+    /// fits).
+    pub fn serves_self_signed(&self) -> bool {
+        self.served_chain() == [self.self_signed.clone()]
+    }
+
+    pub fn key(&self) -> &DeviceKey {
+        &self.key
+    }
+
+    /// Where the identity's files live (`<state_dir>/tls`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// What the TLS server resolves its certificate from.
+    pub fn served(&self) -> Arc<ServedCertificate> {
+        self.served.clone()
+    }
+
+    /// The chain the API serves now, leaf first.
+    pub fn served_chain(&self) -> Vec<CertificateDer<'static>> {
+        self.served.current().cert.clone()
+    }
+
+    /// SHA-256 of the served leaf certificate (DER), colon-separated upper-case hex: what
+    /// browsers show and clients pin.
+    pub fn certificate_sha256(&self) -> String {
+        self.served_chain()
+            .first()
+            .map(|leaf| colon_hex(&Sha256::digest(leaf.as_ref())))
+            .unwrap_or_default()
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn names() -> Vec<String> {
-        vec!["localhost".into(), "127.0.0.1".into()]
-    }
-
-    #[test]
-    fn created_once_then_reused() {
-        let dir = tempfile::tempdir().unwrap();
-        let first = SoftwareIdentity::load_or_create(dir.path(), "room", &names()).unwrap();
-        let second = SoftwareIdentity::load_or_create(dir.path(), "room", &names()).unwrap();
-        assert_eq!(first.sha256(), second.sha256());
-        let mode = fs::metadata(dir.path().join("key.pem"))
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777;
-        assert_eq!(mode, 0o600);
-    }
-
-    #[test]
-    fn new_names_reissue_the_certificate_with_the_same_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let first = SoftwareIdentity::load_or_create(dir.path(), "room", &names()).unwrap();
-        let mut more = names();
-        more.push("room-12.example.org".into());
-        let second = SoftwareIdentity::load_or_create(dir.path(), "room", &more).unwrap();
-        assert_ne!(first.sha256(), second.sha256());
-        assert_eq!(first.key.secret_der(), second.key.secret_der());
-    }
-
-    #[test]
-    fn a_readable_key_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        SoftwareIdentity::load_or_create(dir.path(), "room", &names()).unwrap();
-        let key = dir.path().join("key.pem");
-        fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
-        let err = SoftwareIdentity::load_or_create(dir.path(), "room", &names()).unwrap_err();
-        assert!(err.to_string().contains("chmod 600"), "{err}");
-    }
-
-    #[test]
-    fn a_garbage_key_is_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let key = dir.path().join("key.pem");
-        write_atomic(&key, b"not a key", 0o600).unwrap();
-        let err = SoftwareIdentity::load_or_create(dir.path(), "room", &names()).unwrap_err();
-        assert!(err.to_string().contains("key.pem"), "{err}");
-    }
+fn colon_hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }

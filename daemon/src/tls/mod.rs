@@ -1,11 +1,27 @@
-//! The API's TLS identity and server configuration.
+//! The device identity and the API's TLS server configuration.
 //!
-//! Until the TPM issue lands, the key is a software ECDSA P-256 key generated on first start and
-//! kept 0600 in `<state>/tls/`. The certificate is self-signed; it is re-issued (same key) only
-//! when the names it must cover change, so clients that pinned it keep working across restarts.
+//! The device key is a NIST P-256 key in the TPM (`identity.backend = "tpm"`, the default) or,
+//! only when configured explicitly, in `<state>/tls/key.pem` (`"software"`). The API serves a
+//! self-signed certificate over that key (`<state>/tls/cert.pem`), re-issued with the same key
+//! only when the names it must cover change, so clients that pinned it keep working. A
+//! CA-issued chain for the same key (enrolment) replaces it once installed (`<state>/tls/chain.pem`).
 
+mod device_certificate;
+mod device_key;
+mod error;
 mod identity;
+mod installed_chain;
+mod served_certificate;
 mod server_config;
+mod software_key;
+mod tpm_key;
 
-pub use identity::{SoftwareIdentity, TlsError};
+pub use device_certificate::{CERTIFICATE_FILE, spki_of};
+pub use device_key::DeviceKey;
+pub use error::TlsError;
+pub use identity::{DeviceIdentity, InstallError};
+pub use installed_chain::{CHAIN_FILE, ChainError, to_pem};
+pub use served_certificate::ServedCertificate;
 pub use server_config::server_config;
+pub use software_key::{SOFTWARE_KEY_FILE, load_or_create_software_key};
+pub use tpm_key::TpmKey;

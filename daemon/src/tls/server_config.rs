@@ -1,18 +1,60 @@
 //! rustls server settings for the local API.
 
+use std::path::Path;
 use std::sync::Arc;
 
-use rustls::ServerConfig;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 
-use super::{SoftwareIdentity, TlsError};
+use super::{ServedCertificate, TlsError};
 
-/// TLS 1.3 and 1.2 only, ring's default (AEAD, forward-secret) cipher suites, HTTP/1.1.
-pub fn server_config(identity: &SoftwareIdentity) -> Result<ServerConfig, TlsError> {
+/// TLS 1.3 and 1.2 only, ring's default (AEAD, forward-secret) cipher suites, HTTP/1.1. The
+/// certificate comes from `served`, so an installed chain applies to the next handshake.
+///
+/// With `client_ca`, clients may present a certificate issued by one of its CAs (mutual TLS);
+/// one from another CA ends the handshake, and clients without one are served as before (they
+/// authenticate with a token or session).
+pub fn server_config(
+    served: Arc<ServedCertificate>,
+    client_ca: Option<&Path>,
+) -> Result<ServerConfig, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_no_client_auth()
-        .with_single_cert(vec![identity.certificate.clone()], identity.key.clone_key())?;
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(path) => {
+            let roots = client_roots(path)?;
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| TlsError::ClientCa {
+                    path: path.to_owned(),
+                    reason: e.to_string(),
+                })?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_cert_resolver(served);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
+}
+
+fn client_roots(path: &Path) -> Result<RootCertStore, TlsError> {
+    let bad = |reason: String| TlsError::ClientCa {
+        path: path.to_owned(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| bad(e.to_string()))?;
+        roots.add(cert).map_err(|e| bad(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(bad("it holds no PEM certificate".to_owned()));
+    }
+    Ok(roots)
 }

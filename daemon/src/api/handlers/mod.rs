@@ -1,10 +1,12 @@
 //! One file per resource; each handler parses, calls the owner of the state, and answers.
 
+pub mod attestation;
 pub mod audit;
 pub mod claim;
 pub mod commands;
 pub mod config;
 pub mod health;
+pub mod identity;
 pub mod openapi;
 pub mod session;
 pub mod status;

@@ -46,12 +46,9 @@ pub async fn create(
 
 /// Who the caller is.
 pub async fn get(principal: ReqData<Principal>) -> HttpResponse {
-    let kind = match principal.kind {
-        PrincipalKind::Token { .. } => "token",
-        _ => "session",
-    };
-    HttpResponse::Ok()
-        .json(json!({"username": principal.name, "role": principal.role, "kind": kind}))
+    HttpResponse::Ok().json(
+        json!({"username": principal.name, "role": principal.role, "kind": principal.kind_name()}),
+    )
 }
 
 /// Logs out: the session is forgotten and the cookie cleared.
@@ -60,10 +57,14 @@ pub async fn delete(
     state: web::Data<ApiState>,
     principal: ReqData<Principal>,
 ) -> Result<HttpResponse, ApiError> {
-    if let PrincipalKind::Token { .. } = principal.kind {
-        return Err(ApiError::Conflict(
+    match principal.kind {
+        PrincipalKind::Token { .. } => return Err(ApiError::Conflict(
             "this request uses an API token, not a session; revoke tokens with DELETE /api/v1/tokens/{id}".into(),
-        ));
+        )),
+        PrincipalKind::Certificate { .. } => return Err(ApiError::Conflict(
+            "this request is authenticated by a client certificate, not a session; there is nothing to log out".into(),
+        )),
+        PrincipalKind::Session => {}
     }
     if let Some(cookie) = req.cookie(SESSION_COOKIE) {
         state.accounts.logout(cookie.value());

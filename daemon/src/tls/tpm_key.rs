@@ -1,0 +1,90 @@
+//! The TPM's device key, seen by rustls (to sign TLS handshakes) and by rcgen (to sign the
+//! device certificate and CSRs). Both hand over the message unhashed; the TPM signs its SHA-256
+//! digest and the signature goes back DER-encoded, as TLS and X.509 carry it.
+
+use rustls::SignatureScheme;
+use rustls::sign::{Signer, SigningKey};
+use rustls_pki_types::SubjectPublicKeyInfoDer;
+use sha2::{Digest, Sha256};
+
+use crate::tpm::Tpm;
+
+/// The device key as a rustls key (server certificate) and rcgen key (certificates, CSRs).
+#[derive(Debug, Clone)]
+pub struct TpmKey {
+    tpm: Tpm,
+    spki: Vec<u8>,
+    point: Vec<u8>,
+}
+
+impl TpmKey {
+    pub fn new(tpm: Tpm) -> TpmKey {
+        let spki = tpm.device_key().spki_der();
+        let point = tpm.device_key().uncompressed_point();
+        TpmKey { tpm, spki, point }
+    }
+
+    /// The TPM the key lives in (for attestation).
+    pub fn tpm(&self) -> &Tpm {
+        &self.tpm
+    }
+
+    /// X.509 SubjectPublicKeyInfo of the key, DER.
+    pub fn spki_der(&self) -> &[u8] {
+        &self.spki
+    }
+
+    fn sign_message(&self, message: &[u8]) -> Result<Vec<u8>, crate::tpm::TpmError> {
+        let digest: [u8; 32] = Sha256::digest(message).into();
+        Ok(self.tpm.sign_digest(digest)?.to_der())
+    }
+}
+
+impl SigningKey for TpmKey {
+    fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn Signer>> {
+        offered
+            .contains(&SignatureScheme::ECDSA_NISTP256_SHA256)
+            .then(|| Box::new(self.clone()) as Box<dyn Signer>)
+    }
+
+    fn public_key(&self) -> Option<SubjectPublicKeyInfoDer<'_>> {
+        Some(SubjectPublicKeyInfoDer::from(self.spki.as_slice()))
+    }
+
+    fn algorithm(&self) -> rustls::SignatureAlgorithm {
+        rustls::SignatureAlgorithm::ECDSA
+    }
+}
+
+impl Signer for TpmKey {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
+        self.sign_message(message).map_err(|e| {
+            tracing::error!("TLS handshake: {e}");
+            rustls::Error::General(format!("the TPM could not sign: {e}"))
+        })
+    }
+
+    fn scheme(&self) -> SignatureScheme {
+        SignatureScheme::ECDSA_NISTP256_SHA256
+    }
+}
+
+impl rcgen::PublicKeyData for TpmKey {
+    fn der_bytes(&self) -> &[u8] {
+        &self.point
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_ECDSA_P256_SHA256
+    }
+}
+
+impl rcgen::SigningKey for TpmKey {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        self.sign_message(message).map_err(|e| {
+            // rcgen's error has no room for the cause: log it where a person will see it.
+            tracing::error!("signing a certificate or CSR: {e}");
+            rcgen::Error::RemoteKeyError
+        })
+    }
+}

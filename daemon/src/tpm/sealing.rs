@@ -1,0 +1,130 @@
+//! Sealing on the TPM thread: a small secret (a data-encryption key) stored as a TPM object
+//! under the owner storage primary. The blob that leaves the TPM is encrypted and
+//! integrity-protected by that primary, whose seed never leaves this TPM: the blob opens here
+//! and nowhere else.
+
+use tss_esapi::Context;
+use tss_esapi::attributes::ObjectAttributesBuilder;
+use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
+use tss_esapi::interface_types::resource_handles::Hierarchy;
+use tss_esapi::interface_types::session_handles::AuthSession;
+use tss_esapi::structures::{
+    Digest, KeyedHashScheme, Private, Public, PublicBuilder, PublicKeyedHashParameters,
+    SensitiveData,
+};
+use tss_esapi::traits::{Marshall, UnMarshall};
+
+use super::TpmError;
+use super::device_key::storage_primary_template;
+
+/// Largest secret the TPM seals (TPM2B_SENSITIVE_DATA of the reference implementation).
+pub const MAX_SEALED_BYTES: usize = 128;
+
+fn command(action: &'static str) -> impl FnOnce(tss_esapi::Error) -> TpmError {
+    move |source| TpmError::Command { action, source }
+}
+
+/// Seals `secret`; returns the blob to store (public and private parts of the sealed object).
+pub(super) fn seal(context: &mut Context, secret: &[u8]) -> Result<Vec<u8>, TpmError> {
+    let data = SensitiveData::try_from(secret.to_vec()).map_err(command("accept the secret"))?;
+    let template = sealed_object_template()?;
+    let primary_template = storage_primary_template()?;
+    context.execute_with_session(Some(AuthSession::Password), |context| {
+        let primary = context
+            .create_primary(Hierarchy::Owner, primary_template, None, None, None, None)
+            .map_err(command("create the owner storage primary key"))?
+            .key_handle;
+        let created = context.create(primary, template, None, Some(data), None, None);
+        let flushed = context.flush_context(primary.into());
+        let created = created.map_err(command("seal the secret"))?;
+        flushed.map_err(command("flush the storage primary key"))?;
+        let public = created
+            .out_public
+            .marshall()
+            .map_err(command("encode the sealed object"))?;
+        Ok(encode_blob(&public, created.out_private.value()))
+    })
+}
+
+/// Opens a blob made by `seal` on this TPM.
+pub(super) fn unseal(context: &mut Context, blob: &[u8]) -> Result<Vec<u8>, TpmError> {
+    let (public, private) = decode_blob(blob).ok_or(TpmError::Unexpected {
+        what: "a sealed blob",
+    })?;
+    let public = Public::unmarshall(public).map_err(command("read the sealed object"))?;
+    let private = Private::try_from(private.to_vec()).map_err(command("read the sealed object"))?;
+    let primary_template = storage_primary_template()?;
+    context.execute_with_session(Some(AuthSession::Password), |context| {
+        let primary = context
+            .create_primary(Hierarchy::Owner, primary_template, None, None, None, None)
+            .map_err(command("create the owner storage primary key"))?
+            .key_handle;
+        let loaded = context.load(primary, private, public);
+        let flushed = context.flush_context(primary.into());
+        let loaded = loaded.map_err(command("load the sealed object (sealed by another TPM?)"))?;
+        flushed.map_err(command("flush the storage primary key"))?;
+        let unsealed = context.unseal(loaded.into());
+        let flushed = context.flush_context(loaded.into());
+        let unsealed = unsealed.map_err(command("unseal the secret"))?;
+        flushed.map_err(command("flush the sealed object"))?;
+        Ok(unsealed.value().to_vec())
+    })
+}
+
+/// A data object only this TPM can load, usable with an empty password.
+fn sealed_object_template() -> Result<Public, TpmError> {
+    let attributes = ObjectAttributesBuilder::new()
+        .with_fixed_tpm(true)
+        .with_fixed_parent(true)
+        .with_user_with_auth(true)
+        .with_no_da(true)
+        .build()
+        .map_err(command("accept the sealed object attributes"))?;
+    PublicBuilder::new()
+        .with_public_algorithm(PublicAlgorithm::KeyedHash)
+        .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
+        .with_object_attributes(attributes)
+        .with_keyed_hash_parameters(PublicKeyedHashParameters::new(KeyedHashScheme::Null))
+        .with_keyed_hash_unique_identifier(Digest::default())
+        .build()
+        .map_err(command("accept the sealed object template"))
+}
+
+/// `len(public) u16 || public || len(private) u16 || private`.
+fn encode_blob(public: &[u8], private: &[u8]) -> Vec<u8> {
+    let mut blob = Vec::with_capacity(4 + public.len() + private.len());
+    for part in [public, private] {
+        blob.extend_from_slice(&(part.len() as u16).to_be_bytes());
+        blob.extend_from_slice(part);
+    }
+    blob
+}
+
+fn decode_blob(blob: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (public, rest) = take_sized(blob)?;
+    let (private, rest) = take_sized(rest)?;
+    rest.is_empty().then_some((public, private))
+}
+
+fn take_sized(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (size, rest) = bytes.split_first_chunk::<2>()?;
+    let size = usize::from(u16::from_be_bytes(*size));
+    (rest.len() >= size).then(|| rest.split_at(size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blobs_round_trip_and_truncation_is_caught() {
+        let blob = encode_blob(b"public part", b"private");
+        assert_eq!(
+            decode_blob(&blob),
+            Some((&b"public part"[..], &b"private"[..]))
+        );
+        assert_eq!(decode_blob(&blob[..blob.len() - 1]), None);
+        assert_eq!(decode_blob(&[blob.as_slice(), b"x"].concat()), None);
+        assert_eq!(decode_blob(&[]), None);
+    }
+}

@@ -1,0 +1,220 @@
+//! Mutual TLS for fleet managers: a client certificate from the configured CA authenticates with
+//! the configured role; one from another CA is refused in the handshake; clients without one
+//! keep using tokens.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+};
+use roomd_tests::{HarnessError, Roomd};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use serde_json::Value;
+
+struct Ca {
+    params: CertificateParams,
+    key: KeyPair,
+    pem: String,
+}
+
+fn ca(name: &str) -> Ca {
+    let mut params = CertificateParams::new(Vec::new()).expect("params");
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let key = KeyPair::generate().expect("key");
+    let pem = params.self_signed(&key).expect("CA").pem();
+    Ca { params, key, pem }
+}
+
+/// A client certificate and its key (PKCS#8 DER).
+type ClientIdentity = (CertificateDer<'static>, Vec<u8>);
+
+/// A client certificate and key for `name`, issued by `ca`.
+fn client(ca: &Ca, name: &str) -> ClientIdentity {
+    let mut params = CertificateParams::new(Vec::new()).expect("params");
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let key = KeyPair::generate().expect("key");
+    let cert = params
+        .signed_by(&key, &Issuer::from_params(&ca.params, &ca.key))
+        .expect("client certificate");
+    (cert.der().clone(), key.serialize_der())
+}
+
+/// One request over TLS, with `identity` as client certificate; `Err` if the connection fails.
+fn request(
+    roomd: &Roomd,
+    identity: Option<ClientIdentity>,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<(u16, Value), String> {
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(roomd.cert_path()).expect("device certificate"))
+        .expect("root");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots);
+    let config = match identity {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                vec![cert],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
+            )
+            .expect("client auth"),
+        None => builder.with_no_client_auth(),
+    };
+    let name = ServerName::try_from("127.0.0.1").expect("name");
+    let connection = ClientConnection::new(Arc::new(config), name).expect("connection");
+    let socket = TcpStream::connect(("127.0.0.1", roomd.port())).map_err(|e| e.to_string())?;
+    let mut tls = StreamOwned::new(connection, socket);
+    let body = body.unwrap_or("");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    tls.read_to_string(&mut answer).map_err(|e| e.to_string())?;
+    let status = answer
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("not HTTP: {answer}"))?;
+    let json = answer
+        .split_once("\r\n\r\n")
+        .and_then(|(_, b)| serde_json::from_str(b).ok())
+        .unwrap_or(Value::Null);
+    Ok((status, json))
+}
+
+#[test]
+fn a_fleet_manager_certificate_authenticates_with_the_configured_role() -> Result<(), HarnessError>
+{
+    let fleet = ca("Fleet Manager CA");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_path = dir.path().join("fleet-ca.pem");
+    std::fs::write(&ca_path, &fleet.pem).expect("write CA");
+    let roomd = Roomd::start_claimed(&format!(
+        "[api]\nclient_ca = \"{}\"\nclient_role = \"audit\"\n",
+        ca_path.display()
+    ))?;
+
+    let manager = client(&fleet, "fleet-manager-1");
+    let (status, who) = request(
+        &roomd,
+        Some(manager.clone()),
+        "GET",
+        "/api/v1/session",
+        None,
+    )
+    .expect("mutual TLS handshake");
+    assert_eq!(status, 200, "{who}");
+    assert_eq!(who["kind"], "certificate", "{who}");
+    assert_eq!(who["role"], "audit", "{who}");
+    assert_eq!(who["username"], "fleet-manager-1", "{who}");
+    // The role decides, as for any principal: audit reads, it does not change.
+    let (status, _) =
+        request(&roomd, Some(manager.clone()), "GET", "/api/v1/config", None).expect("request");
+    assert_eq!(status, 200);
+    let (status, _) = request(
+        &roomd,
+        Some(manager),
+        "PATCH",
+        "/api/v1/config",
+        Some(r#"{"audio":{"default_volume":10}}"#),
+    )
+    .expect("request");
+    assert_eq!(status, 403);
+
+    // Another CA's certificate does not get through the handshake.
+    let stranger = client(&ca("Fleet Manager CA"), "fleet-manager-1");
+    let refused = request(&roomd, Some(stranger), "GET", "/api/v1/session", None);
+    assert!(refused.is_err(), "{refused:?}");
+
+    // Without a certificate: anonymous (401), and tokens work as before.
+    let (status, _) = request(&roomd, None, "GET", "/api/v1/session", None).expect("request");
+    assert_eq!(status, 401);
+    let token = roomd.token_for("user")?;
+    let who = roomd
+        .get("/api/v1/session")
+        .bearer(&token)
+        .send()?
+        .expect_status(200, "token")?
+        .json()?;
+    assert_eq!(who["kind"], "token");
+    Ok(())
+}
+
+#[test]
+fn without_a_client_ca_certificates_authenticate_nobody() -> Result<(), HarnessError> {
+    let roomd = Roomd::start_claimed("")?;
+    let fleet = ca("Fleet Manager CA");
+    // rustls on the server does not ask for a certificate, so the client sends none.
+    let (status, _) = request(
+        &roomd,
+        Some(client(&fleet, "x")),
+        "GET",
+        "/api/v1/session",
+        None,
+    )
+    .expect("handshake");
+    assert_eq!(status, 401);
+    Ok(())
+}
+
+#[test]
+fn an_unusable_client_ca_file_stops_the_start_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("missing-ca.pem");
+    match Roomd::start(&format!("[api]\nclient_ca = \"{}\"\n", path.display())) {
+        Err(HarnessError::ExitedEarly { stderr, .. }) => {
+            assert!(stderr.contains("api.client_ca"), "{stderr}");
+            assert!(stderr.contains("missing-ca.pem"), "{stderr}");
+        }
+        Err(other) => panic!("unexpected harness error: {other}"),
+        Ok(_) => panic!("roomd started with an unreadable client CA"),
+    }
+}
+
+#[test]
+fn no_api_role_can_change_whom_the_device_trusts() -> Result<(), HarnessError> {
+    let roomd = Roomd::start_claimed("")?;
+    for role in ["admin", "integrator"] {
+        let token = roomd.token_for(role)?;
+        for (patch, key) in [
+            (
+                serde_json::json!({"api": {"client_ca": "/etc/ssl/certs/ca-certificates.crt"}}),
+                "api.client_ca",
+            ),
+            (
+                serde_json::json!({"api": {"client_role": "admin"}}),
+                "api.client_role",
+            ),
+            (
+                serde_json::json!({"identity": {"backend": "tpm"}}),
+                "identity.backend",
+            ),
+        ] {
+            let response = roomd
+                .request("PATCH", "/api/v1/config")
+                .bearer(&token)
+                .json(&patch)
+                .send()?;
+            assert_eq!(response.status, 422, "{role} {key}: {}", response.text());
+            assert_eq!(response.json()?["field"], key, "{role}");
+        }
+    }
+    // The file is unchanged: still the harness's software key and no client CA.
+    let saved = std::fs::read_to_string(roomd.config_path()).expect("config file");
+    assert!(!saved.contains("client_ca = \"/"), "{saved}");
+    assert!(saved.contains("backend = \"software\""), "{saved}");
+    Ok(())
+}
