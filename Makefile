@@ -11,10 +11,19 @@ PACKAGES += ca-certificates   # cargo fetches crates over HTTPS
 PACKAGES += systemd           # systemd-analyze, -sysusers, -tmpfiles check the shipped units in tests
 PACKAGES += curl              # manual API calls against the dev room (see README.md)
 PACKAGES += openssl           # tests: an independent TLS client proves roomd refuses TLS < 1.2
+PACKAGES += libgstreamer1.0-dev              # gstreamer-rs links against GStreamer 1.22
+PACKAGES += libgstreamer-plugins-base1.0-dev # gstreamer-app/-video (appsrc, appsink, video info)
+PACKAGES += gstreamer1.0-plugins-base        # videotestsrc, audiotestsrc, compositor, videoconvert, opus
+PACKAGES += gstreamer1.0-plugins-good        # level, pngenc, vp8enc, v4l2src, jpeg for UVC cameras
+PACKAGES += gstreamer1.0-plugins-bad         # webrtcdsp/webrtcechoprobe (echo cancellation), openh264enc, kmssink, va
+PACKAGES += gstreamer1.0-plugins-ugly        # x264enc, the software H.264 fallback
+PACKAGES += gstreamer1.0-x                   # pango: clockoverlay/textoverlay for the display's labels and clock
+PACKAGES += gstreamer1.0-alsa                # alsasrc/alsasink for real microphones and speakers
 
 # Only `make bench` needs these.
 BENCH_PACKAGES :=
 BENCH_PACKAGES += wrk         # HTTP load generator for the API benchmarks
+BENCH_PACKAGES += gstreamer1.0-tools # gst-launch-1.0 runs the bare reference graph for bench-media
 
 # The development room: configuration and state live in the (git-ignored) .roomd/ folder.
 DEV_DIR := $(CURDIR)/.roomd

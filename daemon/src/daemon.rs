@@ -17,7 +17,8 @@ use crate::accounts::{Accounts, AccountsError, AccountsPolicy};
 use crate::api::{self, ApiState, ServeError};
 use crate::audit::{AUDIT_FILE, AuditError, AuditLog};
 use crate::config::{Config, ConfigError};
-use crate::core::{self, CoreSetup, IdentityStatus};
+use crate::core::{self, CoreSetup, IdentityStatus, MediaReport};
+use crate::hardware::{self, Profile};
 use crate::service;
 use crate::tls::{self, SoftwareIdentity, TlsError};
 
@@ -59,8 +60,12 @@ pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
     Config::load(path)
 }
 
-/// Runs the room until SIGTERM or SIGINT.
-pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError> {
+/// Runs the room until SIGTERM or SIGINT, on the hardware `profile` describes.
+pub async fn run(
+    config_path: PathBuf,
+    config: Config,
+    profile: Profile,
+) -> Result<(), DaemonError> {
     let state_dir = config.system.state_dir.clone();
     prepare_state_dir(&state_dir)?;
 
@@ -89,6 +94,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         },
     });
     let policy_task = tokio::spawn(follow_account_policy(room.watch_config(), accounts.clone()));
+    report_hardware(&room, &config.system.hardware_profile, &profile).await;
 
     let state = ApiState {
         room: room.clone(),
@@ -137,6 +143,32 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         Some(Ok(Err(e))) => Err(DaemonError::Server(e)),
         _ => Ok(()),
     }
+}
+
+/// Probes the devices and elements the profile names and publishes what was found before READY,
+/// so that the first status a client reads already says what is missing.
+async fn report_hardware(room: &core::RoomHandle, name: &str, profile: &Profile) {
+    let gstreamer = gstreamer::init();
+    if let Err(e) = &gstreamer {
+        tracing::error!("GStreamer cannot start: {e}; no media elements are available");
+    }
+    let element_exists =
+        |element: &str| gstreamer.is_ok() && gstreamer::ElementFactory::find(element).is_some();
+    let status = hardware::probe(
+        name,
+        profile,
+        &hardware::SystemPaths::default(),
+        &element_exists,
+    );
+    for device in status.devices.iter().filter(|d| !d.present) {
+        tracing::warn!(
+            "hardware profile {name}: {} {} is not usable: {}",
+            device.kind,
+            device.id,
+            device.detail
+        );
+    }
+    let _ = room.report(MediaReport::Hardware(status)).await;
 }
 
 fn prepare_state_dir(dir: &Path) -> Result<(), DaemonError> {

@@ -11,6 +11,7 @@ pub mod config;
 pub mod core;
 pub mod daemon;
 pub mod fsutil;
+pub mod hardware;
 pub mod json_error;
 pub mod logging;
 pub mod random;

@@ -151,7 +151,7 @@ mod tests {
         }
 
         let commands = rows("## Commands");
-        assert_eq!(commands.len(), 7);
+        assert_eq!(commands.len(), 11);
         for row in &commands {
             assert_eq!(
                 doc_roles(&row[1]),

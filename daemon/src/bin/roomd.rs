@@ -56,6 +56,14 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    // An unknown profile is a configuration mistake like any other: refuse to start (exit 78).
+    let profile = match roomd::hardware::Profile::builtin(&config.system.hardware_profile) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("roomd: {}: {e}", cli.config.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     if let Err(e) = roomd::logging::init(config.logging.level.as_str()) {
         eprintln!("roomd: {e}");
         return ExitCode::FAILURE;
@@ -70,7 +78,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(daemon::run(cli.config, config)) {
+    match runtime.block_on(daemon::run(cli.config, config, profile)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

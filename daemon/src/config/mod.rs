@@ -18,6 +18,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 pub use error::ConfigError;
+/// Shared with the hardware profiles, which report errors the same way.
+pub(crate) use error::line_and_column;
 pub use model::{
     AccountsConfig, ApiConfig, AudioConfig, Config, Layout, LogLevel, LoggingConfig, SelfviewMode,
     SelfviewPosition, StandbyConfig, SystemConfig, VideoConfig,

@@ -28,6 +28,12 @@ pub enum RoomCommand {
     },
     ActivateStandby,
     DeactivateStandby,
+    SetCameraEnabled {
+        enabled: bool,
+    },
+    SetContentSharing {
+        active: bool,
+    },
 }
 
 /// A command's name and an example of its arguments (documented in `openapi.json`).
@@ -65,6 +71,22 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "standby.deactivate",
+        example: "{}",
+    },
+    CommandSpec {
+        name: "video.camera.on",
+        example: "{}",
+    },
+    CommandSpec {
+        name: "video.camera.off",
+        example: "{}",
+    },
+    CommandSpec {
+        name: "video.content.start",
+        example: "{}",
+    },
+    CommandSpec {
+        name: "video.content.stop",
         example: "{}",
     },
 ];
@@ -158,6 +180,18 @@ impl RoomCommand {
             "standby.deactivate" => {
                 let NoArgs {} = args_of(command, args)?;
                 RoomCommand::DeactivateStandby
+            }
+            "video.camera.on" | "video.camera.off" => {
+                let NoArgs {} = args_of(command, args)?;
+                RoomCommand::SetCameraEnabled {
+                    enabled: command.ends_with(".on"),
+                }
+            }
+            "video.content.start" | "video.content.stop" => {
+                let NoArgs {} = args_of(command, args)?;
+                RoomCommand::SetContentSharing {
+                    active: command.ends_with(".start"),
+                }
             }
             other => unreachable!("command {other} is listed in COMMANDS but not parsed"),
         })

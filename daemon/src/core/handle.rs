@@ -7,6 +7,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::command::RoomCommand;
 use super::event::Notification;
+use super::report::MediaReport;
 use super::room::Request;
 use super::status::StatusSnapshot;
 use crate::config::{Config, ConfigError};
@@ -44,6 +45,11 @@ impl RoomHandle {
         self.ask(|reply| Request::MarkClaimed { reply }).await
     }
 
+    /// Passes on what the media engine learned; returns once the core has published it.
+    pub async fn report(&self, report: MediaReport) -> Result<(), CoreError> {
+        self.ask(|reply| Request::Report { report, reply }).await
+    }
+
     /// Answers once the core has worked through everything queued before it: a liveness check.
     pub async fn ping(&self) -> Result<(), CoreError> {
         self.ask(|reply| Request::Ping { reply }).await
@@ -57,6 +63,11 @@ impl RoomHandle {
     /// The latest status tree (cheap: a shared pointer to an immutable snapshot).
     pub fn status(&self) -> Arc<StatusSnapshot> {
         self.status.borrow().clone()
+    }
+
+    /// Follows status changes (the media engine applies each new snapshot to its pipelines).
+    pub fn watch_status(&self) -> watch::Receiver<Arc<StatusSnapshot>> {
+        self.status.clone()
     }
 
     /// The configuration in force.

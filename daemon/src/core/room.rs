@@ -12,9 +12,11 @@ use tokio::time::Instant;
 use super::command::RoomCommand;
 use super::event::{Event, Notification};
 use super::handle::{CoreError, RoomHandle};
+use super::report::{MediaEngineStatus, MediaReport};
 use super::status::{
-    AudioStatus, CallStatus, IdentityStatus, MicrophonesStatus, RoomStatus, SelfviewStatus,
-    StandbyState, StandbyStatus, StatusSnapshot, SystemStatus, VideoStatus,
+    AudioStatus, CallStatus, CameraState, CameraStatus, ContentState, ContentStatus,
+    IdentityStatus, MicrophonesStatus, RoomStatus, SelfviewStatus, StandbyState, StandbyStatus,
+    StatusSnapshot, SystemStatus, VideoStatus,
 };
 use super::status_diff::changed_leaves;
 use crate::config::{Config, ConfigError};
@@ -30,6 +32,10 @@ pub(super) enum Request {
         reply: oneshot::Sender<Result<Arc<Config>, CoreError>>,
     },
     MarkClaimed {
+        reply: oneshot::Sender<()>,
+    },
+    Report {
+        report: MediaReport,
         reply: oneshot::Sender<()>,
     },
     Ping {
@@ -85,17 +91,28 @@ fn initial_status(setup: &CoreSetup) -> RoomStatus {
             hardware_profile: c.system.hardware_profile.clone(),
             claimed: setup.claimed,
             started_at: now_rfc3339(),
+            hardware: None,
+            media: MediaEngineStatus::starting(),
         },
         call: CallStatus { state: "idle" },
         audio: AudioStatus {
             volume: c.audio.default_volume,
-            microphones: MicrophonesStatus { muted: false },
+            microphones: MicrophonesStatus {
+                muted: false,
+                level: SILENCE_DB,
+            },
         },
         video: VideoStatus {
             layout: c.video.default_layout,
             selfview: SelfviewStatus {
                 mode: c.video.selfview,
                 position: c.video.selfview_position,
+            },
+            camera: CameraStatus {
+                state: CameraState::On,
+            },
+            content: ContentStatus {
+                state: ContentState::Inactive,
             },
         },
         standby: StandbyStatus {
@@ -156,6 +173,11 @@ impl Room {
                 }
                 let _ = reply.send(());
             }
+            Request::Report { report, reply } => {
+                let events = self.apply_report(report);
+                self.publish(events);
+                let _ = reply.send(());
+            }
             Request::Ping { reply } => {
                 let _ = reply.send(());
             }
@@ -210,6 +232,77 @@ impl Room {
                 self.set_standby(StandbyState::On, "command", &mut events)
             }
             RoomCommand::DeactivateStandby => {} // woken above
+            RoomCommand::SetCameraEnabled { enabled } => {
+                let state = if enabled {
+                    CameraState::On
+                } else {
+                    CameraState::Off
+                };
+                if self.status.video.camera.state != state {
+                    self.status.video.camera.state = state;
+                    let name = if enabled {
+                        "video.camera.on"
+                    } else {
+                        "video.camera.off"
+                    };
+                    events.push((name, json!({})));
+                }
+            }
+            RoomCommand::SetContentSharing { active } => {
+                let state = if active {
+                    ContentState::Active
+                } else {
+                    ContentState::Inactive
+                };
+                if self.status.video.content.state != state {
+                    self.status.video.content.state = state;
+                    let name = if active {
+                        "video.content.started"
+                    } else {
+                        "video.content.stopped"
+                    };
+                    events.push((name, json!({})));
+                }
+            }
+        }
+        events
+    }
+
+    /// Records what the media engine reports; returns the events it causes.
+    fn apply_report(&mut self, report: MediaReport) -> Vec<(&'static str, Value)> {
+        let mut events = Vec::new();
+        match report {
+            MediaReport::Hardware(hardware) => {
+                if hardware.missing > 0 {
+                    events.push((
+                        "system.hardware.missing",
+                        json!({ "missing": hardware.missing }),
+                    ));
+                }
+                self.status.system.hardware = Some(hardware);
+            }
+            MediaReport::Engine(media) => {
+                if media.state == "failed" && self.status.system.media.state != "failed" {
+                    events.push(("media.failed", json!({ "detail": media.detail })));
+                }
+                self.status.system.media = media;
+            }
+            MediaReport::MicrophoneLevel { rms_db } => {
+                // Tenths of a dB are as fine as any meter shows; finer only adds status churn.
+                let level = (rms_db.clamp(SILENCE_DB, 0.0) * 10.0).round() / 10.0;
+                self.status.audio.microphones.level = level;
+            }
+            MediaReport::BranchRebuilt {
+                branch,
+                reason,
+                elapsed_ms,
+            } => {
+                self.status.system.media.rebuilds += 1;
+                events.push((
+                    "media.branch.rebuilt",
+                    json!({ "branch": branch, "reason": reason, "elapsed_ms": elapsed_ms }),
+                ));
+            }
         }
         events
     }
@@ -290,6 +383,9 @@ impl Room {
         }
     }
 }
+
+/// The level reported for silence (and before the first measurement), in dBFS.
+const SILENCE_DB: f64 = -100.0;
 
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
