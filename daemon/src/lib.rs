@@ -14,6 +14,7 @@ pub mod fsutil;
 pub mod hardware;
 pub mod json_error;
 pub mod logging;
+pub mod media;
 pub mod random;
 pub mod service;
 pub mod tls;
