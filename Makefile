@@ -19,6 +19,7 @@ PACKAGES += gstreamer1.0-plugins-bad         # webrtcdsp/webrtcechoprobe (echo c
 PACKAGES += gstreamer1.0-plugins-ugly        # x264enc, the software H.264 fallback
 PACKAGES += gstreamer1.0-x                   # pango: clockoverlay/textoverlay for the display's labels and clock
 PACKAGES += gstreamer1.0-alsa                # alsasrc/alsasink for real microphones and speakers
+PACKAGES += fonts-dejavu-core                # a font for the display's text (pango finds none otherwise)
 
 # Only `make bench` needs these.
 BENCH_PACKAGES :=

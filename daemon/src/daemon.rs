@@ -17,8 +17,9 @@ use crate::accounts::{Accounts, AccountsError, AccountsPolicy};
 use crate::api::{self, ApiState, ServeError};
 use crate::audit::{AUDIT_FILE, AuditError, AuditLog};
 use crate::config::{Config, ConfigError};
-use crate::core::{self, CoreSetup, IdentityStatus, MediaReport};
+use crate::core::{self, CoreSetup, IdentityStatus, MediaEngineStatus, MediaReport};
 use crate::hardware::{self, Profile};
+use crate::media::{self, DisplaySnapshots, EngineSetup};
 use crate::service;
 use crate::tls::{self, SoftwareIdentity, TlsError};
 
@@ -94,12 +95,31 @@ pub async fn run(
         },
     });
     let policy_task = tokio::spawn(follow_account_policy(room.watch_config(), accounts.clone()));
-    report_hardware(&room, &config.system.hardware_profile, &profile).await;
+    let gstreamer = report_hardware(&room, &config.system.hardware_profile, &profile).await;
+    // Without GStreamer the room still has its API (and says why media is missing in status).
+    let (display, media_task) = match gstreamer {
+        Ok(()) => {
+            let (display, task) = media::start(EngineSetup {
+                room: room.clone(),
+                profile,
+                claim_code: accounts.claim_code().map(|code| code.expose().to_owned()),
+            });
+            (display, Some(task))
+        }
+        Err(e) => {
+            let mut status = MediaEngineStatus::starting();
+            status.state = "failed";
+            status.detail = format!("GStreamer cannot start: {e}");
+            let _ = room.report(MediaReport::Engine(status)).await;
+            (DisplaySnapshots::default(), None)
+        }
+    };
 
     let state = ApiState {
         room: room.clone(),
         accounts,
         audit,
+        display,
     };
     let server = api::serve(state, tls, &config.api.listen)?;
     let server_handle = server.handle();
@@ -139,6 +159,10 @@ pub async fn run(
     server_handle.stop(true).await;
     room.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), core_task).await;
+    // The engine stops its pipelines once the core is gone.
+    if let Some(task) = media_task {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
     match server_result {
         Some(Ok(Err(e))) => Err(DaemonError::Server(e)),
         _ => Ok(()),
@@ -147,7 +171,12 @@ pub async fn run(
 
 /// Probes the devices and elements the profile names and publishes what was found before READY,
 /// so that the first status a client reads already says what is missing.
-async fn report_hardware(room: &core::RoomHandle, name: &str, profile: &Profile) {
+/// Returns whether GStreamer could be initialised.
+async fn report_hardware(
+    room: &core::RoomHandle,
+    name: &str,
+    profile: &Profile,
+) -> Result<(), gstreamer::glib::Error> {
     let gstreamer = gstreamer::init();
     if let Err(e) = &gstreamer {
         tracing::error!("GStreamer cannot start: {e}; no media elements are available");
@@ -169,6 +198,7 @@ async fn report_hardware(room: &core::RoomHandle, name: &str, profile: &Profile)
         );
     }
     let _ = room.report(MediaReport::Hardware(status)).await;
+    gstreamer
 }
 
 fn prepare_state_dir(dir: &Path) -> Result<(), DaemonError> {

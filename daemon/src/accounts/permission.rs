@@ -25,10 +25,12 @@ pub enum Permission {
     AuditRead,
     /// `GET /session`, `DELETE /session`: a principal looking at or ending its own session.
     SessionOwn,
+    /// `GET /display/snapshot`: sees what the room display shows, the room's own camera included.
+    DisplayView,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 9] = [
+    pub const ALL: [Permission; 10] = [
         Permission::StatusRead,
         Permission::EventsRead,
         Permission::ConfigRead,
@@ -38,6 +40,7 @@ impl Permission {
         Permission::TokensManage,
         Permission::AuditRead,
         Permission::SessionOwn,
+        Permission::DisplayView,
     ];
 }
 
@@ -50,6 +53,9 @@ pub fn allows(role: Role, permission: Permission) -> bool {
         Permission::ConfigRead => &[Admin, Integrator, Audit],
         Permission::ConfigWrite => &[Admin, Integrator],
         Permission::RoomControl => &[Admin, Integrator, User, RoomControl],
+        // Whoever may operate the room may see its display (a touch panel shows a preview);
+        // audit may not: the picture is the room's own camera, not audit material.
+        Permission::DisplayView => &[Admin, Integrator, User, RoomControl],
         Permission::UsersManage | Permission::TokensManage => &[Admin],
         Permission::AuditRead => &[Admin, Audit],
     };
@@ -85,6 +91,10 @@ mod tests {
         assert_eq!(roles_with(Permission::UsersManage), [Admin]);
         assert_eq!(roles_with(Permission::TokensManage), [Admin]);
         assert_eq!(roles_with(Permission::AuditRead), [Admin, Audit]);
+        assert_eq!(
+            roles_with(Permission::DisplayView),
+            [Admin, Integrator, User, RoomControl]
+        );
     }
 
     fn doc_permission(name: &str) -> Permission {
@@ -135,7 +145,7 @@ mod tests {
         }
 
         let routes = rows("## Routes");
-        assert_eq!(routes.len(), 20);
+        assert_eq!(routes.len(), 21);
         for row in routes.iter().filter(|row| row[3].starts_with('`')) {
             let permission = doc_permission(&row[3]);
             if permission == Permission::RoomControl {

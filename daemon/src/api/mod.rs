@@ -23,12 +23,15 @@ pub use server::{ServeError, serve};
 use crate::accounts::Accounts;
 use crate::audit::AuditLog;
 use crate::core::RoomHandle;
+use crate::media::DisplaySnapshots;
 
 /// What every handler can reach.
 pub struct ApiState {
     pub room: RoomHandle,
     pub accounts: Arc<Accounts>,
     pub audit: Arc<AuditLog>,
+    /// Frames of the room display, from the media engine.
+    pub display: DisplaySnapshots,
 }
 
 fn peer_ip(req: &actix_web::HttpRequest) -> IpAddr {

@@ -41,6 +41,7 @@ pub enum Handler {
     TokenCreate,
     TokenRevoke,
     Audit,
+    DisplaySnapshot,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -92,6 +93,7 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/api/v1/tokens", Requires(P::TokensManage), H::TokenCreate),
     route("DELETE", "/api/v1/tokens/{id}", Requires(P::TokensManage), H::TokenRevoke),
     route("GET", "/api/v1/audit", Requires(P::AuditRead), H::Audit),
+    route("GET", "/api/v1/display/snapshot", Requires(P::DisplayView), H::DisplaySnapshot),
 ];
 
 /// The route for a request, given the resource pattern the router matched.
@@ -144,6 +146,7 @@ fn handler_route(handler: Handler) -> actix_web::Route {
         H::TokenCreate => r.to(tokens::create),
         H::TokenRevoke => r.to(tokens::revoke),
         H::Audit => r.to(audit::list),
+        H::DisplaySnapshot => r.to(display::snapshot),
     }
 }
 

@@ -65,3 +65,267 @@ fn software_encoders_get_real_time_settings() {
     let chosen = encoder_choice::choose(&names(&["vp8enc"]), SETTINGS).unwrap();
     assert_eq!(chosen.codec, Codec::Vp8);
 }
+
+mod branches {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use gstreamer as gst;
+    use gstreamer::prelude::*;
+
+    use super::branches_support::{awake, video_setup};
+    use crate::hardware::Profile;
+    use crate::media::audio::{AudioBranch, AudioSetup};
+    use crate::media::privacy::is_black_i420;
+    use crate::media::video::VideoBranch;
+    use crate::media::view::RoomView;
+
+    /// Records whether each buffer entering `pad` was blank, as judged by `blank`.
+    fn watch_buffers(
+        pad: &gst::Pad,
+        blank: impl Fn(&gst::Pad, &gst::BufferRef) -> bool + Send + Sync + 'static,
+    ) -> Arc<Mutex<Vec<bool>>> {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+            if let Some(buffer) = info.buffer() {
+                record.lock().unwrap().push(blank(pad, buffer));
+            }
+            gst::PadProbeReturn::Ok
+        });
+        seen
+    }
+
+    /// Waits until at least `count` new buffers were seen and returns them.
+    fn next_buffers(seen: &Arc<Mutex<Vec<bool>>>, count: usize) -> Vec<bool> {
+        seen.lock().unwrap().clear();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = seen.lock().unwrap().clone();
+            if got.len() >= count {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {} buffers arrived",
+                got.len()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn is_black(pad: &gst::Pad, buffer: &gst::BufferRef) -> bool {
+        let caps = pad.current_caps().unwrap();
+        let info = gstreamer_video::VideoInfo::from_caps(&caps).unwrap();
+        is_black_i420(buffer, &info)
+    }
+
+    fn is_silent(_: &gst::Pad, buffer: &gst::BufferRef) -> bool {
+        let map = buffer.map_readable().unwrap();
+        map.as_slice().iter().all(|&b| b == 0)
+    }
+
+    #[test]
+    fn camera_off_sends_only_black_frames_to_the_encoder() {
+        let branch = VideoBranch::build(&video_setup()).unwrap();
+        let seen = watch_buffers(&branch.encoder_input().unwrap(), is_black);
+        branch.start().unwrap();
+
+        branch.apply(&awake(), None);
+        let frames = next_buffers(&seen, 5);
+        assert!(frames.iter().all(|black| !black), "camera on: {frames:?}");
+
+        branch.apply(
+            &RoomView {
+                camera_on: false,
+                ..awake()
+            },
+            None,
+        );
+        // Frames already past the source when the switch flipped may still be in the queue.
+        next_buffers(&seen, 3);
+        let frames = next_buffers(&seen, 10);
+        assert!(frames.iter().all(|black| *black), "camera off: {frames:?}");
+        branch.stop();
+    }
+
+    #[test]
+    fn muted_microphones_send_only_silence_to_the_encoder() {
+        gst::init().unwrap();
+        let profile = Profile::builtin("simulated").unwrap();
+        let branch = AudioBranch::build(&AudioSetup {
+            microphone: profile.microphones[0].clone(),
+            speaker: profile.speakers.first().cloned(),
+        })
+        .unwrap();
+        let seen = watch_buffers(&branch.encoder_input().unwrap(), is_silent);
+        branch.start().unwrap();
+
+        branch.apply(&awake());
+        let chunks = next_buffers(&seen, 20);
+        assert!(
+            chunks.iter().filter(|silent| !**silent).count() > 10,
+            "unmuted: {chunks:?}"
+        );
+
+        branch.apply(&RoomView {
+            muted: true,
+            ..awake()
+        });
+        // What was already past the source drains within the pipeline's latency (the echo
+        // canceller buffers about 200 ms); everything after that is digital silence.
+        std::thread::sleep(Duration::from_millis(500));
+        let chunks = next_buffers(&seen, 30);
+        assert!(chunks.iter().all(|silent| *silent), "muted: {chunks:?}");
+        branch.stop();
+    }
+}
+
+mod display {
+    use std::time::Duration;
+
+    use gstreamer as gst;
+
+    use super::branches_support::{awake, video_setup};
+    use crate::config::Layout;
+    use crate::media::DisplaySnapshots;
+    use crate::media::video::VideoBranch;
+    use crate::media::view::RoomView;
+
+    /// The display frame as RGB bytes, after the pipeline had time to show the latest change.
+    fn rgb(snapshots: &DisplaySnapshots) -> Vec<u8> {
+        std::thread::sleep(Duration::from_millis(400));
+        let caps = gst::Caps::builder("video/x-raw")
+            .field("format", "RGB")
+            .build();
+        let sample = snapshots.frame(&caps).unwrap();
+        let map = sample.buffer().unwrap().map_readable().unwrap();
+        map.as_slice().to_vec()
+    }
+
+    #[test]
+    fn the_display_follows_layout_mute_and_standby() {
+        let branch = VideoBranch::build(&video_setup()).unwrap();
+        let snapshots = DisplaySnapshots::of(branch.snapshot.clone());
+        branch.start().unwrap();
+        // Only static pictures on screen (no self-view clock), so that an unchanged room gives
+        // an unchanged frame and every difference comes from the change made.
+        let still = RoomView {
+            selfview: crate::config::SelfviewMode::Off,
+            ..awake()
+        };
+        branch.apply(&still, None);
+        let before = rgb(&snapshots);
+        assert!(
+            rgb(&snapshots) == before,
+            "an unchanged room shows the same frame"
+        );
+
+        branch.apply(
+            &RoomView {
+                muted: true,
+                ..still.clone()
+            },
+            None,
+        );
+        let muted = rgb(&snapshots);
+        // The indicator sits in the top strip; the rest of the picture is untouched.
+        let row = 320 * 3;
+        assert!(
+            muted[..row * 30] != before[..row * 30],
+            "the mute indicator appears"
+        );
+        assert!(
+            muted[row * 60..] == before[row * 60..],
+            "nothing else changes"
+        );
+
+        branch.apply(
+            &RoomView {
+                layout: Layout::Grid,
+                ..still.clone()
+            },
+            None,
+        );
+        assert!(
+            rgb(&snapshots) != before,
+            "the grid layout changes the picture"
+        );
+
+        branch.apply(
+            &RoomView {
+                standby: true,
+                ..still.clone()
+            },
+            None,
+        );
+        let standby = rgb(&snapshots);
+        // The standby screen is black apart from its message in the middle.
+        assert!(
+            standby[..row * 40].iter().all(|&b| b < 20),
+            "standby top strip is black"
+        );
+
+        let png = snapshots.png().unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        branch.stop();
+    }
+}
+
+mod branches_support {
+    use gstreamer as gst;
+
+    use super::SETTINGS;
+    use crate::config::Layout;
+    use crate::hardware::Profile;
+    use crate::media::video::VideoSetup;
+    use crate::media::view::RoomView;
+
+    /// The simulated profile at test size: small and slow, to keep `make test` light.
+    pub fn video_setup() -> VideoSetup {
+        gst::init().unwrap();
+        let profile = Profile::builtin("simulated").unwrap();
+        let mut camera = profile.cameras[0].clone();
+        let mut content = profile.content_inputs[0].clone();
+        let mut display = profile.displays[0].clone();
+        for (w, h, f) in [
+            (&mut camera.width, &mut camera.height, &mut camera.framerate),
+            (
+                &mut content.width,
+                &mut content.height,
+                &mut content.framerate,
+            ),
+            (
+                &mut display.width,
+                &mut display.height,
+                &mut display.framerate,
+            ),
+        ] {
+            (*w, *h, *f) = (320, 180, 15);
+        }
+        VideoSetup {
+            camera,
+            content: Some(content),
+            display,
+            simulated_remotes: 2,
+            encoder: "x264enc".into(),
+            settings: SETTINGS,
+        }
+    }
+
+    pub fn awake() -> RoomView {
+        RoomView {
+            name: "Test room".into(),
+            claimed: true,
+            volume: 50,
+            muted: false,
+            layout: Layout::Speaker,
+            selfview: crate::config::SelfviewMode::On,
+            selfview_position: crate::config::SelfviewPosition::LowerRight,
+            camera_on: true,
+            content_active: false,
+            standby: false,
+            in_call: false,
+        }
+    }
+}

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod claim;
 pub mod commands;
 pub mod config;
+pub mod display;
 pub mod health;
 pub mod openapi;
 pub mod session;
