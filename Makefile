@@ -99,6 +99,8 @@ bench: bench-deps
 	cargo build --release --bins
 	ROOMD_BIN="$(CURDIR)/target/release/roomd" ROOMCTL_BIN="$(CURDIR)/target/release/roomctl" \
 		cargo run --release -p roomd-tests --bin bench-foundation
+	ROOMD_BIN="$(CURDIR)/target/release/roomd" ROOMCTL_BIN="$(CURDIR)/target/release/roomctl" \
+		cargo run --release -p roomd-tests --bin bench-media
 
 clean:
 	cargo clean

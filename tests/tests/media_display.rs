@@ -58,7 +58,13 @@ fn hardware_and_media_engine_are_in_the_status() -> Result<(), HarnessError> {
         .collect();
     assert_eq!(
         kinds,
-        ["camera", "content-input", "microphone", "speaker", "display"]
+        [
+            "camera",
+            "content-input",
+            "microphone",
+            "speaker",
+            "display"
+        ]
     );
     let x264 = hardware["elements"]
         .as_array()

@@ -13,6 +13,14 @@ use crate::config::line_and_column;
 /// Every profile shipped with roomd, by name.
 pub const BUILTIN: &[(&str, &str)] = &[
     ("simulated", include_str!("../../../hw/simulated.toml")),
+    (
+        "simulated-720p",
+        include_str!("../../../hw/simulated-720p.toml"),
+    ),
+    (
+        "simulated-1080p",
+        include_str!("../../../hw/simulated-1080p.toml"),
+    ),
     ("intel-vaapi", include_str!("../../../hw/intel-vaapi.toml")),
     ("rpi-v4l2m2m", include_str!("../../../hw/rpi-v4l2m2m.toml")),
 ];

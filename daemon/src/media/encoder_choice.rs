@@ -101,7 +101,9 @@ pub fn codec_of(name: &str) -> Codec {
 /// A new encoder element `name` with real-time settings: constant bitrate, no B-frames, a long
 /// keyframe interval (receivers ask for keyframes with PLI/FIR; see [`request_keyframe`]).
 pub fn make(name: &str, settings: EncoderSettings) -> Result<gst::Element, String> {
+    // One name for whatever encoder was chosen, so that logs and tracers find it.
     let encoder = gst::ElementFactory::make(name)
+        .name("encoder")
         .build()
         .map_err(|e| format!("cannot create: {e}"))?;
     let kbps = settings.bitrate_kbps.to_string();

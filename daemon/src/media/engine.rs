@@ -44,13 +44,9 @@ impl DisplaySnapshots {
     pub fn frame(&self, caps: &gst::Caps) -> Result<gst::Sample, MediaError> {
         let deadline = Instant::now() + FIRST_FRAME_WAIT;
         let sample = loop {
-            let sink = self
-                .sink
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .clone();
-            if let Some(sample) =
-                sink.and_then(|s| s.property::<Option<gst::Sample>>("last-sample"))
+            if let Some(sample) = self
+                .sink()
+                .and_then(|s| s.property::<Option<gst::Sample>>("last-sample"))
             {
                 break sample;
             }
@@ -74,6 +70,14 @@ impl DisplaySnapshots {
             .map_readable()
             .map_err(|e| MediaError::Snapshot(e.to_string()))?;
         Ok(map.as_slice().to_vec())
+    }
+
+    /// The sink the display's frames arrive in, while the display runs.
+    pub fn sink(&self) -> Option<gstreamer_app::AppSink> {
+        self.sink
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     fn set(&self, sink: Option<gstreamer_app::AppSink>) {

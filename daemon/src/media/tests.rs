@@ -329,3 +329,120 @@ mod branches_support {
         }
     }
 }
+
+mod healing {
+    use std::time::{Duration, Instant};
+
+    use gstreamer as gst;
+    use gstreamer::prelude::*;
+    use serde_json::json;
+
+    use crate::config::Config;
+    use crate::core::{self, CoreSetup, IdentityStatus, Notification};
+    use crate::hardware::Profile;
+    use crate::media::{self, EngineSetup};
+
+    /// The simulated profile at test size.
+    fn small_profile() -> Profile {
+        let mut profile = Profile::builtin("simulated").unwrap();
+        for c in &mut profile.cameras {
+            (c.width, c.height, c.framerate) = (320, 180, 15);
+        }
+        for c in &mut profile.content_inputs {
+            (c.width, c.height, c.framerate) = (320, 180, 15);
+        }
+        for d in &mut profile.displays {
+            (d.width, d.height, d.framerate) = (320, 180, 15);
+        }
+        profile
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_camera_is_rebuilt_within_a_second_with_an_event() {
+        gst::init().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (room, _core) = core::spawn(CoreSetup {
+            config: Config::default(),
+            config_path: dir.path().join("roomd.toml"),
+            claimed: true,
+            identity: IdentityStatus {
+                backend: "software",
+                certificate_sha256: String::new(),
+            },
+        });
+        let mut notifications = room.subscribe();
+        let (display, _engine) = media::start(EngineSetup {
+            room: room.clone(),
+            profile: small_profile(),
+            claim_code: None,
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while room.status().tree["system"]["media"]["state"] != json!("running") {
+            assert!(Instant::now() < deadline, "the engine did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        // The camera reports a failure, as v4l2src does when the camera is unplugged.
+        let snapshots = display.clone();
+        let first = tokio::task::spawn_blocking(move || snapshots.png())
+            .await
+            .unwrap();
+        assert!(first.is_ok(), "{first:?}");
+        let pipeline = display_pipeline(&display);
+        let camera = pipeline.by_name("camera_src").unwrap();
+        let injected = Instant::now();
+        camera
+            .post_message(
+                gst::message::Error::builder(
+                    gst::ResourceError::NotFound,
+                    "camera unplugged (test)",
+                )
+                .src(&camera)
+                .build(),
+            )
+            .unwrap();
+
+        let event = loop {
+            let remaining = Duration::from_secs(5).saturating_sub(injected.elapsed());
+            match tokio::time::timeout(remaining, notifications.recv()).await {
+                Ok(Ok(Notification::Event(e))) if e.name == "media.branch.rebuilt" => break e,
+                Ok(Ok(_)) => continue,
+                other => panic!("no rebuild event: {other:?}"),
+            }
+        };
+        let took = injected.elapsed();
+        eprintln!(
+            "video branch rebuilt {took:?} after the failure ({} ms inside the engine)",
+            event.data["elapsed_ms"]
+        );
+        assert!(took < Duration::from_secs(1), "rebuilt after {took:?}");
+        assert_eq!(event.data["branch"], json!("video"));
+        assert!(
+            event.data["reason"]
+                .as_str()
+                .unwrap()
+                .contains("camera unplugged"),
+            "{}",
+            event.data
+        );
+        assert_eq!(room.status().tree["system"]["media"]["rebuilds"], json!(1));
+        // The new branch serves the display again, from a new pipeline.
+        assert_ne!(display_pipeline(&display), pipeline);
+        let snapshots = display.clone();
+        let after = tokio::task::spawn_blocking(move || snapshots.png())
+            .await
+            .unwrap();
+        assert!(after.is_ok(), "{after:?}");
+        room.shutdown().await;
+    }
+
+    fn display_pipeline(display: &media::DisplaySnapshots) -> gst::Pipeline {
+        display
+            .sink()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .downcast::<gst::Pipeline>()
+            .unwrap()
+    }
+}
