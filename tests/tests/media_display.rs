@@ -121,3 +121,49 @@ fn the_display_snapshot_is_a_png_for_those_who_may_see_the_room() -> Result<(), 
         .expect_status(401, "snapshot without credentials")?;
     Ok(())
 }
+
+#[test]
+fn camera_presets_are_saved_through_the_api_and_recalled() -> Result<(), HarnessError> {
+    let roomd = Roomd::start_claimed("")?;
+    let admin = roomd.admin_token()?;
+    let panel = roomd.token_for("room-control")?;
+    let run = |name: &str, args: Value| {
+        roomd
+            .request("POST", &format!("/api/v1/commands/{name}"))
+            .bearer(&panel)
+            .json(&args)
+            .send()
+    };
+    run("video.camera.position.set", json!({"pan": 50, "zoom": 300}))?
+        .expect_status(200, "move the camera")?;
+    run("video.camera.preset.save", json!({"name": "door"}))?
+        .expect_status(200, "save a preset")?;
+    run("video.camera.position.set", json!({"pan": 0, "zoom": 100}))?
+        .expect_status(200, "move back")?;
+    run("video.camera.preset.recall", json!({"name": "door"}))?
+        .expect_status(200, "recall the preset")?;
+    assert_eq!(
+        status_at(&roomd, &admin, "video/camera/position")?,
+        json!({"pan": 50, "tilt": 0, "zoom": 300})
+    );
+    let config = roomd
+        .get("/api/v1/config")
+        .bearer(&admin)
+        .send()?
+        .expect_status(200, "GET config")?
+        .json()?;
+    assert_eq!(
+        config["video"]["camera_presets"],
+        json!([{"name": "door", "pan": 50, "tilt": 0, "zoom": 300}])
+    );
+    let refused = run("video.camera.preset.recall", json!({"name": "window"}))?
+        .expect_status(422, "recall an unknown preset")?;
+    assert!(
+        refused.text().contains("saved presets: door"),
+        "{}",
+        refused.text()
+    );
+    run("video.camera.position.set", json!({"zoom": 401}))?
+        .expect_status(422, "zoom out of range")?;
+    Ok(())
+}

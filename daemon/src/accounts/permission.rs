@@ -161,7 +161,7 @@ mod tests {
         }
 
         let commands = rows("## Commands");
-        assert_eq!(commands.len(), 11);
+        assert_eq!(commands.len(), 14);
         for row in &commands {
             assert_eq!(
                 doc_roles(&row[1]),

@@ -18,6 +18,9 @@ pub enum CoreError {
     Stopped,
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The command is well-formed but the room cannot do it (e.g. an unknown preset).
+    #[error("{0}")]
+    Refused(String),
 }
 
 #[derive(Clone)]
@@ -31,7 +34,8 @@ pub struct RoomHandle {
 impl RoomHandle {
     /// Runs a room command; returns once the core has applied and published it.
     pub async fn execute(&self, command: RoomCommand) -> Result<(), CoreError> {
-        self.ask(|reply| Request::Command { command, reply }).await
+        self.ask(|reply| Request::Command { command, reply })
+            .await?
     }
 
     /// Applies a JSON merge patch to the configuration, persists it, and returns the result.

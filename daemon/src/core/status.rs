@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::report::MediaEngineStatus;
-use crate::config::{Layout, SelfviewMode, SelfviewPosition};
+use crate::config::{CameraPosition, Layout, SelfviewMode, SelfviewPosition};
 use crate::hardware::HardwareStatus;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -62,6 +62,7 @@ pub struct VideoStatus {
 pub struct CameraStatus {
     /// `off` stops the picture at the camera: nothing of it reaches the display or the encoder.
     pub state: CameraState,
+    pub position: CameraPosition,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

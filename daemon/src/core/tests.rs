@@ -270,3 +270,64 @@ async fn camera_and_content_commands_change_status() {
         vec!["video.camera.off", "video.content.started"]
     );
 }
+
+#[tokio::test]
+async fn camera_presets_are_saved_in_the_configuration_and_recalled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (room, _task) = spawn(setup(&dir));
+    let mut rx = room.subscribe();
+    room.execute(RoomCommand::SetCameraPosition {
+        pan: Some(-40),
+        tilt: None,
+        zoom: Some(200),
+    })
+    .await
+    .unwrap();
+    let position = json!({"pan": -40, "tilt": 0, "zoom": 200});
+    assert_eq!(room.status().tree["video"]["camera"]["position"], position);
+
+    room.execute(RoomCommand::SaveCameraPreset {
+        name: "table".into(),
+    })
+    .await
+    .unwrap();
+    let saved = std::fs::read_to_string(dir.path().join("roomd.toml")).unwrap();
+    assert!(saved.contains("name = \"table\""), "{saved}");
+    assert_eq!(room.config().video.camera_presets[0].zoom, 200);
+
+    room.execute(RoomCommand::SetCameraPosition {
+        pan: Some(0),
+        tilt: Some(0),
+        zoom: Some(100),
+    })
+    .await
+    .unwrap();
+    room.execute(RoomCommand::RecallCameraPreset {
+        name: "table".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(room.status().tree["video"]["camera"]["position"], position);
+    assert_eq!(
+        event_names(&drain(&mut rx)),
+        vec![
+            "video.camera.moved",
+            "config.changed",
+            "video.camera.preset.saved",
+            "video.camera.moved",
+            "video.camera.moved"
+        ]
+    );
+
+    let err = room
+        .execute(RoomCommand::RecallCameraPreset {
+            name: "whiteboard".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "no camera preset named \"whiteboard\" (video.camera_presets); saved presets: table"
+    );
+    assert_eq!(room.status().tree["video"]["camera"]["position"], position);
+}

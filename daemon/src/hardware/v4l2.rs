@@ -47,6 +47,25 @@ struct RawControl {
 
 nix::ioctl_readwrite!(vidioc_s_ctrl, b'V', 28, RawControl);
 
+/// `struct v4l2_queryctrl` from linux/videodev2.h.
+#[repr(C)]
+#[derive(Default)]
+struct RawQueryControl {
+    id: u32,
+    kind: u32,
+    name: [u8; 32],
+    minimum: i32,
+    maximum: i32,
+    step: i32,
+    default_value: i32,
+    flags: u32,
+    reserved: [u32; 2],
+}
+
+const V4L2_CTRL_FLAG_DISABLED: u32 = 0x0001;
+
+nix::ioctl_readwrite!(vidioc_queryctrl, b'V', 36, RawQueryControl);
+
 /// V4L2 camera class control ids (linux/v4l2-controls.h).
 pub const CID_PAN_ABSOLUTE: u32 = 0x009a_0908;
 pub const CID_TILT_ABSOLUTE: u32 = 0x009a_0909;
@@ -79,6 +98,25 @@ pub fn query_capabilities(path: &Path) -> Result<Capabilities, V4l2Error> {
         card: c_string(&raw.card),
         can_capture: caps & V4L2_CAP_VIDEO_CAPTURE != 0,
     })
+}
+
+/// The range of one control, or `None` when the device does not have it.
+pub fn control_range(path: &Path, id: u32) -> Result<Option<(i32, i32)>, V4l2Error> {
+    let file = open(path)?;
+    let mut raw = RawQueryControl {
+        id,
+        ..Default::default()
+    };
+    // SAFETY: as above; the kernel fills in `raw`.
+    match unsafe { vidioc_queryctrl(file.as_raw_fd(), &mut raw) } {
+        Ok(_) if raw.flags & V4L2_CTRL_FLAG_DISABLED == 0 => Ok(Some((raw.minimum, raw.maximum))),
+        Ok(_) | Err(nix::Error::EINVAL) => Ok(None),
+        Err(source) => Err(V4l2Error::Ioctl {
+            path: path.to_owned(),
+            what: "VIDIOC_QUERYCTRL",
+            source,
+        }),
+    }
 }
 
 /// Sets one control (e.g. [`CID_PAN_ABSOLUTE`]) of the device at `path`.

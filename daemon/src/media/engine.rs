@@ -242,7 +242,12 @@ impl Engine {
                     if changed.is_err() {
                         break; // the core stopped
                     }
-                    self.view = self.current_view();
+                    let view = self.current_view();
+                    // Most status changes (levels, hardware) do not concern the pipelines.
+                    if view == self.view {
+                        continue;
+                    }
+                    self.view = view;
                     if let Some(v) = &self.video {
                         v.apply(&self.view, self.claim_code.as_deref());
                     }

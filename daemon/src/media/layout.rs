@@ -153,6 +153,7 @@ mod tests {
             selfview: SelfviewMode::On,
             selfview_position: SelfviewPosition::LowerRight,
             camera_on: true,
+            camera_position: crate::config::CameraPosition::HOME,
             content_active: false,
             standby: false,
             in_call: false,

@@ -7,6 +7,7 @@ pub mod encoder_choice;
 pub mod engine;
 pub mod layout;
 pub mod privacy;
+pub mod ptz;
 pub mod video;
 pub mod view;
 

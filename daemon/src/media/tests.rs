@@ -323,6 +323,7 @@ mod branches_support {
             selfview: crate::config::SelfviewMode::On,
             selfview_position: crate::config::SelfviewPosition::LowerRight,
             camera_on: true,
+            camera_position: crate::config::CameraPosition::HOME,
             content_active: false,
             standby: false,
             in_call: false,
@@ -444,5 +445,47 @@ mod healing {
             .unwrap()
             .downcast::<gst::Pipeline>()
             .unwrap()
+    }
+}
+
+mod camera_control {
+    use gstreamer::prelude::*;
+
+    use super::branches_support::{awake, video_setup};
+    use crate::config::CameraPosition;
+    use crate::media::video::VideoBranch;
+    use crate::media::view::RoomView;
+
+    /// A camera without motors (the simulated one) pans and zooms by cropping; what reaches the
+    /// encoder keeps the camera's size.
+    #[test]
+    fn digital_ptz_crops_the_picture_and_keeps_its_size() {
+        let branch = VideoBranch::build(&video_setup()).unwrap();
+        branch.start().unwrap();
+        let position = CameraPosition {
+            pan: -100,
+            tilt: 0,
+            zoom: 200,
+        };
+        branch.apply(
+            &RoomView {
+                camera_position: position,
+                ..awake()
+            },
+            None,
+        );
+        let crop = branch.pipeline.by_name("ptz_crop").unwrap();
+        let edges: Vec<i32> = ["left", "right", "top", "bottom"]
+            .iter()
+            .map(|edge| crop.property::<i32>(edge))
+            .collect();
+        // 2x of 320x180 is a 160x90 window; 45 rows above it round down to an even 44.
+        assert_eq!(edges, [0, 160, 44, 46]);
+
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let caps = branch.encoder_input().unwrap().current_caps().unwrap();
+        let info = gstreamer_video::VideoInfo::from_caps(&caps).unwrap();
+        assert_eq!((info.width(), info.height()), (320, 180));
+        branch.stop();
     }
 }

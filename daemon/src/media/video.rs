@@ -13,6 +13,7 @@ use super::MediaError;
 use super::encoder_choice::{self, EncoderSettings};
 use super::layout::{self, Rect};
 use super::privacy::{self, Blanking};
+use super::ptz::Ptz;
 use super::view::RoomView;
 use crate::hardware::profile::{Camera, Display, DisplaySink, VideoInput, VideoSource};
 
@@ -33,6 +34,8 @@ pub struct VideoBranch {
     pub encoder: gst::Element,
     pub snapshot: gst_app::AppSink,
     camera_blank: Blanking,
+    ptz: Ptz,
+    ptz_crop: gst::Element,
     content_valve: gst::Element,
     selfview_pad: gst::Pad,
     content_pad: Option<gst::Pad>,
@@ -51,7 +54,8 @@ impl VideoBranch {
     pub fn build(setup: &VideoSetup) -> Result<VideoBranch, MediaError> {
         let d = &setup.display;
         let mut description = format!(
-            "{camera} ! capsfilter name=camera_out caps={camera_caps} ! tee name=camera_tee \
+            "{camera} ! capsfilter caps={camera_caps} ! videocrop name=ptz_crop ! videoscale \
+               ! capsfilter name=camera_out caps={camera_caps} ! tee name=camera_tee \
              camera_tee. ! queue leaky=downstream max-size-buffers=2 max-size-time=0 max-size-bytes=0 \
                ! videoconvert name=encoder_convert \
              fakesink name=encoded sync=false async=false \
@@ -169,6 +173,8 @@ impl VideoBranch {
             encoder,
             snapshot,
             camera_blank,
+            ptz: Ptz::for_camera(&setup.camera),
+            ptz_crop: element("ptz_crop")?,
             content_valve: element("content_valve")?,
             selfview_pad,
             content_pad,
@@ -197,6 +203,7 @@ impl VideoBranch {
     /// Makes the pipeline show and send what the room's status says.
     pub fn apply(&self, view: &RoomView, claim_code: Option<&str>) {
         self.camera_blank.set(!view.camera_on);
+        self.ptz.apply(view.camera_position, &self.ptz_crop);
         self.content_valve
             .set_property("drop", !(view.content_active && view.claimed));
         let scene = layout::arrange(

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::{Layout, SelfviewMode, SelfviewPosition};
+use crate::config::{CameraPosition, Layout, SelfviewMode, SelfviewPosition};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoomView {
@@ -16,6 +16,7 @@ pub struct RoomView {
     pub selfview: SelfviewMode,
     pub selfview_position: SelfviewPosition,
     pub camera_on: bool,
+    pub camera_position: CameraPosition,
     pub content_active: bool,
     pub standby: bool,
     pub in_call: bool,
@@ -56,7 +57,7 @@ struct Microphones {
 struct Video {
     layout: Layout,
     selfview: Selfview,
-    camera: State,
+    camera: CameraView,
     content: State,
 }
 
@@ -64,6 +65,12 @@ struct Video {
 struct Selfview {
     mode: SelfviewMode,
     position: SelfviewPosition,
+}
+
+#[derive(Deserialize)]
+struct CameraView {
+    state: String,
+    position: CameraPosition,
 }
 
 #[derive(Deserialize)]
@@ -85,6 +92,7 @@ impl RoomView {
             selfview: tree.video.selfview.mode,
             selfview_position: tree.video.selfview.position,
             camera_on: tree.video.camera.state == "on",
+            camera_position: tree.video.camera.position,
             content_active: tree.video.content.state == "active",
             standby: tree.standby.state == "on",
             in_call: tree.call.state != "idle",
@@ -102,6 +110,7 @@ impl RoomView {
             selfview: SelfviewMode::Off,
             selfview_position: SelfviewPosition::LowerRight,
             camera_on: false,
+            camera_position: CameraPosition::HOME,
             content_active: false,
             standby: true,
             in_call: false,
