@@ -252,6 +252,42 @@ mod display {
             "the grid layout changes the picture"
         );
 
+        // Shared content takes the left three quarters in the presentation layout.
+        let presenting = RoomView {
+            layout: Layout::Presentation,
+            ..still.clone()
+        };
+        branch.apply(&presenting, None);
+        let without_content = rgb(&snapshots);
+        branch.apply(
+            &RoomView {
+                content_active: true,
+                ..presenting.clone()
+            },
+            None,
+        );
+        let with_content = rgb(&snapshots);
+        let left_part = |frame: &[u8]| -> Vec<u8> {
+            frame
+                .chunks(row)
+                .flat_map(|line| line[..240 * 3].to_vec())
+                .collect()
+        };
+        assert!(
+            left_part(&with_content) != left_part(&without_content),
+            "content fills the left of the presentation layout"
+        );
+
+        // An unclaimed room shows its claim code and nothing else.
+        let unclaimed = RoomView {
+            claimed: false,
+            ..still.clone()
+        };
+        branch.apply(&unclaimed, None);
+        let no_code = rgb(&snapshots);
+        branch.apply(&unclaimed, Some("ABCD-EFGH-JKLM"));
+        assert!(rgb(&snapshots) != no_code, "the claim code is drawn");
+
         branch.apply(
             &RoomView {
                 standby: true,
