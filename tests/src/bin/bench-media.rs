@@ -2,8 +2,8 @@
 //! software encoder turns a frame around.
 //!
 //! - CPU seconds per minute of roomd running the simulated room (capture, encode, compose and
-//!   the audio chain) at 720p30 and 1080p30, against the same graph run by a bare
-//!   `gst-launch-1.0` in the same run. Target: roomd / gst-launch <= 1.10.
+//!   the audio chain) at 720p30 and 1080p30, against the same two pipelines run by two bare
+//!   `gst-launch-1.0` processes in the same run. Target: roomd / gst-launch <= 1.10.
 //! - Per-frame encode latency (GStreamer's latency tracer on the encoder element inside roomd),
 //!   p50 and p95 at 720p30 with x264enc. Target: p95 <= 15 ms.
 //!
@@ -17,6 +17,9 @@ use roomd_tests::Roomd;
 
 const WARM_UP: Duration = Duration::from_secs(5);
 const MEASURE: Duration = Duration::from_secs(20);
+/// roomd and gst-launch take turns this many times per size; the median of each counts, so
+/// that a burst of other work on the machine does not decide the ratio.
+const ROUNDS: usize = 3;
 const LATENCY_RUN: Duration = Duration::from_secs(10);
 const RATIO_TARGET: f64 = 1.10;
 const P95_TARGET_MS: f64 = 15.0;
@@ -30,15 +33,22 @@ const SIZES: [(&str, u32, u32, u32); 2] = [
 fn main() -> anyhow::Result<()> {
     println!("roomd media benchmark");
     println!(
-        "CPU: {} s warm-up, then {} s measured, roomd and gst-launch-1.0 one after the other",
+        "CPU: {} s warm-up, then {} s measured; roomd and gst-launch-1.0 take turns, {ROUNDS} \
+         rounds, median of each",
         WARM_UP.as_secs(),
         MEASURE.as_secs()
     );
+    println!("load average before: {}", load_average());
     println!();
     let mut rows = Vec::new();
     for (profile, width, height, fps) in SIZES {
-        let roomd = roomd_cpu_per_minute(profile)?;
-        let bare = gst_launch_cpu_per_minute(width, height, fps)?;
+        let (mut roomd_runs, mut bare_runs) = (Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            roomd_runs.push(roomd_cpu_per_minute(profile)?);
+            bare_runs.push(gst_launch_cpu_per_minute(width, height, fps)?);
+        }
+        println!("{height}p{fps}: roomd {roomd_runs:.1?}, gst-launch {bare_runs:.1?} CPU-s/min");
+        let (roomd, bare) = (median(roomd_runs), median(bare_runs));
         let ratio = roomd / bare;
         rows.push((
             format!("{height}p{fps} roomd CPU-s/min"),
@@ -73,6 +83,8 @@ fn main() -> anyhow::Result<()> {
         Some(p95 <= P95_TARGET_MS),
     ));
 
+    println!("load average after: {}", load_average());
+    println!();
     let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
     println!(
         "{:width$}  {:>10}  {:>10}  result",
@@ -92,6 +104,23 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Other work on the machine skews CPU figures; the output says how busy it was.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
 /// utime + stime of a process, in seconds.
 fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
@@ -107,11 +136,13 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     Ok(ticks as f64 / per_second)
 }
 
-fn cpu_per_minute(pid: u32) -> anyhow::Result<f64> {
+/// CPU seconds per minute of `pids` together, after the warm-up.
+fn cpu_per_minute(pids: &[u32]) -> anyhow::Result<f64> {
     std::thread::sleep(WARM_UP);
-    let before = cpu_seconds(pid)?;
+    let total = || -> anyhow::Result<f64> { pids.iter().map(|p| cpu_seconds(*p)).sum() };
+    let before = total()?;
     std::thread::sleep(MEASURE);
-    let after = cpu_seconds(pid)?;
+    let after = total()?;
     Ok((after - before) * 60.0 / MEASURE.as_secs_f64())
 }
 
@@ -125,7 +156,7 @@ fn roomd_cpu_per_minute(profile: &str) -> anyhow::Result<f64> {
         .send()?
         .json()?;
     let pid = roomd.pid().context("roomd has no pid")?;
-    let cpu = cpu_per_minute(pid)?;
+    let cpu = cpu_per_minute(&[pid])?;
     let media_after = roomd
         .get("/api/v1/status/system/media")
         .bearer(&admin)
@@ -137,10 +168,11 @@ fn roomd_cpu_per_minute(profile: &str) -> anyhow::Result<f64> {
     Ok(cpu)
 }
 
-/// The graph roomd builds for the simulated room after a claim (speaker layout, self-view
-/// lower right, three simulated far-end pictures, content stopped), as one gst-launch line.
+/// The graphs roomd builds for the simulated room after a claim (speaker layout, self-view
+/// lower right, three simulated far-end pictures, content stopped): the video pipeline and the
+/// audio pipeline, each one gst-launch line, as roomd runs them as two pipelines.
 /// Mirrors daemon/src/media/video.rs, audio.rs and encoder_choice.rs.
-fn reference_graph(width: u32, height: u32, fps: u32) -> String {
+fn reference_graphs(width: u32, height: u32, fps: u32) -> [String; 2] {
     let (w, h) = (width as i32, height as i32);
     let bitrate = match width * height {
         0..=230_400 => 500,
@@ -155,7 +187,8 @@ fn reference_graph(width: u32, height: u32, fps: u32) -> String {
         "videotestsrc is-live=true pattern=ball motion=wavy \
            ! clockoverlay time-format=%H:%M:%S halignment=right valignment=bottom \
              font-desc=\"Sans 16\" shaded-background=true \
-           ! capsfilter caps={caps} ! tee name=camera_tee \
+           ! capsfilter caps={caps} ! videocrop ! videoscale ! capsfilter caps={caps} \
+           ! tee name=camera_tee \
          camera_tee. ! queue leaky=downstream max-size-buffers=2 max-size-time=0 max-size-bytes=0 \
            ! videoconvert ! x264enc name=encoder tune=zerolatency speed-preset=ultrafast pass=cbr \
              bitrate={bitrate} bframes=0 b-adapt=false key-int-max={gop} \
@@ -174,7 +207,7 @@ fn reference_graph(width: u32, height: u32, fps: u32) -> String {
            ! textoverlay valignment=center halignment=center font-desc=\"Sans 22\" \
              line-alignment=center text=\" \" \
            ! queue leaky=downstream max-size-buffers=1 \
-           ! fakesink sync=false drop=true async=false \
+           ! appsink sync=false drop=true max-buffers=1 enable-last-sample=true \
          videotestsrc is-live=true pattern=bar \
            ! timeoverlay halignment=center valignment=bottom font-desc=\"Sans 16\" \
              text=\"Shared content\" shaded-background=true \
@@ -195,7 +228,7 @@ fn reference_graph(width: u32, height: u32, fps: u32) -> String {
             pad = i + 2,
         ));
     }
-    graph.push_str(
+    let audio = String::from(
         "audiotestsrc is-live=true wave=sine freq=440 volume=0.1 ! audioconvert ! audioresample \
            ! audio/x-raw,format=S16LE,rate=48000,channels=1 ! identity \
            ! webrtcdsp probe=bench_probe echo-cancel=true noise-suppression=true \
@@ -208,7 +241,7 @@ fn reference_graph(width: u32, height: u32, fps: u32) -> String {
            ! audiomixer ! volume volume=0.125 ! webrtcechoprobe name=bench_probe \
            ! audioconvert ! audioresample ! fakesink sync=true",
     );
-    graph
+    [graph, audio]
 }
 
 struct KillOnDrop(Child);
@@ -221,28 +254,46 @@ impl Drop for KillOnDrop {
 }
 
 fn gst_launch_cpu_per_minute(width: u32, height: u32, fps: u32) -> anyhow::Result<f64> {
-    let graph = reference_graph(width, height, fps);
-    // gst-launch splits its arguments back into one description; passing it through `sh -c`
-    // would need quoting, so hand over the words directly.
-    let words = shell_words(&graph);
-    let child = Command::new("gst-launch-1.0")
-        .arg("-q")
-        .args(&words)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("cannot run gst-launch-1.0 (Debian package gstreamer1.0-tools)")?;
-    let mut child = KillOnDrop(child);
-    let cpu = cpu_per_minute(child.0.id())?;
-    if let Some(status) = child.0.try_wait()? {
-        let mut stderr = String::new();
-        if let Some(mut pipe) = child.0.stderr.take() {
-            use std::io::Read;
-            let _ = pipe.read_to_string(&mut stderr);
-        }
-        bail!("gst-launch-1.0 stopped early ({status}): {stderr}");
+    let mut children = Vec::new();
+    for graph in reference_graphs(width, height, fps) {
+        // gst-launch joins its arguments back into one description; hand over the words
+        // directly rather than quoting them for a shell.
+        let child = Command::new("gst-launch-1.0")
+            .arg("-q")
+            .args(shell_words(&graph))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot run gst-launch-1.0 (Debian package gstreamer1.0-tools)")?;
+        children.push(KillOnDrop(child));
     }
-    Ok(cpu)
+    // A graph that does not parse ends at once; tell that apart from a measurement.
+    std::thread::sleep(Duration::from_secs(1));
+    let all_running = |children: &mut Vec<KillOnDrop>| -> anyhow::Result<bool> {
+        for child in children.iter_mut() {
+            if child.0.try_wait()?.is_some() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    };
+    let cpu = if all_running(&mut children)? {
+        let pids: Vec<u32> = children.iter().map(|c| c.0.id()).collect();
+        Some(cpu_per_minute(&pids)?)
+    } else {
+        None
+    };
+    for child in &mut children {
+        if let Some(status) = child.0.try_wait()? {
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.0.stderr.take() {
+                use std::io::Read;
+                let _ = pipe.read_to_string(&mut stderr);
+            }
+            bail!("gst-launch-1.0 stopped early ({status}): {stderr}");
+        }
+    }
+    cpu.context("gst-launch-1.0 was not measured")
 }
 
 /// Splits a launch description into words, keeping "double-quoted" values together (the quotes
