@@ -17,7 +17,9 @@ use crate::accounts::{Accounts, AccountsError, AccountsPolicy};
 use crate::api::{self, ApiState, ServeError};
 use crate::audit::{AUDIT_FILE, AuditError, AuditLog};
 use crate::config::{Config, ConfigError};
-use crate::core::{self, CoreSetup};
+use crate::core::{self, CoreSetup, MediaEngineStatus, MediaReport};
+use crate::hardware::{self, Profile};
+use crate::media::{self, DisplaySnapshots, EngineSetup};
 use crate::service;
 use crate::tls::{self, DeviceIdentity, TlsError};
 
@@ -59,8 +61,12 @@ pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
     Config::load(path)
 }
 
-/// Runs the room until SIGTERM or SIGINT.
-pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError> {
+/// Runs the room until SIGTERM or SIGINT, on the hardware `profile` describes.
+pub async fn run(
+    config_path: PathBuf,
+    config: Config,
+    profile: Profile,
+) -> Result<(), DaemonError> {
     let state_dir = config.system.state_dir.clone();
     prepare_state_dir(&state_dir)?;
 
@@ -101,6 +107,25 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         identity: identity_status,
     });
     let policy_task = tokio::spawn(follow_account_policy(room.watch_config(), accounts.clone()));
+    let gstreamer = report_hardware(&room, &config.system.hardware_profile, &profile).await;
+    // Without GStreamer the room still has its API (and says why media is missing in status).
+    let (display, media_task) = match gstreamer {
+        Ok(()) => {
+            let (display, task) = media::start(EngineSetup {
+                room: room.clone(),
+                profile,
+                claim_code: accounts.claim_code().map(|code| code.expose().to_owned()),
+            });
+            (display, Some(task))
+        }
+        Err(e) => {
+            let mut status = MediaEngineStatus::starting();
+            status.state = "failed";
+            status.detail = format!("GStreamer cannot start: {e}");
+            let _ = room.report(MediaReport::Engine(status)).await;
+            (DisplaySnapshots::default(), None)
+        }
+    };
 
     let state = ApiState {
         room: room.clone(),
@@ -108,6 +133,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         audit,
         identity: Arc::new(identity),
         client_role,
+        display,
     };
     let server = api::serve(state, tls, &config.api.listen)?;
     let server_handle = server.handle();
@@ -147,10 +173,46 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
     server_handle.stop(true).await;
     room.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), core_task).await;
+    // The engine stops its pipelines once the core is gone.
+    if let Some(task) = media_task {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
     match server_result {
         Some(Ok(Err(e))) => Err(DaemonError::Server(e)),
         _ => Ok(()),
     }
+}
+
+/// Probes the devices and elements the profile names and publishes what was found before READY,
+/// so that the first status a client reads already says what is missing.
+/// Returns whether GStreamer could be initialised.
+async fn report_hardware(
+    room: &core::RoomHandle,
+    name: &str,
+    profile: &Profile,
+) -> Result<(), gstreamer::glib::Error> {
+    let gstreamer = gstreamer::init();
+    if let Err(e) = &gstreamer {
+        tracing::error!("GStreamer cannot start: {e}; no media elements are available");
+    }
+    let element_exists =
+        |element: &str| gstreamer.is_ok() && gstreamer::ElementFactory::find(element).is_some();
+    let status = hardware::probe(
+        name,
+        profile,
+        &hardware::SystemPaths::default(),
+        &element_exists,
+    );
+    for device in status.devices.iter().filter(|d| !d.present) {
+        tracing::warn!(
+            "hardware profile {name}: {} {} is not usable: {}",
+            device.kind,
+            device.id,
+            device.detail
+        );
+    }
+    let _ = room.report(MediaReport::Hardware(status)).await;
+    gstreamer
 }
 
 fn prepare_state_dir(dir: &Path) -> Result<(), DaemonError> {

@@ -239,7 +239,11 @@ fn every_command_enforces_its_roles() -> Result<(), HarnessError> {
         .as_object()
         .expect("openapi.json has x-roomd-commands");
     assert!(!commands.is_empty(), "x-roomd-commands is empty");
-    let roomd = Roomd::start_claimed("")?;
+    // The documented example of `video.camera.preset.recall` recalls the preset "table": this
+    // room has it, as a room whose integrator saved it would.
+    let roomd = Roomd::start_claimed(
+        "[video]\ncamera_presets = [{ name = \"table\", pan = 0, tilt = 0, zoom = 100 }]\n",
+    )?;
     let tokens: Vec<(&str, String)> = ROLES
         .iter()
         .map(|role| roomd.token_for(role).map(|t| (*role, t)))

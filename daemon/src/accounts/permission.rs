@@ -34,10 +34,12 @@ pub enum Permission {
     /// `POST /identity/quote`, `POST /identity/activate`: have the TPM quote its boot
     /// measurements or answer a credential challenge (neither changes anything).
     IdentityAttest,
+    /// `GET /display/snapshot`: sees what the room display shows, the room's own camera included.
+    DisplayView,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 13] = [
+    pub const ALL: [Permission; 14] = [
         Permission::StatusRead,
         Permission::EventsRead,
         Permission::ConfigRead,
@@ -51,6 +53,7 @@ impl Permission {
         Permission::IdentityEnrol,
         Permission::IdentityManage,
         Permission::IdentityAttest,
+        Permission::DisplayView,
     ];
 }
 
@@ -63,6 +66,9 @@ pub fn allows(role: Role, permission: Permission) -> bool {
         Permission::ConfigRead => &[Admin, Integrator, Audit],
         Permission::ConfigWrite => &[Admin, Integrator],
         Permission::RoomControl => &[Admin, Integrator, User, RoomControl],
+        // Whoever may operate the room may see its display (a touch panel shows a preview);
+        // audit may not: the picture is the room's own camera, not audit material.
+        Permission::DisplayView => &[Admin, Integrator, User, RoomControl],
         Permission::UsersManage | Permission::TokensManage => &[Admin],
         Permission::AuditRead => &[Admin, Audit],
         Permission::IdentityRead => &[Admin, Integrator, Audit],
@@ -115,6 +121,10 @@ mod tests {
             roles_with(Permission::IdentityAttest),
             [Admin, Integrator, Audit]
         );
+        assert_eq!(
+            roles_with(Permission::DisplayView),
+            [Admin, Integrator, User, RoomControl]
+        );
     }
 
     fn doc_permission(name: &str) -> Permission {
@@ -165,7 +175,7 @@ mod tests {
         }
 
         let routes = rows("## Routes");
-        assert_eq!(routes.len(), 25);
+        assert_eq!(routes.len(), 26);
         for row in routes.iter().filter(|row| row[3].starts_with('`')) {
             let permission = doc_permission(&row[3]);
             if permission == Permission::RoomControl {
@@ -181,7 +191,7 @@ mod tests {
         }
 
         let commands = rows("## Commands");
-        assert_eq!(commands.len(), 7);
+        assert_eq!(commands.len(), 14);
         for row in &commands {
             assert_eq!(
                 doc_roles(&row[1]),

@@ -147,6 +147,7 @@ impl From<CoreError> for ApiError {
         match e {
             CoreError::Config(c) => c.into(),
             CoreError::Stopped => ApiError::Unavailable("the room core is shutting down".into()),
+            CoreError::Refused(message) => ApiError::InvalidCommand(message),
         }
     }
 }

@@ -23,6 +23,7 @@ pub use server::{ServeError, serve};
 use crate::accounts::{Accounts, Role};
 use crate::audit::AuditLog;
 use crate::core::RoomHandle;
+use crate::media::DisplaySnapshots;
 use crate::tls::DeviceIdentity;
 
 /// What every handler can reach.
@@ -33,6 +34,8 @@ pub struct ApiState {
     pub identity: Arc<DeviceIdentity>,
     /// Role of callers authenticated by a client certificate (mutual TLS); `None`: off.
     pub client_role: Option<Role>,
+    /// Frames of the room display, from the media engine.
+    pub display: DisplaySnapshots,
 }
 
 fn peer_ip(req: &actix_web::HttpRequest) -> IpAddr {

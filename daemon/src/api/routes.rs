@@ -46,6 +46,7 @@ pub enum Handler {
     IdentityCertificatePut,
     IdentityQuote,
     IdentityActivate,
+    DisplaySnapshot,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -127,6 +128,7 @@ pub const ROUTES: &[Route] = &[
         Requires(P::IdentityAttest),
         H::IdentityActivate,
     ),
+    route("GET", "/api/v1/display/snapshot", Requires(P::DisplayView), H::DisplaySnapshot),
 ];
 
 /// The route for a request, given the resource pattern the router matched.
@@ -184,6 +186,7 @@ fn handler_route(handler: Handler) -> actix_web::Route {
         H::IdentityCertificatePut => r.to(identity::put_certificate),
         H::IdentityQuote => r.to(attestation::quote),
         H::IdentityActivate => r.to(attestation::activate),
+        H::DisplaySnapshot => r.to(display::snapshot),
     }
 }
 

@@ -56,6 +56,14 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    // An unknown profile is a configuration mistake like any other: refuse to start (exit 78).
+    let profile = match roomd::hardware::Profile::builtin(&config.system.hardware_profile) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("roomd: {}: {e}", cli.config.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     if let Err(e) = roomd::logging::init(config.logging.level.as_str()) {
         eprintln!("roomd: {e}");
         return ExitCode::FAILURE;
@@ -70,7 +78,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(daemon::run(cli.config, config)) {
+    match runtime.block_on(daemon::run(cli.config, config, profile)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -82,12 +90,15 @@ fn main() -> ExitCode {
 
 /// Each password hash (argon2id) borrows 19 MiB. Once glibc has freed one such block it raises
 /// its dynamic mmap threshold and keeps later ones in per-thread arenas: six logins left the
-/// daemon at 125 MB resident instead of 9 MB. A fixed threshold makes every block of 128 KiB or
-/// more its own mapping, handed back to the system when freed.
+/// daemon at 125 MB resident instead of 9 MB. A fixed threshold below 19 MiB makes every such
+/// block its own mapping, handed back to the system when freed. It must stay above the size of
+/// a video frame (3 MB at 1080p, 12 MB at 4K): at 128 KiB every frame the media pipelines
+/// allocate was a fresh mapping, and its page faults cost roomd 18 % more CPU than the same
+/// pipelines in gst-launch-1.0 (bench-media, 720p30).
 fn return_large_blocks_to_the_system() {
     // SAFETY: mallopt only tunes the allocator; it runs first in main, before any other thread
     // exists, and its failure (return 0) merely leaves glibc's default behaviour.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 16 * 1024 * 1024);
     }
 }

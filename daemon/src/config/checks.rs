@@ -21,6 +21,8 @@ const TCTI_MAX_CHARS: usize = 256;
 /// TCTIs Debian's tpm2-tss ships (libtss2-tcti-*): `mssim` is listed because tpm2-tss knows it,
 /// though swtpm wants `swtpm`.
 const TCTI_NAMES: [&str; 5] = ["device", "swtpm", "mssim", "tabrmd", "libtpms"];
+pub const CAMERA_PRESETS_MAX_ENTRIES: usize = 16;
+const CAMERA_PRESET_NAME_MAX_CHARS: usize = 32;
 
 pub(super) fn volume<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
     integer_in(d, 0, 100)
@@ -56,6 +58,65 @@ where
     let name = String::deserialize(d)?;
     T::deserialize(de::value::StrDeserializer::<de::value::Error>::new(&name))
         .map_err(de::Error::custom)
+}
+
+pub(super) fn camera_presets<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<super::CameraPreset>, D::Error> {
+    let presets = Vec::<super::CameraPreset>::deserialize(d)?;
+    check_camera_presets(&presets).map_err(de::Error::custom)?;
+    Ok(presets)
+}
+
+pub fn check_camera_presets(presets: &[super::CameraPreset]) -> Result<(), String> {
+    if presets.len() > CAMERA_PRESETS_MAX_ENTRIES {
+        return Err(format!(
+            "{} presets; at most {CAMERA_PRESETS_MAX_ENTRIES} are allowed",
+            presets.len()
+        ));
+    }
+    for (i, preset) in presets.iter().enumerate() {
+        let at = |message: String| format!("preset {}: {message}", i + 1);
+        check_camera_preset_name(&preset.name).map_err(at)?;
+        let position = preset.position();
+        check_camera_position(position).map_err(at)?;
+        if presets[..i].iter().any(|p| p.name == preset.name) {
+            return Err(at(format!("the name {:?} is used twice", preset.name)));
+        }
+    }
+    Ok(())
+}
+
+pub fn check_camera_preset_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= CAMERA_PRESET_NAME_MAX_CHARS
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{:?} is not a preset name: use 1 to {CAMERA_PRESET_NAME_MAX_CHARS} lowercase \
+             letters, digits and '-'",
+            name.chars().take(64).collect::<String>()
+        ))
+    }
+}
+
+pub fn check_camera_position(position: super::CameraPosition) -> Result<(), String> {
+    let pan_tilt = super::CameraPosition::PAN_TILT_RANGE;
+    let zoom = super::CameraPosition::ZOOM_RANGE;
+    if !pan_tilt.contains(&position.pan) {
+        return Err(format!("pan {} is out of range -100..=100", position.pan));
+    }
+    if !pan_tilt.contains(&position.tilt) {
+        return Err(format!("tilt {} is out of range -100..=100", position.tilt));
+    }
+    if !zoom.contains(&position.zoom) {
+        return Err(format!("zoom {} is out of range 100..=400", position.zoom));
+    }
+    Ok(())
 }
 
 pub(super) fn room_name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {

@@ -159,7 +159,7 @@ pub(super) fn key_span(source: &str, keys: &[&str]) -> Option<Range<usize>> {
 }
 
 /// 1-based line and column (in characters) of byte `offset` in `source`.
-pub(super) fn line_and_column(source: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_and_column(source: &str, offset: usize) -> (usize, usize) {
     let mut offset = offset.min(source.len());
     while !source.is_char_boundary(offset) {
         offset -= 1;

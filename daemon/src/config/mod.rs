@@ -17,11 +17,17 @@ mod tests;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub use checks::{
+    CAMERA_PRESETS_MAX_ENTRIES, check_camera_position, check_camera_preset_name,
+    check_camera_presets,
+};
 pub use error::ConfigError;
+/// Shared with the hardware profiles, which report errors the same way.
+pub(crate) use error::line_and_column;
 pub use model::{
-    AccountsConfig, ApiConfig, AudioConfig, Config, IdentityBackend, IdentityConfig, Layout,
-    LogLevel, LoggingConfig, SelfviewMode, SelfviewPosition, StandbyConfig, SystemConfig,
-    VideoConfig,
+    AccountsConfig, ApiConfig, AudioConfig, CameraPosition, CameraPreset, Config, IdentityBackend,
+    IdentityConfig, Layout, LogLevel, LoggingConfig, SelfviewMode, SelfviewPosition, StandbyConfig,
+    SystemConfig, VideoConfig,
 };
 
 /// Permission of the saved file: the daemon's user writes it, its group (admins) may read it.

@@ -113,6 +113,49 @@ pub struct VideoConfig {
     pub selfview: SelfviewMode,
     #[serde(deserialize_with = "checks::named")]
     pub selfview_position: SelfviewPosition,
+    /// Saved camera positions, recalled by name (`video.camera.preset.recall`).
+    #[serde(deserialize_with = "checks::camera_presets")]
+    pub camera_presets: Vec<CameraPreset>,
+}
+
+/// Where the camera looks: pan and tilt in percent of their range either side of centre,
+/// zoom in percent of the widest view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CameraPosition {
+    pub pan: i8,
+    pub tilt: i8,
+    pub zoom: u16,
+}
+
+impl CameraPosition {
+    pub const PAN_TILT_RANGE: std::ops::RangeInclusive<i8> = -100..=100;
+    pub const ZOOM_RANGE: std::ops::RangeInclusive<u16> = 100..=400;
+    /// Straight ahead, widest view.
+    pub const HOME: CameraPosition = CameraPosition {
+        pan: 0,
+        tilt: 0,
+        zoom: 100,
+    };
+}
+
+/// A named camera position.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraPreset {
+    pub name: String,
+    pub pan: i8,
+    pub tilt: i8,
+    pub zoom: u16,
+}
+
+impl CameraPreset {
+    pub fn position(&self) -> CameraPosition {
+        CameraPosition {
+            pan: self.pan,
+            tilt: self.tilt,
+            zoom: self.zoom,
+        }
+    }
 }
 
 /// How the far-end participants are arranged on the main display.

@@ -61,6 +61,12 @@ fn everything_changed() -> Config {
             default_layout: Layout::Presentation,
             selfview: SelfviewMode::Off,
             selfview_position: SelfviewPosition::UpperLeft,
+            camera_presets: vec![CameraPreset {
+                name: "whiteboard".to_owned(),
+                pan: -100,
+                tilt: 100,
+                zoom: 400,
+            }],
         },
         standby: StandbyConfig {
             enabled: false,
@@ -680,7 +686,7 @@ fn changed_keys_lists_dotted_leaves_that_differ() {
     assert!(a.changed_keys(&a).is_empty());
     let b = everything_changed();
     let all = a.changed_keys(&b);
-    assert_eq!(all.len(), 20, "{all:?}");
+    assert_eq!(all.len(), 21, "{all:?}");
     assert_eq!(all, b.changed_keys(&a));
     assert!(all.contains(&"api.certificate_names".to_owned()));
     assert!(all.contains(&"system.state_dir".to_owned()));
@@ -783,4 +789,36 @@ fn key_span_finds_keys_in_tables_and_dotted_keys() {
     assert_eq!(&source[span], "audio");
     assert_eq!(key_span(source, &["nothing"]), None);
     assert_eq!(key_span("[broken", &["audio"]), None);
+}
+
+#[test]
+fn camera_presets_rules() {
+    accepted(
+        "video",
+        "camera_presets",
+        r#"[{ name = "table", pan = -100, tilt = 100, zoom = 400 }]"#,
+    );
+    for (bad, message) in [
+        (
+            r#"[{ name = "Table", pan = 0, tilt = 0, zoom = 100 }]"#,
+            "preset 1: \"Table\" is not a preset name",
+        ),
+        (
+            r#"[{ name = "a", pan = 0, tilt = 0, zoom = 99 }]"#,
+            "preset 1: zoom 99 is out of range 100..=400",
+        ),
+        (
+            r#"[{ name = "a", pan = 0, tilt = 0, zoom = 100 }, { name = "a", pan = 1, tilt = 0, zoom = 100 }]"#,
+            "preset 2: the name \"a\" is used twice",
+        ),
+    ] {
+        let err = rejected("video", "camera_presets", bad);
+        assert!(err.to_string().contains(message), "{bad}: {err}");
+        assert_eq!(err.key(), Some("video.camera_presets"), "{bad}");
+    }
+    let err = parse(
+        "[video]\ncamera_presets = [{ name = \"a\", pan = 0, tilt = 0, zoom = 100, speed = 3 }]\n",
+    )
+    .unwrap_err();
+    assert_eq!(err.key(), Some("video.camera_presets.speed"), "{err}");
 }

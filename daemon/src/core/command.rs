@@ -8,7 +8,10 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::config::{Layout, SelfviewMode, SelfviewPosition};
+use crate::config::{
+    CameraPosition, Layout, SelfviewMode, SelfviewPosition, check_camera_position,
+    check_camera_preset_name,
+};
 
 /// A request to change the room, as the core understands it.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +31,24 @@ pub enum RoomCommand {
     },
     ActivateStandby,
     DeactivateStandby,
+    SetCameraEnabled {
+        enabled: bool,
+    },
+    SetContentSharing {
+        active: bool,
+    },
+    /// Moves the camera; what is left out stays.
+    SetCameraPosition {
+        pan: Option<i8>,
+        tilt: Option<i8>,
+        zoom: Option<u16>,
+    },
+    SaveCameraPreset {
+        name: String,
+    },
+    RecallCameraPreset {
+        name: String,
+    },
 }
 
 /// A command's name and an example of its arguments (documented in `openapi.json`).
@@ -67,6 +88,34 @@ pub const COMMANDS: &[CommandSpec] = &[
         name: "standby.deactivate",
         example: "{}",
     },
+    CommandSpec {
+        name: "video.camera.on",
+        example: "{}",
+    },
+    CommandSpec {
+        name: "video.camera.off",
+        example: "{}",
+    },
+    CommandSpec {
+        name: "video.camera.position.set",
+        example: r#"{"pan": -30, "tilt": 10, "zoom": 150}"#,
+    },
+    CommandSpec {
+        name: "video.camera.preset.save",
+        example: r#"{"name": "table"}"#,
+    },
+    CommandSpec {
+        name: "video.camera.preset.recall",
+        example: r#"{"name": "table"}"#,
+    },
+    CommandSpec {
+        name: "video.content.start",
+        example: "{}",
+    },
+    CommandSpec {
+        name: "video.content.stop",
+        example: "{}",
+    },
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -96,6 +145,20 @@ struct NoArgs {}
 #[serde(deny_unknown_fields)]
 struct VolumeArgs {
     level: u8,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PositionArgs {
+    pan: Option<i8>,
+    tilt: Option<i8>,
+    zoom: Option<u16>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PresetArgs {
+    name: String,
 }
 
 #[derive(Deserialize)]
@@ -158,6 +221,46 @@ impl RoomCommand {
             "standby.deactivate" => {
                 let NoArgs {} = args_of(command, args)?;
                 RoomCommand::DeactivateStandby
+            }
+            "video.camera.on" | "video.camera.off" => {
+                let NoArgs {} = args_of(command, args)?;
+                RoomCommand::SetCameraEnabled {
+                    enabled: command.ends_with(".on"),
+                }
+            }
+            "video.camera.position.set" => {
+                let a: PositionArgs = args_of(command, args)?;
+                let invalid = |message: String| CommandError::InvalidArguments { command, message };
+                let probe = CameraPosition {
+                    pan: a.pan.unwrap_or(0),
+                    tilt: a.tilt.unwrap_or(0),
+                    zoom: a.zoom.unwrap_or(100),
+                };
+                check_camera_position(probe).map_err(invalid)?;
+                if a.pan.is_none() && a.tilt.is_none() && a.zoom.is_none() {
+                    return Err(invalid("give at least one of pan, tilt, zoom".into()));
+                }
+                RoomCommand::SetCameraPosition {
+                    pan: a.pan,
+                    tilt: a.tilt,
+                    zoom: a.zoom,
+                }
+            }
+            "video.camera.preset.save" | "video.camera.preset.recall" => {
+                let a: PresetArgs = args_of(command, args)?;
+                check_camera_preset_name(&a.name)
+                    .map_err(|message| CommandError::InvalidArguments { command, message })?;
+                if command.ends_with(".save") {
+                    RoomCommand::SaveCameraPreset { name: a.name }
+                } else {
+                    RoomCommand::RecallCameraPreset { name: a.name }
+                }
+            }
+            "video.content.start" | "video.content.stop" => {
+                let NoArgs {} = args_of(command, args)?;
+                RoomCommand::SetContentSharing {
+                    active: command.ends_with(".start"),
+                }
             }
             other => unreachable!("command {other} is listed in COMMANDS but not parsed"),
         })

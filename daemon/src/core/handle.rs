@@ -7,6 +7,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::command::RoomCommand;
 use super::event::Notification;
+use super::report::MediaReport;
 use super::room::Request;
 use super::status::{IdentityStatus, StatusSnapshot};
 use crate::config::{Config, ConfigError};
@@ -17,6 +18,9 @@ pub enum CoreError {
     Stopped,
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The command is well-formed but the room cannot do it (e.g. an unknown preset).
+    #[error("{0}")]
+    Refused(String),
 }
 
 #[derive(Clone)]
@@ -30,7 +34,8 @@ pub struct RoomHandle {
 impl RoomHandle {
     /// Runs a room command; returns once the core has applied and published it.
     pub async fn execute(&self, command: RoomCommand) -> Result<(), CoreError> {
-        self.ask(|reply| Request::Command { command, reply }).await
+        self.ask(|reply| Request::Command { command, reply })
+            .await?
     }
 
     /// Applies a JSON merge patch to the configuration, persists it, and returns the result.
@@ -50,6 +55,11 @@ impl RoomHandle {
             .await
     }
 
+    /// Passes on what the media engine learned; returns once the core has published it.
+    pub async fn report(&self, report: MediaReport) -> Result<(), CoreError> {
+        self.ask(|reply| Request::Report { report, reply }).await
+    }
+
     /// Answers once the core has worked through everything queued before it: a liveness check.
     pub async fn ping(&self) -> Result<(), CoreError> {
         self.ask(|reply| Request::Ping { reply }).await
@@ -63,6 +73,11 @@ impl RoomHandle {
     /// The latest status tree (cheap: a shared pointer to an immutable snapshot).
     pub fn status(&self) -> Arc<StatusSnapshot> {
         self.status.borrow().clone()
+    }
+
+    /// Follows status changes (the media engine applies each new snapshot to its pipelines).
+    pub fn watch_status(&self) -> watch::Receiver<Arc<StatusSnapshot>> {
+        self.status.clone()
     }
 
     /// The configuration in force.

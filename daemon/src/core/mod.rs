@@ -8,6 +8,7 @@
 mod command;
 mod event;
 mod handle;
+mod report;
 mod room;
 mod status;
 mod status_diff;
@@ -15,8 +16,11 @@ mod status_diff;
 pub use command::{COMMANDS, CommandError, CommandSpec, RoomCommand};
 pub use event::{Event, Notification};
 pub use handle::{CoreError, RoomHandle};
+pub use report::{MediaEngineStatus, MediaReport};
 pub use room::{CoreSetup, spawn};
-pub use status::{IdentityStatus, RoomStatus, StatusSnapshot, status_at};
+pub use status::{
+    CameraState, ContentState, IdentityStatus, RoomStatus, StandbyState, StatusSnapshot, status_at,
+};
 
 #[cfg(test)]
 mod tests;

@@ -12,18 +12,22 @@ use tokio::time::Instant;
 use super::command::RoomCommand;
 use super::event::{Event, Notification};
 use super::handle::{CoreError, RoomHandle};
+use super::report::{MediaEngineStatus, MediaReport};
 use super::status::{
-    AudioStatus, CallStatus, IdentityStatus, MicrophonesStatus, RoomStatus, SelfviewStatus,
-    StandbyState, StandbyStatus, StatusSnapshot, SystemStatus, VideoStatus,
+    AudioStatus, CallStatus, CameraState, CameraStatus, ContentState, ContentStatus,
+    IdentityStatus, MicrophonesStatus, RoomStatus, SelfviewStatus, StandbyState, StandbyStatus,
+    StatusSnapshot, SystemStatus, VideoStatus,
 };
 use super::status_diff::changed_leaves;
-use crate::config::{Config, ConfigError};
+use crate::config::{
+    CAMERA_PRESETS_MAX_ENTRIES, CameraPosition, CameraPreset, Config, ConfigError,
+};
 
 /// Requests queued for the core; replies go back on the enclosed channels.
 pub(super) enum Request {
     Command {
         command: RoomCommand,
-        reply: oneshot::Sender<()>,
+        reply: oneshot::Sender<Result<(), CoreError>>,
     },
     PatchConfig {
         patch: Value,
@@ -34,6 +38,10 @@ pub(super) enum Request {
     },
     SetIdentity {
         identity: IdentityStatus,
+        reply: oneshot::Sender<()>,
+    },
+    Report {
+        report: MediaReport,
         reply: oneshot::Sender<()>,
     },
     Ping {
@@ -89,17 +97,29 @@ fn initial_status(setup: &CoreSetup) -> RoomStatus {
             hardware_profile: c.system.hardware_profile.clone(),
             claimed: setup.claimed,
             started_at: now_rfc3339(),
+            hardware: None,
+            media: MediaEngineStatus::starting(),
         },
         call: CallStatus { state: "idle" },
         audio: AudioStatus {
             volume: c.audio.default_volume,
-            microphones: MicrophonesStatus { muted: false },
+            microphones: MicrophonesStatus {
+                muted: false,
+                level: SILENCE_DB,
+            },
         },
         video: VideoStatus {
             layout: c.video.default_layout,
             selfview: SelfviewStatus {
                 mode: c.video.selfview,
                 position: c.video.selfview_position,
+            },
+            camera: CameraStatus {
+                state: CameraState::On,
+                position: CameraPosition::HOME,
+            },
+            content: ContentStatus {
+                state: ContentState::Inactive,
             },
         },
         standby: StandbyStatus {
@@ -144,10 +164,16 @@ impl Room {
 
     async fn handle(&mut self, request: Request) {
         match request {
+            Request::Command {
+                command: RoomCommand::SaveCameraPreset { name },
+                reply,
+            } => {
+                let result = self.save_camera_preset(name).await;
+                let _ = reply.send(result);
+            }
             Request::Command { command, reply } => {
-                let events = self.apply(command);
-                self.publish(events);
-                let _ = reply.send(());
+                let result = self.apply(command).map(|events| self.publish(events));
+                let _ = reply.send(result);
             }
             Request::PatchConfig { patch, reply } => {
                 let result = self.patch_config(patch).await;
@@ -158,6 +184,11 @@ impl Room {
                     self.status.system.claimed = true;
                     self.publish(vec![("system.claimed", json!({}))]);
                 }
+                let _ = reply.send(());
+            }
+            Request::Report { report, reply } => {
+                let events = self.apply_report(report);
+                self.publish(events);
                 let _ = reply.send(());
             }
             Request::SetIdentity { identity, reply } => {
@@ -173,9 +204,15 @@ impl Room {
         }
     }
 
-    /// Changes the status for one command and names the events it causes.
-    fn apply(&mut self, command: RoomCommand) -> Vec<(&'static str, Value)> {
+    /// Changes the status for one command and names the events it causes; a command the room
+    /// cannot carry out changes nothing.
+    fn apply(&mut self, command: RoomCommand) -> Result<Vec<(&'static str, Value)>, CoreError> {
         let mut events = Vec::new();
+        // Refusals first, so that a refused command is not counted as activity either.
+        let recalled = match &command {
+            RoomCommand::RecallCameraPreset { name } => Some(self.preset(name)?),
+            _ => None,
+        };
         // Any use of the room counts as activity and wakes it, as on every room system.
         self.last_activity = Instant::now();
         if command != RoomCommand::ActivateStandby {
@@ -220,6 +257,160 @@ impl Room {
                 self.set_standby(StandbyState::On, "command", &mut events)
             }
             RoomCommand::DeactivateStandby => {} // woken above
+            RoomCommand::SetCameraEnabled { enabled } => {
+                let state = if enabled {
+                    CameraState::On
+                } else {
+                    CameraState::Off
+                };
+                if self.status.video.camera.state != state {
+                    self.status.video.camera.state = state;
+                    let name = if enabled {
+                        "video.camera.on"
+                    } else {
+                        "video.camera.off"
+                    };
+                    events.push((name, json!({})));
+                }
+            }
+            RoomCommand::SetContentSharing { active } => {
+                let state = if active {
+                    ContentState::Active
+                } else {
+                    ContentState::Inactive
+                };
+                if self.status.video.content.state != state {
+                    self.status.video.content.state = state;
+                    let name = if active {
+                        "video.content.started"
+                    } else {
+                        "video.content.stopped"
+                    };
+                    events.push((name, json!({})));
+                }
+            }
+            RoomCommand::SetCameraPosition { pan, tilt, zoom } => {
+                let current = self.status.video.camera.position;
+                let position = CameraPosition {
+                    pan: pan.unwrap_or(current.pan),
+                    tilt: tilt.unwrap_or(current.tilt),
+                    zoom: zoom.unwrap_or(current.zoom),
+                };
+                self.move_camera(position, None, &mut events);
+            }
+            RoomCommand::RecallCameraPreset { name } => {
+                if let Some(position) = recalled {
+                    self.move_camera(position, Some(&name), &mut events);
+                }
+            }
+            // Saving changes the configuration, which is persisted first: see `handle`.
+            RoomCommand::SaveCameraPreset { .. } => {}
+        }
+        Ok(events)
+    }
+
+    fn preset(&self, name: &str) -> Result<CameraPosition, CoreError> {
+        let presets = &self.config.video.camera_presets;
+        presets
+            .iter()
+            .find(|p| p.name == name)
+            .map(CameraPreset::position)
+            .ok_or_else(|| {
+                let saved: Vec<&str> = presets.iter().map(|p| p.name.as_str()).collect();
+                CoreError::Refused(format!(
+                    "no camera preset named {name:?} (video.camera_presets); saved presets: {}",
+                    if saved.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        saved.join(", ")
+                    }
+                ))
+            })
+    }
+
+    fn move_camera(
+        &mut self,
+        position: CameraPosition,
+        preset: Option<&str>,
+        events: &mut Vec<(&'static str, Value)>,
+    ) {
+        if self.status.video.camera.position != position {
+            self.status.video.camera.position = position;
+            let mut data = json!(position);
+            if let Some(name) = preset {
+                data["preset"] = json!(name);
+            }
+            events.push(("video.camera.moved", data));
+        }
+    }
+
+    /// Stores the camera's current position as preset `name` (replacing one of that name) in
+    /// the configuration, persisted like any other configuration change.
+    async fn save_camera_preset(&mut self, name: String) -> Result<(), CoreError> {
+        let position = self.status.video.camera.position;
+        let mut presets = self.config.video.camera_presets.clone();
+        let preset = CameraPreset {
+            name: name.clone(),
+            pan: position.pan,
+            tilt: position.tilt,
+            zoom: position.zoom,
+        };
+        let full = presets.len() >= CAMERA_PRESETS_MAX_ENTRIES;
+        match presets.iter_mut().find(|p| p.name == name) {
+            Some(existing) => *existing = preset,
+            None if full => {
+                return Err(CoreError::Refused(format!(
+                    "{CAMERA_PRESETS_MAX_ENTRIES} camera presets are saved already; save over \
+                     one of them or remove one through the configuration"
+                )));
+            }
+            None => presets.push(preset),
+        }
+        self.patch_config(json!({ "video": { "camera_presets": presets } }))
+            .await?;
+        self.last_activity = Instant::now();
+        self.publish(vec![(
+            "video.camera.preset.saved",
+            json!({ "name": name, "position": position }),
+        )]);
+        Ok(())
+    }
+
+    /// Records what the media engine reports; returns the events it causes.
+    fn apply_report(&mut self, report: MediaReport) -> Vec<(&'static str, Value)> {
+        let mut events = Vec::new();
+        match report {
+            MediaReport::Hardware(hardware) => {
+                if hardware.missing > 0 {
+                    events.push((
+                        "system.hardware.missing",
+                        json!({ "missing": hardware.missing }),
+                    ));
+                }
+                self.status.system.hardware = Some(hardware);
+            }
+            MediaReport::Engine(media) => {
+                if media.state == "failed" && self.status.system.media.state != "failed" {
+                    events.push(("media.failed", json!({ "detail": media.detail })));
+                }
+                self.status.system.media = media;
+            }
+            MediaReport::MicrophoneLevel { rms_db } => {
+                // Tenths of a dB are as fine as any meter shows; finer only adds status churn.
+                let level = (rms_db.clamp(SILENCE_DB, 0.0) * 10.0).round() / 10.0;
+                self.status.audio.microphones.level = level;
+            }
+            MediaReport::BranchRebuilt {
+                branch,
+                reason,
+                elapsed_ms,
+            } => {
+                self.status.system.media.rebuilds += 1;
+                events.push((
+                    "media.branch.rebuilt",
+                    json!({ "branch": branch, "reason": reason, "elapsed_ms": elapsed_ms }),
+                ));
+            }
         }
         events
     }
@@ -300,6 +491,9 @@ impl Room {
         }
     }
 }
+
+/// The level reported for silence (and before the first measurement), in dBFS.
+const SILENCE_DB: f64 = -100.0;
 
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {

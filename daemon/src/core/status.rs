@@ -3,7 +3,9 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::{Layout, SelfviewMode, SelfviewPosition};
+use super::report::MediaEngineStatus;
+use crate::config::{CameraPosition, Layout, SelfviewMode, SelfviewPosition};
+use crate::hardware::HardwareStatus;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RoomStatus {
@@ -23,6 +25,9 @@ pub struct SystemStatus {
     pub claimed: bool,
     /// RFC 3339 time the daemon started; uptime is derived from it by the reader.
     pub started_at: String,
+    /// What of the hardware profile is really there; `null` until the probe has run.
+    pub hardware: Option<HardwareStatus>,
+    pub media: MediaEngineStatus,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -40,12 +45,44 @@ pub struct AudioStatus {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MicrophonesStatus {
     pub muted: bool,
+    /// Level of the processed microphone signal in dBFS (RMS, -100 = silence), about 5 times a
+    /// second while the media engine runs.
+    pub level: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VideoStatus {
     pub layout: Layout,
     pub selfview: SelfviewStatus,
+    pub camera: CameraStatus,
+    pub content: ContentStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CameraStatus {
+    /// `off` stops the picture at the camera: nothing of it reaches the display or the encoder.
+    pub state: CameraState,
+    pub position: CameraPosition,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CameraState {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContentStatus {
+    /// `active` while content (e.g. a laptop on the HDMI input) is shared.
+    pub state: ContentState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ContentState {
+    Active,
+    Inactive,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -213,3 +213,123 @@ async fn a_stopped_core_says_so() {
     task.await.unwrap();
     assert!(matches!(room.ping().await, Err(CoreError::Stopped)));
 }
+
+#[tokio::test]
+async fn media_reports_are_published_without_waking_the_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let (room, _task) = spawn(setup(&dir));
+    room.execute(RoomCommand::ActivateStandby).await.unwrap();
+    let mut rx = room.subscribe();
+    assert_eq!(room.status().tree["system"]["hardware"], json!(null));
+
+    let profile = crate::hardware::Profile::builtin("simulated").unwrap();
+    let hardware = crate::hardware::probe(
+        "simulated",
+        &profile,
+        &crate::hardware::SystemPaths::default(),
+        &|_| true,
+    );
+    room.report(MediaReport::Hardware(hardware)).await.unwrap();
+    room.report(MediaReport::MicrophoneLevel { rms_db: -23.456 })
+        .await
+        .unwrap();
+    room.report(MediaReport::BranchRebuilt {
+        branch: "camera",
+        reason: "test".into(),
+        elapsed_ms: 12,
+    })
+    .await
+    .unwrap();
+
+    let status = room.status();
+    assert_eq!(
+        status.tree["system"]["hardware"]["profile"],
+        json!("simulated")
+    );
+    assert_eq!(status.tree["system"]["hardware"]["missing"], json!(0));
+    assert_eq!(status.tree["audio"]["microphones"]["level"], json!(-23.5));
+    assert_eq!(status.tree["system"]["media"]["rebuilds"], json!(1));
+    assert_eq!(status.tree["standby"]["state"], json!("on"));
+    assert_eq!(event_names(&drain(&mut rx)), vec!["media.branch.rebuilt"]);
+}
+
+#[tokio::test]
+async fn camera_and_content_commands_change_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let (room, _task) = spawn(setup(&dir));
+    let mut rx = room.subscribe();
+    room.execute(RoomCommand::SetCameraEnabled { enabled: false })
+        .await
+        .unwrap();
+    room.execute(RoomCommand::SetContentSharing { active: true })
+        .await
+        .unwrap();
+    let status = room.status();
+    assert_eq!(status.tree["video"]["camera"]["state"], json!("off"));
+    assert_eq!(status.tree["video"]["content"]["state"], json!("active"));
+    assert_eq!(
+        event_names(&drain(&mut rx)),
+        vec!["video.camera.off", "video.content.started"]
+    );
+}
+
+#[tokio::test]
+async fn camera_presets_are_saved_in_the_configuration_and_recalled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (room, _task) = spawn(setup(&dir));
+    let mut rx = room.subscribe();
+    room.execute(RoomCommand::SetCameraPosition {
+        pan: Some(-40),
+        tilt: None,
+        zoom: Some(200),
+    })
+    .await
+    .unwrap();
+    let position = json!({"pan": -40, "tilt": 0, "zoom": 200});
+    assert_eq!(room.status().tree["video"]["camera"]["position"], position);
+
+    room.execute(RoomCommand::SaveCameraPreset {
+        name: "table".into(),
+    })
+    .await
+    .unwrap();
+    let saved = std::fs::read_to_string(dir.path().join("roomd.toml")).unwrap();
+    assert!(saved.contains("name = \"table\""), "{saved}");
+    assert_eq!(room.config().video.camera_presets[0].zoom, 200);
+
+    room.execute(RoomCommand::SetCameraPosition {
+        pan: Some(0),
+        tilt: Some(0),
+        zoom: Some(100),
+    })
+    .await
+    .unwrap();
+    room.execute(RoomCommand::RecallCameraPreset {
+        name: "table".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(room.status().tree["video"]["camera"]["position"], position);
+    assert_eq!(
+        event_names(&drain(&mut rx)),
+        vec![
+            "video.camera.moved",
+            "config.changed",
+            "video.camera.preset.saved",
+            "video.camera.moved",
+            "video.camera.moved"
+        ]
+    );
+
+    let err = room
+        .execute(RoomCommand::RecallCameraPreset {
+            name: "whiteboard".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "no camera preset named \"whiteboard\" (video.camera_presets); saved presets: table"
+    );
+    assert_eq!(room.status().tree["video"]["camera"]["position"], position);
+}

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod claim;
 pub mod commands;
 pub mod config;
+pub mod display;
 pub mod health;
 pub mod identity;
 pub mod openapi;

@@ -1,0 +1,134 @@
+//! The audio branch. Microphone → (privacy) → webrtcdsp (echo cancellation against the probe at
+//! the speaker output, noise suppression, gain control, high-pass) → level (VU) → Opus (voice,
+//! 20 ms frames, in-band FEC). Speaker: the far end mixed → volume → webrtcechoprobe → sink.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+
+use super::MediaError;
+use super::privacy::{self, Blanking};
+use super::view::RoomView;
+use crate::hardware::profile::{AudioSink, AudioSource, Microphone, Speaker};
+
+/// webrtcdsp finds its echo probe by name across the whole process: each branch gets its own.
+static NEXT_PROBE: AtomicU64 = AtomicU64::new(1);
+
+/// How often the level element measures (5 Hz is as fast as a VU meter needs).
+pub const LEVEL_INTERVAL_NS: u64 = 200_000_000;
+
+#[derive(Debug, Clone)]
+pub struct AudioSetup {
+    pub microphone: Microphone,
+    pub speaker: Option<Speaker>,
+}
+
+pub struct AudioBranch {
+    pub pipeline: gst::Pipeline,
+    pub encoder: gst::Element,
+    microphone_blank: Blanking,
+    speaker_volume: gst::Element,
+}
+
+impl AudioBranch {
+    pub fn build(setup: &AudioSetup) -> Result<AudioBranch, MediaError> {
+        let probe = format!(
+            "roomd_echo_probe_{}",
+            NEXT_PROBE.fetch_add(1, Ordering::Relaxed)
+        );
+        let microphone = match setup.microphone.source {
+            // An audible test signal: a quiet 440 Hz tone.
+            AudioSource::TestTone => {
+                "audiotestsrc name=mic_src is-live=true wave=sine freq=440 volume=0.1".to_owned()
+            }
+            AudioSource::Alsa => "alsasrc name=mic_src".to_owned(),
+        };
+        let speaker_sink = match setup.speaker.as_ref().map(|s| s.sink) {
+            Some(AudioSink::Alsa) => "alsasink name=speaker_sink",
+            Some(AudioSink::Virtual) | None => "fakesink name=speaker_sink sync=true",
+        };
+        // webrtcdsp works on S16LE at 48 kHz in 10 ms chunks; both sides use the same format.
+        let description = format!(
+            "{microphone} ! audioconvert ! audioresample \
+               ! audio/x-raw,format=S16LE,rate=48000,channels=1 ! identity name=mic_out \
+               ! webrtcdsp probe={probe} echo-cancel=true noise-suppression=true \
+                 gain-control=true high-pass-filter=true \
+               ! level name=mic_level interval={LEVEL_INTERVAL_NS} post-messages=true \
+               ! audioconvert ! audioresample \
+               ! opusenc name=opus audio-type=voice frame-size=20 inband-fec=true bitrate=32000 \
+               ! fakesink name=audio_encoded sync=false async=false \
+             audiotestsrc is-live=true wave=silence \
+               ! audio/x-raw,format=S16LE,rate=48000,channels=1 \
+               ! audiomixer name=far_end ! volume name=speaker_volume \
+               ! webrtcechoprobe name={probe} ! audioconvert ! audioresample ! {speaker_sink}"
+        );
+        let pipeline = gst::parse::launch(&description)
+            .map_err(|e| MediaError::Build(format!("audio pipeline: {e}")))?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| MediaError::Build("audio pipeline: not a pipeline".into()))?;
+        let element = |name: &str| {
+            pipeline
+                .by_name(name)
+                .ok_or_else(|| MediaError::Build(format!("audio pipeline lacks {name}")))
+        };
+        if let Some(device) = &setup.microphone.device {
+            element("mic_src")?.set_property("device", device);
+        }
+        if let Some(device) = setup.speaker.as_ref().and_then(|s| s.device.as_ref()) {
+            let sink = element("speaker_sink")?;
+            if sink.find_property("device").is_some() {
+                sink.set_property("device", device);
+            }
+        }
+        let microphone_blank = Blanking::new();
+        let mic_out = element("mic_out")?
+            .static_pad("src")
+            .ok_or_else(|| MediaError::Build("mic_out has no src pad".into()))?;
+        privacy::blank_audio(&mic_out, microphone_blank.clone());
+        let branch = AudioBranch {
+            encoder: element("opus")?,
+            speaker_volume: element("speaker_volume")?,
+            microphone_blank,
+            pipeline,
+        };
+        branch.apply(&RoomView::private());
+        Ok(branch)
+    }
+
+    pub fn start(&self) -> Result<(), MediaError> {
+        self.pipeline
+            .set_state(gst::State::Playing)
+            .map(|_| ())
+            .map_err(|_| MediaError::Start("audio pipeline".into()))
+    }
+
+    pub fn stop(&self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+
+    pub fn apply(&self, view: &RoomView) {
+        self.microphone_blank.set(view.muted);
+        // Loudness is perceived roughly logarithmically: a cubic curve makes the 0..=100 scale
+        // feel even, as on most room systems.
+        let linear = f64::from(view.volume) / 100.0;
+        self.speaker_volume
+            .set_property("volume", linear * linear * linear);
+    }
+
+    pub fn encoder_input(&self) -> Option<gst::Pad> {
+        self.encoder.static_pad("sink")
+    }
+}
+
+/// The RMS level in dBFS of the loudest channel from a `level` element message, if it is one.
+pub fn rms_db(message: &gst::MessageRef) -> Option<f64> {
+    let structure = message.structure()?;
+    if structure.name() != "level" {
+        return None;
+    }
+    let rms = structure.get::<gst::glib::ValueArray>("rms").ok()?;
+    rms.iter()
+        .filter_map(|value| value.get::<f64>().ok())
+        .reduce(f64::max)
+}

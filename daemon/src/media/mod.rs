@@ -1,0 +1,33 @@
+//! The media engine: an adapter around the room core that turns its status into GStreamer
+//! pipelines (camera, microphone, encoders, the room display) and reports back what it learns
+//! (encoder in use, microphone levels, failures and rebuilds). It owns no room state.
+
+pub mod audio;
+pub mod encoder_choice;
+pub mod engine;
+pub mod layout;
+pub mod privacy;
+pub mod ptz;
+pub mod video;
+pub mod view;
+
+pub use engine::{DisplaySnapshots, EngineSetup, start};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("cannot build the {0}")]
+    Build(String),
+    #[error("the {0} does not start")]
+    Start(String),
+    #[error(transparent)]
+    Encoder(#[from] encoder_choice::EncoderError),
+    #[error("the room display is not running")]
+    NoDisplay,
+    #[error("cannot encode the display snapshot: {0}")]
+    Snapshot(String),
+}
+
+#[cfg(test)]
+mod fake_encoders;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,529 @@
+use super::encoder_choice::{self, Codec, EncoderSettings};
+use super::fake_encoders;
+use gstreamer::prelude::*;
+
+const SETTINGS: EncoderSettings = EncoderSettings {
+    bitrate_kbps: 500,
+    framerate: 15,
+};
+
+fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|n| (*n).to_owned()).collect()
+}
+
+#[test]
+fn profile_elements_come_first_even_with_rank_none() {
+    fake_encoders::register();
+    let order = encoder_choice::candidates(&names(&["qsvh264enc", "no-such-enc"]));
+    // The profile's element first, then the registered known hardware, then software.
+    assert_eq!(order[0], "qsvh264enc");
+    let position = |name: &str| order.iter().position(|n| n == name);
+    assert!(position("v4l2h264enc") < position("x264enc"), "{order:?}");
+    assert!(position("x264enc") < position("openh264enc"), "{order:?}");
+    assert!(position("openh264enc") < position("vp8enc"), "{order:?}");
+    assert_eq!(position("no-such-enc"), None);
+}
+
+#[test]
+fn a_working_hardware_encoder_is_chosen() {
+    fake_encoders::register();
+    let chosen = encoder_choice::choose(&names(&["qsvh264enc", "x264enc"]), SETTINGS).unwrap();
+    assert_eq!(chosen.name, "qsvh264enc");
+    assert!(chosen.hardware);
+    assert!(chosen.rejected.is_empty());
+}
+
+#[test]
+fn a_hardware_encoder_that_fails_to_start_falls_back_to_software() {
+    fake_encoders::register();
+    let chosen = encoder_choice::choose(&names(&["vah264enc", "x264enc"]), SETTINGS).unwrap();
+    assert_eq!(chosen.name, "x264enc");
+    assert_eq!(chosen.codec, Codec::H264);
+    assert!(!chosen.hardware);
+    assert_eq!(chosen.rejected.len(), 1);
+    assert!(
+        chosen.rejected[0].starts_with("vah264enc: "),
+        "{:?}",
+        chosen.rejected
+    );
+
+    let err = encoder_choice::choose(&names(&["vah264enc"]), SETTINGS).unwrap_err();
+    assert!(err.to_string().contains("vah264enc"), "{err}");
+}
+
+#[test]
+fn software_encoders_get_real_time_settings() {
+    fake_encoders::register();
+    let x264 = encoder_choice::make("x264enc", SETTINGS).unwrap();
+    assert_eq!(x264.property::<u32>("bframes"), 0);
+    assert!(!x264.property::<bool>("b-adapt"));
+    assert_eq!(x264.property::<u32>("bitrate"), 500);
+    assert_eq!(x264.property::<u32>("key-int-max"), 150);
+    let vp8 = encoder_choice::make("vp8enc", SETTINGS).unwrap();
+    assert_eq!(vp8.property::<i32>("lag-in-frames"), 0);
+    assert_eq!(vp8.property::<i32>("target-bitrate"), 500_000);
+    let chosen = encoder_choice::choose(&names(&["vp8enc"]), SETTINGS).unwrap();
+    assert_eq!(chosen.codec, Codec::Vp8);
+}
+
+mod branches {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use gstreamer as gst;
+    use gstreamer::prelude::*;
+
+    use super::branches_support::{awake, video_setup};
+    use crate::hardware::Profile;
+    use crate::media::audio::{AudioBranch, AudioSetup};
+    use crate::media::privacy::is_black_i420;
+    use crate::media::video::VideoBranch;
+    use crate::media::view::RoomView;
+
+    /// Records whether each buffer entering `pad` was blank, as judged by `blank`.
+    fn watch_buffers(
+        pad: &gst::Pad,
+        blank: impl Fn(&gst::Pad, &gst::BufferRef) -> bool + Send + Sync + 'static,
+    ) -> Arc<Mutex<Vec<bool>>> {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+            if let Some(buffer) = info.buffer() {
+                record.lock().unwrap().push(blank(pad, buffer));
+            }
+            gst::PadProbeReturn::Ok
+        });
+        seen
+    }
+
+    /// Waits until at least `count` new buffers were seen and returns them.
+    fn next_buffers(seen: &Arc<Mutex<Vec<bool>>>, count: usize) -> Vec<bool> {
+        seen.lock().unwrap().clear();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = seen.lock().unwrap().clone();
+            if got.len() >= count {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {} buffers arrived",
+                got.len()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn is_black(pad: &gst::Pad, buffer: &gst::BufferRef) -> bool {
+        let caps = pad.current_caps().unwrap();
+        let info = gstreamer_video::VideoInfo::from_caps(&caps).unwrap();
+        is_black_i420(buffer, &info)
+    }
+
+    fn is_silent(_: &gst::Pad, buffer: &gst::BufferRef) -> bool {
+        let map = buffer.map_readable().unwrap();
+        map.as_slice().iter().all(|&b| b == 0)
+    }
+
+    #[test]
+    fn camera_off_sends_only_black_frames_to_the_encoder() {
+        let branch = VideoBranch::build(&video_setup()).unwrap();
+        let seen = watch_buffers(&branch.encoder_input().unwrap(), is_black);
+        branch.start().unwrap();
+
+        branch.apply(&awake(), None);
+        let frames = next_buffers(&seen, 5);
+        assert!(frames.iter().all(|black| !black), "camera on: {frames:?}");
+
+        branch.apply(
+            &RoomView {
+                camera_on: false,
+                ..awake()
+            },
+            None,
+        );
+        // Frames already past the source when the switch flipped may still be in the queue.
+        next_buffers(&seen, 3);
+        let frames = next_buffers(&seen, 10);
+        assert!(frames.iter().all(|black| *black), "camera off: {frames:?}");
+        branch.stop();
+    }
+
+    #[test]
+    fn muted_microphones_send_only_silence_to_the_encoder() {
+        gst::init().unwrap();
+        let profile = Profile::builtin("simulated").unwrap();
+        let branch = AudioBranch::build(&AudioSetup {
+            microphone: profile.microphones[0].clone(),
+            speaker: profile.speakers.first().cloned(),
+        })
+        .unwrap();
+        let seen = watch_buffers(&branch.encoder_input().unwrap(), is_silent);
+        branch.start().unwrap();
+
+        branch.apply(&awake());
+        let chunks = next_buffers(&seen, 20);
+        assert!(
+            chunks.iter().filter(|silent| !**silent).count() > 10,
+            "unmuted: {chunks:?}"
+        );
+
+        branch.apply(&RoomView {
+            muted: true,
+            ..awake()
+        });
+        // What was already past the source drains within the pipeline's latency (the echo
+        // canceller buffers about 200 ms); everything after that is digital silence.
+        std::thread::sleep(Duration::from_millis(500));
+        let chunks = next_buffers(&seen, 30);
+        assert!(chunks.iter().all(|silent| *silent), "muted: {chunks:?}");
+        branch.stop();
+    }
+}
+
+mod display {
+    use std::time::Duration;
+
+    use gstreamer as gst;
+
+    use super::branches_support::{awake, video_setup};
+    use crate::config::Layout;
+    use crate::media::DisplaySnapshots;
+    use crate::media::video::VideoBranch;
+    use crate::media::view::RoomView;
+
+    /// The display frame as RGB bytes, after the pipeline had time to show the latest change.
+    fn rgb(snapshots: &DisplaySnapshots) -> Vec<u8> {
+        std::thread::sleep(Duration::from_millis(400));
+        let caps = gst::Caps::builder("video/x-raw")
+            .field("format", "RGB")
+            .build();
+        let sample = snapshots.frame(&caps).unwrap();
+        let map = sample.buffer().unwrap().map_readable().unwrap();
+        map.as_slice().to_vec()
+    }
+
+    #[test]
+    fn the_display_follows_layout_mute_and_standby() {
+        let branch = VideoBranch::build(&video_setup()).unwrap();
+        let snapshots = DisplaySnapshots::of(branch.snapshot.clone());
+        branch.start().unwrap();
+        // Only static pictures on screen (no self-view clock), so that an unchanged room gives
+        // an unchanged frame and every difference comes from the change made.
+        let still = RoomView {
+            selfview: crate::config::SelfviewMode::Off,
+            ..awake()
+        };
+        branch.apply(&still, None);
+        let before = rgb(&snapshots);
+        assert!(
+            rgb(&snapshots) == before,
+            "an unchanged room shows the same frame"
+        );
+
+        branch.apply(
+            &RoomView {
+                muted: true,
+                ..still.clone()
+            },
+            None,
+        );
+        let muted = rgb(&snapshots);
+        // The indicator sits in the top strip; the rest of the picture is untouched.
+        let row = 320 * 3;
+        assert!(
+            muted[..row * 30] != before[..row * 30],
+            "the mute indicator appears"
+        );
+        assert!(
+            muted[row * 60..] == before[row * 60..],
+            "nothing else changes"
+        );
+
+        branch.apply(
+            &RoomView {
+                layout: Layout::Grid,
+                ..still.clone()
+            },
+            None,
+        );
+        assert!(
+            rgb(&snapshots) != before,
+            "the grid layout changes the picture"
+        );
+
+        // Shared content takes the left three quarters in the presentation layout.
+        let presenting = RoomView {
+            layout: Layout::Presentation,
+            ..still.clone()
+        };
+        branch.apply(&presenting, None);
+        let without_content = rgb(&snapshots);
+        branch.apply(
+            &RoomView {
+                content_active: true,
+                ..presenting.clone()
+            },
+            None,
+        );
+        let with_content = rgb(&snapshots);
+        let left_part = |frame: &[u8]| -> Vec<u8> {
+            frame
+                .chunks(row)
+                .flat_map(|line| line[..240 * 3].to_vec())
+                .collect()
+        };
+        assert!(
+            left_part(&with_content) != left_part(&without_content),
+            "content fills the left of the presentation layout"
+        );
+
+        // An unclaimed room shows its claim code and nothing else.
+        let unclaimed = RoomView {
+            claimed: false,
+            ..still.clone()
+        };
+        branch.apply(&unclaimed, None);
+        let no_code = rgb(&snapshots);
+        branch.apply(&unclaimed, Some("ABCD-EFGH-JKLM"));
+        assert!(rgb(&snapshots) != no_code, "the claim code is drawn");
+
+        branch.apply(
+            &RoomView {
+                standby: true,
+                ..still.clone()
+            },
+            None,
+        );
+        let standby = rgb(&snapshots);
+        // The standby screen is black apart from its message in the middle.
+        assert!(
+            standby[..row * 40].iter().all(|&b| b < 20),
+            "standby top strip is black"
+        );
+
+        let png = snapshots.png().unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        branch.stop();
+    }
+}
+
+mod branches_support {
+    use gstreamer as gst;
+
+    use super::SETTINGS;
+    use crate::config::Layout;
+    use crate::hardware::Profile;
+    use crate::media::video::VideoSetup;
+    use crate::media::view::RoomView;
+
+    /// The simulated profile at test size: small and slow, to keep `make test` light.
+    pub fn video_setup() -> VideoSetup {
+        gst::init().unwrap();
+        let profile = Profile::builtin("simulated").unwrap();
+        let mut camera = profile.cameras[0].clone();
+        let mut content = profile.content_inputs[0].clone();
+        let mut display = profile.displays[0].clone();
+        for (w, h, f) in [
+            (&mut camera.width, &mut camera.height, &mut camera.framerate),
+            (
+                &mut content.width,
+                &mut content.height,
+                &mut content.framerate,
+            ),
+            (
+                &mut display.width,
+                &mut display.height,
+                &mut display.framerate,
+            ),
+        ] {
+            (*w, *h, *f) = (320, 180, 15);
+        }
+        VideoSetup {
+            camera,
+            content: Some(content),
+            display,
+            simulated_remotes: 2,
+            encoder: "x264enc".into(),
+            settings: SETTINGS,
+        }
+    }
+
+    pub fn awake() -> RoomView {
+        RoomView {
+            name: "Test room".into(),
+            claimed: true,
+            volume: 50,
+            muted: false,
+            layout: Layout::Speaker,
+            selfview: crate::config::SelfviewMode::On,
+            selfview_position: crate::config::SelfviewPosition::LowerRight,
+            camera_on: true,
+            camera_position: crate::config::CameraPosition::HOME,
+            content_active: false,
+            standby: false,
+            in_call: false,
+        }
+    }
+}
+
+mod healing {
+    use std::time::{Duration, Instant};
+
+    use gstreamer as gst;
+    use gstreamer::prelude::*;
+    use serde_json::json;
+
+    use crate::config::Config;
+    use crate::core::{self, CoreSetup, IdentityStatus, Notification};
+    use crate::hardware::Profile;
+    use crate::media::{self, EngineSetup};
+
+    /// The simulated profile at test size.
+    fn small_profile() -> Profile {
+        let mut profile = Profile::builtin("simulated").unwrap();
+        for c in &mut profile.cameras {
+            (c.width, c.height, c.framerate) = (320, 180, 15);
+        }
+        for c in &mut profile.content_inputs {
+            (c.width, c.height, c.framerate) = (320, 180, 15);
+        }
+        for d in &mut profile.displays {
+            (d.width, d.height, d.framerate) = (320, 180, 15);
+        }
+        profile
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_camera_is_rebuilt_within_a_second_with_an_event() {
+        gst::init().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (room, _core) = core::spawn(CoreSetup {
+            config: Config::default(),
+            config_path: dir.path().join("roomd.toml"),
+            claimed: true,
+            identity: IdentityStatus {
+                backend: "software",
+                key_sha256: String::new(),
+                certificate_sha256: String::new(),
+                warning: None,
+            },
+        });
+        let mut notifications = room.subscribe();
+        let (display, _engine) = media::start(EngineSetup {
+            room: room.clone(),
+            profile: small_profile(),
+            claim_code: None,
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while room.status().tree["system"]["media"]["state"] != json!("running") {
+            assert!(Instant::now() < deadline, "the engine did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        // The camera reports a failure, as v4l2src does when the camera is unplugged.
+        let snapshots = display.clone();
+        let first = tokio::task::spawn_blocking(move || snapshots.png())
+            .await
+            .unwrap();
+        assert!(first.is_ok(), "{first:?}");
+        let pipeline = display_pipeline(&display);
+        let camera = pipeline.by_name("camera_src").unwrap();
+        let injected = Instant::now();
+        camera
+            .post_message(
+                gst::message::Error::builder(
+                    gst::ResourceError::NotFound,
+                    "camera unplugged (test)",
+                )
+                .src(&camera)
+                .build(),
+            )
+            .unwrap();
+
+        let event = loop {
+            let remaining = Duration::from_secs(5).saturating_sub(injected.elapsed());
+            match tokio::time::timeout(remaining, notifications.recv()).await {
+                Ok(Ok(Notification::Event(e))) if e.name == "media.branch.rebuilt" => break e,
+                Ok(Ok(_)) => continue,
+                other => panic!("no rebuild event: {other:?}"),
+            }
+        };
+        let took = injected.elapsed();
+        eprintln!(
+            "video branch rebuilt {took:?} after the failure ({} ms inside the engine)",
+            event.data["elapsed_ms"]
+        );
+        assert!(took < Duration::from_secs(1), "rebuilt after {took:?}");
+        assert_eq!(event.data["branch"], json!("video"));
+        assert!(
+            event.data["reason"]
+                .as_str()
+                .unwrap()
+                .contains("camera unplugged"),
+            "{}",
+            event.data
+        );
+        assert_eq!(room.status().tree["system"]["media"]["rebuilds"], json!(1));
+        // The new branch serves the display again, from a new pipeline.
+        assert_ne!(display_pipeline(&display), pipeline);
+        let snapshots = display.clone();
+        let after = tokio::task::spawn_blocking(move || snapshots.png())
+            .await
+            .unwrap();
+        assert!(after.is_ok(), "{after:?}");
+        room.shutdown().await;
+    }
+
+    fn display_pipeline(display: &media::DisplaySnapshots) -> gst::Pipeline {
+        display
+            .sink()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .downcast::<gst::Pipeline>()
+            .unwrap()
+    }
+}
+
+mod camera_control {
+    use gstreamer::prelude::*;
+
+    use super::branches_support::{awake, video_setup};
+    use crate::config::CameraPosition;
+    use crate::media::video::VideoBranch;
+    use crate::media::view::RoomView;
+
+    /// A camera without motors (the simulated one) pans and zooms by cropping; what reaches the
+    /// encoder keeps the camera's size.
+    #[test]
+    fn digital_ptz_crops_the_picture_and_keeps_its_size() {
+        let branch = VideoBranch::build(&video_setup()).unwrap();
+        branch.start().unwrap();
+        let position = CameraPosition {
+            pan: -100,
+            tilt: 0,
+            zoom: 200,
+        };
+        branch.apply(
+            &RoomView {
+                camera_position: position,
+                ..awake()
+            },
+            None,
+        );
+        let crop = branch.pipeline.by_name("ptz_crop").unwrap();
+        let edges: Vec<i32> = ["left", "right", "top", "bottom"]
+            .iter()
+            .map(|edge| crop.property::<i32>(edge))
+            .collect();
+        // 2x of 320x180 is a 160x90 window; 45 rows above it round down to an even 44.
+        assert_eq!(edges, [0, 160, 44, 46]);
+
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let caps = branch.encoder_input().unwrap().current_caps().unwrap();
+        let info = gstreamer_video::VideoInfo::from_caps(&caps).unwrap();
+        assert_eq!((info.width(), info.height()), (320, 180));
+        branch.stop();
+    }
+}

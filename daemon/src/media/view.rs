@@ -1,0 +1,119 @@
+//! What the media engine follows of the room's status: the core owns it, the engine reads each
+//! published snapshot into this typed view and applies it to the pipelines.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::config::{CameraPosition, Layout, SelfviewMode, SelfviewPosition};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomView {
+    pub name: String,
+    pub claimed: bool,
+    pub volume: u8,
+    pub muted: bool,
+    pub layout: Layout,
+    pub selfview: SelfviewMode,
+    pub selfview_position: SelfviewPosition,
+    pub camera_on: bool,
+    pub camera_position: CameraPosition,
+    pub content_active: bool,
+    pub standby: bool,
+    pub in_call: bool,
+}
+
+#[derive(Deserialize)]
+struct Tree {
+    system: System,
+    call: Call,
+    audio: Audio,
+    video: Video,
+    standby: State,
+}
+
+#[derive(Deserialize)]
+struct System {
+    name: String,
+    claimed: bool,
+}
+
+#[derive(Deserialize)]
+struct Call {
+    state: String,
+}
+
+#[derive(Deserialize)]
+struct Audio {
+    volume: u8,
+    microphones: Microphones,
+}
+
+#[derive(Deserialize)]
+struct Microphones {
+    muted: bool,
+}
+
+#[derive(Deserialize)]
+struct Video {
+    layout: Layout,
+    selfview: Selfview,
+    camera: CameraView,
+    content: State,
+}
+
+#[derive(Deserialize)]
+struct Selfview {
+    mode: SelfviewMode,
+    position: SelfviewPosition,
+}
+
+#[derive(Deserialize)]
+struct CameraView {
+    state: String,
+    position: CameraPosition,
+}
+
+#[derive(Deserialize)]
+struct State {
+    state: String,
+}
+
+impl RoomView {
+    /// Reads the view from a status tree. The tree comes from the core, so a failure means the
+    /// status model changed without this view: the engine then keeps the privacy-safe default.
+    pub fn from_status(tree: &Value) -> Option<RoomView> {
+        let tree = Tree::deserialize(tree).ok()?;
+        Some(RoomView {
+            name: tree.system.name,
+            claimed: tree.system.claimed,
+            volume: tree.audio.volume,
+            muted: tree.audio.microphones.muted,
+            layout: tree.video.layout,
+            selfview: tree.video.selfview.mode,
+            selfview_position: tree.video.selfview.position,
+            camera_on: tree.video.camera.state == "on",
+            camera_position: tree.video.camera.position,
+            content_active: tree.video.content.state == "active",
+            standby: tree.standby.state == "on",
+            in_call: tree.call.state != "idle",
+        })
+    }
+
+    /// Nothing leaves the room until the engine knows the room's wishes.
+    pub fn private() -> RoomView {
+        RoomView {
+            name: String::new(),
+            claimed: true,
+            volume: 0,
+            muted: true,
+            layout: Layout::Speaker,
+            selfview: SelfviewMode::Off,
+            selfview_position: SelfviewPosition::LowerRight,
+            camera_on: false,
+            camera_position: CameraPosition::HOME,
+            content_active: false,
+            standby: true,
+            in_call: false,
+        }
+    }
+}
