@@ -72,12 +72,17 @@ fn key_prefix(key: &Option<String>) -> String {
     key.as_ref().map(|k| format!("{k}: ")).unwrap_or_default()
 }
 
-/// A TOML document that could not be parsed at all.
-pub(super) fn syntax_error(origin: &Path, source: &str, error: &toml::de::Error) -> ConfigError {
-    let (line, column) = error
+/// Where in `source` a TOML error points, 1-based (line 1, column 1 when it has no position).
+pub(crate) fn toml_error_position(source: &str, error: &toml::de::Error) -> (usize, usize) {
+    error
         .span()
         .map(|span| line_and_column(source, span.start))
-        .unwrap_or((1, 1));
+        .unwrap_or((1, 1))
+}
+
+/// A TOML document that could not be parsed at all.
+pub(super) fn syntax_error(origin: &Path, source: &str, error: &toml::de::Error) -> ConfigError {
+    let (line, column) = toml_error_position(source, error);
     ConfigError::Syntax {
         path: origin.to_owned(),
         line,

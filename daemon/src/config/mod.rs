@@ -23,7 +23,7 @@ pub use checks::{
 };
 pub use error::ConfigError;
 /// Shared with the hardware profiles, which report errors the same way.
-pub(crate) use error::line_and_column;
+pub(crate) use error::{line_and_column, toml_error_position};
 pub use model::{
     AccountsConfig, ApiConfig, AudioConfig, CameraPosition, CameraPreset, Config, IdentityBackend,
     IdentityConfig, Layout, LogLevel, LoggingConfig, SelfviewMode, SelfviewPosition, StandbyConfig,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::line_and_column;
+use crate::config::{line_and_column, toml_error_position};
 
 /// Every profile shipped with roomd, by name.
 pub const BUILTIN: &[(&str, &str)] = &[
@@ -230,53 +230,65 @@ impl Profile {
         let at = |list: &str, index: usize, key: &str| {
             vec![list.to_owned(), format!("{}", index + 1), key.to_owned()]
         };
+        let needs = |missing: bool, list: &str, i: usize, key: &str, what: &str| {
+            if missing {
+                Err((at(list, i, key), format!("{what} needs a {key}")))
+            } else {
+                Ok(())
+            }
+        };
         let mut ids: Vec<(&str, &str)> = Vec::new();
         for (i, c) in self.cameras.iter().enumerate() {
             check_video("cameras", i, c.width, c.height, c.framerate)?;
-            if c.source == VideoSource::V4l2 && c.device.is_none() {
-                return Err((
-                    at("cameras", i, "device"),
-                    "a v4l2 camera needs a device".into(),
-                ));
-            }
+            needs(
+                c.source == VideoSource::V4l2 && c.device.is_none(),
+                "cameras",
+                i,
+                "device",
+                "a v4l2 camera",
+            )?;
             check_id(&mut ids, "cameras", i, &c.id)?;
         }
         for (i, c) in self.content_inputs.iter().enumerate() {
             check_video("content_inputs", i, c.width, c.height, c.framerate)?;
-            if c.source == VideoSource::V4l2 && c.device.is_none() {
-                return Err((
-                    at("content_inputs", i, "device"),
-                    "a v4l2 content input needs a device".into(),
-                ));
-            }
+            needs(
+                c.source == VideoSource::V4l2 && c.device.is_none(),
+                "content_inputs",
+                i,
+                "device",
+                "a v4l2 content input",
+            )?;
             check_id(&mut ids, "content_inputs", i, &c.id)?;
         }
         for (i, m) in self.microphones.iter().enumerate() {
-            if m.source == AudioSource::Alsa && m.device.is_none() {
-                return Err((
-                    at("microphones", i, "device"),
-                    "an alsa microphone needs a device".into(),
-                ));
-            }
+            needs(
+                m.source == AudioSource::Alsa && m.device.is_none(),
+                "microphones",
+                i,
+                "device",
+                "an alsa microphone",
+            )?;
             check_id(&mut ids, "microphones", i, &m.id)?;
         }
         for (i, s) in self.speakers.iter().enumerate() {
-            if s.sink == AudioSink::Alsa && s.device.is_none() {
-                return Err((
-                    at("speakers", i, "device"),
-                    "an alsa speaker needs a device".into(),
-                ));
-            }
+            needs(
+                s.sink == AudioSink::Alsa && s.device.is_none(),
+                "speakers",
+                i,
+                "device",
+                "an alsa speaker",
+            )?;
             check_id(&mut ids, "speakers", i, &s.id)?;
         }
         for (i, d) in self.displays.iter().enumerate() {
             check_video("displays", i, d.width, d.height, d.framerate)?;
-            if d.sink == DisplaySink::Kms && d.connector.is_none() {
-                return Err((
-                    at("displays", i, "connector"),
-                    "a kms display needs a connector".into(),
-                ));
-            }
+            needs(
+                d.sink == DisplaySink::Kms && d.connector.is_none(),
+                "displays",
+                i,
+                "connector",
+                "a kms display",
+            )?;
             check_id(&mut ids, "displays", i, &d.id)?;
         }
         for (list, names) in [("encoders", &self.encoders), ("decoders", &self.decoders)] {
@@ -356,10 +368,7 @@ fn is_element_name(name: &str) -> bool {
 }
 
 fn syntax_error(origin: &Path, source: &str, error: &toml::de::Error) -> ProfileError {
-    let (line, column) = error
-        .span()
-        .map(|span| line_and_column(source, span.start))
-        .unwrap_or((1, 1));
+    let (line, column) = toml_error_position(source, error);
     ProfileError::Syntax {
         path: origin.to_owned(),
         line,
