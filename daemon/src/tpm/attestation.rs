@@ -14,8 +14,8 @@ use tss_esapi::interface_types::resource_handles::Provision;
 use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::interface_types::session_handles::PolicySession;
 use tss_esapi::structures::{
-    CapabilityData, Data, EncryptedSecret, IdObject, PcrSelectionListBuilder, PcrSlot, Public,
-    Signature, SignatureScheme, SymmetricDefinition,
+    CapabilityData, Data, EncryptedSecret, IdObject, PcrSelectionListBuilder, PcrSlot, Signature,
+    SignatureScheme, SymmetricDefinition,
 };
 use tss_esapi::traits::Marshall;
 
@@ -111,9 +111,11 @@ pub(super) fn find_or_create_ak(
     let (public, _, _) = context
         .read_public(key)
         .map_err(command("read the attestation key's public part"))?;
-    let ak_public = restricted_p256_signing_key(&public).map_err(|found| TpmError::ForeignKey {
-        handle: ak_handle,
-        found: found.to_owned(),
+    let ak_public = super::device_key::p256_signing_key(&public, true).map_err(|found| {
+        TpmError::ForeignKey {
+            handle: ak_handle,
+            found: found.to_owned(),
+        }
     })?;
     let ak_public_area = public
         .marshall()
@@ -278,30 +280,6 @@ fn with_ek_policy_session<T>(
     // The command may have ended the session already; a failed flush then means nothing.
     let _ = context.flush_context(SessionHandle::from(session).into());
     result
-}
-
-/// The public key, if `public` is a TPM-bound, restricted P-256 signing key (an AK).
-fn restricted_p256_signing_key(public: &Public) -> Result<P256PublicKey, &'static str> {
-    let Public::Ecc {
-        object_attributes,
-        parameters,
-        unique,
-        ..
-    } = public
-    else {
-        return Err("not an ECC key");
-    };
-    if parameters.ecc_curve() != EccCurve::NistP256 {
-        return Err("not on curve P-256");
-    }
-    if !object_attributes.sign_encrypt()
-        || !object_attributes.restricted()
-        || !object_attributes.fixed_tpm()
-    {
-        return Err("not a restricted signing key bound to the TPM");
-    }
-    P256PublicKey::from_coordinates(unique.x().value(), unique.y().value())
-        .ok_or("its public point is malformed")
 }
 
 /// NV indices are often larger than the certificate in them: keep the DER SEQUENCE only.

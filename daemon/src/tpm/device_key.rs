@@ -41,7 +41,7 @@ pub(super) fn find_or_create(
     let (public, _, _) = context
         .read_public(key)
         .map_err(command("read the device key's public part"))?;
-    let public_key = p256_signing_key(&public).map_err(|found| TpmError::ForeignKey {
+    let public_key = p256_signing_key(&public, false).map_err(|found| TpmError::ForeignKey {
         handle,
         found: found.to_owned(),
     })?;
@@ -123,8 +123,12 @@ pub(super) fn storage_primary_template() -> Result<Public, TpmError> {
         .map_err(command("accept the storage key template"))
 }
 
-/// The public key, if `public` describes a TPM-bound, unrestricted P-256 signing key.
-fn p256_signing_key(public: &Public) -> Result<P256PublicKey, &'static str> {
+/// The public key, if `public` describes a TPM-bound P-256 signing key: `restricted` for an
+/// attestation key (it signs only data the TPM made), unrestricted for the device key.
+pub(super) fn p256_signing_key(
+    public: &Public,
+    restricted: bool,
+) -> Result<P256PublicKey, &'static str> {
     let Public::Ecc {
         object_attributes,
         parameters,
@@ -137,11 +141,20 @@ fn p256_signing_key(public: &Public) -> Result<P256PublicKey, &'static str> {
     if parameters.ecc_curve() != EccCurve::NistP256 {
         return Err("not on curve P-256");
     }
-    if !object_attributes.sign_encrypt() || object_attributes.restricted() {
-        return Err("not an unrestricted signing key");
+    let bound = object_attributes.fixed_tpm();
+    if !object_attributes.sign_encrypt() || object_attributes.restricted() != restricted {
+        return Err(if restricted {
+            "not a restricted signing key bound to the TPM"
+        } else {
+            "not an unrestricted signing key"
+        });
     }
-    if !object_attributes.fixed_tpm() {
-        return Err("its private part may leave the TPM");
+    if !bound {
+        return Err(if restricted {
+            "not a restricted signing key bound to the TPM"
+        } else {
+            "its private part may leave the TPM"
+        });
     }
     P256PublicKey::from_coordinates(unique.x().value(), unique.y().value())
         .ok_or("its public point is malformed")
