@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod api;
 pub mod audit;
+pub mod call_history;
 pub mod config;
 pub mod core;
 pub mod daemon;

@@ -134,7 +134,7 @@ fn status_tree_follows_commands() -> Result<(), HarnessError> {
         .send()?
         .expect_status(200, "GET status")?
         .json()?;
-    for section in ["system", "audio", "video", "standby", "call", "identity"] {
+    for section in ["system", "audio", "video", "standby", "meeting", "identity"] {
         assert!(
             tree.get(section).is_some_and(Value::is_object),
             "no {section} in {tree}"

@@ -32,7 +32,7 @@ pub use permission::{Permission, allows};
 pub use policy::AccountsPolicy;
 pub use principal::{Principal, PrincipalKind};
 pub use role::{Role, UnknownRole};
-pub use secret::Secret;
+pub use secret::{Secret, random_base64url, sha256};
 pub use sessions::{NewSession, SessionInfo};
 pub use tokens::{TOKEN_PREFIX, TokenInfo};
 pub use username::{MAX_USERNAME_LEN, validate_username};

@@ -51,13 +51,16 @@ pub async fn access(
 
     // A principal may be known even when the request is refused (e.g. a session without its
     // CSRF token): the audit log then names who tried.
+    // A guest's bearer token is no API credential; the guest handlers check it themselves.
+    let guest_route = route.is_some_and(|r| r.access == Access::Guest);
     let (authenticated, known) = match authenticate(&req, &state) {
+        _ if guest_route => (Ok(None), None),
         Ok(p) => (Ok(p.clone()), p),
         Err((e, p)) => (Err(e), p),
     };
     let decision = authenticated.and_then(|principal| match route.map(|r| r.access) {
         // Unknown routes fall through to the router's 404/405 answers.
-        None | Some(Access::Public) => Ok(principal),
+        None | Some(Access::Public) | Some(Access::Guest) => Ok(principal),
         Some(Access::Requires(permission)) => match principal {
             None => Err(ApiError::Unauthorized(
                 "authentication required: send a Bearer token or log in with POST /api/v1/session"

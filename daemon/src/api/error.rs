@@ -148,6 +148,11 @@ impl From<CoreError> for ApiError {
             CoreError::Config(c) => c.into(),
             CoreError::Stopped => ApiError::Unavailable("the room core is shutting down".into()),
             CoreError::Refused(message) => ApiError::InvalidCommand(message),
+            CoreError::NotFound(message) => ApiError::NotFound(message),
+            CoreError::Forbidden(message) => ApiError::Forbidden(message),
+            CoreError::TooManyAttempts { retry_after_secs } => ApiError::TooManyRequests {
+                retry_after: Duration::from_secs(retry_after_secs),
+            },
         }
     }
 }

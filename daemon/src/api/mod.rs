@@ -6,7 +6,7 @@ mod body;
 mod error;
 mod events;
 mod handlers;
-mod routes;
+pub mod routes;
 mod server;
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ fn openapi_path(actix: &str) -> String {
 
 fn roles_for(access: Access) -> Option<BTreeSet<String>> {
     match access {
-        Access::Public => None,
+        Access::Public | Access::Guest => None,
         Access::Requires(p) => Some(
             Role::ALL
                 .iter()
@@ -48,6 +48,10 @@ fn documents_exactly_the_served_routes_with_their_roles() {
                 .iter()
                 .find(|r| r.method.eq_ignore_ascii_case(method) && openapi_path(r.path) == *path)
                 .unwrap_or_else(|| panic!("{method} {path} is documented but not served"));
+            if route.access == Access::Guest {
+                assert_eq!(op["x-roomd-guest"], Value::Bool(true), "{method} {path} is for guests");
+                continue;
+            }
             match roles_for(route.access) {
                 None => assert_eq!(
                     op["x-roomd-public"],

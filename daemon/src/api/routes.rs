@@ -17,6 +17,9 @@ pub enum Access {
     Public,
     /// An authenticated principal whose role grants the permission.
     Requires(Permission),
+    /// A guest of a hosted meeting. The bearer token is a guest token, not an API credential:
+    /// the handler has the room core check it against the guest it names.
+    Guest,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +50,12 @@ pub enum Handler {
     IdentityQuote,
     IdentityActivate,
     DisplaySnapshot,
+    CallsList,
+    GuestArrive,
+    GuestState,
+    GuestLeave,
+    GuestMediaConnect,
+    GuestMediaDisconnect,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -58,7 +67,7 @@ pub struct Route {
     pub handler: Handler,
 }
 
-use Access::{Public, Requires};
+use Access::{Guest, Public, Requires};
 use Handler as H;
 use Permission as P;
 
@@ -129,6 +138,12 @@ pub const ROUTES: &[Route] = &[
         H::IdentityActivate,
     ),
     route("GET", "/api/v1/display/snapshot", Requires(P::DisplayView), H::DisplaySnapshot),
+    route("GET", "/api/v1/calls", Requires(P::CallHistoryRead), H::CallsList),
+    route("POST", "/api/v1/join/{meeting_id}/guests", Public, H::GuestArrive),
+    route("GET", "/api/v1/join/{meeting_id}/guests/{guest_id}", Guest, H::GuestState),
+    route("DELETE", "/api/v1/join/{meeting_id}/guests/{guest_id}", Guest, H::GuestLeave),
+    route("POST", "/api/v1/join/{meeting_id}/guests/{guest_id}/{direction}", Guest, H::GuestMediaConnect),
+    route("DELETE", "/api/v1/join/{meeting_id}/guests/{guest_id}/{direction}", Guest, H::GuestMediaDisconnect),
 ];
 
 /// The route for a request, given the resource pattern the router matched.
@@ -187,6 +202,12 @@ fn handler_route(handler: Handler) -> actix_web::Route {
         H::IdentityQuote => r.to(attestation::quote),
         H::IdentityActivate => r.to(attestation::activate),
         H::DisplaySnapshot => r.to(display::snapshot),
+        H::CallsList => r.to(calls::list),
+        H::GuestArrive => r.to(guests::arrive),
+        H::GuestState => r.to(guests::state),
+        H::GuestLeave => r.to(guests::leave),
+        H::GuestMediaConnect => r.to(guests::connect_media),
+        H::GuestMediaDisconnect => r.to(guests::disconnect_media),
     }
 }
 

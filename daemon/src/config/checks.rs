@@ -119,6 +119,74 @@ pub fn check_camera_position(position: super::CameraPosition) -> Result<(), Stri
     Ok(())
 }
 
+pub(super) fn history_retention_days<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    integer_in(d, 1, 3650)
+}
+
+/// `stun://host:port` (the form webrtcbin takes), or empty for none.
+pub(super) fn stun_server<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let value = String::deserialize(d)?;
+    check_ice_server(&value, &["stun"], false).map_err(de::Error::custom)?;
+    Ok(value)
+}
+
+/// `turn://user:password@host:port` or `turns://…` (the form webrtcbin takes), or empty.
+pub(super) fn turn_server<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let value = String::deserialize(d)?;
+    check_ice_server(&value, &["turn", "turns"], true).map_err(de::Error::custom)?;
+    Ok(value)
+}
+
+fn check_ice_server(value: &str, schemes: &[&str], credentials: bool) -> Result<(), String> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    let example = if credentials {
+        "turn://user:password@turn.example.org:3478"
+    } else {
+        "stun://stun.example.org:3478"
+    };
+    // Never echo the value itself: a TURN URL carries a password.
+    let problem = |what: &str| format!("{what}; write it like {example:?}, or \"\" for none");
+    let url = url::Url::parse(value).map_err(|_| problem("not a URL"))?;
+    if !schemes.contains(&url.scheme()) {
+        return Err(problem(&format!("the scheme must be {}", schemes.join(" or "))));
+    }
+    if url.host_str().is_none_or(str::is_empty) || url.port().is_none() {
+        return Err(problem("a host and a port are needed"));
+    }
+    if credentials && (url.username().is_empty() || url.password().is_none()) {
+        return Err(problem("a user name and a password are needed"));
+    }
+    Ok(())
+}
+
+/// `https://host[:port]` without path, query or credentials, or empty.
+pub(super) fn public_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let value = String::deserialize(d)?;
+    if value.is_empty() {
+        return Ok(value);
+    }
+    let bad = || {
+        de::Error::custom(format!(
+            "{value:?} is not an https address of this room without a path, e.g. \
+             \"https://room-4-12.example.org:8443\" (or \"\" to derive it)"
+        ))
+    };
+    let url = url::Url::parse(&value).map_err(|_| bad())?;
+    if url.scheme() != "https"
+        || url.host_str().is_none()
+        || !url.username().is_empty()
+        || url.password().is_some()
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || url.path() != "/"
+    {
+        return Err(bad());
+    }
+    Ok(value.trim_end_matches('/').to_owned())
+}
+
 pub(super) fn room_name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let name = String::deserialize(d)?;
     check_room_name(&name).map_err(de::Error::custom)?;

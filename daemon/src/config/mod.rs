@@ -26,7 +26,7 @@ pub use error::ConfigError;
 pub(crate) use error::{line_and_column, toml_error_position};
 pub use model::{
     AccountsConfig, ApiConfig, AudioConfig, CameraPosition, CameraPreset, Config, IdentityBackend,
-    IdentityConfig, Layout, LogLevel, LoggingConfig, SelfviewMode, SelfviewPosition, StandbyConfig,
+    IdentityConfig, Layout, LogLevel, LoggingConfig, MeetingConfig, SelfviewMode, SelfviewPosition, StandbyConfig,
     SystemConfig, VideoConfig,
 };
 
@@ -58,11 +58,13 @@ pub const NEXT_START_KEYS: [&str; 9] = [
 /// (an integrator with `ConfigWrite` could otherwise trust a CA of their choosing as admin, or
 /// move the device key out of the TPM); they are set in the file, by whoever administers the
 /// device itself.
-pub const FILE_ONLY_KEYS: [&str; 4] = [
+pub const FILE_ONLY_KEYS: [&str; 6] = [
     "api.client_ca",
     "api.client_role",
     "identity.backend",
     "identity.tcti",
+    "meeting.require_encryption",
+    "meeting.ca_file",
 ];
 
 /// Whether a change of `key` (dotted, e.g. `api.listen`) needs a restart to take effect.

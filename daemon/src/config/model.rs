@@ -24,6 +24,7 @@ pub struct Config {
     pub accounts: AccountsConfig,
     pub logging: LoggingConfig,
     pub identity: IdentityConfig,
+    pub meeting: MeetingConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -294,6 +295,43 @@ impl IdentityBackend {
         match self {
             IdentityBackend::Tpm => "tpm",
             IdentityBackend::Software => "software",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MeetingConfig {
+    /// Refuse any meeting transport that is not DTLS-SRTP.
+    pub require_encryption: bool,
+    /// STUN server for ICE (`stun://host:port`); empty: none (no public service by default).
+    #[serde(deserialize_with = "checks::stun_server")]
+    pub stun_server: String,
+    /// TURN relay for ICE (`turn://user:password@host:port` or `turns://…`); empty: none.
+    #[serde(deserialize_with = "checks::turn_server")]
+    pub turn_server: String,
+    /// PEM file of extra CA certificates that meeting servers and other rooms are verified
+    /// against (besides the system's); empty: the system's only.
+    #[serde(deserialize_with = "checks::optional_absolute_path")]
+    pub ca_file: String,
+    /// The address guests use to reach this room (`https://host[:port]`), for join links;
+    /// empty: derived from `api.listen` and `api.certificate_names`.
+    #[serde(deserialize_with = "checks::public_url")]
+    pub public_url: String,
+    /// Days the call history keeps an entry.
+    #[serde(deserialize_with = "checks::history_retention_days")]
+    pub history_retention_days: u32,
+}
+
+impl Default for MeetingConfig {
+    fn default() -> Self {
+        MeetingConfig {
+            require_encryption: true,
+            stun_server: String::new(),
+            turn_server: String::new(),
+            ca_file: String::new(),
+            public_url: String::new(),
+            history_retention_days: 30,
         }
     }
 }

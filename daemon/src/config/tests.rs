@@ -83,7 +83,39 @@ fn everything_changed() -> Config {
             backend: IdentityBackend::Software,
             tcti: "swtpm:host=127.0.0.1,port=2321".to_owned(),
         },
+        meeting: MeetingConfig {
+            require_encryption: false,
+            stun_server: "stun://stun.example.org:3478".to_owned(),
+            turn_server: "turn://user:secret@turn.example.org:3478".to_owned(),
+            ca_file: "/etc/roomd/meeting-ca.pem".to_owned(),
+            public_url: "https://room.example.org:8443".to_owned(),
+            history_retention_days: 7,
+        },
     }
+}
+
+#[test]
+fn meeting_servers_are_checked_without_echoing_passwords() {
+    let err = parse("[meeting]\nturn_server = \"turn://user@turn.example.org:3478\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("password"), "{err}");
+    let err = parse("[meeting]\nturn_server = \"http://u:hunter2@x:1\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("scheme") && !err.contains("hunter2"), "{err}");
+    let err = parse("[meeting]\nstun_server = \"stun://stun.example.org\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("port"), "{err}");
+    let err = parse("[meeting]\npublic_url = \"https://room.example.org/path\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("without a path"), "{err}");
+    let err = parse("[meeting]\nhistory_retention_days = 0\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("out of range"), "{err}");
 }
 
 #[test]
@@ -541,12 +573,16 @@ fn merge_patch_null_resets_keys_and_sections_to_defaults() {
     // Everything the API may change, reset; the file-only keys keep their values.
     let all_sections = json!({"system": null, "audio": null, "video": null,
         "standby": null, "accounts": null, "logging": null,
+        "meeting": {"stun_server": null, "turn_server": null, "public_url": null,
+                    "history_retention_days": null},
         "api": {"listen": null, "certificate_names": null, "max_body_bytes": null,
                 "session_idle_minutes": null}});
     let mut expected = Config::default();
     expected.api.client_ca = changed.api.client_ca.clone();
     expected.api.client_role = changed.api.client_role.clone();
     expected.identity = changed.identity.clone();
+    expected.meeting.require_encryption = changed.meeting.require_encryption;
+    expected.meeting.ca_file = changed.meeting.ca_file.clone();
     assert_eq!(changed.apply_merge_patch(&all_sections).unwrap(), expected);
 }
 
@@ -677,6 +713,8 @@ fn json_round_trip_preserves_every_value() {
     base.api.client_ca = config.api.client_ca.clone();
     base.api.client_role = config.api.client_role.clone();
     base.identity = config.identity.clone();
+    base.meeting.require_encryption = config.meeting.require_encryption;
+    base.meeting.ca_file = config.meeting.ca_file.clone();
     assert_eq!(base.apply_merge_patch(&json).unwrap(), config);
 }
 
@@ -686,7 +724,7 @@ fn changed_keys_lists_dotted_leaves_that_differ() {
     assert!(a.changed_keys(&a).is_empty());
     let b = everything_changed();
     let all = a.changed_keys(&b);
-    assert_eq!(all.len(), 21, "{all:?}");
+    assert_eq!(all.len(), 27, "{all:?}");
     assert_eq!(all, b.changed_keys(&a));
     assert!(all.contains(&"api.certificate_names".to_owned()));
     assert!(all.contains(&"system.state_dir".to_owned()));

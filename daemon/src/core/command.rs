@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::meeting::MeetingTarget;
 use crate::config::{
     CameraPosition, Layout, SelfviewMode, SelfviewPosition, check_camera_position,
     check_camera_preset_name,
@@ -48,6 +49,17 @@ pub enum RoomCommand {
     },
     RecallCameraPreset {
         name: String,
+    },
+    JoinMeeting {
+        target: Box<MeetingTarget>,
+    },
+    LeaveMeeting,
+    /// Lets a guest in from the lobby of a hosted meeting.
+    AdmitParticipant {
+        id: String,
+    },
+    RemoveParticipant {
+        id: String,
     },
 }
 
@@ -116,6 +128,22 @@ pub const COMMANDS: &[CommandSpec] = &[
         name: "video.content.stop",
         example: "{}",
     },
+    CommandSpec {
+        name: "meeting.join",
+        example: r#"{"target": {"kind": "janus", "server": "https://janus.example.org:8089/janus", "room": 1234, "pin": "room-pin"}}"#,
+    },
+    CommandSpec {
+        name: "meeting.leave",
+        example: "{}",
+    },
+    CommandSpec {
+        name: "meeting.admit",
+        example: r#"{"participant": "g-7QK3M9TX"}"#,
+    },
+    CommandSpec {
+        name: "meeting.remove",
+        example: r#"{"participant": "g-7QK3M9TX"}"#,
+    },
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -159,6 +187,18 @@ struct PositionArgs {
 #[serde(deny_unknown_fields)]
 struct PresetArgs {
     name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JoinArgs {
+    target: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ParticipantArgs {
+    participant: String,
 }
 
 #[derive(Deserialize)]
@@ -260,6 +300,37 @@ impl RoomCommand {
                 let NoArgs {} = args_of(command, args)?;
                 RoomCommand::SetContentSharing {
                     active: command.ends_with(".start"),
+                }
+            }
+            "meeting.join" => {
+                let a: JoinArgs = args_of(command, args)?;
+                let target = MeetingTarget::parse(&a.target).map_err(|message| {
+                    CommandError::InvalidArguments {
+                        command,
+                        message: format!("target: {message}"),
+                    }
+                })?;
+                RoomCommand::JoinMeeting {
+                    target: Box::new(target),
+                }
+            }
+            "meeting.leave" => {
+                let NoArgs {} = args_of(command, args)?;
+                RoomCommand::LeaveMeeting
+            }
+            "meeting.admit" | "meeting.remove" => {
+                let a: ParticipantArgs = args_of(command, args)?;
+                if a.participant.is_empty() || a.participant.len() > 64 {
+                    return Err(CommandError::InvalidArguments {
+                        command,
+                        message: "participant: give a participant id from status.meeting.participants"
+                            .into(),
+                    });
+                }
+                if command.ends_with(".admit") {
+                    RoomCommand::AdmitParticipant { id: a.participant }
+                } else {
+                    RoomCommand::RemoveParticipant { id: a.participant }
                 }
             }
             other => unreachable!("command {other} is listed in COMMANDS but not parsed"),

@@ -8,7 +8,9 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use super::command::RoomCommand;
 use super::event::Notification;
 use super::report::MediaReport;
-use super::room::Request;
+use super::meeting::{AdmittedGuest, GuestState, GuestTicket, MeetingReport, SharedPlan};
+use super::room::{GuestReply, GuestRequest, Request};
+use crate::accounts::Secret;
 use super::status::{IdentityStatus, StatusSnapshot};
 use crate::config::{Config, ConfigError};
 
@@ -21,6 +23,15 @@ pub enum CoreError {
     /// The command is well-formed but the room cannot do it (e.g. an unknown preset).
     #[error("{0}")]
     Refused(String),
+    /// What the request names does not exist (e.g. a meeting id that is not hosted here).
+    #[error("{0}")]
+    NotFound(String),
+    /// The caller may not do this (e.g. a wrong PIN or guest token).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many wrong guesses; the caller must wait.
+    #[error("too many wrong attempts; try again in {retry_after_secs} s")]
+    TooManyAttempts { retry_after_secs: u64 },
 }
 
 #[derive(Clone)]
@@ -29,6 +40,7 @@ pub struct RoomHandle {
     pub(super) status: watch::Receiver<Arc<StatusSnapshot>>,
     pub(super) config: watch::Receiver<Arc<Config>>,
     pub(super) notifications: broadcast::Sender<Notification>,
+    pub(super) plan: watch::Receiver<SharedPlan>,
 }
 
 impl RoomHandle {
@@ -58,6 +70,76 @@ impl RoomHandle {
     /// Passes on what the media engine learned; returns once the core has published it.
     pub async fn report(&self, report: MediaReport) -> Result<(), CoreError> {
         self.ask(|reply| Request::Report { report, reply }).await
+    }
+
+    /// Passes on what the meeting engine learned.
+    pub async fn meeting_report(&self, report: MeetingReport) -> Result<(), CoreError> {
+        self.ask(|reply| Request::Meeting { report, reply }).await
+    }
+
+    /// The meeting the engine should be in (with its secrets), and every change of it.
+    pub fn watch_meeting_plan(&self) -> watch::Receiver<SharedPlan> {
+        self.plan.clone()
+    }
+
+    /// A guest arrives at hosted meeting `meeting_id` and waits in the lobby.
+    pub async fn guest_arrive(
+        &self,
+        meeting_id: String,
+        name: String,
+        pin: Option<Secret>,
+    ) -> Result<GuestTicket, CoreError> {
+        self.ask(|reply| Request::Guest {
+            request: GuestRequest::Arrive { name, pin },
+            meeting_id,
+            reply: GuestReply::Ticket(reply),
+        })
+        .await?
+    }
+
+    /// Where a guest stands, proven by their token.
+    pub async fn guest_state(
+        &self,
+        meeting_id: String,
+        guest_id: String,
+        token: Secret,
+    ) -> Result<GuestState, CoreError> {
+        self.ask(|reply| Request::Guest {
+            request: GuestRequest::State { guest_id, token },
+            meeting_id,
+            reply: GuestReply::State(reply),
+        })
+        .await?
+    }
+
+    /// The guest, if admitted: what the engine needs to connect their media.
+    pub async fn guest_admitted(
+        &self,
+        meeting_id: String,
+        guest_id: String,
+        token: Secret,
+    ) -> Result<AdmittedGuest, CoreError> {
+        self.ask(|reply| Request::Guest {
+            request: GuestRequest::Admitted { guest_id, token },
+            meeting_id,
+            reply: GuestReply::Admitted(reply),
+        })
+        .await?
+    }
+
+    /// The guest leaves the meeting.
+    pub async fn guest_leave(
+        &self,
+        meeting_id: String,
+        guest_id: String,
+        token: Secret,
+    ) -> Result<GuestState, CoreError> {
+        self.ask(|reply| Request::Guest {
+            request: GuestRequest::Leave { guest_id, token },
+            meeting_id,
+            reply: GuestReply::State(reply),
+        })
+        .await?
     }
 
     /// Answers once the core has worked through everything queued before it: a liveness check.

@@ -8,6 +8,8 @@
 mod command;
 mod event;
 mod handle;
+mod meeting;
+mod meeting_desk;
 mod report;
 mod room;
 mod status;
@@ -16,6 +18,11 @@ mod status_diff;
 pub use command::{COMMANDS, CommandError, CommandSpec, RoomCommand};
 pub use event::{Event, Notification};
 pub use handle::{CoreError, RoomHandle};
+pub use meeting::{
+    AdmittedGuest, GuestState, GuestTicket, MeetingPlan, MeetingReport, MeetingState,
+    MeetingStatus, MeetingTarget, MediaState, Participant, ParticipantState, SharedPlan,
+    StreamStats, check_display_name, check_pin, is_meeting_id,
+};
 pub use report::{MediaEngineStatus, MediaReport};
 pub use room::{CoreSetup, spawn};
 pub use status::{
@@ -24,3 +31,5 @@ pub use status::{
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod meeting_tests;

@@ -12,9 +12,13 @@ use tokio::time::Instant;
 use super::command::RoomCommand;
 use super::event::{Event, Notification};
 use super::handle::{CoreError, RoomHandle};
+use super::meeting::{AdmittedGuest, GuestState, GuestTicket, MeetingReport, MeetingStatus};
+use super::meeting_desk::MeetingDesk;
+use crate::accounts::Secret;
+use crate::call_history::{CallHistory, CallRecord};
 use super::report::{MediaEngineStatus, MediaReport};
 use super::status::{
-    AudioStatus, CallStatus, CameraState, CameraStatus, ContentState, ContentStatus,
+    AudioStatus, CameraState, CameraStatus, ContentState, ContentStatus,
     IdentityStatus, MicrophonesStatus, RoomStatus, SelfviewStatus, StandbyState, StandbyStatus,
     StatusSnapshot, SystemStatus, VideoStatus,
 };
@@ -44,10 +48,33 @@ pub(super) enum Request {
         report: MediaReport,
         reply: oneshot::Sender<()>,
     },
+    Meeting {
+        report: MeetingReport,
+        reply: oneshot::Sender<()>,
+    },
+    Guest {
+        meeting_id: String,
+        request: GuestRequest,
+        reply: GuestReply,
+    },
     Ping {
         reply: oneshot::Sender<()>,
     },
     Shutdown,
+}
+
+/// What a guest of a hosted meeting asks (through the public guest API).
+pub(super) enum GuestRequest {
+    Arrive { name: String, pin: Option<Secret> },
+    State { guest_id: String, token: Secret },
+    Admitted { guest_id: String, token: Secret },
+    Leave { guest_id: String, token: Secret },
+}
+
+pub(super) enum GuestReply {
+    Ticket(oneshot::Sender<Result<GuestTicket, CoreError>>),
+    State(oneshot::Sender<Result<GuestState, CoreError>>),
+    Admitted(oneshot::Sender<Result<AdmittedGuest, CoreError>>),
 }
 
 /// What the core starts from.
@@ -68,13 +95,17 @@ pub fn spawn(setup: CoreSetup) -> (RoomHandle, JoinHandle<()>) {
     let (config_tx, config_rx) = watch::channel(Arc::new(setup.config.clone()));
     // Slow subscribers lag and are told so (broadcast's Lagged) rather than holding up the core.
     let (notifications, _) = broadcast::channel(1024);
+    let (meetings, plan) = MeetingDesk::new();
     let handle = RoomHandle {
         requests: requests_tx,
         status: status_rx,
         config: config_rx,
         notifications: notifications.clone(),
+        plan,
     };
     let room = Room {
+        history: CallHistory::in_state_dir(&setup.config.system.state_dir),
+        meetings,
         config: setup.config,
         config_path: setup.config_path,
         status,
@@ -100,7 +131,7 @@ fn initial_status(setup: &CoreSetup) -> RoomStatus {
             hardware: None,
             media: MediaEngineStatus::starting(),
         },
-        call: CallStatus { state: "idle" },
+        meeting: MeetingStatus::idle(now_rfc3339()),
         audio: AudioStatus {
             volume: c.audio.default_volume,
             microphones: MicrophonesStatus {
@@ -130,6 +161,8 @@ fn initial_status(setup: &CoreSetup) -> RoomStatus {
 }
 
 struct Room {
+    meetings: MeetingDesk,
+    history: CallHistory,
     config: Config,
     config_path: PathBuf,
     status: RoomStatus,
@@ -171,10 +204,31 @@ impl Room {
                 let result = self.save_camera_preset(name).await;
                 let _ = reply.send(result);
             }
+            Request::Command {
+                command: RoomCommand::LeaveMeeting,
+                reply,
+            } => {
+                self.last_activity = Instant::now();
+                let (events, record) = self.meetings.leave(&mut self.status.meeting, None);
+                self.publish(events);
+                self.record_call(record).await;
+                let _ = reply.send(Ok(()));
+            }
             Request::Command { command, reply } => {
                 let result = self.apply(command).map(|events| self.publish(events));
                 let _ = reply.send(result);
             }
+            Request::Meeting { report, reply } => {
+                let (events, record) = self.meetings.report(&mut self.status.meeting, report);
+                self.publish(events);
+                self.record_call(record).await;
+                let _ = reply.send(());
+            }
+            Request::Guest {
+                meeting_id,
+                request,
+                reply,
+            } => self.guest(&meeting_id, request, reply),
             Request::PatchConfig { patch, reply } => {
                 let result = self.patch_config(patch).await;
                 let _ = reply.send(result);
@@ -305,8 +359,65 @@ impl Room {
             }
             // Saving changes the configuration, which is persisted first: see `handle`.
             RoomCommand::SaveCameraPreset { .. } => {}
+            RoomCommand::JoinMeeting { target } => events.extend(self.meetings.join(
+                &mut self.status.meeting,
+                *target,
+                &self.config,
+            )?),
+            // Leaving writes the call history: see `handle`.
+            RoomCommand::LeaveMeeting => {}
+            RoomCommand::AdmitParticipant { id } => {
+                events.extend(self.meetings.admit(&mut self.status.meeting, &id)?)
+            }
+            RoomCommand::RemoveParticipant { id } => {
+                events.extend(self.meetings.remove(&mut self.status.meeting, &id)?)
+            }
         }
         Ok(events)
+    }
+
+    fn guest(&mut self, meeting_id: &str, request: GuestRequest, reply: GuestReply) {
+        let meeting = &mut self.status.meeting;
+        let desk = &mut self.meetings;
+        match (request, reply) {
+            (GuestRequest::Arrive { name, pin }, GuestReply::Ticket(reply)) => {
+                let result = desk.guest_arrive(meeting, meeting_id, name, pin);
+                let result = result.map(|(ticket, events)| {
+                    self.publish(events);
+                    ticket
+                });
+                let _ = reply.send(result);
+            }
+            (GuestRequest::State { guest_id, token }, GuestReply::State(reply)) => {
+                let _ = reply.send(desk.guest_state(meeting_id, &guest_id, &token));
+            }
+            (GuestRequest::Admitted { guest_id, token }, GuestReply::Admitted(reply)) => {
+                let _ = reply.send(desk.guest_admitted(meeting_id, &guest_id, &token));
+            }
+            (GuestRequest::Leave { guest_id, token }, GuestReply::State(reply)) => {
+                let result = desk.guest_leave(meeting, meeting_id, &guest_id, &token);
+                let result = result.map(|(state, events)| {
+                    self.publish(events);
+                    state
+                });
+                let _ = reply.send(result);
+            }
+            // The handle pairs each request with its reply kind; other pairs cannot be built.
+            _ => tracing::error!("guest request with a mismatched reply channel"),
+        }
+    }
+
+    /// Adds a finished meeting to the call history. A history that cannot be written is
+    /// logged; the meeting itself has ended either way.
+    async fn record_call(&self, record: Option<CallRecord>) {
+        let Some(record) = record else { return };
+        let history = self.history.clone();
+        let retention = self.config.meeting.history_retention_days;
+        match tokio::task::spawn_blocking(move || history.append(record, retention)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("call history: {e}"),
+            Err(e) => tracing::error!("call history task: {e}"),
+        }
     }
 
     fn preset(&self, name: &str) -> Result<CameraPosition, CoreError> {
@@ -434,7 +545,9 @@ impl Room {
     /// When the room should fall asleep, if it should at all.
     fn standby_due(&self) -> Option<Instant> {
         let standby = &self.config.standby;
-        (standby.enabled && self.status.standby.state == StandbyState::Off).then(|| {
+        // Nobody wants the room to fall asleep in the middle of a meeting.
+        let idle = !self.meetings.in_meeting();
+        (standby.enabled && idle && self.status.standby.state == StandbyState::Off).then(|| {
             self.last_activity + Duration::from_secs(u64::from(standby.delay_minutes) * 60)
         })
     }

@@ -3,6 +3,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use super::meeting::MeetingStatus;
 use super::report::MediaEngineStatus;
 use crate::config::{CameraPosition, Layout, SelfviewMode, SelfviewPosition};
 use crate::hardware::HardwareStatus;
@@ -10,7 +11,7 @@ use crate::hardware::HardwareStatus;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RoomStatus {
     pub system: SystemStatus,
-    pub call: CallStatus,
+    pub meeting: MeetingStatus,
     pub audio: AudioStatus,
     pub video: VideoStatus,
     pub standby: StandbyStatus,
@@ -28,12 +29,6 @@ pub struct SystemStatus {
     /// What of the hardware profile is really there; `null` until the probe has run.
     pub hardware: Option<HardwareStatus>,
     pub media: MediaEngineStatus,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CallStatus {
-    /// `idle` until the meetings issue adds joining; the field exists so that UIs can bind to it.
-    pub state: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

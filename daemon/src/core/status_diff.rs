@@ -46,13 +46,13 @@ mod tests {
     #[test]
     fn reports_only_changed_leaves() {
         let old = json!({"audio": {"volume": 50, "microphones": {"muted": false}}, "video": {"layout": "grid"}});
-        let new = json!({"audio": {"volume": 60, "microphones": {"muted": false}}, "video": {"layout": "grid"}, "call": {"state": "idle"}});
+        let new = json!({"audio": {"volume": 60, "microphones": {"muted": false}}, "video": {"layout": "grid"}, "meeting": {"state": "idle"}});
         let changes = changed_leaves(&old, &new);
         assert_eq!(
             changes,
             vec![
                 ("audio.volume".to_string(), json!(60)),
-                ("call".to_string(), json!({"state": "idle"}))
+                ("meeting".to_string(), json!({"state": "idle"}))
             ]
         );
     }

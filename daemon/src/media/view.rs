@@ -25,7 +25,7 @@ pub struct RoomView {
 #[derive(Deserialize)]
 struct Tree {
     system: System,
-    call: Call,
+    meeting: State,
     audio: Audio,
     video: Video,
     standby: State,
@@ -35,11 +35,6 @@ struct Tree {
 struct System {
     name: String,
     claimed: bool,
-}
-
-#[derive(Deserialize)]
-struct Call {
-    state: String,
 }
 
 #[derive(Deserialize)]
@@ -95,7 +90,10 @@ impl RoomView {
             camera_position: tree.video.camera.position,
             content_active: tree.video.content.state == "active",
             standby: tree.standby.state == "on",
-            in_call: tree.call.state != "idle",
+            in_call: matches!(
+                tree.meeting.state.as_str(),
+                "joining" | "lobby" | "connected" | "reconnecting"
+            ),
         })
     }
 

@@ -2,10 +2,12 @@
 
 pub mod attestation;
 pub mod audit;
+pub mod calls;
 pub mod claim;
 pub mod commands;
 pub mod config;
 pub mod display;
+pub mod guests;
 pub mod health;
 pub mod identity;
 pub mod openapi;

@@ -1,0 +1,250 @@
+//! The peers of one meeting, grouped by participant: what the room core hears about them
+//! (participants joining, connecting, talking, leaving; per-stream figures every second; the
+//! first remote picture) is derived here, the same way for every kind of meeting.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use crate::core::{
+    MediaState, MeetingReport, Participant, ParticipantState, RoomHandle, StreamStats,
+};
+use crate::webrtc::{Peer, PeerEvent};
+
+/// The id under which the room's own outgoing streams are reported (not a participant).
+pub const SELF_ID: &str = "self";
+
+/// A peer event, with the participant it belongs to.
+pub type TaggedEvent = (String, PeerEvent);
+
+struct Member {
+    name: String,
+    /// Shown in `status.meeting.participants` (the room itself and servers are not).
+    announced: bool,
+    /// Each peer with a tag saying what it carries (e.g. `whip`, `whep`, `publisher`).
+    peers: Vec<(&'static str, Peer)>,
+    connected: bool,
+    receives_video: bool,
+    receives_audio: bool,
+    talking: bool,
+}
+
+pub struct Roster {
+    room: RoomHandle,
+    generation: u64,
+    joined_at: Instant,
+    members: HashMap<String, Member>,
+    events_tx: mpsc::UnboundedSender<TaggedEvent>,
+    first_frame_reported: bool,
+}
+
+impl Roster {
+    /// A roster and the stream of its peers' events, which the session feeds back into
+    /// [`Roster::on_event`].
+    pub fn new(
+        room: RoomHandle,
+        generation: u64,
+    ) -> (Roster, mpsc::UnboundedReceiver<TaggedEvent>) {
+        let (events_tx, events) = mpsc::unbounded_channel();
+        (
+            Roster {
+                room,
+                generation,
+                joined_at: Instant::now(),
+                members: HashMap::new(),
+                events_tx,
+                first_frame_reported: false,
+            },
+            events,
+        )
+    }
+
+    /// Adds `peer` to participant `id` (created, and announced unless it is [`SELF_ID`]);
+    /// `tag` names what the peer carries.
+    pub async fn add_peer(&mut self, id: &str, name: &str, tag: &'static str, mut peer: Peer) {
+        let mut events = peer.take_events();
+        let tx = self.events_tx.clone();
+        let tag = id.to_owned();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if tx.send((tag.clone(), event)).is_err() {
+                    break;
+                }
+            }
+        });
+        let announced = id != SELF_ID;
+        let member = self.members.entry(id.to_owned()).or_insert_with(|| Member {
+            name: name.to_owned(),
+            announced,
+            peers: Vec::new(),
+            connected: false,
+            receives_video: false,
+            receives_audio: false,
+            talking: false,
+        });
+        member.peers.push((tag, peer));
+        if announced {
+            let participant = participant(id, member);
+            self.report(MeetingReport::Participant {
+                generation: self.generation,
+                participant,
+            })
+            .await;
+        }
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.members.contains_key(id)
+    }
+
+    /// Closes every peer of participant `id` and reports them gone.
+    pub async fn remove(&mut self, id: &str) {
+        if let Some(member) = self.members.remove(id) {
+            for (_, peer) in member.peers {
+                peer.close();
+            }
+            if member.announced {
+                self.report(MeetingReport::ParticipantLeft {
+                    generation: self.generation,
+                    id: id.to_owned(),
+                })
+                .await;
+            }
+        }
+    }
+
+    /// Closes the peers of participant `id` tagged `tag`, keeping the participant.
+    pub fn close_peers(&mut self, id: &str, tag: &str) {
+        if let Some(member) = self.members.get_mut(id) {
+            let (closing, kept): (Vec<_>, Vec<_>) =
+                member.peers.drain(..).partition(|(t, _)| *t == tag);
+            member.peers = kept;
+            for (_, peer) in closing {
+                peer.close();
+            }
+        }
+    }
+
+    pub async fn clear(&mut self) {
+        let ids: Vec<String> = self.members.keys().cloned().collect();
+        for id in ids {
+            self.remove(&id).await;
+        }
+    }
+
+    /// Updates the participant a peer event is about and tells the core what changed.
+    pub async fn on_event(&mut self, id: &str, event: &PeerEvent) {
+        let Some(member) = self.members.get_mut(id) else {
+            return;
+        };
+        let mut changed = true;
+        match event {
+            PeerEvent::Connected => member.connected = true,
+            PeerEvent::Disconnected | PeerEvent::Failed(_) => member.connected = false,
+            PeerEvent::RemoteTrack { kind } if kind == "video" => member.receives_video = true,
+            PeerEvent::RemoteTrack { .. } => member.receives_audio = true,
+            PeerEvent::Talking(talking) => member.talking = *talking,
+            PeerEvent::FirstRemoteFrame => {
+                changed = false;
+                if !self.first_frame_reported {
+                    self.first_frame_reported = true;
+                    let since_join_ms = self.joined_at.elapsed().as_millis() as u64;
+                    tracing::info!("first remote picture on the display {since_join_ms} ms after joining");
+                    let report = MeetingReport::FirstRemoteFrame {
+                        generation: self.generation,
+                        participant: id.to_owned(),
+                        since_join_ms,
+                    };
+                    self.report(report).await;
+                }
+            }
+        }
+        let Some(member) = self.members.get(id) else {
+            return;
+        };
+        if changed && member.announced {
+            let participant = participant(id, member);
+            self.report(MeetingReport::Participant {
+                generation: self.generation,
+                participant,
+            })
+            .await;
+        }
+    }
+
+    /// Gathers every peer's figures and reports them (called every second).
+    pub async fn report_stats(&self) {
+        let mut streams = Vec::new();
+        let mut encrypted = true;
+        for (id, member) in &self.members {
+            for (_, peer) in &member.peers {
+                match peer.stats().await {
+                    Ok(stats) => {
+                        encrypted &= stats.encryption == "dtls-srtp";
+                        streams.extend(stats.streams.into_iter().map(|s| StreamStats {
+                            participant: id.clone(),
+                            direction: s.direction,
+                            kind: s.kind,
+                            bitrate_kbps: round2(s.bitrate_kbps),
+                            packets_lost: s.packets_lost,
+                            loss_percent: round2(s.loss_percent),
+                            jitter_ms: round2(s.jitter_ms),
+                            rtt_ms: round2(s.rtt_ms),
+                            frame_rate: round2(s.frame_rate),
+                            width: s.width,
+                            height: s.height,
+                            frames: s.frames,
+                        }));
+                    }
+                    Err(e) => tracing::debug!("statistics of {id}: {e}"),
+                }
+            }
+        }
+        streams.sort_by(|a, b| {
+            (&a.participant, a.direction, a.kind).cmp(&(&b.participant, b.direction, b.kind))
+        });
+        self.report(MeetingReport::Stats {
+            generation: self.generation,
+            streams,
+            encrypted,
+        })
+        .await;
+    }
+
+    async fn report(&self, report: MeetingReport) {
+        let _ = self.room.meeting_report(report).await;
+    }
+}
+
+fn participant(id: &str, m: &Member) -> Participant {
+    let on = |receiving: bool| {
+        if receiving {
+            MediaState::On
+        } else {
+            MediaState::None
+        }
+    };
+    Participant {
+        id: id.to_owned(),
+        name: m.name.clone(),
+        state: if m.connected {
+            ParticipantState::Connected
+        } else {
+            ParticipantState::Connecting
+        },
+        audio: on(m.receives_audio),
+        video: on(m.receives_video),
+        talking: m.talking,
+        // webrtcbin has no unencrypted transport: connected media is always DTLS-SRTP.
+        encryption: if m.connected {
+            "dtls-srtp".into()
+        } else {
+            String::new()
+        },
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}

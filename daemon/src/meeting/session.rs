@@ -1,0 +1,149 @@
+//! What every meeting session gets, and the choice of session by target.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::engine::GuestDirection;
+use super::https::{HttpsClient, HttpsError};
+use super::{MeetingError, direct_session, hosted_session, janus_session, whip_session};
+use crate::core::{AdmittedGuest, MeetingPlan, MeetingReport, MeetingState, MeetingTarget, RoomHandle};
+use crate::media::MediaTaps;
+use crate::webrtc::{IceServers, PeerOptions};
+
+/// Requests from the API for the session (only a hosted meeting takes them).
+pub enum SessionCommand {
+    ConnectGuest {
+        guest: AdmittedGuest,
+        direction: GuestDirection,
+        offer: String,
+        reply: oneshot::Sender<Result<String, MeetingError>>,
+    },
+    DisconnectGuest {
+        guest_id: String,
+        direction: Option<GuestDirection>,
+    },
+}
+
+pub struct SessionContext {
+    pub room: RoomHandle,
+    pub taps: MediaTaps,
+    /// The plan; changes while the meeting goes on (e.g. participants removed).
+    pub plan: watch::Receiver<Arc<MeetingPlan>>,
+    pub commands: mpsc::Receiver<SessionCommand>,
+    /// Becomes `true` when the session must leave.
+    pub stop: watch::Receiver<bool>,
+}
+
+impl SessionContext {
+    pub fn generation(&self) -> u64 {
+        self.plan.borrow().generation
+    }
+
+    /// Resolves once the session must leave.
+    pub async fn stopped(stop: &mut watch::Receiver<bool>) {
+        // An error means the engine is gone: leave as well.
+        let _ = stop.wait_for(|s| *s).await;
+    }
+
+    /// Options for a new peer under the current configuration: ICE servers only as configured
+    /// (none by default), and the encryption policy.
+    pub fn peer_options(&self, label: &str, send: bool, receive: bool) -> PeerOptions {
+        let meeting = self.room.config().meeting.clone();
+        PeerOptions {
+            label: label.to_owned(),
+            ice: IceServers {
+                stun: Some(meeting.stun_server).filter(|s| !s.is_empty()),
+                turn: Some(meeting.turn_server).filter(|s| !s.is_empty()),
+            },
+            require_encryption: meeting.require_encryption,
+            send_video: send,
+            send_audio: send,
+            receive,
+        }
+    }
+
+    pub async fn report_state(&self, state: MeetingState, error: impl Into<String>) {
+        let report = MeetingReport::State {
+            generation: self.generation(),
+            state,
+            error: error.into(),
+        };
+        let _ = self.room.meeting_report(report).await;
+    }
+
+    /// Reports a failure that ends the meeting; logged with the reason.
+    pub async fn fail(&self, error: impl std::fmt::Display) {
+        let error = error.to_string();
+        tracing::warn!("meeting failed: {error}");
+        self.report_state(MeetingState::Failed, error).await;
+    }
+}
+
+/// Why an attempt to join did not work, and whether trying again can help.
+#[derive(Debug)]
+pub enum Attempt {
+    /// The server or network is away: try again with backoff.
+    Transient(String),
+    /// The answer cannot be right (malformed signalling, refused credentials, policy): leave.
+    Fatal(String),
+}
+
+impl Attempt {
+    pub fn fatal(e: impl std::fmt::Display) -> Attempt {
+        Attempt::Fatal(e.to_string())
+    }
+}
+
+/// Transport trouble passes; everything else a server says is taken at its word.
+pub fn http_attempt(e: HttpsError) -> Attempt {
+    match e {
+        HttpsError::Dns { .. } | HttpsError::Connect { .. } | HttpsError::Timeout { .. } => {
+            Attempt::Transient(e.to_string())
+        }
+        HttpsError::Status { status, .. } if status >= 500 => Attempt::Transient(e.to_string()),
+        other => Attempt::Fatal(other.to_string()),
+    }
+}
+
+/// Runs blocking signalling I/O off the async workers.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Attempt> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Attempt::Fatal(format!("signalling task: {e}")))
+}
+
+/// The HTTPS client under the current `meeting.ca_file`; a CA file that cannot be read ends
+/// the meeting with the reason.
+pub async fn https_client(ctx: &SessionContext) -> Option<HttpsClient> {
+    let ca_file = ctx.room.config().meeting.ca_file.clone();
+    let built = blocking(move || {
+        let path = (!ca_file.is_empty()).then(|| std::path::PathBuf::from(&ca_file));
+        HttpsClient::new(path.as_deref())
+    })
+    .await;
+    match built {
+        Ok(Ok(client)) => Some(client),
+        Ok(Err(e)) => {
+            ctx.fail(e).await;
+            None
+        }
+        Err(Attempt::Fatal(e) | Attempt::Transient(e)) => {
+            ctx.fail(e).await;
+            None
+        }
+    }
+}
+
+/// Runs the session the plan's target calls for until it ends or must stop.
+pub async fn run(context: SessionContext) {
+    let target = context.plan.borrow().target.clone();
+    match target {
+        MeetingTarget::Hosted { .. } => hosted_session::run(context).await,
+        MeetingTarget::Janus { .. } => janus_session::run(context).await,
+        MeetingTarget::Whip { .. } | MeetingTarget::Whep { .. } => whip_session::run(context).await,
+        MeetingTarget::Direct { .. } => direct_session::run(context).await,
+    }
+}
