@@ -140,7 +140,7 @@ impl MediaTaps {
     // --- The engine's side -------------------------------------------------------------
 
     /// Connects the encoded camera (`sink` after the encoder) of a new video branch.
-    pub(super) fn attach_video(
+    pub(crate) fn attach_video(
         &self,
         codec: Codec,
         encoder: &gst::Element,
@@ -155,7 +155,7 @@ impl MediaTaps {
     }
 
     /// Connects the encoded microphone and the speaker mix of a new audio branch.
-    pub(super) fn attach_audio(&self, sink: &gst_app::AppSink, speaker: remote::SpeakerMixer) {
+    pub(crate) fn attach_audio(&self, sink: &gst_app::AppSink, speaker: remote::SpeakerMixer) {
         connect(&self.inner, MediaKind::Audio, sink);
         *lock(&self.inner.speaker) = Some(speaker);
         remote::reattach_audio(&self.inner);
