@@ -22,6 +22,9 @@ PACKAGES += gstreamer1.0-plugins-good        # level, pngenc, vp8enc, v4l2src, j
 PACKAGES += gstreamer1.0-plugins-bad         # webrtcdsp/webrtcechoprobe (echo cancellation), openh264enc, kmssink, va
 PACKAGES += gstreamer1.0-plugins-ugly        # x264enc, the software H.264 fallback
 PACKAGES += gstreamer1.0-x                   # pango: clockoverlay/textoverlay for the display's labels and clock
+PACKAGES += libgstreamer-plugins-bad1.0-dev  # gstreamer-webrtc links against libgstwebrtc (webrtcbin's types)
+PACKAGES += gstreamer1.0-nice                # nicesrc/nicesink: webrtcbin's ICE transport (libnice)
+PACKAGES += gstreamer1.0-libav               # avdec_h264: decodes the H.264 that browsers and Janus send
 PACKAGES += gstreamer1.0-alsa                # alsasrc/alsasink for real microphones and speakers
 PACKAGES += fonts-dejavu-core                # a font for the display's text (pango finds none otherwise)
 

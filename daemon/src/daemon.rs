@@ -19,7 +19,7 @@ use crate::audit::{AUDIT_FILE, AuditError, AuditLog};
 use crate::config::{Config, ConfigError};
 use crate::core::{self, CoreSetup, MediaEngineStatus, MediaReport};
 use crate::hardware::{self, Profile};
-use crate::media::{self, DisplaySnapshots, EngineSetup};
+use crate::media::{self, DisplaySnapshots, EngineSetup, MediaTaps};
 use crate::service;
 use crate::tls::{self, DeviceIdentity, TlsError};
 
@@ -109,21 +109,22 @@ pub async fn run(
     let policy_task = tokio::spawn(follow_account_policy(room.watch_config(), accounts.clone()));
     let gstreamer = report_hardware(&room, &config.system.hardware_profile, &profile).await;
     // Without GStreamer the room still has its API (and says why media is missing in status).
-    let (display, media_task) = match gstreamer {
+    let (display, taps, media_task) = match gstreamer {
         Ok(()) => {
-            let (display, task) = media::start(EngineSetup {
+            let engine = media::start(EngineSetup {
                 room: room.clone(),
                 profile,
                 claim_code: accounts.claim_code().map(|code| code.expose().to_owned()),
             });
-            (display, Some(task))
+            (engine.display, engine.taps, Some(engine.task))
         }
         Err(e) => {
             let mut status = MediaEngineStatus::starting();
             status.state = "failed";
             status.detail = format!("GStreamer cannot start: {e}");
             let _ = room.report(MediaReport::Engine(status)).await;
-            (DisplaySnapshots::default(), None)
+            // Taps with no engine behind them: meetings then fail with a clear "no display".
+            (DisplaySnapshots::default(), MediaTaps::default(), None)
         }
     };
 
@@ -134,6 +135,7 @@ pub async fn run(
         identity: Arc::new(identity),
         client_role,
         display,
+        taps,
     };
     let server = api::serve(state, tls, &config.api.listen)?;
     let server_handle = server.handle();

@@ -22,3 +22,4 @@ pub mod secrets;
 pub mod service;
 pub mod tls;
 pub mod tpm;
+pub mod webrtc;

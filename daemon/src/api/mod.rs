@@ -23,7 +23,7 @@ pub use server::{ServeError, serve};
 use crate::accounts::{Accounts, Role};
 use crate::audit::AuditLog;
 use crate::core::RoomHandle;
-use crate::media::DisplaySnapshots;
+use crate::media::{DisplaySnapshots, MediaTaps};
 use crate::tls::DeviceIdentity;
 
 /// What every handler can reach.
@@ -36,6 +36,8 @@ pub struct ApiState {
     pub client_role: Option<Role>,
     /// Frames of the room display, from the media engine.
     pub display: DisplaySnapshots,
+    /// The room's encoded media and far-end slots, for meetings.
+    pub taps: MediaTaps,
 }
 
 fn peer_ip(req: &actix_web::HttpRequest) -> IpAddr {

@@ -1,6 +1,8 @@
 //! The audio branch. Microphone → (privacy) → webrtcdsp (echo cancellation against the probe at
-//! the speaker output, noise suppression, gain control, high-pass) → level (VU) → Opus (voice,
-//! 20 ms frames, in-band FEC). Speaker: the far end mixed → volume → webrtcechoprobe → sink.
+//! the speaker output, noise suppression, gain control, high-pass) → level (VU) → gate → Opus
+//! (voice, 20 ms frames, in-band FEC) → the meetings' tap. The gate keeps Opus idle outside
+//! meetings. Speaker: the far end mixed (one `audiomixer` pad per remote voice, see
+//! [`super::remote`]) → volume → webrtcechoprobe → sink, so the echo canceller hears the far end.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -9,6 +11,7 @@ use gstreamer::prelude::*;
 
 use super::MediaError;
 use super::privacy::{self, Blanking};
+use super::remote::SpeakerMixer;
 use super::view::RoomView;
 use crate::hardware::profile::{AudioSink, AudioSource, Microphone, Speaker};
 
@@ -24,9 +27,17 @@ pub struct AudioSetup {
     pub speaker: Option<Speaker>,
 }
 
+/// How long the speaker mix waits for far-end voices: they arrive stamped with the time they
+/// were pushed, so the mixer needs a little slack not to drop them as late.
+const MIX_LATENCY_NS: u64 = 40_000_000;
+
 pub struct AudioBranch {
     pub pipeline: gst::Pipeline,
     pub encoder: gst::Element,
+    /// Encoded Opus for the meetings' tap.
+    pub encoded: gstreamer_app::AppSink,
+    pub speaker: SpeakerMixer,
+    encode_gate: gst::Element,
     microphone_blank: Blanking,
     speaker_volume: gst::Element,
 }
@@ -56,11 +67,12 @@ impl AudioBranch {
                  gain-control=true high-pass-filter=true \
                ! level name=mic_level interval={LEVEL_INTERVAL_NS} post-messages=true \
                ! audioconvert ! audioresample \
+               ! valve name=encode_gate drop=true drop-mode=forward-sticky-events \
                ! opusenc name=opus audio-type=voice frame-size=20 inband-fec=true bitrate=32000 \
-               ! fakesink name=audio_encoded sync=false async=false \
+               ! appsink name=audio_encoded sync=false async=false max-buffers=50 drop=true \
              audiotestsrc is-live=true wave=silence \
                ! audio/x-raw,format=S16LE,rate=48000,channels=1 \
-               ! audiomixer name=far_end ! volume name=speaker_volume \
+               ! audiomixer name=far_end latency={MIX_LATENCY_NS} ! volume name=speaker_volume \
                ! webrtcechoprobe name={probe} ! audioconvert ! audioresample ! {speaker_sink}"
         );
         let pipeline = gst::parse::launch(&description)
@@ -86,8 +98,14 @@ impl AudioBranch {
             .static_pad("src")
             .ok_or_else(|| MediaError::Build("mic_out has no src pad".into()))?;
         privacy::blank_audio(&mic_out, microphone_blank.clone());
+        let encoded = element("audio_encoded")?
+            .downcast::<gstreamer_app::AppSink>()
+            .map_err(|_| MediaError::Build("audio_encoded is not an appsink".into()))?;
         let branch = AudioBranch {
             encoder: element("opus")?,
+            encoded,
+            speaker: SpeakerMixer::new(pipeline.clone(), element("far_end")?),
+            encode_gate: element("encode_gate")?,
             speaker_volume: element("speaker_volume")?,
             microphone_blank,
             pipeline,
@@ -109,6 +127,7 @@ impl AudioBranch {
 
     pub fn apply(&self, view: &RoomView) {
         self.microphone_blank.set(view.muted);
+        self.encode_gate.set_property("drop", !view.in_meeting);
         // Loudness is perceived roughly logarithmically: a cubic curve makes the 0..=100 scale
         // feel even, as on most room systems.
         let linear = f64::from(view.volume) / 100.0;

@@ -1,5 +1,6 @@
 //! The engine's task: chooses the encoder, builds the branches, follows the core's status,
-//! reports levels and health back, and rebuilds a branch that fails.
+//! reports levels and health back, and rebuilds a branch that fails. It hands each new branch's
+//! encoded outputs and mixers to the [`MediaTaps`] that meetings use.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,13 +13,12 @@ use tokio::task::JoinHandle;
 use super::MediaError;
 use super::audio::{self, AudioBranch, AudioSetup};
 use super::encoder_choice::{self, EncoderSettings};
+use super::taps::MediaTaps;
 use super::video::{VideoBranch, VideoSetup};
 use super::view::RoomView;
 use crate::core::{MediaEngineStatus, MediaReport, RoomHandle};
 use crate::hardware::Profile;
 
-/// Far-end participants shown by the simulated profile until meetings bring real ones.
-const SIMULATED_REMOTES: usize = 3;
 /// How long a snapshot waits for the first frame of a display that is (re)starting.
 const FIRST_FRAME_WAIT: Duration = Duration::from_secs(3);
 /// Wait between attempts when a branch cannot be rebuilt at once (device still gone).
@@ -96,17 +96,31 @@ pub struct EngineSetup {
     pub claim_code: Option<String>,
 }
 
-/// Starts the media engine on the current tokio runtime. GStreamer must be initialised.
-pub fn start(setup: EngineSetup) -> (DisplaySnapshots, JoinHandle<()>) {
-    let snapshots = DisplaySnapshots::default();
-    let task = tokio::spawn(run(setup, snapshots.clone()));
-    (snapshots, task)
+/// What the engine hands out while it runs.
+pub struct EngineHandles {
+    /// The display's frames, for the snapshot route.
+    pub display: DisplaySnapshots,
+    /// Encoded outgoing media and far-end slots, for meetings.
+    pub taps: MediaTaps,
+    pub task: JoinHandle<()>,
 }
 
-async fn run(setup: EngineSetup, snapshots: DisplaySnapshots) {
+/// Starts the media engine on the current tokio runtime. GStreamer must be initialised.
+pub fn start(setup: EngineSetup) -> EngineHandles {
+    let display = DisplaySnapshots::default();
+    let taps = MediaTaps::default();
+    let task = tokio::spawn(run(setup, display.clone(), taps.clone()));
+    EngineHandles {
+        display,
+        taps,
+        task,
+    }
+}
+
+async fn run(setup: EngineSetup, snapshots: DisplaySnapshots, taps: MediaTaps) {
     let room = setup.room.clone();
     let mut status = MediaEngineStatus::starting();
-    match Engine::start(setup, snapshots).await {
+    match Engine::start(setup, snapshots, taps).await {
         Ok(mut engine) => {
             status.state = "running";
             status.encoder = engine
@@ -135,10 +149,15 @@ struct Engine {
     video: Option<VideoBranch>,
     audio: Option<AudioBranch>,
     snapshots: DisplaySnapshots,
+    taps: MediaTaps,
 }
 
 impl Engine {
-    async fn start(setup: EngineSetup, snapshots: DisplaySnapshots) -> Result<Engine, MediaError> {
+    async fn start(
+        setup: EngineSetup,
+        snapshots: DisplaySnapshots,
+        taps: MediaTaps,
+    ) -> Result<Engine, MediaError> {
         let profile = setup.profile;
         let video_setup = match (profile.cameras.first(), profile.displays.first()) {
             (Some(camera), Some(display)) => {
@@ -161,17 +180,10 @@ impl Engine {
                         "software"
                     }
                 );
-                let remotes = if camera.source == crate::hardware::profile::VideoSource::TestPattern
-                {
-                    SIMULATED_REMOTES
-                } else {
-                    0
-                };
                 Some(VideoSetup {
                     camera: camera.clone(),
                     content: profile.content_inputs.first().cloned(),
                     display: display.clone(),
-                    simulated_remotes: remotes,
                     encoder: chosen.name,
                     settings,
                 })
@@ -191,6 +203,7 @@ impl Engine {
             video: None,
             audio: None,
             snapshots,
+            taps,
         };
         engine.view = engine.current_view();
         if engine.video_setup.is_some() {
@@ -215,6 +228,12 @@ impl Engine {
             return Err(e);
         }
         self.snapshots.set(Some(branch.snapshot.clone()));
+        self.taps.attach_video(
+            branch.codec,
+            &branch.encoder,
+            &branch.encoded,
+            branch.mixer.clone(),
+        );
         Ok(branch)
     }
 
@@ -229,6 +248,8 @@ impl Engine {
             branch.stop();
             return Err(e);
         }
+        self.taps
+            .attach_audio(&branch.encoded, branch.speaker.clone());
         Ok(branch)
     }
 
@@ -281,6 +302,7 @@ impl Engine {
             old.stop();
         }
         self.snapshots.set(None);
+        self.taps.detach_video();
         loop {
             match self.build_video() {
                 Ok(branch) => {
@@ -302,6 +324,7 @@ impl Engine {
         if let Some(old) = self.audio.take() {
             old.stop();
         }
+        self.taps.detach_audio();
         loop {
             match self.build_audio() {
                 Ok(branch) => {
@@ -332,6 +355,8 @@ impl Engine {
 
     fn stop(&mut self) {
         self.snapshots.set(None);
+        self.taps.detach_video();
+        self.taps.detach_audio();
         if let Some(v) = self.video.take() {
             v.stop();
         }

@@ -105,11 +105,16 @@ pub fn arrange(view: &RoomView, remotes: usize, width: i32, height: i32) -> Scen
             SelfviewPosition::LowerLeft => (margin, height - h - margin),
             SelfviewPosition::LowerRight => (width - w - margin, height - h - margin),
         };
-        scene.selfview = Some(Rect {
-            x,
-            y,
-            width: w,
-            height: h,
+        // Alone in the room (no far end, nothing shared), the room sees itself full screen.
+        scene.selfview = Some(if remotes == 0 && scene.content.is_none() {
+            full
+        } else {
+            Rect {
+                x,
+                y,
+                width: w,
+                height: h,
+            }
         });
     }
     scene
@@ -124,9 +129,16 @@ pub fn indicators(view: &RoomView) -> String {
     if !view.camera_on {
         parts.push("CAMERA OFF".to_owned());
     }
-    // There are no calls yet (meetings land later); the indicator says so rather than implying
-    // an unencrypted call.
-    parts.push(if view.in_call { "ENCRYPTED" } else { "NO CALL" }.to_owned());
+    // Meetings are always DTLS-SRTP (peers refuse anything else); outside one, the indicator
+    // says so rather than implying an unencrypted call.
+    parts.push(
+        if view.in_meeting {
+            "ENCRYPTED"
+        } else {
+            "NO CALL"
+        }
+        .to_owned(),
+    );
     parts.join("  |  ")
 }
 
@@ -156,8 +168,20 @@ mod tests {
             camera_position: crate::config::CameraPosition::HOME,
             content_active: false,
             standby: false,
-            in_call: false,
+            in_meeting: false,
         }
+    }
+
+    #[test]
+    fn alone_the_room_sees_itself_full_screen() {
+        let full = Some(Rect {
+            x: 0,
+            y: 0,
+            width: 640,
+            height: 360,
+        });
+        assert_eq!(arrange(&awake(), 0, 640, 360).selfview, full);
+        assert_ne!(arrange(&awake(), 1, 640, 360).selfview, full);
     }
 
     #[test]

@@ -8,10 +8,15 @@ pub mod engine;
 pub mod layout;
 pub mod privacy;
 pub mod ptz;
+pub mod remote;
+pub mod taps;
 pub mod video;
 pub mod view;
 
-pub use engine::{DisplaySnapshots, EngineSetup, start};
+pub use encoder_choice::Codec;
+pub use engine::{DisplaySnapshots, EngineHandles, EngineSetup, start};
+pub use remote::{RemoteAudioSlot, RemoteVideoSlot, remote_audio_caps};
+pub use taps::{MediaKind, MediaTaps, TapSubscription};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {

@@ -203,11 +203,73 @@ mod display {
         map.as_slice().to_vec()
     }
 
+    /// A grey I420 frame of 160x90 with luma `y`.
+    fn grey_frame(y: u8) -> gst::Sample {
+        let (w, h) = (160usize, 90usize);
+        let mut data = vec![y; w * h];
+        data.extend(std::iter::repeat_n(128u8, w * h / 2));
+        let caps = gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
+            .field("width", w as i32)
+            .field("height", h as i32)
+            .field("framerate", gst::Fraction::new(15, 1))
+            .build();
+        gst::Sample::builder()
+            .buffer(&gst::Buffer::from_mut_slice(data))
+            .caps(&caps)
+            .build()
+    }
+
+    /// Keeps pushing `sample` into `slot` at 15 fps until `stop` is set.
+    fn feed(
+        slot: std::sync::Arc<crate::media::RemoteVideoSlot>,
+        sample: gst::Sample,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                slot.push(&sample);
+                std::thread::sleep(Duration::from_millis(66));
+            }
+        })
+    }
+
     #[test]
     fn the_display_follows_layout_mute_and_standby() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+
         let branch = VideoBranch::build(&video_setup()).unwrap();
         let snapshots = DisplaySnapshots::of(branch.snapshot.clone());
+        let taps = crate::media::MediaTaps::default();
+        taps.attach_video(
+            branch.codec,
+            &branch.encoder,
+            &branch.encoded,
+            branch.mixer.clone(),
+        );
         branch.start().unwrap();
+        // Two far-end pictures: light and dark grey, each with its label.
+        let light = Arc::new(taps.add_remote_video("Alice").unwrap());
+        let dark = Arc::new(taps.add_remote_video("Bob").unwrap());
+        let shown = light.first_frame();
+        let stop = Arc::new(AtomicBool::new(false));
+        let feeders = [
+            feed(light.clone(), grey_frame(200), stop.clone()),
+            feed(dark.clone(), grey_frame(60), stop.clone()),
+        ];
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let waited =
+            runtime.block_on(async { tokio::time::timeout(Duration::from_secs(5), shown).await });
+        assert!(
+            matches!(waited, Ok(Ok(_))),
+            "the first remote frame reaches the display in time: {waited:?}, {} frames",
+            light.frames()
+        );
+        assert_eq!(taps.remote_video_count(), 2);
         // Only static pictures on screen (no self-view clock), so that an unchanged room gives
         // an unchanged frame and every difference comes from the change made.
         let still = RoomView {
@@ -304,6 +366,27 @@ mod display {
 
         let png = snapshots.png().unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+
+        // The speaker layout fills the screen with the first remote (light grey); when it
+        // leaves, the second (dark) takes its place.
+        branch.apply(&still, None);
+        let centre = |frame: &[u8]| frame[(90 * 320 + 160) * 3];
+        let with_light = rgb(&snapshots);
+        assert!(centre(&with_light) > 150, "light remote in the middle");
+        assert!(light.frames() > 0 && dark.frames() > 0);
+        stop.store(true, Ordering::Relaxed);
+        for feeder in feeders {
+            feeder.join().unwrap();
+        }
+        drop(light);
+        let stop = Arc::new(AtomicBool::new(false));
+        let feeder = feed(dark.clone(), grey_frame(60), stop.clone());
+        let with_dark = rgb(&snapshots);
+        assert!(centre(&with_dark) < 100, "dark remote in the middle");
+        assert_eq!(taps.remote_video_count(), 1);
+        stop.store(true, Ordering::Relaxed);
+        feeder.join().unwrap();
+        drop(dark);
         branch.stop();
     }
 }
@@ -343,7 +426,6 @@ mod branches_support {
             camera,
             content: Some(content),
             display,
-            simulated_remotes: 2,
             encoder: "x264enc".into(),
             settings: SETTINGS,
         }
@@ -362,7 +444,8 @@ mod branches_support {
             camera_position: crate::config::CameraPosition::HOME,
             content_active: false,
             standby: false,
-            in_call: false,
+            // The encoders only run in a meeting; the privacy tests look at what they get.
+            in_meeting: true,
         }
     }
 }
@@ -410,14 +493,18 @@ mod healing {
             },
         });
         let mut notifications = room.subscribe();
-        let (display, _engine) = media::start(EngineSetup {
+        let media::EngineHandles { display, .. } = media::start(EngineSetup {
             room: room.clone(),
             profile: small_profile(),
             claim_code: None,
         });
         let deadline = Instant::now() + Duration::from_secs(10);
         while room.status().tree["system"]["media"]["state"] != json!("running") {
-            assert!(Instant::now() < deadline, "the engine did not start");
+            assert!(
+                Instant::now() < deadline,
+                "the engine did not start: {}",
+                room.status().tree["system"]["media"]
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
 
@@ -524,6 +611,89 @@ mod camera_control {
         let caps = branch.encoder_input().unwrap().current_caps().unwrap();
         let info = gstreamer_video::VideoInfo::from_caps(&caps).unwrap();
         assert_eq!((info.width(), info.height()), (320, 180));
+        branch.stop();
+    }
+}
+
+mod taps {
+    use std::time::{Duration, Instant};
+
+    use gstreamer as gst;
+    use gstreamer::prelude::*;
+    use gstreamer_app as gst_app;
+
+    use super::branches_support::{awake, video_setup};
+    use crate::media::video::VideoBranch;
+    use crate::media::view::RoomView;
+    use crate::media::{MediaKind, MediaTaps};
+
+    /// A peer-like pipeline: the subscriber's appsrc straight into an appsink.
+    fn subscriber() -> (gst::Pipeline, gst_app::AppSrc, gst_app::AppSink) {
+        let pipeline = gst::Pipeline::new();
+        let src = gst_app::AppSrc::builder()
+            .is_live(true)
+            .format(gst::Format::Time)
+            .do_timestamp(true)
+            .build();
+        let sink = gst_app::AppSink::builder().sync(false).build();
+        pipeline
+            .add_many([src.upcast_ref::<gst::Element>(), sink.upcast_ref()])
+            .unwrap();
+        src.link(&sink).unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        (pipeline, src, sink)
+    }
+
+    #[test]
+    fn nothing_is_encoded_outside_a_meeting_and_subscribers_get_h264_for_browsers() {
+        let branch = VideoBranch::build(&video_setup()).unwrap();
+        let taps = MediaTaps::default();
+        taps.attach_video(
+            branch.codec,
+            &branch.encoder,
+            &branch.encoded,
+            branch.mixer.clone(),
+        );
+        branch.start().unwrap();
+        let (pipeline, src, sink) = subscriber();
+        let subscription = taps.subscribe(MediaKind::Video, &src);
+
+        branch.apply(
+            &RoomView {
+                in_meeting: false,
+                ..awake()
+            },
+            None,
+        );
+        let pulled = sink.try_pull_sample(gst::ClockTime::from_seconds(1));
+        assert!(pulled.is_none(), "encoded outside a meeting");
+        assert!(taps.caps(MediaKind::Video).is_none());
+
+        branch.apply(&awake(), None);
+        let sample = sink
+            .try_pull_sample(gst::ClockTime::from_seconds(5))
+            .expect("encoded samples in a meeting");
+        let caps = sample.caps().unwrap().structure(0).unwrap().to_owned();
+        assert_eq!(caps.name(), "video/x-h264");
+        assert_eq!(caps.get::<&str>("profile").unwrap(), "constrained-baseline");
+        assert_eq!(caps.get::<&str>("stream-format").unwrap(), "byte-stream");
+        assert_eq!(caps.get::<&str>("alignment").unwrap(), "au");
+        assert!(taps.caps(MediaKind::Video).is_some());
+
+        // Unsubscribed: nothing more arrives.
+        drop(subscription);
+        let deadline = Instant::now() + Duration::from_millis(300);
+        while sink
+            .try_pull_sample(gst::ClockTime::from_mseconds(50))
+            .is_some()
+        {
+            assert!(Instant::now() < deadline, "samples after unsubscribing");
+        }
+        assert!(
+            sink.try_pull_sample(gst::ClockTime::from_mseconds(500))
+                .is_none()
+        );
+        let _ = pipeline.set_state(gst::State::Null);
         branch.stop();
     }
 }

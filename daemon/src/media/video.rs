@@ -1,9 +1,13 @@
-//! The video branch: camera → (privacy) → encoder, and the room display: a compositor that
-//! arranges the far end, the shared content and the self-view, with indicator text, the standby
-//! screen and the claim code, rendered to the profile's display and to an in-memory sink that
-//! serves snapshots.
+//! The video branch: camera → (privacy) → gate → encoder → the meetings' tap, and the room
+//! display: a compositor that arranges the far end, the shared content and the self-view, with
+//! indicator text, the standby screen and the claim code, rendered to the profile's display and
+//! to an in-memory sink that serves snapshots.
+//!
+//! The gate keeps the encoder idle outside meetings: no encoded copy of the room exists unless
+//! the room is joining, waiting in a lobby or in a meeting.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -14,6 +18,7 @@ use super::encoder_choice::{self, EncoderSettings};
 use super::layout::{self, Rect};
 use super::privacy::{self, Blanking};
 use super::ptz::Ptz;
+use super::taps::lock;
 use super::view::RoomView;
 use crate::hardware::profile::{Camera, Display, DisplaySink, VideoInput, VideoSource};
 
@@ -23,8 +28,6 @@ pub struct VideoSetup {
     pub camera: Camera,
     pub content: Option<VideoInput>,
     pub display: Display,
-    /// Simulated far-end participants (the meetings feature will feed real ones).
-    pub simulated_remotes: usize,
     pub encoder: String,
     pub settings: EncoderSettings,
 }
@@ -32,17 +35,91 @@ pub struct VideoSetup {
 pub struct VideoBranch {
     pub pipeline: gst::Pipeline,
     pub encoder: gst::Element,
+    /// The encoded camera (H.264 byte-stream in access units, or VP8) for the meetings' tap.
+    pub encoded: gst_app::AppSink,
+    pub codec: encoder_choice::Codec,
     pub snapshot: gst_app::AppSink,
+    pub mixer: DisplayMixer,
     camera_blank: Blanking,
     ptz: Ptz,
     ptz_crop: gst::Element,
     content_valve: gst::Element,
-    selfview_pad: gst::Pad,
-    content_pad: Option<gst::Pad>,
-    remote_pads: Vec<gst::Pad>,
+    encode_gate: gst::Element,
     indicators: gst::Element,
     centre: gst::Element,
+}
+
+/// The display's compositor as far-end pictures come and go: it knows the room's current view
+/// and the remote pads, and arranges them whenever either changes.
+#[derive(Clone)]
+pub struct DisplayMixer {
+    inner: Arc<MixerInner>,
+}
+
+struct MixerInner {
+    pipeline: gst::Pipeline,
+    compositor: gst::Element,
+    selfview_pad: gst::Pad,
+    content_pad: Option<gst::Pad>,
     display: Display,
+    state: Mutex<MixerState>,
+}
+
+struct MixerState {
+    view: RoomView,
+    /// Remote pictures in the order they joined, by slot id.
+    remotes: Vec<(u64, gst::Pad)>,
+}
+
+impl DisplayMixer {
+    pub fn pipeline(&self) -> &gst::Pipeline {
+        &self.inner.pipeline
+    }
+
+    pub fn compositor(&self) -> &gst::Element {
+        &self.inner.compositor
+    }
+
+    /// Adds the compositor pad of remote picture `id` and re-arranges the display.
+    pub fn add_remote(&self, id: u64, pad: gst::Pad) {
+        lock(&self.inner.state).remotes.push((id, pad));
+        self.arrange();
+    }
+
+    /// Takes remote picture `id` off the layout; returns its pad for the caller to release.
+    pub fn remove_remote(&self, id: u64) -> Option<gst::Pad> {
+        let pad = {
+            let mut state = lock(&self.inner.state);
+            let at = state.remotes.iter().position(|(i, _)| *i == id)?;
+            state.remotes.remove(at).1
+        };
+        self.arrange();
+        Some(pad)
+    }
+
+    fn set_view(&self, view: &RoomView) {
+        lock(&self.inner.state).view = view.clone();
+        self.arrange();
+    }
+
+    fn arrange(&self) {
+        let state = lock(&self.inner.state);
+        let display = &self.inner.display;
+        let scene = layout::arrange(
+            &state.view,
+            state.remotes.len(),
+            display.width as i32,
+            display.height as i32,
+        );
+        place(&self.inner.selfview_pad, scene.selfview);
+        if let Some(pad) = &self.inner.content_pad {
+            place(pad, scene.content);
+        }
+        for (i, ((_, pad), rect)) in state.remotes.iter().zip(scene.remotes).enumerate() {
+            pad.set_property("zorder", ZORDER_REMOTE + i as u32);
+            place(pad, rect);
+        }
+    }
 }
 
 /// Compositor pad order: self-view on top of content on top of the far end.
@@ -57,8 +134,9 @@ impl VideoBranch {
             "{camera} ! capsfilter caps={camera_caps} ! videocrop name=ptz_crop ! videoscale \
                ! capsfilter name=camera_out caps={camera_caps} ! tee name=camera_tee \
              camera_tee. ! queue leaky=downstream max-size-buffers=2 max-size-time=0 max-size-bytes=0 \
+               ! valve name=encode_gate drop=true drop-mode=forward-sticky-events \
                ! videoconvert name=encoder_convert \
-             fakesink name=encoded sync=false async=false \
+             appsink name=encoded sync=false async=false max-buffers=30 drop=true \
              camera_tee. ! queue leaky=downstream max-size-buffers=2 max-size-time=0 max-size-bytes=0 \
                ! mix.sink_0 \
              compositor name=mix background=black ignore-inactive-pads=true \
@@ -89,20 +167,6 @@ impl VideoBranch {
             ));
         } else {
             description.push_str("valve name=content_valve drop=true ");
-        }
-        for i in 0..setup.simulated_remotes {
-            // Small pictures scaled up by the compositor keep the simulation cheap.
-            description.push_str(&format!(
-                "videotestsrc is-live=true pattern={pattern} \
-                 ! video/x-raw,width=320,height=180,framerate={f}/1 \
-                 ! textoverlay text=\"Remote {n}\" valignment=bottom halignment=left \
-                   font-desc=\"Sans 14\" shaded-background=true \
-                 ! queue leaky=downstream max-size-buffers=2 ! mix.sink_{pad} ",
-                pattern = ["smpte75", "colors", "pinwheel", "gradient"][i % 4],
-                f = d.framerate,
-                n = i + 1,
-                pad = i + 2,
-            ));
         }
         match d.sink {
             DisplaySink::Virtual => {}
@@ -135,8 +199,14 @@ impl VideoBranch {
         pipeline
             .add(&encoder)
             .map_err(|e| MediaError::Build(format!("encoder: {e}")))?;
-        gst::Element::link_many([&element("encoder_convert")?, &encoder, &element("encoded")?])
+        let codec = encoder_choice::codec_of(&setup.encoder);
+        gst::Element::link(&element("encoder_convert")?, &encoder)
             .map_err(|e| MediaError::Build(format!("encoder {}: {e}", setup.encoder)))?;
+        link_encoder_output(&pipeline, &encoder, &element("encoded")?, codec)
+            .map_err(|e| MediaError::Build(format!("encoder {}: {e}", setup.encoder)))?;
+        let encoded = element("encoded")?
+            .downcast::<gst_app::AppSink>()
+            .map_err(|_| MediaError::Build("encoded is not an appsink".into()))?;
 
         let camera_blank = Blanking::new();
         let camera_out = element("camera_out")?
@@ -159,29 +229,36 @@ impl VideoBranch {
             }
             None => None,
         };
-        let mut remote_pads = Vec::new();
-        for i in 0..setup.simulated_remotes {
-            let p = pad(i + 2)?;
-            p.set_property("zorder", ZORDER_REMOTE + i as u32);
-            remote_pads.push(p);
-        }
         let snapshot = element("snapshot")?
             .downcast::<gst_app::AppSink>()
             .map_err(|_| MediaError::Build("snapshot is not an appsink".into()))?;
 
+        let mixer = DisplayMixer {
+            inner: Arc::new(MixerInner {
+                pipeline: pipeline.clone(),
+                compositor: mix.clone(),
+                selfview_pad,
+                content_pad,
+                display: setup.display.clone(),
+                state: Mutex::new(MixerState {
+                    view: RoomView::private(),
+                    remotes: Vec::new(),
+                }),
+            }),
+        };
         let branch = VideoBranch {
             encoder,
+            encoded,
+            codec,
             snapshot,
+            mixer,
             camera_blank,
             ptz: Ptz::for_camera(&setup.camera),
             ptz_crop: element("ptz_crop")?,
             content_valve: element("content_valve")?,
-            selfview_pad,
-            content_pad,
-            remote_pads,
+            encode_gate: element("encode_gate")?,
             indicators: element("indicators")?,
             centre: element("centre")?,
-            display: setup.display.clone(),
             pipeline,
         };
         // Until the first status arrives, nothing is shown or sent.
@@ -206,19 +283,13 @@ impl VideoBranch {
         self.ptz.apply(view.camera_position, &self.ptz_crop);
         self.content_valve
             .set_property("drop", !(view.content_active && view.claimed));
-        let scene = layout::arrange(
-            view,
-            self.remote_pads.len(),
-            self.display.width as i32,
-            self.display.height as i32,
-        );
-        place(&self.selfview_pad, scene.selfview);
-        if let Some(pad) = &self.content_pad {
-            place(pad, scene.content);
+        let was_gated = self.encode_gate.property::<bool>("drop");
+        self.encode_gate.set_property("drop", !view.in_meeting);
+        if was_gated && view.in_meeting {
+            // Receivers start with a keyframe, not with a frame referring to the gap.
+            encoder_choice::request_keyframe(&self.encoder);
         }
-        for (pad, rect) in self.remote_pads.iter().zip(scene.remotes) {
-            place(pad, rect);
-        }
+        self.mixer.set_view(view);
         let indicators = if view.standby || !view.claimed {
             " ".to_owned()
         } else {
@@ -240,6 +311,77 @@ impl VideoBranch {
     pub fn encoder_input(&self) -> Option<gst::Pad> {
         self.encoder.static_pad("sink")
     }
+}
+
+/// Links `encoder` to the meetings' `sink`. H.264 goes through [`h264_for_browsers`]; an encoder
+/// that cannot give constrained baseline (some hardware) is linked without the profile, and
+/// one whose output h264parse refuses is linked as is, with a warning: the room keeps its
+/// display and local media, and meetings see what the encoder makes.
+fn link_encoder_output(
+    pipeline: &gst::Pipeline,
+    encoder: &gst::Element,
+    sink: &gst::Element,
+    codec: encoder_choice::Codec,
+) -> Result<(), String> {
+    if codec == encoder_choice::Codec::H264 {
+        for with_profile in [true, false] {
+            let between = h264_for_browsers(with_profile)?;
+            pipeline.add_many(&between).map_err(|e| e.to_string())?;
+            let mut chain = vec![encoder.clone()];
+            chain.extend(between.iter().cloned());
+            chain.push(sink.clone());
+            if gst::Element::link_many(&chain).is_ok() {
+                return Ok(());
+            }
+            for pair in chain.windows(2) {
+                pair[0].unlink(&pair[1]);
+            }
+            let _ = pipeline.remove_many(&between);
+            tracing::warn!(
+                "encoder output refuses {}",
+                if with_profile {
+                    "constrained baseline"
+                } else {
+                    "h264parse"
+                }
+            );
+        }
+    }
+    encoder.link(sink).map_err(|e| e.to_string())
+}
+
+/// What follows an H.264 encoder so that browsers take its output: constrained baseline (what
+/// every WebRTC H.264 decoder supports), SPS/PPS before every keyframe (a peer that joins late or
+/// lost packets can start at any keyframe), byte-stream in whole access units (what the RTP
+/// payloader and the peers' `appsrc` expect).
+fn h264_for_browsers(with_profile: bool) -> Result<Vec<gst::Element>, String> {
+    let make = |factory: &str| {
+        gst::ElementFactory::make(factory)
+            .build()
+            .map_err(|e| format!("{factory}: {e}"))
+    };
+    let profile = make("capsfilter")?;
+    profile.set_property(
+        "caps",
+        gst::Caps::builder("video/x-h264")
+            .field("profile", "constrained-baseline")
+            .build(),
+    );
+    let parse = make("h264parse")?;
+    parse.set_property("config-interval", -1i32);
+    let format = make("capsfilter")?;
+    format.set_property(
+        "caps",
+        gst::Caps::builder("video/x-h264")
+            .field("stream-format", "byte-stream")
+            .field("alignment", "au")
+            .build(),
+    );
+    Ok(if with_profile {
+        vec![profile, parse, format]
+    } else {
+        vec![parse, format]
+    })
 }
 
 fn place(pad: &gst::Pad, rect: Option<Rect>) {

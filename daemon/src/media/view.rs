@@ -19,16 +19,23 @@ pub struct RoomView {
     pub camera_position: CameraPosition,
     pub content_active: bool,
     pub standby: bool,
-    pub in_call: bool,
+    /// The room is joining, waiting in a lobby, in, or rejoining a meeting: only then is
+    /// anything encoded (nothing to send to otherwise, and no encoded copy of the room exists).
+    pub in_meeting: bool,
 }
+
+/// Meeting states in which the room sends (or is about to send) its picture and sound.
+const MEETING_STATES: [&str; 4] = ["joining", "lobby", "connected", "reconnecting"];
 
 #[derive(Deserialize)]
 struct Tree {
     system: System,
-    meeting: State,
     audio: Audio,
     video: Video,
     standby: State,
+    /// Added by the meetings feature; a tree without it is a room that is not in a meeting.
+    #[serde(default)]
+    meeting: Option<State>,
 }
 
 #[derive(Deserialize)]
@@ -90,10 +97,9 @@ impl RoomView {
             camera_position: tree.video.camera.position,
             content_active: tree.video.content.state == "active",
             standby: tree.standby.state == "on",
-            in_call: matches!(
-                tree.meeting.state.as_str(),
-                "joining" | "lobby" | "connected" | "reconnecting"
-            ),
+            in_meeting: tree
+                .meeting
+                .is_some_and(|m| MEETING_STATES.contains(&m.state.as_str())),
         })
     }
 
@@ -111,7 +117,41 @@ impl RoomView {
             camera_position: CameraPosition::HOME,
             content_active: false,
             standby: true,
-            in_call: false,
+            in_meeting: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::RoomView;
+
+    fn tree(meeting: Option<&str>) -> serde_json::Value {
+        let mut tree = json!({
+            "system": {"name": "Room", "claimed": true},
+            "audio": {"volume": 50, "microphones": {"muted": false}},
+            "video": {"layout": "speaker", "selfview": {"mode": "on", "position": "lower-right"},
+                      "camera": {"state": "on", "position": {"pan": 0, "tilt": 0, "zoom": 100}},
+                      "content": {"state": "inactive"}},
+            "standby": {"state": "off"}
+        });
+        if let Some(state) = meeting {
+            tree["meeting"] = json!({"state": state});
+        }
+        tree
+    }
+
+    #[test]
+    fn only_meeting_states_that_send_count_as_in_a_meeting() {
+        let in_meeting = |m| RoomView::from_status(&tree(m)).unwrap().in_meeting;
+        assert!(!in_meeting(None), "no meeting branch");
+        for state in ["idle", "failed"] {
+            assert!(!in_meeting(Some(state)), "{state}");
+        }
+        for state in ["joining", "lobby", "connected", "reconnecting"] {
+            assert!(in_meeting(Some(state)), "{state}");
         }
     }
 }

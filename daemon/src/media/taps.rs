@@ -1,0 +1,227 @@
+//! Where meetings meet the media engine. The room encodes its camera and microphone once; every
+//! peer of a meeting subscribes to those encoded samples (its own `appsrc` is fed a copy of each).
+//! Far-end pictures and sound come back the other way, as slots on the room display and in the
+//! speaker mix (see [`super::remote`]).
+//!
+//! `MediaTaps` is cheap to clone and outlives the engine's pipelines: when a branch is rebuilt
+//! (camera unplugged), the engine hands the new encoder and mixers over and subscriptions and
+//! slots carry on.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use gstreamer as gst;
+use gstreamer_app as gst_app;
+
+use super::MediaError;
+use super::encoder_choice::{self, Codec};
+use super::remote::{self, AudioSlotShared, RemoteAudioSlot, RemoteVideoSlot, VideoSlotShared};
+use super::video::DisplayMixer;
+
+/// The two encoded streams a room sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    Audio,
+    Video,
+}
+
+/// The engine's outgoing media and far-end slots, shared with the meetings feature.
+#[derive(Clone, Default)]
+pub struct MediaTaps {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+pub(super) struct Inner {
+    video: Tap,
+    audio: Tap,
+    video_codec: Mutex<Option<Codec>>,
+    encoder: Mutex<Option<gst::Element>>,
+    pub(super) display: Mutex<Option<DisplayMixer>>,
+    pub(super) speaker: Mutex<Option<remote::SpeakerMixer>>,
+    pub(super) video_slots: Mutex<Vec<Weak<VideoSlotShared>>>,
+    pub(super) audio_slots: Mutex<Vec<Weak<AudioSlotShared>>>,
+    next_id: AtomicU64,
+}
+
+/// One encoded stream and the `appsrc`s it is copied to.
+#[derive(Default)]
+struct Tap {
+    subscribers: Mutex<Vec<(u64, gst_app::AppSrc)>>,
+    caps: Mutex<Option<gst::Caps>>,
+}
+
+/// A peer's subscription to an encoded stream; dropping it unsubscribes.
+pub struct TapSubscription {
+    taps: Weak<Inner>,
+    kind: MediaKind,
+    id: u64,
+}
+
+impl Drop for TapSubscription {
+    fn drop(&mut self) {
+        if let Some(inner) = self.taps.upgrade() {
+            lock(&inner.tap(self.kind).subscribers).retain(|(id, _)| *id != self.id);
+        }
+    }
+}
+
+impl Inner {
+    fn tap(&self, kind: MediaKind) -> &Tap {
+        match kind {
+            MediaKind::Audio => &self.audio,
+            MediaKind::Video => &self.video,
+        }
+    }
+
+    pub(super) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+impl MediaTaps {
+    /// Feeds every encoded sample of `kind` to `appsrc` (a live source in the peer's own
+    /// pipeline) until the returned subscription is dropped. Samples arrive with the caps of the
+    /// stream and without timestamps: give the `appsrc` `do-timestamp=true`, so that they are
+    /// stamped on the peer pipeline's clock. A new video subscriber gets a keyframe at once.
+    pub fn subscribe(&self, kind: MediaKind, appsrc: &gst_app::AppSrc) -> TapSubscription {
+        let id = self.inner.next_id();
+        lock(&self.inner.tap(kind).subscribers).push((id, appsrc.clone()));
+        if kind == MediaKind::Video {
+            self.request_keyframe();
+        }
+        TapSubscription {
+            taps: Arc::downgrade(&self.inner),
+            kind,
+            id,
+        }
+    }
+
+    /// Asks the camera's encoder for a keyframe (a receiver sent PLI/FIR, or a peer joined).
+    /// False when no encoder runs.
+    pub fn request_keyframe(&self) -> bool {
+        lock(&self.inner.encoder)
+            .as_ref()
+            .is_some_and(encoder_choice::request_keyframe)
+    }
+
+    /// The caps of the last encoded sample of `kind` (`video/x-h264, stream-format=byte-stream,
+    /// alignment=au, profile=constrained-baseline` or `video/x-vp8`; `audio/x-opus`), once the
+    /// room has encoded something.
+    pub fn caps(&self, kind: MediaKind) -> Option<gst::Caps> {
+        lock(&self.inner.tap(kind).caps).clone()
+    }
+
+    /// The codec the camera is encoded with; `None` while the room has no video branch.
+    pub fn video_codec(&self) -> Option<Codec> {
+        *lock(&self.inner.video_codec)
+    }
+
+    /// A new picture on the room display for a far-end participant, labelled `label`. It shows
+    /// what is pushed into it; dropping it removes the picture and re-arranges the display.
+    pub fn add_remote_video(&self, label: &str) -> Result<RemoteVideoSlot, MediaError> {
+        remote::add_video(&self.inner, label)
+    }
+
+    /// A new far-end voice in the speaker mix (before the volume and the echo canceller's
+    /// probe). Dropping it removes it from the mix.
+    pub fn add_remote_audio(&self) -> Result<RemoteAudioSlot, MediaError> {
+        remote::add_audio(&self.inner)
+    }
+
+    /// Number of remote pictures currently on the display (for tests and status).
+    pub fn remote_video_count(&self) -> usize {
+        lock(&self.inner.video_slots)
+            .iter()
+            .filter(|s| s.strong_count() > 0)
+            .count()
+    }
+
+    // --- The engine's side -------------------------------------------------------------
+
+    /// Connects the encoded camera (`sink` after the encoder) of a new video branch.
+    pub(crate) fn attach_video(
+        &self,
+        codec: Codec,
+        encoder: &gst::Element,
+        sink: &gst_app::AppSink,
+        display: DisplayMixer,
+    ) {
+        *lock(&self.inner.video_codec) = Some(codec);
+        *lock(&self.inner.encoder) = Some(encoder.clone());
+        connect(&self.inner, MediaKind::Video, sink);
+        *lock(&self.inner.display) = Some(display);
+        remote::reattach_video(&self.inner);
+    }
+
+    /// Connects the encoded microphone and the speaker mix of a new audio branch.
+    pub(crate) fn attach_audio(&self, sink: &gst_app::AppSink, speaker: remote::SpeakerMixer) {
+        connect(&self.inner, MediaKind::Audio, sink);
+        *lock(&self.inner.speaker) = Some(speaker);
+        remote::reattach_audio(&self.inner);
+    }
+
+    /// The video branch is gone (failed, being rebuilt, or the engine stops).
+    pub(super) fn detach_video(&self) {
+        *lock(&self.inner.encoder) = None;
+        *lock(&self.inner.display) = None;
+        remote::forget_video_attachments(&self.inner);
+    }
+
+    pub(super) fn detach_audio(&self) {
+        *lock(&self.inner.speaker) = None;
+        remote::forget_audio_attachments(&self.inner);
+    }
+}
+
+/// Copies every sample arriving in `sink` to the subscribers of `kind`.
+fn connect(inner: &Arc<Inner>, kind: MediaKind, sink: &gst_app::AppSink) {
+    let taps = Arc::downgrade(inner);
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                if let Some(inner) = taps.upgrade() {
+                    fan_out(inner.tap(kind), &sample);
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+}
+
+fn fan_out(tap: &Tap, sample: &gst::Sample) {
+    let Some(buffer) = sample.buffer() else {
+        return;
+    };
+    if let Some(caps) = sample.caps() {
+        let mut known = lock(&tap.caps);
+        if known.as_ref() != Some(&caps.to_owned()) {
+            *known = Some(caps.to_owned());
+        }
+    }
+    // The encoder's timestamps are on the room pipeline's clock; each peer stamps anew.
+    let mut copy = buffer.copy();
+    {
+        let copy = copy.make_mut();
+        copy.set_pts(gst::ClockTime::NONE);
+        copy.set_dts(gst::ClockTime::NONE);
+    }
+    let caps = sample.caps_owned();
+    let mut builder = gst::Sample::builder().buffer(&copy);
+    if let Some(caps) = &caps {
+        builder = builder.caps(caps);
+    }
+    let copied = builder.build();
+    // A peer whose pipeline stopped refuses samples: it unsubscribes when it is dropped.
+    for (_, appsrc) in lock(&tap.subscribers).iter() {
+        let _ = appsrc.push_sample(&copied);
+    }
+}
+
+/// Locks `mutex`, also after a panic elsewhere (the data is plain and stays consistent).
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

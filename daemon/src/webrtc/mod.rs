@@ -1,0 +1,122 @@
+//! The WebRTC peer layer: one [`Peer`] per remote party (a Janus publisher or subscriber
+//! handle, a WHIP or WHEP resource, a guest's browser), each a `webrtcbin` in its own
+//! `gst::Pipeline`, so that a failing peer never takes the room display down.
+//!
+//! Signalling is not done here: a peer takes and gives complete SDP (ICE gathering finishes
+//! before an offer or answer is returned; no trickle). Media is always DTLS-SRTP; ICE uses only
+//! the STUN/TURN servers given, never a public default.
+//!
+//! Media: a sending peer subscribes to the room's encoded camera and microphone
+//! ([`crate::media::MediaTaps`]; the room encodes once for every peer). A receiving peer decodes
+//! what arrives (H.264 or VP8, Opus) into a [`crate::media::RemoteVideoSlot`] on the display and a
+//! [`crate::media::RemoteAudioSlot`] in the speaker mix.
+//!
+//! ```text
+//! let mut peer = Peer::new(&taps, PeerOptions { label: "Alice".into(), ..PeerOptions::default() })?;
+//! let events = peer.take_events();              // Connected, RemoteTrack, FirstRemoteFrame, ...
+//! let offer = peer.create_offer().await?;       // we offer (Janus publish, WHIP client)
+//! peer.accept_answer(&answer).await?;
+//! // or: let answer = peer.answer_offer(&offer).await?;  (WHIP/WHEP server, Janus subscriber)
+//! let stats = peer.stats().await?;              // per stream, once a second for status
+//! peer.close();                                 // also on drop
+//! ```
+
+mod peer;
+pub mod sdp;
+mod stats;
+
+pub use peer::Peer;
+pub use stats::{PeerStats, StreamStats};
+
+use crate::media::MediaKind;
+
+/// ICE servers for a peer. Nothing by default: host candidates only, no public service.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IceServers {
+    /// `stun://host:port`
+    pub stun: Option<String>,
+    /// `turn://user:password@host:port` (the password never appears in logs or errors)
+    pub turn: Option<String>,
+}
+
+/// How a peer behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerOptions {
+    /// The remote party's name, shown under their picture.
+    pub label: String,
+    pub ice: IceServers,
+    /// Refuse remote descriptions whose media is not DTLS-SRTP (`UDP/TLS/RTP/SAVPF` with a
+    /// fingerprint).
+    pub require_encryption: bool,
+    /// Send the room's camera.
+    pub send_video: bool,
+    /// Send the room's microphones.
+    pub send_audio: bool,
+    /// Show and play what the remote sends.
+    pub receive: bool,
+}
+
+impl Default for PeerOptions {
+    fn default() -> Self {
+        PeerOptions {
+            label: String::new(),
+            ice: IceServers::default(),
+            require_encryption: true,
+            send_video: true,
+            send_audio: true,
+            receive: true,
+        }
+    }
+}
+
+/// What a peer reports as it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PeerEvent {
+    /// ICE and DTLS are up: media flows.
+    Connected,
+    /// Connectivity was lost; ICE may still recover it.
+    Disconnected,
+    /// The peer cannot go on (ICE or DTLS failed, or its pipeline stopped).
+    Failed(String),
+    /// The remote started sending `kind`.
+    RemoteTrack { kind: MediaKind },
+    /// The first remote picture reached the room display.
+    FirstRemoteFrame,
+    /// The remote started or stopped talking.
+    Talking(bool),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error("the remote SDP is malformed: {0}")]
+    MalformedSdp(String),
+    #[error("the remote SDP has no usable media: {0}")]
+    NoUsableMedia(String),
+    #[error("the remote SDP is not encrypted as required (DTLS-SRTP): {0}")]
+    Unencrypted(String),
+    #[error("no codec in common with the remote for {0}")]
+    NoCommonCodec(String),
+    #[error("{action} is not possible now: {state}")]
+    WrongState {
+        action: &'static str,
+        state: &'static str,
+    },
+    #[error("invalid ICE server {0}: expected stun://host:port or turn://user:pass@host:port")]
+    IceServer(String),
+    #[error("the room's media engine cannot serve the peer: {0}")]
+    Media(#[from] crate::media::MediaError),
+    #[error("cannot build the peer's pipeline: {0}")]
+    Build(String),
+    #[error("webrtcbin refused to {action}: {reason}")]
+    Negotiation {
+        action: &'static str,
+        reason: String,
+    },
+    #[error("ICE gathering did not complete within {0} s")]
+    GatheringTimeout(u64),
+    #[error("the peer is closed")]
+    Closed,
+}
+
+#[cfg(test)]
+mod tests;

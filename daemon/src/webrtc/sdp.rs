@@ -1,0 +1,315 @@
+//! Reading a remote SDP before webrtcbin sees it: is it well-formed, does it meet the
+//! encryption policy, which media does it carry, and which of its payload types are codecs the
+//! room can send or decode. Browsers pick their own payload type numbers, so the room answers
+//! with the numbers the offer used.
+
+use gstreamer as gst;
+use gstreamer_sdp as gst_sdp;
+
+use super::PeerError;
+use crate::media::{Codec, MediaKind};
+
+/// The only transport webrtcbin speaks, and the one the policy demands.
+pub const SECURE_PROTO: &str = "UDP/TLS/RTP/SAVPF";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+}
+
+impl Direction {
+    /// The remote sends on this media line.
+    pub fn remote_sends(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::SendOnly)
+    }
+
+    /// The remote receives on this media line.
+    pub fn remote_receives(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::RecvOnly)
+    }
+}
+
+/// One offered payload type, as caps webrtcbin takes as a codec preference.
+#[derive(Debug, Clone)]
+pub struct Format {
+    pub pt: u32,
+    pub encoding: String,
+    pub caps: gst::Caps,
+    /// The format's own `a=fmtp` parameters, as offered (GStreamer's caps turn H.264's
+    /// profile-level-id into a profile name, which browsers would not understand back).
+    pub fmtp: Vec<(String, String)>,
+}
+
+impl Format {
+    pub fn parameter(&self, key: &str) -> Option<&str> {
+        self.fmtp
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The `a=fmtp:<pt> k=v;k=v` parameters of payload type `pt`.
+fn fmtp_of(media: &gst_sdp::SDPMediaRef, pt: u32) -> Vec<(String, String)> {
+    let prefix = format!("{pt} ");
+    media
+        .attributes()
+        .filter(|a| a.key() == "fmtp")
+        .filter_map(|a| a.value())
+        .find_map(|v| v.strip_prefix(&prefix).map(str::to_owned))
+        .map(|parameters| {
+            parameters
+                .split(';')
+                .filter_map(|p| p.trim().split_once('='))
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One audio or video media line of a remote description.
+#[derive(Debug, Clone)]
+pub struct RemoteMedia {
+    pub index: usize,
+    pub kind: MediaKind,
+    pub direction: Direction,
+    pub formats: Vec<Format>,
+}
+
+/// Parses `text` as SDP; refuses what is not one.
+pub fn parse(text: &str) -> Result<gst_sdp::SDPMessage, PeerError> {
+    if !text.trim_start().starts_with("v=0") {
+        return Err(PeerError::MalformedSdp(
+            "an SDP starts with the line v=0".into(),
+        ));
+    }
+    let message = gst_sdp::SDPMessage::parse_buffer(text.as_bytes())
+        .map_err(|e| PeerError::MalformedSdp(e.to_string()))?;
+    if message.medias_len() == 0 {
+        return Err(PeerError::NoUsableMedia("it has no media lines".into()));
+    }
+    Ok(message)
+}
+
+/// The audio and video lines of `message`, checked against the policy: with
+/// `require_encryption`, every active line must be DTLS-SRTP (`UDP/TLS/RTP/SAVPF`) with a DTLS
+/// fingerprint. Lines with port 0 (rejected or stopped) and data channels are skipped.
+pub fn media_lines(
+    message: &gst_sdp::SDPMessageRef,
+    require_encryption: bool,
+) -> Result<Vec<RemoteMedia>, PeerError> {
+    let session_fingerprint = message.attribute_val("fingerprint").is_some();
+    let session_direction = direction_of(message.attributes().map(|a| a.key()));
+    let mut lines = Vec::new();
+    for (index, media) in message.medias().enumerate() {
+        let kind = match media.media() {
+            Some("audio") => MediaKind::Audio,
+            Some("video") => MediaKind::Video,
+            _ => continue,
+        };
+        if media.port() == 0 {
+            continue;
+        }
+        let proto = media.proto().unwrap_or("");
+        if require_encryption {
+            if proto != SECURE_PROTO {
+                return Err(PeerError::Unencrypted(format!(
+                    "media line {index} ({}) uses {proto}, not {SECURE_PROTO}",
+                    kind_name(kind)
+                )));
+            }
+            if !session_fingerprint && media.attribute_val("fingerprint").is_none() {
+                return Err(PeerError::Unencrypted(format!(
+                    "media line {index} ({}) has no DTLS fingerprint",
+                    kind_name(kind)
+                )));
+            }
+        }
+        let direction = direction_of(media.attributes().map(|a| a.key()))
+            .or(session_direction)
+            .unwrap_or(Direction::SendRecv);
+        let formats = media
+            .formats()
+            .filter_map(|f| f.parse::<u32>().ok())
+            .filter_map(|pt| {
+                let caps = media.caps_from_media(pt as i32)?;
+                let encoding = caps
+                    .structure(0)?
+                    .get::<&str>("encoding-name")
+                    .ok()?
+                    .to_ascii_uppercase();
+                let fmtp = fmtp_of(media, pt);
+                Some(Format {
+                    pt,
+                    encoding,
+                    caps,
+                    fmtp,
+                })
+            })
+            .collect();
+        lines.push(RemoteMedia {
+            index,
+            kind,
+            direction,
+            formats,
+        });
+    }
+    if lines.is_empty() {
+        return Err(PeerError::NoUsableMedia(
+            "it has no active audio or video line".into(),
+        ));
+    }
+    Ok(lines)
+}
+
+fn direction_of<'a>(keys: impl Iterator<Item = &'a str>) -> Option<Direction> {
+    keys.filter_map(|key| match key {
+        "sendrecv" => Some(Direction::SendRecv),
+        "sendonly" => Some(Direction::SendOnly),
+        "recvonly" => Some(Direction::RecvOnly),
+        "inactive" => Some(Direction::Inactive),
+        _ => None,
+    })
+    .last()
+}
+
+pub fn kind_name(kind: MediaKind) -> &'static str {
+    match kind {
+        MediaKind::Audio => "audio",
+        MediaKind::Video => "video",
+    }
+}
+
+/// The offered format the room's encoder output fits: for H.264 packetization mode 1 in
+/// constrained baseline (profile-level-id 42e0xx or 42c0xx), else baseline (4200xx, which
+/// constrained-baseline streams satisfy); for VP8 any VP8; for audio Opus.
+pub fn sendable(media: &RemoteMedia, video: Option<Codec>) -> Option<Format> {
+    let mut candidates: Vec<&Format> = match media.kind {
+        MediaKind::Audio => media
+            .formats
+            .iter()
+            .filter(|f| f.encoding == "OPUS")
+            .collect(),
+        MediaKind::Video => match video? {
+            Codec::Vp8 => media
+                .formats
+                .iter()
+                .filter(|f| f.encoding == "VP8")
+                .collect(),
+            Codec::H264 => media
+                .formats
+                .iter()
+                .filter(|f| f.encoding == "H264" && packetization_mode(f) == 1)
+                .filter(|f| h264_rank(f).is_some())
+                .collect(),
+        },
+    };
+    candidates.sort_by_key(|f| h264_rank(f).unwrap_or(0));
+    candidates.first().map(|f| (*f).clone())
+}
+
+/// The offered formats the room can decode: H.264 (packetization mode 1) and VP8, Opus.
+pub fn receivable(media: &RemoteMedia) -> Vec<Format> {
+    media
+        .formats
+        .iter()
+        .filter(|f| match media.kind {
+            MediaKind::Audio => f.encoding == "OPUS",
+            MediaKind::Video => {
+                f.encoding == "VP8" || (f.encoding == "H264" && packetization_mode(f) == 1)
+            }
+        })
+        .cloned()
+        .collect()
+}
+
+fn packetization_mode(format: &Format) -> u32 {
+    format
+        .parameter("packetization-mode")
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Lower is better: constrained baseline first, then baseline. `None` for other profiles.
+fn h264_rank(format: &Format) -> Option<u8> {
+    if format.encoding != "H264" {
+        return Some(0);
+    }
+    let profile = format.parameter("profile-level-id")?.to_ascii_lowercase();
+    match profile.get(..4)? {
+        "42e0" | "42c0" => Some(0),
+        "4200" => Some(1),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SENDONLY: &str = include_str!("testdata/chromium-sendonly.sdp");
+    const RECVONLY: &str = include_str!("testdata/chromium-recvonly.sdp");
+
+    fn lines(text: &str) -> Vec<RemoteMedia> {
+        gst::init().unwrap();
+        let message = parse(text).unwrap();
+        media_lines(&message, true).unwrap()
+    }
+
+    #[test]
+    fn chromium_offers_give_their_own_payload_types() {
+        let offer = lines(RECVONLY);
+        assert_eq!(offer.len(), 2);
+        assert_eq!(offer[0].kind, MediaKind::Audio);
+        assert_eq!(offer[0].direction, Direction::RecvOnly);
+        assert_eq!(sendable(&offer[0], None).unwrap().pt, 111);
+        let video = sendable(&offer[1], Some(Codec::H264)).unwrap();
+        // Chromium 156 offers 42e01f with packetization-mode=1 as payload type 108.
+        assert_eq!(video.encoding, "H264");
+        assert_eq!(video.pt, 108);
+        assert_eq!(video.parameter("profile-level-id"), Some("42e01f"));
+        assert_eq!(sendable(&offer[1], Some(Codec::Vp8)).unwrap().pt, 96);
+
+        let offer = lines(SENDONLY);
+        assert_eq!(offer[1].direction, Direction::SendOnly);
+        let receivable: Vec<u32> = receivable(&offer[1]).iter().map(|f| f.pt).collect();
+        assert!(receivable.contains(&96), "VP8: {receivable:?}");
+        assert!(receivable.contains(&108), "H.264: {receivable:?}");
+        assert!(!receivable.contains(&109), "H.264 mode 0: {receivable:?}");
+    }
+
+    #[test]
+    fn unencrypted_offers_are_refused_under_the_policy() {
+        gst::init().unwrap();
+        let plain = RECVONLY.replace("UDP/TLS/RTP/SAVPF", "RTP/AVP");
+        let message = parse(&plain).unwrap();
+        let err = media_lines(&message, true).unwrap_err();
+        assert!(matches!(err, PeerError::Unencrypted(_)), "{err}");
+        assert!(err.to_string().contains("RTP/AVP"), "{err}");
+        assert!(media_lines(&message, false).is_ok());
+
+        let no_fingerprint: String = RECVONLY
+            .lines()
+            .filter(|l| !l.starts_with("a=fingerprint"))
+            .map(|l| format!("{l}\r\n"))
+            .collect();
+        let err = media_lines(&parse(&no_fingerprint).unwrap(), true).unwrap_err();
+        assert!(err.to_string().contains("fingerprint"), "{err}");
+    }
+
+    #[test]
+    fn malformed_and_empty_descriptions_are_named() {
+        gst::init().unwrap();
+        let err = parse("hello").unwrap_err();
+        assert!(matches!(err, PeerError::MalformedSdp(_)), "{err}");
+        let err = parse("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n").unwrap_err();
+        assert!(matches!(err, PeerError::NoUsableMedia(_)), "{err}");
+        let only_data = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+                         m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n";
+        let err = media_lines(&parse(only_data).unwrap(), true).unwrap_err();
+        assert!(matches!(err, PeerError::NoUsableMedia(_)), "{err}");
+    }
+}

@@ -1,0 +1,236 @@
+//! A peer's statistics: what webrtcbin reports per RTP stream (bytes, losses, jitter, round
+//! trip), turned into rates between two reads, plus what only the peer knows (frames it sent
+//! and decoded, their size and rate).
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use gstreamer as gst;
+use gstreamer_webrtc as gst_webrtc;
+use gstreamer_webrtc::WebRTCStatsType as Type;
+use serde::Serialize;
+
+use crate::media::MediaKind;
+
+/// One direction of one kind of media, as in `status.meeting.streams` (less the participant).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StreamStats {
+    /// "send" or "receive"
+    pub direction: &'static str,
+    /// "audio" or "video"
+    pub kind: &'static str,
+    pub bitrate_kbps: f64,
+    pub packets_lost: i64,
+    pub loss_percent: f64,
+    pub jitter_ms: f64,
+    pub rtt_ms: f64,
+    pub frame_rate: f64,
+    pub width: u32,
+    pub height: u32,
+    /// Sent: frames handed to the payloader; received: frames out of the decoder.
+    pub frames: u64,
+}
+
+/// A peer's statistics at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PeerStats {
+    /// "dtls-srtp" once DTLS is up (webrtcbin knows no other protection), "none" before.
+    pub encryption: &'static str,
+    /// webrtcbin's connection state: new, connecting, connected, disconnected, failed, closed
+    pub connection_state: String,
+    /// ICE: new, checking, connected, completed, failed, disconnected, closed
+    pub ice_state: String,
+    /// DTLS: new, connecting, connected, closed, failed
+    pub dtls_state: String,
+    pub streams: Vec<StreamStats>,
+}
+
+/// What the peer counts itself, and the previous reading for rates.
+#[derive(Default)]
+pub struct Counters {
+    frames: HashMap<(&'static str, &'static str), FrameCount>,
+    bytes: HashMap<(&'static str, u32), (u64, Instant)>,
+}
+
+#[derive(Default)]
+struct FrameCount {
+    frames: u64,
+    width: u32,
+    height: u32,
+    last: Option<(u64, Instant)>,
+}
+
+impl Counters {
+    pub fn sent_frame(&mut self, kind: MediaKind, caps: Option<&gst::Caps>) {
+        self.count(("send", kind_name(kind)), caps);
+    }
+
+    pub fn received_frame(&mut self, caps: Option<&gst::CapsRef>) {
+        self.count(("receive", "video"), caps.map(|c| c.to_owned()).as_ref());
+    }
+
+    fn count(&mut self, key: (&'static str, &'static str), caps: Option<&gst::Caps>) {
+        let entry = self.frames.entry(key).or_default();
+        entry.frames += 1;
+        if let Some(s) = caps.and_then(|c| c.structure(0)) {
+            if let Ok(w) = s.get::<i32>("width") {
+                entry.width = w.max(0) as u32;
+            }
+            if let Ok(h) = s.get::<i32>("height") {
+                entry.height = h.max(0) as u32;
+            }
+        }
+    }
+
+    /// Frames, size and frames per second since the previous reading.
+    fn frames(&mut self, key: (&'static str, &'static str), now: Instant) -> (u64, u32, u32, f64) {
+        let Some(entry) = self.frames.get_mut(&key) else {
+            return (0, 0, 0, 0.0);
+        };
+        let rate = match entry.last {
+            Some((frames, at)) if now > at => {
+                (entry.frames - frames) as f64 / now.duration_since(at).as_secs_f64()
+            }
+            _ => 0.0,
+        };
+        entry.last = Some((entry.frames, now));
+        (entry.frames, entry.width, entry.height, rate)
+    }
+
+    /// Kilobits per second of stream `ssrc` since the previous reading.
+    fn bitrate(&mut self, direction: &'static str, ssrc: u32, bytes: u64, now: Instant) -> f64 {
+        let previous = self.bytes.insert((direction, ssrc), (bytes, now));
+        match previous {
+            Some((before, at)) if now > at && bytes >= before => {
+                (bytes - before) as f64 * 8.0 / 1000.0 / now.duration_since(at).as_secs_f64()
+            }
+            _ => 0.0,
+        }
+    }
+}
+
+fn kind_name(kind: MediaKind) -> &'static str {
+    super::sdp::kind_name(kind)
+}
+
+/// Reads webrtcbin's `get-stats` report.
+pub fn read(
+    report: &gst::StructureRef,
+    counters: &mut Counters,
+    connection: gst_webrtc::WebRTCPeerConnectionState,
+    ice: gst_webrtc::WebRTCICEConnectionState,
+    dtls: Option<gst_webrtc::WebRTCDTLSTransportState>,
+) -> PeerStats {
+    let now = Instant::now();
+    let entries: Vec<gst::Structure> = report
+        .iter()
+        .filter_map(|(_, value)| value.get::<gst::Structure>().ok())
+        .collect();
+    let of_type = |wanted: Type| {
+        entries
+            .iter()
+            .filter(move |s| s.get::<Type>("type").ok() == Some(wanted))
+    };
+    let by_id = |id: &str| {
+        entries
+            .iter()
+            .find(|s| s.get::<&str>("id").ok() == Some(id))
+    };
+    // GStreamer 1.22 fills `kind` and `codec-id` from the first stream for every stream; the
+    // RTP source's clock rate is right: 90 kHz is video, Opus runs at 48 kHz.
+    let source = |s: &gst::Structure| s.get::<gst::Structure>("gst-rtpsource-stats").ok();
+    let kind_of = |s: &gst::Structure| -> &'static str {
+        match source(s).and_then(|r| r.get::<i32>("clock-rate").ok()) {
+            Some(90_000) => "video",
+            Some(rate) if rate > 0 => "audio",
+            _ if s.get::<&str>("kind").ok() == Some("audio") => "audio",
+            _ => "video",
+        }
+    };
+    let mut streams = Vec::new();
+    for inbound in of_type(Type::InboundRtp) {
+        let ssrc = inbound.get::<u32>("ssrc").unwrap_or(0);
+        let kind = kind_of(inbound);
+        let bytes = inbound.get::<u64>("bytes-received").unwrap_or(0);
+        let received = inbound.get::<u64>("packets-received").unwrap_or(0);
+        let lost = inbound.get::<i64>("packets-lost").unwrap_or(0);
+        let (frames, width, height, frame_rate) = if kind == "video" {
+            counters.frames(("receive", "video"), now)
+        } else {
+            (0, 0, 0, 0.0)
+        };
+        streams.push(StreamStats {
+            direction: "receive",
+            kind,
+            bitrate_kbps: counters.bitrate("receive", ssrc, bytes, now),
+            packets_lost: lost,
+            loss_percent: percent(lost, received),
+            jitter_ms: inbound.get::<f64>("jitter").unwrap_or(0.0) * 1000.0,
+            rtt_ms: 0.0,
+            frame_rate,
+            width,
+            height,
+            frames,
+        });
+    }
+    // webrtcbin lists an outbound entry for its RTCP-only local sources too: not a stream.
+    let sending =
+        |s: &&gst::Structure| source(s).is_none_or(|r| r.get::<bool>("is-sender").unwrap_or(true));
+    for outbound in of_type(Type::OutboundRtp).filter(sending) {
+        let ssrc = outbound.get::<u32>("ssrc").unwrap_or(0);
+        let kind = kind_of(outbound);
+        let bytes = outbound.get::<u64>("bytes-sent").unwrap_or(0);
+        let sent = outbound.get::<u64>("packets-sent").unwrap_or(0);
+        // What the far end reported back in its receiver reports.
+        let remote = outbound.get::<&str>("remote-id").ok().and_then(by_id);
+        let lost = remote
+            .and_then(|r| r.get::<i64>("packets-lost").ok())
+            .unwrap_or(0);
+        let (frames, width, height, frame_rate) = counters.frames(("send", kind), now);
+        streams.push(StreamStats {
+            direction: "send",
+            kind,
+            bitrate_kbps: counters.bitrate("send", ssrc, bytes, now),
+            packets_lost: lost,
+            loss_percent: percent(lost, sent),
+            jitter_ms: remote
+                .and_then(|r| r.get::<f64>("jitter").ok())
+                .unwrap_or(0.0)
+                * 1000.0,
+            rtt_ms: remote
+                .and_then(|r| r.get::<f64>("round-trip-time").ok())
+                .unwrap_or(0.0)
+                * 1000.0,
+            frame_rate,
+            width: if kind == "video" { width } else { 0 },
+            height: if kind == "video" { height } else { 0 },
+            frames: if kind == "video" { frames } else { 0 },
+        });
+    }
+    streams.sort_by_key(|s| (s.direction, s.kind));
+    let dtls_connected = dtls == Some(gst_webrtc::WebRTCDTLSTransportState::Connected);
+    PeerStats {
+        encryption: if dtls_connected { "dtls-srtp" } else { "none" },
+        connection_state: enum_name(connection),
+        ice_state: enum_name(ice),
+        dtls_state: dtls.map(enum_name).unwrap_or_else(|| "new".into()),
+        streams,
+    }
+}
+
+fn percent(lost: i64, delivered: u64) -> f64 {
+    let total = lost.max(0) as f64 + delivered as f64;
+    if total == 0.0 {
+        0.0
+    } else {
+        lost.max(0) as f64 * 100.0 / total
+    }
+}
+
+/// The GLib nick of an enum value ("connected"), as status shows it.
+fn enum_name<E: gst::glib::value::ToValue>(value: E) -> String {
+    let value = value.to_value();
+    gst::glib::EnumValue::from_value(&value)
+        .map(|(_, v)| v.nick().to_owned())
+        .unwrap_or_default()
+}

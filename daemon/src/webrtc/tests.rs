@@ -1,0 +1,301 @@
+//! Two peers in one process, connected over a real (non-loopback) address: the room's own
+//! encoded camera and microphone go out through one and arrive on the room display and in the
+//! speaker mix through the other.
+
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+
+use super::{Peer, PeerError, PeerEvent, PeerOptions};
+use crate::config::{CameraPosition, Layout, SelfviewMode, SelfviewPosition};
+use crate::hardware::Profile;
+use crate::media::MediaTaps;
+use crate::media::audio::{AudioBranch, AudioSetup};
+use crate::media::encoder_choice::EncoderSettings;
+use crate::media::video::{VideoBranch, VideoSetup};
+use crate::media::view::RoomView;
+
+/// libnice ignores loopback: make sure the machine has another IPv4 address, adding a dummy
+/// interface (removed when dropped) when it has none.
+struct NonLoopback {
+    added: bool,
+}
+
+const DUMMY: &str = "roomdtest0";
+
+impl NonLoopback {
+    fn ensure() -> NonLoopback {
+        let output = std::process::Command::new("ip")
+            .args(["-4", "-o", "addr", "show", "scope", "global"])
+            .output()
+            .expect("ip is installed (iproute2)");
+        if !String::from_utf8_lossy(&output.stdout).trim().is_empty() {
+            return NonLoopback { added: false };
+        }
+        for args in [
+            vec!["link", "add", DUMMY, "type", "dummy"],
+            vec!["addr", "add", "10.213.0.1/24", "dev", DUMMY],
+            vec!["link", "set", DUMMY, "up"],
+        ] {
+            let status = std::process::Command::new("ip")
+                .args(&args)
+                .status()
+                .unwrap();
+            assert!(status.success(), "ip {args:?} (tests run as root)");
+        }
+        NonLoopback { added: true }
+    }
+}
+
+impl Drop for NonLoopback {
+    fn drop(&mut self) {
+        if self.added {
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", DUMMY])
+                .status();
+        }
+    }
+}
+
+/// The room's media branches at test size, in a meeting (so they encode), handed to taps as
+/// the engine does. Dropping the returned guard stops them.
+struct Room {
+    taps: MediaTaps,
+    video: VideoBranch,
+    audio: AudioBranch,
+}
+
+impl Drop for Room {
+    fn drop(&mut self) {
+        self.video.stop();
+        self.audio.stop();
+    }
+}
+
+fn room_in_meeting() -> Room {
+    gst::init().unwrap();
+    let profile = Profile::builtin("simulated").unwrap();
+    let mut camera = profile.cameras[0].clone();
+    let mut display = profile.displays[0].clone();
+    (camera.width, camera.height, camera.framerate) = (320, 180, 15);
+    (display.width, display.height, display.framerate) = (320, 180, 15);
+    let settings = EncoderSettings {
+        bitrate_kbps: 300,
+        framerate: 15,
+    };
+    let video = VideoBranch::build(&VideoSetup {
+        camera,
+        content: None,
+        display,
+        encoder: "x264enc".into(),
+        settings,
+    })
+    .unwrap();
+    let audio = AudioBranch::build(&AudioSetup {
+        microphone: profile.microphones[0].clone(),
+        speaker: profile.speakers.first().cloned(),
+    })
+    .unwrap();
+    let view = RoomView {
+        name: "Room".into(),
+        claimed: true,
+        volume: 50,
+        muted: false,
+        layout: Layout::Speaker,
+        selfview: SelfviewMode::On,
+        selfview_position: SelfviewPosition::LowerRight,
+        camera_on: true,
+        camera_position: CameraPosition::HOME,
+        content_active: false,
+        standby: false,
+        in_call: false,
+        in_meeting: true,
+    };
+    video.apply(&view, None);
+    audio.apply(&view);
+    let taps = MediaTaps::default();
+    taps.attach_video(
+        video.codec,
+        &video.encoder,
+        &video.encoded,
+        video.mixer.clone(),
+    );
+    taps.attach_audio(&audio.encoded, audio.speaker.clone());
+    video.start().unwrap();
+    audio.start().unwrap();
+    Room { taps, video, audio }
+}
+
+async fn next_event(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<PeerEvent>,
+    wanted: impl Fn(&PeerEvent) -> bool,
+    what: &str,
+) -> PeerEvent {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(remaining, events.recv()).await {
+            Ok(Some(event)) if wanted(&event) => return event,
+            Ok(Some(PeerEvent::Failed(reason))) => panic!("{what}: the peer failed: {reason}"),
+            Ok(Some(_)) => continue,
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_peers_exchange_the_rooms_media_over_dtls_srtp() {
+    let _address = NonLoopback::ensure();
+    let room = room_in_meeting();
+    let taps = &room.taps;
+
+    let sender = Peer::new(
+        taps,
+        PeerOptions {
+            label: "sender".into(),
+            receive: false,
+            ..PeerOptions::default()
+        },
+    )
+    .unwrap();
+    let receiver = Peer::new(
+        taps,
+        PeerOptions {
+            label: "Far end".into(),
+            send_video: false,
+            send_audio: false,
+            ..PeerOptions::default()
+        },
+    )
+    .unwrap();
+    let mut sender_events = sender.take_events().unwrap();
+    let mut receiver_events = receiver.take_events().unwrap();
+
+    let offer = sender.create_offer().await.unwrap();
+    assert!(offer.contains("UDP/TLS/RTP/SAVPF"), "{offer}");
+    assert!(offer.contains("a=candidate"), "complete SDP: {offer}");
+    let answer = receiver.answer_offer(&offer).await.unwrap();
+    sender.accept_answer(&answer).await.unwrap();
+
+    next_event(&mut sender_events, |e| *e == PeerEvent::Connected, "sender").await;
+    next_event(
+        &mut receiver_events,
+        |e| *e == PeerEvent::Connected,
+        "receiver",
+    )
+    .await;
+    next_event(
+        &mut receiver_events,
+        |e| *e == PeerEvent::FirstRemoteFrame,
+        "first remote frame on the display",
+    )
+    .await;
+    assert_eq!(taps.remote_video_count(), 1);
+
+    // Rates are measured between two readings.
+    receiver.stats().await.unwrap();
+    sender.stats().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let received = receiver.stats().await.unwrap();
+    let sent = sender.stats().await.unwrap();
+    eprintln!("receiver: {received:#?}\nsender: {sent:#?}");
+    assert_eq!(received.encryption, "dtls-srtp");
+    assert_eq!(sent.encryption, "dtls-srtp");
+    let video_in = received
+        .streams
+        .iter()
+        .find(|s| s.direction == "receive" && s.kind == "video")
+        .expect("a received video stream");
+    assert!(video_in.bitrate_kbps > 0.0, "{video_in:?}");
+    assert!(video_in.frames > 0, "{video_in:?}");
+    assert_eq!((video_in.width, video_in.height), (320, 180));
+    let audio_in = received
+        .streams
+        .iter()
+        .find(|s| s.direction == "receive" && s.kind == "audio")
+        .expect("a received audio stream");
+    assert!(audio_in.bitrate_kbps > 0.0, "{audio_in:?}");
+    let video_out = sent
+        .streams
+        .iter()
+        .find(|s| s.direction == "send" && s.kind == "video")
+        .expect("a sent video stream");
+    assert!(
+        video_out.bitrate_kbps > 0.0 && video_out.frames > 0,
+        "{video_out:?}"
+    );
+
+    // Closing the receiver takes its picture off the display.
+    receiver.close();
+    assert_eq!(taps.remote_video_count(), 0);
+    sender.close();
+}
+
+#[tokio::test]
+async fn bad_remote_descriptions_get_clear_errors() {
+    gst::init().unwrap();
+    let taps = MediaTaps::default();
+    let options = || PeerOptions {
+        send_video: false,
+        send_audio: false,
+        ..PeerOptions::default()
+    };
+    let peer = Peer::new(&taps, options()).unwrap();
+    let err = peer.answer_offer("not an sdp").await.unwrap_err();
+    assert!(matches!(err, PeerError::MalformedSdp(_)), "{err}");
+
+    let plain =
+        include_str!("testdata/chromium-sendonly.sdp").replace("UDP/TLS/RTP/SAVPF", "RTP/AVP");
+    let err = peer.answer_offer(&plain).await.unwrap_err();
+    assert!(matches!(err, PeerError::Unencrypted(_)), "{err}");
+
+    let err = peer
+        .accept_answer(include_str!("testdata/chromium-sendonly.sdp"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PeerError::WrongState { .. }), "{err}");
+
+    let err = Peer::new(
+        &taps,
+        PeerOptions {
+            ice: super::IceServers {
+                stun: Some("stun.example.org:3478".into()),
+                turn: None,
+            },
+            ..options()
+        },
+    )
+    .err()
+    .unwrap();
+    assert!(matches!(err, PeerError::IceServer(_)), "{err}");
+}
+
+#[tokio::test]
+async fn a_chromium_whep_offer_is_answered_with_its_payload_types() {
+    let _address = NonLoopback::ensure();
+    let room = room_in_meeting();
+    let peer = Peer::new(
+        &room.taps,
+        PeerOptions {
+            receive: false,
+            ..PeerOptions::default()
+        },
+    )
+    .unwrap();
+    let answer = peer
+        .answer_offer(include_str!("testdata/chromium-recvonly.sdp"))
+        .await
+        .unwrap();
+    let m_lines: Vec<&str> = answer.lines().filter(|l| l.starts_with("m=")).collect();
+    assert_eq!(m_lines.len(), 2, "{answer}");
+    assert!(
+        m_lines[0].starts_with("m=audio") && m_lines[0].ends_with(" 111"),
+        "{answer}"
+    );
+    assert!(
+        m_lines[1].starts_with("m=video") && m_lines[1].ends_with(" 108"),
+        "{answer}"
+    );
+    assert!(answer.contains("a=sendonly"), "{answer}");
+    assert!(answer.contains("a=fingerprint:"), "{answer}");
+}
