@@ -24,6 +24,7 @@ PACKAGES += gstreamer1.0-plugins-ugly        # x264enc, the software H.264 fallb
 PACKAGES += gstreamer1.0-x                   # pango: clockoverlay/textoverlay for the display's labels and clock
 PACKAGES += gstreamer1.0-alsa                # alsasrc/alsasink for real microphones and speakers
 PACKAGES += fonts-dejavu-core                # a font for the display's text (pango finds none otherwise)
+PACKAGES += janus                             # Janus 1.1 VideoRoom: the meeting signalling tests run a real one (janus -F)
 
 # Only `make bench` needs these.
 BENCH_PACKAGES :=

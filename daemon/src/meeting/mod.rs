@@ -5,9 +5,11 @@
 //! the WebRTC peer produces and consumes the SDP they carry.
 //!
 //! - `https`: the one HTTP client for meeting servers (trust roots, timeouts, size limits).
+//! - `janus`: the Janus VideoRoom HTTP API (sessions, publisher and subscriber handles, events).
 //! - `whip`: WHIP (RFC 9725) and WHEP clients.
 
 pub mod https;
+pub mod janus;
 pub mod whip;
 
 #[cfg(test)]
