@@ -27,6 +27,7 @@ PACKAGES += gstreamer1.0-nice                # nicesrc/nicesink: webrtcbin's ICE
 PACKAGES += gstreamer1.0-libav               # avdec_h264: decodes the H.264 that browsers and Janus send
 PACKAGES += gstreamer1.0-alsa                # alsasrc/alsasink for real microphones and speakers
 PACKAGES += fonts-dejavu-core                # a font for the display's text (pango finds none otherwise)
+PACKAGES += janus                             # Janus 1.1 VideoRoom: the meeting signalling tests run a real one (janus -F)
 
 # Only `make bench` needs these.
 BENCH_PACKAGES :=

@@ -20,6 +20,7 @@ use crate::config::{Config, ConfigError};
 use crate::core::{self, CoreSetup, MediaEngineStatus, MediaReport};
 use crate::hardware::{self, Profile};
 use crate::media::{self, DisplaySnapshots, EngineSetup, MediaTaps};
+use crate::meeting;
 use crate::service;
 use crate::tls::{self, DeviceIdentity, TlsError};
 
@@ -128,6 +129,8 @@ pub async fn run(
         }
     };
 
+    let (meetings, meeting_task) = meeting::start(room.clone(), taps);
+
     let state = ApiState {
         room: room.clone(),
         accounts,
@@ -135,7 +138,7 @@ pub async fn run(
         identity: Arc::new(identity),
         client_role,
         display,
-        taps,
+        meetings,
     };
     let server = api::serve(state, tls, &config.api.listen)?;
     let server_handle = server.handle();
@@ -175,6 +178,8 @@ pub async fn run(
     server_handle.stop(true).await;
     room.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), core_task).await;
+    // The meeting engine hangs up (leaves Janus, ends WHIP sessions) once the core is gone.
+    let _ = tokio::time::timeout(Duration::from_secs(5), meeting_task).await;
     // The engine stops its pipelines once the core is gone.
     if let Some(task) = media_task {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;

@@ -16,6 +16,7 @@ pub mod hardware;
 pub mod json_error;
 pub mod logging;
 pub mod media;
+pub mod meeting;
 pub mod random;
 pub mod remote_attestation;
 pub mod secrets;

@@ -23,7 +23,8 @@ pub use server::{ServeError, serve};
 use crate::accounts::{Accounts, Role};
 use crate::audit::AuditLog;
 use crate::core::RoomHandle;
-use crate::media::{DisplaySnapshots, MediaTaps};
+use crate::media::DisplaySnapshots;
+use crate::meeting::MeetingEngineHandle;
 use crate::tls::DeviceIdentity;
 
 /// What every handler can reach.
@@ -36,8 +37,8 @@ pub struct ApiState {
     pub client_role: Option<Role>,
     /// Frames of the room display, from the media engine.
     pub display: DisplaySnapshots,
-    /// The room's encoded media and far-end slots, for meetings.
-    pub taps: MediaTaps,
+    /// The meeting engine: guests' WHIP/WHEP offers of a hosted meeting go there.
+    pub meetings: MeetingEngineHandle,
 }
 
 fn peer_ip(req: &actix_web::HttpRequest) -> IpAddr {

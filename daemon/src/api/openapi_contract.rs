@@ -49,7 +49,11 @@ fn documents_exactly_the_served_routes_with_their_roles() {
                 .find(|r| r.method.eq_ignore_ascii_case(method) && openapi_path(r.path) == *path)
                 .unwrap_or_else(|| panic!("{method} {path} is documented but not served"));
             if route.access == Access::Guest {
-                assert_eq!(op["x-roomd-guest"], Value::Bool(true), "{method} {path} is for guests");
+                assert_eq!(
+                    op["x-roomd-guest"],
+                    Value::Bool(true),
+                    "{method} {path} is for guests"
+                );
                 continue;
             }
             match roles_for(route.access) {

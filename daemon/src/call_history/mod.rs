@@ -77,11 +77,7 @@ impl CallHistory {
     }
 
     /// Adds `record` and deletes what has outlived `retention_days`.
-    pub fn append(
-        &self,
-        record: CallRecord,
-        retention_days: u32,
-    ) -> Result<(), CallHistoryError> {
+    pub fn append(&self, record: CallRecord, retention_days: u32) -> Result<(), CallHistoryError> {
         let mut records = self.read()?;
         records.push(record);
         let kept = retained(records, retention_days, OffsetDateTime::now_utc());
@@ -90,12 +86,12 @@ impl CallHistory {
 
     fn read(&self) -> Result<Vec<CallRecord>, CallHistoryError> {
         match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| {
-                CallHistoryError::Damaged {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|source| CallHistoryError::Damaged {
                     path: self.path.clone(),
                     source,
-                }
-            }),
+                })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(source) => Err(CallHistoryError::Read {
                 path: self.path.clone(),
@@ -158,7 +154,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let history = CallHistory::in_state_dir(dir.path());
         history.append(record("old", &days_ago(31)), 365).unwrap();
-        history.append(record("recent", &days_ago(29)), 365).unwrap();
+        history
+            .append(record("recent", &days_ago(29)), 365)
+            .unwrap();
         history.append(record("today", &days_ago(0)), 365).unwrap();
         let ids = |list: Vec<CallRecord>| list.into_iter().map(|r| r.id).collect::<Vec<_>>();
         assert_eq!(ids(history.list(30).unwrap()), ["today", "recent"]);

@@ -150,7 +150,10 @@ fn check_ice_server(value: &str, schemes: &[&str], credentials: bool) -> Result<
     let problem = |what: &str| format!("{what}; write it like {example:?}, or \"\" for none");
     let url = url::Url::parse(value).map_err(|_| problem("not a URL"))?;
     if !schemes.contains(&url.scheme()) {
-        return Err(problem(&format!("the scheme must be {}", schemes.join(" or "))));
+        return Err(problem(&format!(
+            "the scheme must be {}",
+            schemes.join(" or ")
+        )));
     }
     if url.host_str().is_none_or(str::is_empty) || url.port().is_none() {
         return Err(problem("a host and a port are needed"));

@@ -26,8 +26,8 @@ pub use error::ConfigError;
 pub(crate) use error::{line_and_column, toml_error_position};
 pub use model::{
     AccountsConfig, ApiConfig, AudioConfig, CameraPosition, CameraPreset, Config, IdentityBackend,
-    IdentityConfig, Layout, LogLevel, LoggingConfig, MeetingConfig, SelfviewMode, SelfviewPosition, StandbyConfig,
-    SystemConfig, VideoConfig,
+    IdentityConfig, Layout, LogLevel, LoggingConfig, MeetingConfig, SelfviewMode, SelfviewPosition,
+    StandbyConfig, SystemConfig, VideoConfig,
 };
 
 /// Permission of the saved file: the daemon's user writes it, its group (admins) may read it.

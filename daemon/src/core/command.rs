@@ -323,8 +323,9 @@ impl RoomCommand {
                 if a.participant.is_empty() || a.participant.len() > 64 {
                     return Err(CommandError::InvalidArguments {
                         command,
-                        message: "participant: give a participant id from status.meeting.participants"
-                            .into(),
+                        message:
+                            "participant: give a participant id from status.meeting.participants"
+                                .into(),
                     });
                 }
                 if command.ends_with(".admit") {

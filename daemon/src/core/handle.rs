@@ -7,11 +7,11 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::command::RoomCommand;
 use super::event::Notification;
-use super::report::MediaReport;
 use super::meeting::{AdmittedGuest, GuestState, GuestTicket, MeetingReport, SharedPlan};
+use super::report::MediaReport;
 use super::room::{GuestReply, GuestRequest, Request};
-use crate::accounts::Secret;
 use super::status::{IdentityStatus, StatusSnapshot};
+use crate::accounts::Secret;
 use crate::config::{Config, ConfigError};
 
 #[derive(Debug, thiserror::Error)]

@@ -236,8 +236,7 @@ fn parse_direct_address(address: &str) -> Result<(Url, String), String> {
             Ok((origin, (*id).to_owned()))
         }
         _ => Err(
-            "address: expected the other room's join link, https://<room>/join/<meeting-id>"
-                .into(),
+            "address: expected the other room's join link, https://<room>/join/<meeting-id>".into(),
         ),
     }
 }
@@ -493,7 +492,10 @@ pub enum MeetingReport {
         generation: u64,
         participant: Participant,
     },
-    ParticipantLeft { generation: u64, id: String },
+    ParticipantLeft {
+        generation: u64,
+        id: String,
+    },
     /// The latest per-stream figures (every second).
     Stats {
         generation: u64,
@@ -502,7 +504,10 @@ pub enum MeetingReport {
     },
     /// The meeting ended without the room leaving it (e.g. the host of another room's meeting
     /// ended it): recorded as a normal end.
-    Ended { generation: u64, reason: String },
+    Ended {
+        generation: u64,
+        reason: String,
+    },
     /// The first picture of a remote participant reached the display.
     FirstRemoteFrame {
         generation: u64,
@@ -568,7 +573,10 @@ mod tests {
         }))
         .unwrap();
         let shown = t.public().to_string();
-        assert!(!shown.contains("tok-123") && !shown.contains("access=abc"), "{shown}");
+        assert!(
+            !shown.contains("tok-123") && !shown.contains("access=abc"),
+            "{shown}"
+        );
         let t = MeetingTarget::parse(&json!({
             "kind": "direct", "address": "https://room-b.example:8443/join/AbCdEf1234", "pin": "1234"
         }))
@@ -582,16 +590,37 @@ mod tests {
     #[test]
     fn bad_targets_name_the_field() {
         let cases = [
-            (json!({"kind": "janus", "server": "ftp://x", "room": 1}), "server"),
-            (json!({"kind": "janus", "server": "http://janus.example/janus", "room": 1}), "unencrypted"),
-            (json!({"kind": "janus", "server": "https://j.example", "room": 0}), "room"),
-            (json!({"kind": "janus", "server": "https://j.example"}), "room"),
-            (json!({"kind": "whip", "url": "https://u:p@sfu.example/whip"}), "credentials"),
-            (json!({"kind": "direct", "address": "https://room-b/other/path"}), "join link"),
+            (
+                json!({"kind": "janus", "server": "ftp://x", "room": 1}),
+                "server",
+            ),
+            (
+                json!({"kind": "janus", "server": "http://janus.example/janus", "room": 1}),
+                "unencrypted",
+            ),
+            (
+                json!({"kind": "janus", "server": "https://j.example", "room": 0}),
+                "room",
+            ),
+            (
+                json!({"kind": "janus", "server": "https://j.example"}),
+                "room",
+            ),
+            (
+                json!({"kind": "whip", "url": "https://u:p@sfu.example/whip"}),
+                "credentials",
+            ),
+            (
+                json!({"kind": "direct", "address": "https://room-b/other/path"}),
+                "join link",
+            ),
             (json!({"kind": "hosted", "pin": "12a4"}), "pin"),
             (json!({"kind": "zoom"}), "zoom"),
             (json!({"kind": "hosted", "colour": "red"}), "colour"),
-            (json!({"kind": "whip", "url": "https://s.example", "token": "a b"}), "token"),
+            (
+                json!({"kind": "whip", "url": "https://s.example", "token": "a b"}),
+                "token",
+            ),
         ];
         for (value, expected) in cases {
             let err = MeetingTarget::parse(&value).unwrap_err();

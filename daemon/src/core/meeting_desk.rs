@@ -14,8 +14,8 @@ use tokio::time::Instant;
 
 use super::handle::CoreError;
 use super::meeting::{
-    AdmittedGuest, GuestState, GuestTicket, MEETING_ID_CHARS, MeetingPlan, MeetingReport,
-    MeetingState, MeetingStatus, MeetingTarget, MediaState, Participant, ParticipantState,
+    AdmittedGuest, GuestState, GuestTicket, MEETING_ID_CHARS, MediaState, MeetingPlan,
+    MeetingReport, MeetingState, MeetingStatus, MeetingTarget, Participant, ParticipantState,
     SharedPlan, check_display_name,
 };
 use super::room::now_rfc3339;
@@ -54,8 +54,10 @@ pub(super) struct MeetingDesk {
     current: Option<Current>,
 }
 
+/// Events for the core to publish.
+pub(super) type Events = Vec<(&'static str, Value)>;
 /// Events to publish, and a finished meeting for the call history.
-pub(super) type Outcome = (Vec<(&'static str, Value)>, Option<CallRecord>);
+pub(super) type Outcome = (Events, Option<CallRecord>);
 
 impl MeetingDesk {
     pub(super) fn new() -> (MeetingDesk, watch::Receiver<SharedPlan>) {
@@ -215,7 +217,10 @@ impl MeetingDesk {
         current.plan = Arc::new(plan);
         let plan = current.plan.clone();
         self.plan_tx.send_replace(Some(plan));
-        Ok(vec![("meeting.participant.removed", json!({ "participant": id }))])
+        Ok(vec![(
+            "meeting.participant.removed",
+            json!({ "participant": id }),
+        )])
     }
 
     /// Applies what the engine reports about the current meeting; reports about an earlier
@@ -229,7 +234,11 @@ impl MeetingDesk {
         }
         let mut events = Vec::new();
         match report {
-            MeetingReport::State { state, error, .. } if state == MeetingState::Failed => {
+            MeetingReport::State {
+                state: MeetingState::Failed,
+                error,
+                ..
+            } => {
                 tracing::warn!("meeting failed: {error}");
                 return self.leave(status, Some(error));
             }
@@ -264,11 +273,17 @@ impl MeetingDesk {
                             && participant.state == ParticipantState::Connected;
                         *existing = participant.clone();
                         if joined_now {
-                            events.push(participant_event("meeting.participant.connected", &participant));
+                            events.push(participant_event(
+                                "meeting.participant.connected",
+                                &participant,
+                            ));
                         }
                     }
                     None => {
-                        events.push(participant_event("meeting.participant.joined", &participant));
+                        events.push(participant_event(
+                            "meeting.participant.joined",
+                            &participant,
+                        ));
                         status.participants.push(participant);
                     }
                 }
@@ -308,7 +323,7 @@ impl MeetingDesk {
         meeting_id: &str,
         name: String,
         pin: Option<Secret>,
-    ) -> Result<(GuestTicket, Vec<(&'static str, Value)>), CoreError> {
+    ) -> Result<(GuestTicket, Events), CoreError> {
         let current = self.hosted(meeting_id)?;
         check_display_name(&name).map_err(|p| CoreError::Refused(format!("name: {p}")))?;
         let now = Instant::now();
@@ -417,14 +432,17 @@ impl MeetingDesk {
         meeting_id: &str,
         guest_id: &str,
         token: &Secret,
-    ) -> Result<(GuestState, Vec<(&'static str, Value)>), CoreError> {
+    ) -> Result<(GuestState, Events), CoreError> {
         let guest = self.guest(meeting_id, guest_id, token)?;
         guest.state = GuestState::Ended;
         let mut events = Vec::new();
         if status.participants.iter().any(|p| p.id == guest_id) {
             status.participants.retain(|p| p.id != guest_id);
             status.streams.retain(|s| s.participant != guest_id);
-            events.push(("meeting.participant.left", json!({ "participant": guest_id })));
+            events.push((
+                "meeting.participant.left",
+                json!({ "participant": guest_id }),
+            ));
         }
         // The engine drops the guest's media with the participant (see the plan's removed list).
         if let Some(current) = self.current.as_mut() {

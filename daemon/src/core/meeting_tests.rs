@@ -45,13 +45,20 @@ async fn a_hosted_meeting_admits_guests_from_the_lobby_with_the_right_pin() {
         meeting["join_url"],
         format!("https://room-a.example.org:8443/join/{id}")
     );
-    assert!(!meeting.to_string().contains("4711"), "the PIN leaked: {meeting}");
+    assert!(
+        !meeting.to_string().contains("4711"),
+        "the PIN leaked: {meeting}"
+    );
     let plan = plans.borrow().clone().unwrap();
     assert_eq!(plan.meeting_id, id);
 
     // Wrong PIN, unknown meeting.
     let wrong = room
-        .guest_arrive(id.clone(), "Mallory".into(), Some(Secret::new("0000".into())))
+        .guest_arrive(
+            id.clone(),
+            "Mallory".into(),
+            Some(Secret::new("0000".into())),
+        )
         .await
         .unwrap_err();
     assert!(matches!(wrong, CoreError::Forbidden(_)), "{wrong}");
@@ -76,7 +83,11 @@ async fn a_hosted_meeting_admits_guests_from_the_lobby_with_the_right_pin() {
         .unwrap_err();
     assert!(not_yet.to_string().contains("lobby"), "{not_yet}");
     let forged = room
-        .guest_state(id.clone(), ticket.guest_id.clone(), Secret::new("forged".into()))
+        .guest_state(
+            id.clone(),
+            ticket.guest_id.clone(),
+            Secret::new("forged".into()),
+        )
         .await
         .unwrap_err();
     assert!(matches!(forged, CoreError::Forbidden(_)), "{forged}");
@@ -107,7 +118,14 @@ async fn a_hosted_meeting_admits_guests_from_the_lobby_with_the_right_pin() {
             .unwrap(),
         GuestState::Removed
     );
-    assert!(plans.borrow().clone().unwrap().removed.contains(&ticket.guest_id));
+    assert!(
+        plans
+            .borrow()
+            .clone()
+            .unwrap()
+            .removed
+            .contains(&ticket.guest_id)
+    );
 
     room.execute(RoomCommand::LeaveMeeting).await.unwrap();
     assert_eq!(room.status().tree["meeting"]["state"], "idle");
@@ -154,9 +172,11 @@ async fn a_second_join_is_refused_and_reports_of_an_old_meeting_are_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let (room, _task) = spawn(setup(&dir));
     let plans = room.watch_meeting_plan();
-    room.execute(join(json!({"kind": "janus", "server": "https://janus.example/janus", "room": 7, "pin": "p1n"})))
-        .await
-        .unwrap();
+    room.execute(join(
+        json!({"kind": "janus", "server": "https://janus.example/janus", "room": 7, "pin": "p1n"}),
+    ))
+    .await
+    .unwrap();
     assert_eq!(room.status().tree["meeting"]["state"], "joining");
     let err = room
         .execute(join(json!({"kind": "hosted"})))

@@ -19,9 +19,9 @@ pub use command::{COMMANDS, CommandError, CommandSpec, RoomCommand};
 pub use event::{Event, Notification};
 pub use handle::{CoreError, RoomHandle};
 pub use meeting::{
-    AdmittedGuest, GuestState, GuestTicket, MeetingPlan, MeetingReport, MeetingState,
-    MeetingStatus, MeetingTarget, MediaState, Participant, ParticipantState, SharedPlan,
-    StreamStats, check_display_name, check_pin, is_meeting_id,
+    AdmittedGuest, GuestState, GuestTicket, MediaState, MeetingPlan, MeetingReport, MeetingState,
+    MeetingStatus, MeetingTarget, Participant, ParticipantState, SharedPlan, StreamStats,
+    check_display_name, check_pin, is_meeting_id,
 };
 pub use report::{MediaEngineStatus, MediaReport};
 pub use room::{CoreSetup, spawn};
@@ -30,6 +30,6 @@ pub use status::{
 };
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod meeting_tests;
+#[cfg(test)]
+mod tests;

@@ -14,15 +14,15 @@ use super::event::{Event, Notification};
 use super::handle::{CoreError, RoomHandle};
 use super::meeting::{AdmittedGuest, GuestState, GuestTicket, MeetingReport, MeetingStatus};
 use super::meeting_desk::MeetingDesk;
-use crate::accounts::Secret;
-use crate::call_history::{CallHistory, CallRecord};
 use super::report::{MediaEngineStatus, MediaReport};
 use super::status::{
-    AudioStatus, CameraState, CameraStatus, ContentState, ContentStatus,
-    IdentityStatus, MicrophonesStatus, RoomStatus, SelfviewStatus, StandbyState, StandbyStatus,
-    StatusSnapshot, SystemStatus, VideoStatus,
+    AudioStatus, CameraState, CameraStatus, ContentState, ContentStatus, IdentityStatus,
+    MicrophonesStatus, RoomStatus, SelfviewStatus, StandbyState, StandbyStatus, StatusSnapshot,
+    SystemStatus, VideoStatus,
 };
 use super::status_diff::changed_leaves;
+use crate::accounts::Secret;
+use crate::call_history::{CallHistory, CallRecord};
 use crate::config::{
     CAMERA_PRESETS_MAX_ENTRIES, CameraPosition, CameraPreset, Config, ConfigError,
 };

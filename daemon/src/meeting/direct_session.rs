@@ -91,7 +91,13 @@ pub async fn run(mut ctx: SessionContext) {
         let http = http.clone();
         let _ = tokio::task::spawn_blocking(move || {
             let auth = format!("Bearer {}", guest.token);
-            http.request(Method::Delete, &guest.base, &[("authorization", &auth)], None, None)
+            http.request(
+                Method::Delete,
+                &guest.base,
+                &[("authorization", &auth)],
+                None,
+                None,
+            )
         })
         .await;
     }
@@ -146,13 +152,17 @@ async fn call(
     let connected = async {
         let whip = Peer::new(&ctx.taps, ctx.peer_options("direct", true, false))
             .map_err(Attempt::fatal)?;
-        let url = me.base.join(&format!("{}/whip", last_segment(&me.base)))
+        let url = me
+            .base
+            .join(&format!("{}/whip", last_segment(&me.base)))
             .map_err(Attempt::fatal)?;
         sessions.push(negotiate(http, &whip, Protocol::Whip, &url, Some(me.token.clone())).await?);
         roster.add_peer(SELF_ID, "", "whip", whip).await;
         let whep = Peer::new(&ctx.taps, ctx.peer_options(host_name, false, true))
             .map_err(Attempt::fatal)?;
-        let url = me.base.join(&format!("{}/whep", last_segment(&me.base)))
+        let url = me
+            .base
+            .join(&format!("{}/whep", last_segment(&me.base)))
             .map_err(Attempt::fatal)?;
         sessions.push(negotiate(http, &whep, Protocol::Whep, &url, Some(me.token.clone())).await?);
         roster.add_peer(HOST_ID, host_name, "whep", whep).await;
@@ -238,18 +248,38 @@ async fn arrive(
     match reply.status {
         201 => {}
         403 => return Err(Attempt::Fatal("the other room refused the PIN".into())),
-        404 => return Err(Attempt::Fatal("the other room hosts no such meeting (or it has ended)".into())),
-        429 => return Err(Attempt::Transient("the other room asks to wait after wrong PINs".into())),
+        404 => {
+            return Err(Attempt::Fatal(
+                "the other room hosts no such meeting (or it has ended)".into(),
+            ));
+        }
+        429 => {
+            return Err(Attempt::Transient(
+                "the other room asks to wait after wrong PINs".into(),
+            ));
+        }
         _ => return Err(http_attempt(reply.status_error())),
     }
     let ticket: Ticket = serde_json::from_str(&reply.body).map_err(|e| {
-        Attempt::Fatal(format!("the other room's answer to joining is malformed: {e}"))
+        Attempt::Fatal(format!(
+            "the other room's answer to joining is malformed: {e}"
+        ))
     })?;
-    if !ticket.guest_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-        return Err(Attempt::Fatal("the other room sent a malformed guest id".into()));
+    if !ticket
+        .guest_id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(Attempt::Fatal(
+            "the other room sent a malformed guest id".into(),
+        ));
     }
-    let base = Url::parse(&format!("{}/{}", url.as_str().trim_end_matches('/'), ticket.guest_id))
-        .map_err(Attempt::fatal)?;
+    let base = Url::parse(&format!(
+        "{}/{}",
+        url.as_str().trim_end_matches('/'),
+        ticket.guest_id
+    ))
+    .map_err(Attempt::fatal)?;
     Ok(Guest {
         base,
         token: ticket.token,
@@ -260,16 +290,16 @@ async fn state(http: &HttpsClient, guest: &Guest) -> Result<Place, Attempt> {
     let http = http.clone();
     let url = guest.base.clone();
     let auth = format!("Bearer {}", guest.token);
-    let reply = blocking(move || http.request(Method::Get, &url, &[("authorization", &auth)], None, None))
-        .await?
-        .map_err(http_attempt)?;
+    let reply =
+        blocking(move || http.request(Method::Get, &url, &[("authorization", &auth)], None, None))
+            .await?
+            .map_err(http_attempt)?;
     if reply.status == 404 {
         return Ok(Place::Over("the other room ended the meeting".into()));
     }
     let reply = reply.success().map_err(http_attempt)?;
-    let state: GuestState = serde_json::from_str(&reply.body).map_err(|e| {
-        Attempt::Fatal(format!("the other room's lobby answer is malformed: {e}"))
-    })?;
+    let state: GuestState = serde_json::from_str(&reply.body)
+        .map_err(|e| Attempt::Fatal(format!("the other room's lobby answer is malformed: {e}")))?;
     Ok(match state.state.as_str() {
         "lobby" => Place::Lobby,
         "admitted" => Place::Admitted,

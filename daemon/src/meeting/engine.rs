@@ -112,7 +112,10 @@ impl Running {
     async fn stop(self) {
         let _ = self.stop.send(true);
         let mut task = self.task;
-        if tokio::time::timeout(LEAVE_TIMEOUT, &mut task).await.is_err() {
+        if tokio::time::timeout(LEAVE_TIMEOUT, &mut task)
+            .await
+            .is_err()
+        {
             tracing::warn!("meeting session did not leave within {LEAVE_TIMEOUT:?}; cutting it");
             task.abort();
         }

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
+use super::MeetingError;
 use super::engine::GuestDirection;
 use super::roster::Roster;
 use super::session::{SessionCommand, SessionContext};
-use super::MeetingError;
 use crate::core::AdmittedGuest;
 use crate::webrtc::Peer;
 
@@ -38,8 +38,10 @@ pub async fn run(mut ctx: SessionContext) {
                     break;
                 }
                 let removed = ctx.plan.borrow_and_update().removed.clone();
-                for id in removed.iter().filter(|id| roster.contains(id)) {
-                    roster.remove(id).await;
+                for id in &removed {
+                    if roster.contains(id) {
+                        roster.remove(id).await;
+                    }
                 }
             }
             Some((id, event)) = events.recv() => roster.on_event(&id, &event).await,
@@ -57,7 +59,9 @@ async fn connect(
     offer: &str,
 ) -> Result<String, MeetingError> {
     if ctx.plan.borrow().removed.contains(&guest.guest_id) {
-        return Err(MeetingError::Refused("you were removed from this meeting".into()));
+        return Err(MeetingError::Refused(
+            "you were removed from this meeting".into(),
+        ));
     }
     // A new offer for the same direction replaces the earlier session (the guest reconnected).
     roster.close_peers(&guest.guest_id, direction.as_str());

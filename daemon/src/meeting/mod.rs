@@ -16,6 +16,7 @@ mod engine;
 mod error;
 mod hosted_session;
 pub mod https;
+pub mod janus;
 mod janus_session;
 mod roster;
 mod session;
@@ -24,3 +25,6 @@ mod whip_session;
 
 pub use engine::{GuestDirection, MeetingEngineHandle, start};
 pub use error::MeetingError;
+
+#[cfg(test)]
+mod test_server;

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use crate::core::{
     MediaState, MeetingReport, Participant, ParticipantState, RoomHandle, StreamStats,
 };
+use crate::media::MediaKind;
 use crate::webrtc::{Peer, PeerEvent};
 
 /// The id under which the room's own outgoing streams are reported (not a participant).
@@ -62,17 +63,18 @@ impl Roster {
 
     /// Adds `peer` to participant `id` (created, and announced unless it is [`SELF_ID`]);
     /// `tag` names what the peer carries.
-    pub async fn add_peer(&mut self, id: &str, name: &str, tag: &'static str, mut peer: Peer) {
-        let mut events = peer.take_events();
-        let tx = self.events_tx.clone();
-        let tag = id.to_owned();
-        tokio::spawn(async move {
-            while let Some(event) = events.recv().await {
-                if tx.send((tag.clone(), event)).is_err() {
-                    break;
+    pub async fn add_peer(&mut self, id: &str, name: &str, tag: &'static str, peer: Peer) {
+        if let Some(mut events) = peer.take_events() {
+            let tx = self.events_tx.clone();
+            let participant = id.to_owned();
+            tokio::spawn(async move {
+                while let Some(event) = events.recv().await {
+                    if tx.send((participant.clone(), event)).is_err() {
+                        break;
+                    }
                 }
-            }
-        });
+            });
+        }
         let announced = id != SELF_ID;
         let member = self.members.entry(id.to_owned()).or_insert_with(|| Member {
             name: name.to_owned(),
@@ -142,15 +144,21 @@ impl Roster {
         match event {
             PeerEvent::Connected => member.connected = true,
             PeerEvent::Disconnected | PeerEvent::Failed(_) => member.connected = false,
-            PeerEvent::RemoteTrack { kind } if kind == "video" => member.receives_video = true,
-            PeerEvent::RemoteTrack { .. } => member.receives_audio = true,
+            PeerEvent::RemoteTrack {
+                kind: MediaKind::Video,
+            } => member.receives_video = true,
+            PeerEvent::RemoteTrack {
+                kind: MediaKind::Audio,
+            } => member.receives_audio = true,
             PeerEvent::Talking(talking) => member.talking = *talking,
             PeerEvent::FirstRemoteFrame => {
                 changed = false;
                 if !self.first_frame_reported {
                     self.first_frame_reported = true;
                     let since_join_ms = self.joined_at.elapsed().as_millis() as u64;
-                    tracing::info!("first remote picture on the display {since_join_ms} ms after joining");
+                    tracing::info!(
+                        "first remote picture on the display {since_join_ms} ms after joining"
+                    );
                     let report = MeetingReport::FirstRemoteFrame {
                         generation: self.generation,
                         participant: id.to_owned(),

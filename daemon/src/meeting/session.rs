@@ -7,7 +7,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::engine::GuestDirection;
 use super::https::{HttpsClient, HttpsError};
 use super::{MeetingError, direct_session, hosted_session, janus_session, whip_session};
-use crate::core::{AdmittedGuest, MeetingPlan, MeetingReport, MeetingState, MeetingTarget, RoomHandle};
+use crate::core::{
+    AdmittedGuest, MeetingPlan, MeetingReport, MeetingState, MeetingTarget, RoomHandle,
+};
 use crate::media::MediaTaps;
 use crate::webrtc::{IceServers, PeerOptions};
 

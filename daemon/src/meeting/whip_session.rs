@@ -91,16 +91,16 @@ async fn connect(
 ) -> Result<Vec<WhipSession>, Attempt> {
     let mut sessions = Vec::new();
     if let Some(url) = &endpoints.publish {
-        let peer = Peer::new(&ctx.taps, ctx.peer_options("WHIP", true, false))
-            .map_err(Attempt::fatal)?;
+        let peer =
+            Peer::new(&ctx.taps, ctx.peer_options("WHIP", true, false)).map_err(Attempt::fatal)?;
         let session = negotiate(http, &peer, Protocol::Whip, url, endpoints.token.clone()).await?;
         sessions.push(session);
         roster.add_peer(SELF_ID, "", "whip", peer).await;
     }
     if let Some(url) = &endpoints.playback {
         let name = url.host_str().unwrap_or("WHEP").to_owned();
-        let peer = Peer::new(&ctx.taps, ctx.peer_options(&name, false, true))
-            .map_err(Attempt::fatal)?;
+        let peer =
+            Peer::new(&ctx.taps, ctx.peer_options(&name, false, true)).map_err(Attempt::fatal)?;
         match negotiate(http, &peer, Protocol::Whep, url, endpoints.token.clone()).await {
             Ok(session) => sessions.push(session),
             Err(e) => {
@@ -124,9 +124,10 @@ pub async fn negotiate(
     let offer = peer.create_offer().await.map_err(Attempt::fatal)?;
     let http = http.clone();
     let endpoint = url.to_string();
-    let session = blocking(move || whip::offer(&http, protocol, &endpoint, token.as_deref(), &offer))
-        .await?
-        .map_err(whip_attempt)?;
+    let session =
+        blocking(move || whip::offer(&http, protocol, &endpoint, token.as_deref(), &offer))
+            .await?
+            .map_err(whip_attempt)?;
     peer.accept_answer(&session.answer)
         .await
         .map_err(Attempt::fatal)?;
@@ -170,7 +171,9 @@ pub async fn hang_up(http: &HttpsClient, sessions: Vec<WhipSession>) {
 pub fn whip_attempt(e: whip::WhipError) -> Attempt {
     match e {
         whip::WhipError::Http(http) => super::session::http_attempt(http),
-        whip::WhipError::Status { status, .. } if status >= 500 => Attempt::Transient(e.to_string()),
+        whip::WhipError::Status { status, .. } if status >= 500 => {
+            Attempt::Transient(e.to_string())
+        }
         other => Attempt::Fatal(other.to_string()),
     }
 }

@@ -108,7 +108,6 @@ fn room_in_meeting() -> Room {
         camera_position: CameraPosition::HOME,
         content_active: false,
         standby: false,
-        in_call: false,
         in_meeting: true,
     };
     video.apply(&view, None);

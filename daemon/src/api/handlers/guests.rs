@@ -144,7 +144,11 @@ fn checked_meeting_id(id: &str) -> Result<String, ApiError> {
 fn checked_guest_path(path: &(String, String)) -> Result<(String, String), ApiError> {
     let meeting_id = checked_meeting_id(&path.0)?;
     let guest_id = &path.1;
-    if guest_id.len() > 32 || !guest_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+    if guest_id.len() > 32
+        || !guest_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
         return Err(ApiError::NotFound("no such guest in this meeting".into()));
     }
     Ok((meeting_id, guest_id.clone()))
