@@ -13,6 +13,7 @@
 mod binaries;
 mod error;
 mod http;
+mod netns;
 mod notify;
 mod roomctl;
 mod roomd;
@@ -24,6 +25,7 @@ mod ws;
 pub use binaries::{roomctl_bin, roomd_bin};
 pub use error::HarnessError;
 pub use http::{ApiRequest, ApiResponse};
+pub use netns::TestNetwork;
 pub use notify::NotifySocket;
 pub use roomctl::{RoomctlOutput, run_roomctl};
 pub use roomd::{ADMIN_PASSWORD, ADMIN_USERNAME, Roomd, RoomdBuilder};
