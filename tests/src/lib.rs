@@ -13,24 +13,28 @@
 mod binaries;
 mod error;
 mod http;
+mod janus;
 mod netns;
 mod notify;
 mod roomctl;
 mod roomd;
 mod session;
 mod swtpm;
+mod test_ca;
 mod tls;
 mod ws;
 
 pub use binaries::{roomctl_bin, roomd_bin};
 pub use error::HarnessError;
 pub use http::{ApiRequest, ApiResponse};
+pub use janus::{Janus, JanusBuilder};
 pub use netns::TestNetwork;
 pub use notify::NotifySocket;
 pub use roomctl::{RoomctlOutput, run_roomctl};
 pub use roomd::{ADMIN_PASSWORD, ADMIN_USERNAME, Roomd, RoomdBuilder};
 pub use session::{SESSION_COOKIE, Session};
 pub use swtpm::Swtpm;
+pub use test_ca::{ServerCertificate, TestCa};
 pub use tls::DeviceCertificate;
 pub use ws::EventSocket;
 

@@ -11,7 +11,7 @@
 //!
 //! ```no_run
 //! let net = roomd_tests::TestNetwork::create()?;
-//! let roomd = roomd_tests::Roomd::builder().in_network(&net).start()?;
+//! let janus = roomd_tests::Janus::builder(&net).start()?;
 //! # Ok::<(), roomd_tests::HarnessError>(())
 //! ```
 
