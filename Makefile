@@ -24,6 +24,15 @@ PACKAGES += gstreamer1.0-plugins-ugly        # x264enc, the software H.264 fallb
 PACKAGES += gstreamer1.0-x                   # pango: clockoverlay/textoverlay for the display's labels and clock
 PACKAGES += gstreamer1.0-alsa                # alsasrc/alsasink for real microphones and speakers
 PACKAGES += fonts-dejavu-core                # a font for the display's text (pango finds none otherwise)
+PACKAGES += iproute2          # tests: `ip netns` and veth pairs give WebRTC peers non-loopback addresses
+PACKAGES += janus             # tests: a real Janus 1.1 VideoRoom server for the meeting tests
+PACKAGES += chromium          # tests: real browser peers (headless, fake camera and microphone)
+
+# The browser drivers in tests/browser/ run on node >= 18 and are installed with npm. Debian 12's
+# nodejs (18.19) and npm do; a node from elsewhere (e.g. NodeSource's, which bundles npm and
+# conflicts with Debian's npm) is used as it is, so these are installed only when node is missing.
+NODE_PACKAGES := nodejs npm
+BROWSER_DIR := $(CURDIR)/tests/browser
 
 # Only `make bench` needs these.
 BENCH_PACKAGES :=
@@ -56,7 +65,7 @@ define install_missing
 	fi
 endef
 
-.PHONY: deps bench-deps toolchain build run test bench clean
+.PHONY: deps bench-deps browser-deps node toolchain build run test bench clean
 
 deps:
 	$(call install_missing,$(PACKAGES))
@@ -64,6 +73,23 @@ deps:
 
 bench-deps: deps
 	$(call install_missing,$(BENCH_PACKAGES))
+
+node: deps
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+		$(MAKE) --no-print-directory node-packages; \
+	fi
+
+.PHONY: node-packages
+node-packages:
+	$(call install_missing,$(NODE_PACKAGES))
+
+# playwright-core and axe-core at the exact versions of package-lock.json, again only when the
+# lock file changed. No install scripts: Chromium comes from Debian, never from a download.
+$(BROWSER_DIR)/node_modules/.installed: $(BROWSER_DIR)/package-lock.json
+	cd "$(BROWSER_DIR)" && npm ci --ignore-scripts --no-audit --no-fund
+	@touch "$@"
+
+browser-deps: node $(BROWSER_DIR)/node_modules/.installed
 
 # `make test` checks formatting and lints; rustup toolchains may lack these components.
 toolchain: deps
@@ -113,7 +139,7 @@ run: build
 
 test: export ROOMD_BIN := $(CURDIR)/target/debug/roomd
 test: export ROOMCTL_BIN := $(CURDIR)/target/debug/roomctl
-test: toolchain
+test: toolchain browser-deps
 	cargo build --workspace --bins
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings

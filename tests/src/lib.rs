@@ -11,6 +11,7 @@
 //! ```
 
 mod binaries;
+pub mod browser;
 mod error;
 mod http;
 mod janus;
@@ -25,6 +26,7 @@ mod tls;
 mod ws;
 
 pub use binaries::{roomctl_bin, roomd_bin};
+pub use browser::BrowserPeer;
 pub use error::HarnessError;
 pub use http::{ApiRequest, ApiResponse};
 pub use janus::{Janus, JanusBuilder};
