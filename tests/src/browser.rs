@@ -215,12 +215,25 @@ impl BrowserPeer {
         timeout: Duration,
         condition: impl Fn(&Value) -> bool,
     ) -> Result<Value, HarnessError> {
+        let number = self.wait_for_line_number(first, what, timeout, condition)?;
+        Ok(self.lines().swap_remove(number))
+    }
+
+    /// Like [`BrowserPeer::wait_for_after`], returning the line's number: what happened after
+    /// it (e.g. stats after a rejoin) is `wait_for_after(number + 1, ...)`.
+    pub fn wait_for_line_number(
+        &self,
+        first: usize,
+        what: &str,
+        timeout: Duration,
+        condition: impl Fn(&Value) -> bool,
+    ) -> Result<usize, HarnessError> {
         let deadline = Instant::now() + timeout;
         let mut seen = first;
         loop {
             let lines = self.lines();
-            if let Some(found) = lines.iter().skip(seen).find(|line| condition(line)) {
-                return Ok(found.clone());
+            if let Some(found) = lines.iter().skip(seen).position(&condition) {
+                return Ok(seen + found);
             }
             seen = seen.max(lines.len());
             if let Some(error) = lines.iter().find(|line| line["event"] == "error") {

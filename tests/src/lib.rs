@@ -15,6 +15,7 @@ pub mod browser;
 mod error;
 mod http;
 mod janus;
+pub mod meeting;
 mod netns;
 mod notify;
 mod roomctl;
