@@ -20,6 +20,9 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
 use crate::HarnessError;
 
 /// Where the lock and the owner records live (tmpfs: gone after a reboot, like the namespaces).
@@ -137,10 +140,17 @@ impl Drop for TestNetwork {
     }
 }
 
-/// Deletes namespace `n` (which takes both veth ends with it) and its owner record.
+/// Deletes namespace `n` (which takes both veth ends with it) and its owner record. Programs
+/// still running inside (a Janus or roomd of a killed test run) are killed first: a namespace
+/// lives on, nameless, as long as a process is in it.
 fn remove(subnet: u8) {
     let (ns, host) = (namespace_name(subnet), host_interface_name(subnet));
     if Path::new("/run/netns").join(&ns).exists() {
+        if let Ok(pids) = ip_output(&["netns", "pids", &ns]) {
+            for pid in pids.lines().filter_map(|p| p.trim().parse::<i32>().ok()) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
         let _ = ip(&["netns", "del", &ns]);
     }
     // A veth whose namespace was deleted by hand may linger on the host side.
