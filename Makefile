@@ -83,13 +83,13 @@ node: deps
 node-packages:
 	$(call install_missing,$(NODE_PACKAGES))
 
-# playwright-core and axe-core at the exact versions of package-lock.json, again only when the
-# lock file changed. No install scripts: Chromium comes from Debian, never from a download.
-$(BROWSER_DIR)/node_modules/.installed: $(BROWSER_DIR)/package-lock.json
+# playwright-core and axe-core at the exact versions of package-lock.json, installed again only
+# when the lock file changes. No install scripts: Chromium comes from Debian, never a download.
+$(BROWSER_DIR)/node_modules/.installed: $(BROWSER_DIR)/package-lock.json | node
 	cd "$(BROWSER_DIR)" && npm ci --ignore-scripts --no-audit --no-fund
 	@touch "$@"
 
-browser-deps: node $(BROWSER_DIR)/node_modules/.installed
+browser-deps: $(BROWSER_DIR)/node_modules/.installed
 
 # `make test` checks formatting and lints; rustup toolchains may lack these components.
 toolchain: deps
