@@ -39,7 +39,8 @@ pub fn browser_dir() -> PathBuf {
 
 pub struct BrowserPeer {
     name: String,
-    child: Option<Child>,
+    /// In a Mutex: waiting for a line checks (through `&self`) whether the driver has exited.
+    child: Mutex<Option<Child>>,
     /// Held open: the driver stops when its stdin closes (if the test process dies too).
     _stdin: Option<ChildStdin>,
     lines: Arc<Mutex<Vec<Value>>>,
@@ -171,7 +172,7 @@ impl BrowserPeer {
         let stdin = child.stdin.take();
         Ok(BrowserPeer {
             name: script.to_owned(),
-            child: Some(child),
+            child: Mutex::new(Some(child)),
             _stdin: stdin,
             lines,
             stderr,
@@ -239,11 +240,26 @@ impl BrowserPeer {
             if let Some(error) = lines.iter().find(|line| line["event"] == "error") {
                 return Err(self.failure(what, &format!("the driver failed: {error}")));
             }
+            if let Some(status) = self.exit_status() {
+                // Let the reader threads catch up, then look one last time.
+                std::thread::sleep(Duration::from_millis(200));
+                let lines = self.lines();
+                if let Some(found) = lines.iter().skip(seen).position(&condition) {
+                    return Ok(seen + found);
+                }
+                return Err(self.failure(what, &format!("the driver exited ({status})")));
+            }
             if Instant::now() > deadline {
                 return Err(self.failure(what, &format!("nothing within {timeout:?}")));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// The driver's exit status, once it has exited.
+    fn exit_status(&self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.lock().ok()?;
+        child.as_mut()?.try_wait().ok().flatten()
     }
 
     fn failure(&self, what: &str, message: &str) -> HarnessError {
@@ -272,7 +288,11 @@ impl BrowserPeer {
 
     /// Stops the driver: SIGTERM lets it close Chromium; what is left after 5 s is killed.
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
+        let taken = match self.child.get_mut() {
+            Ok(child) => child.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        let Some(mut child) = taken else {
             return;
         };
         let group = Pid::from_raw(-(child.id() as i32));
