@@ -2,6 +2,10 @@
 //! waits for its systemd READY=1, and talks HTTPS and WebSocket to it with clients that trust
 //! exactly the device's self-signed certificate. Nothing is mocked.
 //!
+//! Meeting tests add real peers: a [`TestNetwork`] (namespace + veth, since ICE skips loopback),
+//! a [`Janus`] VideoRoom server, and Chromium participants ([`BrowserPeer`]); [`meeting`] reads
+//! roomd's `status.meeting`.
+//!
 //! ```no_run
 //! let roomd = roomd_tests::Roomd::start_claimed("")?;
 //! let token = roomd.token_for("user")?;
