@@ -27,7 +27,15 @@ PACKAGES += gstreamer1.0-nice                # nicesrc/nicesink: webrtcbin's ICE
 PACKAGES += gstreamer1.0-libav               # avdec_h264: decodes the H.264 that browsers and Janus send
 PACKAGES += gstreamer1.0-alsa                # alsasrc/alsasink for real microphones and speakers
 PACKAGES += fonts-dejavu-core                # a font for the display's text (pango finds none otherwise)
-PACKAGES += janus                             # Janus 1.1 VideoRoom: the meeting signalling tests run a real one (janus -F)
+PACKAGES += iproute2          # tests: `ip netns` and veth pairs give WebRTC peers non-loopback addresses
+PACKAGES += janus             # tests: a real Janus 1.1 VideoRoom server for the meeting tests
+PACKAGES += chromium          # tests: real browser peers (headless, fake camera and microphone)
+
+# The browser drivers in tests/browser/ run on node >= 18 and are installed with npm. Debian 12's
+# nodejs (18.19) and npm do; a node from elsewhere (e.g. NodeSource's, which bundles npm and
+# conflicts with Debian's npm) is used as it is, so these are installed only when node is missing.
+NODE_PACKAGES := nodejs npm
+BROWSER_DIR := $(CURDIR)/tests/browser
 
 # Only `make bench` needs these.
 BENCH_PACKAGES :=
@@ -60,7 +68,7 @@ define install_missing
 	fi
 endef
 
-.PHONY: deps bench-deps toolchain build run test bench clean
+.PHONY: deps bench-deps browser-deps node toolchain build run test bench clean
 
 deps:
 	$(call install_missing,$(PACKAGES))
@@ -68,6 +76,23 @@ deps:
 
 bench-deps: deps
 	$(call install_missing,$(BENCH_PACKAGES))
+
+node: deps
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+		$(MAKE) --no-print-directory node-packages; \
+	fi
+
+.PHONY: node-packages
+node-packages:
+	$(call install_missing,$(NODE_PACKAGES))
+
+# playwright-core and axe-core at the exact versions of package-lock.json, installed again only
+# when the lock file changes. No install scripts: Chromium comes from Debian, never a download.
+$(BROWSER_DIR)/node_modules/.installed: $(BROWSER_DIR)/package-lock.json | node
+	cd "$(BROWSER_DIR)" && npm ci --ignore-scripts --no-audit --no-fund
+	@touch "$@"
+
+browser-deps: $(BROWSER_DIR)/node_modules/.installed
 
 # `make test` checks formatting and lints; rustup toolchains may lack these components.
 toolchain: deps
@@ -117,7 +142,7 @@ run: build
 
 test: export ROOMD_BIN := $(CURDIR)/target/debug/roomd
 test: export ROOMCTL_BIN := $(CURDIR)/target/debug/roomctl
-test: toolchain
+test: toolchain browser-deps
 	cargo build --workspace --bins
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings

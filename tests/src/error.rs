@@ -55,6 +55,16 @@ pub enum HarnessError {
     WebSocketRefused { status: u16, body: String },
     #[error("WebSocket: {message}")]
     WebSocket { message: String },
+    #[error("`{command}` failed: {message}")]
+    CommandFailed { command: String, message: String },
+    #[error("{what} failed to start: {message}")]
+    PeerStart { what: String, message: String },
+    #[error("{peer} did not show {what}: {message}")]
+    PeerFailed {
+        peer: String,
+        what: String,
+        message: String,
+    },
     #[error("timed out after {timeout:?} waiting for {what}")]
     Timeout { what: String, timeout: Duration },
 }

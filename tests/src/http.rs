@@ -26,12 +26,14 @@ const RAW_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Endpoint {
     pub(crate) agent: ureq::Agent,
     pub(crate) tls: Arc<rustls::ClientConfig>,
+    /// 127.0.0.1, or the test network address a roomd in a namespace listens on.
+    pub(crate) address: Ipv4Addr,
     pub(crate) port: u16,
 }
 
 impl Endpoint {
     pub fn base_url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
+        format!("https://{}:{}", self.address, self.port)
     }
 }
 
@@ -246,8 +248,8 @@ impl ApiRequest {
     /// The request as HTTP/1.1 bytes, for the raw transport.
     fn serialize(&self) -> Vec<u8> {
         let mut head = format!(
-            "{} {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n",
-            self.method, self.path, self.endpoint.port
+            "{} {} HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\n",
+            self.method, self.path, self.endpoint.address, self.endpoint.port
         );
         for (name, value) in &self.headers {
             head.push_str(&format!("{name}: {value}\r\n"));
@@ -290,11 +292,12 @@ pub fn raw_exchange(
         path: first_line(request),
         message,
     };
-    let tcp = connect_from(endpoint.port, source).map_err(|e| fail(format!("connect: {e}")))?;
+    let target = SocketAddrV4::new(endpoint.address, endpoint.port);
+    let tcp = connect_from(target, source).map_err(|e| fail(format!("connect: {e}")))?;
     tcp.set_read_timeout(Some(RAW_TIMEOUT))
         .and_then(|()| tcp.set_write_timeout(Some(RAW_TIMEOUT)))
         .map_err(|e| fail(format!("socket timeouts: {e}")))?;
-    let server = ServerName::IpAddress(Ipv4Addr::LOCALHOST.into());
+    let server = ServerName::IpAddress(endpoint.address.into());
     let connection = rustls::ClientConnection::new(endpoint.tls.clone(), server)
         .map_err(|e| fail(format!("TLS: {e}")))?;
     let mut stream = rustls::StreamOwned::new(connection, tcp);
@@ -345,8 +348,7 @@ fn read_until_closed(stream: &mut impl Read, into: &mut Vec<u8>) -> std::io::Res
     }
 }
 
-fn connect_from(port: u16, source: Option<Ipv4Addr>) -> std::io::Result<TcpStream> {
-    let target = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+fn connect_from(target: SocketAddrV4, source: Option<Ipv4Addr>) -> std::io::Result<TcpStream> {
     let Some(source) = source else {
         return TcpStream::connect_timeout(&SocketAddr::V4(target), RAW_TIMEOUT);
     };

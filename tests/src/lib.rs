@@ -2,6 +2,10 @@
 //! waits for its systemd READY=1, and talks HTTPS and WebSocket to it with clients that trust
 //! exactly the device's self-signed certificate. Nothing is mocked.
 //!
+//! Meeting tests add real peers: a [`TestNetwork`] (namespace + veth, since ICE skips loopback),
+//! a [`Janus`] VideoRoom server, and Chromium participants ([`BrowserPeer`]); [`meeting`] reads
+//! roomd's `status.meeting`.
+//!
 //! ```no_run
 //! let roomd = roomd_tests::Roomd::start_claimed("")?;
 //! let token = roomd.token_for("user")?;
@@ -11,24 +15,33 @@
 //! ```
 
 mod binaries;
+pub mod browser;
 mod error;
 mod http;
+mod janus;
+pub mod meeting;
+mod netns;
 mod notify;
 mod roomctl;
 mod roomd;
 mod session;
 mod swtpm;
+mod test_ca;
 mod tls;
 mod ws;
 
 pub use binaries::{roomctl_bin, roomd_bin};
+pub use browser::BrowserPeer;
 pub use error::HarnessError;
 pub use http::{ApiRequest, ApiResponse};
+pub use janus::{Janus, JanusBuilder};
+pub use netns::TestNetwork;
 pub use notify::NotifySocket;
 pub use roomctl::{RoomctlOutput, run_roomctl};
 pub use roomd::{ADMIN_PASSWORD, ADMIN_USERNAME, Roomd, RoomdBuilder};
 pub use session::{SESSION_COOKIE, Session};
 pub use swtpm::Swtpm;
+pub use test_ca::{ServerCertificate, TestCa};
 pub use tls::DeviceCertificate;
 pub use ws::EventSocket;
 

@@ -2,7 +2,7 @@
 //! port and notify socket. Dropping it kills the process; the directory goes with it.
 
 use std::io::Read;
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -17,6 +17,7 @@ use tempfile::TempDir;
 use crate::HarnessError;
 use crate::binaries::roomd_bin;
 use crate::http::{ApiRequest, ApiResponse, Endpoint, raw_exchange};
+use crate::netns::TestNetwork;
 use crate::notify::NotifySocket;
 use crate::session::Session;
 use crate::tls::DeviceCertificate;
@@ -38,6 +39,7 @@ pub struct RoomdBuilder {
     env: Vec<(String, String)>,
     binary: Option<PathBuf>,
     launcher: Vec<String>,
+    address: Option<Ipv4Addr>,
 }
 
 impl RoomdBuilder {
@@ -68,7 +70,24 @@ impl RoomdBuilder {
         self
     }
 
+    /// Listens on `address` (e.g. a test network's host address) instead of 127.0.0.1; the
+    /// harness's clients connect there, and roomd's certificate names it.
+    pub fn listen_on(mut self, address: Ipv4Addr) -> RoomdBuilder {
+        self.address = Some(address);
+        self
+    }
+
+    /// Runs roomd inside `network`'s namespace, listening on the namespace's address: its ICE
+    /// candidates are 10.77.<n>.2, and the test reaches its API through the veth.
+    pub fn in_network(self, network: &TestNetwork) -> RoomdBuilder {
+        let launcher = network.launcher();
+        let launcher: Vec<&str> = launcher.iter().map(String::as_str).collect();
+        self.launcher(&launcher)
+            .listen_on(network.namespace_address())
+    }
+
     pub fn start(self) -> Result<Roomd, HarnessError> {
+        let address = self.address.unwrap_or(Ipv4Addr::LOCALHOST);
         let binary = match self.binary {
             Some(path) => path,
             None => roomd_bin()?,
@@ -79,10 +98,10 @@ impl RoomdBuilder {
             .map_err(|e| HarnessError::io("cannot create a temporary directory", e))?;
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
-            let port = free_port()?;
+            let port = free_port(address)?;
             let config_path = dir.path().join("roomd.toml");
             let state_dir = dir.path().join("state");
-            let config = base_config(&self.extra_toml, &state_dir, port)?;
+            let config = base_config(&self.extra_toml, &state_dir, address, port)?;
             std::fs::write(&config_path, config)
                 .map_err(|e| HarnessError::io("cannot write the test config", e))?;
             let notify_path = dir.path().join("notify.sock");
@@ -102,7 +121,7 @@ impl RoomdBuilder {
             };
             match process.spawn_and_wait_ready() {
                 Ok(()) => {
-                    return Roomd::connect(dir, state_dir, port, process);
+                    return Roomd::connect(dir, state_dir, address, port, process);
                 }
                 Err(HarnessError::ExitedEarly { status, stderr })
                     if stderr.to_ascii_lowercase().contains("in use") =>
@@ -249,9 +268,12 @@ fn text_of(buffer: &Mutex<Vec<u8>>) -> String {
     }
 }
 
-/// A port nobody listens on right now (the kernel's choice for an ephemeral bind).
-fn free_port() -> Result<u16, HarnessError> {
-    let listener = TcpListener::bind("127.0.0.1:0")
+/// A port nobody listens on right now (the kernel's choice for an ephemeral bind). An address
+/// that is not the host's belongs to a namespace of roomd's own, where any port is free: a free
+/// loopback port will do.
+fn free_port(address: Ipv4Addr) -> Result<u16, HarnessError> {
+    let listener = TcpListener::bind((address, 0))
+        .or_else(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
         .map_err(|e| HarnessError::io("cannot find a free port", e))?;
     listener
         .local_addr()
@@ -261,7 +283,12 @@ fn free_port() -> Result<u16, HarnessError> {
 
 /// The test's settings with the harness's own on top: state dir and listen address always
 /// belong to the harness; the hardware profile defaults to `simulated`.
-fn base_config(extra_toml: &str, state_dir: &Path, port: u16) -> Result<String, HarnessError> {
+fn base_config(
+    extra_toml: &str,
+    state_dir: &Path,
+    address: Ipv4Addr,
+    port: u16,
+) -> Result<String, HarnessError> {
     let mut config: toml::Table =
         extra_toml
             .parse()
@@ -288,7 +315,7 @@ fn base_config(extra_toml: &str, state_dir: &Path, port: u16) -> Result<String, 
     let mut api = section(&mut config, "api")?;
     api.insert(
         "listen".to_owned(),
-        toml::Value::Array(vec![toml::Value::String(format!("127.0.0.1:{port}"))]),
+        toml::Value::Array(vec![toml::Value::String(format!("{address}:{port}"))]),
     );
     // Tests that are not about the device identity need no TPM: a software key unless the
     // test configures `[identity]` itself (the identity tests bring their own swtpm).
@@ -347,6 +374,7 @@ impl Roomd {
     fn connect(
         dir: TempDir,
         state_dir: PathBuf,
+        address: Ipv4Addr,
         port: u16,
         process: RoomdProcess,
     ) -> Result<Roomd, HarnessError> {
@@ -354,6 +382,7 @@ impl Roomd {
         let endpoint = Endpoint {
             agent: certificate.ureq_agent(),
             tls: certificate.rustls.clone(),
+            address,
             port,
         };
         Ok(Roomd {
@@ -373,6 +402,11 @@ impl Roomd {
 
     pub fn port(&self) -> u16 {
         self.endpoint.port
+    }
+
+    /// The address roomd's API listens on (127.0.0.1 unless the builder said otherwise).
+    pub fn address(&self) -> Ipv4Addr {
+        self.endpoint.address
     }
 
     /// A ureq agent that trusts exactly this roomd's certificate and does not turn 4xx/5xx

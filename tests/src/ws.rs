@@ -36,14 +36,14 @@ impl EventSocket {
         endpoint: &Endpoint,
         headers: &[(&str, &str)],
     ) -> Result<EventSocket, HarnessError> {
-        let url = format!("wss://127.0.0.1:{}/api/v1/events", endpoint.port);
+        let url = format!("wss://{}:{}/api/v1/events", endpoint.address, endpoint.port);
         let mut request = url.into_client_request().map_err(ws_error)?;
         for (name, value) in headers {
             let name: tungstenite::http::HeaderName = name.parse().map_err(ws_error)?;
             let value = HeaderValue::from_str(value).map_err(ws_error)?;
             request.headers_mut().append(name, value);
         }
-        let tcp = TcpStream::connect(("127.0.0.1", endpoint.port))
+        let tcp = TcpStream::connect((endpoint.address, endpoint.port))
             .map_err(|e| ws_error(format!("connect: {e}")))?;
         tcp.set_read_timeout(Some(HANDSHAKE_TIMEOUT))
             .map_err(|e| ws_error(format!("socket timeout: {e}")))?;
