@@ -80,7 +80,6 @@ fn receives_video(roomd: &Roomd) -> Result<Value, HarnessError> {
 }
 
 #[test]
-#[ignore = "needs meeting.join (issue 4)"]
 fn chromium_guest_waits_in_the_lobby_is_admitted_and_meets_the_room() -> Result<(), HarnessError> {
     let started = Instant::now();
     let net = TestNetwork::create()?;
@@ -164,7 +163,6 @@ fn chromium_guest_waits_in_the_lobby_is_admitted_and_meets_the_room() -> Result<
 }
 
 #[test]
-#[ignore = "needs meeting.join (issue 4)"]
 fn two_rooms_in_a_direct_call() -> Result<(), HarnessError> {
     let started = Instant::now();
     let net = TestNetwork::create()?;

@@ -63,7 +63,6 @@ fn roomd_receives_video(roomd: &Roomd) -> Result<Value, HarnessError> {
 }
 
 #[test]
-#[ignore = "needs meeting.join (issue 4)"]
 fn roomd_meets_chromium_in_janus_and_survives_a_janus_restart() -> Result<(), HarnessError> {
     let started = Instant::now();
     let net = TestNetwork::create()?;
@@ -127,7 +126,6 @@ fn roomd_meets_chromium_in_janus_and_survives_a_janus_restart() -> Result<(), Ha
 }
 
 #[test]
-#[ignore = "needs meeting.join (issue 4)"]
 fn a_wrong_janus_pin_fails_with_a_reason_and_no_secret() -> Result<(), HarnessError> {
     let net = TestNetwork::create()?;
     let janus = Janus::builder(&net).room(ROOM).pin(PIN).start()?;
@@ -146,7 +144,6 @@ fn a_wrong_janus_pin_fails_with_a_reason_and_no_secret() -> Result<(), HarnessEr
 }
 
 #[test]
-#[ignore = "needs meeting.join (issue 4)"]
 fn janus_with_a_certificate_roomd_does_not_trust_is_refused() -> Result<(), HarnessError> {
     let net = TestNetwork::create()?;
     let janus = Janus::builder(&net).room(ROOM).pin(PIN).start()?;

@@ -411,8 +411,22 @@ impl Peer {
             other => return Err(PeerError::NoCommonCodec(format!("cannot send {other}"))),
         };
         payloader.set_property("pt", pt as u32);
+        // webrtcbin 1.22 writes `a=ssrc` only from caps that name the SSRC; without it, an SFU
+        // such as Janus cannot tell our video from our audio in the bundle until the first
+        // packet, and drops it. Choose it here so that the SDP and the packets agree.
+        let ssrc = random_ssrc();
+        payloader.set_property("ssrc", ssrc);
+        let mut caps = caps.clone();
+        if let Some(s) = caps.make_mut().structure_mut(0) {
+            s.set("ssrc", ssrc);
+        }
+        let caps = &caps;
         let filter = make("capsfilter")?;
-        filter.set_property("caps", rtp_filter_caps(structure));
+        let mut filter_caps = rtp_filter_caps(structure);
+        if let Some(s) = filter_caps.make_mut().structure_mut(0) {
+            s.set("ssrc", ssrc);
+        }
+        filter.set_property("caps", filter_caps);
         let elements = [appsrc.upcast_ref::<gst::Element>(), &payloader, &filter];
         self.pipeline
             .add_many(elements)
@@ -682,6 +696,13 @@ fn with_feedback(format: &Format) -> gst::Caps {
 
 /// What the payloader must put out: the codec's name, clock rate and payload type (without the
 /// SDP's feedback and fmtp fields, which the payloader does not produce).
+/// A random SSRC for one outgoing stream (RFC 3550 wants them random).
+fn random_ssrc() -> u32 {
+    let mut bytes = [0u8; 4];
+    crate::random::fill(&mut bytes);
+    u32::from_le_bytes(bytes)
+}
+
 fn rtp_filter_caps(structure: &gst::StructureRef) -> gst::Caps {
     let mut filtered = gst::Structure::new_empty("application/x-rtp");
     for field in ["media", "encoding-name", "payload", "clock-rate"] {
