@@ -189,7 +189,11 @@ impl Roster {
             for (_, peer) in &member.peers {
                 match peer.stats().await {
                     Ok(stats) => {
-                        encrypted &= stats.encryption == "dtls-srtp";
+                        // Media flows only once DTLS is up; a peer still connecting sends
+                        // nothing, encrypted or not.
+                        if stats.connection_state == "connected" {
+                            encrypted &= stats.encryption == "dtls-srtp";
+                        }
                         streams.extend(stats.streams.into_iter().map(|s| StreamStats {
                             participant: id.clone(),
                             direction: s.direction,
