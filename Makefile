@@ -26,6 +26,9 @@ PACKAGES += libgstreamer-plugins-bad1.0-dev  # gstreamer-webrtc links against li
 PACKAGES += gstreamer1.0-nice                # nicesrc/nicesink: webrtcbin's ICE transport (libnice)
 PACKAGES += gstreamer1.0-libav               # avdec_h264: decodes the H.264 that browsers and Janus send
 PACKAGES += gstreamer1.0-alsa                # alsasrc/alsasink for real microphones and speakers
+PACKAGES += chromium                         # tests: a real browser peer for the WebRTC layer (WHIP/WHEP)
+PACKAGES += nodejs                           # tests: runs playwright-core, which drives chromium
+PACKAGES += iproute2                         # tests: a dummy interface when the box has no non-loopback address (libnice skips loopback)
 PACKAGES += fonts-dejavu-core                # a font for the display's text (pango finds none otherwise)
 
 # Only `make bench` needs these.
@@ -59,11 +62,20 @@ define install_missing
 	fi
 endef
 
-.PHONY: deps bench-deps toolchain build run test bench clean
+.PHONY: deps bench-deps browser-deps npm-package toolchain build run test bench clean
 
 deps:
 	$(call install_missing,$(PACKAGES))
 	@command -v cargo >/dev/null || { echo "cargo not found: install a Rust toolchain (https://rustup.rs)" >&2; exit 1; }
+
+# playwright-core only (no browser download): the tests drive Debian's chromium.
+# npm comes with some nodejs builds; Debian's own nodejs needs the separate npm package.
+browser-deps: deps
+	@command -v npm >/dev/null || $(MAKE) --no-print-directory npm-package
+	npm ci --no-audit --no-fund --prefix tests/browser
+
+npm-package:
+	$(call install_missing,npm)
 
 bench-deps: deps
 	$(call install_missing,$(BENCH_PACKAGES))
@@ -116,7 +128,7 @@ run: build
 
 test: export ROOMD_BIN := $(CURDIR)/target/debug/roomd
 test: export ROOMCTL_BIN := $(CURDIR)/target/debug/roomctl
-test: toolchain
+test: toolchain browser-deps
 	cargo build --workspace --bins
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings

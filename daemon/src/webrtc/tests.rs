@@ -299,3 +299,157 @@ async fn a_chromium_whep_offer_is_answered_with_its_payload_types() {
     assert!(answer.contains("a=sendonly"), "{answer}");
     assert!(answer.contains("a=fingerprint:"), "{answer}");
 }
+
+/// Debian's chromium as the remote peer, through `tests/browser/webrtc-peer.mjs`.
+mod chromium {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Child, ChildStdin, Command, Stdio};
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
+
+    use super::{NonLoopback, Peer, PeerEvent, PeerOptions, next_event, room_in_meeting};
+
+    /// How long the browser may take for each step (start, offer, media).
+    const STEP: Duration = Duration::from_secs(60);
+
+    struct Browser {
+        child: Child,
+        stdin: ChildStdin,
+        lines: std::sync::mpsc::Receiver<String>,
+    }
+
+    impl Browser {
+        fn start(mode: &str) -> Browser {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser");
+            assert!(
+                dir.join("node_modules/playwright-core").exists(),
+                "playwright-core is missing: run `npm ci --prefix tests/browser` (make test does)"
+            );
+            let mut child = Command::new("node")
+                .arg(dir.join("webrtc-peer.mjs"))
+                .arg(mode)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("node runs (Debian package nodejs)");
+            let stdin = child.stdin.take().unwrap();
+            let stdout = BufReader::new(child.stdout.take().unwrap());
+            let (sender, lines) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in stdout.lines().map_while(Result::ok) {
+                    if sender.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            Browser {
+                child,
+                stdin,
+                lines,
+            }
+        }
+
+        /// The script's next JSON line.
+        fn read(&mut self) -> Value {
+            let line = tokio::task::block_in_place(|| self.lines.recv_timeout(STEP))
+                .expect("the browser answers in time");
+            let value: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("browser said {line:?}: {e}"));
+            assert!(value.get("error").is_none(), "browser: {value}");
+            value
+        }
+
+        fn write(&mut self, value: &Value) {
+            writeln!(self.stdin, "{value}").unwrap();
+        }
+    }
+
+    impl Drop for Browser {
+        fn drop(&mut self) {
+            // Normally the script has ended; a failed test must not leave a browser behind.
+            if let Ok(None) = self.child.try_wait() {
+                let _ = self.child.kill();
+            }
+            let _ = self.child.wait();
+        }
+    }
+
+    /// A browser plays the room (WHEP): it decodes the room's H.264 camera and its Opus.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn chromium_decodes_the_rooms_h264_and_opus() {
+        let _address = NonLoopback::ensure();
+        let room = room_in_meeting();
+        let peer = Peer::new(
+            &room.taps,
+            PeerOptions {
+                label: "viewer".into(),
+                receive: false,
+                ..PeerOptions::default()
+            },
+        )
+        .unwrap();
+        let mut browser = Browser::start("whep");
+        let offer = browser.read()["offer"].as_str().unwrap().to_owned();
+        let answer = peer.answer_offer(&offer).await.unwrap();
+        browser.write(&json!({ "answer": answer }));
+        let result = browser.read();
+        let result = &result["result"];
+        eprintln!("chromium: {result}");
+        assert_eq!(result["connection"], "connected", "{result}");
+        assert_eq!(result["videoCodec"], "video/H264", "{result}");
+        assert!(
+            result["framesDecoded"].as_u64().unwrap_or(0) >= 10,
+            "{result}"
+        );
+        assert_eq!(
+            (&result["width"], &result["height"]),
+            (&json!(320), &json!(180))
+        );
+        assert_eq!(result["audioCodec"], "audio/opus", "{result}");
+    }
+
+    /// A browser publishes to the room (WHIP): its picture reaches the room display.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_chromium_publisher_appears_on_the_room_display() {
+        let _address = NonLoopback::ensure();
+        let room = room_in_meeting();
+        let peer = Peer::new(
+            &room.taps,
+            PeerOptions {
+                label: "Browser".into(),
+                send_video: false,
+                send_audio: false,
+                ..PeerOptions::default()
+            },
+        )
+        .unwrap();
+        let mut events = peer.take_events().unwrap();
+        let mut browser = Browser::start("whip");
+        let offer = browser.read()["offer"].as_str().unwrap().to_owned();
+        let answer = peer.answer_offer(&offer).await.unwrap();
+        browser.write(&json!({ "answer": answer }));
+        next_event(
+            &mut events,
+            |e| *e == PeerEvent::FirstRemoteFrame,
+            "the browser's first frame on the display",
+        )
+        .await;
+        assert_eq!(room.taps.remote_video_count(), 1);
+        peer.stats().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let stats = peer.stats().await.unwrap();
+        eprintln!("room receiving from chromium: {stats:#?}");
+        assert_eq!(stats.encryption, "dtls-srtp");
+        let video = stats
+            .streams
+            .iter()
+            .find(|s| s.direction == "receive" && s.kind == "video")
+            .expect("a received video stream");
+        assert!(video.frames > 0 && video.bitrate_kbps > 0.0, "{video:?}");
+        assert_eq!((video.width, video.height), (320, 180));
+        let result = browser.read();
+        assert_eq!(result["result"]["connection"], "connected", "{result}");
+        browser.write(&json!({ "done": true }));
+    }
+}
