@@ -9,11 +9,11 @@ use gstreamer as gst;
 use super::{Peer, PeerError, PeerEvent, PeerOptions};
 use crate::config::{CameraPosition, Layout, SelfviewMode, SelfviewPosition};
 use crate::hardware::Profile;
-use crate::media::MediaTaps;
 use crate::media::audio::{AudioBranch, AudioSetup};
 use crate::media::encoder_choice::EncoderSettings;
 use crate::media::video::{VideoBranch, VideoSetup};
 use crate::media::view::RoomView;
+use crate::media::{MediaKind, MediaTaps};
 
 /// libnice ignores loopback: make sure the machine has another IPv4 address, adding a dummy
 /// interface (removed when dropped) when it has none.
@@ -126,19 +126,32 @@ fn room_in_meeting() -> Room {
     Room { taps, video, audio }
 }
 
-async fn next_event(
-    events: &mut tokio::sync::mpsc::UnboundedReceiver<PeerEvent>,
-    wanted: impl Fn(&PeerEvent) -> bool,
-    what: &str,
-) -> PeerEvent {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(remaining, events.recv()).await {
-            Ok(Some(event)) if wanted(&event) => return event,
-            Ok(Some(PeerEvent::Failed(reason))) => panic!("{what}: the peer failed: {reason}"),
-            Ok(Some(_)) => continue,
-            other => panic!("{what}: {other:?}"),
+/// A peer's events, remembered, so that a test can wait for each regardless of their order.
+struct Events {
+    receiver: tokio::sync::mpsc::UnboundedReceiver<PeerEvent>,
+    seen: Vec<PeerEvent>,
+}
+
+impl Events {
+    fn of(peer: &Peer) -> Events {
+        Events {
+            receiver: peer.take_events().unwrap(),
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for `wanted` (or finds it among the events already seen).
+    async fn wait(&mut self, wanted: PeerEvent, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !self.seen.contains(&wanted) {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(remaining, self.receiver.recv()).await {
+                Ok(Some(PeerEvent::Failed(reason))) => {
+                    panic!("{what}: the peer failed: {reason}")
+                }
+                Ok(Some(event)) => self.seen.push(event),
+                other => panic!("{what}: {other:?} after {:?}", self.seen),
+            }
         }
     }
 }
@@ -168,8 +181,8 @@ async fn two_peers_exchange_the_rooms_media_over_dtls_srtp() {
         },
     )
     .unwrap();
-    let mut sender_events = sender.take_events().unwrap();
-    let mut receiver_events = receiver.take_events().unwrap();
+    let mut sender_events = Events::of(&sender);
+    let mut receiver_events = Events::of(&receiver);
 
     let offer = sender.create_offer().await.unwrap();
     assert!(offer.contains("UDP/TLS/RTP/SAVPF"), "{offer}");
@@ -177,20 +190,25 @@ async fn two_peers_exchange_the_rooms_media_over_dtls_srtp() {
     let answer = receiver.answer_offer(&offer).await.unwrap();
     sender.accept_answer(&answer).await.unwrap();
 
-    next_event(&mut sender_events, |e| *e == PeerEvent::Connected, "sender").await;
-    next_event(
-        &mut receiver_events,
-        |e| *e == PeerEvent::Connected,
-        "receiver",
-    )
-    .await;
-    next_event(
-        &mut receiver_events,
-        |e| *e == PeerEvent::FirstRemoteFrame,
-        "first remote frame on the display",
-    )
-    .await;
+    sender_events.wait(PeerEvent::Connected, "sender").await;
+    receiver_events.wait(PeerEvent::Connected, "receiver").await;
+    for kind in [MediaKind::Video, MediaKind::Audio] {
+        receiver_events
+            .wait(PeerEvent::RemoteTrack { kind }, "remote track")
+            .await;
+    }
+    receiver_events
+        .wait(
+            PeerEvent::FirstRemoteFrame,
+            "first remote frame on the display",
+        )
+        .await;
     assert_eq!(taps.remote_video_count(), 1);
+    // The room's test tone arrives as a voice: the far end talks.
+    receiver_events
+        .wait(PeerEvent::Talking(true), "talking")
+        .await;
+    receiver.set_label("Renamed");
 
     // Rates are measured between two readings.
     receiver.stats().await.unwrap();
@@ -308,7 +326,7 @@ mod chromium {
 
     use serde_json::{Value, json};
 
-    use super::{NonLoopback, Peer, PeerEvent, PeerOptions, next_event, room_in_meeting};
+    use super::{Events, NonLoopback, Peer, PeerEvent, PeerOptions, room_in_meeting};
 
     /// How long the browser may take for each step (start, offer, media).
     const STEP: Duration = Duration::from_secs(60);
@@ -424,17 +442,17 @@ mod chromium {
             },
         )
         .unwrap();
-        let mut events = peer.take_events().unwrap();
+        let mut events = Events::of(&peer);
         let mut browser = Browser::start("whip");
         let offer = browser.read()["offer"].as_str().unwrap().to_owned();
         let answer = peer.answer_offer(&offer).await.unwrap();
         browser.write(&json!({ "answer": answer }));
-        next_event(
-            &mut events,
-            |e| *e == PeerEvent::FirstRemoteFrame,
-            "the browser's first frame on the display",
-        )
-        .await;
+        events
+            .wait(
+                PeerEvent::FirstRemoteFrame,
+                "the browser's first frame on the display",
+            )
+            .await;
         assert_eq!(room.taps.remote_video_count(), 1);
         peer.stats().await.unwrap();
         tokio::time::sleep(Duration::from_secs(1)).await;
