@@ -9,11 +9,11 @@ use gstreamer as gst;
 use super::{Peer, PeerError, PeerEvent, PeerOptions};
 use crate::config::{CameraPosition, Layout, SelfviewMode, SelfviewPosition};
 use crate::hardware::Profile;
-use crate::media::MediaTaps;
 use crate::media::audio::{AudioBranch, AudioSetup};
 use crate::media::encoder_choice::EncoderSettings;
 use crate::media::video::{VideoBranch, VideoSetup};
 use crate::media::view::RoomView;
+use crate::media::{MediaKind, MediaTaps};
 
 /// libnice ignores loopback: make sure the machine has another IPv4 address, adding a dummy
 /// interface (removed when dropped) when it has none.
@@ -125,19 +125,32 @@ fn room_in_meeting() -> Room {
     Room { taps, video, audio }
 }
 
-async fn next_event(
-    events: &mut tokio::sync::mpsc::UnboundedReceiver<PeerEvent>,
-    wanted: impl Fn(&PeerEvent) -> bool,
-    what: &str,
-) -> PeerEvent {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(remaining, events.recv()).await {
-            Ok(Some(event)) if wanted(&event) => return event,
-            Ok(Some(PeerEvent::Failed(reason))) => panic!("{what}: the peer failed: {reason}"),
-            Ok(Some(_)) => continue,
-            other => panic!("{what}: {other:?}"),
+/// A peer's events, remembered, so that a test can wait for each regardless of their order.
+struct Events {
+    receiver: tokio::sync::mpsc::UnboundedReceiver<PeerEvent>,
+    seen: Vec<PeerEvent>,
+}
+
+impl Events {
+    fn of(peer: &Peer) -> Events {
+        Events {
+            receiver: peer.take_events().unwrap(),
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for `wanted` (or finds it among the events already seen).
+    async fn wait(&mut self, wanted: PeerEvent, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !self.seen.contains(&wanted) {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(remaining, self.receiver.recv()).await {
+                Ok(Some(PeerEvent::Failed(reason))) => {
+                    panic!("{what}: the peer failed: {reason}")
+                }
+                Ok(Some(event)) => self.seen.push(event),
+                other => panic!("{what}: {other:?} after {:?}", self.seen),
+            }
         }
     }
 }
@@ -167,8 +180,8 @@ async fn two_peers_exchange_the_rooms_media_over_dtls_srtp() {
         },
     )
     .unwrap();
-    let mut sender_events = sender.take_events().unwrap();
-    let mut receiver_events = receiver.take_events().unwrap();
+    let mut sender_events = Events::of(&sender);
+    let mut receiver_events = Events::of(&receiver);
 
     let offer = sender.create_offer().await.unwrap();
     assert!(offer.contains("UDP/TLS/RTP/SAVPF"), "{offer}");
@@ -176,20 +189,25 @@ async fn two_peers_exchange_the_rooms_media_over_dtls_srtp() {
     let answer = receiver.answer_offer(&offer).await.unwrap();
     sender.accept_answer(&answer).await.unwrap();
 
-    next_event(&mut sender_events, |e| *e == PeerEvent::Connected, "sender").await;
-    next_event(
-        &mut receiver_events,
-        |e| *e == PeerEvent::Connected,
-        "receiver",
-    )
-    .await;
-    next_event(
-        &mut receiver_events,
-        |e| *e == PeerEvent::FirstRemoteFrame,
-        "first remote frame on the display",
-    )
-    .await;
+    sender_events.wait(PeerEvent::Connected, "sender").await;
+    receiver_events.wait(PeerEvent::Connected, "receiver").await;
+    for kind in [MediaKind::Video, MediaKind::Audio] {
+        receiver_events
+            .wait(PeerEvent::RemoteTrack { kind }, "remote track")
+            .await;
+    }
+    receiver_events
+        .wait(
+            PeerEvent::FirstRemoteFrame,
+            "first remote frame on the display",
+        )
+        .await;
     assert_eq!(taps.remote_video_count(), 1);
+    // The room's test tone arrives as a voice: the far end talks.
+    receiver_events
+        .wait(PeerEvent::Talking(true), "talking")
+        .await;
+    receiver.set_label("Renamed");
 
     // Rates are measured between two readings.
     receiver.stats().await.unwrap();
@@ -297,4 +315,158 @@ async fn a_chromium_whep_offer_is_answered_with_its_payload_types() {
     );
     assert!(answer.contains("a=sendonly"), "{answer}");
     assert!(answer.contains("a=fingerprint:"), "{answer}");
+}
+
+/// Debian's chromium as the remote peer, through `tests/browser/webrtc-peer.mjs`.
+mod chromium {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Child, ChildStdin, Command, Stdio};
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
+
+    use super::{Events, NonLoopback, Peer, PeerEvent, PeerOptions, room_in_meeting};
+
+    /// How long the browser may take for each step (start, offer, media).
+    const STEP: Duration = Duration::from_secs(60);
+
+    struct Browser {
+        child: Child,
+        stdin: ChildStdin,
+        lines: std::sync::mpsc::Receiver<String>,
+    }
+
+    impl Browser {
+        fn start(mode: &str) -> Browser {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser");
+            assert!(
+                dir.join("node_modules/playwright-core").exists(),
+                "playwright-core is missing: run `npm ci --prefix tests/browser` (make test does)"
+            );
+            let mut child = Command::new("node")
+                .arg(dir.join("webrtc-peer.mjs"))
+                .arg(mode)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("node runs (Debian package nodejs)");
+            let stdin = child.stdin.take().unwrap();
+            let stdout = BufReader::new(child.stdout.take().unwrap());
+            let (sender, lines) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in stdout.lines().map_while(Result::ok) {
+                    if sender.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            Browser {
+                child,
+                stdin,
+                lines,
+            }
+        }
+
+        /// The script's next JSON line.
+        fn read(&mut self) -> Value {
+            let line = tokio::task::block_in_place(|| self.lines.recv_timeout(STEP))
+                .expect("the browser answers in time");
+            let value: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("browser said {line:?}: {e}"));
+            assert!(value.get("error").is_none(), "browser: {value}");
+            value
+        }
+
+        fn write(&mut self, value: &Value) {
+            writeln!(self.stdin, "{value}").unwrap();
+        }
+    }
+
+    impl Drop for Browser {
+        fn drop(&mut self) {
+            // Normally the script has ended; a failed test must not leave a browser behind.
+            if let Ok(None) = self.child.try_wait() {
+                let _ = self.child.kill();
+            }
+            let _ = self.child.wait();
+        }
+    }
+
+    /// A browser plays the room (WHEP): it decodes the room's H.264 camera and its Opus.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn chromium_decodes_the_rooms_h264_and_opus() {
+        let _address = NonLoopback::ensure();
+        let room = room_in_meeting();
+        let peer = Peer::new(
+            &room.taps,
+            PeerOptions {
+                label: "viewer".into(),
+                receive: false,
+                ..PeerOptions::default()
+            },
+        )
+        .unwrap();
+        let mut browser = Browser::start("whep");
+        let offer = browser.read()["offer"].as_str().unwrap().to_owned();
+        let answer = peer.answer_offer(&offer).await.unwrap();
+        browser.write(&json!({ "answer": answer }));
+        let result = browser.read();
+        let result = &result["result"];
+        eprintln!("chromium: {result}");
+        assert_eq!(result["connection"], "connected", "{result}");
+        assert_eq!(result["videoCodec"], "video/H264", "{result}");
+        assert!(
+            result["framesDecoded"].as_u64().unwrap_or(0) >= 10,
+            "{result}"
+        );
+        assert_eq!(
+            (&result["width"], &result["height"]),
+            (&json!(320), &json!(180))
+        );
+        assert_eq!(result["audioCodec"], "audio/opus", "{result}");
+    }
+
+    /// A browser publishes to the room (WHIP): its picture reaches the room display.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_chromium_publisher_appears_on_the_room_display() {
+        let _address = NonLoopback::ensure();
+        let room = room_in_meeting();
+        let peer = Peer::new(
+            &room.taps,
+            PeerOptions {
+                label: "Browser".into(),
+                send_video: false,
+                send_audio: false,
+                ..PeerOptions::default()
+            },
+        )
+        .unwrap();
+        let mut events = Events::of(&peer);
+        let mut browser = Browser::start("whip");
+        let offer = browser.read()["offer"].as_str().unwrap().to_owned();
+        let answer = peer.answer_offer(&offer).await.unwrap();
+        browser.write(&json!({ "answer": answer }));
+        events
+            .wait(
+                PeerEvent::FirstRemoteFrame,
+                "the browser's first frame on the display",
+            )
+            .await;
+        assert_eq!(room.taps.remote_video_count(), 1);
+        peer.stats().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let stats = peer.stats().await.unwrap();
+        eprintln!("room receiving from chromium: {stats:#?}");
+        assert_eq!(stats.encryption, "dtls-srtp");
+        let video = stats
+            .streams
+            .iter()
+            .find(|s| s.direction == "receive" && s.kind == "video")
+            .expect("a received video stream");
+        assert!(video.frames > 0 && video.bitrate_kbps > 0.0, "{video:?}");
+        assert_eq!((video.width, video.height), (320, 180));
+        let result = browser.read();
+        assert_eq!(result["result"]["connection"], "connected", "{result}");
+        browser.write(&json!({ "done": true }));
+    }
 }
