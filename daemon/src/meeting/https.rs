@@ -425,3 +425,7 @@ fn timeout_name(what: ureq::Timeout) -> &'static str {
         _ => "overall time limit",
     }
 }
+
+#[cfg(test)]
+#[path = "https_tests.rs"]
+mod tests;

@@ -21,7 +21,7 @@ use url::Url;
 use super::error::JanusError;
 use super::event::{JanusEvent, parse_event};
 use super::message::{Envelope, parse_body, parse_poll_body, required_u64};
-use crate::meeting::https::{Body, HttpsClient, Method, parse_url, redact};
+use crate::meeting::https::{Body, HttpsClient, HttpsError, Method, parse_url, redact};
 
 /// How long an asynchronous plugin answer may take to arrive on the long poll.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
@@ -29,6 +29,10 @@ pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
 const POLL_TIMEOUT: Duration = Duration::from_secs(45);
 /// Events fetched per long poll.
 const POLL_BATCH: u32 = 10;
+/// Consecutive failed long polls retried before the stream ends, and the pause before each
+/// (growing: 2 s, 4 s, 6 s).
+const POLL_RETRIES: u32 = 3;
+const POLL_RETRY_PAUSE: Duration = Duration::from_secs(2);
 
 /// The stream of a session's events. `Err` items are messages Janus sent that could not be
 /// read (the stream goes on); the channel closes when the stream has ended, after an
@@ -206,6 +210,7 @@ fn poll_loop(shared: &Shared, events: &UnboundedSender<Result<JanusEvent, JanusE
     let mut url = shared.session_url.clone();
     url.set_query(Some(&format!("maxev={POLL_BATCH}")));
     let shown = redact(&shared.session_url);
+    let mut failures = 0;
     let reason = loop {
         if shared.stop.load(Ordering::SeqCst) {
             break "the session was closed".to_owned();
@@ -215,8 +220,19 @@ fn poll_loop(shared: &Shared, events: &UnboundedSender<Result<JanusEvent, JanusE
             .request(Method::Get, &url, &[], None, Some(POLL_TIMEOUT))
         {
             Ok(reply) => reply,
+            // A network blip should not end a meeting: the session outlives a few seconds
+            // without polls (Janus' timeout is 60 s), so retry a connection or timeout failure.
+            Err(e @ (HttpsError::Connect { .. } | HttpsError::Timeout { .. }))
+                if failures < POLL_RETRIES =>
+            {
+                failures += 1;
+                tracing::warn!("Janus long poll failed ({e}); retry {failures} of {POLL_RETRIES}");
+                std::thread::sleep(POLL_RETRY_PAUSE * failures);
+                continue;
+            }
             Err(e) => break e.to_string(),
         };
+        failures = 0;
         if shared.stop.load(Ordering::SeqCst) {
             break "the session was closed".to_owned();
         }
@@ -293,9 +309,7 @@ fn route(
 fn post(http: &HttpsClient, url: &Url, mut message: Value) -> Result<Envelope, JanusError> {
     let transaction = crate::random::token_hex(12);
     message["transaction"] = Value::String(transaction.clone());
-    let reply = post_with_transaction(http, url, message, &transaction)?;
-    check_error(&reply)?;
-    Ok(reply)
+    post_with_transaction(http, url, message, &transaction)
 }
 
 /// Posts `message` (which carries `transaction`) and checks the reply's envelope and

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::test_janus::{Janus, OPEN_ROOM, PIN, ROOM, Tls};
+use super::test_janus::{Janus, OPEN_ROOM, PIN, ROOM, Tls, ensure_non_loopback_address};
 use super::test_peer::Peer;
 use super::*;
 use crate::meeting::https::{HttpsClient, HttpsError};
@@ -53,6 +53,7 @@ fn wait_for(
 
 #[test]
 fn publish_see_others_join_subscribe_and_leave() {
+    let _address = ensure_non_loopback_address();
     let janus = Janus::start(None);
     let http = http();
 
