@@ -24,7 +24,7 @@ mod videoroom;
 pub use error::JanusError;
 pub use event::{JanusEvent, MediaKind, PublishedStream, Publisher};
 pub use message::Jsep;
-pub use session::{ANSWER_TIMEOUT, JanusEvents, JanusSession};
+pub use session::{ANSWER_TIMEOUT, Candidate, JanusEvents, JanusSession};
 pub use videoroom::{FeedRef, Joined, SubscribedStream, SubscriberOffer, VideoRoomHandle};
 
 #[cfg(test)]

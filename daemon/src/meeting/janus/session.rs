@@ -41,6 +41,15 @@ pub type JanusEvents = UnboundedReceiver<Result<JanusEvent, JanusError>>;
 
 type Waiter = mpsc::Sender<Envelope>;
 
+/// One ICE candidate, as `webrtcbin`'s `on-ice-candidate` gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub mid: String,
+    pub mline_index: u32,
+    /// The `candidate:...` attribute value.
+    pub candidate: String,
+}
+
 struct Shared {
     http: HttpsClient,
     /// `.../janus/<session id>`
@@ -116,6 +125,28 @@ impl JanusSession {
         let url = child(&self.shared.session_url, handle);
         let reply = post(&self.shared.http, &url, json!({"janus": "detach"}))?;
         expect_kind(&url, &reply, "success")
+    }
+
+    /// Sends one of our ICE candidates for `handle` (`None`: gathering is complete). Offers and
+    /// answers that already carry every candidate need none of this.
+    pub(super) fn trickle(
+        &self,
+        handle: u64,
+        candidate: Option<&Candidate>,
+    ) -> Result<(), JanusError> {
+        let url = child(&self.shared.session_url, handle);
+        let candidate = match candidate {
+            Some(c) => {
+                json!({"sdpMid": c.mid, "sdpMLineIndex": c.mline_index, "candidate": c.candidate})
+            }
+            None => json!({"completed": true}),
+        };
+        let reply = post(
+            &self.shared.http,
+            &url,
+            json!({"janus": "trickle", "candidate": candidate}),
+        )?;
+        expect_kind(&url, &reply, "ack")
     }
 
     /// Tells Janus we are still here (the event stream does this too while it runs).

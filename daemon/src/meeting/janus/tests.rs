@@ -206,6 +206,14 @@ fn wrong_pin_and_unknown_room_are_typed() {
     handle
         .join_publisher(OPEN_ROOM, None, "X")
         .expect("open room");
+    // Janus takes trickled candidates (and their end) on a handle.
+    let candidate = Candidate {
+        mid: "0".to_owned(),
+        mline_index: 0,
+        candidate: "candidate:1 1 UDP 2015363327 192.0.2.7 40000 typ host".to_owned(),
+    };
+    handle.trickle(Some(&candidate)).expect("trickle");
+    handle.trickle(None).expect("trickle completed");
     session.destroy().expect("destroy");
 }
 

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use super::error::JanusError;
 use super::event::{MediaKind, Publisher, parse_publishers};
 use super::message::{Envelope, Jsep, optional_string, optional_u64, required_u64};
-use super::session::JanusSession;
+use super::session::{Candidate, JanusSession};
 
 const PLUGIN: &str = "janus.plugin.videoroom";
 
@@ -198,6 +198,11 @@ impl VideoRoomHandle {
                 "the answer says neither leaving nor left \"ok\"".to_owned(),
             ))
         }
+    }
+
+    /// Sends one of our ICE candidates on this handle's PeerConnection (`None`: complete).
+    pub fn trickle(&self, candidate: Option<&Candidate>) -> Result<(), JanusError> {
+        self.session.trickle(self.id, candidate)
     }
 
     /// Detaches the handle from the plugin (the PeerConnection, if any, is closed).
