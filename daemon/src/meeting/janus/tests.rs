@@ -458,3 +458,43 @@ fn event_stream_reports_malformed_events_and_keeps_going() {
         .target;
     assert_eq!(target, "/janus/77?maxev=10");
 }
+
+#[test]
+fn lost_session_ends_the_stream_and_fails_requests_at_once() {
+    let server = TestServer::start(|r: &Request| {
+        if r.method == "POST" {
+            let body: Value = serde_json::from_str(&r.body).unwrap_or_default();
+            let id = if body["janus"] == "create" { 77 } else { 5 };
+            return json_answer(
+                json!({"janus": "success", "transaction": transaction(r), "data": {"id": id}})
+                    .to_string(),
+            );
+        }
+        // What Janus answers a long poll after a restart.
+        json_answer(
+            json!({"janus": "error", "session_id": 77,
+                   "error": {"code": 458, "reason": "No such session 77"}})
+            .to_string(),
+        )
+    });
+    let (session, mut events) =
+        JanusSession::create(&http(), &server.url("/janus")).expect("session");
+    let session = Arc::new(session);
+    let err = next(&mut events, 5).expect_err("session lost");
+    assert!(matches!(err, JanusError::SessionNotFound { .. }), "{err:?}");
+    let err = next(&mut events, 5).expect_err("stream ended");
+    assert!(matches!(err, JanusError::StreamEnded { .. }), "{err:?}");
+    assert!(
+        next_within(&mut events, 1).is_none(),
+        "the channel is closed"
+    );
+
+    // A plugin request cannot get its answer any more: it fails now, not after a timeout.
+    let mut handle = VideoRoomHandle::attach(&session).expect("attach still posts");
+    let started = std::time::Instant::now();
+    let err = handle
+        .join_publisher(ROOM, None, "X")
+        .expect_err("no event stream");
+    assert!(matches!(err, JanusError::StreamEnded { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
