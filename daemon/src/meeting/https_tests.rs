@@ -64,3 +64,19 @@ fn refused_connection_and_status_errors_name_the_url() {
         format!("{} answered HTTP 500: boom  details", server.url("/x"))
     );
 }
+
+#[test]
+fn unresolvable_host_is_a_dns_error() {
+    // `.invalid` never resolves (RFC 6761), with or without a network.
+    let client = HttpsClient::new(None).expect("client");
+    let url = parse_url("https://janus.invalid/janus").expect("url");
+    let err = client
+        .request(Method::Get, &url, &[], None, None)
+        .expect_err("no such host");
+    assert!(matches!(err, HttpsError::Dns { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .starts_with("cannot resolve the host name of https://janus.invalid/janus: "),
+        "{err}"
+    );
+}
