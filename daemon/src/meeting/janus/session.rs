@@ -187,7 +187,10 @@ impl JanusSession {
     }
 
     fn register(&self, transaction: &str, waiter: Waiter) -> Result<(), JanusError> {
-        if let Some(reason) = lock(&self.shared.ended).clone() {
+        // Holding `ended` while inserting: either the poller's final clear of `pending` sees
+        // this waiter, or we see that the stream has ended. Never a waiter nobody will answer.
+        let ended = lock(&self.shared.ended);
+        if let Some(reason) = ended.clone() {
             return Err(JanusError::StreamEnded { reason });
         }
         lock(&self.shared.pending).insert(transaction.to_owned(), waiter);
