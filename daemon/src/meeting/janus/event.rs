@@ -109,6 +109,28 @@ pub enum JanusEvent {
     },
 }
 
+impl JanusEvent {
+    /// The handle the event is about, if any (route it to the publisher or subscription).
+    pub fn handle(&self) -> Option<u64> {
+        match self {
+            JanusEvent::PublishersJoined { handle, .. }
+            | JanusEvent::ParticipantJoining { handle, .. }
+            | JanusEvent::PublisherLeft { handle, .. }
+            | JanusEvent::PublisherUnpublished { handle, .. }
+            | JanusEvent::PublisherKicked { handle, .. }
+            | JanusEvent::Talking { handle, .. }
+            | JanusEvent::RoomDestroyed { handle, .. }
+            | JanusEvent::WebrtcUp { handle }
+            | JanusEvent::Media { handle, .. }
+            | JanusEvent::Hangup { handle, .. }
+            | JanusEvent::SlowLink { handle, .. }
+            | JanusEvent::Detached { handle } => Some(*handle),
+            JanusEvent::Error { handle, .. } | JanusEvent::Other { handle, .. } => *handle,
+            JanusEvent::SessionTimeout => None,
+        }
+    }
+}
+
 /// Reads an unsolicited event; `Err` names a malformed field.
 pub fn parse_event(envelope: &Envelope) -> Result<JanusEvent, String> {
     let raw = &envelope.raw;

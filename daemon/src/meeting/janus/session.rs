@@ -60,7 +60,7 @@ struct Shared {
     stop: AtomicBool,
 }
 
-/// One Janus session. Dropping it stops the event stream (within one long poll) but does not
+/// One Janus session. Dropping it (the last `Arc`, handles hold one) stops the event stream (within one long poll) but does not
 /// destroy the session on the server: call [`JanusSession::destroy`] for that.
 pub struct JanusSession {
     shared: Arc<Shared>,
@@ -77,11 +77,11 @@ impl std::fmt::Debug for JanusSession {
 
 impl JanusSession {
     /// Creates a session at `server` (the Janus HTTP API, e.g. `https://janus.example:8089/janus`)
-    /// and starts its event stream.
+    /// and starts its event stream. Handles share the session, hence the `Arc`.
     pub fn create(
         http: &HttpsClient,
         server: &str,
-    ) -> Result<(JanusSession, JanusEvents), JanusError> {
+    ) -> Result<(Arc<JanusSession>, JanusEvents), JanusError> {
         let base = parse_url(server)?;
         let reply = post(http, &base, json!({"janus": "create"}))?;
         let id = success_id(&base, &reply)?;
@@ -101,7 +101,7 @@ impl JanusSession {
             .map_err(|e| JanusError::StreamEnded {
                 reason: format!("cannot start the polling thread: {e}"),
             })?;
-        Ok((JanusSession { shared, id }, events_rx))
+        Ok((Arc::new(JanusSession { shared, id }), events_rx))
     }
 
     /// The server's id for this session.

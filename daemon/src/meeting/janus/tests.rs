@@ -1,7 +1,6 @@
 //! The Janus client against a real Janus 1.1 (plain HTTP and HTTPS) and against a hostile
 //! server that answers nonsense.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -58,7 +57,6 @@ fn publish_see_others_join_subscribe_and_leave() {
     let http = http();
 
     let (a, mut a_events) = JanusSession::create(&http, &janus.url).expect("session A");
-    let a = Arc::new(a);
     let mut a_pub = VideoRoomHandle::attach(&a).expect("attach A");
     let joined = a_pub
         .join_publisher(ROOM, Some(PIN), "Room A")
@@ -82,7 +80,6 @@ fn publish_see_others_join_subscribe_and_leave() {
 
     // B joins and publishes: A hears of it on its publisher handle.
     let (b, _b_events) = JanusSession::create(&http, &janus.url).expect("session B");
-    let b = Arc::new(b);
     let mut b_pub = VideoRoomHandle::attach(&b).expect("attach B");
     let b_joined = b_pub
         .join_publisher(ROOM, Some(PIN), "Alice")
@@ -176,7 +173,6 @@ fn publish_see_others_join_subscribe_and_leave() {
 fn wrong_pin_and_unknown_room_are_typed() {
     let janus = Janus::start(None);
     let (session, _events) = JanusSession::create(&http(), &janus.url).expect("session");
-    let session = Arc::new(session);
 
     let mut handle = VideoRoomHandle::attach(&session).expect("attach");
     let err = handle
@@ -236,7 +232,6 @@ fn janus_over_https_needs_the_meeting_ca() {
     let trusting = HttpsClient::new(Some(&ca)).expect("client with the meeting CA");
     let (session, _events) =
         JanusSession::create(&trusting, &janus.url).expect("session over HTTPS");
-    let session = Arc::new(session);
     let mut handle = VideoRoomHandle::attach(&session).expect("attach over HTTPS");
     handle
         .join_publisher(OPEN_ROOM, None, "TLS")
@@ -302,7 +297,7 @@ fn transaction(request: &Request) -> String {
 
 fn hostile(
     answer: impl Fn(&Request) -> Answer + Send + 'static,
-) -> Result<JanusSession, JanusError> {
+) -> Result<std::sync::Arc<JanusSession>, JanusError> {
     let server = TestServer::start(answer);
     let http = http().with_response_timeout(Duration::from_millis(500));
     JanusSession::create(&http, &server.url("/janus")).map(|(session, _)| session)
@@ -479,7 +474,6 @@ fn lost_session_ends_the_stream_and_fails_requests_at_once() {
     });
     let (session, mut events) =
         JanusSession::create(&http(), &server.url("/janus")).expect("session");
-    let session = Arc::new(session);
     let err = next(&mut events, 5).expect_err("session lost");
     assert!(matches!(err, JanusError::SessionNotFound { .. }), "{err:?}");
     let err = next(&mut events, 5).expect_err("stream ended");
