@@ -172,7 +172,9 @@ fn publish_see_others_join_subscribe_and_leave() {
 #[test]
 fn wrong_pin_and_unknown_room_are_typed() {
     let janus = Janus::start(None);
-    let (session, _events) = JanusSession::create(&http(), &janus.url).expect("session");
+    // A trailing slash in the configured server URL is fine.
+    let server = format!("{}/", janus.url);
+    let (session, _events) = JanusSession::create(&http(), &server).expect("session");
 
     let mut handle = VideoRoomHandle::attach(&session).expect("attach");
     let err = handle
