@@ -144,6 +144,20 @@ fn publish_see_others_join_subscribe_and_leave() {
     });
 
     // B leaves: A's publisher handle hears it (the subscriber handle may hear of it too).
+    // B mutes its audio at the server, then unmutes.
+    let b_audio = &alice
+        .streams
+        .iter()
+        .find(|s| s.kind == MediaKind::Audio)
+        .expect("B's audio")
+        .mid;
+    b_pub.set_relayed(b_audio, false).expect("mute");
+    b_pub.set_relayed(b_audio, true).expect("unmute");
+    let err = b_pub
+        .set_relayed("no-such-mid", false)
+        .expect_err("unknown mid");
+    assert!(matches!(err, JanusError::VideoRoom { .. }), "{err:?}");
+
     b_pub.leave().expect("B leaves");
     let left = wait_for(
         &mut a_events,

@@ -113,6 +113,14 @@ impl VideoRoomHandle {
         answer_sdp(jsep, "publish")
     }
 
+    /// Tells Janus whether to relay our stream `mid` to the room (muting at the server: the
+    /// room stops getting it even while our PeerConnection keeps sending).
+    pub fn set_relayed(&self, mid: &str, relay: bool) -> Result<(), JanusError> {
+        let body = json!({"request": "configure", "streams": [{"mid": mid, "send": relay}]});
+        let data = self.request("configure", body, None, self.room_or_zero())?;
+        expect_ok(&data, "configured", "configure")
+    }
+
     /// Stops publishing (we stay in the room).
     pub fn unpublish(&self) -> Result<(), JanusError> {
         let data = self.request(
