@@ -41,8 +41,8 @@ pub enum HttpsError {
     Insecure { url: String },
     #[error("cannot read the meeting CA file {}: {reason}", path.display())]
     CaFile { path: PathBuf, reason: String },
-    #[error("cannot resolve the host name of {url}")]
-    Dns { url: String },
+    #[error("cannot resolve the host name of {url}: {reason}")]
+    Dns { url: String, reason: String },
     #[error("cannot connect to {url}: {reason}")]
     Connect { url: String, reason: String },
     #[error("TLS verification of {url} failed: {reason}")]
@@ -356,7 +356,10 @@ fn read_ca_file(path: &Path) -> Result<Vec<Certificate<'static>>, HttpsError> {
 fn classify(url: &str, error: ureq::Error) -> HttpsError {
     let url = url.to_owned();
     match error {
-        ureq::Error::HostNotFound => HttpsError::Dns { url },
+        ureq::Error::HostNotFound => HttpsError::Dns {
+            url,
+            reason: "no address found".to_owned(),
+        },
         ureq::Error::ConnectionFailed => HttpsError::Connect {
             url,
             reason: "connection failed".to_owned(),
@@ -383,6 +386,15 @@ fn classify(url: &str, error: ureq::Error) -> HttpsError {
                 return HttpsError::Tls {
                     url,
                     reason: tls.to_string(),
+                };
+            }
+            // ureq passes the resolver's failure on as std's io::Error, whose only mark is
+            // the text std gives getaddrinfo failures.
+            let text = e.to_string();
+            if let Some(reason) = text.strip_prefix("failed to lookup address information: ") {
+                return HttpsError::Dns {
+                    url,
+                    reason: reason.to_owned(),
                 };
             }
             match e.kind() {
@@ -425,3 +437,7 @@ fn timeout_name(what: ureq::Timeout) -> &'static str {
         _ => "overall time limit",
     }
 }
+
+#[cfg(test)]
+#[path = "https_tests.rs"]
+mod tests;

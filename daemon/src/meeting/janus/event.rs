@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use super::message::{Envelope, kind_of, optional_string, optional_u64, required_u64};
+use super::message::{Envelope, Jsep, kind_of, optional_string, optional_u64, required_u64};
 
 /// A kind of media stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +100,9 @@ pub enum JanusEvent {
         code: i64,
         reason: String,
     },
+    /// Janus renegotiates a handle on its own (a subscription `updated` with a new offer, an ICE
+    /// restart): answer `offer` kinds with [`super::VideoRoomHandle::start`].
+    Renegotiation { handle: u64, jsep: Jsep },
     /// The server ended the session (idle timeout); the stream ends after this.
     SessionTimeout,
     /// A well-formed event of a kind this client does not act on (for logs).
@@ -107,6 +110,29 @@ pub enum JanusEvent {
         handle: Option<u64>,
         summary: String,
     },
+}
+
+impl JanusEvent {
+    /// The handle the event is about, if any (route it to the publisher or subscription).
+    pub fn handle(&self) -> Option<u64> {
+        match self {
+            JanusEvent::PublishersJoined { handle, .. }
+            | JanusEvent::ParticipantJoining { handle, .. }
+            | JanusEvent::PublisherLeft { handle, .. }
+            | JanusEvent::PublisherUnpublished { handle, .. }
+            | JanusEvent::PublisherKicked { handle, .. }
+            | JanusEvent::Talking { handle, .. }
+            | JanusEvent::RoomDestroyed { handle, .. }
+            | JanusEvent::WebrtcUp { handle }
+            | JanusEvent::Media { handle, .. }
+            | JanusEvent::Hangup { handle, .. }
+            | JanusEvent::SlowLink { handle, .. }
+            | JanusEvent::Detached { handle }
+            | JanusEvent::Renegotiation { handle, .. } => Some(*handle),
+            JanusEvent::Error { handle, .. } | JanusEvent::Other { handle, .. } => *handle,
+            JanusEvent::SessionTimeout => None,
+        }
+    }
 }
 
 /// Reads an unsolicited event; `Err` names a malformed field.
@@ -156,6 +182,11 @@ pub fn parse_event(envelope: &Envelope) -> Result<JanusEvent, String> {
                 reason,
             }
         }
+        // An SDP we did not ask for must reach the session logic whatever else the event says.
+        "event" if envelope.jsep.is_some() => JanusEvent::Renegotiation {
+            handle: handle()?,
+            jsep: envelope.jsep.clone().ok_or("\"jsep\" is missing")?,
+        },
         "event" => match &envelope.plugin_data {
             Some(data) => parse_plugin_event(handle()?, data)?,
             None => JanusEvent::Other {

@@ -2,7 +2,6 @@
 //!
 //! ```text
 //! let (session, mut events) = JanusSession::create(&http, "https://janus.example:8089/janus")?;
-//! let session = Arc::new(session);
 //! let mut publisher = VideoRoomHandle::attach(&session)?;
 //! let joined = publisher.join_publisher(1234, Some(pin), "Room 4")?;  // our id, who publishes
 //! let answer = publisher.publish(&offer)?;                           // SDP offer -> answer
@@ -24,7 +23,7 @@ mod videoroom;
 pub use error::JanusError;
 pub use event::{JanusEvent, MediaKind, PublishedStream, Publisher};
 pub use message::Jsep;
-pub use session::{ANSWER_TIMEOUT, JanusEvents, JanusSession};
+pub use session::{ANSWER_TIMEOUT, Candidate, JanusEvents, JanusSession};
 pub use videoroom::{FeedRef, Joined, SubscribedStream, SubscriberOffer, VideoRoomHandle};
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use url::Url;
 use super::error::JanusError;
 use super::event::{JanusEvent, parse_event};
 use super::message::{Envelope, parse_body, parse_poll_body, required_u64};
-use crate::meeting::https::{Body, HttpsClient, Method, parse_url, redact};
+use crate::meeting::https::{Body, HttpsClient, HttpsError, Method, parse_url, redact};
 
 /// How long an asynchronous plugin answer may take to arrive on the long poll.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
@@ -29,6 +29,10 @@ pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
 const POLL_TIMEOUT: Duration = Duration::from_secs(45);
 /// Events fetched per long poll.
 const POLL_BATCH: u32 = 10;
+/// Consecutive failed long polls retried before the stream ends, and the pause before each
+/// (growing: 2 s, 4 s, 6 s).
+const POLL_RETRIES: u32 = 3;
+const POLL_RETRY_PAUSE: Duration = Duration::from_secs(2);
 
 /// The stream of a session's events. `Err` items are messages Janus sent that could not be
 /// read (the stream goes on); the channel closes when the stream has ended, after an
@@ -36,6 +40,15 @@ const POLL_BATCH: u32 = 10;
 pub type JanusEvents = UnboundedReceiver<Result<JanusEvent, JanusError>>;
 
 type Waiter = mpsc::Sender<Envelope>;
+
+/// One ICE candidate, as `webrtcbin`'s `on-ice-candidate` gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub mid: String,
+    pub mline_index: u32,
+    /// The `candidate:...` attribute value.
+    pub candidate: String,
+}
 
 struct Shared {
     http: HttpsClient,
@@ -47,7 +60,7 @@ struct Shared {
     stop: AtomicBool,
 }
 
-/// One Janus session. Dropping it stops the event stream (within one long poll) but does not
+/// One Janus session. Dropping it (the last `Arc`, handles hold one) stops the event stream (within one long poll) but does not
 /// destroy the session on the server: call [`JanusSession::destroy`] for that.
 pub struct JanusSession {
     shared: Arc<Shared>,
@@ -64,11 +77,11 @@ impl std::fmt::Debug for JanusSession {
 
 impl JanusSession {
     /// Creates a session at `server` (the Janus HTTP API, e.g. `https://janus.example:8089/janus`)
-    /// and starts its event stream.
+    /// and starts its event stream. Handles share the session, hence the `Arc`.
     pub fn create(
         http: &HttpsClient,
         server: &str,
-    ) -> Result<(JanusSession, JanusEvents), JanusError> {
+    ) -> Result<(Arc<JanusSession>, JanusEvents), JanusError> {
         let base = parse_url(server)?;
         let reply = post(http, &base, json!({"janus": "create"}))?;
         let id = success_id(&base, &reply)?;
@@ -88,7 +101,7 @@ impl JanusSession {
             .map_err(|e| JanusError::StreamEnded {
                 reason: format!("cannot start the polling thread: {e}"),
             })?;
-        Ok((JanusSession { shared, id }, events_rx))
+        Ok((Arc::new(JanusSession { shared, id }), events_rx))
     }
 
     /// The server's id for this session.
@@ -112,6 +125,28 @@ impl JanusSession {
         let url = child(&self.shared.session_url, handle);
         let reply = post(&self.shared.http, &url, json!({"janus": "detach"}))?;
         expect_kind(&url, &reply, "success")
+    }
+
+    /// Sends one of our ICE candidates for `handle` (`None`: gathering is complete). Offers and
+    /// answers that already carry every candidate need none of this.
+    pub(super) fn trickle(
+        &self,
+        handle: u64,
+        candidate: Option<&Candidate>,
+    ) -> Result<(), JanusError> {
+        let url = child(&self.shared.session_url, handle);
+        let candidate = match candidate {
+            Some(c) => {
+                json!({"sdpMid": c.mid, "sdpMLineIndex": c.mline_index, "candidate": c.candidate})
+            }
+            None => json!({"completed": true}),
+        };
+        let reply = post(
+            &self.shared.http,
+            &url,
+            json!({"janus": "trickle", "candidate": candidate}),
+        )?;
+        expect_kind(&url, &reply, "ack")
     }
 
     /// Tells Janus we are still here (the event stream does this too while it runs).
@@ -152,7 +187,10 @@ impl JanusSession {
     }
 
     fn register(&self, transaction: &str, waiter: Waiter) -> Result<(), JanusError> {
-        if let Some(reason) = lock(&self.shared.ended).clone() {
+        // Holding `ended` while inserting: either the poller's final clear of `pending` sees
+        // this waiter, or we see that the stream has ended. Never a waiter nobody will answer.
+        let ended = lock(&self.shared.ended);
+        if let Some(reason) = ended.clone() {
             return Err(JanusError::StreamEnded { reason });
         }
         lock(&self.shared.pending).insert(transaction.to_owned(), waiter);
@@ -206,6 +244,7 @@ fn poll_loop(shared: &Shared, events: &UnboundedSender<Result<JanusEvent, JanusE
     let mut url = shared.session_url.clone();
     url.set_query(Some(&format!("maxev={POLL_BATCH}")));
     let shown = redact(&shared.session_url);
+    let mut failures = 0;
     let reason = loop {
         if shared.stop.load(Ordering::SeqCst) {
             break "the session was closed".to_owned();
@@ -215,8 +254,19 @@ fn poll_loop(shared: &Shared, events: &UnboundedSender<Result<JanusEvent, JanusE
             .request(Method::Get, &url, &[], None, Some(POLL_TIMEOUT))
         {
             Ok(reply) => reply,
+            // A network blip should not end a meeting: the session outlives a few seconds
+            // without polls (Janus' timeout is 60 s), so retry a connection or timeout failure.
+            Err(e @ (HttpsError::Connect { .. } | HttpsError::Timeout { .. }))
+                if failures < POLL_RETRIES =>
+            {
+                failures += 1;
+                tracing::warn!("Janus long poll failed ({e}); retry {failures} of {POLL_RETRIES}");
+                std::thread::sleep(POLL_RETRY_PAUSE * failures);
+                continue;
+            }
             Err(e) => break e.to_string(),
         };
+        failures = 0;
         if shared.stop.load(Ordering::SeqCst) {
             break "the session was closed".to_owned();
         }
@@ -293,9 +343,7 @@ fn route(
 fn post(http: &HttpsClient, url: &Url, mut message: Value) -> Result<Envelope, JanusError> {
     let transaction = crate::random::token_hex(12);
     message["transaction"] = Value::String(transaction.clone());
-    let reply = post_with_transaction(http, url, message, &transaction)?;
-    check_error(&reply)?;
-    Ok(reply)
+    post_with_transaction(http, url, message, &transaction)
 }
 
 /// Posts `message` (which carries `transaction`) and checks the reply's envelope and

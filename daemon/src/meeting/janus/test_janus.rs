@@ -179,3 +179,47 @@ fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free port")
 }
+
+/// A veth pair with a private address on one end, removed when dropped (deleting one end
+/// deletes both).
+pub struct TestInterface {
+    name: String,
+}
+
+impl Drop for TestInterface {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.name])
+            .status();
+    }
+}
+
+/// ICE (libnice and Janus) ignores loopback: media needs a non-loopback address. Uses the
+/// machine's own when it has one; otherwise adds a veth pair (tests run as root; veth rather
+/// than `dummy` because not every kernel here has the dummy module).
+pub fn ensure_non_loopback_address() -> Option<TestInterface> {
+    let out = Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global", "up"])
+        .output()
+        .expect("ip (iproute2) runs");
+    if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+        return None;
+    }
+    let name = format!("rdj{}", std::process::id());
+    let address = format!(
+        "10.254.{}.{}/32",
+        std::process::id() % 250,
+        1 + std::process::id() % 200
+    );
+    let run = |args: &[&str]| {
+        let status = Command::new("ip").args(args).status().expect("ip runs");
+        assert!(status.success(), "ip {args:?} failed (the test needs root)");
+    };
+    let peer = format!("{name}p");
+    run(&["link", "add", &name, "type", "veth", "peer", "name", &peer]);
+    let interface = TestInterface { name: name.clone() };
+    run(&["addr", "add", &address, "dev", &name]);
+    run(&["link", "set", &peer, "up"]);
+    run(&["link", "set", &name, "up"]);
+    Some(interface)
+}

@@ -1,12 +1,11 @@
 //! The Janus client against a real Janus 1.1 (plain HTTP and HTTPS) and against a hostile
 //! server that answers nonsense.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::test_janus::{Janus, OPEN_ROOM, PIN, ROOM, Tls};
+use super::test_janus::{Janus, OPEN_ROOM, PIN, ROOM, Tls, ensure_non_loopback_address};
 use super::test_peer::Peer;
 use super::*;
 use crate::meeting::https::{HttpsClient, HttpsError};
@@ -39,49 +38,74 @@ fn wait_for(
     what: &str,
     matches: impl Fn(&JanusEvent) -> bool,
 ) -> JanusEvent {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    match wait_within(events, Duration::from_secs(20), matches) {
+        Ok(event) => event,
+        Err(seen) => panic!("no {what} event; saw {seen:#?}"),
+    }
+}
+
+/// The first matching event within `time`, or the events seen instead.
+fn wait_within(
+    events: &mut JanusEvents,
+    time: Duration,
+    matches: impl Fn(&JanusEvent) -> bool,
+) -> Result<JanusEvent, Vec<String>> {
+    let deadline = std::time::Instant::now() + time;
     let mut seen = Vec::new();
     while std::time::Instant::now() < deadline {
         match next_within(events, 1) {
-            Some(Ok(event)) if matches(&event) => return event,
+            Some(Ok(event)) if matches(&event) => return Ok(event),
             Some(other) => seen.push(format!("{other:?}")),
             None => {}
         }
     }
-    panic!("no {what} event; saw {seen:#?}");
+    Err(seen)
+}
+
+/// Publishes a real offer on `handle` and waits until Janus reports the PeerConnection up.
+/// Janus announces a publisher to the room only then, so the test completes ICE and DTLS (over
+/// the machine's non-loopback address; Janus ignores loopback). On a loaded machine ICE checks
+/// can time out; the signalling under test is not at fault then, so a second attempt is made.
+fn publish_live(handle: &VideoRoomHandle, events: &mut JanusEvents) -> Peer {
+    let id = handle.id();
+    let mut seen = Vec::new();
+    for _attempt in 0..2 {
+        let (peer, offer) = Peer::offer();
+        let answer = handle.publish(&offer).expect("publish");
+        assert!(answer.starts_with("v=0"), "{answer}");
+        assert!(
+            answer.contains("m=video") && answer.contains("m=audio"),
+            "{answer}"
+        );
+        peer.set_remote_answer(&answer);
+        match wait_within(events, Duration::from_secs(15), |e| {
+            *e == JanusEvent::WebrtcUp { handle: id }
+        }) {
+            Ok(_) => return peer,
+            Err(events) => seen.extend(events),
+        }
+        let _ = handle.unpublish();
+    }
+    panic!("the publisher's PeerConnection did not come up; events: {seen:#?}");
 }
 
 #[test]
 fn publish_see_others_join_subscribe_and_leave() {
+    let _address = ensure_non_loopback_address();
     let janus = Janus::start(None);
     let http = http();
 
     let (a, mut a_events) = JanusSession::create(&http, &janus.url).expect("session A");
-    let a = Arc::new(a);
     let mut a_pub = VideoRoomHandle::attach(&a).expect("attach A");
     let joined = a_pub
         .join_publisher(ROOM, Some(PIN), "Room A")
         .expect("A joins");
     assert_eq!(joined.room, ROOM);
     assert!(joined.publishers.is_empty(), "{:?}", joined.publishers);
-    let (a_peer, offer) = Peer::offer();
-    let answer = a_pub.publish(&offer).expect("A publishes");
-    assert!(answer.starts_with("v=0"), "{answer}");
-    assert!(
-        answer.contains("m=video") && answer.contains("m=audio"),
-        "{answer}"
-    );
-    // Janus announces a publisher to the room only once its PeerConnection is up, so the test
-    // completes ICE and DTLS (over the machine's non-loopback address; Janus ignores loopback).
-    a_peer.set_remote_answer(&answer);
-    let a_handle = a_pub.id();
-    wait_for(&mut a_events, "webrtcup", |e| {
-        *e == JanusEvent::WebrtcUp { handle: a_handle }
-    });
+    let _a_peer = publish_live(&a_pub, &mut a_events);
 
     // B joins and publishes: A hears of it on its publisher handle.
-    let (b, _b_events) = JanusSession::create(&http, &janus.url).expect("session B");
-    let b = Arc::new(b);
+    let (b, mut b_events) = JanusSession::create(&http, &janus.url).expect("session B");
     let mut b_pub = VideoRoomHandle::attach(&b).expect("attach B");
     let b_joined = b_pub
         .join_publisher(ROOM, Some(PIN), "Alice")
@@ -89,9 +113,7 @@ fn publish_see_others_join_subscribe_and_leave() {
     assert_eq!(b_joined.publishers.len(), 1, "B sees A publishing");
     assert_eq!(b_joined.publishers[0].id, joined.id);
     assert_eq!(b_joined.publishers[0].display.as_deref(), Some("Room A"));
-    let (b_peer, b_offer) = Peer::offer();
-    let b_answer = b_pub.publish(&b_offer).expect("B publishes");
-    b_peer.set_remote_answer(&b_answer);
+    let _b_peer = publish_live(&b_pub, &mut b_events);
     let event = wait_for(&mut a_events, "publishers", |e| {
         matches!(e, JanusEvent::PublishersJoined { .. })
     });
@@ -146,6 +168,20 @@ fn publish_see_others_join_subscribe_and_leave() {
     });
 
     // B leaves: A's publisher handle hears it (the subscriber handle may hear of it too).
+    // B mutes its audio at the server, then unmutes.
+    let b_audio = &alice
+        .streams
+        .iter()
+        .find(|s| s.kind == MediaKind::Audio)
+        .expect("B's audio")
+        .mid;
+    b_pub.set_relayed(b_audio, false).expect("mute");
+    b_pub.set_relayed(b_audio, true).expect("unmute");
+    let err = b_pub
+        .set_relayed("no-such-mid", false)
+        .expect_err("unknown mid");
+    assert!(matches!(err, JanusError::VideoRoom { .. }), "{err:?}");
+
     b_pub.leave().expect("B leaves");
     let left = wait_for(
         &mut a_events,
@@ -174,8 +210,9 @@ fn publish_see_others_join_subscribe_and_leave() {
 #[test]
 fn wrong_pin_and_unknown_room_are_typed() {
     let janus = Janus::start(None);
-    let (session, _events) = JanusSession::create(&http(), &janus.url).expect("session");
-    let session = Arc::new(session);
+    // A trailing slash in the configured server URL is fine.
+    let server = format!("{}/", janus.url);
+    let (session, _events) = JanusSession::create(&http(), &server).expect("session");
 
     let mut handle = VideoRoomHandle::attach(&session).expect("attach");
     let err = handle
@@ -205,6 +242,14 @@ fn wrong_pin_and_unknown_room_are_typed() {
     handle
         .join_publisher(OPEN_ROOM, None, "X")
         .expect("open room");
+    // Janus takes trickled candidates (and their end) on a handle.
+    let candidate = Candidate {
+        mid: "0".to_owned(),
+        mline_index: 0,
+        candidate: "candidate:1 1 UDP 2015363327 192.0.2.7 40000 typ host".to_owned(),
+    };
+    handle.trickle(Some(&candidate)).expect("trickle");
+    handle.trickle(None).expect("trickle completed");
     session.destroy().expect("destroy");
 }
 
@@ -227,7 +272,6 @@ fn janus_over_https_needs_the_meeting_ca() {
     let trusting = HttpsClient::new(Some(&ca)).expect("client with the meeting CA");
     let (session, _events) =
         JanusSession::create(&trusting, &janus.url).expect("session over HTTPS");
-    let session = Arc::new(session);
     let mut handle = VideoRoomHandle::attach(&session).expect("attach over HTTPS");
     handle
         .join_publisher(OPEN_ROOM, None, "TLS")
@@ -293,7 +337,7 @@ fn transaction(request: &Request) -> String {
 
 fn hostile(
     answer: impl Fn(&Request) -> Answer + Send + 'static,
-) -> Result<JanusSession, JanusError> {
+) -> Result<std::sync::Arc<JanusSession>, JanusError> {
     let server = TestServer::start(answer);
     let http = http().with_response_timeout(Duration::from_millis(500));
     JanusSession::create(&http, &server.url("/janus")).map(|(session, _)| session)
@@ -405,6 +449,10 @@ fn event_stream_reports_malformed_events_and_keeps_going() {
                 {"janus": "event", "session_id": 77, "sender": 2,
                  "plugindata": {"plugin": "janus.plugin.videoroom",
                                 "data": {"videoroom": "talking", "room": 1, "id": 5}}},
+                {"janus": "event", "session_id": 77, "sender": 3,
+                 "plugindata": {"plugin": "janus.plugin.videoroom",
+                                "data": {"videoroom": "updated", "room": 1, "streams": []}},
+                 "jsep": {"type": "offer", "sdp": "v=0\r\n"}},
                 {"janus": "timeout", "session_id": 77}
             ])
             .to_string(),
@@ -429,6 +477,16 @@ fn event_stream_reports_malformed_events_and_keeps_going() {
         }
     );
     assert_eq!(
+        next(&mut events, 5).expect("renegotiation"),
+        JanusEvent::Renegotiation {
+            handle: 3,
+            jsep: Jsep {
+                kind: "offer".to_owned(),
+                sdp: "v=0\r\n".to_owned()
+            }
+        }
+    );
+    assert_eq!(
         next(&mut events, 5).expect("timeout"),
         JanusEvent::SessionTimeout
     );
@@ -448,4 +506,43 @@ fn event_stream_reports_malformed_events_and_keeps_going() {
         .expect("a poll")
         .target;
     assert_eq!(target, "/janus/77?maxev=10");
+}
+
+#[test]
+fn lost_session_ends_the_stream_and_fails_requests_at_once() {
+    let server = TestServer::start(|r: &Request| {
+        if r.method == "POST" {
+            let body: Value = serde_json::from_str(&r.body).unwrap_or_default();
+            let id = if body["janus"] == "create" { 77 } else { 5 };
+            return json_answer(
+                json!({"janus": "success", "transaction": transaction(r), "data": {"id": id}})
+                    .to_string(),
+            );
+        }
+        // What Janus answers a long poll after a restart.
+        json_answer(
+            json!({"janus": "error", "session_id": 77,
+                   "error": {"code": 458, "reason": "No such session 77"}})
+            .to_string(),
+        )
+    });
+    let (session, mut events) =
+        JanusSession::create(&http(), &server.url("/janus")).expect("session");
+    let err = next(&mut events, 5).expect_err("session lost");
+    assert!(matches!(err, JanusError::SessionNotFound { .. }), "{err:?}");
+    let err = next(&mut events, 5).expect_err("stream ended");
+    assert!(matches!(err, JanusError::StreamEnded { .. }), "{err:?}");
+    assert!(
+        next_within(&mut events, 1).is_none(),
+        "the channel is closed"
+    );
+
+    // A plugin request cannot get its answer any more: it fails now, not after a timeout.
+    let mut handle = VideoRoomHandle::attach(&session).expect("attach still posts");
+    let started = std::time::Instant::now();
+    let err = handle
+        .join_publisher(ROOM, None, "X")
+        .expect_err("no event stream");
+    assert!(matches!(err, JanusError::StreamEnded { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
 }

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use super::error::JanusError;
 use super::event::{MediaKind, Publisher, parse_publishers};
 use super::message::{Envelope, Jsep, optional_string, optional_u64, required_u64};
-use super::session::JanusSession;
+use super::session::{Candidate, JanusSession};
 
 const PLUGIN: &str = "janus.plugin.videoroom";
 
@@ -113,6 +113,14 @@ impl VideoRoomHandle {
         answer_sdp(jsep, "publish")
     }
 
+    /// Tells Janus whether to relay our stream `mid` to the room (muting at the server: the
+    /// room stops getting it even while our PeerConnection keeps sending).
+    pub fn set_relayed(&self, mid: &str, relay: bool) -> Result<(), JanusError> {
+        let body = json!({"request": "configure", "streams": [{"mid": mid, "send": relay}]});
+        let data = self.request("configure", body, None, self.room_or_zero())?;
+        expect_ok(&data, "configured", "configure")
+    }
+
     /// Stops publishing (we stay in the room).
     pub fn unpublish(&self) -> Result<(), JanusError> {
         let data = self.request(
@@ -198,6 +206,11 @@ impl VideoRoomHandle {
                 "the answer says neither leaving nor left \"ok\"".to_owned(),
             ))
         }
+    }
+
+    /// Sends one of our ICE candidates on this handle's PeerConnection (`None`: complete).
+    pub fn trickle(&self, candidate: Option<&Candidate>) -> Result<(), JanusError> {
+        self.session.trickle(self.id, candidate)
     }
 
     /// Detaches the handle from the plugin (the PeerConnection, if any, is closed).

@@ -1,0 +1,82 @@
+//! URL rules and error classification of the signalling HTTP client.
+
+use super::*;
+use crate::meeting::test_server::{Answer, TestServer};
+
+#[test]
+fn plain_http_only_to_loopback_addresses() {
+    assert!(parse_url("https://janus.example:8089/janus").is_ok());
+    assert!(parse_url("http://127.0.0.1:8088/janus").is_ok());
+    assert!(parse_url("http://[::1]:8088/janus").is_ok());
+    for insecure in [
+        "http://janus.example/janus",
+        "http://192.0.2.1/janus",
+        // A name could resolve anywhere; only literal loopback addresses count.
+        "http://localhost:8088/janus",
+    ] {
+        let err = parse_url(insecure).expect_err(insecure);
+        assert!(
+            matches!(err, HttpsError::Insecure { .. }),
+            "{insecure}: {err:?}"
+        );
+    }
+    let err = parse_url("ftp://janus.example/").expect_err("ftp");
+    assert!(matches!(err, HttpsError::BadUrl { .. }), "{err:?}");
+    let err = parse_url("janus.example").expect_err("relative");
+    assert!(matches!(err, HttpsError::BadUrl { .. }), "{err:?}");
+}
+
+#[test]
+fn messages_never_show_secrets_in_urls() {
+    let url = Url::parse("https://user:pw@janus.example/janus?token=abc#frag").expect("url");
+    assert_eq!(redact(&url), "https://janus.example/janus");
+    let err = parse_url("https://user:pw@exa mple/x?token=abc").expect_err("bad");
+    let message = err.to_string();
+    assert!(
+        !message.contains("pw") && !message.contains("abc"),
+        "{message}"
+    );
+}
+
+#[test]
+fn refused_connection_and_status_errors_name_the_url() {
+    // Port 1 on loopback: nothing listens there.
+    let client = HttpsClient::new(None).expect("client");
+    let url = parse_url("http://127.0.0.1:1/janus?secret=x").expect("url");
+    let err = client
+        .request(Method::Get, &url, &[], None, None)
+        .expect_err("refused");
+    assert!(matches!(err, HttpsError::Connect { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("http://127.0.0.1:1/janus"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("secret"), "{err}");
+
+    let server = TestServer::start(|_| Answer::Http(500, vec![], b"boom\n\tdetails".to_vec()));
+    let url = parse_url(&server.url("/x")).expect("url");
+    let reply = client
+        .request(Method::Get, &url, &[], None, None)
+        .expect("a reply");
+    let err = reply.success().expect_err("500");
+    assert_eq!(
+        err.to_string(),
+        format!("{} answered HTTP 500: boom  details", server.url("/x"))
+    );
+}
+
+#[test]
+fn unresolvable_host_is_a_dns_error() {
+    // `.invalid` never resolves (RFC 6761), with or without a network.
+    let client = HttpsClient::new(None).expect("client");
+    let url = parse_url("https://janus.invalid/janus").expect("url");
+    let err = client
+        .request(Method::Get, &url, &[], None, None)
+        .expect_err("no such host");
+    assert!(matches!(err, HttpsError::Dns { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .starts_with("cannot resolve the host name of https://janus.invalid/janus: "),
+        "{err}"
+    );
+}
