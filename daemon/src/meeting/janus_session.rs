@@ -78,7 +78,6 @@ async fn join(
     let (session, mut events) = blocking(move || JanusSession::create(&http_c, &server))
         .await?
         .map_err(janus_attempt)?;
-    let session = Arc::new(session);
     let (mut roster, mut peer_events) = Roster::new(ctx.room.clone(), ctx.generation());
     let mut feeds = HashMap::new();
     let result = in_room(
