@@ -24,6 +24,9 @@ PACKAGES += gstreamer1.0-plugins-ugly        # x264enc, the software H.264 fallb
 PACKAGES += gstreamer1.0-x                   # pango: clockoverlay/textoverlay for the display's labels and clock
 PACKAGES += gstreamer1.0-alsa                # alsasrc/alsasink for real microphones and speakers
 PACKAGES += fonts-dejavu-core                # a font for the display's text (pango finds none otherwise)
+PACKAGES += nodejs            # builds the web UI (webui/: TypeScript + Vite), embedded into roomd
+PACKAGES += npm               # installs the web UI's pinned build tools from webui/package-lock.json
+PACKAGES += chromium          # the web UI's end-to-end test drives Debian's headless Chromium (playwright-core)
 
 # Only `make bench` needs these.
 BENCH_PACKAGES :=
@@ -56,7 +59,7 @@ define install_missing
 	fi
 endef
 
-.PHONY: deps bench-deps toolchain build run test bench clean
+.PHONY: deps bench-deps toolchain webui build run test bench bench-webui clean
 
 deps:
 	$(call install_missing,$(PACKAGES))
@@ -70,7 +73,11 @@ toolchain: deps
 	@cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 	@cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 
-build: deps
+# The web UI is built before cargo: roomd's build script embeds webui/dist into the binary.
+webui: deps
+	cd webui && npm ci --no-audit --no-fund && npm run build
+
+build: webui
 	cargo build --release --bins -p roomd
 
 # The simulated profile gets its own software TPM, so the device key lives in a TPM exactly as on
@@ -113,7 +120,7 @@ run: build
 
 test: export ROOMD_BIN := $(CURDIR)/target/debug/roomd
 test: export ROOMCTL_BIN := $(CURDIR)/target/debug/roomctl
-test: toolchain
+test: toolchain webui
 	cargo build --workspace --bins
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
@@ -122,13 +129,20 @@ test: toolchain
 # Every benchmark runs even when an earlier one misses a target; the exit status reports misses.
 bench: export ROOMD_BIN := $(CURDIR)/target/release/roomd
 bench: export ROOMCTL_BIN := $(CURDIR)/target/release/roomctl
-bench: bench-deps
+bench: bench-deps webui
 	cargo build --release --bins
 	@status=0; \
 	for program in bench-foundation bench-identity bench-media; do \
 		cargo run --release -p roomd-tests --bin $$program || status=1; \
 	done; \
+	cd webui && node e2e/bench.mjs || status=1; \
 	exit $$status
+
+# Only the web UI's figures: gzipped JS + CSS of the build, time to interactive of the panel.
+bench-webui: export ROOMD_BIN := $(CURDIR)/target/release/roomd
+bench-webui: webui
+	cargo build --release --bins -p roomd
+	cd webui && node e2e/bench.mjs
 
 clean:
 	cargo clean

@@ -115,6 +115,7 @@ pub async fn run(
                 room: room.clone(),
                 profile,
                 claim_code: accounts.claim_code().map(|code| code.expose().to_owned()),
+                pairing_code: accounts.pairing_display_code(),
             });
             (display, Some(task))
         }

@@ -175,7 +175,7 @@ mod tests {
         }
 
         let routes = rows("## Routes");
-        assert_eq!(routes.len(), 26);
+        assert_eq!(routes.len(), 29);
         for row in routes.iter().filter(|row| row[3].starts_with('`')) {
             let permission = doc_permission(&row[3]);
             if permission == Permission::RoomControl {

@@ -94,6 +94,9 @@ pub struct EngineSetup {
     pub profile: Profile,
     /// Shown on the display while the room is unclaimed.
     pub claim_code: Option<String>,
+    /// A touch panel's pairing code, shown while a pairing request is pending. It reaches the
+    /// display this way only, never through the status.
+    pub pairing_code: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 /// Starts the media engine on the current tokio runtime. GStreamer must be initialised.
@@ -129,6 +132,7 @@ async fn run(setup: EngineSetup, snapshots: DisplaySnapshots) {
 struct Engine {
     room: RoomHandle,
     claim_code: Option<String>,
+    pairing_code: tokio::sync::watch::Receiver<Option<String>>,
     view: RoomView,
     video_setup: Option<VideoSetup>,
     audio_setup: Option<AudioSetup>,
@@ -185,6 +189,7 @@ impl Engine {
         let mut engine = Engine {
             room: setup.room,
             claim_code: setup.claim_code,
+            pairing_code: setup.pairing_code,
             view: RoomView::private(),
             video_setup,
             audio_setup,
@@ -202,6 +207,15 @@ impl Engine {
         Ok(engine)
     }
 
+    /// The code the display shows: the claim code while unclaimed, else a pending pairing code.
+    fn display_code(&self) -> Option<String> {
+        if self.view.claimed {
+            self.pairing_code.borrow().clone()
+        } else {
+            self.claim_code.clone()
+        }
+    }
+
     fn current_view(&self) -> RoomView {
         RoomView::from_status(&self.room.status().tree).unwrap_or_else(RoomView::private)
     }
@@ -209,7 +223,7 @@ impl Engine {
     fn build_video(&self) -> Result<VideoBranch, MediaError> {
         let setup = self.video_setup.as_ref().ok_or(MediaError::NoDisplay)?;
         let branch = VideoBranch::build(setup)?;
-        branch.apply(&self.view, self.claim_code.as_deref());
+        branch.apply(&self.view, self.display_code().as_deref());
         if let Err(e) = branch.start() {
             branch.stop();
             return Err(e);
@@ -234,6 +248,7 @@ impl Engine {
 
     async fn run(&mut self) {
         let mut status = self.room.watch_status();
+        let mut pairing = self.pairing_code.clone();
         let mut video_bus = bus_stream(self.video.as_ref().map(|v| &v.pipeline));
         let mut audio_bus = bus_stream(self.audio.as_ref().map(|a| &a.pipeline));
         loop {
@@ -249,10 +264,15 @@ impl Engine {
                     }
                     self.view = view;
                     if let Some(v) = &self.video {
-                        v.apply(&self.view, self.claim_code.as_deref());
+                        v.apply(&self.view, self.display_code().as_deref());
                     }
                     if let Some(a) = &self.audio {
                         a.apply(&self.view);
+                    }
+                }
+                Ok(()) = pairing.changed() => {
+                    if let Some(v) = &self.video {
+                        v.apply(&self.view, self.display_code().as_deref());
                     }
                 }
                 Some(message) = video_bus.next() => {

@@ -9,6 +9,8 @@ pub mod display;
 pub mod health;
 pub mod identity;
 pub mod openapi;
+pub mod pages;
+pub mod pairing;
 pub mod session;
 pub mod status;
 pub mod tokens;
