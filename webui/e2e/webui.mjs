@@ -8,7 +8,7 @@
 // ARTIFACTS (a directory for screenshots). Exit status 0 only if every check passed; a check
 // that cannot run yet (meetings not in this roomd) prints SKIPPED with the reason.
 import { chromium } from "playwright-core";
-import { readFileSync, mkdirSync, existsSync } from "node:fs";
+import { readFileSync, writeFileSync, mkdirSync, existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 
@@ -100,7 +100,8 @@ async function snapshot(page, token) {
   }, token);
 }
 
-const INDICATORS = { x: 0, y: 0, w: 0.45, h: 0.06 };
+// The indicator line (room name, MIC MUTED, CAMERA OFF, call state) at the top left.
+const INDICATORS = { x: 0, y: 0, w: 0.5, h: 0.15 };
 const CENTRE = { x: 0.2, y: 0.35, w: 0.6, h: 0.3 };
 
 const browser = await chromium.launch({
@@ -181,6 +182,7 @@ try {
   const pairingCode = readFileSync(codeFile, "utf8").trim();
   await sleep(500);
   const withCode = await snapshot(admin);
+  writeFileSync(join(artifacts, "display-pairing-code.png"), Buffer.from(withCode, "base64"));
   const centreChange = await snapshotDiff(admin, beforeRequest, withCode, CENTRE);
   check(centreChange > 0.002, `the room display shows the pairing code (${(centreChange * 100).toFixed(2)} % of its centre changed)`);
   await shot(panel, "05-panel-code-entry");
@@ -227,6 +229,8 @@ try {
   check(true, "the panel's privacy bar shows the microphone muted");
   await sleep(600);
   const muted = await snapshot(admin);
+  writeFileSync(join(artifacts, "display-unmuted.png"), Buffer.from(unmutedB, "base64"));
+  writeFileSync(join(artifacts, "display-muted.png"), Buffer.from(muted, "base64"));
   const change = await snapshotDiff(admin, unmutedB, muted, INDICATORS);
   check(change > noise + 0.005, `muting changes the display's indicator strip (${(change * 100).toFixed(2)} % vs ${(noise * 100).toFixed(2)} % noise)`);
   await admin.waitForSelector('[data-testid="mic-state"].warn');

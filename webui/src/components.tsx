@@ -11,10 +11,10 @@ export function PrivacyBar({ status }: { status: Status | null }) {
   return (
     <div class="privacy" role="status" aria-live="polite" data-testid="privacy">
       <span class={muted ? "badge warn" : "badge ok"} data-testid="mic-state">
-        <span aria-hidden="true">{muted ? "🔇" : "🎤"}</span> {muted ? t("privacy.mic_muted") : t("privacy.mic_on")}
+        {muted ? t("privacy.mic_muted") : t("privacy.mic_on")}
       </span>
       <span class={cameraOff ? "badge warn" : "badge ok"} data-testid="camera-state">
-        <span aria-hidden="true">{cameraOff ? "🚫" : "📷"}</span> {cameraOff ? t("privacy.cam_off") : t("privacy.cam_on")}
+        {cameraOff ? t("privacy.cam_off") : t("privacy.cam_on")}
       </span>
     </div>
   );

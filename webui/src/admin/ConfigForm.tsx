@@ -146,7 +146,7 @@ export function ConfigForm({ canWrite }: { canWrite: boolean }) {
             })}
           <ErrorBanner message={banner[section]} />
           {saved === section && <p class="notice" role="status">{t("admin.config.saved")}</p>}
-          {canWrite && (
+          {canWrite && schema.data!.keys.some((k) => k.section === section && !k.file_only) && (
             <button type="submit" class="primary" data-testid={`save-${section}`}>
               {t("common.save")}
             </button>

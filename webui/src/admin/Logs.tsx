@@ -48,12 +48,12 @@ export function Logs({ events, canReadAudit }: { events: RoomEvent[]; canReadAud
           <div class="row">
             {before !== null && (
               <button type="button" onClick={() => setBefore(null)}>
-                ⟲
+                {t("admin.logs.newest")}
               </button>
             )}
             {audit.data && audit.data.length === 50 && (
               <button type="button" onClick={() => setBefore(audit.data![audit.data!.length - 1].seq)}>
-                →
+                {t("admin.logs.older")}
               </button>
             )}
           </div>

@@ -13,7 +13,7 @@ export function Meeting({ meeting, run }: { meeting: any; run: Run }) {
     <div class="meeting" data-testid="meeting">
       <p class="meeting-state" role="status" data-state={meeting.state}>
         {t(`panel.state.${meeting.state}` as Key) ?? meeting.state}{" "}
-        <span class={meeting.encrypted ? "badge ok" : "badge warn"}>{meeting.encrypted ? `🔒 ${t("panel.encrypted")}` : t("panel.not_encrypted")}</span>
+        <span class={meeting.encrypted ? "badge ok" : "badge warn"}>{meeting.encrypted ? t("panel.encrypted") : t("panel.not_encrypted")}</span>
       </p>
       {meeting.join_url && (
         <p>
@@ -46,9 +46,9 @@ export function Meeting({ meeting, run }: { meeting: any; run: Run }) {
               {p.name}
               {p.talking && <span class="badge ok"> {t("panel.talking")}</span>}
             </span>
-            <span class={p.encryption === "dtls-srtp" ? "badge ok" : "badge warn"}>{p.encryption === "dtls-srtp" ? `🔒 ${t("panel.encrypted")}` : t("panel.not_encrypted")}</span>
+            <span class={p.encryption === "dtls-srtp" ? "badge ok" : "badge warn"}>{p.encryption === "dtls-srtp" ? t("panel.encrypted") : t("panel.not_encrypted")}</span>
             {p.verified && <span class="badge ok">✓ {t("panel.verified")}</span>}
-            {p.audio === "off" && <span class="badge warn" aria-label={t("privacy.mic_muted")}>🔇</span>}
+            {p.audio === "off" && <span class="badge warn">{t("privacy.mic_muted")}</span>}
             <button type="button" class="big" onClick={() => run("meeting.remove", { participant: p.id })}>
               {t("panel.remove")}
             </button>

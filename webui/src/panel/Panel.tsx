@@ -182,8 +182,8 @@ function RoomControls({ status, run, presets }: { status: Status; run: Run; pres
           <button type="button" class="big" data-area="left" aria-label={t("panel.pan_left")} onClick={() => move({ pan: -10 })}>◀</button>
           <button type="button" class="big" data-area="right" aria-label={t("panel.pan_right")} onClick={() => move({ pan: 10 })}>▶</button>
           <button type="button" class="big" data-area="down" aria-label={t("panel.tilt_down")} onClick={() => move({ tilt: -10 })}>▼</button>
-          <button type="button" class="big" data-area="zin" aria-label={t("panel.zoom_in")} onClick={() => move({ zoom: 25 })}>＋</button>
-          <button type="button" class="big" data-area="zout" aria-label={t("panel.zoom_out")} onClick={() => move({ zoom: -25 })}>－</button>
+          <button type="button" class="big" data-area="zin" aria-label={t("panel.zoom_in")} onClick={() => move({ zoom: 25 })}>+</button>
+          <button type="button" class="big" data-area="zout" aria-label={t("panel.zoom_out")} onClick={() => move({ zoom: -25 })}>−</button>
         </div>
         <p class="muted-text">
           pan {position.pan} · tilt {position.tilt} · zoom {position.zoom}%
