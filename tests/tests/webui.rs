@@ -81,6 +81,23 @@ fn pages_and_assets_are_served_with_strict_headers() -> Result<(), HarnessError>
         .header("Cookie", "roomd_session=stale")
         .send()?
         .expect_status(200, "/admin with a stale cookie")?;
+    // Nor does it stop a browser from logging in again (it cannot delete an HttpOnly cookie),
+    // while a bad bearer token is still refused on public routes.
+    let login = roomd
+        .request("POST", "/api/v1/session")
+        .header("Cookie", "roomd_session=stale")
+        .json(&serde_json::json!({"username": "nobody", "password": "wrong password here"}))
+        .send()?;
+    assert_eq!(
+        login.error_code().as_deref(),
+        Some("conflict"),
+        "a login with a stale cookie reaches the login handler (unclaimed: 409)"
+    );
+    roomd
+        .get("/api/v1/health")
+        .bearer("rmd_revoked")
+        .send()?
+        .expect_status(401, "a bad token on a public route")?;
     // Pages are not API operations: the contract leaves them out.
     let contract = roomd
         .get("/api/v1/openapi.json")

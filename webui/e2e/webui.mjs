@@ -239,6 +239,35 @@ try {
   await panel.click('[data-testid="mute"]');
   await panel.waitForSelector('[data-testid="mic-state"].ok');
 
+  // ---- camera off shows in the privacy bar; standby and wake from the panel ----
+  await panel.click('[data-testid="camera"]');
+  await panel.waitForSelector('[data-testid="camera-state"].warn');
+  check(true, "camera off shows in the panel's privacy bar");
+  await panel.click('[data-testid="camera"]');
+  await panel.waitForSelector('[data-testid="camera-state"].ok');
+  await panel.click('[data-testid="standby"]');
+  await panel.waitForSelector('[data-testid="wake"]');
+  await axe(panel, "panel standby");
+  await shot(panel, "09-panel-standby");
+  await panel.click('[data-testid="wake"]');
+  await panel.waitForSelector('[data-testid="mute"]');
+  check(true, "standby and wake from the panel");
+
+  // ---- the guest page: preview, form, accessible, and a refusal shown to the guest ----
+  const guestContext = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 }, locale: "en-US", permissions: ["camera", "microphone"] });
+  const guest = await guestContext.newPage();
+  watch(guest, "guest");
+  await guest.goto(`${base}/join/no-such-meeting`);
+  await guest.waitForSelector('[data-testid="guest-join"]');
+  await guest.waitForSelector("figure.self video");
+  check(true, "the guest page shows the camera preview (fake device)");
+  await axe(guest, "guest join page");
+  await shot(guest, "10-guest-join");
+  await guest.fill("#guest-name", "Mallory");
+  await guest.click('[data-testid="guest-join"]');
+  const refusal = await guest.waitForSelector(".error-banner");
+  check((await refusal.textContent()).length > 0, `joining an unknown meeting shows the server's answer: ${await refusal.textContent()}`);
+
   // ---- a hosted meeting, joined by a guest (needs the meetings of docs/meetings.md) ----
   const hasMeeting = await panel.evaluate(async (token) => {
     const r = await fetch("/api/v1/status/meeting", { headers: { Authorization: `Bearer ${token}` } });
@@ -254,13 +283,8 @@ try {
     const joinUrl = await (await panel.waitForSelector('[data-testid="join-url"]', { timeout: 20000 })).textContent();
     check(/\/join\//.test(joinUrl), `the panel shows the guest link ${joinUrl}`);
     const meetingId = joinUrl.split("/join/")[1];
-    const guestContext = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 }, locale: "en-US", permissions: ["camera", "microphone"] });
-    const guest = await guestContext.newPage();
-    watch(guest, "guest");
     await guest.goto(`${base}/join/${meetingId}`);
     await guest.waitForSelector('[data-testid="guest-join"]');
-    await axe(guest, "guest join page");
-    await shot(guest, "09-guest-join");
     await guest.fill("#guest-name", "Alice");
     await guest.fill("#guest-pin", "4321");
     await guest.click('[data-testid="guest-join"]');
@@ -269,8 +293,8 @@ try {
     await guest.waitForSelector('[data-testid="guest-joined"]', { timeout: 20000 });
     await until("Alice connected", () => panel.evaluate(() => /Alice/.test(document.querySelector('[data-testid="participants"]')?.textContent ?? "")), 20000);
     check(true, "the guest was admitted from the panel and is in the meeting");
-    await shot(panel, "10-panel-in-meeting");
-    await shot(guest, "11-guest-in-meeting");
+    await shot(panel, "11-panel-in-meeting");
+    await shot(guest, "12-guest-in-meeting");
     const before = await snapshot(admin);
     await panel.click('[data-testid="mute"]');
     await panel.waitForSelector('[data-testid="mic-state"].warn');

@@ -23,7 +23,8 @@ export function Identity({ canInstall }: { canInstall: boolean }) {
       setProblem(err as ApiError);
     }
   };
-  const chainError = problem?.field === "certificate_chain" || problem ? problem?.message : null;
+  // Every refusal of the install is about the chain typed here, with or without a field name.
+  const chainError = problem?.message ?? null;
   return (
     <section class="card" aria-labelledby="identity-heading">
       <h2 id="identity-heading">{t("admin.tab.identity")}</h2>

@@ -106,7 +106,8 @@ export function Guest({ meetingId }: { meetingId: string }) {
     localStorage.setItem("roomd.guest.name", name);
     setCredentials({ kind: "none" });
     try {
-      const answer = await api<{ guest_id: string; token: string; state: string }>("POST", base, { name, pin });
+      // The PIN is optional in the guest API: a meeting without one gets none.
+      const answer = await api<{ guest_id: string; token: string; state: string }>("POST", base, pin ? { name, pin } : { name });
       guest.current = { id: answer.guest_id, token: answer.token };
       setPhase(answer.state === "admitted" ? "joined" : "lobby");
       if (answer.state === "admitted") await connect();

@@ -148,7 +148,7 @@ function RoomControls({ status, run, presets }: { status: Status; run: Run; pres
           <button type="button" class={selfview ? "big toggle on" : "big toggle"} aria-pressed={selfview} onClick={() => run("video.selfview.set", { mode: selfview ? "off" : "on" })}>
             {t("panel.selfview")}
           </button>
-          <button type="button" class="big" onClick={() => run("standby.activate")}>
+          <button type="button" class="big" data-testid="standby" onClick={() => run("standby.activate")}>
             {t("panel.standby")}
           </button>
         </div>
