@@ -25,7 +25,6 @@ PACKAGES += gstreamer1.0-x                   # pango: clockoverlay/textoverlay f
 PACKAGES += gstreamer1.0-alsa                # alsasrc/alsasink for real microphones and speakers
 PACKAGES += fonts-dejavu-core                # a font for the display's text (pango finds none otherwise)
 PACKAGES += nodejs            # builds the web UI (webui/: TypeScript + Vite), embedded into roomd
-PACKAGES += npm               # installs the web UI's pinned build tools from webui/package-lock.json
 PACKAGES += chromium          # the web UI's end-to-end test drives Debian's headless Chromium (playwright-core)
 
 # Only `make bench` needs these.
@@ -59,7 +58,7 @@ define install_missing
 	fi
 endef
 
-.PHONY: deps bench-deps toolchain webui build run test bench bench-webui clean
+.PHONY: deps bench-deps toolchain webui npm-deps build run test bench bench-webui clean
 
 deps:
 	$(call install_missing,$(PACKAGES))
@@ -75,7 +74,13 @@ toolchain: deps
 
 # The web UI is built before cargo: roomd's build script embeds webui/dist into the binary.
 webui: deps
+	@command -v npm >/dev/null || $(MAKE) --no-print-directory npm-deps
 	cd webui && npm ci --no-audit --no-fund && npm run build
+
+# npm installs the web UI's pinned build tools from webui/package-lock.json. Some nodejs builds
+# bring their own npm; Debian's nodejs needs Debian's npm package, installed only then.
+npm-deps:
+	$(call install_missing,npm)
 
 build: webui
 	cargo build --release --bins -p roomd
