@@ -165,6 +165,16 @@ try {
   await admin.waitForSelector("text=Saved");
   check(true, "a valid value is saved");
 
+  // ---- admin: a weak password is refused with the server's message at the password field ----
+  await admin.click('[data-tab="users"]');
+  await admin.fill("#new-username", "integrator1");
+  await admin.fill("#new-password", "short");
+  await admin.click('form.inline-form button[type="submit"].primary');
+  const weak = await admin.waitForSelector('[data-field-error="new-password"]');
+  check(/password/.test(await weak.textContent()), `a weak password shows the server's message: ${await weak.textContent()}`);
+  await axe(admin, "admin users");
+  await shot(admin, "03b-admin-users-error");
+
   // ---- panel: pairing ----
   const panelContext = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 }, locale: "de-DE" });
   const panel = await panelContext.newPage();
@@ -324,6 +334,15 @@ try {
   }
   times.sort((a, b) => a - b);
   console.log(`BENCH panel time to interactive (live state shown, loopback): median ${times[2].toFixed(0)} ms (min ${times[0].toFixed(0)}, max ${times[4].toFixed(0)})`);
+
+  // ---- revoking the panel's token (admin, API tokens) sends the panel back to pairing ----
+  await admin.click('[data-tab="tokens"]');
+  const revoke = await admin.waitForSelector('[data-testid="tokens"] button[aria-label*="panel"]');
+  await revoke.click();
+  await until("the token list without the panel", async () => !/panel Touch/.test(await admin.textContent('[data-testid="tokens"]')));
+  await panel.click('[data-testid="camera"]');
+  await panel.waitForSelector('[data-testid="pair-request"]', { timeout: 15000 });
+  check(true, "a panel whose token was revoked asks for pairing again");
 } catch (e) {
   failures.push(`exception: ${e.stack ?? e}`);
   console.log(`FAIL exception: ${e.stack ?? e}`);

@@ -32,6 +32,10 @@ export async function api<T = unknown>(method: string, path: string, body?: unkn
     credentials: "same-origin",
     body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
   });
+  if (response.status === 401 && credentials.kind !== "none") {
+    // The session ended or the token was revoked: the views go back to login or pairing.
+    window.dispatchEvent(new Event("roomd:unauthorized"));
+  }
   if (!response.ok) {
     let code = "error";
     let message = `${response.status} ${response.statusText}`;
@@ -100,7 +104,11 @@ export function useRoom(enabled: boolean, onEvent?: (e: RoomEvent) => void) {
       };
       socket.onclose = () => {
         setLive(false);
-        if (!stopped) retry = window.setTimeout(connect, 1500);
+        if (stopped) return;
+        retry = window.setTimeout(connect, 1500);
+        // A socket refused for its credentials looks like any other close: ask the API, whose
+        // 401 sends the view back to login or pairing.
+        api("GET", "/api/v1/session").catch(() => undefined);
       };
     };
     connect();

@@ -27,6 +27,21 @@ export function Users() {
     await api("DELETE", `/api/v1/users/${encodeURIComponent(username)}`).catch((e) => setProblem(e));
     reload();
   };
+  const [reset, setReset] = useState({ username: "", password: "" });
+  const [resetDone, setResetDone] = useState(false);
+  const [resetProblem, setResetProblem] = useState<ApiError | null>(null);
+  const setPassword = async (e: Event) => {
+    e.preventDefault();
+    setResetProblem(null);
+    setResetDone(false);
+    try {
+      await api("PUT", `/api/v1/users/${encodeURIComponent(reset.username)}/password`, { password: reset.password });
+      setReset({ username: reset.username, password: "" });
+      setResetDone(true);
+    } catch (err) {
+      setResetProblem(err as ApiError);
+    }
+  };
   return (
     <section class="card" aria-labelledby="users-heading">
       <h2 id="users-heading">{t("admin.tab.users")}</h2>
@@ -72,6 +87,22 @@ export function Users() {
         </Field>
         <ErrorBanner message={problem && !problem.field ? problem.message : null} />
         <button type="submit" class="primary">{t("common.create")}</button>
+      </form>
+      <form onSubmit={setPassword} class="inline-form">
+        <h3>{t("admin.set_password")}</h3>
+        <Field id="reset-username" label={t("admin.username")}>
+          <select id="reset-username" required value={reset.username} onChange={(e) => setReset({ ...reset, username: e.currentTarget.value })}>
+            <option value="">—</option>
+            {data?.map((u) => (
+              <option value={u.username}>{u.username}</option>
+            ))}
+          </select>
+        </Field>
+        <Field id="reset-password" label={t("admin.password")} error={resetProblem?.message}>
+          <input id="reset-password" type="password" autoComplete="new-password" required value={reset.password} onInput={(e) => setReset({ ...reset, password: e.currentTarget.value })} {...describedBy("reset-password", resetProblem?.message)} />
+        </Field>
+        {resetDone && <p class="notice" role="status">{t("admin.config.saved")}</p>}
+        <button type="submit">{t("admin.set_password")}</button>
       </form>
     </section>
   );

@@ -23,6 +23,16 @@ export function Admin() {
   const [me, setMe] = useState<Me | null>(null);
   const [checked, setChecked] = useState(false);
   useEffect(() => {
+    // The session ended (idle, restart, logout elsewhere): back to the login form.
+    const loggedOut = () => {
+      sessionStorage.removeItem(CSRF_KEY);
+      setCredentials({ kind: "none" });
+      setMe(null);
+    };
+    window.addEventListener("roomd:unauthorized", loggedOut);
+    return () => window.removeEventListener("roomd:unauthorized", loggedOut);
+  }, []);
+  useEffect(() => {
     const csrf = sessionStorage.getItem(CSRF_KEY);
     if (!csrf) return setChecked(true);
     setCredentials({ kind: "session", csrf });

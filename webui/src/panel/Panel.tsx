@@ -15,17 +15,23 @@ export function Panel() {
   const [token, setToken] = useState<string | null>(() => localStorage.getItem(TOKEN_KEY));
   const [checked, setChecked] = useState(false);
   useEffect(() => {
+    // A revoked token (an admin removed this panel) sends the panel back to pairing.
+    const unpair = () => {
+      localStorage.removeItem(TOKEN_KEY);
+      setCredentials({ kind: "none" });
+      setChecked(false);
+      setToken(null);
+    };
+    window.addEventListener("roomd:unauthorized", unpair);
+    return () => window.removeEventListener("roomd:unauthorized", unpair);
+  }, []);
+  useEffect(() => {
     if (!token) return;
     setCredentials({ kind: "token", token });
     // A revoked token sends the panel back to pairing.
     api("GET", "/api/v1/session")
       .then(() => setChecked(true))
-      .catch((e: ApiError) => {
-        if (e.status === 401) {
-          localStorage.removeItem(TOKEN_KEY);
-          setToken(null);
-        } else setChecked(true);
-      });
+      .catch((e: ApiError) => e.status !== 401 && setChecked(true));
   }, [token]);
   if (!token)
     return (
