@@ -63,8 +63,6 @@ export function Guest({ meetingId }: { meetingId: string }) {
 
   const connect = async () => {
     const g = guest.current!;
-    const send = new RTCPeerConnection();
-    local?.getTracks().forEach((track) => send.addTransceiver(track, { direction: "sendonly", streams: [local] }));
     const receive = new RTCPeerConnection();
     receive.addTransceiver("audio", { direction: "recvonly" });
     receive.addTransceiver("video", { direction: "recvonly" });
@@ -73,8 +71,14 @@ export function Guest({ meetingId }: { meetingId: string }) {
       incoming.addTrack(e.track);
       if (remote.current) remote.current.srcObject = incoming;
     };
-    connections.current = [send, receive];
-    await negotiate(send, `${base}/${g.id}/whip`, g.token);
+    connections.current = [receive];
+    // Without a camera or microphone the guest only watches and listens: nothing to publish.
+    if (local && local.getTracks().length > 0) {
+      const send = new RTCPeerConnection();
+      local.getTracks().forEach((track) => send.addTransceiver(track, { direction: "sendonly", streams: [local] }));
+      connections.current.push(send);
+      await negotiate(send, `${base}/${g.id}/whip`, g.token);
+    }
     await negotiate(receive, `${base}/${g.id}/whep`, g.token);
   };
 
