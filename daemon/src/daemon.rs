@@ -116,6 +116,7 @@ pub async fn run(
                 room: room.clone(),
                 profile,
                 claim_code: accounts.claim_code().map(|code| code.expose().to_owned()),
+                pairing_code: accounts.pairing_display_code(),
             });
             (engine.display, engine.taps, Some(engine.task))
         }

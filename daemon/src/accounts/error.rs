@@ -55,6 +55,16 @@ pub enum AccountsError {
         #[source]
         source: std::io::Error,
     },
+    #[error("a panel name must be 1 to 48 visible characters")]
+    InvalidPanelName,
+    #[error(
+        "there is no pending pairing request with this id (it expired, was used, or a newer request replaced it); request pairing again"
+    )]
+    NoPairingRequest,
+    #[error(
+        "the pairing code is wrong; {attempts_left} attempts left (the code is on the room display)"
+    )]
+    WrongPairingCode { attempts_left: u32 },
     #[error("password hashing failed: {detail}")]
     Hashing { detail: String },
 }

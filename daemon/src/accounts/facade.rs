@@ -12,6 +12,7 @@ use super::claim;
 use super::clock::{Clock, SystemClock};
 use super::error::AccountsError;
 use super::lockout::{Lockout, LockoutKey};
+use super::pairing::{Pairing, PairingRequest};
 use super::password::{
     MAX_PASSWORD_BYTES, check_password_policy, hash_password, prepare_dummy_hash,
     verify_password_or_dummy,
@@ -39,6 +40,7 @@ pub struct Accounts {
     sessions: SessionStore,
     lockout: Lockout,
     policy: Mutex<AccountsPolicy>,
+    pairing: Pairing,
 }
 
 impl Accounts {
@@ -80,8 +82,9 @@ impl Accounts {
             users: RwLock::new(users),
             tokens: RwLock::new(tokens),
             sessions: SessionStore::new(policy.session_idle, clock.clone()),
-            lockout: Lockout::new(policy.lockout_threshold, policy.lockout_max, clock),
+            lockout: Lockout::new(policy.lockout_threshold, policy.lockout_max, clock.clone()),
             policy: Mutex::new(policy),
+            pairing: Pairing::new(state_dir, clock),
         })
     }
 
@@ -274,6 +277,43 @@ impl Accounts {
         write(&self.tokens).revoke(id)?;
         tracing::info!(id, "API token revoked");
         Ok(())
+    }
+
+    /// A touch panel asks to be paired; the code appears on the room display only.
+    pub fn request_pairing(
+        &self,
+        panel_name: &str,
+        source: IpAddr,
+    ) -> Result<PairingRequest, AccountsError> {
+        if !self.is_claimed() {
+            return Err(AccountsError::NotClaimed);
+        }
+        self.pairing.request(panel_name, source)
+    }
+
+    /// Exchanges the code from the room display for a `room-control` token named after the
+    /// panel. Wrong codes count towards the lockout of `source`.
+    pub fn complete_pairing(
+        &self,
+        request_id: &str,
+        code: &str,
+        source: IpAddr,
+    ) -> Result<(TokenInfo, Secret), AccountsError> {
+        let key = LockoutKey::Pairing { source };
+        self.begin_attempt(&key)?;
+        let panel = self.pairing.complete(request_id, code)?;
+        self.lockout.record_success(&key);
+        self.create_token(&format!("panel {panel}"), Role::RoomControl, "pairing")
+    }
+
+    /// Ends pairing request `id` if it has expired (a timer calls this after its lifetime).
+    pub fn expire_pairing(&self, request_id: &str) {
+        self.pairing.expire(request_id);
+    }
+
+    /// The pairing code to show on the room display while a request is pending.
+    pub fn pairing_display_code(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.pairing.display_code()
     }
 
     fn begin_attempt(&self, key: &LockoutKey) -> Result<(), AccountsError> {

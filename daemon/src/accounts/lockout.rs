@@ -21,6 +21,8 @@ pub enum LockoutKey {
     Login { username: String, source: IpAddr },
     /// Claim attempts from one address.
     Claim { source: IpAddr },
+    /// Touch panel pairing codes typed from one address.
+    Pairing { source: IpAddr },
 }
 
 impl LockoutKey {

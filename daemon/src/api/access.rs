@@ -49,13 +49,24 @@ pub async fn access(
         .match_pattern()
         .and_then(|p| routes::find(method.as_str(), &p));
 
+    // Pages of the web UI carry no data and are only read: no credentials to check (a stale
+    // session cookie must not keep the login page from loading), nothing to audit.
+    if route.is_some_and(|r| r.is_page()) {
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
+
     // A principal may be known even when the request is refused (e.g. a session without its
     // CSRF token): the audit log then names who tried.
     // A guest's bearer token is no API credential; the guest handlers check it themselves.
     let guest_route = route.is_some_and(|r| r.access == Access::Guest);
+    let public = route.is_some_and(|r| r.access == Access::Public);
     let (authenticated, known) = match authenticate(&req, &state) {
         _ if guest_route => (Ok(None), None),
         Ok(p) => (Ok(p.clone()), p),
+        // A browser keeps its cookie after the session ended (idle, restart): on a public route
+        // (logging in again, pairing) it is ignored rather than refused, as the browser cannot
+        // delete an HttpOnly cookie itself. Bad bearer tokens are still refused everywhere.
+        Err((_, _)) if public && !has_bearer(&req) => (Ok(None), None),
         Err((e, p)) => (Err(e), p),
     };
     let decision = authenticated.and_then(|principal| match route.map(|r| r.access) {
@@ -112,6 +123,17 @@ fn authenticate(
     state: &ApiState,
 ) -> Result<Option<Principal>, (ApiError, Option<Principal>)> {
     let refuse = |e: ApiError| (e, None);
+    if let Some(secret) = websocket_token(req.request()) {
+        return state
+            .accounts
+            .verify_token(&secret)
+            .map(Some)
+            .ok_or_else(|| {
+                refuse(ApiError::Unauthorized(
+                    "the API token is invalid or has been revoked".into(),
+                ))
+            });
+    }
     if let Some(value) = req.headers().get(header::AUTHORIZATION) {
         let value = value.to_str().map_err(|_| {
             refuse(ApiError::Unauthorized(
@@ -183,6 +205,34 @@ fn certificate_principal(req: &ServiceRequest, state: &ApiState) -> Option<Princ
         role,
         kind: PrincipalKind::Certificate { sha256 },
     })
+}
+
+/// Browsers cannot set `Authorization` on a WebSocket, so a token holder (the paired touch
+/// panel) offers it as a subprotocol `roomd.bearer.<token>` next to [`WEBSOCKET_PROTOCOL`];
+/// only on WebSocket upgrades.
+pub const WEBSOCKET_TOKEN_PROTOCOL: &str = "roomd.bearer.";
+/// The subprotocol the events socket answers with when a client offers protocols.
+pub const WEBSOCKET_PROTOCOL: &str = "roomd.v1";
+
+pub fn websocket_token(req: &actix_web::HttpRequest) -> Option<String> {
+    let upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !upgrade {
+        return None;
+    }
+    req.headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix(WEBSOCKET_TOKEN_PROTOCOL))
+        .map(str::to_owned)
+}
+
+fn has_bearer(req: &ServiceRequest) -> bool {
+    req.headers().contains_key(header::AUTHORIZATION) || websocket_token(req.request()).is_some()
 }
 
 fn is_state_changing(method: &Method) -> bool {

@@ -172,7 +172,12 @@ impl From<AccountsError> for ApiError {
         let message = e.to_string();
         match e {
             A::BadCredentials => ApiError::Unauthorized(message),
-            A::WrongClaimCode => ApiError::Forbidden(message),
+            A::WrongClaimCode | A::WrongPairingCode { .. } => ApiError::Forbidden(message),
+            A::NoPairingRequest => ApiError::NotFound(message),
+            A::InvalidPanelName => ApiError::Unprocessable {
+                field: Some("name".into()),
+                message,
+            },
             A::LockedOut { retry_after } => ApiError::TooManyRequests { retry_after },
             A::AlreadyClaimed | A::UserExists { .. } | A::LastAdmin { .. } => {
                 ApiError::Conflict(message)

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::ApiState;
-use super::access::SESSION_COOKIE;
+use super::access::{SESSION_COOKIE, WEBSOCKET_PROTOCOL, websocket_token};
 use super::error::ApiError;
 use crate::accounts::Accounts;
 use crate::core::{Notification, RoomHandle, status_at};
@@ -33,6 +33,9 @@ enum Credential {
 
 impl Credential {
     fn of(req: &HttpRequest) -> Option<Credential> {
+        if let Some(secret) = websocket_token(req) {
+            return Some(Credential::Token(secret));
+        }
         if let Some(value) = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -80,7 +83,15 @@ pub async fn events(
     // The access middleware has authenticated the request, so a credential is present.
     let credential = Credential::of(&req)
         .ok_or_else(|| ApiError::Unauthorized("authentication required".into()))?;
-    let (response, session, stream) = actix_ws::handle(&req, payload)?;
+    let (mut response, session, stream) = actix_ws::handle(&req, payload)?;
+    // A browser that offered subprotocols (the panel's token) drops a socket that does not
+    // pick one.
+    if req.headers().contains_key(header::SEC_WEBSOCKET_PROTOCOL) {
+        response.headers_mut().insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            header::HeaderValue::from_static(WEBSOCKET_PROTOCOL),
+        );
+    }
     let stream = stream
         .max_frame_size(MAX_MESSAGE_BYTES)
         .aggregate_continuations()

@@ -46,6 +46,7 @@ fn documents_exactly_the_served_routes_with_their_roles() {
             documented.insert((method.to_uppercase(), path.clone()));
             let route = ROUTES
                 .iter()
+                .filter(|r| !r.is_page())
                 .find(|r| r.method.eq_ignore_ascii_case(method) && openapi_path(r.path) == *path)
                 .unwrap_or_else(|| panic!("{method} {path} is documented but not served"));
             if route.access == Access::Guest {
@@ -76,6 +77,7 @@ fn documents_exactly_the_served_routes_with_their_roles() {
     }
     let served: BTreeSet<_> = ROUTES
         .iter()
+        .filter(|r| !r.is_page())
         .map(|r| (r.method.to_owned(), openapi_path(r.path)))
         .collect();
     assert_eq!(documented, served);
@@ -104,5 +106,34 @@ fn documents_exactly_the_commands() {
         assert_eq!(roles, command_roles, "roles of command {name}");
         crate::core::RoomCommand::parse(name, &command["example"])
             .unwrap_or_else(|e| panic!("documented example of {name} is refused: {e}"));
+    }
+}
+
+/// Pages are left out of `openapi.json` because they are not API operations: they must then be
+/// public GETs of the web UI's handlers, so that nothing with data hides among them.
+#[test]
+fn pages_are_public_gets_of_the_web_ui_only() {
+    use super::routes::Handler;
+    for route in ROUTES.iter().filter(|r| r.is_page()) {
+        assert_eq!(route.method, "GET", "{} is a page", route.path);
+        assert_eq!(route.access, Access::Public, "{} is a page", route.path);
+        assert!(
+            matches!(
+                route.handler,
+                Handler::Page | Handler::PageRoot | Handler::PageAsset
+            ),
+            "{} is outside /api/ but not a web UI handler",
+            route.path
+        );
+    }
+    for route in ROUTES.iter().filter(|r| !r.is_page()) {
+        assert!(
+            !matches!(
+                route.handler,
+                Handler::Page | Handler::PageRoot | Handler::PageAsset
+            ),
+            "{} serves the web UI inside /api/",
+            route.path
+        );
     }
 }

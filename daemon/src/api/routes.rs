@@ -1,8 +1,12 @@
 //! The route table: every route the API serves, who may call it, and which handler answers.
 //!
 //! The table is the single source for registration and for authorisation (see `access.rs`), so
-//! a route cannot be served without an access rule. `openapi.json` documents the same table; a
-//! unit test keeps the two identical.
+//! a route cannot be served without an access rule. `openapi.json` documents the API part of the
+//! same table; a unit test keeps the two identical.
+//!
+//! The web UI's pages and assets are routes of this table too (public, outside `/api/`), so the
+//! same registration and access rules apply to them. They are not API operations: they return
+//! HTML and static files, not data, so `openapi.json` leaves them out ([`Route::is_page`]).
 
 use actix_web::{HttpResponse, web};
 
@@ -56,7 +60,19 @@ pub enum Handler {
     GuestLeave,
     GuestMediaConnect,
     GuestMediaDisconnect,
+    ConfigSchema,
+    PairingRequest,
+    PairingComplete,
+    /// `/`: redirects to the panel or the admin pages.
+    PageRoot,
+    /// The web UI's single page (panel, admin, guest join).
+    Page,
+    /// The web UI's hashed scripts and styles.
+    PageAsset,
 }
+
+/// Where the web UI's routes start: everything else is `/api/`.
+const API_PREFIX: &str = "/api/";
 
 #[derive(Debug, Clone, Copy)]
 pub struct Route {
@@ -65,6 +81,14 @@ pub struct Route {
     pub path: &'static str,
     pub access: Access,
     pub handler: Handler,
+}
+
+impl Route {
+    /// A page or asset of the web UI rather than an API operation: public, no data, not in
+    /// `openapi.json`.
+    pub fn is_page(&self) -> bool {
+        !self.path.starts_with(API_PREFIX)
+    }
 }
 
 use Access::{Guest, Public, Requires};
@@ -96,6 +120,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/api/v1/status", Requires(P::StatusRead), H::Status),
     route("GET", "/api/v1/status/{path:.*}", Requires(P::StatusRead), H::StatusPath),
     route("GET", "/api/v1/config", Requires(P::ConfigRead), H::ConfigGet),
+    route("GET", "/api/v1/config/schema", Requires(P::ConfigRead), H::ConfigSchema),
     route("PATCH", "/api/v1/config", Requires(P::ConfigWrite), H::ConfigPatch),
     route("POST", "/api/v1/commands/{name}", Requires(P::RoomControl), H::Command),
     route("GET", "/api/v1/events", Requires(P::EventsRead), H::Events),
@@ -144,6 +169,14 @@ pub const ROUTES: &[Route] = &[
     route("DELETE", "/api/v1/join/{meeting_id}/guests/{guest_id}", Guest, H::GuestLeave),
     route("POST", "/api/v1/join/{meeting_id}/guests/{guest_id}/{direction}", Guest, H::GuestMediaConnect),
     route("DELETE", "/api/v1/join/{meeting_id}/guests/{guest_id}/{direction}", Guest, H::GuestMediaDisconnect),
+    route("POST", "/api/v1/pairing", Public, H::PairingRequest),
+    route("POST", "/api/v1/pairing/{request_id}", Public, H::PairingComplete),
+    // The web UI (pages, not API operations; see the module comment).
+    route("GET", "/", Public, H::PageRoot),
+    route("GET", "/panel", Public, H::Page),
+    route("GET", "/admin", Public, H::Page),
+    route("GET", "/join/{meeting_id}", Public, H::Page),
+    route("GET", "/assets/{file}", Public, H::PageAsset),
 ];
 
 /// The route for a request, given the resource pattern the router matched.
@@ -208,6 +241,12 @@ fn handler_route(handler: Handler) -> actix_web::Route {
         H::GuestLeave => r.to(guests::leave),
         H::GuestMediaConnect => r.to(guests::connect_media),
         H::GuestMediaDisconnect => r.to(guests::disconnect_media),
+        H::ConfigSchema => r.to(config::schema),
+        H::PairingRequest => r.to(pairing::request),
+        H::PairingComplete => r.to(pairing::complete),
+        H::PageRoot => r.to(pages::root),
+        H::Page => r.to(pages::page),
+        H::PageAsset => r.to(pages::asset),
     }
 }
 

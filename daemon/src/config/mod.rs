@@ -8,6 +8,7 @@
 mod checks;
 mod error;
 mod model;
+mod schema;
 
 #[cfg(test)]
 mod doc_sync_tests;
@@ -29,6 +30,7 @@ pub use model::{
     IdentityConfig, Layout, LogLevel, LoggingConfig, MeetingConfig, SelfviewMode, SelfviewPosition,
     StandbyConfig, SystemConfig, VideoConfig,
 };
+pub use schema::{SchemaKey, schema};
 
 /// Permission of the saved file: the daemon's user writes it, its group (admins) may read it.
 const FILE_MODE: u32 = 0o640;

@@ -94,6 +94,9 @@ pub struct EngineSetup {
     pub profile: Profile,
     /// Shown on the display while the room is unclaimed.
     pub claim_code: Option<String>,
+    /// A touch panel's pairing code, shown while a pairing request is pending. It reaches the
+    /// display this way only, never through the status.
+    pub pairing_code: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 /// What the engine hands out while it runs.
@@ -143,6 +146,7 @@ async fn run(setup: EngineSetup, snapshots: DisplaySnapshots, taps: MediaTaps) {
 struct Engine {
     room: RoomHandle,
     claim_code: Option<String>,
+    pairing_code: tokio::sync::watch::Receiver<Option<String>>,
     view: RoomView,
     video_setup: Option<VideoSetup>,
     audio_setup: Option<AudioSetup>,
@@ -197,6 +201,7 @@ impl Engine {
         let mut engine = Engine {
             room: setup.room,
             claim_code: setup.claim_code,
+            pairing_code: setup.pairing_code,
             view: RoomView::private(),
             video_setup,
             audio_setup,
@@ -215,6 +220,15 @@ impl Engine {
         Ok(engine)
     }
 
+    /// The code the display shows: the claim code while unclaimed, else a pending pairing code.
+    fn display_code(&self) -> Option<String> {
+        if self.view.claimed {
+            self.pairing_code.borrow().clone()
+        } else {
+            self.claim_code.clone()
+        }
+    }
+
     fn current_view(&self) -> RoomView {
         RoomView::from_status(&self.room.status().tree).unwrap_or_else(RoomView::private)
     }
@@ -222,7 +236,7 @@ impl Engine {
     fn build_video(&self) -> Result<VideoBranch, MediaError> {
         let setup = self.video_setup.as_ref().ok_or(MediaError::NoDisplay)?;
         let branch = VideoBranch::build(setup)?;
-        branch.apply(&self.view, self.claim_code.as_deref());
+        branch.apply(&self.view, self.display_code().as_deref());
         if let Err(e) = branch.start() {
             branch.stop();
             return Err(e);
@@ -255,6 +269,7 @@ impl Engine {
 
     async fn run(&mut self) {
         let mut status = self.room.watch_status();
+        let mut pairing = self.pairing_code.clone();
         let mut video_bus = bus_stream(self.video.as_ref().map(|v| &v.pipeline));
         let mut audio_bus = bus_stream(self.audio.as_ref().map(|a| &a.pipeline));
         loop {
@@ -270,10 +285,15 @@ impl Engine {
                     }
                     self.view = view;
                     if let Some(v) = &self.video {
-                        v.apply(&self.view, self.claim_code.as_deref());
+                        v.apply(&self.view, self.display_code().as_deref());
                     }
                     if let Some(a) = &self.audio {
                         a.apply(&self.view);
+                    }
+                }
+                Ok(()) = pairing.changed() => {
+                    if let Some(v) = &self.video {
+                        v.apply(&self.view, self.display_code().as_deref());
                     }
                 }
                 Some(message) = video_bus.next() => {

@@ -142,10 +142,12 @@ pub fn indicators(view: &RoomView) -> String {
     parts.join("  |  ")
 }
 
-pub fn centre_message(view: &RoomView, claim_code: Option<&str>) -> String {
-    match (view.claimed, claim_code) {
+/// `code` is the claim code while the room is unclaimed, afterwards a touch panel's pairing code.
+pub fn centre_message(view: &RoomView, code: Option<&str>) -> String {
+    match (view.claimed, code) {
         (false, Some(code)) => format!("Claim this room with code\n{code}"),
         (false, None) => "This room is not claimed yet".to_owned(),
+        (true, Some(code)) => format!("Pair the touch panel with code\n{code}"),
         _ if view.standby => "Standby\nTouch the panel or start a call to wake".to_owned(),
         _ => String::new(),
     }
@@ -281,7 +283,12 @@ mod tests {
             centre_message(&view, Some("ABCD-EFGH")),
             "Claim this room with code\nABCD-EFGH"
         );
-        assert_eq!(centre_message(&awake(), Some("ABCD-EFGH")), "");
+        // A claimed room shows a code only while a touch panel asks to be paired.
+        assert_eq!(centre_message(&awake(), None), "");
+        assert_eq!(
+            centre_message(&awake(), Some("123456")),
+            "Pair the touch panel with code\n123456"
+        );
     }
 
     #[test]

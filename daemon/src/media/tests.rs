@@ -497,6 +497,7 @@ mod healing {
             room: room.clone(),
             profile: small_profile(),
             claim_code: None,
+            pairing_code: tokio::sync::watch::channel(None).1,
         });
         let deadline = Instant::now() + Duration::from_secs(10);
         while room.status().tree["system"]["media"]["state"] != json!("running") {

@@ -32,3 +32,8 @@ pub async fn patch(
     }
     Ok(HttpResponse::Ok().json(after.to_json()))
 }
+
+/// Every configuration key with its type, default, allowed values and meaning, for forms.
+pub async fn schema() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "keys": crate::config::schema() }))
+}

@@ -11,6 +11,8 @@ pub mod guests;
 pub mod health;
 pub mod identity;
 pub mod openapi;
+pub mod pages;
+pub mod pairing;
 pub mod session;
 pub mod status;
 pub mod tokens;
