@@ -494,7 +494,7 @@ mod healing {
             },
         });
         let mut notifications = room.subscribe();
-        let media::EngineHandles { display, .. } = media::start(EngineSetup {
+        let media::EngineHandles { display, taps, .. } = media::start(EngineSetup {
             room: room.clone(),
             profile: small_profile(),
             claim_code: None,
@@ -508,6 +508,31 @@ mod healing {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+
+        // A far-end picture is on the display when the branch fails: it must survive.
+        let remote = taps.add_remote_video("Far end").unwrap();
+        let frame = || {
+            let caps = gst::Caps::builder("video/x-raw")
+                .field("format", "I420")
+                .field("width", 16i32)
+                .field("height", 16i32)
+                .field("framerate", gst::Fraction::new(15, 1))
+                .build();
+            gst::Sample::builder()
+                .buffer(&gst::Buffer::from_mut_slice(vec![128u8; 16 * 16 * 3 / 2]))
+                .caps(&caps)
+                .build()
+        };
+        let shows = |remote: &crate::media::RemoteVideoSlot| {
+            let before = remote.frames();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while remote.frames() <= before {
+                assert!(Instant::now() < deadline, "the remote picture is not shown");
+                remote.push(&frame());
+                std::thread::sleep(Duration::from_millis(70));
+            }
+        };
+        shows(&remote);
 
         // The camera reports a failure, as v4l2src does when the camera is unplugged.
         let snapshots = display.clone();
@@ -560,6 +585,11 @@ mod healing {
             .await
             .unwrap();
         assert!(after.is_ok(), "{after:?}");
+        // The far-end picture was put on the new display.
+        assert_eq!(taps.remote_video_count(), 1);
+        shows(&remote);
+        drop(remote);
+        assert_eq!(taps.remote_video_count(), 0);
         room.shutdown().await;
     }
 
