@@ -73,6 +73,10 @@ impl Drop for Room {
 }
 
 fn room_in_meeting() -> Room {
+    room_encoding_with("x264enc")
+}
+
+fn room_encoding_with(encoder: &str) -> Room {
     gst::init().unwrap();
     let profile = Profile::builtin("simulated").unwrap();
     let mut camera = profile.cameras[0].clone();
@@ -87,7 +91,7 @@ fn room_in_meeting() -> Room {
         camera,
         content: None,
         display,
-        encoder: "x264enc".into(),
+        encoder: encoder.into(),
         settings,
     })
     .unwrap();
@@ -158,8 +162,18 @@ impl Events {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_peers_exchange_the_rooms_media_over_dtls_srtp() {
+    two_peers_exchange_media("x264enc").await;
+}
+
+/// The software fallback when no H.264 encoder works: VP8 end to end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_peers_exchange_vp8_when_the_room_encodes_vp8() {
+    two_peers_exchange_media("vp8enc").await;
+}
+
+async fn two_peers_exchange_media(encoder: &str) {
     let _address = NonLoopback::ensure();
-    let room = room_in_meeting();
+    let room = room_encoding_with(encoder);
     let taps = &room.taps;
 
     let sender = Peer::new(
@@ -187,6 +201,12 @@ async fn two_peers_exchange_the_rooms_media_over_dtls_srtp() {
     let offer = sender.create_offer().await.unwrap();
     assert!(offer.contains("UDP/TLS/RTP/SAVPF"), "{offer}");
     assert!(offer.contains("a=candidate"), "complete SDP: {offer}");
+    let codec = if encoder == "vp8enc" {
+        "VP8/90000"
+    } else {
+        "H264/90000"
+    };
+    assert!(offer.contains(codec), "{codec}: {offer}");
     let answer = receiver.answer_offer(&offer).await.unwrap();
     sender.accept_answer(&answer).await.unwrap();
 
