@@ -244,7 +244,7 @@ mod display {
         let taps = crate::media::MediaTaps::default();
         taps.attach_video(
             branch.codec,
-            &branch.encoder,
+            &branch.keyframes,
             &branch.encoded,
             branch.mixer.clone(),
         );
@@ -681,7 +681,7 @@ mod taps {
         let taps = MediaTaps::default();
         taps.attach_video(
             branch.codec,
-            &branch.encoder,
+            &branch.keyframes,
             &branch.encoded,
             branch.mixer.clone(),
         );
@@ -710,6 +710,18 @@ mod taps {
         assert_eq!(caps.get::<&str>("stream-format").unwrap(), "byte-stream");
         assert_eq!(caps.get::<&str>("alignment").unwrap(), "au");
         assert!(taps.caps(MediaKind::Video).is_some());
+        // The encoder keeps going: at 15 fps, a second brings about 15 frames.
+        let started = Instant::now();
+        let mut count = 0;
+        while started.elapsed() < Duration::from_secs(2) {
+            if sink
+                .try_pull_sample(gst::ClockTime::from_mseconds(100))
+                .is_some()
+            {
+                count += 1;
+            }
+        }
+        assert!(count >= 10, "{count} encoded frames in 2 s");
 
         // Unsubscribed: nothing more arrives.
         drop(subscription);

@@ -23,6 +23,10 @@ struct NonLoopback {
 
 const DUMMY: &str = "roomdtest0";
 
+/// The live-media tests take turns: each runs a room (encoders, compositor) and peers or a
+/// browser, and on a small shared machine several at once starve each other of CPU.
+static LIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 impl NonLoopback {
     fn ensure() -> NonLoopback {
         let output = std::process::Command::new("ip")
@@ -115,12 +119,13 @@ fn room_encoding_with(encoder: &str) -> Room {
         in_call: false,
         in_meeting: true,
     };
+    // As the engine does: the branches get the room's view before they start.
     video.apply(&view, None);
     audio.apply(&view);
     let taps = MediaTaps::default();
     taps.attach_video(
         video.codec,
-        &video.encoder,
+        &video.keyframes,
         &video.encoded,
         video.mixer.clone(),
     );
@@ -172,6 +177,7 @@ async fn two_peers_exchange_vp8_when_the_room_encodes_vp8() {
 }
 
 async fn two_peers_exchange_media(encoder: &str) {
+    let _turn = LIVE.lock().await;
     let _address = NonLoopback::ensure();
     let room = room_encoding_with(encoder);
     let taps = &room.taps;
@@ -310,6 +316,7 @@ async fn bad_remote_descriptions_get_clear_errors() {
 
 #[tokio::test]
 async fn a_chromium_whep_offer_is_answered_with_its_payload_types() {
+    let _turn = LIVE.lock().await;
     let _address = NonLoopback::ensure();
     let room = room_in_meeting();
     let peer = Peer::new(
@@ -346,7 +353,7 @@ mod chromium {
 
     use serde_json::{Value, json};
 
-    use super::{Events, NonLoopback, Peer, PeerEvent, PeerOptions, room_in_meeting};
+    use super::{Events, LIVE, NonLoopback, Peer, PeerEvent, PeerOptions, room_in_meeting};
 
     /// How long the browser may take for each step (start, offer, media).
     const STEP: Duration = Duration::from_secs(60);
@@ -416,6 +423,7 @@ mod chromium {
     /// A browser plays the room (WHEP): it decodes the room's H.264 camera and its Opus.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn chromium_decodes_the_rooms_h264_and_opus() {
+        let _turn = LIVE.lock().await;
         let _address = NonLoopback::ensure();
         let room = room_in_meeting();
         let peer = Peer::new(
@@ -450,6 +458,7 @@ mod chromium {
     /// A browser publishes to the room (WHIP): its picture reaches the room display.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_chromium_publisher_appears_on_the_room_display() {
+        let _turn = LIVE.lock().await;
         let _address = NonLoopback::ensure();
         let room = room_in_meeting();
         let peer = Peer::new(
