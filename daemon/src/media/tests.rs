@@ -723,6 +723,34 @@ mod taps {
         }
         assert!(count >= 10, "{count} encoded frames in 2 s");
 
+        // A receiver's keyframe request is served within a few frames (unasked, the encoder
+        // makes one every 10 s).
+        let keyframe = |sample: &gst::Sample| {
+            !sample
+                .buffer()
+                .unwrap()
+                .flags()
+                .contains(gst::BufferFlags::DELTA_UNIT)
+        };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            sink.try_pull_sample(gst::ClockTime::from_mseconds(100));
+        }
+        assert!(taps.request_keyframe());
+        let asked = Instant::now();
+        loop {
+            let sample = sink
+                .try_pull_sample(gst::ClockTime::from_seconds(1))
+                .expect("frames keep coming");
+            if keyframe(&sample) {
+                break;
+            }
+            assert!(
+                asked.elapsed() < Duration::from_secs(2),
+                "no keyframe after the request"
+            );
+        }
+
         // Unsubscribed: nothing more arrives.
         drop(subscription);
         let deadline = Instant::now() + Duration::from_millis(300);
