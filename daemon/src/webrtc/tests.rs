@@ -500,3 +500,22 @@ mod chromium {
         browser.write(&json!({ "done": true }));
     }
 }
+
+/// The meeting model keeps peers and slots in tokio tasks and awaits the peer's methods there.
+#[test]
+fn peers_taps_and_slots_can_live_in_tasks() {
+    fn task_safe<T: Send + Sync + 'static>() {}
+    task_safe::<Peer>();
+    task_safe::<MediaTaps>();
+    task_safe::<crate::media::RemoteVideoSlot>();
+    task_safe::<crate::media::RemoteAudioSlot>();
+    task_safe::<crate::media::TapSubscription>();
+    fn send_future<F: std::future::Future + Send>(_: F) {}
+    let peer: Option<&Peer> = None;
+    if let Some(peer) = peer {
+        send_future(peer.create_offer());
+        send_future(peer.answer_offer(""));
+        send_future(peer.accept_answer(""));
+        send_future(peer.stats());
+    }
+}
