@@ -87,7 +87,12 @@ try {
         }
       }
     }
-    return { connection: pc.connectionState, timeout: true };
+    const report = await pc.getStats();
+    const seen = [...report.values()].filter((s) => s.type.endsWith('bound-rtp')).map((s) => ({
+      type: s.type, kind: s.kind, packetsReceived: s.packetsReceived,
+      framesDecoded: s.framesDecoded, framesEncoded: s.framesEncoded,
+      keyFramesDecoded: s.keyFramesDecoded, pliCount: s.pliCount, firCount: s.firCount }));
+    return { connection: pc.connectionState, timeout: true, seen };
   }, { answer, mode });
   say({ result });
   // Keep sending a little longer for the room to count frames, then end.

@@ -99,7 +99,7 @@ pub fn codec_of(name: &str) -> Codec {
 }
 
 /// A new encoder element `name` with real-time settings: constant bitrate, no B-frames, a long
-/// keyframe interval (receivers ask for keyframes with PLI/FIR; see [`request_keyframe`]).
+/// keyframe interval (receivers ask for keyframes with PLI/FIR; see [`KeyframeRequests`]).
 pub fn make(name: &str, settings: EncoderSettings) -> Result<gst::Element, String> {
     // One name for whatever encoder was chosen, so that logs and tracers find it.
     let encoder = gst::ElementFactory::make(name)
@@ -173,14 +173,36 @@ pub fn make(name: &str, settings: EncoderSettings) -> Result<gst::Element, Strin
     Ok(encoder)
 }
 
-/// Asks `encoder` for a keyframe now (what a PLI or FIR from a receiver turns into).
-pub fn request_keyframe(encoder: &gst::Element) -> bool {
-    let event = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
-        .all_headers(true)
-        .build();
-    encoder
-        .static_pad("src")
-        .is_some_and(|pad| pad.send_event(event))
+/// Keyframe requests for a running encoder. A request is a flag; the encoder's own streaming
+/// thread turns it into a force-key-unit event before the next frame. Sending the event from
+/// another thread instead (an upstream event on the encoder's src pad while it encodes) stalled
+/// x264enc for good on GStreamer 1.22.
+#[derive(Clone, Debug, Default)]
+pub struct KeyframeRequests(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl KeyframeRequests {
+    /// Requests for `encoder`, served at its sink pad.
+    pub fn install(encoder: &gst::Element) -> KeyframeRequests {
+        let requests = KeyframeRequests::default();
+        if let Some(sink) = encoder.static_pad("sink") {
+            let wanted = requests.0.clone();
+            sink.add_probe(gst::PadProbeType::BUFFER, move |pad, _| {
+                if wanted.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                    let event = gstreamer_video::DownstreamForceKeyUnitEvent::builder()
+                        .all_headers(true)
+                        .build();
+                    pad.send_event(event);
+                }
+                gst::PadProbeReturn::Ok
+            });
+        }
+        requests
+    }
+
+    /// The next frame is encoded as a keyframe (what a PLI or FIR from a receiver turns into).
+    pub fn request(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Encodes one small frame through `name` and waits for it to come out.

@@ -244,7 +244,7 @@ impl Engine {
         self.snapshots.set(Some(branch.snapshot.clone()));
         self.taps.attach_video(
             branch.codec,
-            &branch.encoder,
+            &branch.keyframes,
             &branch.encoded,
             branch.mixer.clone(),
         );

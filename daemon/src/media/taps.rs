@@ -14,7 +14,7 @@ use gstreamer as gst;
 use gstreamer_app as gst_app;
 
 use super::MediaError;
-use super::encoder_choice::{self, Codec};
+use super::encoder_choice::{Codec, KeyframeRequests};
 use super::remote::{self, AudioSlotShared, RemoteAudioSlot, RemoteVideoSlot, VideoSlotShared};
 use super::video::DisplayMixer;
 
@@ -36,7 +36,7 @@ pub(super) struct Inner {
     video: Tap,
     audio: Tap,
     video_codec: Mutex<Option<Codec>>,
-    encoder: Mutex<Option<gst::Element>>,
+    keyframes: Mutex<Option<KeyframeRequests>>,
     pub(super) display: Mutex<Option<DisplayMixer>>,
     pub(super) speaker: Mutex<Option<remote::SpeakerMixer>>,
     pub(super) video_slots: Mutex<Vec<Weak<VideoSlotShared>>>,
@@ -100,9 +100,13 @@ impl MediaTaps {
     /// Asks the camera's encoder for a keyframe (a receiver sent PLI/FIR, or a peer joined).
     /// False when no encoder runs.
     pub fn request_keyframe(&self) -> bool {
-        lock(&self.inner.encoder)
-            .as_ref()
-            .is_some_and(encoder_choice::request_keyframe)
+        match lock(&self.inner.keyframes).as_ref() {
+            Some(keyframes) => {
+                keyframes.request();
+                true
+            }
+            None => false,
+        }
     }
 
     /// The caps of the last encoded sample of `kind` (`video/x-h264, stream-format=byte-stream,
@@ -143,12 +147,12 @@ impl MediaTaps {
     pub(crate) fn attach_video(
         &self,
         codec: Codec,
-        encoder: &gst::Element,
+        keyframes: &KeyframeRequests,
         sink: &gst_app::AppSink,
         display: DisplayMixer,
     ) {
         *lock(&self.inner.video_codec) = Some(codec);
-        *lock(&self.inner.encoder) = Some(encoder.clone());
+        *lock(&self.inner.keyframes) = Some(keyframes.clone());
         connect(&self.inner, MediaKind::Video, sink);
         *lock(&self.inner.display) = Some(display);
         remote::reattach_video(&self.inner);
@@ -163,7 +167,7 @@ impl MediaTaps {
 
     /// The video branch is gone (failed, being rebuilt, or the engine stops).
     pub(super) fn detach_video(&self) {
-        *lock(&self.inner.encoder) = None;
+        *lock(&self.inner.keyframes) = None;
         *lock(&self.inner.display) = None;
         remote::forget_video_attachments(&self.inner);
     }

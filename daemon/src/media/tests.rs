@@ -244,7 +244,7 @@ mod display {
         let taps = crate::media::MediaTaps::default();
         taps.attach_video(
             branch.codec,
-            &branch.encoder,
+            &branch.keyframes,
             &branch.encoded,
             branch.mixer.clone(),
         );
@@ -493,7 +493,7 @@ mod healing {
             },
         });
         let mut notifications = room.subscribe();
-        let media::EngineHandles { display, .. } = media::start(EngineSetup {
+        let media::EngineHandles { display, taps, .. } = media::start(EngineSetup {
             room: room.clone(),
             profile: small_profile(),
             claim_code: None,
@@ -508,6 +508,31 @@ mod healing {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+
+        // A far-end picture is on the display when the branch fails: it must survive.
+        let remote = taps.add_remote_video("Far end").unwrap();
+        let frame = || {
+            let caps = gst::Caps::builder("video/x-raw")
+                .field("format", "I420")
+                .field("width", 16i32)
+                .field("height", 16i32)
+                .field("framerate", gst::Fraction::new(15, 1))
+                .build();
+            gst::Sample::builder()
+                .buffer(&gst::Buffer::from_mut_slice(vec![128u8; 16 * 16 * 3 / 2]))
+                .caps(&caps)
+                .build()
+        };
+        let shows = |remote: &crate::media::RemoteVideoSlot| {
+            let before = remote.frames();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while remote.frames() <= before {
+                assert!(Instant::now() < deadline, "the remote picture is not shown");
+                remote.push(&frame());
+                std::thread::sleep(Duration::from_millis(70));
+            }
+        };
+        shows(&remote);
 
         // The camera reports a failure, as v4l2src does when the camera is unplugged.
         let snapshots = display.clone();
@@ -560,6 +585,11 @@ mod healing {
             .await
             .unwrap();
         assert!(after.is_ok(), "{after:?}");
+        // The far-end picture was put on the new display.
+        assert_eq!(taps.remote_video_count(), 1);
+        shows(&remote);
+        drop(remote);
+        assert_eq!(taps.remote_video_count(), 0);
         room.shutdown().await;
     }
 
@@ -651,7 +681,7 @@ mod taps {
         let taps = MediaTaps::default();
         taps.attach_video(
             branch.codec,
-            &branch.encoder,
+            &branch.keyframes,
             &branch.encoded,
             branch.mixer.clone(),
         );
@@ -680,6 +710,46 @@ mod taps {
         assert_eq!(caps.get::<&str>("stream-format").unwrap(), "byte-stream");
         assert_eq!(caps.get::<&str>("alignment").unwrap(), "au");
         assert!(taps.caps(MediaKind::Video).is_some());
+        // The encoder keeps going: at 15 fps, a second brings about 15 frames.
+        let started = Instant::now();
+        let mut count = 0;
+        while started.elapsed() < Duration::from_secs(2) {
+            if sink
+                .try_pull_sample(gst::ClockTime::from_mseconds(100))
+                .is_some()
+            {
+                count += 1;
+            }
+        }
+        assert!(count >= 10, "{count} encoded frames in 2 s");
+
+        // A receiver's keyframe request is served within a few frames (unasked, the encoder
+        // makes one every 10 s).
+        let keyframe = |sample: &gst::Sample| {
+            !sample
+                .buffer()
+                .unwrap()
+                .flags()
+                .contains(gst::BufferFlags::DELTA_UNIT)
+        };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            sink.try_pull_sample(gst::ClockTime::from_mseconds(100));
+        }
+        assert!(taps.request_keyframe());
+        let asked = Instant::now();
+        loop {
+            let sample = sink
+                .try_pull_sample(gst::ClockTime::from_seconds(1))
+                .expect("frames keep coming");
+            if keyframe(&sample) {
+                break;
+            }
+            assert!(
+                asked.elapsed() < Duration::from_secs(2),
+                "no keyframe after the request"
+            );
+        }
 
         // Unsubscribed: nothing more arrives.
         drop(subscription);

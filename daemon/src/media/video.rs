@@ -35,6 +35,7 @@ pub struct VideoSetup {
 pub struct VideoBranch {
     pub pipeline: gst::Pipeline,
     pub encoder: gst::Element,
+    pub keyframes: encoder_choice::KeyframeRequests,
     /// The encoded camera (H.264 byte-stream in access units, or VP8) for the meetings' tap.
     pub encoded: gst_app::AppSink,
     pub codec: encoder_choice::Codec,
@@ -45,6 +46,8 @@ pub struct VideoBranch {
     ptz_crop: gst::Element,
     content_valve: gst::Element,
     encode_gate: gst::Element,
+    /// Whether the room is in a meeting: the gate opens only once the pipeline plays.
+    in_meeting: std::sync::atomic::AtomicBool,
     indicators: gst::Element,
     centre: gst::Element,
 }
@@ -247,6 +250,7 @@ impl VideoBranch {
             }),
         };
         let branch = VideoBranch {
+            keyframes: encoder_choice::KeyframeRequests::install(&encoder),
             encoder,
             encoded,
             codec,
@@ -257,6 +261,7 @@ impl VideoBranch {
             ptz_crop: element("ptz_crop")?,
             content_valve: element("content_valve")?,
             encode_gate: element("encode_gate")?,
+            in_meeting: std::sync::atomic::AtomicBool::new(false),
             indicators: element("indicators")?,
             centre: element("centre")?,
             pipeline,
@@ -269,8 +274,22 @@ impl VideoBranch {
     pub fn start(&self) -> Result<(), MediaError> {
         self.pipeline
             .set_state(gst::State::Playing)
-            .map(|_| ())
-            .map_err(|_| MediaError::Start("video pipeline".into()))
+            .map_err(|_| MediaError::Start("video pipeline".into()))?;
+        // The gate opens once the pipeline plays, so the encoder starts on a settled pipeline.
+        let (settled, _, _) = self.pipeline.state(gst::ClockTime::from_seconds(3));
+        settled.map_err(|_| MediaError::Start("video pipeline".into()))?;
+        self.open_gate(self.in_meeting.load(std::sync::atomic::Ordering::SeqCst));
+        Ok(())
+    }
+
+    /// Lets frames into the encoder (in a meeting) or not.
+    fn open_gate(&self, open: bool) {
+        let was_gated = self.encode_gate.property::<bool>("drop");
+        self.encode_gate.set_property("drop", !open);
+        if was_gated && open {
+            // Receivers start with a keyframe, not with a frame referring to the gap.
+            self.keyframes.request();
+        }
     }
 
     pub fn stop(&self) {
@@ -283,11 +302,10 @@ impl VideoBranch {
         self.ptz.apply(view.camera_position, &self.ptz_crop);
         self.content_valve
             .set_property("drop", !(view.content_active && view.claimed));
-        let was_gated = self.encode_gate.property::<bool>("drop");
-        self.encode_gate.set_property("drop", !view.in_meeting);
-        if was_gated && view.in_meeting {
-            // Receivers start with a keyframe, not with a frame referring to the gap.
-            encoder_choice::request_keyframe(&self.encoder);
+        self.in_meeting
+            .store(view.in_meeting, std::sync::atomic::Ordering::SeqCst);
+        if self.pipeline.current_state() == gst::State::Playing {
+            self.open_gate(view.in_meeting);
         }
         self.mixer.set_view(view);
         let indicators = if view.standby || !view.claimed {
