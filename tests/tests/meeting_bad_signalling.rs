@@ -239,23 +239,23 @@ fn meeting_join_refuses_bad_targets_naming_the_field() -> Result<(), HarnessErro
     refused_join(
         &roomd,
         json!({ "kind": "zoom", "url": "https://x" }),
-        "zoom",
+        "kind: unknown variant",
     )?;
     refused_join(
         &roomd,
         json!({ "kind": "whip", "url": "http://192.0.2.10/whip" }),
-        "url",
+        "url: http is unencrypted",
     )?;
     refused_join(
         &roomd,
         json!({ "kind": "janus", "server": "https://janus.example/janus" }),
-        "room",
+        "`room`",
     )?;
-    refused_join(&roomd, json!({ "kind": "hosted", "pin": "12ab" }), "pin")?;
+    refused_join(&roomd, json!({ "kind": "hosted", "pin": "12ab" }), "pin:")?;
     refused_join(
         &roomd,
         json!({ "kind": "direct", "address": "https://room.example/join/x1", "pin": "1" }),
-        "address",
+        "address:",
     )?;
     // Nothing was joined by any of them.
     let idle = meeting::status(&roomd)?;
