@@ -17,6 +17,7 @@
 mod binaries;
 pub mod browser;
 mod error;
+mod hostile;
 mod http;
 mod janus;
 pub mod meeting;
@@ -33,6 +34,7 @@ mod ws;
 pub use binaries::{roomctl_bin, roomd_bin};
 pub use browser::BrowserPeer;
 pub use error::HarnessError;
+pub use hostile::{HostileAnswer, HostileRequest, HostileServer};
 pub use http::{ApiRequest, ApiResponse};
 pub use janus::{Janus, JanusBuilder};
 pub use netns::TestNetwork;
