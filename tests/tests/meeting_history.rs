@@ -137,8 +137,6 @@ fn calls_are_listed_newest_first_without_secrets() -> Result<(), HarnessError> {
 /// The call history names the participants "seen during the meeting"; a guest admitted from
 /// the lobby took part even if it never sent media.
 #[test]
-#[ignore = "daemon bug: an admitted guest without media is not recorded in the call history \
-            (MeetingDesk::admit never adds the guest's name to Current::seen)"]
 fn an_admitted_guest_is_named_in_the_call_history() -> Result<(), HarnessError> {
     let roomd = Roomd::start_claimed("")?;
     hosted_meeting_with_a_guest(&roomd)?;

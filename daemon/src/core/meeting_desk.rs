@@ -186,6 +186,10 @@ impl MeetingDesk {
             )));
         }
         guest.state = GuestState::Admitted;
+        // Named in the call history even if their media never connects.
+        if !current.seen.contains(&guest.name) {
+            current.seen.push(guest.name.clone());
+        }
         if let Some(p) = status.participants.iter_mut().find(|p| p.id == id) {
             p.state = ParticipantState::Connecting;
         }
