@@ -12,7 +12,7 @@ use url::Url;
 use super::backoff::Backoff;
 use super::https::{Body, HttpsClient, Method};
 use super::roster::{Roster, SELF_ID};
-use super::session::{Attempt, SessionContext, blocking, http_attempt, https_client};
+use super::session::{Attempt, Rejoin, SessionContext, blocking, http_attempt, https_client};
 use super::whip::Protocol;
 use super::whip_session::{hang_up, negotiate};
 use crate::core::{MeetingReport, MeetingState, MeetingTarget};
@@ -62,28 +62,23 @@ pub async fn run(mut ctx: SessionContext) {
     let Some(http) = https_client(&ctx).await else {
         return;
     };
-    let mut backoff = Backoff::default();
-    let mut stop = ctx.stop.clone();
     let mut guest: Option<Guest> = None;
+    let mut rejoin = Rejoin::new("direct call", &ctx);
     loop {
-        let attempt = tokio::select! {
-            _ = SessionContext::stopped(&mut stop) => None,
-            a = call(&mut ctx, &http, &room, &meeting_id, &name, pin.clone(), &host_name, &mut guest, &mut backoff) => Some(a),
-        };
-        let reason = match attempt {
-            None | Some(Ok(())) => break,
-            Some(Err(Attempt::Fatal(reason))) => {
-                ctx.fail(reason).await;
-                break;
-            }
-            Some(Err(Attempt::Transient(reason))) => reason,
-        };
-        let wait = backoff.next_wait();
-        tracing::warn!("direct call lost: {reason}; trying again in {wait:?}");
-        ctx.report_state(MeetingState::Reconnecting, reason).await;
-        tokio::select! {
-            _ = SessionContext::stopped(&mut stop) => break,
-            _ = tokio::time::sleep(wait) => {}
+        let outcome = call(
+            &mut ctx,
+            &http,
+            &room,
+            &meeting_id,
+            &name,
+            pin.clone(),
+            &host_name,
+            &mut guest,
+            rejoin.backoff(),
+        )
+        .await;
+        if !rejoin.again(&ctx, outcome).await {
+            break;
         }
     }
     // Leaving: tell the other room, best effort.
@@ -144,7 +139,11 @@ async fn call(
             }
             Place::Over(reason) => return ended(ctx, reason).await,
         }
-        tokio::time::sleep(POLL_INTERVAL).await;
+        let mut stop = ctx.stop.clone();
+        tokio::select! {
+            _ = SessionContext::stopped(&mut stop) => return Ok(()), // left from the lobby
+            _ = tokio::time::sleep(POLL_INTERVAL) => {}
+        }
     }
 
     let (mut roster, mut events) = Roster::new(ctx.room.clone(), ctx.generation());

@@ -14,7 +14,7 @@ use super::janus::{
     FeedRef, JanusError, JanusEvent, JanusEvents, JanusSession, Publisher, VideoRoomHandle,
 };
 use super::roster::{Roster, SELF_ID, TaggedEvent};
-use super::session::{Attempt, SessionContext, blocking, http_attempt, https_client};
+use super::session::{Attempt, Rejoin, SessionContext, blocking, http_attempt, https_client};
 use crate::core::{MeetingState, MeetingTarget};
 use crate::webrtc::{Peer, PeerEvent};
 
@@ -42,27 +42,11 @@ pub async fn run(mut ctx: SessionContext) {
     let Some(http) = https_client(&ctx).await else {
         return;
     };
-    let mut backoff = Backoff::default();
-    let mut stop = ctx.stop.clone();
+    let mut rejoin = Rejoin::new("Janus meeting", &ctx);
     loop {
-        let attempt = tokio::select! {
-            _ = SessionContext::stopped(&mut stop) => return,
-            a = join(&mut ctx, &http, &room, &mut backoff) => a,
-        };
-        let reason = match attempt {
-            Ok(()) => return, // asked to leave
-            Err(Attempt::Fatal(reason)) => {
-                ctx.fail(reason).await;
-                return;
-            }
-            Err(Attempt::Transient(reason)) => reason,
-        };
-        let wait = backoff.next_wait();
-        tracing::warn!("Janus meeting lost: {reason}; joining again in {wait:?}");
-        ctx.report_state(MeetingState::Reconnecting, reason).await;
-        tokio::select! {
-            _ = SessionContext::stopped(&mut stop) => return,
-            _ = tokio::time::sleep(wait) => {}
+        let outcome = join(&mut ctx, &http, &room, rejoin.backoff()).await;
+        if !rejoin.again(&ctx, outcome).await {
+            break;
         }
     }
 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::backoff::Backoff;
 use super::engine::GuestDirection;
 use super::https::{HttpsClient, HttpsError};
 use super::{MeetingError, direct_session, hosted_session, janus_session, whip_session};
@@ -135,6 +136,58 @@ pub async fn https_client(ctx: &SessionContext) -> Option<HttpsClient> {
         Err(Attempt::Fatal(e) | Attempt::Transient(e)) => {
             ctx.fail(e).await;
             None
+        }
+    }
+}
+
+/// What a session does between two stays in a meeting: again with backoff while the server or
+/// network is away (`reconnecting`), never again once an answer could not be right (`failed`),
+/// and not at all once the room leaves. Attempts watch `stop` themselves, so that they can hang
+/// up politely.
+///
+/// ```text
+/// let mut rejoin = Rejoin::new("Janus meeting", &ctx);
+/// while rejoin.again(&ctx, join(&mut ctx, rejoin.backoff()).await).await {}
+/// ```
+pub struct Rejoin {
+    what: &'static str,
+    backoff: Backoff,
+    stop: watch::Receiver<bool>,
+}
+
+impl Rejoin {
+    pub fn new(what: &'static str, ctx: &SessionContext) -> Rejoin {
+        Rejoin {
+            what,
+            backoff: Backoff::default(),
+            stop: ctx.stop.clone(),
+        }
+    }
+
+    /// The backoff, for an attempt to reset once it got in.
+    pub fn backoff(&mut self) -> &mut Backoff {
+        &mut self.backoff
+    }
+
+    /// Whether to try again after an attempt ended with `outcome` (having waited if so).
+    pub async fn again(&mut self, ctx: &SessionContext, outcome: Result<(), Attempt>) -> bool {
+        let reason = match outcome {
+            Ok(()) => return false,
+            Err(Attempt::Fatal(reason)) => {
+                ctx.fail(reason).await;
+                return false;
+            }
+            Err(Attempt::Transient(reason)) => reason,
+        };
+        if *self.stop.borrow() {
+            return false;
+        }
+        let wait = self.backoff.next_wait();
+        tracing::warn!("{} lost: {reason}; trying again in {wait:?}", self.what);
+        ctx.report_state(MeetingState::Reconnecting, reason).await;
+        tokio::select! {
+            _ = SessionContext::stopped(&mut self.stop) => false,
+            _ = tokio::time::sleep(wait) => true,
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::backoff::Backoff;
 use super::https::HttpsClient;
 use super::roster::{Roster, SELF_ID, TaggedEvent};
-use super::session::{Attempt, SessionContext, blocking, https_client};
+use super::session::{Attempt, Rejoin, SessionContext, blocking, https_client};
 use super::whip::{self, Protocol, WhipSession};
 use crate::core::{MeetingState, MeetingTarget};
 use crate::webrtc::{Peer, PeerEvent};
@@ -43,43 +43,38 @@ pub async fn run(mut ctx: SessionContext) {
     let Some(http) = https_client(&ctx).await else {
         return;
     };
-    let mut backoff = Backoff::default();
-    let mut stop = ctx.stop.clone();
+    let mut rejoin = Rejoin::new("WHIP/WHEP meeting", &ctx);
     loop {
-        let (mut roster, mut events) = Roster::new(ctx.room.clone(), ctx.generation());
-        let attempt = tokio::select! {
-            _ = SessionContext::stopped(&mut stop) => return,
-            a = connect(&ctx, &http, &endpoints, &mut roster) => a,
-        };
-        let reason = match attempt {
-            Ok(sessions) => {
-                backoff.reset();
-                ctx.report_state(MeetingState::Connected, "").await;
-                let lost = follow(&mut ctx, &mut roster, &mut events).await;
-                roster.clear().await;
-                hang_up(&http, sessions).await;
-                match lost {
-                    Some(reason) => reason,
-                    None => return, // asked to leave
-                }
-            }
-            Err(Attempt::Fatal(reason)) => {
-                roster.clear().await;
-                ctx.fail(reason).await;
-                return;
-            }
-            Err(Attempt::Transient(reason)) => {
-                roster.clear().await;
-                reason
-            }
-        };
-        let wait = backoff.next_wait();
-        tracing::warn!("WHIP/WHEP meeting lost: {reason}; trying again in {wait:?}");
-        ctx.report_state(MeetingState::Reconnecting, reason).await;
-        tokio::select! {
-            _ = SessionContext::stopped(&mut stop) => return,
-            _ = tokio::time::sleep(wait) => {}
+        let outcome = attempt(&mut ctx, &http, &endpoints, rejoin.backoff()).await;
+        if !rejoin.again(&ctx, outcome).await {
+            break;
         }
+    }
+}
+
+/// One stay: connect, follow until the room leaves (`Ok`) or the connection is lost.
+async fn attempt(
+    ctx: &mut SessionContext,
+    http: &HttpsClient,
+    endpoints: &Endpoints,
+    backoff: &mut Backoff,
+) -> Result<(), Attempt> {
+    let (mut roster, mut events) = Roster::new(ctx.room.clone(), ctx.generation());
+    let sessions = match connect(ctx, http, endpoints, &mut roster).await {
+        Ok(sessions) => sessions,
+        Err(e) => {
+            roster.clear().await;
+            return Err(e);
+        }
+    };
+    backoff.reset();
+    ctx.report_state(MeetingState::Connected, "").await;
+    let lost = follow(ctx, &mut roster, &mut events).await;
+    roster.clear().await;
+    hang_up(http, sessions).await;
+    match lost {
+        Some(reason) => Err(Attempt::Transient(reason)),
+        None => Ok(()), // asked to leave
     }
 }
 
