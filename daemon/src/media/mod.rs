@@ -35,4 +35,4 @@ pub enum MediaError {
 #[cfg(test)]
 mod fake_encoders;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

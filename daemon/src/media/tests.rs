@@ -7,6 +7,16 @@ const SETTINGS: EncoderSettings = EncoderSettings {
     framerate: 15,
 };
 
+/// Live pipelines started at the same moment in one process sometimes stall on GStreamer 1.22
+/// (a started pipeline that never delivers its first frames; seen only when several start
+/// together under load). Tests that run pipelines therefore take turns.
+pub(crate) fn one_pipeline_test_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn names(list: &[&str]) -> Vec<String> {
     list.iter().map(|n| (*n).to_owned()).collect()
 }
@@ -127,6 +137,7 @@ mod branches {
 
     #[test]
     fn camera_off_sends_only_black_frames_to_the_encoder() {
+        let _serial = super::one_pipeline_test_at_a_time();
         let branch = VideoBranch::build(&video_setup()).unwrap();
         let seen = watch_buffers(&branch.encoder_input().unwrap(), is_black);
         branch.start().unwrap();
@@ -151,6 +162,7 @@ mod branches {
 
     #[test]
     fn muted_microphones_send_only_silence_to_the_encoder() {
+        let _serial = super::one_pipeline_test_at_a_time();
         gst::init().unwrap();
         let profile = Profile::builtin("simulated").unwrap();
         let branch = AudioBranch::build(&AudioSetup {
@@ -236,6 +248,7 @@ mod display {
 
     #[test]
     fn the_display_follows_layout_mute_and_standby() {
+        let _serial = super::one_pipeline_test_at_a_time();
         use std::sync::Arc;
         use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -478,7 +491,10 @@ mod healing {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    // The guard only orders tests; no other task of this test waits for it.
+    #[allow(clippy::await_holding_lock)]
     async fn a_failing_camera_is_rebuilt_within_a_second_with_an_event() {
+        let _serial = super::one_pipeline_test_at_a_time();
         gst::init().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let (room, _core) = core::spawn(CoreSetup {
@@ -616,6 +632,7 @@ mod camera_control {
     /// encoder keeps the camera's size.
     #[test]
     fn digital_ptz_crops_the_picture_and_keeps_its_size() {
+        let _serial = super::one_pipeline_test_at_a_time();
         let branch = VideoBranch::build(&video_setup()).unwrap();
         branch.start().unwrap();
         let position = CameraPosition {
@@ -677,6 +694,7 @@ mod taps {
 
     #[test]
     fn nothing_is_encoded_outside_a_meeting_and_subscribers_get_h264_for_browsers() {
+        let _serial = super::one_pipeline_test_at_a_time();
         let branch = VideoBranch::build(&video_setup()).unwrap();
         let taps = MediaTaps::default();
         taps.attach_video(

@@ -1,6 +1,9 @@
 //! Two peers in one process, connected over a real (non-loopback) address: the room's own
 //! encoded camera and microphone go out through one and arrive on the room display and in the
 //! speaker mix through the other.
+// Live tests take turns with every test that runs pipelines (media::tests): the guards only
+// order tests, no task of a test waits for another's.
+#![allow(clippy::await_holding_lock)]
 
 use std::time::{Duration, Instant};
 
@@ -177,6 +180,7 @@ async fn two_peers_exchange_vp8_when_the_room_encodes_vp8() {
 
 async fn two_peers_exchange_media(encoder: &str) {
     let _turn = LIVE.lock().await;
+    let _serial = crate::media::tests::one_pipeline_test_at_a_time();
     let _address = NonLoopback::ensure();
     let room = room_encoding_with(encoder);
     let taps = &room.taps;
@@ -316,6 +320,7 @@ async fn bad_remote_descriptions_get_clear_errors() {
 #[tokio::test]
 async fn a_chromium_whep_offer_is_answered_with_its_payload_types() {
     let _turn = LIVE.lock().await;
+    let _serial = crate::media::tests::one_pipeline_test_at_a_time();
     let _address = NonLoopback::ensure();
     let room = room_in_meeting();
     let peer = Peer::new(
@@ -423,6 +428,7 @@ mod chromium {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn chromium_decodes_the_rooms_h264_and_opus() {
         let _turn = LIVE.lock().await;
+        let _serial = crate::media::tests::one_pipeline_test_at_a_time();
         let _address = NonLoopback::ensure();
         let room = room_in_meeting();
         let peer = Peer::new(
@@ -458,6 +464,7 @@ mod chromium {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_chromium_publisher_appears_on_the_room_display() {
         let _turn = LIVE.lock().await;
+        let _serial = crate::media::tests::one_pipeline_test_at_a_time();
         let _address = NonLoopback::ensure();
         let room = room_in_meeting();
         let peer = Peer::new(
