@@ -93,12 +93,20 @@ fn the_contract_file_and_docs_api_md_agree() {
         }
         let operation = &contract["paths"][path][method.to_lowercase()];
         let public = operation.get("x-roomd-public") == Some(&Value::Bool(true));
+        let guest = operation.get("x-roomd-guest") == Some(&Value::Bool(true));
+        if roles.starts_with("guest") != guest {
+            problems.push(format!(
+                "{method} {path}: docs say {roles:?}, x-roomd-guest is {guest}"
+            ));
+        }
         let listed: BTreeSet<&str> = operation["x-roomd-roles"]
             .as_array()
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        let expected: BTreeSet<&str> =
-            if roles.starts_with("public") || roles.starts_with("per command") {
+        let expected: BTreeSet<&str> = if roles.starts_with("public")
+            || roles.starts_with("per command")
+            || roles.starts_with("guest")
+        {
                 BTreeSet::new()
             } else if roles == "any role" {
                 ROLES.into_iter().collect()
@@ -110,7 +118,11 @@ fn the_contract_file_and_docs_api_md_agree() {
                 "{method} {path}: docs say {roles:?}, x-roomd-public is {public}"
             ));
         }
-        if !roles.starts_with("public") && !roles.starts_with("per command") && listed != expected {
+        if !roles.starts_with("public")
+            && !roles.starts_with("per command")
+            && !roles.starts_with("guest")
+            && listed != expected
+        {
             problems.push(format!(
                 "{method} {path}: docs say {expected:?}, x-roomd-roles says {listed:?}"
             ));
@@ -126,7 +138,32 @@ fn the_contract_file_and_docs_api_md_agree() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// A request that reaches `method path` with resources that exist, as the admin.
+/// The id of the meeting the room hosts, hosting one first if it hosts none.
+fn hosted_meeting_id(roomd: &Roomd) -> Result<String, HarnessError> {
+    let admin = roomd.admin_token()?;
+    let status = |roomd: &Roomd| -> Result<Value, HarnessError> {
+        roomd
+            .get("/api/v1/status/meeting")
+            .bearer(&admin)
+            .send()?
+            .expect_status(200, "GET /api/v1/status/meeting")?
+            .json()
+    };
+    let meeting = status(roomd)?;
+    if let Some(id) = meeting["id"].as_str().filter(|id| !id.is_empty()) {
+        return Ok(id.to_owned());
+    }
+    roomd
+        .request("POST", "/api/v1/commands/meeting.join")
+        .bearer(&admin)
+        .json(&json!({"target": {"kind": "hosted"}}))
+        .send()?
+        .expect_status(200, "host a meeting")?;
+    Ok(status(roomd)?["id"].as_str().unwrap_or_default().to_owned())
+}
+
+/// A request that reaches `method path` with resources that exist, as the admin (or, on a
+/// guest route, as a guest of a hosted meeting).
 fn exercise(roomd: &Roomd, method: &str, path: &str) -> Result<u16, HarnessError> {
     let admin = roomd.admin_token()?;
     if path == "/api/v1/events" {
@@ -167,7 +204,29 @@ fn exercise(roomd: &Roomd, method: &str, path: &str) -> Result<u16, HarnessError
         ("POST", _) | ("PATCH", _) => Some(json!({})),
         _ => None,
     };
-    let mut request = roomd.request(method, &concrete).bearer(&admin);
+    let mut bearer = admin;
+    if concrete.contains("{meeting_id}") {
+        // A hosted meeting and a guest waiting in its lobby: the guest routes exist for them.
+        let meeting = hosted_meeting_id(roomd)?;
+        concrete = concrete.replace("{meeting_id}", &meeting);
+        if concrete.contains("{guest_id}") {
+            let guest = roomd
+                .request("POST", &format!("/api/v1/join/{meeting}/guests"))
+                .json(&json!({"name": "Guest"}))
+                .send()?
+                .expect_status(201, "a guest arrives")?
+                .json()?;
+            concrete = concrete
+                .replace("{guest_id}", guest["guest_id"].as_str().unwrap_or_default())
+                .replace("{direction}", "whep");
+            bearer = guest["token"].as_str().unwrap_or_default().to_owned();
+        }
+    }
+    let body = match (method, path) {
+        ("POST", "/api/v1/join/{meeting_id}/guests") => Some(json!({"name": "Guest"})),
+        _ => body,
+    };
+    let mut request = roomd.request(method, &concrete).bearer(&bearer);
     if let Some(body) = &body {
         request = request.json(body);
     }
