@@ -36,6 +36,8 @@ const LATENCY_TARGET_MS: f64 = 150.0;
 const LATENCY_FRAMES: usize = 300;
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 const MEDIA_TIMEOUT: Duration = Duration::from_secs(30);
+/// Janus ends a session nobody polls after its session timeout (60 s by default).
+const GONE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Media flows this long before the CPU window opens (encoders settle, bitrates ramp up).
 const WARM_UP: Duration = Duration::from_secs(10);
 const MEASURE: Duration = Duration::from_secs(45);
@@ -195,7 +197,7 @@ fn leave(roomd: &Roomd, events: &mut EventSocket) -> anyhow::Result<()> {
 // ---- 1. join time ----
 
 fn join_time(janus: &Janus) -> anyhow::Result<Vec<Row>> {
-    let _alice = chromium(janus, "Alice", (1280, 720, 30), false)?;
+    let alice = chromium(janus, "Alice", (1280, 720, 30), false)?;
     let roomd = roomd_for(
         janus,
         "simulated-720p",
@@ -216,7 +218,7 @@ fn join_time(janus: &Janus) -> anyhow::Result<Vec<Row>> {
             .as_f64()
             .with_context(|| format!("no since_join_ms in {event}"))?;
         // roomd subscribes to the room's publishers one after the other: how many it took on
-        // before the first picture says whether earlier joins left publishers behind.
+        // before the first picture (Alice only, unless a publisher was left behind).
         let participants = before
             .iter()
             .filter(|m| m["type"] == "event" && m["name"] == "meeting.participant.joined")
@@ -234,9 +236,22 @@ fn join_time(janus: &Janus) -> anyhow::Result<Vec<Row>> {
             first_log = log;
         }
         last_log = log;
+        let mark = alice.line_count();
+        let left = Instant::now();
         leave(&roomd, &mut events)?;
-        // Janus tidies up the old handles before the next join.
-        std::thread::sleep(Duration::from_secs(1));
+        // Each join meets Alice alone: wait until Janus told her that roomd's publisher left
+        // (how long that takes is printed: a publisher roomd leaves behind is one more feed
+        // the next join subscribes to before Alice's).
+        alice.wait_for_after(
+            mark,
+            "roomd's publisher gone from the room",
+            GONE_TIMEOUT,
+            |l| l["event"] == "unsubscribed",
+        )?;
+        println!(
+            "  leave → Janus drops roomd's publisher (seen by Alice): {:.0} ms",
+            left.elapsed().as_secs_f64() * 1e3
+        );
     }
     let log = roomd.stderr_text();
     print_timeline("first", &log[first_log.0..first_log.1]);
