@@ -155,10 +155,10 @@ test: toolchain browser-deps webui
 # Every benchmark runs even when an earlier one misses a target; the exit status reports misses.
 bench: export ROOMD_BIN := $(CURDIR)/target/release/roomd
 bench: export ROOMCTL_BIN := $(CURDIR)/target/release/roomctl
-bench: bench-deps webui
+bench: bench-deps browser-deps webui
 	cargo build --release --bins
 	@status=0; \
-	for program in bench-foundation bench-identity bench-media; do \
+	for program in bench-foundation bench-identity bench-media bench-meeting; do \
 		cargo run --release -p roomd-tests --bin $$program || status=1; \
 	done; \
 	$(MAKE) --no-print-directory bench-webui || status=1; \

@@ -146,6 +146,9 @@ fn video_device(
 ) -> DeviceStatus {
     let (present, detail) = match (source, path) {
         (VideoSource::TestPattern, _) => (true, "simulated test pattern".to_owned()),
+        (VideoSource::TestPatternTimecode, _) => {
+            (true, "simulated test pattern with a timecode".to_owned())
+        }
         (VideoSource::V4l2, None) => (false, "no device named".to_owned()),
         (VideoSource::V4l2, Some(path)) => match super::v4l2::query_capabilities(path) {
             Ok(caps) if caps.can_capture => (true, format!("{} ({})", caps.card, caps.driver)),

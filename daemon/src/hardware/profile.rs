@@ -23,6 +23,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ),
     ("intel-vaapi", include_str!("../../../hw/intel-vaapi.toml")),
     ("rpi-v4l2m2m", include_str!("../../../hw/rpi-v4l2m2m.toml")),
+    (
+        "simulated-timecode",
+        include_str!("../../../hw/simulated-timecode.toml"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -84,6 +88,9 @@ pub struct Profile {
 pub enum VideoSource {
     /// Moving test pattern with a running clock (simulation).
     TestPattern,
+    /// The camera's test pattern with the wall clock stamped into every frame as a row of
+    /// black and white blocks (media/timecode.rs): for latency benchmarks, cameras only.
+    TestPatternTimecode,
     /// A Video4Linux2 capture device.
     V4l2,
 }
@@ -251,6 +258,12 @@ impl Profile {
         }
         for (i, c) in self.content_inputs.iter().enumerate() {
             check_video("content_inputs", i, c.width, c.height, c.framerate)?;
+            if c.source == VideoSource::TestPatternTimecode {
+                return Err((
+                    at("content_inputs", i, "source"),
+                    "test-pattern-timecode is for cameras only".to_owned(),
+                ));
+            }
             needs(
                 c.source == VideoSource::V4l2 && c.device.is_none(),
                 "content_inputs",

@@ -2,7 +2,7 @@ use std::fs;
 use std::path::Path;
 
 use super::probe::SOFTWARE_ENCODERS;
-use super::profile::BUILTIN;
+use super::profile::{BUILTIN, VideoSource};
 use super::*;
 
 const GOOD: &str = r#"description = "test"
@@ -172,5 +172,21 @@ fn missing_devices_are_reported_not_fatal() {
             .find(|d| d.kind == "display")
             .unwrap()
             .present
+    );
+}
+
+#[test]
+fn a_timecode_pattern_is_for_cameras_only() {
+    let camera = parse(&GOOD.replace("\"test-pattern\"", "\"test-pattern-timecode\""))
+        .expect("a camera may stamp a timecode");
+    assert_eq!(camera.cameras[0].source, VideoSource::TestPatternTimecode);
+    let content = format!(
+        "{GOOD}\n[[content_inputs]]\nid = \"hdmi-in\"\nsource = \"test-pattern-timecode\"\n\
+         width = 320\nheight = 180\nframerate = 15\n"
+    );
+    let err = parse(&content).unwrap_err().to_string();
+    assert!(
+        err.contains("content_inputs.1.source") && err.contains("cameras only"),
+        "{err}"
     );
 }

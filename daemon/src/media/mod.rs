@@ -10,6 +10,7 @@ pub mod privacy;
 pub mod ptz;
 pub mod remote;
 pub mod taps;
+pub mod timecode;
 pub mod video;
 pub mod view;
 

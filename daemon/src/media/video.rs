@@ -19,6 +19,7 @@ use super::layout::{self, Rect};
 use super::privacy::{self, Blanking};
 use super::ptz::Ptz;
 use super::taps::lock;
+use super::timecode;
 use super::view::RoomView;
 use crate::hardware::profile::{Camera, Display, DisplaySink, VideoInput, VideoSource};
 
@@ -215,6 +216,10 @@ impl VideoBranch {
         let camera_out = element("camera_out")?
             .static_pad("src")
             .ok_or_else(|| MediaError::Build("camera_out has no src pad".into()))?;
+        // Before the privacy probe, so that a blanked camera shows no stamp either.
+        if setup.camera.source == VideoSource::TestPatternTimecode {
+            timecode::stamp_frames(&camera_out);
+        }
         privacy::blank_video(&camera_out, camera_blank.clone());
 
         let mix = element("mix")?;
@@ -424,12 +429,12 @@ fn i420_caps(width: u32, height: u32, framerate: u32) -> String {
 /// stream time.
 fn video_source(source: VideoSource, name: &str, camera: bool) -> String {
     match (source, camera) {
-        (VideoSource::TestPattern, true) => format!(
+        (VideoSource::TestPattern | VideoSource::TestPatternTimecode, true) => format!(
             "videotestsrc name={name} is-live=true pattern=ball motion=wavy \
              ! clockoverlay time-format=\"%H:%M:%S\" halignment=right valignment=bottom \
                font-desc=\"Sans 16\" shaded-background=true"
         ),
-        (VideoSource::TestPattern, false) => format!(
+        (VideoSource::TestPattern | VideoSource::TestPatternTimecode, false) => format!(
             "videotestsrc name={name} is-live=true pattern=bar \
              ! timeoverlay halignment=center valignment=bottom font-desc=\"Sans 16\" \
                text=\"Shared content\" shaded-background=true"

@@ -1,0 +1,267 @@
+// A Janus VideoRoom participant for roomd's meeting benchmarks (tests/src/bin/bench-meeting.rs),
+// copied from janus-participant.mjs (which the tests use unchanged) with what the benchmarks need:
+// the camera's size and frame rate (--width/--height/--fps), the driver's pid (so the benchmark
+// can add up the CPU time of the Chromium processes under it), and --timecode: every received
+// video is read for the wall-clock stamp roomd draws into its simulated-timecode camera
+// (lib/timecode-reader.js), and the glass-to-glass latency of each frame is reported.
+//
+//   node bench-participant.mjs --janus https://10.77.1.2:8089/janus --room 1234 [--pin 4321]
+//        [--name Alice] [--ca ca.pem] [--stats-ms 1000] [--width 1280 --height 720 --fps 30]
+//        [--timecode]
+//
+// Lines: those of janus-participant.mjs, plus {"event":"pid","pid":…} first,
+// {"event":"camera","width":…,"height":…,"fps":…} once the camera is open and, with --timecode,
+// {"event":"latency","samples":[ms,…],"unreadable":n} about every second.
+
+import { randomUUID } from "node:crypto";
+import { parseArgs } from "node:util";
+
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+import { closeOnExit, fail, launch, report, reportStats, request, sleep } from "./lib/driver.mjs";
+
+const TIMECODE_READER = readFileSync(fileURLToPath(new URL("./lib/timecode-reader.js", import.meta.url)), "utf8");
+
+const { values: args } = parseArgs({
+  options: {
+    janus: { type: "string" },
+    room: { type: "string" },
+    pin: { type: "string" },
+    name: { type: "string", default: "chromium" },
+    ca: { type: "string" },
+    "stats-ms": { type: "string", default: "1000" },
+    width: { type: "string", default: "1280" },
+    height: { type: "string", default: "720" },
+    fps: { type: "string", default: "30" },
+    timecode: { type: "boolean", default: false },
+  },
+});
+if (!args.janus || !args.room) fail("usage: --janus URL --room N [--pin P] [--name N] [--ca PEM]");
+const room = Number(args.room);
+if (!Number.isInteger(room)) fail(`--room must be an integer, not ${args.room}`);
+const camera = { width: Number(args.width), height: Number(args.height), frameRate: Number(args.fps) };
+for (const [name, value] of Object.entries(camera)) {
+  if (!Number.isInteger(value) || value <= 0) fail(`--${name} must be a positive integer`);
+}
+const REJOIN_DELAY_MS = 1000;
+const LATENCY_REPORT_MS = 1000;
+
+// One Janus session: its long poll delivers events to the waiting transactions and handlers.
+class JanusSession {
+  constructor(base) {
+    this.base = base.replace(/\/$/, "");
+    this.pending = new Map();
+    this.handlers = new Map();
+    this.closed = null;
+  }
+
+  async post(path, body) {
+    const answer = await request(`${this.base}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+      ca: args.ca,
+    });
+    if (answer.status !== 200) throw new Error(`POST ${path}: HTTP ${answer.status}: ${answer.body}`);
+    const reply = JSON.parse(answer.body);
+    if (reply.janus === "error") throw new Error(`Janus ${body.janus}: ${JSON.stringify(reply.error)}`);
+    return reply;
+  }
+
+  async create() {
+    const reply = await this.post("", { janus: "create", transaction: randomUUID() });
+    this.id = reply.data.id;
+    this.closed = this.poll();
+  }
+
+  async attach() {
+    const reply = await this.post(`/${this.id}`, {
+      janus: "attach",
+      plugin: "janus.plugin.videoroom",
+      transaction: randomUUID(),
+    });
+    return reply.data.id;
+  }
+
+  // Sends a plugin message and resolves with the plugin's asynchronous event (and its jsep).
+  async message(handle, body, jsep) {
+    const transaction = randomUUID();
+    const event = new Promise((resolve, reject) => this.pending.set(transaction, { resolve, reject }));
+    const reply = await this.post(`/${this.id}/${handle}`, { janus: "message", transaction, body, jsep });
+    if (reply.janus === "success") {
+      this.pending.delete(transaction);
+      return { data: reply.plugindata?.data ?? {}, jsep: reply.jsep };
+    }
+    const { data, jsep: answer } = await event;
+    if (data.error) throw new Error(`videoroom ${body.request}: ${data.error} (${data.error_code})`);
+    return { data, jsep: answer };
+  }
+
+  // The long poll: also what keeps the session alive. Ends (rejecting all waiters) when Janus
+  // cannot be reached any more.
+  async poll() {
+    try {
+      for (;;) {
+        const answer = await request(`${this.base}/${this.id}?maxev=10&rid=${Date.now()}`, { ca: args.ca });
+        if (answer.status !== 200) throw new Error(`long poll: HTTP ${answer.status}`);
+        const events = [].concat(JSON.parse(answer.body));
+        for (const event of events) this.dispatch(event);
+      }
+    } catch (error) {
+      for (const { reject } of this.pending.values()) reject(error);
+      this.pending.clear();
+      return error;
+    }
+  }
+
+  dispatch(event) {
+    if (event.janus === "keepalive") return;
+    if (event.janus === "error" && event.error?.code === 458) {
+      throw new Error("Janus forgot this session");
+    }
+    const waiter = event.transaction && this.pending.get(event.transaction);
+    if (waiter && event.janus === "event") {
+      this.pending.delete(event.transaction);
+      waiter.resolve({ data: event.plugindata?.data ?? {}, jsep: event.jsep });
+      return;
+    }
+    const handler = this.handlers.get(event.sender);
+    if (handler) handler(event);
+  }
+}
+
+// Joins the room, publishes and subscribes; resolves when the session ends.
+async function participate(page) {
+  const janus = new JanusSession(args.janus);
+  await janus.create();
+  const subscriptions = new Map();
+  const self = { id: null };
+
+  const subscribe = async (feed) => {
+    if (feed === self.id || subscriptions.has(feed)) return;
+    subscriptions.set(feed, null);
+    const handle = await janus.attach();
+    subscriptions.set(feed, handle);
+    janus.handlers.set(handle, (event) => {
+      if (event.janus === "webrtcup") report("webrtcup", { feed });
+    });
+    const { jsep } = await janus.message(handle, {
+      request: "join",
+      ptype: "subscriber",
+      room,
+      pin: args.pin,
+      streams: [{ feed }],
+    });
+    if (!jsep) throw new Error(`subscribing to ${feed}: Janus sent no offer`);
+    const sdp = await page.evaluate(([id, offer]) => window.peer.answer(id, offer, { send: false }), [
+      `feed-${feed}`,
+      jsep.sdp,
+    ]);
+    await janus.message(handle, { request: "start", room }, { type: "answer", sdp });
+    report("subscribed", { feed });
+  };
+
+  const unsubscribe = async (feed) => {
+    const handle = subscriptions.get(feed);
+    if (handle === undefined) return;
+    subscriptions.delete(feed);
+    await page.evaluate((id) => window.peer.close(id), `feed-${feed}`);
+    if (handle !== null) {
+      await janus.post(`/${janus.id}/${handle}`, { janus: "detach", transaction: randomUUID() }).catch(() => {});
+    }
+    report("unsubscribed", { feed });
+  };
+
+  const follow = (publishers) => {
+    for (const publisher of publishers ?? []) {
+      subscribe(publisher.id).catch((error) => report("console", { text: `subscribe ${publisher.id}: ${error}` }));
+    }
+  };
+
+  const publisher = await janus.attach();
+  janus.handlers.set(publisher, (event) => {
+    if (event.janus === "webrtcup") report("webrtcup", { feed: self.id });
+    const data = event.plugindata?.data;
+    if (!data) return;
+    follow(data.publishers);
+    for (const gone of [data.unpublished, data.leaving]) {
+      if (gone !== undefined && gone !== "ok") unsubscribe(gone).catch(() => {});
+    }
+  });
+  const { data: joined } = await janus.message(publisher, {
+    request: "join",
+    ptype: "publisher",
+    room,
+    pin: args.pin,
+    display: args.name,
+  });
+  self.id = joined.id;
+  report("joined", { id: joined.id, room, publishers: (joined.publishers ?? []).map((p) => p.id) });
+
+  const offer = await page.evaluate(() => window.peer.offer("publisher", { send: true, receive: false }));
+  const { jsep } = await janus.message(
+    publisher,
+    { request: "publish", audio: true, video: true },
+    { type: "offer", sdp: offer },
+  );
+  if (!jsep) throw new Error("publish: Janus sent no answer");
+  await page.evaluate(([sdp]) => window.peer.accept("publisher", sdp), [jsep.sdp]);
+  report("published", { id: joined.id });
+  follow(joined.publishers);
+
+  const reason = await janus.closed;
+  for (const feed of [...subscriptions.keys()]) {
+    subscriptions.delete(feed);
+    await page.evaluate((id) => window.peer.close(id), `feed-${feed}`);
+  }
+  await page.evaluate(() => window.peer.close("publisher"));
+  return reason;
+}
+
+report("pid", { pid: process.pid });
+// Chromium's fake camera runs at 20 fps unless told otherwise; the same switch again with a
+// value (the last one counts) sets the benchmark's frame rate.
+const { page, close } = await launch({ extraArgs: [`--use-fake-device-for-media-stream=fps=${camera.frameRate}`] });
+closeOnExit(close);
+// lib/peer-page.js opens the camera at 640x360; the benchmark's size replaces the video
+// constraints. The size and rate the camera opened at are reported (event `camera`), so the
+// benchmark sees what was measured.
+await page.evaluate((wanted) => {
+  const open = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+  navigator.mediaDevices.getUserMedia = (constraints) =>
+    open({
+      ...constraints,
+      video: constraints.video
+        ? { width: { ideal: wanted.width }, height: { ideal: wanted.height }, frameRate: { ideal: wanted.frameRate } }
+        : false,
+    });
+}, camera);
+const opened = await page.evaluate(async () => {
+  const media = await navigator.mediaDevices.getUserMedia({ video: true });
+  const settings = media.getVideoTracks()[0].getSettings();
+  for (const track of media.getTracks()) track.stop();
+  return { width: settings.width, height: settings.height, fps: settings.frameRate };
+});
+report("camera", opened);
+if (args.timecode) {
+  await page.evaluate(TIMECODE_READER);
+  setInterval(async () => {
+    try {
+      const { samples, unreadable } = await page.evaluate(() => window.timecode.take());
+      if (samples.length > 0 || unreadable > 0) report("latency", { samples, unreadable });
+    } catch (error) {
+      report("console", { text: `timecode: ${error}` });
+    }
+  }, LATENCY_REPORT_MS);
+}
+reportStats(page, Number(args["stats-ms"]));
+for (;;) {
+  try {
+    const reason = await participate(page);
+    report("disconnected", { reason: String(reason) });
+  } catch (error) {
+    report("disconnected", { reason: String(error) });
+  }
+  await sleep(REJOIN_DELAY_MS);
+}
