@@ -107,12 +107,12 @@ fn the_contract_file_and_docs_api_md_agree() {
             || roles.starts_with("per command")
             || roles.starts_with("guest")
         {
-                BTreeSet::new()
-            } else if roles == "any role" {
-                ROLES.into_iter().collect()
-            } else {
-                roles.split(',').map(str::trim).collect()
-            };
+            BTreeSet::new()
+        } else if roles == "any role" {
+            ROLES.into_iter().collect()
+        } else {
+            roles.split(',').map(str::trim).collect()
+        };
         if roles.starts_with("public") != public {
             problems.push(format!(
                 "{method} {path}: docs say {roles:?}, x-roomd-public is {public}"

@@ -101,31 +101,43 @@ async fn in_room(
     })
     .await?
     .map_err(janus_attempt)?;
-    let peer =
-        Peer::new(&ctx.taps, ctx.peer_options("Janus", true, false)).map_err(Attempt::fatal)?;
-    let offer = peer.create_offer().await.map_err(Attempt::fatal)?;
-    let (publisher, answer) = blocking(move || {
-        let answer = publisher.publish(&offer);
-        (publisher, answer)
-    })
-    .await?;
-    let answer = answer.map_err(janus_attempt)?;
-    peer.accept_answer(&answer).await.map_err(Attempt::fatal)?;
+    // Publishing and receiving the others are independent round trips to Janus: done together,
+    // the first remote picture comes one publish round trip sooner.
+    let context = &*ctx;
+    let publish = async {
+        let peer = Peer::new(&context.taps, context.peer_options("Janus", true, false))
+            .map_err(Attempt::fatal)?;
+        let offer = peer.create_offer().await.map_err(Attempt::fatal)?;
+        let (publisher, answer) = blocking(move || {
+            let answer = publisher.publish(&offer);
+            (publisher, answer)
+        })
+        .await?;
+        let answer = answer.map_err(janus_attempt)?;
+        peer.accept_answer(&answer).await.map_err(Attempt::fatal)?;
+        Ok::<_, Attempt>((publisher, peer))
+    };
+    let receive = async {
+        for publisher in joined.publishers {
+            subscribe(
+                context,
+                session,
+                room,
+                joined.private_id,
+                publisher,
+                roster,
+                feeds,
+            )
+            .await?;
+        }
+        Ok::<_, Attempt>(())
+    };
+    let (published, received) = tokio::join!(publish, receive);
+    let (publisher, peer) = published?;
+    received?;
     roster.add_peer(SELF_ID, "", "publisher", peer).await;
     ctx.report_state(MeetingState::Connected, "").await;
     backoff.reset();
-    for publisher in joined.publishers {
-        subscribe(
-            ctx,
-            session,
-            room,
-            joined.private_id,
-            publisher,
-            roster,
-            feeds,
-        )
-        .await?;
-    }
 
     let mut stats = tokio::time::interval(Duration::from_secs(1));
     let mut stop = ctx.stop.clone();
