@@ -9,7 +9,7 @@ use super::command::RoomCommand;
 use super::event::Notification;
 use super::meeting::{AdmittedGuest, GuestState, GuestTicket, MeetingReport, SharedPlan};
 use super::report::MediaReport;
-use super::room::{GuestReply, GuestRequest, Request};
+use super::room::{GuestRequest, Request};
 use super::status::{IdentityStatus, StatusSnapshot};
 use crate::accounts::Secret;
 use crate::config::{Config, ConfigError};
@@ -90,9 +90,8 @@ impl RoomHandle {
         pin: Option<Secret>,
     ) -> Result<GuestTicket, CoreError> {
         self.ask(|reply| Request::Guest {
-            request: GuestRequest::Arrive { name, pin },
             meeting_id,
-            reply: GuestReply::Ticket(reply),
+            request: GuestRequest::Arrive { name, pin, reply },
         })
         .await?
     }
@@ -105,9 +104,12 @@ impl RoomHandle {
         token: Secret,
     ) -> Result<GuestState, CoreError> {
         self.ask(|reply| Request::Guest {
-            request: GuestRequest::State { guest_id, token },
             meeting_id,
-            reply: GuestReply::State(reply),
+            request: GuestRequest::State {
+                guest_id,
+                token,
+                reply,
+            },
         })
         .await?
     }
@@ -120,9 +122,12 @@ impl RoomHandle {
         token: Secret,
     ) -> Result<AdmittedGuest, CoreError> {
         self.ask(|reply| Request::Guest {
-            request: GuestRequest::Admitted { guest_id, token },
             meeting_id,
-            reply: GuestReply::Admitted(reply),
+            request: GuestRequest::Admitted {
+                guest_id,
+                token,
+                reply,
+            },
         })
         .await?
     }
@@ -135,9 +140,12 @@ impl RoomHandle {
         token: Secret,
     ) -> Result<GuestState, CoreError> {
         self.ask(|reply| Request::Guest {
-            request: GuestRequest::Leave { guest_id, token },
             meeting_id,
-            reply: GuestReply::State(reply),
+            request: GuestRequest::Leave {
+                guest_id,
+                token,
+                reply,
+            },
         })
         .await?
     }

@@ -55,7 +55,6 @@ pub(super) enum Request {
     Guest {
         meeting_id: String,
         request: GuestRequest,
-        reply: GuestReply,
     },
     Ping {
         reply: oneshot::Sender<()>,
@@ -63,18 +62,29 @@ pub(super) enum Request {
     Shutdown,
 }
 
-/// What a guest of a hosted meeting asks (through the public guest API).
+/// What a guest of a hosted meeting asks (through the public guest API), with where the answer
+/// goes.
 pub(super) enum GuestRequest {
-    Arrive { name: String, pin: Option<Secret> },
-    State { guest_id: String, token: Secret },
-    Admitted { guest_id: String, token: Secret },
-    Leave { guest_id: String, token: Secret },
-}
-
-pub(super) enum GuestReply {
-    Ticket(oneshot::Sender<Result<GuestTicket, CoreError>>),
-    State(oneshot::Sender<Result<GuestState, CoreError>>),
-    Admitted(oneshot::Sender<Result<AdmittedGuest, CoreError>>),
+    Arrive {
+        name: String,
+        pin: Option<Secret>,
+        reply: oneshot::Sender<Result<GuestTicket, CoreError>>,
+    },
+    State {
+        guest_id: String,
+        token: Secret,
+        reply: oneshot::Sender<Result<GuestState, CoreError>>,
+    },
+    Admitted {
+        guest_id: String,
+        token: Secret,
+        reply: oneshot::Sender<Result<AdmittedGuest, CoreError>>,
+    },
+    Leave {
+        guest_id: String,
+        token: Secret,
+        reply: oneshot::Sender<Result<GuestState, CoreError>>,
+    },
 }
 
 /// What the core starts from.
@@ -227,8 +237,7 @@ impl Room {
             Request::Guest {
                 meeting_id,
                 request,
-                reply,
-            } => self.guest(&meeting_id, request, reply),
+            } => self.guest(&meeting_id, request),
             Request::PatchConfig { patch, reply } => {
                 let result = self.patch_config(patch).await;
                 let _ = reply.send(result);
@@ -376,11 +385,11 @@ impl Room {
         Ok(events)
     }
 
-    fn guest(&mut self, meeting_id: &str, request: GuestRequest, reply: GuestReply) {
+    fn guest(&mut self, meeting_id: &str, request: GuestRequest) {
         let meeting = &mut self.status.meeting;
         let desk = &mut self.meetings;
-        match (request, reply) {
-            (GuestRequest::Arrive { name, pin }, GuestReply::Ticket(reply)) => {
+        match request {
+            GuestRequest::Arrive { name, pin, reply } => {
                 let result = desk.guest_arrive(meeting, meeting_id, name, pin);
                 let result = result.map(|(ticket, events)| {
                     self.publish(events);
@@ -388,13 +397,25 @@ impl Room {
                 });
                 let _ = reply.send(result);
             }
-            (GuestRequest::State { guest_id, token }, GuestReply::State(reply)) => {
+            GuestRequest::State {
+                guest_id,
+                token,
+                reply,
+            } => {
                 let _ = reply.send(desk.guest_state(meeting_id, &guest_id, &token));
             }
-            (GuestRequest::Admitted { guest_id, token }, GuestReply::Admitted(reply)) => {
+            GuestRequest::Admitted {
+                guest_id,
+                token,
+                reply,
+            } => {
                 let _ = reply.send(desk.guest_admitted(meeting_id, &guest_id, &token));
             }
-            (GuestRequest::Leave { guest_id, token }, GuestReply::State(reply)) => {
+            GuestRequest::Leave {
+                guest_id,
+                token,
+                reply,
+            } => {
                 let result = desk.guest_leave(meeting, meeting_id, &guest_id, &token);
                 let result = result.map(|(state, events)| {
                     self.publish(events);
@@ -402,8 +423,6 @@ impl Room {
                 });
                 let _ = reply.send(result);
             }
-            // The handle pairs each request with its reply kind; other pairs cannot be built.
-            _ => tracing::error!("guest request with a mismatched reply channel"),
         }
     }
 
