@@ -19,6 +19,7 @@ use crate::audit::{AUDIT_FILE, AuditError, AuditLog};
 use crate::config::{Config, ConfigError};
 use crate::core::{self, CoreSetup, MediaEngineStatus, MediaReport};
 use crate::hardware::{self, Profile};
+use crate::logging::RecentLog;
 use crate::media::{self, DisplaySnapshots, EngineSetup, MediaTaps};
 use crate::meeting;
 use crate::service;
@@ -62,11 +63,13 @@ pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
     Config::load(path)
 }
 
-/// Runs the room until SIGTERM or SIGINT, on the hardware `profile` describes.
+/// Runs the room until SIGTERM or SIGINT, on the hardware `profile` describes. `recent_log` is
+/// the buffer [`crate::logging::init`] fills; the API serves it.
 pub async fn run(
     config_path: PathBuf,
     config: Config,
     profile: Profile,
+    recent_log: RecentLog,
 ) -> Result<(), DaemonError> {
     let state_dir = config.system.state_dir.clone();
     prepare_state_dir(&state_dir)?;
@@ -140,6 +143,7 @@ pub async fn run(
         client_role,
         display,
         meetings,
+        logs: recent_log,
     };
     let server = api::serve(state, tls, &config.api.listen)?;
     let server_handle = server.handle();

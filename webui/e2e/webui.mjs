@@ -227,7 +227,23 @@ try {
   await admin.waitForSelector('[data-testid="audit"] tbody tr');
   const auditText = await admin.textContent('[data-testid="audit"]');
   check(/paired panel .*room-control/.test(auditText), "the audit log records the pairing and its token");
+  // The daemon's log: info and up by default (roomd's start says where it listens), fewer at "error".
+  await admin.waitForSelector('[data-testid="daemon-log"] tbody tr');
+  const logRows = '[data-testid="daemon-log"] tbody tr';
+  const infoRows = await admin.locator(logRows).count();
+  const logText = await admin.textContent('[data-testid="daemon-log"]');
+  check(infoRows >= 1 && /listening on https:/.test(logText), `the daemon log shows roomd's recent records (${infoRows})`);
   await axe(admin, "admin logs");
+  await admin.selectOption("#log-level", "error");
+  await admin.waitForFunction(
+    ([selector, before]) => document.querySelectorAll(selector).length < before,
+    [logRows, infoRows],
+  );
+  const levels = await admin.$$eval(logRows, (rows) => rows.map((r) => r.dataset.level));
+  check(levels.every((l) => l === "error"), `the level filter leaves only errors (${levels.length} rows)`);
+  await admin.selectOption("#log-level", "info");
+  await admin.click('[data-testid="daemon-log-refresh"]');
+  await admin.waitForSelector(logRows);
 
   // ---- mute from the panel: privacy state and the room display change ----
   const unmutedA = await snapshot(admin);

@@ -174,6 +174,10 @@ impl Accounts {
         let verified = password.len() <= MAX_PASSWORD_BYTES
             && verify_password_or_dummy(stored_hash.as_ref().map(Secret::expose), password);
         if !verified {
+            // Operators need to see guessing in the log. The name is shown as the audit log
+            // shows it (at most 64 characters) and quoted, so it cannot forge log lines.
+            let shown: String = username.chars().take(64).collect();
+            tracing::warn!(username = ?shown, %source, "failed login");
             return Err(AccountsError::BadCredentials);
         }
         // Holding the users lock while creating the session so that a concurrent delete cannot

@@ -23,6 +23,8 @@ pub enum Permission {
     TokensManage,
     /// `GET /audit`.
     AuditRead,
+    /// `GET /logs`: the daemon's recent log (what it did and what failed; no secrets).
+    LogsRead,
     /// `GET /session`, `DELETE /session`: a principal looking at or ending its own session.
     SessionOwn,
     /// `GET /identity`: the device's certificates and key fingerprints (nothing secret).
@@ -41,7 +43,7 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 15] = [
+    pub const ALL: [Permission; 16] = [
         Permission::StatusRead,
         Permission::EventsRead,
         Permission::ConfigRead,
@@ -50,6 +52,7 @@ impl Permission {
         Permission::UsersManage,
         Permission::TokensManage,
         Permission::AuditRead,
+        Permission::LogsRead,
         Permission::SessionOwn,
         Permission::IdentityRead,
         Permission::IdentityEnrol,
@@ -76,6 +79,10 @@ pub fn allows(role: Role, permission: Permission) -> bool {
         Permission::CallHistoryRead => &[Admin, Integrator, User, RoomControl, Audit],
         Permission::UsersManage | Permission::TokensManage => &[Admin],
         Permission::AuditRead => &[Admin, Audit],
+        // Integrators set the room up and need to see why a camera or meeting fails; the log
+        // holds no secrets and records no changes (that is the audit log), so it cannot hide
+        // anything from them or for them.
+        Permission::LogsRead => &[Admin, Integrator, Audit],
         Permission::IdentityRead => &[Admin, Integrator, Audit],
         // Integrators enrol devices into a fleet's PKI; only an admin may change what the API
         // presents to every client.
@@ -116,6 +123,7 @@ mod tests {
         assert_eq!(roles_with(Permission::UsersManage), [Admin]);
         assert_eq!(roles_with(Permission::TokensManage), [Admin]);
         assert_eq!(roles_with(Permission::AuditRead), [Admin, Audit]);
+        assert_eq!(roles_with(Permission::LogsRead), [Admin, Integrator, Audit]);
         assert_eq!(
             roles_with(Permission::IdentityRead),
             [Admin, Integrator, Audit]

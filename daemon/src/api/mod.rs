@@ -23,6 +23,7 @@ pub use server::{ServeError, serve};
 use crate::accounts::{Accounts, Role};
 use crate::audit::AuditLog;
 use crate::core::RoomHandle;
+use crate::logging::RecentLog;
 use crate::media::DisplaySnapshots;
 use crate::meeting::MeetingEngineHandle;
 use crate::tls::DeviceIdentity;
@@ -39,6 +40,8 @@ pub struct ApiState {
     pub display: DisplaySnapshots,
     /// The meeting engine: guests' WHIP/WHEP offers of a hosted meeting go there.
     pub meetings: MeetingEngineHandle,
+    /// The daemon's recent log records, for `GET /api/v1/logs`.
+    pub logs: RecentLog,
 }
 
 fn peer_ip(req: &actix_web::HttpRequest) -> IpAddr {

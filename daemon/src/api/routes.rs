@@ -48,6 +48,7 @@ pub enum Handler {
     TokenCreate,
     TokenRevoke,
     Audit,
+    Logs,
     IdentityGet,
     IdentityCsr,
     IdentityCertificatePut,
@@ -132,6 +133,7 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/api/v1/tokens", Requires(P::TokensManage), H::TokenCreate),
     route("DELETE", "/api/v1/tokens/{id}", Requires(P::TokensManage), H::TokenRevoke),
     route("GET", "/api/v1/audit", Requires(P::AuditRead), H::Audit),
+    route("GET", "/api/v1/logs", Requires(P::LogsRead), H::Logs),
     route(
         "GET",
         "/api/v1/identity",
@@ -229,6 +231,7 @@ fn handler_route(handler: Handler) -> actix_web::Route {
         H::TokenCreate => r.to(tokens::create),
         H::TokenRevoke => r.to(tokens::revoke),
         H::Audit => r.to(audit::list),
+        H::Logs => r.to(logs::list),
         H::IdentityGet => r.to(identity::get),
         H::IdentityCsr => r.to(identity::csr),
         H::IdentityCertificatePut => r.to(identity::put_certificate),

@@ -64,10 +64,13 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    if let Err(e) = roomd::logging::init(config.logging.level.as_str()) {
-        eprintln!("roomd: {e}");
-        return ExitCode::FAILURE;
-    }
+    let recent_log = match roomd::logging::init(config.logging.level.as_str()) {
+        Ok(recent_log) => recent_log,
+        Err(e) => {
+            eprintln!("roomd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -78,7 +81,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(daemon::run(cli.config, config, profile)) {
+    match runtime.block_on(daemon::run(cli.config, config, profile, recent_log)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

@@ -109,7 +109,7 @@ function Console({ me, onLogout }: { me: Me; onLogout: () => void }) {
         {tab === "config" && <ConfigForm canWrite={me.role === "admin" || me.role === "integrator"} />}
         {tab === "identity" && <Identity canInstall={me.role === "admin"} />}
         {tab === "meeting" && <MeetingStats status={status} />}
-        {tab === "logs" && <Logs events={events} canReadAudit={me.role === "admin" || me.role === "audit"} />}
+        {tab === "logs" && <Logs events={events} canReadAudit={me.role === "admin" || me.role === "audit"} canReadLogs={["admin", "integrator", "audit"].includes(me.role)} />}
       </main>
     </div>
   );

@@ -1,12 +1,14 @@
-// The audit log (who changed what, newest first, paged) and the room's live events.
+// The audit log (who changed what, newest first, paged), the daemon's recent log and the room's
+// live events.
 import { useState } from "preact/hooks";
 import { useFetch, type RoomEvent } from "../api";
 import { ErrorBanner } from "../components";
 import { t } from "../i18n";
+import { DaemonLog } from "./DaemonLog";
 
 type Record_ = { seq: number; time: string; actor: string; role: string | null; source: string; method: string; path: string; status: number; detail: string | null };
 
-export function Logs({ events, canReadAudit }: { events: RoomEvent[]; canReadAudit: boolean }) {
+export function Logs({ events, canReadAudit, canReadLogs }: { events: RoomEvent[]; canReadAudit: boolean; canReadLogs: boolean }) {
   const [before, setBefore] = useState<number | null>(null);
   const audit = useFetch<Record_[]>(canReadAudit ? `/api/v1/audit?limit=50${before ? `&before=${before}` : ""}` : null);
   return (
@@ -59,6 +61,7 @@ export function Logs({ events, canReadAudit }: { events: RoomEvent[]; canReadAud
           </div>
         </section>
       )}
+      {canReadLogs && <DaemonLog />}
       <section class="card" aria-labelledby="events-heading">
         <h2 id="events-heading">{t("admin.logs.events")}</h2>
         <ol class="events" data-testid="events">

@@ -37,7 +37,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(records))
 }
 
-fn number(key: &str, value: &str, min: u64, max: u64) -> Result<u64, ApiError> {
+pub(super) fn number(key: &str, value: &str, min: u64, max: u64) -> Result<u64, ApiError> {
     let shown: String = value.chars().take(32).collect();
     let n: u64 = value
         .parse()

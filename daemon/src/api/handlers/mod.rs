@@ -10,6 +10,7 @@ pub mod display;
 pub mod guests;
 pub mod health;
 pub mod identity;
+pub mod logs;
 pub mod openapi;
 pub mod pages;
 pub mod pairing;

@@ -1,13 +1,20 @@
-//! Logging: the systemd journal when stderr is connected to it, readable text on stderr otherwise.
+//! Logging: the systemd journal when stderr is connected to it, readable text on stderr otherwise,
+//! and the most recent records in memory for the API ([`RecentLog`]).
 //!
 //! `RUST_LOG` (tracing's filter syntax, e.g. `roomd=debug,actix_web=warn`) overrides the default
 //! level.
+
+mod recent;
 
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+
+pub use recent::{
+    LogRecord, MAX_MESSAGE_BYTES, RECENT_LOG_CAPACITY, RecentLog, level_str, parse_level,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoggingError {
@@ -26,7 +33,8 @@ pub enum LoggingError {
 }
 
 /// Installs the global subscriber. Fails instead of panicking when one is already installed.
-pub fn init(default_level: &str) -> Result<(), LoggingError> {
+/// Returns the buffer of recent records that `GET /api/v1/logs` reads.
+pub fn init(default_level: &str) -> Result<RecentLog, LoggingError> {
     let rust_log = std::env::var("RUST_LOG").ok();
     let filter = filter(rust_log.as_deref(), default_level)?;
     let (journal, journal_error) = match stderr_is_journal().then(tracing_journald::layer) {
@@ -40,10 +48,12 @@ pub fn init(default_level: &str) -> Result<(), LoggingError> {
             .with_writer(std::io::stderr)
             .with_ansi(std::io::stderr().is_terminal())
     });
+    let recent = RecentLog::new(RECENT_LOG_CAPACITY);
     tracing_subscriber::registry()
         .with(filter)
         .with(journal)
         .with(text)
+        .with(recent.layer())
         .try_init()
         .map_err(LoggingError::AlreadyInitialised)?;
     if let Some(error) = journal_error {
@@ -51,7 +61,7 @@ pub fn init(default_level: &str) -> Result<(), LoggingError> {
             "cannot open the systemd journal's socket ({error}); logging text to stderr"
         );
     }
-    Ok(())
+    Ok(recent)
 }
 
 /// Targets whose messages describe misbehaving clients, not roomd.

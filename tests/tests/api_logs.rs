@@ -1,0 +1,132 @@
+//! The daemon's recent log over the API (`GET /api/v1/logs`), against a live roomd: a failed
+//! login shows up as a warn record, the level filter and limit hold, bad parameters are refused
+//! by name, and only the roles the contract lists may read it.
+
+use roomd_tests::{ADMIN_USERNAME, HarnessError, Roomd};
+use serde_json::{Value, json};
+
+fn records(roomd: &Roomd, query: &str, token: &str) -> Result<Vec<Value>, HarnessError> {
+    let path = format!("/api/v1/logs{query}");
+    let answer = roomd
+        .get(&path)
+        .bearer(token)
+        .send()?
+        .expect_status(200, &format!("GET {path}"))?
+        .json()?;
+    Ok(answer.as_array().cloned().unwrap_or_else(|| {
+        panic!("GET {path} is not a list: {answer}");
+    }))
+}
+
+#[test]
+fn a_failed_login_is_a_warn_record_that_audit_may_read() -> Result<(), HarnessError> {
+    let roomd = Roomd::start_claimed("")?;
+    roomd
+        .request("POST", "/api/v1/session")
+        .json(&json!({ "username": ADMIN_USERNAME, "password": "not the password at all" }))
+        .send()?
+        .expect_status(401, "a login with a wrong password")?;
+
+    let audit = roomd.token_for("audit")?;
+    let warnings = records(&roomd, "?level=warn", &audit)?;
+    assert!(
+        warnings
+            .iter()
+            .all(|r| r["level"] == "warn" || r["level"] == "error"),
+        "level=warn returned less severe records: {warnings:?}"
+    );
+    let failed = warnings
+        .iter()
+        .find(|r| {
+            r["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("failed login") && m.contains(ADMIN_USERNAME))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no warn record of the failed login in {warnings:?}\n--- roomd stderr ---\n{}",
+                roomd.stderr_text()
+            )
+        });
+    assert!(
+        failed["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("roomd::")),
+        "{failed}"
+    );
+    let time = failed["time"].as_str().unwrap_or_default();
+    assert!(
+        time.len() >= 20 && time.contains('T') && time.ends_with('Z'),
+        "time {time:?} is not RFC 3339 UTC"
+    );
+    // The password never reaches the log.
+    let everything = records(&roomd, "?limit=1000", &audit)?;
+    assert!(
+        !serde_json::to_string(&everything)
+            .unwrap_or_default()
+            .contains("not the password at all"),
+        "a password is in the log"
+    );
+
+    // Newest first, and the default includes the info records of the start.
+    let seqs: Vec<u64> = everything
+        .iter()
+        .filter_map(|r| r["seq"].as_u64())
+        .collect();
+    assert_eq!(seqs.len(), everything.len(), "every record has a seq");
+    assert!(
+        seqs.windows(2).all(|w| w[0] > w[1]),
+        "not newest first: {seqs:?}"
+    );
+    assert!(
+        everything.iter().any(|r| r["level"] == "info"),
+        "no info records without a level filter: {everything:?}"
+    );
+    let one = records(&roomd, "?limit=1", &audit)?;
+    assert_eq!(one.len(), 1);
+    assert!(one[0]["seq"].as_u64() >= seqs.first().copied());
+    Ok(())
+}
+
+#[test]
+fn roles_and_parameters_are_checked() -> Result<(), HarnessError> {
+    let roomd = Roomd::start_claimed("")?;
+    for role in ["admin", "integrator", "audit"] {
+        let token = roomd.token_for(role)?;
+        records(&roomd, "", &token)?;
+    }
+    for role in ["user", "room-control"] {
+        let token = roomd.token_for(role)?;
+        roomd
+            .get("/api/v1/logs")
+            .bearer(&token)
+            .send()?
+            .expect_status(403, &format!("GET /api/v1/logs as {role}"))?;
+    }
+    roomd
+        .get("/api/v1/logs")
+        .send()?
+        .expect_status(401, "GET /api/v1/logs without credentials")?;
+
+    let audit = roomd.token_for("audit")?;
+    for (query, named) in [
+        ("?since=5", "since"),
+        ("?level=loud", "level"),
+        ("?level=WARN", "level"),
+        ("?limit=0", "limit"),
+        ("?limit=1001", "limit"),
+        ("?limit=ten", "limit"),
+    ] {
+        let answer = roomd
+            .get(&format!("/api/v1/logs{query}"))
+            .bearer(&audit)
+            .send()?
+            .expect_status(400, &format!("GET /api/v1/logs{query}"))?;
+        let message = answer.error_message().unwrap_or_default();
+        assert!(
+            message.contains(named),
+            "{query}: the refusal {message:?} does not name {named:?}"
+        );
+    }
+    Ok(())
+}
