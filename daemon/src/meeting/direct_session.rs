@@ -62,21 +62,18 @@ pub async fn run(mut ctx: SessionContext) {
     let Some(http) = https_client(&ctx).await else {
         return;
     };
+    let callee = Callee {
+        http: http.clone(),
+        room,
+        meeting_id,
+        name,
+        pin,
+        host_name,
+    };
     let mut guest: Option<Guest> = None;
     let mut rejoin = Rejoin::new("direct call", &ctx);
     loop {
-        let outcome = call(
-            &mut ctx,
-            &http,
-            &room,
-            &meeting_id,
-            &name,
-            pin.clone(),
-            &host_name,
-            &mut guest,
-            rejoin.backoff(),
-        )
-        .await;
+        let outcome = call(&mut ctx, &callee, &mut guest, rejoin.backoff()).await;
         if !rejoin.again(&ctx, outcome).await {
             break;
         }
@@ -98,20 +95,35 @@ pub async fn run(mut ctx: SessionContext) {
     }
 }
 
+/// The other room's meeting, and how this room introduces itself there.
+struct Callee {
+    http: HttpsClient,
+    room: Url,
+    meeting_id: String,
+    /// This room's name in the other room's lobby.
+    name: String,
+    pin: Option<String>,
+    /// How the other room is shown here.
+    host_name: String,
+}
+
 /// One attempt: arrive (or keep our place), wait to be admitted, connect media, and follow the
 /// call. `Ok` when the call is over (left, removed, ended), `Err` when it broke.
-#[allow(clippy::too_many_arguments)]
 async fn call(
     ctx: &mut SessionContext,
-    http: &HttpsClient,
-    room: &Url,
-    meeting_id: &str,
-    name: &str,
-    pin: Option<String>,
-    host_name: &str,
+    callee: &Callee,
     guest: &mut Option<Guest>,
     backoff: &mut Backoff,
 ) -> Result<(), Attempt> {
+    let Callee {
+        http,
+        room,
+        meeting_id,
+        name,
+        pin,
+        host_name,
+    } = callee;
+    let host_name = host_name.as_str();
     // After a network failure our place may still be valid; ask before arriving again.
     let place = match guest.as_ref() {
         Some(g) => match state(http, g).await {
@@ -122,7 +134,7 @@ async fn call(
         None => None,
     };
     if place.is_none() {
-        *guest = Some(arrive(http, room, meeting_id, name, pin).await?);
+        *guest = Some(arrive(http, room, meeting_id, name, pin.clone()).await?);
     }
     let Some(me) = guest.as_ref() else {
         return Err(Attempt::fatal("no guest place"));
