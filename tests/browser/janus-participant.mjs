@@ -1,19 +1,32 @@
-// A Chromium participant in a Janus VideoRoom, for roomd's end-to-end tests: publishes its fake
-// camera and microphone, subscribes to every other publisher (following joins and leaves), and
-// reports JSON lines on stdout (see tests/src/browser.rs). Janus's HTTP API is spoken here with
-// plain requests (no janus.js); when Janus goes away the participant joins again by itself.
+// A Chromium participant in a Janus VideoRoom, for roomd's end-to-end tests and meeting
+// benchmarks: publishes its fake camera and microphone, subscribes to every other publisher
+// (following joins and leaves), and reports JSON lines on stdout (see tests/src/browser.rs).
+// Janus's HTTP API is spoken here with plain requests (no janus.js); when Janus goes away the
+// participant joins again by itself. For the benchmarks (tests/src/bin/bench-meeting.rs): the
+// camera's size and frame rate (--width/--height/--fps, all three), and --timecode: every
+// received video is read for the wall-clock stamp roomd draws into its simulated-timecode camera
+// (lib/timecode-reader.js), and the glass-to-glass latency of each frame is reported.
 //
 //   node janus-participant.mjs --janus https://10.77.1.2:8089/janus --room 1234 [--pin 4321]
-//        [--name Alice] [--ca ca.pem] [--stats-ms 1000]
+//        [--name Alice] [--ca ca.pem] [--stats-ms 1000] [--width 1280 --height 720 --fps 30]
+//        [--timecode]
 //
-// Lines: {"event":"joined","id":…,"publishers":[…]}, {"event":"published"},
+// Lines: {"event":"pid","pid":…} first (the benchmark adds up the CPU time of the Chromium
+// processes under it), {"event":"joined","id":…,"publishers":[…]}, {"event":"published"},
 // {"event":"subscribed","feed":…}, {"event":"unsubscribed","feed":…}, {"event":"webrtcup",…},
-// {"event":"stats","peers":[…]}, {"event":"disconnected","reason":…}, {"event":"error",…}.
+// {"event":"stats","peers":[…]}, {"event":"disconnected","reason":…}, {"event":"error",…};
+// with --width/--height/--fps {"event":"camera","width":…,"height":…,"fps":…} once the camera is
+// open, and with --timecode {"event":"latency","samples":[ms,…],"unreadable":n} every second.
 
 import { randomUUID } from "node:crypto";
 import { parseArgs } from "node:util";
 
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
 import { closeOnExit, fail, launch, report, reportStats, request, sleep } from "./lib/driver.mjs";
+
+const TIMECODE_READER = readFileSync(fileURLToPath(new URL("./lib/timecode-reader.js", import.meta.url)), "utf8");
 
 const { values: args } = parseArgs({
   options: {
@@ -23,12 +36,27 @@ const { values: args } = parseArgs({
     name: { type: "string", default: "chromium" },
     ca: { type: "string" },
     "stats-ms": { type: "string", default: "1000" },
+    width: { type: "string" },
+    height: { type: "string" },
+    fps: { type: "string" },
+    timecode: { type: "boolean", default: false },
   },
 });
 if (!args.janus || !args.room) fail("usage: --janus URL --room N [--pin P] [--name N] [--ca PEM]");
 const room = Number(args.room);
 if (!Number.isInteger(room)) fail(`--room must be an integer, not ${args.room}`);
+// The camera as lib/peer-page.js opens it (640x360 at Chromium's 20 fps), unless all three
+// of --width, --height and --fps are given.
+const sized = [args.width, args.height, args.fps].filter((v) => v !== undefined).length;
+if (sized !== 0 && sized !== 3) fail("give all of --width, --height and --fps, or none");
+const camera = sized === 3
+  ? { width: Number(args.width), height: Number(args.height), frameRate: Number(args.fps) }
+  : null;
+for (const [name, value] of Object.entries(camera ?? {})) {
+  if (!Number.isInteger(value) || value <= 0) fail(`--${name} must be a positive integer`);
+}
 const REJOIN_DELAY_MS = 1000;
+const LATENCY_REPORT_MS = 1000;
 
 // One Janus session: its long poll delivers events to the waiting transactions and handlers.
 class JanusSession {
@@ -202,8 +230,44 @@ async function participate(page) {
   return reason;
 }
 
-const { page, close } = await launch();
+report("pid", { pid: process.pid });
+// Chromium's fake camera runs at 20 fps unless told otherwise; the same switch again with a
+// value (the last one counts) sets the benchmark's frame rate.
+const extraArgs = camera ? [`--use-fake-device-for-media-stream=fps=${camera.frameRate}`] : [];
+const { page, close } = await launch({ extraArgs });
 closeOnExit(close);
+if (camera) {
+  // The benchmark's size replaces lib/peer-page.js's video constraints. The size and rate the
+  // camera opened at are reported (event `camera`), so the benchmark sees what was measured.
+  await page.evaluate((wanted) => {
+    const open = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+    navigator.mediaDevices.getUserMedia = (constraints) =>
+      open({
+        ...constraints,
+        video: constraints.video
+          ? { width: { ideal: wanted.width }, height: { ideal: wanted.height }, frameRate: { ideal: wanted.frameRate } }
+          : false,
+      });
+  }, camera);
+  const opened = await page.evaluate(async () => {
+    const media = await navigator.mediaDevices.getUserMedia({ video: true });
+    const settings = media.getVideoTracks()[0].getSettings();
+    for (const track of media.getTracks()) track.stop();
+    return { width: settings.width, height: settings.height, fps: settings.frameRate };
+  });
+  report("camera", opened);
+}
+if (args.timecode) {
+  await page.evaluate(TIMECODE_READER);
+  setInterval(async () => {
+    try {
+      const { samples, unreadable } = await page.evaluate(() => window.timecode.take());
+      if (samples.length > 0 || unreadable > 0) report("latency", { samples, unreadable });
+    } catch (error) {
+      report("console", { text: `timecode: ${error}` });
+    }
+  }, LATENCY_REPORT_MS);
+}
 reportStats(page, Number(args["stats-ms"]));
 for (;;) {
   try {

@@ -1,4 +1,4 @@
-// Runs inside Chromium, evaluated by bench-participant.mjs --timecode before any connection
+// Runs inside Chromium, evaluated by janus-participant.mjs --timecode before any connection
 // exists: reads the wall-clock stamp roomd's simulated-timecode camera draws into every frame
 // (daemon/src/media/timecode.rs) from each received video, and keeps Date.now() minus the
 // stamp for each frame shown. Same machine, same clock: that difference is glass to glass.

@@ -134,7 +134,7 @@ fn roomd_for(janus: &Janus, profile: &str, rust_log: Option<&str>) -> anyhow::Re
     Ok(roomd)
 }
 
-/// A Chromium participant (tests/browser/bench-participant.mjs) with a camera of this size.
+/// A Chromium participant (tests/browser/janus-participant.mjs) with a camera of this size.
 fn chromium(
     janus: &Janus,
     name: &str,
@@ -160,7 +160,7 @@ fn chromium(
     if timecode {
         args.push("--timecode".to_owned());
     }
-    let peer = BrowserPeer::start("bench-participant.mjs", &args)?;
+    let peer = BrowserPeer::start("janus-participant.mjs", &args)?;
     let camera = peer.wait_for("its camera open", JOIN_TIMEOUT, |l| l["event"] == "camera")?;
     let opened = (
         camera["width"].as_u64(),
