@@ -246,6 +246,12 @@ try {
   await admin.waitForSelector(logRows);
 
   // ---- mute from the panel: privacy state and the room display change ----
+  // The camera's moving picture (a ball crossing the screen) fills the display behind the
+  // indicators; with the camera off (black at the source) the strip changes only when the
+  // indicators do.
+  await panel.click('[data-testid="camera"]');
+  await panel.waitForSelector('[data-testid="camera-state"].warn');
+  await sleep(600);
   const unmutedA = await snapshot(admin);
   await sleep(400);
   const unmutedB = await snapshot(admin);
@@ -264,6 +270,8 @@ try {
   await shot(panel, "08-panel-muted");
   await panel.click('[data-testid="mute"]');
   await panel.waitForSelector('[data-testid="mic-state"].ok');
+  await panel.click('[data-testid="camera"]');
+  await panel.waitForSelector('[data-testid="camera-state"].ok');
 
   // ---- camera off shows in the privacy bar; standby and wake from the panel ----
   await panel.click('[data-testid="camera"]');
