@@ -73,6 +73,26 @@ pub fn stream_frames(meeting: &Value, direction: &str, kind: &str) -> Vec<u64> {
         .collect()
 }
 
+/// Waits until the video frames `roomd` received (from `participant`, or from everyone) have
+/// grown by more than `frames` since the call: media flows now, not only earlier.
+pub fn wait_for_received_video(
+    roomd: &Roomd,
+    participant: Option<&str>,
+    frames: u64,
+    timeout: Duration,
+) -> Result<Value, HarnessError> {
+    let total = |m: &Value| {
+        streams(m, "receive", "video")
+            .filter(|s| participant.is_none_or(|p| s["participant"] == p))
+            .map(|s| s["frames"].as_u64().unwrap_or(0))
+            .sum::<u64>()
+    };
+    let start = total(&status(roomd)?);
+    wait_for(roomd, "received video frames growing", timeout, |m| {
+        total(m) > start + frames
+    })
+}
+
 /// The streams of `status.meeting.streams` with this direction and kind.
 pub fn streams<'a>(
     meeting: &'a Value,

@@ -66,19 +66,6 @@ fn participant_id(
         .to_owned())
 }
 
-/// The host's received video frames grow by at least FRAMES.
-fn receives_video(roomd: &Roomd) -> Result<Value, HarnessError> {
-    let total = |m: &Value| {
-        meeting::stream_frames(m, "receive", "video")
-            .iter()
-            .sum::<u64>()
-    };
-    let start = total(&meeting::status(roomd)?);
-    meeting::wait_for(roomd, "received video frames growing", MEDIA_TIMEOUT, |m| {
-        total(m) > start + FRAMES
-    })
-}
-
 #[test]
 fn chromium_guest_waits_in_the_lobby_is_admitted_and_meets_the_room() -> Result<(), HarnessError> {
     let started = Instant::now();
@@ -141,7 +128,7 @@ fn chromium_guest_waits_in_the_lobby_is_admitted_and_meets_the_room() -> Result<
                 .iter()
                 .any(|f| *f > FRAMES)
     })?;
-    let receiving = receives_video(&host)?;
+    let receiving = meeting::wait_for_received_video(&host, None, FRAMES, MEDIA_TIMEOUT)?;
     let alice_status = meeting::participant(&receiving, "Alice")
         .unwrap_or_else(|| panic!("Alice is gone: {receiving}"));
     assert_eq!(alice_status["state"], "connected", "{alice_status}");
@@ -196,8 +183,8 @@ fn two_rooms_in_a_direct_call() -> Result<(), HarnessError> {
         !connected.to_string().contains(PIN),
         "the PIN appears in the caller's status: {connected}"
     );
-    receives_video(&host)?;
-    receives_video(&caller)?;
+    meeting::wait_for_received_video(&host, None, FRAMES, MEDIA_TIMEOUT)?;
+    meeting::wait_for_received_video(&caller, None, FRAMES, MEDIA_TIMEOUT)?;
     eprintln!("two rooms in a call after {:?}", started.elapsed());
 
     caller.command("meeting.leave", &json!({}))?;

@@ -49,19 +49,6 @@ fn chromium_decodes_roomd(chromium: &BrowserPeer, after: usize) -> Result<Value,
     })
 }
 
-/// roomd's received video frames grow by at least FRAMES (so media flows now, not earlier).
-fn roomd_receives_video(roomd: &Roomd) -> Result<Value, HarnessError> {
-    let total = |m: &Value| {
-        meeting::stream_frames(m, "receive", "video")
-            .iter()
-            .sum::<u64>()
-    };
-    let start = total(&meeting::status(roomd)?);
-    meeting::wait_for(roomd, "received video frames growing", MEDIA_TIMEOUT, |m| {
-        total(m) > start + FRAMES
-    })
-}
-
 #[test]
 fn roomd_meets_chromium_in_janus_and_survives_a_janus_restart() -> Result<(), HarnessError> {
     let started = Instant::now();
@@ -82,7 +69,7 @@ fn roomd_meets_chromium_in_janus_and_survives_a_janus_restart() -> Result<(), Ha
     assert_eq!(connected["encrypted"], true, "{connected}");
 
     chromium_decodes_roomd(&chromium, 0)?;
-    let receiving = roomd_receives_video(&roomd)?;
+    let receiving = meeting::wait_for_received_video(&roomd, None, FRAMES, MEDIA_TIMEOUT)?;
     let alice = meeting::participant(&receiving, "Alice")
         .unwrap_or_else(|| panic!("Alice is not among the participants: {receiving}"));
     assert_eq!(alice["encryption"], "dtls-srtp", "{alice}");
@@ -115,7 +102,7 @@ fn roomd_meets_chromium_in_janus_and_survives_a_janus_restart() -> Result<(), Ha
         l["event"] == "published"
     })?;
     chromium_decodes_roomd(&chromium, rejoined + 1)?;
-    roomd_receives_video(&roomd)?;
+    meeting::wait_for_received_video(&roomd, None, FRAMES, MEDIA_TIMEOUT)?;
 
     roomd.command("meeting.leave", &json!({}))?;
     meeting::wait_for(&roomd, "idle after leaving", JOIN_TIMEOUT, |m| {

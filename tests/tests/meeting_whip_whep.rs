@@ -74,20 +74,6 @@ fn whip_target(guest: &Guest, token: &str) -> Value {
             "whep_url": format!("{}/whep", guest.url) })
 }
 
-/// Waits until the video frames `roomd` receives (from `participant`, or anyone) grow by FRAMES.
-fn receives_video(roomd: &Roomd, participant: Option<&str>) -> Result<Value, HarnessError> {
-    let total = |m: &Value| {
-        meeting::streams(m, "receive", "video")
-            .filter(|s| participant.is_none_or(|p| s["participant"] == p))
-            .map(|s| s["frames"].as_u64().unwrap_or(0))
-            .sum::<u64>()
-    };
-    let start = total(&meeting::status(roomd)?);
-    meeting::wait_for(roomd, "received video frames growing", MEDIA_TIMEOUT, |m| {
-        total(m) > start + FRAMES
-    })
-}
-
 fn streams_of(meeting: &Value, participant: &str) -> usize {
     meeting["streams"]
         .as_array()
@@ -117,8 +103,8 @@ fn a_room_publishes_by_whip_and_plays_by_whep() -> Result<(), HarnessError> {
     assert_eq!(connected["target"]["kind"], "whip", "{connected}");
     assert_eq!(connected["target"]["token_set"], true, "{connected}");
     // B's picture reaches A by WHEP, A's reaches B by WHIP.
-    let a_side = receives_video(&room, None)?;
-    let b_side = receives_video(&host, Some(&guest.id))?;
+    let a_side = meeting::wait_for_received_video(&room, None, FRAMES, MEDIA_TIMEOUT)?;
+    let b_side = meeting::wait_for_received_video(&host, Some(&guest.id), FRAMES, MEDIA_TIMEOUT)?;
     eprintln!("media both ways after {:?}", started.elapsed());
     assert_eq!(a_side["encrypted"], true, "{a_side}");
     assert_eq!(b_side["encrypted"], true, "{b_side}");

@@ -78,14 +78,7 @@ impl RemoteVideoSlot {
         let Some(buffer) = sample.buffer() else {
             return false;
         };
-        // Stamped anew by the display pipeline's appsrc (do-timestamp): the peer's clock
-        // means nothing there.
-        let mut copy = buffer.copy();
-        {
-            let copy = copy.make_mut();
-            copy.set_pts(gst::ClockTime::NONE);
-            copy.set_dts(gst::ClockTime::NONE);
-        }
+        let copy = unstamped(buffer);
         let caps = sample.caps_owned();
         let mut builder = gst::Sample::builder().buffer(&copy);
         if let Some(caps) = &caps {
@@ -312,12 +305,7 @@ impl RemoteAudioSlot {
         let Some(buffer) = sample.buffer() else {
             return false;
         };
-        let mut copy = buffer.copy();
-        {
-            let copy = copy.make_mut();
-            copy.set_pts(gst::ClockTime::NONE);
-            copy.set_dts(gst::ClockTime::NONE);
-        }
+        let copy = unstamped(buffer);
         match lock(&self.shared.attached).as_ref() {
             Some(a) => a.appsrc.push_buffer(copy).is_ok(),
             None => false,
@@ -442,4 +430,16 @@ fn make(factory: &str) -> Result<gst::Element, MediaError> {
     gst::ElementFactory::make(factory)
         .build()
         .map_err(|e| MediaError::Build(format!("{factory}: {e}")))
+}
+
+/// A copy of a far-end `buffer` without timestamps: the room's appsrc (do-timestamp) stamps it
+/// anew, as the peer's clock means nothing in the room's pipelines.
+fn unstamped(buffer: &gst::BufferRef) -> gst::Buffer {
+    let mut copy = buffer.copy();
+    {
+        let copy = copy.make_mut();
+        copy.set_pts(gst::ClockTime::NONE);
+        copy.set_dts(gst::ClockTime::NONE);
+    }
+    copy
 }
