@@ -9,6 +9,7 @@ pub mod layout;
 pub mod privacy;
 pub mod ptz;
 pub mod remote;
+pub mod simulated_camera;
 pub mod taps;
 pub mod timecode;
 pub mod video;

@@ -232,6 +232,7 @@ fn attach_video(
     }
     // Hidden until the layout places it, so a half-set-up picture never flashes full screen.
     pad.set_property("alpha", 0.0f64);
+    super::video::scale_for_display(&pad);
     let counted = Arc::downgrade(shared);
     queue_src.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
         if let Some(shared) = counted.upgrade() {

@@ -58,15 +58,21 @@ fn main() -> anyhow::Result<()> {
         .start()
         .context("starting Janus")?;
     let mut rows = Vec::new();
+    // `bench-meeting cpu` (or `join`, `latency`) runs only the parts named; none runs all.
+    let only: Vec<String> = std::env::args().skip(1).collect();
     // Each part reports what it measured; a part that fails is a miss, the others still run.
-    for (part, run) in [
+    for (key, part, run) in [
         (
+            "join",
             "join time",
             join_time as fn(&Janus) -> anyhow::Result<Vec<Row>>,
         ),
-        ("CPU of a three-party meeting", three_party_cpu),
-        ("glass-to-glass latency", glass_to_glass),
+        ("cpu", "CPU of a three-party meeting", three_party_cpu),
+        ("latency", "glass-to-glass latency", glass_to_glass),
     ] {
+        if !only.is_empty() && !only.iter().any(|o| o == key) {
+            continue;
+        }
         println!();
         println!("== {part}");
         match run(&janus) {
