@@ -155,6 +155,10 @@ fn decoded_from(chromium: &BrowserPeer, peer: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// roomd shares content in the meeting: Chromium decodes a second roomd feed named "Board room
+/// (content)", which roomd neither lists as a participant nor receives itself; the feed leaves
+/// when sharing stops (the camera keeps flowing) and when the room leaves, and comes at once when
+/// the room joins while sharing.
 #[test]
 fn shared_content_reaches_janus_participants_as_a_second_feed() -> Result<(), HarnessError> {
     let started = Instant::now();
@@ -181,11 +185,11 @@ fn shared_content_reaches_janus_participants_as_a_second_feed() -> Result<(), Ha
     // Sharing starts: a second roomd feed, named after the room, that Chromium decodes.
     let mark = chromium.line_count();
     roomd.command("video.content.start", &json!({}))?;
-    let content = chromium.wait_for_after(mark, "roomd's content feed", JOIN_TIMEOUT, |l| {
-        l["event"] == "subscribed" && l["display"] == "Board room (content)"
-    })?;
-    let content_feed = content["feed"].clone();
-    assert_ne!(content_feed, camera["feed"], "{content}");
+    let content_feed = content_feed_after(&chromium, mark)?;
+    assert_ne!(
+        content_feed, camera["feed"],
+        "the content is a feed of its own"
+    );
     let content_peer = format!("feed-{content_feed}");
     chromium.wait_for_after(mark, "roomd's content decoded", MEDIA_TIMEOUT, |l| {
         l["event"] == "stats"
@@ -244,10 +248,48 @@ fn shared_content_reaches_janus_participants_as_a_second_feed() -> Result<(), Ha
         "{stopped}"
     );
 
+    // Leaving while sharing takes the content feed along; joining while sharing brings it
+    // (under a new id) at once.
+    let mark = chromium.line_count();
+    roomd.command("video.content.start", &json!({}))?;
+    let again = content_feed_after(&chromium, mark)?;
+    assert_ne!(again, content_feed, "a new share is a new feed");
+    roomd.command("meeting.leave", &json!({}))?;
+    chromium.wait_for_after(
+        mark,
+        "the content feed left with the room",
+        MEDIA_TIMEOUT,
+        |l| l["event"] == "unsubscribed" && l["feed"] == again,
+    )?;
+    meeting::wait_for(&roomd, "idle after leaving", JOIN_TIMEOUT, |m| {
+        m["state"] == "idle"
+    })?;
+    let mark = chromium.line_count();
+    roomd.command("meeting.join", &json!({ "target": janus_target(&janus) }))?;
+    let rejoined = content_feed_after(&chromium, mark)?;
+    let rejoined_peer = format!("feed-{rejoined}");
+    chromium.wait_for_after(
+        mark,
+        "content decoded after joining while shared",
+        MEDIA_TIMEOUT,
+        |l| {
+            l["event"] == "stats"
+                && browser::inbound_video_frames_of(l, &rejoined_peer).is_some_and(|f| f > FRAMES)
+        },
+    )?;
+
     roomd.command("meeting.leave", &json!({}))?;
     meeting::wait_for(&roomd, "idle after leaving", JOIN_TIMEOUT, |m| {
         m["state"] == "idle"
     })?;
     eprintln!("whole test {:?}", started.elapsed());
     Ok(())
+}
+
+/// The feed id of roomd's content that Chromium subscribes to in a line from number `after` on.
+fn content_feed_after(chromium: &BrowserPeer, after: usize) -> Result<Value, HarnessError> {
+    let subscribed = chromium.wait_for_after(after, "roomd's content feed", JOIN_TIMEOUT, |l| {
+        l["event"] == "subscribed" && l["display"] == "Board room (content)"
+    })?;
+    Ok(subscribed["feed"].clone())
 }
