@@ -13,8 +13,9 @@
 //
 // Lines: {"event":"pid","pid":…} first (the benchmark adds up the CPU time of the Chromium
 // processes under it), {"event":"joined","id":…,"publishers":[…]}, {"event":"published"},
-// {"event":"subscribed","feed":…}, {"event":"unsubscribed","feed":…}, {"event":"webrtcup",…},
-// {"event":"stats","peers":[…]}, {"event":"disconnected","reason":…}, {"event":"error",…};
+// {"event":"subscribed","feed":…,"display":…}, {"event":"unsubscribed","feed":…},
+// {"event":"webrtcup",…}, {"event":"stats","peers":[…]} (each subscription's peer is
+// "feed-<feed>"), {"event":"disconnected","reason":…}, {"event":"error",…};
 // with --width/--height/--fps {"event":"camera","width":…,"height":…,"fps":…} once the camera is
 // open, and with --timecode {"event":"latency","samples":[ms,…],"unreadable":n} every second.
 
@@ -149,7 +150,7 @@ async function participate(page) {
   const subscriptions = new Map();
   const self = { id: null };
 
-  const subscribe = async (feed) => {
+  const subscribe = async (feed, display) => {
     if (feed === self.id || subscriptions.has(feed)) return;
     subscriptions.set(feed, null);
     const handle = await janus.attach();
@@ -170,7 +171,7 @@ async function participate(page) {
       jsep.sdp,
     ]);
     await janus.message(handle, { request: "start", room }, { type: "answer", sdp });
-    report("subscribed", { feed });
+    report("subscribed", { feed, display });
   };
 
   const unsubscribe = async (feed) => {
@@ -186,7 +187,7 @@ async function participate(page) {
 
   const follow = (publishers) => {
     for (const publisher of publishers ?? []) {
-      subscribe(publisher.id).catch((error) => report("console", { text: `subscribe ${publisher.id}: ${error}` }));
+      subscribe(publisher.id, publisher.display ?? null).catch((error) => report("console", { text: `subscribe ${publisher.id}: ${error}` }));
     }
   };
 

@@ -345,6 +345,20 @@ pub fn inbound_video_frames(stats: &Value) -> Vec<u64> {
         .collect()
 }
 
+/// Frames decoded from the incoming video of one connection (`peer`, e.g. `feed-<id>` in the
+/// Janus participant's lines) in a `stats` line; `None` when that connection is not in it.
+pub fn inbound_video_frames_of(stats: &Value, peer: &str) -> Option<u64> {
+    peers(stats).find(|p| p["peer"] == peer).map(|p| {
+        p["inbound"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|entry| entry["kind"] == "video")
+            .map(|entry| entry["frames_decoded"].as_u64().unwrap_or(0))
+            .sum()
+    })
+}
+
 /// Frames encoded per outgoing video stream in a `stats` line.
 pub fn outbound_video_frames(stats: &Value) -> Vec<u64> {
     rtp_entries(stats, "outbound", "video")

@@ -248,6 +248,10 @@ impl Engine {
             &branch.encoded,
             branch.mixer.clone(),
         );
+        if let Some(content) = &branch.content {
+            self.taps
+                .attach_content(&content.keyframes, &content.encoded);
+        }
         Ok(branch)
     }
 

@@ -3,6 +3,7 @@
 //! (encoder in use, microphone levels, failures and rebuilds). It owns no room state.
 
 pub mod audio;
+pub mod content;
 pub mod encoder_choice;
 pub mod engine;
 pub mod layout;
@@ -18,7 +19,7 @@ pub mod view;
 pub use encoder_choice::Codec;
 pub use engine::{DisplaySnapshots, EngineHandles, EngineSetup, start};
 pub use remote::{RemoteAudioSlot, RemoteVideoSlot, remote_audio_caps};
-pub use taps::{MediaKind, MediaTaps, TapSubscription};
+pub use taps::{Feed, MediaKind, MediaTaps, TapSubscription};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {

@@ -1,5 +1,6 @@
-//! Where meetings meet the media engine. The room encodes its camera and microphone once; every
-//! peer of a meeting subscribes to those encoded samples (its own `appsrc` is fed a copy of each).
+//! Where meetings meet the media engine. The room encodes its camera and microphone once (and
+//! its shared content, apart, while shared in a meeting); every peer of a meeting subscribes to
+//! those encoded samples (its own `appsrc` is fed a copy of each).
 //! Far-end pictures and sound come back the other way, as slots on the room display and in the
 //! speaker mix (see [`super::remote`]).
 //!
@@ -18,11 +19,38 @@ use super::encoder_choice::{Codec, KeyframeRequests};
 use super::remote::{self, AudioSlotShared, RemoteAudioSlot, RemoteVideoSlot, VideoSlotShared};
 use super::video::DisplayMixer;
 
-/// The two encoded streams a room sends.
+/// The two kinds of media a room sends and receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MediaKind {
     Audio,
     Video,
+}
+
+/// The encoded streams a room can send: its microphones, its camera and its shared content
+/// (video, encoded apart from the camera, only while shared in a meeting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feed {
+    Microphone,
+    Camera,
+    Content,
+}
+
+impl Feed {
+    /// What kind of media the feed is.
+    pub fn kind(self) -> MediaKind {
+        match self {
+            Feed::Microphone => MediaKind::Audio,
+            Feed::Camera | Feed::Content => MediaKind::Video,
+        }
+    }
+
+    /// The feed carrying `kind` of the room's people (camera or microphones).
+    pub fn of_people(kind: MediaKind) -> Feed {
+        match kind {
+            MediaKind::Audio => Feed::Microphone,
+            MediaKind::Video => Feed::Camera,
+        }
+    }
 }
 
 /// The engine's outgoing media and far-end slots, shared with the meetings feature.
@@ -35,8 +63,11 @@ pub struct MediaTaps {
 pub(super) struct Inner {
     video: Tap,
     audio: Tap,
+    content: Tap,
     video_codec: Mutex<Option<Codec>>,
     keyframes: Mutex<Option<KeyframeRequests>>,
+    /// The content encoder's own: a receiver of the content asks it, not the camera's.
+    content_keyframes: Mutex<Option<KeyframeRequests>>,
     pub(super) display: Mutex<Option<DisplayMixer>>,
     pub(super) speaker: Mutex<Option<remote::SpeakerMixer>>,
     pub(super) video_slots: Mutex<Vec<Weak<VideoSlotShared>>>,
@@ -54,23 +85,24 @@ struct Tap {
 /// A peer's subscription to an encoded stream; dropping it unsubscribes.
 pub struct TapSubscription {
     taps: Weak<Inner>,
-    kind: MediaKind,
+    feed: Feed,
     id: u64,
 }
 
 impl Drop for TapSubscription {
     fn drop(&mut self) {
         if let Some(inner) = self.taps.upgrade() {
-            lock(&inner.tap(self.kind).subscribers).retain(|(id, _)| *id != self.id);
+            lock(&inner.tap(self.feed).subscribers).retain(|(id, _)| *id != self.id);
         }
     }
 }
 
 impl Inner {
-    fn tap(&self, kind: MediaKind) -> &Tap {
-        match kind {
-            MediaKind::Audio => &self.audio,
-            MediaKind::Video => &self.video,
+    fn tap(&self, feed: Feed) -> &Tap {
+        match feed {
+            Feed::Microphone => &self.audio,
+            Feed::Camera => &self.video,
+            Feed::Content => &self.content,
         }
     }
 
@@ -85,14 +117,19 @@ impl MediaTaps {
     /// stream and without timestamps: give the `appsrc` `do-timestamp=true`, so that they are
     /// stamped on the peer pipeline's clock. A new video subscriber gets a keyframe at once.
     pub fn subscribe(&self, kind: MediaKind, appsrc: &gst_app::AppSrc) -> TapSubscription {
+        self.subscribe_feed(Feed::of_people(kind), appsrc)
+    }
+
+    /// As [`MediaTaps::subscribe`], for any of the room's feeds (e.g. the shared content).
+    pub fn subscribe_feed(&self, feed: Feed, appsrc: &gst_app::AppSrc) -> TapSubscription {
         let id = self.inner.next_id();
-        lock(&self.inner.tap(kind).subscribers).push((id, appsrc.clone()));
-        if kind == MediaKind::Video {
-            self.request_keyframe();
+        lock(&self.inner.tap(feed).subscribers).push((id, appsrc.clone()));
+        if feed.kind() == MediaKind::Video {
+            self.request_keyframe_of(feed);
         }
         TapSubscription {
             taps: Arc::downgrade(&self.inner),
-            kind,
+            feed,
             id,
         }
     }
@@ -100,7 +137,18 @@ impl MediaTaps {
     /// Asks the camera's encoder for a keyframe (a receiver sent PLI/FIR, or a peer joined).
     /// False when no encoder runs.
     pub fn request_keyframe(&self) -> bool {
-        match lock(&self.inner.keyframes).as_ref() {
+        self.request_keyframe_of(Feed::Camera)
+    }
+
+    /// Asks the encoder of `feed` (camera or content) for a keyframe. False when it has none
+    /// running.
+    pub fn request_keyframe_of(&self, feed: Feed) -> bool {
+        let keyframes = match feed {
+            Feed::Camera => &self.inner.keyframes,
+            Feed::Content => &self.inner.content_keyframes,
+            Feed::Microphone => return false,
+        };
+        match lock(keyframes).as_ref() {
             Some(keyframes) => {
                 keyframes.request();
                 true
@@ -113,7 +161,17 @@ impl MediaTaps {
     /// alignment=au, profile=constrained-baseline` or `video/x-vp8`; `audio/x-opus`), once the
     /// room has encoded something.
     pub fn caps(&self, kind: MediaKind) -> Option<gst::Caps> {
-        lock(&self.inner.tap(kind).caps).clone()
+        self.feed_caps(Feed::of_people(kind))
+    }
+
+    /// The caps of the last encoded sample of `feed`.
+    pub fn feed_caps(&self, feed: Feed) -> Option<gst::Caps> {
+        lock(&self.inner.tap(feed).caps).clone()
+    }
+
+    /// Whether the room has a content input whose encoder can feed [`Feed::Content`].
+    pub fn has_content(&self) -> bool {
+        lock(&self.inner.content_keyframes).is_some()
     }
 
     /// The codec the camera is encoded with; `None` while the room has no video branch.
@@ -153,14 +211,20 @@ impl MediaTaps {
     ) {
         *lock(&self.inner.video_codec) = Some(codec);
         *lock(&self.inner.keyframes) = Some(keyframes.clone());
-        connect(&self.inner, MediaKind::Video, sink);
+        connect(&self.inner, Feed::Camera, sink);
         *lock(&self.inner.display) = Some(display);
         remote::reattach_video(&self.inner);
     }
 
+    /// Connects the encoded content (`sink` after the content encoder) of a new video branch.
+    pub(crate) fn attach_content(&self, keyframes: &KeyframeRequests, sink: &gst_app::AppSink) {
+        *lock(&self.inner.content_keyframes) = Some(keyframes.clone());
+        connect(&self.inner, Feed::Content, sink);
+    }
+
     /// Connects the encoded microphone and the speaker mix of a new audio branch.
     pub(crate) fn attach_audio(&self, sink: &gst_app::AppSink, speaker: remote::SpeakerMixer) {
-        connect(&self.inner, MediaKind::Audio, sink);
+        connect(&self.inner, Feed::Microphone, sink);
         *lock(&self.inner.speaker) = Some(speaker);
         remote::reattach_audio(&self.inner);
     }
@@ -168,6 +232,7 @@ impl MediaTaps {
     /// The video branch is gone (failed, being rebuilt, or the engine stops).
     pub(super) fn detach_video(&self) {
         *lock(&self.inner.keyframes) = None;
+        *lock(&self.inner.content_keyframes) = None;
         *lock(&self.inner.display) = None;
         remote::forget_video_attachments(&self.inner);
     }
@@ -178,15 +243,15 @@ impl MediaTaps {
     }
 }
 
-/// Copies every sample arriving in `sink` to the subscribers of `kind`.
-fn connect(inner: &Arc<Inner>, kind: MediaKind, sink: &gst_app::AppSink) {
+/// Copies every sample arriving in `sink` to the subscribers of `feed`.
+fn connect(inner: &Arc<Inner>, feed: Feed, sink: &gst_app::AppSink) {
     let taps = Arc::downgrade(inner);
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
                 if let Some(inner) = taps.upgrade() {
-                    fan_out(inner.tap(kind), &sample);
+                    fan_out(inner.tap(feed), &sample);
                 }
                 Ok(gst::FlowSuccess::Ok)
             })

@@ -673,7 +673,7 @@ mod taps {
     use super::branches_support::{awake, video_setup};
     use crate::media::video::VideoBranch;
     use crate::media::view::RoomView;
-    use crate::media::{MediaKind, MediaTaps};
+    use crate::media::{Feed, MediaKind, MediaTaps};
 
     /// A peer-like pipeline: the subscriber's appsrc straight into an appsink.
     fn subscriber() -> (gst::Pipeline, gst_app::AppSrc, gst_app::AppSink) {
@@ -782,6 +782,104 @@ mod taps {
             sink.try_pull_sample(gst::ClockTime::from_mseconds(500))
                 .is_none()
         );
+        let _ = pipeline.set_state(gst::State::Null);
+        branch.stop();
+    }
+
+    /// Samples arriving in `sink` within `window`.
+    fn count_within(sink: &gst_app::AppSink, window: Duration) -> usize {
+        let started = Instant::now();
+        let mut count = 0;
+        while started.elapsed() < window {
+            if sink
+                .try_pull_sample(gst::ClockTime::from_mseconds(50))
+                .is_some()
+            {
+                count += 1;
+            }
+        }
+        count
+    }
+
+    #[test]
+    fn content_is_encoded_apart_only_while_shared_in_a_meeting() {
+        let _serial = super::one_pipeline_test_at_a_time();
+        let branch = VideoBranch::build(&video_setup()).unwrap();
+        let taps = MediaTaps::default();
+        taps.attach_video(
+            branch.codec,
+            &branch.keyframes,
+            &branch.encoded,
+            branch.mixer.clone(),
+        );
+        let content = branch
+            .content
+            .as_ref()
+            .expect("the profile has a content input");
+        taps.attach_content(&content.keyframes, &content.encoded);
+        assert!(taps.has_content());
+        branch.start().unwrap();
+        let (pipeline, src, sink) = subscriber();
+        let _subscription = taps.subscribe_feed(Feed::Content, &src);
+        let sharing = |shared: bool, in_meeting: bool| RoomView {
+            content_active: shared,
+            in_meeting,
+            ..awake()
+        };
+
+        // In a meeting, nothing shared: the camera is encoded, the content is not.
+        branch.apply(&sharing(false, true), None);
+        assert_eq!(count_within(&sink, Duration::from_secs(1)), 0, "not shared");
+        assert!(taps.feed_caps(Feed::Content).is_none());
+        assert!(
+            taps.caps(MediaKind::Video).is_some(),
+            "the camera is encoded"
+        );
+        // Shared outside a meeting: shown on the display, not encoded.
+        branch.apply(&sharing(true, false), None);
+        assert!(!content.encoding());
+        assert_eq!(count_within(&sink, Duration::from_secs(1)), 0, "no meeting");
+
+        // Shared in a meeting: H.264 for browsers, starting with a keyframe.
+        branch.apply(&sharing(true, true), None);
+        assert!(content.encoding());
+        let first = sink
+            .try_pull_sample(gst::ClockTime::from_seconds(5))
+            .expect("content encoded while shared in a meeting");
+        let keyframe = |sample: &gst::Sample| {
+            !sample
+                .buffer()
+                .unwrap()
+                .flags()
+                .contains(gst::BufferFlags::DELTA_UNIT)
+        };
+        assert!(keyframe(&first), "the first content frame is no keyframe");
+        let caps = first.caps().unwrap().structure(0).unwrap().to_owned();
+        assert_eq!(caps.name(), "video/x-h264");
+        assert_eq!(caps.get::<&str>("profile").unwrap(), "constrained-baseline");
+        assert!(count_within(&sink, Duration::from_secs(1)) >= 5);
+
+        // A content receiver's keyframe request reaches the content encoder.
+        assert!(taps.request_keyframe_of(Feed::Content));
+        let asked = Instant::now();
+        loop {
+            let sample = sink
+                .try_pull_sample(gst::ClockTime::from_seconds(1))
+                .expect("content keeps coming");
+            if keyframe(&sample) {
+                break;
+            }
+            assert!(
+                asked.elapsed() < Duration::from_secs(2),
+                "no content keyframe after the request"
+            );
+        }
+
+        // Sharing stops: the content encoder gets nothing more.
+        branch.apply(&sharing(false, true), None);
+        assert!(!content.encoding());
+        count_within(&sink, Duration::from_millis(300));
+        assert_eq!(count_within(&sink, Duration::from_secs(1)), 0, "stopped");
         let _ = pipeline.set_state(gst::State::Null);
         branch.stop();
     }

@@ -15,6 +15,7 @@ use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 
 use super::MediaError;
+use super::content::{self, ContentBranch};
 use super::encoder_choice::{self, EncoderSettings};
 use super::layout::{self, Rect};
 use super::privacy::{self, Blanking};
@@ -47,7 +48,8 @@ pub struct VideoBranch {
     camera_blank: Blanking,
     ptz: Ptz,
     ptz_crop: gst::Element,
-    content_valve: gst::Element,
+    /// The shared content input and its encoder, when the room has one.
+    pub content: Option<ContentBranch>,
     encode_gate: gst::Element,
     /// Whether the room is in a meeting: the gate opens only once the pipeline plays.
     in_meeting: std::sync::atomic::AtomicBool,
@@ -154,7 +156,7 @@ impl VideoBranch {
                ! tee name=display_tee \
              display_tee. ! queue leaky=downstream max-size-buffers=1 \
                ! appsink name=snapshot sync=false drop=true max-buffers=1 enable-last-sample=true ",
-            camera = video_source(setup.camera.source, "camera_src", true),
+            camera = camera_source(setup.camera.source, "camera_src"),
             camera_caps = i420_caps(
                 setup.camera.width,
                 setup.camera.height,
@@ -165,14 +167,7 @@ impl VideoBranch {
             f = d.framerate,
         );
         if let Some(content) = &setup.content {
-            description.push_str(&format!(
-                "{source} ! capsfilter caps={caps} ! valve name=content_valve drop=true \
-                 ! queue leaky=downstream max-size-buffers=2 ! mix.sink_1 ",
-                source = video_source(content.source, "content_src", false),
-                caps = i420_caps(content.width, content.height, content.framerate),
-            ));
-        } else {
-            description.push_str("valve name=content_valve drop=true ");
+            description.push_str(&content::description(content, "mix.sink_1"));
         }
         match d.sink {
             DisplaySink::Virtual => {}
@@ -205,9 +200,17 @@ impl VideoBranch {
                 .ok_or_else(|| MediaError::Build("camera_src_motion has no src pad".into()))?;
             simulated_camera::animate(&motion);
         }
-        if let Some(content) = &setup.content {
-            set_device(&element("content_src")?, content.device.as_deref());
-        }
+        let content = match &setup.content {
+            Some(input) => {
+                set_device(&element("content_src")?, input.device.as_deref());
+                let settings = EncoderSettings {
+                    framerate: input.framerate,
+                    ..setup.settings
+                };
+                Some(ContentBranch::build(&pipeline, &setup.encoder, settings)?)
+            }
+            None => None,
+        };
 
         let encoder = encoder_choice::make(&setup.encoder, setup.settings)
             .map_err(|e| MediaError::Build(format!("encoder {}: {e}", setup.encoder)))?;
@@ -277,7 +280,7 @@ impl VideoBranch {
             camera_blank,
             ptz: Ptz::for_camera(&setup.camera),
             ptz_crop: element("ptz_crop")?,
-            content_valve: element("content_valve")?,
+            content,
             encode_gate: element("encode_gate")?,
             in_meeting: std::sync::atomic::AtomicBool::new(false),
             indicators: element("indicators")?,
@@ -297,6 +300,9 @@ impl VideoBranch {
         let (settled, _, _) = self.pipeline.state(gst::ClockTime::from_seconds(3));
         settled.map_err(|_| MediaError::Start("video pipeline".into()))?;
         self.open_gate(self.in_meeting.load(std::sync::atomic::Ordering::SeqCst));
+        if let Some(content) = &self.content {
+            content.started();
+        }
         Ok(())
     }
 
@@ -318,12 +324,18 @@ impl VideoBranch {
     pub fn apply(&self, view: &RoomView, claim_code: Option<&str>) {
         self.camera_blank.set(!view.camera_on);
         self.ptz.apply(view.camera_position, &self.ptz_crop);
-        self.content_valve
-            .set_property("drop", !(view.content_active && view.claimed));
         self.in_meeting
             .store(view.in_meeting, std::sync::atomic::Ordering::SeqCst);
-        if self.pipeline.current_state() == gst::State::Playing {
+        let playing = self.pipeline.current_state() == gst::State::Playing;
+        if playing {
             self.open_gate(view.in_meeting);
+        }
+        if let Some(content) = &self.content {
+            content.apply(
+                view.content_active && view.claimed,
+                view.in_meeting,
+                playing,
+            );
         }
         self.mixer.set_view(view);
         let indicators = if view.standby || !view.claimed {
@@ -353,7 +365,7 @@ impl VideoBranch {
 /// that cannot give constrained baseline (some hardware) is linked without the profile, and
 /// one whose output h264parse refuses is linked as is, with a warning: the room keeps its
 /// display and local media, and meetings see what the encoder makes.
-fn link_encoder_output(
+pub(super) fn link_encoder_output(
     pipeline: &gst::Pipeline,
     encoder: &gst::Element,
     sink: &gst::Element,
@@ -456,20 +468,15 @@ fn i420_caps(width: u32, height: u32, framerate: u32) -> String {
     format!("video/x-raw,format=I420,width={width},height={height},framerate={framerate}/1")
 }
 
-/// A video source ending in raw video that the following capsfilter can fix. The simulated
+/// The camera, ending in raw video that the following capsfilter can fix. The simulated
 /// camera shows a test card with a moving square and a running clock (see
-/// [`simulated_camera`]); the simulated content a test card with the stream time.
-fn video_source(source: VideoSource, name: &str, camera: bool) -> String {
-    match (source, camera) {
-        (VideoSource::TestPattern | VideoSource::TestPatternTimecode, true) => {
+/// [`simulated_camera`]); the content input is built in [`super::content`].
+fn camera_source(source: VideoSource, name: &str) -> String {
+    match source {
+        VideoSource::TestPattern | VideoSource::TestPatternTimecode => {
             simulated_camera::description(name)
         }
-        (VideoSource::TestPattern | VideoSource::TestPatternTimecode, false) => format!(
-            "videotestsrc name={name} is-live=true pattern=bar \
-             ! timeoverlay halignment=center valignment=bottom font-desc=\"Sans 16\" \
-               text=\"Shared content\" shaded-background=true"
-        ),
-        (VideoSource::V4l2, _) => {
+        VideoSource::V4l2 => {
             format!("v4l2src name={name} ! decodebin ! videoconvert ! videoscale ! videorate")
         }
     }

@@ -2,7 +2,8 @@
 //! and subscribes to every other publisher on a handle each, following joins and leaves. If
 //! Janus or the network goes away, the room says `reconnecting` and joins again with backoff;
 //! signalling that cannot be right (malformed answers, a refused PIN, no such room) ends the
-//! meeting with the reason.
+//! meeting with the reason. While the room shares content, it publishes it as a second feed
+//! (see [`super::janus_content`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,7 +14,8 @@ use super::https::HttpsClient;
 use super::janus::{
     FeedRef, JanusError, JanusEvent, JanusEvents, JanusSession, Publisher, VideoRoomHandle,
 };
-use super::roster::{Roster, SELF_ID, TaggedEvent};
+use super::janus_content::{self, ContentShare, OwnFeeds};
+use super::roster::{CONTENT_ID, Roster, SELF_ID, TaggedEvent};
 use super::session::{Attempt, Rejoin, SessionContext, blocking, http_attempt, https_client};
 use crate::core::{MeetingState, MeetingTarget};
 use crate::webrtc::{Peer, PeerEvent};
@@ -43,8 +45,9 @@ pub async fn run(mut ctx: SessionContext) {
         return;
     };
     let mut rejoin = Rejoin::new("Janus meeting", &ctx);
+    let mut own = OwnFeeds::default();
     loop {
-        let outcome = join(&mut ctx, &http, &room, rejoin.backoff()).await;
+        let outcome = join(&mut ctx, &http, &room, &mut own, rejoin.backoff()).await;
         if !rejoin.again(&ctx, outcome).await {
             break;
         }
@@ -56,6 +59,7 @@ async fn join(
     ctx: &mut SessionContext,
     http: &HttpsClient,
     room: &Room,
+    own: &mut OwnFeeds,
     backoff: &mut Backoff,
 ) -> Result<(), Attempt> {
     let (http_c, server) = (http.clone(), room.server.clone());
@@ -72,6 +76,7 @@ async fn join(
         &mut roster,
         &mut peer_events,
         &mut feeds,
+        own,
         backoff,
     )
     .await;
@@ -91,6 +96,7 @@ async fn in_room(
     roster: &mut Roster,
     peer_events: &mut tokio::sync::mpsc::UnboundedReceiver<TaggedEvent>,
     feeds: &mut HashMap<u64, VideoRoomHandle>,
+    own: &mut OwnFeeds,
     backoff: &mut Backoff,
 ) -> Result<(), Attempt> {
     let (s, r) = (session.clone(), room.clone());
@@ -118,7 +124,8 @@ async fn in_room(
         Ok::<_, Attempt>((publisher, peer))
     };
     let receive = async {
-        for publisher in joined.publishers {
+        // A content feed of ours from an earlier session may linger: never receive it.
+        for publisher in own.others(joined.publishers) {
             subscribe(
                 context,
                 session,
@@ -139,6 +146,13 @@ async fn in_room(
     ctx.report_state(MeetingState::Connected, "").await;
     backoff.reset();
 
+    let mut status = ctx.room.watch_status();
+    let mut content_wanted = janus_content::shared(&ctx.room.status().tree);
+    let mut content = None;
+    if content_wanted {
+        content = share_content(ctx, session, room, own, roster).await;
+    }
+
     let mut stats = tokio::time::interval(Duration::from_secs(1));
     let mut stop = ctx.stop.clone();
     let outcome = loop {
@@ -153,9 +167,20 @@ async fn in_room(
                     break Err(Attempt::Transient("the Janus session timed out".into()));
                 }
                 Some(Err(e)) => break Err(Attempt::Fatal(format!("Janus sent malformed signalling: {e}"))),
+                // The content publisher's handle hears the room too: its camera handle is the
+                // one the room follows.
+                Some(Ok(event)) if event.handle().is_some()
+                    && event.handle() == content.as_ref().map(ContentShare::handle_id) => {
+                    if let JanusEvent::Hangup { reason, .. } = event {
+                        tracing::warn!("Janus hung up on the content share: {reason}; the meeting goes on without it");
+                        if let Some(share) = content.take() {
+                            share.stop(roster).await;
+                        }
+                    }
+                }
                 Some(Ok(event)) => match event {
                     JanusEvent::PublishersJoined { publishers, .. } => {
-                        for publisher in publishers {
+                        for publisher in own.others(publishers) {
                             if !feeds.contains_key(&publisher.id) {
                                 subscribe(ctx, session, room, joined.private_id, publisher, roster, feeds).await?;
                             }
@@ -183,10 +208,14 @@ async fn in_room(
             },
             Some((id, event)) = peer_events.recv() => {
                 roster.on_event(&id, &event).await;
-                if let PeerEvent::Failed(reason) = &event
-                    && id == SELF_ID
-                {
-                    break Err(Attempt::Transient(format!("the media connection to Janus failed: {reason}")));
+                if let PeerEvent::Failed(reason) = &event {
+                    if id == SELF_ID {
+                        break Err(Attempt::Transient(format!("the media connection to Janus failed: {reason}")));
+                    }
+                    if id == CONTENT_ID && let Some(share) = content.take() {
+                        tracing::warn!("the content share's connection to Janus failed: {reason}; the meeting goes on without it");
+                        share.stop(roster).await;
+                    }
                 }
             }
             changed = ctx.plan.changed() => {
@@ -199,11 +228,57 @@ async fn in_room(
                     unsubscribe(feed, roster, feeds).await;
                 }
             }
+            Ok(()) = status.changed() => {
+                // Only a change of the sharing state matters (the status changes every second).
+                let wanted = janus_content::shared(&status.borrow_and_update().tree);
+                if wanted != content_wanted {
+                    content_wanted = wanted;
+                    if let Some(share) = content.take() {
+                        share.stop(roster).await;
+                    }
+                    if wanted {
+                        content = share_content(ctx, session, room, own, roster).await;
+                    }
+                }
+            }
             _ = stats.tick() => roster.report_stats().await,
         }
     };
+    if let Some(share) = content.take() {
+        share.stop(roster).await;
+    }
     let _ = blocking(move || publisher.leave()).await;
     outcome
+}
+
+/// Starts publishing the room's content; a failure is logged and the meeting goes on without it
+/// (until sharing stops and starts again).
+async fn share_content(
+    ctx: &SessionContext,
+    session: &Arc<JanusSession>,
+    room: &Room,
+    own: &mut OwnFeeds,
+    roster: &mut Roster,
+) -> Option<ContentShare> {
+    let started = ContentShare::start(
+        ctx,
+        session,
+        room.room,
+        room.pin.clone(),
+        &room.display_name,
+        own,
+        roster,
+    )
+    .await;
+    match started {
+        Ok(share) => Some(share),
+        Err(reason) => {
+            tracing::warn!(
+                "cannot share content in the Janus room: {reason}; the meeting goes on without it"
+            );
+            None
+        }
+    }
 }
 
 /// Receives one publisher on a handle of its own. A feed that cannot be received is logged

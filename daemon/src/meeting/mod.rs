@@ -5,7 +5,7 @@
 //!
 //! - `engine`: the task, and the handle the API uses for guests' media.
 //! - `session`: what every session gets; `hosted_session`, `janus_session`, `whip_session` and
-//!   `direct_session` are the four kinds.
+//!   `direct_session` are the four kinds; `janus_content` is a Janus meeting's content share.
 //! - `roster`: peers grouped by participant; participants, statistics and events for the core.
 //! - `https`, `whip`, `janus`: the signalling clients (TLS always verified, typed errors for
 //!   every bad answer).
@@ -17,6 +17,7 @@ mod error;
 mod hosted_session;
 pub mod https;
 pub mod janus;
+mod janus_content;
 mod janus_session;
 mod roster;
 mod session;

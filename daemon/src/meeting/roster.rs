@@ -15,6 +15,9 @@ use crate::webrtc::{Peer, PeerEvent};
 
 /// The id under which the room's own outgoing streams are reported (not a participant).
 pub const SELF_ID: &str = "self";
+/// The id under which the room's shared content (a second outgoing feed) is reported; not a
+/// participant either.
+pub const CONTENT_ID: &str = "content";
 
 /// A peer event, with the participant it belongs to.
 pub type TaggedEvent = (String, PeerEvent);
@@ -61,7 +64,8 @@ impl Roster {
         )
     }
 
-    /// Adds `peer` to participant `id` (created, and announced unless it is [`SELF_ID`]);
+    /// Adds `peer` to participant `id` (created, and announced unless it is [`SELF_ID`] or
+    /// [`CONTENT_ID`]);
     /// `tag` names what the peer carries.
     pub async fn add_peer(&mut self, id: &str, name: &str, tag: &'static str, peer: Peer) {
         if let Some(mut events) = peer.take_events() {
@@ -75,7 +79,7 @@ impl Roster {
                 }
             });
         }
-        let announced = id != SELF_ID;
+        let announced = id != SELF_ID && id != CONTENT_ID;
         let member = self.members.entry(id.to_owned()).or_insert_with(|| Member {
             name: name.to_owned(),
             announced,

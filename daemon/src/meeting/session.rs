@@ -11,7 +11,7 @@ use super::{MeetingError, direct_session, hosted_session, janus_session, whip_se
 use crate::core::{
     AdmittedGuest, MeetingPlan, MeetingReport, MeetingState, MeetingTarget, RoomHandle,
 };
-use crate::media::MediaTaps;
+use crate::media::{Feed, MediaTaps};
 use crate::webrtc::{IceServers, PeerOptions};
 
 /// Requests from the API for the session (only a hosted meeting takes them).
@@ -61,6 +61,7 @@ impl SessionContext {
             },
             require_encryption: meeting.require_encryption,
             send_video: send,
+            video_feed: Feed::Camera,
             send_audio: send,
             receive,
         }

@@ -7,7 +7,8 @@
 //! the STUN/TURN servers given, never a public default.
 //!
 //! Media: a sending peer subscribes to the room's encoded camera and microphone
-//! ([`crate::media::MediaTaps`]; the room encodes once for every peer). A receiving peer decodes
+//! ([`crate::media::MediaTaps`]; the room encodes once for every peer), or, as a content peer
+//! (`video_feed: Feed::Content`, no audio), to the room's encoded shared content. A receiving peer decodes
 //! what arrives (H.264 or VP8, Opus) into a [`crate::media::RemoteVideoSlot`] on the display and a
 //! [`crate::media::RemoteAudioSlot`] in the speaker mix.
 //!
@@ -28,7 +29,7 @@ mod stats;
 pub use peer::Peer;
 pub use stats::{PeerStats, StreamStats};
 
-use crate::media::MediaKind;
+use crate::media::{Feed, MediaKind};
 
 /// ICE servers for a peer. Nothing by default: host candidates only, no public service.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,8 +49,11 @@ pub struct PeerOptions {
     /// Refuse remote descriptions whose media is not DTLS-SRTP (`UDP/TLS/RTP/SAVPF` with a
     /// fingerprint).
     pub require_encryption: bool,
-    /// Send the room's camera.
+    /// Send video: the feed [`PeerOptions::video_feed`] names.
     pub send_video: bool,
+    /// Which of the room's pictures a sending peer sends: the camera, or the shared content
+    /// (a content peer sends video only: give it `send_audio: false`).
+    pub video_feed: Feed,
     /// Send the room's microphones.
     pub send_audio: bool,
     /// Show and play what the remote sends.
@@ -63,6 +67,7 @@ impl Default for PeerOptions {
             ice: IceServers::default(),
             require_encryption: true,
             send_video: true,
+            video_feed: Feed::Camera,
             send_audio: true,
             receive: true,
         }

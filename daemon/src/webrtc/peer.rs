@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use super::sdp::{self, Format, RemoteMedia};
 use super::stats::{self, Counters, PeerStats};
 use super::{PeerError, PeerEvent, PeerOptions};
-use crate::media::{Codec, MediaKind, MediaTaps, RemoteVideoSlot, TapSubscription};
+use crate::media::{Codec, Feed, MediaKind, MediaTaps, RemoteVideoSlot, TapSubscription};
 
 /// How long ICE gathering may take (host candidates take milliseconds; a STUN/TURN server that
 /// does not answer is given up by libnice well before this).
@@ -168,6 +168,11 @@ impl Peer {
             let codec = video_codec.ok_or_else(|| {
                 PeerError::NoCommonCodec("video: the room has no camera encoder".into())
             })?;
+            if self.options.video_feed == Feed::Content && !self.shared.taps.has_content() {
+                return Err(PeerError::NoCommonCodec(
+                    "video: the room has no content input to send".into(),
+                ));
+            }
             let caps = offer_caps(MediaKind::Video, Some(codec));
             self.add_sender(MediaKind::Video, &caps, self.options.receive)?;
         } else if self.options.receive {
@@ -395,6 +400,10 @@ impl Peer {
             .max_bytes(2_000_000)
             .leaky_type(gst_app::AppLeakyType::Downstream)
             .build();
+        let feed = match kind {
+            MediaKind::Video => self.options.video_feed,
+            MediaKind::Audio => Feed::Microphone,
+        };
         let payloader = match encoding.as_str() {
             "H264" => {
                 let pay = make("rtph264pay")?;
@@ -453,14 +462,14 @@ impl Peer {
         transceiver.set_property("codec-preferences", caps);
 
         // A receiver's PLI or FIR arrives as an upstream force-key-unit event: the room's
-        // encoder makes the keyframe.
+        // encoder of the feed sent here makes the keyframe.
         if let Some(src) = appsrc.static_pad("src") {
             let taps = self.shared.taps.clone();
             src.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
                 if let Some(event) = info.event()
                     && gstreamer_video::UpstreamForceKeyUnitEvent::parse(event).is_ok()
                 {
-                    taps.request_keyframe();
+                    taps.request_keyframe_of(feed);
                 }
                 gst::PadProbeReturn::Ok
             });
@@ -472,7 +481,7 @@ impl Peer {
                 gst::PadProbeReturn::Ok
             });
         }
-        let subscription = self.shared.taps.subscribe(kind, &appsrc);
+        let subscription = self.shared.taps.subscribe_feed(feed, &appsrc);
         lock(&self.shared.subscriptions).push(subscription);
         Ok(())
     }

@@ -16,7 +16,7 @@ use crate::media::audio::{AudioBranch, AudioSetup};
 use crate::media::encoder_choice::EncoderSettings;
 use crate::media::video::{VideoBranch, VideoSetup};
 use crate::media::view::RoomView;
-use crate::media::{MediaKind, MediaTaps};
+use crate::media::{Feed, MediaKind, MediaTaps};
 
 /// libnice ignores loopback: make sure the machine has another IPv4 address, adding a dummy
 /// interface (removed when dropped) when it has none.
@@ -84,6 +84,16 @@ fn room_in_meeting() -> Room {
 }
 
 fn room_encoding_with(encoder: &str) -> Room {
+    room_built(encoder, false)
+}
+
+/// A room in a meeting whose content input is shared, at 256x144 (the camera is 320x180, so
+/// that a receiver can tell the two apart).
+fn room_sharing_content() -> Room {
+    room_built("x264enc", true)
+}
+
+fn room_built(encoder: &str, share_content: bool) -> Room {
     gst::init().unwrap();
     let profile = Profile::builtin("simulated").unwrap();
     let mut camera = profile.cameras[0].clone();
@@ -94,9 +104,14 @@ fn room_encoding_with(encoder: &str) -> Room {
         bitrate_kbps: 300,
         framerate: 15,
     };
+    let content = share_content.then(|| {
+        let mut content = profile.content_inputs[0].clone();
+        (content.width, content.height, content.framerate) = (256, 144, 15);
+        content
+    });
     let video = VideoBranch::build(&VideoSetup {
         camera,
-        content: None,
+        content,
         display,
         encoder: encoder.into(),
         settings,
@@ -117,7 +132,7 @@ fn room_encoding_with(encoder: &str) -> Room {
         selfview_position: SelfviewPosition::LowerRight,
         camera_on: true,
         camera_position: CameraPosition::HOME,
-        content_active: false,
+        content_active: share_content,
         standby: false,
         in_meeting: true,
     };
@@ -131,6 +146,9 @@ fn room_encoding_with(encoder: &str) -> Room {
         &video.encoded,
         video.mixer.clone(),
     );
+    if let Some(content) = &video.content {
+        taps.attach_content(&content.keyframes, &content.encoded);
+    }
     taps.attach_audio(&audio.encoded, audio.speaker.clone());
     video.start().unwrap();
     audio.start().unwrap();
@@ -275,6 +293,66 @@ async fn two_peers_exchange_media(encoder: &str) {
     // Closing the receiver takes its picture off the display.
     receiver.close();
     assert_eq!(taps.remote_video_count(), 0);
+    sender.close();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_content_peer_sends_the_shared_content_and_no_sound() {
+    let _turn = LIVE.lock().await;
+    let _serial = crate::media::tests::one_pipeline_test_at_a_time();
+    let _address = NonLoopback::ensure();
+    let content_peer = || PeerOptions {
+        label: "content".into(),
+        receive: false,
+        send_audio: false,
+        video_feed: Feed::Content,
+        ..PeerOptions::default()
+    };
+
+    // A room without a content input has nothing to send.
+    let plain = room_encoding_with("x264enc");
+    let peer = Peer::new(&plain.taps, content_peer()).unwrap();
+    let err = peer.create_offer().await.unwrap_err();
+    assert!(matches!(err, PeerError::NoCommonCodec(_)), "{err}");
+    drop(peer);
+    drop(plain);
+
+    let room = room_sharing_content();
+    let sender = Peer::new(&room.taps, content_peer()).unwrap();
+    let receiver = Peer::new(
+        &room.taps,
+        PeerOptions {
+            label: "Far end".into(),
+            send_video: false,
+            send_audio: false,
+            ..PeerOptions::default()
+        },
+    )
+    .unwrap();
+    let mut receiver_events = Events::of(&receiver);
+    let offer = sender.create_offer().await.unwrap();
+    assert!(offer.contains("m=video"), "{offer}");
+    assert!(
+        !offer.contains("m=audio"),
+        "a content peer sends no sound: {offer}"
+    );
+    let answer = receiver.answer_offer(&offer).await.unwrap();
+    sender.accept_answer(&answer).await.unwrap();
+    receiver_events
+        .wait(PeerEvent::FirstRemoteFrame, "first content frame")
+        .await;
+    receiver.stats().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let received = receiver.stats().await.unwrap();
+    let video_in = received
+        .streams
+        .iter()
+        .find(|s| s.direction == "receive" && s.kind == "video")
+        .expect("a received video stream");
+    assert!(video_in.frames > 0, "{video_in:?}");
+    // The content's size, not the camera's (320x180).
+    assert_eq!((video_in.width, video_in.height), (256, 144));
+    receiver.close();
     sender.close();
 }
 

@@ -546,3 +546,30 @@ fn lost_session_ends_the_stream_and_fails_requests_at_once() {
     assert!(matches!(err, JanusError::StreamEnded { .. }), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+#[test]
+fn a_publisher_can_join_under_an_id_of_its_own_choosing_once() {
+    let janus = Janus::start(None);
+    let (session, _events) = JanusSession::create(&http(), &janus.url).expect("session");
+    let chosen = 4_503_599_627_370_497; // 2^52 + 1: within what JavaScript clients read exactly
+    let mut content = VideoRoomHandle::attach(&session).expect("attach");
+    let joined = content
+        .join_publisher_as(OPEN_ROOM, None, "Room (content)", Some(chosen))
+        .expect("join under our id");
+    assert_eq!(joined.id, chosen);
+
+    // The id is the room's to give once: a second publisher under it is refused.
+    let mut again = VideoRoomHandle::attach(&session).expect("attach");
+    let err = again
+        .join_publisher_as(OPEN_ROOM, None, "Impostor", Some(chosen))
+        .expect_err("the id is taken");
+    assert!(matches!(err, JanusError::VideoRoom { .. }), "{err:?}");
+
+    // Without an id, Janus picks another.
+    let mut camera = VideoRoomHandle::attach(&session).expect("attach");
+    let joined = camera
+        .join_publisher(OPEN_ROOM, None, "Room")
+        .expect("join");
+    assert_ne!(joined.id, chosen);
+    session.destroy().expect("destroy");
+}

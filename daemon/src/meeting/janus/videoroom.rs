@@ -83,10 +83,26 @@ impl VideoRoomHandle {
         pin: Option<&str>,
         display: &str,
     ) -> Result<Joined, JanusError> {
+        self.join_publisher_as(room, pin, display, None)
+    }
+
+    /// Joins `room` as a publisher with our own publisher `id` (Janus picks one when `None`).
+    /// Knowing the id before Janus announces the feed lets the room tell its own second feed
+    /// (shared content) from everyone else's. Janus refuses an id already in the room.
+    pub fn join_publisher_as(
+        &mut self,
+        room: u64,
+        pin: Option<&str>,
+        display: &str,
+        id: Option<u64>,
+    ) -> Result<Joined, JanusError> {
         let mut body =
             json!({"request": "join", "ptype": "publisher", "room": room, "display": display});
         if let Some(pin) = pin {
             body["pin"] = json!(pin);
+        }
+        if let Some(id) = id {
+            body["id"] = json!(id);
         }
         self.room = Some(room);
         let data = self.request("join", body, None, room)?;
