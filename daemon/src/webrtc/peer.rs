@@ -251,6 +251,12 @@ impl Peer {
             .ok()
             .and_then(|v| v.get::<gst_webrtc::WebRTCSessionDescription>().ok())
             .ok_or_else(|| negotiation("create an answer", "no answer in the reply"))?;
+        let mut answer_sdp = answer.sdp().to_owned();
+        sdp::answer_as_dtls_server(offer.sdp(), &mut answer_sdp);
+        let answer = gst_webrtc::WebRTCSessionDescription::new(
+            gst_webrtc::WebRTCSDPType::Answer,
+            answer_sdp,
+        );
         self.set_description("set-local-description", &answer)
             .await?;
         let sdp = self.gathered_local_description().await?;

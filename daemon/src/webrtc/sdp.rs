@@ -52,6 +52,59 @@ impl Format {
     }
 }
 
+/// Makes an answer take the DTLS server role (`a=setup:passive`) wherever the offer let the
+/// answerer choose (`actpass`) and webrtcbin chose client (`active`). Why: as the client, the
+/// room sent its first DTLS flight as soon as its own ICE saw a working pair, and a server
+/// (Janus) that had not yet finished ICE on its side dropped it; OpenSSL retries only after a
+/// second, so one join in three waited exactly a second longer for the first picture. As the
+/// server, the room waits for the offerer's hello, which comes once the offerer (the ICE
+/// controlling side, which decides when ICE is done) is ready. RFC 5763 allows either role.
+/// Returns how many media lines were changed.
+pub fn answer_as_dtls_server(
+    offer: &gst_sdp::SDPMessageRef,
+    answer: &mut gst_sdp::SDPMessageRef,
+) -> usize {
+    let setup_of = |media: &gst_sdp::SDPMediaRef| {
+        media
+            .attributes()
+            .find(|a| a.key() == "setup")
+            .and_then(|a| a.value().map(str::to_owned))
+    };
+    let session_setup = offer
+        .attributes()
+        .find(|a| a.key() == "setup")
+        .and_then(|a| a.value().map(str::to_owned));
+    let mut changed = 0;
+    for index in 0..answer.medias_len() {
+        let offered = offer
+            .media(index)
+            .and_then(setup_of)
+            .or_else(|| session_setup.clone());
+        if offered.as_deref() != Some("actpass") {
+            continue;
+        }
+        let Some(media) = answer.media_mut(index) else {
+            continue;
+        };
+        let Some(at) = media
+            .attributes()
+            .position(|a| a.key() == "setup" && a.value() == Some("active"))
+        else {
+            continue;
+        };
+        if media
+            .replace_attribute(
+                at as u32,
+                gst_sdp::SDPAttribute::new("setup", Some("passive")),
+            )
+            .is_ok()
+        {
+            changed += 1;
+        }
+    }
+    changed
+}
+
 /// The `a=fmtp:<pt> k=v;k=v` parameters of payload type `pt`.
 fn fmtp_of(media: &gst_sdp::SDPMediaRef, pt: u32) -> Vec<(String, String)> {
     let prefix = format!("{pt} ");
@@ -311,5 +364,35 @@ mod tests {
                          m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n";
         let err = media_lines(&parse(only_data).unwrap(), true).unwrap_err();
         assert!(matches!(err, PeerError::NoUsableMedia(_)), "{err}");
+    }
+
+    #[test]
+    fn an_answer_takes_the_server_role_only_where_the_offer_lets_it_choose() {
+        gst::init().unwrap();
+        let offer = parse(SENDONLY).unwrap();
+        let answer_text = |setup: &str| {
+            format!(
+                "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+                 m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=setup:{setup}\r\na=mid:0\r\n\
+                 m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=setup:{setup}\r\na=mid:1\r\n"
+            )
+        };
+        let setups = |message: &gst_sdp::SDPMessage| -> Vec<String> {
+            message
+                .medias()
+                .filter_map(|m| m.attribute_val("setup").map(str::to_owned))
+                .collect()
+        };
+        let mut answer = parse(&answer_text("active")).unwrap();
+        assert_eq!(answer_as_dtls_server(&offer, &mut answer), 2);
+        assert_eq!(setups(&answer), ["passive", "passive"]);
+        // Already passive: nothing to do.
+        assert_eq!(answer_as_dtls_server(&offer, &mut answer), 0);
+
+        // An offerer that insists on being the client leaves the answer as it is.
+        let insisting = parse(&SENDONLY.replace("a=setup:actpass", "a=setup:active")).unwrap();
+        let mut answer = parse(&answer_text("active")).unwrap();
+        assert_eq!(answer_as_dtls_server(&insisting, &mut answer), 0);
+        assert_eq!(setups(&answer), ["active", "active"]);
     }
 }
