@@ -179,6 +179,22 @@ impl MediaTaps {
         *lock(&self.inner.video_codec)
     }
 
+    /// Waits until the camera's encoder is known, at most `limit`; whether it is. A meeting
+    /// joined in the first moments after start (or while the video branch is being built again)
+    /// waits for it rather than failing with "no camera encoder".
+    pub async fn wait_for_video(&self, limit: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        // Polled: the branch is built once at start and again only after a failure, so a
+        // notification channel for this one moment would be more machinery than it saves.
+        while self.video_codec().is_none() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        true
+    }
+
     /// A new picture on the room display for a far-end participant, labelled `label`. It shows
     /// what is pushed into it; dropping it removes the picture and re-arranges the display.
     pub fn add_remote_video(&self, label: &str) -> Result<RemoteVideoSlot, MediaError> {

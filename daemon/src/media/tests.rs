@@ -508,6 +508,14 @@ mod healing {
                 warning: None,
             },
         });
+        // Without an engine, a meeting's wait for the camera encoder ends at its limit.
+        let waited = Instant::now();
+        assert!(
+            !media::MediaTaps::default()
+                .wait_for_video(Duration::from_millis(100))
+                .await
+        );
+        assert!(waited.elapsed() >= Duration::from_millis(100));
         let mut notifications = room.subscribe();
         let media::EngineHandles { display, taps, .. } = media::start(EngineSetup {
             room: room.clone(),
@@ -515,6 +523,8 @@ mod healing {
             claim_code: None,
             pairing_code: tokio::sync::watch::channel(None).1,
         });
+        // A meeting joined right after start waits for the encoder instead of failing.
+        assert!(taps.wait_for_video(Duration::from_secs(10)).await);
         let deadline = Instant::now() + Duration::from_secs(10);
         while room.status().tree["system"]["media"]["state"] != json!("running") {
             assert!(

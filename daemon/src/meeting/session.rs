@@ -193,8 +193,17 @@ impl Rejoin {
     }
 }
 
+/// How long a meeting waits for the room's camera encoder before it goes ahead (and a peer
+/// that needs it fails, naming it). Building the video branch takes well under a second.
+const VIDEO_READY_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Runs the session the plan's target calls for until it ends or must stop.
 pub async fn run(context: SessionContext) {
+    if !context.taps.wait_for_video(VIDEO_READY_LIMIT).await {
+        tracing::warn!(
+            "the camera's encoder is not ready after {VIDEO_READY_LIMIT:?}; joining anyway"
+        );
+    }
     let target = context.plan.borrow().target.clone();
     match target {
         MeetingTarget::Hosted { .. } => hosted_session::run(context).await,
