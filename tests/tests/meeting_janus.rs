@@ -32,6 +32,15 @@ fn janus_target(janus: &Janus) -> Value {
     })
 }
 
+/// Chromium as "Alice", publishing in the room before roomd arrives.
+fn alice_publishing(janus: &Janus) -> Result<BrowserPeer, HarnessError> {
+    let chromium = BrowserPeer::janus_participant(janus, "Alice")?;
+    chromium.wait_for("joined the room", JOIN_TIMEOUT, |l| {
+        l["event"] == "published"
+    })?;
+    Ok(chromium)
+}
+
 fn roomd_trusting(janus: &Janus) -> Result<Roomd, HarnessError> {
     Roomd::start_claimed(&format!(
         "[system]\nname = \"Board room\"\n[meeting]\nca_file = \"{}\"\n",
@@ -55,10 +64,7 @@ fn roomd_meets_chromium_in_janus_and_survives_a_janus_restart() -> Result<(), Ha
     let started = Instant::now();
     let net = TestNetwork::create()?;
     let mut janus = Janus::builder(&net).room(ROOM).pin(PIN).start()?;
-    let chromium = BrowserPeer::janus_participant(&janus, "Alice")?;
-    chromium.wait_for("joined the room", JOIN_TIMEOUT, |l| {
-        l["event"] == "published"
-    })?;
+    let chromium = alice_publishing(&janus)?;
     let roomd = roomd_trusting(&janus)?;
 
     roomd.command("meeting.join", &json!({ "target": janus_target(&janus) }))?;
@@ -164,10 +170,7 @@ fn shared_content_reaches_janus_participants_as_a_second_feed() -> Result<(), Ha
     let started = Instant::now();
     let net = TestNetwork::create()?;
     let janus = Janus::builder(&net).room(ROOM).pin(PIN).start()?;
-    let chromium = BrowserPeer::janus_participant(&janus, "Alice")?;
-    chromium.wait_for("joined the room", JOIN_TIMEOUT, |l| {
-        l["event"] == "published"
-    })?;
+    let chromium = alice_publishing(&janus)?;
     let roomd = roomd_trusting(&janus)?;
     roomd.command("meeting.join", &json!({ "target": janus_target(&janus) }))?;
     meeting::wait_for(&roomd, "connected", JOIN_TIMEOUT, |m| {

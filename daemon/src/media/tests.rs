@@ -685,6 +685,31 @@ mod taps {
     use crate::media::view::RoomView;
     use crate::media::{Feed, MediaKind, MediaTaps};
 
+    fn keyframe(sample: &gst::Sample) -> bool {
+        !sample
+            .buffer()
+            .unwrap()
+            .flags()
+            .contains(gst::BufferFlags::DELTA_UNIT)
+    }
+
+    /// Pulls from `sink` until a keyframe of `what` comes, failing after two seconds.
+    fn keyframe_within_two_seconds(sink: &gst_app::AppSink, what: &str) {
+        let asked = Instant::now();
+        loop {
+            let sample = sink
+                .try_pull_sample(gst::ClockTime::from_seconds(1))
+                .unwrap_or_else(|| panic!("{what} stopped coming"));
+            if keyframe(&sample) {
+                return;
+            }
+            assert!(
+                asked.elapsed() < Duration::from_secs(2),
+                "no keyframe of {what} after the request"
+            );
+        }
+    }
+
     /// A peer-like pipeline: the subscriber's appsrc straight into an appsink.
     fn subscriber() -> (gst::Pipeline, gst_app::AppSrc, gst_app::AppSink) {
         let pipeline = gst::Pipeline::new();
@@ -753,31 +778,12 @@ mod taps {
 
         // A receiver's keyframe request is served within a few frames (unasked, the encoder
         // makes one every 10 s).
-        let keyframe = |sample: &gst::Sample| {
-            !sample
-                .buffer()
-                .unwrap()
-                .flags()
-                .contains(gst::BufferFlags::DELTA_UNIT)
-        };
         let deadline = Instant::now() + Duration::from_secs(2);
         while Instant::now() < deadline {
             sink.try_pull_sample(gst::ClockTime::from_mseconds(100));
         }
         assert!(taps.request_keyframe());
-        let asked = Instant::now();
-        loop {
-            let sample = sink
-                .try_pull_sample(gst::ClockTime::from_seconds(1))
-                .expect("frames keep coming");
-            if keyframe(&sample) {
-                break;
-            }
-            assert!(
-                asked.elapsed() < Duration::from_secs(2),
-                "no keyframe after the request"
-            );
-        }
+        keyframe_within_two_seconds(&sink, "the camera");
 
         // Unsubscribed: nothing more arrives.
         drop(subscription);
@@ -856,13 +862,6 @@ mod taps {
         let first = sink
             .try_pull_sample(gst::ClockTime::from_seconds(5))
             .expect("content encoded while shared in a meeting");
-        let keyframe = |sample: &gst::Sample| {
-            !sample
-                .buffer()
-                .unwrap()
-                .flags()
-                .contains(gst::BufferFlags::DELTA_UNIT)
-        };
         assert!(keyframe(&first), "the first content frame is no keyframe");
         let caps = first.caps().unwrap().structure(0).unwrap().to_owned();
         assert_eq!(caps.name(), "video/x-h264");
@@ -871,19 +870,7 @@ mod taps {
 
         // A content receiver's keyframe request reaches the content encoder.
         assert!(taps.request_keyframe_of(Feed::Content));
-        let asked = Instant::now();
-        loop {
-            let sample = sink
-                .try_pull_sample(gst::ClockTime::from_seconds(1))
-                .expect("content keeps coming");
-            if keyframe(&sample) {
-                break;
-            }
-            assert!(
-                asked.elapsed() < Duration::from_secs(2),
-                "no content keyframe after the request"
-            );
-        }
+        keyframe_within_two_seconds(&sink, "the content");
 
         // Sharing stops: the content encoder gets nothing more.
         branch.apply(&sharing(false, true), None);

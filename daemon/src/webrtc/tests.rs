@@ -79,6 +79,20 @@ impl Drop for Room {
     }
 }
 
+/// A peer that only receives, as a far end that shows the room.
+fn receiving_peer(taps: &MediaTaps) -> Peer {
+    Peer::new(
+        taps,
+        PeerOptions {
+            label: "Far end".into(),
+            send_video: false,
+            send_audio: false,
+            ..PeerOptions::default()
+        },
+    )
+    .unwrap()
+}
+
 fn room_in_meeting() -> Room {
     room_encoding_with("x264enc")
 }
@@ -212,16 +226,7 @@ async fn two_peers_exchange_media(encoder: &str) {
         },
     )
     .unwrap();
-    let receiver = Peer::new(
-        taps,
-        PeerOptions {
-            label: "Far end".into(),
-            send_video: false,
-            send_audio: false,
-            ..PeerOptions::default()
-        },
-    )
-    .unwrap();
+    let receiver = receiving_peer(taps);
     let mut sender_events = Events::of(&sender);
     let mut receiver_events = Events::of(&receiver);
 
@@ -319,16 +324,7 @@ async fn a_content_peer_sends_the_shared_content_and_no_sound() {
 
     let room = room_sharing_content();
     let sender = Peer::new(&room.taps, content_peer()).unwrap();
-    let receiver = Peer::new(
-        &room.taps,
-        PeerOptions {
-            label: "Far end".into(),
-            send_video: false,
-            send_audio: false,
-            ..PeerOptions::default()
-        },
-    )
-    .unwrap();
+    let receiver = receiving_peer(&room.taps);
     let mut receiver_events = Events::of(&receiver);
     let offer = sender.create_offer().await.unwrap();
     assert!(offer.contains("m=video"), "{offer}");
