@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use super::MediaError;
 use super::audio::{self, AudioBranch, AudioSetup};
 use super::encoder_choice::{self, EncoderSettings};
+use super::frame_watch;
 use super::taps::MediaTaps;
 use super::video::{VideoBranch, VideoSetup};
 use super::view::RoomView;
@@ -276,8 +277,18 @@ impl Engine {
         let mut pairing = self.pairing_code.clone();
         let mut video_bus = bus_stream(self.video.as_ref().map(|v| &v.pipeline));
         let mut audio_bus = bus_stream(self.audio.as_ref().map(|a| &a.pipeline));
+        let mut watchdog = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
+                _ = watchdog.tick() => {
+                    let stall = self.video.as_ref().and_then(|v| {
+                        v.watches.iter().find_map(|w| w.stalled(frame_watch::STALL_LIMIT))
+                    });
+                    if let Some(reason) = stall {
+                        self.rebuild_video(reason).await;
+                        video_bus = bus_stream(self.video.as_ref().map(|v| &v.pipeline));
+                    }
+                }
                 changed = status.changed() => {
                     if changed.is_err() {
                         break; // the core stopped

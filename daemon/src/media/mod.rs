@@ -6,6 +6,7 @@ pub mod audio;
 pub mod content;
 pub mod encoder_choice;
 pub mod engine;
+pub mod frame_watch;
 pub mod layout;
 pub mod privacy;
 pub mod ptz;

@@ -490,11 +490,17 @@ mod healing {
         profile
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    // The guard only orders tests; no other task of this test waits for it.
-    #[allow(clippy::await_holding_lock)]
-    async fn a_failing_camera_is_rebuilt_within_a_second_with_an_event() {
-        let _serial = super::one_pipeline_test_at_a_time();
+    /// A room core and its media engine on the small simulated profile, running.
+    struct Running {
+        room: crate::core::RoomHandle,
+        _core: tokio::task::JoinHandle<()>,
+        _dir: tempfile::TempDir,
+        notifications: tokio::sync::broadcast::Receiver<Notification>,
+        display: media::DisplaySnapshots,
+        taps: media::MediaTaps,
+    }
+
+    async fn running_engine() -> Running {
         gst::init().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let (room, _core) = core::spawn(CoreSetup {
@@ -508,15 +514,7 @@ mod healing {
                 warning: None,
             },
         });
-        // Without an engine, a meeting's wait for the camera encoder ends at its limit.
-        let waited = Instant::now();
-        assert!(
-            !media::MediaTaps::default()
-                .wait_for_video(Duration::from_millis(100))
-                .await
-        );
-        assert!(waited.elapsed() >= Duration::from_millis(100));
-        let mut notifications = room.subscribe();
+        let notifications = room.subscribe();
         let media::EngineHandles { display, taps, .. } = media::start(EngineSetup {
             room: room.clone(),
             profile: small_profile(),
@@ -534,6 +532,108 @@ mod healing {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+
+        Running {
+            room,
+            _core,
+            _dir: dir,
+            notifications,
+            display,
+            taps,
+        }
+    }
+
+    /// Waits for the next `media.branch.rebuilt` event, at most `limit` after `since`.
+    async fn rebuilt(
+        notifications: &mut tokio::sync::broadcast::Receiver<Notification>,
+        since: Instant,
+        limit: Duration,
+    ) -> crate::core::Event {
+        loop {
+            let remaining = limit.saturating_sub(since.elapsed());
+            match tokio::time::timeout(remaining, notifications.recv()).await {
+                Ok(Ok(Notification::Event(e))) if e.name == "media.branch.rebuilt" => return e,
+                Ok(Ok(_)) => continue,
+                other => panic!("no rebuild event: {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    // The guard only orders tests; no other task of this test waits for it.
+    #[allow(clippy::await_holding_lock)]
+    async fn a_camera_that_stops_without_an_error_is_rebuilt() {
+        let _serial = super::one_pipeline_test_at_a_time();
+        let Running {
+            room,
+            _core,
+            _dir,
+            mut notifications,
+            display,
+            ..
+        } = running_engine().await;
+        // The display shows a first picture: frames flow.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let snapshots = display.clone();
+            let shown = tokio::task::spawn_blocking(move || snapshots.png())
+                .await
+                .unwrap();
+            if shown.is_ok() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no picture: {shown:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let pipeline = display_pipeline(&display);
+        // The camera's frames stop reaching the room, with nothing on the bus.
+        let camera_out = pipeline
+            .by_name("camera_out")
+            .unwrap()
+            .static_pad("src")
+            .unwrap();
+        let stopped = Instant::now();
+        let _block = camera_out.add_probe(gst::PadProbeType::BLOCK_DOWNSTREAM, |_, _| {
+            gst::PadProbeReturn::Ok
+        });
+        let limit = crate::media::frame_watch::STALL_LIMIT;
+        let event = rebuilt(&mut notifications, stopped, limit + Duration::from_secs(3)).await;
+        let took = stopped.elapsed();
+        eprintln!("a silent camera was rebuilt after {took:?}: {}", event.data);
+        assert!(took >= limit, "rebuilt after {took:?}, before the limit");
+        assert_eq!(event.data["branch"], json!("video"));
+        let reason = event.data["reason"].as_str().unwrap();
+        assert!(reason.starts_with("no camera frames for"), "{reason}");
+        assert_ne!(display_pipeline(&display), pipeline);
+        let snapshots = display.clone();
+        let after = tokio::task::spawn_blocking(move || snapshots.png())
+            .await
+            .unwrap();
+        assert!(after.is_ok(), "{after:?}");
+        room.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    // The guard only orders tests; no other task of this test waits for it.
+    #[allow(clippy::await_holding_lock)]
+    async fn a_failing_camera_is_rebuilt_within_a_second_with_an_event() {
+        let _serial = super::one_pipeline_test_at_a_time();
+        // Without an engine, a meeting's wait for the camera encoder ends at its limit.
+        let waited = Instant::now();
+        assert!(
+            !media::MediaTaps::default()
+                .wait_for_video(Duration::from_millis(100))
+                .await
+        );
+        assert!(waited.elapsed() >= Duration::from_millis(100));
+        let Running {
+            room,
+            _core,
+            _dir,
+            mut notifications,
+            display,
+            taps,
+        } = running_engine().await;
 
         // A far-end picture is on the display when the branch fails: it must survive.
         let remote = taps.add_remote_video("Far end").unwrap();
@@ -580,14 +680,7 @@ mod healing {
             )
             .unwrap();
 
-        let event = loop {
-            let remaining = Duration::from_secs(5).saturating_sub(injected.elapsed());
-            match tokio::time::timeout(remaining, notifications.recv()).await {
-                Ok(Ok(Notification::Event(e))) if e.name == "media.branch.rebuilt" => break e,
-                Ok(Ok(_)) => continue,
-                other => panic!("no rebuild event: {other:?}"),
-            }
-        };
+        let event = rebuilt(&mut notifications, injected, Duration::from_secs(5)).await;
         let took = injected.elapsed();
         eprintln!(
             "video branch rebuilt {took:?} after the failure ({} ms inside the engine)",

@@ -17,6 +17,7 @@ use gstreamer_video as gst_video;
 use super::MediaError;
 use super::content::{self, ContentBranch};
 use super::encoder_choice::{self, EncoderSettings};
+use super::frame_watch::FrameWatch;
 use super::layout::{self, Rect};
 use super::privacy::{self, Blanking};
 use super::ptz::Ptz;
@@ -44,6 +45,8 @@ pub struct VideoBranch {
     pub encoded: gst_app::AppSink,
     pub codec: encoder_choice::Codec,
     pub snapshot: gst_app::AppSink,
+    /// The camera's and the display's frames, for the engine to notice a silent stall.
+    pub watches: Vec<FrameWatch>,
     pub mixer: DisplayMixer,
     camera_blank: Blanking,
     ptz: Ptz,
@@ -235,6 +238,13 @@ impl VideoBranch {
             timecode::stamp_frames(&camera_out);
         }
         privacy::blank_video(&camera_out, camera_blank.clone());
+        let display_in = element("display_tee")?
+            .static_pad("sink")
+            .ok_or_else(|| MediaError::Build("display_tee has no sink pad".into()))?;
+        let watches = vec![
+            FrameWatch::on(&camera_out, "camera frames"),
+            FrameWatch::on(&display_in, "display frames"),
+        ];
 
         let mix = element("mix")?;
         let pad = |index: usize| {
@@ -276,6 +286,7 @@ impl VideoBranch {
             encoded,
             codec,
             snapshot,
+            watches,
             mixer,
             camera_blank,
             ptz: Ptz::for_camera(&setup.camera),
