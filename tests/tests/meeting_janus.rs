@@ -41,6 +41,14 @@ fn alice_publishing(janus: &Janus) -> Result<BrowserPeer, HarnessError> {
     Ok(chromium)
 }
 
+fn leave(roomd: &Roomd) -> Result<(), HarnessError> {
+    roomd.command("meeting.leave", &json!({}))?;
+    meeting::wait_for(roomd, "idle after leaving", JOIN_TIMEOUT, |m| {
+        m["state"] == "idle"
+    })?;
+    Ok(())
+}
+
 fn roomd_trusting(janus: &Janus) -> Result<Roomd, HarnessError> {
     Roomd::start_claimed(&format!(
         "[system]\nname = \"Board room\"\n[meeting]\nca_file = \"{}\"\n",
@@ -111,10 +119,7 @@ fn roomd_meets_chromium_in_janus_and_survives_a_janus_restart() -> Result<(), Ha
     chromium_decodes_roomd(&chromium, rejoined + 1)?;
     meeting::wait_for_received_video(&roomd, None, FRAMES, MEDIA_TIMEOUT)?;
 
-    roomd.command("meeting.leave", &json!({}))?;
-    meeting::wait_for(&roomd, "idle after leaving", JOIN_TIMEOUT, |m| {
-        m["state"] == "idle"
-    })?;
+    leave(&roomd)?;
     eprintln!("whole test {:?}", started.elapsed());
     Ok(())
 }
@@ -281,10 +286,7 @@ fn shared_content_reaches_janus_participants_as_a_second_feed() -> Result<(), Ha
         },
     )?;
 
-    roomd.command("meeting.leave", &json!({}))?;
-    meeting::wait_for(&roomd, "idle after leaving", JOIN_TIMEOUT, |m| {
-        m["state"] == "idle"
-    })?;
+    leave(&roomd)?;
     eprintln!("whole test {:?}", started.elapsed());
     Ok(())
 }
