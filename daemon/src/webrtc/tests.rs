@@ -431,7 +431,9 @@ mod chromium {
 
     use serde_json::{Value, json};
 
-    use super::{Events, LIVE, NonLoopback, Peer, PeerEvent, PeerOptions, room_in_meeting};
+    use super::{
+        Events, LIVE, NonLoopback, Peer, PeerEvent, PeerOptions, receiving_peer, room_in_meeting,
+    };
 
     /// How long the browser may take for each step (start, offer, media).
     const STEP: Duration = Duration::from_secs(60);
@@ -541,16 +543,7 @@ mod chromium {
         let _serial = crate::media::tests::one_pipeline_test_at_a_time();
         let _address = NonLoopback::ensure();
         let room = room_in_meeting();
-        let peer = Peer::new(
-            &room.taps,
-            PeerOptions {
-                label: "Browser".into(),
-                send_video: false,
-                send_audio: false,
-                ..PeerOptions::default()
-            },
-        )
-        .unwrap();
+        let peer = receiving_peer(&room.taps);
         let mut events = Events::of(&peer);
         let mut browser = Browser::start("whip");
         let offer = browser.read()["offer"].as_str().unwrap().to_owned();
