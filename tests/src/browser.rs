@@ -65,6 +65,16 @@ impl BrowserPeer {
     /// A participant in `janus`'s room (with its PIN) that publishes and subscribes to everyone,
     /// speaking HTTPS verified with Janus's test CA.
     pub fn janus_participant(janus: &Janus, name: &str) -> Result<BrowserPeer, HarnessError> {
+        BrowserPeer::janus_participant_with(janus, name, &[])
+    }
+
+    /// [`BrowserPeer::janus_participant`] with more options for `janus-participant.mjs`
+    /// (the benchmark's `--width`, `--height`, `--fps`, `--timecode`).
+    pub fn janus_participant_with(
+        janus: &Janus,
+        name: &str,
+        extra: &[String],
+    ) -> Result<BrowserPeer, HarnessError> {
         let mut args = vec![
             "--janus".to_owned(),
             janus.https_url(),
@@ -78,6 +88,7 @@ impl BrowserPeer {
         if let Some(pin) = janus.pin() {
             args.extend(["--pin".to_owned(), pin.to_owned()]);
         }
+        args.extend_from_slice(extra);
         BrowserPeer::start("janus-participant.mjs", &args)
     }
 

@@ -35,23 +35,10 @@ impl GuestDirection {
     }
 }
 
-enum EngineRequest {
-    ConnectGuest {
-        guest: AdmittedGuest,
-        direction: GuestDirection,
-        offer: String,
-        reply: oneshot::Sender<Result<String, MeetingError>>,
-    },
-    DisconnectGuest {
-        guest_id: String,
-        direction: Option<GuestDirection>,
-    },
-}
-
 /// How the API reaches the meeting engine (guests' media of a hosted meeting).
 #[derive(Clone)]
 pub struct MeetingEngineHandle {
-    requests: mpsc::Sender<EngineRequest>,
+    requests: mpsc::Sender<SessionCommand>,
 }
 
 impl MeetingEngineHandle {
@@ -64,7 +51,7 @@ impl MeetingEngineHandle {
     ) -> Result<String, MeetingError> {
         let (reply, answer) = oneshot::channel();
         self.requests
-            .send(EngineRequest::ConnectGuest {
+            .send(SessionCommand::ConnectGuest {
                 guest,
                 direction,
                 offer,
@@ -79,7 +66,7 @@ impl MeetingEngineHandle {
     pub async fn disconnect_guest(&self, guest_id: String, direction: Option<GuestDirection>) {
         let _ = self
             .requests
-            .send(EngineRequest::DisconnectGuest {
+            .send(SessionCommand::DisconnectGuest {
                 guest_id,
                 direction,
             })
@@ -122,7 +109,7 @@ impl Running {
     }
 }
 
-async fn run(room: RoomHandle, taps: MediaTaps, mut requests: mpsc::Receiver<EngineRequest>) {
+async fn run(room: RoomHandle, taps: MediaTaps, mut requests: mpsc::Receiver<SessionCommand>) {
     let mut plans = room.watch_meeting_plan();
     let mut running: Option<Running> = None;
     loop {
@@ -134,28 +121,22 @@ async fn run(room: RoomHandle, taps: MediaTaps, mut requests: mpsc::Receiver<Eng
                 let plan = plans.borrow_and_update().clone();
                 running = follow(running, plan, &room, &taps).await;
             }
-            Some(request) = requests.recv() => match request {
-                EngineRequest::ConnectGuest { guest, direction, offer, reply } => {
-                    match running.as_ref().filter(|r| r.generation == guest.generation) {
-                        Some(r) => {
-                            let command = SessionCommand::ConnectGuest { guest, direction, offer, reply };
-                            if let Err(mpsc::error::SendError(SessionCommand::ConnectGuest { reply, .. })) =
-                                r.commands.send(command).await
-                            {
-                                let _ = reply.send(Err(MeetingError::NotHosting));
-                            }
-                        }
-                        None => {
-                            let _ = reply.send(Err(MeetingError::NotHosting));
-                        }
+            Some(command) = requests.recv() => {
+                // A guest's offer goes only to the meeting it was admitted to.
+                let session = match &command {
+                    SessionCommand::ConnectGuest { guest, .. } => {
+                        running.as_ref().filter(|r| r.generation == guest.generation)
                     }
+                    SessionCommand::DisconnectGuest { .. } => running.as_ref(),
+                };
+                let unsent = match session {
+                    Some(r) => r.commands.send(command).await.err().map(|e| e.0),
+                    None => Some(command),
+                };
+                if let Some(SessionCommand::ConnectGuest { reply, .. }) = unsent {
+                    let _ = reply.send(Err(MeetingError::NotHosting));
                 }
-                EngineRequest::DisconnectGuest { guest_id, direction } => {
-                    if let Some(r) = &running {
-                        let _ = r.commands.send(SessionCommand::DisconnectGuest { guest_id, direction }).await;
-                    }
-                }
-            },
+            }
         }
     }
     if let Some(r) = running {

@@ -14,7 +14,8 @@ use crate::core::{
 use crate::media::{Feed, MediaTaps};
 use crate::webrtc::{IceServers, PeerOptions};
 
-/// Requests from the API for the session (only a hosted meeting takes them).
+/// Requests from the API, passed on by the engine to the session (only a hosted meeting takes
+/// them).
 pub enum SessionCommand {
     ConnectGuest {
         guest: AdmittedGuest,

@@ -148,14 +148,6 @@ fn chromium(
     timecode: bool,
 ) -> anyhow::Result<BrowserPeer> {
     let mut args = vec![
-        "--janus".to_owned(),
-        janus.https_url(),
-        "--room".to_owned(),
-        janus.room().to_string(),
-        "--name".to_owned(),
-        name.to_owned(),
-        "--ca".to_owned(),
-        janus.ca_path().display().to_string(),
         "--width".to_owned(),
         width.to_string(),
         "--height".to_owned(),
@@ -166,7 +158,7 @@ fn chromium(
     if timecode {
         args.push("--timecode".to_owned());
     }
-    let peer = BrowserPeer::start("janus-participant.mjs", &args)?;
+    let peer = BrowserPeer::janus_participant_with(janus, name, &args)?;
     let camera = peer.wait_for("its camera open", JOIN_TIMEOUT, |l| l["event"] == "camera")?;
     let opened = (
         camera["width"].as_u64(),
