@@ -100,8 +100,23 @@ toolchain: deps
 	@cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 
 # The web UI is built before cargo: roomd's build script embeds webui/dist into the binary.
-webui: | node
-	cd webui && npm ci --no-audit --no-fund && npm run build
+# Both steps are file targets, so an unchanged tree does neither: npm ci runs again only when the
+# lock file changes, the build only when a source changes. A rebuilt dist/ would make cargo
+# recompile roomd (its build script watches dist/), so `make run` on an unchanged tree must not
+# touch it.
+WEBUI_DIR := $(CURDIR)/webui
+WEBUI_SOURCES := $(shell find $(WEBUI_DIR)/src -type f) \
+	$(addprefix $(WEBUI_DIR)/,index.html package.json tsconfig.json vite.config.ts)
+
+$(WEBUI_DIR)/node_modules/.installed: $(WEBUI_DIR)/package-lock.json | node
+	cd "$(WEBUI_DIR)" && npm ci --no-audit --no-fund
+	@touch "$@"
+
+$(WEBUI_DIR)/dist/index.html: $(WEBUI_SOURCES) $(WEBUI_DIR)/node_modules/.installed
+	cd "$(WEBUI_DIR)" && npm run build
+	@touch "$@"
+
+webui: $(WEBUI_DIR)/dist/index.html
 
 build: webui
 	cargo build --release --bins -p roomd
