@@ -30,6 +30,7 @@ PACKAGES += fonts-dejavu-core                # a font for the display's text (pa
 PACKAGES += iproute2          # tests: `ip netns` and veth pairs give WebRTC peers non-loopback addresses
 PACKAGES += janus             # tests: a real Janus 1.1 VideoRoom server for the meeting tests
 PACKAGES += chromium          # tests: real browser peers (headless, fake camera and microphone)
+PACKAGES += lintian           # tests: the Debian package (`make deb`) is checked as Debian checks packages
 
 # The browser drivers in tests/browser/ run on node >= 18 and are installed with npm. Debian 12's
 # nodejs (18.19) and npm do; a node from elsewhere (e.g. NodeSource's, which bundles npm and
@@ -68,7 +69,7 @@ define install_missing
 	fi
 endef
 
-.PHONY: deps bench-deps browser-deps node toolchain webui build run test bench bench-webui clean
+.PHONY: deps bench-deps browser-deps node toolchain webui build deb run test bench bench-webui clean
 
 deps:
 	$(call install_missing,$(PACKAGES))
@@ -120,6 +121,10 @@ webui: $(WEBUI_DIR)/dist/index.html
 
 build: webui
 	cargo build --release --bins -p roomd
+
+# roomd_<version>_<arch>.deb in target/deb/, from the release binaries (image/deb/build.sh).
+deb: build
+	image/deb/build.sh target/release target/deb
 
 # The simulated profile gets its own software TPM, so the device key lives in a TPM exactly as on
 # hardware. It is manufactured once (EK and EK certificate) and stopped when roomd stops.
