@@ -11,7 +11,12 @@
 // {"event":"state","state":"lobby|admitted|removed|ended"}, {"event":"published"} (WHIP
 // answered), {"event":"playing"} (WHEP answered), {"event":"stats","peers":[…]} (peers "whip"
 // and "whep"), {"event":"left"}, {"event":"error",…}.
+//
+// Commands, one JSON object a line on stdin: {"send":"audio"|"video","on":false} stops sending
+// that track on the WHIP connection (as a participant who mutes it), "on":true resumes it; each
+// is answered with {"event":"sending","kind":…,"on":…}.
 
+import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 
 import { closeOnExit, fail, launch, report, reportStats, request, sleep } from "./lib/driver.mjs";
@@ -74,6 +79,16 @@ closeOnExit(async () => {
   await close();
 });
 reportStats(page, Number(args["stats-ms"]));
+createInterface({ input: process.stdin }).on("line", async (line) => {
+  try {
+    const command = JSON.parse(line);
+    if (typeof command.send !== "string") throw new Error(`unknown command ${line}`);
+    await page.evaluate(([kind, on]) => window.peer.send("whip", kind, on), [command.send, command.on === true]);
+    report("sending", { kind: command.send, on: command.on === true });
+  } catch (error) {
+    report("console", { text: `command ${line}: ${error}` });
+  }
+});
 
 let state = guest.state;
 let media = false;

@@ -459,6 +459,7 @@ mod branches_support {
             standby: false,
             // The encoders only run in a meeting; the privacy tests look at what they get.
             in_meeting: true,
+            encrypted: true,
         }
     }
 }

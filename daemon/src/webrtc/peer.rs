@@ -286,6 +286,7 @@ impl Peer {
             connection,
             ice,
             self.dtls_state(),
+            &stats::Protection::of(&self.webrtcbin),
         ))
     }
 
@@ -810,6 +811,8 @@ fn on_remote_stream(
                     })
                     .build(),
             );
+            // The voice may have started before the picture arrived.
+            slot.set_talking(lock(&shared.talking).now);
             lock(&shared.video_slots).push(slot);
         }
         MediaKind::Audio => {
@@ -909,20 +912,31 @@ fn watch_bus(pipeline: &gst::Pipeline, shared: Weak<Shared>) {
 }
 
 fn talking(shared: &Shared, rms_db: f64) {
-    let mut talking = lock(&shared.talking);
-    let now = Instant::now();
-    if rms_db > TALKING_ON_DB {
-        talking.quiet_since = None;
-        if !talking.now {
-            talking.now = true;
-            shared.emit(PeerEvent::Talking(true));
-        }
-    } else if rms_db < TALKING_OFF_DB && talking.now {
-        let since = *talking.quiet_since.get_or_insert(now);
-        if now.duration_since(since) >= SILENCE_HOLD {
-            talking.now = false;
+    let change = {
+        let mut talking = lock(&shared.talking);
+        let now = Instant::now();
+        if rms_db > TALKING_ON_DB {
             talking.quiet_since = None;
-            shared.emit(PeerEvent::Talking(false));
+            (!talking.now).then(|| {
+                talking.now = true;
+                true
+            })
+        } else if rms_db < TALKING_OFF_DB && talking.now {
+            let since = *talking.quiet_since.get_or_insert(now);
+            (now.duration_since(since) >= SILENCE_HOLD).then(|| {
+                talking.now = false;
+                talking.quiet_since = None;
+                false
+            })
+        } else {
+            None
         }
+    };
+    if let Some(now) = change {
+        // The display's speaker layout follows who talks.
+        for slot in lock(&shared.video_slots).iter() {
+            slot.set_talking(now);
+        }
+        shared.emit(PeerEvent::Talking(now));
     }
 }

@@ -84,6 +84,17 @@
     return pc.localDescription.sdp;
   }
 
+  // Stops (`on` false) or resumes sending the local `kind` track on connection `id`: with no
+  // track, Chromium sends no packets for it, as a participant who muted it.
+  async function send(id, kind, on) {
+    const transceiver = connection(id)
+      .getTransceivers()
+      .find((t) => t.receiver.track.kind === kind);
+    if (!transceiver) throw new Error(`no ${kind} on peer connection ${id}`);
+    const track = on ? (await localMedia()).getTracks().find((t) => t.kind === kind) : null;
+    await transceiver.sender.replaceTrack(track);
+  }
+
   function close(id) {
     const pc = connections.get(id);
     if (pc) {
@@ -149,5 +160,5 @@
     return result;
   }
 
-  window.peer = { offer, accept, answer, close, stats };
+  window.peer = { offer, accept, answer, send, close, stats };
 })();
