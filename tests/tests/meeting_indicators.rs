@@ -6,7 +6,8 @@
 //! ways, every stream keyed); then guest Mallory is admitted with a WHIP offer whose candidates
 //! nobody can reach, so her streams are negotiated but never keyed: the meeting is not encrypted
 //! until she leaves. Alice then stops sending her microphone (no track, no packets) and status
-//! shows her audio off while her video stays on, and on again when she resumes.
+//! shows her audio off (and her not talking) while her video stays on, and on again when she
+//! resumes.
 
 use std::time::Duration;
 
@@ -62,20 +63,23 @@ fn encryption_and_media_states_follow_the_transports_and_the_far_end() -> Result
     })?;
     let alice_id = participant(&lobby, "Alice")["id"].clone();
     host.command("meeting.admit", &json!({ "participant": alice_id }))?;
+    let receives_from_alice = |m: &Value, kind: &str| {
+        m["streams"].as_array().is_some_and(|streams| {
+            streams.iter().any(|s| {
+                s["participant"] == alice_id && s["direction"] == "receive" && s["kind"] == kind
+            })
+        })
+    };
     let keyed = meeting::wait_for(&host, "Alice connected and encrypted", MEDIA_TIMEOUT, |m| {
         let a = participant(m, "Alice");
         m["encrypted"] == true
             && a["encryption"] == "dtls-srtp"
             && a["audio"] == "on"
             && a["video"] == "on"
+            && receives_from_alice(m, "audio")
+            && receives_from_alice(m, "video")
     })?;
     let streams = keyed["streams"].as_array().cloned().unwrap_or_default();
-    assert!(
-        streams
-            .iter()
-            .any(|s| s["participant"] == alice_id && s["direction"] == "receive"),
-        "{keyed}"
-    );
     assert!(
         streams.iter().all(|s| s["encrypted"] == true),
         "every stream keyed: {keyed}"
@@ -120,14 +124,21 @@ fn encryption_and_media_states_follow_the_transports_and_the_far_end() -> Result
         |m| m["encrypted"] == true && meeting::participant(m, "Mallory").is_none(),
     )?;
 
-    // Alice stops sending her microphone: her audio is off, her video stays on.
+    // Alice stops sending her microphone: her audio is off, her video stays on, and she is no
+    // longer talking (her voice's level stops with it: no level reading says so).
+    meeting::wait_for(
+        &host,
+        "Alice talking (Chromium's beep)",
+        MEDIA_TIMEOUT,
+        |m| participant(m, "Alice")["talking"] == true,
+    )?;
     alice.command(&json!({ "send": "audio", "on": false }))?;
     alice.wait_for("audio stopped", STATE_TIMEOUT, |l| {
         l["event"] == "sending" && l["kind"] == "audio" && l["on"] == false
     })?;
     meeting::wait_for(&host, "Alice's audio off", MEDIA_TIMEOUT, |m| {
         let a = participant(m, "Alice");
-        a["audio"] == "off" && a["video"] == "on"
+        a["audio"] == "off" && a["video"] == "on" && a["talking"] == false
     })?;
     alice.command(&json!({ "send": "audio", "on": true }))?;
     meeting::wait_for(&host, "Alice's audio on again", MEDIA_TIMEOUT, |m| {

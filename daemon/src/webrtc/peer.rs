@@ -78,6 +78,8 @@ struct Shared {
 struct Talking {
     now: bool,
     quiet_since: Option<Instant>,
+    /// The last level reading: a voice that stops arriving (a muted track) posts none.
+    heard: Option<Instant>,
 }
 
 impl Shared {
@@ -266,6 +268,7 @@ impl Peer {
 
     /// Per-stream statistics, and the connection's security and state.
     pub async fn stats(&self) -> Result<PeerStats, PeerError> {
+        voice_gone(&self.shared);
         let report = self
             .promise("get statistics", |promise| {
                 self.webrtcbin
@@ -915,6 +918,7 @@ fn talking(shared: &Shared, rms_db: f64) {
     let change = {
         let mut talking = lock(&shared.talking);
         let now = Instant::now();
+        talking.heard = Some(now);
         if rms_db > TALKING_ON_DB {
             talking.quiet_since = None;
             (!talking.now).then(|| {
@@ -933,10 +937,31 @@ fn talking(shared: &Shared, rms_db: f64) {
         }
     };
     if let Some(now) = change {
-        // The display's speaker layout follows who talks.
-        for slot in lock(&shared.video_slots).iter() {
-            slot.set_talking(now);
-        }
-        shared.emit(PeerEvent::Talking(now));
+        announce_talking(shared, now);
     }
+}
+
+/// A talker whose voice stopped arriving altogether (no level reading for the hold time) is
+/// not talking any more: without sound there are no level messages to say so.
+fn voice_gone(shared: &Shared) {
+    let gone = {
+        let mut talking = lock(&shared.talking);
+        let gone = talking.now && talking.heard.is_none_or(|at| at.elapsed() >= SILENCE_HOLD);
+        if gone {
+            talking.now = false;
+            talking.quiet_since = None;
+        }
+        gone
+    };
+    if gone {
+        announce_talking(shared, false);
+    }
+}
+
+fn announce_talking(shared: &Shared, now: bool) {
+    // The display's speaker layout follows who talks.
+    for slot in lock(&shared.video_slots).iter() {
+        slot.set_talking(now);
+    }
+    shared.emit(PeerEvent::Talking(now));
 }
