@@ -61,6 +61,11 @@ fn encryption_and_media_states_follow_the_transports_and_the_far_end() -> Result
     let lobby = meeting::wait_for(&host, "Alice in the lobby", STATE_TIMEOUT, |m| {
         participant(m, "Alice")["state"] == "lobby"
     })?;
+    assert_eq!(
+        participant(&lobby, "Alice")["encryption"],
+        "none",
+        "no media in the lobby: {lobby}"
+    );
     let alice_id = participant(&lobby, "Alice")["id"].clone();
     host.command("meeting.admit", &json!({ "participant": alice_id }))?;
     let receives_from_alice = |m: &Value, kind: &str| {
