@@ -7,7 +7,7 @@
 //! nobody can reach, so her streams are negotiated but never keyed: the meeting is not encrypted
 //! until she leaves. Alice then stops sending her microphone (no track, no packets) and status
 //! shows her audio off (and her not talking) while her video stays on, and on again when she
-//! resumes.
+//! resumes; publishing again with her camera only (no audio media line) makes her audio none.
 
 use std::time::Duration;
 
@@ -148,6 +148,17 @@ fn encryption_and_media_states_follow_the_transports_and_the_far_end() -> Result
     alice.command(&json!({ "send": "audio", "on": true }))?;
     meeting::wait_for(&host, "Alice's audio on again", MEDIA_TIMEOUT, |m| {
         participant(m, "Alice")["audio"] == "on"
+    })?;
+
+    // Alice publishes again with her camera only: her new connection has no audio media line,
+    // so she sends no audio at all (none), not a muted one (off).
+    alice.command(&json!({ "publish": ["video"] }))?;
+    alice.wait_for("published video only", STATE_TIMEOUT, |l| {
+        l["event"] == "published" && l["kinds"] == json!(["video"])
+    })?;
+    meeting::wait_for(&host, "Alice without an audio line", MEDIA_TIMEOUT, |m| {
+        let a = participant(m, "Alice");
+        a["audio"] == "none" && a["video"] == "on" && a["encryption"] == "dtls-srtp"
     })?;
     host.command("meeting.leave", &json!({}))?;
     Ok(())

@@ -40,6 +40,9 @@ struct Member {
     talking: bool,
     /// Per kind ("audio", "video") the far end sends: when its last packets arrived.
     received: HashMap<&'static str, Instant>,
+    /// The kinds their peers' negotiated media lines let them send (from the last reading;
+    /// `None` before it): a kind outside it is `none`, whatever arrived before.
+    negotiated: Option<Vec<&'static str>>,
     /// Every stream of every peer is encrypted (measured at the last statistics reading).
     encrypted: bool,
     /// What the core was last told: media states change with time alone (no packets for a
@@ -100,6 +103,7 @@ impl Roster {
             connected: false,
             talking: false,
             received: HashMap::new(),
+            negotiated: None,
             encrypted: false,
             shown: None,
         });
@@ -214,11 +218,15 @@ impl Roster {
         let now = Instant::now();
         for (id, member) in &mut self.members {
             let mut member_encrypted = !member.peers.is_empty();
+            let mut negotiated = Some(Vec::new());
             for (_, peer) in &member.peers {
                 peers += 1;
                 match peer.stats().await {
                     Ok(stats) => {
                         member_encrypted &= stats.encryption == ENCRYPTED;
+                        if let Some(kinds) = negotiated.as_mut() {
+                            kinds.extend(stats.receiving.iter().copied());
+                        }
                         for s in &stats.streams {
                             if s.direction == "receive" && s.bitrate_kbps > 0.0 {
                                 member.received.insert(s.kind, now);
@@ -249,11 +257,17 @@ impl Roster {
                     Err(e) => {
                         // Unknown is not encrypted.
                         member_encrypted = false;
+                        negotiated = None;
                         tracing::debug!("statistics of {id}: {e}");
                     }
                 }
             }
             member.encrypted = member_encrypted;
+            if let Some(kinds) = negotiated {
+                // A media line gone (or a connection replaced without it) forgets its packets.
+                member.received.retain(|kind, _| kinds.contains(kind));
+                member.negotiated = Some(kinds);
+            }
             encrypted &= member_encrypted || member.peers.is_empty();
             let now_shown = participant(id, member);
             if member.announced && member.shown.as_ref() != Some(&now_shown) {
@@ -300,9 +314,13 @@ fn participant(id: &str, m: &Member) -> Participant {
     }
 }
 
-/// `none` when the far end never sent `kind` (no such stream), `on` while its packets arrive,
-/// `off` once they stopped for [`MEDIA_OFF_AFTER`] (a muted track sends nothing).
+/// `none` when the far end sends no `kind` (no such media line, or it was removed, or never a
+/// packet), `on` while its packets arrive, `off` once they stopped for [`MEDIA_OFF_AFTER`] (a
+/// muted track sends nothing).
 fn media_state(m: &Member, kind: &str) -> MediaState {
+    if m.negotiated.as_ref().is_some_and(|n| !n.contains(&kind)) {
+        return MediaState::None;
+    }
     match m.received.get(kind) {
         None => MediaState::None,
         Some(last) if last.elapsed() < MEDIA_OFF_AFTER => MediaState::On,

@@ -290,6 +290,7 @@ impl Peer {
             ice,
             self.dtls_state(),
             &stats::Protection::of(&self.webrtcbin),
+            stats::receiving_kinds(&self.webrtcbin),
         ))
     }
 

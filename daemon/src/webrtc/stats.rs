@@ -49,6 +49,9 @@ pub struct PeerStats {
     /// DTLS: new, connecting, connected, closed, failed
     pub dtls_state: String,
     pub streams: Vec<StreamStats>,
+    /// The kinds ("audio", "video") the far end may send on this peer as negotiated: a
+    /// transceiver whose current direction receives. A removed or inactive m-line is none.
+    pub receiving: Vec<&'static str>,
 }
 
 /// What the peer counts itself, and the previous reading for rates.
@@ -127,6 +130,7 @@ pub fn read(
     ice: gst_webrtc::WebRTCICEConnectionState,
     dtls: Option<gst_webrtc::WebRTCDTLSTransportState>,
     protection: &Protection,
+    receiving: Vec<&'static str>,
 ) -> PeerStats {
     let now = Instant::now();
     let entries: Vec<gst::Structure> = report
@@ -225,6 +229,7 @@ pub fn read(
         ice_state: enum_name(ice),
         dtls_state: dtls.map(enum_name).unwrap_or_else(|| "new".into()),
         streams,
+        receiving,
     }
 }
 
@@ -243,6 +248,33 @@ fn enum_name<E: gst::glib::value::ToValue>(value: E) -> String {
     gst::glib::EnumValue::from_value(&value)
         .map(|(_, v)| v.nick().to_owned())
         .unwrap_or_default()
+}
+
+/// The kinds of media `webrtcbin`'s negotiated transceivers receive (see
+/// [`PeerStats::receiving`]).
+pub fn receiving_kinds(webrtcbin: &gst::Element) -> Vec<&'static str> {
+    use gst_webrtc::WebRTCRTPTransceiverDirection as Direction;
+    let mut kinds = Vec::new();
+    for index in 0.. {
+        let Some(transceiver) = webrtcbin
+            .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&index])
+        else {
+            break;
+        };
+        let receives = matches!(
+            transceiver.property::<Direction>("current-direction"),
+            Direction::Recvonly | Direction::Sendrecv
+        );
+        let kind = match transceiver.property::<gst_webrtc::WebRTCKind>("kind") {
+            gst_webrtc::WebRTCKind::Audio => "audio",
+            gst_webrtc::WebRTCKind::Video => "video",
+            _ => continue,
+        };
+        if receives && !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    kinds
 }
 
 /// What the SRTP sessions inside a webrtcbin protect, read from its elements: per DTLS

@@ -48,13 +48,13 @@
     return pc;
   }
 
-  // An offer from this page: `send` adds the camera and microphone, `receive` asks for audio
-  // and video from the other side.
-  async function offer(id, { send, receive }) {
+  // An offer from this page: `send` adds the camera and microphone (only the `kinds` given, when
+  // given), `receive` asks for audio and video from the other side.
+  async function offer(id, { send, receive, kinds }) {
     const pc = fresh(id);
     if (send) {
       const media = await localMedia();
-      for (const track of media.getTracks()) {
+      for (const track of media.getTracks().filter((t) => !kinds || kinds.includes(t.kind))) {
         pc.addTransceiver(track, { direction: receive ? "sendrecv" : "sendonly", streams: [media] });
       }
     } else if (receive) {
