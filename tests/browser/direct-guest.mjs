@@ -11,7 +11,14 @@
 // {"event":"state","state":"lobby|admitted|removed|ended"}, {"event":"published"} (WHIP
 // answered), {"event":"playing"} (WHEP answered), {"event":"stats","peers":[…]} (peers "whip"
 // and "whep"), {"event":"left"}, {"event":"error",…}.
+//
+// Commands, one JSON object a line on stdin: {"send":"audio"|"video","on":false} stops sending
+// that track on the WHIP connection (as a participant who mutes it), "on":true resumes it; each
+// is answered with {"event":"sending","kind":…,"on":…}; {"publish":["video"]} publishes again by
+// WHIP with only those tracks (the earlier WHIP session is replaced, so the other media line is
+// gone), answered with {"event":"published",…}.
 
+import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 
 import { closeOnExit, fail, launch, report, reportStats, request, sleep } from "./lib/driver.mjs";
@@ -47,8 +54,8 @@ async function api(method, url, { token, json, sdp } = {}) {
 }
 
 // One WHIP or WHEP exchange: our offer, roomd's answer (201 with the SDP).
-async function negotiate(page, kind, token, self) {
-  const direction = kind === "whip" ? { send: true, receive: false } : { send: false, receive: true };
+async function negotiate(page, kind, token, self, kinds) {
+  const direction = kind === "whip" ? { send: true, receive: false, kinds } : { send: false, receive: true };
   const offer = await page.evaluate(([id, d]) => window.peer.offer(id, d), [kind, direction]);
   const answer = await api("POST", `${self}/${kind}`, { token, sdp: offer });
   if (answer.status !== 201) throw new Error(`${kind.toUpperCase()}: HTTP ${answer.status}: ${answer.body}`);
@@ -74,6 +81,21 @@ closeOnExit(async () => {
   await close();
 });
 reportStats(page, Number(args["stats-ms"]));
+createInterface({ input: process.stdin }).on("line", async (line) => {
+  try {
+    const command = JSON.parse(line);
+    if (Array.isArray(command.publish)) {
+      const whip = await negotiate(page, "whip", guest.token, self, command.publish);
+      report("published", { location: whip, kinds: command.publish });
+      return;
+    }
+    if (typeof command.send !== "string") throw new Error(`unknown command ${line}`);
+    await page.evaluate(([kind, on]) => window.peer.send("whip", kind, on), [command.send, command.on === true]);
+    report("sending", { kind: command.send, on: command.on === true });
+  } catch (error) {
+    report("console", { text: `command ${line}: ${error}` });
+  }
+});
 
 let state = guest.state;
 let media = false;

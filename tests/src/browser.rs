@@ -41,8 +41,9 @@ pub struct BrowserPeer {
     name: String,
     /// In a Mutex: waiting for a line checks (through `&self`) whether the driver has exited.
     child: Mutex<Option<Child>>,
-    /// Held open: the driver stops when its stdin closes (if the test process dies too).
-    _stdin: Option<ChildStdin>,
+    /// Held open: the driver stops when its stdin closes (if the test process dies too). Also
+    /// where [`BrowserPeer::command`] writes.
+    stdin: Mutex<Option<ChildStdin>>,
     lines: Arc<Mutex<Vec<Value>>>,
     stderr: Arc<Mutex<Vec<u8>>>,
 }
@@ -184,10 +185,22 @@ impl BrowserPeer {
         Ok(BrowserPeer {
             name: script.to_owned(),
             child: Mutex::new(Some(child)),
-            _stdin: stdin,
+            stdin: Mutex::new(stdin),
             lines,
             stderr,
         })
+    }
+
+    /// Sends the driver one command (a JSON line on its stdin; each driver lists the ones it
+    /// knows).
+    pub fn command(&self, command: &Value) -> Result<(), HarnessError> {
+        use std::io::Write as _;
+        let mut stdin = self.stdin.lock().unwrap_or_else(|p| p.into_inner());
+        let pipe = stdin
+            .as_mut()
+            .ok_or_else(|| self.failure("a command", "stdin is closed"))?;
+        writeln!(pipe, "{command}")
+            .map_err(|e| HarnessError::io("cannot write a command to the browser driver", e))
     }
 
     /// Every JSON line so far, oldest first.

@@ -317,6 +317,10 @@ try {
     const joinUrl = await (await panel.waitForSelector('[data-testid="join-url"]', { timeout: 20000 })).textContent();
     check(/\/join\//.test(joinUrl), `the panel shows the guest link ${joinUrl}`);
     const meetingId = joinUrl.split("/join/")[1];
+    // Nobody has joined: no stream exists, so nothing is shown as encrypted.
+    const encryptionBadge = () => panel.getAttribute('[data-testid="meeting-encryption"]', "data-encrypted");
+    await sleep(1500);
+    check((await encryptionBadge()) === "false", "the panel shows an empty meeting as not encrypted");
     await guest.goto(`${base}/join/${meetingId}`);
     await guest.waitForSelector('[data-testid="guest-join"]');
     await guest.fill("#guest-name", "Alice");
@@ -327,6 +331,10 @@ try {
     await guest.waitForSelector('[data-testid="guest-joined"]', { timeout: 20000 });
     await until("Alice connected", () => panel.evaluate(() => /Alice/.test(document.querySelector('[data-testid="participants"]')?.textContent ?? "")), 20000);
     check(true, "the guest was admitted from the panel and is in the meeting");
+    await until("the meeting measured encrypted", async () => (await encryptionBadge()) === "true", 20000);
+    await until("Alice's streams encrypted", () => panel.evaluate(() => document.querySelector('[data-testid="participant-encryption"]')?.classList.contains("ok")), 20000);
+    const row = await panel.evaluate(() => document.querySelector('[data-testid="participants"]')?.textContent ?? "");
+    check(!/Verified|Verifiziert/.test(row), `no verified badge until roomd verifies participants: ${row}`);
     await shot(panel, "11-panel-in-meeting");
     await shot(guest, "12-guest-in-meeting");
     const before = await snapshot(admin);

@@ -387,7 +387,8 @@ pub struct MeetingStatus {
     pub since: String,
     /// What went wrong last; empty when nothing did.
     pub error: String,
-    /// Whether every connected participant's media is DTLS-SRTP.
+    /// Whether the meeting has streams and every one of them is DTLS-SRTP, measured on the
+    /// transports (a peer not yet keyed, or whose DTLS closed, makes it false).
     pub encrypted: bool,
     pub participants: Vec<Participant>,
     pub streams: Vec<StreamStats>,
@@ -402,7 +403,8 @@ impl MeetingStatus {
             join_url: String::new(),
             since,
             error: String::new(),
-            encrypted: true,
+            // Nothing is measured yet: nothing is shown as encrypted.
+            encrypted: false,
             participants: Vec::new(),
             streams: Vec::new(),
         }
@@ -417,7 +419,8 @@ pub struct Participant {
     pub audio: MediaState,
     pub video: MediaState,
     pub talking: bool,
-    /// `dtls-srtp` once media is connected; empty before.
+    /// `dtls-srtp` while every stream of the participant is encrypted (DTLS connected, SRTP
+    /// keyed), `none` otherwise.
     pub encryption: String,
 }
 
@@ -458,6 +461,8 @@ pub struct StreamStats {
     pub height: u32,
     /// Frames sent (send) or decoded (receive) since the stream started.
     pub frames: u64,
+    /// The stream goes through an SRTP session keyed by a connected DTLS handshake.
+    pub encrypted: bool,
 }
 
 /// What the meeting engine should be doing, with the secrets it needs. Published by the core on

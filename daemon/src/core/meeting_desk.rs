@@ -382,7 +382,8 @@ impl MeetingDesk {
             audio: MediaState::None,
             video: MediaState::None,
             talking: false,
-            encryption: String::new(),
+            // No media yet: nothing of theirs is encrypted.
+            encryption: "none".into(),
         });
         let events = vec![(
             "meeting.guest.waiting",

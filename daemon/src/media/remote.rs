@@ -99,6 +99,13 @@ impl RemoteVideoSlot {
         }
     }
 
+    /// The picture's participant started or stopped talking (the speaker layout follows).
+    pub fn set_talking(&self, talking: bool) {
+        if let Some(a) = lock(&self.shared.attached).as_ref() {
+            a.mixer.set_talking(self.shared.id, talking);
+        }
+    }
+
     /// Resolves with the moment the slot's first frame reached the display's compositor (at
     /// once if it already has). Each call gets its own receiver.
     pub fn first_frame(&self) -> oneshot::Receiver<Instant> {
@@ -271,12 +278,13 @@ fn detach_video(id: u64, attachment: VideoAttachment) {
     }
 }
 
-/// textoverlay draws nothing for an empty text but keeps its last one: a space clears it.
+/// textoverlay draws nothing for an empty text but keeps its last one: a space clears it. The
+/// name is text, not markup ([`super::layout::label_text`]).
 fn overlay_text(label: &str) -> String {
     if label.is_empty() {
         " ".to_owned()
     } else {
-        label.to_owned()
+        super::layout::label_text(label)
     }
 }
 

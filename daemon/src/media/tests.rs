@@ -459,6 +459,7 @@ mod branches_support {
             standby: false,
             // The encoders only run in a meeting; the privacy tests look at what they get.
             in_meeting: true,
+            encrypted: true,
         }
     }
 }
@@ -973,5 +974,41 @@ mod taps {
         assert_eq!(count_within(&sink, Duration::from_secs(1)), 0, "stopped");
         let _ = pipeline.set_state(gst::State::Null);
         branch.stop();
+    }
+}
+
+/// The display's indicator line follows the measured encryption in status (issue 11, point 1)
+/// and draws the room's name as text (point 12): read back from the real textoverlay.
+mod indicators {
+    use gstreamer::prelude::*;
+
+    use super::branches_support::{awake, video_setup};
+    use crate::media::video::VideoBranch;
+    use crate::media::view::RoomView;
+
+    #[test]
+    fn the_display_says_encrypted_only_while_status_measured_it() {
+        let _serial = super::one_pipeline_test_at_a_time();
+        let branch = VideoBranch::build(&video_setup()).unwrap();
+        let overlay = branch.pipeline.by_name("indicators").unwrap();
+        let shown = |view: RoomView| {
+            branch.apply(&view, None);
+            overlay.property::<String>("text")
+        };
+        let in_meeting = |encrypted: bool| RoomView {
+            in_meeting: true,
+            encrypted,
+            ..awake()
+        };
+        assert!(shown(in_meeting(false)).ends_with("|  NOT ENCRYPTED"));
+        assert!(shown(in_meeting(true)).ends_with("|  ENCRYPTED"));
+        assert!(shown(in_meeting(false)).ends_with("|  NOT ENCRYPTED"));
+        let idle = RoomView {
+            in_meeting: false,
+            encrypted: false,
+            name: "<i>Board</i>".into(),
+            ..awake()
+        };
+        assert_eq!(shown(idle), "&lt;i&gt;Board&lt;/i&gt;  |  NO CALL");
     }
 }

@@ -80,6 +80,8 @@ struct MixerState {
     view: RoomView,
     /// Remote pictures in the order they joined, by slot id.
     remotes: Vec<(u64, gst::Pad)>,
+    /// Who talks: the speaker layout shows them large.
+    speaker: layout::ActiveSpeaker,
 }
 
 impl DisplayMixer {
@@ -102,10 +104,42 @@ impl DisplayMixer {
         let pad = {
             let mut state = lock(&self.inner.state);
             let at = state.remotes.iter().position(|(i, _)| *i == id)?;
+            state.speaker.remove(id);
             state.remotes.remove(at).1
         };
         self.arrange();
         Some(pad)
+    }
+
+    /// Remote picture `id`'s participant started or stopped talking: the speaker layout
+    /// follows.
+    pub fn set_talking(&self, id: u64, talking: bool) {
+        let changed = {
+            let mut state = lock(&self.inner.state);
+            let before = state.speaker.current();
+            state.speaker.set_talking(id, talking);
+            state.speaker.current() != before
+        };
+        if changed {
+            self.arrange();
+        }
+    }
+
+    /// Where each remote picture is on the display now (in the order they joined), read back
+    /// from the compositor's pads; `None` for a hidden one.
+    pub fn remote_placements(&self) -> Vec<Option<Rect>> {
+        lock(&self.inner.state)
+            .remotes
+            .iter()
+            .map(|(_, pad)| {
+                (pad.property::<f64>("alpha") > 0.0).then(|| Rect {
+                    x: pad.property::<i32>("xpos"),
+                    y: pad.property::<i32>("ypos"),
+                    width: pad.property::<i32>("width"),
+                    height: pad.property::<i32>("height"),
+                })
+            })
+            .collect()
     }
 
     fn set_view(&self, view: &RoomView) {
@@ -116,9 +150,14 @@ impl DisplayMixer {
     fn arrange(&self) {
         let state = lock(&self.inner.state);
         let display = &self.inner.display;
+        let speaker = state
+            .speaker
+            .current()
+            .and_then(|id| state.remotes.iter().position(|(i, _)| *i == id));
         let scene = layout::arrange(
             &state.view,
             state.remotes.len(),
+            speaker,
             display.width as i32,
             display.height as i32,
         );
@@ -277,6 +316,7 @@ impl VideoBranch {
                 state: Mutex::new(MixerState {
                     view: RoomView::private(),
                     remotes: Vec::new(),
+                    speaker: layout::ActiveSpeaker::default(),
                 }),
             }),
         };

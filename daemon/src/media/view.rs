@@ -22,6 +22,9 @@ pub struct RoomView {
     /// The room is joining, waiting in a lobby, in, or rejoining a meeting: only then is
     /// anything encoded (nothing to send to otherwise, and no encoded copy of the room exists).
     pub in_meeting: bool,
+    /// The meeting has streams and every one is encrypted (`status.meeting.encrypted`, measured
+    /// on the transports): only then does the display say ENCRYPTED.
+    pub encrypted: bool,
 }
 
 /// Meeting states in which the room sends (or is about to send) its picture and sound.
@@ -35,7 +38,15 @@ struct Tree {
     standby: State,
     /// Added by the meetings feature; a tree without it is a room that is not in a meeting.
     #[serde(default)]
-    meeting: Option<State>,
+    meeting: Option<MeetingView>,
+}
+
+#[derive(Deserialize)]
+struct MeetingView {
+    state: String,
+    /// Absent means not measured: not encrypted.
+    #[serde(default)]
+    encrypted: bool,
 }
 
 #[derive(Deserialize)]
@@ -99,7 +110,9 @@ impl RoomView {
             standby: tree.standby.state == "on",
             in_meeting: tree
                 .meeting
+                .as_ref()
                 .is_some_and(|m| MEETING_STATES.contains(&m.state.as_str())),
+            encrypted: tree.meeting.is_some_and(|m| m.encrypted),
         })
     }
 
@@ -118,6 +131,7 @@ impl RoomView {
             content_active: false,
             standby: true,
             in_meeting: false,
+            encrypted: false,
         }
     }
 }
@@ -153,5 +167,23 @@ mod tests {
         for state in ["joining", "lobby", "connected", "reconnecting"] {
             assert!(in_meeting(Some(state)), "{state}");
         }
+    }
+
+    #[test]
+    fn the_display_is_encrypted_only_when_status_says_so() {
+        let view = |encrypted: Option<bool>| {
+            let mut tree = tree(Some("connected"));
+            if let Some(encrypted) = encrypted {
+                tree["meeting"]["encrypted"] = json!(encrypted);
+            }
+            RoomView::from_status(&tree).unwrap()
+        };
+        assert!(view(Some(true)).encrypted);
+        assert!(!view(Some(false)).encrypted);
+        assert!(!view(None).encrypted, "not measured is not encrypted");
+        let shown = crate::media::layout::indicators(&view(Some(false)));
+        assert!(shown.ends_with("NOT ENCRYPTED"), "{shown}");
+        let shown = crate::media::layout::indicators(&view(Some(true)));
+        assert!(shown.ends_with("|  ENCRYPTED"), "{shown}");
     }
 }

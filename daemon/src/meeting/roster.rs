@@ -3,7 +3,7 @@
 //! first remote picture) is derived here, the same way for every kind of meeting.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -19,6 +19,14 @@ pub const SELF_ID: &str = "self";
 /// participant either.
 pub const CONTENT_ID: &str = "content";
 
+/// A far-end stream that brought no packets for this long is `off` (its track is muted, or the
+/// far end stopped sending it): two readings of the statistics without a byte, with margin.
+const MEDIA_OFF_AFTER: Duration = Duration::from_millis(2500);
+
+/// What the participant's encryption is shown as (docs/meetings.md).
+const ENCRYPTED: &str = "dtls-srtp";
+const UNENCRYPTED: &str = "none";
+
 /// A peer event, with the participant it belongs to.
 pub type TaggedEvent = (String, PeerEvent);
 
@@ -29,9 +37,17 @@ struct Member {
     /// Each peer with a tag saying what it carries (e.g. `whip`, `whep`, `publisher`).
     peers: Vec<(&'static str, Peer)>,
     connected: bool,
-    receives_video: bool,
-    receives_audio: bool,
     talking: bool,
+    /// Per kind ("audio", "video") the far end sends: when its last packets arrived.
+    received: HashMap<&'static str, Instant>,
+    /// The kinds their peers' negotiated media lines let them send (from the last reading;
+    /// `None` before it): a kind outside it is `none`, whatever arrived before.
+    negotiated: Option<Vec<&'static str>>,
+    /// Every stream of every peer is encrypted (measured at the last statistics reading).
+    encrypted: bool,
+    /// What the core was last told: media states change with time alone (no packets for a
+    /// while), so each reading compares with this.
+    shown: Option<Participant>,
 }
 
 pub struct Roster {
@@ -85,13 +101,16 @@ impl Roster {
             announced,
             peers: Vec::new(),
             connected: false,
-            receives_video: false,
-            receives_audio: false,
             talking: false,
+            received: HashMap::new(),
+            negotiated: None,
+            encrypted: false,
+            shown: None,
         });
         member.peers.push((tag, peer));
         if announced {
             let participant = participant(id, member);
+            member.shown = Some(participant.clone());
             self.report(MeetingReport::Participant {
                 generation: self.generation,
                 participant,
@@ -148,12 +167,13 @@ impl Roster {
         match event {
             PeerEvent::Connected => member.connected = true,
             PeerEvent::Disconnected | PeerEvent::Failed(_) => member.connected = false,
-            PeerEvent::RemoteTrack {
-                kind: MediaKind::Video,
-            } => member.receives_video = true,
-            PeerEvent::RemoteTrack {
-                kind: MediaKind::Audio,
-            } => member.receives_audio = true,
+            PeerEvent::RemoteTrack { kind } => {
+                let kind = match kind {
+                    MediaKind::Video => "video",
+                    MediaKind::Audio => "audio",
+                };
+                member.received.insert(kind, Instant::now());
+            }
             PeerEvent::Talking(talking) => member.talking = *talking,
             PeerEvent::FirstRemoteFrame => {
                 changed = false;
@@ -172,11 +192,12 @@ impl Roster {
                 }
             }
         }
-        let Some(member) = self.members.get(id) else {
+        let Some(member) = self.members.get_mut(id) else {
             return;
         };
         if changed && member.announced {
             let participant = participant(id, member);
+            member.shown = Some(participant.clone());
             self.report(MeetingReport::Participant {
                 generation: self.generation,
                 participant,
@@ -185,18 +206,37 @@ impl Roster {
         }
     }
 
-    /// Gathers every peer's figures and reports them (called every second).
-    pub async fn report_stats(&self) {
+    /// Gathers every peer's figures and reports them (called every second), with what they
+    /// say about each participant: whether all their streams are encrypted, and which of their
+    /// media still arrives. The meeting is encrypted only while it has streams and every one of
+    /// them is.
+    pub async fn report_stats(&mut self) {
         let mut streams = Vec::new();
+        let mut peers = 0;
         let mut encrypted = true;
-        for (id, member) in &self.members {
+        let mut changed = Vec::new();
+        let now = Instant::now();
+        for (id, member) in &mut self.members {
+            let mut member_encrypted = !member.peers.is_empty();
+            let mut negotiated = Some(Vec::new());
             for (_, peer) in &member.peers {
+                peers += 1;
                 match peer.stats().await {
                     Ok(stats) => {
-                        // Media flows only once DTLS is up; a peer still connecting sends
-                        // nothing, encrypted or not.
-                        if stats.connection_state == "connected" {
-                            encrypted &= stats.encryption == "dtls-srtp";
+                        member_encrypted &= stats.encryption == ENCRYPTED;
+                        if let Some(kinds) = negotiated.as_mut() {
+                            kinds.extend(stats.receiving.iter().copied());
+                        }
+                        for s in &stats.streams {
+                            if s.direction == "receive" && s.bitrate_kbps > 0.0 {
+                                member.received.insert(s.kind, now);
+                            } else if s.direction == "receive" {
+                                // Listed, so negotiated and once flowing: at least `off`.
+                                member
+                                    .received
+                                    .entry(s.kind)
+                                    .or_insert(now.checked_sub(MEDIA_OFF_AFTER).unwrap_or(now));
+                            }
                         }
                         streams.extend(stats.streams.into_iter().map(|s| StreamStats {
                             participant: id.clone(),
@@ -211,11 +251,36 @@ impl Roster {
                             width: s.width,
                             height: s.height,
                             frames: s.frames,
+                            encrypted: s.encrypted,
                         }));
                     }
-                    Err(e) => tracing::debug!("statistics of {id}: {e}"),
+                    Err(e) => {
+                        // Unknown is not encrypted.
+                        member_encrypted = false;
+                        negotiated = None;
+                        tracing::debug!("statistics of {id}: {e}");
+                    }
                 }
             }
+            member.encrypted = member_encrypted;
+            if let Some(kinds) = negotiated {
+                // A media line gone (or a connection replaced without it) forgets its packets.
+                member.received.retain(|kind, _| kinds.contains(kind));
+                member.negotiated = Some(kinds);
+            }
+            encrypted &= member_encrypted || member.peers.is_empty();
+            let now_shown = participant(id, member);
+            if member.announced && member.shown.as_ref() != Some(&now_shown) {
+                member.shown = Some(now_shown.clone());
+                changed.push(now_shown);
+            }
+        }
+        for participant in changed {
+            self.report(MeetingReport::Participant {
+                generation: self.generation,
+                participant,
+            })
+            .await;
         }
         streams.sort_by(|a, b| {
             (&a.participant, a.direction, a.kind).cmp(&(&b.participant, b.direction, b.kind))
@@ -223,7 +288,7 @@ impl Roster {
         self.report(MeetingReport::Stats {
             generation: self.generation,
             streams,
-            encrypted,
+            encrypted: encrypted && peers > 0,
         })
         .await;
     }
@@ -234,13 +299,6 @@ impl Roster {
 }
 
 fn participant(id: &str, m: &Member) -> Participant {
-    let on = |receiving: bool| {
-        if receiving {
-            MediaState::On
-        } else {
-            MediaState::None
-        }
-    };
     Participant {
         id: id.to_owned(),
         name: m.name.clone(),
@@ -249,15 +307,24 @@ fn participant(id: &str, m: &Member) -> Participant {
         } else {
             ParticipantState::Connecting
         },
-        audio: on(m.receives_audio),
-        video: on(m.receives_video),
+        audio: media_state(m, "audio"),
+        video: media_state(m, "video"),
         talking: m.talking,
-        // webrtcbin has no unencrypted transport: connected media is always DTLS-SRTP.
-        encryption: if m.connected {
-            "dtls-srtp".into()
-        } else {
-            String::new()
-        },
+        encryption: if m.encrypted { ENCRYPTED } else { UNENCRYPTED }.into(),
+    }
+}
+
+/// `none` when the far end sends no `kind` (no such media line, or it was removed, or never a
+/// packet), `on` while its packets arrive, `off` once they stopped for [`MEDIA_OFF_AFTER`] (a
+/// muted track sends nothing).
+fn media_state(m: &Member, kind: &str) -> MediaState {
+    if m.negotiated.as_ref().is_some_and(|n| !n.contains(&kind)) {
+        return MediaState::None;
+    }
+    match m.received.get(kind) {
+        None => MediaState::None,
+        Some(last) if last.elapsed() < MEDIA_OFF_AFTER => MediaState::On,
+        Some(_) => MediaState::Off,
     }
 }
 

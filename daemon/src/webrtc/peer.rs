@@ -78,6 +78,8 @@ struct Shared {
 struct Talking {
     now: bool,
     quiet_since: Option<Instant>,
+    /// The last level reading: a voice that stops arriving (a muted track) posts none.
+    heard: Option<Instant>,
 }
 
 impl Shared {
@@ -266,6 +268,7 @@ impl Peer {
 
     /// Per-stream statistics, and the connection's security and state.
     pub async fn stats(&self) -> Result<PeerStats, PeerError> {
+        voice_gone(&self.shared);
         let report = self
             .promise("get statistics", |promise| {
                 self.webrtcbin
@@ -286,6 +289,8 @@ impl Peer {
             connection,
             ice,
             self.dtls_state(),
+            &stats::Protection::of(&self.webrtcbin),
+            stats::receiving_kinds(&self.webrtcbin),
         ))
     }
 
@@ -810,6 +815,8 @@ fn on_remote_stream(
                     })
                     .build(),
             );
+            // The voice may have started before the picture arrived.
+            slot.set_talking(lock(&shared.talking).now);
             lock(&shared.video_slots).push(slot);
         }
         MediaKind::Audio => {
@@ -909,20 +916,53 @@ fn watch_bus(pipeline: &gst::Pipeline, shared: Weak<Shared>) {
 }
 
 fn talking(shared: &Shared, rms_db: f64) {
-    let mut talking = lock(&shared.talking);
-    let now = Instant::now();
-    if rms_db > TALKING_ON_DB {
-        talking.quiet_since = None;
-        if !talking.now {
-            talking.now = true;
-            shared.emit(PeerEvent::Talking(true));
+    let change = {
+        let mut talking = lock(&shared.talking);
+        let now = Instant::now();
+        talking.heard = Some(now);
+        if rms_db > TALKING_ON_DB {
+            talking.quiet_since = None;
+            (!talking.now).then(|| {
+                talking.now = true;
+                true
+            })
+        } else if rms_db < TALKING_OFF_DB && talking.now {
+            let since = *talking.quiet_since.get_or_insert(now);
+            (now.duration_since(since) >= SILENCE_HOLD).then(|| {
+                talking.now = false;
+                talking.quiet_since = None;
+                false
+            })
+        } else {
+            None
         }
-    } else if rms_db < TALKING_OFF_DB && talking.now {
-        let since = *talking.quiet_since.get_or_insert(now);
-        if now.duration_since(since) >= SILENCE_HOLD {
+    };
+    if let Some(now) = change {
+        announce_talking(shared, now);
+    }
+}
+
+/// A talker whose voice stopped arriving altogether (no level reading for the hold time) is
+/// not talking any more: without sound there are no level messages to say so.
+fn voice_gone(shared: &Shared) {
+    let gone = {
+        let mut talking = lock(&shared.talking);
+        let gone = talking.now && talking.heard.is_none_or(|at| at.elapsed() >= SILENCE_HOLD);
+        if gone {
             talking.now = false;
             talking.quiet_since = None;
-            shared.emit(PeerEvent::Talking(false));
         }
+        gone
+    };
+    if gone {
+        announce_talking(shared, false);
     }
+}
+
+fn announce_talking(shared: &Shared, now: bool) {
+    // The display's speaker layout follows who talks.
+    for slot in lock(&shared.video_slots).iter() {
+        slot.set_talking(now);
+    }
+    shared.emit(PeerEvent::Talking(now));
 }

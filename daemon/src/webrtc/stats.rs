@@ -1,11 +1,13 @@
 //! A peer's statistics: what webrtcbin reports per RTP stream (bytes, losses, jitter, round
 //! trip), turned into rates between two reads, plus what only the peer knows (frames it sent
-//! and decoded, their size and rate).
+//! and decoded, their size and rate), and whether each stream is really protected: read from
+//! the DTLS and SRTP elements inside webrtcbin, never assumed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use gstreamer as gst;
+use gstreamer::prelude::*;
 use gstreamer_webrtc as gst_webrtc;
 use gstreamer_webrtc::WebRTCStatsType as Type;
 use serde::Serialize;
@@ -29,12 +31,16 @@ pub struct StreamStats {
     pub height: u32,
     /// Sent: frames handed to the payloader; received: frames out of the decoder.
     pub frames: u64,
+    /// The stream goes through an SRTP session keyed by a connected DTLS handshake (see
+    /// [`Protection`]).
+    pub encrypted: bool,
 }
 
 /// A peer's statistics at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PeerStats {
-    /// "dtls-srtp" once DTLS is up (webrtcbin knows no other protection), "none" before.
+    /// "dtls-srtp" while the peer's DTLS transport is connected, its SRTP keys are set and every
+    /// stream it lists is encrypted; "none" otherwise (not yet keyed, closed, failed).
     pub encryption: &'static str,
     /// webrtcbin's connection state: new, connecting, connected, disconnected, failed, closed
     pub connection_state: String,
@@ -43,6 +49,9 @@ pub struct PeerStats {
     /// DTLS: new, connecting, connected, closed, failed
     pub dtls_state: String,
     pub streams: Vec<StreamStats>,
+    /// The kinds ("audio", "video") the far end may send on this peer as negotiated: a
+    /// transceiver whose current direction receives. A removed or inactive m-line is none.
+    pub receiving: Vec<&'static str>,
 }
 
 /// What the peer counts itself, and the previous reading for rates.
@@ -120,6 +129,8 @@ pub fn read(
     connection: gst_webrtc::WebRTCPeerConnectionState,
     ice: gst_webrtc::WebRTCICEConnectionState,
     dtls: Option<gst_webrtc::WebRTCDTLSTransportState>,
+    protection: &Protection,
+    receiving: Vec<&'static str>,
 ) -> PeerStats {
     let now = Instant::now();
     let entries: Vec<gst::Structure> = report
@@ -171,6 +182,7 @@ pub fn read(
             width,
             height,
             frames,
+            encrypted: protection.receives_encrypted(ssrc),
         });
     }
     // webrtcbin lists an outbound entry for its RTCP-only local sources too: not a stream.
@@ -205,16 +217,19 @@ pub fn read(
             width: if kind == "video" { width } else { 0 },
             height: if kind == "video" { height } else { 0 },
             frames: if kind == "video" { frames } else { 0 },
+            encrypted: protection.sends_encrypted(ssrc),
         });
     }
     streams.sort_by_key(|s| (s.direction, s.kind));
     let dtls_connected = dtls == Some(gst_webrtc::WebRTCDTLSTransportState::Connected);
+    let encrypted = dtls_connected && protection.keyed() && streams.iter().all(|s| s.encrypted);
     PeerStats {
-        encryption: if dtls_connected { "dtls-srtp" } else { "none" },
+        encryption: if encrypted { "dtls-srtp" } else { "none" },
         connection_state: enum_name(connection),
         ice_state: enum_name(ice),
         dtls_state: dtls.map(enum_name).unwrap_or_else(|| "new".into()),
         streams,
+        receiving,
     }
 }
 
@@ -230,6 +245,158 @@ fn percent(lost: i64, delivered: u64) -> f64 {
 /// The GLib nick of an enum value ("connected"), as status shows it.
 fn enum_name<E: gst::glib::value::ToValue>(value: E) -> String {
     let value = value.to_value();
+    gst::glib::EnumValue::from_value(&value)
+        .map(|(_, v)| v.nick().to_owned())
+        .unwrap_or_default()
+}
+
+/// The kinds of media `webrtcbin`'s negotiated transceivers receive (see
+/// [`PeerStats::receiving`]).
+pub fn receiving_kinds(webrtcbin: &gst::Element) -> Vec<&'static str> {
+    use gst_webrtc::WebRTCRTPTransceiverDirection as Direction;
+    let mut kinds = Vec::new();
+    for index in 0.. {
+        let Some(transceiver) = webrtcbin
+            .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&index])
+        else {
+            break;
+        };
+        let receives = matches!(
+            transceiver.property::<Direction>("current-direction"),
+            Direction::Recvonly | Direction::Sendrecv
+        );
+        let kind = match transceiver.property::<gst_webrtc::WebRTCKind>("kind") {
+            gst_webrtc::WebRTCKind::Audio => "audio",
+            gst_webrtc::WebRTCKind::Video => "video",
+            _ => continue,
+        };
+        if receives && !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    kinds
+}
+
+/// What the SRTP sessions inside a webrtcbin protect, read from its elements: per DTLS
+/// transport, whether the handshake is connected, whether it keyed SRTP (a key and a cipher and
+/// authentication other than `null`), and which SSRCs went through that SRTP session.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Protection {
+    send: Vec<Session>,
+    receive: Vec<Session>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Session {
+    connected: bool,
+    keyed: bool,
+    ssrcs: HashSet<u32>,
+}
+
+impl Session {
+    fn protects(&self, ssrc: u32) -> bool {
+        self.connected && self.keyed && self.ssrcs.contains(&ssrc)
+    }
+}
+
+/// `GstDtlsConnectionState` "connected" (the enum is the dtls plugin's, not in the bindings).
+const DTLS_CONNECTED: &str = "connected";
+/// `GstSrtpCipherType` and `GstSrtpAuthType` 0 are `null`: no protection.
+const SRTP_NULL: &str = "null";
+
+impl Protection {
+    /// Reads every `dtlssrtpenc` / `dtlssrtpdec` inside `webrtcbin` (one per transport).
+    pub fn of(webrtcbin: &gst::Element) -> Protection {
+        let mut protection = Protection::default();
+        let Some(bin) = webrtcbin.downcast_ref::<gst::Bin>() else {
+            return protection;
+        };
+        for element in bin.iterate_recurse().into_iter().flatten() {
+            let factory = element.factory().map(|f| f.name().to_string());
+            match factory.as_deref() {
+                Some("srtpenc") => {
+                    let keyed = element.property::<Option<gst::Buffer>>("key").is_some()
+                        && enum_name_of(&element, "rtp-cipher") != SRTP_NULL
+                        && enum_name_of(&element, "rtp-auth") != SRTP_NULL;
+                    protection.send.push(Session {
+                        connected: parent_connected(&element),
+                        keyed,
+                        ssrcs: srtp_ssrcs(&element),
+                    });
+                }
+                Some("srtpdec") => {
+                    // The keys come from the DTLS decoder next to it, once its handshake chose a
+                    // cipher and an authentication (0 means none was chosen).
+                    let dtls = element.parent().and_then(|p| {
+                        p.downcast::<gst::Bin>()
+                            .ok()?
+                            .iterate_elements()
+                            .into_iter()
+                            .flatten()
+                            .find(|e| e.factory().is_some_and(|f| f.name() == "dtlsdec"))
+                    });
+                    let keyed = dtls.is_some_and(|d| {
+                        d.property::<u32>("srtp-cipher") != 0 && d.property::<u32>("srtp-auth") != 0
+                    });
+                    protection.receive.push(Session {
+                        connected: parent_connected(&element),
+                        keyed,
+                        ssrcs: srtp_ssrcs(&element),
+                    });
+                }
+                _ => {}
+            }
+        }
+        protection
+    }
+
+    /// Whether some transport finished its handshake and keyed SRTP.
+    pub fn keyed(&self) -> bool {
+        self.send
+            .iter()
+            .chain(&self.receive)
+            .any(|s| s.connected && s.keyed)
+    }
+
+    fn sends_encrypted(&self, ssrc: u32) -> bool {
+        self.send.iter().any(|s| s.protects(ssrc))
+    }
+
+    fn receives_encrypted(&self, ssrc: u32) -> bool {
+        self.receive.iter().any(|s| s.protects(ssrc))
+    }
+}
+
+/// Whether the `dtlssrtpenc` / `dtlssrtpdec` holding `element` has a connected handshake.
+fn parent_connected(element: &gst::Element) -> bool {
+    element
+        .parent()
+        .and_then(|p| p.downcast::<gst::Element>().ok())
+        .is_some_and(|p| {
+            p.find_property("connection-state").is_some()
+                && enum_name_of(&p, "connection-state") == DTLS_CONNECTED
+        })
+}
+
+/// The SSRCs an `srtpenc` / `srtpdec` has SRTP streams for (its `stats` property).
+fn srtp_ssrcs(element: &gst::Element) -> HashSet<u32> {
+    let stats = element.property::<Option<gst::Structure>>("stats");
+    let Some(stats) = stats else {
+        return HashSet::new();
+    };
+    let Ok(streams) = stats.get::<gst::Array>("streams") else {
+        return HashSet::new();
+    };
+    streams
+        .iter()
+        .filter_map(|v| v.get::<gst::Structure>().ok())
+        .filter_map(|s| s.get::<u32>("ssrc").ok())
+        .collect()
+}
+
+/// The nick of enum property `name` of `element` ("" when it has none).
+fn enum_name_of(element: &gst::Element, name: &str) -> String {
+    let value = element.property_value(name);
     gst::glib::EnumValue::from_value(&value)
         .map(|(_, v)| v.nick().to_owned())
         .unwrap_or_default()

@@ -149,6 +149,7 @@ fn room_built(encoder: &str, share_content: bool) -> Room {
         content_active: share_content,
         standby: false,
         in_meeting: true,
+        encrypted: true,
     };
     // As the engine does: the branches get the room's view before they start.
     video.apply(&view, None);
@@ -591,4 +592,60 @@ fn peers_taps_and_slots_can_live_in_tasks() {
         send_future(peer.accept_answer(""));
         send_future(peer.stats());
     }
+}
+
+/// The speaker layout enlarges whoever talks now, not the first who joined (issue 11, point 5):
+/// a silent far end (video only) joins first, then one whose voice (the room's test tone) rises
+/// above the talking level; the talker's picture fills the display, the silent one shrinks to a
+/// thumbnail. Read back from the compositor's pads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_speaker_layout_enlarges_the_far_end_that_talks() {
+    let _turn = LIVE.lock().await;
+    let _serial = crate::media::tests::one_pipeline_test_at_a_time();
+    let _address = NonLoopback::ensure();
+    let room = room_in_meeting();
+    let taps = &room.taps;
+    async fn far_end(taps: &MediaTaps, send_audio: bool) -> (Peer, Peer, Events) {
+        let sender = Peer::new(
+            taps,
+            PeerOptions {
+                label: "far end".into(),
+                receive: false,
+                send_audio,
+                ..PeerOptions::default()
+            },
+        )
+        .unwrap();
+        let receiver = receiving_peer(taps);
+        let mut events = Events::of(&receiver);
+        let offer = sender.create_offer().await.unwrap();
+        let answer = receiver.answer_offer(&offer).await.unwrap();
+        sender.accept_answer(&answer).await.unwrap();
+        events
+            .wait(PeerEvent::FirstRemoteFrame, "far end on the display")
+            .await;
+        (sender, receiver, events)
+    }
+    let (_silent_sender, _silent, _) = far_end(taps, false).await;
+    let (_talking_sender, _talker, mut talker_events) = far_end(taps, true).await;
+    assert_eq!(taps.remote_video_count(), 2);
+    talker_events
+        .wait(PeerEvent::Talking(true), "the second far end talks")
+        .await;
+    let full = Some(crate::media::layout::Rect {
+        x: 0,
+        y: 0,
+        width: 320,
+        height: 180,
+    });
+    let placements = room.video.mixer.remote_placements();
+    assert_eq!(placements.len(), 2, "{placements:?}");
+    assert_eq!(
+        placements[1], full,
+        "the talker fills the display: {placements:?}"
+    );
+    assert!(
+        placements[0].is_some_and(|r| r.width < 320 && r.height < 180),
+        "the silent far end is a thumbnail: {placements:?}"
+    );
 }

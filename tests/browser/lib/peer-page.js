@@ -48,13 +48,13 @@
     return pc;
   }
 
-  // An offer from this page: `send` adds the camera and microphone, `receive` asks for audio
-  // and video from the other side.
-  async function offer(id, { send, receive }) {
+  // An offer from this page: `send` adds the camera and microphone (only the `kinds` given, when
+  // given), `receive` asks for audio and video from the other side.
+  async function offer(id, { send, receive, kinds }) {
     const pc = fresh(id);
     if (send) {
       const media = await localMedia();
-      for (const track of media.getTracks()) {
+      for (const track of media.getTracks().filter((t) => !kinds || kinds.includes(t.kind))) {
         pc.addTransceiver(track, { direction: receive ? "sendrecv" : "sendonly", streams: [media] });
       }
     } else if (receive) {
@@ -82,6 +82,17 @@
     await pc.setLocalDescription(await pc.createAnswer());
     await gathered(pc);
     return pc.localDescription.sdp;
+  }
+
+  // Stops (`on` false) or resumes sending the local `kind` track on connection `id`: with no
+  // track, Chromium sends no packets for it, as a participant who muted it.
+  async function send(id, kind, on) {
+    const transceiver = connection(id)
+      .getTransceivers()
+      .find((t) => t.receiver.track.kind === kind);
+    if (!transceiver) throw new Error(`no ${kind} on peer connection ${id}`);
+    const track = on ? (await localMedia()).getTracks().find((t) => t.kind === kind) : null;
+    await transceiver.sender.replaceTrack(track);
   }
 
   function close(id) {
@@ -149,5 +160,5 @@
     return result;
   }
 
-  window.peer = { offer, accept, answer, close, stats };
+  window.peer = { offer, accept, answer, send, close, stats };
 })();

@@ -1,9 +1,11 @@
 // In a meeting: state, encryption, participants with talking/encryption badges, the lobby with
 // admit/remove (the panel's "incoming" calls: guests asking to join a hosted meeting), leave.
+// Every badge shows what status measured; there is no "verified" badge until roomd really
+// verifies participants.
 import { t, type Key } from "../i18n";
 
 type Run = (name: string, args?: Record<string, unknown>) => Promise<void>;
-type Participant = { id: string; name: string; state: string; audio: string; video: string; talking: boolean; encryption: string; verified?: boolean };
+type Participant = { id: string; name: string; state: string; audio: string; video: string; talking: boolean; encryption: string };
 
 export function Meeting({ meeting, run }: { meeting: any; run: Run }) {
   const participants: Participant[] = meeting.participants ?? [];
@@ -13,7 +15,7 @@ export function Meeting({ meeting, run }: { meeting: any; run: Run }) {
     <div class="meeting" data-testid="meeting">
       <p class="meeting-state" role="status" data-state={meeting.state}>
         {t(`panel.state.${meeting.state}` as Key) ?? meeting.state}{" "}
-        <span class={meeting.encrypted ? "badge ok" : "badge warn"}>{meeting.encrypted ? t("panel.encrypted") : t("panel.not_encrypted")}</span>
+        <span class={meeting.encrypted ? "badge ok" : "badge warn"} data-testid="meeting-encryption" data-encrypted={meeting.encrypted ? "true" : "false"}>{meeting.encrypted ? t("panel.encrypted") : t("panel.not_encrypted")}</span>
       </p>
       {meeting.join_url && (
         <p>
@@ -46,8 +48,7 @@ export function Meeting({ meeting, run }: { meeting: any; run: Run }) {
               {p.name}
               {p.talking && <span class="badge ok"> {t("panel.talking")}</span>}
             </span>
-            <span class={p.encryption === "dtls-srtp" ? "badge ok" : "badge warn"}>{p.encryption === "dtls-srtp" ? t("panel.encrypted") : t("panel.not_encrypted")}</span>
-            {p.verified && <span class="badge ok">✓ {t("panel.verified")}</span>}
+            <span class={p.encryption === "dtls-srtp" ? "badge ok" : "badge warn"} data-testid="participant-encryption">{p.encryption === "dtls-srtp" ? t("panel.encrypted") : t("panel.not_encrypted")}</span>
             {p.audio === "off" && <span class="badge warn">{t("privacy.mic_muted")}</span>}
             <button type="button" class="big" onClick={() => run("meeting.remove", { participant: p.id })}>
               {t("panel.remove")}
