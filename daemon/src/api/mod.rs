@@ -44,7 +44,7 @@ pub struct ApiState {
     pub logs: RecentLog,
 }
 
-fn peer_ip(req: &actix_web::HttpRequest) -> IpAddr {
+pub(crate) fn peer_ip(req: &actix_web::HttpRequest) -> IpAddr {
     req.peer_addr()
         .map(|a| a.ip())
         .unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED))

@@ -68,6 +68,8 @@ pub(super) enum GuestRequest {
     Arrive {
         name: String,
         pin: Option<Secret>,
+        /// The address the guest came from (wrong PINs are counted per source).
+        source: std::net::IpAddr,
         reply: oneshot::Sender<Result<GuestTicket, CoreError>>,
     },
     State {
@@ -389,8 +391,17 @@ impl Room {
         let meeting = &mut self.status.meeting;
         let desk = &mut self.meetings;
         match request {
-            GuestRequest::Arrive { name, pin, reply } => {
-                let result = desk.guest_arrive(meeting, meeting_id, name, pin);
+            GuestRequest::Arrive {
+                name,
+                pin,
+                source,
+                reply,
+            } => {
+                let lobby_timeout = std::time::Duration::from_secs(
+                    self.config.meeting.lobby_timeout_seconds.into(),
+                );
+                let result =
+                    desk.guest_arrive(meeting, meeting_id, name, pin, source, lobby_timeout);
                 let result = result.map(|(ticket, events)| {
                     self.publish(events);
                     ticket

@@ -281,6 +281,9 @@ async fn share_content(
     }
 }
 
+/// Feeds received at most from one Janus room (a 3×3 grid); publishers beyond are ignored.
+pub const MAX_SUBSCRIPTIONS: usize = 9;
+
 /// Receives one publisher on a handle of its own. A feed that cannot be received is logged
 /// and skipped (the meeting goes on); a server that went away ends the attempt.
 async fn subscribe(
@@ -294,6 +297,16 @@ async fn subscribe(
 ) -> Result<(), Attempt> {
     let id = participant_id(publisher.id);
     if ctx.plan.borrow().removed.contains(&id) {
+        return Ok(());
+    }
+    // Each feed costs a peer, decoders and a tile on the display; a room with more
+    // publishers than the layout can show must not make the device fall over.
+    if feeds.len() >= MAX_SUBSCRIPTIONS {
+        tracing::warn!(
+            "not receiving Janus feed {}: already receiving {MAX_SUBSCRIPTIONS} feeds, the most \
+             one room shows",
+            publisher.id
+        );
         return Ok(());
     }
     let name = publisher
@@ -365,7 +378,7 @@ fn janus_attempt(e: JanusError) -> Attempt {
         JanusError::Status { status, .. } if status >= 500 => Attempt::Transient(e.to_string()),
         JanusError::StreamEnded { .. }
         | JanusError::SessionTimedOut
-        | JanusError::SessionNotFound { .. }
+        | JanusError::SessionNotFound
         | JanusError::NoAnswer { .. } => Attempt::Transient(e.to_string()),
         other => Attempt::Fatal(other.to_string()),
     }

@@ -37,7 +37,12 @@ pub async fn arrive(
         .insert(AuditActor(format!("guest of meeting {meeting_id}")));
     let ticket = state
         .room
-        .guest_arrive(meeting_id, arrival.name, arrival.pin.map(Secret::new))
+        .guest_arrive(
+            meeting_id,
+            arrival.name,
+            arrival.pin.map(Secret::new),
+            crate::api::peer_ip(&req),
+        )
         .await?;
     Ok(HttpResponse::Created().json(json!({
         "guest_id": ticket.guest_id,

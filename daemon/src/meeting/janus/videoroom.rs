@@ -284,7 +284,6 @@ fn plugin_data(
             Some(code) => JanusError::VideoRoom {
                 request: request.to_owned(),
                 code,
-                reason,
             },
             None => malformed(request, "\"error_code\" is not an integer".to_owned()),
         });
