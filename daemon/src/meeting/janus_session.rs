@@ -281,6 +281,18 @@ async fn share_content(
     }
 }
 
+/// Characters of a display name another participant chose that roomd keeps (as for guests).
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// A name from the server as status and the display may show it: no control characters, at
+/// most [`MAX_NAME_CHARS`] characters.
+fn bounded_name(name: &str) -> String {
+    name.chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_NAME_CHARS)
+        .collect()
+}
+
 /// Feeds received at most from one Janus room (a 3×3 grid); publishers beyond are ignored.
 pub const MAX_SUBSCRIPTIONS: usize = 9;
 
@@ -311,7 +323,9 @@ async fn subscribe(
     }
     let name = publisher
         .display
-        .clone()
+        .as_deref()
+        .map(bounded_name)
+        .filter(|n| !n.trim().is_empty())
         .unwrap_or_else(|| format!("Participant {}", publisher.id));
     let (s, r, feed) = (session.clone(), room.clone(), publisher.id);
     let subscribed = blocking(move || {
