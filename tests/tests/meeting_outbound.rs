@@ -102,7 +102,10 @@ fn the_allowlist_cannot_be_changed_through_the_api() -> Result<(), HarnessError>
         .send()?
         .expect_status(422, "PATCH meeting.allowed_servers")?
         .text();
-    assert!(refused.contains("meeting.allowed_servers"), "{refused}");
+    assert!(
+        refused.contains("meeting.allowed_servers") && refused.contains("configuration file"),
+        "{refused}"
+    );
     Ok(())
 }
 
