@@ -217,3 +217,94 @@ fn event_sockets_per_source_are_bounded() -> Result<(), HarnessError> {
     }
     Ok(())
 }
+
+/// One TLS connection to roomd that sent `GET /api/v1/health` and stays open; returns the
+/// answer's status and head.
+fn held_connection(
+    roomd: &Roomd,
+) -> Result<
+    (
+        rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>,
+        u16,
+        String,
+    ),
+    HarnessError,
+> {
+    use std::io::{Read, Write};
+    let fail = |e: String| HarnessError::Config {
+        message: format!("held connection: {e}"),
+    };
+    let tcp = std::net::TcpStream::connect((roomd.address(), roomd.port()))
+        .map_err(|e| fail(e.to_string()))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| fail(e.to_string()))?;
+    let name =
+        rustls_pki_types::ServerName::IpAddress(std::net::IpAddr::V4(roomd.address()).into());
+    let connection =
+        rustls::ClientConnection::new(roomd.tls_config(), name).map_err(|e| fail(e.to_string()))?;
+    let mut stream = rustls::StreamOwned::new(connection, tcp);
+    stream
+        .write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: room\r\n\r\n")
+        .map_err(|e| fail(e.to_string()))?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            Ok(_) => break,
+            Err(e) => return Err(fail(e.to_string())),
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((stream, status, head))
+}
+
+#[test]
+fn connections_per_source_are_bounded() -> Result<(), HarnessError> {
+    let roomd = Roomd::start_claimed("")?;
+    let mut held = Vec::new();
+    let mut statuses = Vec::new();
+    for _ in 0..48 {
+        let (stream, status, head) = held_connection(&roomd)?;
+        if status == 503 {
+            assert!(
+                head.to_ascii_lowercase().contains("connection: close"),
+                "{head}"
+            );
+        }
+        statuses.push(status);
+        held.push(stream);
+    }
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    let refused = statuses.iter().filter(|s| **s == 503).count();
+    eprintln!("48 connections held from 127.0.0.1: {ok} served, {refused} refused");
+    assert!(refused > 0, "one address held 48 connections: {statuses:?}");
+    // 32 per address; the harness's own client keeps a pooled connection or two.
+    assert!(
+        (29..=32).contains(&ok) && statuses[..ok].iter().all(|s| *s == 200),
+        "not the first 32 connections (less the harness's) were served: {statuses:?}"
+    );
+    // Another address is served meanwhile.
+    roomd
+        .get("/api/v1/health")
+        .from_source(Ipv4Addr::new(127, 0, 0, 3))
+        .send()?
+        .expect_status(200, "health from another address")?;
+    // Closing the connections gives the places back.
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_stream, status, head) = held_connection(&roomd)?;
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "places not given back: {head}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}

@@ -3,6 +3,7 @@
 
 pub mod access;
 mod body;
+mod connection_limit;
 mod error;
 mod events;
 mod handlers;
