@@ -388,6 +388,15 @@ impl Room {
     }
 
     fn guest(&mut self, meeting_id: &str, request: GuestRequest) {
+        // Guests poll their state: a good moment to let those go who waited too long.
+        let lobby_timeout =
+            std::time::Duration::from_secs(self.config.meeting.lobby_timeout_seconds.into());
+        let expired = self
+            .meetings
+            .expire_lobby(&mut self.status.meeting, lobby_timeout);
+        if !expired.is_empty() {
+            self.publish(expired);
+        }
         let meeting = &mut self.status.meeting;
         let desk = &mut self.meetings;
         match request {
@@ -397,9 +406,6 @@ impl Room {
                 source,
                 reply,
             } => {
-                let lobby_timeout = std::time::Duration::from_secs(
-                    self.config.meeting.lobby_timeout_seconds.into(),
-                );
                 let result =
                     desk.guest_arrive(meeting, meeting_id, name, pin, source, lobby_timeout);
                 let result = result.map(|(ticket, events)| {
