@@ -100,10 +100,16 @@ fn lobby_places_are_bounded_and_freed_after_the_time_limit() -> Result<(), Harne
     };
     assert_eq!(participants(&roomd)?, 16);
 
-    // After the time limit the waiting guests leave the lobby: the first one, asking, is told
-    // the meeting ended for them (and status no longer shows them), and a new one gets a place.
+    // After the time limit the waiting guests leave the lobby by themselves (status no longer
+    // shows them, without anyone asking), the first one, asking, is told the meeting ended for
+    // them, and a new one gets a place.
     std::thread::sleep(
         Duration::from_secs(5).saturating_sub(started.elapsed()) + Duration::from_millis(500),
+    );
+    assert_eq!(
+        participants(&roomd)?,
+        0,
+        "the expired guests are still shown"
     );
     let first = first.unwrap_or_default();
     let guest = first["guest_id"].as_str().unwrap_or_default();

@@ -504,6 +504,17 @@ impl MeetingDesk {
         }
     }
 
+    /// When the first guest now waiting in the lobby reaches `limit`, if anyone waits.
+    pub(super) fn next_lobby_expiry(&self, limit: Duration) -> Option<Instant> {
+        let current = self.current.as_ref()?;
+        current
+            .guests
+            .values()
+            .filter(|g| g.state == GuestState::Lobby)
+            .map(|g| g.arrived + limit)
+            .min()
+    }
+
     /// Guests who waited in the lobby longer than `limit` leave it (their state becomes
     /// `ended`): a lobby place is not held forever by someone nobody admits.
     pub(super) fn expire_lobby(&mut self, status: &mut MeetingStatus, limit: Duration) -> Events {

@@ -191,6 +191,7 @@ impl Room {
     async fn run(mut self, mut requests: mpsc::Receiver<Request>) {
         loop {
             let standby_due = self.standby_due();
+            let lobby_due = self.meetings.next_lobby_expiry(self.lobby_timeout());
             tokio::select! {
                 request = requests.recv() => match request {
                     Some(Request::Shutdown) | None => break,
@@ -202,9 +203,19 @@ impl Room {
                     self.set_standby(StandbyState::On, "timer", &mut events);
                     self.publish(events);
                 }
+                _ = sleep_until(lobby_due) => {
+                    let limit = self.lobby_timeout();
+                    let expired = self.meetings.expire_lobby(&mut self.status.meeting, limit);
+                    self.publish(expired);
+                }
             }
         }
         tracing::debug!("room core stopped");
+    }
+
+    /// How long a guest may wait in the lobby (`meeting.lobby_timeout_seconds`).
+    fn lobby_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.config.meeting.lobby_timeout_seconds.into())
     }
 
     async fn handle(&mut self, request: Request) {
@@ -388,9 +399,8 @@ impl Room {
     }
 
     fn guest(&mut self, meeting_id: &str, request: GuestRequest) {
-        // Guests poll their state: a good moment to let those go who waited too long.
-        let lobby_timeout =
-            std::time::Duration::from_secs(self.config.meeting.lobby_timeout_seconds.into());
+        // Also here: the timer may not have fired yet when a guest asks right at the limit.
+        let lobby_timeout = self.lobby_timeout();
         let expired = self
             .meetings
             .expire_lobby(&mut self.status.meeting, lobby_timeout);
