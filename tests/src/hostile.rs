@@ -12,7 +12,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -96,6 +96,8 @@ pub struct HostileServer {
     address: SocketAddr,
     stop: Arc<AtomicBool>,
     requests: Arc<Mutex<Vec<HostileRequest>>>,
+    /// TCP connections accepted, whether or not a request followed.
+    connections: Arc<AtomicUsize>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -113,15 +115,18 @@ impl HostileServer {
         let stop = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(Mutex::new(Vec::new()));
         let respond: Arc<Responder> = Arc::new(respond);
-        let (stop_c, requests_c) = (stop.clone(), requests.clone());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (stop_c, requests_c, connections_c) =
+            (stop.clone(), requests.clone(), connections.clone());
         let thread = std::thread::Builder::new()
             .name("hostile-server".into())
-            .spawn(move || accept_loop(&listener, &stop_c, &requests_c, &respond))
+            .spawn(move || accept_loop(&listener, &stop_c, &requests_c, &connections_c, &respond))
             .map_err(|e| HarnessError::io("cannot start the hostile server's thread", e))?;
         Ok(HostileServer {
             address,
             stop,
             requests,
+            connections,
             thread: Some(thread),
         })
     }
@@ -129,6 +134,11 @@ impl HostileServer {
     /// `http://127.0.0.1:<port><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
+    }
+
+    /// How many TCP connections reached the server so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// Every request received so far.
@@ -155,6 +165,7 @@ fn accept_loop(
     listener: &TcpListener,
     stop: &Arc<AtomicBool>,
     requests: &Arc<Mutex<Vec<HostileRequest>>>,
+    accepted: &AtomicUsize,
     respond: &Arc<Responder>,
 ) {
     let mut connections = Vec::new();
@@ -162,6 +173,7 @@ fn accept_loop(
         if stop.load(Ordering::SeqCst) {
             break;
         }
+        accepted.fetch_add(1, Ordering::SeqCst);
         let Ok(stream) = stream else { continue };
         let (stop, requests, respond) = (stop.clone(), requests.clone(), respond.clone());
         connections.push(std::thread::spawn(move || {

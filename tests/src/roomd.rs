@@ -327,6 +327,17 @@ fn base_config(
         );
         config.insert("identity".to_owned(), toml::Value::Table(identity));
     }
+    // roomd reaches only the servers `meeting.allowed_servers` lists: unless the test sets the
+    // key, the test networks (Janus, WHIP, other rooms on 10.77.<n>.2) and loopback (the
+    // hostile signalling servers on 127.0.0.1).
+    let mut meeting = section(&mut config, "meeting")?;
+    meeting.entry("allowed_servers").or_insert_with(|| {
+        toml::Value::Array(vec![
+            toml::Value::String("10.77.0.0/16".to_owned()),
+            toml::Value::String("127.0.0.1".to_owned()),
+        ])
+    });
+    config.insert("meeting".to_owned(), toml::Value::Table(meeting));
     config.insert("system".to_owned(), toml::Value::Table(system));
     config.insert("api".to_owned(), toml::Value::Table(api));
     toml::to_string(&config).map_err(|e| HarnessError::Config {

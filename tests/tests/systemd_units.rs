@@ -197,6 +197,9 @@ const REQUIRED_SETTINGS: &[(&str, &str)] = &[
     ),
     ("SystemCallArchitectures", "native"),
     ("SystemCallFilter", "@system-service"),
+    ("LimitNOFILE", "4096"),
+    ("MemoryMax", "1G"),
+    ("TasksMax", "512"),
 ];
 
 /// Keys that must appear exactly once, so a later line cannot widen what an earlier one allowed.
@@ -207,6 +210,9 @@ const SINGLE_KEYS: &[&str] = &[
     "DevicePolicy",
     "RestrictAddressFamilies",
     "SupplementaryGroups",
+    "LimitNOFILE",
+    "MemoryMax",
+    "TasksMax",
 ];
 
 #[test]

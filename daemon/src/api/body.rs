@@ -1,6 +1,7 @@
 //! JSON request bodies: size limit, content type and parse errors that say what is wrong.
 
 use std::ops::Deref;
+use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
@@ -13,6 +14,11 @@ use serde_json::Value;
 
 use super::ApiState;
 use super::error::ApiError;
+
+/// How long a whole request body may take to arrive: a client that trickles its body (or
+/// announces more than it sends) must not hold a connection and its buffer forever. Bodies
+/// are at most `api.max_body_bytes`; on any link a room is on they arrive in well under this.
+pub const BODY_READ_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Nesting deeper than this is refused before parsing: no legitimate request needs it, and it
 /// keeps hostile input from exhausting the stack.
@@ -48,17 +54,27 @@ impl FromRequest for LimitedBody {
             if announced.is_some_and(|length| length > limit) {
                 return Err(ApiError::PayloadTooLarge { limit });
             }
-            let mut body = BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| {
-                    ApiError::BadRequest(format!("cannot read the request body: {e}"))
-                })?;
-                if body.len() + chunk.len() > limit {
-                    return Err(ApiError::PayloadTooLarge { limit });
+            let read = async {
+                let mut body = BytesMut::new();
+                while let Some(chunk) = payload.next().await {
+                    let chunk = chunk.map_err(|e| {
+                        ApiError::BadRequest(format!("cannot read the request body: {e}"))
+                    })?;
+                    if body.len() + chunk.len() > limit {
+                        return Err(ApiError::PayloadTooLarge { limit });
+                    }
+                    body.extend_from_slice(&chunk);
                 }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(LimitedBody(body.freeze()))
+                Ok(LimitedBody(body.freeze()))
+            };
+            tokio::time::timeout(BODY_READ_DEADLINE, read)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ApiError::BadRequest(format!(
+                        "the request body did not arrive within {} s",
+                        BODY_READ_DEADLINE.as_secs()
+                    )))
+                })
         })
     }
 }

@@ -1,7 +1,9 @@
 //! The events WebSocket: subscribers choose status paths and event names, then receive each
 //! change as it is published by the room core.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::http::header;
@@ -20,6 +22,62 @@ use crate::core::{Notification, RoomHandle, status_at};
 
 /// Client messages larger than this are refused; subscriptions are small.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Event sockets open at once, and from one source address (IPv6 by /64): each holds a task,
+/// a broadcast receiver and a TLS connection. A panel and a few admin pages need a handful.
+pub const MAX_SOCKETS: usize = 64;
+pub const MAX_SOCKETS_PER_SOURCE: usize = 8;
+
+/// The open sockets per source; a [`SocketPlace`] gives its place back when dropped.
+static OPEN_SOCKETS: Mutex<BTreeMap<IpAddr, usize>> = Mutex::new(BTreeMap::new());
+
+struct SocketPlace(IpAddr);
+
+impl SocketPlace {
+    fn take(address: IpAddr) -> Result<SocketPlace, ApiError> {
+        let source = source_group(address);
+        let mut open = OPEN_SOCKETS.lock().unwrap_or_else(|e| e.into_inner());
+        if open.values().sum::<usize>() >= MAX_SOCKETS {
+            return Err(ApiError::Unavailable(format!(
+                "{MAX_SOCKETS} event sockets are open, the most the room serves; close one"
+            )));
+        }
+        let here = open.entry(source).or_insert(0);
+        if *here >= MAX_SOCKETS_PER_SOURCE {
+            return Err(ApiError::Unavailable(format!(
+                "{MAX_SOCKETS_PER_SOURCE} event sockets are open from this address, the most one \
+                 address may hold; close one"
+            )));
+        }
+        *here += 1;
+        Ok(SocketPlace(source))
+    }
+}
+
+/// The address, or its /64 for IPv6 (one host usually owns a whole /64).
+fn source_group(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from_bits(
+                v6.to_bits() & (u128::MAX << 64),
+            )),
+        },
+        v4 => v4,
+    }
+}
+
+impl Drop for SocketPlace {
+    fn drop(&mut self) {
+        let mut open = OPEN_SOCKETS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(here) = open.get_mut(&self.0) {
+            *here = here.saturating_sub(1);
+            if *here == 0 {
+                open.remove(&self.0);
+            }
+        }
+    }
+}
 
 /// How often an open socket re-checks that its token or session is still valid, so that a
 /// revoked token or an ended session stops receiving room state.
@@ -83,6 +141,7 @@ pub async fn events(
     // The access middleware has authenticated the request, so a credential is present.
     let credential = Credential::of(&req)
         .ok_or_else(|| ApiError::Unauthorized("authentication required".into()))?;
+    let place = SocketPlace::take(super::peer_ip(&req))?;
     let (mut response, session, stream) = actix_ws::handle(&req, payload)?;
     // A browser that offered subprotocols (the panel's token) drops a socket that does not
     // pick one.
@@ -98,7 +157,10 @@ pub async fn events(
         .max_continuation_size(MAX_MESSAGE_BYTES);
     let room = state.room.clone();
     let accounts = state.accounts.clone();
-    actix_web::rt::spawn(serve(room, accounts, credential, session, stream));
+    actix_web::rt::spawn(async move {
+        serve(room, accounts, credential, session, stream).await;
+        drop(place);
+    });
     Ok(response)
 }
 

@@ -3,6 +3,7 @@
 
 pub mod access;
 mod body;
+mod connection_limit;
 mod error;
 mod events;
 mod handlers;
@@ -44,7 +45,7 @@ pub struct ApiState {
     pub logs: RecentLog,
 }
 
-fn peer_ip(req: &actix_web::HttpRequest) -> IpAddr {
+pub(crate) fn peer_ip(req: &actix_web::HttpRequest) -> IpAddr {
     req.peer_addr()
         .map(|a| a.ip())
         .unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED))

@@ -123,6 +123,24 @@ pub(super) fn history_retention_days<'de, D: Deserializer<'de>>(d: D) -> Result<
     integer_in(d, 1, 3650)
 }
 
+pub(super) fn lobby_timeout_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    integer_in(d, 5, 3600)
+}
+
+/// `meeting.allowed_servers`: each entry a host pattern the outbound policy understands.
+pub(super) fn allowed_servers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    use crate::meeting::outbound::{MAX_PATTERNS, OutboundPolicy};
+    let entries = Vec::<String>::deserialize(d)?;
+    if entries.len() > MAX_PATTERNS {
+        return Err(de::Error::custom(format!(
+            "at most {MAX_PATTERNS} entries are allowed, got {}",
+            entries.len()
+        )));
+    }
+    OutboundPolicy::new(&entries).map_err(de::Error::custom)?;
+    Ok(entries)
+}
+
 /// `stun://host:port` (the form webrtcbin takes), or empty for none.
 pub(super) fn stun_server<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let value = String::deserialize(d)?;

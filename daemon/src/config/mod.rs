@@ -60,13 +60,14 @@ pub const NEXT_START_KEYS: [&str; 9] = [
 /// (an integrator with `ConfigWrite` could otherwise trust a CA of their choosing as admin, or
 /// move the device key out of the TPM); they are set in the file, by whoever administers the
 /// device itself.
-pub const FILE_ONLY_KEYS: [&str; 6] = [
+pub const FILE_ONLY_KEYS: [&str; 7] = [
     "api.client_ca",
     "api.client_role",
     "identity.backend",
     "identity.tcti",
     "meeting.require_encryption",
     "meeting.ca_file",
+    "meeting.allowed_servers",
 ];
 
 /// Whether a change of `key` (dotted, e.g. `api.listen`) needs a restart to take effect.

@@ -321,6 +321,13 @@ pub struct MeetingConfig {
     /// Days the call history keeps an entry.
     #[serde(deserialize_with = "checks::history_retention_days")]
     pub history_retention_days: u32,
+    /// Host patterns of the meeting servers and other rooms the device may reach (name,
+    /// `*.domain`, address or address/prefix); empty: none. File-only.
+    #[serde(deserialize_with = "checks::allowed_servers")]
+    pub allowed_servers: Vec<String>,
+    /// Seconds a guest of a hosted meeting may wait in the lobby before the place is freed.
+    #[serde(deserialize_with = "checks::lobby_timeout_seconds")]
+    pub lobby_timeout_seconds: u32,
 }
 
 impl Default for MeetingConfig {
@@ -332,6 +339,8 @@ impl Default for MeetingConfig {
             ca_file: String::new(),
             public_url: String::new(),
             history_retention_days: 30,
+            allowed_servers: Vec::new(),
+            lobby_timeout_seconds: 600,
         }
     }
 }

@@ -90,8 +90,27 @@ fn everything_changed() -> Config {
             ca_file: "/etc/roomd/meeting-ca.pem".to_owned(),
             public_url: "https://room.example.org:8443".to_owned(),
             history_retention_days: 7,
+            allowed_servers: vec!["janus.example.org".to_owned(), "10.20.0.0/16".to_owned()],
+            lobby_timeout_seconds: 120,
         },
     }
+}
+
+#[test]
+fn allowed_servers_entries_are_checked_naming_the_entry() {
+    let ok = parse("[meeting]\nallowed_servers = [\"janus.example.org\", \"*.example.net\", \"10.0.0.0/8\", \"::1\"]\n")
+        .expect("valid patterns");
+    assert_eq!(ok.meeting.allowed_servers.len(), 4);
+    assert!(
+        Config::default().meeting.allowed_servers.is_empty(),
+        "deny by default"
+    );
+    let err = parse("[meeting]\nallowed_servers = [\"https://janus.example.org\"]\n").unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("allowed_servers") && message.contains("https://janus.example.org"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -574,7 +593,7 @@ fn merge_patch_null_resets_keys_and_sections_to_defaults() {
     let all_sections = json!({"system": null, "audio": null, "video": null,
         "standby": null, "accounts": null, "logging": null,
         "meeting": {"stun_server": null, "turn_server": null, "public_url": null,
-                    "history_retention_days": null},
+                    "history_retention_days": null, "lobby_timeout_seconds": null},
         "api": {"listen": null, "certificate_names": null, "max_body_bytes": null,
                 "session_idle_minutes": null}});
     let mut expected = Config::default();
@@ -583,6 +602,7 @@ fn merge_patch_null_resets_keys_and_sections_to_defaults() {
     expected.identity = changed.identity.clone();
     expected.meeting.require_encryption = changed.meeting.require_encryption;
     expected.meeting.ca_file = changed.meeting.ca_file.clone();
+    expected.meeting.allowed_servers = changed.meeting.allowed_servers.clone();
     assert_eq!(changed.apply_merge_patch(&all_sections).unwrap(), expected);
 }
 
@@ -715,6 +735,7 @@ fn json_round_trip_preserves_every_value() {
     base.identity = config.identity.clone();
     base.meeting.require_encryption = config.meeting.require_encryption;
     base.meeting.ca_file = config.meeting.ca_file.clone();
+    base.meeting.allowed_servers = config.meeting.allowed_servers.clone();
     assert_eq!(base.apply_merge_patch(&json).unwrap(), config);
 }
 
@@ -724,7 +745,7 @@ fn changed_keys_lists_dotted_leaves_that_differ() {
     assert!(a.changed_keys(&a).is_empty());
     let b = everything_changed();
     let all = a.changed_keys(&b);
-    assert_eq!(all.len(), 27, "{all:?}");
+    assert_eq!(all.len(), 29, "{all:?}");
     assert_eq!(all, b.changed_keys(&a));
     assert!(all.contains(&"api.certificate_names".to_owned()));
     assert!(all.contains(&"system.state_dir".to_owned()));

@@ -88,10 +88,16 @@ impl RoomHandle {
         meeting_id: String,
         name: String,
         pin: Option<Secret>,
+        source: std::net::IpAddr,
     ) -> Result<GuestTicket, CoreError> {
         self.ask(|reply| Request::Guest {
             meeting_id,
-            request: GuestRequest::Arrive { name, pin, reply },
+            request: GuestRequest::Arrive {
+                name,
+                pin,
+                source,
+                reply,
+            },
         })
         .await?
     }

@@ -4,6 +4,7 @@
 //! every change here is ordered with every other change of the room.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,16 +25,45 @@ use crate::call_history::CallRecord;
 use crate::config::Config;
 use crate::random::{UNAMBIGUOUS_ALPHABET, code};
 
-/// Wrong PINs for one hosted meeting before each further attempt must wait.
+/// Wrong PINs from one source before each further attempt from it must wait. Counted per
+/// source (IPv6 by /64): one bad guesser cannot lock everyone else out of the meeting.
 const FREE_PIN_ATTEMPTS: u32 = 5;
 const MAX_PIN_DELAY: Duration = Duration::from_secs(300);
+/// Sources whose wrong PINs are remembered; when full, a source whose wait is over makes room,
+/// else a new source waits too (it takes this many addresses to get there).
+const MAX_PIN_SOURCES: usize = 1024;
 /// Guests in one lobby and meeting at most: a bound on what an open join link can cost.
 const MAX_GUESTS: usize = 32;
+/// Of those, waiting in the lobby at once: arrivals beyond it are refused until someone is
+/// admitted or a place frees (a waiting guest leaves after `meeting.lobby_timeout_seconds`).
+pub(super) const MAX_LOBBY: usize = 16;
+/// Guests remembered per meeting, those who left included (so that their state can still be
+/// asked for); the oldest who left are forgotten first.
+const MAX_GUEST_RECORDS: usize = 4 * MAX_GUESTS;
 
 struct Guest {
     name: String,
     token_sha256: [u8; 32],
     state: GuestState,
+    arrived: Instant,
+}
+
+/// Wrong PINs from one source.
+struct PinAttempts {
+    wrong: u32,
+    next_attempt: Instant,
+}
+
+/// The part of an address a PIN guesser is held by: the address, or its /64 for IPv6 (one
+/// host usually owns a whole /64).
+fn pin_source(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & (u128::MAX << 64))),
+        },
+        v4 => v4,
+    }
 }
 
 /// The meeting going on, as far as the core needs to remember beyond the status.
@@ -44,8 +74,7 @@ struct Current {
     /// Names of everyone seen, for the call history.
     seen: Vec<String>,
     guests: HashMap<String, Guest>,
-    wrong_pins: u32,
-    next_pin_attempt: Instant,
+    wrong_pins: HashMap<IpAddr, PinAttempts>,
 }
 
 pub(super) struct MeetingDesk {
@@ -125,8 +154,7 @@ impl MeetingDesk {
             started: Instant::now(),
             seen: Vec::new(),
             guests: HashMap::new(),
-            wrong_pins: 0,
-            next_pin_attempt: Instant::now(),
+            wrong_pins: HashMap::new(),
         });
         self.plan_tx.send_replace(Some(plan));
         Ok(events)
@@ -321,19 +349,26 @@ impl MeetingDesk {
         (events, None)
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn guest_arrive(
         &mut self,
         status: &mut MeetingStatus,
         meeting_id: &str,
         name: String,
         pin: Option<Secret>,
+        source: IpAddr,
+        lobby_timeout: Duration,
     ) -> Result<(GuestTicket, Events), CoreError> {
+        let mut events = self.expire_lobby(status, lobby_timeout);
         let current = self.hosted(meeting_id)?;
         check_display_name(&name).map_err(|p| CoreError::Refused(format!("name: {p}")))?;
         let now = Instant::now();
-        if now < current.next_pin_attempt {
+        let source = pin_source(source);
+        if let Some(attempts) = current.wrong_pins.get(&source)
+            && now < attempts.next_attempt
+        {
             return Err(CoreError::TooManyAttempts {
-                retry_after_secs: (current.next_pin_attempt - now).as_secs().max(1),
+                retry_after_secs: (attempts.next_attempt - now).as_secs().max(1),
             });
         }
         if let MeetingTarget::Hosted {
@@ -342,12 +377,7 @@ impl MeetingDesk {
         {
             let given = pin.as_ref().map(Secret::expose).unwrap_or_default();
             if !bool::from(expected.expose().as_bytes().ct_eq(given.as_bytes())) {
-                current.wrong_pins += 1;
-                if current.wrong_pins >= FREE_PIN_ATTEMPTS {
-                    let doublings = (current.wrong_pins - FREE_PIN_ATTEMPTS).min(16);
-                    current.next_pin_attempt =
-                        now + Duration::from_secs(1 << doublings).min(MAX_PIN_DELAY);
-                }
+                record_wrong_pin(&mut current.wrong_pins, source, now)?;
                 return Err(CoreError::Forbidden(if pin.is_none() {
                     "this meeting needs a PIN".into()
                 } else {
@@ -355,16 +385,20 @@ impl MeetingDesk {
                 }));
             }
         }
-        let waiting = current
-            .guests
-            .values()
-            .filter(|g| matches!(g.state, GuestState::Lobby | GuestState::Admitted))
-            .count();
-        if waiting >= MAX_GUESTS {
+        let count =
+            |state: GuestState| current.guests.values().filter(|g| g.state == state).count();
+        let (waiting, admitted) = (count(GuestState::Lobby), count(GuestState::Admitted));
+        if waiting + admitted >= MAX_GUESTS {
             return Err(CoreError::Refused(format!(
                 "the meeting is full ({MAX_GUESTS} guests)"
             )));
         }
+        if waiting >= MAX_LOBBY {
+            return Err(CoreError::Refused(format!(
+                "the lobby is full ({MAX_LOBBY} guests waiting); try again later"
+            )));
+        }
+        forget_oldest_who_left(&mut current.guests);
         let guest_id = format!("g-{}", code(8, UNAMBIGUOUS_ALPHABET));
         let token = random_base64url(32);
         current.guests.insert(
@@ -373,6 +407,7 @@ impl MeetingDesk {
                 name: name.clone(),
                 token_sha256: sha256(&token),
                 state: GuestState::Lobby,
+                arrived: now,
             },
         );
         status.participants.push(Participant {
@@ -385,10 +420,10 @@ impl MeetingDesk {
             // No media yet: nothing of theirs is encrypted.
             encryption: "none".into(),
         });
-        let events = vec![(
+        events.push((
             "meeting.guest.waiting",
             json!({ "participant": guest_id, "name": name }),
-        )];
+        ));
         Ok((
             GuestTicket {
                 guest_id,
@@ -439,6 +474,10 @@ impl MeetingDesk {
         token: &Secret,
     ) -> Result<(GuestState, Events), CoreError> {
         let guest = self.guest(meeting_id, guest_id, token)?;
+        // Leaving twice is leaving once: nothing more to tell anyone.
+        if guest.state == GuestState::Ended {
+            return Ok((GuestState::Ended, Vec::new()));
+        }
         guest.state = GuestState::Ended;
         let mut events = Vec::new();
         if status.participants.iter().any(|p| p.id == guest_id) {
@@ -450,13 +489,53 @@ impl MeetingDesk {
             ));
         }
         // The engine drops the guest's media with the participant (see the plan's removed list).
-        if let Some(current) = self.current.as_mut() {
+        self.drop_media_of(guest_id);
+        Ok((GuestState::Ended, events))
+    }
+
+    /// Has the engine drop `guest_id`'s media (through the plan's removed list, once).
+    fn drop_media_of(&mut self, guest_id: &str) {
+        if let Some(current) = self.current.as_mut()
+            && !current.plan.removed.iter().any(|id| id == guest_id)
+        {
             let mut plan = (*current.plan).clone();
             plan.removed.push(guest_id.to_owned());
             current.plan = Arc::new(plan);
             self.plan_tx.send_replace(Some(current.plan.clone()));
         }
-        Ok((GuestState::Ended, events))
+    }
+
+    /// When the first guest now waiting in the lobby reaches `limit`, if anyone waits.
+    pub(super) fn next_lobby_expiry(&self, limit: Duration) -> Option<Instant> {
+        let current = self.current.as_ref()?;
+        current
+            .guests
+            .values()
+            .filter(|g| g.state == GuestState::Lobby)
+            .map(|g| g.arrived + limit)
+            .min()
+    }
+
+    /// Guests who waited in the lobby longer than `limit` leave it (their state becomes
+    /// `ended`): a lobby place is not held forever by someone nobody admits.
+    pub(super) fn expire_lobby(&mut self, status: &mut MeetingStatus, limit: Duration) -> Events {
+        let Some(current) = self.current.as_mut() else {
+            return Vec::new();
+        };
+        let mut expired = Vec::new();
+        for (id, guest) in &mut current.guests {
+            if guest.state == GuestState::Lobby && guest.arrived.elapsed() >= limit {
+                guest.state = GuestState::Ended;
+                expired.push(id.clone());
+            }
+        }
+        let mut events = Vec::new();
+        for id in expired {
+            tracing::info!("guest {id} waited in the lobby for {limit:?} without being admitted");
+            status.participants.retain(|p| p.id != id);
+            events.push(("meeting.participant.left", json!({ "participant": id })));
+        }
+        events
     }
 
     fn current_or_refuse(&mut self) -> Result<&mut Current, CoreError> {
@@ -494,6 +573,50 @@ impl MeetingDesk {
             ));
         }
         Ok(guest)
+    }
+}
+
+/// Counts a wrong PIN from `source`; after the free attempts each further one waits twice as
+/// long as the one before (up to `MAX_PIN_DELAY`).
+fn record_wrong_pin(
+    table: &mut HashMap<IpAddr, PinAttempts>,
+    source: IpAddr,
+    now: Instant,
+) -> Result<(), CoreError> {
+    if !table.contains_key(&source) && table.len() >= MAX_PIN_SOURCES {
+        table.retain(|_, a| a.next_attempt > now);
+        if table.len() >= MAX_PIN_SOURCES {
+            return Err(CoreError::TooManyAttempts {
+                retry_after_secs: MAX_PIN_DELAY.as_secs(),
+            });
+        }
+    }
+    let attempts = table.entry(source).or_insert(PinAttempts {
+        wrong: 0,
+        next_attempt: now,
+    });
+    attempts.wrong += 1;
+    if attempts.wrong >= FREE_PIN_ATTEMPTS {
+        let doublings = (attempts.wrong - FREE_PIN_ATTEMPTS).min(16);
+        attempts.next_attempt = now + Duration::from_secs(1 << doublings).min(MAX_PIN_DELAY);
+    }
+    Ok(())
+}
+
+/// Makes room for one more guest record by forgetting the one who left longest ago.
+fn forget_oldest_who_left(guests: &mut HashMap<String, Guest>) {
+    while guests.len() >= MAX_GUEST_RECORDS {
+        let oldest = guests
+            .iter()
+            .filter(|(_, g)| matches!(g.state, GuestState::Ended | GuestState::Removed))
+            .min_by_key(|(_, g)| g.arrived)
+            .map(|(id, _)| id.clone());
+        match oldest {
+            Some(id) => {
+                guests.remove(&id);
+            }
+            None => break,
+        }
     }
 }
 

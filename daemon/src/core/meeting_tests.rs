@@ -25,6 +25,11 @@ fn setup(dir: &tempfile::TempDir) -> CoreSetup {
     }
 }
 
+/// Where test guests come from: an honest one, and a PIN guesser.
+const GUEST: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 10));
+const GUESSER: std::net::IpAddr =
+    std::net::IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 0, 0, 0, 7));
+
 fn join(target: serde_json::Value) -> RoomCommand {
     RoomCommand::parse("meeting.join", &json!({ "target": target })).unwrap()
 }
@@ -58,18 +63,24 @@ async fn a_hosted_meeting_admits_guests_from_the_lobby_with_the_right_pin() {
             id.clone(),
             "Mallory".into(),
             Some(Secret::new("0000".into())),
+            GUESSER,
         )
         .await
         .unwrap_err();
     assert!(matches!(wrong, CoreError::Forbidden(_)), "{wrong}");
     let unknown = room
-        .guest_arrive("NOSUCHMEETING".into(), "Alice".into(), None)
+        .guest_arrive("NOSUCHMEETING".into(), "Alice".into(), None, GUEST)
         .await
         .unwrap_err();
     assert!(matches!(unknown, CoreError::NotFound(_)), "{unknown}");
 
     let ticket = room
-        .guest_arrive(id.clone(), "Alice".into(), Some(Secret::new("4711".into())))
+        .guest_arrive(
+            id.clone(),
+            "Alice".into(),
+            Some(Secret::new("4711".into())),
+            GUEST,
+        )
         .await
         .unwrap();
     let state = room
@@ -156,15 +167,91 @@ async fn wrong_pins_slow_down_guessing() {
     let mut last = None;
     for _ in 0..6 {
         last = Some(
-            room.guest_arrive(id.clone(), "M".into(), Some(Secret::new("1234".into())))
-                .await
-                .unwrap_err(),
+            room.guest_arrive(
+                id.clone(),
+                "M".into(),
+                Some(Secret::new("1234".into())),
+                GUESSER,
+            )
+            .await
+            .unwrap_err(),
         );
     }
     assert!(
         matches!(last, Some(CoreError::TooManyAttempts { .. })),
         "{last:?}"
     );
+    // The guesser's whole /64 waits; a guest from elsewhere with the right PIN does not.
+    let neighbour: std::net::IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+    let held = room
+        .guest_arrive(
+            id.clone(),
+            "M".into(),
+            Some(Secret::new("4711".into())),
+            neighbour,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(held, CoreError::TooManyAttempts { .. }),
+        "{held:?}"
+    );
+    room.guest_arrive(
+        id.clone(),
+        "Alice".into(),
+        Some(Secret::new("4711".into())),
+        GUEST,
+    )
+    .await
+    .expect("a guest from another source gets in");
+}
+
+#[tokio::test]
+async fn the_lobby_has_places_and_leaving_twice_is_leaving_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (room, _task) = spawn(setup(&dir));
+    let plans = room.watch_meeting_plan();
+    room.execute(join(json!({"kind": "hosted"}))).await.unwrap();
+    let id = room.status().tree["meeting"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut tickets = Vec::new();
+    for n in 0..super::meeting_desk::MAX_LOBBY {
+        tickets.push(
+            room.guest_arrive(id.clone(), format!("G{n}"), None, GUEST)
+                .await
+                .expect("a lobby place"),
+        );
+    }
+    let full = room
+        .guest_arrive(id.clone(), "One too many".into(), None, GUEST)
+        .await
+        .unwrap_err();
+    assert!(full.to_string().contains("lobby is full"), "{full}");
+
+    let first = &tickets[0];
+    for _ in 0..3 {
+        let state = room
+            .guest_leave(id.clone(), first.guest_id.clone(), first.token.clone())
+            .await
+            .expect("leaving");
+        assert_eq!(state, GuestState::Ended);
+    }
+    let plan = plans.borrow().clone().unwrap();
+    assert_eq!(
+        plan.removed
+            .iter()
+            .filter(|r| **r == first.guest_id)
+            .count(),
+        1,
+        "{:?}",
+        plan.removed
+    );
+    // The place it left is free again.
+    room.guest_arrive(id.clone(), "Next".into(), None, GUEST)
+        .await
+        .expect("the freed place");
 }
 
 #[tokio::test]

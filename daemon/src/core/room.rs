@@ -68,6 +68,8 @@ pub(super) enum GuestRequest {
     Arrive {
         name: String,
         pin: Option<Secret>,
+        /// The address the guest came from (wrong PINs are counted per source).
+        source: std::net::IpAddr,
         reply: oneshot::Sender<Result<GuestTicket, CoreError>>,
     },
     State {
@@ -189,6 +191,7 @@ impl Room {
     async fn run(mut self, mut requests: mpsc::Receiver<Request>) {
         loop {
             let standby_due = self.standby_due();
+            let lobby_due = self.meetings.next_lobby_expiry(self.lobby_timeout());
             tokio::select! {
                 request = requests.recv() => match request {
                     Some(Request::Shutdown) | None => break,
@@ -200,9 +203,19 @@ impl Room {
                     self.set_standby(StandbyState::On, "timer", &mut events);
                     self.publish(events);
                 }
+                _ = sleep_until(lobby_due) => {
+                    let limit = self.lobby_timeout();
+                    let expired = self.meetings.expire_lobby(&mut self.status.meeting, limit);
+                    self.publish(expired);
+                }
             }
         }
         tracing::debug!("room core stopped");
+    }
+
+    /// How long a guest may wait in the lobby (`meeting.lobby_timeout_seconds`).
+    fn lobby_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.config.meeting.lobby_timeout_seconds.into())
     }
 
     async fn handle(&mut self, request: Request) {
@@ -386,11 +399,25 @@ impl Room {
     }
 
     fn guest(&mut self, meeting_id: &str, request: GuestRequest) {
+        // Also here: the timer may not have fired yet when a guest asks right at the limit.
+        let lobby_timeout = self.lobby_timeout();
+        let expired = self
+            .meetings
+            .expire_lobby(&mut self.status.meeting, lobby_timeout);
+        if !expired.is_empty() {
+            self.publish(expired);
+        }
         let meeting = &mut self.status.meeting;
         let desk = &mut self.meetings;
         match request {
-            GuestRequest::Arrive { name, pin, reply } => {
-                let result = desk.guest_arrive(meeting, meeting_id, name, pin);
+            GuestRequest::Arrive {
+                name,
+                pin,
+                source,
+                reply,
+            } => {
+                let result =
+                    desk.guest_arrive(meeting, meeting_id, name, pin, source, lobby_timeout);
                 let result = result.map(|(ticket, events)| {
                     self.publish(events);
                     ticket

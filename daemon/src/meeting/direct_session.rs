@@ -273,7 +273,8 @@ async fn arrive(
     }
     let ticket: Ticket = serde_json::from_str(&reply.body).map_err(|e| {
         Attempt::Fatal(format!(
-            "the other room's answer to joining is malformed: {e}"
+            "the other room's answer to joining is malformed ({})",
+            where_in_json(&e)
         ))
     })?;
     if !ticket
@@ -309,18 +310,33 @@ async fn state(http: &HttpsClient, guest: &Guest) -> Result<Place, Attempt> {
         return Ok(Place::Over("the other room ended the meeting".into()));
     }
     let reply = reply.success().map_err(http_attempt)?;
-    let state: GuestState = serde_json::from_str(&reply.body)
-        .map_err(|e| Attempt::Fatal(format!("the other room's lobby answer is malformed: {e}")))?;
+    let state: GuestState = serde_json::from_str(&reply.body).map_err(|e| {
+        Attempt::Fatal(format!(
+            "the other room's lobby answer is malformed ({})",
+            where_in_json(&e)
+        ))
+    })?;
     Ok(match state.state.as_str() {
         "lobby" => Place::Lobby,
         "admitted" => Place::Admitted,
         "removed" => Place::Over("the other room removed this room from the meeting".into()),
         "ended" => Place::Over("the other room ended the meeting".into()),
-        other => {
-            return Err(Attempt::Fatal(format!(
-                "the other room sent an unknown lobby state {:?}",
-                other.chars().take(32).collect::<String>()
-            )));
+        _ => {
+            return Err(Attempt::Fatal(
+                "the other room sent an unknown lobby state".into(),
+            ));
         }
     })
+}
+
+/// Where a JSON answer went wrong, without quoting it: serde's messages may contain the
+/// values the other side sent, and errors reach status, which every role reads.
+fn where_in_json(e: &serde_json::Error) -> String {
+    let kind = match e.classify() {
+        serde_json::error::Category::Io => "unreadable",
+        serde_json::error::Category::Syntax => "not JSON",
+        serde_json::error::Category::Data => "unexpected fields or types",
+        serde_json::error::Category::Eof => "cut short",
+    };
+    format!("{kind} at line {} column {}", e.line(), e.column())
 }

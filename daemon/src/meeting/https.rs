@@ -6,11 +6,15 @@
 //!   is never disabled.
 //! - Plain `http://` is refused unless the host is a loopback address: tests run signalling
 //!   servers on 127.0.0.1 without TLS; nothing on the network is ever spoken to in clear text.
+//! - Only servers `meeting.allowed_servers` lists ([`super::outbound`]), checked by the resolver
+//!   on the name and on every resolved address before any connection; no proxy from the
+//!   environment (it would be a way around the list).
 //! - No redirects: a redirect could lead from https to http or to another host with our token.
 //! - Timeouts for connecting and for the answer, and a size limit on the answer's body.
 //! - Errors name the URL without its query string or user info (tokens and PINs live there) and
 //!   say what failed: DNS, connect, TLS verification (with the certificate problem), timeout,
-//!   or the HTTP status with an excerpt of the body.
+//!   or the HTTP status. Never the body: errors end up in status, which every role reads, and a
+//!   server's words have no place on the room's panel.
 //!
 //! Calls block; async callers run them with `tokio::task::spawn_blocking`.
 
@@ -19,7 +23,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+use ureq::unversioned::transport::DefaultConnector;
 use url::Url;
+
+use super::outbound::{OutboundPolicy, PolicyResolver, Refusal};
 
 /// How long connecting (DNS, TCP and the TLS handshake) may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,8 +35,6 @@ pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(20);
 /// The largest answer body read: SDP and Janus replies are a few KiB; 1 MiB leaves room for
 /// big rooms without letting a hostile server fill our memory.
 pub const MAX_BODY: u64 = 1024 * 1024;
-/// How much of an error body goes into an error message.
-const EXCERPT_CHARS: usize = 200;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpsError {
@@ -41,6 +46,8 @@ pub enum HttpsError {
     Insecure { url: String },
     #[error("cannot read the meeting CA file {}: {reason}", path.display())]
     CaFile { path: PathBuf, reason: String },
+    #[error("not connecting to {url}: {refusal}")]
+    NotAllowed { url: String, refusal: Refusal },
     #[error("cannot resolve the host name of {url}: {reason}")]
     Dns { url: String, reason: String },
     #[error("cannot connect to {url}: {reason}")]
@@ -53,12 +60,8 @@ pub enum HttpsError {
     TooLarge { url: String, limit: u64 },
     #[error("the answer of {url} is not UTF-8 text")]
     NotText { url: String },
-    #[error("{url} answered HTTP {status}: {excerpt}")]
-    Status {
-        url: String,
-        status: u16,
-        excerpt: String,
-    },
+    #[error("{url} answered HTTP {status}")]
+    Status { url: String, status: u16 },
     #[error("request to {url} failed: {reason}")]
     Other { url: String, reason: String },
 }
@@ -124,7 +127,6 @@ impl Reply {
         HttpsError::Status {
             url: self.url.clone(),
             status: self.status,
-            excerpt: excerpt(&self.body),
         }
     }
 }
@@ -143,8 +145,9 @@ impl std::fmt::Debug for HttpsClient {
 }
 
 impl HttpsClient {
-    /// A client trusting Mozilla's roots plus the certificates in `ca_file` (PEM, one or more).
-    pub fn new(ca_file: Option<&Path>) -> Result<HttpsClient, HttpsError> {
+    /// A client trusting Mozilla's roots plus the certificates in `ca_file` (PEM, one or more),
+    /// reaching only what `policy` allows.
+    pub fn new(ca_file: Option<&Path>, policy: OutboundPolicy) -> Result<HttpsClient, HttpsError> {
         let mut roots: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
             .iter()
             .map(|der| Certificate::from_der(der.as_ref()).to_owned())
@@ -156,8 +159,9 @@ impl HttpsClient {
             .provider(TlsProvider::Rustls)
             .root_certs(RootCerts::new_with_certs(&roots))
             .build();
-        let agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .tls_config(tls)
+            .proxy(None)
             // Our own check (`check_url`) allows http:// for loopback only; ureq's is all-or-nothing.
             .https_only(false)
             .http_status_as_error(false)
@@ -165,8 +169,12 @@ impl HttpsClient {
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_recv_body(Some(RESPONSE_TIMEOUT))
             .user_agent(concat!("roomd/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+            .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            DefaultConnector::default(),
+            PolicyResolver::new(policy),
+        );
         Ok(HttpsClient {
             agent,
             response_timeout: RESPONSE_TIMEOUT,
@@ -314,23 +322,6 @@ fn redact_text(text: &str) -> String {
     }
 }
 
-/// The start of `body` on one line, for error messages.
-pub fn excerpt(body: &str) -> String {
-    let trimmed = body.trim();
-    if trimmed.is_empty() {
-        return "(empty body)".to_owned();
-    }
-    let mut out: String = trimmed
-        .chars()
-        .take(EXCERPT_CHARS)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if trimmed.chars().count() > EXCERPT_CHARS {
-        out.push('…');
-    }
-    out
-}
-
 fn read_ca_file(path: &Path) -> Result<Vec<Certificate<'static>>, HttpsError> {
     let fail = |reason: String| HttpsError::CaFile {
         path: path.to_owned(),
@@ -378,6 +369,16 @@ fn classify(url: &str, error: ureq::Error) -> HttpsError {
             reason: reason.to_owned(),
         },
         ureq::Error::Io(e) => {
+            // The policy resolver's refusal.
+            if let Some(refusal) = e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<Refusal>())
+            {
+                return HttpsError::NotAllowed {
+                    url,
+                    refusal: refusal.clone(),
+                };
+            }
             // rustls reports handshake failures through the stream as an io::Error.
             if let Some(tls) = e
                 .get_ref()

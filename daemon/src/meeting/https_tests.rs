@@ -1,6 +1,7 @@
 //! URL rules and error classification of the signalling HTTP client.
 
 use super::*;
+use crate::meeting::outbound::OutboundPolicy;
 use crate::meeting::test_server::{Answer, TestServer};
 
 #[test]
@@ -41,7 +42,7 @@ fn messages_never_show_secrets_in_urls() {
 #[test]
 fn refused_connection_and_status_errors_name_the_url() {
     // Port 1 on loopback: nothing listens there.
-    let client = HttpsClient::new(None).expect("client");
+    let client = HttpsClient::new(None, loopback()).expect("client");
     let url = parse_url("http://127.0.0.1:1/janus?secret=x").expect("url");
     let err = client
         .request(Method::Get, &url, &[], None, None)
@@ -61,14 +62,15 @@ fn refused_connection_and_status_errors_name_the_url() {
     let err = reply.success().expect_err("500");
     assert_eq!(
         err.to_string(),
-        format!("{} answered HTTP 500: boom  details", server.url("/x"))
+        format!("{} answered HTTP 500", server.url("/x"))
     );
 }
 
 #[test]
 fn unresolvable_host_is_a_dns_error() {
     // `.invalid` never resolves (RFC 6761), with or without a network.
-    let client = HttpsClient::new(None).expect("client");
+    let listed = OutboundPolicy::new(&["janus.invalid"]).expect("policy");
+    let client = HttpsClient::new(None, listed).expect("client");
     let url = parse_url("https://janus.invalid/janus").expect("url");
     let err = client
         .request(Method::Get, &url, &[], None, None)
@@ -79,4 +81,58 @@ fn unresolvable_host_is_a_dns_error() {
             .starts_with("cannot resolve the host name of https://janus.invalid/janus: "),
         "{err}"
     );
+}
+
+#[test]
+fn unlisted_hosts_and_internal_addresses_are_refused_before_connecting() {
+    let server = TestServer::start(|_| Answer::Http(200, vec![], b"{}".to_vec()));
+    let port = server
+        .url("")
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let cases = [
+        // Nothing listed: deny.
+        (
+            vec![],
+            format!("https://127.0.0.1:{port}/janus"),
+            "is not in",
+        ),
+        // Another network listed.
+        (
+            vec!["10.0.0.0/8"],
+            format!("https://127.0.0.1:{port}/janus"),
+            "is not in",
+        ),
+        // The name is listed but resolves to loopback, which is not.
+        (
+            vec!["localhost"],
+            format!("https://localhost:{port}/janus"),
+            "resolves to 127.0.0.1",
+        ),
+    ];
+    for (entries, target, expected) in cases {
+        let policy = OutboundPolicy::new(&entries).expect("policy");
+        let client = HttpsClient::new(None, policy).expect("client");
+        let url = parse_url(&target).expect("url");
+        let err = client
+            .request(Method::Get, &url, &[], None, None)
+            .expect_err("refused");
+        assert!(
+            matches!(err, HttpsError::NotAllowed { .. }),
+            "{entries:?}: {err:?}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains(expected) && message.contains("meeting.allowed_servers"),
+            "{message}"
+        );
+    }
+    assert!(server.requests().is_empty(), "a refused target was reached");
+}
+
+/// What these tests reach: their servers on loopback.
+fn loopback() -> crate::meeting::outbound::OutboundPolicy {
+    crate::meeting::outbound::OutboundPolicy::new(&["127.0.0.0/8"]).expect("policy")
 }

@@ -281,6 +281,21 @@ async fn share_content(
     }
 }
 
+/// Characters of a display name another participant chose that roomd keeps (as for guests).
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// A name from the server as status and the display may show it: no control characters, at
+/// most [`MAX_NAME_CHARS`] characters.
+fn bounded_name(name: &str) -> String {
+    name.chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_NAME_CHARS)
+        .collect()
+}
+
+/// Feeds received at most from one Janus room (a 3×3 grid); publishers beyond are ignored.
+pub const MAX_SUBSCRIPTIONS: usize = 9;
+
 /// Receives one publisher on a handle of its own. A feed that cannot be received is logged
 /// and skipped (the meeting goes on); a server that went away ends the attempt.
 async fn subscribe(
@@ -296,9 +311,21 @@ async fn subscribe(
     if ctx.plan.borrow().removed.contains(&id) {
         return Ok(());
     }
+    // Each feed costs a peer, decoders and a tile on the display; a room with more
+    // publishers than the layout can show must not make the device fall over.
+    if feeds.len() >= MAX_SUBSCRIPTIONS {
+        tracing::warn!(
+            "not receiving Janus feed {}: already receiving {MAX_SUBSCRIPTIONS} feeds, the most \
+             one room shows",
+            publisher.id
+        );
+        return Ok(());
+    }
     let name = publisher
         .display
-        .clone()
+        .as_deref()
+        .map(bounded_name)
+        .filter(|n| !n.trim().is_empty())
         .unwrap_or_else(|| format!("Participant {}", publisher.id));
     let (s, r, feed) = (session.clone(), room.clone(), publisher.id);
     let subscribed = blocking(move || {
@@ -365,7 +392,7 @@ fn janus_attempt(e: JanusError) -> Attempt {
         JanusError::Status { status, .. } if status >= 500 => Attempt::Transient(e.to_string()),
         JanusError::StreamEnded { .. }
         | JanusError::SessionTimedOut
-        | JanusError::SessionNotFound { .. }
+        | JanusError::SessionNotFound
         | JanusError::NoAnswer { .. } => Attempt::Transient(e.to_string()),
         other => Attempt::Fatal(other.to_string()),
     }

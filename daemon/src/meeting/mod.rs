@@ -19,6 +19,7 @@ pub mod https;
 pub mod janus;
 mod janus_content;
 mod janus_session;
+pub mod outbound;
 mod roster;
 mod session;
 pub mod whip;

@@ -7,6 +7,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::backoff::Backoff;
 use super::engine::GuestDirection;
 use super::https::{HttpsClient, HttpsError};
+use super::outbound::OutboundPolicy;
 use super::{MeetingError, direct_session, hosted_session, janus_session, whip_session};
 use crate::core::{
     AdmittedGuest, MeetingPlan, MeetingReport, MeetingState, MeetingTarget, RoomHandle,
@@ -120,13 +121,22 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|e| Attempt::Fatal(format!("signalling task: {e}")))
 }
 
-/// The HTTPS client under the current `meeting.ca_file`; a CA file that cannot be read ends
-/// the meeting with the reason.
+/// The HTTPS client under the current `meeting.ca_file` and `meeting.allowed_servers`; a CA
+/// file that cannot be read ends the meeting with the reason.
 pub async fn https_client(ctx: &SessionContext) -> Option<HttpsClient> {
-    let ca_file = ctx.room.config().meeting.ca_file.clone();
+    let meeting = ctx.room.config().meeting.clone();
+    // The configuration checked every entry when it was loaded.
+    let policy = match OutboundPolicy::new(&meeting.allowed_servers) {
+        Ok(policy) => policy,
+        Err(e) => {
+            ctx.fail(format!("meeting.allowed_servers: {e}")).await;
+            return None;
+        }
+    };
+    let ca_file = meeting.ca_file;
     let built = blocking(move || {
         let path = (!ca_file.is_empty()).then(|| std::path::PathBuf::from(&ca_file));
-        HttpsClient::new(path.as_deref())
+        HttpsClient::new(path.as_deref(), policy)
     })
     .await;
     match built {

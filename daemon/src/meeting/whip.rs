@@ -5,12 +5,15 @@
 //! against the endpoint URL, it may be relative) and optionally an `ETag`. Leaving is a `DELETE`
 //! of that resource. Offers carry all candidates (gathered before posting), so no trickle `PATCH`.
 //! WHEP has the same semantics with roles swapped (we receive).
+//!
+//! The `Location` must stay on the endpoint's origin (scheme, host and port): the token goes
+//! with the `DELETE`, and a server must not be able to send it, or us, somewhere else.
 
 use std::fmt;
 
 use url::Url;
 
-use super::https::{Body, HttpsClient, HttpsError, Method, Reply, excerpt, parse_url, redact};
+use super::https::{Body, HttpsClient, HttpsError, Method, Reply, parse_url, redact};
 
 const SDP: &str = "application/sdp";
 
@@ -48,12 +51,11 @@ pub enum WhipError {
     },
     #[error("the {protocol} endpoint {url} does not exist (HTTP 404)")]
     NotFound { protocol: Protocol, url: String },
-    #[error("the {protocol} server {url} answered HTTP {status}: {excerpt}")]
+    #[error("the {protocol} server {url} answered HTTP {status}")]
     Status {
         protocol: Protocol,
         url: String,
         status: u16,
-        excerpt: String,
     },
     #[error(
         "the {protocol} server {url} answered the offer with HTTP {status} instead of 201 Created"
@@ -65,11 +67,10 @@ pub enum WhipError {
     },
     #[error("the {protocol} server {url} gave no Location for the session it created")]
     MissingLocation { protocol: Protocol, url: String },
-    #[error("the {protocol} server {url} gave an unusable Location {location:?}: {reason}")]
+    #[error("the {protocol} server {url} gave an unusable Location: {reason}")]
     BadLocation {
         protocol: Protocol,
         url: String,
-        location: String,
         reason: String,
     },
     #[error("the {protocol} server {url} answered with {content_type} instead of application/sdp")]
@@ -215,7 +216,6 @@ fn refuse_errors(protocol: Protocol, reply: &Reply, had_token: bool) -> Result<(
             protocol,
             url,
             status,
-            excerpt: excerpt(&reply.body),
         }),
     }
 }
@@ -224,10 +224,16 @@ fn resolve_location(protocol: Protocol, base: &Url, location: &str) -> Result<Ur
     let bad = |reason: String| WhipError::BadLocation {
         protocol,
         url: redact(base),
-        location: location.to_owned(),
         reason,
     };
     let resource = base.join(location).map_err(|e| bad(e.to_string()))?;
+    if resource.origin() != base.origin() {
+        return Err(bad(format!(
+            "it leads away from the endpoint's origin {} (to {})",
+            base.origin().ascii_serialization(),
+            resource.origin().ascii_serialization()
+        )));
+    }
     super::https::check_url(&resource).map_err(|e| bad(e.to_string()))?;
     Ok(resource)
 }

@@ -16,6 +16,10 @@ use crate::api::error::ApiError;
 use crate::core::is_meeting_id;
 use crate::meeting::{GuestDirection, MeetingError};
 
+/// Media sections a guest's offer may have: audio and video, and room for a second of each
+/// (content). Browsers offer two.
+const MAX_GUEST_MEDIA_SECTIONS: usize = 4;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Arrival {
@@ -37,7 +41,12 @@ pub async fn arrive(
         .insert(AuditActor(format!("guest of meeting {meeting_id}")));
     let ticket = state
         .room
-        .guest_arrive(meeting_id, arrival.name, arrival.pin.map(Secret::new))
+        .guest_arrive(
+            meeting_id,
+            arrival.name,
+            arrival.pin.map(Secret::new),
+            crate::api::peer_ip(&req),
+        )
         .await?;
     Ok(HttpResponse::Created().json(json!({
         "guest_id": ticket.guest_id,
@@ -203,6 +212,14 @@ fn sdp_body(req: &HttpRequest, body: &LimitedBody) -> Result<String, ApiError> {
         return Err(ApiError::BadRequest(
             "the body is not an SDP offer (it must start with v=0)".into(),
         ));
+    }
+    // Each media section becomes transceivers, decoders or encoders in the room's pipeline.
+    let media = text.lines().filter(|l| l.starts_with("m=")).count();
+    if media > MAX_GUEST_MEDIA_SECTIONS {
+        return Err(ApiError::BadRequest(format!(
+            "the SDP offer has {media} media sections (m= lines); a guest may offer at most \
+             {MAX_GUEST_MEDIA_SECTIONS}"
+        )));
     }
     Ok(text.to_owned())
 }

@@ -295,7 +295,7 @@ fn parse_stream(value: &Value) -> Result<PublishedStream, String> {
         Some("audio") => MediaKind::Audio,
         Some("video") => MediaKind::Video,
         Some("data") => MediaKind::Data,
-        other => return Err(format!("stream type {other:?} is not audio, video or data")),
+        _ => return Err("a stream type is not audio, video or data".to_owned()),
     };
     Ok(PublishedStream {
         kind,

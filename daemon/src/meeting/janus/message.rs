@@ -53,7 +53,6 @@ fn parse_json(url: &str, body: &str) -> Result<Value, JanusError> {
     serde_json::from_str(body).map_err(|e| JanusError::NotJson {
         url: url.to_owned(),
         reason: e.to_string(),
-        excerpt: crate::meeting::https::excerpt(body),
     })
 }
 

@@ -210,11 +210,10 @@ impl JanusSession {
             // Synchronous plugin requests answer right away.
             "success" => return Ok(reply),
             "ack" => {}
-            other => {
+            _ => {
                 return Err(JanusError::Unexpected {
                     url: redact(url),
                     expected: "ack",
-                    got: other.to_owned(),
                 });
             }
         }
@@ -325,9 +324,7 @@ fn route(
             .as_ref()
             .is_some_and(|(code, _)| *code == 458)
     {
-        let _ = events.send(Err(JanusError::SessionNotFound {
-            reason: envelope.error.map(|(_, r)| r).unwrap_or_default(),
-        }));
+        let _ = events.send(Err(JanusError::SessionNotFound));
         return Some("the session is gone (Janus error 458)".to_owned());
     }
     let event = parse_event(&envelope).map_err(|problem| JanusError::Malformed {
@@ -376,39 +373,26 @@ fn post_with_transaction(
         return Err(JanusError::Status {
             url: shown,
             status: reply.status,
-            excerpt: crate::meeting::https::excerpt(&reply.body),
         });
     }
     let envelope = parse_body(&shown, &reply.body)?;
     check_error(&envelope)?;
     match envelope.transaction.as_deref() {
         Some(t) if t == transaction => Ok(envelope),
-        got => Err(JanusError::TransactionMismatch {
-            url: shown,
-            sent: transaction.to_owned(),
-            got: got.unwrap_or("(none)").to_owned(),
-        }),
+        _ => Err(JanusError::TransactionMismatch { url: shown }),
     }
 }
 
 /// Janus core errors (`janus: error`) and VideoRoom errors (`error_code` in plugin data).
 fn check_error(envelope: &Envelope) -> Result<(), JanusError> {
-    if let Some((code, reason)) = &envelope.error {
+    if let Some((code, _reason)) = &envelope.error {
         return Err(match code {
-            458 => JanusError::SessionNotFound {
-                reason: reason.clone(),
-            },
-            _ => JanusError::Janus {
-                code: *code,
-                reason: reason.clone(),
-            },
+            458 => JanusError::SessionNotFound,
+            _ => JanusError::Janus { code: *code },
         });
     }
     if envelope.kind == "error" {
-        return Err(JanusError::Janus {
-            code: 0,
-            reason: "an error without code or reason".to_owned(),
-        });
+        return Err(JanusError::Janus { code: 0 });
     }
     Ok(())
 }
@@ -436,7 +420,6 @@ fn expect_kind(url: &Url, envelope: &Envelope, expected: &'static str) -> Result
         Err(JanusError::Unexpected {
             url: redact(url),
             expected,
-            got: envelope.kind.clone(),
         })
     }
 }

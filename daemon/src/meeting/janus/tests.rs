@@ -12,7 +12,7 @@ use crate::meeting::https::{HttpsClient, HttpsError};
 use crate::meeting::test_server::{Answer, Request, TestServer};
 
 fn http() -> HttpsClient {
-    HttpsClient::new(None).expect("client")
+    HttpsClient::new(None, loopback()).expect("client")
 }
 
 /// The next event within `seconds`; `None` when none came.
@@ -204,7 +204,7 @@ fn publish_see_others_join_subscribe_and_leave() {
     a.destroy().expect("A destroys its session");
     // The session is gone on the server: a request on it is a typed error.
     let err = a.keepalive().expect_err("session destroyed");
-    assert!(matches!(err, JanusError::SessionNotFound { .. }), "{err:?}");
+    assert!(matches!(err, JanusError::SessionNotFound), "{err:?}");
 }
 
 #[test]
@@ -269,7 +269,7 @@ fn janus_over_https_needs_the_meeting_ca() {
     }));
     assert!(janus.url.starts_with("https://"));
 
-    let trusting = HttpsClient::new(Some(&ca)).expect("client with the meeting CA");
+    let trusting = HttpsClient::new(Some(&ca), loopback()).expect("client with the meeting CA");
     let (session, _events) =
         JanusSession::create(&trusting, &janus.url).expect("session over HTTPS");
     let mut handle = VideoRoomHandle::attach(&session).expect("attach over HTTPS");
@@ -299,9 +299,10 @@ fn ca_file_without_certificates_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("ca.pem");
     std::fs::write(&path, "not a certificate").expect("write");
-    let err = HttpsClient::new(Some(&path)).expect_err("no certificate");
+    let err = HttpsClient::new(Some(&path), loopback()).expect_err("no certificate");
     assert!(matches!(err, HttpsError::CaFile { .. }), "{err:?}");
-    let err = HttpsClient::new(Some(&dir.path().join("missing.pem"))).expect_err("missing");
+    let err =
+        HttpsClient::new(Some(&dir.path().join("missing.pem")), loopback()).expect_err("missing");
     assert!(err.to_string().contains("missing.pem"), "{err}");
 }
 
@@ -404,14 +405,16 @@ fn hostile_server_answers_become_typed_errors() {
         json_answer(json!({"janus": "error", "transaction": transaction(r), "error": {"code": 458, "reason": "No such session 1"}}).to_string())
     })
     .expect_err("458");
-    assert!(matches!(err, JanusError::SessionNotFound { .. }), "{err:?}");
+    assert!(matches!(err, JanusError::SessionNotFound), "{err:?}");
 
     let err = hostile(|_| Answer::Http(502, vec![], b"<html>Bad Gateway</html>".to_vec()))
         .expect_err("502");
     assert!(
-        matches!(&err, JanusError::Status { status: 502, excerpt, .. } if excerpt.contains("Bad Gateway")),
+        matches!(&err, JanusError::Status { status: 502, .. }),
         "{err:?}"
     );
+    // The server's words stay out of the message (it reaches status, which every role reads).
+    assert!(!err.to_string().contains("Bad Gateway"), "{err}");
 
     let huge = format!(
         "{{\"janus\": \"success\", \"pad\": \"{}\"}}",
@@ -529,7 +532,7 @@ fn lost_session_ends_the_stream_and_fails_requests_at_once() {
     let (session, mut events) =
         JanusSession::create(&http(), &server.url("/janus")).expect("session");
     let err = next(&mut events, 5).expect_err("session lost");
-    assert!(matches!(err, JanusError::SessionNotFound { .. }), "{err:?}");
+    assert!(matches!(err, JanusError::SessionNotFound), "{err:?}");
     let err = next(&mut events, 5).expect_err("stream ended");
     assert!(matches!(err, JanusError::StreamEnded { .. }), "{err:?}");
     assert!(
@@ -572,4 +575,9 @@ fn a_publisher_can_join_under_an_id_of_its_own_choosing_once() {
         .expect("join");
     assert_ne!(joined.id, chosen);
     session.destroy().expect("destroy");
+}
+
+/// What these tests reach: their servers on loopback.
+fn loopback() -> crate::meeting::outbound::OutboundPolicy {
+    crate::meeting::outbound::OutboundPolicy::new(&["127.0.0.0/8"]).expect("policy")
 }

@@ -182,7 +182,7 @@ impl VideoRoomHandle {
         if jsep.kind != "offer" {
             return Err(malformed(
                 "join",
-                format!("Janus sent an SDP {:?}, not an offer", jsep.kind),
+                "Janus sent an SDP that is not an offer".to_owned(),
             ));
         }
         let streams = match data.get("streams") {
@@ -284,7 +284,6 @@ fn plugin_data(
             Some(code) => JanusError::VideoRoom {
                 request: request.to_owned(),
                 code,
-                reason,
             },
             None => malformed(request, "\"error_code\" is not an integer".to_owned()),
         });
@@ -299,9 +298,14 @@ fn expect_videoroom(
 ) -> Result<(), JanusError> {
     match data.get("videoroom").and_then(Value::as_str) {
         Some(kind) if kind == expected => Ok(()),
-        other => Err(malformed(
+        // What the server wrote instead stays out of the message (it reaches status).
+        Some(_) => Err(malformed(
             request,
-            format!("expected videoroom {expected:?}, got {other:?}"),
+            format!("expected videoroom {expected:?}, got another kind"),
+        )),
+        None => Err(malformed(
+            request,
+            format!("expected videoroom {expected:?}, got none"),
         )),
     }
 }
@@ -336,7 +340,7 @@ fn parse_subscribed(value: &Value) -> Result<SubscribedStream, String> {
         Some("audio") => MediaKind::Audio,
         Some("video") => MediaKind::Video,
         Some("data") => MediaKind::Data,
-        other => return Err(format!("stream type {other:?} is not audio, video or data")),
+        _ => return Err("a stream type is not audio, video or data".to_owned()),
     };
     Ok(SubscribedStream {
         mid: optional_string(s, "mid")?.ok_or("a subscribed stream has no \"mid\"")?,
