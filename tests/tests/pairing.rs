@@ -288,3 +288,37 @@ fn panel_tokens_expire_unless_used() -> Result<(), HarnessError> {
     assert!(!text.contains(&busy), "the file holds a secret");
     Ok(())
 }
+
+#[test]
+fn the_pairing_code_is_not_in_the_display_snapshot() -> Result<(), HarnessError> {
+    let roomd = Roomd::start_claimed("")?;
+    // The `user` role may look at the display; it must not learn the code that buys a
+    // room-control token.
+    let user = roomd.token_for("user")?;
+    // Standby: a still picture, so that equal frames mean equal content.
+    roomd.command("standby.activate", &json!({}))?;
+    let snapshot = || -> Result<Vec<u8>, HarnessError> {
+        std::thread::sleep(std::time::Duration::from_millis(800));
+        Ok(roomd
+            .get("/api/v1/display/snapshot")
+            .bearer(&user)
+            .send()?
+            .expect_status(200, "a snapshot as user")?
+            .body)
+    };
+    let (still, again) = (snapshot()?, snapshot()?);
+    assert!(still == again, "the standby display is not still");
+
+    request(&roomd, Ipv4Addr::new(127, 6, 0, 1))?;
+    let first_code = console_code(&roomd);
+    let with_first = snapshot()?;
+    request(&roomd, Ipv4Addr::new(127, 6, 0, 2))?;
+    let second_code = console_code(&roomd);
+    assert_ne!(first_code, second_code, "a new request draws a new code");
+    let with_second = snapshot()?;
+    assert!(
+        with_first == with_second,
+        "the snapshot changes with the pairing code, so it shows the code"
+    );
+    Ok(())
+}
