@@ -36,8 +36,8 @@ pub const CLAIM_CODE_FILE: &str = "claim-code";
 /// username from it, before that source is delayed too: room for typos across a few names,
 /// not for spraying guesses over many.
 const SOURCE_THRESHOLD_FACTOR: u32 = 4;
-/// A username longer than this cannot exist ([`validate_username`]); kept this short.
-const MAX_LOGIN_NAME_CHARS: usize = 64;
+/// A username longer than this cannot exist ([`validate_username`]).
+const MAX_LOGIN_NAME_CHARS: usize = super::username::MAX_USERNAME_LEN;
 
 /// A login that passed the fast checks of [`Accounts::begin_login`].
 #[derive(Debug)]
@@ -213,7 +213,9 @@ impl Accounts {
             return Err(error);
         }
         let attempt = LoginAttempt {
-            username: username.chars().take(MAX_LOGIN_NAME_CHARS).collect(),
+            // One character more than any username may have, so that a longer name stays one
+            // no user has (cut to the limit, it could be someone's).
+            username: username.chars().take(MAX_LOGIN_NAME_CHARS + 1).collect(),
             source,
             wait: Duration::ZERO,
         };

@@ -490,3 +490,23 @@ fn busy_password_checks_answer_at_once_and_do_not_count_as_failures() {
     }
     assert!(accounts.login("root", PASSWORD, SOURCE).is_ok());
 }
+
+#[test]
+fn an_overlong_username_is_nobody_even_if_it_starts_with_a_real_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_clock, accounts) = claimed(dir.path());
+    let padded = format!("root{}", " ".repeat(MAX_USERNAME_LEN + 10));
+    assert!(matches!(
+        accounts.login(&padded, PASSWORD, SOURCE),
+        Err(AccountsError::BadCredentials)
+    ));
+    let long_real = "r".repeat(MAX_USERNAME_LEN);
+    accounts
+        .create_user(&long_real, PASSWORD, Role::User)
+        .unwrap();
+    assert!(accounts.login(&long_real, PASSWORD, SOURCE).is_ok());
+    assert!(matches!(
+        accounts.login(&format!("{long_real}x"), PASSWORD, SOURCE),
+        Err(AccountsError::BadCredentials)
+    ));
+}
