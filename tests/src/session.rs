@@ -1,16 +1,16 @@
-//! A browser-style login: the `roomd_session` cookie and the CSRF token that goes with it.
+//! A browser-style login: the `__Host-roomd_session` cookie and the CSRF token that goes with it.
 
 use crate::HarnessError;
 use crate::http::ApiResponse;
 
 /// Name of roomd's session cookie (docs/api.md).
-pub const SESSION_COOKIE: &str = "roomd_session";
+pub const SESSION_COOKIE: &str = "__Host-roomd_session";
 
 #[derive(Debug, Clone)]
 pub struct Session {
     pub username: String,
     pub role: String,
-    /// `roomd_session=<value>`, ready for a `Cookie` header.
+    /// `__Host-roomd_session=<value>`, ready for a `Cookie` header.
     pub cookie: String,
     /// The whole `Set-Cookie` header roomd sent, for attribute checks.
     pub set_cookie: String,

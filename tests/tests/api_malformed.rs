@@ -414,10 +414,15 @@ fn cases() -> Vec<Case> {
             get_with_header(r, "/api/v1/status", "Authorization", "Bearer a b c")
         }),
         case("garbage session cookie", &[401], None, |r, _| {
-            get_with_header(r, "/api/v1/status", "Cookie", "roomd_session=garbage")
+            get_with_header(
+                r,
+                "/api/v1/status",
+                "Cookie",
+                "__Host-roomd_session=garbage",
+            )
         }),
         case("empty session cookie", &[401], None, |r, _| {
-            get_with_header(r, "/api/v1/status", "Cookie", "roomd_session=")
+            get_with_header(r, "/api/v1/status", "Cookie", "__Host-roomd_session=")
         }),
         case("cookie header of garbage", &[401], None, |r, _| {
             get_with_header(r, "/api/v1/status", "Cookie", ";;;===;;")

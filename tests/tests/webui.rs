@@ -78,14 +78,14 @@ fn pages_and_assets_are_served_with_strict_headers() -> Result<(), HarnessError>
     // A stale session cookie does not keep the login page from loading.
     roomd
         .get("/admin")
-        .header("Cookie", "roomd_session=stale")
+        .header("Cookie", "__Host-roomd_session=stale")
         .send()?
         .expect_status(200, "/admin with a stale cookie")?;
     // Nor does it stop a browser from logging in again (it cannot delete an HttpOnly cookie),
     // while a bad bearer token is still refused on public routes.
     let login = roomd
         .request("POST", "/api/v1/session")
-        .header("Cookie", "roomd_session=stale")
+        .header("Cookie", "__Host-roomd_session=stale")
         .json(&serde_json::json!({"username": "nobody", "password": "wrong password here"}))
         .send()?;
     assert_eq!(

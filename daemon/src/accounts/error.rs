@@ -65,6 +65,21 @@ pub enum AccountsError {
         "the pairing code is wrong; {attempts_left} attempts left (the code is on the room display)"
     )]
     WrongPairingCode { attempts_left: u32 },
+    #[error(
+        "this account has had many failed logins; its password checks are spaced out. Try again in {} s",
+        retry_after.as_secs_f64().ceil()
+    )]
+    AccountPaced { retry_after: Duration },
+    #[error(
+        "too many password checks are running; try again in {} s",
+        retry_after.as_secs_f64().ceil()
+    )]
+    Busy { retry_after: Duration },
+    #[error(
+        "too many pairing attempts room-wide; try again in {} s (an admin can also create a room-control token)",
+        retry_after.as_secs_f64().ceil()
+    )]
+    PairingBusy { retry_after: Duration },
     #[error("password hashing failed: {detail}")]
     Hashing { detail: String },
 }

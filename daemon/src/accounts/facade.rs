@@ -7,28 +7,46 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
 use super::claim;
 use super::clock::{Clock, SystemClock};
 use super::error::AccountsError;
 use super::lockout::{Lockout, LockoutKey};
+use super::pacing::{AccountPacing, Turn};
 use super::pairing::{Pairing, PairingRequest};
 use super::password::{
     MAX_PASSWORD_BYTES, check_password_policy, hash_password, prepare_dummy_hash,
     verify_password_or_dummy,
 };
+use super::password_checks::{CheckPermit, PasswordChecks};
 use super::policy::AccountsPolicy;
-use super::principal::Principal;
+use super::principal::{Principal, PrincipalKind};
 use super::role::Role;
 use super::secret::Secret;
 use super::sessions::{NewSession, SessionInfo, SessionStore};
-use super::tokens::{TokenInfo, TokenStore};
+use super::tokens::{PAIRING_CREATOR, TokenInfo, TokenStore};
 use super::username::validate_username;
 use super::users::{UserInfo, UserStore};
 
 pub const USERS_FILE: &str = "users.json";
 pub const TOKENS_FILE: &str = "tokens.json";
 pub const CLAIM_CODE_FILE: &str = "claim-code";
+/// Failed logins from one source (all usernames together) allowed per failed login of one
+/// username from it, before that source is delayed too: room for typos across a few names,
+/// not for spraying guesses over many.
+const SOURCE_THRESHOLD_FACTOR: u32 = 4;
+/// A username longer than this cannot exist ([`validate_username`]).
+const MAX_LOGIN_NAME_CHARS: usize = super::username::MAX_USERNAME_LEN;
+
+/// A login that passed the fast checks of [`Accounts::begin_login`].
+#[derive(Debug)]
+pub struct LoginAttempt {
+    username: String,
+    source: IpAddr,
+    /// How long the account's pacing makes this attempt wait before its password is checked.
+    pub wait: Duration,
+}
 
 #[derive(Debug)]
 pub struct Accounts {
@@ -38,7 +56,13 @@ pub struct Accounts {
     users: RwLock<UserStore>,
     tokens: RwLock<TokenStore>,
     sessions: SessionStore,
+    /// Per username and source; also claim and pairing attempts per source.
     lockout: Lockout,
+    /// Per source, all usernames together.
+    source_lockout: Lockout,
+    /// Per username, all sources together.
+    pacing: AccountPacing,
+    password_checks: PasswordChecks,
     policy: Mutex<AccountsPolicy>,
     pairing: Pairing,
 }
@@ -83,6 +107,13 @@ impl Accounts {
             tokens: RwLock::new(tokens),
             sessions: SessionStore::new(policy.session_idle, clock.clone()),
             lockout: Lockout::new(policy.lockout_threshold, policy.lockout_max, clock.clone()),
+            source_lockout: Lockout::new(
+                source_threshold(policy.lockout_threshold),
+                policy.lockout_max,
+                clock.clone(),
+            ),
+            pacing: AccountPacing::new(clock.clone()),
+            password_checks: PasswordChecks::for_this_device(),
             policy: Mutex::new(policy),
             pairing: Pairing::new(state_dir, clock),
         })
@@ -92,6 +123,10 @@ impl Accounts {
     pub fn set_policy(&self, policy: AccountsPolicy) {
         self.lockout
             .set_limits(policy.lockout_threshold, policy.lockout_max);
+        self.source_lockout.set_limits(
+            source_threshold(policy.lockout_threshold),
+            policy.lockout_max,
+        );
         self.sessions.set_idle_timeout(policy.session_idle);
         *lock(&self.policy) = policy;
     }
@@ -126,7 +161,7 @@ impl Accounts {
         // fixing a too-short password is not counted as guessing.
         validate_username(username)?;
         check_password_policy(username, password)?;
-        let key = LockoutKey::Claim { source };
+        let key = LockoutKey::claim(source);
         self.begin_attempt(&key)?;
         let expected = self.claim_code().ok_or(AccountsError::AlreadyClaimed)?;
         if !claim::code_matches(&expected, code) {
@@ -153,41 +188,115 @@ impl Accounts {
         Ok(admin)
     }
 
-    /// Checks a username and password and opens a session. Unknown users cost the same time as
-    /// wrong passwords. Slow (verifies a password hash): call on a blocking thread.
+    /// Starts a login: the fast checks that need no password hash. Refused (429) if `source` or
+    /// this username from `source` is locked out, or if the account's pacing queue is full
+    /// (see [`super::pacing`]). The attempt counts as a failure from here on until it succeeds
+    /// or is cancelled. Wait [`LoginAttempt::wait`] (without holding a thread), then get a
+    /// [`Accounts::password_check_permit`] and call [`Accounts::finish_login`].
+    pub fn begin_login(
+        &self,
+        username: &str,
+        source: IpAddr,
+    ) -> Result<LoginAttempt, AccountsError> {
+        // Nobody can log in before the first admin exists; say so instead of "wrong password".
+        if !self.is_claimed() {
+            return Err(AccountsError::NotClaimed);
+        }
+        let source_key = LockoutKey::source(source);
+        self.source_lockout
+            .begin_attempt(&source_key)
+            .map_err(|retry_after| AccountsError::LockedOut { retry_after })?;
+        let key = LockoutKey::login(username, source);
+        if let Err(error) = self.begin_attempt(&key) {
+            // Refused before any guess was checked: not a further failure of the source.
+            self.source_lockout.cancel_attempt(&source_key);
+            return Err(error);
+        }
+        let attempt = LoginAttempt {
+            // One character more than any username may have, so that a longer name stays one
+            // no user has (cut to the limit, it could be someone's).
+            username: username.chars().take(MAX_LOGIN_NAME_CHARS + 1).collect(),
+            source,
+            wait: Duration::ZERO,
+        };
+        match self.pacing.begin(username, source) {
+            Turn::After(wait) => Ok(LoginAttempt { wait, ..attempt }),
+            Turn::Refused { retry_after } => {
+                self.source_lockout.cancel_attempt(&source_key);
+                self.lockout.cancel_attempt(&key);
+                Err(AccountsError::AccountPaced { retry_after })
+            }
+        }
+    }
+
+    /// A slot among the password checks allowed at once, or [`AccountsError::Busy`] (503); a
+    /// busy answer cancels `attempt`, as no password was checked.
+    pub fn password_check_permit(
+        &self,
+        attempt: &LoginAttempt,
+    ) -> Result<CheckPermit, AccountsError> {
+        self.password_checks.try_start().inspect_err(|_| {
+            self.source_lockout
+                .cancel_attempt(&LockoutKey::source(attempt.source));
+            self.lockout
+                .cancel_attempt(&LockoutKey::login(&attempt.username, attempt.source));
+            self.pacing.cancel(&attempt.username);
+        })
+    }
+
+    /// Checks the password of a begun login and opens a session. Unknown users cost the same
+    /// time as wrong passwords. Slow (verifies a password hash): call on a blocking thread.
+    pub fn finish_login(
+        &self,
+        attempt: LoginAttempt,
+        password: &str,
+        permit: CheckPermit,
+    ) -> Result<NewSession, AccountsError> {
+        let LoginAttempt {
+            username, source, ..
+        } = attempt;
+        let stored_hash = read(&self.users)
+            .credentials(&username)
+            .map(|(_, hash)| hash);
+        // Over-long passwords can never have been set; no point hashing them.
+        let verified = password.len() <= MAX_PASSWORD_BYTES
+            && verify_password_or_dummy(stored_hash.as_ref().map(Secret::expose), password);
+        drop(permit);
+        if !verified {
+            // Operators need to see guessing in the log. The name is shown as the audit log
+            // shows it (at most 64 characters) and quoted, so it cannot forge log lines.
+            tracing::warn!(username = ?username, %source, "failed login");
+            return Err(AccountsError::BadCredentials);
+        }
+        // Holding the users lock while creating the session so that a concurrent delete cannot
+        // slip in between and leave a session for a deleted user.
+        let users = read(&self.users);
+        let role = users.role(&username).ok_or(AccountsError::BadCredentials)?;
+        let session = self.sessions.create(&username, role);
+        drop(users);
+        self.lockout
+            .record_success(&LockoutKey::login(&username, source));
+        // Only this attempt is forgiven, not the source's other failures: logging into one's
+        // own account between guesses at others must not reset the count.
+        self.source_lockout
+            .cancel_attempt(&LockoutKey::source(source));
+        self.pacing.succeeded(&username, source);
+        Ok(session)
+    }
+
+    /// [`Accounts::begin_login`], the wait (on this thread), a permit and
+    /// [`Accounts::finish_login`] in one call, for tests.
+    #[cfg(test)]
     pub fn login(
         &self,
         username: &str,
         password: &str,
         source: IpAddr,
     ) -> Result<NewSession, AccountsError> {
-        // Nobody can log in before the first admin exists; say so instead of "wrong password".
-        if !self.is_claimed() {
-            return Err(AccountsError::NotClaimed);
-        }
-        let key = LockoutKey::login(username, source);
-        self.begin_attempt(&key)?;
-        let stored_hash = read(&self.users)
-            .credentials(username)
-            .map(|(_, hash)| hash);
-        // Over-long passwords can never have been set; no point hashing them.
-        let verified = password.len() <= MAX_PASSWORD_BYTES
-            && verify_password_or_dummy(stored_hash.as_ref().map(Secret::expose), password);
-        if !verified {
-            // Operators need to see guessing in the log. The name is shown as the audit log
-            // shows it (at most 64 characters) and quoted, so it cannot forge log lines.
-            let shown: String = username.chars().take(64).collect();
-            tracing::warn!(username = ?shown, %source, "failed login");
-            return Err(AccountsError::BadCredentials);
-        }
-        // Holding the users lock while creating the session so that a concurrent delete cannot
-        // slip in between and leave a session for a deleted user.
-        let users = read(&self.users);
-        let role = users.role(username).ok_or(AccountsError::BadCredentials)?;
-        let session = self.sessions.create(username, role);
-        drop(users);
-        self.lockout.record_success(&key);
-        Ok(session)
+        let attempt = self.begin_login(username, source)?;
+        std::thread::sleep(attempt.wait);
+        let permit = self.password_check_permit(&attempt)?;
+        self.finish_login(attempt, password, permit)
     }
 
     /// The live session for a cookie value; refreshes its idle timer.
@@ -195,13 +304,28 @@ impl Accounts {
         self.sessions.get(cookie)
     }
 
+    /// Whether the session for `cookie` is still live, without refreshing its idle timer: an
+    /// open WebSocket checks this, and holding a socket open is not using the session.
+    pub fn session_is_live(&self, cookie: &str) -> bool {
+        self.sessions.is_live(cookie)
+    }
+
     pub fn logout(&self, cookie: &str) {
         self.sessions.remove(cookie);
     }
 
-    /// The principal for a bearer token; fast (one SHA-256 and a map lookup).
+    /// The principal for a bearer token; fast (one SHA-256 and a map lookup), except about
+    /// once a day per panel token, when its last use is written to the file.
     pub fn verify_token(&self, secret: &str) -> Option<Principal> {
-        read(&self.tokens).verify(secret)
+        let verified = read(&self.tokens).verify(secret, time::OffsetDateTime::now_utc())?;
+        if verified.record_use
+            && let PrincipalKind::Token { id } = &verified.principal.kind
+            && let Err(error) = write(&self.tokens).record_use(id)
+        {
+            // The token stays valid; only its expiry may come up to a day early after a restart.
+            tracing::warn!(%error, "could not record the last use of a panel token");
+        }
+        Some(verified.principal)
     }
 
     pub fn list_users(&self) -> Vec<UserInfo> {
@@ -303,11 +427,15 @@ impl Accounts {
         code: &str,
         source: IpAddr,
     ) -> Result<(TokenInfo, Secret), AccountsError> {
-        let key = LockoutKey::Pairing { source };
+        let key = LockoutKey::pairing(source);
         self.begin_attempt(&key)?;
         let panel = self.pairing.complete(request_id, code)?;
         self.lockout.record_success(&key);
-        self.create_token(&format!("panel {panel}"), Role::RoomControl, "pairing")
+        self.create_token(
+            &format!("panel {panel}"),
+            Role::RoomControl,
+            PAIRING_CREATOR,
+        )
     }
 
     /// Ends pairing request `id` if it has expired (a timer calls this after its lifetime).
@@ -325,6 +453,10 @@ impl Accounts {
             .begin_attempt(key)
             .map_err(|retry_after| AccountsError::LockedOut { retry_after })
     }
+}
+
+fn source_threshold(per_username: u32) -> u32 {
+    per_username.max(1).saturating_mul(SOURCE_THRESHOLD_FACTOR)
 }
 
 // Every update replaces whole values after the state file was written, so data behind a lock

@@ -12,13 +12,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::clock::Clock;
+use super::source_group::source_group;
 
-/// What failures are counted against.
+/// What failures are counted against. Sources are grouped by [`source_group`] (an IPv6 /64 is
+/// one source); build keys with the constructors, which do that.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum LockoutKey {
     /// Logins for one username from one address (so a guesser elsewhere cannot lock a user out
     /// everywhere).
     Login { username: String, source: IpAddr },
+    /// Logins from one address, whatever the username (a guesser spraying many names).
+    Source { source: IpAddr },
     /// Claim attempts from one address.
     Claim { source: IpAddr },
     /// Touch panel pairing codes typed from one address.
@@ -31,7 +35,26 @@ impl LockoutKey {
     pub fn login(username: &str, source: IpAddr) -> Self {
         LockoutKey::Login {
             username: username.chars().take(64).collect(),
-            source,
+            source: source_group(source),
+        }
+    }
+
+    /// The key for every login attempt from `source`.
+    pub fn source(source: IpAddr) -> Self {
+        LockoutKey::Source {
+            source: source_group(source),
+        }
+    }
+
+    pub fn claim(source: IpAddr) -> Self {
+        LockoutKey::Claim {
+            source: source_group(source),
+        }
+    }
+
+    pub fn pairing(source: IpAddr) -> Self {
+        LockoutKey::Pairing {
+            source: source_group(source),
         }
     }
 }
@@ -118,6 +141,15 @@ impl Lockout {
             },
         );
         Ok(())
+    }
+
+    /// The attempt for `key` was never made (the server was too busy to check it): it no longer
+    /// counts as a failure.
+    pub fn cancel_attempt(&self, key: &LockoutKey) {
+        let mut table = self.lock();
+        if let Some(entry) = table.entries.get_mut(key) {
+            entry.failures = entry.failures.saturating_sub(1);
+        }
     }
 
     /// The attempt for `key` succeeded: forget its failures.

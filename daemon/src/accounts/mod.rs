@@ -5,19 +5,23 @@
 //! State lives in the state directory: `users.json`, `tokens.json` (both 0600, versioned JSON,
 //! replaced atomically) and, while unclaimed, `claim-code`. Sessions are in memory only.
 
+mod budget;
 mod claim;
 mod clock;
 mod error;
 mod facade;
 mod lockout;
+mod pacing;
 mod pairing;
 mod password;
+mod password_checks;
 mod permission;
 mod policy;
 mod principal;
 mod role;
 mod secret;
 mod sessions;
+mod source_group;
 mod store;
 mod timestamp;
 mod tokens;
@@ -27,9 +31,10 @@ mod users;
 pub use claim::CLAIM_CODE_LEN;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::AccountsError;
-pub use facade::{Accounts, CLAIM_CODE_FILE, TOKENS_FILE, USERS_FILE};
+pub use facade::{Accounts, CLAIM_CODE_FILE, LoginAttempt, TOKENS_FILE, USERS_FILE};
 pub use pairing::{MAX_CODE_ATTEMPTS, PAIRING_CODE_FILE, PAIRING_TTL, PairingRequest};
 pub use password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
+pub use password_checks::CheckPermit;
 pub use permission::{Permission, allows};
 pub use policy::AccountsPolicy;
 pub use principal::{Principal, PrincipalKind};

@@ -7,6 +7,17 @@
 //! One request is pending at a time: a new one replaces the previous (and its code). A request
 //! dies after [`PAIRING_TTL`] or [`MAX_CODE_ATTEMPTS`] wrong codes; wrong codes also count
 //! towards the accounts lockout of their source address.
+//!
+//! Per-address limits do not stop a guesser with many addresses, so requests and wrong codes
+//! also come out of room-wide budgets. What a night of guessing can achieve, from any number
+//! of addresses: the code has 8 digits, 10^8 values, drawn afresh for every request. Wrong
+//! codes room-wide are [`WRONG_CODE_BURST`] = 10 at once, then one per
+//! [`WRONG_CODE_REFILL`] = 6 minutes: in 12 hours at most 10 + 12 × 60 / 6 = 130 guesses, each
+//! right with probability 10^-8, so the chance that any succeeds is at most
+//! 130 / 10^8 ≈ 1.3 × 10^-6. The price: a guesser can use up the budget and delay a real panel
+//! by minutes (`Retry-After` says how long); an admin can always make a `room-control` token
+//! instead. Requests room-wide are [`REQUEST_BURST`] at once, then one per
+//! [`REQUEST_REFILL`], so nobody keeps the room display busy with codes.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -17,9 +28,11 @@ use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 use tokio::sync::watch;
 
+use super::budget::Budget;
 use super::clock::Clock;
 use super::error::AccountsError;
 use super::secret::Secret;
+use super::source_group::source_group;
 use crate::fsutil::write_atomic;
 use crate::random::{code, token_hex};
 
@@ -30,8 +43,16 @@ pub const PAIRING_TTL: Duration = Duration::from_secs(300);
 pub const MAX_CODE_ATTEMPTS: u32 = 5;
 /// One source address may ask this often; stops a stranger from keeping the display busy.
 pub const REQUEST_INTERVAL: Duration = Duration::from_secs(10);
-/// Digits of the code: 10^6 codes against 5 tries per request and a lockout per address.
-const CODE_DIGITS: usize = 6;
+/// Digits of the code: 10^8 codes against the room-wide wrong-code budget (see above).
+const CODE_DIGITS: usize = 8;
+/// Pairing requests room-wide: this many at once …
+pub const REQUEST_BURST: u32 = 3;
+/// … then one more per this long.
+pub const REQUEST_REFILL: Duration = Duration::from_secs(120);
+/// Wrong codes room-wide, from all addresses together: this many at once …
+pub const WRONG_CODE_BURST: u32 = 10;
+/// … then one more per this long.
+pub const WRONG_CODE_REFILL: Duration = Duration::from_secs(6 * 60);
 /// Longest panel name kept (it names the token).
 const MAX_NAME_CHARS: usize = 48;
 /// Source addresses remembered for the request interval at most; older entries are pruned.
@@ -59,6 +80,8 @@ pub struct Pairing {
     code_file: PathBuf,
     pending: Mutex<Option<Pending>>,
     last_request: Mutex<HashMap<IpAddr, Instant>>,
+    requests: Budget,
+    wrong_codes: Budget,
     display: watch::Sender<Option<String>>,
 }
 
@@ -68,10 +91,12 @@ impl Pairing {
         // A code from before a restart is void: its request is gone.
         let _ = std::fs::remove_file(&code_file);
         Pairing {
-            clock,
             code_file,
             pending: Mutex::new(None),
             last_request: Mutex::new(HashMap::new()),
+            requests: Budget::new(REQUEST_BURST, REQUEST_REFILL, clock.clone()),
+            wrong_codes: Budget::new(WRONG_CODE_BURST, WRONG_CODE_REFILL, clock.clone()),
+            clock,
             display: watch::channel(None).0,
         }
     }
@@ -88,6 +113,7 @@ impl Pairing {
             return Err(AccountsError::InvalidPanelName);
         }
         let now = self.clock.now();
+        let source = source_group(source);
         {
             let mut last = lock(&self.last_request);
             if let Some(previous) = last.get(&source) {
@@ -101,6 +127,11 @@ impl Pairing {
             if last.len() >= MAX_SOURCES {
                 last.retain(|_, t| now.saturating_duration_since(*t) < REQUEST_INTERVAL);
             }
+            // After the per-address check, so one address asking too often does not use up
+            // the room's budget.
+            self.requests
+                .spend()
+                .map_err(|retry_after| AccountsError::PairingBusy { retry_after })?;
             last.insert(source, now);
         }
         let pending = Pending {
@@ -139,6 +170,11 @@ impl Pairing {
             self.clear_display();
             return Err(AccountsError::NoPairingRequest);
         }
+        // Every check spends from the wrong-code budget first (a right code gets it back), so
+        // that once the budget is used up no code is checked at all, right or wrong.
+        self.wrong_codes
+            .spend()
+            .map_err(|retry_after| AccountsError::PairingBusy { retry_after })?;
         let typed: String = typed.chars().filter(|c| !c.is_whitespace()).collect();
         if !bool::from(typed.as_bytes().ct_eq(current.code.expose().as_bytes())) {
             current.wrong += 1;
@@ -151,6 +187,7 @@ impl Pairing {
                 attempts_left: MAX_CODE_ATTEMPTS - current.wrong,
             });
         }
+        self.wrong_codes.refund();
         let name = current.name.clone();
         *pending = None;
         self.clear_display();
@@ -231,7 +268,11 @@ mod tests {
         let (_dir, _clock, pairing) = setup();
         let request = pairing.request("Table", PANEL).unwrap();
         let code = pairing.display_code().borrow().clone().unwrap();
-        let wrong = if code == "000000" { "111111" } else { "000000" };
+        let wrong = if code == "00000000" {
+            "11111111"
+        } else {
+            "00000000"
+        };
         for left in (0..MAX_CODE_ATTEMPTS).rev() {
             match pairing.complete(&request.request_id, wrong) {
                 Err(AccountsError::WrongPairingCode { attempts_left }) => {
@@ -244,6 +285,91 @@ mod tests {
             pairing.complete(&request.request_id, &code),
             Err(AccountsError::NoPairingRequest)
         ));
+    }
+
+    fn source(n: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(198, 51, 100, n))
+    }
+
+    #[test]
+    fn requests_from_many_addresses_share_a_room_wide_budget() {
+        let (_dir, clock, pairing) = setup();
+        for n in 0..REQUEST_BURST {
+            pairing.request("Table", source(n as u8)).unwrap();
+        }
+        let refused = pairing.request("Table", source(99));
+        assert!(
+            matches!(refused, Err(AccountsError::PairingBusy { retry_after }) if retry_after == REQUEST_REFILL),
+            "{refused:?}"
+        );
+        clock.advance(REQUEST_REFILL);
+        pairing.request("Table", source(99)).unwrap();
+        // IPv6 addresses of one /64 are one address for the per-address interval.
+        clock.advance(REQUEST_REFILL);
+        pairing
+            .request("Table", "2001:db8::1".parse().unwrap())
+            .unwrap();
+        assert!(matches!(
+            pairing.request("Table", "2001:db8::2".parse().unwrap()),
+            Err(AccountsError::LockedOut { .. })
+        ));
+    }
+
+    /// A night of guessing from as many addresses as the guesser likes: every request gets a
+    /// fresh code, and the wrong codes room-wide stay within the budget the module
+    /// documentation computes the odds from.
+    #[test]
+    fn a_night_of_guessing_from_many_addresses_stays_within_the_wrong_code_budget() {
+        let (_dir, clock, pairing) = setup();
+        let night = Duration::from_secs(12 * 60 * 60);
+        let step = Duration::from_secs(10);
+        let (mut checked, mut refused, mut elapsed) = (0u32, 0u32, Duration::ZERO);
+        let mut request = pairing.request("Evil", source(0)).unwrap();
+        let mut n = 0u32;
+        while elapsed < night {
+            let code = pairing.display_code().borrow().clone().unwrap();
+            let wrong = if code == "00000000" {
+                "11111111"
+            } else {
+                "00000000"
+            };
+            match pairing.complete(&request.request_id, wrong) {
+                Err(AccountsError::WrongPairingCode { .. }) => checked += 1,
+                Err(AccountsError::PairingBusy { .. }) => refused += 1,
+                Err(AccountsError::NoPairingRequest) => {}
+                other => panic!("{other:?}"),
+            }
+            if checked % MAX_CODE_ATTEMPTS == 0 || pairing.display_code().borrow().is_none() {
+                n += 1;
+                if let Ok(next) = pairing.request("Evil", source((n % 250) as u8)) {
+                    request = next;
+                }
+            }
+            clock.advance(step);
+            elapsed += step;
+        }
+        let allowed = WRONG_CODE_BURST + (night.as_secs() / WRONG_CODE_REFILL.as_secs()) as u32;
+        assert!(
+            checked <= allowed,
+            "{checked} codes checked in a night (budget {allowed})"
+        );
+        assert!(
+            checked >= allowed - 2,
+            "the budget refills: only {checked} checked"
+        );
+        assert!(refused > 0);
+        assert_eq!(allowed, 130, "the figure the module documentation uses");
+        // And with the budget used up, even the right code is not checked.
+        let code = pairing.display_code().borrow().clone();
+        if let Some(code) = code {
+            for _ in 0..WRONG_CODE_BURST {
+                let _ = pairing.complete(&request.request_id, "nope");
+            }
+            assert!(matches!(
+                pairing.complete(&request.request_id, &code),
+                Err(AccountsError::PairingBusy { .. }) | Err(AccountsError::NoPairingRequest)
+            ));
+        }
     }
 
     #[test]

@@ -1,5 +1,11 @@
 //! Browser sessions, in memory only (a restart logs everyone out). The cookie value is a 256-bit
 //! random secret of which only the SHA-256 is kept; each session also has its own CSRF token.
+//!
+//! A session ends when it has been idle too long, when it reaches [`MAX_SESSION_LIFETIME`]
+//! however busy it is (a stolen cookie is not good forever), or when its user opens more than
+//! [`MAX_SESSIONS_PER_USER`] sessions (the least recently used one goes). Only requests the user
+//! makes count as use: an open WebSocket re-checks its session with [`SessionStore::is_live`],
+//! which does not refresh it, so a forgotten browser tab does not keep a session alive.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -14,6 +20,11 @@ use super::secret::{Secret, random_base64url, sha256};
 
 /// Upper bound on concurrent sessions; past it the least recently used one ends.
 const MAX_SESSIONS: usize = 1000;
+/// A session ends this long after its login, used or not: a working day and then some.
+pub const MAX_SESSION_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
+/// Sessions one user may hold at once (browsers, tabs after a logout-less close, devices);
+/// a new login past it ends that user's least recently used session.
+pub const MAX_SESSIONS_PER_USER: usize = 10;
 /// Longer input cannot be one of our cookies; refused before hashing.
 const MAX_COOKIE_LEN: usize = 128;
 
@@ -57,7 +68,15 @@ struct Session {
     username: String,
     role: Role,
     csrf_token: Secret,
+    created: Instant,
     last_seen: Instant,
+}
+
+impl Session {
+    fn is_live(&self, now: Instant, idle_timeout: Duration) -> bool {
+        now.saturating_duration_since(self.last_seen) < idle_timeout
+            && now.saturating_duration_since(self.created) < MAX_SESSION_LIFETIME
+    }
 }
 
 struct Table {
@@ -98,6 +117,7 @@ impl SessionStore {
         let csrf_token = Secret::new(random_base64url(32));
         let now = self.clock.now();
         let mut table = self.lock();
+        table.end_excess_sessions_of(username, now);
         if table.by_cookie_hash.len() >= MAX_SESSIONS {
             table.make_room(now);
         }
@@ -107,6 +127,7 @@ impl SessionStore {
                 username: username.to_owned(),
                 role,
                 csrf_token: csrf_token.clone(),
+                created: now,
                 last_seen: now,
             },
         );
@@ -118,8 +139,8 @@ impl SessionStore {
         }
     }
 
-    /// The session for `cookie`, if it exists and has not been idle too long; refreshes its
-    /// last use. An expired session is removed.
+    /// The session for `cookie`, if it exists, has not been idle too long and is younger than
+    /// [`MAX_SESSION_LIFETIME`]; refreshes its last use. An expired session is removed.
     pub fn get(&self, cookie: &str) -> Option<SessionInfo> {
         if cookie.len() > MAX_COOKIE_LEN {
             return None;
@@ -129,7 +150,7 @@ impl SessionStore {
         let mut table = self.lock();
         let idle_timeout = table.idle_timeout;
         let session = table.by_cookie_hash.get_mut(&key)?;
-        if now.saturating_duration_since(session.last_seen) >= idle_timeout {
+        if !session.is_live(now, idle_timeout) {
             table.by_cookie_hash.remove(&key);
             return None;
         }
@@ -139,6 +160,20 @@ impl SessionStore {
             csrf_token: session.csrf_token.clone(),
             idle_timeout,
         })
+    }
+
+    /// Whether the session for `cookie` is still live, without counting this as use (for an
+    /// open WebSocket's periodic re-check).
+    pub fn is_live(&self, cookie: &str) -> bool {
+        if cookie.len() > MAX_COOKIE_LEN {
+            return false;
+        }
+        let now = self.clock.now();
+        let table = self.lock();
+        table
+            .by_cookie_hash
+            .get(&sha256(cookie))
+            .is_some_and(|session| session.is_live(now, table.idle_timeout))
     }
 
     pub fn remove(&self, cookie: &str) {
@@ -169,10 +204,31 @@ fn session_principal(username: &str, role: Role) -> Principal {
 }
 
 impl Table {
+    /// Makes room for one more session of `username`: drops its expired sessions, then its
+    /// least recently used ones until fewer than [`MAX_SESSIONS_PER_USER`] remain.
+    fn end_excess_sessions_of(&mut self, username: &str, now: Instant) {
+        let idle_timeout = self.idle_timeout;
+        self.by_cookie_hash
+            .retain(|_, s| s.username != username || s.is_live(now, idle_timeout));
+        loop {
+            let mine = self
+                .by_cookie_hash
+                .iter()
+                .filter(|(_, s)| s.username == username);
+            if mine.clone().count() < MAX_SESSIONS_PER_USER {
+                return;
+            }
+            let Some(key) = mine.min_by_key(|(_, s)| s.last_seen).map(|(key, _)| *key) else {
+                return;
+            };
+            self.by_cookie_hash.remove(&key);
+        }
+    }
+
     fn make_room(&mut self, now: Instant) {
         let idle_timeout = self.idle_timeout;
         self.by_cookie_hash
-            .retain(|_, s| now.saturating_duration_since(s.last_seen) < idle_timeout);
+            .retain(|_, s| s.is_live(now, idle_timeout));
         if self.by_cookie_hash.len() < MAX_SESSIONS {
             return;
         }
@@ -259,12 +315,73 @@ mod tests {
     }
 
     #[test]
+    fn a_busy_session_still_ends_at_its_absolute_lifetime() {
+        let (clock, store) = setup();
+        let new = store.create("alice", Role::User);
+        let step = Duration::from_secs(300);
+        let mut elapsed = Duration::ZERO;
+        while elapsed + step < MAX_SESSION_LIFETIME {
+            clock.advance(step);
+            elapsed += step;
+            assert!(
+                store.get(new.cookie.expose()).is_some(),
+                "alive at {elapsed:?}"
+            );
+        }
+        clock.advance(MAX_SESSION_LIFETIME - elapsed);
+        assert!(store.get(new.cookie.expose()).is_none());
+        assert!(store.lock().by_cookie_hash.is_empty());
+    }
+
+    #[test]
+    fn checking_liveness_does_not_refresh_the_idle_timer() {
+        let (clock, store) = setup();
+        let new = store.create("alice", Role::User);
+        for _ in 0..9 {
+            clock.advance(Duration::from_secs(60));
+            assert!(store.is_live(new.cookie.expose()));
+        }
+        clock.advance(Duration::from_secs(60));
+        assert!(!store.is_live(new.cookie.expose()), "idle for 600 s");
+        assert!(store.get(new.cookie.expose()).is_none());
+        assert!(!store.is_live(&"x".repeat(10_000)));
+    }
+
+    #[test]
+    fn each_user_holds_a_bounded_number_of_sessions() {
+        let (clock, store) = setup();
+        let mut alice: Vec<NewSession> = (0..MAX_SESSIONS_PER_USER)
+            .map(|_| {
+                clock.advance(Duration::from_millis(1));
+                store.create("alice", Role::User)
+            })
+            .collect();
+        let bob = store.create("bob", Role::User);
+        // Alice's first session was used last, so the second is the least recently used.
+        clock.advance(Duration::from_millis(1));
+        assert!(store.get(alice[0].cookie.expose()).is_some());
+        clock.advance(Duration::from_millis(1));
+        alice.push(store.create("alice", Role::User));
+        assert!(store.get(alice[1].cookie.expose()).is_none(), "LRU ended");
+        for session in alice
+            .iter()
+            .filter(|s| s.cookie.expose() != alice[1].cookie.expose())
+        {
+            assert!(store.get(session.cookie.expose()).is_some());
+        }
+        assert!(
+            store.get(bob.cookie.expose()).is_some(),
+            "others keep theirs"
+        );
+    }
+
+    #[test]
     fn number_of_sessions_is_bounded() {
         let (clock, store) = setup();
         let first = store.create("alice", Role::User);
-        for _ in 0..MAX_SESSIONS {
+        for i in 0..MAX_SESSIONS {
             clock.advance(Duration::from_millis(1));
-            store.create("bob", Role::User);
+            store.create(&format!("bob{i}"), Role::User);
         }
         assert_eq!(store.lock().by_cookie_hash.len(), MAX_SESSIONS);
         assert!(store.get(first.cookie.expose()).is_none(), "oldest evicted");

@@ -437,3 +437,76 @@ fn secrets_stay_out_of_debug_output() {
         assert!(!debug.contains(secret), "{secret} leaked into {debug}");
     }
 }
+
+#[test]
+fn logins_from_one_ipv6_64_count_as_one_source_across_usernames() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_clock, accounts) = claimed(dir.path());
+    // 4 × threshold (5) failures, each from another address of one /64 and for another name.
+    for n in 0..20u16 {
+        let source: IpAddr = format!("2001:db8:7:7::{:x}", n + 1).parse().unwrap();
+        assert!(matches!(
+            accounts.login(&format!("name{n}"), "wrong password!", source),
+            Err(AccountsError::BadCredentials)
+        ));
+    }
+    let same_64: IpAddr = "2001:db8:7:7:ffff::1".parse().unwrap();
+    assert!(matches!(
+        accounts.login("root", PASSWORD, same_64),
+        Err(AccountsError::LockedOut { .. })
+    ));
+    let next_64: IpAddr = "2001:db8:7:8::1".parse().unwrap();
+    assert!(accounts.login("root", PASSWORD, next_64).is_ok());
+}
+
+#[test]
+fn busy_password_checks_answer_at_once_and_do_not_count_as_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_clock, accounts) = claimed(dir.path());
+    // Take every slot the device has (one per core, at most 4).
+    let mut held = Vec::new();
+    loop {
+        let attempt = accounts.begin_login("root", OTHER_SOURCE).unwrap();
+        match accounts.password_check_permit(&attempt) {
+            Ok(permit) => held.push((attempt, permit)),
+            Err(AccountsError::Busy { retry_after }) => {
+                assert_eq!(retry_after, Duration::from_secs(1));
+                break;
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+        assert!(held.len() <= 4, "more than 4 checks at once");
+    }
+    // Many busy answers lock nobody out: they were never checked.
+    for _ in 0..20 {
+        let attempt = accounts.begin_login("root", SOURCE).unwrap();
+        assert!(matches!(
+            accounts.password_check_permit(&attempt),
+            Err(AccountsError::Busy { .. })
+        ));
+    }
+    for (attempt, permit) in held {
+        assert!(accounts.finish_login(attempt, PASSWORD, permit).is_ok());
+    }
+    assert!(accounts.login("root", PASSWORD, SOURCE).is_ok());
+}
+
+#[test]
+fn an_overlong_username_is_nobody_even_if_it_starts_with_a_real_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_clock, accounts) = claimed(dir.path());
+    let padded = format!("root{}", " ".repeat(MAX_USERNAME_LEN + 10));
+    assert!(matches!(
+        accounts.login(&padded, PASSWORD, SOURCE),
+        Err(AccountsError::BadCredentials)
+    ));
+    let long_real = "r".repeat(MAX_USERNAME_LEN);
+    accounts
+        .create_user(&long_real, PASSWORD, Role::User)
+        .unwrap();
+    assert!(accounts.login(&long_real, PASSWORD, SOURCE).is_ok());
+    assert!(matches!(
+        accounts.login(&format!("{long_real}x"), PASSWORD, SOURCE),
+        Err(AccountsError::BadCredentials)
+    ));
+}

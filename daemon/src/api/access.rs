@@ -22,8 +22,9 @@ use super::server::ClientCertificate;
 use crate::accounts::{Principal, PrincipalKind, allows};
 use crate::audit::NewAuditRecord;
 
-/// Name of the session cookie.
-pub const SESSION_COOKIE: &str = "roomd_session";
+/// Name of the session cookie. The `__Host-` prefix makes browsers accept it only with
+/// `Secure`, `Path=/` and no `Domain`, so a sibling host cannot set or shadow it.
+pub const SESSION_COOKIE: &str = "__Host-roomd_session";
 /// Header carrying the session's CSRF token on state-changing requests.
 pub const CSRF_HEADER: &str = "X-CSRF-Token";
 

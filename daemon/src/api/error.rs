@@ -45,6 +45,12 @@ pub enum ApiError {
     TooManyRequests { retry_after: Duration },
     #[error("{0}")]
     Unavailable(String),
+    /// 503 with `Retry-After`: a bounded resource is in use; the same request later will do.
+    #[error("{message}")]
+    Busy {
+        message: String,
+        retry_after: Duration,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -72,7 +78,7 @@ impl ApiError {
             ApiError::InvalidCommand(_) => "invalid_command",
             ApiError::Unprocessable { .. } => "invalid_request",
             ApiError::TooManyRequests { .. } => "too_many_requests",
-            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Unavailable(_) | ApiError::Busy { .. } => "unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -102,7 +108,7 @@ impl ResponseError for ApiError {
             | ApiError::InvalidCommand(_)
             | ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -115,7 +121,8 @@ impl ResponseError for ApiError {
         if let ApiError::Unauthorized(_) = self {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
-        if let ApiError::TooManyRequests { retry_after } = self {
+        if let ApiError::TooManyRequests { retry_after } | ApiError::Busy { retry_after, .. } = self
+        {
             response.insert_header((
                 header::RETRY_AFTER,
                 retry_after.as_secs().max(1).to_string(),
@@ -179,6 +186,13 @@ impl From<AccountsError> for ApiError {
                 message,
             },
             A::LockedOut { retry_after } => ApiError::TooManyRequests { retry_after },
+            A::AccountPaced { retry_after } | A::PairingBusy { retry_after } => {
+                ApiError::TooManyRequests { retry_after }
+            }
+            A::Busy { retry_after } => ApiError::Busy {
+                message,
+                retry_after,
+            },
             A::AlreadyClaimed | A::UserExists { .. } | A::LastAdmin { .. } => {
                 ApiError::Conflict(message)
             }

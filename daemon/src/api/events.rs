@@ -109,7 +109,9 @@ impl Credential {
     fn still_valid(&self, accounts: &Accounts) -> bool {
         match self {
             Credential::Token(secret) => accounts.verify_token(secret).is_some(),
-            Credential::Session(cookie) => accounts.session(cookie).is_some(),
+            // Not `session()`: that would count the check as use and keep the session alive
+            // for as long as the socket stays open.
+            Credential::Session(cookie) => accounts.session_is_live(cookie),
         }
     }
 }

@@ -215,15 +215,26 @@ pub fn indicators(view: &RoomView) -> String {
     parts.join("  |  ")
 }
 
-/// `code` is the claim code while the room is unclaimed, afterwards a touch panel's pairing code.
+/// The message in the middle of the display (snapshots included). `code` is the claim code
+/// while the room is unclaimed, afterwards a touch panel's pairing code: while there is one,
+/// the middle is left to [`code_message`].
 pub fn centre_message(view: &RoomView, code: Option<&str>) -> String {
     match (view.claimed, code) {
-        (false, Some(code)) => format!("Claim this room with code\n{code}"),
+        (_, Some(_)) => String::new(),
         (false, None) => "This room is not claimed yet".to_owned(),
-        (true, Some(code)) => format!("Pair the touch panel with code\n{code}"),
         _ if view.standby => "Standby\nTouch the panel or start a call to wake".to_owned(),
         _ => String::new(),
     }
+}
+
+/// The code and what it is for, drawn on the screen only (never in snapshots).
+pub fn code_message(view: &RoomView, code: Option<&str>) -> Option<String> {
+    let code = code?;
+    Some(if view.claimed {
+        format!("Pair the touch panel with code\n{code}")
+    } else {
+        format!("Claim this room with code\n{code}")
+    })
 }
 
 #[cfg(test)]
@@ -353,15 +364,18 @@ mod tests {
             ..awake()
         };
         assert_eq!(arrange(&view, 1, None, 640, 360).selfview, None);
+        assert_eq!(centre_message(&view, Some("ABCD-EFGH")), "");
         assert_eq!(
-            centre_message(&view, Some("ABCD-EFGH")),
-            "Claim this room with code\nABCD-EFGH"
+            code_message(&view, Some("ABCD-EFGH")).as_deref(),
+            Some("Claim this room with code\nABCD-EFGH")
         );
         // A claimed room shows a code only while a touch panel asks to be paired.
         assert_eq!(centre_message(&awake(), None), "");
+        assert_eq!(code_message(&awake(), None), None);
+        assert_eq!(centre_message(&awake(), Some("12345678")), "");
         assert_eq!(
-            centre_message(&awake(), Some("123456")),
-            "Pair the touch panel with code\n123456"
+            code_message(&awake(), Some("12345678")).as_deref(),
+            Some("Pair the touch panel with code\n12345678")
         );
     }
 

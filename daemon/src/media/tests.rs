@@ -358,10 +358,38 @@ mod display {
             claimed: false,
             ..still.clone()
         };
-        branch.apply(&unclaimed, None);
-        let no_code = rgb(&snapshots);
-        branch.apply(&unclaimed, Some("ABCD-EFGH-JKLM"));
-        assert!(rgb(&snapshots) != no_code, "the claim code is drawn");
+        // The screen (a virtual display's in-memory sink) shows codes; snapshots never do.
+        use gstreamer::prelude::*;
+        let screen = DisplaySnapshots::of(
+            branch
+                .pipeline
+                .by_name("screen")
+                .and_then(|e| e.downcast::<gstreamer_app::AppSink>().ok())
+                .expect("a virtual display's screen sink"),
+        );
+        for (view, codes, what) in [
+            (
+                &unclaimed,
+                ["ACDE-FGHJ-KMNP", "QRTU-VWXY-3467"],
+                "claim code",
+            ),
+            // A touch panel's pairing code, which the `user` role must not read.
+            (&still, ["12345678", "87654321"], "pairing code"),
+        ] {
+            branch.apply(view, None);
+            let no_code_on_screen = rgb(&screen);
+            branch.apply(view, Some(codes[0]));
+            let (one, one_on_screen) = (rgb(&snapshots), rgb(&screen));
+            assert!(one_on_screen != no_code_on_screen, "the {what} is drawn");
+            branch.apply(view, Some(codes[1]));
+            let (other, other_on_screen) = (rgb(&snapshots), rgb(&screen));
+            assert!(
+                other_on_screen != one_on_screen,
+                "the screen shows which {what}"
+            );
+            assert!(other == one, "snapshots do not show the {what}");
+        }
+        branch.apply(&still, None);
 
         branch.apply(
             &RoomView {

@@ -1,7 +1,11 @@
 //! The video branch: camera → (privacy) → gate → encoder → the meetings' tap, and the room
 //! display: a compositor that arranges the far end, the shared content and the self-view, with
-//! indicator text, the standby screen and the claim code, rendered to the profile's display and
-//! to an in-memory sink that serves snapshots.
+//! indicator text and the standby screen, rendered to the profile's display and to an
+//! in-memory sink that serves snapshots.
+//!
+//! Claim and pairing codes are drawn after the split, on the way to the screen only: whoever
+//! may read `/display/snapshot` (the `user` role) must not learn the code that makes a
+//! `room-control` token. With a virtual display the screen is an in-memory sink (`screen`).
 //!
 //! The gate keeps the encoder idle outside meetings: no encoded copy of the room exists unless
 //! the room is joining, waiting in a lobby or in a meeting.
@@ -58,6 +62,8 @@ pub struct VideoBranch {
     in_meeting: std::sync::atomic::AtomicBool,
     indicators: gst::Element,
     centre: gst::Element,
+    /// Claim and pairing codes, on the screen's branch only.
+    codes: gst::Element,
 }
 
 /// The display's compositor as far-end pictures come and go: it knows the room's current view
@@ -211,17 +217,18 @@ impl VideoBranch {
         if let Some(content) = &setup.content {
             description.push_str(&content::description(content, "mix.sink_1"));
         }
-        match d.sink {
-            DisplaySink::Virtual => {}
-            DisplaySink::Kms => description.push_str(
-                "display_tee. ! queue leaky=downstream max-size-buffers=2 ! videoconvert \
-                 ! kmssink sync=false ",
-            ),
-            DisplaySink::Wayland => description.push_str(
-                "display_tee. ! queue leaky=downstream max-size-buffers=2 ! videoconvert \
-                 ! waylandsink sync=false ",
-            ),
-        }
+        description.push_str(
+            "display_tee. ! queue leaky=downstream max-size-buffers=2 \
+               ! textoverlay name=codes valignment=center halignment=center \
+                 font-desc=\"Sans 22\" line-alignment=center silent=true text=\" \" ",
+        );
+        description.push_str(match d.sink {
+            DisplaySink::Virtual => {
+                "! appsink name=screen sync=false drop=true max-buffers=1 enable-last-sample=true "
+            }
+            DisplaySink::Kms => "! videoconvert ! kmssink sync=false ",
+            DisplaySink::Wayland => "! videoconvert ! waylandsink sync=false ",
+        });
 
         let pipeline = gst::parse::launch(&description)
             .map_err(|e| MediaError::Build(format!("video pipeline: {e}")))?
@@ -336,6 +343,7 @@ impl VideoBranch {
             in_meeting: std::sync::atomic::AtomicBool::new(false),
             indicators: element("indicators")?,
             centre: element("centre")?,
+            codes: element("codes")?,
             pipeline,
         };
         // Until the first status arrives, nothing is shown or sent.
@@ -404,6 +412,10 @@ impl VideoBranch {
                 centre
             },
         );
+        let codes = layout::code_message(view, claim_code);
+        self.codes.set_property("silent", codes.is_none());
+        self.codes
+            .set_property("text", codes.unwrap_or_else(|| " ".into()));
     }
 
     /// The pad frames enter the encoder through (tests inspect what reaches it).

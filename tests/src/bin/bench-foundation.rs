@@ -15,6 +15,11 @@ const THROUGHPUT_TARGET: f64 = 15_000.0;
 const P99_TARGET_MS: f64 = 5.0;
 const TARGET_CONNECTIONS: u32 = 16;
 const STRESS_CONNECTIONS: u32 = 64;
+/// Login flood (issue 11, point 7): parallel logins with random usernames, each from its own
+/// loopback address; `BENCH_LOGIN_FLOOD` changes the number.
+const LOGIN_FLOOD: usize = 500;
+const LOGIN_FLOOD_RSS_TARGET_MIB: f64 = 150.0;
+const LOGIN_FLOOD_P99_TARGET_MS: f64 = 50.0;
 
 /// One line of the result table.
 struct Row {
@@ -43,6 +48,7 @@ fn main() -> anyhow::Result<()> {
     rows.extend(measure_start_up()?);
     rows.push(measure_idle_rss()?);
     rows.extend(measure_throughput(pinning)?);
+    rows.extend(measure_login_flood()?);
     print_table(&rows);
 
     let missed = rows.iter().filter(|r| r.met == Some(false)).count();
@@ -296,6 +302,109 @@ fn duration_ms(text: &str) -> Option<f64> {
         _ => return None,
     };
     Some(number * factor)
+}
+
+/// An established client's `GET /api/v1/status` latency and roomd's peak RSS while
+/// [`LOGIN_FLOOD`] logins with wrong passwords arrive at once (unpinned: the flood is the point).
+fn measure_login_flood() -> anyhow::Result<Vec<Row>> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Barrier};
+
+    let flood: usize = match std::env::var("BENCH_LOGIN_FLOOD") {
+        Ok(n) => n.parse().context("BENCH_LOGIN_FLOOD is not a number")?,
+        Err(_) => LOGIN_FLOOD,
+    };
+    let roomd = Arc::new(Roomd::start_claimed("")?);
+    let pid = roomd.pid().context("roomd is not running")?;
+    let token = roomd.token_for("user")?;
+    // The established client: its connection is open before the flood begins.
+    roomd
+        .get("/api/v1/status")
+        .bearer(&token)
+        .send()?
+        .expect_status(200, "status before the flood")?;
+    let start = Arc::new(Barrier::new(flood + 1));
+    let attackers: Vec<_> = (0..flood)
+        .map(|n| {
+            let (roomd, start) = (roomd.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                let source = std::net::Ipv4Addr::new(127, 1, (n / 250) as u8, (n % 250 + 1) as u8);
+                roomd
+                    .request("POST", "/api/v1/session")
+                    .json(&serde_json::json!({
+                        "username": format!("flood{n}-{}", std::process::id()),
+                        "password": "a wrong password!",
+                    }))
+                    .from_source(source)
+                    .send()
+                    .map(|r| r.status)
+            })
+        })
+        .collect();
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while !done.load(Ordering::Relaxed) {
+                peak = peak.max(vm_rss_kib(pid).unwrap_or(0));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            peak
+        })
+    };
+    start.wait();
+    let began = Instant::now();
+    let mut latencies = Vec::new();
+    let mut status_failures = 0;
+    while attackers.iter().any(|a| !a.is_finished()) {
+        let asked = Instant::now();
+        match roomd.get("/api/v1/status").bearer(&token).send() {
+            Ok(r) if r.status == 200 => latencies.push(asked.elapsed()),
+            _ => status_failures += 1,
+        }
+    }
+    let took = began.elapsed();
+    let mut answers = std::collections::BTreeMap::<String, usize>::new();
+    for attacker in attackers {
+        let answer = match attacker.join() {
+            Ok(Ok(status)) => status.to_string(),
+            Ok(Err(e)) => format!("error ({e})"),
+            Err(_) => "thread panicked".to_owned(),
+        };
+        *answers.entry(answer).or_default() += 1;
+    }
+    done.store(true, Ordering::Relaxed);
+    let peak_mib = sampler.join().unwrap_or(0) as f64 / 1024.0;
+    latencies.sort();
+    let p99 = latencies
+        .get((latencies.len() * 99 / 100).min(latencies.len().saturating_sub(1)))
+        .copied();
+    println!(
+        "login flood: {flood} parallel wrong logins answered in {} ({answers:?}); {} status \
+         requests meanwhile, {status_failures} failed",
+        ms(took),
+        latencies.len()
+    );
+    println!();
+    let p99_ms = p99.map(|d| d.as_secs_f64() * 1000.0);
+    Ok(vec![
+        Row {
+            metric: format!("login flood ({flood} parallel): established client's status p99"),
+            value: p99_ms.map_or("no answer".to_owned(), |v| format!("{v:.2} ms")),
+            target: format!("<= {LOGIN_FLOOD_P99_TARGET_MS} ms"),
+            met: Some(
+                status_failures == 0 && p99_ms.is_some_and(|v| v <= LOGIN_FLOOD_P99_TARGET_MS),
+            ),
+        },
+        Row {
+            metric: format!("login flood ({flood} parallel): roomd peak RSS"),
+            value: format!("{peak_mib:.1} MiB"),
+            target: format!("< {LOGIN_FLOOD_RSS_TARGET_MIB} MiB"),
+            met: Some(peak_mib < LOGIN_FLOOD_RSS_TARGET_MIB),
+        },
+    ])
 }
 
 fn print_table(rows: &[Row]) {

@@ -28,8 +28,14 @@ pub async fn create(
         .insert(AuditActor(login.username.chars().take(64).collect()));
     let accounts = state.accounts.clone();
     let source = peer_ip(&req);
+    let attempt = accounts.begin_login(&login.username, source)?;
+    // An account under attack is paced: the attempt waits here, holding no thread.
+    if !attempt.wait.is_zero() {
+        tokio::time::sleep(attempt.wait).await;
+    }
+    let permit = accounts.password_check_permit(&attempt)?;
     let session =
-        blocking(move || Ok(accounts.login(&login.username, &login.password, source)?)).await?;
+        blocking(move || Ok(accounts.finish_login(attempt, &login.password, permit)?)).await?;
     let cookie = Cookie::build(SESSION_COOKIE, session.cookie.expose().to_owned())
         .http_only(true)
         .secure(true)
