@@ -137,3 +137,27 @@ fn pages_are_public_gets_of_the_web_ui_only() {
         );
     }
 }
+
+/// `GET`/`PATCH /api/v1/config` answer with every section of the model; the contract's `Config`
+/// refuses other properties, so a section added to the model must be added there too.
+#[test]
+fn documents_exactly_the_config_sections() {
+    let spec = spec();
+    let documented: BTreeSet<&str> = spec["components"]["schemas"]["Config"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let served = crate::config::Config::default().to_json();
+    let served: BTreeSet<&str> = served
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        documented, served,
+        "components.schemas.Config.properties in openapi.json must list every configuration section"
+    );
+}
