@@ -30,6 +30,7 @@ PACKAGES += fonts-dejavu-core                # a font for the display's text (pa
 PACKAGES += iproute2          # tests: `ip netns` and veth pairs give WebRTC peers non-loopback addresses
 PACKAGES += janus             # tests: a real Janus 1.1 VideoRoom server for the meeting tests
 PACKAGES += chromium          # tests: real browser peers (headless, fake camera and microphone)
+PACKAGES += python3-venv      # tests: a venv under target/ for the pinned schemathesis (API fuzzer)
 
 # The browser drivers in tests/browser/ run on node >= 18 and are installed with npm. Debian 12's
 # nodejs (18.19) and npm do; a node from elsewhere (e.g. NodeSource's, which bundles npm and
@@ -94,6 +95,21 @@ $(BROWSER_DIR)/node_modules/.installed: $(BROWSER_DIR)/package-lock.json | node
 
 browser-deps: $(BROWSER_DIR)/node_modules/.installed
 
+# The API fuzzer (tests/tests/api_fuzz.rs) runs schemathesis from PyPI at this exact version, in a
+# venv of Debian's python3 under target/, installed again only when the version changes.
+SCHEMATHESIS_VERSION := 4.32.5
+SCHEMATHESIS_VENV := $(CURDIR)/target/schemathesis
+
+$(SCHEMATHESIS_VENV)/.installed-$(SCHEMATHESIS_VERSION): | deps
+	rm -rf "$(SCHEMATHESIS_VENV)"
+	/usr/bin/python3 -m venv "$(SCHEMATHESIS_VENV)"
+	"$(SCHEMATHESIS_VENV)/bin/pip" install --disable-pip-version-check --quiet \
+		"schemathesis==$(SCHEMATHESIS_VERSION)"
+	@touch "$@"
+
+.PHONY: schemathesis
+schemathesis: $(SCHEMATHESIS_VENV)/.installed-$(SCHEMATHESIS_VERSION)
+
 # `make test` checks formatting and lints; rustup toolchains may lack these components.
 toolchain: deps
 	@cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
@@ -146,7 +162,8 @@ run: build
 
 test: export ROOMD_BIN := $(CURDIR)/target/debug/roomd
 test: export ROOMCTL_BIN := $(CURDIR)/target/debug/roomctl
-test: toolchain browser-deps webui
+test: export ROOMD_SCHEMATHESIS := $(SCHEMATHESIS_VENV)/bin/st
+test: toolchain browser-deps schemathesis webui
 	cargo build --workspace --bins
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
