@@ -95,20 +95,21 @@ $(BROWSER_DIR)/node_modules/.installed: $(BROWSER_DIR)/package-lock.json | node
 
 browser-deps: $(BROWSER_DIR)/node_modules/.installed
 
-# The API fuzzer (tests/tests/api_fuzz.rs) runs schemathesis from PyPI at this exact version, in a
-# venv of Debian's python3 under target/, installed again only when the version changes.
-SCHEMATHESIS_VERSION := 4.32.5
+# The API fuzzer (tests/tests/api_fuzz.rs) runs schemathesis from PyPI with every Python package
+# at the exact version of tests/fuzz/requirements.txt, in a venv of Debian's python3 under
+# target/, installed again only when that file changes.
+SCHEMATHESIS_REQUIREMENTS := $(CURDIR)/tests/fuzz/requirements.txt
 SCHEMATHESIS_VENV := $(CURDIR)/target/schemathesis
 
-$(SCHEMATHESIS_VENV)/.installed-$(SCHEMATHESIS_VERSION): | deps
+$(SCHEMATHESIS_VENV)/.installed: $(SCHEMATHESIS_REQUIREMENTS) | deps
 	rm -rf "$(SCHEMATHESIS_VENV)"
 	/usr/bin/python3 -m venv "$(SCHEMATHESIS_VENV)"
 	"$(SCHEMATHESIS_VENV)/bin/pip" install --disable-pip-version-check --quiet \
-		"schemathesis==$(SCHEMATHESIS_VERSION)"
+		--requirement "$(SCHEMATHESIS_REQUIREMENTS)"
 	@touch "$@"
 
 .PHONY: schemathesis
-schemathesis: $(SCHEMATHESIS_VENV)/.installed-$(SCHEMATHESIS_VERSION)
+schemathesis: $(SCHEMATHESIS_VENV)/.installed
 
 # `make test` checks formatting and lints; rustup toolchains may lack these components.
 toolchain: deps

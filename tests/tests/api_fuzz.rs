@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use roomd_tests::{HarnessError, Roomd};
 
-/// The version `make test` installs (Makefile, SCHEMATHESIS_VERSION); another one may generate
+/// The version `make test` installs (tests/fuzz/requirements.txt); another one may generate
 /// other requests or check differently.
 const SCHEMATHESIS_VERSION: &str = "4.32.5";
 
