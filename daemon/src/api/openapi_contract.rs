@@ -94,6 +94,18 @@ fn documents_exactly_the_commands() {
         .collect();
     let known: BTreeSet<&str> = COMMANDS.iter().map(|c| c.name).collect();
     assert_eq!(documented, known);
+    // The path parameter names the same commands, so that a fuzzer reaches each of them.
+    let in_path: BTreeSet<&str> = spec["paths"]["/api/v1/commands/{name}"]["post"]["parameters"][0]
+        ["schema"]["enum"]
+        .as_array()
+        .expect("the {name} parameter of POST /api/v1/commands/{name} has an enum")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        in_path, known,
+        "enum of {{name}} in POST /api/v1/commands/{{name}}"
+    );
     let command_roles =
         roles_for(Access::Requires(crate::accounts::Permission::RoomControl)).unwrap();
     for (name, command) in spec["x-roomd-commands"].as_object().unwrap() {
