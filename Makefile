@@ -31,6 +31,7 @@ PACKAGES += iproute2          # tests: `ip netns` and veth pairs give WebRTC pee
 PACKAGES += janus             # tests: a real Janus 1.1 VideoRoom server for the meeting tests
 PACKAGES += chromium          # tests: real browser peers (headless, fake camera and microphone)
 PACKAGES += lintian           # tests: the Debian package (`make deb`) is checked as Debian checks packages
+PACKAGES += python3-venv      # tests: a venv under target/ for the pinned schemathesis (API fuzzer)
 
 # The browser drivers in tests/browser/ run on node >= 18 and are installed with npm. Debian 12's
 # nodejs (18.19) and npm do; a node from elsewhere (e.g. NodeSource's, which bundles npm and
@@ -94,6 +95,22 @@ $(BROWSER_DIR)/node_modules/.installed: $(BROWSER_DIR)/package-lock.json | node
 	@touch "$@"
 
 browser-deps: $(BROWSER_DIR)/node_modules/.installed
+
+# The API fuzzer (tests/tests/api_fuzz.rs) runs schemathesis from PyPI with every Python package
+# at the exact version of tests/fuzz/requirements.txt, in a venv of Debian's python3 under
+# target/, installed again only when that file changes.
+SCHEMATHESIS_REQUIREMENTS := $(CURDIR)/tests/fuzz/requirements.txt
+SCHEMATHESIS_VENV := $(CURDIR)/target/schemathesis
+
+$(SCHEMATHESIS_VENV)/.installed: $(SCHEMATHESIS_REQUIREMENTS) | deps
+	rm -rf "$(SCHEMATHESIS_VENV)"
+	/usr/bin/python3 -m venv "$(SCHEMATHESIS_VENV)"
+	"$(SCHEMATHESIS_VENV)/bin/pip" install --disable-pip-version-check --quiet \
+		--requirement "$(SCHEMATHESIS_REQUIREMENTS)"
+	@touch "$@"
+
+.PHONY: schemathesis
+schemathesis: $(SCHEMATHESIS_VENV)/.installed
 
 # `make test` checks formatting and lints; rustup toolchains may lack these components.
 toolchain: deps
@@ -166,7 +183,8 @@ run: build
 
 test: export ROOMD_BIN := $(CURDIR)/target/debug/roomd
 test: export ROOMCTL_BIN := $(CURDIR)/target/debug/roomctl
-test: toolchain browser-deps webui
+test: export ROOMD_SCHEMATHESIS := $(SCHEMATHESIS_VENV)/bin/st
+test: toolchain browser-deps schemathesis webui
 	cargo build --workspace --bins
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings

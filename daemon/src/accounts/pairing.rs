@@ -108,8 +108,11 @@ impl Pairing {
 
     /// Starts a request for the panel `name` from `source`; replaces any pending request.
     pub fn request(&self, name: &str, source: IpAddr) -> Result<PairingRequest, AccountsError> {
+        // Counted before trimming, as the contract's maxLength counts: a longer name is refused,
+        // not cut.
+        let too_long = name.chars().count() > MAX_NAME_CHARS;
         let name = name.trim();
-        if name.is_empty() || name.chars().any(char::is_control) {
+        if name.is_empty() || too_long || name.chars().any(char::is_control) {
             return Err(AccountsError::InvalidPanelName);
         }
         let now = self.clock.now();
@@ -397,6 +400,10 @@ mod tests {
         ));
         assert!(matches!(
             pairing.request(" ", PANEL),
+            Err(AccountsError::InvalidPanelName)
+        ));
+        assert!(matches!(
+            pairing.request(&"x".repeat(MAX_NAME_CHARS + 1), PANEL),
             Err(AccountsError::InvalidPanelName)
         ));
     }

@@ -51,6 +51,9 @@ pub enum ApiError {
         message: String,
         retry_after: Duration,
     },
+    /// A plain request where only a WebSocket upgrade is served (`GET /api/v1/events`).
+    #[error("{0}")]
+    UpgradeRequired(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -79,6 +82,7 @@ impl ApiError {
             ApiError::Unprocessable { .. } => "invalid_request",
             ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::Unavailable(_) | ApiError::Busy { .. } => "unavailable",
+            ApiError::UpgradeRequired(_) => "upgrade_required",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -109,6 +113,7 @@ impl ResponseError for ApiError {
             | ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::UpgradeRequired(_) => StatusCode::UPGRADE_REQUIRED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -120,6 +125,10 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if let ApiError::Unauthorized(_) = self {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        if let ApiError::UpgradeRequired(_) = self {
+            // RFC 9110 15.5.22: a 426 names the protocol to switch to.
+            response.insert_header((header::UPGRADE, HeaderValue::from_static("websocket")));
         }
         if let ApiError::TooManyRequests { retry_after } | ApiError::Busy { retry_after, .. } = self
         {

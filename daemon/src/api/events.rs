@@ -143,8 +143,21 @@ pub async fn events(
     // The access middleware has authenticated the request, so a credential is present.
     let credential = Credential::of(&req)
         .ok_or_else(|| ApiError::Unauthorized("authentication required".into()))?;
+    let upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !upgrade {
+        return Err(ApiError::UpgradeRequired(
+            "GET /api/v1/events is a WebSocket: send Upgrade: websocket (see docs/api.md)".into(),
+        )
+        .into());
+    }
     let place = SocketPlace::take(super::peer_ip(&req))?;
-    let (mut response, session, stream) = actix_ws::handle(&req, payload)?;
+    // actix-ws answers a broken handshake with an empty 400; the API answers in JSON.
+    let (mut response, session, stream) = actix_ws::handle(&req, payload)
+        .map_err(|e| ApiError::BadRequest(format!("WebSocket handshake refused: {e}")))?;
     // A browser that offered subprotocols (the panel's token) drops a socket that does not
     // pick one.
     if req.headers().contains_key(header::SEC_WEBSOCKET_PROTOCOL) {

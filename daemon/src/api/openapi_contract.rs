@@ -94,6 +94,18 @@ fn documents_exactly_the_commands() {
         .collect();
     let known: BTreeSet<&str> = COMMANDS.iter().map(|c| c.name).collect();
     assert_eq!(documented, known);
+    // The path parameter names the same commands, so that a fuzzer reaches each of them.
+    let in_path: BTreeSet<&str> = spec["paths"]["/api/v1/commands/{name}"]["post"]["parameters"][0]
+        ["schema"]["enum"]
+        .as_array()
+        .expect("the {name} parameter of POST /api/v1/commands/{name} has an enum")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        in_path, known,
+        "enum of {{name}} in POST /api/v1/commands/{{name}}"
+    );
     let command_roles =
         roles_for(Access::Requires(crate::accounts::Permission::RoomControl)).unwrap();
     for (name, command) in spec["x-roomd-commands"].as_object().unwrap() {
@@ -136,4 +148,28 @@ fn pages_are_public_gets_of_the_web_ui_only() {
             route.path
         );
     }
+}
+
+/// `GET`/`PATCH /api/v1/config` answer with every section of the model; the contract's `Config`
+/// refuses other properties, so a section added to the model must be added there too.
+#[test]
+fn documents_exactly_the_config_sections() {
+    let spec = spec();
+    let documented: BTreeSet<&str> = spec["components"]["schemas"]["Config"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let served = crate::config::Config::default().to_json();
+    let served: BTreeSet<&str> = served
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        documented, served,
+        "components.schemas.Config.properties in openapi.json must list every configuration section"
+    );
 }

@@ -253,19 +253,27 @@ fn handler_route(handler: Handler) -> actix_web::Route {
     }
 }
 
-async fn method_not_allowed(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
+/// 405 with the `Allow` header RFC 9110 requires, listing the methods the table serves there.
+async fn method_not_allowed(req: actix_web::HttpRequest) -> HttpResponse {
+    use actix_web::ResponseError;
+    use actix_web::http::header::{ALLOW, HeaderValue};
     let pattern = req.match_pattern().unwrap_or_default();
     let allowed: Vec<&str> = ROUTES
         .iter()
         .filter(|r| r.path == pattern)
         .map(|r| r.method)
         .collect();
-    Err(ApiError::MethodNotAllowed(format!(
-        "{} is not allowed on {}; allowed: {}",
+    let allowed = allowed.join(", ");
+    let mut response = ApiError::MethodNotAllowed(format!(
+        "{} is not allowed on {}; allowed: {allowed}",
         req.method(),
         req.path(),
-        allowed.join(", ")
-    )))
+    ))
+    .error_response();
+    if let Ok(value) = HeaderValue::from_str(&allowed) {
+        response.headers_mut().insert(ALLOW, value);
+    }
+    response
 }
 
 pub async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
