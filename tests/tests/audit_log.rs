@@ -282,3 +282,64 @@ fn a_change_whose_audit_record_cannot_be_written_is_refused_and_changes_nothing(
     drop(disk);
     Ok(())
 }
+
+#[test]
+fn verify_audit_finds_a_line_removed_from_the_audit_log() -> Result<(), HarnessError> {
+    let mut roomd = Roomd::start_claimed("")?;
+    for name in ["Room A", "Room B", "Room C"] {
+        roomd
+            .request("PATCH", "/api/v1/config")
+            .bearer(&roomd.admin_token()?)
+            .json(&json!({ "system": { "name": name } }))
+            .send()?
+            .expect_status(200, "a config change")?;
+    }
+    roomd.stop_sigterm()?;
+    let verify = |roomd: &Roomd| {
+        let output = Command::new(roomd_tests::roomd_bin().expect("the roomd binary"))
+            .arg("--config")
+            .arg(roomd.config_path())
+            .arg("verify-audit")
+            .output()
+            .expect("running roomd verify-audit");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    let (code, text) = verify(&roomd);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("hash chain intact"), "{text}");
+
+    // Somebody with root on the device removes the record of the second change.
+    let log = roomd.state_dir().join("audit.log");
+    let lines: Vec<String> = std::fs::read_to_string(&log)
+        .expect("reading audit.log")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let victim = lines
+        .iter()
+        .position(|l| l.contains("\"PATCH\"") && l.contains("system.name"))
+        .map(|first| first + 1)
+        .expect("a config change in the audit log");
+    let victim_seq: Value = serde_json::from_str(&lines[victim]).expect("a record");
+    let kept: String = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != victim)
+        .map(|(_, l)| format!("{l}\n"))
+        .collect();
+    std::fs::write(&log, kept).expect("writing audit.log");
+    let (code, text) = verify(&roomd);
+    assert_eq!(code, Some(1), "{text}");
+    let next = victim_seq["seq"].as_u64().unwrap_or_default() + 1;
+    assert!(
+        text.contains(&format!(
+            "the line before record {next} was removed or changed"
+        )),
+        "{text}"
+    );
+    Ok(())
+}

@@ -7,6 +7,7 @@
 //! Records older than the retention are deleted by [`AuditLog::enforce_retention`] (see
 //! `retention.rs`).
 
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
@@ -18,6 +19,7 @@ use nix::unistd::{AccessFlags, access};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::chain::{ChainedLine, line_hash};
 use super::error::AuditError;
 use super::noise::NoiseCounter;
 use super::record::{AuditRecord, NewAuditRecord};
@@ -71,6 +73,8 @@ pub(super) struct Writer {
     /// The file does not end with a newline (torn line, failed write): start with one.
     pub(super) needs_newline: bool,
     pub(super) settings: AuditSettings,
+    /// Hash of the last complete record line, for the next line's `prev` (see `chain.rs`).
+    pub(super) last_hash: Option<String>,
 }
 
 impl AuditLog {
@@ -106,15 +110,16 @@ impl AuditLog {
                 next_seq: 1,
                 needs_newline,
                 settings,
+                last_hash: None,
             }),
             noise: Mutex::new(NoiseCounter::default()),
         };
         // The newest record may be in a rotated file when the current one is new.
-        let last_seq = log
-            .read_files(None, 1, settings.max_files)?
-            .first()
-            .map_or(0, |record| record.seq);
-        log.lock().next_seq = last_seq + 1;
+        let last = log.newest_line(settings.max_files)?;
+        let mut writer = log.lock();
+        writer.next_seq = last.as_ref().map_or(0, |(record, _)| record.seq) + 1;
+        writer.last_hash = last.map(|(_, line)| line_hash(&line));
+        drop(writer);
         Ok(log)
     }
 
@@ -142,8 +147,14 @@ impl AuditLog {
         if writer.needs_newline {
             line.push(b'\n');
         }
-        serde_json::to_writer(&mut line, &record)
+        let start = line.len();
+        let chained = ChainedLine {
+            record: Cow::Borrowed(&record),
+            prev: writer.last_hash.clone(),
+        };
+        serde_json::to_writer(&mut line, &chained)
             .map_err(|e| self.write_error(std::io::Error::other(e)))?;
+        let hash = line_hash(&line[start..]);
         line.push(b'\n');
 
         if writer.len > 0 && writer.len + line.len() as u64 > writer.settings.max_file_bytes {
@@ -162,6 +173,7 @@ impl AuditLog {
             Ok(()) => {
                 writer.len += line.len() as u64;
                 writer.needs_newline = false;
+                writer.last_hash = Some(hash);
                 Ok(record)
             }
             Err(source) => {
@@ -229,6 +241,32 @@ impl AuditLog {
             self.append(record)?;
         }
         Ok(count)
+    }
+
+    /// The newest readable record with its line as stored, from the current or a rotated file.
+    fn newest_line(&self, max_files: u32) -> Result<Option<(AuditRecord, Vec<u8>)>, AuditError> {
+        for index in 0..=max_files {
+            let path = self.file_path(index);
+            let file = match File::open(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(read_error(&path, source)),
+            };
+            let len = file
+                .metadata()
+                .map_err(|source| read_error(&path, source))?
+                .len();
+            let mut lines = ReverseLines::new(file, len);
+            while let Some(line) = lines
+                .next_line()
+                .map_err(|source| read_error(&path, source))?
+            {
+                if let Ok(record) = serde_json::from_slice::<AuditRecord>(&line) {
+                    return Ok(Some((record, line)));
+                }
+            }
+        }
+        Ok(None)
     }
 
     fn read_files(
