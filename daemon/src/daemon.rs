@@ -15,7 +15,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::accounts::{Accounts, AccountsError, AccountsPolicy};
 use crate::api::{self, ApiState, ServeError};
-use crate::audit::{AUDIT_FILE, AuditError, AuditLog};
+use crate::audit::{AUDIT_FILE, AuditError, AuditLog, housekeeping};
 use crate::config::{Config, ConfigError};
 use crate::core::{self, CoreSetup, MediaEngineStatus, MediaReport};
 use crate::hardware::{self, Profile};
@@ -102,7 +102,10 @@ pub async fn run(
         .and_then(|_| config.api.client_role.parse().ok());
 
     let accounts = Arc::new(Accounts::open(&state_dir, policy_of(&config))?);
-    let audit = Arc::new(AuditLog::open(&state_dir.join(AUDIT_FILE))?);
+    let audit = Arc::new(AuditLog::open(
+        &state_dir.join(AUDIT_FILE),
+        housekeeping::settings_of(&config).0,
+    )?);
 
     let (room, core_task) = core::spawn(CoreSetup {
         config: config.clone(),
@@ -111,6 +114,7 @@ pub async fn run(
         identity: identity_status,
     });
     let policy_task = tokio::spawn(follow_account_policy(room.watch_config(), accounts.clone()));
+    let audit_task = tokio::spawn(housekeeping::run(audit.clone(), room.watch_config()));
     let gstreamer = report_hardware(&room, &config.system.hardware_profile, &profile).await;
     // Without GStreamer the room still has its API (and says why media is missing in status).
     let (display, taps, media_task) = match gstreamer {
@@ -138,7 +142,7 @@ pub async fn run(
     let state = ApiState {
         room: room.clone(),
         accounts,
-        audit,
+        audit: audit.clone(),
         identity: Arc::new(identity),
         client_role,
         display,
@@ -181,6 +185,9 @@ pub async fn run(
     policy_task.abort();
     // Finish requests in flight (up to the server's shutdown timeout), then stop the core.
     server_handle.stop(true).await;
+    // The last interval's counted 404/405 requests are written, not lost.
+    audit_task.abort();
+    housekeeping::flush_noise(&audit).await;
     room.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), core_task).await;
     // The meeting engine hangs up (leaves Janus, ends WHIP sessions) once the core is gone.

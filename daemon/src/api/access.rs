@@ -3,7 +3,9 @@
 //! The middleware looks up the matched route in the route table: public routes pass, others
 //! need a principal whose role grants the route's permission. Cookie sessions must also present
 //! their CSRF token on state-changing requests. Every state-changing request is written to the
-//! audit log with who, what, when, from where, and the outcome.
+//! audit log with who, what, when, from where, and the outcome; one the log cannot take is
+//! refused before it changes anything. Anonymous 404/405 noise is counted, not written per
+//! request.
 
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -86,6 +88,14 @@ pub async fn access(
         },
     });
 
+    // A change whose audit record could not be written is refused before it is made.
+    let decision = match decision {
+        Ok(principal) if is_state_changing(&method) && route.is_some() => {
+            audit_ready(&state).await.map(|()| principal)
+        }
+        other => other,
+    };
+
     let (response, principal) = match decision {
         Ok(principal) => {
             if let Some(p) = &principal {
@@ -106,6 +116,11 @@ pub async fn access(
     if is_state_changing(&method) {
         let record = audit_record(&response, principal.as_ref(), source, &method, &path);
         let audit = state.audit.clone();
+        if principal.is_none() && matches!(record.status, 404 | 405) {
+            // Scanners and typos: counted, and written once per interval (see audit/noise.rs).
+            audit.count_noise(record);
+            return Ok(response);
+        }
         let written = web::block(move || audit.append(record)).await;
         match written {
             Ok(Ok(_)) => {}
@@ -114,6 +129,24 @@ pub async fn access(
         }
     }
     Ok(response)
+}
+
+/// Whether the audit log can take the record of the change about to be made; if not, the
+/// change is refused (503) and nothing is changed. The caller learns why, without the path.
+async fn audit_ready(state: &ApiState) -> Result<(), ApiError> {
+    let audit = state.audit.clone();
+    let checked = web::block(move || audit.check_writable())
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|checked| checked.map_err(|e| e.to_string()));
+    checked.map_err(|e| {
+        tracing::error!("refusing a change that cannot be audited: {e}");
+        ApiError::Unavailable(
+            "the audit log cannot record this change (its disk is full or read-only), so the \
+             change was refused and nothing was changed; free space in the state directory"
+                .into(),
+        )
+    })
 }
 
 /// The principal behind the request's credentials, if any. Credentials that are present but

@@ -22,4 +22,18 @@ pub enum AuditError {
         #[source]
         source: std::io::Error,
     },
+    #[error("could not rotate the audit log {}: {source}", path.display())]
+    Rotate {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the audit log {} cannot take another record: {reason}", path.display())]
+    Unwritable { path: PathBuf, reason: String },
+    #[error("could not apply the retention to the audit log {}: {source}", path.display())]
+    Retention {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }

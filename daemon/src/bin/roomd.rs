@@ -31,6 +31,9 @@ enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// Check the audit log's hash chain (`<state_dir>/audit.log*` of `--config`): exits 1 and
+    /// names the record after each line that was removed or changed.
+    VerifyAudit,
 }
 
 fn main() -> ExitCode {
@@ -56,6 +59,9 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    if let Some(Command::VerifyAudit) = cli.command {
+        return verify_audit(&config);
+    }
     // An unknown profile is a configuration mistake like any other: refuse to start (exit 78).
     let profile = match roomd::hardware::Profile::builtin(&config.system.hardware_profile) {
         Ok(p) => p,
@@ -85,6 +91,43 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
+            eprintln!("roomd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `roomd verify-audit`: checks the hash chain through the audit log files.
+fn verify_audit(config: &Config) -> ExitCode {
+    let path = config.system.state_dir.join(roomd::audit::AUDIT_FILE);
+    let settings = roomd::audit::housekeeping::settings_of(config).0;
+    let report = roomd::audit::AuditLog::open(&path, settings).and_then(|log| log.verify_chain());
+    match report {
+        Ok(report) if report.breaks.is_empty() => {
+            println!(
+                "{}: {} records, hash chain intact",
+                path.display(),
+                report.records
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            for gap in &report.breaks {
+                println!(
+                    "{}: the line before record {} was removed or changed",
+                    gap.file.display(),
+                    gap.seq
+                );
+            }
+            println!(
+                "{}: {} records, hash chain broken in {} places",
+                path.display(),
+                report.records,
+                report.breaks.len()
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
             eprintln!("roomd: {e}");
             ExitCode::FAILURE
         }

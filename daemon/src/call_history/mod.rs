@@ -1,5 +1,6 @@
 //! The call history: one entry per meeting the room took part in, kept for
-//! `meeting.history_retention_days` and then deleted (participant names are personal data).
+//! `meeting.history_retention_days` and then deleted (participant names are personal data):
+//! by the room core's hourly timer, and whenever the history is written or listed.
 //!
 //! One JSON file in the state directory, rewritten atomically on every change: a crash leaves the
 //! old or the new history, never a torn one. The room core is its only writer.
@@ -74,6 +75,18 @@ impl CallHistory {
             self.write(&kept)?;
         }
         Ok(kept.into_iter().rev().collect())
+    }
+
+    /// Deletes the entries older than `retention_days` from the file; returns how many. The
+    /// room core runs this on a timer, so expired entries go even when nobody lists them.
+    pub fn apply_retention(&self, retention_days: u32) -> Result<usize, CallHistoryError> {
+        let records = self.read()?;
+        let before = records.len();
+        let kept = retained(records, retention_days, OffsetDateTime::now_utc());
+        if kept.len() != before {
+            self.write(&kept)?;
+        }
+        Ok(before - kept.len())
     }
 
     /// Adds `record` and deletes what has outlived `retention_days`.

@@ -141,6 +141,24 @@ pub(super) fn allowed_servers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Str
     Ok(entries)
 }
 
+pub(super) fn audit_max_file_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    integer_in(d, 65536, 64 * 1024 * 1024)
+}
+
+pub(super) fn audit_max_files<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    integer_in(d, 1, 100)
+}
+
+pub(super) fn audit_retention_days<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    integer_in(d, 1, 3650)
+}
+
+pub(super) fn audit_noise_interval_seconds<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<u32, D::Error> {
+    integer_in(d, 1, 3600)
+}
+
 /// `stun://host:port` (the form webrtcbin takes), or empty for none.
 pub(super) fn stun_server<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let value = String::deserialize(d)?;

@@ -228,11 +228,35 @@ impl Default for AccountsConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoggingConfig {
     #[serde(deserialize_with = "checks::named")]
     pub level: LogLevel,
+    /// `audit.log` is rotated before it grows past this many bytes.
+    #[serde(deserialize_with = "checks::audit_max_file_bytes")]
+    pub audit_max_file_bytes: u64,
+    /// Rotated audit files kept (`audit.log.1` …); the oldest beyond is deleted.
+    #[serde(deserialize_with = "checks::audit_max_files")]
+    pub audit_max_files: u32,
+    /// Days an audit record is kept (it names people and their addresses).
+    #[serde(deserialize_with = "checks::audit_retention_days")]
+    pub audit_retention_days: u32,
+    /// Anonymous 404/405 requests are written as one record per source per this interval.
+    #[serde(deserialize_with = "checks::audit_noise_interval_seconds")]
+    pub audit_noise_interval_seconds: u32,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            level: LogLevel::default(),
+            audit_max_file_bytes: 4 * 1024 * 1024,
+            audit_max_files: 8,
+            audit_retention_days: 365,
+            audit_noise_interval_seconds: 60,
+        }
+    }
 }
 
 /// Least severe log level that is recorded.

@@ -78,6 +78,10 @@ fn everything_changed() -> Config {
         },
         logging: LoggingConfig {
             level: LogLevel::Trace,
+            audit_max_file_bytes: 65536,
+            audit_max_files: 100,
+            audit_retention_days: 30,
+            audit_noise_interval_seconds: 3600,
         },
         identity: IdentityConfig {
             backend: IdentityBackend::Software,
@@ -745,7 +749,8 @@ fn changed_keys_lists_dotted_leaves_that_differ() {
     assert!(a.changed_keys(&a).is_empty());
     let b = everything_changed();
     let all = a.changed_keys(&b);
-    assert_eq!(all.len(), 29, "{all:?}");
+    // Every leaf differs (counted, so that a new key does not need this line changed).
+    assert_eq!(all.len(), super::leaf_values(&a.to_json()).len(), "{all:?}");
     assert_eq!(all, b.changed_keys(&a));
     assert!(all.contains(&"api.certificate_names".to_owned()));
     assert!(all.contains(&"system.state_dir".to_owned()));
@@ -880,4 +885,28 @@ fn camera_presets_rules() {
     )
     .unwrap_err();
     assert_eq!(err.key(), Some("video.camera_presets.speed"), "{err}");
+}
+
+#[test]
+fn audit_log_limits_are_ranged() {
+    for (field, min, max) in [
+        ("audit_max_file_bytes", 65_536, 67_108_864),
+        ("audit_max_files", 1, 100),
+        ("audit_retention_days", 1, 3650),
+        ("audit_noise_interval_seconds", 1, 3600),
+    ] {
+        let leaf = |c: &Config| c.to_json()["logging"][field].as_i64();
+        assert_eq!(
+            leaf(&accepted("logging", field, &min.to_string())),
+            Some(min)
+        );
+        assert_eq!(
+            leaf(&accepted("logging", field, &max.to_string())),
+            Some(max)
+        );
+        for bad in [min - 1, max + 1] {
+            let err = rejected("logging", field, &bad.to_string());
+            assert!(err.to_string().contains("out of range"), "{err}");
+        }
+    }
 }

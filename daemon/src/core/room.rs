@@ -189,6 +189,9 @@ struct Room {
 
 impl Room {
     async fn run(mut self, mut requests: mpsc::Receiver<Request>) {
+        // The first tick is at once: what expired while the device was off goes at start.
+        let mut history_retention = tokio::time::interval(HISTORY_RETENTION_EVERY);
+        history_retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let standby_due = self.standby_due();
             let lobby_due = self.meetings.next_lobby_expiry(self.lobby_timeout());
@@ -197,6 +200,7 @@ impl Room {
                     Some(Request::Shutdown) | None => break,
                     Some(request) => self.handle(request).await,
                 },
+                _ = history_retention.tick() => self.apply_history_retention().await,
                 _ = sleep_until(standby_due) => {
                     tracing::info!("no activity for {} minutes: entering standby", self.config.standby.delay_minutes);
                     let mut events = Vec::new();
@@ -453,6 +457,21 @@ impl Room {
         }
     }
 
+    /// Deletes call-history entries past `meeting.history_retention_days`, also when nobody
+    /// reads the history (participant names are personal data).
+    async fn apply_history_retention(&self) {
+        let history = self.history.clone();
+        let retention = self.config.meeting.history_retention_days;
+        match tokio::task::spawn_blocking(move || history.apply_retention(retention)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(deleted)) => tracing::info!(
+                "call history: deleted {deleted} entries older than {retention} days"
+            ),
+            Ok(Err(e)) => tracing::error!("call history retention: {e}"),
+            Err(e) => tracing::error!("call history task: {e}"),
+        }
+    }
+
     /// Adds a finished meeting to the call history. A history that cannot be written is
     /// logged; the meeting itself has ended either way.
     async fn record_call(&self, record: Option<CallRecord>) {
@@ -650,6 +669,10 @@ impl Room {
         }
     }
 }
+
+/// How often the call history's retention is applied: an entry is deleted within this time of
+/// expiring.
+pub(crate) const HISTORY_RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
 /// The level reported for silence (and before the first measurement), in dBFS.
 const SILENCE_DB: f64 = -100.0;

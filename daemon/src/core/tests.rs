@@ -333,3 +333,71 @@ async fn camera_presets_are_saved_in_the_configuration_and_recalled() {
     );
     assert_eq!(room.status().tree["video"]["camera"]["position"], position);
 }
+
+/// The call history is personal data (participant names): its retention is applied by the
+/// core's timer, not only when somebody lists or appends to the history.
+#[tokio::test(start_paused = true)]
+async fn the_call_history_retention_runs_on_a_timer() {
+    use crate::call_history::CallRecord;
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("call-history.json");
+    let entry = |id: &str, days_ago: i64| {
+        let ended = (time::OffsetDateTime::now_utc() - time::Duration::days(days_ago))
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        CallRecord {
+            id: id.into(),
+            kind: "hosted".into(),
+            target: json!({"kind": "hosted"}),
+            started_at: ended.clone(),
+            ended_at: ended,
+            duration_seconds: 60,
+            outcome: "ended".into(),
+            error: String::new(),
+            participants: vec![format!("participant of {id}")],
+        }
+    };
+    let write = |records: &[CallRecord]| {
+        std::fs::write(&file, serde_json::to_vec(records).unwrap()).unwrap();
+    };
+    let on_disk = || std::fs::read_to_string(&file).unwrap_or_default();
+    async fn wait_until(what: &str, done: impl Fn() -> bool) {
+        let started = std::time::Instant::now();
+        while !done() {
+            assert!(started.elapsed() < Duration::from_secs(10), "{what}");
+            std::thread::sleep(Duration::from_millis(5));
+            tokio::task::yield_now().await;
+        }
+    }
+
+    write(&[entry("expired-while-off", 31), entry("recent", 2)]);
+    let mut config = Config::default();
+    config.system.state_dir = dir.path().to_owned();
+    config.meeting.history_retention_days = 30;
+    let (room, _task) = spawn(CoreSetup {
+        config,
+        ..setup(&dir)
+    });
+    wait_until("expired entries go when the core starts", || {
+        !on_disk().contains("expired-while-off")
+    })
+    .await;
+    assert!(on_disk().contains("recent"));
+
+    // An entry that expires while roomd runs, and nobody opens the history.
+    write(&[entry("expires-later", 31), entry("recent", 2)]);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    tokio::task::yield_now().await;
+    assert!(
+        on_disk().contains("expires-later"),
+        "not before the next hourly run"
+    );
+    tokio::time::sleep(super::room::HISTORY_RETENTION_EVERY).await;
+    wait_until("the hourly timer deletes the expired entry", || {
+        !on_disk().contains("expires-later")
+    })
+    .await;
+    assert!(on_disk().contains("participant of recent"));
+    drop(room);
+}
