@@ -7,7 +7,8 @@ use rustls::sign::{Signer, SigningKey};
 use rustls_pki_types::SubjectPublicKeyInfoDer;
 use sha2::{Digest, Sha256};
 
-use crate::tpm::Tpm;
+use super::refusals::{self, Refusal};
+use crate::tpm::{Tpm, TpmError};
 
 /// The device key as a rustls key (server certificate) and rcgen key (certificates, CSRs).
 #[derive(Debug, Clone)]
@@ -34,9 +35,15 @@ impl TpmKey {
         &self.spki
     }
 
-    fn sign_message(&self, message: &[u8]) -> Result<Vec<u8>, crate::tpm::TpmError> {
+    fn sign_message(&self, message: &[u8]) -> Result<Vec<u8>, TpmError> {
         let digest: [u8; 32] = Sha256::digest(message).into();
         Ok(self.tpm.sign_digest(digest)?.to_der())
+    }
+
+    /// Like `sign_message`, but refused at once when the TPM's handshake queue is full.
+    fn sign_handshake(&self, message: &[u8]) -> Result<Vec<u8>, TpmError> {
+        let digest: [u8; 32] = Sha256::digest(message).into();
+        Ok(self.tpm.sign_digest_for_handshake(digest)?.to_der())
     }
 }
 
@@ -58,8 +65,11 @@ impl SigningKey for TpmKey {
 
 impl Signer for TpmKey {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
-        self.sign_message(message).map_err(|e| {
-            tracing::error!("TLS handshake: {e}");
+        self.sign_handshake(message).map_err(|e| {
+            match e {
+                TpmError::Busy { .. } => refusals::note(Refusal::TpmBusy),
+                _ => tracing::error!("TLS handshake: {e}"),
+            }
             rustls::Error::General(format!("the TPM could not sign: {e}"))
         })
     }
