@@ -45,7 +45,8 @@ struct Counters {
     not_sent: AtomicUsize,
 }
 
-/// New full TLS handshakes from `source` at `per_second`, until stopped.
+/// New full TLS handshakes at `per_second`, from one source or taking turns among several,
+/// until stopped.
 pub struct HandshakeFlood {
     stop: Arc<AtomicBool>,
     counters: Arc<Counters>,
@@ -55,23 +56,27 @@ pub struct HandshakeFlood {
 
 impl HandshakeFlood {
     pub fn start(roomd: &Roomd, source: Ipv4Addr, per_second: u32) -> HandshakeFlood {
+        HandshakeFlood::from_sources(roomd, &[source], per_second)
+    }
+
+    /// `per_second` in all, the sources taking turns (each opens `per_second / sources.len()`).
+    pub fn from_sources(roomd: &Roomd, sources: &[Ipv4Addr], per_second: u32) -> HandshakeFlood {
         let mut config = (*roomd.tls_config()).clone();
         config.resumption = Resumption::disabled();
         let config = Arc::new(config);
         let target = SocketAddrV4::new(roomd.address(), roomd.port());
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
-        let (slots, inbox) = mpsc::sync_channel::<()>(0);
+        let (slots, inbox) = mpsc::sync_channel::<Ipv4Addr>(0);
         let inbox = Arc::new(Mutex::new(inbox));
         let mut threads: Vec<JoinHandle<()>> = (0..FLOOD_THREADS)
             .map(|_| {
                 let (config, counters, inbox) = (config.clone(), counters.clone(), inbox.clone());
                 std::thread::spawn(move || {
                     loop {
-                        let slot = inbox.lock().map(|inbox| inbox.recv());
-                        if !matches!(slot, Ok(Ok(()))) {
+                        let Ok(Ok(source)) = inbox.lock().map(|inbox| inbox.recv()) else {
                             return;
-                        }
+                        };
                         let counter = match full_handshake(&config, source, target) {
                             Attempt::Accepted => &counters.accepted,
                             Attempt::Refused => &counters.refused,
@@ -85,11 +90,15 @@ impl HandshakeFlood {
         let interval = Duration::from_secs(1) / per_second.max(1);
         let (pacer_stop, pacer_counters) = (stop.clone(), counters.clone());
         let started = Instant::now();
+        let sources = sources.to_vec();
         threads.push(std::thread::spawn(move || {
             let mut next = Instant::now();
-            while !pacer_stop.load(Ordering::Acquire) {
+            for source in sources.iter().cycle() {
+                if pacer_stop.load(Ordering::Acquire) {
+                    break;
+                }
                 pacer_counters.attempted.fetch_add(1, Ordering::Relaxed);
-                if slots.try_send(()).is_err() {
+                if slots.try_send(*source).is_err() {
                     pacer_counters.not_sent.fetch_add(1, Ordering::Relaxed);
                 }
                 next += interval;

@@ -25,7 +25,7 @@ use super::TlsError;
 use super::refusals::{self, Refusal};
 use super::source_limit::SourceLimit;
 
-/// Threads that run handshakes (and wait for the TPM while they sign).
+/// Threads that run handshakes (a thread waiting for the TPM hands its other handshakes on).
 const HANDSHAKE_THREADS: usize = 2;
 /// Handshakes in progress at once; a connection beyond that is closed before its handshake.
 pub const MAX_HANDSHAKES_IN_PROGRESS: usize = 64;
@@ -79,6 +79,9 @@ impl Handshakes {
     pub fn new(config: rustls::ServerConfig) -> Result<Arc<Handshakes>, TlsError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(HANDSHAKE_THREADS)
+            // Threads that wait for the TPM (`block_in_place` in `TpmKey`): no more than the
+            // TPM's handshake queue holds.
+            .max_blocking_threads(crate::tpm::MAX_WAITING_HANDSHAKE_SIGNATURES)
             .thread_name("tls-handshake")
             .enable_io()
             .enable_time()

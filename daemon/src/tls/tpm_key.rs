@@ -41,9 +41,21 @@ impl TpmKey {
     }
 
     /// Like `sign_message`, but refused at once when the TPM's handshake queue is full.
+    ///
+    /// rustls calls this inside a handshake's poll. On the handshake runtime (multi-threaded) the
+    /// wait is announced with `block_in_place`, so that the runtime's other handshakes (a
+    /// resumption needs no signature) go on on another thread meanwhile.
     fn sign_handshake(&self, message: &[u8]) -> Result<Vec<u8>, TpmError> {
         let digest: [u8; 32] = Sha256::digest(message).into();
-        Ok(self.tpm.sign_digest_for_handshake(digest)?.to_der())
+        let sign = || self.tpm.sign_digest_for_handshake(digest);
+        let multi_threaded = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let signature = if multi_threaded {
+            tokio::task::block_in_place(sign)
+        } else {
+            sign()
+        }?;
+        Ok(signature.to_der())
     }
 }
 
