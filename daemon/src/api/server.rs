@@ -63,13 +63,21 @@ pub fn serve(
         // Signals are the daemon's business: it stops the server after telling systemd.
         .disable_signals()
         .shutdown_timeout(5);
+    // Tells kept-alive connections to close when the server stops, as HttpServer does.
+    let stopping = server.graceful_shutdown_signal();
     for addr in listen {
         let addr = *addr;
         let state = state.clone();
         let handshakes = handshakes.clone();
+        let stopping = stopping.clone();
         server = server
             .bind(format!("roomd-api-{addr}"), addr, move || {
+                let stopping = stopping.clone();
                 let http = HttpService::build()
+                    .graceful_shutdown_signal(move || {
+                        let stopping = stopping.clone();
+                        async move { stopping.notified().await }
+                    })
                     // actix-web's defaults for HttpServer.
                     .keep_alive(KeepAlive::default())
                     .client_request_timeout(Duration::from_secs(5))
