@@ -17,6 +17,7 @@
 mod binaries;
 pub mod browser;
 mod error;
+pub mod flood;
 mod hostile;
 mod http;
 mod janus;

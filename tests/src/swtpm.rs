@@ -1,15 +1,23 @@
 //! A software TPM for one test: its own state directory and ports, manufactured fresh (persistent
 //! handles survive in swtpm's state, so tests must not share one), killed when dropped.
 //!
+//! A TPM chip is much slower than swtpm (tens of milliseconds a signature, not one):
+//! [`Swtpm::start_with_latency`] puts a relay between roomd and swtpm that holds every TPM command
+//! for that long.
+//!
 //! ```no_run
 //! let tpm = roomd_tests::Swtpm::start()?;
 //! let roomd = roomd_tests::Roomd::start(&tpm.identity_toml())?;
 //! # Ok::<(), roomd_tests::HarnessError>(())
 //! ```
 
-use std::net::{TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
@@ -22,6 +30,9 @@ const START_ATTEMPTS: usize = 5;
 pub struct Swtpm {
     child: Option<Child>,
     port: u16,
+    /// Added to every TPM command by `relay`, which the TCTI then names.
+    latency: Option<Duration>,
+    relay: Option<LatencyRelay>,
     // Declared last: removed after the process is gone.
     dir: TempDir,
 }
@@ -30,6 +41,16 @@ impl Swtpm {
     /// Manufactures a TPM like a real one leaves the factory (EK with its certificate in NV,
     /// platform certificate, SHA-256 PCR bank) and starts it.
     pub fn start() -> Result<Swtpm, HarnessError> {
+        Swtpm::start_inner(None)
+    }
+
+    /// Like `start`, but every TPM command reaches swtpm `latency` late, as with a hardware TPM
+    /// (about 30 ms for a P-256 signature).
+    pub fn start_with_latency(latency: Duration) -> Result<Swtpm, HarnessError> {
+        Swtpm::start_inner(Some(latency))
+    }
+
+    fn start_inner(latency: Option<Duration>) -> Result<Swtpm, HarnessError> {
         let dir = tempfile::Builder::new()
             .prefix("roomd-swtpm-")
             .tempdir()
@@ -63,6 +84,8 @@ impl Swtpm {
         let mut swtpm = Swtpm {
             child: None,
             port: 0,
+            latency,
+            relay: None,
             dir,
         };
         swtpm.run()?;
@@ -78,6 +101,7 @@ impl Swtpm {
 
     /// Stops swtpm: the TPM is gone until `restart`.
     pub fn stop(&mut self) {
+        self.relay = None;
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -86,7 +110,8 @@ impl Swtpm {
 
     /// The TCTI roomd reaches this TPM through.
     pub fn tcti(&self) -> String {
-        format!("swtpm:host=127.0.0.1,port={}", self.port)
+        let port = self.relay.as_ref().map_or(self.port, |relay| relay.port);
+        format!("swtpm:host=127.0.0.1,port={port}")
     }
 
     /// `[identity]` settings that put roomd's device key in this TPM.
@@ -141,8 +166,15 @@ impl Swtpm {
     fn run(&mut self) -> Result<(), HarnessError> {
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
-            match self.run_once() {
-                Ok(()) => return Ok(()),
+            let started = self.run_once().and_then(|()| match self.latency {
+                Some(latency) => LatencyRelay::start(self.port, latency).map(Some),
+                None => Ok(None),
+            });
+            match started {
+                Ok(relay) => {
+                    self.relay = relay;
+                    return Ok(());
+                }
                 Err(e) => {
                     self.stop();
                     last_error = Some(e);
@@ -191,6 +223,109 @@ impl Swtpm {
 impl Drop for Swtpm {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Listens on a port pair like swtpm's and passes connections on to swtpm: on the command port
+/// each TPM command is held for `latency` first; the control port is passed on as it is.
+struct LatencyRelay {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl LatencyRelay {
+    fn start(swtpm_port: u16, latency: Duration) -> Result<LatencyRelay, HarnessError> {
+        let failed = |e| HarnessError::io("cannot start the TPM latency relay", e);
+        let port = free_port_pair()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for (offset, latency) in [(0, Some(latency)), (1, None)] {
+            let listener = TcpListener::bind(("127.0.0.1", port + offset)).map_err(failed)?;
+            let stop = stop.clone();
+            let upstream = swtpm_port + offset;
+            threads.push(std::thread::spawn(move || {
+                for client in listener.incoming() {
+                    if stop.load(Ordering::Acquire) {
+                        return;
+                    }
+                    let Ok(client) = client else { continue };
+                    std::thread::spawn(move || relay_connection(client, upstream, latency));
+                }
+            }));
+        }
+        Ok(LatencyRelay {
+            port,
+            stop,
+            threads,
+        })
+    }
+}
+
+impl Drop for LatencyRelay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        for offset in 0..2 {
+            // Wakes the accept loop so that it sees `stop`.
+            let _ = TcpStream::connect(("127.0.0.1", self.port + offset));
+        }
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Passes one connection on; ends when either side closes (swtpm stopping closes them all).
+fn relay_connection(client: TcpStream, upstream_port: u16, latency: Option<Duration>) {
+    let Ok(upstream) = TcpStream::connect(("127.0.0.1", upstream_port)) else {
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = upstream.set_nodelay(true);
+    let (Ok(mut client_in), Ok(mut upstream_in)) = (client.try_clone(), upstream.try_clone())
+    else {
+        return;
+    };
+    let (mut client_out, mut upstream_out) = (client, upstream);
+    let answers = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut upstream_in, &mut client_out);
+        let _ = client_out.shutdown(Shutdown::Both);
+    });
+    match latency {
+        Some(latency) => relay_commands(&mut client_in, &mut upstream_out, latency),
+        None => {
+            let _ = std::io::copy(&mut client_in, &mut upstream_out);
+        }
+    }
+    let _ = upstream_out.shutdown(Shutdown::Both);
+    let _ = answers.join();
+}
+
+/// TPM commands (header: tag u16, size u32 big-endian, code u32), each `latency` late. Bytes that
+/// are not a TPM command are passed on at once.
+fn relay_commands(from: &mut TcpStream, to: &mut TcpStream, latency: Duration) {
+    const HEADER: usize = 10;
+    const MAX_COMMAND: usize = 64 * 1024;
+    loop {
+        let mut command = vec![0u8; HEADER];
+        if from.read_exact(&mut command).is_err() {
+            return;
+        }
+        let size = u32::from_be_bytes([command[2], command[3], command[4], command[5]]) as usize;
+        if !(HEADER..=MAX_COMMAND).contains(&size) {
+            if to.write_all(&command).is_ok() {
+                let _ = std::io::copy(from, to);
+            }
+            return;
+        }
+        command.resize(size, 0);
+        if from.read_exact(&mut command[HEADER..]).is_err() {
+            return;
+        }
+        std::thread::sleep(latency);
+        if to.write_all(&command).is_err() {
+            return;
+        }
     }
 }
 

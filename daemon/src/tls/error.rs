@@ -44,4 +44,6 @@ pub enum TlsError {
     NoTpm { tcti: String, source: TpmError },
     #[error(transparent)]
     Tpm(#[from] TpmError),
+    #[error("cannot start the TLS handshake threads: {0}")]
+    HandshakeThreads(std::io::Error),
 }

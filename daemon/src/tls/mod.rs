@@ -9,16 +9,20 @@
 mod device_certificate;
 mod device_key;
 mod error;
+mod handshake;
 mod identity;
 mod installed_chain;
+mod refusals;
 mod served_certificate;
 mod server_config;
 mod software_key;
+mod source_limit;
 mod tpm_key;
 
 pub use device_certificate::{CERTIFICATE_FILE, spki_of};
 pub use device_key::DeviceKey;
 pub use error::TlsError;
+pub use handshake::{HandshakeError, Handshakes};
 pub use identity::{DeviceIdentity, InstallError};
 pub use installed_chain::{CHAIN_FILE, ChainError, to_pem};
 pub use served_certificate::ServedCertificate;

@@ -39,6 +39,11 @@ pub fn server_config(
     };
     let mut config = builder.with_cert_resolver(served);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // Returning clients resume (TLS 1.3 PSK with a fresh (EC)DHE, TLS 1.2 tickets) and need no
+    // new signature by the device key, which in a TPM is slow and shared. Stateless tickets,
+    // encrypted under a key that lives only in memory and rotates, so a flood of new clients
+    // cannot evict returning ones the way it would from a session cache.
+    config.ticketer = rustls::crypto::ring::Ticketer::new()?;
     Ok(config)
 }
 

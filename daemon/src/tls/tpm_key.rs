@@ -7,7 +7,8 @@ use rustls::sign::{Signer, SigningKey};
 use rustls_pki_types::SubjectPublicKeyInfoDer;
 use sha2::{Digest, Sha256};
 
-use crate::tpm::Tpm;
+use super::refusals::{self, Refusal};
+use crate::tpm::{Tpm, TpmError};
 
 /// The device key as a rustls key (server certificate) and rcgen key (certificates, CSRs).
 #[derive(Debug, Clone)]
@@ -34,9 +35,27 @@ impl TpmKey {
         &self.spki
     }
 
-    fn sign_message(&self, message: &[u8]) -> Result<Vec<u8>, crate::tpm::TpmError> {
+    fn sign_message(&self, message: &[u8]) -> Result<Vec<u8>, TpmError> {
         let digest: [u8; 32] = Sha256::digest(message).into();
         Ok(self.tpm.sign_digest(digest)?.to_der())
+    }
+
+    /// Like `sign_message`, but refused at once when the TPM's handshake queue is full.
+    ///
+    /// rustls calls this inside a handshake's poll. On the handshake runtime (multi-threaded) the
+    /// wait is announced with `block_in_place`, so that the runtime's other handshakes (a
+    /// resumption needs no signature) go on on another thread meanwhile.
+    fn sign_handshake(&self, message: &[u8]) -> Result<Vec<u8>, TpmError> {
+        let digest: [u8; 32] = Sha256::digest(message).into();
+        let sign = || self.tpm.sign_digest_for_handshake(digest);
+        let multi_threaded = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let signature = if multi_threaded {
+            tokio::task::block_in_place(sign)
+        } else {
+            sign()
+        }?;
+        Ok(signature.to_der())
     }
 }
 
@@ -58,8 +77,11 @@ impl SigningKey for TpmKey {
 
 impl Signer for TpmKey {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
-        self.sign_message(message).map_err(|e| {
-            tracing::error!("TLS handshake: {e}");
+        self.sign_handshake(message).map_err(|e| {
+            match e {
+                TpmError::Busy { .. } => refusals::note(Refusal::TpmBusy),
+                _ => tracing::error!("TLS handshake: {e}"),
+            }
             rustls::Error::General(format!("the TPM could not sign: {e}"))
         })
     }

@@ -27,6 +27,12 @@ pub enum TpmError {
     Unexpected { what: &'static str },
     #[error("attestation is unavailable on this TPM (see the log from roomd's start)")]
     NoAttestation,
+    #[error(
+        "the TPM is busy: {waiting} TLS handshake signatures are already waiting, so this \
+         handshake is refused (many new connections at once; returning clients resume without \
+         a signature)"
+    )]
+    Busy { waiting: usize },
     #[error("the TPM thread has stopped; roomd must be restarted")]
     ThreadGone,
     #[error("cannot start the TPM thread: {0}")]

@@ -26,7 +26,7 @@ pub use attestation::{AttestationIdentity, QUOTED_PCRS, Quote};
 pub use ecdsa::{EcdsaSignature, P256PublicKey};
 pub use error::TpmError;
 pub use sealing::MAX_SEALED_BYTES;
-pub use thread::Tpm;
+pub use thread::{MAX_WAITING_HANDSHAKE_SIGNATURES, Tpm};
 
 /// Persistent handle of the device key. 0x8101xxxx is the owner range that TCG's provisioning
 /// guidance leaves to platform software; 0x81010001/2 are conventionally taken by EKs.

@@ -317,3 +317,45 @@ mod sealing {
         assert_eq!(tpm.unseal(blob).unwrap(), secret);
     }
 }
+
+#[test]
+fn handshake_signatures_beyond_the_bound_are_refused_at_once() {
+    let swtpm = TestSwtpm::start();
+    let tpm = Tpm::open(&swtpm.tcti(), DEVICE_KEY_HANDLE).unwrap();
+    let start = std::sync::Arc::new(std::sync::Barrier::new(64));
+    let threads: Vec<_> = (0..64u8)
+        .map(|t| {
+            let (tpm, start) = (tpm.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                let begun = std::time::Instant::now();
+                let result = tpm.sign_digest_for_handshake(Sha256::digest([t]).into());
+                (result, begun.elapsed())
+            })
+        })
+        .collect();
+    let (mut signed, mut busy) = (0, 0);
+    for thread in threads {
+        match thread.join().unwrap() {
+            (Ok(_), _) => signed += 1,
+            (Err(TpmError::Busy { waiting }), took) => {
+                assert!(waiting >= MAX_WAITING_HANDSHAKE_SIGNATURES);
+                // Refused without waiting for the TPM.
+                assert!(took < std::time::Duration::from_millis(50), "{took:?}");
+                busy += 1;
+            }
+            (Err(e), _) => panic!("{e}"),
+        }
+    }
+    assert!(
+        signed >= MAX_WAITING_HANDSHAKE_SIGNATURES,
+        "{signed} signed"
+    );
+    assert!(busy > 0, "64 at once, none refused");
+    // Once the queue has drained, handshake signatures are served again, and other callers
+    // (certificates, CSRs) always wait for their turn.
+    tpm.sign_digest_for_handshake(Sha256::digest(b"after").into())
+        .unwrap();
+    tpm.sign_digest(Sha256::digest(b"certificate").into())
+        .unwrap();
+}

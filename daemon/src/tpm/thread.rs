@@ -1,6 +1,7 @@
 //! The thread that owns the TPM context, and the handle the rest of roomd uses to reach it.
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 
 use tss_esapi::Context;
@@ -13,6 +14,16 @@ use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
 
 use super::attestation::{self, AttestationIdentity, Quote};
 use super::{AK_HANDLE, EcdsaSignature, P256PublicKey, TpmError, device_key, sealing};
+
+/// Requests that may wait for the TPM thread at once. Callers other than TLS handshakes block
+/// until there is room (they are few: attestation, sealing, certificates); the bound keeps a
+/// flood from growing the queue without limit.
+const REQUEST_QUEUE: usize = 32;
+
+/// Handshake signatures that may be waiting or in progress at once. A hardware TPM signs in
+/// about 30 ms, so the last of them waits about a quarter of a second; one more is refused at
+/// once (the handshake fails) instead of queueing behind a flood of new connections.
+pub const MAX_WAITING_HANDSHAKE_SIGNATURES: usize = 8;
 
 /// One request to the TPM thread, with the channel its answer goes back on.
 enum Request {
@@ -49,7 +60,9 @@ struct Opened {
 /// handles) when the last clone is dropped.
 #[derive(Clone)]
 pub struct Tpm {
-    requests: mpsc::Sender<Request>,
+    requests: mpsc::SyncSender<Request>,
+    /// Handshake signatures waiting or in progress (bounded by `MAX_WAITING_HANDSHAKE_SIGNATURES`).
+    handshake_signatures: Arc<AtomicUsize>,
     tcti: String,
     device_key: P256PublicKey,
     attestation: Option<Arc<AttestationIdentity>>,
@@ -72,7 +85,7 @@ impl Tpm {
             tcti: tcti.to_owned(),
             source,
         })?;
-        let (requests, inbox) = mpsc::channel();
+        let (requests, inbox) = mpsc::sync_channel(REQUEST_QUEUE);
         let (started, start_result) = mpsc::sync_channel(1);
         let tcti_owned = tcti.to_owned();
         std::thread::Builder::new()
@@ -114,6 +127,7 @@ impl Tpm {
         let opened = start_result.recv().map_err(|_| TpmError::ThreadGone)??;
         Ok(Tpm {
             requests,
+            handshake_signatures: Arc::new(AtomicUsize::new(0)),
             tcti: tcti.to_owned(),
             device_key: opened.device_key,
             attestation: opened.attestation.map(Arc::new),
@@ -187,6 +201,50 @@ impl Tpm {
             .send(Request::SignDigest { digest, reply })
             .map_err(|_| TpmError::ThreadGone)?;
         answer.recv().map_err(|_| TpmError::ThreadGone)?
+    }
+
+    /// Signs a SHA-256 digest for a TLS handshake: like `sign_digest`, but when
+    /// `MAX_WAITING_HANDSHAKE_SIGNATURES` are already waiting it fails at once with
+    /// `TpmError::Busy` rather than queue behind them. A flood of new connections then costs
+    /// refused handshakes, not a queue that grows until every client times out.
+    pub fn sign_digest_for_handshake(&self, digest: [u8; 32]) -> Result<EcdsaSignature, TpmError> {
+        let waiting = WaitingSignature::enter(&self.handshake_signatures)?;
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.requests
+            .try_send(Request::SignDigest { digest, reply })
+            .map_err(|e| match e {
+                mpsc::TrySendError::Full(_) => TpmError::Busy {
+                    waiting: waiting.count,
+                },
+                mpsc::TrySendError::Disconnected(_) => TpmError::ThreadGone,
+            })?;
+        answer.recv().map_err(|_| TpmError::ThreadGone)?
+    }
+}
+
+/// One handshake signature counted as waiting, from the request until its answer.
+struct WaitingSignature<'a> {
+    counter: &'a AtomicUsize,
+    count: usize,
+}
+
+impl<'a> WaitingSignature<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Result<WaitingSignature<'a>, TpmError> {
+        let before = counter.fetch_add(1, Ordering::AcqRel);
+        if before >= MAX_WAITING_HANDSHAKE_SIGNATURES {
+            counter.fetch_sub(1, Ordering::AcqRel);
+            return Err(TpmError::Busy { waiting: before });
+        }
+        Ok(WaitingSignature {
+            counter,
+            count: before + 1,
+        })
+    }
+}
+
+impl Drop for WaitingSignature<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
