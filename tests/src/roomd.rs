@@ -501,6 +501,14 @@ impl Roomd {
         Ok(status)
     }
 
+    /// Starts roomd again after [`Roomd::stop_sigterm`] (or an exit), on the same config, state
+    /// and port; an early exit is [`HarnessError::ExitedEarly`] with roomd's words.
+    pub fn start_again(&mut self) -> Result<(), HarnessError> {
+        self.process.spawn_and_wait_ready()?;
+        self.endpoint.agent = self.certificate.ureq_agent();
+        Ok(())
+    }
+
     // ---- requests ----
 
     /// A request to `path` (starting with `/`); add credentials and a body, then `send()`.
