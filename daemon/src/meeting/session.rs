@@ -8,10 +8,12 @@ use super::backoff::Backoff;
 use super::engine::GuestDirection;
 use super::https::{HttpsClient, HttpsError};
 use super::{MeetingError, direct_session, hosted_session, janus_session, whip_session};
+use crate::config::{MeetingConfig, TURN_PASSWORD_SECRET};
 use crate::core::{
     AdmittedGuest, MeetingPlan, MeetingReport, MeetingState, MeetingTarget, RoomHandle,
 };
 use crate::media::{Feed, MediaTaps};
+use crate::secrets::SecretStore;
 use crate::webrtc::{IceServers, PeerOptions};
 
 /// Requests from the API, passed on by the engine to the session (only a hosted meeting takes
@@ -37,6 +39,8 @@ pub struct SessionContext {
     pub commands: mpsc::Receiver<SessionCommand>,
     /// Becomes `true` when the session must leave.
     pub stop: watch::Receiver<bool>,
+    /// Where the TURN password is kept (sealed).
+    pub secrets: Arc<SecretStore>,
 }
 
 impl SessionContext {
@@ -57,8 +61,8 @@ impl SessionContext {
         PeerOptions {
             label: label.to_owned(),
             ice: IceServers {
-                stun: Some(meeting.stun_server).filter(|s| !s.is_empty()),
-                turn: Some(meeting.turn_server).filter(|s| !s.is_empty()),
+                stun: Some(meeting.stun_server.clone()).filter(|s| !s.is_empty()),
+                turn: self.turn_url(&meeting),
             },
             require_encryption: meeting.require_encryption,
             send_video: send,
@@ -66,6 +70,29 @@ impl SessionContext {
             send_audio: send,
             receive,
         }
+    }
+
+    /// The TURN server's URL with its password from the sealed store, for webrtcbin only.
+    fn turn_url(&self, meeting: &MeetingConfig) -> Option<String> {
+        if meeting.turn_server.is_empty() {
+            return None;
+        }
+        let mut url = url::Url::parse(&meeting.turn_server).ok()?;
+        if !meeting.turn_password.is_empty() {
+            match self.secrets.get(TURN_PASSWORD_SECRET) {
+                Ok(Some(password)) => {
+                    let password = String::from_utf8_lossy(&password).into_owned();
+                    if url.set_password(Some(&password)).is_err() {
+                        tracing::warn!("the TURN server's URL takes no password; using it without");
+                    }
+                }
+                Ok(None) => tracing::warn!(
+                    "meeting.turn_password is set but the secret store holds none; set it again"
+                ),
+                Err(e) => tracing::warn!("cannot read the TURN password: {e}"),
+            }
+        }
+        Some(url.to_string())
     }
 
     pub async fn report_state(&self, state: MeetingState, error: impl Into<String>) {

@@ -100,6 +100,21 @@ impl SecretStore {
         Ok(Some(opened.to_vec()))
     }
 
+    /// Deletes the secret stored under `name`; none stored is fine.
+    pub fn remove(&self, name: &str) -> Result<(), SecretsError> {
+        let path = self.path_of(name)?;
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(SecretsError::Io { path, source }),
+        }
+    }
+
+    /// The directory the store keeps its files in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn path_of(&self, name: &str) -> Result<PathBuf, SecretsError> {
         let valid = !name.is_empty()
             && name.chars().count() <= NAME_MAX_CHARS
