@@ -100,7 +100,11 @@ pub async fn run(
     seal_new_secrets(&mut config, &secrets, &config_path)?;
     let client_ca =
         (!config.api.client_ca.is_empty()).then(|| PathBuf::from(&config.api.client_ca));
-    let tls = tls::server_config(identity.served(), client_ca.as_deref())?;
+    let client_crls = match config.api.client_crl.as_str() {
+        "" => Vec::new(),
+        path => tls::load_client_crls(Path::new(path))?,
+    };
+    let tls = tls::server_config(identity.served(), client_ca.as_deref(), client_crls)?;
     // Checked while the configuration was read; a bad name cannot get here.
     let client_role = client_ca
         .as_ref()

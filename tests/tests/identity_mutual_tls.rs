@@ -379,3 +379,76 @@ fn a_certificate_left_out_of_the_fingerprint_list_is_revoked() -> Result<(), Har
     }
     Ok(())
 }
+
+/// `api.client_crl`: a certificate the CA revoked ends the handshake; others of the same CA
+/// still authenticate; a CRL file without a CRL stops the start naming the file.
+#[test]
+fn a_certificate_on_the_crl_is_refused_in_the_handshake() -> Result<(), HarnessError> {
+    use rcgen::{CertificateRevocationListParams, RevokedCertParams, SerialNumber};
+    let fleet = ca("Fleet Manager CA");
+    let issue = |name: &str, serial: u64| -> ClientIdentity {
+        let mut params = CertificateParams::new(Vec::new()).expect("params");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.serial_number = Some(SerialNumber::from(serial));
+        let key = KeyPair::generate().expect("key");
+        let cert = params
+            .signed_by(&key, &Issuer::from_params(&fleet.params, &fleet.key))
+            .expect("client certificate");
+        (cert.der().clone(), key.serialize_der())
+    };
+    let kept = issue("fleet-manager-kept", 1001);
+    let revoked = issue("fleet-manager-revoked", 1002);
+    let now = time::OffsetDateTime::now_utc();
+    let crl = CertificateRevocationListParams {
+        this_update: now - time::Duration::hours(1),
+        next_update: now + time::Duration::days(7),
+        crl_number: SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: vec![RevokedCertParams {
+            serial_number: SerialNumber::from(1002u64),
+            revocation_time: now - time::Duration::minutes(5),
+            reason_code: None,
+            invalidity_date: None,
+        }],
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(&Issuer::from_params(&fleet.params, &fleet.key))
+    .expect("CRL");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_path = dir.path().join("fleet-ca.pem");
+    std::fs::write(&ca_path, &fleet.pem).expect("write CA");
+    let crl_path = dir.path().join("fleet-ca.crl.pem");
+    std::fs::write(&crl_path, crl.pem().expect("CRL PEM")).expect("write CRL");
+    let roomd = Roomd::start_claimed(&format!(
+        "[api]\nclient_ca = \"{}\"\nclient_role = \"integrator\"\nclient_crl = \"{}\"\n",
+        ca_path.display(),
+        crl_path.display()
+    ))?;
+    let (status, who) =
+        request(&roomd, Some(kept), "GET", "/api/v1/session", None).expect("handshake");
+    assert_eq!(status, 200, "{who}");
+    assert_eq!(who["kind"], "certificate", "{who}");
+    let refused = request(&roomd, Some(revoked), "GET", "/api/v1/session", None);
+    assert!(
+        refused.is_err(),
+        "a revoked certificate was served: {refused:?}"
+    );
+    drop(roomd);
+
+    let empty = dir.path().join("empty.crl.pem");
+    std::fs::write(&empty, "not a CRL\n").expect("write");
+    match Roomd::start(&format!(
+        "[api]\nclient_ca = \"{}\"\nclient_crl = \"{}\"\n",
+        ca_path.display(),
+        empty.display()
+    )) {
+        Err(HarnessError::ExitedEarly { stderr, .. }) => assert!(
+            stderr.contains("empty.crl.pem") && stderr.contains("api.client_crl"),
+            "{stderr}"
+        ),
+        Ok(_) => panic!("roomd started with a CRL file that holds no CRL"),
+        Err(other) => panic!("unexpected failure: {other}"),
+    }
+    Ok(())
+}
