@@ -100,6 +100,9 @@ pub async fn run(
     seal_new_secrets(&mut config, &secrets, &config_path)?;
     let client_ca =
         (!config.api.client_ca.is_empty()).then(|| PathBuf::from(&config.api.client_ca));
+    if client_ca.is_none() && !config.api.client_crl.is_empty() {
+        tracing::warn!("api.client_crl is set but api.client_ca is not: no client certificates");
+    }
     let client_crls = match config.api.client_crl.as_str() {
         "" => Vec::new(),
         path => tls::load_client_crls(Path::new(path))?,
