@@ -62,7 +62,7 @@ impl SessionContext {
             label: label.to_owned(),
             ice: IceServers {
                 stun: Some(meeting.stun_server.clone()).filter(|s| !s.is_empty()),
-                turn: self.turn_url(&meeting),
+                turn: turn_url(&meeting, &self.secrets),
             },
             require_encryption: meeting.require_encryption,
             send_video: send,
@@ -70,29 +70,6 @@ impl SessionContext {
             send_audio: send,
             receive,
         }
-    }
-
-    /// The TURN server's URL with its password from the sealed store, for webrtcbin only.
-    fn turn_url(&self, meeting: &MeetingConfig) -> Option<String> {
-        if meeting.turn_server.is_empty() {
-            return None;
-        }
-        let mut url = url::Url::parse(&meeting.turn_server).ok()?;
-        if !meeting.turn_password.is_empty() {
-            match self.secrets.get(TURN_PASSWORD_SECRET) {
-                Ok(Some(password)) => {
-                    let password = String::from_utf8_lossy(&password).into_owned();
-                    if url.set_password(Some(&password)).is_err() {
-                        tracing::warn!("the TURN server's URL takes no password; using it without");
-                    }
-                }
-                Ok(None) => tracing::warn!(
-                    "meeting.turn_password is set but the secret store holds none; set it again"
-                ),
-                Err(e) => tracing::warn!("cannot read the TURN password: {e}"),
-            }
-        }
-        Some(url.to_string())
     }
 
     pub async fn report_state(&self, state: MeetingState, error: impl Into<String>) {
@@ -238,5 +215,54 @@ pub async fn run(context: SessionContext) {
         MeetingTarget::Janus { .. } => janus_session::run(context).await,
         MeetingTarget::Whip { .. } | MeetingTarget::Whep { .. } => whip_session::run(context).await,
         MeetingTarget::Direct { .. } => direct_session::run(context).await,
+    }
+}
+
+/// The TURN server's URL with its password from the sealed store, for webrtcbin only (never
+/// logged, shown or saved).
+fn turn_url(meeting: &MeetingConfig, secrets: &SecretStore) -> Option<String> {
+    if meeting.turn_server.is_empty() {
+        return None;
+    }
+    let mut url = url::Url::parse(&meeting.turn_server).ok()?;
+    if !meeting.turn_password.is_empty() {
+        match secrets.get(TURN_PASSWORD_SECRET) {
+            Ok(Some(password)) => {
+                let password = String::from_utf8_lossy(&password).into_owned();
+                if url.set_password(Some(&password)).is_err() {
+                    tracing::warn!("the TURN server's URL takes no password; using it without");
+                }
+            }
+            Ok(None) => tracing::warn!(
+                "meeting.turn_password is set but the secret store holds none; set it again"
+            ),
+            Err(e) => tracing::warn!("cannot read the TURN password: {e}"),
+        }
+    }
+    Some(url.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::KeyProtection;
+
+    #[test]
+    fn webrtcbin_gets_the_turn_password_from_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = SecretStore::open(dir.path(), &KeyProtection::Software).unwrap();
+        let mut meeting = MeetingConfig::default();
+        assert_eq!(turn_url(&meeting, &secrets), None);
+        meeting.turn_server = "turn://room@turn.example.org:3478".to_owned();
+        assert_eq!(
+            turn_url(&meeting, &secrets).unwrap(),
+            "turn://room@turn.example.org:3478"
+        );
+        secrets.put(TURN_PASSWORD_SECRET, b"p@ss:word").unwrap();
+        meeting.turn_password = crate::config::SECRET_SET.to_owned();
+        assert_eq!(
+            turn_url(&meeting, &secrets).unwrap(),
+            "turn://room:p%40ss%3Aword@turn.example.org:3478"
+        );
     }
 }
