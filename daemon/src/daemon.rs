@@ -22,8 +22,9 @@ use crate::hardware::{self, Profile};
 use crate::logging::RecentLog;
 use crate::media::{self, DisplaySnapshots, EngineSetup, MediaTaps};
 use crate::meeting;
+use crate::secrets::{KeyProtection, SecretStore, SecretsError};
 use crate::service;
-use crate::tls::{self, DeviceIdentity, TlsError};
+use crate::tls::{self, DeviceIdentity, DeviceKey, TlsError};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/roomd/roomd.toml";
 
@@ -42,6 +43,8 @@ pub enum DaemonError {
     Accounts(#[from] AccountsError),
     #[error("audit log: {0}")]
     Audit(#[from] AuditError),
+    #[error("secret store: {0}")]
+    Secrets(#[from] SecretsError),
     #[error(transparent)]
     Serve(#[from] ServeError),
     #[error("the HTTPS server failed: {0}")]
@@ -67,7 +70,7 @@ pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
 /// the buffer [`crate::logging::init`] fills; the API serves it.
 pub async fn run(
     config_path: PathBuf,
-    config: Config,
+    mut config: Config,
     profile: Profile,
     recent_log: RecentLog,
 ) -> Result<(), DaemonError> {
@@ -93,9 +96,18 @@ pub async fn run(
         "API certificate SHA-256 {}",
         identity_status.certificate_sha256
     );
+    let secrets = Arc::new(open_secrets(&identity, &state_dir)?);
+    seal_new_secrets(&mut config, &secrets, &config_path)?;
     let client_ca =
         (!config.api.client_ca.is_empty()).then(|| PathBuf::from(&config.api.client_ca));
-    let tls = tls::server_config(identity.served(), client_ca.as_deref())?;
+    if client_ca.is_none() && !config.api.client_crl.is_empty() {
+        tracing::warn!("api.client_crl is set but api.client_ca is not: no client certificates");
+    }
+    let client_crls = match config.api.client_crl.as_str() {
+        "" => Vec::new(),
+        path => tls::load_client_crls(Path::new(path))?,
+    };
+    let tls = tls::server_config(identity.served(), client_ca.as_deref(), client_crls)?;
     // Checked while the configuration was read; a bad name cannot get here.
     let client_role = client_ca
         .as_ref()
@@ -137,7 +149,7 @@ pub async fn run(
         }
     };
 
-    let (meetings, meeting_task) = meeting::start(room.clone(), taps);
+    let (meetings, meeting_task) = meeting::start(room.clone(), taps, secrets.clone());
 
     let state = ApiState {
         room: room.clone(),
@@ -148,6 +160,7 @@ pub async fn run(
         display,
         meetings,
         logs: recent_log,
+        secrets,
     };
     let server = api::serve(state, tls, &config.api.listen)?;
     let server_handle = server.handle();
@@ -232,6 +245,53 @@ async fn report_hardware(
     }
     let _ = room.report(MediaReport::Hardware(status)).await;
     gstreamer
+}
+
+/// Directory of the secret store inside the state directory.
+const SECRETS_DIR: &str = "secrets";
+
+/// The secret store, its key sealed by the TPM that holds the device key (under the PCR
+/// policy), or a plain key file with the software backend.
+fn open_secrets(identity: &DeviceIdentity, state_dir: &Path) -> Result<SecretStore, DaemonError> {
+    let protection = match identity.key() {
+        DeviceKey::Tpm(key) => KeyProtection::Tpm(key.tpm().clone()),
+        DeviceKey::Software(_) => KeyProtection::Software,
+    };
+    Ok(SecretStore::open(
+        &state_dir.join(SECRETS_DIR),
+        &protection,
+    )?)
+}
+
+/// Moves secrets written into the configuration file into the sealed store, and rewrites the
+/// file with `"set"` in their place, so that the value does not stay readable on the disk.
+fn seal_new_secrets(
+    config: &mut Config,
+    secrets: &SecretStore,
+    config_path: &Path,
+) -> Result<(), DaemonError> {
+    let new = crate::config::take_from_config(config);
+    for secret in &new {
+        secrets.put(secret.store_name, secret.value.expose().as_bytes())?;
+    }
+    if !new.is_empty() {
+        config.save(config_path)?;
+        tracing::info!(
+            "moved {} secret(s) from {} into the sealed secret store",
+            new.len(),
+            config_path.display()
+        );
+    }
+    for name in crate::config::set_in(config) {
+        if !matches!(secrets.get(name), Ok(Some(_))) {
+            tracing::warn!(
+                "the configuration says {name} is set, but the secret store in {} holds none; \
+                 set it again",
+                secrets.dir().display()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn prepare_state_dir(dir: &Path) -> Result<(), DaemonError> {

@@ -512,8 +512,8 @@ impl Roomd {
         Ok(status)
     }
 
-    /// Starts roomd again after [`Roomd::stop_sigterm`], on the same config, state and port
-    /// (for tests that change the state directory while roomd is stopped).
+    /// Starts roomd again after [`Roomd::stop_sigterm`] (or an exit), on the same config, state
+    /// and port; an early exit is [`HarnessError::ExitedEarly`] with roomd's words.
     pub fn start_again(&mut self) -> Result<(), HarnessError> {
         self.process.spawn_and_wait_ready()?;
         self.endpoint.agent = self.certificate.ureq_agent();

@@ -408,3 +408,48 @@ fn repeated_wrong_claim_codes_lock_the_source() -> Result<(), HarnessError> {
     assert_eq!(body["role"], "admin");
     Ok(())
 }
+
+/// A claimed device whose users file is lost (deleted, or emptied) must not come up unclaimed:
+/// anyone on the network could then claim it again with the new code on the display. roomd
+/// refuses to start and names the files that show the earlier claim.
+#[test]
+fn a_claimed_state_dir_without_users_is_never_reopened_for_claiming() -> Result<(), HarnessError> {
+    let mut roomd = Roomd::start_claimed("")?;
+    let users = roomd.state_dir().join("users.json");
+    for (what, lose) in [
+        (
+            "users.json deleted",
+            Box::new(|| std::fs::remove_file(&users)) as Box<dyn Fn() -> std::io::Result<()>>,
+        ),
+        (
+            "users.json emptied",
+            Box::new(|| std::fs::write(&users, "{\"version\": 1, \"users\": []}")),
+        ),
+    ] {
+        roomd.stop_sigterm()?;
+        std::fs::copy(&users, roomd.dir().join("users.json.bak")).expect("back up users.json");
+        lose().expect(what);
+        let marker = roomd.state_dir().join("claimed").display().to_string();
+        match roomd.start_again() {
+            Err(HarnessError::ExitedEarly { stderr, .. }) => assert!(
+                stderr.contains("was claimed before") && stderr.contains(&marker),
+                "{what}: the refusal does not name the evidence: {stderr}"
+            ),
+            Ok(()) => panic!("{what}: roomd came up unclaimed over a claimed state directory"),
+            Err(other) => panic!("{what}: unexpected failure: {other}"),
+        }
+        assert!(
+            !roomd.state_dir().join("claim-code").exists(),
+            "{what}: a claim code was made"
+        );
+        std::fs::copy(roomd.dir().join("users.json.bak"), &users).expect("restore users.json");
+        // Restored, the device starts claimed, with its admin.
+        roomd.start_again()?;
+        roomd
+            .get("/api/v1/status")
+            .bearer(&roomd.admin_token()?)
+            .send()?
+            .expect_status(200, "status after restoring users.json")?;
+    }
+    Ok(())
+}

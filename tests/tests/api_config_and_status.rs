@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use roomd_tests::{ADMIN_PASSWORD, ADMIN_USERNAME, HarnessError, Roomd, roomd_bin};
+use roomd_tests::{ADMIN_PASSWORD, ADMIN_USERNAME, HarnessError, Roomd, Swtpm, roomd_bin};
 use serde_json::{Value, json};
 
 const WS_WAIT: Duration = Duration::from_secs(5);
@@ -381,5 +381,184 @@ fn audit_log_records_state_changes_for_the_audit_role_only() -> Result<(), Harne
 
     let user = roomd.get("/api/v1/audit").bearer(&user_token).send()?;
     assert_eq!(user.status, 403, "audit as user: {}", user.text());
+    Ok(())
+}
+
+/// Where accounts live and how hard guessing is decide who gets in: `system.state_dir` is set in
+/// the file only, and the lockout keys and listen addresses only by an admin.
+#[test]
+fn trust_deciding_keys_are_file_only_or_admin_only() -> Result<(), HarnessError> {
+    let roomd = Roomd::start_claimed("")?;
+    let admin = roomd.admin_token()?;
+    let integrator = roomd.token_for("integrator")?;
+    let elsewhere = roomd.dir().join("other-state").display().to_string();
+    for token in [&admin, &integrator] {
+        let refused = roomd
+            .request("PATCH", "/api/v1/config")
+            .bearer(token)
+            .json(&json!({"system": {"state_dir": elsewhere}}))
+            .send()?;
+        assert_eq!(refused.status, 422, "state_dir: {}", refused.text());
+        assert_eq!(refused.json()?["field"], "system.state_dir");
+    }
+    for patch in [
+        json!({"accounts": {"lockout_threshold": 20}}),
+        json!({"accounts": {"lockout_max_seconds": 60}}),
+        json!({"api": {"listen": ["0.0.0.0:8443"]}}),
+    ] {
+        let refused = roomd
+            .request("PATCH", "/api/v1/config")
+            .bearer(&integrator)
+            .json(&patch)
+            .send()?;
+        assert_eq!(
+            refused.status,
+            403,
+            "integrator {patch}: {}",
+            refused.text()
+        );
+    }
+    let text = read_config_file(&roomd);
+    assert!(!text.contains("other-state"), "{text}");
+    assert!(!text.contains("lockout_threshold = 20"), "{text}");
+    roomd
+        .request("PATCH", "/api/v1/config")
+        .bearer(&admin)
+        .json(&json!({"accounts": {"lockout_threshold": 7}}))
+        .send()?
+        .expect_status(200, "an admin changes the lockout threshold")?;
+    assert!(
+        read_config_file(&roomd).contains("lockout_threshold = 7"),
+        "{}",
+        read_config_file(&roomd)
+    );
+    Ok(())
+}
+
+/// Query strings carry access tokens (`?apisecret=`, `?token=`): the meeting target in status
+/// shows each server URL without its query, whatever the kind of meeting.
+#[test]
+fn status_never_shows_a_meeting_servers_query_string() -> Result<(), HarnessError> {
+    let roomd = Roomd::start_claimed("")?;
+    let admin = roomd.admin_token()?;
+    for target in [
+        json!({"kind": "janus", "server": "https://janus.invalid/janus?apisecret=QuerySecret1",
+               "room": 1234}),
+        json!({"kind": "whip", "url": "https://whip.invalid/whip?token=QuerySecret1"}),
+    ] {
+        roomd.command("meeting.join", &json!({ "target": target }))?;
+        let status = roomd
+            .get("/api/v1/status")
+            .bearer(&admin)
+            .send()?
+            .expect_status(200, "GET status")?
+            .json()?;
+        let shown = status["meeting"]["target"].to_string();
+        assert!(shown.contains(".invalid/"), "no target in status: {status}");
+        assert!(!status.to_string().contains("QuerySecret1"), "{shown}");
+        roomd.command("meeting.leave", &json!({}))?;
+    }
+    Ok(())
+}
+
+/// The TURN password lives in the secret store, whose key the TPM seals under PCR 7: set
+/// through the API or written into the file, it leaves the configuration, which says "set"
+/// wherever it is shown or saved. Once PCR 7 reads differently (another boot chain), the TPM no
+/// longer opens the store and roomd says so instead of starting.
+#[test]
+fn the_turn_password_lives_sealed_in_the_tpm_and_is_never_shown() -> Result<(), HarnessError> {
+    const PASSWORD: &str = "Turn-Secret-4711";
+    const FILE_PASSWORD: &str = "File-Secret-0815";
+    let tpm = Swtpm::start()?;
+    let mut roomd = Roomd::start_claimed(&format!(
+        "{}[meeting]\nturn_server = \"turn://roomuser@turn.invalid:3478\"\n",
+        tpm.identity_toml()
+    ))?;
+    let integrator = roomd.token_for("integrator")?;
+    let answer = roomd
+        .request("PATCH", "/api/v1/config")
+        .bearer(&integrator)
+        .json(&json!({"meeting": {"turn_password": PASSWORD}}))
+        .send()?
+        .expect_status(200, "setting the TURN password")?
+        .json()?;
+    assert_eq!(answer["meeting"]["turn_password"], "set", "{answer}");
+    assert!(!answer.to_string().contains(PASSWORD), "{answer}");
+
+    let shows_nothing = |roomd: &Roomd, secret: &str| -> Result<(), HarnessError> {
+        let admin = roomd.admin_token()?;
+        for token in [admin.clone(), roomd.token_for("audit")?] {
+            let config = roomd
+                .get("/api/v1/config")
+                .bearer(&token)
+                .send()?
+                .expect_status(200, "GET config")?
+                .json()?;
+            assert_eq!(config["meeting"]["turn_password"], "set", "{config}");
+            assert!(!config.to_string().contains(secret), "{config}");
+        }
+        for path in ["/api/v1/status", "/api/v1/logs?limit=1000"] {
+            let text = roomd.get(path).bearer(&admin).send()?.text();
+            assert!(!text.contains(secret), "{path}: {text}");
+        }
+        let file = read_config_file(roomd);
+        assert!(!file.contains(secret), "{file}");
+        assert!(file.contains("turn_password = \"set\""), "{file}");
+        let secrets = roomd.state_dir().join("secrets");
+        let sealed = std::fs::read(secrets.join("turn-password.secret")).expect("stored secret");
+        assert!(
+            !sealed.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "the secret is stored in plain text"
+        );
+        assert!(secrets.join("dek.sealed").exists(), "the key is not sealed");
+        assert!(!secrets.join("dek.key").exists(), "a plain key file exists");
+        Ok(())
+    };
+    shows_nothing(&roomd, PASSWORD)?;
+
+    // A password in the URL would be saved and shown: refused, without echoing it.
+    let refused = roomd
+        .request("PATCH", "/api/v1/config")
+        .bearer(&integrator)
+        .json(
+            &json!({"meeting": {"turn_server": "turn://roomuser:Url-Secret-1@turn.invalid:3478"}}),
+        )
+        .send()?;
+    assert_eq!(refused.status, 422, "{}", refused.text());
+    assert!(
+        !refused.text().contains("Url-Secret-1"),
+        "{}",
+        refused.text()
+    );
+
+    // Written into the file by whoever administers the device, it is moved at the next start.
+    roomd.stop_sigterm()?;
+    let file = read_config_file(&roomd).replace(
+        "turn_password = \"set\"",
+        &format!("turn_password = \"{FILE_PASSWORD}\""),
+    );
+    std::fs::write(roomd.config_path(), file).expect("write the config file");
+    roomd.start_again()?;
+    shows_nothing(&roomd, FILE_PASSWORD)?;
+
+    // Another boot chain: PCR 7 changes, and the TPM keeps the store shut.
+    roomd.stop_sigterm()?;
+    let extended = Command::new("tpm2_pcrextend")
+        .args(["-T", &tpm.tcti(), &format!("7:sha256={}", "ab".repeat(32))])
+        .output()
+        .expect("tpm2_pcrextend (Debian package tpm2-tools) runs");
+    assert!(
+        extended.status.success(),
+        "tpm2_pcrextend: {}",
+        String::from_utf8_lossy(&extended.stderr)
+    );
+    match roomd.start_again() {
+        Err(HarnessError::ExitedEarly { stderr, .. }) => assert!(
+            stderr.contains("dek.sealed") && stderr.contains("PCR 7"),
+            "the refusal does not say what happened: {stderr}"
+        ),
+        Ok(()) => panic!("the secret store opened after PCR 7 changed"),
+        Err(other) => panic!("unexpected failure: {other}"),
+    }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! login shows up as a warn record, the level filter and limit hold, bad parameters are refused
 //! by name, and only the roles the contract lists may read it.
 
-use roomd_tests::{ADMIN_USERNAME, HarnessError, Roomd};
+use roomd_tests::{ADMIN_PASSWORD, ADMIN_USERNAME, HarnessError, Roomd};
 use serde_json::{Value, json};
 
 fn records(roomd: &Roomd, query: &str, token: &str) -> Result<Vec<Value>, HarnessError> {
@@ -18,6 +18,8 @@ fn records(roomd: &Roomd, query: &str, token: &str) -> Result<Vec<Value>, Harnes
     }))
 }
 
+/// The username of a failed login is whatever someone typed, often a password in the wrong box:
+/// an admin reads it, audit sees that a login failed, and from where, but not the name.
 #[test]
 fn a_failed_login_is_a_warn_record_that_audit_may_read() -> Result<(), HarnessError> {
     let roomd = Roomd::start_claimed("")?;
@@ -26,9 +28,29 @@ fn a_failed_login_is_a_warn_record_that_audit_may_read() -> Result<(), HarnessEr
         .json(&json!({ "username": ADMIN_USERNAME, "password": "not the password at all" }))
         .send()?
         .expect_status(401, "a login with a wrong password")?;
+    let typed_password = "Typed-My-Password-Here";
+    roomd
+        .request("POST", "/api/v1/session")
+        .json(&json!({ "username": typed_password, "password": "not the password at all" }))
+        .send()?
+        .expect_status(401, "a login with a password typed as the username")?;
 
     let audit = roomd.token_for("audit")?;
-    let warnings = records(&roomd, "?level=warn", &audit)?;
+    let audit_view = records(&roomd, "?limit=1000", &audit)?;
+    let audit_text = serde_json::to_string(&audit_view).unwrap_or_default();
+    assert!(
+        !audit_text.contains(typed_password),
+        "audit reads a failed login's username: {audit_view:?}"
+    );
+    assert!(
+        audit_view.iter().any(|r| r["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("failed login") && m.contains("username=(hidden)"))),
+        "audit does not see that a login failed: {audit_view:?}"
+    );
+
+    let admin = roomd.admin_token()?;
+    let warnings = records(&roomd, "?level=warn", &admin)?;
     assert!(
         warnings
             .iter()
@@ -85,6 +107,30 @@ fn a_failed_login_is_a_warn_record_that_audit_may_read() -> Result<(), HarnessEr
     let one = records(&roomd, "?limit=1", &audit)?;
     assert_eq!(one.len(), 1);
     assert!(one[0]["seq"].as_u64() >= seqs.first().copied());
+    Ok(())
+}
+
+/// The claim code belongs to whoever has the console (and the claim-code file): the API's log,
+/// which integrators and audit read, never holds it.
+#[test]
+fn the_claim_code_reaches_the_console_but_never_the_served_log() -> Result<(), HarnessError> {
+    let mut roomd = Roomd::start("")?;
+    let code = roomd.claim_code()?;
+    assert!(
+        roomd.stderr_text().contains(&code),
+        "the console does not show the claim code"
+    );
+    roomd.claim(ADMIN_USERNAME, ADMIN_PASSWORD)?;
+    for role in ["admin", "integrator", "audit"] {
+        let token = roomd.token_for(role)?;
+        let everything = records(&roomd, "?limit=1000", &token)?;
+        assert!(
+            everything.iter().any(|r| r["level"] == "info"),
+            "{role}: the log is empty, which proves nothing: {everything:?}"
+        );
+        let text = serde_json::to_string(&everything).unwrap_or_default();
+        assert!(!text.contains(&code), "{role} reads the claim code: {text}");
+    }
     Ok(())
 }
 

@@ -15,6 +15,59 @@ use crate::random::{UNAMBIGUOUS_ALPHABET, code};
 
 pub const CLAIM_CODE_LEN: usize = 12;
 
+/// Written into the state directory when the device is claimed: proof of the claim that does not
+/// depend on users.json, so that losing that file cannot silently open claiming again.
+pub const CLAIMED_MARKER_FILE: &str = "claimed";
+
+/// Target of the records that belong on the console and in the journal only: the API's
+/// recent log leaves them out (see `logging::CONSOLE_ONLY_TARGET`).
+const CONSOLE: &str = crate::logging::CONSOLE_ONLY_TARGET;
+
+/// Tells whoever has the console (or the journal) the claim code. The one secret roomd logs on
+/// purpose, and never where the API serves it.
+pub fn announce(code: &Secret) {
+    tracing::warn!(
+        target: CONSOLE,
+        "this device is unclaimed; claim it with code {} (POST /api/v1/claim)",
+        code.expose()
+    );
+}
+
+/// Refuses to treat `state_dir` as unclaimed when it shows an earlier claim: the marker, a
+/// users file (even one emptied) or API tokens. Called only when there are no users.
+pub fn refuse_if_claimed_before(
+    state_dir: &Path,
+    evidence_files: &[&str],
+) -> Result<(), AccountsError> {
+    let found: Vec<String> = std::iter::once(CLAIMED_MARKER_FILE)
+        .chain(evidence_files.iter().copied())
+        .map(|name| state_dir.join(name))
+        .filter(|path| path.exists())
+        .map(|path| path.display().to_string())
+        .collect();
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(AccountsError::ClaimedBefore {
+        state_dir: state_dir.to_owned(),
+        evidence: found.join(", "),
+    })
+}
+
+/// Records that the device is claimed (atomically; an existing marker is kept).
+pub fn mark_claimed(state_dir: &Path) -> Result<(), AccountsError> {
+    let path = state_dir.join(CLAIMED_MARKER_FILE);
+    if path.exists() {
+        return Ok(());
+    }
+    write_atomic(
+        &path,
+        b"This device has been claimed. roomd refuses to start unclaimed while this file exists.\n",
+        0o600,
+    )?;
+    Ok(())
+}
+
 /// The code in `path` if it is a valid code readable by roomd only; otherwise a new code, written
 /// to `path`. A file that is damaged or readable by others is replaced: it holds no data worth
 /// keeping, and a code others could read must not stay valid.

@@ -41,6 +41,17 @@ pub enum AccountsError {
         path.display()
     )]
     Corrupt { path: PathBuf, detail: String },
+    #[error(
+        "{state_dir} was claimed before ({evidence}) but holds no users: roomd will not start \
+         unclaimed over it, as that would let anyone on the network claim it again. Restore \
+         users.json from a backup, or, to reset the device on purpose, remove {evidence}",
+        state_dir = state_dir.display()
+    )]
+    ClaimedBefore {
+        state_dir: PathBuf,
+        /// The files that show the earlier claim, named for the person who must act.
+        evidence: String,
+    },
     #[error("could not read {}: {source}", path.display())]
     Read {
         path: PathBuf,

@@ -86,14 +86,14 @@ impl Accounts {
         let tokens = TokenStore::load(&state_dir.join(TOKENS_FILE))?;
         let claim_code_path = state_dir.join(CLAIM_CODE_FILE);
         let claim_code = if users.is_empty() {
+            claim::refuse_if_claimed_before(state_dir, &[USERS_FILE, TOKENS_FILE])?;
             let code = claim::load_or_create(&claim_code_path)?;
-            // The one secret roomd logs on purpose: the console is how the owner learns it.
-            tracing::warn!(
-                "this device is unclaimed; claim it with code {} (POST /api/v1/claim)",
-                code.expose()
-            );
+            // The console is how the owner learns it; never the API's log.
+            claim::announce(&code);
             Some(code)
         } else {
+            // Devices claimed before the marker existed get it now.
+            claim::mark_claimed(state_dir)?;
             // Left over if roomd stopped between saving the first admin and deleting the code.
             if let Err(error) = claim::remove(&claim_code_path) {
                 tracing::warn!(%error, "could not delete the stale claim code file");
@@ -178,6 +178,11 @@ impl Accounts {
         let admin = write(&self.users).insert(username, Role::Admin, password_hash)?;
         *claim_code = None;
         drop(claim_code);
+        let state_dir = self.claim_code_path.parent().unwrap_or(Path::new("."));
+        if let Err(error) = claim::mark_claimed(state_dir) {
+            // users.json already proves the claim; the marker is found missing at next start.
+            tracing::warn!(%error, "could not write the claimed marker");
+        }
 
         self.lockout.record_success(&key);
         if let Err(error) = claim::remove(&self.claim_code_path) {

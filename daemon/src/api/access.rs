@@ -192,7 +192,7 @@ fn authenticate(
             });
     }
     let Some(cookie) = req.cookie(SESSION_COOKIE) else {
-        return Ok(certificate_principal(req, state));
+        return certificate_caller(req, state);
     };
     let Some(session) = state.accounts.session(cookie.value()) else {
         return Err(refuse(ApiError::Unauthorized(
@@ -218,6 +218,78 @@ fn authenticate(
 }
 
 /// The caller behind a client certificate rustls verified against `api.client_ca`, if any.
+/// A certificate left out of `api.client_fingerprints` is refused (revoked). A browser sends
+/// its certificate to any site that makes it send a request, as it sends a cookie: so the
+/// certificate's state-changing requests get the same CSRF checks a session gets, by origin
+/// instead of a token (see [`certificate_csrf_check`]).
+fn certificate_caller(
+    req: &ServiceRequest,
+    state: &ApiState,
+) -> Result<Option<Principal>, (ApiError, Option<Principal>)> {
+    let Some(principal) = certificate_principal(req, state) else {
+        return Ok(None);
+    };
+    let PrincipalKind::Certificate { sha256 } = &principal.kind else {
+        return Ok(None);
+    };
+    let allowed = &state.room.config().api.client_fingerprints;
+    if !allowed.is_empty() && !allowed.contains(sha256) {
+        return Err((
+            ApiError::Unauthorized(format!(
+                "the client certificate (SHA-256 {sha256}) is not in api.client_fingerprints: \
+                 it has been revoked"
+            )),
+            None,
+        ));
+    }
+    if is_state_changing(req.method()) {
+        certificate_csrf_check(req).map_err(|e| (e, Some(principal.clone())))?;
+    }
+    Ok(Some(principal))
+}
+
+/// A state-changing request authenticated by a client certificate must come from this origin
+/// (`Origin`, or the browser's `Sec-Fetch-Site`; tools send neither) and carry a JSON body type,
+/// which a cross-site form cannot send without a CORS preflight roomd never grants.
+fn certificate_csrf_check(req: &ServiceRequest) -> Result<(), ApiError> {
+    let header_text = |name: header::HeaderName| {
+        req.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap_or("(not text)").to_owned())
+    };
+    if let Some(site) = header_text(header::HeaderName::from_static("sec-fetch-site"))
+        && !matches!(site.as_str(), "same-origin" | "none")
+    {
+        return Err(ApiError::Forbidden(format!(
+            "a client-certificate request from another site (Sec-Fetch-Site: {}) is refused",
+            site.chars().take(32).collect::<String>()
+        )));
+    }
+    if let Some(origin) = header_text(header::ORIGIN) {
+        let own = format!("https://{}", req.connection_info().host());
+        if !origin.eq_ignore_ascii_case(&own) {
+            return Err(ApiError::Forbidden(format!(
+                "a client-certificate request from origin {:?} is refused; only {own} may send one",
+                origin.chars().take(100).collect::<String>()
+            )));
+        }
+    }
+    if matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH) {
+        let essence = header_text(header::CONTENT_TYPE).unwrap_or_default();
+        let essence = essence.split(';').next().unwrap_or("").trim().to_owned();
+        let json = essence.eq_ignore_ascii_case("application/json")
+            || essence.eq_ignore_ascii_case("application/merge-patch+json");
+        if !json {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "a client-certificate {} must be sent as application/json (got {:?})",
+                req.method(),
+                essence.chars().take(64).collect::<String>()
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn certificate_principal(req: &ServiceRequest, state: &ApiState) -> Option<Principal> {
     let role = state.client_role?;
     let ClientCertificate(der) = req.conn_data::<ClientCertificate>()?;

@@ -43,6 +43,8 @@ pub struct ApiState {
     pub meetings: MeetingEngineHandle,
     /// The daemon's recent log records, for `GET /api/v1/logs`.
     pub logs: RecentLog,
+    /// Sealed secrets (the TURN password), set through `PATCH /api/v1/config`.
+    pub secrets: Arc<crate::secrets::SecretStore>,
 }
 
 pub(crate) fn peer_ip(req: &actix_web::HttpRequest) -> IpAddr {

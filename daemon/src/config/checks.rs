@@ -173,12 +173,39 @@ pub(super) fn turn_server<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::
     Ok(value)
 }
 
+/// Longest secret a setting takes (a TURN password is far shorter).
+const SEALED_SECRET_MAX_BYTES: usize = 1024;
+
+/// `""` (none), `"set"` (held by the sealed store), or a new secret to be moved there.
+pub(super) fn sealed_secret<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let value = String::deserialize(d)?;
+    if value.len() > SEALED_SECRET_MAX_BYTES || value.chars().any(char::is_control) {
+        // Never echo the value: it is a secret.
+        return Err(de::Error::custom(format!(
+            "a secret must be at most {SEALED_SECRET_MAX_BYTES} bytes without control characters"
+        )));
+    }
+    Ok(value)
+}
+
+/// A secret setting is shown and saved as whether it is set, never as its value.
+pub(super) fn serialize_sealed_secret<S: Serializer>(
+    value: &str,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(if value.is_empty() {
+        ""
+    } else {
+        super::SECRET_SET
+    })
+}
+
 fn check_ice_server(value: &str, schemes: &[&str], credentials: bool) -> Result<(), String> {
     if value.is_empty() {
         return Ok(());
     }
     let example = if credentials {
-        "turn://user:password@turn.example.org:3478"
+        "turn://user@turn.example.org:3478"
     } else {
         "stun://stun.example.org:3478"
     };
@@ -194,8 +221,15 @@ fn check_ice_server(value: &str, schemes: &[&str], credentials: bool) -> Result<
     if url.host_str().is_none_or(str::is_empty) || url.port().is_none() {
         return Err(problem("a host and a port are needed"));
     }
-    if credentials && (url.username().is_empty() || url.password().is_none()) {
-        return Err(problem("a user name and a password are needed"));
+    if credentials && url.username().is_empty() {
+        return Err(problem("a user name is needed"));
+    }
+    if url.password().is_some() {
+        return Err(
+            "the password does not belong in the URL, where it would be saved and shown; set \
+             meeting.turn_password, which roomd keeps sealed by the TPM"
+                .to_owned(),
+        );
     }
     Ok(())
 }
@@ -284,6 +318,41 @@ pub(super) fn optional_absolute_path<'de, D: Deserializer<'de>>(d: D) -> Result<
         )));
     }
     Ok(path)
+}
+
+/// Most client certificates one device lists; a fleet manager has a handful.
+const CLIENT_FINGERPRINTS_MAX_ENTRIES: usize = 256;
+
+/// SHA-256 fingerprints of client certificates: 64 hex digits each, colons allowed (as
+/// `openssl x509 -fingerprint -sha256` prints them); kept lowercase without colons.
+pub(super) fn certificate_fingerprints<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<String>, D::Error> {
+    let entries = Vec::<String>::deserialize(d)?;
+    if entries.len() > CLIENT_FINGERPRINTS_MAX_ENTRIES {
+        return Err(de::Error::custom(format!(
+            "at most {CLIENT_FINGERPRINTS_MAX_ENTRIES} fingerprints are allowed, got {}",
+            entries.len()
+        )));
+    }
+    entries
+        .iter()
+        .map(|entry| {
+            let hex: String = entry
+                .chars()
+                .filter(|c| *c != ':')
+                .map(|c| c.to_ascii_lowercase())
+                .collect();
+            if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                Ok(hex)
+            } else {
+                Err(de::Error::custom(format!(
+                    "{:?} is not a SHA-256 fingerprint (64 hex digits, colons allowed)",
+                    entry.chars().take(100).collect::<String>()
+                )))
+            }
+        })
+        .collect()
 }
 
 /// One of the five roles of docs/permissions.md.

@@ -9,6 +9,7 @@ mod checks;
 mod error;
 mod model;
 mod schema;
+mod secret_settings;
 
 #[cfg(test)]
 mod doc_sync_tests;
@@ -31,6 +32,17 @@ pub use model::{
     StandbyConfig, SystemConfig, VideoConfig,
 };
 pub use schema::{SchemaKey, schema};
+pub use secret_settings::{NewSecret, PatchSecrets, set_in, take_from_config, take_from_patch};
+
+/// What a secret setting (e.g. `meeting.turn_password`) shows when the sealed store holds it.
+pub const SECRET_SET: &str = "set";
+
+/// Secret settings: the configuration holds [`SECRET_SET`] or `""`; the value itself lives in
+/// the sealed secret store under the name given here.
+pub const SECRET_KEYS: [(&str, &str); 1] = [("meeting.turn_password", TURN_PASSWORD_SECRET)];
+
+/// Name of the TURN password in the secret store.
+pub const TURN_PASSWORD_SECRET: &str = "turn-password";
 
 /// Permission of the saved file: the daemon's user writes it, its group (admins) may read it.
 const FILE_MODE: u32 = 0o640;
@@ -44,13 +56,15 @@ const FILE_HEADER: &str = "\
 
 /// Keys that are read once at start; a change to them is saved at once but takes effect only
 /// at the next start of roomd. Every other key takes effect immediately.
-pub const NEXT_START_KEYS: [&str; 9] = [
+pub const NEXT_START_KEYS: [&str; 11] = [
     "system.hardware_profile",
     "system.state_dir",
     "api.listen",
     "api.certificate_names",
     "api.client_ca",
     "api.client_role",
+    "api.client_fingerprints",
+    "api.client_crl",
     "logging.level",
     "identity.backend",
     "identity.tcti",
@@ -60,7 +74,7 @@ pub const NEXT_START_KEYS: [&str; 9] = [
 /// (an integrator with `ConfigWrite` could otherwise trust a CA of their choosing as admin, or
 /// move the device key out of the TPM); they are set in the file, by whoever administers the
 /// device itself.
-pub const FILE_ONLY_KEYS: [&str; 7] = [
+pub const FILE_ONLY_KEYS: &[&str] = &[
     "api.client_ca",
     "api.client_role",
     "identity.backend",
@@ -68,6 +82,24 @@ pub const FILE_ONLY_KEYS: [&str; 7] = [
     "meeting.require_encryption",
     "meeting.ca_file",
     "meeting.allowed_servers",
+    // Where keys, accounts and the audit log live: pointed elsewhere, roomd would come up over
+    // a directory of the caller's choosing (unclaimed, or with their users).
+    "system.state_dir",
+    "api.client_fingerprints",
+    "api.client_crl",
+];
+
+/// Keys that decide how hard the device is to get into (lockout of password guessing, which
+/// networks reach the API): only an admin may change them through the API, not an integrator.
+pub const ADMIN_ONLY_KEYS: &[&str] = &[
+    "accounts.lockout_threshold",
+    "accounts.lockout_max_seconds",
+    "api.listen",
+    // How long and how much of the audit trail is kept: an integrator could otherwise shorten
+    // it to erase what they did.
+    "logging.audit_max_file_bytes",
+    "logging.audit_max_files",
+    "logging.audit_retention_days",
 ];
 
 /// Whether a change of `key` (dotted, e.g. `api.listen`) needs a restart to take effect.
@@ -127,8 +159,9 @@ impl Config {
         {
             return Err(ConfigError::Patch {
                 message: format!(
-                    "{key} decides whom this device trusts and cannot be changed through the \
-                     API; change it in the configuration file on the device"
+                    "{key} decides whom this device trusts or where it keeps its accounts and \
+                     cannot be changed through the API; change it in the configuration file on \
+                     the device"
                 ),
                 key: Some(key),
             });

@@ -75,6 +75,13 @@ pub struct ApiConfig {
     /// Role of a caller authenticated by such a client certificate.
     #[serde(deserialize_with = "checks::role")]
     pub client_role: String,
+    /// SHA-256 fingerprints (hex) of the only client certificates accepted; empty: any that
+    /// `client_ca` issued. Removing a fingerprint revokes that certificate.
+    #[serde(deserialize_with = "checks::certificate_fingerprints")]
+    pub client_fingerprints: Vec<String>,
+    /// PEM file of certificate revocation lists of `client_ca`; empty: none.
+    #[serde(deserialize_with = "checks::optional_absolute_path")]
+    pub client_crl: String,
 }
 
 impl Default for ApiConfig {
@@ -87,6 +94,8 @@ impl Default for ApiConfig {
             session_idle_minutes: 30,
             client_ca: String::new(),
             client_role: "integrator".to_owned(),
+            client_fingerprints: Vec::new(),
+            client_crl: String::new(),
         }
     }
 }
@@ -331,9 +340,18 @@ pub struct MeetingConfig {
     /// STUN server for ICE (`stun://host:port`); empty: none (no public service by default).
     #[serde(deserialize_with = "checks::stun_server")]
     pub stun_server: String,
-    /// TURN relay for ICE (`turn://user:password@host:port` or `turns://…`); empty: none.
+    /// TURN relay for ICE (`turn://user@host:port` or `turns://…`); empty: none. The password
+    /// is `turn_password`.
     #[serde(deserialize_with = "checks::turn_server")]
     pub turn_server: String,
+    /// The TURN password: `"set"` when the sealed secret store holds it, `""` when not. A new
+    /// password given here (file or API) is moved into the store and replaced by `"set"` before
+    /// anything keeps or shows the configuration; it is never written or served.
+    #[serde(
+        deserialize_with = "checks::sealed_secret",
+        serialize_with = "checks::serialize_sealed_secret"
+    )]
+    pub turn_password: String,
     /// PEM file of extra CA certificates that meeting servers and other rooms are verified
     /// against (besides the system's); empty: the system's only.
     #[serde(deserialize_with = "checks::optional_absolute_path")]
@@ -360,6 +378,7 @@ impl Default for MeetingConfig {
             require_encryption: true,
             stun_server: String::new(),
             turn_server: String::new(),
+            turn_password: String::new(),
             ca_file: String::new(),
             public_url: String::new(),
             history_retention_days: 30,

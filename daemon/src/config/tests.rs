@@ -55,6 +55,8 @@ fn everything_changed() -> Config {
             session_idle_minutes: 1440,
             client_ca: "/etc/roomd/fleet-ca.pem".to_owned(),
             client_role: "audit".to_owned(),
+            client_fingerprints: vec!["ab".repeat(32)],
+            client_crl: "/etc/roomd/fleet-ca.crl.pem".to_owned(),
         },
         audio: AudioConfig { default_volume: 0 },
         video: VideoConfig {
@@ -90,7 +92,8 @@ fn everything_changed() -> Config {
         meeting: MeetingConfig {
             require_encryption: false,
             stun_server: "stun://stun.example.org:3478".to_owned(),
-            turn_server: "turn://user:secret@turn.example.org:3478".to_owned(),
+            turn_server: "turn://user@turn.example.org:3478".to_owned(),
+            turn_password: SECRET_SET.to_owned(),
             ca_file: "/etc/roomd/meeting-ca.pem".to_owned(),
             public_url: "https://room.example.org:8443".to_owned(),
             history_retention_days: 7,
@@ -119,10 +122,18 @@ fn allowed_servers_entries_are_checked_naming_the_entry() {
 
 #[test]
 fn meeting_servers_are_checked_without_echoing_passwords() {
-    let err = parse("[meeting]\nturn_server = \"turn://user@turn.example.org:3478\"\n")
+    // The password has its own, sealed, key: in the URL it would be saved and shown.
+    let err = parse("[meeting]\nturn_server = \"turn://user:hunter2@turn.example.org:3478\"\n")
         .unwrap_err()
         .to_string();
-    assert!(err.contains("password"), "{err}");
+    assert!(
+        err.contains("meeting.turn_password") && !err.contains("hunter2"),
+        "{err}"
+    );
+    let err = parse("[meeting]\nturn_server = \"turn://turn.example.org:3478\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("user name"), "{err}");
     let err = parse("[meeting]\nturn_server = \"http://u:hunter2@x:1\"\n")
         .unwrap_err()
         .to_string();
@@ -594,13 +605,18 @@ fn merge_patch_null_resets_keys_and_sections_to_defaults() {
     assert_eq!(reset_section.system, changed.system);
 
     // Everything the API may change, reset; the file-only keys keep their values.
-    let all_sections = json!({"system": null, "audio": null, "video": null,
+    let all_sections = json!({"system": {"name": null, "hardware_profile": null},
+        "audio": null, "video": null,
         "standby": null, "accounts": null, "logging": null,
-        "meeting": {"stun_server": null, "turn_server": null, "public_url": null,
+        "meeting": {"stun_server": null, "turn_server": null, "turn_password": null,
+                    "public_url": null,
                     "history_retention_days": null, "lobby_timeout_seconds": null},
         "api": {"listen": null, "certificate_names": null, "max_body_bytes": null,
                 "session_idle_minutes": null}});
     let mut expected = Config::default();
+    expected.system.state_dir = changed.system.state_dir.clone();
+    expected.api.client_fingerprints = changed.api.client_fingerprints.clone();
+    expected.api.client_crl = changed.api.client_crl.clone();
     expected.api.client_ca = changed.api.client_ca.clone();
     expected.api.client_role = changed.api.client_role.clone();
     expected.identity = changed.identity.clone();
@@ -627,6 +643,18 @@ fn keys_that_decide_trust_cannot_be_changed_through_the_api() {
             "api.client_ca",
         ),
         (json!({"api": {"client_role": "admin"}}), "api.client_role"),
+        (
+            json!({"system": {"state_dir": "/tmp/x"}}),
+            "system.state_dir",
+        ),
+        (
+            json!({"api": {"client_fingerprints": ["ab".repeat(32)]}}),
+            "api.client_fingerprints",
+        ),
+        (
+            json!({"api": {"client_crl": "/tmp/crl.pem"}}),
+            "api.client_crl",
+        ),
     ] {
         let err = config.apply_merge_patch(&patch).unwrap_err();
         assert_eq!(err.key(), Some(key), "{err}");
@@ -734,6 +762,9 @@ fn json_round_trip_preserves_every_value() {
     assert_eq!(json["system"]["state_dir"], json!("/srv/roomd"));
     // The file-only keys cannot come through a patch; start from a config that has them.
     let mut base = Config::default();
+    base.system.state_dir = config.system.state_dir.clone();
+    base.api.client_fingerprints = config.api.client_fingerprints.clone();
+    base.api.client_crl = config.api.client_crl.clone();
     base.api.client_ca = config.api.client_ca.clone();
     base.api.client_role = config.api.client_role.clone();
     base.identity = config.identity.clone();
@@ -908,5 +939,24 @@ fn audit_log_limits_are_ranged() {
             let err = rejected("logging", field, &bad.to_string());
             assert!(err.to_string().contains("out of range"), "{err}");
         }
+    }
+}
+
+#[test]
+fn client_fingerprints_are_sha256_in_hex_with_or_without_colons() {
+    let upper = "AB:".repeat(31) + "AB";
+    let config = Config::from_toml_str(
+        &format!("[api]\nclient_fingerprints = [\"{upper}\"]\n"),
+        Path::new("roomd.toml"),
+    )
+    .unwrap();
+    assert_eq!(config.api.client_fingerprints, ["ab".repeat(32)]);
+    for bad in ["ab".repeat(31), "zz".repeat(32), String::new()] {
+        let err = Config::from_toml_str(
+            &format!("[api]\nclient_fingerprints = [\"{bad}\"]\n"),
+            Path::new("roomd.toml"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("SHA-256 fingerprint"), "{err}");
     }
 }

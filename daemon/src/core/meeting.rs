@@ -68,7 +68,7 @@ impl MeetingTarget {
                 pin,
                 display_name,
             } => json!({
-                "kind": "janus", "server": server.as_str(), "room": room,
+                "kind": "janus", "server": public_url(server), "room": room,
                 "pin_set": pin.is_some(), "display_name": display_name,
             }),
             MeetingTarget::Whip {

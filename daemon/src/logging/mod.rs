@@ -13,7 +13,8 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 pub use recent::{
-    LogRecord, MAX_MESSAGE_BYTES, RECENT_LOG_CAPACITY, RecentLog, level_str, parse_level,
+    CONSOLE_ONLY_TARGET, LogRecord, MAX_MESSAGE_BYTES, PRIVATE_FIELDS, RECENT_LOG_CAPACITY,
+    RecentLog, level_str, parse_level,
 };
 
 #[derive(Debug, thiserror::Error)]

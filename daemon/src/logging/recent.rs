@@ -23,6 +23,17 @@ pub const MAX_MESSAGE_BYTES: usize = 1024;
 /// Marks a message cut at [`MAX_MESSAGE_BYTES`].
 const CUT_MARK: &str = " […]";
 
+/// Records of this target go to the console and the journal only, never into this buffer:
+/// the claim code, which anyone who can read the API's log could otherwise use.
+pub const CONSOLE_ONLY_TARGET: &str = "roomd::console";
+
+/// Fields whose values only an admin reads through the API: usernames, which in a failed login
+/// are whatever someone typed (often a password typed into the wrong box), and personal data.
+pub const PRIVATE_FIELDS: [&str; 1] = ["username"];
+
+/// What replaces a private field's value for readers who may not see it.
+const HIDDEN: &str = "(hidden)";
+
 /// One log record as the API returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LogRecord {
@@ -36,6 +47,9 @@ pub struct LogRecord {
     pub target: String,
     /// The message, then its other fields as `name=value`.
     pub message: String,
+    /// The message with the values of [`PRIVATE_FIELDS`] hidden, when it has any.
+    #[serde(skip)]
+    redacted: Option<String>,
 }
 
 fn level_name<S: serde::Serializer>(level: &Level, serializer: S) -> Result<S::Ok, S::Error> {
@@ -96,8 +110,9 @@ impl RecentLog {
         RecentLogLayer { log: self.clone() }
     }
 
-    /// Up to `limit` records at `min_level` or more severe, newest first.
-    pub fn read(&self, min_level: Level, limit: usize) -> Vec<LogRecord> {
+    /// Up to `limit` records at `min_level` or more severe, newest first. Without `private`,
+    /// the values of [`PRIVATE_FIELDS`] are hidden.
+    pub fn read(&self, min_level: Level, limit: usize, private: bool) -> Vec<LogRecord> {
         // tracing orders levels by verbosity: ERROR < WARN < … < TRACE.
         self.lock()
             .records
@@ -105,11 +120,19 @@ impl RecentLog {
             .rev()
             .filter(|record| record.level <= min_level)
             .take(limit)
-            .cloned()
+            .map(|record| {
+                let mut shown = record.clone();
+                if let Some(redacted) = shown.redacted.take()
+                    && !private
+                {
+                    shown.message = redacted;
+                }
+                shown
+            })
             .collect()
     }
 
-    fn push(&self, time: String, level: Level, target: &str, message: String) {
+    fn push(&self, time: String, level: Level, target: &str, message: (String, Option<String>)) {
         let mut ring = self.lock();
         if ring.records.len() == ring.capacity {
             ring.records.pop_front();
@@ -121,7 +144,8 @@ impl RecentLog {
             time,
             level,
             target: target.to_owned(),
-            message,
+            message: message.0,
+            redacted: message.1,
         });
     }
 
@@ -139,6 +163,9 @@ pub struct RecentLogLayer {
 
 impl<S: Subscriber> Layer<S> for RecentLogLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        if event.metadata().target() == CONSOLE_ONLY_TARGET {
+            return;
+        }
         let mut fields = Fields::default();
         event.record(&mut fields);
         let metadata = event.metadata();
@@ -152,23 +179,31 @@ impl<S: Subscriber> Layer<S> for RecentLogLayer {
     }
 }
 
-/// Collects an event's `message` and its other fields, each bounded as it is written.
+/// Collects an event's `message` and its other fields, each bounded as it is written; the
+/// other fields also without the values of private fields.
 #[derive(Default)]
 struct Fields {
     message: String,
     others: String,
+    others_redacted: String,
+    has_private: bool,
 }
 
 impl Fields {
-    fn into_message(self) -> String {
-        let mut text = self.message;
-        if !self.others.is_empty() {
-            if !text.is_empty() {
-                text.push(' ');
+    /// The message, and the message with private values hidden if it has any.
+    fn into_message(self) -> (String, Option<String>) {
+        let join = |others: &str| {
+            let mut text = self.message.clone();
+            if !others.is_empty() {
+                if !text.is_empty() {
+                    text.push(' ');
+                }
+                text.push_str(others);
             }
-            text.push_str(&self.others);
-        }
-        bounded(text)
+            bounded(text)
+        };
+        let redacted = self.has_private.then(|| join(&self.others_redacted));
+        (join(&self.others), redacted)
     }
 }
 
@@ -191,8 +226,15 @@ impl Visit for Fields {
         } else {
             if !self.others.is_empty() {
                 self.others.push(' ');
+                self.others_redacted.push(' ');
             }
             let _ = write!(self.others, "{}={value:?}", field.name());
+            if PRIVATE_FIELDS.contains(&field.name()) {
+                self.has_private = true;
+                let _ = write!(self.others_redacted, "{}={HIDDEN}", field.name());
+            } else {
+                let _ = write!(self.others_redacted, "{}={value:?}", field.name());
+            }
         }
     }
 }
@@ -240,12 +282,16 @@ mod tests {
             }
         });
         let messages: Vec<String> = log
-            .read(Level::TRACE, 100)
+            .read(Level::TRACE, 100, true)
             .into_iter()
             .map(|r| r.message)
             .collect();
         assert_eq!(messages, ["line 5", "line 4", "line 3"]);
-        let seqs: Vec<u64> = log.read(Level::TRACE, 100).iter().map(|r| r.seq).collect();
+        let seqs: Vec<u64> = log
+            .read(Level::TRACE, 100, true)
+            .iter()
+            .map(|r| r.seq)
+            .collect();
         assert_eq!(seqs, [5, 4, 3]);
     }
 
@@ -258,7 +304,7 @@ mod tests {
             }
         });
         let messages: Vec<String> = log
-            .read(Level::TRACE, 2)
+            .read(Level::TRACE, 2, true)
             .into_iter()
             .map(|r| r.message)
             .collect();
@@ -275,7 +321,7 @@ mod tests {
             tracing::debug!("d");
         });
         let levels = |min| -> Vec<&str> {
-            log.read(min, 100)
+            log.read(min, 100, true)
                 .into_iter()
                 .map(|r| level_str(r.level))
                 .collect()
@@ -291,7 +337,7 @@ mod tests {
         capture(&log, || {
             tracing::warn!(target: "roomd::test", username = "ann", attempts = 3, "failed login");
         });
-        let record = &log.read(Level::TRACE, 1)[0];
+        let record = &log.read(Level::TRACE, 1, true)[0];
         assert_eq!(record.message, "failed login username=\"ann\" attempts=3");
         assert_eq!(record.target, "roomd::test");
         assert_eq!(record.level, Level::WARN);
@@ -305,6 +351,29 @@ mod tests {
     }
 
     #[test]
+    fn private_fields_are_hidden_unless_asked_for_and_console_records_are_not_kept() {
+        let log = RecentLog::new(10);
+        capture(&log, || {
+            tracing::warn!(
+                username = "hunter2-typed-here",
+                source = "192.0.2.1",
+                "failed login"
+            );
+            tracing::warn!(target: CONSOLE_ONLY_TARGET, "claim it with code ABCDEFGHJKMN");
+        });
+        let hidden = log.read(Level::TRACE, 10, false);
+        assert_eq!(hidden.len(), 1, "{hidden:?}");
+        assert_eq!(
+            hidden[0].message,
+            "failed login username=(hidden) source=\"192.0.2.1\""
+        );
+        let full = log.read(Level::TRACE, 10, true);
+        assert!(full[0].message.contains("hunter2-typed-here"), "{full:?}");
+        let json = serde_json::to_string(&hidden).expect("serialisable");
+        assert!(!json.contains("hunter2"), "{json}");
+    }
+
+    #[test]
     fn long_messages_are_cut_at_a_character_boundary() {
         let log = RecentLog::new(10);
         let long = "ä".repeat(MAX_MESSAGE_BYTES);
@@ -312,7 +381,7 @@ mod tests {
             tracing::info!("{long}");
             tracing::info!(detail = %long, "short");
         });
-        for record in log.read(Level::TRACE, 10) {
+        for record in log.read(Level::TRACE, 10, true) {
             assert!(
                 record.message.len() <= MAX_MESSAGE_BYTES,
                 "{}",

@@ -13,6 +13,7 @@ use super::MeetingError;
 use super::session::{self, SessionCommand, SessionContext};
 use crate::core::{AdmittedGuest, MeetingPlan, RoomHandle};
 use crate::media::MediaTaps;
+use crate::secrets::SecretStore;
 
 /// How long a session may take to leave politely (hang up at the server) before it is cut.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -75,9 +76,13 @@ impl MeetingEngineHandle {
 }
 
 /// Starts the meeting engine on the current tokio runtime.
-pub fn start(room: RoomHandle, taps: MediaTaps) -> (MeetingEngineHandle, JoinHandle<()>) {
+pub fn start(
+    room: RoomHandle,
+    taps: MediaTaps,
+    secrets: Arc<SecretStore>,
+) -> (MeetingEngineHandle, JoinHandle<()>) {
     let (requests_tx, requests) = mpsc::channel(32);
-    let task = tokio::spawn(run(room, taps, requests));
+    let task = tokio::spawn(run(room, taps, secrets, requests));
     (
         MeetingEngineHandle {
             requests: requests_tx,
@@ -109,7 +114,12 @@ impl Running {
     }
 }
 
-async fn run(room: RoomHandle, taps: MediaTaps, mut requests: mpsc::Receiver<SessionCommand>) {
+async fn run(
+    room: RoomHandle,
+    taps: MediaTaps,
+    secrets: Arc<SecretStore>,
+    mut requests: mpsc::Receiver<SessionCommand>,
+) {
     let mut plans = room.watch_meeting_plan();
     let mut running: Option<Running> = None;
     loop {
@@ -119,7 +129,7 @@ async fn run(room: RoomHandle, taps: MediaTaps, mut requests: mpsc::Receiver<Ses
                     break; // the core stopped
                 }
                 let plan = plans.borrow_and_update().clone();
-                running = follow(running, plan, &room, &taps).await;
+                running = follow(running, plan, &room, &taps, &secrets).await;
             }
             Some(command) = requests.recv() => {
                 // A guest's offer goes only to the meeting it was admitted to.
@@ -151,6 +161,7 @@ async fn follow(
     plan: Option<Arc<MeetingPlan>>,
     room: &RoomHandle,
     taps: &MediaTaps,
+    secrets: &Arc<SecretStore>,
 ) -> Option<Running> {
     match (running, plan) {
         (Some(r), Some(plan)) if r.generation == plan.generation => {
@@ -171,6 +182,7 @@ async fn follow(
                     plan: plan_rx,
                     commands,
                     stop,
+                    secrets: secrets.clone(),
                 };
                 Running {
                     generation: plan.generation,

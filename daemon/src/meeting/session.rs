@@ -9,10 +9,12 @@ use super::engine::GuestDirection;
 use super::https::{HttpsClient, HttpsError};
 use super::outbound::OutboundPolicy;
 use super::{MeetingError, direct_session, hosted_session, janus_session, whip_session};
+use crate::config::{MeetingConfig, TURN_PASSWORD_SECRET};
 use crate::core::{
     AdmittedGuest, MeetingPlan, MeetingReport, MeetingState, MeetingTarget, RoomHandle,
 };
 use crate::media::{Feed, MediaTaps};
+use crate::secrets::SecretStore;
 use crate::webrtc::{IceServers, PeerOptions};
 
 /// Requests from the API, passed on by the engine to the session (only a hosted meeting takes
@@ -38,6 +40,8 @@ pub struct SessionContext {
     pub commands: mpsc::Receiver<SessionCommand>,
     /// Becomes `true` when the session must leave.
     pub stop: watch::Receiver<bool>,
+    /// Where the TURN password is kept (sealed).
+    pub secrets: Arc<SecretStore>,
 }
 
 impl SessionContext {
@@ -58,8 +62,8 @@ impl SessionContext {
         PeerOptions {
             label: label.to_owned(),
             ice: IceServers {
-                stun: Some(meeting.stun_server).filter(|s| !s.is_empty()),
-                turn: Some(meeting.turn_server).filter(|s| !s.is_empty()),
+                stun: Some(meeting.stun_server.clone()).filter(|s| !s.is_empty()),
+                turn: turn_url(&meeting, &self.secrets),
             },
             require_encryption: meeting.require_encryption,
             send_video: send,
@@ -221,5 +225,54 @@ pub async fn run(context: SessionContext) {
         MeetingTarget::Janus { .. } => janus_session::run(context).await,
         MeetingTarget::Whip { .. } | MeetingTarget::Whep { .. } => whip_session::run(context).await,
         MeetingTarget::Direct { .. } => direct_session::run(context).await,
+    }
+}
+
+/// The TURN server's URL with its password from the sealed store, for webrtcbin only (never
+/// logged, shown or saved).
+fn turn_url(meeting: &MeetingConfig, secrets: &SecretStore) -> Option<String> {
+    if meeting.turn_server.is_empty() {
+        return None;
+    }
+    let mut url = url::Url::parse(&meeting.turn_server).ok()?;
+    if !meeting.turn_password.is_empty() {
+        match secrets.get(TURN_PASSWORD_SECRET) {
+            Ok(Some(password)) => {
+                let password = String::from_utf8_lossy(&password).into_owned();
+                if url.set_password(Some(&password)).is_err() {
+                    tracing::warn!("the TURN server's URL takes no password; using it without");
+                }
+            }
+            Ok(None) => tracing::warn!(
+                "meeting.turn_password is set but the secret store holds none; set it again"
+            ),
+            Err(e) => tracing::warn!("cannot read the TURN password: {e}"),
+        }
+    }
+    Some(url.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::KeyProtection;
+
+    #[test]
+    fn webrtcbin_gets_the_turn_password_from_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = SecretStore::open(dir.path(), &KeyProtection::Software).unwrap();
+        let mut meeting = MeetingConfig::default();
+        assert_eq!(turn_url(&meeting, &secrets), None);
+        meeting.turn_server = "turn://room@turn.example.org:3478".to_owned();
+        assert_eq!(
+            turn_url(&meeting, &secrets).unwrap(),
+            "turn://room@turn.example.org:3478"
+        );
+        secrets.put(TURN_PASSWORD_SECRET, b"p@ss:word").unwrap();
+        meeting.turn_password = crate::config::SECRET_SET.to_owned();
+        assert_eq!(
+            turn_url(&meeting, &secrets).unwrap(),
+            "turn://room:p%40ss%3Aword@turn.example.org:3478"
+        );
     }
 }

@@ -16,7 +16,9 @@ pub enum SecretsError {
     Write(#[from] AtomicWriteError),
     #[error(
         "the TPM does not open {path}: it was sealed by another TPM (a copied disk, or the TPM \
-         was cleared); the secrets in this directory cannot be recovered ({source})"
+         was cleared), or this device booted differently (PCR 7, the Secure Boot state, changed); \
+         the secrets in this directory cannot be recovered: remove the directory and set them \
+         again ({source})"
     )]
     Unseal { path: PathBuf, source: TpmError },
     #[error("cannot seal the secrets key in the TPM: {0}")]

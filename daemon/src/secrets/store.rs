@@ -100,6 +100,21 @@ impl SecretStore {
         Ok(Some(opened.to_vec()))
     }
 
+    /// Deletes the secret stored under `name`; none stored is fine.
+    pub fn remove(&self, name: &str) -> Result<(), SecretsError> {
+        let path = self.path_of(name)?;
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(SecretsError::Io { path, source }),
+        }
+    }
+
+    /// The directory the store keeps its files in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn path_of(&self, name: &str) -> Result<PathBuf, SecretsError> {
         let valid = !name.is_empty()
             && name.chars().count() <= NAME_MAX_CHARS
@@ -197,7 +212,7 @@ mod tests {
     }
 
     #[test]
-    fn a_copied_store_does_not_open_on_another_tpm() {
+    fn a_copied_store_does_not_open_on_another_tpm_nor_after_another_boot() {
         let mut swtpm = TestSwtpm::start();
         let dir = tempfile::tempdir().unwrap();
         let tpm = Tpm::open(&swtpm.tcti(), DEVICE_KEY_HANDLE).unwrap();
@@ -217,6 +232,29 @@ mod tests {
             store.get("meeting-server").unwrap().unwrap(),
             b"token for the meeting server"
         );
+
+        // The same box booted into another chain (PCR 7 differs): the key does not unseal.
+        drop(store);
+        let extended = std::process::Command::new("tpm2_pcrextend")
+            .args([
+                "-T",
+                &swtpm.tcti(),
+                &format!("7:sha256={}", "cd".repeat(32)),
+            ])
+            .output()
+            .expect("tpm2_pcrextend (Debian package tpm2-tools) runs");
+        assert!(extended.status.success(), "{extended:?}");
+        let tpm = Tpm::open(&swtpm.tcti(), DEVICE_KEY_HANDLE).unwrap();
+        match SecretStore::open(dir.path(), &KeyProtection::Tpm(tpm)) {
+            Err(SecretsError::Unseal { path, .. }) => assert!(path.ends_with(SEALED_KEY_FILE)),
+            Err(other) => panic!("unexpected error: {other}"),
+            Ok(_) => panic!("the store opened after PCR 7 changed"),
+        }
+        // A reboot into the original chain resets PCR 7: it opens again.
+        swtpm.run();
+        let tpm = Tpm::open(&swtpm.tcti(), DEVICE_KEY_HANDLE).unwrap();
+        let store = SecretStore::open(dir.path(), &KeyProtection::Tpm(tpm)).unwrap();
+        assert!(store.get("meeting-server").unwrap().is_some());
 
         // The disk in another box: the key does not unseal, so nothing opens.
         let other = TestSwtpm::start();

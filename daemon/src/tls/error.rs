@@ -27,6 +27,8 @@ pub enum TlsError {
     BadCertificate { path: PathBuf, reason: String },
     #[error("cannot use {path} as the client CA (api.client_ca): {reason}")]
     ClientCa { path: PathBuf, reason: String },
+    #[error("cannot use {path} as the client CRL file (api.client_crl): {reason}")]
+    ClientCrl { path: PathBuf, reason: String },
     #[error("certificate name {name:?} is neither a DNS name nor an IP address")]
     BadName { name: String },
     #[error("cannot create the certificate: {0}")]

@@ -6,6 +6,7 @@
 //! only when the names it must cover change, so clients that pinned it keep working. A
 //! CA-issued chain for the same key (enrolment) replaces it once installed (`<state>/tls/chain.pem`).
 
+mod client_revocation;
 mod device_certificate;
 mod device_key;
 mod error;
@@ -19,6 +20,7 @@ mod software_key;
 mod source_limit;
 mod tpm_key;
 
+pub use client_revocation::load_client_crls;
 pub use device_certificate::{CERTIFICATE_FILE, spki_of};
 pub use device_key::DeviceKey;
 pub use error::TlsError;

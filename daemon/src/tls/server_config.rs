@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
-use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
 
 use super::{ServedCertificate, TlsError};
 
@@ -19,6 +19,7 @@ use super::{ServedCertificate, TlsError};
 pub fn server_config(
     served: Arc<ServedCertificate>,
     client_ca: Option<&Path>,
+    client_crls: Vec<CertificateRevocationListDer<'static>>,
 ) -> Result<ServerConfig, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
@@ -29,6 +30,7 @@ pub fn server_config(
             let roots = client_roots(path)?;
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .allow_unauthenticated()
+                .with_crls(client_crls)
                 .build()
                 .map_err(|e| TlsError::ClientCa {
                     path: path.to_owned(),

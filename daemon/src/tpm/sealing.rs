@@ -1,16 +1,21 @@
 //! Sealing on the TPM thread: a small secret (a data-encryption key) stored as a TPM object
 //! under the owner storage primary. The blob that leaves the TPM is encrypted and
 //! integrity-protected by that primary, whose seed never leaves this TPM: the blob opens here
-//! and nowhere else.
+//! and nowhere else. It opens only under a PCR policy, too: while PCR 7 (the Secure Boot
+//! state: firmware, its keys and the boot loader's signer) reads as it did when the secret
+//! was sealed, so a box booted into something else cannot unseal it either.
 
 use tss_esapi::Context;
 use tss_esapi::attributes::ObjectAttributesBuilder;
+use tss_esapi::attributes::SessionAttributesBuilder;
+use tss_esapi::constants::SessionType;
+use tss_esapi::handles::SessionHandle;
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
 use tss_esapi::interface_types::resource_handles::Hierarchy;
-use tss_esapi::interface_types::session_handles::AuthSession;
+use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
 use tss_esapi::structures::{
-    Digest, KeyedHashScheme, Private, Public, PublicBuilder, PublicKeyedHashParameters,
-    SensitiveData,
+    Digest, KeyedHashScheme, PcrSelectionList, PcrSelectionListBuilder, PcrSlot, Private, Public,
+    PublicBuilder, PublicKeyedHashParameters, SensitiveData, SymmetricDefinition,
 };
 use tss_esapi::traits::{Marshall, UnMarshall};
 
@@ -24,10 +29,80 @@ fn command(action: &'static str) -> impl FnOnce(tss_esapi::Error) -> TpmError {
     move |source| TpmError::Command { action, source }
 }
 
+/// The PCRs a sealed secret is bound to: PCR 7 of the SHA-256 bank, the Secure Boot state.
+const POLICY_PCRS: [PcrSlot; 1] = [PcrSlot::Slot7];
+
+fn policy_pcrs() -> Result<PcrSelectionList, TpmError> {
+    PcrSelectionListBuilder::new()
+        .with_selection(HashingAlgorithm::Sha256, &POLICY_PCRS)
+        .build()
+        .map_err(command("select the policy PCRs"))
+}
+
+/// A policy session (or a trial one, to compute the digest) that has been told the PCR
+/// values now; the caller flushes it.
+fn pcr_policy_session(
+    context: &mut Context,
+    session_type: SessionType,
+) -> Result<AuthSession, TpmError> {
+    let session = context
+        .start_auth_session(
+            None,
+            None,
+            None,
+            session_type,
+            SymmetricDefinition::AES_128_CFB,
+            HashingAlgorithm::Sha256,
+        )
+        .map_err(command("start a policy session"))?
+        .ok_or(TpmError::Unexpected {
+            what: "a policy session handle",
+        })?;
+    let (attributes, mask) = SessionAttributesBuilder::new()
+        .with_decrypt(true)
+        .with_encrypt(true)
+        .build();
+    let result = context
+        .tr_sess_set_attributes(session, attributes, mask)
+        .map_err(command("set the policy session's attributes"))
+        .and_then(|()| {
+            let policy = PolicySession::try_from(session)
+                .map_err(command("use the session as a policy session"))?;
+            // An empty digest: the TPM takes the PCRs' current values.
+            context
+                .policy_pcr(policy, Digest::default(), policy_pcrs()?)
+                .map_err(command("bind the session to the PCR values"))
+        });
+    match result {
+        Ok(()) => Ok(session),
+        Err(e) => {
+            let _ = context.flush_context(SessionHandle::from(session).into());
+            Err(e)
+        }
+    }
+}
+
+/// The policy digest of "PCR 7 as it reads now".
+fn pcr_policy_digest(context: &mut Context) -> Result<Digest, TpmError> {
+    let session = pcr_policy_session(context, SessionType::Trial)?;
+    let digest = PolicySession::try_from(session)
+        .map_err(command("use the session as a policy session"))
+        .and_then(|policy| {
+            context
+                .policy_get_digest(policy)
+                .map_err(command("read the policy digest"))
+        });
+    let flushed = context.flush_context(SessionHandle::from(session).into());
+    let digest = digest?;
+    flushed.map_err(command("flush the trial policy session"))?;
+    Ok(digest)
+}
+
 /// Seals `secret`; returns the blob to store (public and private parts of the sealed object).
 pub(super) fn seal(context: &mut Context, secret: &[u8]) -> Result<Vec<u8>, TpmError> {
     let data = SensitiveData::try_from(secret.to_vec()).map_err(command("accept the secret"))?;
-    let template = sealed_object_template()?;
+    let policy = context.execute_without_session(pcr_policy_digest)?;
+    let template = sealed_object_template(policy)?;
     let primary_template = storage_primary_template()?;
     context.execute_with_session(Some(AuthSession::Password), |context| {
         let primary = context
@@ -63,20 +138,35 @@ pub(super) fn unseal(context: &mut Context, blob: &[u8]) -> Result<Vec<u8>, TpmE
         let flushed = context.flush_context(primary.into());
         let loaded = loaded.map_err(command("load the sealed object (sealed by another TPM?)"))?;
         flushed.map_err(command("flush the storage primary key"))?;
-        let unsealed = context.unseal(loaded.into());
+        Ok(loaded)
+    })
+    .and_then(|loaded| {
+        // The object's only authorisation is its PCR policy.
+        let unsealed = context.execute_without_session(|context| {
+            let session = pcr_policy_session(context, SessionType::Policy)?;
+            let unsealed = context.execute_with_session(Some(session), |context| {
+                context.unseal(loaded.into())
+            });
+            let flushed = context.flush_context(SessionHandle::from(session).into());
+            let unsealed = unsealed.map_err(command(
+                "unseal the secret (PCR 7, the Secure Boot state, differs from when it was sealed?)",
+            ))?;
+            flushed.map_err(command("flush the policy session"))?;
+            Ok(unsealed)
+        });
         let flushed = context.flush_context(loaded.into());
-        let unsealed = unsealed.map_err(command("unseal the secret"))?;
+        let unsealed = unsealed?;
         flushed.map_err(command("flush the sealed object"))?;
         Ok(unsealed.value().to_vec())
     })
 }
 
-/// A data object only this TPM can load, usable with an empty password.
-fn sealed_object_template() -> Result<Public, TpmError> {
+/// A data object only this TPM can load, and unseal only under the PCR `policy`.
+fn sealed_object_template(policy: Digest) -> Result<Public, TpmError> {
     let attributes = ObjectAttributesBuilder::new()
         .with_fixed_tpm(true)
         .with_fixed_parent(true)
-        .with_user_with_auth(true)
+        .with_user_with_auth(false)
         .with_no_da(true)
         .build()
         .map_err(command("accept the sealed object attributes"))?;
@@ -84,6 +174,7 @@ fn sealed_object_template() -> Result<Public, TpmError> {
         .with_public_algorithm(PublicAlgorithm::KeyedHash)
         .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
         .with_object_attributes(attributes)
+        .with_auth_policy(policy)
         .with_keyed_hash_parameters(PublicKeyedHashParameters::new(KeyedHashScheme::Null))
         .with_keyed_hash_unique_identifier(Digest::default())
         .build()

@@ -1,10 +1,11 @@
 use std::collections::BTreeMap;
 
-use actix_web::HttpResponse;
 use actix_web::web::{self, Query};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use tracing::Level;
 
 use super::audit::number;
+use crate::accounts::{Principal, Role};
 use crate::api::ApiState;
 use crate::api::error::ApiError;
 use crate::logging::parse_level;
@@ -13,6 +14,7 @@ use crate::logging::parse_level;
 /// level to include (`error`, `warn`, `info`, `debug`, `trace`; default all). Parsed by hand so
 /// that an error names the parameter.
 pub async fn list(
+    req: HttpRequest,
     state: web::Data<ApiState>,
     query: Query<BTreeMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
@@ -37,5 +39,10 @@ pub async fn list(
             }
         }
     }
-    Ok(HttpResponse::Ok().json(state.logs.read(level, limit)))
+    // Usernames (in a failed login: whatever was typed) are for admins only.
+    let admin = req
+        .extensions()
+        .get::<Principal>()
+        .is_some_and(|p| p.role == Role::Admin);
+    Ok(HttpResponse::Ok().json(state.logs.read(level, limit, admin)))
 }
