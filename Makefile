@@ -30,6 +30,7 @@ PACKAGES += fonts-dejavu-core                # a font for the display's text (pa
 PACKAGES += iproute2          # tests: `ip netns` and veth pairs give WebRTC peers non-loopback addresses
 PACKAGES += janus             # tests: a real Janus 1.1 VideoRoom server for the meeting tests
 PACKAGES += chromium          # tests: real browser peers (headless, fake camera and microphone)
+PACKAGES += nftables          # tests: packet loss on a veth ingress (the kernel has no netem) for the Opus FEC test
 
 # The browser drivers in tests/browser/ run on node >= 18 and are installed with npm. Debian 12's
 # nodejs (18.19) and npm do; a node from elsewhere (e.g. NodeSource's, which bundles npm and

@@ -458,6 +458,12 @@ pub struct StreamStats {
     pub height: u32,
     /// Frames sent (send) or decoded (receive) since the stream started.
     pub frames: u64,
+    /// Received audio: lost voice frames rebuilt from Opus in-band FEC.
+    pub fec_recovered: u64,
+    /// Received audio: lost voice frames concealed (no FEC for them).
+    pub concealed: u64,
+    /// Sent audio: the packet loss the room's Opus encoder expects (RTCP-reported).
+    pub expected_loss_percent: u32,
 }
 
 /// What the meeting engine should be doing, with the secrets it needs. Published by the core on

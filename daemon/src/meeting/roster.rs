@@ -211,6 +211,9 @@ impl Roster {
                             width: s.width,
                             height: s.height,
                             frames: s.frames,
+                            fec_recovered: s.fec_recovered,
+                            concealed: s.concealed,
+                            expected_loss_percent: s.expected_loss_percent,
                         }));
                     }
                     Err(e) => tracing::debug!("statistics of {id}: {e}"),

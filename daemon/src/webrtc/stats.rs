@@ -29,6 +29,13 @@ pub struct StreamStats {
     pub height: u32,
     /// Sent: frames handed to the payloader; received: frames out of the decoder.
     pub frames: u64,
+    /// Received audio: lost voice frames rebuilt from the in-band FEC of the next packet.
+    pub fec_recovered: u64,
+    /// Received audio: lost voice frames the decoder concealed (no FEC to rebuild them from).
+    pub concealed: u64,
+    /// Sent audio: the packet loss (percent) the room's Opus encoder expects and sizes its
+    /// in-band FEC to, following the far ends' RTCP reports.
+    pub expected_loss_percent: u32,
 }
 
 /// A peer's statistics at one moment.
@@ -171,6 +178,7 @@ pub fn read(
             width,
             height,
             frames,
+            ..StreamStats::default()
         });
     }
     // webrtcbin lists an outbound entry for its RTCP-only local sources too: not a stream.
@@ -205,6 +213,7 @@ pub fn read(
             width: if kind == "video" { width } else { 0 },
             height: if kind == "video" { height } else { 0 },
             frames: if kind == "video" { frames } else { 0 },
+            ..StreamStats::default()
         });
     }
     streams.sort_by_key(|s| (s.direction, s.kind));

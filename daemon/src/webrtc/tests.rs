@@ -163,7 +163,7 @@ fn room_built(encoder: &str, share_content: bool) -> Room {
     if let Some(content) = &video.content {
         taps.attach_content(&content.keyframes, &content.encoded);
     }
-    taps.attach_audio(&audio.encoded, audio.speaker.clone());
+    taps.attach_audio(&audio.encoded, &audio.encoder, audio.speaker.clone());
     video.start().unwrap();
     audio.start().unwrap();
     Room { taps, video, audio }
