@@ -214,3 +214,62 @@ mod tests {
         }
     }
 }
+
+/// The room's own voice path (simulated microphone, echo canceller, noise suppressor, Opus)
+/// carries FEC in its packets once its encoder expects loss, and none on a clean path.
+#[cfg(test)]
+mod room_voice {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::hardware::Profile;
+    use crate::media::audio::{AudioBranch, AudioSetup};
+    use crate::media::view::RoomView;
+
+    /// Packets encoded in `span` and how many of them carry FEC.
+    fn encode(loss_percent: i32, span: Duration) -> (u32, u32) {
+        gst::init().unwrap();
+        let profile = Profile::builtin("simulated").unwrap();
+        let branch = AudioBranch::build(&AudioSetup {
+            microphone: profile.microphones[0].clone(),
+            speaker: profile.speakers.first().cloned(),
+        })
+        .unwrap();
+        let mut view = RoomView::private();
+        view.in_meeting = true;
+        view.muted = false;
+        branch.apply(&view);
+        branch
+            .encoder
+            .set_property("packet-loss-percentage", loss_percent);
+        branch.start().unwrap();
+        let (mut packets, mut fec) = (0, 0);
+        let deadline = Instant::now() + span;
+        while Instant::now() < deadline {
+            let Some(sample) = branch
+                .encoded
+                .try_pull_sample(gst::ClockTime::from_mseconds(100))
+            else {
+                continue;
+            };
+            let buffer = sample.buffer().unwrap().map_readable().unwrap();
+            packets += 1;
+            if has_fec(&buffer) {
+                fec += 1;
+            }
+        }
+        branch.stop();
+        (packets, fec)
+    }
+
+    #[test]
+    fn the_rooms_voice_carries_fec_when_loss_is_expected() {
+        let (packets, fec) = encode(0, Duration::from_secs(3));
+        eprintln!("no loss expected: {fec} of {packets} packets carry FEC");
+        assert!(packets > 50, "{packets} packets in 3 s");
+        assert_eq!(fec, 0);
+        let (packets, fec) = encode(20, Duration::from_secs(3));
+        eprintln!("20 % loss expected: {fec} of {packets} packets carry FEC");
+        assert!(fec * 4 > packets, "{fec} of {packets} packets carry FEC");
+    }
+}

@@ -33,6 +33,11 @@ const OFFER_PT_AUDIO: u32 = 111;
 const TALKING_ON_DB: f64 = -45.0;
 const TALKING_OFF_DB: f64 = -55.0;
 const SILENCE_HOLD: Duration = Duration::from_millis(800);
+/// How often the room sends RTCP reports at least (see `Peer::report_promptly`).
+const RTCP_INTERVAL: Duration = Duration::from_secs(1);
+/// RTP sessions looked for in webrtcbin's rtpbin: one per media line when not bundled, and
+/// the room negotiates at most a few media lines.
+const MAX_SESSIONS: u32 = 8;
 
 /// Where the offer/answer exchange stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,6 +214,7 @@ impl Peer {
         self.set_description("set-local-description", &offer)
             .await?;
         self.watch_voice_loss();
+        self.report_promptly();
         let sdp = self.gathered_local_description().await?;
         *lock(&self.signalling) = Signalling::OfferSent;
         Ok(sdp)
@@ -270,6 +276,7 @@ impl Peer {
         self.set_description("set-local-description", &answer)
             .await?;
         self.watch_voice_loss();
+        self.report_promptly();
         let sdp = self.gathered_local_description().await?;
         *lock(&self.signalling) = Signalling::Stable;
         Ok(sdp)
@@ -313,28 +320,43 @@ impl Peer {
         }
     }
 
+    /// The RTP sessions of webrtcbin's rtpbin (with max-bundle, session 0 carries every
+    /// stream; without bundling there is one per media line).
+    fn rtp_sessions(&self) -> Vec<gst::glib::Object> {
+        let Some(rtpbin) = self
+            .webrtcbin
+            .downcast_ref::<gst::Bin>()
+            .and_then(|bin| bin.by_name("rtpbin"))
+        else {
+            tracing::warn!("webrtcbin has no rtpbin: RTCP reports are not read or hastened");
+            return Vec::new();
+        };
+        (0u32..MAX_SESSIONS)
+            .filter_map(|id| {
+                rtpbin.emit_by_name::<Option<gst::glib::Object>>("get-internal-session", &[&id])
+            })
+            .collect()
+    }
+
+    /// The far end's senders learn the loss on their way to the room within about a second
+    /// (rtpsession's default is one report in 5 s or more; ours are a hundred bytes).
+    fn report_promptly(&self) {
+        for session in self.rtp_sessions() {
+            session.set_property("rtcp-min-interval", RTCP_INTERVAL.as_nanos() as u64);
+        }
+    }
+
     /// Feeds the loss the far end reports for the room's voice (its RTCP sender and receiver
     /// reports, read as they arrive) to the room's Opus encoder.
     fn watch_voice_loss(&self) {
         let Some((ssrc, reporter)) = lock(&self.shared.voice_loss).clone() else {
             return;
         };
-        let Some(rtpbin) = self
-            .webrtcbin
-            .downcast_ref::<gst::Bin>()
-            .and_then(|bin| bin.by_name("rtpbin"))
-        else {
-            tracing::warn!("webrtcbin has no rtpbin: the voice's FEC cannot follow the loss");
-            return;
-        };
-        // One RTP session per transport: with max-bundle session 0 carries every stream.
-        let mut watched = 0;
-        for session_id in 0u32..8 {
-            let Some(session) = rtpbin
-                .emit_by_name::<Option<gst::glib::Object>>("get-internal-session", &[&session_id])
-            else {
-                continue;
-            };
+        let sessions = self.rtp_sessions();
+        if sessions.is_empty() {
+            tracing::warn!("no RTP session to read the far end's reports from");
+        }
+        for session in sessions {
             let reporter = reporter.clone();
             session.connect("on-receiving-rtcp", false, move |values| {
                 if let Some(buffer) = values.get(1).and_then(|v| v.get::<gst::Buffer>().ok())
@@ -345,10 +367,6 @@ impl Peer {
                 }
                 None
             });
-            watched += 1;
-        }
-        if watched == 0 {
-            tracing::warn!("no RTP session to read the far end's reports from");
         }
     }
 
