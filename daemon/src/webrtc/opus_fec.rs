@@ -43,7 +43,7 @@ impl VoiceRepair {
             let counter = fec_recovered.clone();
             sink.add_probe(
                 gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
-                move |_, info| {
+                move |pad, info| {
                     match &info.data {
                         Some(gst::PadProbeData::Event(event))
                             if event.type_() == gst::EventType::Gap =>
@@ -52,7 +52,14 @@ impl VoiceRepair {
                         }
                         Some(gst::PadProbeData::Buffer(buffer)) if buffer.size() > 0 => {
                             let fec = buffer.map_readable().is_ok_and(|m| has_fec(&m));
-                            if after_gap.swap(false, Ordering::Relaxed) && fec {
+                            // Counted only while the decoder really decodes FEC (it is read
+                            // back from opusdec, not assumed from how it was built).
+                            if after_gap.swap(false, Ordering::Relaxed)
+                                && fec
+                                && pad
+                                    .parent_element()
+                                    .is_some_and(|d| d.property::<bool>("use-inband-fec"))
+                            {
                                 counter.fetch_add(1, Ordering::Relaxed);
                             }
                         }
