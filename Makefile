@@ -32,6 +32,7 @@ PACKAGES += janus             # tests: a real Janus 1.1 VideoRoom server for the
 PACKAGES += chromium          # tests: real browser peers (headless, fake camera and microphone)
 PACKAGES += lintian           # tests: the Debian package (`make deb`) is checked as Debian checks packages
 PACKAGES += python3-venv      # tests: a venv under target/ for the pinned schemathesis (API fuzzer)
+PACKAGES += nftables          # tests: packet loss on a veth ingress (the kernel has no netem) for the Opus FEC test
 
 # The browser drivers in tests/browser/ run on node >= 18 and are installed with npm. Debian 12's
 # nodejs (18.19) and npm do; a node from elsewhere (e.g. NodeSource's, which bundles npm and

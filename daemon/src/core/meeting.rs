@@ -463,6 +463,12 @@ pub struct StreamStats {
     pub frames: u64,
     /// The stream goes through an SRTP session keyed by a connected DTLS handshake.
     pub encrypted: bool,
+    /// Received audio: lost voice frames rebuilt from Opus in-band FEC.
+    pub fec_recovered: u64,
+    /// Received audio: lost voice frames concealed (no FEC for them).
+    pub concealed: u64,
+    /// Sent audio: the packet loss the room's Opus encoder expects (RTCP-reported).
+    pub expected_loss_percent: u32,
 }
 
 /// What the meeting engine should be doing, with the secrets it needs. Published by the core on

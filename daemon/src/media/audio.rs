@@ -1,6 +1,7 @@
 //! The audio branch. Microphone → (privacy) → webrtcdsp (echo cancellation against the probe at
 //! the speaker output, noise suppression, gain control, high-pass) → level (VU) → gate → Opus
-//! (voice, 20 ms frames, in-band FEC) → the meetings' tap. The gate keeps Opus idle outside
+//! (voice, 20 ms frames, in-band FEC sized to the loss the far ends report, see
+//! [`super::expected_loss`]; DTX: near silence instead of packets in pauses) → the meetings' tap. The gate keeps Opus idle outside
 //! meetings. Speaker: the far end mixed (one `audiomixer` pad per remote voice, see
 //! [`super::remote`]) → volume → webrtcechoprobe → sink, so the echo canceller hears the far end.
 
@@ -49,10 +50,13 @@ impl AudioBranch {
             NEXT_PROBE.fetch_add(1, Ordering::Relaxed)
         );
         let microphone = match setup.microphone.source {
-            // An audible test signal: a quiet 440 Hz tone.
-            AudioSource::TestTone => {
-                "audiotestsrc name=mic_src is-live=true wave=sine freq=440 volume=0.1".to_owned()
-            }
+            // An audible test signal that the voice path takes for a talker: 200 ms syllables of
+            // a quiet 220 Hz tone, 200 ms apart. A steady tone is noise to the noise suppressor
+            // and to Opus's voice detection, which then sends almost no FEC (measured: 3 % of
+            // packets at 20 % expected loss, against 55 % for the syllables).
+            AudioSource::TestTone => "audiotestsrc name=mic_src is-live=true wave=ticks freq=220 \
+                 sine-periods-per-tick=44 tick-interval=400000000 apply-tick-ramp=true volume=0.1"
+                .to_owned(),
             AudioSource::Alsa => "alsasrc name=mic_src".to_owned(),
         };
         let speaker_sink = match setup.speaker.as_ref().map(|s| s.sink) {
@@ -68,7 +72,8 @@ impl AudioBranch {
                ! level name=mic_level interval={LEVEL_INTERVAL_NS} post-messages=true \
                ! audioconvert ! audioresample \
                ! valve name=encode_gate drop=true drop-mode=forward-sticky-events \
-               ! opusenc name=opus audio-type=voice frame-size=20 inband-fec=true bitrate=32000 \
+               ! opusenc name=opus audio-type=voice frame-size=20 bitrate=32000 \
+                 inband-fec=true packet-loss-percentage=0 dtx=true \
                ! appsink name=audio_encoded sync=false async=false max-buffers=50 drop=true \
              audiotestsrc is-live=true wave=silence \
                ! audio/x-raw,format=S16LE,rate=48000,channels=1 \

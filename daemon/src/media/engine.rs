@@ -268,7 +268,7 @@ impl Engine {
             return Err(e);
         }
         self.taps
-            .attach_audio(&branch.encoded, branch.speaker.clone());
+            .attach_audio(&branch.encoded, &branch.encoder, branch.speaker.clone());
         Ok(branch)
     }
 

@@ -6,6 +6,7 @@ pub mod audio;
 pub mod content;
 pub mod encoder_choice;
 pub mod engine;
+pub mod expected_loss;
 pub mod frame_watch;
 pub mod layout;
 pub mod privacy;
@@ -20,7 +21,7 @@ pub mod view;
 pub use encoder_choice::Codec;
 pub use engine::{DisplaySnapshots, EngineHandles, EngineSetup, start};
 pub use remote::{RemoteAudioSlot, RemoteVideoSlot, remote_audio_caps};
-pub use taps::{Feed, MediaKind, MediaTaps, TapSubscription};
+pub use taps::{Feed, LossReporter, MediaKind, MediaTaps, TapSubscription};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {

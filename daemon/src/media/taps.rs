@@ -16,6 +16,7 @@ use gstreamer_app as gst_app;
 
 use super::MediaError;
 use super::encoder_choice::{Codec, KeyframeRequests};
+use super::expected_loss::ExpectedLoss;
 use super::remote::{self, AudioSlotShared, RemoteAudioSlot, RemoteVideoSlot, VideoSlotShared};
 use super::video::DisplayMixer;
 
@@ -72,6 +73,8 @@ pub(super) struct Inner {
     pub(super) speaker: Mutex<Option<remote::SpeakerMixer>>,
     pub(super) video_slots: Mutex<Vec<Weak<VideoSlotShared>>>,
     pub(super) audio_slots: Mutex<Vec<Weak<AudioSlotShared>>>,
+    /// The loss the far ends report for the room's voice, for its Opus encoder's FEC.
+    expected_loss: ExpectedLoss,
     next_id: AtomicU64,
 }
 
@@ -93,6 +96,37 @@ impl Drop for TapSubscription {
     fn drop(&mut self) {
         if let Some(inner) = self.taps.upgrade() {
             lock(&inner.tap(self.feed).subscribers).retain(|(id, _)| *id != self.id);
+            if self.feed == Feed::Microphone {
+                inner.expected_loss.forget(self.id);
+            }
+        }
+    }
+}
+
+impl TapSubscription {
+    /// Where the far end fed by this subscription reports the loss it sees (RTCP receiver
+    /// reports); it counts until the subscription is dropped.
+    pub fn loss_reporter(&self) -> LossReporter {
+        LossReporter {
+            taps: self.taps.clone(),
+            id: self.id,
+        }
+    }
+}
+
+/// Reports one far end's loss of the room's voice to the room's Opus encoder (see
+/// [`super::expected_loss`]). Cheap to clone; usable from any thread.
+#[derive(Clone)]
+pub struct LossReporter {
+    taps: Weak<Inner>,
+    id: u64,
+}
+
+impl LossReporter {
+    /// `percent` of the packets sent since the far end's previous report were lost.
+    pub fn report(&self, percent: f64) {
+        if let Some(inner) = self.taps.upgrade() {
+            inner.expected_loss.report(self.id, percent);
         }
     }
 }
@@ -207,6 +241,12 @@ impl MediaTaps {
         remote::add_audio(&self.inner)
     }
 
+    /// The packet loss in percent the room's Opus encoder expects now (and sizes its in-band
+    /// FEC to), read from the running encoder; `None` while the room has no audio branch.
+    pub fn expected_audio_loss(&self) -> Option<u32> {
+        self.inner.expected_loss.current()
+    }
+
     /// Number of remote pictures currently on the display (for tests and status).
     pub fn remote_video_count(&self) -> usize {
         lock(&self.inner.video_slots)
@@ -238,8 +278,15 @@ impl MediaTaps {
         connect(&self.inner, Feed::Content, sink);
     }
 
-    /// Connects the encoded microphone and the speaker mix of a new audio branch.
-    pub(crate) fn attach_audio(&self, sink: &gst_app::AppSink, speaker: remote::SpeakerMixer) {
+    /// Connects the encoded microphone (`sink` after the Opus `encoder`) and the speaker mix of
+    /// a new audio branch.
+    pub(crate) fn attach_audio(
+        &self,
+        sink: &gst_app::AppSink,
+        encoder: &gst::Element,
+        speaker: remote::SpeakerMixer,
+    ) {
+        self.inner.expected_loss.attach(encoder);
         connect(&self.inner, Feed::Microphone, sink);
         *lock(&self.inner.speaker) = Some(speaker);
         remote::reattach_audio(&self.inner);
@@ -254,6 +301,7 @@ impl MediaTaps {
     }
 
     pub(super) fn detach_audio(&self) {
+        self.inner.expected_loss.detach();
         *lock(&self.inner.speaker) = None;
         remote::forget_audio_attachments(&self.inner);
     }

@@ -252,6 +252,9 @@ impl Roster {
                             height: s.height,
                             frames: s.frames,
                             encrypted: s.encrypted,
+                            fec_recovered: s.fec_recovered,
+                            concealed: s.concealed,
+                            expected_loss_percent: s.expected_loss_percent,
                         }));
                     }
                     Err(e) => {

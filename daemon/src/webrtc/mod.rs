@@ -22,7 +22,9 @@
 //! peer.close();                                 // also on drop
 //! ```
 
+mod opus_fec;
 mod peer;
+mod rtcp_loss;
 pub mod sdp;
 mod stats;
 

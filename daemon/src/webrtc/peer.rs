@@ -12,10 +12,13 @@ use gstreamer_webrtc as gst_webrtc;
 use gstreamer_webrtc::WebRTCRTPTransceiverDirection as TransceiverDirection;
 use tokio::sync::mpsc;
 
+use super::opus_fec::VoiceRepair;
 use super::sdp::{self, Format, RemoteMedia};
 use super::stats::{self, Counters, PeerStats};
 use super::{PeerError, PeerEvent, PeerOptions};
-use crate::media::{Codec, Feed, MediaKind, MediaTaps, RemoteVideoSlot, TapSubscription};
+use crate::media::{
+    Codec, Feed, LossReporter, MediaKind, MediaTaps, RemoteVideoSlot, TapSubscription,
+};
 
 /// How long ICE gathering may take (host candidates take milliseconds; a STUN/TURN server that
 /// does not answer is given up by libnice well before this).
@@ -30,6 +33,11 @@ const OFFER_PT_AUDIO: u32 = 111;
 const TALKING_ON_DB: f64 = -45.0;
 const TALKING_OFF_DB: f64 = -55.0;
 const SILENCE_HOLD: Duration = Duration::from_millis(800);
+/// How often the room sends RTCP reports at least (see `Peer::report_promptly`).
+const RTCP_INTERVAL: Duration = Duration::from_secs(1);
+/// RTP sessions looked for in webrtcbin's rtpbin: one per media line when not bundled, and
+/// the room negotiates at most a few media lines.
+const MAX_SESSIONS: u32 = 8;
 
 /// Where the offer/answer exchange stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +80,10 @@ struct Shared {
     counters: Mutex<Counters>,
     talking: Mutex<Talking>,
     connected: AtomicBool,
+    /// The far end's voice decoders (one per received audio stream) and their repair counts.
+    voice_repairs: Mutex<Vec<VoiceRepair>>,
+    /// The SSRC of the room's voice sent here, and where the far end's reported loss of it goes.
+    voice_loss: Mutex<Option<(u32, LossReporter)>>,
 }
 
 #[derive(Default)]
@@ -124,6 +136,8 @@ impl Peer {
             counters: Mutex::new(Counters::default()),
             talking: Mutex::new(Talking::default()),
             connected: AtomicBool::new(false),
+            voice_repairs: Mutex::new(Vec::new()),
+            voice_loss: Mutex::new(None),
         });
         watch_connection(&webrtcbin, Arc::downgrade(&shared));
         watch_bus(&pipeline, Arc::downgrade(&shared));
@@ -201,6 +215,8 @@ impl Peer {
             .ok_or_else(|| negotiation("create an offer", "no offer in the reply"))?;
         self.set_description("set-local-description", &offer)
             .await?;
+        self.watch_voice_loss();
+        self.report_promptly();
         let sdp = self.gathered_local_description().await?;
         *lock(&self.signalling) = Signalling::OfferSent;
         Ok(sdp)
@@ -261,6 +277,8 @@ impl Peer {
         );
         self.set_description("set-local-description", &answer)
             .await?;
+        self.watch_voice_loss();
+        self.report_promptly();
         let sdp = self.gathered_local_description().await?;
         *lock(&self.signalling) = Signalling::Stable;
         Ok(sdp)
@@ -283,7 +301,7 @@ impl Peer {
             .webrtcbin
             .property::<gst_webrtc::WebRTCICEConnectionState>("ice-connection-state");
         let mut counters = lock(&self.shared.counters);
-        Ok(stats::read(
+        let mut stats = stats::read(
             &report,
             &mut counters,
             connection,
@@ -291,7 +309,76 @@ impl Peer {
             self.dtls_state(),
             &stats::Protection::of(&self.webrtcbin),
             stats::receiving_kinds(&self.webrtcbin),
-        ))
+        );
+        self.add_voice_protection(&mut stats);
+        Ok(stats)
+    }
+
+    /// The Opus protection figures: how the far end's lost voice frames were repaired, and the
+    /// loss the room's encoder expects for the voice it sends.
+    fn add_voice_protection(&self, stats: &mut PeerStats) {
+        let repairs = lock(&self.shared.voice_repairs)
+            .iter()
+            .map(VoiceRepair::repairs)
+            .fold((0, 0), |(f, c), r| (f + r.fec_recovered, c + r.concealed));
+        let expected = self.shared.taps.expected_audio_loss().unwrap_or(0);
+        for stream in stats.streams.iter_mut().filter(|s| s.kind == "audio") {
+            if stream.direction == "receive" {
+                (stream.fec_recovered, stream.concealed) = repairs;
+            } else {
+                stream.expected_loss_percent = expected;
+            }
+        }
+    }
+
+    /// The RTP sessions of webrtcbin's rtpbin (with max-bundle, session 0 carries every
+    /// stream; without bundling there is one per media line).
+    fn rtp_sessions(&self) -> Vec<gst::glib::Object> {
+        let Some(rtpbin) = self
+            .webrtcbin
+            .downcast_ref::<gst::Bin>()
+            .and_then(|bin| bin.by_name("rtpbin"))
+        else {
+            tracing::warn!("webrtcbin has no rtpbin: RTCP reports are not read or hastened");
+            return Vec::new();
+        };
+        (0u32..MAX_SESSIONS)
+            .filter_map(|id| {
+                rtpbin.emit_by_name::<Option<gst::glib::Object>>("get-internal-session", &[&id])
+            })
+            .collect()
+    }
+
+    /// The far end's senders learn the loss on their way to the room within about a second
+    /// (rtpsession's default is one report in 5 s or more; ours are a hundred bytes).
+    fn report_promptly(&self) {
+        for session in self.rtp_sessions() {
+            session.set_property("rtcp-min-interval", RTCP_INTERVAL.as_nanos() as u64);
+        }
+    }
+
+    /// Feeds the loss the far end reports for the room's voice (its RTCP sender and receiver
+    /// reports, read as they arrive) to the room's Opus encoder.
+    fn watch_voice_loss(&self) {
+        let Some((ssrc, reporter)) = lock(&self.shared.voice_loss).clone() else {
+            return;
+        };
+        let sessions = self.rtp_sessions();
+        if sessions.is_empty() {
+            tracing::warn!("no RTP session to read the far end's reports from");
+        }
+        for session in sessions {
+            let reporter = reporter.clone();
+            session.connect("on-receiving-rtcp", false, move |values| {
+                if let Some(buffer) = values.get(1).and_then(|v| v.get::<gst::Buffer>().ok())
+                    && let Ok(map) = buffer.map_readable()
+                    && let Some(percent) = super::rtcp_loss::reported_loss(&map, ssrc)
+                {
+                    reporter.report(percent);
+                }
+                None
+            });
+        }
     }
 
     /// The DTLS state of the transport media flows on (with bundling, one transceiver's
@@ -427,7 +514,12 @@ impl Peer {
                 pay.set_property_from_str("picture-id-mode", "15-bit");
                 pay
             }
-            "OPUS" => make("rtpopuspay")?,
+            "OPUS" => {
+                let pay = make("rtpopuspay")?;
+                // The encoder's DTX frames (1-2 bytes of silence) are not sent at all.
+                pay.set_property("dtx", true);
+                pay
+            }
             other => return Err(PeerError::NoCommonCodec(format!("cannot send {other}"))),
         };
         payloader.set_property("pt", pt as u32);
@@ -493,6 +585,9 @@ impl Peer {
             });
         }
         let subscription = self.shared.taps.subscribe_feed(feed, &appsrc);
+        if kind == MediaKind::Audio {
+            *lock(&self.shared.voice_loss) = Some((ssrc, subscription.loss_reporter()));
+        }
         lock(&self.shared.subscriptions).push(subscription);
         Ok(())
     }
@@ -672,6 +767,7 @@ fn opus_structure(pt: u32) -> gst::Structure {
         .field("encoding-params", "2")
         .field("minptime", "10")
         .field("useinbandfec", "1")
+        .field("usedtx", "1")
         .build()
 }
 
@@ -709,6 +805,11 @@ fn with_feedback(format: &Format) -> gst::Caps {
             structure.set("rtcp-fb-nack", true);
             structure.set("rtcp-fb-nack-pli", true);
             structure.set("rtcp-fb-ccm-fir", true);
+        }
+        if format.encoding == "OPUS" {
+            // The room's decoder uses in-band FEC and copes with DTX: ask for both.
+            structure.set("useinbandfec", "1");
+            structure.set("usedtx", "1");
         }
     }
     caps
@@ -784,10 +885,13 @@ fn on_remote_stream(
             depay.set_property("wait-for-keyframe", true);
             (MediaKind::Video, vec![depay, make("vp8dec")?])
         }
-        ("audio", "OPUS") => (
-            MediaKind::Audio,
-            vec![make("rtpopusdepay")?, make("opusdec")?],
-        ),
+        ("audio", "OPUS") => {
+            let decoder =
+                VoiceRepair::decoder().map_err(|e| PeerError::Build(format!("opusdec: {e}")))?;
+            let opusdec = decoder.element().clone();
+            lock(&shared.voice_repairs).push(decoder);
+            (MediaKind::Audio, vec![make("rtpopusdepay")?, opusdec])
+        }
         _ => {
             return Err(PeerError::NoCommonCodec(format!(
                 "cannot decode {media} {encoding}"

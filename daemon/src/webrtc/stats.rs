@@ -34,6 +34,13 @@ pub struct StreamStats {
     /// The stream goes through an SRTP session keyed by a connected DTLS handshake (see
     /// [`Protection`]).
     pub encrypted: bool,
+    /// Received audio: lost voice frames rebuilt from the in-band FEC of the next packet.
+    pub fec_recovered: u64,
+    /// Received audio: lost voice frames the decoder concealed (no FEC to rebuild them from).
+    pub concealed: u64,
+    /// Sent audio: the packet loss (percent) the room's Opus encoder expects and sizes its
+    /// in-band FEC to, following the far ends' RTCP reports.
+    pub expected_loss_percent: u32,
 }
 
 /// A peer's statistics at one moment.
@@ -183,6 +190,7 @@ pub fn read(
             height,
             frames,
             encrypted: protection.receives_encrypted(ssrc),
+            ..StreamStats::default()
         });
     }
     // webrtcbin lists an outbound entry for its RTCP-only local sources too: not a stream.
@@ -218,6 +226,7 @@ pub fn read(
             height: if kind == "video" { height } else { 0 },
             frames: if kind == "video" { frames } else { 0 },
             encrypted: protection.sends_encrypted(ssrc),
+            ..StreamStats::default()
         });
     }
     streams.sort_by_key(|s| (s.direction, s.kind));

@@ -164,7 +164,7 @@ fn room_built(encoder: &str, share_content: bool) -> Room {
     if let Some(content) = &video.content {
         taps.attach_content(&content.keyframes, &content.encoded);
     }
-    taps.attach_audio(&audio.encoded, audio.speaker.clone());
+    taps.attach_audio(&audio.encoded, &audio.encoder, audio.speaker.clone());
     video.start().unwrap();
     audio.start().unwrap();
     Room { taps, video, audio }
@@ -422,6 +422,41 @@ async fn a_chromium_whep_offer_is_answered_with_its_payload_types() {
     );
     assert!(answer.contains("a=sendonly"), "{answer}");
     assert!(answer.contains("a=fingerprint:"), "{answer}");
+}
+
+/// Opus in-band FEC and DTX are asked for both ways: in the room's offers and in its answers
+/// (here to Chromium's offer, which asks for FEC but not DTX).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opus_fec_and_dtx_are_negotiated_in_offers_and_answers() {
+    let _turn = LIVE.lock().await;
+    let _serial = crate::media::tests::one_pipeline_test_at_a_time();
+    let _address = NonLoopback::ensure();
+    let room = room_in_meeting();
+    let sending = || {
+        Peer::new(
+            &room.taps,
+            PeerOptions {
+                receive: false,
+                ..PeerOptions::default()
+            },
+        )
+        .unwrap()
+    };
+    let offer = sending().create_offer().await.unwrap();
+    let answer = sending()
+        .answer_offer(include_str!("testdata/chromium-recvonly.sdp"))
+        .await
+        .unwrap();
+    for (what, sdp) in [("offer", &offer), ("answer", &answer)] {
+        let fmtp = sdp
+            .lines()
+            .find(|l| l.starts_with("a=fmtp:111 "))
+            .unwrap_or_else(|| panic!("no Opus fmtp in the {what}: {sdp}"));
+        assert!(
+            fmtp.contains("useinbandfec=1") && fmtp.contains("usedtx=1"),
+            "{what}: {fmtp}"
+        );
+    }
 }
 
 /// Debian's chromium as the remote peer, through `tests/browser/webrtc-peer.mjs`.
