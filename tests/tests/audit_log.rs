@@ -36,14 +36,16 @@ fn anonymous_404_and_405_noise_is_counted_per_source_not_written_per_request()
     let roomd = Roomd::start_claimed("[logging]\naudit_noise_interval_seconds = 2")?;
     let scanner = Ipv4Addr::new(127, 0, 0, 2);
     let other = Ipv4Addr::new(127, 0, 0, 3);
-    for i in 0..40 {
+    // Each request comes on a new connection; one source may open 20 at once before the API's
+    // per-source handshake rate applies (tls/source_limit.rs), so the scanner sends 18.
+    for i in 0..12 {
         roomd
             .request("POST", &format!("/api/v1/wp-login-{i}"))
             .from_source(scanner)
             .send()?
             .expect_status(404, "an anonymous POST to a route that does not exist")?;
     }
-    for _ in 0..15 {
+    for _ in 0..6 {
         roomd
             .request("DELETE", "/api/v1/health")
             .from_source(scanner)
@@ -80,15 +82,15 @@ fn anonymous_404_and_405_noise_is_counted_per_source_not_written_per_request()
             .flatten()
             .map(|r| counted(&r))
             .sum();
-        if total >= 60 || Instant::now() > deadline {
+        if total >= 23 || Instant::now() > deadline {
             break records;
         }
         std::thread::sleep(Duration::from_millis(200));
     };
 
     for (source, status, requests) in [
-        ("127.0.0.2", 404, 40),
-        ("127.0.0.2", 405, 15),
+        ("127.0.0.2", 404, 12),
+        ("127.0.0.2", 405, 6),
         ("127.0.0.3", 404, 5),
     ] {
         let lines = noise(&records, source, status);
