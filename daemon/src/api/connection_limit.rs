@@ -22,6 +22,7 @@ use actix_web::rt::net::TcpStream;
 use actix_web::{HttpResponse, ResponseError};
 
 use super::error::ApiError;
+use crate::net_source::source_group;
 
 /// Enough for a browser (six per host) on the panel and a few admin pages and scripts on one
 /// machine behind it.
@@ -47,19 +48,6 @@ impl Drop for Place {
                 map.remove(&self.0);
             }
         }
-    }
-}
-
-/// The address, or its /64 for IPv6 (one host usually owns a whole /64).
-fn source_group(address: IpAddr) -> IpAddr {
-    match address {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(std::net::Ipv6Addr::from_bits(
-                v6.to_bits() & (u128::MAX << 64),
-            )),
-        },
-        v4 => v4,
     }
 }
 

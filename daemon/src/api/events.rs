@@ -19,6 +19,7 @@ use super::access::{SESSION_COOKIE, WEBSOCKET_PROTOCOL, websocket_token};
 use super::error::ApiError;
 use crate::accounts::Accounts;
 use crate::core::{Notification, RoomHandle, status_at};
+use crate::net_source::source_group;
 
 /// Client messages larger than this are refused; subscriptions are small.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -51,19 +52,6 @@ impl SocketPlace {
         }
         *here += 1;
         Ok(SocketPlace(source))
-    }
-}
-
-/// The address, or its /64 for IPv6 (one host usually owns a whole /64).
-fn source_group(address: IpAddr) -> IpAddr {
-    match address {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(std::net::Ipv6Addr::from_bits(
-                v6.to_bits() & (u128::MAX << 64),
-            )),
-        },
-        v4 => v4,
     }
 }
 

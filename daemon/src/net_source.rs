@@ -1,6 +1,8 @@
-//! Which source addresses count as one guesser. An IPv4 address is one source; an IPv6 host
-//! usually holds a whole /64 (SLAAC, privacy addresses), so counting single IPv6 addresses
-//! would give one machine 2^64 fresh identities. IPv4-mapped IPv6 addresses count as IPv4.
+//! Which source addresses count as one client, for every per-source limit (logins, pairing,
+//! PIN guesses, TLS handshakes, API connections, event sockets). An IPv4 address is one
+//! source; an IPv6 host usually holds a whole /64 (SLAAC, privacy addresses), so counting single
+//! IPv6 addresses would give one machine 2^64 fresh identities. IPv4-mapped IPv6 addresses
+//! count as IPv4.
 
 use std::net::{IpAddr, Ipv6Addr};
 
