@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::ApiState;
-use super::access::{SESSION_COOKIE, WEBSOCKET_PROTOCOL, websocket_token};
+use super::access::{SESSION_COOKIE, WEBSOCKET_PROTOCOL, is_websocket_upgrade, websocket_token};
 use super::error::ApiError;
 use crate::accounts::Accounts;
 use crate::core::{Notification, RoomHandle, status_at};
@@ -110,12 +110,7 @@ pub async fn events(
     // The access middleware has authenticated the request, so a credential is present.
     let credential = Credential::of(&req)
         .ok_or_else(|| ApiError::Unauthorized("authentication required".into()))?;
-    let upgrade = req
-        .headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    if !upgrade {
+    if !is_websocket_upgrade(&req) {
         return Err(ApiError::UpgradeRequired(
             "GET /api/v1/events is a WebSocket: send Upgrade: websocket (see docs/api.md)".into(),
         )
