@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::HarnessError;
 use crate::roomd::Roomd;
@@ -50,6 +50,18 @@ pub fn wait_for(
         }
         std::thread::sleep(POLL);
     }
+}
+
+/// Has `roomd` host a meeting (with `pin`, if any) and waits until it has an id; returns that
+/// status.
+pub fn host(roomd: &Roomd, pin: Option<&str>, timeout: Duration) -> Result<Value, HarnessError> {
+    roomd.command(
+        "meeting.join",
+        &json!({ "target": { "kind": "hosted", "pin": pin } }),
+    )?;
+    wait_for(roomd, "a hosted meeting id", timeout, |m| {
+        m["id"].as_str().is_some_and(|id| !id.is_empty())
+    })
 }
 
 /// The meeting state in a message of the events WebSocket, whether it reports the whole

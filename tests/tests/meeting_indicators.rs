@@ -36,13 +36,7 @@ fn encryption_and_media_states_follow_the_transports_and_the_far_end() -> Result
         .in_network(&net)
         .start()?;
     host.claim(ADMIN_USERNAME, ADMIN_PASSWORD)?;
-    host.command(
-        "meeting.join",
-        &json!({ "target": { "kind": "hosted", "pin": PIN } }),
-    )?;
-    let hosted = meeting::wait_for(&host, "a hosted meeting", STATE_TIMEOUT, |m| {
-        m["id"].as_str().is_some_and(|id| !id.is_empty())
-    })?;
+    let hosted = meeting::host(&host, Some(PIN), STATE_TIMEOUT)?;
     let id = hosted["id"].as_str().unwrap_or_default().to_owned();
     // Nobody there: no stream, nothing is encrypted (a literal `true` said otherwise).
     std::thread::sleep(Duration::from_millis(1500));

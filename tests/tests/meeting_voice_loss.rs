@@ -94,13 +94,7 @@ fn lost_voice_is_rebuilt_from_fec_sized_to_the_reported_loss() -> Result<(), Har
         .in_network(&net)
         .start()?;
     host.claim(ADMIN_USERNAME, ADMIN_PASSWORD)?;
-    host.command(
-        "meeting.join",
-        &json!({ "target": { "kind": "hosted", "pin": PIN } }),
-    )?;
-    let hosted = meeting::wait_for(&host, "a hosted meeting id", STATE_TIMEOUT, |m| {
-        m["id"].as_str().is_some_and(|id| !id.is_empty())
-    })?;
+    let hosted = meeting::host(&host, Some(PIN), STATE_TIMEOUT)?;
     let id = hosted["id"].as_str().unwrap_or_default().to_owned();
     // One talker, as in a call: both rooms' simulated microphones play the same syllables, and
     // the caller's echo canceller would take its own voice for the host's echo.
