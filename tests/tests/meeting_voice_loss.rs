@@ -7,7 +7,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use roomd_tests::{ADMIN_PASSWORD, ADMIN_USERNAME, HarnessError, Roomd, TestNetwork, meeting};
+use roomd_tests::{HarnessError, Roomd, TestNetwork, meeting};
 use serde_json::{Value, json};
 
 const PIN: &str = "246801";
@@ -89,12 +89,7 @@ fn figure(stream: Option<&Value>, name: &str) -> u64 {
 #[test]
 fn lost_voice_is_rebuilt_from_fec_sized_to_the_reported_loss() -> Result<(), HarnessError> {
     let net = TestNetwork::create()?;
-    let mut host = Roomd::builder()
-        .config("[system]\nname = \"Host room\"\n")
-        .in_network(&net)
-        .start()?;
-    host.claim(ADMIN_USERNAME, ADMIN_PASSWORD)?;
-    let hosted = meeting::host(&host, Some(PIN), STATE_TIMEOUT)?;
+    let (host, hosted) = meeting::host_room_in(&net, PIN, STATE_TIMEOUT)?;
     let id = hosted["id"].as_str().unwrap_or_default().to_owned();
     // One talker, as in a call: both rooms' simulated microphones play the same syllables, and
     // the caller's echo canceller would take its own voice for the host's echo.
