@@ -17,6 +17,7 @@ pub mod json_error;
 pub mod logging;
 pub mod media;
 pub mod meeting;
+pub mod net_source;
 pub mod random;
 pub mod remote_attestation;
 pub mod secrets;

@@ -7,7 +7,6 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -352,19 +351,7 @@ fn connect_from(target: SocketAddrV4, source: Option<Ipv4Addr>) -> std::io::Resu
     let Some(source) = source else {
         return TcpStream::connect_timeout(&SocketAddr::V4(target), RAW_TIMEOUT);
     };
-    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
-    let fd: OwnedFd = socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
-    bind(
-        fd.as_raw_fd(),
-        &SockaddrIn::from(SocketAddrV4::new(source, 0)),
-    )?;
-    connect(fd.as_raw_fd(), &SockaddrIn::from(target))?;
-    Ok(TcpStream::from(fd))
+    crate::flood::connect_from(source, target)
 }
 
 /// Parses an HTTP/1.1 response: status line, headers, and a body delimited by

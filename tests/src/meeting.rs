@@ -11,10 +11,11 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::HarnessError;
+use crate::netns::TestNetwork;
 use crate::roomd::Roomd;
+use crate::{ADMIN_PASSWORD, ADMIN_USERNAME, HarnessError};
 
 const POLL: Duration = Duration::from_millis(100);
 
@@ -50,6 +51,34 @@ pub fn wait_for(
         }
         std::thread::sleep(POLL);
     }
+}
+
+/// Has `roomd` host a meeting (with `pin`, if any) and waits until it has an id; returns that
+/// status.
+pub fn host(roomd: &Roomd, pin: Option<&str>, timeout: Duration) -> Result<Value, HarnessError> {
+    roomd.command(
+        "meeting.join",
+        &json!({ "target": { "kind": "hosted", "pin": pin } }),
+    )?;
+    wait_for(roomd, "a hosted meeting id", timeout, |m| {
+        m["id"].as_str().is_some_and(|id| !id.is_empty())
+    })
+}
+
+/// A claimed roomd named "Host room" in `network`, hosting a meeting with `pin`; returns it with
+/// the meeting's status once the meeting has an id.
+pub fn host_room_in(
+    network: &TestNetwork,
+    pin: &str,
+    timeout: Duration,
+) -> Result<(Roomd, Value), HarnessError> {
+    let mut host = Roomd::builder()
+        .config("[system]\nname = \"Host room\"\n")
+        .in_network(network)
+        .start()?;
+    host.claim(ADMIN_USERNAME, ADMIN_PASSWORD)?;
+    let hosted = self::host(&host, Some(pin), timeout)?;
+    Ok((host, hosted))
 }
 
 /// The meeting state in a message of the events WebSocket, whether it reports the whole

@@ -16,13 +16,7 @@ const GUESSER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 /// roomd hosting a meeting (with `pin`, if any); returns it with the meeting id.
 fn hosting(extra: &str, pin: Option<&str>) -> Result<(Roomd, String), HarnessError> {
     let roomd = Roomd::start_claimed(extra)?;
-    roomd.command(
-        "meeting.join",
-        &json!({ "target": { "kind": "hosted", "pin": pin } }),
-    )?;
-    let hosted = meeting::wait_for(&roomd, "a hosted meeting id", STATE_TIMEOUT, |m| {
-        m["id"].as_str().is_some_and(|id| !id.is_empty())
-    })?;
+    let hosted = meeting::host(&roomd, pin, STATE_TIMEOUT)?;
     let id = hosted["id"].as_str().unwrap_or_default().to_owned();
     Ok((roomd, id))
 }

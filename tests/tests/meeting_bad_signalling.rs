@@ -266,13 +266,7 @@ fn meeting_join_refuses_bad_targets_naming_the_field() -> Result<(), HarnessErro
 #[test]
 fn the_guest_api_refuses_what_it_must() -> Result<(), HarnessError> {
     let roomd = Roomd::start_claimed("")?;
-    roomd.command(
-        "meeting.join",
-        &json!({ "target": { "kind": "hosted", "pin": HOSTED_PIN } }),
-    )?;
-    let hosted = meeting::wait_for(&roomd, "a meeting id", STATE_TIMEOUT, |m| {
-        m["id"].as_str().is_some_and(|id| !id.is_empty())
-    })?;
+    let hosted = meeting::host(&roomd, Some(HOSTED_PIN), STATE_TIMEOUT)?;
     let id = hosted["id"].as_str().unwrap_or_default().to_owned();
     let guests = format!("/api/v1/join/{id}/guests");
 

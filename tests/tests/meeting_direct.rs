@@ -8,9 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use roomd_tests::{
-    ADMIN_PASSWORD, ADMIN_USERNAME, BrowserPeer, HarnessError, Roomd, TestNetwork, browser, meeting,
-};
+use roomd_tests::{BrowserPeer, HarnessError, Roomd, TestNetwork, browser, meeting};
 use serde_json::{Value, json};
 
 const PIN: &str = "135790";
@@ -21,18 +19,7 @@ const FRAMES: u64 = 30;
 
 /// A claimed roomd in the namespace, hosting a meeting with PIN; returns it with the meeting id.
 fn hosting(net: &TestNetwork) -> Result<(Roomd, String), HarnessError> {
-    let mut host = Roomd::builder()
-        .config("[system]\nname = \"Host room\"\n")
-        .in_network(net)
-        .start()?;
-    host.claim(ADMIN_USERNAME, ADMIN_PASSWORD)?;
-    host.command(
-        "meeting.join",
-        &json!({ "target": { "kind": "hosted", "pin": PIN } }),
-    )?;
-    let hosted = meeting::wait_for(&host, "a hosted meeting id", STATE_TIMEOUT, |m| {
-        m["id"].as_str().is_some_and(|id| !id.is_empty())
-    })?;
+    let (host, hosted) = meeting::host_room_in(net, PIN, STATE_TIMEOUT)?;
     let id = hosted["id"].as_str().unwrap_or_default().to_owned();
     let join_url = hosted["join_url"].as_str().unwrap_or_default();
     assert!(

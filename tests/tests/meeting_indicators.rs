@@ -11,9 +11,7 @@
 
 use std::time::Duration;
 
-use roomd_tests::{
-    ADMIN_PASSWORD, ADMIN_USERNAME, BrowserPeer, HarnessError, Roomd, TestNetwork, meeting,
-};
+use roomd_tests::{BrowserPeer, HarnessError, TestNetwork, meeting};
 use serde_json::{Value, json};
 
 const PIN: &str = "246802";
@@ -31,18 +29,7 @@ fn participant<'a>(meeting: &'a Value, name: &str) -> &'a Value {
 #[test]
 fn encryption_and_media_states_follow_the_transports_and_the_far_end() -> Result<(), HarnessError> {
     let net = TestNetwork::create()?;
-    let mut host = Roomd::builder()
-        .config("[system]\nname = \"Host room\"\n")
-        .in_network(&net)
-        .start()?;
-    host.claim(ADMIN_USERNAME, ADMIN_PASSWORD)?;
-    host.command(
-        "meeting.join",
-        &json!({ "target": { "kind": "hosted", "pin": PIN } }),
-    )?;
-    let hosted = meeting::wait_for(&host, "a hosted meeting", STATE_TIMEOUT, |m| {
-        m["id"].as_str().is_some_and(|id| !id.is_empty())
-    })?;
+    let (host, hosted) = meeting::host_room_in(&net, PIN, STATE_TIMEOUT)?;
     let id = hosted["id"].as_str().unwrap_or_default().to_owned();
     // Nobody there: no stream, nothing is encrypted (a literal `true` said otherwise).
     std::thread::sleep(Duration::from_millis(1500));

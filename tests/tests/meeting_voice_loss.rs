@@ -7,7 +7,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use roomd_tests::{ADMIN_PASSWORD, ADMIN_USERNAME, HarnessError, Roomd, TestNetwork, meeting};
+use roomd_tests::{HarnessError, Roomd, TestNetwork, meeting};
 use serde_json::{Value, json};
 
 const PIN: &str = "246801";
@@ -89,18 +89,7 @@ fn figure(stream: Option<&Value>, name: &str) -> u64 {
 #[test]
 fn lost_voice_is_rebuilt_from_fec_sized_to_the_reported_loss() -> Result<(), HarnessError> {
     let net = TestNetwork::create()?;
-    let mut host = Roomd::builder()
-        .config("[system]\nname = \"Host room\"\n")
-        .in_network(&net)
-        .start()?;
-    host.claim(ADMIN_USERNAME, ADMIN_PASSWORD)?;
-    host.command(
-        "meeting.join",
-        &json!({ "target": { "kind": "hosted", "pin": PIN } }),
-    )?;
-    let hosted = meeting::wait_for(&host, "a hosted meeting id", STATE_TIMEOUT, |m| {
-        m["id"].as_str().is_some_and(|id| !id.is_empty())
-    })?;
+    let (host, hosted) = meeting::host_room_in(&net, PIN, STATE_TIMEOUT)?;
     let id = hosted["id"].as_str().unwrap_or_default().to_owned();
     // One talker, as in a call: both rooms' simulated microphones play the same syllables, and
     // the caller's echo canceller would take its own voice for the host's echo.

@@ -26,13 +26,7 @@ fn hosting(net: &TestNetwork) -> Result<(Roomd, String), HarnessError> {
         .in_network(net)
         .start()?;
     host.claim(roomd_tests::ADMIN_USERNAME, roomd_tests::ADMIN_PASSWORD)?;
-    host.command(
-        "meeting.join",
-        &json!({ "target": { "kind": "hosted", "pin": PIN } }),
-    )?;
-    let hosted = meeting::wait_for(&host, "a hosted meeting id", STATE_TIMEOUT, |m| {
-        m["id"].as_str().is_some_and(|id| !id.is_empty())
-    })?;
+    let hosted = meeting::host(&host, Some(PIN), STATE_TIMEOUT)?;
     let id = hosted["id"].as_str().unwrap_or_default().to_owned();
     Ok((host, id))
 }

@@ -37,14 +37,8 @@ fn a_panel_pairs_with_the_code_from_the_display() -> Result<(), HarnessError> {
     let roomd = Roomd::start_claimed("")?;
     let panel = Ipv4Addr::new(127, 0, 0, 2);
     let asked = request(&roomd, panel)?;
-    let id = asked["request_id"]
-        .as_str()
-        .expect("a request id")
-        .to_owned();
-    let code = std::fs::read_to_string(roomd.state_dir().join("pairing-code"))
-        .expect("the code for the console")
-        .trim()
-        .to_owned();
+    let id = request_id(&asked);
+    let code = console_code(&roomd);
     assert_eq!(code.len(), 8, "{code}");
     assert!(
         !asked.to_string().contains(&code),
@@ -138,14 +132,8 @@ fn a_panel_pairs_with_the_code_from_the_display() -> Result<(), HarnessError> {
 /// Pairs a panel from `source`: the token's secret and id.
 fn pair(roomd: &Roomd, source: Ipv4Addr) -> Result<(String, String), HarnessError> {
     let asked = request(roomd, source)?;
-    let id = asked["request_id"]
-        .as_str()
-        .expect("a request id")
-        .to_owned();
-    let code = std::fs::read_to_string(roomd.state_dir().join("pairing-code"))
-        .expect("the code for the console")
-        .trim()
-        .to_owned();
+    let id = request_id(&asked);
+    let code = console_code(roomd);
     let paired = roomd
         .request("POST", &format!("/api/v1/pairing/{id}"))
         .from_source(source)
@@ -157,6 +145,14 @@ fn pair(roomd: &Roomd, source: Ipv4Addr) -> Result<(String, String), HarnessErro
         paired["token"].as_str().expect("a token").to_owned(),
         paired["id"].as_str().expect("a token id").to_owned(),
     ))
+}
+
+/// The id of the pairing request answered by `asked`.
+fn request_id(asked: &Value) -> String {
+    asked["request_id"]
+        .as_str()
+        .expect("a request id")
+        .to_owned()
 }
 
 fn console_code(roomd: &Roomd) -> String {
@@ -174,10 +170,7 @@ fn pairing_requests_and_wrong_codes_are_limited_room_wide() -> Result<(), Harnes
     let mut guesser = 0u8;
     for n in 1..=2 {
         let asked = request(&roomd, Ipv4Addr::new(127, 3, 0, n))?;
-        let id = asked["request_id"]
-            .as_str()
-            .expect("a request id")
-            .to_owned();
+        let id = request_id(&asked);
         let code = console_code(&roomd);
         let wrong = if code == "00000000" {
             "11111111"
@@ -196,10 +189,7 @@ fn pairing_requests_and_wrong_codes_are_limited_room_wide() -> Result<(), Harnes
     }
     // The room's budget of wrong codes is spent: not even the right code is checked now.
     let asked = request(&roomd, Ipv4Addr::new(127, 3, 0, 3))?;
-    let id = asked["request_id"]
-        .as_str()
-        .expect("a request id")
-        .to_owned();
+    let id = request_id(&asked);
     let refused = roomd
         .request("POST", &format!("/api/v1/pairing/{id}"))
         .from_source(Ipv4Addr::new(127, 3, 0, 3))

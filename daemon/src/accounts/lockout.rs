@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::clock::Clock;
-use super::source_group::source_group;
+use crate::net_source::source_group;
 
 /// What failures are counted against. Sources are grouped by [`source_group`] (an IPv6 /64 is
 /// one source); build keys with the constructors, which do that.

@@ -21,7 +21,6 @@ mod principal;
 mod role;
 mod secret;
 mod sessions;
-mod source_group;
 mod store;
 mod timestamp;
 mod tokens;

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::clock::Clock;
-use super::source_group::source_group;
+use crate::net_source::source_group;
 
 /// Failures for one username (all sources together) before its checks are paced.
 pub const PACE_AFTER: u32 = 10;

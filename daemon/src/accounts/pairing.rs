@@ -32,8 +32,8 @@ use super::budget::Budget;
 use super::clock::Clock;
 use super::error::AccountsError;
 use super::secret::Secret;
-use super::source_group::source_group;
 use crate::fsutil::write_atomic;
+use crate::net_source::source_group;
 use crate::random::{code, token_hex};
 
 pub const PAIRING_CODE_FILE: &str = "pairing-code";

@@ -320,13 +320,16 @@ pub const WEBSOCKET_TOKEN_PROTOCOL: &str = "roomd.bearer.";
 /// The subprotocol the events socket answers with when a client offers protocols.
 pub const WEBSOCKET_PROTOCOL: &str = "roomd.v1";
 
-pub fn websocket_token(req: &actix_web::HttpRequest) -> Option<String> {
-    let upgrade = req
-        .headers()
+/// Whether the request asks to become a WebSocket (`Upgrade: websocket`).
+pub fn is_websocket_upgrade(req: &actix_web::HttpRequest) -> bool {
+    req.headers()
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    if !upgrade {
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+pub fn websocket_token(req: &actix_web::HttpRequest) -> Option<String> {
+    if !is_websocket_upgrade(req) {
         return None;
     }
     req.headers()

@@ -9,9 +9,6 @@
 //! timeout, so holding places needs live connections.
 
 use std::any::Any;
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::Mutex;
 
 use actix_tls::accept::rustls_0_23::TlsStream;
 use actix_web::body::{EitherBody, MessageBody};
@@ -22,48 +19,20 @@ use actix_web::rt::net::TcpStream;
 use actix_web::{HttpResponse, ResponseError};
 
 use super::error::ApiError;
+use crate::net_source::OpenPerSource;
 
 /// Enough for a browser (six per host) on the panel and a few admin pages and scripts on one
 /// machine behind it.
 pub const MAX_CONNECTIONS_PER_SOURCE: usize = 32;
 
-static OPEN: Mutex<Option<HashMap<IpAddr, usize>>> = Mutex::new(None);
-
-/// A connection's place under the limit; dropped with the connection.
-struct Place(IpAddr);
+static OPEN: OpenPerSource = OpenPerSource::new();
 
 /// Marks a connection that came over the limit.
 #[derive(Clone, Copy)]
 struct OverLimit;
 
-impl Drop for Place {
-    fn drop(&mut self) {
-        let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(map) = open.as_mut()
-            && let Some(count) = map.get_mut(&self.0)
-        {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                map.remove(&self.0);
-            }
-        }
-    }
-}
-
-/// The address, or its /64 for IPv6 (one host usually owns a whole /64).
-fn source_group(address: IpAddr) -> IpAddr {
-    match address {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(std::net::Ipv6Addr::from_bits(
-                v6.to_bits() & (u128::MAX << 64),
-            )),
-        },
-        v4 => v4,
-    }
-}
-
-/// Called by actix for each new connection: takes a place, or marks it over the limit.
+/// Called by actix for each new connection: takes a place (kept in the connection's data, so
+/// given back when the connection ends), or marks it over the limit.
 pub fn on_connect(connection: &dyn Any, data: &mut Extensions) {
     let Some(peer) = connection
         .downcast_ref::<TlsStream<TcpStream>>()
@@ -71,18 +40,14 @@ pub fn on_connect(connection: &dyn Any, data: &mut Extensions) {
     else {
         return;
     };
-    let source = source_group(peer.ip());
-    let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
-    let count = open
-        .get_or_insert_with(HashMap::new)
-        .entry(source)
-        .or_insert(0);
-    if *count >= MAX_CONNECTIONS_PER_SOURCE {
-        data.insert(OverLimit);
-        return;
+    match OPEN.take(peer.ip(), MAX_CONNECTIONS_PER_SOURCE, None) {
+        Ok(place) => {
+            data.insert(place);
+        }
+        Err(_) => {
+            data.insert(OverLimit);
+        }
     }
-    *count += 1;
-    data.insert(Place(source));
 }
 
 /// Answers requests on a connection over the limit with 503 and closes it.

@@ -1,9 +1,8 @@
 //! The events WebSocket: subscribers choose status paths and event names, then receive each
 //! change as it is published by the room core.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::header;
@@ -15,10 +14,11 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::ApiState;
-use super::access::{SESSION_COOKIE, WEBSOCKET_PROTOCOL, websocket_token};
+use super::access::{SESSION_COOKIE, WEBSOCKET_PROTOCOL, is_websocket_upgrade, websocket_token};
 use super::error::ApiError;
 use crate::accounts::Accounts;
 use crate::core::{Notification, RoomHandle, status_at};
+use crate::net_source::{Full, OpenPerSource, SourcePlace};
 
 /// Client messages larger than this are refused; subscriptions are small.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -28,55 +28,22 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 pub const MAX_SOCKETS: usize = 64;
 pub const MAX_SOCKETS_PER_SOURCE: usize = 8;
 
-/// The open sockets per source; a [`SocketPlace`] gives its place back when dropped.
-static OPEN_SOCKETS: Mutex<BTreeMap<IpAddr, usize>> = Mutex::new(BTreeMap::new());
+/// The open sockets per source.
+static OPEN_SOCKETS: OpenPerSource = OpenPerSource::new();
 
-struct SocketPlace(IpAddr);
-
-impl SocketPlace {
-    fn take(address: IpAddr) -> Result<SocketPlace, ApiError> {
-        let source = source_group(address);
-        let mut open = OPEN_SOCKETS.lock().unwrap_or_else(|e| e.into_inner());
-        if open.values().sum::<usize>() >= MAX_SOCKETS {
-            return Err(ApiError::Unavailable(format!(
+/// A place for a new socket from `address`; given back when the returned place is dropped.
+fn take_socket_place(address: IpAddr) -> Result<SourcePlace, ApiError> {
+    OPEN_SOCKETS
+        .take(address, MAX_SOCKETS_PER_SOURCE, Some(MAX_SOCKETS))
+        .map_err(|full| match full {
+            Full::Total => ApiError::Unavailable(format!(
                 "{MAX_SOCKETS} event sockets are open, the most the room serves; close one"
-            )));
-        }
-        let here = open.entry(source).or_insert(0);
-        if *here >= MAX_SOCKETS_PER_SOURCE {
-            return Err(ApiError::Unavailable(format!(
+            )),
+            Full::Source => ApiError::Unavailable(format!(
                 "{MAX_SOCKETS_PER_SOURCE} event sockets are open from this address, the most one \
                  address may hold; close one"
-            )));
-        }
-        *here += 1;
-        Ok(SocketPlace(source))
-    }
-}
-
-/// The address, or its /64 for IPv6 (one host usually owns a whole /64).
-fn source_group(address: IpAddr) -> IpAddr {
-    match address {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(std::net::Ipv6Addr::from_bits(
-                v6.to_bits() & (u128::MAX << 64),
             )),
-        },
-        v4 => v4,
-    }
-}
-
-impl Drop for SocketPlace {
-    fn drop(&mut self) {
-        let mut open = OPEN_SOCKETS.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(here) = open.get_mut(&self.0) {
-            *here = here.saturating_sub(1);
-            if *here == 0 {
-                open.remove(&self.0);
-            }
-        }
-    }
+        })
 }
 
 /// How often an open socket re-checks that its token or session is still valid, so that a
@@ -143,18 +110,13 @@ pub async fn events(
     // The access middleware has authenticated the request, so a credential is present.
     let credential = Credential::of(&req)
         .ok_or_else(|| ApiError::Unauthorized("authentication required".into()))?;
-    let upgrade = req
-        .headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    if !upgrade {
+    if !is_websocket_upgrade(&req) {
         return Err(ApiError::UpgradeRequired(
             "GET /api/v1/events is a WebSocket: send Upgrade: websocket (see docs/api.md)".into(),
         )
         .into());
     }
-    let place = SocketPlace::take(super::peer_ip(&req))?;
+    let place = take_socket_place(super::peer_ip(&req))?;
     // actix-ws answers a broken handshake with an empty 400; the API answers in JSON.
     let (mut response, session, stream) = actix_ws::handle(&req, payload)
         .map_err(|e| ApiError::BadRequest(format!("WebSocket handshake refused: {e}")))?;

@@ -246,16 +246,9 @@ impl AuditLog {
     /// The newest readable record with its line as stored, from the current or a rotated file.
     fn newest_line(&self, max_files: u32) -> Result<Option<(AuditRecord, Vec<u8>)>, AuditError> {
         for index in 0..=max_files {
-            let path = self.file_path(index);
-            let file = match File::open(&path) {
-                Ok(file) => file,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(source) => return Err(read_error(&path, source)),
+            let Some((path, file, len)) = self.open_file(index)? else {
+                continue;
             };
-            let len = file
-                .metadata()
-                .map_err(|source| read_error(&path, source))?
-                .len();
             let mut lines = ReverseLines::new(file, len);
             while let Some(line) = lines
                 .next_line()
@@ -280,16 +273,9 @@ impl AuditLog {
             if records.len() >= limit {
                 break;
             }
-            let path = self.file_path(index);
-            let file = match File::open(&path) {
-                Ok(file) => file,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(source) => return Err(read_error(&path, source)),
+            let Some((path, file, len)) = self.open_file(index)? else {
+                continue;
             };
-            let len = file
-                .metadata()
-                .map_err(|source| read_error(&path, source))?
-                .len();
             let found = newest_records(&path, file, len, before, limit - records.len())?;
             // A rotation between two files could show a record twice: sequence numbers only
             // go down from here.
@@ -302,6 +288,22 @@ impl AuditLog {
     }
 
     /// `audit.log` for 0, `audit.log.<n>` for the n-th rotated file (1 is the newest).
+    /// The file at `index` (0 current, then rotated) with its path and length; None when there
+    /// is no such file.
+    fn open_file(&self, index: u32) -> Result<Option<(PathBuf, File, u64)>, AuditError> {
+        let path = self.file_path(index);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(read_error(&path, source)),
+        };
+        let len = file
+            .metadata()
+            .map_err(|source| read_error(&path, source))?
+            .len();
+        Ok(Some((path, file, len)))
+    }
+
     pub(super) fn file_path(&self, index: u32) -> PathBuf {
         if index == 0 {
             return self.path.clone();
@@ -431,7 +433,7 @@ pub(super) fn read_error(path: &Path, source: std::io::Error) -> AuditError {
     }
 }
 
-fn now_rfc3339() -> String {
+pub(super) fn now_rfc3339() -> String {
     let now = OffsetDateTime::now_utc();
     let now = now.replace_nanosecond(0).unwrap_or(now);
     // A current UTC time always formats as RFC 3339.

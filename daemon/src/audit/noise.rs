@@ -6,9 +6,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
-
+use super::log::now_rfc3339;
 use super::record::NewAuditRecord;
 
 /// Sources counted separately per interval; any more share one bucket under the unspecified
@@ -76,12 +74,6 @@ impl NoiseCounter {
             })
             .collect()
     }
-}
-
-fn now_rfc3339() -> String {
-    let now = OffsetDateTime::now_utc();
-    let now = now.replace_nanosecond(0).unwrap_or(now);
-    now.format(&Rfc3339).unwrap_or_default()
 }
 
 #[cfg(test)]

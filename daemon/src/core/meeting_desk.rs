@@ -4,7 +4,7 @@
 //! every change here is ordered with every other change of the room.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +23,7 @@ use super::room::now_rfc3339;
 use crate::accounts::{Secret, random_base64url, sha256};
 use crate::call_history::CallRecord;
 use crate::config::Config;
+use crate::net_source::source_group;
 use crate::random::{UNAMBIGUOUS_ALPHABET, code};
 
 /// Wrong PINs from one source before each further attempt from it must wait. Counted per
@@ -52,18 +53,6 @@ struct Guest {
 struct PinAttempts {
     wrong: u32,
     next_attempt: Instant,
-}
-
-/// The part of an address a PIN guesser is held by: the address, or its /64 for IPv6 (one
-/// host usually owns a whole /64).
-fn pin_source(address: IpAddr) -> IpAddr {
-    match address {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & (u128::MAX << 64))),
-        },
-        v4 => v4,
-    }
 }
 
 /// The meeting going on, as far as the core needs to remember beyond the status.
@@ -363,7 +352,7 @@ impl MeetingDesk {
         let current = self.hosted(meeting_id)?;
         check_display_name(&name).map_err(|p| CoreError::Refused(format!("name: {p}")))?;
         let now = Instant::now();
-        let source = pin_source(source);
+        let source = source_group(source);
         if let Some(attempts) = current.wrong_pins.get(&source)
             && now < attempts.next_attempt
         {

@@ -17,6 +17,18 @@ pub(crate) fn one_pipeline_test_at_a_time() -> std::sync::MutexGuard<'static, ()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The audio branch of the built-in simulated profile (its first microphone, its first speaker),
+/// GStreamer initialised.
+pub(crate) fn simulated_audio_branch() -> super::audio::AudioBranch {
+    gstreamer::init().unwrap();
+    let profile = crate::hardware::Profile::builtin("simulated").unwrap();
+    super::audio::AudioBranch::build(&super::audio::AudioSetup {
+        microphone: profile.microphones[0].clone(),
+        speaker: profile.speakers.first().cloned(),
+    })
+    .unwrap()
+}
+
 fn names(list: &[&str]) -> Vec<String> {
     list.iter().map(|n| (*n).to_owned()).collect()
 }
@@ -84,8 +96,6 @@ mod branches {
     use gstreamer::prelude::*;
 
     use super::branches_support::{awake, video_setup};
-    use crate::hardware::Profile;
-    use crate::media::audio::{AudioBranch, AudioSetup};
     use crate::media::privacy::is_black_i420;
     use crate::media::video::VideoBranch;
     use crate::media::view::RoomView;
@@ -163,13 +173,7 @@ mod branches {
     #[test]
     fn muted_microphones_send_only_silence_to_the_encoder() {
         let _serial = super::one_pipeline_test_at_a_time();
-        gst::init().unwrap();
-        let profile = Profile::builtin("simulated").unwrap();
-        let branch = AudioBranch::build(&AudioSetup {
-            microphone: profile.microphones[0].clone(),
-            speaker: profile.speakers.first().cloned(),
-        })
-        .unwrap();
+        let branch = super::simulated_audio_branch();
         let seen = watch_buffers(&branch.encoder_input().unwrap(), is_silent);
         branch.start().unwrap();
 

@@ -1,11 +1,13 @@
 //! How many new TLS connections each source may open: a token bucket per source address, checked
 //! when the connection is accepted, before any handshake work (and before any TPM signature).
-//! IPv6 sources count per /64, the block one host usually holds.
+//! Sources are grouped by [`source_group`] (IPv6 per /64, the block one host usually holds).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
+
+use crate::net_source::source_group;
 
 /// New connections a source may open at once (a browser opens about six to one origin).
 pub const BURST: f64 = 20.0;
@@ -17,22 +19,15 @@ const MAX_SOURCES: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Source {
-    V4(u32),
-    /// The first 64 bits.
-    V6(u64),
+    /// The address as [`source_group`] groups it.
+    Group(IpAddr),
     /// Every source the table has no room for.
     Overflow,
 }
 
 impl Source {
     fn of(ip: IpAddr) -> Source {
-        match ip {
-            IpAddr::V4(v4) => Source::V4(u32::from(v4)),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => Source::V4(u32::from(v4)),
-                None => Source::V6((u128::from(v6) >> 64) as u64),
-            },
-        }
+        Source::Group(source_group(ip))
     }
 }
 

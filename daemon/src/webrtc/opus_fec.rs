@@ -229,19 +229,12 @@ mod room_voice {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::hardware::Profile;
-    use crate::media::audio::{AudioBranch, AudioSetup};
+    use crate::media::tests::simulated_audio_branch;
     use crate::media::view::RoomView;
 
     /// Packets encoded in `span` and how many of them carry FEC.
     fn encode(loss_percent: i32, span: Duration) -> (u32, u32) {
-        gst::init().unwrap();
-        let profile = Profile::builtin("simulated").unwrap();
-        let branch = AudioBranch::build(&AudioSetup {
-            microphone: profile.microphones[0].clone(),
-            speaker: profile.speakers.first().cloned(),
-        })
-        .unwrap();
+        let branch = simulated_audio_branch();
         let mut view = RoomView::private();
         view.in_meeting = true;
         view.muted = false;
