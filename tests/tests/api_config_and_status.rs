@@ -405,6 +405,10 @@ fn trust_deciding_keys_are_file_only_or_admin_only() -> Result<(), HarnessError>
         json!({"accounts": {"lockout_threshold": 20}}),
         json!({"accounts": {"lockout_max_seconds": 60}}),
         json!({"api": {"listen": ["0.0.0.0:8443"]}}),
+        // An integrator cannot shorten the audit trail of what they did.
+        json!({"logging": {"audit_retention_days": 1}}),
+        json!({"logging": {"audit_max_files": 1}}),
+        json!({"logging": {"audit_max_file_bytes": 65536}}),
     ] {
         let refused = roomd
             .request("PATCH", "/api/v1/config")
