@@ -264,6 +264,8 @@ mod room_voice {
 
     #[test]
     fn the_rooms_voice_carries_fec_when_loss_is_expected() {
+        // A live pipeline: it takes its turn with the others (see one_pipeline_test_at_a_time).
+        let _serial = crate::media::tests::one_pipeline_test_at_a_time();
         let (packets, fec) = encode(0, Duration::from_secs(3));
         eprintln!("no loss expected: {fec} of {packets} packets carry FEC");
         assert!(packets > 50, "{packets} packets in 3 s");
