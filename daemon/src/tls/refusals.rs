@@ -43,8 +43,10 @@ pub fn note(refusal: Refusal) {
         Refusal::TpmBusy => counts.tpm_busy += 1,
     }
     let now = Instant::now();
+    // Only the very first refusal is logged at once; after that a period starts at each log
+    // line, so that a flood gives one line per `LOG_EVERY`.
+    let first = counts.since.is_none();
     let since = *counts.since.get_or_insert(now);
-    let first = counts.source_rate + counts.too_many_handshakes + counts.tpm_busy == 1;
     if first || now.duration_since(since) >= LOG_EVERY {
         tracing::warn!(
             "refused new TLS connections in the last {} s: {} over a source's handshake rate, \
