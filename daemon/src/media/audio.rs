@@ -43,6 +43,13 @@ pub struct AudioBranch {
     speaker_volume: gst::Element,
 }
 
+/// See `VideoBranch`'s `Drop`: a pipeline is never disposed while it plays.
+impl Drop for AudioBranch {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 impl AudioBranch {
     pub fn build(setup: &AudioSetup) -> Result<AudioBranch, MediaError> {
         let probe = format!(

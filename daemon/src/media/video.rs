@@ -66,6 +66,14 @@ pub struct VideoBranch {
     codes: gst::Element,
 }
 
+/// A branch dropped while playing (a failed test, an engine torn down mid-start) would leave
+/// GStreamer disposing elements in PLAYING, which can crash the process: stop it first.
+impl Drop for VideoBranch {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// The display's compositor as far-end pictures come and go: it knows the room's current view
 /// and the remote pads, and arranges them whenever either changes.
 #[derive(Clone)]
