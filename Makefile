@@ -138,7 +138,7 @@ $(WEBUI_DIR)/dist/index.html: $(WEBUI_SOURCES) $(WEBUI_DIR)/node_modules/.instal
 webui: $(WEBUI_DIR)/dist/index.html
 
 build: webui
-	cargo build --release --bins -p roomd
+	cargo build --release --bins -p roomd -p roomctl
 
 # roomd_<version>_<arch>.deb in target/deb/, from the release binaries (image/deb/build.sh).
 deb: build

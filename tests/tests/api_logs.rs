@@ -73,7 +73,7 @@ fn a_failed_login_is_a_warn_record_that_audit_may_read() -> Result<(), HarnessEr
     assert!(
         failed["target"]
             .as_str()
-            .is_some_and(|t| t.starts_with("roomd::")),
+            .is_some_and(|t| t.starts_with("roomd")),
         "{failed}"
     );
     let time = failed["time"].as_str().unwrap_or_default();

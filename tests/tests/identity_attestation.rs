@@ -3,7 +3,7 @@
 //! tampered and foreign quotes are refused.
 
 use base64::Engine;
-use roomd::remote_attestation::{DeviceCheckError, QuoteError, challenge_ak_binding, check_device};
+use roomd_attestation::{DeviceCheckError, QuoteError, challenge_ak_binding, check_device};
 use roomd_tests::{HarnessError, Roomd, Swtpm};
 use serde_json::{Value, json};
 

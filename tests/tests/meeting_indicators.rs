@@ -20,7 +20,7 @@ const MEDIA_TIMEOUT: Duration = Duration::from_secs(30);
 /// An offer from Chromium whose ICE candidates are mDNS names nothing resolves: roomd answers it,
 /// but no connectivity check, DTLS handshake or SRTP key ever follows.
 const UNREACHABLE_OFFER: &str =
-    include_str!("../../daemon/src/webrtc/testdata/chromium-sendonly.sdp");
+    include_str!("../../daemon/media/src/webrtc/testdata/chromium-sendonly.sdp");
 
 fn participant<'a>(meeting: &'a Value, name: &str) -> &'a Value {
     meeting::participant(meeting, name).unwrap_or(&Value::Null)

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use roomd::tpm::{DEVICE_KEY_HANDLE, Tpm};
+use roomd_identity::tpm::{DEVICE_KEY_HANDLE, Tpm};
 use roomd_tests::{Roomd, Swtpm, roomd_bin};
 use rustls::client::Resumption;
 use rustls::pki_types::pem::PemObject;

@@ -1,0 +1,445 @@
+//! Room commands: what people and programs ask the room to do.
+//!
+//! `POST /api/v1/commands/{name}` bodies are parsed here into a typed [`RoomCommand`]; the API
+//! only routes and authorises. Argument structs reject unknown fields so that a typo is an error
+//! rather than a silently ignored request.
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::meeting::MeetingTarget;
+use roomd_model::config::{
+    CameraPosition, Layout, SelfviewMode, SelfviewPosition, check_camera_position,
+    check_camera_preset_name,
+};
+
+/// A request to change the room, as the core understands it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RoomCommand {
+    /// `audio.volume.set`: sets the speaker volume.
+    SetVolume {
+        /// 0..=100.
+        level: u8,
+    },
+    /// `audio.microphones.mute` and `audio.microphones.unmute`.
+    SetMicrophonesMuted {
+        /// Whether the microphones are to be muted.
+        muted: bool,
+    },
+    /// `video.layout.set`: arranges the main display.
+    SetLayout {
+        /// The new layout.
+        layout: Layout,
+    },
+    /// `video.selfview.set`: shows or hides the self-view picture.
+    SetSelfview {
+        /// Shown or hidden.
+        mode: SelfviewMode,
+        /// The corner to move it to; None keeps the current one.
+        position: Option<SelfviewPosition>,
+    },
+    /// `standby.activate`: enters standby at once.
+    ActivateStandby,
+    /// `standby.deactivate`: leaves standby (as any other command does too).
+    DeactivateStandby,
+    /// `video.camera.on` and `video.camera.off`.
+    SetCameraEnabled {
+        /// Whether the camera is to be on.
+        enabled: bool,
+    },
+    /// `video.content.start` and `video.content.stop`: shares the content input or stops.
+    SetContentSharing {
+        /// Whether content is to be shared.
+        active: bool,
+    },
+    /// Moves the camera; what is left out stays.
+    SetCameraPosition {
+        /// See [`CameraPosition::pan`]; checked to be in range.
+        pan: Option<i8>,
+        /// See [`CameraPosition::tilt`]; checked to be in range.
+        tilt: Option<i8>,
+        /// See [`CameraPosition::zoom`]; checked to be in range.
+        zoom: Option<u16>,
+    },
+    /// `video.camera.preset.save`: saves the camera's current position in the configuration,
+    /// over a preset of the same name if there is one; refused when the list is full.
+    SaveCameraPreset {
+        /// A valid preset name (1 to 32 lowercase letters, digits and `-`).
+        name: String,
+    },
+    /// `video.camera.preset.recall`: moves the camera to a saved preset; refused if there is
+    /// none of that name.
+    RecallCameraPreset {
+        /// A valid preset name.
+        name: String,
+    },
+    /// `meeting.join`: joins or hosts a meeting; refused while the room is in one.
+    JoinMeeting {
+        /// What to join or host, checked.
+        target: Box<MeetingTarget>,
+    },
+    /// `meeting.leave`: leaves the meeting (or ends the hosted one) and writes the call
+    /// history.
+    LeaveMeeting,
+    /// Lets a guest in from the lobby of a hosted meeting.
+    AdmitParticipant {
+        /// The guest's participant id, from `status.meeting.participants`.
+        id: String,
+    },
+    /// `meeting.remove`: removes a participant from the meeting; refused if there is none of
+    /// that id.
+    RemoveParticipant {
+        /// The participant id, from `status.meeting.participants`.
+        id: String,
+    },
+}
+
+/// A command's name and an example of its arguments (documented in `openapi.json`).
+#[derive(Debug, Clone, Copy)]
+pub struct CommandSpec {
+    /// Dotted name, as in `POST /api/v1/commands/{name}`.
+    pub name: &'static str,
+    /// Example arguments, a JSON object as text.
+    pub example: &'static str,
+}
+
+/// Every command the room accepts. All of them need the `RoomControl` permission today.
+pub const COMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        name: "audio.volume.set",
+        example: r#"{"level": 60}"#,
+    },
+    CommandSpec {
+        name: "audio.microphones.mute",
+        example: "{}",
+    },
+    CommandSpec {
+        name: "audio.microphones.unmute",
+        example: "{}",
+    },
+    CommandSpec {
+        name: "video.layout.set",
+        example: r#"{"layout": "grid"}"#,
+    },
+    CommandSpec {
+        name: "video.selfview.set",
+        example: r#"{"mode": "on", "position": "upper-left"}"#,
+    },
+    CommandSpec {
+        name: "standby.activate",
+        example: "{}",
+    },
+    CommandSpec {
+        name: "standby.deactivate",
+        example: "{}",
+    },
+    CommandSpec {
+        name: "video.camera.on",
+        example: "{}",
+    },
+    CommandSpec {
+        name: "video.camera.off",
+        example: "{}",
+    },
+    CommandSpec {
+        name: "video.camera.position.set",
+        example: r#"{"pan": -30, "tilt": 10, "zoom": 150}"#,
+    },
+    CommandSpec {
+        name: "video.camera.preset.save",
+        example: r#"{"name": "table"}"#,
+    },
+    CommandSpec {
+        name: "video.camera.preset.recall",
+        example: r#"{"name": "table"}"#,
+    },
+    CommandSpec {
+        name: "video.content.start",
+        example: "{}",
+    },
+    CommandSpec {
+        name: "video.content.stop",
+        example: "{}",
+    },
+    CommandSpec {
+        name: "meeting.join",
+        example: r#"{"target": {"kind": "janus", "server": "https://janus.example.org:8089/janus", "room": 1234, "pin": "room-pin"}}"#,
+    },
+    CommandSpec {
+        name: "meeting.leave",
+        example: "{}",
+    },
+    CommandSpec {
+        name: "meeting.admit",
+        example: r#"{"participant": "g-7QK3M9TX"}"#,
+    },
+    CommandSpec {
+        name: "meeting.remove",
+        example: r#"{"participant": "g-7QK3M9TX"}"#,
+    },
+];
+
+/// Why [`RoomCommand::parse`] refused a request.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum CommandError {
+    /// No command has this name.
+    #[error("unknown command {name:?}; known commands: {}", known_names())]
+    Unknown {
+        /// The name given, cut to 64 characters.
+        name: String,
+    },
+    /// The arguments do not fit the command (unknown field, wrong type, out of range).
+    #[error("{command}: {message}")]
+    InvalidArguments {
+        /// The command's name.
+        command: &'static str,
+        /// What is wrong, naming the argument.
+        message: String,
+    },
+}
+
+fn known_names() -> String {
+    COMMANDS
+        .iter()
+        .map(|c| c.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoArgs {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VolumeArgs {
+    level: u8,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PositionArgs {
+    pan: Option<i8>,
+    tilt: Option<i8>,
+    zoom: Option<u16>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PresetArgs {
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JoinArgs {
+    target: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ParticipantArgs {
+    participant: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LayoutArgs {
+    layout: Layout,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SelfviewArgs {
+    mode: SelfviewMode,
+    #[serde(default)]
+    position: Option<SelfviewPosition>,
+}
+
+impl RoomCommand {
+    /// Parses a command by name from its JSON arguments.
+    pub fn parse(name: &str, args: &Value) -> Result<RoomCommand, CommandError> {
+        let spec =
+            COMMANDS
+                .iter()
+                .find(|c| c.name == name)
+                .ok_or_else(|| CommandError::Unknown {
+                    name: truncate(name),
+                })?;
+        let command = spec.name;
+        Ok(match command {
+            "audio.volume.set" => {
+                let a: VolumeArgs = args_of(command, args)?;
+                if a.level > 100 {
+                    return Err(CommandError::InvalidArguments {
+                        command,
+                        message: format!("level: {} is out of range 0..=100", a.level),
+                    });
+                }
+                RoomCommand::SetVolume { level: a.level }
+            }
+            "audio.microphones.mute" | "audio.microphones.unmute" => {
+                let NoArgs {} = args_of(command, args)?;
+                RoomCommand::SetMicrophonesMuted {
+                    muted: command.ends_with(".mute"),
+                }
+            }
+            "video.layout.set" => {
+                let a: LayoutArgs = args_of(command, args)?;
+                RoomCommand::SetLayout { layout: a.layout }
+            }
+            "video.selfview.set" => {
+                let a: SelfviewArgs = args_of(command, args)?;
+                RoomCommand::SetSelfview {
+                    mode: a.mode,
+                    position: a.position,
+                }
+            }
+            "standby.activate" => {
+                let NoArgs {} = args_of(command, args)?;
+                RoomCommand::ActivateStandby
+            }
+            "standby.deactivate" => {
+                let NoArgs {} = args_of(command, args)?;
+                RoomCommand::DeactivateStandby
+            }
+            "video.camera.on" | "video.camera.off" => {
+                let NoArgs {} = args_of(command, args)?;
+                RoomCommand::SetCameraEnabled {
+                    enabled: command.ends_with(".on"),
+                }
+            }
+            "video.camera.position.set" => {
+                let a: PositionArgs = args_of(command, args)?;
+                let invalid = |message: String| CommandError::InvalidArguments { command, message };
+                let probe = CameraPosition {
+                    pan: a.pan.unwrap_or(0),
+                    tilt: a.tilt.unwrap_or(0),
+                    zoom: a.zoom.unwrap_or(100),
+                };
+                check_camera_position(probe).map_err(invalid)?;
+                if a.pan.is_none() && a.tilt.is_none() && a.zoom.is_none() {
+                    return Err(invalid("give at least one of pan, tilt, zoom".into()));
+                }
+                RoomCommand::SetCameraPosition {
+                    pan: a.pan,
+                    tilt: a.tilt,
+                    zoom: a.zoom,
+                }
+            }
+            "video.camera.preset.save" | "video.camera.preset.recall" => {
+                let a: PresetArgs = args_of(command, args)?;
+                check_camera_preset_name(&a.name)
+                    .map_err(|message| CommandError::InvalidArguments { command, message })?;
+                if command.ends_with(".save") {
+                    RoomCommand::SaveCameraPreset { name: a.name }
+                } else {
+                    RoomCommand::RecallCameraPreset { name: a.name }
+                }
+            }
+            "video.content.start" | "video.content.stop" => {
+                let NoArgs {} = args_of(command, args)?;
+                RoomCommand::SetContentSharing {
+                    active: command.ends_with(".start"),
+                }
+            }
+            "meeting.join" => {
+                let a: JoinArgs = args_of(command, args)?;
+                let target = MeetingTarget::parse(&a.target).map_err(|message| {
+                    CommandError::InvalidArguments {
+                        command,
+                        message: format!("target: {message}"),
+                    }
+                })?;
+                RoomCommand::JoinMeeting {
+                    target: Box::new(target),
+                }
+            }
+            "meeting.leave" => {
+                let NoArgs {} = args_of(command, args)?;
+                RoomCommand::LeaveMeeting
+            }
+            "meeting.admit" | "meeting.remove" => {
+                let a: ParticipantArgs = args_of(command, args)?;
+                if a.participant.is_empty() || a.participant.len() > 64 {
+                    return Err(CommandError::InvalidArguments {
+                        command,
+                        message:
+                            "participant: give a participant id from status.meeting.participants"
+                                .into(),
+                    });
+                }
+                if command.ends_with(".admit") {
+                    RoomCommand::AdmitParticipant { id: a.participant }
+                } else {
+                    RoomCommand::RemoveParticipant { id: a.participant }
+                }
+            }
+            other => unreachable!("command {other} is listed in COMMANDS but not parsed"),
+        })
+    }
+}
+
+fn args_of<T: DeserializeOwned>(command: &'static str, args: &Value) -> Result<T, CommandError> {
+    if !args.is_object() {
+        return Err(CommandError::InvalidArguments {
+            command,
+            message: "arguments must be a JSON object (use {} when there are none)".into(),
+        });
+    }
+    roomd_base::json_error::deserialize(args).map_err(|e| CommandError::InvalidArguments {
+        command,
+        message: e.message,
+    })
+}
+
+/// Names come from request paths; keep error messages bounded.
+fn truncate(name: &str) -> String {
+    name.chars().take(64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_listed_command_parses_its_example() {
+        for spec in COMMANDS {
+            let args: Value = serde_json::from_str(spec.example).unwrap();
+            RoomCommand::parse(spec.name, &args).unwrap_or_else(|e| panic!("{}: {e}", spec.name));
+        }
+    }
+
+    #[test]
+    fn bad_arguments_name_the_field() {
+        let err = RoomCommand::parse("audio.volume.set", &json!({"level": 101})).unwrap_err();
+        assert!(
+            err.to_string().contains("level: 101 is out of range"),
+            "{err}"
+        );
+        let err = RoomCommand::parse("audio.volume.set", &json!({"level": "loud"})).unwrap_err();
+        assert!(err.to_string().contains("level"), "{err}");
+        let err = RoomCommand::parse("audio.microphones.mute", &json!({"now": true})).unwrap_err();
+        assert!(err.to_string().contains("unknown field `now`"), "{err}");
+        let err = RoomCommand::parse("video.layout.set", &json!({"layout": "mosaic"})).unwrap_err();
+        assert!(err.to_string().contains("layout"), "{err}");
+        let err = RoomCommand::parse("standby.activate", &json!([])).unwrap_err();
+        assert!(err.to_string().contains("JSON object"), "{err}");
+    }
+
+    #[test]
+    fn unknown_commands_list_the_known_ones() {
+        let err = RoomCommand::parse("system.selfdestruct", &json!({})).unwrap_err();
+        assert!(err.to_string().contains("audio.volume.set"), "{err}");
+    }
+
+    #[test]
+    fn mute_and_unmute_map_to_one_command() {
+        assert_eq!(
+            RoomCommand::parse("audio.microphones.unmute", &json!({})).unwrap(),
+            RoomCommand::SetMicrophonesMuted { muted: false }
+        );
+    }
+}

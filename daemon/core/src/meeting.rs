@@ -1,0 +1,727 @@
+//! Meetings as the core sees them: what was asked for (the target, whose secrets stay out of the
+//! status), who takes part, and how the streams fare. The meeting engine does the signalling and
+//! media; it follows the [`MeetingPlan`] the core publishes and reports back [`MeetingReport`]s.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use url::Url;
+
+use roomd_model::Secret;
+
+/// Characters of a hosted meeting's id: readable aloud and typeable, see [`roomd_base::random`].
+pub(crate) const MEETING_ID_CHARS: usize = 10;
+const PIN_MIN_DIGITS: usize = 4;
+const PIN_MAX_DIGITS: usize = 12;
+const DISPLAY_NAME_MAX_CHARS: usize = 64;
+const TOKEN_MAX_CHARS: usize = 4096;
+
+/// Where a meeting takes place. Secrets (PINs, bearer tokens) are [`Secret`]s: never in `Debug`.
+#[derive(Debug, Clone)]
+pub enum MeetingTarget {
+    /// A Janus VideoRoom.
+    Janus {
+        /// The Janus HTTP API, e.g. `https://janus.example:8089/janus`.
+        server: Url,
+        /// The VideoRoom's number; never 0.
+        room: u64,
+        /// The room's PIN, if it has one.
+        pin: Option<Secret>,
+        /// The name the room uses in the meeting; None: `system.name`. At most 64 characters,
+        /// no control characters.
+        display_name: Option<String>,
+    },
+    /// Publish by WHIP; optionally also play a WHEP resource.
+    Whip {
+        /// The WHIP endpoint.
+        url: Url,
+        /// Bearer token for the endpoint(s), if needed.
+        token: Option<Secret>,
+        /// A WHEP resource to play as well.
+        whep_url: Option<Url>,
+    },
+    /// Play a WHEP resource.
+    Whep {
+        /// The WHEP endpoint.
+        url: Url,
+        /// Bearer token for the endpoint, if needed.
+        token: Option<Secret>,
+    },
+    /// Another room's hosted meeting, joined as its guest.
+    Direct {
+        /// The room's origin (`https://host:port`).
+        room: Url,
+        /// The hosted meeting's id, from the join link.
+        meeting_id: String,
+        /// The meeting's PIN (4 to 12 digits), if it has one.
+        pin: Option<Secret>,
+        /// The name the room uses in the meeting; None: `system.name`. At most 64 characters,
+        /// no control characters.
+        display_name: Option<String>,
+    },
+    /// A meeting hosted by this room.
+    Hosted {
+        /// The PIN guests must give (4 to 12 digits); None: no PIN.
+        pin: Option<Secret>,
+    },
+}
+
+impl MeetingTarget {
+    /// `janus`, `whip`, `whep`, `direct` or `hosted`, as in the `kind` field.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MeetingTarget::Janus { .. } => "janus",
+            MeetingTarget::Whip { .. } => "whip",
+            MeetingTarget::Whep { .. } => "whep",
+            MeetingTarget::Direct { .. } => "direct",
+            MeetingTarget::Hosted { .. } => "hosted",
+        }
+    }
+
+    /// The target without its secrets, as status and the call history show it.
+    pub fn public(&self) -> Value {
+        match self {
+            MeetingTarget::Janus {
+                server,
+                room,
+                pin,
+                display_name,
+            } => json!({
+                "kind": "janus", "server": public_url(server), "room": room,
+                "pin_set": pin.is_some(), "display_name": display_name,
+            }),
+            MeetingTarget::Whip {
+                url,
+                token,
+                whep_url,
+            } => json!({
+                "kind": "whip", "url": public_url(url), "token_set": token.is_some(),
+                "whep_url": whep_url.as_ref().map(public_url),
+            }),
+            MeetingTarget::Whep { url, token } => json!({
+                "kind": "whep", "url": public_url(url), "token_set": token.is_some(),
+            }),
+            MeetingTarget::Direct {
+                room,
+                meeting_id,
+                pin,
+                display_name,
+            } => json!({
+                "kind": "direct", "address": direct_address(room, meeting_id),
+                "pin_set": pin.is_some(), "display_name": display_name,
+            }),
+            MeetingTarget::Hosted { pin } => json!({"kind": "hosted", "pin_set": pin.is_some()}),
+        }
+    }
+
+    /// Parses the `target` argument of `meeting.join`; the message names the field at fault.
+    pub fn parse(value: &Value) -> Result<MeetingTarget, String> {
+        let raw: RawTarget = roomd_base::json_error::deserialize(value).map_err(|e| e.message)?;
+        Ok(match raw {
+            RawTarget::Janus {
+                server,
+                room,
+                pin,
+                display_name,
+            } => MeetingTarget::Janus {
+                server: server_url("server", &server)?,
+                room: match room {
+                    0 => return Err("room: 0 is not a Janus room number".into()),
+                    n => n,
+                },
+                pin: optional_secret("pin", pin, check_janus_pin)?,
+                display_name: display_name_of(display_name)?,
+            },
+            RawTarget::Whip {
+                url,
+                token,
+                whep_url,
+            } => MeetingTarget::Whip {
+                url: server_url("url", &url)?,
+                token: optional_secret("token", token, check_token)?,
+                whep_url: whep_url.map(|u| server_url("whep_url", &u)).transpose()?,
+            },
+            RawTarget::Whep { url, token } => MeetingTarget::Whep {
+                url: server_url("url", &url)?,
+                token: optional_secret("token", token, check_token)?,
+            },
+            RawTarget::Direct {
+                address,
+                pin,
+                display_name,
+            } => {
+                let (room, meeting_id) = parse_direct_address(&address)?;
+                MeetingTarget::Direct {
+                    room,
+                    meeting_id,
+                    pin: optional_secret("pin", pin, check_pin)?,
+                    display_name: display_name_of(display_name)?,
+                }
+            }
+            RawTarget::Hosted { pin } => MeetingTarget::Hosted {
+                pin: optional_secret("pin", pin, check_pin)?,
+            },
+        })
+    }
+}
+
+/// Targets are equal when they would lead to the same meeting; secrets compare by presence.
+impl PartialEq for MeetingTarget {
+    fn eq(&self, other: &Self) -> bool {
+        self.public() == other.public()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+enum RawTarget {
+    Janus {
+        server: String,
+        room: u64,
+        #[serde(default)]
+        pin: Option<String>,
+        #[serde(default)]
+        display_name: Option<String>,
+    },
+    Whip {
+        url: String,
+        #[serde(default)]
+        token: Option<String>,
+        #[serde(default)]
+        whep_url: Option<String>,
+    },
+    Whep {
+        url: String,
+        #[serde(default)]
+        token: Option<String>,
+    },
+    Direct {
+        address: String,
+        #[serde(default)]
+        pin: Option<String>,
+        #[serde(default)]
+        display_name: Option<String>,
+    },
+    Hosted {
+        #[serde(default)]
+        pin: Option<String>,
+    },
+}
+
+/// A server URL: https, or http only to a loopback address (a server on the room itself).
+fn server_url(field: &str, value: &str) -> Result<Url, String> {
+    let url = Url::parse(value).map_err(|e| format!("{field}: not a URL ({e})"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(format!(
+                "{field}: http is unencrypted; use https (http is accepted only for a server on \
+                 this room itself)"
+            ));
+        }
+        other => return Err(format!("{field}: scheme {other:?} is not https")),
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{field}: the URL has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "{field}: credentials do not belong in the URL; use the pin or token field"
+        ));
+    }
+    Ok(url)
+}
+
+/// `https://host[:port]/join/<meeting-id>` → (origin, meeting id).
+fn parse_direct_address(address: &str) -> Result<(Url, String), String> {
+    let url = server_url("address", address)?;
+    let segments: Vec<&str> = url
+        .path_segments()
+        .map(|s| s.filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default();
+    match segments.as_slice() {
+        ["join", id] if is_meeting_id(id) => {
+            let mut origin = url.clone();
+            origin.set_path("/");
+            origin.set_query(None);
+            origin.set_fragment(None);
+            Ok((origin, (*id).to_owned()))
+        }
+        _ => Err(
+            "address: expected the other room's join link, https://<room>/join/<meeting-id>".into(),
+        ),
+    }
+}
+
+fn direct_address(room: &Url, meeting_id: &str) -> String {
+    format!("{}/join/{meeting_id}", room.as_str().trim_end_matches('/'))
+}
+
+/// Whether `id` can be a hosted meeting's id (the guest API checks path input with it).
+pub fn is_meeting_id(id: &str) -> bool {
+    id.len() >= 8
+        && id.len() <= 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A URL without its query: query strings often carry access tokens.
+fn public_url(url: &Url) -> String {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string()
+}
+
+fn optional_secret(
+    field: &str,
+    value: Option<String>,
+    check: fn(&str) -> Result<(), String>,
+) -> Result<Option<Secret>, String> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.is_empty() => Ok(None),
+        Some(v) => {
+            check(&v).map_err(|problem| format!("{field}: {problem}"))?;
+            Ok(Some(Secret::new(v)))
+        }
+    }
+}
+
+/// The PIN of a hosted meeting: digits, so that it can be typed on any keypad.
+pub fn check_pin(pin: &str) -> Result<(), String> {
+    if (PIN_MIN_DIGITS..=PIN_MAX_DIGITS).contains(&pin.len())
+        && pin.bytes().all(|b| b.is_ascii_digit())
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "a PIN is {PIN_MIN_DIGITS} to {PIN_MAX_DIGITS} digits"
+        ))
+    }
+}
+
+/// Janus room PINs are free text; keep them printable and bounded.
+fn check_janus_pin(pin: &str) -> Result<(), String> {
+    if pin.len() <= 256 && !pin.chars().any(char::is_control) {
+        Ok(())
+    } else {
+        Err("at most 256 characters without control characters".into())
+    }
+}
+
+fn check_token(token: &str) -> Result<(), String> {
+    if token.len() <= TOKEN_MAX_CHARS && token.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "a bearer token is at most {TOKEN_MAX_CHARS} printable ASCII characters"
+        ))
+    }
+}
+
+fn display_name_of(value: Option<String>) -> Result<Option<String>, String> {
+    match value {
+        None => Ok(None),
+        Some(name) => check_display_name(&name)
+            .map(|()| Some(name))
+            .map_err(|p| format!("display_name: {p}")),
+    }
+}
+
+/// Names people give themselves (guests) or the room: shown on displays and in lists.
+pub fn check_display_name(name: &str) -> Result<(), String> {
+    let chars = name.chars().count();
+    if name.trim().is_empty() {
+        Err("a name must not be blank".into())
+    } else if chars > DISPLAY_NAME_MAX_CHARS {
+        Err(format!(
+            "{chars} characters; at most {DISPLAY_NAME_MAX_CHARS}"
+        ))
+    } else if name.chars().any(char::is_control) {
+        Err("control characters are not allowed".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// `status.meeting.state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MeetingState {
+    /// No meeting.
+    Idle,
+    /// Signalling and connecting are under way.
+    Joining,
+    /// Waiting to be admitted by the host of another room's meeting.
+    Lobby,
+    /// In the meeting (for a hosted meeting: hosting it).
+    Connected,
+    /// The server or network went away; the engine rejoins with backoff.
+    Reconnecting,
+    /// The last meeting ended with an error (`status.meeting.error`).
+    Failed,
+}
+
+impl MeetingState {
+    /// Whether a meeting is going on (the encoders run, `meeting.join` is refused).
+    pub fn active(self) -> bool {
+        !matches!(self, MeetingState::Idle | MeetingState::Failed)
+    }
+
+    /// The state as status shows it, e.g. `connected`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MeetingState::Idle => "idle",
+            MeetingState::Joining => "joining",
+            MeetingState::Lobby => "lobby",
+            MeetingState::Connected => "connected",
+            MeetingState::Reconnecting => "reconnecting",
+            MeetingState::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for MeetingState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `status.meeting`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MeetingStatus {
+    /// Where the room stands.
+    pub state: MeetingState,
+    /// The target without secrets; `null` when idle.
+    pub target: Value,
+    /// A hosted meeting's id; empty otherwise.
+    pub id: String,
+    /// Where guests join a hosted meeting; empty otherwise.
+    pub join_url: String,
+    /// RFC 3339 time of the last change of `state`.
+    pub since: String,
+    /// What went wrong last; empty when nothing did.
+    pub error: String,
+    /// Whether the meeting has streams and every one of them is DTLS-SRTP, measured on the
+    /// transports (a peer not yet keyed, or whose DTLS closed, makes it false).
+    pub encrypted: bool,
+    /// The other participants; never the room itself.
+    pub participants: Vec<Participant>,
+    /// Every stream of the meeting, refreshed every second; the room's own are listed with
+    /// `participant` `self` (camera and microphones) or `content`.
+    pub streams: Vec<StreamStats>,
+}
+
+impl MeetingStatus {
+    /// No meeting since `since` (RFC 3339); nothing measured, so not encrypted.
+    pub fn idle(since: String) -> Self {
+        MeetingStatus {
+            state: MeetingState::Idle,
+            target: Value::Null,
+            id: String::new(),
+            join_url: String::new(),
+            since,
+            error: String::new(),
+            // Nothing is measured yet: nothing is shown as encrypted.
+            encrypted: false,
+            participants: Vec::new(),
+            streams: Vec::new(),
+        }
+    }
+}
+
+/// Another participant of the meeting (`status.meeting.participants`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Participant {
+    /// Unique within the meeting; what `meeting.admit` and `meeting.remove` take.
+    pub id: String,
+    /// The name they go by, as they or their server gave it.
+    pub name: String,
+    /// How far they have got into the meeting.
+    pub state: ParticipantState,
+    /// Whether their voice arrives.
+    pub audio: MediaState,
+    /// Whether their picture arrives.
+    pub video: MediaState,
+    /// Their received voice is above -45 dBFS (silent again after 800 ms below -55 dBFS).
+    pub talking: bool,
+    /// `dtls-srtp` while every stream of the participant is encrypted (DTLS connected, SRTP
+    /// keyed), `none` otherwise.
+    pub encryption: String,
+}
+
+/// How far a participant has got into the meeting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ParticipantState {
+    /// A guest waiting to be admitted.
+    Lobby,
+    /// Admitted or announced; media not flowing yet.
+    Connecting,
+    /// Media flows.
+    Connected,
+}
+
+/// Whether one kind of a participant's media arrives, measured on its packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MediaState {
+    /// Packets arrive.
+    On,
+    /// A stream is negotiated but no packet came for 2.5 s (e.g. muted).
+    Off,
+    /// The participant sends no such stream.
+    None,
+}
+
+/// One stream's figures, measured over the last second.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct StreamStats {
+    /// The participant's id, or `self` / `content` for the room's own streams.
+    pub participant: String,
+    /// `send` or `receive`.
+    pub direction: &'static str,
+    /// `audio` or `video`.
+    pub kind: &'static str,
+    /// Bit rate over the last second, in kbit/s.
+    pub bitrate_kbps: f64,
+    /// Packets lost since the stream started (for sent streams, as the far end reports it in
+    /// RTCP); may be negative when duplicates arrive.
+    pub packets_lost: i64,
+    /// `packets_lost` in percent of all the stream's packets, delivered and lost.
+    pub loss_percent: f64,
+    /// Interarrival jitter in milliseconds (for sent streams, as the far end reports it).
+    pub jitter_ms: f64,
+    /// Round-trip time in milliseconds from RTCP; 0 for received streams.
+    pub rtt_ms: f64,
+    /// Video frames per second; 0 for audio.
+    pub frame_rate: f64,
+    /// Video width in pixels; 0 for audio.
+    pub width: u32,
+    /// Video height in pixels; 0 for audio.
+    pub height: u32,
+    /// Frames sent (send) or decoded (receive) since the stream started.
+    pub frames: u64,
+    /// The stream goes through an SRTP session keyed by a connected DTLS handshake.
+    pub encrypted: bool,
+    /// Received audio: lost voice frames rebuilt from Opus in-band FEC.
+    pub fec_recovered: u64,
+    /// Received audio: lost voice frames concealed (no FEC for them).
+    pub concealed: u64,
+    /// Sent audio: the packet loss the room's Opus encoder expects (RTCP-reported).
+    pub expected_loss_percent: u32,
+}
+
+/// What the meeting engine should be doing, with the secrets it needs. Published by the core on
+/// a watch channel; `generation` changes with every new meeting so that reports about an older
+/// one are recognised and dropped.
+#[derive(Debug, Clone)]
+pub struct MeetingPlan {
+    /// Counts meetings since roomd started; every report names the one it is about.
+    pub generation: u64,
+    /// What to join or host, with its secrets.
+    pub target: MeetingTarget,
+    /// A hosted meeting's id; empty otherwise.
+    pub meeting_id: String,
+    /// The name this room uses in the meeting.
+    pub display_name: String,
+    /// Participants the room removed (the engine disconnects them and ignores them).
+    pub removed: Vec<String>,
+}
+
+/// The plan the engine follows: `None` when no meeting should be going on.
+pub type SharedPlan = Option<Arc<MeetingPlan>>;
+
+/// What the meeting engine tells the core. Each names the plan generation it is about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MeetingReport {
+    /// The meeting's state changed (`error` explains `reconnecting` or `failed`).
+    State {
+        /// The plan generation this is about.
+        generation: u64,
+        /// The new state.
+        state: MeetingState,
+        /// Why, for `reconnecting` and `failed`; empty otherwise.
+        error: String,
+    },
+    /// A participant appeared or changed (replaces the entry with the same id).
+    Participant {
+        /// The plan generation this is about.
+        generation: u64,
+        /// The participant as they are now.
+        participant: Participant,
+    },
+    /// A participant left the meeting.
+    ParticipantLeft {
+        /// The plan generation this is about.
+        generation: u64,
+        /// The participant's id.
+        id: String,
+    },
+    /// The latest per-stream figures (every second).
+    Stats {
+        /// The plan generation this is about.
+        generation: u64,
+        /// Every stream of the meeting, replacing the previous list.
+        streams: Vec<StreamStats>,
+        /// Whether there are streams and all of them are DTLS-SRTP (`status.meeting.encrypted`).
+        encrypted: bool,
+    },
+    /// The meeting ended without the room leaving it (e.g. the host of another room's meeting
+    /// ended it): recorded as a normal end.
+    Ended {
+        /// The plan generation this is about.
+        generation: u64,
+        /// Why it ended, for the log and event `meeting.ended.remotely`.
+        reason: String,
+    },
+    /// The first picture of a remote participant reached the display.
+    FirstRemoteFrame {
+        /// The plan generation this is about.
+        generation: u64,
+        /// The participant whose picture it is.
+        participant: String,
+        /// Milliseconds since the meeting engine began joining.
+        since_join_ms: u64,
+    },
+}
+
+impl MeetingReport {
+    /// The plan generation the report is about.
+    pub fn generation(&self) -> u64 {
+        match self {
+            MeetingReport::State { generation, .. }
+            | MeetingReport::Participant { generation, .. }
+            | MeetingReport::ParticipantLeft { generation, .. }
+            | MeetingReport::Stats { generation, .. }
+            | MeetingReport::Ended { generation, .. }
+            | MeetingReport::FirstRemoteFrame { generation, .. } => *generation,
+        }
+    }
+}
+
+/// A guest's view of their place in a hosted meeting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GuestState {
+    /// Waiting to be admitted.
+    Lobby,
+    /// Let in: may connect media by WHIP and WHEP.
+    Admitted,
+    /// Removed by the room.
+    Removed,
+    /// Left, or waited in the lobby past `meeting.lobby_timeout_seconds`.
+    Ended,
+}
+
+/// What a guest gets on arrival: their id and the token that proves it later.
+#[derive(Debug, Clone)]
+pub struct GuestTicket {
+    /// `g-` and 8 characters; the guest's participant id.
+    pub guest_id: String,
+    /// The guest token (bearer); the core keeps only its hash.
+    pub token: Secret,
+}
+
+/// An admitted guest, as the engine needs it to connect their media.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdmittedGuest {
+    /// The plan generation of the hosted meeting.
+    pub generation: u64,
+    /// The guest's participant id.
+    pub guest_id: String,
+    /// The name the guest gave.
+    pub name: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse_and_keep_secrets_out_of_their_public_form() {
+        let t = MeetingTarget::parse(&json!({
+            "kind": "janus", "server": "https://janus.example:8089/janus", "room": 1234,
+            "pin": "s3cret-pin"
+        }))
+        .unwrap();
+        let shown = t.public().to_string();
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(!format!("{t:?}").contains("s3cret"));
+        let t = MeetingTarget::parse(&json!({
+            "kind": "whip", "url": "https://sfu.example/whip/room?access=abc", "token": "tok-123"
+        }))
+        .unwrap();
+        let shown = t.public().to_string();
+        assert!(
+            !shown.contains("tok-123") && !shown.contains("access=abc"),
+            "{shown}"
+        );
+        let t = MeetingTarget::parse(&json!({
+            "kind": "direct", "address": "https://room-b.example:8443/join/AbCdEf1234", "pin": "1234"
+        }))
+        .unwrap();
+        assert_eq!(
+            t.public()["address"],
+            "https://room-b.example:8443/join/AbCdEf1234"
+        );
+    }
+
+    #[test]
+    fn bad_targets_name_the_field() {
+        let cases = [
+            (
+                json!({"kind": "janus", "server": "ftp://x", "room": 1}),
+                "server",
+            ),
+            (
+                json!({"kind": "janus", "server": "http://janus.example/janus", "room": 1}),
+                "unencrypted",
+            ),
+            (
+                json!({"kind": "janus", "server": "https://j.example", "room": 0}),
+                "room",
+            ),
+            (
+                json!({"kind": "janus", "server": "https://j.example"}),
+                "room",
+            ),
+            (
+                json!({"kind": "whip", "url": "https://u:p@sfu.example/whip"}),
+                "credentials",
+            ),
+            (
+                json!({"kind": "direct", "address": "https://room-b/other/path"}),
+                "join link",
+            ),
+            (json!({"kind": "hosted", "pin": "12a4"}), "pin"),
+            (json!({"kind": "zoom"}), "zoom"),
+            (json!({"kind": "hosted", "colour": "red"}), "colour"),
+            (
+                json!({"kind": "whip", "url": "https://s.example", "token": "a b"}),
+                "token",
+            ),
+        ];
+        for (value, expected) in cases {
+            let err = MeetingTarget::parse(&value).unwrap_err();
+            assert!(err.contains(expected), "{value}: {err}");
+        }
+    }
+
+    #[test]
+    fn http_is_accepted_for_a_server_on_the_room_itself_only() {
+        MeetingTarget::parse(&json!({"kind": "whep", "url": "http://127.0.0.1:8080/whep"}))
+            .unwrap();
+    }
+}

@@ -1,0 +1,654 @@
+//! The room core's meeting desk: joins and leaves, the lobby of a hosted meeting, and what the
+//! meeting engine reports. It changes `status.meeting`, publishes the [`MeetingPlan`] the engine
+//! follows, and hands finished meetings to the call history. It lives inside the core task, so
+//! every change here is ordered with every other change of the room.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::handle::CoreError;
+use super::meeting::{
+    AdmittedGuest, GuestState, GuestTicket, MEETING_ID_CHARS, MediaState, MeetingPlan,
+    MeetingReport, MeetingState, MeetingStatus, MeetingTarget, Participant, ParticipantState,
+    SharedPlan, check_display_name,
+};
+use super::room::now_rfc3339;
+use crate::call_history::CallRecord;
+use roomd_base::net_source::source_group;
+use roomd_base::random::{UNAMBIGUOUS_ALPHABET, code};
+use roomd_model::config::Config;
+use roomd_model::{Secret, random_base64url, sha256};
+
+/// Wrong PINs from one source before each further attempt from it must wait. Counted per
+/// source (IPv6 by /64): one bad guesser cannot lock everyone else out of the meeting.
+const FREE_PIN_ATTEMPTS: u32 = 5;
+const MAX_PIN_DELAY: Duration = Duration::from_secs(300);
+/// Sources whose wrong PINs are remembered; when full, a source whose wait is over makes room,
+/// else a new source waits too (it takes this many addresses to get there).
+const MAX_PIN_SOURCES: usize = 1024;
+/// Guests in one lobby and meeting at most: a bound on what an open join link can cost.
+const MAX_GUESTS: usize = 32;
+/// Of those, waiting in the lobby at once: arrivals beyond it are refused until someone is
+/// admitted or a place frees (a waiting guest leaves after `meeting.lobby_timeout_seconds`).
+pub(super) const MAX_LOBBY: usize = 16;
+/// Guests remembered per meeting, those who left included (so that their state can still be
+/// asked for); the oldest who left are forgotten first.
+const MAX_GUEST_RECORDS: usize = 4 * MAX_GUESTS;
+
+struct Guest {
+    name: String,
+    token_sha256: [u8; 32],
+    state: GuestState,
+    arrived: Instant,
+}
+
+/// Wrong PINs from one source.
+struct PinAttempts {
+    wrong: u32,
+    next_attempt: Instant,
+}
+
+/// The meeting going on, as far as the core needs to remember beyond the status.
+struct Current {
+    plan: Arc<MeetingPlan>,
+    started_at: String,
+    started: Instant,
+    /// Names of everyone seen, for the call history.
+    seen: Vec<String>,
+    guests: HashMap<String, Guest>,
+    wrong_pins: HashMap<IpAddr, PinAttempts>,
+}
+
+pub(super) struct MeetingDesk {
+    plan_tx: watch::Sender<SharedPlan>,
+    generation: u64,
+    current: Option<Current>,
+}
+
+/// Events for the core to publish.
+pub(super) type Events = Vec<(&'static str, Value)>;
+/// Events to publish, and a finished meeting for the call history.
+pub(super) type Outcome = (Events, Option<CallRecord>);
+
+impl MeetingDesk {
+    pub(super) fn new() -> (MeetingDesk, watch::Receiver<SharedPlan>) {
+        let (plan_tx, plan_rx) = watch::channel(None);
+        (
+            MeetingDesk {
+                plan_tx,
+                generation: 0,
+                current: None,
+            },
+            plan_rx,
+        )
+    }
+
+    pub(super) fn in_meeting(&self) -> bool {
+        self.current.is_some()
+    }
+
+    pub(super) fn join(
+        &mut self,
+        status: &mut MeetingStatus,
+        target: MeetingTarget,
+        config: &Config,
+    ) -> Result<Vec<(&'static str, Value)>, CoreError> {
+        if self.current.is_some() {
+            return Err(CoreError::Refused(format!(
+                "the room is already in a meeting ({}); leave it first with meeting.leave",
+                status.state
+            )));
+        }
+        self.generation += 1;
+        let hosted = matches!(target, MeetingTarget::Hosted { .. });
+        let meeting_id = if hosted {
+            code(MEETING_ID_CHARS, UNAMBIGUOUS_ALPHABET)
+        } else {
+            String::new()
+        };
+        let plan = Arc::new(MeetingPlan {
+            generation: self.generation,
+            display_name: display_name_for(&target, config),
+            target,
+            meeting_id: meeting_id.clone(),
+            removed: Vec::new(),
+        });
+        let now = now_rfc3339();
+        *status = MeetingStatus::idle(now.clone());
+        status.target = plan.target.public();
+        // A hosted meeting is open as soon as it exists; guests arrive into it.
+        status.state = if hosted {
+            MeetingState::Connected
+        } else {
+            MeetingState::Joining
+        };
+        if hosted {
+            status.id = meeting_id.clone();
+            status.join_url = format!("{}/join/{meeting_id}", public_url(config));
+        }
+        let events = vec![(
+            "meeting.joining",
+            json!({ "target": status.target, "id": status.id, "join_url": status.join_url }),
+        )];
+        self.current = Some(Current {
+            plan: plan.clone(),
+            started_at: now,
+            started: Instant::now(),
+            seen: Vec::new(),
+            guests: HashMap::new(),
+            wrong_pins: HashMap::new(),
+        });
+        self.plan_tx.send_replace(Some(plan));
+        Ok(events)
+    }
+
+    /// Ends the meeting (left by the room, or failed): the engine stops, guests see `ended`.
+    pub(super) fn leave(&mut self, status: &mut MeetingStatus, error: Option<String>) -> Outcome {
+        let Some(current) = self.current.take() else {
+            if status.state == MeetingState::Failed {
+                // Leaving clears the failure that is still shown.
+                *status = MeetingStatus::idle(now_rfc3339());
+                return (vec![("meeting.cleared", json!({}))], None);
+            }
+            return (Vec::new(), None);
+        };
+        self.plan_tx.send_replace(None);
+        let duration = current.started.elapsed().as_secs();
+        let (outcome, state) = match &error {
+            Some(_) => ("failed", MeetingState::Failed),
+            None => ("ended", MeetingState::Idle),
+        };
+        let record = CallRecord {
+            id: format!("call-{}", random_base64url(9)),
+            kind: current.plan.target.kind().to_owned(),
+            target: current.plan.target.public(),
+            started_at: current.started_at,
+            ended_at: now_rfc3339(),
+            duration_seconds: duration,
+            outcome: outcome.to_owned(),
+            error: error.clone().unwrap_or_default(),
+            participants: current.seen,
+        };
+        *status = MeetingStatus::idle(now_rfc3339());
+        status.state = state;
+        status.error = error.clone().unwrap_or_default();
+        let events = vec![(
+            "meeting.ended",
+            json!({ "outcome": outcome, "error": status.error, "duration_seconds": duration }),
+        )];
+        (events, Some(record))
+    }
+
+    pub(super) fn admit(
+        &mut self,
+        status: &mut MeetingStatus,
+        id: &str,
+    ) -> Result<Vec<(&'static str, Value)>, CoreError> {
+        let current = self.current_or_refuse()?;
+        let guest = current.guests.get_mut(id).ok_or_else(|| {
+            CoreError::Refused(format!(
+                "no guest {id:?} in the lobby; see status.meeting.participants"
+            ))
+        })?;
+        if guest.state != GuestState::Lobby {
+            return Err(CoreError::Refused(format!(
+                "guest {id:?} is not waiting in the lobby"
+            )));
+        }
+        guest.state = GuestState::Admitted;
+        // Named in the call history even if their media never connects.
+        if !current.seen.contains(&guest.name) {
+            current.seen.push(guest.name.clone());
+        }
+        if let Some(p) = status.participants.iter_mut().find(|p| p.id == id) {
+            p.state = ParticipantState::Connecting;
+        }
+        Ok(vec![(
+            "meeting.participant.admitted",
+            json!({ "participant": id, "name": guest.name }),
+        )])
+    }
+
+    pub(super) fn remove(
+        &mut self,
+        status: &mut MeetingStatus,
+        id: &str,
+    ) -> Result<Vec<(&'static str, Value)>, CoreError> {
+        let current = self.current_or_refuse()?;
+        let known = status.participants.iter().any(|p| p.id == id);
+        if !known {
+            return Err(CoreError::Refused(format!(
+                "no participant {id:?} in the meeting; see status.meeting.participants"
+            )));
+        }
+        if let Some(guest) = current.guests.get_mut(id) {
+            guest.state = GuestState::Removed;
+        }
+        status.participants.retain(|p| p.id != id);
+        status.streams.retain(|s| s.participant != id);
+        let mut plan = (*current.plan).clone();
+        plan.removed.push(id.to_owned());
+        current.plan = Arc::new(plan);
+        let plan = current.plan.clone();
+        self.plan_tx.send_replace(Some(plan));
+        Ok(vec![(
+            "meeting.participant.removed",
+            json!({ "participant": id }),
+        )])
+    }
+
+    /// Applies what the engine reports about the current meeting; reports about an earlier
+    /// one are dropped.
+    pub(super) fn report(&mut self, status: &mut MeetingStatus, report: MeetingReport) -> Outcome {
+        let Some(current) = self.current.as_mut() else {
+            return (Vec::new(), None);
+        };
+        if report.generation() != current.plan.generation {
+            return (Vec::new(), None);
+        }
+        let mut events = Vec::new();
+        match report {
+            MeetingReport::State {
+                state: MeetingState::Failed,
+                error,
+                ..
+            } => {
+                tracing::warn!("meeting failed: {error}");
+                return self.leave(status, Some(error));
+            }
+            MeetingReport::Ended { reason, .. } => {
+                tracing::info!("meeting ended: {reason}");
+                let (mut events, record) = self.leave(status, None);
+                events.push(("meeting.ended.remotely", json!({ "reason": reason })));
+                return (events, record);
+            }
+            MeetingReport::State { state, error, .. } => {
+                if status.state != state || status.error != error {
+                    status.state = state;
+                    status.error = error.clone();
+                    status.since = now_rfc3339();
+                    events.push(("meeting.state", json!({ "state": state, "error": error })));
+                }
+            }
+            MeetingReport::Participant { participant, .. } => {
+                if current.plan.removed.contains(&participant.id) {
+                    return (events, None);
+                }
+                if !current.seen.contains(&participant.name) {
+                    current.seen.push(participant.name.clone());
+                }
+                match status
+                    .participants
+                    .iter_mut()
+                    .find(|p| p.id == participant.id)
+                {
+                    Some(existing) => {
+                        let joined_now = existing.state != ParticipantState::Connected
+                            && participant.state == ParticipantState::Connected;
+                        *existing = participant.clone();
+                        if joined_now {
+                            events.push(participant_event(
+                                "meeting.participant.connected",
+                                &participant,
+                            ));
+                        }
+                    }
+                    None => {
+                        events.push(participant_event(
+                            "meeting.participant.joined",
+                            &participant,
+                        ));
+                        status.participants.push(participant);
+                    }
+                }
+            }
+            MeetingReport::ParticipantLeft { id, .. } => {
+                if status.participants.iter().any(|p| p.id == id) {
+                    status.participants.retain(|p| p.id != id);
+                    status.streams.retain(|s| s.participant != id);
+                    events.push(("meeting.participant.left", json!({ "participant": id })));
+                }
+            }
+            MeetingReport::Stats {
+                streams, encrypted, ..
+            } => {
+                status.encrypted = encrypted;
+                events.push((
+                    "meeting.stats",
+                    json!({ "streams": streams, "encrypted": encrypted }),
+                ));
+                status.streams = streams;
+            }
+            MeetingReport::FirstRemoteFrame {
+                participant,
+                since_join_ms,
+                ..
+            } => events.push((
+                "meeting.first_remote_frame",
+                json!({ "participant": participant, "since_join_ms": since_join_ms }),
+            )),
+        }
+        (events, None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn guest_arrive(
+        &mut self,
+        status: &mut MeetingStatus,
+        meeting_id: &str,
+        name: String,
+        pin: Option<Secret>,
+        source: IpAddr,
+        lobby_timeout: Duration,
+    ) -> Result<(GuestTicket, Events), CoreError> {
+        let mut events = self.expire_lobby(status, lobby_timeout);
+        let current = self.hosted(meeting_id)?;
+        check_display_name(&name).map_err(|p| CoreError::Refused(format!("name: {p}")))?;
+        let now = Instant::now();
+        let source = source_group(source);
+        if let Some(attempts) = current.wrong_pins.get(&source)
+            && now < attempts.next_attempt
+        {
+            return Err(CoreError::TooManyAttempts {
+                retry_after_secs: (attempts.next_attempt - now).as_secs().max(1),
+            });
+        }
+        if let MeetingTarget::Hosted {
+            pin: Some(expected),
+        } = &current.plan.target
+        {
+            let given = pin.as_ref().map(Secret::expose).unwrap_or_default();
+            if !bool::from(expected.expose().as_bytes().ct_eq(given.as_bytes())) {
+                record_wrong_pin(&mut current.wrong_pins, source, now)?;
+                return Err(CoreError::Forbidden(if pin.is_none() {
+                    "this meeting needs a PIN".into()
+                } else {
+                    "wrong PIN".into()
+                }));
+            }
+        }
+        let count =
+            |state: GuestState| current.guests.values().filter(|g| g.state == state).count();
+        let (waiting, admitted) = (count(GuestState::Lobby), count(GuestState::Admitted));
+        if waiting + admitted >= MAX_GUESTS {
+            return Err(CoreError::Refused(format!(
+                "the meeting is full ({MAX_GUESTS} guests)"
+            )));
+        }
+        if waiting >= MAX_LOBBY {
+            return Err(CoreError::Refused(format!(
+                "the lobby is full ({MAX_LOBBY} guests waiting); try again later"
+            )));
+        }
+        forget_oldest_who_left(&mut current.guests);
+        let guest_id = format!("g-{}", code(8, UNAMBIGUOUS_ALPHABET));
+        let token = random_base64url(32);
+        current.guests.insert(
+            guest_id.clone(),
+            Guest {
+                name: name.clone(),
+                token_sha256: sha256(&token),
+                state: GuestState::Lobby,
+                arrived: now,
+            },
+        );
+        status.participants.push(Participant {
+            id: guest_id.clone(),
+            name: name.clone(),
+            state: ParticipantState::Lobby,
+            audio: MediaState::None,
+            video: MediaState::None,
+            talking: false,
+            // No media yet: nothing of theirs is encrypted.
+            encryption: "none".into(),
+        });
+        events.push((
+            "meeting.guest.waiting",
+            json!({ "participant": guest_id, "name": name }),
+        ));
+        Ok((
+            GuestTicket {
+                guest_id,
+                token: Secret::new(token),
+            },
+            events,
+        ))
+    }
+
+    pub(super) fn guest_state(
+        &mut self,
+        meeting_id: &str,
+        guest_id: &str,
+        token: &Secret,
+    ) -> Result<GuestState, CoreError> {
+        Ok(self.guest(meeting_id, guest_id, token)?.state)
+    }
+
+    pub(super) fn guest_admitted(
+        &mut self,
+        meeting_id: &str,
+        guest_id: &str,
+        token: &Secret,
+    ) -> Result<AdmittedGuest, CoreError> {
+        let generation = self.generation;
+        let guest = self.guest(meeting_id, guest_id, token)?;
+        match guest.state {
+            GuestState::Admitted => Ok(AdmittedGuest {
+                generation,
+                guest_id: guest_id.to_owned(),
+                name: guest.name.clone(),
+            }),
+            GuestState::Lobby => Err(CoreError::Forbidden(
+                "still waiting in the lobby: someone in the room must admit you first".into(),
+            )),
+            GuestState::Removed => Err(CoreError::Forbidden(
+                "you were removed from this meeting".into(),
+            )),
+            GuestState::Ended => Err(CoreError::Forbidden("the meeting has ended".into())),
+        }
+    }
+
+    pub(super) fn guest_leave(
+        &mut self,
+        status: &mut MeetingStatus,
+        meeting_id: &str,
+        guest_id: &str,
+        token: &Secret,
+    ) -> Result<(GuestState, Events), CoreError> {
+        let guest = self.guest(meeting_id, guest_id, token)?;
+        // Leaving twice is leaving once: nothing more to tell anyone.
+        if guest.state == GuestState::Ended {
+            return Ok((GuestState::Ended, Vec::new()));
+        }
+        guest.state = GuestState::Ended;
+        let mut events = Vec::new();
+        if status.participants.iter().any(|p| p.id == guest_id) {
+            status.participants.retain(|p| p.id != guest_id);
+            status.streams.retain(|s| s.participant != guest_id);
+            events.push((
+                "meeting.participant.left",
+                json!({ "participant": guest_id }),
+            ));
+        }
+        // The engine drops the guest's media with the participant (see the plan's removed list).
+        self.drop_media_of(guest_id);
+        Ok((GuestState::Ended, events))
+    }
+
+    /// Has the engine drop `guest_id`'s media (through the plan's removed list, once).
+    fn drop_media_of(&mut self, guest_id: &str) {
+        if let Some(current) = self.current.as_mut()
+            && !current.plan.removed.iter().any(|id| id == guest_id)
+        {
+            let mut plan = (*current.plan).clone();
+            plan.removed.push(guest_id.to_owned());
+            current.plan = Arc::new(plan);
+            self.plan_tx.send_replace(Some(current.plan.clone()));
+        }
+    }
+
+    /// When the first guest now waiting in the lobby reaches `limit`, if anyone waits.
+    pub(super) fn next_lobby_expiry(&self, limit: Duration) -> Option<Instant> {
+        let current = self.current.as_ref()?;
+        current
+            .guests
+            .values()
+            .filter(|g| g.state == GuestState::Lobby)
+            .map(|g| g.arrived + limit)
+            .min()
+    }
+
+    /// Guests who waited in the lobby longer than `limit` leave it (their state becomes
+    /// `ended`): a lobby place is not held forever by someone nobody admits.
+    pub(super) fn expire_lobby(&mut self, status: &mut MeetingStatus, limit: Duration) -> Events {
+        let Some(current) = self.current.as_mut() else {
+            return Vec::new();
+        };
+        let mut expired = Vec::new();
+        for (id, guest) in &mut current.guests {
+            if guest.state == GuestState::Lobby && guest.arrived.elapsed() >= limit {
+                guest.state = GuestState::Ended;
+                expired.push(id.clone());
+            }
+        }
+        let mut events = Vec::new();
+        for id in expired {
+            tracing::info!("guest {id} waited in the lobby for {limit:?} without being admitted");
+            status.participants.retain(|p| p.id != id);
+            events.push(("meeting.participant.left", json!({ "participant": id })));
+        }
+        events
+    }
+
+    fn current_or_refuse(&mut self) -> Result<&mut Current, CoreError> {
+        self.current
+            .as_mut()
+            .ok_or_else(|| CoreError::Refused("the room is not in a meeting".into()))
+    }
+
+    /// The hosted meeting `meeting_id`; the same answer for "ended" and "never existed", so
+    /// that ids cannot be probed.
+    fn hosted(&mut self, meeting_id: &str) -> Result<&mut Current, CoreError> {
+        self.current
+            .as_mut()
+            .filter(|c| {
+                !c.plan.meeting_id.is_empty()
+                    && bool::from(c.plan.meeting_id.as_bytes().ct_eq(meeting_id.as_bytes()))
+            })
+            .ok_or_else(|| CoreError::NotFound("no such meeting here (or it has ended)".into()))
+    }
+
+    fn guest(
+        &mut self,
+        meeting_id: &str,
+        guest_id: &str,
+        token: &Secret,
+    ) -> Result<&mut Guest, CoreError> {
+        let current = self.hosted(meeting_id)?;
+        let guest = current
+            .guests
+            .get_mut(guest_id)
+            .ok_or_else(|| CoreError::NotFound("no such guest in this meeting".into()))?;
+        if !bool::from(guest.token_sha256.ct_eq(&sha256(token.expose()))) {
+            return Err(CoreError::Forbidden(
+                "the guest token does not match".into(),
+            ));
+        }
+        Ok(guest)
+    }
+}
+
+/// Counts a wrong PIN from `source`; after the free attempts each further one waits twice as
+/// long as the one before (up to `MAX_PIN_DELAY`).
+fn record_wrong_pin(
+    table: &mut HashMap<IpAddr, PinAttempts>,
+    source: IpAddr,
+    now: Instant,
+) -> Result<(), CoreError> {
+    if !table.contains_key(&source) && table.len() >= MAX_PIN_SOURCES {
+        table.retain(|_, a| a.next_attempt > now);
+        if table.len() >= MAX_PIN_SOURCES {
+            return Err(CoreError::TooManyAttempts {
+                retry_after_secs: MAX_PIN_DELAY.as_secs(),
+            });
+        }
+    }
+    let attempts = table.entry(source).or_insert(PinAttempts {
+        wrong: 0,
+        next_attempt: now,
+    });
+    attempts.wrong += 1;
+    if attempts.wrong >= FREE_PIN_ATTEMPTS {
+        let doublings = (attempts.wrong - FREE_PIN_ATTEMPTS).min(16);
+        attempts.next_attempt = now + Duration::from_secs(1 << doublings).min(MAX_PIN_DELAY);
+    }
+    Ok(())
+}
+
+/// Makes room for one more guest record by forgetting the one who left longest ago.
+fn forget_oldest_who_left(guests: &mut HashMap<String, Guest>) {
+    while guests.len() >= MAX_GUEST_RECORDS {
+        let oldest = guests
+            .iter()
+            .filter(|(_, g)| matches!(g.state, GuestState::Ended | GuestState::Removed))
+            .min_by_key(|(_, g)| g.arrived)
+            .map(|(id, _)| id.clone());
+        match oldest {
+            Some(id) => {
+                guests.remove(&id);
+            }
+            None => break,
+        }
+    }
+}
+
+fn participant_event(name: &'static str, p: &Participant) -> (&'static str, Value) {
+    (name, json!({ "participant": p.id, "name": p.name }))
+}
+
+fn display_name_for(target: &MeetingTarget, config: &Config) -> String {
+    match target {
+        MeetingTarget::Janus {
+            display_name: Some(name),
+            ..
+        }
+        | MeetingTarget::Direct {
+            display_name: Some(name),
+            ..
+        } => name.clone(),
+        _ => config.system.name.clone(),
+    }
+}
+
+/// Where guests reach this room: `meeting.public_url`, else the first certificate name, else
+/// the first listen address (the host name when that is a wildcard).
+pub(super) fn public_url(config: &Config) -> String {
+    if !config.meeting.public_url.is_empty() {
+        return config.meeting.public_url.clone();
+    }
+    let Some(listen) = config.api.listen.first() else {
+        return "https://localhost".into();
+    };
+    let port = match listen.port() {
+        443 => String::new(),
+        p => format!(":{p}"),
+    };
+    let host = match config.api.certificate_names.first() {
+        Some(name) if name.parse::<std::net::Ipv6Addr>().is_ok() => format!("[{name}]"),
+        Some(name) => name.clone(),
+        None if listen.ip().is_unspecified() => nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "localhost".into()),
+        None if listen.is_ipv6() => format!("[{}]", listen.ip()),
+        None => listen.ip().to_string(),
+    };
+    format!("https://{host}{port}")
+}

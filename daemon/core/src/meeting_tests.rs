@@ -1,0 +1,329 @@
+//! Meetings as the core handles them: join and leave, the lobby of a hosted meeting, reports
+//! from the engine, and the call history.
+
+use serde_json::json;
+
+use super::*;
+use crate::call_history::CallHistory;
+use roomd_model::Secret;
+use roomd_model::config::Config;
+
+fn setup(dir: &tempfile::TempDir) -> CoreSetup {
+    let mut config = Config::default();
+    config.system.state_dir = dir.path().to_owned();
+    config.api.certificate_names = vec!["room-a.example.org".into()];
+    CoreSetup {
+        config,
+        config_path: dir.path().join("roomd.toml"),
+        claimed: true,
+        identity: IdentityStatus {
+            backend: "software",
+            key_sha256: "ab12".into(),
+            certificate_sha256: "AB:CD".into(),
+            warning: None,
+        },
+    }
+}
+
+/// Where test guests come from: an honest one, and a PIN guesser.
+const GUEST: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 10));
+const GUESSER: std::net::IpAddr =
+    std::net::IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 0, 0, 0, 7));
+
+fn join(target: serde_json::Value) -> RoomCommand {
+    RoomCommand::parse("meeting.join", &json!({ "target": target })).unwrap()
+}
+
+#[tokio::test]
+async fn a_hosted_meeting_admits_guests_from_the_lobby_with_the_right_pin() {
+    let dir = tempfile::tempdir().unwrap();
+    let (room, _task) = spawn(setup(&dir));
+    let plans = room.watch_meeting_plan();
+    room.execute(join(json!({"kind": "hosted", "pin": "4711"})))
+        .await
+        .unwrap();
+    let meeting = room.status().tree["meeting"].clone();
+    assert_eq!(meeting["state"], "connected");
+    let id = meeting["id"].as_str().unwrap().to_owned();
+    assert!(id.len() >= 8, "{id}");
+    assert_eq!(
+        meeting["join_url"],
+        format!("https://room-a.example.org:8443/join/{id}")
+    );
+    assert!(
+        !meeting.to_string().contains("4711"),
+        "the PIN leaked: {meeting}"
+    );
+    let plan = plans.borrow().clone().unwrap();
+    assert_eq!(plan.meeting_id, id);
+
+    // Wrong PIN, unknown meeting.
+    let wrong = room
+        .guest_arrive(
+            id.clone(),
+            "Mallory".into(),
+            Some(Secret::new("0000".into())),
+            GUESSER,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(wrong, CoreError::Forbidden(_)), "{wrong}");
+    let unknown = room
+        .guest_arrive("NOSUCHMEETING".into(), "Alice".into(), None, GUEST)
+        .await
+        .unwrap_err();
+    assert!(matches!(unknown, CoreError::NotFound(_)), "{unknown}");
+
+    let ticket = room
+        .guest_arrive(
+            id.clone(),
+            "Alice".into(),
+            Some(Secret::new("4711".into())),
+            GUEST,
+        )
+        .await
+        .unwrap();
+    let state = room
+        .guest_state(id.clone(), ticket.guest_id.clone(), ticket.token.clone())
+        .await
+        .unwrap();
+    assert_eq!(state, GuestState::Lobby);
+    let not_yet = room
+        .guest_admitted(id.clone(), ticket.guest_id.clone(), ticket.token.clone())
+        .await
+        .unwrap_err();
+    assert!(not_yet.to_string().contains("lobby"), "{not_yet}");
+    let forged = room
+        .guest_state(
+            id.clone(),
+            ticket.guest_id.clone(),
+            Secret::new("forged".into()),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(forged, CoreError::Forbidden(_)), "{forged}");
+    assert_eq!(
+        room.status().tree["meeting"]["participants"][0]["state"],
+        "lobby"
+    );
+
+    room.execute(RoomCommand::AdmitParticipant {
+        id: ticket.guest_id.clone(),
+    })
+    .await
+    .unwrap();
+    let admitted = room
+        .guest_admitted(id.clone(), ticket.guest_id.clone(), ticket.token.clone())
+        .await
+        .unwrap();
+    assert_eq!(admitted.name, "Alice");
+
+    room.execute(RoomCommand::RemoveParticipant {
+        id: ticket.guest_id.clone(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        room.guest_state(id.clone(), ticket.guest_id.clone(), ticket.token.clone())
+            .await
+            .unwrap(),
+        GuestState::Removed
+    );
+    assert!(
+        plans
+            .borrow()
+            .clone()
+            .unwrap()
+            .removed
+            .contains(&ticket.guest_id)
+    );
+
+    room.execute(RoomCommand::LeaveMeeting).await.unwrap();
+    assert_eq!(room.status().tree["meeting"]["state"], "idle");
+    assert!(plans.borrow().is_none());
+    // The meeting has ended: its id no longer answers.
+    let gone = room
+        .guest_state(id, ticket.guest_id, ticket.token)
+        .await
+        .unwrap_err();
+    assert!(matches!(gone, CoreError::NotFound(_)), "{gone}");
+    let calls = CallHistory::in_state_dir(dir.path()).list(30).unwrap();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].kind, "hosted");
+    assert_eq!(calls[0].outcome, "ended");
+}
+
+#[tokio::test]
+async fn wrong_pins_slow_down_guessing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (room, _task) = spawn(setup(&dir));
+    room.execute(join(json!({"kind": "hosted", "pin": "4711"})))
+        .await
+        .unwrap();
+    let id = room.status().tree["meeting"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut last = None;
+    for _ in 0..6 {
+        last = Some(
+            room.guest_arrive(
+                id.clone(),
+                "M".into(),
+                Some(Secret::new("1234".into())),
+                GUESSER,
+            )
+            .await
+            .unwrap_err(),
+        );
+    }
+    assert!(
+        matches!(last, Some(CoreError::TooManyAttempts { .. })),
+        "{last:?}"
+    );
+    // The guesser's whole /64 waits; a guest from elsewhere with the right PIN does not.
+    let neighbour: std::net::IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+    let held = room
+        .guest_arrive(
+            id.clone(),
+            "M".into(),
+            Some(Secret::new("4711".into())),
+            neighbour,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(held, CoreError::TooManyAttempts { .. }),
+        "{held:?}"
+    );
+    room.guest_arrive(
+        id.clone(),
+        "Alice".into(),
+        Some(Secret::new("4711".into())),
+        GUEST,
+    )
+    .await
+    .expect("a guest from another source gets in");
+}
+
+#[tokio::test]
+async fn the_lobby_has_places_and_leaving_twice_is_leaving_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (room, _task) = spawn(setup(&dir));
+    let plans = room.watch_meeting_plan();
+    room.execute(join(json!({"kind": "hosted"}))).await.unwrap();
+    let id = room.status().tree["meeting"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut tickets = Vec::new();
+    for n in 0..super::meeting_desk::MAX_LOBBY {
+        tickets.push(
+            room.guest_arrive(id.clone(), format!("G{n}"), None, GUEST)
+                .await
+                .expect("a lobby place"),
+        );
+    }
+    let full = room
+        .guest_arrive(id.clone(), "One too many".into(), None, GUEST)
+        .await
+        .unwrap_err();
+    assert!(full.to_string().contains("lobby is full"), "{full}");
+
+    let first = &tickets[0];
+    for _ in 0..3 {
+        let state = room
+            .guest_leave(id.clone(), first.guest_id.clone(), first.token.clone())
+            .await
+            .expect("leaving");
+        assert_eq!(state, GuestState::Ended);
+    }
+    let plan = plans.borrow().clone().unwrap();
+    assert_eq!(
+        plan.removed
+            .iter()
+            .filter(|r| **r == first.guest_id)
+            .count(),
+        1,
+        "{:?}",
+        plan.removed
+    );
+    // The place it left is free again.
+    room.guest_arrive(id.clone(), "Next".into(), None, GUEST)
+        .await
+        .expect("the freed place");
+}
+
+#[tokio::test]
+async fn a_second_join_is_refused_and_reports_of_an_old_meeting_are_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (room, _task) = spawn(setup(&dir));
+    let plans = room.watch_meeting_plan();
+    room.execute(join(
+        json!({"kind": "janus", "server": "https://janus.example/janus", "room": 7, "pin": "p1n"}),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(room.status().tree["meeting"]["state"], "joining");
+    let err = room
+        .execute(join(json!({"kind": "hosted"})))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("already in a meeting"), "{err}");
+    let generation = plans.borrow().clone().unwrap().generation;
+
+    let participant = Participant {
+        id: "p-1".into(),
+        name: "Bob".into(),
+        state: ParticipantState::Connected,
+        audio: MediaState::On,
+        video: MediaState::On,
+        talking: true,
+        encryption: "dtls-srtp".into(),
+    };
+    room.meeting_report(MeetingReport::State {
+        generation,
+        state: MeetingState::Connected,
+        error: String::new(),
+    })
+    .await
+    .unwrap();
+    room.meeting_report(MeetingReport::Participant {
+        generation,
+        participant: participant.clone(),
+    })
+    .await
+    .unwrap();
+    // From an earlier meeting: ignored.
+    room.meeting_report(MeetingReport::ParticipantLeft {
+        generation: generation - 1,
+        id: "p-1".into(),
+    })
+    .await
+    .unwrap();
+    let meeting = room.status().tree["meeting"].clone();
+    assert_eq!(meeting["state"], "connected");
+    assert_eq!(meeting["participants"][0]["name"], "Bob");
+    assert_eq!(meeting["participants"][0]["encryption"], "dtls-srtp");
+
+    room.meeting_report(MeetingReport::State {
+        generation,
+        state: MeetingState::Failed,
+        error: "the server sent malformed signalling: expected JSON".into(),
+    })
+    .await
+    .unwrap();
+    let meeting = room.status().tree["meeting"].clone();
+    assert_eq!(meeting["state"], "failed");
+    assert!(meeting["error"].as_str().unwrap().contains("malformed"));
+    assert!(plans.borrow().is_none(), "the engine is told to stop");
+    let calls = CallHistory::in_state_dir(dir.path()).list(30).unwrap();
+    assert_eq!(calls[0].outcome, "failed");
+    assert_eq!(calls[0].participants, ["Bob"]);
+    assert!(!serde_json::to_string(&calls).unwrap().contains("p1n"));
+
+    // A new meeting may start after a failure; leaving clears the failure.
+    room.execute(RoomCommand::LeaveMeeting).await.unwrap();
+    assert_eq!(room.status().tree["meeting"]["state"], "idle");
+    assert_eq!(room.status().tree["meeting"]["error"], "");
+}

@@ -1,0 +1,56 @@
+//! What the media engine tells the core: facts it learned from the hardware and the pipelines.
+//!
+//! Reports are not commands: nobody asked for them, so they neither count as activity (they
+//! never wake the room from standby) nor appear in the API's command list.
+
+use serde::Serialize;
+
+use roomd_hardware::HardwareStatus;
+
+/// One fact from the media engine, sent to the core with [`RoomHandle::report`](crate::RoomHandle::report).
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaReport {
+    /// What the hardware probe found (`status.system.hardware`).
+    Hardware(HardwareStatus),
+    /// The media engine's overall state (`status.system.media`).
+    Engine(MediaEngineStatus),
+    /// Microphone level after processing, in dBFS (`status.audio.microphones.level`).
+    MicrophoneLevel {
+        /// RMS level in dBFS: 0 is full scale, -100 silence.
+        rms_db: f64,
+    },
+    /// A branch of the pipeline failed and was built again (event `media.branch.rebuilt`).
+    BranchRebuilt {
+        /// `video` or `audio`.
+        branch: &'static str,
+        /// What failed: a GStreamer error, or a stream that stopped delivering frames.
+        reason: String,
+        /// Milliseconds the rebuild took, from noticing the failure until the new branch ran.
+        elapsed_ms: u64,
+    },
+}
+
+/// `status.system.media`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MediaEngineStatus {
+    /// `starting`, `running` or `failed`.
+    pub state: &'static str,
+    /// Why the engine failed, empty otherwise.
+    pub detail: String,
+    /// The H.264 encoder element in use, empty when none could be started.
+    pub encoder: String,
+    /// How many times a branch was rebuilt since roomd started.
+    pub rebuilds: u64,
+}
+
+impl MediaEngineStatus {
+    /// The state before the engine has chosen an encoder or built a branch.
+    pub fn starting() -> Self {
+        MediaEngineStatus {
+            state: "starting",
+            detail: String::new(),
+            encoder: String::new(),
+            rebuilds: 0,
+        }
+    }
+}

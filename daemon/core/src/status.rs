@@ -1,0 +1,168 @@
+//! The status tree, in the shape of Cisco's xAPI `Status` branch.
+
+use serde::Serialize;
+
+pub use roomd_model::IdentityStatus;
+use serde_json::Value;
+
+use super::meeting::MeetingStatus;
+use super::report::MediaEngineStatus;
+use roomd_hardware::HardwareStatus;
+use roomd_model::config::{CameraPosition, Layout, SelfviewMode, SelfviewPosition};
+
+/// The whole status tree (`GET /api/v1/status`); only the room core changes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoomStatus {
+    /// `system`: name, version, start time, hardware and media engine.
+    pub system: SystemStatus,
+    /// `meeting`: the meeting the room is in, its participants and streams.
+    pub meeting: MeetingStatus,
+    /// `audio`: volume, mute and microphone level.
+    pub audio: AudioStatus,
+    /// `video`: layout, self-view, camera and content sharing.
+    pub video: VideoStatus,
+    /// `standby`: whether the room sleeps.
+    pub standby: StandbyStatus,
+    /// `identity`: the device key and certificate.
+    pub identity: IdentityStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SystemStatus {
+    pub name: String,
+    pub version: &'static str,
+    pub hardware_profile: String,
+    pub claimed: bool,
+    /// RFC 3339 time the daemon started; uptime is derived from it by the reader.
+    pub started_at: String,
+    /// What of the hardware profile is really there; `null` until the probe has run.
+    pub hardware: Option<HardwareStatus>,
+    pub media: MediaEngineStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AudioStatus {
+    pub volume: u8,
+    pub microphones: MicrophonesStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MicrophonesStatus {
+    pub muted: bool,
+    /// Level of the processed microphone signal in dBFS (RMS, -100 = silence), about 5 times a
+    /// second while the media engine runs.
+    pub level: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VideoStatus {
+    pub layout: Layout,
+    pub selfview: SelfviewStatus,
+    pub camera: CameraStatus,
+    pub content: ContentStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CameraStatus {
+    /// `off` stops the picture at the camera: nothing of it reaches the display or the encoder.
+    pub state: CameraState,
+    pub position: CameraPosition,
+}
+
+/// Whether the camera is on (`video.camera.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CameraState {
+    /// The camera's picture is used.
+    On,
+    /// The picture is stopped at the camera.
+    Off,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContentStatus {
+    /// `active` while content (e.g. a laptop on the HDMI input) is shared.
+    pub state: ContentState,
+}
+
+/// Whether content is shared (`video.content.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ContentState {
+    /// Content is shared.
+    Active,
+    /// Nothing is shared.
+    Inactive,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SelfviewStatus {
+    pub mode: SelfviewMode,
+    pub position: SelfviewPosition,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StandbyStatus {
+    /// `on` while the room sleeps, `off` while it is awake.
+    pub state: StandbyState,
+}
+
+/// Whether the room is in standby (`standby.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StandbyState {
+    /// The room sleeps.
+    On,
+    /// The room is awake.
+    Off,
+}
+
+/// The status tree as published: the value for lookups and its JSON text, serialised once per
+/// change rather than once per request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusSnapshot {
+    /// The tree as a JSON value, for lookups with [`status_at`].
+    pub tree: Value,
+    /// `tree` as compact JSON text.
+    pub json: String,
+}
+
+impl StatusSnapshot {
+    /// A snapshot of `tree`, serialised here once.
+    pub fn new(tree: Value) -> Self {
+        let json = tree.to_string();
+        StatusSnapshot { tree, json }
+    }
+}
+
+/// Looks up `path` (segments separated by `.` or `/`; empty = whole tree) in a status value.
+/// An empty segment inside the path (`audio..volume`) names nothing.
+pub fn status_at<'a>(tree: &'a Value, path: &str) -> Option<&'a Value> {
+    let path = path.trim_matches(['.', '/']);
+    if path.is_empty() {
+        return Some(tree);
+    }
+    path.split(['.', '/'])
+        .try_fold(tree, |node, segment| node.as_object()?.get(segment))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn paths_accept_dots_and_slashes() {
+        let tree = json!({"audio": {"volume": 50, "microphones": {"muted": false}}});
+        assert_eq!(status_at(&tree, "audio/volume"), Some(&json!(50)));
+        assert_eq!(
+            status_at(&tree, "audio.microphones.muted"),
+            Some(&json!(false))
+        );
+        assert_eq!(status_at(&tree, ""), Some(&tree));
+        assert_eq!(status_at(&tree, "audio/nope"), None);
+        assert_eq!(status_at(&tree, "audio/volume/deeper"), None);
+        assert_eq!(status_at(&tree, "audio..volume"), None);
+        assert_eq!(status_at(&tree, "/audio/volume/"), Some(&json!(50)));
+    }
+}

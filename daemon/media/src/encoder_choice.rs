@@ -1,0 +1,272 @@
+//! Which video encoder a room uses: hardware first, software as the fallback.
+//!
+//! Candidates are tried in order: the elements the hardware profile names (rank-NONE elements
+//! such as `vah264enc` are only ever used this way), then the hardware encoders GStreamer knows
+//! that are registered on this box, then `x264enc`, `openh264enc` and `vp8enc`. A candidate is
+//! chosen only once it has encoded a frame: a hardware element that registers but fails to start
+//! (no device, wrong driver) costs a fallback, not the room's video.
+
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+
+/// Hardware H.264 encoders tried after the profile's own list, when registered.
+pub const KNOWN_HARDWARE: [&str; 5] = [
+    "v4l2h264enc",
+    "vah264enc",
+    "vaapih264enc",
+    "qsvh264enc",
+    "nvv4l2h264enc",
+];
+
+/// The software fallback, best first.
+pub const SOFTWARE: [&str; 3] = ["x264enc", "openh264enc", "vp8enc"];
+
+/// How long a candidate may take to encode its first frame.
+const START_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Why no video encoder is available.
+#[derive(Debug, thiserror::Error)]
+pub enum EncoderError {
+    /// Every candidate failed to encode a test frame (or there was none).
+    #[error("no video encoder could be started; tried: {}", tried.join("; "))]
+    NoneStarted {
+        /// One `name: reason` per candidate, in the order tried.
+        tried: Vec<String>,
+    },
+}
+
+/// The video codec an encoder produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// H.264 (every encoder but `vp8enc`).
+    H264,
+    /// VP8 (`vp8enc`).
+    Vp8,
+}
+
+/// Real-time settings every encoder gets (as far as it has the property).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EncoderSettings {
+    /// Constant target bitrate, kbit/s.
+    pub bitrate_kbps: u32,
+    /// Frames per second; sets the keyframe interval (every 10 s unasked).
+    pub framerate: u32,
+}
+
+/// The encoder that won, and why the ones before it lost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chosen {
+    /// The element's factory name, e.g. `vah264enc`.
+    pub name: String,
+    /// What it encodes to.
+    pub codec: Codec,
+    /// Whether it is other than the software fallbacks ([`SOFTWARE`]).
+    pub hardware: bool,
+    /// One `name: reason` per candidate tried before it.
+    pub rejected: Vec<String>,
+}
+
+/// Candidate element names in the order they are tried: `profile` first, then every known
+/// hardware encoder registered here, then the software encoders registered here.
+pub fn candidates(profile: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let registered = |name: &str| gst::ElementFactory::find(name).is_some();
+    let known = KNOWN_HARDWARE.iter().chain(SOFTWARE.iter()).copied();
+    for name in profile.iter().map(String::as_str).chain(known) {
+        if registered(name) && !names.iter().any(|n| n == name) {
+            names.push(name.to_owned());
+        }
+    }
+    names
+}
+
+/// Tries `candidates` in order and returns the first that encodes a test frame.
+pub fn choose(candidates: &[String], settings: EncoderSettings) -> Result<Chosen, EncoderError> {
+    let mut rejected = Vec::new();
+    for name in candidates {
+        match start_test(name, settings) {
+            Ok(()) => {
+                return Ok(Chosen {
+                    name: name.clone(),
+                    codec: codec_of(name),
+                    hardware: !SOFTWARE.contains(&name.as_str()),
+                    rejected,
+                });
+            }
+            Err(reason) => {
+                tracing::warn!("video encoder {name} cannot be used: {reason}");
+                rejected.push(format!("{name}: {reason}"));
+            }
+        }
+    }
+    Err(EncoderError::NoneStarted { tried: rejected })
+}
+
+/// The codec encoder element `name` produces: VP8 for `vp8*`, otherwise H.264.
+pub fn codec_of(name: &str) -> Codec {
+    if name.starts_with("vp8") {
+        Codec::Vp8
+    } else {
+        Codec::H264
+    }
+}
+
+/// A new encoder element `name` with real-time settings: constant bitrate, no B-frames, a long
+/// keyframe interval (receivers ask for keyframes with PLI/FIR; see [`KeyframeRequests`]).
+pub fn make(name: &str, settings: EncoderSettings) -> Result<gst::Element, String> {
+    // One name for whatever encoder was chosen, so that logs and tracers find it.
+    let encoder = gst::ElementFactory::make(name)
+        .name("encoder")
+        .build()
+        .map_err(|e| format!("cannot create: {e}"))?;
+    let kbps = settings.bitrate_kbps.to_string();
+    let bps = (u64::from(settings.bitrate_kbps) * 1000).to_string();
+    // A keyframe every 10 s at most unasked: late joiners and losses are served on request.
+    let gop = (settings.framerate * 10).to_string();
+    let properties: &[(&str, &str)] = match name {
+        "x264enc" => &[
+            ("tune", "zerolatency"),
+            ("speed-preset", "ultrafast"),
+            ("pass", "cbr"),
+            ("bitrate", &kbps),
+            ("bframes", "0"),
+            ("b-adapt", "false"),
+            ("key-int-max", &gop),
+        ],
+        "openh264enc" => &[
+            ("usage-type", "camera"),
+            ("rate-control", "bitrate"),
+            ("bitrate", &bps),
+            ("complexity", "low"),
+            ("gop-size", &gop),
+        ],
+        "vp8enc" => &[
+            ("deadline", "1"),
+            ("cpu-used", "-16"),
+            ("end-usage", "cbr"),
+            ("lag-in-frames", "0"),
+            ("target-bitrate", &bps),
+            ("keyframe-max-dist", &gop),
+        ],
+        "vah264enc" | "qsvh264enc" => &[
+            ("rate-control", "cbr"),
+            ("bitrate", &kbps),
+            ("b-frames", "0"),
+            ("key-int-max", &gop),
+        ],
+        "vaapih264enc" => &[
+            ("rate-control", "cbr"),
+            ("bitrate", &kbps),
+            ("max-bframes", "0"),
+            ("keyframe-period", &gop),
+        ],
+        "nvv4l2h264enc" => &[
+            ("control-rate", "1"),
+            ("bitrate", &bps),
+            ("num-B-Frames", "0"),
+            ("iframeinterval", &gop),
+        ],
+        // V4L2 M2M encoders take their settings as controls; H.264 there has no B-frames.
+        "v4l2h264enc" => &[],
+        _ => &[],
+    };
+    for (property, value) in properties {
+        // Elements differ between GStreamer versions and vendors: set what exists.
+        if encoder.find_property(property).is_some() {
+            encoder.set_property_from_str(property, value);
+        }
+    }
+    if name == "v4l2h264enc" && encoder.find_property("extra-controls").is_some() {
+        let controls =
+            format!("controls,video_bitrate={bps},video_bitrate_mode=1,h264_i_frame_period={gop}");
+        if let Ok(structure) = controls.parse::<gst::Structure>() {
+            encoder.set_property("extra-controls", structure);
+        }
+    }
+    Ok(encoder)
+}
+
+/// Keyframe requests for a running encoder. A request is a flag; the encoder's own streaming
+/// thread turns it into a force-key-unit event before the next frame. Sending the event from
+/// another thread instead (an upstream event on the encoder's src pad while it encodes) stalled
+/// x264enc for good on GStreamer 1.22.
+#[derive(Clone, Debug, Default)]
+pub struct KeyframeRequests(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl KeyframeRequests {
+    /// Requests for `encoder`, served at its sink pad.
+    pub fn install(encoder: &gst::Element) -> KeyframeRequests {
+        let requests = KeyframeRequests::default();
+        if let Some(sink) = encoder.static_pad("sink") {
+            let wanted = requests.0.clone();
+            sink.add_probe(gst::PadProbeType::BUFFER, move |pad, _| {
+                if wanted.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                    let event = gstreamer_video::DownstreamForceKeyUnitEvent::builder()
+                        .all_headers(true)
+                        .build();
+                    pad.send_event(event);
+                }
+                gst::PadProbeReturn::Ok
+            });
+        }
+        requests
+    }
+
+    /// The next frame is encoded as a keyframe (what a PLI or FIR from a receiver turns into).
+    pub fn request(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Encodes one small frame through `name` and waits for it to come out.
+fn start_test(name: &str, settings: EncoderSettings) -> Result<(), String> {
+    let encoder = make(name, settings)?;
+    let pipeline = gst::Pipeline::new();
+    let make = |factory: &str| {
+        gst::ElementFactory::make(factory)
+            .build()
+            .map_err(|e| format!("cannot create {factory}: {e}"))
+    };
+    let source = make("videotestsrc")?;
+    source.set_property("num-buffers", 2i32);
+    let caps = make("capsfilter")?;
+    caps.set_property(
+        "caps",
+        gst::Caps::builder("video/x-raw")
+            .field("width", 320i32)
+            .field("height", 180i32)
+            .field("framerate", gst::Fraction::new(15, 1))
+            .build(),
+    );
+    let convert = make("videoconvert")?;
+    let sink = make("fakesink")?;
+    let elements = [&source, &caps, &convert, &encoder, &sink];
+    pipeline
+        .add_many(elements)
+        .map_err(|e| format!("cannot build the test pipeline: {e}"))?;
+    gst::Element::link_many(elements).map_err(|e| format!("cannot link: {e}"))?;
+    let result = run_to_eos(&pipeline);
+    let _ = pipeline.set_state(gst::State::Null);
+    result
+}
+
+fn run_to_eos(pipeline: &gst::Pipeline) -> Result<(), String> {
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|_| "refused to start".to_owned())?;
+    let bus = pipeline.bus().ok_or("the test pipeline has no bus")?;
+    let timeout = gst::ClockTime::from_nseconds(START_TIMEOUT.as_nanos() as u64);
+    match bus.timed_pop_filtered(timeout, &[gst::MessageType::Eos, gst::MessageType::Error]) {
+        Some(message) => match message.view() {
+            gst::MessageView::Eos(_) => Ok(()),
+            gst::MessageView::Error(e) => Err(e.error().to_string()),
+            _ => Err("unexpected message".to_owned()),
+        },
+        None => Err(format!(
+            "no frame encoded within {} s",
+            START_TIMEOUT.as_secs()
+        )),
+    }
+}

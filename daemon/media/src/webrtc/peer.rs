@@ -1,0 +1,1070 @@
+//! One WebRTC peer: a `webrtcbin` in its own pipeline, fed from the room's encoded media and
+//! feeding far-end slots. See the module documentation in `mod.rs` for the shape of the API.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_webrtc as gst_webrtc;
+use gstreamer_webrtc::WebRTCRTPTransceiverDirection as TransceiverDirection;
+use tokio::sync::mpsc;
+
+use super::opus_fec::VoiceRepair;
+use super::sdp::{self, Format, RemoteMedia};
+use super::stats::{self, Counters, PeerStats};
+use super::{PeerError, PeerEvent, PeerOptions};
+use crate::{Codec, Feed, LossReporter, MediaKind, MediaTaps, RemoteVideoSlot, TapSubscription};
+
+/// How long ICE gathering may take (host candidates take milliseconds; a STUN/TURN server that
+/// does not answer is given up by libnice well before this).
+const GATHERING_TIMEOUT: Duration = Duration::from_secs(10);
+/// The jitter buffer's depth: conferencing favours latency over smoothness.
+const JITTER_LATENCY_MS: u32 = 100;
+/// Payload types the room uses in its own offers (any dynamic numbers would do).
+const OFFER_PT_VIDEO: u32 = 96;
+const OFFER_PT_AUDIO: u32 = 111;
+/// Voice activity: above this level a remote is talking; below the lower one for
+/// [`SILENCE_HOLD`] they stopped (the gap avoids flapping between words).
+const TALKING_ON_DB: f64 = -45.0;
+const TALKING_OFF_DB: f64 = -55.0;
+const SILENCE_HOLD: Duration = Duration::from_millis(800);
+/// How often the room sends RTCP reports at least (see `Peer::report_promptly`).
+const RTCP_INTERVAL: Duration = Duration::from_secs(1);
+/// RTP sessions looked for in webrtcbin's rtpbin: one per media line when not bundled, and
+/// the room negotiates at most a few media lines.
+const MAX_SESSIONS: u32 = 8;
+
+/// Where the offer/answer exchange stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signalling {
+    New,
+    OfferSent,
+    Stable,
+}
+
+impl Signalling {
+    fn name(self) -> &'static str {
+        match self {
+            Signalling::New => "no offer or answer yet",
+            Signalling::OfferSent => "an offer was sent and awaits its answer",
+            Signalling::Stable => "the session is already negotiated",
+        }
+    }
+}
+
+/// A WebRTC peer. Dropping it (or [`close`](Peer::close)) stops its pipeline and releases its
+/// subscriptions and display slots.
+pub struct Peer {
+    pipeline: gst::Pipeline,
+    webrtcbin: gst::Element,
+    shared: Arc<Shared>,
+    options: PeerOptions,
+    signalling: Mutex<Signalling>,
+    events: Mutex<Option<mpsc::UnboundedReceiver<PeerEvent>>>,
+}
+
+/// What the pipeline's callbacks share with the peer (they hold it weakly).
+struct Shared {
+    taps: MediaTaps,
+    events: mpsc::UnboundedSender<PeerEvent>,
+    label: Mutex<String>,
+    receive: bool,
+    subscriptions: Mutex<Vec<TapSubscription>>,
+    video_slots: Mutex<Vec<Arc<RemoteVideoSlot>>>,
+    audio_slots: Mutex<Vec<Arc<crate::RemoteAudioSlot>>>,
+    counters: Mutex<Counters>,
+    talking: Mutex<Talking>,
+    connected: AtomicBool,
+    /// The far end's voice decoders (one per received audio stream) and their repair counts.
+    voice_repairs: Mutex<Vec<VoiceRepair>>,
+    /// The SSRC of the room's voice sent here, and where the far end's reported loss of it goes.
+    voice_loss: Mutex<Option<(u32, LossReporter)>>,
+}
+
+#[derive(Default)]
+struct Talking {
+    now: bool,
+    quiet_since: Option<Instant>,
+    /// The last level reading: a voice that stops arriving (a muted track) posts none.
+    heard: Option<Instant>,
+}
+
+impl Shared {
+    fn emit(&self, event: PeerEvent) {
+        // Nobody listening is fine: events are informative.
+        let _ = self.events.send(event);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Peer {
+    /// A new peer; nothing is sent or received until an offer/answer exchange.
+    pub fn new(taps: &MediaTaps, options: PeerOptions) -> Result<Peer, PeerError> {
+        check_ice_servers(&options)?;
+        let pipeline = gst::Pipeline::new();
+        let webrtcbin = make("webrtcbin")?;
+        webrtcbin.set_property_from_str("bundle-policy", "max-bundle");
+        webrtcbin.set_property("latency", JITTER_LATENCY_MS);
+        if let Some(stun) = &options.ice.stun {
+            webrtcbin.set_property("stun-server", stun);
+        }
+        if let Some(turn) = &options.ice.turn {
+            webrtcbin.set_property("turn-server", turn);
+        }
+        pipeline
+            .add(&webrtcbin)
+            .map_err(|e| PeerError::Build(e.to_string()))?;
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            taps: taps.clone(),
+            events: sender,
+            label: Mutex::new(options.label.clone()),
+            receive: options.receive,
+            subscriptions: Mutex::new(Vec::new()),
+            video_slots: Mutex::new(Vec::new()),
+            audio_slots: Mutex::new(Vec::new()),
+            counters: Mutex::new(Counters::default()),
+            talking: Mutex::new(Talking::default()),
+            connected: AtomicBool::new(false),
+            voice_repairs: Mutex::new(Vec::new()),
+            voice_loss: Mutex::new(None),
+        });
+        watch_connection(&webrtcbin, Arc::downgrade(&shared));
+        watch_bus(&pipeline, Arc::downgrade(&shared));
+        let weak = Arc::downgrade(&shared);
+        let bin = pipeline.downgrade();
+        webrtcbin.connect_pad_added(move |_, pad| {
+            if pad.direction() != gst::PadDirection::Src {
+                return;
+            }
+            if let (Some(shared), Some(pipeline)) = (weak.upgrade(), bin.upgrade())
+                && let Err(e) = on_remote_stream(&shared, &pipeline, pad)
+            {
+                shared.emit(PeerEvent::Failed(e.to_string()));
+            }
+        });
+        Ok(Peer {
+            pipeline,
+            webrtcbin,
+            shared,
+            options,
+            signalling: Mutex::new(Signalling::New),
+            events: Mutex::new(Some(receiver)),
+        })
+    }
+
+    /// The peer's events; `None` after the first call.
+    pub fn take_events(&self) -> Option<mpsc::UnboundedReceiver<PeerEvent>> {
+        lock(&self.events).take()
+    }
+
+    /// Renames the remote party (their picture's label follows).
+    pub fn set_label(&self, label: &str) {
+        *lock(&self.shared.label) = label.to_owned();
+        for slot in lock(&self.shared.video_slots).iter() {
+            slot.set_label(label);
+        }
+    }
+
+    /// A complete SDP offer (all ICE candidates included) for what the options ask.
+    pub async fn create_offer(&self) -> Result<String, PeerError> {
+        self.expect_state("create an offer", Signalling::New)?;
+        let video_codec = self.shared.taps.video_codec();
+        if self.options.send_video {
+            let codec = video_codec.ok_or_else(|| {
+                PeerError::NoCommonCodec("video: the room has no camera encoder".into())
+            })?;
+            if self.options.video_feed == Feed::Content && !self.shared.taps.has_content() {
+                return Err(PeerError::NoCommonCodec(
+                    "video: the room has no content input to send".into(),
+                ));
+            }
+            let caps = offer_caps(MediaKind::Video, Some(codec));
+            self.add_sender(MediaKind::Video, &caps, self.options.receive)?;
+        } else if self.options.receive {
+            self.add_receiver(&receive_offer_caps(MediaKind::Video))?;
+        }
+        if self.options.send_audio {
+            let caps = offer_caps(MediaKind::Audio, None);
+            self.add_sender(MediaKind::Audio, &caps, self.options.receive)?;
+        } else if self.options.receive {
+            self.add_receiver(&receive_offer_caps(MediaKind::Audio))?;
+        }
+        self.start()?;
+        let offer = self
+            .promise("create an offer", |promise| {
+                self.webrtcbin
+                    .emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, promise]);
+            })
+            .await?;
+        let offer = offer
+            .ok_or_else(|| negotiation("create an offer", "empty reply"))?
+            .value("offer")
+            .ok()
+            .and_then(|v| v.get::<gst_webrtc::WebRTCSessionDescription>().ok())
+            .ok_or_else(|| negotiation("create an offer", "no offer in the reply"))?;
+        self.set_description("set-local-description", &offer)
+            .await?;
+        self.watch_voice_loss();
+        self.report_promptly();
+        let sdp = self.gathered_local_description().await?;
+        *lock(&self.signalling) = Signalling::OfferSent;
+        Ok(sdp)
+    }
+
+    /// Applies the remote's answer to our offer.
+    pub async fn accept_answer(&self, answer_sdp: &str) -> Result<(), PeerError> {
+        self.expect_state("accept an answer", Signalling::OfferSent)?;
+        let message = sdp::parse(answer_sdp)?;
+        sdp::media_lines(&message, self.options.require_encryption)?;
+        let answer =
+            gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, message);
+        self.set_description("set-remote-description", &answer)
+            .await?;
+        *lock(&self.signalling) = Signalling::Stable;
+        Ok(())
+    }
+
+    /// A complete SDP answer to the remote's offer: the room sends what the offer lets it
+    /// (with the offer's payload types) and receives what the offer sends.
+    pub async fn answer_offer(&self, offer_sdp: &str) -> Result<String, PeerError> {
+        self.expect_state("answer an offer", Signalling::New)?;
+        let message = sdp::parse(offer_sdp)?;
+        let lines = sdp::media_lines(&message, self.options.require_encryption)?;
+        let mut used = 0;
+        for line in &lines {
+            if self.plan_line(line)? {
+                used += 1;
+            }
+        }
+        if used == 0 {
+            return Err(PeerError::NoUsableMedia(
+                "nothing in it that the room may send or receive".into(),
+            ));
+        }
+        self.start()?;
+        let offer =
+            gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, message);
+        self.set_description("set-remote-description", &offer)
+            .await?;
+        let answer = self
+            .promise("create an answer", |promise| {
+                self.webrtcbin
+                    .emit_by_name::<()>("create-answer", &[&None::<gst::Structure>, promise]);
+            })
+            .await?;
+        let answer = answer
+            .ok_or_else(|| negotiation("create an answer", "empty reply"))?
+            .value("answer")
+            .ok()
+            .and_then(|v| v.get::<gst_webrtc::WebRTCSessionDescription>().ok())
+            .ok_or_else(|| negotiation("create an answer", "no answer in the reply"))?;
+        let mut answer_sdp = answer.sdp().to_owned();
+        sdp::answer_as_dtls_server(offer.sdp(), &mut answer_sdp);
+        let answer = gst_webrtc::WebRTCSessionDescription::new(
+            gst_webrtc::WebRTCSDPType::Answer,
+            answer_sdp,
+        );
+        self.set_description("set-local-description", &answer)
+            .await?;
+        self.watch_voice_loss();
+        self.report_promptly();
+        let sdp = self.gathered_local_description().await?;
+        *lock(&self.signalling) = Signalling::Stable;
+        Ok(sdp)
+    }
+
+    /// Per-stream statistics, and the connection's security and state.
+    pub async fn stats(&self) -> Result<PeerStats, PeerError> {
+        voice_gone(&self.shared);
+        let report = self
+            .promise("get statistics", |promise| {
+                self.webrtcbin
+                    .emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, promise]);
+            })
+            .await?
+            .ok_or_else(|| negotiation("get statistics", "empty reply"))?;
+        let connection = self
+            .webrtcbin
+            .property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
+        let ice = self
+            .webrtcbin
+            .property::<gst_webrtc::WebRTCICEConnectionState>("ice-connection-state");
+        let mut counters = lock(&self.shared.counters);
+        let mut stats = stats::read(
+            &report,
+            &mut counters,
+            connection,
+            ice,
+            self.dtls_state(),
+            &stats::Protection::of(&self.webrtcbin),
+            stats::receiving_kinds(&self.webrtcbin),
+        );
+        self.add_voice_protection(&mut stats);
+        Ok(stats)
+    }
+
+    /// The Opus protection figures: how the far end's lost voice frames were repaired, and the
+    /// loss the room's encoder expects for the voice it sends.
+    fn add_voice_protection(&self, stats: &mut PeerStats) {
+        let repairs = lock(&self.shared.voice_repairs)
+            .iter()
+            .map(VoiceRepair::repairs)
+            .fold((0, 0), |(f, c), r| (f + r.fec_recovered, c + r.concealed));
+        let expected = self.shared.taps.expected_audio_loss().unwrap_or(0);
+        for stream in stats.streams.iter_mut().filter(|s| s.kind == "audio") {
+            if stream.direction == "receive" {
+                (stream.fec_recovered, stream.concealed) = repairs;
+            } else {
+                stream.expected_loss_percent = expected;
+            }
+        }
+    }
+
+    /// The RTP sessions of webrtcbin's rtpbin (with max-bundle, session 0 carries every
+    /// stream; without bundling there is one per media line).
+    fn rtp_sessions(&self) -> Vec<gst::glib::Object> {
+        let Some(rtpbin) = self
+            .webrtcbin
+            .downcast_ref::<gst::Bin>()
+            .and_then(|bin| bin.by_name("rtpbin"))
+        else {
+            tracing::warn!("webrtcbin has no rtpbin: RTCP reports are not read or hastened");
+            return Vec::new();
+        };
+        (0u32..MAX_SESSIONS)
+            .filter_map(|id| {
+                rtpbin.emit_by_name::<Option<gst::glib::Object>>("get-internal-session", &[&id])
+            })
+            .collect()
+    }
+
+    /// The far end's senders learn the loss on their way to the room within about a second
+    /// (rtpsession's default is one report in 5 s or more; ours are a hundred bytes).
+    fn report_promptly(&self) {
+        for session in self.rtp_sessions() {
+            session.set_property("rtcp-min-interval", RTCP_INTERVAL.as_nanos() as u64);
+        }
+    }
+
+    /// Feeds the loss the far end reports for the room's voice (its RTCP sender and receiver
+    /// reports, read as they arrive) to the room's Opus encoder.
+    fn watch_voice_loss(&self) {
+        let Some((ssrc, reporter)) = lock(&self.shared.voice_loss).clone() else {
+            return;
+        };
+        let sessions = self.rtp_sessions();
+        if sessions.is_empty() {
+            tracing::warn!("no RTP session to read the far end's reports from");
+        }
+        for session in sessions {
+            let reporter = reporter.clone();
+            session.connect("on-receiving-rtcp", false, move |values| {
+                if let Some(buffer) = values.get(1).and_then(|v| v.get::<gst::Buffer>().ok())
+                    && let Ok(map) = buffer.map_readable()
+                    && let Some(percent) = super::rtcp_loss::reported_loss(&map, ssrc)
+                {
+                    reporter.report(percent);
+                }
+                None
+            });
+        }
+    }
+
+    /// The DTLS state of the transport media flows on (with bundling, one transceiver's
+    /// transport carries all; the others may have none or an unused one).
+    fn dtls_state(&self) -> Option<gst_webrtc::WebRTCDTLSTransportState> {
+        use gst_webrtc::WebRTCDTLSTransportState as State;
+        let mut best = None;
+        for index in 0.. {
+            let Some(transceiver) = self
+                .webrtcbin
+                .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>(
+                    "get-transceiver",
+                    &[&index],
+                )
+            else {
+                break;
+            };
+            let state = transceiver
+                .property::<Option<gst_webrtc::WebRTCRTPReceiver>>("receiver")
+                .and_then(|r| r.property::<Option<gst_webrtc::WebRTCDTLSTransport>>("transport"))
+                .map(|t| t.property::<State>("state"));
+            match state {
+                Some(State::Connected) => return state,
+                Some(_) if best.is_none() => best = state,
+                _ => {}
+            }
+        }
+        best
+    }
+
+    /// Stops the peer now (the same happens on drop).
+    pub fn close(self) {}
+
+    // --- Negotiation helpers ------------------------------------------------------------
+
+    fn expect_state(&self, action: &'static str, wanted: Signalling) -> Result<(), PeerError> {
+        let now = *lock(&self.signalling);
+        if now == wanted {
+            Ok(())
+        } else {
+            Err(PeerError::WrongState {
+                action,
+                state: now.name(),
+            })
+        }
+    }
+
+    /// Prepares the transceiver for one offered media line; false when the room neither sends
+    /// nor receives on it.
+    fn plan_line(&self, line: &RemoteMedia) -> Result<bool, PeerError> {
+        let wants_to_send = match line.kind {
+            MediaKind::Video => self.options.send_video,
+            MediaKind::Audio => self.options.send_audio,
+        };
+        let send = wants_to_send && line.direction.remote_receives();
+        let receive = self.options.receive && line.direction.remote_sends();
+        let kind = sdp::kind_name(line.kind);
+        if send {
+            let format = sdp::sendable(line, self.shared.taps.video_codec());
+            match format {
+                Some(format) => {
+                    self.add_sender(line.kind, &with_feedback(&format), receive)?;
+                    return Ok(true);
+                }
+                None if !receive => {
+                    return Err(PeerError::NoCommonCodec(format!(
+                        "{kind} on media line {}: the offer has none the room encodes",
+                        line.index
+                    )));
+                }
+                None => {}
+            }
+        }
+        if receive {
+            let formats = sdp::receivable(line);
+            if formats.is_empty() {
+                return Err(PeerError::NoCommonCodec(format!(
+                    "{kind} on media line {}: the offer has none the room decodes",
+                    line.index
+                )));
+            }
+            let mut caps = gst::Caps::new_empty();
+            for format in &formats {
+                caps.get_mut()
+                    .map(|c| c.append(with_feedback(format)))
+                    .ok_or_else(|| PeerError::Build("caps in use".into()))?;
+            }
+            self.add_receiver(&caps)?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// appsrc (the room's encoded `kind`) → payloader → webrtcbin, with `caps` as the
+    /// transceiver's codec (payload type included).
+    fn add_sender(
+        &self,
+        kind: MediaKind,
+        caps: &gst::Caps,
+        receive: bool,
+    ) -> Result<(), PeerError> {
+        let structure = caps
+            .structure(0)
+            .ok_or_else(|| PeerError::Build("empty codec caps".into()))?;
+        let pt = structure
+            .get::<i32>("payload")
+            .map_err(|_| PeerError::Build("codec caps without payload type".into()))?;
+        let encoding = structure
+            .get::<&str>("encoding-name")
+            .map_err(|_| PeerError::Build("codec caps without encoding name".into()))?
+            .to_ascii_uppercase();
+        let appsrc = gst_app::AppSrc::builder()
+            .is_live(true)
+            .format(gst::Format::Time)
+            .do_timestamp(true)
+            // A stalled network drops the oldest frames rather than growing without bound.
+            .max_bytes(2_000_000)
+            .leaky_type(gst_app::AppLeakyType::Downstream)
+            .build();
+        let feed = match kind {
+            MediaKind::Video => self.options.video_feed,
+            MediaKind::Audio => Feed::Microphone,
+        };
+        let payloader = match encoding.as_str() {
+            "H264" => {
+                let pay = make("rtph264pay")?;
+                pay.set_property("config-interval", -1i32);
+                pay.set_property_from_str("aggregate-mode", "zero-latency");
+                pay
+            }
+            "VP8" => {
+                let pay = make("rtpvp8pay")?;
+                pay.set_property_from_str("picture-id-mode", "15-bit");
+                pay
+            }
+            "OPUS" => {
+                let pay = make("rtpopuspay")?;
+                // The encoder's DTX frames (1-2 bytes of silence) are not sent at all.
+                pay.set_property("dtx", true);
+                pay
+            }
+            other => return Err(PeerError::NoCommonCodec(format!("cannot send {other}"))),
+        };
+        payloader.set_property("pt", pt as u32);
+        // webrtcbin 1.22 writes `a=ssrc` only from caps that name the SSRC; without it, an SFU
+        // such as Janus cannot tell our video from our audio in the bundle until the first
+        // packet, and drops it. Choose it here so that the SDP and the packets agree.
+        let ssrc = random_ssrc();
+        payloader.set_property("ssrc", ssrc);
+        let mut caps = caps.clone();
+        if let Some(s) = caps.make_mut().structure_mut(0) {
+            s.set("ssrc", ssrc);
+        }
+        let caps = &caps;
+        let filter = make("capsfilter")?;
+        let mut filter_caps = rtp_filter_caps(structure);
+        if let Some(s) = filter_caps.make_mut().structure_mut(0) {
+            s.set("ssrc", ssrc);
+        }
+        filter.set_property("caps", filter_caps);
+        let elements = [appsrc.upcast_ref::<gst::Element>(), &payloader, &filter];
+        self.pipeline
+            .add_many(elements)
+            .map_err(|e| PeerError::Build(e.to_string()))?;
+        gst::Element::link_many(elements).map_err(|e| PeerError::Build(e.to_string()))?;
+        let sink = self
+            .webrtcbin
+            .request_pad_simple("sink_%u")
+            .ok_or_else(|| PeerError::Build("webrtcbin gives no sink pad".into()))?;
+        let src = filter
+            .static_pad("src")
+            .ok_or_else(|| PeerError::Build("capsfilter without src pad".into()))?;
+        src.link(&sink)
+            .map_err(|e| PeerError::Build(format!("cannot link to webrtcbin: {e:?}")))?;
+        let transceiver = sink.property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver");
+        transceiver.set_property(
+            "direction",
+            if receive {
+                TransceiverDirection::Sendrecv
+            } else {
+                TransceiverDirection::Sendonly
+            },
+        );
+        transceiver.set_property("codec-preferences", caps);
+
+        // A receiver's PLI or FIR arrives as an upstream force-key-unit event: the room's
+        // encoder of the feed sent here makes the keyframe.
+        if let Some(src) = appsrc.static_pad("src") {
+            let taps = self.shared.taps.clone();
+            src.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+                if let Some(event) = info.event()
+                    && gstreamer_video::UpstreamForceKeyUnitEvent::parse(event).is_ok()
+                {
+                    taps.request_keyframe_of(feed);
+                }
+                gst::PadProbeReturn::Ok
+            });
+            let weak = Arc::downgrade(&self.shared);
+            src.add_probe(gst::PadProbeType::BUFFER, move |pad, _| {
+                if let Some(shared) = weak.upgrade() {
+                    lock(&shared.counters).sent_frame(kind, pad.current_caps().as_ref());
+                }
+                gst::PadProbeReturn::Ok
+            });
+        }
+        let subscription = self.shared.taps.subscribe_feed(feed, &appsrc);
+        if kind == MediaKind::Audio {
+            *lock(&self.shared.voice_loss) = Some((ssrc, subscription.loss_reporter()));
+        }
+        lock(&self.shared.subscriptions).push(subscription);
+        Ok(())
+    }
+
+    fn add_receiver(&self, caps: &gst::Caps) -> Result<(), PeerError> {
+        self.webrtcbin
+            .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>(
+                "add-transceiver",
+                &[&TransceiverDirection::Recvonly, caps],
+            )
+            .ok_or_else(|| PeerError::Build("webrtcbin refused a receiving transceiver".into()))?;
+        Ok(())
+    }
+
+    fn start(&self) -> Result<(), PeerError> {
+        self.pipeline
+            .set_state(gst::State::Playing)
+            .map(|_| ())
+            .map_err(|_| PeerError::Build("the peer's pipeline does not start".into()))
+    }
+
+    /// Emits a promise-taking signal through `emit` and waits for the reply; webrtcbin
+    /// reports failures as an `error` field in the reply.
+    async fn promise(
+        &self,
+        action: &'static str,
+        emit: impl FnOnce(&gst::Promise),
+    ) -> Result<Option<gst::Structure>, PeerError> {
+        let (promise, future) = gst::Promise::new_future();
+        emit(&promise);
+        // webrtcbin answers set-*-description with no structure at all when it succeeds.
+        let Some(reply) = future
+            .await
+            .map_err(|e| negotiation(action, &format!("{e:?}")))?
+        else {
+            return Ok(None);
+        };
+        if let Ok(error) = reply.get::<gst::glib::Error>("error") {
+            return Err(negotiation(action, error.message()));
+        }
+        Ok(Some(reply.to_owned()))
+    }
+
+    async fn set_description(
+        &self,
+        signal: &'static str,
+        description: &gst_webrtc::WebRTCSessionDescription,
+    ) -> Result<(), PeerError> {
+        self.promise(signal, |promise| {
+            self.webrtcbin
+                .emit_by_name::<()>(signal, &[description, promise]);
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// The local description once every ICE candidate is in it.
+    async fn gathered_local_description(&self) -> Result<String, PeerError> {
+        let deadline = Instant::now() + GATHERING_TIMEOUT;
+        loop {
+            let state = self
+                .webrtcbin
+                .property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
+            if state == gst_webrtc::WebRTCICEGatheringState::Complete {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(PeerError::GatheringTimeout(GATHERING_TIMEOUT.as_secs()));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let description = self
+            .webrtcbin
+            .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
+            .ok_or_else(|| negotiation("read the local description", "there is none"))?;
+        description
+            .sdp()
+            .as_text()
+            .map_err(|e| negotiation("write the local description", &e.to_string()))
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+        if let Some(bus) = self.pipeline.bus() {
+            bus.unset_sync_handler();
+        }
+        lock(&self.shared.subscriptions).clear();
+        lock(&self.shared.video_slots).clear();
+        lock(&self.shared.audio_slots).clear();
+    }
+}
+
+fn make(factory: &str) -> Result<gst::Element, PeerError> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .map_err(|e| PeerError::Build(format!("{factory}: {e}")))
+}
+
+fn negotiation(action: &'static str, reason: &str) -> PeerError {
+    PeerError::Negotiation {
+        action,
+        reason: reason.to_owned(),
+    }
+}
+
+fn check_ice_servers(options: &PeerOptions) -> Result<(), PeerError> {
+    if let Some(stun) = &options.ice.stun
+        && (!stun.starts_with("stun://") || stun.len() <= "stun://".len())
+    {
+        return Err(PeerError::IceServer(stun.clone()));
+    }
+    if let Some(turn) = &options.ice.turn
+        && (!(turn.starts_with("turn://") || turn.starts_with("turns://")) || !turn.contains('@'))
+    {
+        // The TURN URL carries a password: name the problem, not the URL.
+        return Err(PeerError::IceServer("(turn server, not shown)".into()));
+    }
+    Ok(())
+}
+
+/// The room's codec for `kind` in its own offers.
+fn offer_caps(kind: MediaKind, video: Option<Codec>) -> gst::Caps {
+    let structure = match (kind, video) {
+        (MediaKind::Audio, _) => opus_structure(OFFER_PT_AUDIO),
+        (MediaKind::Video, Some(Codec::Vp8)) => vp8_structure(OFFER_PT_VIDEO),
+        (MediaKind::Video, _) => h264_structure(OFFER_PT_VIDEO),
+    };
+    gst::Caps::builder_full().structure(structure).build()
+}
+
+/// What a receive-only offer accepts: H.264 and VP8, or Opus.
+fn receive_offer_caps(kind: MediaKind) -> gst::Caps {
+    match kind {
+        MediaKind::Audio => gst::Caps::builder_full()
+            .structure(opus_structure(OFFER_PT_AUDIO))
+            .build(),
+        MediaKind::Video => gst::Caps::builder_full()
+            .structure(h264_structure(OFFER_PT_VIDEO))
+            .structure(vp8_structure(OFFER_PT_VIDEO + 1))
+            .build(),
+    }
+}
+
+fn h264_structure(pt: u32) -> gst::Structure {
+    feedback(
+        gst::Structure::builder("application/x-rtp")
+            .field("media", "video")
+            .field("encoding-name", "H264")
+            .field("payload", pt as i32)
+            .field("clock-rate", 90_000i32)
+            .field("packetization-mode", "1")
+            .field("profile-level-id", "42e01f")
+            .field("level-asymmetry-allowed", "1")
+            .build(),
+    )
+}
+
+fn vp8_structure(pt: u32) -> gst::Structure {
+    feedback(
+        gst::Structure::builder("application/x-rtp")
+            .field("media", "video")
+            .field("encoding-name", "VP8")
+            .field("payload", pt as i32)
+            .field("clock-rate", 90_000i32)
+            .build(),
+    )
+}
+
+fn opus_structure(pt: u32) -> gst::Structure {
+    gst::Structure::builder("application/x-rtp")
+        .field("media", "audio")
+        .field("encoding-name", "OPUS")
+        .field("payload", pt as i32)
+        .field("clock-rate", 48_000i32)
+        .field("encoding-params", "2")
+        .field("minptime", "10")
+        .field("useinbandfec", "1")
+        .field("usedtx", "1")
+        .build()
+}
+
+/// Video asks for retransmission and keyframes (NACK, PLI, FIR): a lost packet is repaired
+/// or answered with a keyframe instead of a frozen picture.
+fn feedback(mut structure: gst::Structure) -> gst::Structure {
+    if structure.get::<&str>("media").ok() == Some("video") {
+        structure.set("rtcp-fb-nack", true);
+        structure.set("rtcp-fb-nack-pli", true);
+        structure.set("rtcp-fb-ccm-fir", true);
+    }
+    structure
+}
+
+/// An offered format as a codec preference, with the room's feedback wishes added.
+fn with_feedback(format: &Format) -> gst::Caps {
+    let mut caps = format.caps.copy();
+    if let Some(caps) = caps.get_mut()
+        && let Some(structure) = caps.structure_mut(0)
+    {
+        // The SDP's "application/x-unknown" name is RTP caps for webrtcbin.
+        structure.set_name("application/x-rtp");
+        // webrtcbin 1.22 negotiates no transport-wide congestion control header extension and
+        // sends no REMB: do not promise the feedback.
+        structure.remove_field("rtcp-fb-transport-cc");
+        structure.remove_field("rtcp-fb-goog-remb");
+        if format.encoding == "H264" {
+            // Answer with the offer's own H.264 parameters, not GStreamer's profile name.
+            structure.remove_field("profile");
+            for (key, value) in &format.fmtp {
+                structure.set(key.as_str(), value.as_str());
+            }
+        }
+        if structure.get::<&str>("media").ok() == Some("video") {
+            structure.set("rtcp-fb-nack", true);
+            structure.set("rtcp-fb-nack-pli", true);
+            structure.set("rtcp-fb-ccm-fir", true);
+        }
+        if format.encoding == "OPUS" {
+            // The room's decoder uses in-band FEC and copes with DTX: ask for both.
+            structure.set("useinbandfec", "1");
+            structure.set("usedtx", "1");
+        }
+    }
+    caps
+}
+
+/// What the payloader must put out: the codec's name, clock rate and payload type (without the
+/// SDP's feedback and fmtp fields, which the payloader does not produce).
+/// A random SSRC for one outgoing stream (RFC 3550 wants them random).
+fn random_ssrc() -> u32 {
+    let mut bytes = [0u8; 4];
+    roomd_base::random::fill(&mut bytes);
+    u32::from_le_bytes(bytes)
+}
+
+fn rtp_filter_caps(structure: &gst::StructureRef) -> gst::Caps {
+    let mut filtered = gst::Structure::new_empty("application/x-rtp");
+    for field in ["media", "encoding-name", "payload", "clock-rate"] {
+        if let Ok(value) = structure.value(field) {
+            filtered.set_value(field, value.clone());
+        }
+    }
+    gst::Caps::builder_full().structure(filtered).build()
+}
+
+// --- Receiving ----------------------------------------------------------------------------
+
+/// A remote stream arrived on webrtcbin's `pad`: depayload, decode and show or play it.
+fn on_remote_stream(
+    shared: &Arc<Shared>,
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+) -> Result<(), PeerError> {
+    let caps = pad
+        .current_caps()
+        .ok_or_else(|| PeerError::Build("remote stream without caps".into()))?;
+    let structure = caps
+        .structure(0)
+        .ok_or_else(|| PeerError::Build("remote stream with empty caps".into()))?;
+    let media = structure.get::<&str>("media").unwrap_or("");
+    let encoding = structure
+        .get::<&str>("encoding-name")
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    let sink_pad = |element: &gst::Element| {
+        element
+            .static_pad("sink")
+            .ok_or_else(|| PeerError::Build("element without sink pad".into()))
+    };
+    if !shared.receive {
+        // Nothing is shown or played; the stream is drained so webrtcbin is not blocked.
+        let sink = make("fakesink")?;
+        pipeline
+            .add(&sink)
+            .map_err(|e| PeerError::Build(e.to_string()))?;
+        pad.link(&sink_pad(&sink)?)
+            .map_err(|e| PeerError::Build(format!("{e:?}")))?;
+        let _ = sink.sync_state_with_parent();
+        return Ok(());
+    }
+    let (kind, chain) = match (media, encoding.as_str()) {
+        ("video", "H264") => {
+            let depay = make("rtph264depay")?;
+            depay.set_property("request-keyframe", true);
+            depay.set_property("wait-for-keyframe", true);
+            (
+                MediaKind::Video,
+                vec![depay, make("h264parse")?, make("avdec_h264")?],
+            )
+        }
+        ("video", "VP8") => {
+            let depay = make("rtpvp8depay")?;
+            depay.set_property("request-keyframe", true);
+            depay.set_property("wait-for-keyframe", true);
+            (MediaKind::Video, vec![depay, make("vp8dec")?])
+        }
+        ("audio", "OPUS") => {
+            let decoder =
+                VoiceRepair::decoder().map_err(|e| PeerError::Build(format!("opusdec: {e}")))?;
+            let opusdec = decoder.element().clone();
+            lock(&shared.voice_repairs).push(decoder);
+            (MediaKind::Audio, vec![make("rtpopusdepay")?, opusdec])
+        }
+        _ => {
+            return Err(PeerError::NoCommonCodec(format!(
+                "cannot decode {media} {encoding}"
+            )));
+        }
+    };
+    let mut elements = chain;
+    let appsink = gst_app::AppSink::builder().sync(false).build();
+    match kind {
+        MediaKind::Video => {
+            elements.push(make("videoconvert")?);
+            let slot = Arc::new(shared.taps.add_remote_video(&lock(&shared.label))?);
+            forward_first_frame(&slot, Arc::downgrade(shared));
+            let weak = Arc::downgrade(shared);
+            let shown = slot.clone();
+            appsink.set_callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |sink| {
+                        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        if let Some(shared) = weak.upgrade() {
+                            lock(&shared.counters).received_frame(sample.caps());
+                        }
+                        shown.push(&sample);
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            );
+            // The voice may have started before the picture arrived.
+            slot.set_talking(lock(&shared.talking).now);
+            lock(&shared.video_slots).push(slot);
+        }
+        MediaKind::Audio => {
+            elements.push(make("audioconvert")?);
+            elements.push(make("audioresample")?);
+            let filter = make("capsfilter")?;
+            filter.set_property("caps", crate::remote_audio_caps());
+            elements.push(filter);
+            let level = make("level")?;
+            level.set_property("interval", crate::audio::LEVEL_INTERVAL_NS);
+            level.set_property("post-messages", true);
+            elements.push(level);
+            let slot = Arc::new(shared.taps.add_remote_audio()?);
+            let played = slot.clone();
+            appsink.set_callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |sink| {
+                        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        played.push(&sample);
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            );
+            lock(&shared.audio_slots).push(slot);
+        }
+    }
+    elements.push(appsink.upcast());
+    pipeline
+        .add_many(&elements)
+        .map_err(|e| PeerError::Build(e.to_string()))?;
+    gst::Element::link_many(&elements).map_err(|e| PeerError::Build(e.to_string()))?;
+    for element in elements.iter().rev() {
+        let _ = element.sync_state_with_parent();
+    }
+    pad.link(&sink_pad(&elements[0])?)
+        .map_err(|e| PeerError::Build(format!("cannot link the remote stream: {e:?}")))?;
+    shared.emit(PeerEvent::RemoteTrack { kind });
+    Ok(())
+}
+
+/// Turns the slot's first-frame signal into a [`PeerEvent::FirstRemoteFrame`].
+fn forward_first_frame(slot: &RemoteVideoSlot, shared: Weak<Shared>) {
+    let shown = slot.first_frame();
+    // A small thread rather than a task: pad-added runs on a GStreamer thread, possibly
+    // outside any tokio runtime. It ends when the frame arrives or the slot is dropped.
+    std::thread::spawn(move || {
+        if shown.blocking_recv().is_ok()
+            && let Some(shared) = shared.upgrade()
+        {
+            shared.emit(PeerEvent::FirstRemoteFrame);
+        }
+    });
+}
+
+// --- Watching -----------------------------------------------------------------------------
+
+fn watch_connection(webrtcbin: &gst::Element, shared: Weak<Shared>) {
+    webrtcbin.connect_notify(Some("connection-state"), move |bin, _| {
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let state = bin.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
+        use gst_webrtc::WebRTCPeerConnectionState as State;
+        match state {
+            State::Connected if !shared.connected.swap(true, Ordering::SeqCst) => {
+                shared.emit(PeerEvent::Connected);
+            }
+            State::Disconnected if shared.connected.swap(false, Ordering::SeqCst) => {
+                shared.emit(PeerEvent::Disconnected);
+            }
+            State::Failed => {
+                shared.connected.store(false, Ordering::SeqCst);
+                shared.emit(PeerEvent::Failed("ICE or DTLS failed".into()));
+            }
+            _ => {}
+        }
+    });
+}
+
+/// The pipeline's messages, handled where they are posted: the received voice's level
+/// (talking) and errors (the peer fails, the room goes on).
+fn watch_bus(pipeline: &gst::Pipeline, shared: Weak<Shared>) {
+    let Some(bus) = pipeline.bus() else {
+        return;
+    };
+    bus.set_sync_handler(move |_, message| {
+        if let Some(shared) = shared.upgrade() {
+            if let Some(rms_db) = crate::audio::rms_db(message) {
+                talking(&shared, rms_db);
+            } else if let gst::MessageView::Error(e) = message.view() {
+                let source = e.src().map(|s| s.name().to_string()).unwrap_or_default();
+                shared.emit(PeerEvent::Failed(format!("{source}: {}", e.error())));
+            }
+        }
+        gst::BusSyncReply::Drop
+    });
+}
+
+fn talking(shared: &Shared, rms_db: f64) {
+    let change = {
+        let mut talking = lock(&shared.talking);
+        let now = Instant::now();
+        talking.heard = Some(now);
+        if rms_db > TALKING_ON_DB {
+            talking.quiet_since = None;
+            (!talking.now).then(|| {
+                talking.now = true;
+                true
+            })
+        } else if rms_db < TALKING_OFF_DB && talking.now {
+            let since = *talking.quiet_since.get_or_insert(now);
+            (now.duration_since(since) >= SILENCE_HOLD).then(|| {
+                talking.now = false;
+                talking.quiet_since = None;
+                false
+            })
+        } else {
+            None
+        }
+    };
+    if let Some(now) = change {
+        announce_talking(shared, now);
+    }
+}
+
+/// A talker whose voice stopped arriving altogether (no level reading for the hold time) is
+/// not talking any more: without sound there are no level messages to say so.
+fn voice_gone(shared: &Shared) {
+    let gone = {
+        let mut talking = lock(&shared.talking);
+        let gone = talking.now && talking.heard.is_none_or(|at| at.elapsed() >= SILENCE_HOLD);
+        if gone {
+            talking.now = false;
+            talking.quiet_since = None;
+        }
+        gone
+    };
+    if gone {
+        announce_talking(shared, false);
+    }
+}
+
+fn announce_talking(shared: &Shared, now: bool) {
+    // The display's speaker layout follows who talks.
+    for slot in lock(&shared.video_slots).iter() {
+        slot.set_talking(now);
+    }
+    shared.emit(PeerEvent::Talking(now));
+}

@@ -1,0 +1,76 @@
+//! A meeting hosted by the room: guests' WHIP offers bring their camera and microphone to the
+//! room display and speakers; their WHEP offers get the room's picture and sound. One encoder
+//! feeds every guest (the media taps), whatever their number.
+
+use std::time::Duration;
+
+use super::MeetingError;
+use super::engine::GuestDirection;
+use super::roster::Roster;
+use super::session::{SessionCommand, SessionContext};
+use roomd_core::AdmittedGuest;
+use roomd_media::webrtc::Peer;
+
+pub(crate) async fn run(mut ctx: SessionContext) {
+    let (mut roster, mut events) = Roster::new(ctx.room.clone(), ctx.generation());
+    let mut stats = tokio::time::interval(Duration::from_secs(1));
+    let mut stop = ctx.stop.clone();
+    loop {
+        tokio::select! {
+            _ = SessionContext::stopped(&mut stop) => break,
+            Some(command) = ctx.commands.recv() => match command {
+                SessionCommand::ConnectGuest { guest, direction, offer, reply } => {
+                    let result = connect(&ctx, &mut roster, guest, direction, &offer).await;
+                    if let Err(e) = &result {
+                        tracing::warn!("guest media refused: {e}");
+                    }
+                    let _ = reply.send(result);
+                }
+                SessionCommand::DisconnectGuest { guest_id, direction: Some(direction) } => {
+                    roster.close_peers(&guest_id, direction.as_str());
+                }
+                SessionCommand::DisconnectGuest { guest_id, direction: None } => {
+                    roster.remove(&guest_id).await;
+                }
+            },
+            changed = ctx.plan.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let removed = ctx.plan.borrow_and_update().removed.clone();
+                for id in &removed {
+                    if roster.contains(id) {
+                        roster.remove(id).await;
+                    }
+                }
+            }
+            Some((id, event)) = events.recv() => roster.on_event(&id, &event).await,
+            _ = stats.tick() => roster.report_stats().await,
+        }
+    }
+    roster.clear().await;
+}
+
+async fn connect(
+    ctx: &SessionContext,
+    roster: &mut Roster,
+    guest: AdmittedGuest,
+    direction: GuestDirection,
+    offer: &str,
+) -> Result<String, MeetingError> {
+    if ctx.plan.borrow().removed.contains(&guest.guest_id) {
+        return Err(MeetingError::Refused(
+            "you were removed from this meeting".into(),
+        ));
+    }
+    // A new offer for the same direction replaces the earlier session (the guest reconnected).
+    roster.close_peers(&guest.guest_id, direction.as_str());
+    let sending_to_guest = direction == GuestDirection::Whep;
+    let options = ctx.peer_options(&guest.name, sending_to_guest, !sending_to_guest);
+    let peer = Peer::new(&ctx.taps, options)?;
+    let answer = peer.answer_offer(offer).await?;
+    roster
+        .add_peer(&guest.guest_id, &guest.name, direction.as_str(), peer)
+        .await;
+    Ok(answer)
+}

@@ -1,0 +1,32 @@
+//! Meetings on the customer's own servers, and meetings the room hosts (see `docs/meetings.md`).
+//!
+//! The engine follows the room core's meeting plan and runs one session at a time; sessions do
+//! the signalling and hand SDP to WebRTC peers (`roomd_media::webrtc`), which carry the media:
+//!
+//! - `engine`: the task, and the handle the API uses for guests' media.
+//! - `session`: what every session gets; `hosted_session`, `janus_session`, `whip_session` and
+//!   `direct_session` are the four kinds; `janus_content` is a Janus meeting's content share.
+//! - `roster`: peers grouped by participant; participants, statistics and events for the core.
+//! - `https`, `whip`, `janus`: the signalling clients (TLS always verified, typed errors for
+//!   every bad answer).
+
+mod backoff;
+mod direct_session;
+mod engine;
+mod error;
+mod hosted_session;
+pub mod https;
+pub mod janus;
+mod janus_content;
+mod janus_session;
+mod outbound_resolver;
+mod roster;
+mod session;
+pub mod whip;
+mod whip_session;
+
+pub use engine::{GuestDirection, MeetingEngineHandle, start};
+pub use error::MeetingError;
+
+#[cfg(test)]
+mod test_server;

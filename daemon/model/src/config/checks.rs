@@ -1,0 +1,530 @@
+//! Range and format checks for configuration values, run while deserializing.
+//!
+//! Running them inside deserialization (rather than on the finished struct) is what lets the
+//! file loader and the merge-patch path share one set of rules and still report the offending
+//! key: serde_path_to_error records the key, and the TOML deserializer the position.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serializer};
+
+const ROOM_NAME_MAX_CHARS: usize = 64;
+const HARDWARE_PROFILE_MAX_CHARS: usize = 32;
+const LISTEN_MAX_ENTRIES: usize = 8;
+const CERTIFICATE_NAMES_MAX_ENTRIES: usize = 16;
+const DNS_NAME_MAX_CHARS: usize = 253;
+const DNS_LABEL_MAX_CHARS: usize = 63;
+const TCTI_MAX_CHARS: usize = 256;
+/// TCTIs Debian's tpm2-tss ships (libtss2-tcti-*): `mssim` is listed because tpm2-tss knows it,
+/// though swtpm wants `swtpm`.
+const TCTI_NAMES: [&str; 5] = ["device", "swtpm", "mssim", "tabrmd", "libtpms"];
+/// Most camera presets `video.camera_presets` may hold.
+pub const CAMERA_PRESETS_MAX_ENTRIES: usize = 16;
+const CAMERA_PRESET_NAME_MAX_CHARS: usize = 32;
+
+pub(super) fn volume<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
+    integer_in(d, 0, 100)
+}
+
+pub(super) fn max_body_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    integer_in(d, 1024, 16 * 1024 * 1024)
+}
+
+pub(super) fn session_idle_minutes<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    integer_in(d, 1, 1440)
+}
+
+pub(super) fn standby_delay_minutes<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    integer_in(d, 1, 480)
+}
+
+pub(super) fn lockout_threshold<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    integer_in(d, 3, 20)
+}
+
+pub(super) fn lockout_max_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    integer_in(d, 1, 86400)
+}
+
+/// An enum value written as its name. Reading a string first gives one clear message for a
+/// wrong type ("expected a string") in TOML and JSON alike; serde then names the valid choices.
+pub(super) fn named<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: de::DeserializeOwned,
+{
+    let name = String::deserialize(d)?;
+    T::deserialize(de::value::StrDeserializer::<de::value::Error>::new(&name))
+        .map_err(de::Error::custom)
+}
+
+pub(super) fn camera_presets<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<super::CameraPreset>, D::Error> {
+    let presets = Vec::<super::CameraPreset>::deserialize(d)?;
+    check_camera_presets(&presets).map_err(de::Error::custom)?;
+    Ok(presets)
+}
+
+/// Checks a whole preset list: at most [`CAMERA_PRESETS_MAX_ENTRIES`], each name and position
+/// valid, no name twice. The error names the (1-based) preset at fault.
+pub fn check_camera_presets(presets: &[super::CameraPreset]) -> Result<(), String> {
+    if presets.len() > CAMERA_PRESETS_MAX_ENTRIES {
+        return Err(format!(
+            "{} presets; at most {CAMERA_PRESETS_MAX_ENTRIES} are allowed",
+            presets.len()
+        ));
+    }
+    for (i, preset) in presets.iter().enumerate() {
+        let at = |message: String| format!("preset {}: {message}", i + 1);
+        check_camera_preset_name(&preset.name).map_err(at)?;
+        let position = preset.position();
+        check_camera_position(position).map_err(at)?;
+        if presets[..i].iter().any(|p| p.name == preset.name) {
+            return Err(at(format!("the name {:?} is used twice", preset.name)));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a preset name: 1 to 32 lowercase ASCII letters, digits and `-`.
+pub fn check_camera_preset_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= CAMERA_PRESET_NAME_MAX_CHARS
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{:?} is not a preset name: use 1 to {CAMERA_PRESET_NAME_MAX_CHARS} lowercase \
+             letters, digits and '-'",
+            name.chars().take(64).collect::<String>()
+        ))
+    }
+}
+
+/// Checks that pan and tilt are within -100..=100 and zoom within 100..=400.
+pub fn check_camera_position(position: super::CameraPosition) -> Result<(), String> {
+    let pan_tilt = super::CameraPosition::PAN_TILT_RANGE;
+    let zoom = super::CameraPosition::ZOOM_RANGE;
+    if !pan_tilt.contains(&position.pan) {
+        return Err(format!("pan {} is out of range -100..=100", position.pan));
+    }
+    if !pan_tilt.contains(&position.tilt) {
+        return Err(format!("tilt {} is out of range -100..=100", position.tilt));
+    }
+    if !zoom.contains(&position.zoom) {
+        return Err(format!("zoom {} is out of range 100..=400", position.zoom));
+    }
+    Ok(())
+}
+
+pub(super) fn history_retention_days<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    integer_in(d, 1, 3650)
+}
+
+pub(super) fn lobby_timeout_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    integer_in(d, 5, 3600)
+}
+
+/// `meeting.allowed_servers`: each entry a host pattern the outbound policy understands.
+pub(super) fn allowed_servers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    use crate::outbound::{MAX_PATTERNS, OutboundPolicy};
+    let entries = Vec::<String>::deserialize(d)?;
+    if entries.len() > MAX_PATTERNS {
+        return Err(de::Error::custom(format!(
+            "at most {MAX_PATTERNS} entries are allowed, got {}",
+            entries.len()
+        )));
+    }
+    OutboundPolicy::new(&entries).map_err(de::Error::custom)?;
+    Ok(entries)
+}
+
+pub(super) fn audit_max_file_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    integer_in(d, 65536, 64 * 1024 * 1024)
+}
+
+pub(super) fn audit_max_files<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    integer_in(d, 1, 100)
+}
+
+pub(super) fn audit_retention_days<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    integer_in(d, 1, 3650)
+}
+
+pub(super) fn audit_noise_interval_seconds<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<u32, D::Error> {
+    integer_in(d, 1, 3600)
+}
+
+/// `stun://host:port` (the form webrtcbin takes), or empty for none.
+pub(super) fn stun_server<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let value = String::deserialize(d)?;
+    check_ice_server(&value, &["stun"], false).map_err(de::Error::custom)?;
+    Ok(value)
+}
+
+/// `turn://user:password@host:port` or `turns://…` (the form webrtcbin takes), or empty.
+pub(super) fn turn_server<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let value = String::deserialize(d)?;
+    check_ice_server(&value, &["turn", "turns"], true).map_err(de::Error::custom)?;
+    Ok(value)
+}
+
+/// Longest secret a setting takes (a TURN password is far shorter).
+const SEALED_SECRET_MAX_BYTES: usize = 1024;
+
+/// `""` (none), `"set"` (held by the sealed store), or a new secret to be moved there.
+pub(super) fn sealed_secret<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let value = String::deserialize(d)?;
+    if value.len() > SEALED_SECRET_MAX_BYTES || value.chars().any(char::is_control) {
+        // Never echo the value: it is a secret.
+        return Err(de::Error::custom(format!(
+            "a secret must be at most {SEALED_SECRET_MAX_BYTES} bytes without control characters"
+        )));
+    }
+    Ok(value)
+}
+
+/// A secret setting is shown and saved as whether it is set, never as its value.
+pub(super) fn serialize_sealed_secret<S: Serializer>(
+    value: &str,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(if value.is_empty() {
+        ""
+    } else {
+        super::SECRET_SET
+    })
+}
+
+fn check_ice_server(value: &str, schemes: &[&str], credentials: bool) -> Result<(), String> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    let example = if credentials {
+        "turn://user@turn.example.org:3478"
+    } else {
+        "stun://stun.example.org:3478"
+    };
+    // Never echo the value itself: a TURN URL carries a password.
+    let problem = |what: &str| format!("{what}; write it like {example:?}, or \"\" for none");
+    let url = url::Url::parse(value).map_err(|_| problem("not a URL"))?;
+    if !schemes.contains(&url.scheme()) {
+        return Err(problem(&format!(
+            "the scheme must be {}",
+            schemes.join(" or ")
+        )));
+    }
+    if url.host_str().is_none_or(str::is_empty) || url.port().is_none() {
+        return Err(problem("a host and a port are needed"));
+    }
+    if credentials && url.username().is_empty() {
+        return Err(problem("a user name is needed"));
+    }
+    if url.password().is_some() {
+        return Err(
+            "the password does not belong in the URL, where it would be saved and shown; set \
+             meeting.turn_password, which roomd keeps sealed by the TPM"
+                .to_owned(),
+        );
+    }
+    Ok(())
+}
+
+/// `https://host[:port]` without path, query or credentials, or empty.
+pub(super) fn public_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let value = String::deserialize(d)?;
+    if value.is_empty() {
+        return Ok(value);
+    }
+    let bad = || {
+        de::Error::custom(format!(
+            "{value:?} is not an https address of this room without a path, e.g. \
+             \"https://room-4-12.example.org:8443\" (or \"\" to derive it)"
+        ))
+    };
+    let url = url::Url::parse(&value).map_err(|_| bad())?;
+    if url.scheme() != "https"
+        || url.host_str().is_none()
+        || !url.username().is_empty()
+        || url.password().is_some()
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || url.path() != "/"
+    {
+        return Err(bad());
+    }
+    Ok(value.trim_end_matches('/').to_owned())
+}
+
+pub(super) fn room_name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let name = String::deserialize(d)?;
+    check_room_name(&name).map_err(de::Error::custom)?;
+    Ok(name)
+}
+
+pub(super) fn hardware_profile<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let profile = String::deserialize(d)?;
+    check_hardware_profile(&profile).map_err(de::Error::custom)?;
+    Ok(profile)
+}
+
+pub(super) fn absolute_path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+    let path = String::deserialize(d)?;
+    if !Path::new(&path).is_absolute() {
+        return Err(de::Error::custom(format!(
+            "{path:?} is not an absolute path"
+        )));
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// Paths read from the configuration are always UTF-8; the lossy conversion only matters for a
+/// path built in code, and keeps serializing infallible.
+pub(super) fn serialize_path<S: Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&path.to_string_lossy())
+}
+
+pub(super) fn listen_addresses<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<SocketAddr>, D::Error> {
+    let entries = Vec::<String>::deserialize(d)?;
+    parse_listen_addresses(&entries).map_err(de::Error::custom)
+}
+
+pub(super) fn certificate_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let names = Vec::<String>::deserialize(d)?;
+    if names.len() > CERTIFICATE_NAMES_MAX_ENTRIES {
+        return Err(de::Error::custom(format!(
+            "at most {CERTIFICATE_NAMES_MAX_ENTRIES} names are allowed, got {}",
+            names.len()
+        )));
+    }
+    for name in &names {
+        check_certificate_name(name).map_err(de::Error::custom)?;
+    }
+    Ok(names)
+}
+
+/// An absolute path, or the empty string for "not set".
+pub(super) fn optional_absolute_path<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let path = String::deserialize(d)?;
+    if !path.is_empty() && !Path::new(&path).is_absolute() {
+        return Err(de::Error::custom(format!(
+            "{path:?} is not an absolute path (or \"\" for none)"
+        )));
+    }
+    Ok(path)
+}
+
+/// Most client certificates one device lists; a fleet manager has a handful.
+const CLIENT_FINGERPRINTS_MAX_ENTRIES: usize = 256;
+
+/// SHA-256 fingerprints of client certificates: 64 hex digits each, colons allowed (as
+/// `openssl x509 -fingerprint -sha256` prints them); kept lowercase without colons.
+pub(super) fn certificate_fingerprints<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<String>, D::Error> {
+    let entries = Vec::<String>::deserialize(d)?;
+    if entries.len() > CLIENT_FINGERPRINTS_MAX_ENTRIES {
+        return Err(de::Error::custom(format!(
+            "at most {CLIENT_FINGERPRINTS_MAX_ENTRIES} fingerprints are allowed, got {}",
+            entries.len()
+        )));
+    }
+    entries
+        .iter()
+        .map(|entry| {
+            let hex: String = entry
+                .chars()
+                .filter(|c| *c != ':')
+                .map(|c| c.to_ascii_lowercase())
+                .collect();
+            if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                Ok(hex)
+            } else {
+                Err(de::Error::custom(format!(
+                    "{:?} is not a SHA-256 fingerprint (64 hex digits, colons allowed)",
+                    entry.chars().take(100).collect::<String>()
+                )))
+            }
+        })
+        .collect()
+}
+
+/// One of the five roles of docs/permissions.md.
+pub(super) fn role<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let name = String::deserialize(d)?;
+    name.parse::<crate::Role>().map_err(|_| {
+        de::Error::custom(format!(
+            "{name:?} is not a role; use admin, integrator, user, room-control or audit"
+        ))
+    })?;
+    Ok(name)
+}
+
+pub(super) fn tcti<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let tcti = String::deserialize(d)?;
+    check_tcti(&tcti).map_err(de::Error::custom)?;
+    Ok(tcti)
+}
+
+/// `name` or `name:configuration`, the form tpm2-tss's TCTI loader takes.
+pub(super) fn check_tcti(tcti: &str) -> Result<(), String> {
+    let name = tcti.split(':').next().unwrap_or_default();
+    if !TCTI_NAMES.contains(&name) {
+        return Err(format!(
+            "{tcti:?} does not start with a known TCTI ({}), e.g. \"device:/dev/tpmrm0\" or \
+             \"swtpm:host=127.0.0.1,port=2321\"",
+            TCTI_NAMES.join(", ")
+        ));
+    }
+    if tcti.len() > TCTI_MAX_CHARS || tcti.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(format!(
+            "{tcti:?} must be at most {TCTI_MAX_CHARS} characters without spaces or control \
+             characters"
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn check_room_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err("the room name must not be blank".to_owned());
+    }
+    let chars = name.chars().count();
+    if chars > ROOM_NAME_MAX_CHARS {
+        return Err(format!(
+            "the room name has {chars} characters, at most {ROOM_NAME_MAX_CHARS} are allowed"
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!(
+            "{name:?} contains control characters, which displays cannot show"
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn check_hardware_profile(profile: &str) -> Result<(), String> {
+    let bytes = profile.as_bytes();
+    let starts_well = bytes
+        .first()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let rest_ok = bytes
+        .iter()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
+    if starts_well && rest_ok && bytes.len() <= HARDWARE_PROFILE_MAX_CHARS {
+        Ok(())
+    } else {
+        Err(format!(
+            "{profile:?} is not a hardware profile name: use 1 to {HARDWARE_PROFILE_MAX_CHARS} \
+             lowercase letters, digits and '-', starting with a letter or digit"
+        ))
+    }
+}
+
+pub(super) fn parse_listen_addresses(entries: &[String]) -> Result<Vec<SocketAddr>, String> {
+    if entries.is_empty() {
+        return Err("at least one address is needed, or the API is unreachable".to_owned());
+    }
+    if entries.len() > LISTEN_MAX_ENTRIES {
+        return Err(format!(
+            "at most {LISTEN_MAX_ENTRIES} addresses are allowed, got {}",
+            entries.len()
+        ));
+    }
+    let mut addresses: Vec<SocketAddr> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let address: SocketAddr = entry.parse().map_err(|_| {
+            format!(
+                "{entry:?} is not a socket address (write 192.0.2.10:8443 or [2001:db8::10]:8443)"
+            )
+        })?;
+        if let Some(earlier) = addresses.iter().find(|a| binds_overlap(a, &address)) {
+            return Err(if *earlier == address {
+                format!("{address} is listed twice")
+            } else {
+                format!("{earlier} and {address} cannot both be bound: one covers the other")
+            });
+        }
+        addresses.push(address);
+    }
+    Ok(addresses)
+}
+
+/// Two listeners of one address family on the same port clash when the addresses are equal or
+/// one of them is the wildcard address: the second bind would fail at the next start.
+fn binds_overlap(a: &SocketAddr, b: &SocketAddr) -> bool {
+    a.port() == b.port()
+        && a.is_ipv4() == b.is_ipv4()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+pub(super) fn check_certificate_name(name: &str) -> Result<(), String> {
+    if name.parse::<IpAddr>().is_ok() || is_dns_name(name) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is neither an IP address nor a DNS name (letters, digits, '-' and '.'; \
+             labels of 1 to {DNS_LABEL_MAX_CHARS} characters not starting or ending with '-'; \
+             at most {DNS_NAME_MAX_CHARS} characters)"
+        ))
+    }
+}
+
+fn is_dns_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= DNS_NAME_MAX_CHARS
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= DNS_LABEL_MAX_CHARS
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// Reads any integer and checks it against `min..=max` before narrowing it, so an out-of-range
+/// value is reported as such ("150 is out of range 0..=100") instead of as a type overflow.
+fn integer_in<'de, D, T>(d: D, min: i128, max: i128) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i128>,
+{
+    let value = d.deserialize_i64(IntegerVisitor)?;
+    if value < min || value > max {
+        return Err(de::Error::custom(format!(
+            "{value} is out of range {min}..={max}"
+        )));
+    }
+    T::try_from(value).map_err(|_| de::Error::custom(format!("{value} does not fit")))
+}
+
+struct IntegerVisitor;
+
+impl Visitor<'_> for IntegerVisitor {
+    type Value = i128;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an integer")
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<i128, E> {
+        Ok(i128::from(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<i128, E> {
+        Ok(i128::from(v))
+    }
+}

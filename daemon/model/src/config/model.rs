@@ -1,0 +1,442 @@
+//! The configuration model: one struct per section of roomd.toml, with the defaults that apply
+//! to every key the file leaves out.
+//!
+//! Every field that has a range or format is read through a function in `checks`, so a value
+//! is validated the same way whether it comes from the file or from a JSON merge patch, and the
+//! error surfaces with the key it belongs to.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::checks;
+
+/// The whole configuration of one roomd.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[system]`: the room's name, hardware profile and state directory.
+    pub system: SystemConfig,
+    /// `[api]`: where and how the HTTPS API is served.
+    pub api: ApiConfig,
+    /// `[audio]`: the volume at start.
+    pub audio: AudioConfig,
+    /// `[video]`: layout, self-view and camera presets.
+    pub video: VideoConfig,
+    /// `[standby]`: automatic standby.
+    pub standby: StandbyConfig,
+    /// `[accounts]`: delays after failed logins.
+    pub accounts: AccountsConfig,
+    /// `[logging]`: log level and the audit log's size and retention.
+    pub logging: LoggingConfig,
+    /// `[identity]`: where the device key lives.
+    pub identity: IdentityConfig,
+    /// `[meeting]`: how the room joins and hosts meetings.
+    pub meeting: MeetingConfig,
+}
+
+/// `[system]`: what the room is called, what it runs on and where it keeps its state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SystemConfig {
+    /// Room name shown on displays and in meetings.
+    #[serde(deserialize_with = "checks::room_name")]
+    pub name: String,
+    /// Name of the hardware description `hw/<name>.toml`.
+    #[serde(deserialize_with = "checks::hardware_profile")]
+    pub hardware_profile: String,
+    /// Where roomd keeps keys, accounts and the audit log.
+    #[serde(
+        deserialize_with = "checks::absolute_path",
+        serialize_with = "checks::serialize_path"
+    )]
+    pub state_dir: PathBuf,
+}
+
+impl Default for SystemConfig {
+    fn default() -> Self {
+        SystemConfig {
+            name: "roomd".to_owned(),
+            hardware_profile: "simulated".to_owned(),
+            state_dir: PathBuf::from("/var/lib/roomd"),
+        }
+    }
+}
+
+/// `[api]`: the HTTPS API's addresses, certificate names, limits and client certificates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Socket addresses the HTTPS API is served on.
+    #[serde(deserialize_with = "checks::listen_addresses")]
+    pub listen: Vec<SocketAddr>,
+    /// Extra DNS names or IP addresses for the device certificate.
+    #[serde(deserialize_with = "checks::certificate_names")]
+    pub certificate_names: Vec<String>,
+    /// Largest request body the API accepts.
+    #[serde(deserialize_with = "checks::max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// A session without requests for this long is closed.
+    #[serde(deserialize_with = "checks::session_idle_minutes")]
+    pub session_idle_minutes: u32,
+    /// PEM file of the CA whose client certificates authenticate (mutual TLS); empty: off.
+    #[serde(deserialize_with = "checks::optional_absolute_path")]
+    pub client_ca: String,
+    /// Role of a caller authenticated by such a client certificate.
+    #[serde(deserialize_with = "checks::role")]
+    pub client_role: String,
+    /// SHA-256 fingerprints (hex) of the only client certificates accepted; empty: any that
+    /// `client_ca` issued. Removing a fingerprint revokes that certificate.
+    #[serde(deserialize_with = "checks::certificate_fingerprints")]
+    pub client_fingerprints: Vec<String>,
+    /// PEM file of certificate revocation lists of `client_ca`; empty: none.
+    #[serde(deserialize_with = "checks::optional_absolute_path")]
+    pub client_crl: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            // Loopback only: the API is reachable from the network only once an admin says so.
+            listen: vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8443)],
+            certificate_names: Vec::new(),
+            max_body_bytes: 65536,
+            session_idle_minutes: 30,
+            client_ca: String::new(),
+            client_role: "integrator".to_owned(),
+            client_fingerprints: Vec::new(),
+            client_crl: String::new(),
+        }
+    }
+}
+
+/// `[audio]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AudioConfig {
+    /// Volume at start, 0..=100.
+    #[serde(deserialize_with = "checks::volume")]
+    pub default_volume: u8,
+}
+
+impl Default for AudioConfig {
+    fn default() -> Self {
+        AudioConfig { default_volume: 50 }
+    }
+}
+
+/// `[video]`: how the main display is laid out and the saved camera positions.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VideoConfig {
+    /// Layout of the main display at start.
+    #[serde(deserialize_with = "checks::named")]
+    pub default_layout: Layout,
+    /// Whether the room sees its own camera picture.
+    #[serde(deserialize_with = "checks::named")]
+    pub selfview: SelfviewMode,
+    /// Corner of the display the self-view picture sits in.
+    #[serde(deserialize_with = "checks::named")]
+    pub selfview_position: SelfviewPosition,
+    /// Saved camera positions, recalled by name (`video.camera.preset.recall`).
+    #[serde(deserialize_with = "checks::camera_presets")]
+    pub camera_presets: Vec<CameraPreset>,
+}
+
+/// Where the camera looks: pan and tilt in percent of their range either side of centre,
+/// zoom in percent of the widest view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CameraPosition {
+    /// Percent of the pan range, negative to the left; within [`Self::PAN_TILT_RANGE`].
+    pub pan: i8,
+    /// Percent of the tilt range, negative downwards; within [`Self::PAN_TILT_RANGE`].
+    pub tilt: i8,
+    /// Percent of the widest view (100: widest, 400: four times magnified); within
+    /// [`Self::ZOOM_RANGE`].
+    pub zoom: u16,
+}
+
+impl CameraPosition {
+    /// Values `pan` and `tilt` may take.
+    pub const PAN_TILT_RANGE: std::ops::RangeInclusive<i8> = -100..=100;
+    /// Values `zoom` may take.
+    pub const ZOOM_RANGE: std::ops::RangeInclusive<u16> = 100..=400;
+    /// Straight ahead, widest view.
+    pub const HOME: CameraPosition = CameraPosition {
+        pan: 0,
+        tilt: 0,
+        zoom: 100,
+    };
+}
+
+/// A named camera position.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraPreset {
+    /// 1 to 32 lowercase letters, digits and `-`; unique among the presets.
+    pub name: String,
+    /// As [`CameraPosition::pan`].
+    pub pan: i8,
+    /// As [`CameraPosition::tilt`].
+    pub tilt: i8,
+    /// As [`CameraPosition::zoom`].
+    pub zoom: u16,
+}
+
+impl CameraPreset {
+    /// The position this preset saves, without its name.
+    pub fn position(&self) -> CameraPosition {
+        CameraPosition {
+            pan: self.pan,
+            tilt: self.tilt,
+            zoom: self.zoom,
+        }
+    }
+}
+
+/// How the far-end participants are arranged on the main display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// The active speaker large.
+    #[default]
+    Speaker,
+    /// All participants in a grid.
+    Grid,
+    /// The shared content large.
+    Presentation,
+    /// One participant only.
+    Single,
+}
+
+/// Whether the room sees its own camera picture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SelfviewMode {
+    /// The self-view picture is shown.
+    #[default]
+    On,
+    /// The self-view picture is hidden.
+    Off,
+}
+
+/// Corner of the display the self-view picture sits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SelfviewPosition {
+    /// Top left corner.
+    UpperLeft,
+    /// Top right corner.
+    UpperRight,
+    /// Bottom left corner.
+    LowerLeft,
+    /// Bottom right corner.
+    #[default]
+    LowerRight,
+}
+
+/// `[standby]`: automatic standby when the room is idle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StandbyConfig {
+    /// Enter standby automatically after `delay_minutes` without activity.
+    pub enabled: bool,
+    /// Minutes without activity (no call, no input) before automatic standby, 1..=480.
+    #[serde(deserialize_with = "checks::standby_delay_minutes")]
+    pub delay_minutes: u32,
+}
+
+impl Default for StandbyConfig {
+    fn default() -> Self {
+        StandbyConfig {
+            enabled: true,
+            delay_minutes: 10,
+        }
+    }
+}
+
+/// `[accounts]`: how password guessing is slowed down.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountsConfig {
+    /// Failed logins per user and source before delays start.
+    #[serde(deserialize_with = "checks::lockout_threshold")]
+    pub lockout_threshold: u32,
+    /// Cap of the growing delay between login attempts.
+    #[serde(deserialize_with = "checks::lockout_max_seconds")]
+    pub lockout_max_seconds: u64,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        AccountsConfig {
+            lockout_threshold: 5,
+            lockout_max_seconds: 900,
+        }
+    }
+}
+
+/// `[logging]`: the log level and the audit log's size, rotation and retention.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingConfig {
+    /// Least severe level that is logged; read at start only.
+    #[serde(deserialize_with = "checks::named")]
+    pub level: LogLevel,
+    /// `audit.log` is rotated before it grows past this many bytes.
+    #[serde(deserialize_with = "checks::audit_max_file_bytes")]
+    pub audit_max_file_bytes: u64,
+    /// Rotated audit files kept (`audit.log.1` …); the oldest beyond is deleted.
+    #[serde(deserialize_with = "checks::audit_max_files")]
+    pub audit_max_files: u32,
+    /// Days an audit record is kept (it names people and their addresses).
+    #[serde(deserialize_with = "checks::audit_retention_days")]
+    pub audit_retention_days: u32,
+    /// Anonymous 404/405 requests are written as one record per source per this interval.
+    #[serde(deserialize_with = "checks::audit_noise_interval_seconds")]
+    pub audit_noise_interval_seconds: u32,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            level: LogLevel::default(),
+            audit_max_file_bytes: 4 * 1024 * 1024,
+            audit_max_files: 8,
+            audit_retention_days: 365,
+            audit_noise_interval_seconds: 60,
+        }
+    }
+}
+
+/// Least severe log level that is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogLevel {
+    /// Errors only.
+    Error,
+    /// Errors and warnings.
+    Warn,
+    /// Also the ordinary course of events.
+    #[default]
+    Info,
+    /// Also detail for finding a fault.
+    Debug,
+    /// Everything; the most verbose.
+    Trace,
+}
+
+impl LogLevel {
+    /// The level as written in the file, which is also what tracing filters understand.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+/// `[identity]`: where the device key lives and how the TPM is reached; file-only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityConfig {
+    /// Where the device key lives.
+    #[serde(deserialize_with = "checks::named")]
+    pub backend: IdentityBackend,
+    /// How to reach the TPM (tpm2-tss TCTI name and configuration).
+    #[serde(deserialize_with = "checks::tcti")]
+    pub tcti: String,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            backend: IdentityBackend::Tpm,
+            tcti: "device:/dev/tpmrm0".to_owned(),
+        }
+    }
+}
+
+/// Where the device key lives: in the TPM (the key cannot be copied), or in a file (only when
+/// someone opts in explicitly; status shows a warning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdentityBackend {
+    /// A P-256 key created once in the TPM; its private part never leaves it.
+    #[default]
+    Tpm,
+    /// A key file in the state directory that anyone with the disk can copy.
+    Software,
+}
+
+impl IdentityBackend {
+    /// The backend as written in the file: `tpm` or `software`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityBackend::Tpm => "tpm",
+            IdentityBackend::Software => "software",
+        }
+    }
+}
+
+/// `[meeting]`: encryption, ICE servers, trusted CAs, the servers the room may reach and the
+/// lobby of hosted meetings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MeetingConfig {
+    /// Refuse any meeting transport that is not DTLS-SRTP.
+    pub require_encryption: bool,
+    /// STUN server for ICE (`stun://host:port`); empty: none (no public service by default).
+    #[serde(deserialize_with = "checks::stun_server")]
+    pub stun_server: String,
+    /// TURN relay for ICE (`turn://user@host:port` or `turns://…`); empty: none. The password
+    /// is `turn_password`.
+    #[serde(deserialize_with = "checks::turn_server")]
+    pub turn_server: String,
+    /// The TURN password: `"set"` when the sealed secret store holds it, `""` when not. A new
+    /// password given here (file or API) is moved into the store and replaced by `"set"` before
+    /// anything keeps or shows the configuration; it is never written or served.
+    #[serde(
+        deserialize_with = "checks::sealed_secret",
+        serialize_with = "checks::serialize_sealed_secret"
+    )]
+    pub turn_password: String,
+    /// PEM file of extra CA certificates that meeting servers and other rooms are verified
+    /// against (besides the system's); empty: the system's only.
+    #[serde(deserialize_with = "checks::optional_absolute_path")]
+    pub ca_file: String,
+    /// The address guests use to reach this room (`https://host[:port]`), for join links;
+    /// empty: derived from `api.listen` and `api.certificate_names`.
+    #[serde(deserialize_with = "checks::public_url")]
+    pub public_url: String,
+    /// Days the call history keeps an entry.
+    #[serde(deserialize_with = "checks::history_retention_days")]
+    pub history_retention_days: u32,
+    /// Host patterns of the meeting servers and other rooms the device may reach (name,
+    /// `*.domain`, address or address/prefix); empty: none. File-only.
+    #[serde(deserialize_with = "checks::allowed_servers")]
+    pub allowed_servers: Vec<String>,
+    /// Seconds a guest of a hosted meeting may wait in the lobby before the place is freed.
+    #[serde(deserialize_with = "checks::lobby_timeout_seconds")]
+    pub lobby_timeout_seconds: u32,
+}
+
+impl Default for MeetingConfig {
+    fn default() -> Self {
+        MeetingConfig {
+            require_encryption: true,
+            stun_server: String::new(),
+            turn_server: String::new(),
+            turn_password: String::new(),
+            ca_file: String::new(),
+            public_url: String::new(),
+            history_retention_days: 30,
+            allowed_servers: Vec::new(),
+            lobby_timeout_seconds: 600,
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! roomd's data model: the configuration file and its checks, roles, secrets as values, and
+//! the outbound policy. No I/O beyond reading and atomically writing the configuration file,
+//! no GStreamer, no TPM: every other crate, and tools, can depend on it.
+
+pub mod config;
+mod identity_status;
+pub mod outbound;
+mod role;
+mod secret;
+
+pub use identity_status::IdentityStatus;
+pub use role::{Role, UnknownRole};
+pub use secret::{Secret, random_base64url, sha256, sha256_hex};

@@ -1,0 +1,380 @@
+//! Wiring: from a configuration to a running room, and back down on SIGTERM.
+//!
+//! Order matters: everything that can fail on bad state (state directory, TLS key, accounts,
+//! audit log, binding the listen addresses) happens before systemd is told READY=1, so that a
+//! broken device fails its start visibly instead of half-running.
+
+use std::fs;
+use std::net::SocketAddr;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::service;
+use roomd_api::accounts::{Accounts, AccountsError, AccountsPolicy};
+use roomd_api::audit::{AUDIT_FILE, AuditError, AuditLog, housekeeping};
+use roomd_api::logging::RecentLog;
+use roomd_api::{ApiState, ServeError};
+use roomd_core::{CoreSetup, MediaEngineStatus, MediaReport};
+use roomd_hardware::Profile;
+use roomd_identity::secrets::{KeyProtection, SecretStore, SecretsError};
+use roomd_identity::tls::{self, DeviceIdentity, DeviceKey, TlsError};
+use roomd_media::{DisplaySnapshots, EngineSetup, MediaTaps};
+use roomd_model::config::{Config, ConfigError};
+
+/// Where the configuration is read from when no path is given; the file may be absent there
+/// (see [`load_config`]).
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/roomd/roomd.toml";
+
+/// Why the daemon could not start, or stopped with a failure.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The configuration file cannot be read, is invalid, or cannot be rewritten once its
+    /// secrets are sealed.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The state directory cannot be created or restricted to mode 0700.
+    #[error("cannot prepare the state directory {path} (system.state_dir): {source}")]
+    StateDir {
+        /// The directory (`system.state_dir`).
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The device identity (key, certificate) or the API's TLS configuration cannot be set up.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The account store cannot be opened.
+    #[error("accounts: {0}")]
+    Accounts(#[from] AccountsError),
+    /// The audit log cannot be opened.
+    #[error("audit log: {0}")]
+    Audit(#[from] AuditError),
+    /// The sealed secret store cannot be opened, or a secret from the configuration file cannot
+    /// be stored in it.
+    #[error("secret store: {0}")]
+    Secrets(#[from] SecretsError),
+    /// The API server cannot be set up: a listen address cannot be bound, or its TLS fails.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    /// The HTTPS server stopped with an error while running.
+    #[error("the HTTPS server failed: {0}")]
+    Server(std::io::Error),
+    /// The SIGTERM/SIGINT handlers cannot be installed.
+    #[error("cannot install the signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Loads the configuration. A missing file is an error, except at the default path, where a
+/// device without a configuration file starts with the defaults (and the file is created on the
+/// first change made through the API).
+pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
+    if path == Path::new(DEFAULT_CONFIG_PATH) && !path.exists() {
+        tracing::warn!(
+            "{DEFAULT_CONFIG_PATH} does not exist: starting with the default configuration"
+        );
+        return Ok(Config::default());
+    }
+    Config::load(path)
+}
+
+/// Runs the room until SIGTERM or SIGINT, on the hardware `profile` describes. `recent_log` is
+/// the buffer [`roomd_api::logging::init`] fills; the API serves it.
+pub async fn run(
+    config_path: PathBuf,
+    mut config: Config,
+    profile: Profile,
+    recent_log: RecentLog,
+) -> Result<(), DaemonError> {
+    let state_dir = config.system.state_dir.clone();
+    prepare_state_dir(&state_dir)?;
+
+    let identity = DeviceIdentity::open(
+        &config.identity,
+        &state_dir.join("tls"),
+        &config.system.name,
+        &certificate_names(&config),
+    )?;
+    let identity_status = identity.status();
+    match &identity_status.warning {
+        Some(warning) => tracing::warn!("{warning}"),
+        None => tracing::info!(
+            "device key in the TPM ({}), key SHA-256 {}",
+            config.identity.tcti,
+            identity_status.key_sha256
+        ),
+    }
+    tracing::info!(
+        "API certificate SHA-256 {}",
+        identity_status.certificate_sha256
+    );
+    let secrets = Arc::new(open_secrets(&identity, &state_dir)?);
+    seal_new_secrets(&mut config, &secrets, &config_path)?;
+    let client_ca =
+        (!config.api.client_ca.is_empty()).then(|| PathBuf::from(&config.api.client_ca));
+    if client_ca.is_none() && !config.api.client_crl.is_empty() {
+        tracing::warn!("api.client_crl is set but api.client_ca is not: no client certificates");
+    }
+    let client_crls = match config.api.client_crl.as_str() {
+        "" => Vec::new(),
+        path => tls::load_client_crls(Path::new(path))?,
+    };
+    let tls = tls::server_config(identity.served(), client_ca.as_deref(), client_crls)?;
+    // Checked while the configuration was read; a bad name cannot get here.
+    let client_role = client_ca
+        .as_ref()
+        .and_then(|_| config.api.client_role.parse().ok());
+
+    let accounts = Arc::new(Accounts::open(&state_dir, policy_of(&config))?);
+    let audit = Arc::new(AuditLog::open(
+        &state_dir.join(AUDIT_FILE),
+        housekeeping::settings_of(&config).0,
+    )?);
+
+    let (room, core_task) = roomd_core::spawn(CoreSetup {
+        config: config.clone(),
+        config_path,
+        claimed: accounts.is_claimed(),
+        identity: identity_status,
+    });
+    let policy_task = tokio::spawn(follow_account_policy(room.watch_config(), accounts.clone()));
+    let audit_task = tokio::spawn(housekeeping::run(audit.clone(), room.watch_config()));
+    let gstreamer = report_hardware(&room, &config.system.hardware_profile, &profile).await;
+    // Without GStreamer the room still has its API (and says why media is missing in status).
+    let (display, taps, media_task) = match gstreamer {
+        Ok(()) => {
+            let engine = roomd_media::start(EngineSetup {
+                room: room.clone(),
+                profile,
+                claim_code: accounts.claim_code().map(|code| code.expose().to_owned()),
+                pairing_code: accounts.pairing_display_code(),
+            });
+            (engine.display, engine.taps, Some(engine.task))
+        }
+        Err(e) => {
+            let mut status = MediaEngineStatus::starting();
+            status.state = "failed";
+            status.detail = format!("GStreamer cannot start: {e}");
+            let _ = room.report(MediaReport::Engine(status)).await;
+            // Taps with no engine behind them: meetings then fail with a clear "no display".
+            (DisplaySnapshots::default(), MediaTaps::default(), None)
+        }
+    };
+
+    let (meetings, meeting_task) = roomd_meetings::start(room.clone(), taps, secrets.clone());
+
+    let state = ApiState {
+        room: room.clone(),
+        accounts,
+        audit: audit.clone(),
+        identity: Arc::new(identity),
+        client_role,
+        display,
+        meetings,
+        logs: recent_log,
+        secrets,
+    };
+    let server = roomd_api::serve(state, tls, &config.api.listen)?;
+    let server_handle = server.handle();
+    let server_task = tokio::spawn(server);
+
+    for addr in &config.api.listen {
+        tracing::info!("roomd API listening on https://{}", display_addr(addr));
+    }
+    service::notify_ready("roomd is ready");
+    let watchdog = service::watchdog_interval().map(|interval| {
+        let room = room.clone();
+        tokio::spawn(service::run_watchdog(interval, move || {
+            let room = room.clone();
+            async move {
+                matches!(
+                    tokio::time::timeout(interval, room.ping()).await,
+                    Ok(Ok(()))
+                )
+            }
+        }))
+    });
+
+    let mut terminate = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    let server_result = tokio::select! {
+        _ = terminate.recv() => { tracing::info!("SIGTERM: shutting down"); None }
+        _ = interrupt.recv() => { tracing::info!("SIGINT: shutting down"); None }
+        result = server_task => Some(result),
+    };
+
+    service::notify_stopping();
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    policy_task.abort();
+    // Finish requests in flight (up to the server's shutdown timeout), then stop the core.
+    server_handle.stop(true).await;
+    // The last interval's counted 404/405 requests are written, not lost.
+    audit_task.abort();
+    housekeeping::flush_noise(&audit).await;
+    room.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), core_task).await;
+    // The meeting engine hangs up (leaves Janus, ends WHIP sessions) once the core is gone.
+    let _ = tokio::time::timeout(Duration::from_secs(5), meeting_task).await;
+    // The engine stops its pipelines once the core is gone.
+    if let Some(task) = media_task {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+    match server_result {
+        Some(Ok(Err(e))) => Err(DaemonError::Server(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Probes the devices and elements the profile names and publishes what was found before READY,
+/// so that the first status a client reads already says what is missing.
+/// Returns whether GStreamer could be initialised.
+async fn report_hardware(
+    room: &roomd_core::RoomHandle,
+    name: &str,
+    profile: &Profile,
+) -> Result<(), gstreamer::glib::Error> {
+    let gstreamer = gstreamer::init();
+    if let Err(e) = &gstreamer {
+        tracing::error!("GStreamer cannot start: {e}; no media elements are available");
+    }
+    let element_exists =
+        |element: &str| gstreamer.is_ok() && gstreamer::ElementFactory::find(element).is_some();
+    let status = roomd_hardware::probe(
+        name,
+        profile,
+        &roomd_hardware::SystemPaths::default(),
+        &element_exists,
+    );
+    for device in status.devices.iter().filter(|d| !d.present) {
+        tracing::warn!(
+            "hardware profile {name}: {} {} is not usable: {}",
+            device.kind,
+            device.id,
+            device.detail
+        );
+    }
+    let _ = room.report(MediaReport::Hardware(status)).await;
+    gstreamer
+}
+
+/// Directory of the secret store inside the state directory.
+const SECRETS_DIR: &str = "secrets";
+
+/// The secret store, its key sealed by the TPM that holds the device key (under the PCR
+/// policy), or a plain key file with the software backend.
+fn open_secrets(identity: &DeviceIdentity, state_dir: &Path) -> Result<SecretStore, DaemonError> {
+    let protection = match identity.key() {
+        DeviceKey::Tpm(key) => KeyProtection::Tpm(key.tpm().clone()),
+        DeviceKey::Software(_) => KeyProtection::Software,
+    };
+    Ok(SecretStore::open(
+        &state_dir.join(SECRETS_DIR),
+        &protection,
+    )?)
+}
+
+/// Moves secrets written into the configuration file into the sealed store, and rewrites the
+/// file with `"set"` in their place, so that the value does not stay readable on the disk.
+fn seal_new_secrets(
+    config: &mut Config,
+    secrets: &SecretStore,
+    config_path: &Path,
+) -> Result<(), DaemonError> {
+    let new = roomd_model::config::take_from_config(config);
+    for secret in &new {
+        secrets.put(secret.store_name, secret.value.expose().as_bytes())?;
+    }
+    if !new.is_empty() {
+        config.save(config_path)?;
+        tracing::info!(
+            "moved {} secret(s) from {} into the sealed secret store",
+            new.len(),
+            config_path.display()
+        );
+    }
+    for name in roomd_model::config::set_in(config) {
+        if !matches!(secrets.get(name), Ok(Some(_))) {
+            tracing::warn!(
+                "the configuration says {name} is set, but the secret store in {} holds none; \
+                 set it again",
+                secrets.dir().display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn prepare_state_dir(dir: &Path) -> Result<(), DaemonError> {
+    let err = |source| DaemonError::StateDir {
+        path: dir.to_owned(),
+        source,
+    };
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(err)?;
+    // Keys, accounts and the audit log live here: nobody else may look in.
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(err)
+}
+
+fn policy_of(config: &Config) -> AccountsPolicy {
+    AccountsPolicy {
+        lockout_threshold: config.accounts.lockout_threshold,
+        lockout_max: Duration::from_secs(config.accounts.lockout_max_seconds),
+        session_idle: Duration::from_secs(u64::from(config.api.session_idle_minutes) * 60),
+    }
+}
+
+/// Lockout and session settings change at once when the configuration changes.
+async fn follow_account_policy(
+    mut config: tokio::sync::watch::Receiver<Arc<Config>>,
+    accounts: Arc<Accounts>,
+) {
+    while config.changed().await.is_ok() {
+        let policy = policy_of(&config.borrow_and_update());
+        accounts.set_policy(policy);
+    }
+}
+
+/// Names the self-signed certificate covers: loopback, this host, the listen addresses, and
+/// whatever the integrator configured.
+fn certificate_names(config: &Config) -> Vec<String> {
+    let mut names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    if let Some(host) = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+    {
+        names.push(host);
+    }
+    for addr in &config.api.listen {
+        if !addr.ip().is_unspecified() {
+            names.push(addr.ip().to_string());
+        }
+    }
+    names.extend(config.api.certificate_names.iter().cloned());
+    let mut unique = Vec::with_capacity(names.len());
+    for n in names {
+        if !unique.contains(&n) {
+            unique.push(n);
+        }
+    }
+    unique
+}
+
+fn display_addr(addr: &SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => a.to_string(),
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+    }
+}

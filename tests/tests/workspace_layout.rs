@@ -1,0 +1,186 @@
+//! The crate graph is part of the design (README, "Repository layout"): crates are cut where
+//! dependencies and trust change. These checks read cargo's resolved graph (`cargo metadata`,
+//! offline) and fail when a dependency crosses a line it should not: roomctl runs on an
+//! integrator's laptop without GStreamer or TPM libraries, the model is plain data, and only the
+//! crates that need key material or media reach the TPM or GStreamer.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Crates whose presence means a C library must be installed to build.
+const GSTREAMER: &str = "gstreamer";
+const TPM: &str = "tss-esapi";
+const HTTP_SERVER: &str = "actix-web";
+
+struct Graph {
+    /// package id → (name, ids of its normal dependencies)
+    nodes: HashMap<String, (String, Vec<String>)>,
+    by_name: HashMap<String, String>,
+}
+
+impl Graph {
+    fn load() -> Graph {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let output = Command::new(env!("CARGO"))
+            .args(["metadata", "--format-version", "1", "--offline"])
+            .current_dir(&root)
+            .output()
+            .expect("cargo runs");
+        assert!(
+            output.status.success(),
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let metadata: Value = serde_json::from_slice(&output.stdout).expect("metadata is JSON");
+        let names: HashMap<String, String> = metadata["packages"]
+            .as_array()
+            .expect("packages")
+            .iter()
+            .map(|p| {
+                (
+                    p["id"].as_str().unwrap_or_default().to_owned(),
+                    p["name"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let mut nodes = HashMap::new();
+        for node in metadata["resolve"]["nodes"].as_array().expect("resolve") {
+            let id = node["id"].as_str().unwrap_or_default().to_owned();
+            // Only what ends up in the built library or binary: dev and build dependencies of a
+            // crate are not shipped with it.
+            let deps = node["deps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|d| {
+                    d["dep_kinds"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|k| k["kind"].is_null())
+                })
+                .filter_map(|d| d["pkg"].as_str().map(str::to_owned))
+                .collect();
+            nodes.insert(id.clone(), (names[&id].clone(), deps));
+        }
+        let by_name = nodes
+            .iter()
+            .map(|(id, (name, _))| (name.clone(), id.clone()))
+            .collect();
+        Graph { nodes, by_name }
+    }
+
+    /// Every package `name` pulls in, itself excluded.
+    fn closure(&self, name: &str) -> BTreeSet<String> {
+        let start = self
+            .by_name
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} is not a workspace package"));
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![start.clone()];
+        let mut names = BTreeSet::new();
+        while let Some(id) = todo.pop() {
+            for dep in &self.nodes[&id].1 {
+                if seen.insert(dep.clone()) {
+                    names.insert(self.nodes[dep].0.clone());
+                    todo.push(dep.clone());
+                }
+            }
+        }
+        names
+    }
+
+    fn roomd_crates_under(&self, name: &str) -> BTreeSet<String> {
+        self.closure(name)
+            .into_iter()
+            .filter(|n| n.starts_with("roomd"))
+            .collect()
+    }
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|n| (*n).to_owned()).collect()
+}
+
+#[test]
+fn roomctl_needs_neither_gstreamer_nor_the_tpm_stack() {
+    let graph = Graph::load();
+    let under = graph.closure("roomctl");
+    for forbidden in [GSTREAMER, TPM, HTTP_SERVER] {
+        assert!(
+            !under.contains(forbidden),
+            "roomctl depends on {forbidden}: {under:?}"
+        );
+    }
+    assert_eq!(
+        graph.roomd_crates_under("roomctl"),
+        set(&["roomd-attestation", "roomd-base"])
+    );
+}
+
+#[test]
+fn each_crate_depends_only_on_the_crates_below_it() {
+    let graph = Graph::load();
+    let expected: [(&str, &[&str]); 9] = [
+        ("roomd-base", &[]),
+        ("roomd-attestation", &["roomd-base"]),
+        ("roomd-model", &["roomd-base"]),
+        ("roomd-hardware", &["roomd-base", "roomd-model"]),
+        (
+            "roomd-identity",
+            &["roomd-attestation", "roomd-base", "roomd-model"],
+        ),
+        (
+            "roomd-core",
+            &["roomd-base", "roomd-hardware", "roomd-model"],
+        ),
+        (
+            "roomd-media",
+            &["roomd-base", "roomd-core", "roomd-hardware", "roomd-model"],
+        ),
+        (
+            "roomd-meetings",
+            &[
+                "roomd-attestation",
+                "roomd-base",
+                "roomd-core",
+                "roomd-hardware",
+                "roomd-identity",
+                "roomd-media",
+                "roomd-model",
+            ],
+        ),
+        (
+            "roomd-api",
+            &[
+                "roomd-attestation",
+                "roomd-base",
+                "roomd-core",
+                "roomd-hardware",
+                "roomd-identity",
+                "roomd-media",
+                "roomd-meetings",
+                "roomd-model",
+            ],
+        ),
+    ];
+    for (name, below) in expected {
+        assert_eq!(graph.roomd_crates_under(name), set(below), "{name}");
+    }
+}
+
+#[test]
+fn only_media_and_identity_crates_reach_the_c_libraries() {
+    let graph = Graph::load();
+    for plain in ["roomd-base", "roomd-model", "roomd-hardware", "roomd-core"] {
+        let under = graph.closure(plain);
+        for forbidden in [GSTREAMER, TPM, HTTP_SERVER] {
+            assert!(!under.contains(forbidden), "{plain} depends on {forbidden}");
+        }
+    }
+    assert!(!graph.closure("roomd-media").contains(TPM));
+    assert!(!graph.closure("roomd-identity").contains(GSTREAMER));
+}
