@@ -8,7 +8,7 @@ use std::time::Duration;
 use roomd_tests::{ADMIN_PASSWORD, ADMIN_USERNAME, ApiResponse, HarnessError, Roomd, Session};
 use serde_json::{Value, json};
 
-/// The alphabet of codes people type (daemon/src/random.rs): no 0/O, 1/I/L, 2/Z, 5/S, 8/B.
+/// The alphabet of codes people type (daemon/base/src/random.rs): no 0/O, 1/I/L, 2/Z, 5/S, 8/B.
 const UNAMBIGUOUS_ALPHABET: &str = "ACDEFGHJKMNPQRTUVWXY34679";
 /// A second loopback address: Linux routes all of 127.0.0.0/8 to `lo`.
 const OTHER_SOURCE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);

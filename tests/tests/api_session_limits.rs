@@ -1,7 +1,7 @@
 //! Limits on browser sessions, against a live roomd: the cookie is `__Host-` prefixed, a user
 //! holds a bounded number of sessions, and an open events WebSocket does not keep its session
 //! alive (only requests the user makes do). The absolute lifetime (12 h) is a unit test
-//! (daemon/src/accounts/sessions.rs) with a manual clock.
+//! (daemon/api/src/accounts/sessions.rs) with a manual clock.
 
 use std::time::{Duration, Instant};
 

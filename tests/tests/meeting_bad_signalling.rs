@@ -1,4 +1,4 @@
-//! Signalling that goes wrong (docs/meetings.md; `daemon/src/meeting/session.rs` decides which
+//! Signalling that goes wrong (docs/meetings.md; `daemon/meetings/src/session.rs` decides which
 //! trouble passes): a server that answers nonsense ends the meeting as `failed` with the reason;
 //! a server that never answers is transport trouble, so the room says `reconnecting` and tries
 //! again with backoff. Either way secrets stay out of the error, the API keeps answering, and the
@@ -13,7 +13,7 @@ use roomd_tests::{HarnessError, HostileAnswer, HostileRequest, HostileServer, Ro
 use serde_json::{Value, json};
 
 const STATE_TIMEOUT: Duration = Duration::from_secs(15);
-/// roomd waits 20 s for an answer (`RESPONSE_TIMEOUT` in daemon/src/meeting/https.rs).
+/// roomd waits 20 s for an answer (`RESPONSE_TIMEOUT` in daemon/meetings/src/https.rs).
 const HANG_TIMEOUT: Duration = Duration::from_secs(30);
 const JANUS_PIN: &str = "hostile-pin-4711";
 const WHIP_TOKEN: &str = "hostile-token-0815";

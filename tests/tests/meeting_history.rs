@@ -1,4 +1,4 @@
-//! The call history (`GET /api/v1/calls`, `daemon/src/call_history/mod.rs`): every meeting the
+//! The call history (`GET /api/v1/calls`, `daemon/core/src/call_history/mod.rs`): every meeting the
 //! room took part in, newest first, with kind, outcome, duration and participant names, never a
 //! PIN; readable with the audit role, not without credentials; entries older than
 //! `meeting.history_retention_days` are deleted from the file, not only hidden.
