@@ -102,81 +102,104 @@ pub struct CommandSpec {
     pub name: &'static str,
     /// Example arguments, a JSON object as text.
     pub example: &'static str,
+    /// Turns the arguments into the command; an entry cannot be listed without one.
+    parse: Parser,
 }
+
+/// A command's parser: its name (for error messages) and its JSON arguments.
+type Parser = fn(&'static str, &Value) -> Result<RoomCommand, CommandError>;
 
 /// Every command the room accepts. All of them need the `RoomControl` permission today.
 pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "audio.volume.set",
         example: r#"{"level": 60}"#,
+        parse: parse_volume,
     },
     CommandSpec {
         name: "audio.microphones.mute",
         example: "{}",
+        parse: parse_mute,
     },
     CommandSpec {
         name: "audio.microphones.unmute",
         example: "{}",
+        parse: parse_mute,
     },
     CommandSpec {
         name: "video.layout.set",
         example: r#"{"layout": "grid"}"#,
+        parse: parse_layout,
     },
     CommandSpec {
         name: "video.selfview.set",
         example: r#"{"mode": "on", "position": "upper-left"}"#,
+        parse: parse_selfview,
     },
     CommandSpec {
         name: "standby.activate",
         example: "{}",
+        parse: parse_standby,
     },
     CommandSpec {
         name: "standby.deactivate",
         example: "{}",
+        parse: parse_standby,
     },
     CommandSpec {
         name: "video.camera.on",
         example: "{}",
+        parse: parse_camera_enabled,
     },
     CommandSpec {
         name: "video.camera.off",
         example: "{}",
+        parse: parse_camera_enabled,
     },
     CommandSpec {
         name: "video.camera.position.set",
         example: r#"{"pan": -30, "tilt": 10, "zoom": 150}"#,
+        parse: parse_camera_position,
     },
     CommandSpec {
         name: "video.camera.preset.save",
         example: r#"{"name": "table"}"#,
+        parse: parse_camera_preset,
     },
     CommandSpec {
         name: "video.camera.preset.recall",
         example: r#"{"name": "table"}"#,
+        parse: parse_camera_preset,
     },
     CommandSpec {
         name: "video.content.start",
         example: "{}",
+        parse: parse_content,
     },
     CommandSpec {
         name: "video.content.stop",
         example: "{}",
+        parse: parse_content,
     },
     CommandSpec {
         name: "meeting.join",
         example: r#"{"target": {"kind": "janus", "server": "https://janus.example.org:8089/janus", "room": 1234, "pin": "room-pin"}}"#,
+        parse: parse_join,
     },
     CommandSpec {
         name: "meeting.leave",
         example: "{}",
+        parse: parse_leave,
     },
     CommandSpec {
         name: "meeting.admit",
         example: r#"{"participant": "g-7QK3M9TX"}"#,
+        parse: parse_participant,
     },
     CommandSpec {
         name: "meeting.remove",
         example: r#"{"participant": "g-7QK3M9TX"}"#,
+        parse: parse_participant,
     },
 ];
 
@@ -267,118 +290,126 @@ impl RoomCommand {
                 .ok_or_else(|| CommandError::Unknown {
                     name: truncate(name),
                 })?;
-        let command = spec.name;
-        Ok(match command {
-            "audio.volume.set" => {
-                let a: VolumeArgs = args_of(command, args)?;
-                if a.level > 100 {
-                    return Err(CommandError::InvalidArguments {
-                        command,
-                        message: format!("level: {} is out of range 0..=100", a.level),
-                    });
-                }
-                RoomCommand::SetVolume { level: a.level }
-            }
-            "audio.microphones.mute" | "audio.microphones.unmute" => {
-                let NoArgs {} = args_of(command, args)?;
-                RoomCommand::SetMicrophonesMuted {
-                    muted: command.ends_with(".mute"),
-                }
-            }
-            "video.layout.set" => {
-                let a: LayoutArgs = args_of(command, args)?;
-                RoomCommand::SetLayout { layout: a.layout }
-            }
-            "video.selfview.set" => {
-                let a: SelfviewArgs = args_of(command, args)?;
-                RoomCommand::SetSelfview {
-                    mode: a.mode,
-                    position: a.position,
-                }
-            }
-            "standby.activate" => {
-                let NoArgs {} = args_of(command, args)?;
-                RoomCommand::ActivateStandby
-            }
-            "standby.deactivate" => {
-                let NoArgs {} = args_of(command, args)?;
-                RoomCommand::DeactivateStandby
-            }
-            "video.camera.on" | "video.camera.off" => {
-                let NoArgs {} = args_of(command, args)?;
-                RoomCommand::SetCameraEnabled {
-                    enabled: command.ends_with(".on"),
-                }
-            }
-            "video.camera.position.set" => {
-                let a: PositionArgs = args_of(command, args)?;
-                let invalid = |message: String| CommandError::InvalidArguments { command, message };
-                let probe = CameraPosition {
-                    pan: a.pan.unwrap_or(0),
-                    tilt: a.tilt.unwrap_or(0),
-                    zoom: a.zoom.unwrap_or(100),
-                };
-                check_camera_position(probe).map_err(invalid)?;
-                if a.pan.is_none() && a.tilt.is_none() && a.zoom.is_none() {
-                    return Err(invalid("give at least one of pan, tilt, zoom".into()));
-                }
-                RoomCommand::SetCameraPosition {
-                    pan: a.pan,
-                    tilt: a.tilt,
-                    zoom: a.zoom,
-                }
-            }
-            "video.camera.preset.save" | "video.camera.preset.recall" => {
-                let a: PresetArgs = args_of(command, args)?;
-                check_camera_preset_name(&a.name)
-                    .map_err(|message| CommandError::InvalidArguments { command, message })?;
-                if command.ends_with(".save") {
-                    RoomCommand::SaveCameraPreset { name: a.name }
-                } else {
-                    RoomCommand::RecallCameraPreset { name: a.name }
-                }
-            }
-            "video.content.start" | "video.content.stop" => {
-                let NoArgs {} = args_of(command, args)?;
-                RoomCommand::SetContentSharing {
-                    active: command.ends_with(".start"),
-                }
-            }
-            "meeting.join" => {
-                let a: JoinArgs = args_of(command, args)?;
-                let target = MeetingTarget::parse(&a.target).map_err(|message| {
-                    CommandError::InvalidArguments {
-                        command,
-                        message: format!("target: {message}"),
-                    }
-                })?;
-                RoomCommand::JoinMeeting {
-                    target: Box::new(target),
-                }
-            }
-            "meeting.leave" => {
-                let NoArgs {} = args_of(command, args)?;
-                RoomCommand::LeaveMeeting
-            }
-            "meeting.admit" | "meeting.remove" => {
-                let a: ParticipantArgs = args_of(command, args)?;
-                if a.participant.is_empty() || a.participant.len() > 64 {
-                    return Err(CommandError::InvalidArguments {
-                        command,
-                        message:
-                            "participant: give a participant id from status.meeting.participants"
-                                .into(),
-                    });
-                }
-                if command.ends_with(".admit") {
-                    RoomCommand::AdmitParticipant { id: a.participant }
-                } else {
-                    RoomCommand::RemoveParticipant { id: a.participant }
-                }
-            }
-            other => unreachable!("command {other} is listed in COMMANDS but not parsed"),
-        })
+        (spec.parse)(spec.name, args)
     }
+}
+
+fn invalid(command: &'static str, message: impl Into<String>) -> CommandError {
+    CommandError::InvalidArguments {
+        command,
+        message: message.into(),
+    }
+}
+
+fn parse_volume(command: &'static str, args: &Value) -> Result<RoomCommand, CommandError> {
+    let a: VolumeArgs = args_of(command, args)?;
+    if a.level > 100 {
+        return Err(invalid(
+            command,
+            format!("level: {} is out of range 0..=100", a.level),
+        ));
+    }
+    Ok(RoomCommand::SetVolume { level: a.level })
+}
+
+fn parse_mute(command: &'static str, args: &Value) -> Result<RoomCommand, CommandError> {
+    let NoArgs {} = args_of(command, args)?;
+    Ok(RoomCommand::SetMicrophonesMuted {
+        muted: command.ends_with(".mute"),
+    })
+}
+
+fn parse_layout(command: &'static str, args: &Value) -> Result<RoomCommand, CommandError> {
+    let a: LayoutArgs = args_of(command, args)?;
+    Ok(RoomCommand::SetLayout { layout: a.layout })
+}
+
+fn parse_selfview(command: &'static str, args: &Value) -> Result<RoomCommand, CommandError> {
+    let a: SelfviewArgs = args_of(command, args)?;
+    Ok(RoomCommand::SetSelfview {
+        mode: a.mode,
+        position: a.position,
+    })
+}
+
+fn parse_standby(command: &'static str, args: &Value) -> Result<RoomCommand, CommandError> {
+    let NoArgs {} = args_of(command, args)?;
+    Ok(if command.ends_with(".activate") {
+        RoomCommand::ActivateStandby
+    } else {
+        RoomCommand::DeactivateStandby
+    })
+}
+
+fn parse_camera_enabled(command: &'static str, args: &Value) -> Result<RoomCommand, CommandError> {
+    let NoArgs {} = args_of(command, args)?;
+    Ok(RoomCommand::SetCameraEnabled {
+        enabled: command.ends_with(".on"),
+    })
+}
+
+fn parse_camera_position(command: &'static str, args: &Value) -> Result<RoomCommand, CommandError> {
+    let a: PositionArgs = args_of(command, args)?;
+    let probe = CameraPosition {
+        pan: a.pan.unwrap_or(0),
+        tilt: a.tilt.unwrap_or(0),
+        zoom: a.zoom.unwrap_or(100),
+    };
+    check_camera_position(probe).map_err(|message| invalid(command, message))?;
+    if a.pan.is_none() && a.tilt.is_none() && a.zoom.is_none() {
+        return Err(invalid(command, "give at least one of pan, tilt, zoom"));
+    }
+    Ok(RoomCommand::SetCameraPosition {
+        pan: a.pan,
+        tilt: a.tilt,
+        zoom: a.zoom,
+    })
+}
+
+fn parse_camera_preset(command: &'static str, args: &Value) -> Result<RoomCommand, CommandError> {
+    let a: PresetArgs = args_of(command, args)?;
+    check_camera_preset_name(&a.name).map_err(|message| invalid(command, message))?;
+    Ok(if command.ends_with(".save") {
+        RoomCommand::SaveCameraPreset { name: a.name }
+    } else {
+        RoomCommand::RecallCameraPreset { name: a.name }
+    })
+}
+
+fn parse_content(command: &'static str, args: &Value) -> Result<RoomCommand, CommandError> {
+    let NoArgs {} = args_of(command, args)?;
+    Ok(RoomCommand::SetContentSharing {
+        active: command.ends_with(".start"),
+    })
+}
+
+fn parse_join(command: &'static str, args: &Value) -> Result<RoomCommand, CommandError> {
+    let a: JoinArgs = args_of(command, args)?;
+    let target = MeetingTarget::parse(&a.target)
+        .map_err(|message| invalid(command, format!("target: {message}")))?;
+    Ok(RoomCommand::JoinMeeting {
+        target: Box::new(target),
+    })
+}
+
+fn parse_leave(command: &'static str, args: &Value) -> Result<RoomCommand, CommandError> {
+    let NoArgs {} = args_of(command, args)?;
+    Ok(RoomCommand::LeaveMeeting)
+}
+
+fn parse_participant(command: &'static str, args: &Value) -> Result<RoomCommand, CommandError> {
+    let a: ParticipantArgs = args_of(command, args)?;
+    if a.participant.is_empty() || a.participant.len() > 64 {
+        return Err(invalid(
+            command,
+            "participant: give a participant id from status.meeting.participants",
+        ));
+    }
+    Ok(if command.ends_with(".admit") {
+        RoomCommand::AdmitParticipant { id: a.participant }
+    } else {
+        RoomCommand::RemoveParticipant { id: a.participant }
+    })
 }
 
 fn args_of<T: DeserializeOwned>(command: &'static str, args: &Value) -> Result<T, CommandError> {
