@@ -262,7 +262,7 @@ async fn forward(
             if subscription
                 .events
                 .iter()
-                .any(|p| event_matches(p, &event.name))
+                .any(|p| event_matches(p, event.name()))
             {
                 let mut message = json!(event);
                 message["type"] = json!("event");

@@ -1,19 +1,32 @@
 //! What the core publishes to subscribers.
+//!
+//! Every event the room can publish is a variant of [`RoomEvent`], declared once below with its
+//! dotted name and its data: the name the API shows (`event.name`), the serialised data
+//! (`event.data`) and the in-process match all come from that one declaration.
 
 use serde::Serialize;
 use serde_json::Value;
 
+use super::meeting::{MeetingState, StreamStats};
+use roomd_model::config::{CameraPosition, Layout, SelfviewMode, SelfviewPosition};
+
 /// Something that happened in the room, numbered in order since the daemon started.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
-    /// 1 for the first event since the daemon started, then one more for each.
+    /// Position in the room's sequence of events since the daemon started, from 0.
     pub seq: u64,
     /// RFC 3339, UTC.
     pub time: String,
-    /// Dotted name, e.g. `config.changed` or `meeting.participant.left`.
-    pub name: String,
-    /// The event's details; a JSON object whose fields depend on `name`.
-    pub data: Value,
+    /// What happened: serialised as `name` and `data`.
+    #[serde(flatten)]
+    pub event: RoomEvent,
+}
+
+impl Event {
+    /// The event's dotted name, e.g. `audio.volume.changed`.
+    pub fn name(&self) -> &'static str {
+        self.event.name()
+    }
 }
 
 /// One message on the core's broadcast channel.
@@ -21,11 +34,202 @@ pub struct Event {
 pub enum Notification {
     /// A leaf (or a whole new subtree) of the status tree changed.
     StatusChanged {
-        /// Dotted path in the status tree, e.g. `audio.volume`.
+        /// Dotted path of what changed, e.g. `audio.volume`.
         path: String,
-        /// The new value; `null` when the subtree went away.
+        /// Its new value.
         value: Value,
     },
-    /// An event, after the status changes it caused.
+    /// An event, in order.
     Event(Event),
+}
+
+/// Declares [`RoomEvent`]: each variant with its dotted name and its data fields. The name
+/// given here is both the serde tag and what [`RoomEvent::name`] returns, so they cannot drift.
+macro_rules! room_events {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident = $name:literal {
+            $( $(#[$field_attr:meta])* $field:ident : $ty:ty ),* $(,)?
+        }
+    )*) => {
+        /// Every event the room publishes, with its data (docs/api.md, "Events").
+        #[derive(Debug, Clone, PartialEq, Serialize)]
+        #[serde(tag = "name", content = "data")]
+        pub enum RoomEvent {
+            $(
+                $(#[$doc])*
+                #[serde(rename = $name)]
+                $variant {
+                    $( $(#[$field_attr])* #[allow(missing_docs)] $field: $ty, )*
+                },
+            )*
+        }
+
+        impl RoomEvent {
+            /// The event's dotted name.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $( RoomEvent::$variant { .. } => $name, )*
+                }
+            }
+
+            /// Every name an event can have, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$($name),*];
+        }
+    };
+}
+
+room_events! {
+    /// The room was claimed: it has an administrator now.
+    SystemClaimed = "system.claimed" {}
+    /// Devices of the hardware profile are missing or unusable.
+    HardwareMissing = "system.hardware.missing" { missing: usize }
+    /// The speaker volume changed (0..=100).
+    VolumeChanged = "audio.volume.changed" { level: u8 }
+    /// The microphones were muted.
+    MicrophonesMuted = "audio.microphones.muted" {}
+    /// The microphones were unmuted.
+    MicrophonesUnmuted = "audio.microphones.unmuted" {}
+    /// The display's layout changed.
+    LayoutChanged = "video.layout.changed" { layout: Layout }
+    /// The selfview's mode or position changed.
+    SelfviewChanged = "video.selfview.changed" {
+        mode: SelfviewMode,
+        position: SelfviewPosition,
+    }
+    /// The camera was switched on.
+    CameraOn = "video.camera.on" {}
+    /// The camera was switched off: nothing of its picture leaves it.
+    CameraOff = "video.camera.off" {}
+    /// Content sharing started.
+    ContentStarted = "video.content.started" {}
+    /// Content sharing stopped.
+    ContentStopped = "video.content.stopped" {}
+    /// The camera moved; `preset` names the preset recalled, if one was.
+    CameraMoved = "video.camera.moved" {
+        #[serde(flatten)]
+        position: CameraPosition,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        preset: Option<String>,
+    }
+    /// The camera's current position was saved as a preset.
+    CameraPresetSaved = "video.camera.preset.saved" {
+        name: String,
+        position: CameraPosition,
+    }
+    /// The media engine failed; `detail` says why.
+    MediaFailed = "media.failed" { detail: String }
+    /// A media branch (video or audio) was rebuilt, and why.
+    BranchRebuilt = "media.branch.rebuilt" {
+        branch: &'static str,
+        reason: String,
+        elapsed_ms: u64,
+    }
+    /// The room fell asleep (`reason`: timer or command).
+    StandbyActivated = "standby.activated" { reason: &'static str }
+    /// The room woke up (`reason`: activity).
+    StandbyDeactivated = "standby.deactivated" { reason: &'static str }
+    /// Configuration keys changed (dotted names).
+    ConfigChanged = "config.changed" { keys: Vec<String> }
+    /// The room is joining a meeting (target without secrets).
+    MeetingJoining = "meeting.joining" {
+        target: Value,
+        id: String,
+        join_url: String,
+    }
+    /// A failed meeting's error was cleared.
+    MeetingCleared = "meeting.cleared" {}
+    /// The meeting ended (`outcome`: ended or failed).
+    MeetingEnded = "meeting.ended" {
+        outcome: &'static str,
+        error: String,
+        duration_seconds: u64,
+    }
+    /// The far end ended the meeting.
+    MeetingEndedRemotely = "meeting.ended.remotely" { reason: String }
+    /// The meeting's state changed.
+    MeetingStateChanged = "meeting.state" {
+        state: MeetingState,
+        error: String,
+    }
+    /// A guest waits in the lobby of the hosted meeting.
+    GuestWaiting = "meeting.guest.waiting" {
+        participant: String,
+        name: String,
+    }
+    /// A guest was let in from the lobby.
+    ParticipantAdmitted = "meeting.participant.admitted" {
+        participant: String,
+        name: String,
+    }
+    /// A participant was removed from the meeting.
+    ParticipantRemoved = "meeting.participant.removed" { participant: String }
+    /// Someone joined the meeting for the first time.
+    ParticipantJoined = "meeting.participant.joined" {
+        participant: String,
+        name: String,
+    }
+    /// Someone seen before in this meeting is connected again.
+    ParticipantConnected = "meeting.participant.connected" {
+        participant: String,
+        name: String,
+    }
+    /// A participant left.
+    ParticipantLeft = "meeting.participant.left" { participant: String }
+    /// Statistics of the meeting's streams, measured on the transports.
+    MeetingStats = "meeting.stats" {
+        streams: Vec<StreamStats>,
+        encrypted: bool,
+    }
+    /// The first picture of a far end reached the display.
+    FirstRemoteFrame = "meeting.first_remote_frame" {
+        participant: String,
+        since_join_ms: u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn events_serialise_as_name_and_data() {
+        let event = Event {
+            seq: 3,
+            time: "2026-12-06T10:00:00Z".into(),
+            event: RoomEvent::VolumeChanged { level: 40 },
+        };
+        assert_eq!(
+            serde_json::to_value(&event).unwrap(),
+            json!({"seq": 3, "time": "2026-12-06T10:00:00Z", "name": "audio.volume.changed",
+                   "data": {"level": 40}})
+        );
+        let claimed = serde_json::to_value(RoomEvent::SystemClaimed {}).unwrap();
+        assert_eq!(claimed, json!({"name": "system.claimed", "data": {}}));
+    }
+
+    #[test]
+    fn a_moved_camera_names_the_preset_only_when_one_was_recalled() {
+        let moved = |preset: Option<&str>| {
+            serde_json::to_value(RoomEvent::CameraMoved {
+                position: CameraPosition::HOME,
+                preset: preset.map(str::to_owned),
+            })
+            .unwrap()["data"]
+                .clone()
+        };
+        assert_eq!(moved(None), json!({"pan": 0, "tilt": 0, "zoom": 100}));
+        assert_eq!(moved(Some("table"))["preset"], "table");
+    }
+
+    #[test]
+    fn names_are_unique_and_dotted() {
+        let mut names = RoomEvent::NAMES.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), RoomEvent::NAMES.len());
+        assert!(names.iter().all(|n| n.contains('.')), "{names:?}");
+    }
 }

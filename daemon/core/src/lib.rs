@@ -1,6 +1,6 @@
 //! The room core: the one owner of room state.
 //!
-//! Every input (API, timers, later D-Bus and the touch panel) becomes a typed [`Command`] sent to
+//! Every input (API, timers, later D-Bus and the touch panel) becomes a typed [`RoomCommand`] sent to
 //! the core's task; the core applies it, persists what must survive, and publishes the result:
 //! the status tree on a `watch` channel (for readers that want the latest value) and every change
 //! and event on a `broadcast` channel (for subscribers that want each one).
@@ -17,14 +17,14 @@ mod status;
 mod status_diff;
 
 pub use command::{COMMANDS, CommandError, CommandSpec, RoomCommand};
-pub use event::{Event, Notification};
+pub use event::{Event, Notification, RoomEvent};
 pub use handle::{CoreError, RoomHandle};
 pub use meeting::{
     AdmittedGuest, GuestState, GuestTicket, MediaState, MeetingPlan, MeetingReport, MeetingState,
     MeetingStatus, MeetingTarget, Participant, ParticipantState, SharedPlan, StreamStats,
     check_display_name, check_pin, is_meeting_id,
 };
-pub use report::{MediaEngineStatus, MediaReport};
+pub use report::{EngineState, MediaEngineStatus, MediaReport};
 pub use room::{CoreSetup, spawn};
 pub use status::{
     CameraState, ContentState, IdentityStatus, RoomStatus, StandbyState, StatusSnapshot, status_at,

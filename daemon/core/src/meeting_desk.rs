@@ -8,11 +8,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::event::RoomEvent;
 use super::handle::CoreError;
 use super::meeting::{
     AdmittedGuest, GuestState, GuestTicket, MEETING_ID_CHARS, MediaState, MeetingPlan,
@@ -73,7 +73,7 @@ pub(super) struct MeetingDesk {
 }
 
 /// Events for the core to publish.
-pub(super) type Events = Vec<(&'static str, Value)>;
+pub(super) type Events = Vec<RoomEvent>;
 /// Events to publish, and a finished meeting for the call history.
 pub(super) type Outcome = (Events, Option<CallRecord>);
 
@@ -99,7 +99,7 @@ impl MeetingDesk {
         status: &mut MeetingStatus,
         target: MeetingTarget,
         config: &Config,
-    ) -> Result<Vec<(&'static str, Value)>, CoreError> {
+    ) -> Result<Vec<RoomEvent>, CoreError> {
         if self.current.is_some() {
             return Err(CoreError::Refused(format!(
                 "the room is already in a meeting ({}); leave it first with meeting.leave",
@@ -133,10 +133,11 @@ impl MeetingDesk {
             status.id = meeting_id.clone();
             status.join_url = format!("{}/join/{meeting_id}", public_url(config));
         }
-        let events = vec![(
-            "meeting.joining",
-            json!({ "target": status.target, "id": status.id, "join_url": status.join_url }),
-        )];
+        let events = vec![RoomEvent::MeetingJoining {
+            target: status.target.clone(),
+            id: status.id.clone(),
+            join_url: status.join_url.clone(),
+        }];
         self.current = Some(Current {
             plan: plan.clone(),
             started_at: now,
@@ -155,7 +156,7 @@ impl MeetingDesk {
             if status.state == MeetingState::Failed {
                 // Leaving clears the failure that is still shown.
                 *status = MeetingStatus::idle(now_rfc3339());
-                return (vec![("meeting.cleared", json!({}))], None);
+                return (vec![RoomEvent::MeetingCleared {}], None);
             }
             return (Vec::new(), None);
         };
@@ -179,10 +180,11 @@ impl MeetingDesk {
         *status = MeetingStatus::idle(now_rfc3339());
         status.state = state;
         status.error = error.clone().unwrap_or_default();
-        let events = vec![(
-            "meeting.ended",
-            json!({ "outcome": outcome, "error": status.error, "duration_seconds": duration }),
-        )];
+        let events = vec![RoomEvent::MeetingEnded {
+            outcome,
+            error: status.error.clone(),
+            duration_seconds: duration,
+        }];
         (events, Some(record))
     }
 
@@ -190,7 +192,7 @@ impl MeetingDesk {
         &mut self,
         status: &mut MeetingStatus,
         id: &str,
-    ) -> Result<Vec<(&'static str, Value)>, CoreError> {
+    ) -> Result<Vec<RoomEvent>, CoreError> {
         let current = self.current_or_refuse()?;
         let guest = current.guests.get_mut(id).ok_or_else(|| {
             CoreError::Refused(format!(
@@ -210,17 +212,17 @@ impl MeetingDesk {
         if let Some(p) = status.participants.iter_mut().find(|p| p.id == id) {
             p.state = ParticipantState::Connecting;
         }
-        Ok(vec![(
-            "meeting.participant.admitted",
-            json!({ "participant": id, "name": guest.name }),
-        )])
+        Ok(vec![RoomEvent::ParticipantAdmitted {
+            participant: id.to_owned(),
+            name: guest.name.clone(),
+        }])
     }
 
     pub(super) fn remove(
         &mut self,
         status: &mut MeetingStatus,
         id: &str,
-    ) -> Result<Vec<(&'static str, Value)>, CoreError> {
+    ) -> Result<Vec<RoomEvent>, CoreError> {
         let current = self.current_or_refuse()?;
         let known = status.participants.iter().any(|p| p.id == id);
         if !known {
@@ -238,10 +240,9 @@ impl MeetingDesk {
         current.plan = Arc::new(plan);
         let plan = current.plan.clone();
         self.plan_tx.send_replace(Some(plan));
-        Ok(vec![(
-            "meeting.participant.removed",
-            json!({ "participant": id }),
-        )])
+        Ok(vec![RoomEvent::ParticipantRemoved {
+            participant: id.to_owned(),
+        }])
     }
 
     /// Applies what the engine reports about the current meeting; reports about an earlier
@@ -266,7 +267,7 @@ impl MeetingDesk {
             MeetingReport::Ended { reason, .. } => {
                 tracing::info!("meeting ended: {reason}");
                 let (mut events, record) = self.leave(status, None);
-                events.push(("meeting.ended.remotely", json!({ "reason": reason })));
+                events.push(RoomEvent::MeetingEndedRemotely { reason });
                 return (events, record);
             }
             MeetingReport::State { state, error, .. } => {
@@ -274,7 +275,7 @@ impl MeetingDesk {
                     status.state = state;
                     status.error = error.clone();
                     status.since = now_rfc3339();
-                    events.push(("meeting.state", json!({ "state": state, "error": error })));
+                    events.push(RoomEvent::MeetingStateChanged { state, error });
                 }
             }
             MeetingReport::Participant { participant, .. } => {
@@ -294,17 +295,17 @@ impl MeetingDesk {
                             && participant.state == ParticipantState::Connected;
                         *existing = participant.clone();
                         if joined_now {
-                            events.push(participant_event(
-                                "meeting.participant.connected",
-                                &participant,
-                            ));
+                            events.push(RoomEvent::ParticipantConnected {
+                                participant: participant.id.clone(),
+                                name: participant.name.clone(),
+                            });
                         }
                     }
                     None => {
-                        events.push(participant_event(
-                            "meeting.participant.joined",
-                            &participant,
-                        ));
+                        events.push(RoomEvent::ParticipantJoined {
+                            participant: participant.id.clone(),
+                            name: participant.name.clone(),
+                        });
                         status.participants.push(participant);
                     }
                 }
@@ -313,27 +314,24 @@ impl MeetingDesk {
                 if status.participants.iter().any(|p| p.id == id) {
                     status.participants.retain(|p| p.id != id);
                     status.streams.retain(|s| s.participant != id);
-                    events.push(("meeting.participant.left", json!({ "participant": id })));
+                    events.push(RoomEvent::ParticipantLeft { participant: id });
                 }
             }
             MeetingReport::Stats {
                 streams, encrypted, ..
             } => {
                 status.encrypted = encrypted;
-                events.push((
-                    "meeting.stats",
-                    json!({ "streams": streams, "encrypted": encrypted }),
-                ));
-                status.streams = streams;
+                status.streams = streams.clone();
+                events.push(RoomEvent::MeetingStats { streams, encrypted });
             }
             MeetingReport::FirstRemoteFrame {
                 participant,
                 since_join_ms,
                 ..
-            } => events.push((
-                "meeting.first_remote_frame",
-                json!({ "participant": participant, "since_join_ms": since_join_ms }),
-            )),
+            } => events.push(RoomEvent::FirstRemoteFrame {
+                participant,
+                since_join_ms,
+            }),
         }
         (events, None)
     }
@@ -409,10 +407,10 @@ impl MeetingDesk {
             // No media yet: nothing of theirs is encrypted.
             encryption: "none".into(),
         });
-        events.push((
-            "meeting.guest.waiting",
-            json!({ "participant": guest_id, "name": name }),
-        ));
+        events.push(RoomEvent::GuestWaiting {
+            participant: guest_id.clone(),
+            name: name.clone(),
+        });
         Ok((
             GuestTicket {
                 guest_id,
@@ -472,10 +470,9 @@ impl MeetingDesk {
         if status.participants.iter().any(|p| p.id == guest_id) {
             status.participants.retain(|p| p.id != guest_id);
             status.streams.retain(|s| s.participant != guest_id);
-            events.push((
-                "meeting.participant.left",
-                json!({ "participant": guest_id }),
-            ));
+            events.push(RoomEvent::ParticipantLeft {
+                participant: guest_id.to_owned(),
+            });
         }
         // The engine drops the guest's media with the participant (see the plan's removed list).
         self.drop_media_of(guest_id);
@@ -522,7 +519,7 @@ impl MeetingDesk {
         for id in expired {
             tracing::info!("guest {id} waited in the lobby for {limit:?} without being admitted");
             status.participants.retain(|p| p.id != id);
-            events.push(("meeting.participant.left", json!({ "participant": id })));
+            events.push(RoomEvent::ParticipantLeft { participant: id });
         }
         events
     }
@@ -607,10 +604,6 @@ fn forget_oldest_who_left(guests: &mut HashMap<String, Guest>) {
             None => break,
         }
     }
-}
-
-fn participant_event(name: &'static str, p: &Participant) -> (&'static str, Value) {
-    (name, json!({ "participant": p.id, "name": p.name }))
 }
 
 fn display_name_for(target: &MeetingTarget, config: &Config) -> String {

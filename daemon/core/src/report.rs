@@ -33,8 +33,8 @@ pub enum MediaReport {
 /// `status.system.media`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MediaEngineStatus {
-    /// `starting`, `running` or `failed`.
-    pub state: &'static str,
+    /// Where the engine is: starting, running or failed.
+    pub state: EngineState,
     /// Why the engine failed, empty otherwise.
     pub detail: String,
     /// The H.264 encoder element in use, empty when none could be started.
@@ -43,11 +43,23 @@ pub struct MediaEngineStatus {
     pub rebuilds: u64,
 }
 
+/// `status.system.media.state`: where the media engine is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EngineState {
+    /// The pipelines are being built; nothing is shown or sent yet.
+    Starting,
+    /// The pipelines play.
+    Running,
+    /// The engine could not start; `detail` says why.
+    Failed,
+}
+
 impl MediaEngineStatus {
     /// The state before the engine has chosen an encoder or built a branch.
     pub fn starting() -> Self {
         MediaEngineStatus {
-            state: "starting",
+            state: EngineState::Starting,
             detail: String::new(),
             encoder: String::new(),
             rebuilds: 0,

@@ -10,15 +10,13 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::command::RoomCommand;
-use super::event::{Event, Notification};
+use super::event::{Event, Notification, RoomEvent};
 use super::handle::{CoreError, RoomHandle};
-use super::meeting::{AdmittedGuest, GuestState, GuestTicket, MeetingReport, MeetingStatus};
+use super::meeting::{AdmittedGuest, GuestState, GuestTicket, MeetingReport};
 use super::meeting_desk::MeetingDesk;
-use super::report::{MediaEngineStatus, MediaReport};
+use super::report::{EngineState, MediaReport};
 use super::status::{
-    AudioStatus, CameraState, CameraStatus, ContentState, ContentStatus, IdentityStatus,
-    MicrophonesStatus, RoomStatus, SelfviewStatus, StandbyState, StandbyStatus, StatusSnapshot,
-    SystemStatus, VideoStatus,
+    CameraState, ContentState, IdentityStatus, RoomStatus, StandbyState, StatusSnapshot,
 };
 use super::status_diff::changed_leaves;
 use crate::call_history::{CallHistory, CallRecord};
@@ -103,10 +101,13 @@ pub struct CoreSetup {
 
 /// Starts the core on the current tokio runtime.
 pub fn spawn(setup: CoreSetup) -> (RoomHandle, JoinHandle<()>) {
-    let status = initial_status(&setup);
+    let status = RoomStatus::at_start(&setup.config, setup.claimed, setup.identity.clone());
     let published = to_value(&status);
     let (requests_tx, requests) = mpsc::channel(64);
-    let (status_tx, status_rx) = watch::channel(Arc::new(StatusSnapshot::new(published.clone())));
+    let (status_tx, status_rx) = watch::channel(Arc::new(StatusSnapshot::new(
+        status.clone(),
+        published.clone(),
+    )));
     let (config_tx, config_rx) = watch::channel(Arc::new(setup.config.clone()));
     // Slow subscribers lag and are told so (broadcast's Lagged) rather than holding up the core.
     let (notifications, _) = broadcast::channel(1024);
@@ -134,45 +135,14 @@ pub fn spawn(setup: CoreSetup) -> (RoomHandle, JoinHandle<()>) {
     (handle, tokio::spawn(room.run(requests)))
 }
 
-fn initial_status(setup: &CoreSetup) -> RoomStatus {
-    let c = &setup.config;
-    RoomStatus {
-        system: SystemStatus {
-            name: c.system.name.clone(),
-            version: env!("CARGO_PKG_VERSION"),
-            hardware_profile: c.system.hardware_profile.clone(),
-            claimed: setup.claimed,
-            started_at: now_rfc3339(),
-            hardware: None,
-            media: MediaEngineStatus::starting(),
-        },
-        meeting: MeetingStatus::idle(now_rfc3339()),
-        audio: AudioStatus {
-            volume: c.audio.default_volume,
-            microphones: MicrophonesStatus {
-                muted: false,
-                level: SILENCE_DB,
-            },
-        },
-        video: VideoStatus {
-            layout: c.video.default_layout,
-            selfview: SelfviewStatus {
-                mode: c.video.selfview,
-                position: c.video.selfview_position,
-            },
-            camera: CameraStatus {
-                state: CameraState::On,
-                position: CameraPosition::HOME,
-            },
-            content: ContentStatus {
-                state: ContentState::Inactive,
-            },
-        },
-        standby: StandbyStatus {
-            state: StandbyState::Off,
-        },
-        identity: setup.identity.clone(),
-    }
+/// What is left to do after a command or report changed the status (`Room::carry_out`).
+#[derive(Default)]
+struct Effects {
+    events: Vec<RoomEvent>,
+    /// A configuration patch to merge and persist before the events are published.
+    persist: Option<Value>,
+    /// A finished call for the history.
+    record: Option<CallRecord>,
 }
 
 struct Room {
@@ -227,31 +197,22 @@ impl Room {
 
     async fn handle(&mut self, request: Request) {
         match request {
-            Request::Command {
-                command: RoomCommand::SaveCameraPreset { name },
-                reply,
-            } => {
-                let result = self.save_camera_preset(name).await;
-                let _ = reply.send(result);
-            }
-            Request::Command {
-                command: RoomCommand::LeaveMeeting,
-                reply,
-            } => {
-                self.last_activity = Instant::now();
-                let (events, record) = self.meetings.leave(&mut self.status.meeting, None);
-                self.publish(events);
-                self.record_call(record).await;
-                let _ = reply.send(Ok(()));
-            }
             Request::Command { command, reply } => {
-                let result = self.apply(command).map(|events| self.publish(events));
+                let result = match self.apply(command) {
+                    Ok(effects) => self.carry_out(effects).await,
+                    Err(refused) => Err(refused),
+                };
                 let _ = reply.send(result);
             }
             Request::Meeting { report, reply } => {
                 let (events, record) = self.meetings.report(&mut self.status.meeting, report);
-                self.publish(events);
-                self.record_call(record).await;
+                let effects = Effects {
+                    events,
+                    record,
+                    ..Effects::default()
+                };
+                // Nothing is persisted for a report, so carrying it out cannot fail.
+                let _ = self.carry_out(effects).await;
                 let _ = reply.send(());
             }
             Request::Guest {
@@ -265,7 +226,7 @@ impl Room {
             Request::MarkClaimed { reply } => {
                 if !self.status.system.claimed {
                     self.status.system.claimed = true;
-                    self.publish(vec![("system.claimed", json!({}))]);
+                    self.publish(vec![RoomEvent::SystemClaimed {}]);
                 }
                 let _ = reply.send(());
             }
@@ -287,42 +248,47 @@ impl Room {
         }
     }
 
-    /// Changes the status for one command and names the events it causes; a command the room
-    /// cannot carry out changes nothing.
-    fn apply(&mut self, command: RoomCommand) -> Result<Vec<(&'static str, Value)>, CoreError> {
-        let mut events = Vec::new();
+    /// Changes the status for one command and returns what is left to do: the events it
+    /// causes, configuration to persist, a call to record (`carry_out` does those). A command
+    /// the room cannot carry out changes nothing.
+    fn apply(&mut self, command: RoomCommand) -> Result<Effects, CoreError> {
+        let mut effects = Effects::default();
+        let events = &mut effects.events;
         // Refusals first, so that a refused command is not counted as activity either.
         let recalled = match &command {
             RoomCommand::RecallCameraPreset { name } => Some(self.preset(name)?),
             _ => None,
         };
+        let saved_presets = match &command {
+            RoomCommand::SaveCameraPreset { name } => Some(self.presets_with(name)?),
+            _ => None,
+        };
         // Any use of the room counts as activity and wakes it, as on every room system.
         self.last_activity = Instant::now();
         if command != RoomCommand::ActivateStandby {
-            self.set_standby(StandbyState::Off, "activity", &mut events);
+            self.set_standby(StandbyState::Off, "activity", events);
         }
         match command {
             RoomCommand::SetVolume { level } => {
                 if self.status.audio.volume != level {
                     self.status.audio.volume = level;
-                    events.push(("audio.volume.changed", json!({ "level": level })));
+                    events.push(RoomEvent::VolumeChanged { level });
                 }
             }
             RoomCommand::SetMicrophonesMuted { muted } => {
                 if self.status.audio.microphones.muted != muted {
                     self.status.audio.microphones.muted = muted;
-                    let name = if muted {
-                        "audio.microphones.muted"
+                    events.push(if muted {
+                        RoomEvent::MicrophonesMuted {}
                     } else {
-                        "audio.microphones.unmuted"
-                    };
-                    events.push((name, json!({})));
+                        RoomEvent::MicrophonesUnmuted {}
+                    });
                 }
             }
             RoomCommand::SetLayout { layout } => {
                 if self.status.video.layout != layout {
                     self.status.video.layout = layout;
-                    events.push(("video.layout.changed", json!({ "layout": layout })));
+                    events.push(RoomEvent::LayoutChanged { layout });
                 }
             }
             RoomCommand::SetSelfview { mode, position } => {
@@ -333,12 +299,13 @@ impl Room {
                     selfview.position = position;
                 }
                 if *selfview != before {
-                    events.push(("video.selfview.changed", json!(selfview)));
+                    events.push(RoomEvent::SelfviewChanged {
+                        mode: selfview.mode,
+                        position: selfview.position,
+                    });
                 }
             }
-            RoomCommand::ActivateStandby => {
-                self.set_standby(StandbyState::On, "command", &mut events)
-            }
+            RoomCommand::ActivateStandby => self.set_standby(StandbyState::On, "command", events),
             RoomCommand::DeactivateStandby => {} // woken above
             RoomCommand::SetCameraEnabled { enabled } => {
                 let state = if enabled {
@@ -348,12 +315,11 @@ impl Room {
                 };
                 if self.status.video.camera.state != state {
                     self.status.video.camera.state = state;
-                    let name = if enabled {
-                        "video.camera.on"
+                    events.push(if enabled {
+                        RoomEvent::CameraOn {}
                     } else {
-                        "video.camera.off"
-                    };
-                    events.push((name, json!({})));
+                        RoomEvent::CameraOff {}
+                    });
                 }
             }
             RoomCommand::SetContentSharing { active } => {
@@ -364,12 +330,11 @@ impl Room {
                 };
                 if self.status.video.content.state != state {
                     self.status.video.content.state = state;
-                    let name = if active {
-                        "video.content.started"
+                    events.push(if active {
+                        RoomEvent::ContentStarted {}
                     } else {
-                        "video.content.stopped"
-                    };
-                    events.push((name, json!({})));
+                        RoomEvent::ContentStopped {}
+                    });
                 }
             }
             RoomCommand::SetCameraPosition { pan, tilt, zoom } => {
@@ -379,22 +344,32 @@ impl Room {
                     tilt: tilt.unwrap_or(current.tilt),
                     zoom: zoom.unwrap_or(current.zoom),
                 };
-                self.move_camera(position, None, &mut events);
+                self.move_camera(position, None, events);
             }
             RoomCommand::RecallCameraPreset { name } => {
                 if let Some(position) = recalled {
-                    self.move_camera(position, Some(&name), &mut events);
+                    self.move_camera(position, Some(&name), events);
                 }
             }
-            // Saving changes the configuration, which is persisted first: see `handle`.
-            RoomCommand::SaveCameraPreset { .. } => {}
+            // The configuration is persisted before the event is published (`carry_out`).
+            RoomCommand::SaveCameraPreset { name } => {
+                let presets = saved_presets.unwrap_or_default();
+                effects.persist = Some(json!({ "video": { "camera_presets": presets } }));
+                events.push(RoomEvent::CameraPresetSaved {
+                    name,
+                    position: self.status.video.camera.position,
+                });
+            }
             RoomCommand::JoinMeeting { target } => events.extend(self.meetings.join(
                 &mut self.status.meeting,
                 *target,
                 &self.config,
             )?),
-            // Leaving writes the call history: see `handle`.
-            RoomCommand::LeaveMeeting => {}
+            RoomCommand::LeaveMeeting => {
+                let (left, record) = self.meetings.leave(&mut self.status.meeting, None);
+                events.extend(left);
+                effects.record = record;
+            }
             RoomCommand::AdmitParticipant { id } => {
                 events.extend(self.meetings.admit(&mut self.status.meeting, &id)?)
             }
@@ -402,7 +377,18 @@ impl Room {
                 events.extend(self.meetings.remove(&mut self.status.meeting, &id)?)
             }
         }
-        Ok(events)
+        Ok(effects)
+    }
+
+    /// Does what a command or report left to do, in this order: persist (a failure fails the
+    /// command, and its events are not published), publish, record the call.
+    async fn carry_out(&mut self, effects: Effects) -> Result<(), CoreError> {
+        if let Some(patch) = effects.persist {
+            self.patch_config(patch).await?;
+        }
+        self.publish(effects.events);
+        self.record_call(effects.record).await;
+        Ok(())
     }
 
     fn guest(&mut self, meeting_id: &str, request: GuestRequest) {
@@ -511,25 +497,24 @@ impl Room {
         &mut self,
         position: CameraPosition,
         preset: Option<&str>,
-        events: &mut Vec<(&'static str, Value)>,
+        events: &mut Vec<RoomEvent>,
     ) {
         if self.status.video.camera.position != position {
             self.status.video.camera.position = position;
-            let mut data = json!(position);
-            if let Some(name) = preset {
-                data["preset"] = json!(name);
-            }
-            events.push(("video.camera.moved", data));
+            events.push(RoomEvent::CameraMoved {
+                position,
+                preset: preset.map(str::to_owned),
+            });
         }
     }
 
-    /// Stores the camera's current position as preset `name` (replacing one of that name) in
-    /// the configuration, persisted like any other configuration change.
-    async fn save_camera_preset(&mut self, name: String) -> Result<(), CoreError> {
+    /// The camera presets with the camera's current position saved as `name` (replacing one of
+    /// that name); refused when the list is full and `name` is new.
+    fn presets_with(&self, name: &str) -> Result<Vec<CameraPreset>, CoreError> {
         let position = self.status.video.camera.position;
         let mut presets = self.config.video.camera_presets.clone();
         let preset = CameraPreset {
-            name: name.clone(),
+            name: name.to_owned(),
             pan: position.pan,
             tilt: position.tilt,
             zoom: position.zoom,
@@ -545,38 +530,34 @@ impl Room {
             }
             None => presets.push(preset),
         }
-        self.patch_config(json!({ "video": { "camera_presets": presets } }))
-            .await?;
-        self.last_activity = Instant::now();
-        self.publish(vec![(
-            "video.camera.preset.saved",
-            json!({ "name": name, "position": position }),
-        )]);
-        Ok(())
+        Ok(presets)
     }
 
     /// Records what the media engine reports; returns the events it causes.
-    fn apply_report(&mut self, report: MediaReport) -> Vec<(&'static str, Value)> {
+    fn apply_report(&mut self, report: MediaReport) -> Vec<RoomEvent> {
         let mut events = Vec::new();
         match report {
             MediaReport::Hardware(hardware) => {
                 if hardware.missing > 0 {
-                    events.push((
-                        "system.hardware.missing",
-                        json!({ "missing": hardware.missing }),
-                    ));
+                    events.push(RoomEvent::HardwareMissing {
+                        missing: hardware.missing,
+                    });
                 }
                 self.status.system.hardware = Some(hardware);
             }
             MediaReport::Engine(media) => {
-                if media.state == "failed" && self.status.system.media.state != "failed" {
-                    events.push(("media.failed", json!({ "detail": media.detail })));
+                if media.state == EngineState::Failed
+                    && self.status.system.media.state != EngineState::Failed
+                {
+                    events.push(RoomEvent::MediaFailed {
+                        detail: media.detail.clone(),
+                    });
                 }
                 self.status.system.media = media;
             }
             MediaReport::MicrophoneLevel { rms_db } => {
                 // Tenths of a dB are as fine as any meter shows; finer only adds status churn.
-                let level = (rms_db.clamp(SILENCE_DB, 0.0) * 10.0).round() / 10.0;
+                let level = (rms_db.clamp(super::status::SILENCE_DB, 0.0) * 10.0).round() / 10.0;
                 self.status.audio.microphones.level = level;
             }
             MediaReport::BranchRebuilt {
@@ -585,10 +566,11 @@ impl Room {
                 elapsed_ms,
             } => {
                 self.status.system.media.rebuilds += 1;
-                events.push((
-                    "media.branch.rebuilt",
-                    json!({ "branch": branch, "reason": reason, "elapsed_ms": elapsed_ms }),
-                ));
+                events.push(RoomEvent::BranchRebuilt {
+                    branch,
+                    reason,
+                    elapsed_ms,
+                });
             }
         }
         events
@@ -597,16 +579,15 @@ impl Room {
     fn set_standby(
         &mut self,
         state: StandbyState,
-        reason: &str,
-        events: &mut Vec<(&'static str, Value)>,
+        reason: &'static str,
+        events: &mut Vec<RoomEvent>,
     ) {
         if self.status.standby.state != state {
             self.status.standby.state = state;
-            let name = match state {
-                StandbyState::On => "standby.activated",
-                StandbyState::Off => "standby.deactivated",
-            };
-            events.push((name, json!({ "reason": reason })));
+            events.push(match state {
+                StandbyState::On => RoomEvent::StandbyActivated { reason },
+                StandbyState::Off => RoomEvent::StandbyDeactivated { reason },
+            });
         }
     }
 
@@ -640,17 +621,19 @@ impl Room {
         self.status.system.name = self.config.system.name.clone();
         let shared = Arc::new(self.config.clone());
         self.config_tx.send_replace(shared.clone());
-        self.publish(vec![("config.changed", json!({ "keys": keys }))]);
+        self.publish(vec![RoomEvent::ConfigChanged { keys }]);
         Ok(shared)
     }
 
     /// Publishes the status snapshot, each changed leaf, then the events, in that order.
-    fn publish(&mut self, events: Vec<(&'static str, Value)>) {
+    fn publish(&mut self, events: Vec<RoomEvent>) {
         let current = to_value(&self.status);
         let changes = changed_leaves(&self.published, &current);
         if !changes.is_empty() {
-            self.status_tx
-                .send_replace(Arc::new(StatusSnapshot::new(current.clone())));
+            self.status_tx.send_replace(Arc::new(StatusSnapshot::new(
+                self.status.clone(),
+                current.clone(),
+            )));
             self.published = current;
         }
         // A send error only means nobody is subscribed right now.
@@ -659,15 +642,14 @@ impl Room {
                 .notifications
                 .send(Notification::StatusChanged { path, value });
         }
-        for (name, data) in events {
+        for event in events {
             let event = Event {
                 seq: self.next_seq,
                 time: now_rfc3339(),
-                name: name.to_owned(),
-                data,
+                event,
             };
             self.next_seq += 1;
-            tracing::debug!(event = %event.name, "room event");
+            tracing::debug!(event = event.name(), "room event");
             let _ = self.notifications.send(Notification::Event(event));
         }
     }
@@ -676,9 +658,6 @@ impl Room {
 /// How often the call history's retention is applied: an entry is deleted within this time of
 /// expiring.
 pub(crate) const HISTORY_RETENTION_EVERY: Duration = Duration::from_secs(3600);
-
-/// The level reported for silence (and before the first measurement), in dBFS.
-const SILENCE_DB: f64 = -100.0;
 
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {

@@ -7,8 +7,9 @@ use serde_json::Value;
 
 use super::meeting::MeetingStatus;
 use super::report::MediaEngineStatus;
+use super::room::now_rfc3339;
 use roomd_hardware::HardwareStatus;
-use roomd_model::config::{CameraPosition, Layout, SelfviewMode, SelfviewPosition};
+use roomd_model::config::{CameraPosition, Config, Layout, SelfviewMode, SelfviewPosition};
 
 /// The whole status tree (`GET /api/v1/status`); only the room core changes it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -26,6 +27,52 @@ pub struct RoomStatus {
     /// `identity`: the device key and certificate.
     pub identity: IdentityStatus,
 }
+
+impl RoomStatus {
+    /// The status of a room that just started with `config`: awake, idle, nothing measured.
+    pub fn at_start(c: &Config, claimed: bool, identity: IdentityStatus) -> RoomStatus {
+        RoomStatus {
+            system: SystemStatus {
+                name: c.system.name.clone(),
+                version: env!("CARGO_PKG_VERSION"),
+                hardware_profile: c.system.hardware_profile.clone(),
+                claimed,
+                started_at: now_rfc3339(),
+                hardware: None,
+                media: MediaEngineStatus::starting(),
+            },
+            meeting: MeetingStatus::idle(now_rfc3339()),
+            audio: AudioStatus {
+                volume: c.audio.default_volume,
+                microphones: MicrophonesStatus {
+                    muted: false,
+                    level: SILENCE_DB,
+                },
+            },
+            video: VideoStatus {
+                layout: c.video.default_layout,
+                selfview: SelfviewStatus {
+                    mode: c.video.selfview,
+                    position: c.video.selfview_position,
+                },
+                camera: CameraStatus {
+                    state: CameraState::On,
+                    position: CameraPosition::HOME,
+                },
+                content: ContentStatus {
+                    state: ContentState::Inactive,
+                },
+            },
+            standby: StandbyStatus {
+                state: StandbyState::Off,
+            },
+            identity,
+        }
+    }
+}
+
+/// The level reported for silence (and before the first measurement), in dBFS.
+pub(crate) const SILENCE_DB: f64 = -100.0;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SystemStatus {
@@ -117,10 +164,13 @@ pub enum StandbyState {
     Off,
 }
 
-/// The status tree as published: the value for lookups and its JSON text, serialised once per
-/// change rather than once per request.
+/// The status as published, once per change: typed for the adapters inside roomd (media
+/// engine, meetings), which read it directly, and rendered once for the API (the tree for path
+/// lookups, its JSON text for whole-status answers).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatusSnapshot {
+    /// The status itself, for readers inside roomd.
+    pub status: RoomStatus,
     /// The tree as a JSON value, for lookups with [`status_at`].
     pub tree: Value,
     /// `tree` as compact JSON text.
@@ -128,10 +178,11 @@ pub struct StatusSnapshot {
 }
 
 impl StatusSnapshot {
-    /// A snapshot of `tree`, serialised here once.
-    pub fn new(tree: Value) -> Self {
+    /// `tree` is `status` rendered as JSON (the core renders it once to find the changed
+    /// leaves); its text is serialised here, once.
+    pub fn new(status: RoomStatus, tree: Value) -> Self {
         let json = tree.to_string();
-        StatusSnapshot { tree, json }
+        StatusSnapshot { status, tree, json }
     }
 }
 

@@ -34,7 +34,7 @@ fn event_names(notifications: &[Notification]) -> Vec<String> {
     notifications
         .iter()
         .filter_map(|n| match n {
-            Notification::Event(e) => Some(e.name.clone()),
+            Notification::Event(e) => Some(e.name().to_owned()),
             _ => None,
         })
         .collect()
@@ -128,10 +128,13 @@ async fn config_patches_are_validated_persisted_and_published() {
     assert_eq!(room.status().tree["system"]["name"], json!("Board room"));
     let got = drain(&mut rx);
     let changed = got.iter().find_map(|n| match n {
-        Notification::Event(e) if e.name == "config.changed" => Some(e.data.clone()),
+        Notification::Event(e) => match &e.event {
+            RoomEvent::ConfigChanged { keys } => Some(keys.clone()),
+            _ => None,
+        },
         _ => None,
     });
-    assert_eq!(changed, Some(json!({"keys": ["system.name"]})));
+    assert_eq!(changed, Some(vec!["system.name".to_owned()]));
 }
 
 #[tokio::test]
@@ -176,20 +179,19 @@ async fn the_room_falls_asleep_after_the_delay_and_wakes_on_use() {
     let standby: Vec<_> = got
         .iter()
         .filter_map(|n| match n {
-            Notification::Event(e) if e.name.starts_with("standby.") => {
-                Some((e.name.clone(), e.data.clone()))
-            }
+            Notification::Event(e) => match e.event {
+                RoomEvent::StandbyActivated { reason } => Some(("standby.activated", reason)),
+                RoomEvent::StandbyDeactivated { reason } => Some(("standby.deactivated", reason)),
+                _ => None,
+            },
             _ => None,
         })
         .collect();
     assert_eq!(
         standby,
         vec![
-            ("standby.activated".to_string(), json!({"reason": "timer"})),
-            (
-                "standby.deactivated".to_string(),
-                json!({"reason": "activity"})
-            ),
+            ("standby.activated", "timer"),
+            ("standby.deactivated", "activity"),
         ]
     );
 }

@@ -17,7 +17,7 @@ use super::frame_watch;
 use super::taps::MediaTaps;
 use super::video::{VideoBranch, VideoSetup};
 use super::view::RoomView;
-use roomd_core::{MediaEngineStatus, MediaReport, RoomHandle};
+use roomd_core::{EngineState, MediaEngineStatus, MediaReport, RoomHandle};
 use roomd_hardware::Profile;
 
 /// How long a snapshot waits for the first frame of a display that is (re)starting.
@@ -40,7 +40,7 @@ impl DisplaySnapshots {
     }
 
     /// The current display frame, converted to `caps` (e.g. `image/png`). Waits up to
-    /// [`FIRST_FRAME_WAIT`] for a display that is still starting. Blocks: call on a blocking
+    /// `FIRST_FRAME_WAIT` for a display that is still starting. Blocks: call on a blocking
     /// thread.
     pub fn frame(&self, caps: &gst::Caps) -> Result<gst::Sample, MediaError> {
         let deadline = Instant::now() + FIRST_FRAME_WAIT;
@@ -129,7 +129,7 @@ async fn run(setup: EngineSetup, snapshots: DisplaySnapshots, taps: MediaTaps) {
     let mut status = MediaEngineStatus::starting();
     match Engine::start(setup, snapshots, taps).await {
         Ok(mut engine) => {
-            status.state = "running";
+            status.state = EngineState::Running;
             status.encoder = engine
                 .video_setup
                 .as_ref()
@@ -140,7 +140,7 @@ async fn run(setup: EngineSetup, snapshots: DisplaySnapshots, taps: MediaTaps) {
         }
         Err(e) => {
             tracing::error!("media engine: {e}");
-            status.state = "failed";
+            status.state = EngineState::Failed;
             status.detail = e.to_string();
             let _ = room.report(MediaReport::Engine(status)).await;
         }
@@ -234,7 +234,7 @@ impl Engine {
     }
 
     fn current_view(&self) -> RoomView {
-        RoomView::from_status(&self.room.status().tree).unwrap_or_else(RoomView::private)
+        RoomView::from_status(&self.room.status().status)
     }
 
     fn build_video(&self) -> Result<VideoBranch, MediaError> {

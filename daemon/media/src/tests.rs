@@ -549,7 +549,7 @@ mod healing {
         // A meeting joined right after start waits for the encoder instead of failing.
         assert!(taps.wait_for_video(Duration::from_secs(10)).await);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while room.status().tree["system"]["media"]["state"] != json!("running") {
+        while room.status().status.system.media.state != roomd_core::EngineState::Running {
             assert!(
                 Instant::now() < deadline,
                 "the engine did not start: {}",
@@ -568,16 +568,38 @@ mod healing {
         }
     }
 
+    /// What a `media.branch.rebuilt` event says.
+    #[derive(Debug)]
+    struct Rebuilt {
+        branch: &'static str,
+        reason: String,
+        elapsed_ms: u64,
+    }
+
     /// Waits for the next `media.branch.rebuilt` event, at most `limit` after `since`.
     async fn rebuilt(
         notifications: &mut tokio::sync::broadcast::Receiver<Notification>,
         since: Instant,
         limit: Duration,
-    ) -> roomd_core::Event {
+    ) -> Rebuilt {
         loop {
             let remaining = limit.saturating_sub(since.elapsed());
             match tokio::time::timeout(remaining, notifications.recv()).await {
-                Ok(Ok(Notification::Event(e))) if e.name == "media.branch.rebuilt" => return e,
+                Ok(Ok(Notification::Event(roomd_core::Event {
+                    event:
+                        roomd_core::RoomEvent::BranchRebuilt {
+                            branch,
+                            reason,
+                            elapsed_ms,
+                        },
+                    ..
+                }))) => {
+                    return Rebuilt {
+                        branch,
+                        reason,
+                        elapsed_ms,
+                    };
+                }
                 Ok(Ok(_)) => continue,
                 other => panic!("no rebuild event: {other:?}"),
             }
@@ -624,10 +646,10 @@ mod healing {
         let limit = crate::frame_watch::STALL_LIMIT;
         let event = rebuilt(&mut notifications, stopped, limit + Duration::from_secs(3)).await;
         let took = stopped.elapsed();
-        eprintln!("a silent camera was rebuilt after {took:?}: {}", event.data);
+        eprintln!("a silent camera was rebuilt after {took:?}: {event:?}");
         assert!(took >= limit, "rebuilt after {took:?}, before the limit");
-        assert_eq!(event.data["branch"], json!("video"));
-        let reason = event.data["reason"].as_str().unwrap();
+        assert_eq!(event.branch, "video");
+        let reason = &event.reason;
         assert!(reason.starts_with("no camera frames for"), "{reason}");
         assert_ne!(display_pipeline(&display), pipeline);
         let snapshots = display.clone();
@@ -709,18 +731,11 @@ mod healing {
         let took = injected.elapsed();
         eprintln!(
             "video branch rebuilt {took:?} after the failure ({} ms inside the engine)",
-            event.data["elapsed_ms"]
+            event.elapsed_ms
         );
         assert!(took < Duration::from_secs(1), "rebuilt after {took:?}");
-        assert_eq!(event.data["branch"], json!("video"));
-        assert!(
-            event.data["reason"]
-                .as_str()
-                .unwrap()
-                .contains("camera unplugged"),
-            "{}",
-            event.data
-        );
+        assert_eq!(event.branch, "video");
+        assert!(event.reason.contains("camera unplugged"), "{event:?}");
         assert_eq!(room.status().tree["system"]["media"]["rebuilds"], json!(1));
         // The new branch serves the display again, from a new pipeline.
         assert_ne!(display_pipeline(&display), pipeline);

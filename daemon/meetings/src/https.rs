@@ -6,7 +6,7 @@
 //!   is never disabled.
 //! - Plain `http://` is refused unless the host is a loopback address: tests run signalling
 //!   servers on 127.0.0.1 without TLS; nothing on the network is ever spoken to in clear text.
-//! - Only servers `meeting.allowed_servers` lists ([`super::outbound`]), checked by the resolver
+//! - Only servers `meeting.allowed_servers` lists (`roomd_model::outbound`), checked by the resolver
 //!   on the name and on every resolved address before any connection; no proxy from the
 //!   environment (it would be a way around the list).
 //! - No redirects: a redirect could lead from https to http or to another host with our token.

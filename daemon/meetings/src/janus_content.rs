@@ -1,5 +1,5 @@
 //! The room's shared content in a Janus VideoRoom: while `video.content.state` is `active`, the
-//! room joins the room a second time, as publisher "<display name> (content)", on a handle of its
+//! room joins the room a second time, as publisher "`<display name> (content)`", on a handle of its
 //! own, and publishes the content (video only) on it. Other participants see a second feed; the
 //! room itself never subscribes to it (its publisher ids are its own choice, so it knows them
 //! before Janus announces the feed).
@@ -9,11 +9,10 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use serde_json::Value;
-
 use super::janus::{JanusError, JanusSession, Publisher, VideoRoomHandle};
 use super::roster::{CONTENT_ID, Roster};
 use super::session::{SessionContext, blocking};
+use roomd_core::{ContentState, RoomStatus};
 use roomd_media::Feed;
 use roomd_media::webrtc::{Peer, PeerOptions};
 
@@ -58,8 +57,8 @@ pub(crate) fn display_name(room_name: &str) -> String {
 }
 
 /// Whether the room's status says content is being shared.
-pub(crate) fn shared(status: &Value) -> bool {
-    status["video"]["content"]["state"] == "active"
+pub(crate) fn shared(status: &RoomStatus) -> bool {
+    status.video.content.state == ContentState::Active
 }
 
 /// A content share in progress: its publisher handle (its peer is in the roster under
@@ -162,7 +161,6 @@ fn attempt_reason(attempt: super::session::Attempt) -> String {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
 
     use super::*;
 
@@ -196,10 +194,16 @@ mod tests {
     #[test]
     fn content_is_named_after_the_room_and_follows_the_status() {
         assert_eq!(display_name("Board room"), "Board room (content)");
-        assert!(shared(&json!({"video": {"content": {"state": "active"}}})));
-        assert!(!shared(
-            &json!({"video": {"content": {"state": "inactive"}}})
-        ));
-        assert!(!shared(&json!({})));
+        let identity = roomd_core::IdentityStatus {
+            backend: "software",
+            key_sha256: String::new(),
+            certificate_sha256: String::new(),
+            warning: None,
+        };
+        let config = roomd_model::config::Config::default();
+        let mut status = RoomStatus::at_start(&config, true, identity);
+        assert!(!shared(&status));
+        status.video.content.state = ContentState::Active;
+        assert!(shared(&status));
     }
 }

@@ -147,7 +147,7 @@ async fn in_room(
     backoff.reset();
 
     let mut status = ctx.room.watch_status();
-    let mut content_wanted = janus_content::shared(&ctx.room.status().tree);
+    let mut content_wanted = janus_content::shared(&ctx.room.status().status);
     let mut content = None;
     if content_wanted {
         content = share_content(ctx, session, room, own, roster).await;
@@ -230,7 +230,7 @@ async fn in_room(
             }
             Ok(()) = status.changed() => {
                 // Only a change of the sharing state matters (the status changes every second).
-                let wanted = janus_content::shared(&status.borrow_and_update().tree);
+                let wanted = janus_content::shared(&status.borrow_and_update().status);
                 if wanted != content_wanted {
                     content_wanted = wanted;
                     if let Some(share) = content.take() {

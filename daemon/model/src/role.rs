@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// What a principal may do; see `docs/permissions.md` and [`roomd_api::accounts::allows`].
+/// What a principal may do; see `docs/permissions.md` and `roomd_api::accounts::allows`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {

@@ -156,7 +156,7 @@ pub async fn run(
         }
         Err(e) => {
             let mut status = MediaEngineStatus::starting();
-            status.state = "failed";
+            status.state = roomd_core::EngineState::Failed;
             status.detail = format!("GStreamer cannot start: {e}");
             let _ = room.report(MediaReport::Engine(status)).await;
             // Taps with no engine behind them: meetings then fail with a clear "no display".

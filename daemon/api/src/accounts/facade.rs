@@ -75,7 +75,7 @@ pub struct Accounts {
 impl Accounts {
     /// Loads users and tokens from `state_dir` (which must exist). On an unclaimed device, makes
     /// or reuses the claim code and logs it for whoever has the console. Hashes one password
-    /// (see [`prepare_dummy_hash`]), so it takes a moment: call it at startup.
+    /// (see `prepare_dummy_hash`), so it takes a moment: call it at startup.
     pub fn open(state_dir: &Path, policy: AccountsPolicy) -> Result<Accounts, AccountsError> {
         Self::open_with_clock(state_dir, policy, Arc::new(SystemClock))
     }
@@ -202,7 +202,7 @@ impl Accounts {
 
     /// Starts a login: the fast checks that need no password hash. Refused (429) if `source` or
     /// this username from `source` is locked out, or if the account's pacing queue is full
-    /// (see [`super::pacing`]). The attempt counts as a failure from here on until it succeeds
+    /// (see `accounts::pacing`). The attempt counts as a failure from here on until it succeeds
     /// or is cancelled. Wait [`LoginAttempt::wait`] (without holding a thread), then get a
     /// [`Accounts::password_check_permit`] and call [`Accounts::finish_login`].
     pub fn begin_login(

@@ -42,7 +42,7 @@ pub struct StreamStats {
     /// Sent: frames handed to the payloader; received: frames out of the decoder.
     pub frames: u64,
     /// The stream goes through an SRTP session keyed by a connected DTLS handshake (see
-    /// [`Protection`]).
+    /// `Protection`).
     pub encrypted: bool,
     /// Received audio: lost voice frames rebuilt from the in-band FEC of the next packet.
     pub fec_recovered: u64,
