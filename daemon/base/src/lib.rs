@@ -6,3 +6,4 @@ pub mod fsutil;
 pub mod json_error;
 pub mod net_source;
 pub mod random;
+pub mod sync;

@@ -14,8 +14,8 @@ use gstreamer_app as gst_app;
 
 use super::MediaError;
 use super::encoder_choice::{self, EncoderSettings, KeyframeRequests};
-use super::taps::lock;
 use super::video::link_encoder_output;
+use roomd_base::sync::lock;
 use roomd_hardware::profile::{VideoInput, VideoSource};
 
 /// Names of the elements the description below creates.

@@ -17,6 +17,7 @@ use super::frame_watch;
 use super::taps::MediaTaps;
 use super::video::{VideoBranch, VideoSetup};
 use super::view::RoomView;
+use roomd_base::sync::lock;
 use roomd_core::{EngineState, MediaEngineStatus, MediaReport, RoomHandle};
 use roomd_hardware::Profile;
 
@@ -75,17 +76,11 @@ impl DisplaySnapshots {
 
     /// The sink the display's frames arrive in, while the display runs.
     pub fn sink(&self) -> Option<gstreamer_app::AppSink> {
-        self.sink
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        lock(&self.sink).clone()
     }
 
     fn set(&self, sink: Option<gstreamer_app::AppSink>) {
-        *self
-            .sink
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = sink;
+        *lock(&self.sink) = sink;
     }
 }
 

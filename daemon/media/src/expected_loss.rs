@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
-use super::taps::lock;
+use roomd_base::sync::lock;
 
 /// The encoder property libopus's expected loss is set through (0..=100).
 const PROPERTY: &str = "packet-loss-percentage";

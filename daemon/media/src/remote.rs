@@ -16,8 +16,9 @@ use gstreamer_app as gst_app;
 use tokio::sync::oneshot;
 
 use super::MediaError;
-use super::taps::{Inner, lock};
+use super::taps::Inner;
 use super::video::DisplayMixer;
+use roomd_base::sync::lock;
 
 /// What a remote audio slot takes: the speaker mix's own format.
 pub fn remote_audio_caps() -> gst::Caps {

@@ -9,7 +9,7 @@
 //! slots carry on.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use gstreamer as gst;
 use gstreamer_app as gst_app;
@@ -19,6 +19,7 @@ use super::encoder_choice::{Codec, KeyframeRequests};
 use super::expected_loss::ExpectedLoss;
 use super::remote::{self, AudioSlotShared, RemoteAudioSlot, RemoteVideoSlot, VideoSlotShared};
 use super::video::DisplayMixer;
+use roomd_base::sync::lock;
 
 /// The two kinds of media a room sends and receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -355,11 +356,4 @@ fn fan_out(tap: &Tap, sample: &gst::Sample) {
     for (_, appsrc) in lock(&tap.subscribers).iter() {
         let _ = appsrc.push_sample(&copied);
     }
-}
-
-/// Locks `mutex`, also after a panic elsewhere (the data is plain and stays consistent).
-pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -26,9 +26,9 @@ use super::layout::{self, Rect};
 use super::privacy::{self, Blanking};
 use super::ptz::Ptz;
 use super::simulated_camera;
-use super::taps::lock;
 use super::timecode;
 use super::view::RoomView;
+use roomd_base::sync::lock;
 use roomd_hardware::profile::{Camera, Display, DisplaySink, VideoInput, VideoSource};
 
 /// What the video branch is built from.

@@ -2,10 +2,11 @@
 //! `refill`. Per-source limits do not stop a guesser with many addresses; a budget shared by
 //! all sources does, whatever the number of addresses.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::clock::Clock;
+use roomd_base::sync::lock;
 
 #[derive(Debug)]
 struct State {
@@ -57,7 +58,7 @@ impl Budget {
     fn lock_refilled(&self) -> std::sync::MutexGuard<'_, State> {
         let now = self.clock.now();
         // Plain numbers, consistent after every statement: a poisoned lock is still usable.
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = lock(&self.state);
         let earned = now.saturating_duration_since(state.updated).as_secs_f64()
             / self.refill.as_secs_f64().max(f64::MIN_POSITIVE);
         state.available = (state.available + earned).min(f64::from(self.burst));

@@ -1,7 +1,8 @@
 //! Monotonic time, injectable so that lockout and session-expiry tests need not sleep.
 
+use roomd_base::sync::lock;
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// A source of monotonic time for lockouts, pacing, pairing and session expiry.
@@ -39,7 +40,7 @@ impl ManualClock {
 
     /// Moves the clock forward by `by`.
     pub fn advance(&self, by: Duration) {
-        *self.elapsed.lock().unwrap_or_else(PoisonError::into_inner) += by;
+        *lock(&self.elapsed) += by;
     }
 }
 
@@ -51,6 +52,6 @@ impl Default for ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> Instant {
-        self.start + *self.elapsed.lock().unwrap_or_else(PoisonError::into_inner)
+        self.start + *lock(&self.elapsed)
     }
 }

@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use super::claim;
@@ -26,6 +26,7 @@ use super::sessions::{NewSession, SessionInfo, SessionStore};
 use super::tokens::{PAIRING_CREATOR, TokenInfo, TokenStore};
 use super::username::validate_username;
 use super::users::{UserInfo, UserStore};
+use roomd_base::sync::{lock, read, write};
 use roomd_model::Role;
 use roomd_model::Secret;
 
@@ -476,18 +477,4 @@ impl Accounts {
 
 fn source_threshold(per_username: u32) -> u32 {
     per_username.max(1).saturating_mul(SOURCE_THRESHOLD_FACTOR)
-}
-
-// Every update replaces whole values after the state file was written, so data behind a lock
-// poisoned by a panic elsewhere is still consistent and may be used.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(PoisonError::into_inner)
 }

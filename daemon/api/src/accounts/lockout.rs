@@ -8,11 +8,12 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::clock::Clock;
 use roomd_base::net_source::source_group;
+use roomd_base::sync::lock;
 
 /// What failures are counted against. Sources are grouped by [`source_group`] (an IPv6 /64 is
 /// one source); build keys with the constructors, which do that.
@@ -160,7 +161,7 @@ impl Lockout {
     fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
         // The table is always consistent between statements, so a panic elsewhere cannot have
         // left it half-updated.
-        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.table)
     }
 }
 

@@ -17,11 +17,12 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::clock::Clock;
 use roomd_base::net_source::source_group;
+use roomd_base::sync::lock;
 
 /// Failures for one username (all sources together) before its checks are paced.
 pub(super) const PACE_AFTER: u32 = 10;
@@ -139,7 +140,7 @@ impl AccountPacing {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Account>> {
         // Every update leaves an entry consistent, so a poisoned table may still be used.
-        self.accounts.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.accounts)
     }
 }
 

@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use subtle::ConstantTimeEq;
@@ -34,6 +34,7 @@ use super::error::AccountsError;
 use roomd_base::fsutil::write_atomic;
 use roomd_base::net_source::source_group;
 use roomd_base::random::{code, token_hex};
+use roomd_base::sync::lock;
 use roomd_model::Secret;
 
 /// The pending pairing code in the state directory (mode 0600), for whoever has the console.
@@ -224,10 +225,6 @@ impl Pairing {
             tracing::warn!("could not delete {}: {e}", self.code_file.display());
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -8,13 +8,14 @@
 //! which does not refresh it, so a forgotten browser tab does not keep a session alive.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use subtle::ConstantTimeEq;
 
 use super::clock::Clock;
 use super::principal::{Principal, PrincipalKind};
+use roomd_base::sync::lock;
 use roomd_model::Role;
 use roomd_model::{Secret, random_base64url, sha256};
 
@@ -196,7 +197,7 @@ impl SessionStore {
 
     fn lock(&self) -> MutexGuard<'_, Table> {
         // Every update is a single map operation, so a poisoned table is still consistent.
-        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.table)
     }
 }
 

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -22,6 +22,7 @@ use super::error::{AccountsError, shorten};
 use super::principal::{Principal, PrincipalKind};
 use super::store::{self, FORMAT_VERSION, corrupt};
 use super::timestamp::now_rfc3339;
+use roomd_base::sync::lock;
 use roomd_model::Role;
 use roomd_model::{Secret, random_base64url, sha256_hex};
 
@@ -210,7 +211,7 @@ impl TokenStore {
                 .as_deref()
                 .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
                 .unwrap_or(self.loaded);
-            let mut last_use = self.last_use.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut last_use = lock(&self.last_use);
             let last = last_use
                 .get(&token.info.id)
                 .copied()
@@ -235,12 +236,7 @@ impl TokenStore {
 
     /// Writes the last use of token `id` that [`TokenStore::verify`] noted to the file.
     pub(super) fn record_use(&mut self, id: &str) -> Result<(), AccountsError> {
-        let used = self
-            .last_use
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(id)
-            .copied();
+        let used = lock(&self.last_use).get(id).copied();
         let Some(used) = used else { return Ok(()) };
         let used = used.replace_nanosecond(0).unwrap_or(used);
         let mut next = self.by_hash.clone();

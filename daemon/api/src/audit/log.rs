@@ -12,7 +12,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 
 use nix::sys::statvfs::{FsFlags, statvfs};
 use nix::unistd::{AccessFlags, access};
@@ -24,6 +24,7 @@ use super::error::AuditError;
 use super::noise::NoiseCounter;
 use super::record::{AuditRecord, NewAuditRecord};
 use super::reverse_lines::ReverseLines;
+use roomd_base::sync::lock;
 
 /// The file name inside the state directory.
 pub const AUDIT_FILE: &str = "audit.log";
@@ -227,19 +228,12 @@ impl AuditLog {
     /// Counts an anonymous request that only found a 404 or 405 (scanners, typos): such noise
     /// is written as one record per source and status per interval by [`Self::flush_noise`].
     pub fn count_noise(&self, record: NewAuditRecord) {
-        self.noise
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .count(record);
+        lock(&self.noise).count(record);
     }
 
     /// Writes what [`Self::count_noise`] counted since the last flush; returns how many records.
     pub fn flush_noise(&self) -> Result<usize, AuditError> {
-        let records = self
-            .noise
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .drain();
+        let records = lock(&self.noise).drain();
         let count = records.len();
         for record in records {
             self.append(record)?;
@@ -325,7 +319,7 @@ impl AuditLog {
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, Writer> {
-        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.writer)
     }
 
     /// Moves `audit.log` to `audit.log.1` (older files up by one, the oldest beyond `max_files`

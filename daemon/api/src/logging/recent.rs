@@ -4,8 +4,9 @@
 
 use std::collections::VecDeque;
 use std::fmt::{self, Write as _};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use roomd_base::sync::lock;
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -152,7 +153,7 @@ impl RecentLog {
 
     // A panic while holding the lock leaves whole records behind: still fine to read and append.
     fn lock(&self) -> MutexGuard<'_, Ring> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.inner)
     }
 }
 

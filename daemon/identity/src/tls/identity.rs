@@ -17,6 +17,7 @@ use super::{
 };
 use crate::tpm::{DEVICE_KEY_HANDLE, Tpm};
 use roomd_base::fsutil::write_atomic;
+use roomd_base::sync::lock;
 use roomd_model::IdentityStatus;
 use roomd_model::config::{IdentityBackend, IdentityConfig};
 
@@ -104,10 +105,7 @@ impl DeviceIdentity {
     /// handshake on. Blocks on file I/O.
     pub fn install_chain(&self, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, InstallError> {
         let chain = installed_chain::check_chain(pem, &self.key.spki_der())?;
-        let _one_at_a_time = self
-            .installing
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _one_at_a_time = lock(&self.installing);
         write_atomic(
             &self.dir.join(CHAIN_FILE),
             installed_chain::to_pem(&chain).as_bytes(),

@@ -1,6 +1,7 @@
 //! Connections refused before or during the TLS handshake, counted and logged at most once per
 //! `LOG_EVERY`: a flood must not turn into a flood of log lines.
 
+use roomd_base::sync::lock;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -34,9 +35,7 @@ static COUNTS: Mutex<Counts> = Mutex::new(Counts {
 
 /// Counts one refusal; logs the counts of the last period once it is over.
 pub(super) fn note(refusal: Refusal) {
-    let mut counts = COUNTS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut counts = lock(&COUNTS);
     match refusal {
         Refusal::SourceRate => counts.source_rate += 1,
         Refusal::TooManyHandshakes => counts.too_many_handshakes += 1,

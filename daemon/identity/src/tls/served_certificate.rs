@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, RwLock};
 
+use roomd_base::sync::{read, write};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
@@ -23,18 +24,12 @@ impl ServedCertificate {
     /// What a handshake starting now gets.
     pub fn current(&self) -> Arc<CertifiedKey> {
         // A panic while holding the lock cannot leave a half-written Arc behind: keep serving.
-        self.current
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        read(&self.current).clone()
     }
 
     /// Serves `certified` from the next handshake on; established connections keep theirs.
     pub fn replace(&self, certified: CertifiedKey) {
-        *self
-            .current
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(certified);
+        *write(&self.current) = Arc::new(certified);
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use roomd_base::net_source::source_group;
+use roomd_base::sync::lock;
 
 /// New connections a source may open at once (a browser opens about six to one origin).
 pub(super) const BURST: f64 = 20.0;
@@ -60,10 +61,7 @@ impl SourceLimit {
     }
 
     fn admit_at(&self, ip: IpAddr, now: Instant) -> bool {
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut buckets = lock(&self.buckets);
         let mut source = Source::of(ip);
         if !buckets.contains_key(&source) && buckets.len() >= MAX_SOURCES {
             // A full bucket is the same as no bucket: forget those to make room.

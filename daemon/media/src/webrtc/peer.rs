@@ -2,7 +2,7 @@
 //! feeding far-end slots. See the module documentation in `mod.rs` for the shape of the API.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use gstreamer as gst;
@@ -17,6 +17,7 @@ use super::sdp::{self, Format, RemoteMedia};
 use super::stats::{self, Counters, PeerStats};
 use super::{PeerError, PeerEvent, PeerOptions};
 use crate::{Codec, Feed, LossReporter, MediaKind, MediaTaps, RemoteVideoSlot, TapSubscription};
+use roomd_base::sync::lock;
 
 /// How long ICE gathering may take (host candidates take milliseconds; a STUN/TURN server that
 /// does not answer is given up by libnice well before this).
@@ -97,12 +98,6 @@ impl Shared {
         // Nobody listening is fine: events are informative.
         let _ = self.events.send(event);
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Peer {

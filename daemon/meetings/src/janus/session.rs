@@ -22,6 +22,7 @@ use super::error::JanusError;
 use super::event::{JanusEvent, parse_event};
 use super::message::{Envelope, parse_body, parse_poll_body, required_u64};
 use crate::https::{Body, HttpsClient, HttpsError, Method, parse_url, redact};
+use roomd_base::sync::lock;
 
 /// How long an asynchronous plugin answer may take to arrive on the long poll.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
@@ -434,11 +435,4 @@ fn child(base: &Url, id: u64) -> Url {
         segments.pop_if_empty().push(&id.to_string());
     }
     url
-}
-
-/// Locks ignoring poisoning: the maps stay consistent (single inserts and removes).
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
