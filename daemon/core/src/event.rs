@@ -225,6 +225,19 @@ mod tests {
     }
 
     #[test]
+    fn every_event_is_in_the_api_reference() {
+        let doc = include_str!("../../../docs/api.md");
+        let missing: Vec<_> = RoomEvent::NAMES
+            .iter()
+            .filter(|name| !doc.contains(&format!("| `{name}` |")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "docs/api.md's event reference lacks {missing:?}"
+        );
+    }
+
+    #[test]
     fn names_are_unique_and_dotted() {
         let mut names = RoomEvent::NAMES.to_vec();
         names.sort_unstable();
