@@ -24,8 +24,12 @@ struct Graph {
 impl Graph {
     fn load() -> Graph {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        // Only this platform's dependencies: the others (Windows console crates) are not
+        // downloaded by a build here, and --offline must not need them.
+        let host = host_triple();
         let output = Command::new(env!("CARGO"))
             .args(["metadata", "--format-version", "1", "--offline"])
+            .args(["--filter-platform", &host])
             .current_dir(&root)
             .output()
             .expect("cargo runs");
@@ -99,6 +103,19 @@ impl Graph {
             .filter(|n| n.starts_with("roomd"))
             .collect()
     }
+}
+
+/// The triple rustc builds for here, e.g. `x86_64-unknown-linux-gnu`.
+fn host_triple() -> String {
+    let output = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .expect("rustc runs");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .expect("rustc -vV names the host")
+        .to_owned()
 }
 
 fn set(names: &[&str]) -> BTreeSet<String> {
