@@ -493,7 +493,6 @@ mod healing {
 
     use gstreamer as gst;
     use gstreamer::prelude::*;
-    use serde_json::json;
 
     use crate::EngineSetup;
     use roomd_core::{CoreSetup, IdentityStatus, Notification};
@@ -713,22 +712,35 @@ mod healing {
             .await
             .unwrap();
         assert!(first.is_ok(), "{first:?}");
-        let pipeline = display_pipeline(&display);
-        let camera = pipeline.by_name("camera_src").unwrap();
-        let injected = Instant::now();
-        camera
-            .post_message(
-                gst::message::Error::builder(
-                    gst::ResourceError::NotFound,
-                    "camera unplugged (test)",
+        let mut stalls_seen = 0;
+        // Under load a freshly started display pipeline sometimes delivers no frames (GStreamer
+        // 1.22); the engine's watchdog then rebuilds it, which is not the failure under test.
+        // The camera error is injected again on the new pipeline in that case.
+        let (pipeline, event, took, rebuilds_before) = loop {
+            let pipeline = display_pipeline(&display);
+            let camera = pipeline.by_name("camera_src").unwrap();
+            let rebuilds_before = room.status().status.system.media.rebuilds;
+            let injected = Instant::now();
+            camera
+                .post_message(
+                    gst::message::Error::builder(
+                        gst::ResourceError::NotFound,
+                        "camera unplugged (test)",
+                    )
+                    .src(&camera)
+                    .build(),
                 )
-                .src(&camera)
-                .build(),
-            )
-            .unwrap();
-
-        let event = rebuilt(&mut notifications, injected, Duration::from_secs(5)).await;
-        let took = injected.elapsed();
+                .unwrap();
+            let event = rebuilt(&mut notifications, injected, Duration::from_secs(5)).await;
+            let took = injected.elapsed();
+            if event.reason.starts_with("no display frames") && stalls_seen == 0 {
+                eprintln!("the display stalled before the injected failure: {event:?}; again");
+                stalls_seen += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            break (pipeline, event, took, rebuilds_before);
+        };
         eprintln!(
             "video branch rebuilt {took:?} after the failure ({} ms inside the engine)",
             event.elapsed_ms
@@ -736,7 +748,10 @@ mod healing {
         assert!(took < Duration::from_secs(1), "rebuilt after {took:?}");
         assert_eq!(event.branch, "video");
         assert!(event.reason.contains("camera unplugged"), "{event:?}");
-        assert_eq!(room.status().tree["system"]["media"]["rebuilds"], json!(1));
+        assert_eq!(
+            room.status().status.system.media.rebuilds,
+            rebuilds_before + 1
+        );
         // The new branch serves the display again, from a new pipeline.
         assert_ne!(display_pipeline(&display), pipeline);
         let snapshots = display.clone();
