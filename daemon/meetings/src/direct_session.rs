@@ -197,7 +197,7 @@ async fn call(
             Some((id, event)) = events.recv() => {
                 roster.on_event(&id, &event).await;
                 if let PeerEvent::Failed(reason) = event {
-                    break Err(Attempt::Transient(format!("the connection to {host_name} failed: {reason}")));
+                    break Err(Attempt::Transient(format!("the connection to {host_name} failed: {reason}").into()));
                 }
             }
             _ = stats.tick() => roster.report_stats().await,
@@ -272,10 +272,13 @@ async fn arrive(
         _ => return Err(http_attempt(reply.status_error())),
     }
     let ticket: Ticket = serde_json::from_str(&reply.body).map_err(|e| {
-        Attempt::Fatal(format!(
-            "the other room's answer to joining is malformed ({})",
-            where_in_json(&e)
-        ))
+        Attempt::Fatal(
+            format!(
+                "the other room's answer to joining is malformed ({})",
+                where_in_json(&e)
+            )
+            .into(),
+        )
     })?;
     if !ticket
         .guest_id
@@ -311,10 +314,13 @@ async fn state(http: &HttpsClient, guest: &Guest) -> Result<Place, Attempt> {
     }
     let reply = reply.success().map_err(http_attempt)?;
     let state: GuestState = serde_json::from_str(&reply.body).map_err(|e| {
-        Attempt::Fatal(format!(
-            "the other room's lobby answer is malformed ({})",
-            where_in_json(&e)
-        ))
+        Attempt::Fatal(
+            format!(
+                "the other room's lobby answer is malformed ({})",
+                where_in_json(&e)
+            )
+            .into(),
+        )
     })?;
     Ok(match state.state.as_str() {
         "lobby" => Place::Lobby,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::janus::{JanusError, JanusSession, Publisher, VideoRoomHandle};
 use super::roster::{CONTENT_ID, Roster};
-use super::session::{SessionContext, blocking};
+use super::session::{Failure, SessionContext, blocking};
 use roomd_core::{ContentState, RoomStatus};
 use roomd_media::Feed;
 use roomd_media::webrtc::{Peer, PeerOptions};
@@ -80,7 +80,7 @@ impl ContentShare {
         room_name: &str,
         own: &mut OwnFeeds,
         roster: &mut Roster,
-    ) -> Result<ContentShare, String> {
+    ) -> Result<ContentShare, Failure> {
         let feed = own.new_id();
         let (s, name) = (session.clone(), display_name(room_name));
         let joined = blocking(move || {
@@ -95,7 +95,7 @@ impl ContentShare {
         })
         .await
         .map_err(attempt_reason)?
-        .map_err(|e| format!("cannot join as the content publisher: {e}"))?;
+        .map_err(|e| Failure::Said(format!("cannot join as the content publisher: {e}")))?;
         let share = ContentShare {
             handle: joined,
             feed,
@@ -113,22 +113,20 @@ impl ContentShare {
         }
     }
 
-    async fn publish(&self, ctx: &SessionContext) -> Result<Peer, String> {
+    async fn publish(&self, ctx: &SessionContext) -> Result<Peer, Failure> {
         let options = PeerOptions {
             video_feed: Feed::Content,
             send_audio: false,
             ..ctx.peer_options("Janus (content)", true, false)
         };
-        let peer = Peer::new(&ctx.taps, options).map_err(|e| e.to_string())?;
-        let offer = peer.create_offer().await.map_err(|e| e.to_string())?;
+        let peer = Peer::new(&ctx.taps, options)?;
+        let offer = peer.create_offer().await?;
         let handle = self.handle.clone();
         let answer = blocking(move || handle.publish(&offer))
             .await
             .map_err(attempt_reason)?
-            .map_err(|e| format!("Janus refused the content: {e}"))?;
-        peer.accept_answer(&answer)
-            .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Failure::Said(format!("Janus refused the content: {e}")))?;
+        peer.accept_answer(&answer).await?;
         Ok(peer)
     }
 
@@ -151,12 +149,8 @@ impl ContentShare {
     }
 }
 
-fn attempt_reason(attempt: super::session::Attempt) -> String {
-    match attempt {
-        super::session::Attempt::Fatal(reason) | super::session::Attempt::Transient(reason) => {
-            reason
-        }
-    }
+fn attempt_reason(attempt: super::session::Attempt) -> Failure {
+    attempt.into_failure()
 }
 
 #[cfg(test)]

@@ -161,12 +161,12 @@ async fn in_room(
             event = events.recv() => match event {
                 None => break Err(Attempt::Transient("the Janus event stream ended".into())),
                 Some(Err(JanusError::StreamEnded { reason })) => {
-                    break Err(Attempt::Transient(format!("lost the connection to Janus: {reason}")));
+                    break Err(Attempt::Transient(format!("lost the connection to Janus: {reason}").into()));
                 }
                 Some(Err(JanusError::SessionTimedOut)) => {
                     break Err(Attempt::Transient("the Janus session timed out".into()));
                 }
-                Some(Err(e)) => break Err(Attempt::Fatal(format!("Janus sent malformed signalling: {e}"))),
+                Some(Err(e)) => break Err(Attempt::Fatal(format!("Janus sent malformed signalling: {e}").into())),
                 // The content publisher's handle hears the room too: its camera handle is the
                 // one the room follows.
                 Some(Ok(event)) if event.handle().is_some()
@@ -192,7 +192,7 @@ async fn in_room(
                         unsubscribe(id, roster, feeds).await;
                     }
                     JanusEvent::Hangup { handle, reason } if handle == publisher.id() => {
-                        break Err(Attempt::Transient(format!("Janus hung up on the room: {reason}")));
+                        break Err(Attempt::Transient(format!("Janus hung up on the room: {reason}").into()));
                     }
                     JanusEvent::RoomDestroyed { .. } => {
                         break Err(Attempt::Fatal("the Janus room was destroyed".into()));
@@ -210,7 +210,7 @@ async fn in_room(
                 roster.on_event(&id, &event).await;
                 if let PeerEvent::Failed(reason) = &event {
                     if id == SELF_ID {
-                        break Err(Attempt::Transient(format!("the media connection to Janus failed: {reason}")));
+                        break Err(Attempt::Transient(format!("the media connection to Janus failed: {reason}").into()));
                     }
                     if id == CONTENT_ID && let Some(share) = content.take() {
                         tracing::warn!("the content share's connection to Janus failed: {reason}; the meeting goes on without it");
@@ -389,11 +389,11 @@ fn participant_id(feed: u64) -> String {
 fn janus_attempt(e: JanusError) -> Attempt {
     match e {
         JanusError::Http(http) => http_attempt(http),
-        JanusError::Status { status, .. } if status >= 500 => Attempt::Transient(e.to_string()),
+        JanusError::Status { status, .. } if status >= 500 => Attempt::Transient(e.into()),
         JanusError::StreamEnded { .. }
         | JanusError::SessionTimedOut
         | JanusError::SessionNotFound
-        | JanusError::NoAnswer { .. } => Attempt::Transient(e.to_string()),
-        other => Attempt::Fatal(other.to_string()),
+        | JanusError::NoAnswer { .. } => Attempt::Transient(e.into()),
+        other => Attempt::Fatal(other.into()),
     }
 }

@@ -7,12 +7,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::backoff::Backoff;
 use super::engine::GuestDirection;
 use super::https::{HttpsClient, HttpsError};
+use super::janus::JanusError;
+use super::whip::WhipError;
 use super::{MeetingError, direct_session, hosted_session, janus_session, whip_session};
 use roomd_core::{
     AdmittedGuest, MeetingPlan, MeetingReport, MeetingState, MeetingTarget, RoomHandle,
 };
 use roomd_identity::secrets::SecretStore;
-use roomd_media::webrtc::{IceServers, PeerOptions};
+use roomd_media::webrtc::{IceServers, PeerError, PeerOptions};
 use roomd_media::{Feed, MediaTaps};
 use roomd_model::config::{MeetingConfig, TURN_PASSWORD_SECRET};
 use roomd_model::outbound::OutboundPolicy;
@@ -90,18 +92,58 @@ impl SessionContext {
     }
 }
 
-/// Why an attempt to join did not work, and whether trying again can help.
+/// Why an attempt to join did not work, and whether trying again can help. The failure is
+/// classified once, here, and keeps its typed cause for the log and the status.
 #[derive(Debug)]
 pub(crate) enum Attempt {
     /// The server or network is away: try again with backoff.
-    Transient(String),
+    Transient(Failure),
     /// The answer cannot be right (malformed signalling, refused credentials, policy): leave.
-    Fatal(String),
+    Fatal(Failure),
 }
 
 impl Attempt {
-    pub(crate) fn fatal(e: impl std::fmt::Display) -> Attempt {
-        Attempt::Fatal(e.to_string())
+    pub(crate) fn fatal(e: impl Into<Failure>) -> Attempt {
+        Attempt::Fatal(e.into())
+    }
+
+    /// What went wrong, whichever way it was classified.
+    pub(crate) fn into_failure(self) -> Failure {
+        match self {
+            Attempt::Transient(failure) | Attempt::Fatal(failure) => failure,
+        }
+    }
+}
+
+/// What went wrong in an attempt: the error of the layer that failed, or, where no error value
+/// exists (a server's word, a hang-up, a timeout the session measured), the reason in words.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Failure {
+    #[error(transparent)]
+    Https(#[from] HttpsError),
+    #[error(transparent)]
+    Janus(#[from] JanusError),
+    #[error(transparent)]
+    Whip(#[from] WhipError),
+    #[error(transparent)]
+    Peer(#[from] PeerError),
+    #[error("signalling task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("unusable URL: {0}")]
+    Url(#[from] url::ParseError),
+    #[error("{0}")]
+    Said(String),
+}
+
+impl From<String> for Failure {
+    fn from(reason: String) -> Failure {
+        Failure::Said(reason)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(reason: &str) -> Failure {
+        Failure::Said(reason.to_owned())
     }
 }
 
@@ -109,10 +151,10 @@ impl Attempt {
 pub(crate) fn http_attempt(e: HttpsError) -> Attempt {
     match e {
         HttpsError::Dns { .. } | HttpsError::Connect { .. } | HttpsError::Timeout { .. } => {
-            Attempt::Transient(e.to_string())
+            Attempt::Transient(e.into())
         }
-        HttpsError::Status { status, .. } if status >= 500 => Attempt::Transient(e.to_string()),
-        other => Attempt::Fatal(other.to_string()),
+        HttpsError::Status { status, .. } if status >= 500 => Attempt::Transient(e.into()),
+        other => Attempt::Fatal(other.into()),
     }
 }
 
@@ -122,7 +164,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 ) -> Result<T, Attempt> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| Attempt::Fatal(format!("signalling task: {e}")))
+        .map_err(|e| Attempt::Fatal(e.into()))
 }
 
 /// The HTTPS client under the current `meeting.ca_file` and `meeting.allowed_servers`; a CA
@@ -149,8 +191,8 @@ pub(crate) async fn https_client(ctx: &SessionContext) -> Option<HttpsClient> {
             ctx.fail(e).await;
             None
         }
-        Err(Attempt::Fatal(e) | Attempt::Transient(e)) => {
-            ctx.fail(e).await;
+        Err(attempt) => {
+            ctx.fail(attempt.into_failure()).await;
             None
         }
     }
@@ -197,7 +239,7 @@ impl Rejoin {
                 ctx.fail(reason).await;
                 return false;
             }
-            Err(Attempt::Transient(reason)) => reason,
+            Err(Attempt::Transient(reason)) => reason.to_string(),
         };
         if *self.stop.borrow() {
             return false;

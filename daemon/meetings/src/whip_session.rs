@@ -73,7 +73,7 @@ async fn attempt(
     roster.clear().await;
     hang_up(http, sessions).await;
     match lost {
-        Some(reason) => Err(Attempt::Transient(reason)),
+        Some(reason) => Err(Attempt::Transient(reason.into())),
         None => Ok(()), // asked to leave
     }
 }
@@ -166,9 +166,7 @@ pub(crate) async fn hang_up(http: &HttpsClient, sessions: Vec<WhipSession>) {
 pub(crate) fn whip_attempt(e: whip::WhipError) -> Attempt {
     match e {
         whip::WhipError::Http(http) => super::session::http_attempt(http),
-        whip::WhipError::Status { status, .. } if status >= 500 => {
-            Attempt::Transient(e.to_string())
-        }
-        other => Attempt::Fatal(other.to_string()),
+        whip::WhipError::Status { status, .. } if status >= 500 => Attempt::Transient(e.into()),
+        other => Attempt::Fatal(other.into()),
     }
 }
