@@ -211,10 +211,10 @@ impl Engine {
         };
         engine.view = engine.current_view();
         if engine.video_setup.is_some() {
-            engine.video = Some(engine.build_video()?);
+            engine.video = Some(engine.build_video().await?);
         }
         if engine.audio_setup.is_some() {
-            engine.audio = Some(engine.build_audio()?);
+            engine.audio = Some(engine.build_audio().await?);
         }
         Ok(engine)
     }
@@ -232,14 +232,20 @@ impl Engine {
         RoomView::from_status(&self.room.status().status)
     }
 
-    fn build_video(&self) -> Result<VideoBranch, MediaError> {
-        let setup = self.video_setup.as_ref().ok_or(MediaError::NoDisplay)?;
-        let branch = VideoBranch::build(setup)?;
-        branch.apply(&self.view, self.display_code().as_deref());
-        if let Err(e) = branch.start() {
-            branch.stop();
-            return Err(e);
-        }
+    /// Builds and starts the video branch. Both block (GStreamer state changes wait for the
+    /// pipeline to settle, up to seconds), so they run on a blocking thread, not on the async
+    /// workers; a branch that fails to start is stopped when dropped.
+    async fn build_video(&self) -> Result<VideoBranch, MediaError> {
+        let setup = self.video_setup.clone().ok_or(MediaError::NoDisplay)?;
+        let (view, code) = (self.view.clone(), self.display_code());
+        let branch = tokio::task::spawn_blocking(move || {
+            let branch = VideoBranch::build(&setup)?;
+            branch.apply(&view, code.as_deref());
+            branch.start()?;
+            Ok::<_, MediaError>(branch)
+        })
+        .await
+        .map_err(|e| MediaError::Build(format!("video branch task: {e}")))??;
         self.snapshots.set(Some(branch.snapshot.clone()));
         self.taps.attach_video(
             branch.codec,
@@ -254,17 +260,21 @@ impl Engine {
         Ok(branch)
     }
 
-    fn build_audio(&self) -> Result<AudioBranch, MediaError> {
+    /// Builds and starts the audio branch off the async workers (see `build_video`).
+    async fn build_audio(&self) -> Result<AudioBranch, MediaError> {
         let setup = self
             .audio_setup
-            .as_ref()
+            .clone()
             .ok_or_else(|| MediaError::Build("no microphone".into()))?;
-        let branch = AudioBranch::build(setup)?;
-        branch.apply(&self.view);
-        if let Err(e) = branch.start() {
-            branch.stop();
-            return Err(e);
-        }
+        let view = self.view.clone();
+        let branch = tokio::task::spawn_blocking(move || {
+            let branch = AudioBranch::build(&setup)?;
+            branch.apply(&view);
+            branch.start()?;
+            Ok::<_, MediaError>(branch)
+        })
+        .await
+        .map_err(|e| MediaError::Build(format!("audio branch task: {e}")))??;
         self.taps
             .attach_audio(&branch.encoded, &branch.encoder, branch.speaker.clone());
         Ok(branch)
@@ -331,13 +341,13 @@ impl Engine {
     async fn rebuild_video(&mut self, reason: String) {
         tracing::warn!("video branch failed: {reason}; rebuilding");
         let started = Instant::now();
-        if let Some(old) = self.video.take() {
-            old.stop();
-        }
         self.snapshots.set(None);
         self.taps.detach_video();
+        if let Some(old) = self.video.take() {
+            stop_off_workers(old).await;
+        }
         loop {
-            match self.build_video() {
+            match self.build_video().await {
                 Ok(branch) => {
                     self.video = Some(branch);
                     break;
@@ -354,12 +364,12 @@ impl Engine {
     async fn rebuild_audio(&mut self, reason: String) {
         tracing::warn!("audio branch failed: {reason}; rebuilding");
         let started = Instant::now();
-        if let Some(old) = self.audio.take() {
-            old.stop();
-        }
         self.taps.detach_audio();
+        if let Some(old) = self.audio.take() {
+            stop_off_workers(old).await;
+        }
         loop {
-            match self.build_audio() {
+            match self.build_audio().await {
                 Ok(branch) => {
                     self.audio = Some(branch);
                     break;
@@ -397,6 +407,12 @@ impl Engine {
             a.stop();
         }
     }
+}
+
+/// Stops a branch on a blocking thread: setting a pipeline to NULL waits for its streaming
+/// threads. The branches stop themselves when dropped.
+async fn stop_off_workers<B: Send + 'static>(branch: B) {
+    let _ = tokio::task::spawn_blocking(move || drop(branch)).await;
 }
 
 /// A bitrate that suits the picture size at conference quality.

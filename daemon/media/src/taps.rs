@@ -71,7 +71,9 @@ pub(super) struct Inner {
     video: Tap,
     audio: Tap,
     content: Tap,
-    video_codec: Mutex<Option<Codec>>,
+    /// The camera encoder's codec once the video branch has started; a watch, so that a
+    /// meeting joined in the first moments can wait for it.
+    video_codec: tokio::sync::watch::Sender<Option<Codec>>,
     keyframes: Mutex<Option<KeyframeRequests>>,
     /// The content encoder's own: a receiver of the content asks it, not the camera's.
     content_keyframes: Mutex<Option<KeyframeRequests>>,
@@ -216,23 +218,17 @@ impl MediaTaps {
 
     /// The codec the camera is encoded with; `None` while the room has no video branch.
     pub fn video_codec(&self) -> Option<Codec> {
-        *lock(&self.inner.video_codec)
+        *self.inner.video_codec.borrow()
     }
 
     /// Waits until the camera's encoder is known, at most `limit`; whether it is. A meeting
     /// joined in the first moments after start (or while the video branch is being built again)
     /// waits for it rather than failing with "no camera encoder".
     pub async fn wait_for_video(&self, limit: std::time::Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + limit;
-        // Polled: the branch is built once at start and again only after a failure, so a
-        // notification channel for this one moment would be more machinery than it saves.
-        while self.video_codec().is_none() {
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        true
+        let mut codec = self.inner.video_codec.subscribe();
+        tokio::time::timeout(limit, codec.wait_for(Option::is_some))
+            .await
+            .is_ok_and(|known| known.is_ok())
     }
 
     /// A new picture on the room display for a far-end participant, labelled `label`. It shows
@@ -271,7 +267,7 @@ impl MediaTaps {
         sink: &gst_app::AppSink,
         display: DisplayMixer,
     ) {
-        *lock(&self.inner.video_codec) = Some(codec);
+        self.inner.video_codec.send_replace(Some(codec));
         *lock(&self.inner.keyframes) = Some(keyframes.clone());
         connect(&self.inner, Feed::Camera, sink);
         *lock(&self.inner.display) = Some(display);

@@ -639,18 +639,30 @@ impl Peer {
 
     /// The local description once every ICE candidate is in it.
     async fn gathered_local_description(&self) -> Result<String, PeerError> {
-        let deadline = Instant::now() + GATHERING_TIMEOUT;
-        loop {
-            let state = self
-                .webrtcbin
-                .property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
-            if state == gst_webrtc::WebRTCICEGatheringState::Complete {
-                break;
+        // Woken by webrtcbin's notify::ice-gathering-state (from its own thread); the state is
+        // read again after connecting, so a change just before cannot be missed.
+        let (changed_tx, mut changed) = tokio::sync::watch::channel(());
+        let handler = self
+            .webrtcbin
+            .connect_notify(Some("ice-gathering-state"), move |_, _| {
+                changed_tx.send_replace(());
+            });
+        let complete = || {
+            self.webrtcbin
+                .property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state")
+                == gst_webrtc::WebRTCICEGatheringState::Complete
+        };
+        let gathered = tokio::time::timeout(GATHERING_TIMEOUT, async {
+            while !complete() {
+                if changed.changed().await.is_err() {
+                    break;
+                }
             }
-            if Instant::now() >= deadline {
-                return Err(PeerError::GatheringTimeout(GATHERING_TIMEOUT.as_secs()));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        })
+        .await;
+        self.webrtcbin.disconnect(handler);
+        if gathered.is_err() {
+            return Err(PeerError::GatheringTimeout(GATHERING_TIMEOUT.as_secs()));
         }
         let description = self
             .webrtcbin
