@@ -130,7 +130,7 @@ impl RemoteVideoSlot {
 impl Drop for RemoteVideoSlot {
     fn drop(&mut self) {
         if let Some(inner) = self.taps.upgrade() {
-            lock(&inner.video_slots)
+            lock(&inner.remotes.video)
                 .retain(|s| s.upgrade().is_some_and(|s| s.id != self.shared.id));
         }
         if let Some(attachment) = lock(&self.shared.attached).take() {
@@ -147,37 +147,15 @@ pub(super) fn add_video(inner: &Arc<Inner>, label: &str) -> Result<RemoteVideoSl
         first_frame: Mutex::new(FirstFrame::Waiting(Vec::new())),
         frames: AtomicU64::new(0),
     });
-    let mixer = lock(&inner.display).clone().ok_or(MediaError::NoDisplay)?;
+    let mixer = lock(&inner.remotes.display)
+        .clone()
+        .ok_or(MediaError::NoDisplay)?;
     *lock(&shared.attached) = Some(attach_video(&mixer, &shared)?);
-    lock(&inner.video_slots).push(Arc::downgrade(&shared));
+    lock(&inner.remotes.video).push(Arc::downgrade(&shared));
     Ok(RemoteVideoSlot {
         shared,
         taps: Arc::downgrade(inner),
     })
-}
-
-/// Puts every live video slot on the (new) display.
-pub(super) fn reattach_video(inner: &Inner) {
-    let Some(mixer) = lock(&inner.display).clone() else {
-        return;
-    };
-    let slots: Vec<_> = lock(&inner.video_slots)
-        .iter()
-        .filter_map(Weak::upgrade)
-        .collect();
-    for slot in slots {
-        match attach_video(&mixer, &slot) {
-            Ok(attachment) => *lock(&slot.attached) = Some(attachment),
-            Err(e) => tracing::warn!("remote picture lost with the rebuilt display: {e}"),
-        }
-    }
-}
-
-/// The display pipeline is gone: its elements went with it.
-pub(super) fn forget_video_attachments(inner: &Inner) {
-    for slot in lock(&inner.video_slots).iter().filter_map(Weak::upgrade) {
-        lock(&slot.attached).take();
-    }
 }
 
 fn attach_video(
@@ -332,7 +310,7 @@ impl RemoteAudioSlot {
 impl Drop for RemoteAudioSlot {
     fn drop(&mut self) {
         if let Some(inner) = self.taps.upgrade() {
-            lock(&inner.audio_slots)
+            lock(&inner.remotes.audio)
                 .retain(|s| s.upgrade().is_some_and(|s| s.id != self.shared.id));
         }
         if let Some(attachment) = lock(&self.shared.attached).take() {
@@ -346,32 +324,74 @@ pub(super) fn add_audio(inner: &Arc<Inner>) -> Result<RemoteAudioSlot, MediaErro
         id: inner.next_id(),
         attached: Mutex::new(None),
     });
-    let speaker = lock(&inner.speaker)
+    let speaker = lock(&inner.remotes.speaker)
         .clone()
         .ok_or_else(|| MediaError::Build("the speaker path is not running".into()))?;
     *lock(&shared.attached) = Some(attach_audio(&speaker)?);
-    lock(&inner.audio_slots).push(Arc::downgrade(&shared));
+    lock(&inner.remotes.audio).push(Arc::downgrade(&shared));
     Ok(RemoteAudioSlot {
         shared,
         taps: Arc::downgrade(inner),
     })
 }
 
-pub(super) fn reattach_audio(inner: &Inner) {
-    let Some(speaker) = lock(&inner.speaker).clone() else {
-        return;
-    };
-    for slot in lock(&inner.audio_slots).iter().filter_map(Weak::upgrade) {
-        match attach_audio(&speaker) {
-            Ok(attachment) => *lock(&slot.attached) = Some(attachment),
-            Err(e) => tracing::warn!("remote voice lost with the rebuilt speaker path: {e}"),
-        }
-    }
+/// The far ends' pictures and voices, and where they go now: the running display's mixer and
+/// the running speaker mix. Slots register here when made and leave when dropped; when the
+/// engine replaces a branch, every live slot moves to the new one from here.
+#[derive(Default)]
+pub(super) struct RemoteSlots {
+    display: Mutex<Option<DisplayMixer>>,
+    speaker: Mutex<Option<SpeakerMixer>>,
+    video: Mutex<Vec<Weak<VideoSlotShared>>>,
+    audio: Mutex<Vec<Weak<AudioSlotShared>>>,
 }
 
-pub(super) fn forget_audio_attachments(inner: &Inner) {
-    for slot in lock(&inner.audio_slots).iter().filter_map(Weak::upgrade) {
-        lock(&slot.attached).take();
+impl RemoteSlots {
+    /// A (new) display runs: every live picture goes on it.
+    pub(super) fn show_on(&self, mixer: DisplayMixer) {
+        *lock(&self.display) = Some(mixer.clone());
+        let slots: Vec<_> = lock(&self.video).iter().filter_map(Weak::upgrade).collect();
+        for slot in slots {
+            match attach_video(&mixer, &slot) {
+                Ok(attachment) => *lock(&slot.attached) = Some(attachment),
+                Err(e) => tracing::warn!("remote picture lost with the rebuilt display: {e}"),
+            }
+        }
+    }
+
+    /// The display pipeline is gone, and its elements with it.
+    pub(super) fn display_gone(&self) {
+        *lock(&self.display) = None;
+        for slot in lock(&self.video).iter().filter_map(Weak::upgrade) {
+            lock(&slot.attached).take();
+        }
+    }
+
+    /// A (new) speaker mix runs: every live voice plays on it.
+    pub(super) fn play_on(&self, speaker: SpeakerMixer) {
+        *lock(&self.speaker) = Some(speaker.clone());
+        for slot in lock(&self.audio).iter().filter_map(Weak::upgrade) {
+            match attach_audio(&speaker) {
+                Ok(attachment) => *lock(&slot.attached) = Some(attachment),
+                Err(e) => tracing::warn!("remote voice lost with the rebuilt speaker path: {e}"),
+            }
+        }
+    }
+
+    /// The speaker mix is gone, and its elements with it.
+    pub(super) fn speaker_gone(&self) {
+        *lock(&self.speaker) = None;
+        for slot in lock(&self.audio).iter().filter_map(Weak::upgrade) {
+            lock(&slot.attached).take();
+        }
+    }
+
+    /// Pictures currently on the display.
+    pub(super) fn video_count(&self) -> usize {
+        lock(&self.video)
+            .iter()
+            .filter(|s| s.strong_count() > 0)
+            .count()
     }
 }
 

@@ -17,7 +17,7 @@ use gstreamer_app as gst_app;
 use super::MediaError;
 use super::encoder_choice::{Codec, KeyframeRequests};
 use super::expected_loss::ExpectedLoss;
-use super::remote::{self, AudioSlotShared, RemoteAudioSlot, RemoteVideoSlot, VideoSlotShared};
+use super::remote::{self, RemoteAudioSlot, RemoteVideoSlot};
 use super::video::DisplayMixer;
 use roomd_base::sync::lock;
 
@@ -77,10 +77,8 @@ pub(super) struct Inner {
     keyframes: Mutex<Option<KeyframeRequests>>,
     /// The content encoder's own: a receiver of the content asks it, not the camera's.
     content_keyframes: Mutex<Option<KeyframeRequests>>,
-    pub(super) display: Mutex<Option<DisplayMixer>>,
-    pub(super) speaker: Mutex<Option<remote::SpeakerMixer>>,
-    pub(super) video_slots: Mutex<Vec<Weak<VideoSlotShared>>>,
-    pub(super) audio_slots: Mutex<Vec<Weak<AudioSlotShared>>>,
+    /// The far ends' pictures and voices, and the display and speaker they go to.
+    pub(super) remotes: remote::RemoteSlots,
     /// The loss the far ends report for the room's voice, for its Opus encoder's FEC.
     expected_loss: ExpectedLoss,
     next_id: AtomicU64,
@@ -251,10 +249,7 @@ impl MediaTaps {
 
     /// Number of remote pictures currently on the display (for tests and status).
     pub fn remote_video_count(&self) -> usize {
-        lock(&self.inner.video_slots)
-            .iter()
-            .filter(|s| s.strong_count() > 0)
-            .count()
+        self.inner.remotes.video_count()
     }
 
     // --- The engine's side -------------------------------------------------------------
@@ -270,8 +265,7 @@ impl MediaTaps {
         self.inner.video_codec.send_replace(Some(codec));
         *lock(&self.inner.keyframes) = Some(keyframes.clone());
         connect(&self.inner, Feed::Camera, sink);
-        *lock(&self.inner.display) = Some(display);
-        remote::reattach_video(&self.inner);
+        self.inner.remotes.show_on(display);
     }
 
     /// Connects the encoded content (`sink` after the content encoder) of a new video branch.
@@ -290,22 +284,19 @@ impl MediaTaps {
     ) {
         self.inner.expected_loss.attach(encoder);
         connect(&self.inner, Feed::Microphone, sink);
-        *lock(&self.inner.speaker) = Some(speaker);
-        remote::reattach_audio(&self.inner);
+        self.inner.remotes.play_on(speaker);
     }
 
     /// The video branch is gone (failed, being rebuilt, or the engine stops).
     pub(super) fn detach_video(&self) {
         *lock(&self.inner.keyframes) = None;
         *lock(&self.inner.content_keyframes) = None;
-        *lock(&self.inner.display) = None;
-        remote::forget_video_attachments(&self.inner);
+        self.inner.remotes.display_gone();
     }
 
     pub(super) fn detach_audio(&self) {
         self.inner.expected_loss.detach();
-        *lock(&self.inner.speaker) = None;
-        remote::forget_audio_attachments(&self.inner);
+        self.inner.remotes.speaker_gone();
     }
 }
 
