@@ -4,6 +4,7 @@
 
 pub mod audio;
 pub mod content;
+pub mod display;
 pub mod encoder_choice;
 pub mod engine;
 pub mod expected_loss;

@@ -16,8 +16,8 @@ use gstreamer_app as gst_app;
 use tokio::sync::oneshot;
 
 use super::MediaError;
+use super::display::DisplayMixer;
 use super::taps::Inner;
-use super::video::DisplayMixer;
 use roomd_base::sync::lock;
 
 /// What a remote audio slot takes: the speaker mix's own format.
@@ -219,7 +219,7 @@ fn attach_video(
     }
     // Hidden until the layout places it, so a half-set-up picture never flashes full screen.
     pad.set_property("alpha", 0.0f64);
-    super::video::scale_for_display(&pad);
+    super::display::scale_for_display(&pad);
     let counted = Arc::downgrade(shared);
     queue_src.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
         if let Some(shared) = counted.upgrade() {

@@ -15,10 +15,10 @@ use gstreamer as gst;
 use gstreamer_app as gst_app;
 
 use super::MediaError;
+use super::display::DisplayMixer;
 use super::encoder_choice::{Codec, KeyframeRequests};
 use super::expected_loss::ExpectedLoss;
 use super::remote::{self, RemoteAudioSlot, RemoteVideoSlot};
-use super::video::DisplayMixer;
 use roomd_base::sync::lock;
 
 /// The two kinds of media a room sends and receives.
