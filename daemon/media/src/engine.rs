@@ -2,7 +2,7 @@
 //! reports levels and health back, and rebuilds a branch that fails. It hands each new branch's
 //! encoded outputs and mixers to the [`MediaTaps`] that meetings use.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -29,7 +29,8 @@ const RETRY_DELAY: Duration = Duration::from_secs(1);
 /// The latest frame of the room display, for `GET /api/v1/display/snapshot`.
 #[derive(Clone, Default)]
 pub struct DisplaySnapshots {
-    sink: Arc<Mutex<Option<gstreamer_app::AppSink>>>,
+    /// The running display's sink, and a signal for whoever waits for one to run.
+    sink: Arc<(Mutex<Option<gstreamer_app::AppSink>>, Condvar)>,
 }
 
 impl DisplaySnapshots {
@@ -45,20 +46,23 @@ impl DisplaySnapshots {
     /// thread.
     pub fn frame(&self, caps: &gst::Caps) -> Result<gst::Sample, MediaError> {
         let deadline = Instant::now() + FIRST_FRAME_WAIT;
-        let sample = loop {
-            if let Some(sample) = self
-                .sink()
-                .and_then(|s| s.property::<Option<gst::Sample>>("last-sample"))
-            {
-                break sample;
-            }
-            if Instant::now() >= deadline {
-                return Err(MediaError::NoDisplay);
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let sink = self.running_sink(deadline).ok_or(MediaError::NoDisplay)?;
+        let sample = match last_sample(&sink) {
+            Some(sample) => sample,
+            None => first_sample(&sink, deadline).ok_or(MediaError::NoDisplay)?,
         };
         gstreamer_video::convert_sample(&sample, caps, Some(gst::ClockTime::from_seconds(2)))
             .map_err(|e| MediaError::Snapshot(e.to_string()))
+    }
+
+    /// The display's sink, waiting until `deadline` for a display that is (re)starting.
+    fn running_sink(&self, deadline: Instant) -> Option<gstreamer_app::AppSink> {
+        let (sink, started) = &*self.sink;
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let (sink, _) = started
+            .wait_timeout_while(lock(sink), timeout, |sink| sink.is_none())
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        sink.clone()
     }
 
     /// The current display frame as PNG.
@@ -76,12 +80,44 @@ impl DisplaySnapshots {
 
     /// The sink the display's frames arrive in, while the display runs.
     pub fn sink(&self) -> Option<gstreamer_app::AppSink> {
-        lock(&self.sink).clone()
+        lock(&self.sink.0).clone()
     }
 
     fn set(&self, sink: Option<gstreamer_app::AppSink>) {
-        *lock(&self.sink) = sink;
+        *lock(&self.sink.0) = sink;
+        self.sink.1.notify_all();
     }
+}
+
+fn last_sample(sink: &gstreamer_app::AppSink) -> Option<gst::Sample> {
+    sink.property::<Option<gst::Sample>>("last-sample")
+}
+
+/// Waits until `deadline` for the first frame to reach `sink` (a display that just started):
+/// a probe on its input hands over that frame with its caps, and is removed once done.
+fn first_sample(sink: &gstreamer_app::AppSink, deadline: Instant) -> Option<gst::Sample> {
+    let pad = sink.static_pad("sink")?;
+    let (arrived_tx, arrived) = std::sync::mpsc::sync_channel(1);
+    let probe = pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        if let (Some(buffer), Some(caps)) = (info.buffer(), pad.current_caps()) {
+            let sample = gst::Sample::builder()
+                .buffer(&buffer.to_owned())
+                .caps(&caps)
+                .build();
+            // Only the first frame is wanted: later sends find the channel full.
+            let _ = arrived_tx.try_send(sample);
+        }
+        gst::PadProbeReturn::Ok
+    });
+    // A frame may have come between the first look and the probe.
+    let sample = last_sample(sink).or_else(|| {
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        arrived.recv_timeout(timeout).ok()
+    });
+    if let Some(probe) = probe {
+        pad.remove_probe(probe);
+    }
+    sample
 }
 
 /// What the engine is started with.
