@@ -876,7 +876,7 @@ fn on_remote_stream(
             depay.set_property("wait-for-keyframe", true);
             (
                 MediaKind::Video,
-                vec![depay, make("h264parse")?, make("avdec_h264")?],
+                vec![depay, make("h264parse")?, shared.taps.h264_decoder()?],
             )
         }
         ("video", "VP8") => {
