@@ -214,7 +214,7 @@ fn join_time(janus: &Janus) -> anyhow::Result<Vec<Row>> {
     let roomd = roomd_for(
         janus,
         "simulated-720p",
-        Some("roomd=debug,actix_web=warn,actix_server=warn"),
+        Some("roomd=debug,roomd::webrtc::peer=trace,actix_web=warn,actix_server=warn"),
     )?;
     let mut events = events_of(&roomd)?;
     let (mut roomd_ms, mut test_ms) = (Vec::new(), Vec::new());
