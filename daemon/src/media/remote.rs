@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 
 use super::MediaError;
 use super::taps::{Inner, lock};
-use super::video::DisplayMixer;
+use super::video::{DisplayMixer, Tile};
 
 /// What a remote audio slot takes: the speaker mix's own format.
 pub fn remote_audio_caps() -> gst::Caps {
@@ -192,6 +192,11 @@ fn attach_video(
         .build();
     let convert = make("videoconvert")?;
     convert.set_property("name", format!("remote_convert_{}", shared.id));
+    // Scaled here to the size the layout shows (see `video::Tile`), then labelled.
+    let scale = make("videoscale")?;
+    scale.set_property("name", format!("remote_scale_{}", shared.id));
+    let size = make("capsfilter")?;
+    size.set_property("name", format!("remote_size_{}", shared.id));
     let label = make("textoverlay")?;
     label.set_property("name", format!("remote_label_{}", shared.id));
     label.set_property_from_str("valignment", "bottom");
@@ -206,6 +211,8 @@ fn attach_video(
     let elements = vec![
         appsrc.clone().upcast::<gst::Element>(),
         convert,
+        scale,
+        size.clone(),
         label.clone(),
         queue,
     ];
@@ -228,7 +235,7 @@ fn attach_video(
         cleanup(&elements);
         return Err(fail("the compositor gives no pad"));
     };
-    let Some(queue_src) = elements[3].static_pad("src") else {
+    let Some(queue_src) = elements.last().and_then(|queue| queue.static_pad("src")) else {
         cleanup(&elements);
         return Err(fail("queue without src pad"));
     };
@@ -258,7 +265,7 @@ fn attach_video(
     for e in elements.iter().rev() {
         let _ = e.sync_state_with_parent();
     }
-    mixer.add_remote(shared.id, pad);
+    mixer.add_remote(shared.id, Tile { pad, size });
     Ok(VideoAttachment {
         mixer: mixer.clone(),
         appsrc,
