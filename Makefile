@@ -43,7 +43,7 @@ BROWSER_DIR := $(CURDIR)/tests/browser
 # Only `make bench` needs these.
 BENCH_PACKAGES :=
 BENCH_PACKAGES += wrk         # HTTP load generator for the API benchmarks
-BENCH_PACKAGES += gstreamer1.0-tools # gst-launch-1.0 runs the bare reference graph for bench-media
+BENCH_PACKAGES += gstreamer1.0-tools # gst-launch-1.0 runs the bare reference graphs of bench-media and bench-meeting
 
 # The development room: configuration and state live in the (git-ignored) .roomd/ folder.
 DEV_DIR := $(CURDIR)/.roomd

@@ -16,8 +16,10 @@
 
 mod binaries;
 pub mod browser;
+pub mod cpu;
 mod error;
 pub mod flood;
+mod gst_launch;
 mod hostile;
 mod http;
 mod janus;
@@ -35,6 +37,7 @@ mod ws;
 pub use binaries::{roomctl_bin, roomd_bin};
 pub use browser::BrowserPeer;
 pub use error::HarnessError;
+pub use gst_launch::{GstLaunch, ROOMD_PAD_CONVERTER, roomd_encoder};
 pub use hostile::{HostileAnswer, HostileRequest, HostileServer};
 pub use http::{ApiRequest, ApiResponse};
 pub use janus::{Janus, JanusBuilder};

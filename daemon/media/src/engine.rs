@@ -198,6 +198,7 @@ impl Engine {
         taps: MediaTaps,
     ) -> Result<Engine, MediaError> {
         let profile = setup.profile;
+        taps.set_h264_decoders(profile.decoders.h264.clone());
         let video_setup = match (profile.cameras.first(), profile.displays.first()) {
             (Some(camera), Some(display)) => {
                 let settings = EncoderSettings {

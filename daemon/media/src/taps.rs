@@ -81,6 +81,8 @@ pub(super) struct Inner {
     pub(super) remotes: remote::RemoteSlots,
     /// The loss the far ends report for the room's voice, for its Opus encoder's FEC.
     expected_loss: ExpectedLoss,
+    /// The hardware profile's H.264 decoders, tried before the software one.
+    h264_decoders: Mutex<Vec<String>>,
     next_id: AtomicU64,
 }
 
@@ -233,6 +235,17 @@ impl MediaTaps {
     /// what is pushed into it; dropping it removes the picture and re-arranges the display.
     pub fn add_remote_video(&self, label: &str) -> Result<RemoteVideoSlot, MediaError> {
         remote::add_video(&self.inner, label)
+    }
+
+    /// The H.264 decoders the hardware profile names (`[decoders] h264`), best first.
+    pub fn set_h264_decoders(&self, names: Vec<String>) {
+        *lock(&self.inner.h264_decoders) = names;
+    }
+
+    /// A new decoder for a far-end H.264 picture (see [`super::encoder_choice::h264_decoder`]).
+    pub fn h264_decoder(&self) -> Result<gst::Element, MediaError> {
+        let preferred = lock(&self.inner.h264_decoders).clone();
+        super::encoder_choice::h264_decoder(&preferred).map_err(MediaError::Build)
     }
 
     /// A new far-end voice in the speaker mix (before the volume and the echo canceller's

@@ -66,6 +66,8 @@ async fn join(
     let (session, mut events) = blocking(move || JanusSession::create(&http_c, &server))
         .await?
         .map_err(janus_attempt)?;
+    // Each step of a join is logged at debug level: `bench-meeting join` prints the timeline.
+    tracing::debug!("Janus session created");
     let (mut roster, mut peer_events) = Roster::new(ctx.room.clone(), ctx.generation());
     let mut feeds = HashMap::new();
     let result = in_room(
@@ -107,6 +109,7 @@ async fn in_room(
     })
     .await?
     .map_err(janus_attempt)?;
+    tracing::debug!("joined the Janus room as a publisher");
     // Publishing and receiving the others are independent round trips to Janus: done together,
     // the first remote picture comes one publish round trip sooner.
     let context = &*ctx;
@@ -343,14 +346,17 @@ async fn subscribe(
         Ok(ok) => ok,
         Err(e) => return skip_or_end(&name, janus_attempt(e)),
     };
+    tracing::debug!("Janus offered feed {feed}");
     let peer = match Peer::new(&ctx.taps, ctx.peer_options(&name, false, true)) {
         Ok(peer) => peer,
         Err(e) => return skip_or_end(&name, Attempt::fatal(e)),
     };
+    tracing::debug!("receiving peer for feed {feed} built");
     let answer = match peer.answer_offer(&offer.sdp).await {
         Ok(answer) => answer,
         Err(e) => return skip_or_end(&name, Attempt::fatal(e)),
     };
+    tracing::debug!("answer for feed {feed} ready (ICE gathered)");
     let (handle, started) = blocking(move || {
         let started = handle.start(&answer);
         (handle, started)

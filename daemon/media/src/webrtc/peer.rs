@@ -114,6 +114,7 @@ impl Peer {
         if let Some(turn) = &options.ice.turn {
             webrtcbin.set_property("turn-server", turn);
         }
+        without_upnp(&webrtcbin);
         pipeline
             .add(&webrtcbin)
             .map_err(|e| PeerError::Build(e.to_string()))?;
@@ -246,10 +247,12 @@ impl Peer {
             ));
         }
         self.start()?;
+        tracing::trace!("answer: pipeline started");
         let offer =
             gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, message);
         self.set_description("set-remote-description", &offer)
             .await?;
+        tracing::trace!("answer: remote description set");
         let answer = self
             .promise("create an answer", |promise| {
                 self.webrtcbin
@@ -270,6 +273,7 @@ impl Peer {
         );
         self.set_description("set-local-description", &answer)
             .await?;
+        tracing::trace!("answer: local description set");
         self.watch_voice_loss();
         self.report_promptly();
         let sdp = self.gathered_local_description().await?;
@@ -687,6 +691,25 @@ impl Drop for Peer {
     }
 }
 
+/// Turns off UPnP port mapping in webrtcbin's libnice agent. Why: Debian's libnice is built with
+/// UPnP IGD support, on by default; the agent then asks the network for a UPnP gateway and holds
+/// "gathering complete" back until one answers or its `upnp-timeout` (200 ms) runs out. The room
+/// sends its description only once gathering is complete, so every join waited 200 ms (measured:
+/// 212 ms from the local description to the gathered one, most of a 390 ms join). A room should
+/// not open ports on a gateway unasked either; STUN and TURN (configured) are how it gets
+/// through NAT. The agent is reached through webrtcbin's `ice-agent` (libnice in GStreamer 1.22);
+/// another ICE implementation without these properties is left as it is.
+fn without_upnp(webrtcbin: &gst::Element) {
+    let ice = webrtcbin.property::<gst::glib::Object>("ice-agent");
+    if ice.find_property("agent").is_none() {
+        return;
+    }
+    let agent = ice.property::<gst::glib::Object>("agent");
+    if agent.find_property("upnp").is_some() {
+        agent.set_property("upnp", false);
+    }
+}
+
 fn make(factory: &str) -> Result<gst::Element, PeerError> {
     gst::ElementFactory::make(factory)
         .build()
@@ -881,7 +904,7 @@ fn on_remote_stream(
             depay.set_property("wait-for-keyframe", true);
             (
                 MediaKind::Video,
-                vec![depay, make("h264parse")?, make("avdec_h264")?],
+                vec![depay, make("h264parse")?, shared.taps.h264_decoder()?],
             )
         }
         ("video", "VP8") => {
@@ -1074,4 +1097,21 @@ fn announce_talking(shared: &Shared, now: bool) {
         slot.set_talking(now);
     }
     shared.emit(PeerEvent::Talking(now));
+}
+
+#[cfg(test)]
+mod upnp_tests {
+    use gstreamer as gst;
+    use gstreamer::prelude::*;
+
+    #[test]
+    fn the_ice_agent_asks_no_gateway_for_port_mappings() {
+        gst::init().expect("gstreamer");
+        let webrtcbin = super::make("webrtcbin").expect("webrtcbin");
+        super::without_upnp(&webrtcbin);
+        let agent = webrtcbin
+            .property::<gst::glib::Object>("ice-agent")
+            .property::<gst::glib::Object>("agent");
+        assert!(!agent.property::<bool>("upnp"));
+    }
 }
