@@ -39,6 +39,7 @@ PACKAGES += cryptsetup-bin    # image: veritysetup computes the root slot's dm-v
 PACKAGES += fdisk             # image: sfdisk writes the GPT of the disk image
 PACKAGES += dosfstools        # image: mkfs.vfat makes the EFI system partition
 PACKAGES += mtools            # image: copies systemd-boot and the UKIs into the ESP without mounting it
+PACKAGES += sbsigntool        # image: signs systemd-boot and the UKIs for Secure Boot (sbsign, sbverify)
 PACKAGES += qemu-system-x86   # tests: boots the firmware image (software emulation, no KVM needed)
 PACKAGES += ovmf              # tests: UEFI firmware for qemu, which starts the image's systemd-boot
 

@@ -5,8 +5,11 @@
 #   image/build.sh [DEB [OUT_DIR]]
 #
 # DEB is roomd's Debian package (default: the one `make deb` wrote to target/deb/), OUT_DIR where
-# the image goes (default target/image). Run as root (mmdebstrap's root mode chroots and mounts
-# /proc). Packages are cached in target/image-cache/apt, so a rebuild downloads nothing.
+# the image goes (default target/image). With ROOMD_UKI_KEY and ROOMD_UKI_CERT (PEM private key
+# and X.509 certificate) set, systemd-boot and both UKIs are signed for UEFI Secure Boot
+# (sbsign); the firmware must then trust that certificate (its db). Unset, they are unsigned.
+# Run as root (mmdebstrap's root mode chroots and mounts /proc). Packages are cached in
+# target/image-cache/apt, so a rebuild downloads nothing.
 #
 # Layout of OUT_DIR/roomd.img (partition UUIDs and file system UUIDs are fixed, below):
 #   1 esp          FAT32: systemd-boot, and one UKI per slot (EFI/Linux/roomd-a.efi, roomd-b.efi)
@@ -191,6 +194,23 @@ make_uki() {
 step "UKIs"
 make_uki a "$root_a_uuid" "$work/roomd-a.efi"
 make_uki b "$root_b_uuid" "$work/roomd-b.efi"
+cp "$root/usr/lib/systemd/boot/efi/systemd-bootx64.efi" "$work/systemd-bootx64.efi"
+# Secure Boot: the signature over a UKI covers its kernel, initramfs and command line, hence the
+# root hash; the firmware starts only signed EFI programs, so the boot loader is signed as well.
+if [ -n "${ROOMD_UKI_KEY:-}" ] || [ -n "${ROOMD_UKI_CERT:-}" ]; then
+    [ -f "${ROOMD_UKI_KEY:-}" ] && [ -f "${ROOMD_UKI_CERT:-}" ] || {
+        echo "build.sh: ROOMD_UKI_KEY and ROOMD_UKI_CERT must both name files" >&2
+        exit 1
+    }
+    step "signing systemd-boot and the UKIs with $(openssl x509 -noout -subject -in "$ROOMD_UKI_CERT")"
+    for efi in roomd-a.efi roomd-b.efi systemd-bootx64.efi; do
+        sbsign --key "$ROOMD_UKI_KEY" --cert "$ROOMD_UKI_CERT" --output "$work/$efi.signed" \
+            "$work/$efi" 2>/dev/null
+        mv "$work/$efi.signed" "$work/$efi"
+    done
+else
+    step "not signing (ROOMD_UKI_KEY / ROOMD_UKI_CERT unset): boots only with Secure Boot off"
+fi
 
 # --- 5. ESP: systemd-boot and the UKIs -----------------------------------------------------------
 step "ESP"
@@ -206,8 +226,8 @@ editor no
 LOADER
 export MTOOLS_SKIP_CHECK=1
 mmd -i "$esp" ::/EFI ::/EFI/BOOT ::/EFI/systemd ::/EFI/Linux ::/loader
-mcopy -i "$esp" "$root/usr/lib/systemd/boot/efi/systemd-bootx64.efi" ::/EFI/BOOT/BOOTX64.EFI
-mcopy -i "$esp" "$root/usr/lib/systemd/boot/efi/systemd-bootx64.efi" ::/EFI/systemd/systemd-bootx64.efi
+mcopy -i "$esp" "$work/systemd-bootx64.efi" ::/EFI/BOOT/BOOTX64.EFI
+mcopy -i "$esp" "$work/systemd-bootx64.efi" ::/EFI/systemd/systemd-bootx64.efi
 mcopy -i "$esp" "$work/loader.conf" ::/loader/loader.conf
 mcopy -i "$esp" "$work/roomd-a.efi" "$work/roomd-b.efi" ::/EFI/Linux/
 
