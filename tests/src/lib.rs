@@ -30,6 +30,7 @@ mod session;
 mod swtpm;
 mod test_ca;
 mod tls;
+mod vm;
 mod ws;
 
 pub use binaries::{roomctl_bin, roomd_bin};
@@ -46,6 +47,7 @@ pub use session::{SESSION_COOKIE, Session};
 pub use swtpm::Swtpm;
 pub use test_ca::{ServerCertificate, TestCa};
 pub use tls::DeviceCertificate;
+pub use vm::{FirmwareVm, GUEST_API_PORT, free_port};
 pub use ws::EventSocket;
 
 /// The five roles of docs/api.md.
