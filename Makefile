@@ -156,7 +156,19 @@ deb: build
 # The firmware image in target/image/ (roomd.img: GPT with ESP, root slots A and B, data), built
 # from the package above by image/build.sh; see README.md "Firmware image". Needs root.
 VERSION = $(shell awk -F'"' '/^\[workspace.package\]/ { s = 1; next } /^\[/ { s = 0 } s && $$1 ~ /^version *= */ { print $$2; exit }' Cargo.toml)
-image: deb
+# systemd-boot and the UKIs are signed with ROOMD_UKI_KEY / ROOMD_UKI_CERT, by default with a
+# development key made once in target/image-keys/ (an integrator passes their own).
+ROOMD_UKI_KEY ?= $(CURDIR)/target/image-keys/db.key
+ROOMD_UKI_CERT ?= $(CURDIR)/target/image-keys/db.crt
+$(CURDIR)/target/image-keys/db.key:
+	mkdir -p -m 0700 "$(@D)"
+	openssl req -new -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 \
+		-subj "/CN=roomd development Secure Boot key (not for production)/" \
+		-keyout "$(@D)/db.key" -out "$(@D)/db.crt"
+
+image: export ROOMD_UKI_KEY := $(ROOMD_UKI_KEY)
+image: export ROOMD_UKI_CERT := $(ROOMD_UKI_CERT)
+image: deb $(ROOMD_UKI_KEY)
 	image/build.sh "target/deb/roomd_$(VERSION)_$$(dpkg --print-architecture).deb" target/image
 
 # The simulated profile gets its own software TPM, so the device key lives in a TPM exactly as on
