@@ -23,6 +23,7 @@ const SWTPM_SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct FirmwareVm {
     qemu: Option<Child>,
     swtpm: Option<Child>,
+    run_dir: PathBuf,
     serial: PathBuf,
     tpm_state: PathBuf,
     port: u16,
@@ -30,7 +31,8 @@ pub struct FirmwareVm {
 
 impl FirmwareVm {
     /// Boots a copy of `image` in `run_dir` (emptied first), grown by `grow_bytes` as if the image
-    /// had been written to a larger disk. Returns once qemu runs; the guest boots on its own.
+    /// had been written to a larger disk, with a new TPM. Returns once qemu runs; the guest boots
+    /// on its own.
     pub fn boot(image: &Path, run_dir: &Path, grow_bytes: u64) -> Result<FirmwareVm, HarnessError> {
         if run_dir.exists() {
             std::fs::remove_dir_all(run_dir)
@@ -69,12 +71,33 @@ impl FirmwareVm {
                 "--pcr-banks",
                 "sha256",
             ]))?;
+        let mut vm = FirmwareVm {
+            qemu: None,
+            swtpm: None,
+            run_dir: run_dir.to_owned(),
+            serial: run_dir.join("serial.log"),
+            tpm_state,
+            port: free_port()?,
+        };
+        vm.power_on("serial.log")?;
+        Ok(vm)
+    }
+
+    /// Powers the machine on (again): the same disk, UEFI variables and TPM, the console written
+    /// to `serial_name` in the run folder. The guest boots on its own.
+    pub fn power_on(&mut self, serial_name: &str) -> Result<(), HarnessError> {
+        self.power_off();
+        let run_dir = self.run_dir.clone();
+        let disk = run_dir.join("disk.img");
+        let vars = run_dir.join("OVMF_VARS.fd");
+        self.serial = run_dir.join(serial_name);
         let socket = run_dir.join("swtpm.sock");
+        let _ = std::fs::remove_file(&socket);
         // qemu's tpm-emulator speaks swtpm's control protocol over this socket; the firmware sends
         // TPM2_Startup itself. --terminate: swtpm ends when qemu closes the connection.
         let swtpm = Command::new("swtpm")
             .args(["socket", "--tpm2", "--terminate", "--tpmstate"])
-            .arg(format!("dir={}", tpm_state.display()))
+            .arg(format!("dir={}", self.tpm_state.display()))
             .arg("--ctrl")
             .arg(format!("type=unixio,path={}", socket.display()))
             .stdin(Stdio::null())
@@ -85,13 +108,7 @@ impl FirmwareVm {
                 what: "swtpm".into(),
                 message: e.to_string(),
             })?;
-        let mut vm = FirmwareVm {
-            qemu: None,
-            swtpm: Some(swtpm),
-            serial: run_dir.join("serial.log"),
-            tpm_state,
-            port: free_port()?,
-        };
+        self.swtpm = Some(swtpm);
         let deadline = Instant::now() + SWTPM_SOCKET_TIMEOUT;
         while !socket.exists() {
             if Instant::now() > deadline {
@@ -108,7 +125,7 @@ impl FirmwareVm {
             .args(["-smp", "2", "-m", "2048"])
             .args(["-display", "none", "-monitor", "none", "-no-reboot"])
             .arg("-serial")
-            .arg(format!("file:{}", vm.serial.display()))
+            .arg(format!("file:{}", self.serial.display()))
             .arg("-drive")
             .arg(format!(
                 "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"
@@ -123,7 +140,7 @@ impl FirmwareVm {
             .arg("-netdev")
             .arg(format!(
                 "user,id=net0,hostfwd=tcp:127.0.0.1:{}-:{GUEST_API_PORT}",
-                vm.port
+                self.port
             ))
             .args(["-device", "virtio-net-pci,netdev=net0"])
             .arg("-chardev")
@@ -138,8 +155,29 @@ impl FirmwareVm {
                 what: "qemu-system-x86_64 (Debian qemu-system-x86)".into(),
                 message: e.to_string(),
             })?;
-        vm.qemu = Some(qemu);
-        Ok(vm)
+        self.qemu = Some(qemu);
+        Ok(())
+    }
+
+    /// Makes `entry` (a UKI's file name in the ESP's EFI/Linux) systemd-boot's default, by
+    /// rewriting loader/loader.conf in the ESP that starts `esp_offset_mib` into the disk (mtools,
+    /// no mounting). Use while the machine is off.
+    pub fn set_default_boot_entry(
+        &self,
+        esp_offset_mib: u64,
+        entry: &str,
+    ) -> Result<(), HarnessError> {
+        let conf = self.run_dir.join("loader.conf");
+        std::fs::write(&conf, format!("default {entry}\ntimeout 0\neditor no\n"))
+            .map_err(|e| HarnessError::io("cannot write loader.conf", e))?;
+        let disk = self.run_dir.join("disk.img");
+        run(Command::new("mcopy")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .arg("-o")
+            .arg("-i")
+            .arg(format!("{}@@{}M", disk.display(), esp_offset_mib))
+            .arg(&conf)
+            .arg("::/loader/loader.conf"))
     }
 
     /// Everything the guest wrote to its serial console so far.

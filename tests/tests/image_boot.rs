@@ -2,12 +2,14 @@
 //! software emulation with OVMF and a swtpm as the machine's TPM, the serial console kept in
 //! target/image-test/run/serial.log (its tail is printed when the test fails).
 //!
-//! Checked: the built disk has the documented GPT layout, each UKI is signed, and each root slot
-//! verifies against the root hash inside its UKI; the guest boots from slot A with its root on the dm-verity device,
+//! Checked: the built disk has the documented GPT layout, each UKI is signed, each root slot
+//! verifies against the root hash inside its UKI and a slot with one bit flipped does not; the guest boots from slot A with its root on the dm-verity device,
 //! grows its data partition to the disk, picks the `simulated` hardware profile, and roomd
 //! answers on the forwarded API port; claimed through the API, roomd reports its device key in
 //! the TPM; and, with the machine off, that key is read out of the TPM's state with tpm2-tools
-//! (independently of roomd) and is the key of the TLS certificate the guest's API served.
+//! (independently of roomd) and is the key of the TLS certificate the guest's API served. Then
+//! the same machine boots from slot B: verified root, and roomd keeps its claim and certificate
+//! (the data partition and the TPM outlive the slot).
 //!
 //! The image is built from the binaries under test (ROOMD_BIN's folder, debug in `make test`)
 //! and only when they or image/ changed since the last build (target/image-test/inputs.sha256).
@@ -233,9 +235,40 @@ fn check_slots_verify(image: &Path) {
                 .arg(&roothash)
                 .arg(format!("--hash-offset={offset}")),
         );
+        if slot == "a" {
+            // One flipped bit anywhere in the root and the slot no longer verifies.
+            flip_bit(&extracted, offset.parse::<u64>().expect("hash offset") / 2);
+            let tampered = Command::new("veritysetup")
+                .arg("verify")
+                .arg(&extracted)
+                .arg(&extracted)
+                .arg(&roothash)
+                .arg(format!("--hash-offset={offset}"))
+                .output()
+                .expect("veritysetup runs");
+            assert!(
+                !tampered.status.success(),
+                "a tampered slot still verifies against its root hash"
+            );
+        }
         let _ = std::fs::remove_file(&extracted);
     }
     let _ = std::fs::remove_file(out_dir().join("objcopy-scratch.efi"));
+}
+
+fn flip_bit(path: &Path, at: u64) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .expect("open the extracted slot");
+    let mut byte = [0u8];
+    file.seek(SeekFrom::Start(at)).expect("seek");
+    file.read_exact(&mut byte).expect("read");
+    byte[0] ^= 0x01;
+    file.seek(SeekFrom::Start(at)).expect("seek");
+    file.write_all(&byte).expect("write");
 }
 
 /// Prints the console's tail if the test panics while the guest runs.
@@ -451,4 +484,67 @@ fn the_image_boots_from_a_verified_root_and_runs_roomd_with_its_key_in_the_tpm()
         spki_of_certificate(&pem),
         "the TLS certificate the guest served is not for the key in its TPM"
     );
+
+    // The same box started from slot B (as after an update of B): verified root from B, and the
+    // data partition kept roomd's configuration, its claim and its certificate; the key is the
+    // one in the TPM (roomd serves the same certificate, whose key was read from the TPM above).
+    let esp_start: u64 = manifest("ESP_START_MIB").parse().expect("ESP_START_MIB");
+    vm.set_default_boot_entry(esp_start, "roomd-b.efi")
+        .expect("loader.conf names slot B");
+    let rebooted = Instant::now();
+    vm.power_on("serial-b.log").expect("the VM starts again");
+    let last = vm
+        .wait_for_console("roomd-image: roomd=", BOOT_TIMEOUT)
+        .unwrap_or_else(|error| {
+            panic!(
+                "{error}\n--- console tail ({}) ---\n{}",
+                vm.serial_log().display(),
+                vm.console_tail(80)
+            )
+        });
+    let guard = ConsoleOnFailure(&vm);
+    eprintln!(
+        "TIMING power-on to roomd's boot report from slot B: {:.0} s",
+        rebooted.elapsed().as_secs_f64()
+    );
+    assert!(
+        last.ends_with("roomd=active"),
+        "roomd is not running: {last}"
+    );
+    let console = vm.console();
+    let report = report_lines(&console);
+    assert_eq!(report_value(&report, "slot"), "b");
+    assert!(report_value(&report, "root").starts_with("/dev/mapper/root erofs ro"));
+    assert_eq!(report_value(&report, "verity"), "verified");
+    assert!(
+        !console.contains("roomd-image: first boot"),
+        "the second boot ran the first-boot configuration again"
+    );
+    assert!(
+        !report.iter().any(|line| line.starts_with("claim-code=")),
+        "the claim was lost with the slot change: {report:#?}"
+    );
+    let deadline = Instant::now() + API_TIMEOUT;
+    let login = loop {
+        let answer = vm
+            .request(&certificate, "POST", "/api/v1/session")
+            .json(&json!({ "username": "admin", "password": "image-boot-test-password" }))
+            .send();
+        match answer {
+            Ok(response) if response.status == 200 => break response,
+            Ok(response) if Instant::now() > deadline => {
+                panic!(
+                    "logging in after the slot change: {} {}",
+                    response.status,
+                    response.text()
+                )
+            }
+            Err(error) if Instant::now() > deadline => {
+                panic!("logging in after the slot change: {error}")
+            }
+            _ => std::thread::sleep(Duration::from_secs(1)),
+        }
+    };
+    Session::from_login_response(&login).expect("a session on slot B");
+    drop(guard);
 }
