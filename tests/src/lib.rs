@@ -47,7 +47,7 @@ pub use session::{SESSION_COOKIE, Session};
 pub use swtpm::Swtpm;
 pub use test_ca::{ServerCertificate, TestCa};
 pub use tls::DeviceCertificate;
-pub use vm::{FirmwareVm, GUEST_API_PORT, free_port};
+pub use vm::{FirmwareVm, GUEST_API_PORT, SNAKEOIL_CERT, SNAKEOIL_KEY, free_port};
 pub use ws::EventSocket;
 
 /// The five roles of docs/api.md.

@@ -13,9 +13,15 @@ use crate::HarnessError;
 use crate::http::{ApiRequest, Endpoint};
 use crate::tls::DeviceCertificate;
 
-/// UEFI firmware for q35 (Debian's ovmf); the variable store is copied per boot.
-const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
-const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/// UEFI firmware for q35 with Secure Boot on (Debian's ovmf): the "snakeoil" variable store has
+/// Debian's test key as PK, KEK and db, and Debian ships its private key for signing test
+/// binaries (password "snakeoil"). The firmware keeps Secure Boot state in SMM, which qemu must
+/// then provide. The variable store is copied per machine.
+const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.snakeoil.fd";
+const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd";
+/// The key and certificate the snakeoil variable store trusts.
+pub const SNAKEOIL_KEY: &str = "/usr/share/ovmf/PkKek-1-snakeoil.key";
+pub const SNAKEOIL_CERT: &str = "/usr/share/ovmf/PkKek-1-snakeoil.pem";
 /// roomd's API port in the image (image/rootfs/usr/share/roomd/factory/roomd.toml).
 pub const GUEST_API_PORT: u16 = 8443;
 const SWTPM_SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
@@ -121,7 +127,9 @@ impl FirmwareVm {
         }
 
         let qemu = Command::new("qemu-system-x86_64")
-            .args(["-machine", "q35", "-accel", "tcg", "-cpu", "max"])
+            .args(["-machine", "q35,smm=on", "-accel", "tcg", "-cpu", "max"])
+            // Only SMM code may write the variable store (Secure Boot keys and state).
+            .args(["-global", "driver=cfi.pflash01,property=secure,value=on"])
             .args(["-smp", "2", "-m", "2048"])
             .args(["-display", "none", "-monitor", "none", "-no-reboot"])
             .arg("-serial")

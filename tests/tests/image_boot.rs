@@ -1,5 +1,6 @@
 //! The firmware image (image/build.sh) boots in a virtual machine and runs roomd: qemu under
-//! software emulation with OVMF and a swtpm as the machine's TPM, the serial console kept in
+//! software emulation with OVMF (Secure Boot on, trusting the key the image is signed with) and a
+//! swtpm as the machine's TPM, the serial console kept in
 //! target/image-test/run/serial.log (its tail is printed when the test fails).
 //!
 //! Checked: the built disk has the documented GPT layout, each UKI is signed, each root slot
@@ -85,23 +86,22 @@ fn inputs_digest(bin_dir: &Path) -> String {
     hex(&hasher.finalize())
 }
 
-/// A Secure Boot signing key for the test image, made once (like `make image`'s development key).
+/// The key the test image is signed with: Debian's OVMF "snakeoil" key, which the snakeoil
+/// variable store (tests/src/vm.rs) enrols as PK, KEK and db with Secure Boot on. Debian ships its
+/// private key for exactly this (encrypted with the password "snakeoil"; sbsign wants it plain).
 fn signing_key() -> (PathBuf, PathBuf) {
     let dir = out_dir().join("keys");
-    let (key, cert) = (dir.join("db.key"), dir.join("db.crt"));
+    let (key, cert) = (dir.join("snakeoil.key"), dir.join("snakeoil.pem"));
     if !key.is_file() || !cert.is_file() {
         std::fs::create_dir_all(&dir).expect("create the key folder");
         stdout_of(
             Command::new("openssl")
-                .args([
-                    "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256",
-                ])
-                .args(["-days", "3650", "-subj", "/CN=roomd image test key/"])
-                .arg("-keyout")
-                .arg(&key)
+                .args(["pkey", "-passin", "pass:snakeoil", "-in"])
+                .arg(roomd_tests::SNAKEOIL_KEY)
                 .arg("-out")
-                .arg(&cert),
+                .arg(&key),
         );
+        std::fs::copy(roomd_tests::SNAKEOIL_CERT, &cert).expect("copy the snakeoil certificate");
     }
     (key, cert)
 }
@@ -395,6 +395,8 @@ fn the_image_boots_from_a_verified_root_and_runs_roomd_with_its_key_in_the_tpm()
         "the root is not the verified erofs slot: {root}"
     );
     assert_eq!(report_value(&report, "verity"), "verified");
+    // The firmware enforced Secure Boot: systemd-boot and the UKI passed its signature check.
+    assert_eq!(report_value(&report, "secureboot"), "enabled");
     assert_eq!(report_value(&report, "tpm"), "/dev/tpmrm0");
     // First boot grew the data partition (built at DATA_MIB) over the disk's extra space.
     let data_mib: u64 = report_value(&report, "data")
