@@ -549,4 +549,7 @@ fn the_image_boots_from_a_verified_root_and_runs_roomd_with_its_key_in_the_tpm()
     };
     Session::from_login_response(&login).expect("a session on slot B");
     drop(guard);
+    vm.power_off();
+    // The serial logs stay as artefacts; the 3 GB disk copy does not need to.
+    let _ = std::fs::remove_file(run_dir.join("disk.img"));
 }
