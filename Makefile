@@ -33,6 +33,15 @@ PACKAGES += chromium          # tests: real browser peers (headless, fake camera
 PACKAGES += lintian           # tests: the Debian package (`make deb`) is checked as Debian checks packages
 PACKAGES += python3-venv      # tests: a venv under target/ for the pinned schemathesis (API fuzzer)
 PACKAGES += nftables          # tests: packet loss on a veth ingress (the kernel has no netem) for the Opus FEC test
+PACKAGES += mmdebstrap        # image: builds the firmware's Debian 12 root without systemd-nspawn
+PACKAGES += erofs-utils       # image: mkfs.erofs packs the read-only root slot
+PACKAGES += cryptsetup-bin    # image: veritysetup computes the root slot's dm-verity hash tree
+PACKAGES += fdisk             # image: sfdisk writes the GPT of the disk image
+PACKAGES += dosfstools        # image: mkfs.vfat makes the EFI system partition
+PACKAGES += mtools            # image: copies systemd-boot and the UKIs into the ESP without mounting it
+PACKAGES += sbsigntool        # image: signs systemd-boot and the UKIs for Secure Boot (sbsign, sbverify)
+PACKAGES += qemu-system-x86   # tests: boots the firmware image (software emulation, no KVM needed)
+PACKAGES += ovmf              # tests: UEFI firmware for qemu, which starts the image's systemd-boot
 
 # The browser drivers in tests/browser/ run on node >= 18 and are installed with npm. Debian 12's
 # nodejs (18.19) and npm do; a node from elsewhere (e.g. NodeSource's, which bundles npm and
@@ -71,7 +80,7 @@ define install_missing
 	fi
 endef
 
-.PHONY: deps bench-deps browser-deps node toolchain webui build deb run test bench bench-webui clean
+.PHONY: deps bench-deps browser-deps node toolchain webui build deb image run test bench bench-webui clean
 
 deps:
 	$(call install_missing,$(PACKAGES))
@@ -143,6 +152,24 @@ build: webui
 # roomd_<version>_<arch>.deb in target/deb/, from the release binaries (image/deb/build.sh).
 deb: build
 	image/deb/build.sh target/release target/deb
+
+# The firmware image in target/image/ (roomd.img: GPT with ESP, root slots A and B, data), built
+# from the package above by image/build.sh; see README.md "Firmware image". Needs root.
+VERSION = $(shell awk -F'"' '/^\[workspace.package\]/ { s = 1; next } /^\[/ { s = 0 } s && $$1 ~ /^version *= */ { print $$2; exit }' Cargo.toml)
+# systemd-boot and the UKIs are signed with ROOMD_UKI_KEY / ROOMD_UKI_CERT, by default with a
+# development key made once in target/image-keys/ (an integrator passes their own).
+ROOMD_UKI_KEY ?= $(CURDIR)/target/image-keys/db.key
+ROOMD_UKI_CERT ?= $(CURDIR)/target/image-keys/db.crt
+$(CURDIR)/target/image-keys/db.key:
+	mkdir -p -m 0700 "$(@D)"
+	openssl req -new -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 \
+		-subj "/CN=roomd development Secure Boot key (not for production)/" \
+		-keyout "$(@D)/db.key" -out "$(@D)/db.crt"
+
+image: export ROOMD_UKI_KEY := $(ROOMD_UKI_KEY)
+image: export ROOMD_UKI_CERT := $(ROOMD_UKI_CERT)
+image: deb $(ROOMD_UKI_KEY)
+	image/build.sh "target/deb/roomd_$(VERSION)_$$(dpkg --print-architecture).deb" target/image
 
 # The simulated profile gets its own software TPM, so the device key lives in a TPM exactly as on
 # hardware. It is manufactured once (EK and EK certificate) and stopped when roomd stops.

@@ -12,7 +12,8 @@
 set -euo pipefail
 
 bin_dir=$(realpath "${1:?usage: build.sh BIN_DIR OUT_DIR}")
-out_dir=${2:?usage: build.sh BIN_DIR OUT_DIR}
+# Absolute: dpkg-shlibdeps runs from inside the staging folder, below.
+out_dir=$(realpath -m "${2:?usage: build.sh BIN_DIR OUT_DIR}")
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(cd "$here/../.." && pwd)
 

@@ -32,6 +32,7 @@ mod session;
 mod swtpm;
 mod test_ca;
 mod tls;
+mod vm;
 mod ws;
 
 pub use binaries::{roomctl_bin, roomd_bin};
@@ -49,6 +50,7 @@ pub use session::{SESSION_COOKIE, Session};
 pub use swtpm::Swtpm;
 pub use test_ca::{ServerCertificate, TestCa};
 pub use tls::DeviceCertificate;
+pub use vm::{FirmwareVm, GUEST_API_PORT, SNAKEOIL_CERT, SNAKEOIL_KEY, free_port};
 pub use ws::EventSocket;
 
 /// The five roles of docs/api.md.
