@@ -24,8 +24,6 @@ struct MixerInner {
     pipeline: gst::Pipeline,
     compositor: gst::Element,
     selfview_pad: gst::Pad,
-    /// The self-view's size, scaled before the compositor (see [`Tile`]).
-    selfview_size: gst::Element,
     content_pad: Option<gst::Pad>,
     display: Display,
     state: Mutex<MixerState>,
@@ -34,22 +32,9 @@ struct MixerInner {
 struct MixerState {
     view: RoomView,
     /// Remote pictures in the order they joined, by slot id.
-    remotes: Vec<(u64, Tile)>,
+    remotes: Vec<(u64, gst::Pad)>,
     /// Who talks: the speaker layout shows them large.
     speaker: layout::ActiveSpeaker,
-}
-
-/// A picture on the display: its compositor pad, and the capsfilter before it that sets the
-/// size its branch scales it to. Why not let the compositor scale: measured on a 720p far-end
-/// picture shown as a 256x144 thumbnail, the compositor's scaling cost 0.48 CPU-s per 600
-/// frames, `videoscale` before it 0.24; and what is drawn over a picture (its label) is then
-/// drawn on the small frame. The pad keeps the same size, so a frame still at the old size
-/// while the branch renegotiates is scaled by the compositor into the same place.
-pub struct Tile {
-    /// The picture's compositor pad.
-    pub pad: gst::Pad,
-    /// The capsfilter after the picture's scaler, before the pad.
-    pub size: gst::Element,
 }
 
 impl DisplayMixer {
@@ -59,7 +44,6 @@ impl DisplayMixer {
         pipeline: gst::Pipeline,
         compositor: gst::Element,
         selfview_pad: gst::Pad,
-        selfview_size: gst::Element,
         content_pad: Option<gst::Pad>,
         display: Display,
     ) -> DisplayMixer {
@@ -74,7 +58,6 @@ impl DisplayMixer {
                 pipeline,
                 compositor,
                 selfview_pad,
-                selfview_size,
                 content_pad,
                 display,
                 state: Mutex::new(MixerState {
@@ -96,10 +79,9 @@ impl DisplayMixer {
         &self.inner.compositor
     }
 
-    /// Adds remote picture `id` (its compositor pad and size filter) and re-arranges the
-    /// display.
-    pub fn add_remote(&self, id: u64, tile: Tile) {
-        lock(&self.inner.state).remotes.push((id, tile));
+    /// Adds the compositor pad of remote picture `id` and re-arranges the display.
+    pub fn add_remote(&self, id: u64, pad: gst::Pad) {
+        lock(&self.inner.state).remotes.push((id, pad));
         self.arrange();
     }
 
@@ -109,7 +91,7 @@ impl DisplayMixer {
             let mut state = lock(&self.inner.state);
             let at = state.remotes.iter().position(|(i, _)| *i == id)?;
             state.speaker.remove(id);
-            state.remotes.remove(at).1.pad
+            state.remotes.remove(at).1
         };
         self.arrange();
         Some(pad)
@@ -135,7 +117,7 @@ impl DisplayMixer {
         lock(&self.inner.state)
             .remotes
             .iter()
-            .map(|(_, Tile { pad, .. })| {
+            .map(|(_, pad)| {
                 (pad.property::<f64>("alpha") > 0.0).then(|| Rect {
                     x: pad.property::<i32>("xpos"),
                     y: pad.property::<i32>("ypos"),
@@ -167,14 +149,12 @@ impl DisplayMixer {
             display.height as i32,
         );
         place(&self.inner.selfview_pad, scene.selfview);
-        resize(&self.inner.selfview_size, scene.selfview);
         if let Some(pad) = &self.inner.content_pad {
             place(pad, scene.content);
         }
-        for (i, ((_, tile), rect)) in state.remotes.iter().zip(scene.remotes).enumerate() {
-            tile.pad.set_property("zorder", ZORDER_REMOTE + i as u32);
-            place(&tile.pad, rect);
-            resize(&tile.size, rect);
+        for (i, ((_, pad), rect)) in state.remotes.iter().zip(scene.remotes).enumerate() {
+            pad.set_property("zorder", ZORDER_REMOTE + i as u32);
+            place(pad, rect);
         }
     }
 }
@@ -201,21 +181,6 @@ pub(super) fn scale_for_display(pad: &gst::Pad) {
     config.set_primaries_mode(gst_video::VideoPrimariesMode::None);
     config.set_chroma_mode(gst_video::VideoChromaMode::None);
     pad.set_property("converter-config", gst::Structure::from(config));
-}
-
-/// The scaler before a tile makes its pictures `rect`'s size; a hidden tile keeps its size.
-/// Only a new size is set: each change renegotiates the branch.
-fn resize(size: &gst::Element, rect: Option<Rect>) {
-    let Some(r) = rect else {
-        return;
-    };
-    let caps = gst::Caps::builder("video/x-raw")
-        .field("width", r.width.max(2))
-        .field("height", r.height.max(2))
-        .build();
-    if size.property::<Option<gst::Caps>>("caps").as_ref() != Some(&caps) {
-        size.set_property("caps", caps);
-    }
 }
 
 fn place(pad: &gst::Pad, rect: Option<Rect>) {

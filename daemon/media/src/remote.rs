@@ -16,7 +16,7 @@ use gstreamer_app as gst_app;
 use tokio::sync::oneshot;
 
 use super::MediaError;
-use super::display::{DisplayMixer, Tile};
+use super::display::DisplayMixer;
 use super::taps::Inner;
 use roomd_base::sync::lock;
 
@@ -172,11 +172,6 @@ fn attach_video(
         .build();
     let convert = make("videoconvert")?;
     convert.set_property("name", format!("remote_convert_{}", shared.id));
-    // Scaled here to the size the layout shows (see `display::Tile`), then labelled.
-    let scale = make("videoscale")?;
-    scale.set_property("name", format!("remote_scale_{}", shared.id));
-    let size = make("capsfilter")?;
-    size.set_property("name", format!("remote_size_{}", shared.id));
     let label = make("textoverlay")?;
     label.set_property("name", format!("remote_label_{}", shared.id));
     label.set_property_from_str("valignment", "bottom");
@@ -191,8 +186,6 @@ fn attach_video(
     let elements = vec![
         appsrc.clone().upcast::<gst::Element>(),
         convert,
-        scale,
-        size.clone(),
         label.clone(),
         queue,
     ];
@@ -245,7 +238,7 @@ fn attach_video(
     for e in elements.iter().rev() {
         let _ = e.sync_state_with_parent();
     }
-    mixer.add_remote(shared.id, Tile { pad, size });
+    mixer.add_remote(shared.id, pad);
     Ok(VideoAttachment {
         mixer: mixer.clone(),
         appsrc,

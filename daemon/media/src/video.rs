@@ -98,7 +98,7 @@ impl VideoBranch {
                ! videoconvert name=encoder_convert \
              appsink name=encoded sync=false async=false max-buffers=30 drop=true \
              camera_tee. ! queue leaky=downstream max-size-buffers=2 max-size-time=0 max-size-bytes=0 \
-               ! videoscale ! capsfilter name=selfview_size ! mix.sink_0 \
+               ! mix.sink_0 \
              compositor name=mix background=black ignore-inactive-pads=true \
                ! video/x-raw,width={w},height={h},framerate={f}/1 \
                ! textoverlay name=indicators valignment=top halignment=left \
@@ -214,7 +214,6 @@ impl VideoBranch {
             pipeline.clone(),
             mix.clone(),
             selfview_pad,
-            element("selfview_size")?,
             content_pad,
             setup.display.clone(),
         );

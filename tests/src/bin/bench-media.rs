@@ -232,8 +232,7 @@ fn reference_graphs(
            ! tee name=camera_tee \
          camera_tee. ! {queue} ! valve drop=false ! videoconvert ! {encoder} \
            ! appsink sync=false async=false max-buffers=30 drop=true \
-         camera_tee. ! {queue} ! videoscale ! video/x-raw,width={width},height={height} \
-           ! mix.sink_0 \
+         camera_tee. ! {queue} ! mix.sink_0 \
          compositor name=mix background=black ignore-inactive-pads=true \
            sink_0::zorder=20 sink_0::xpos=0 sink_0::ypos=0 sink_0::width={width} \
            sink_0::height={height} sink_0::converter-config={ROOMD_PAD_CONVERTER} \

@@ -711,9 +711,9 @@ const BARE_MEASURE: Duration = Duration::from_secs(30);
 /// webrtc/peer.rs): the simulated camera (solid colour and clock) encoded once at 720p30 by
 /// the encoder roomd chose on this machine with roomd's settings (encoder_choice.rs) and
 /// RTP-packetised; two received 720p H.264 RTP streams depacketised and decoded by
-/// avdec_h264; each picture scaled to its tile before a compositor that places them as roomd's
-/// speaker layout does (one full screen, one thumbnail, the self-view in the lower right), with
-/// roomd's converter settings, into a 720p30 sink like roomd's virtual display; the microphone
+/// avdec_h264; a compositor that places and scales them as roomd's speaker layout does (one
+/// full screen, one thumbnail, the self-view in the lower right), with roomd's converter
+/// settings, into a 720p30 sink like roomd's virtual display; the microphone
 /// through webrtcdsp into Opus; two received Opus streams decoded and mixed into the echo
 /// canceller's probe before a clocked sink. Frame counters on the display and after each decoder
 /// (their `-v` printing costs the graph about 0.2 CPU-s/min) show that the work was done.
@@ -839,8 +839,7 @@ fn bare_graph(
              font-desc=\"Sans 16\" shaded-background=true \
            ! video/x-raw,format=I420,width={w},height={h},framerate={f}/1 ! tee name=camera \
          camera. ! {queue} ! videoconvert ! {encoder} ! fakesink sync=false async=false \
-         camera. ! {queue} ! videoscale ! video/x-raw,width={self_w},height={self_h} \
-           ! mix.sink_0 \
+         camera. ! {queue} ! mix.sink_0 \
          compositor name=mix background=black ignore-inactive-pads=true \
            sink_0::zorder=20 sink_0::xpos={sx} sink_0::ypos={sy} sink_0::width={self_w} \
            sink_0::height={self_h} sink_0::converter-config={ROOMD_PAD_CONVERTER} \
@@ -858,12 +857,12 @@ fn bare_graph(
         sy = h - self_h - margin,
         ty = h - thumb_h,
     );
-    for (port, pad, (tile_w, tile_h)) in [(video_1, 1, (w, h)), (video_2, 2, (thumb_w, thumb_h))] {
+    for (port, pad) in [(video_1, 1), (video_2, 2)] {
         description.push_str(&format!(
             "udpsrc port={port} \
                caps=\"application/x-rtp,media=video,encoding-name=H264,clock-rate=90000,payload=96\" \
                ! rtph264depay ! h264parse ! avdec_h264 ! identity name=decoded_{pad} silent=false \
-               ! videoscale ! video/x-raw,width={tile_w},height={tile_h} ! {queue} ! mix.sink_{pad} "
+               ! {queue} ! mix.sink_{pad} "
         ));
     }
     description.push_str(
