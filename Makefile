@@ -42,6 +42,8 @@ PACKAGES += mtools            # image: copies systemd-boot and the UKIs into the
 PACKAGES += sbsigntool        # image: signs systemd-boot and the UKIs for Secure Boot (sbsign, sbverify)
 PACKAGES += qemu-system-x86   # tests: boots the firmware image (software emulation, no KVM needed)
 PACKAGES += ovmf              # tests: UEFI firmware for qemu, which starts the image's systemd-boot
+PACKAGES += rauc              # image: `rauc bundle` makes signed update bundles; tests: `rauc service` on a private bus
+PACKAGES += squashfs-tools    # image: rauc bundle packs the bundle's content with mksquashfs
 
 # The browser drivers in tests/browser/ run on node >= 18 and are installed with npm. Debian 12's
 # nodejs (18.19) and npm do; a node from elsewhere (e.g. NodeSource's, which bundles npm and
@@ -80,7 +82,7 @@ define install_missing
 	fi
 endef
 
-.PHONY: deps bench-deps browser-deps node toolchain webui build deb image run test bench bench-webui clean
+.PHONY: deps bench-deps browser-deps node toolchain webui build deb image bundle run test bench bench-webui clean
 
 deps:
 	$(call install_missing,$(PACKAGES))
@@ -166,9 +168,25 @@ $(CURDIR)/target/image-keys/db.key:
 		-subj "/CN=roomd development Secure Boot key (not for production)/" \
 		-keyout "$(@D)/db.key" -out "$(@D)/db.crt"
 
-image: export ROOMD_UKI_KEY := $(ROOMD_UKI_KEY)
-image: export ROOMD_UKI_CERT := $(ROOMD_UKI_CERT)
-image: deb $(ROOMD_UKI_KEY)
+# Update bundles are signed with ROOMD_BUNDLE_KEY / ROOMD_BUNDLE_CERT; the image's RAUC accepts
+# bundles signed for that certificate. By default a development key made once in
+# target/image-keys/ (an integrator passes their own; see README.md "Firmware image").
+ROOMD_BUNDLE_KEY ?= $(CURDIR)/target/image-keys/bundle.key
+ROOMD_BUNDLE_CERT ?= $(CURDIR)/target/image-keys/bundle.crt
+$(CURDIR)/target/image-keys/bundle.key:
+	mkdir -p -m 0700 "$(@D)"
+	openssl req -new -x509 -newkey rsa:3072 -nodes -sha256 -days 3650 \
+		-subj "/O=roomd/CN=roomd development update bundles (not for production)/" \
+		-keyout "$(@D)/bundle.key" -out "$(@D)/bundle.crt"
+
+# `make image` also writes the image's own root as a signed update bundle,
+# target/image/roomd-<version>.raucb: `make bundle` is the same, by the name an integrator
+# looks for. ROOMD_IMAGE_VERSION and ROOMD_SECURITY_FLOOR set the image's version and floor.
+image bundle: export ROOMD_UKI_KEY := $(ROOMD_UKI_KEY)
+image bundle: export ROOMD_UKI_CERT := $(ROOMD_UKI_CERT)
+image bundle: export ROOMD_BUNDLE_KEY := $(ROOMD_BUNDLE_KEY)
+image bundle: export ROOMD_BUNDLE_CERT := $(ROOMD_BUNDLE_CERT)
+image bundle: deb $(ROOMD_UKI_KEY) $(ROOMD_BUNDLE_KEY)
 	image/build.sh "target/deb/roomd_$(VERSION)_$$(dpkg --print-architecture).deb" target/image
 
 # The simulated profile gets its own software TPM, so the device key lives in a TPM exactly as on

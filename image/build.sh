@@ -8,11 +8,20 @@
 # the image goes (default target/image). With ROOMD_UKI_KEY and ROOMD_UKI_CERT (PEM private key
 # and X.509 certificate) set, systemd-boot and both UKIs are signed for UEFI Secure Boot
 # (sbsign); the firmware must then trust that certificate (its db). Unset, they are unsigned.
+# ROOMD_BUNDLE_CERT (PEM certificate, required) is the keyring the image's RAUC checks update
+# bundles against; with ROOMD_BUNDLE_KEY (its private key) set as well, the image's own root is
+# also written as a signed update bundle, OUT_DIR/roomd-<version>.raucb (image/bundle.sh).
+# ROOMD_IMAGE_VERSION (default: the package's version) is the image's version, and
+# ROOMD_SECURITY_FLOOR (default 0: none) the lowest version this image lets itself be updated
+# (down) to. ROOMD_TEST_BUNDLES=1 also writes the two bundles the image boot test installs:
+# test-next.raucb (the same root as version <version>+next) and test-unhealthy.raucb (version
+# <version>+unhealthy, whose roomd exits at once: a build that boots but never becomes healthy).
 # Run as root (mmdebstrap's root mode chroots and mounts /proc). Packages are cached in
 # target/image-cache/apt, so a rebuild downloads nothing.
 #
 # Layout of OUT_DIR/roomd.img (partition UUIDs and file system UUIDs are fixed, below):
-#   1 esp          FAT32: systemd-boot, and one UKI per slot (EFI/Linux/roomd-a.efi, roomd-b.efi)
+#   1 esp          FAT32: systemd-boot, and one UKI per slot (EFI/Linux/roomd-<generation>-<slot>.efi,
+#                  see rootfs/usr/lib/roomd-image/boot-entries for the naming and boot counting)
 #   2 roomd-root-a erofs root, then its dm-verity hash tree (the UKI's command line has the hash)
 #   3 roomd-root-b the same root at first (an update writes the other slot and its UKI)
 #   4 roomd-data   ext4: roomd's state, its configuration and the journal; grown at first boot
@@ -34,6 +43,20 @@ deb=$(realpath "$deb")
 out=$(realpath -m "${2:-$top/target/image}")
 cache=$top/target/image-cache
 [ "$(id -u)" -eq 0 ] || { echo "build.sh: run as root (mmdebstrap chroots into the new root)" >&2; exit 1; }
+[ -f "${ROOMD_BUNDLE_CERT:-}" ] || {
+    echo "build.sh: ROOMD_BUNDLE_CERT must name the PEM certificate update bundles are signed with (the image's RAUC keyring)" >&2
+    exit 1
+}
+if [ -n "${ROOMD_BUNDLE_KEY:-}" ] && [ ! -f "$ROOMD_BUNDLE_KEY" ]; then
+    echo "build.sh: ROOMD_BUNDLE_KEY=$ROOMD_BUNDLE_KEY is not a file" >&2
+    exit 1
+fi
+# RAUC refuses bundles made for another kind of machine: compatible names the architecture.
+case "$arch" in
+amd64) compatible=roomd-x86_64 ;;
+arm64) compatible=roomd-aarch64 ;;
+*) compatible=roomd-$arch ;;
+esac
 
 # Fixed identifiers: the same tree gives the same partition table and the same UKI command lines.
 # PARTUUIDs are how each UKI finds its slot; they must differ between slots.
@@ -44,6 +67,10 @@ root_b_uuid=7c9a1e52-3f1b-4b8e-9d3a-0a1b2c3d4e0b
 data_uuid=7c9a1e52-3f1b-4b8e-9d3a-0a1b2c3d4e0d
 data_fs_uuid=7c9a1e52-3f1b-4b8e-9d3a-0a1b2c3d4efd
 erofs_uuid=7c9a1e52-3f1b-4b8e-9d3a-0a1b2c3d4ef0
+# Boot counting: the tries a newly installed slot gets, and how long its trial boot waits for
+# roomd's health verdict before it reboots (rootfs/usr/lib/roomd-image/boot-health).
+boot_tries=${ROOMD_BOOT_TRIES:-3}
+health_timeout_s=${ROOMD_HEALTH_TIMEOUT_S:-300}
 # Partition sizes in MiB. A slot holds the largest root an update may bring, with its hash tree.
 esp_mib=256
 slot_mib=1024
@@ -72,8 +99,9 @@ root=$work/root
 # stub the UKIs are made from and the boot loader, from the image's own systemd), sfdisk and
 # e2fsprogs (first boot grows the data partition and its file system), tpm-udev (gives the tss
 # group /dev/tpmrm0, which roomd opens as a member of tss), libtss2-rc0 (systemd-pcrphase loads
-# it with the other tpm2-tss libraries to measure boot phases into PCR 11), dbus, and roomd's
-# own package, whose Depends (GStreamer, tpm2-tss, ...) apt resolves.
+# it with the other tpm2-tss libraries to measure boot phases into PCR 11), dbus, RAUC and its
+# D-Bus service (updates), systemd-boot (systemd-bless-boot: boot counting), and roomd's own
+# package, whose Depends (GStreamer, tpm2-tss, ...) apt resolves.
 step "mmdebstrap bookworm root with $(basename "$deb")"
 mkdir -p "$work/debs"
 cp "$deb" "$work/debs/roomd.deb"
@@ -88,7 +116,7 @@ mmdebstrap --mode=root --variant=minbase --format=directory \
     --dpkgopt='path-include=/usr/share/doc/*/copyright' \
     --dpkgopt='path-include=/usr/share/doc/roomd/*' \
     --include=linux-image-amd64,systemd-sysv,udev,initramfs-tools,cryptsetup-bin,systemd-boot-efi \
-    --include=fdisk,e2fsprogs,tpm-udev,libtss2-rc0,dbus,zstd \
+    --include=fdisk,e2fsprogs,tpm-udev,libtss2-rc0,dbus,zstd,rauc,rauc-service,systemd-boot \
     --include="$work/debs/roomd.deb" \
     --setup-hook='mkdir -p "$1"/var/cache/apt/archives/' \
     --setup-hook="sync-in $cache/apt /var/cache/apt/archives/" \
@@ -116,7 +144,46 @@ chroot "$root" systemctl mask --quiet serial-getty@ttyS0.service getty@tty1.serv
 # The root is read-only and changes only as a whole slot: apt's and dpkg's timers have nothing to do.
 chroot "$root" systemctl mask --quiet apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer
 chroot "$root" systemctl enable --quiet roomd.service roomd-firstboot.service \
-    roomd-image-report.service systemd-networkd.service
+    roomd-image-report.service systemd-networkd.service roomd-boot-health.service
+# systemd-boot's package would install and update the boot loader in an ESP at each kernel or
+# systemd upgrade; in this image the ESP changes only through RAUC (rauc-post-install).
+rm -f "$root"/etc/kernel/postinst.d/zz-systemd-boot "$root"/etc/kernel/postrm.d/zz-systemd-boot
+mkdir -p "$root/efi"
+printf 'BOOT_TRIES=%s\nHEALTH_TIMEOUT_S=%s\n' "$boot_tries" "$health_timeout_s" \
+    > "$root/usr/lib/roomd-image/boot.conf"
+# RAUC: which slots it writes (by their fixed PARTUUIDs), how the boot loader is driven, and the
+# keyring bundles must be signed for. Its status (installed versions, times) lives on the data
+# partition, so it survives slot changes.
+mkdir -p "$root/etc/rauc"
+install -m 0644 "$ROOMD_BUNDLE_CERT" "$root/etc/rauc/keyring.pem"
+cat > "$root/etc/rauc/system.conf" <<RAUC
+# Written by image/build.sh.
+[system]
+compatible=$compatible
+bootloader=custom
+# Verity bundles only: their payload is checked block by block as it is read.
+bundle-formats=-plain
+data-directory=/data/rauc
+# rauc-post-install activates a slot once its UKI is in the ESP.
+activate-installed=false
+
+[handlers]
+bootloader-custom-backend=/usr/lib/roomd-image/rauc-bootloader
+post-install=/usr/lib/roomd-image/rauc-post-install
+
+[keyring]
+path=/etc/rauc/keyring.pem
+
+[slot.rootfs.0]
+device=/dev/disk/by-partuuid/$root_a_uuid
+type=raw
+bootname=a
+
+[slot.rootfs.1]
+device=/dev/disk/by-partuuid/$root_b_uuid
+type=raw
+bootname=b
+RAUC
 # Journald keeps the journal on the data partition (/var/log/journal is bound there).
 mkdir -p "$root/data" "$root/var/log/journal"
 # The data partition's first content: roomd's (empty) state and configuration folders with the
@@ -125,6 +192,7 @@ roomd_uid=$(chroot "$root" id -u roomd)
 roomd_gid=$(chroot "$root" id -g roomd)
 data=$work/data
 install -d -m 0755 "$data/roomd" "$data/journal"
+install -d -m 0700 "$data/rauc"
 install -d -m 0700 -o "$roomd_uid" -g "$roomd_gid" "$data/roomd/state"
 install -d -m 0750 -o "$roomd_uid" -g "$roomd_gid" "$data/roomd/etc"
 # The package's default roomd.toml stays in the image for reference; the data partition's copy
@@ -143,38 +211,65 @@ rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/
     "$root"/tmp/* "$root"/var/tmp/*
 version=$(dpkg-deb --field "$deb" Version)
 
+image_version=${ROOMD_IMAGE_VERSION:-$version}
+security_floor=${ROOMD_SECURITY_FLOOR:-0}
+for value in "$image_version" "$security_floor"; do
+    [[ $value =~ ^[0-9][0-9A-Za-z.+~-]*$ ]] || {
+        echo "build.sh: '$value' is not a version (digits first, then letters, digits and . + ~ -)" >&2
+        exit 1
+    }
+done
+
 # --- 3. Root slot: erofs + dm-verity -------------------------------------------------------------
-step "erofs root"
-# lz4hc: smaller than lz4, and decompression is still cheap for the box's CPU.
-mkfs.erofs -zlz4hc -U "$erofs_uuid" -T "$SOURCE_DATE_EPOCH" "$work/root.img" "$root" >/dev/null
-root_bytes=$(stat -c %s "$work/root.img")
-# The hash tree follows the file system on the same partition, 4 KiB aligned.
-hash_offset=$(( (root_bytes + 4095) / 4096 * 4096 ))
-truncate -s "$hash_offset" "$work/root.img"
-step "dm-verity hash tree"
-# Fixed salt and UUID: the root hash then depends only on the root's bytes.
-veritysetup format "$work/root.img" "$work/root.img" --hash-offset="$hash_offset" \
-    --data-blocks=$((hash_offset / 4096)) \
-    --salt=726f6f6d642d696d6167652d766572697479 --uuid="$erofs_uuid" > "$work/verity.txt"
-roothash=$(sed -n 's/^Root hash:[[:space:]]*//p' "$work/verity.txt")
-[ -n "$roothash" ] || { cat "$work/verity.txt" >&2; echo "build.sh: veritysetup printed no root hash" >&2; exit 1; }
-veritysetup verify "$work/root.img" "$work/root.img" "$roothash" --hash-offset="$hash_offset"
-slot_bytes=$(stat -c %s "$work/root.img")
-[ "$slot_bytes" -le $((slot_mib * 1024 * 1024)) ] || {
-    echo "build.sh: the root with its hash tree ($slot_bytes bytes) does not fit a ${slot_mib} MiB slot" >&2
-    exit 1
+# The image's identity, read by roomd (its status, and the update checks: RAUC's bundle version is
+# compared with the floor) and by people: os-release's IMAGE_ID/IMAGE_VERSION, and a vendor field
+# for the security floor.
+set_identity() {
+    local tree=$1 image_version=$2
+    sed -i '/^IMAGE_ID=/d; /^IMAGE_VERSION=/d; /^ROOMD_SECURITY_FLOOR=/d' "$tree/usr/lib/os-release"
+    printf 'IMAGE_ID=roomd\nIMAGE_VERSION=%s\nROOMD_SECURITY_FLOOR=%s\n' "$image_version" "$security_floor" \
+        >> "$tree/usr/lib/os-release"
+}
+
+# make_slot TREE OUTPUT: the slot image of TREE (erofs, then its hash tree 4 KiB aligned on the
+# same partition); sets $roothash and $hash_offset.
+make_slot() {
+    local tree=$1 output=$2
+    # lz4hc: smaller than lz4, and decompression is still cheap for the box's CPU.
+    mkfs.erofs -zlz4hc -U "$erofs_uuid" -T "$SOURCE_DATE_EPOCH" "$output" "$tree" >/dev/null
+    local root_bytes
+    root_bytes=$(stat -c %s "$output")
+    hash_offset=$(( (root_bytes + 4095) / 4096 * 4096 ))
+    truncate -s "$hash_offset" "$output"
+    # Fixed salt and UUID: the root hash then depends only on the root's bytes.
+    veritysetup format "$output" "$output" --hash-offset="$hash_offset" \
+        --data-blocks=$((hash_offset / 4096)) \
+        --salt=726f6f6d642d696d6167652d766572697479 --uuid="$erofs_uuid" > "$work/verity.txt"
+    roothash=$(sed -n 's/^Root hash:[[:space:]]*//p' "$work/verity.txt")
+    [ -n "$roothash" ] || { cat "$work/verity.txt" >&2; echo "build.sh: veritysetup printed no root hash" >&2; exit 1; }
+    veritysetup verify "$output" "$output" "$roothash" --hash-offset="$hash_offset"
+    local slot_bytes
+    slot_bytes=$(stat -c %s "$output")
+    [ "$slot_bytes" -le $((slot_mib * 1024 * 1024)) ] || {
+        echo "build.sh: the root with its hash tree ($slot_bytes bytes) does not fit a ${slot_mib} MiB slot" >&2
+        exit 1
+    }
 }
 
 # --- 4. One UKI per slot -------------------------------------------------------------------------
 # A UKI is systemd's EFI stub with the kernel, initramfs, os-release and command line added as PE
 # sections. The command line names the slot's partition and its root hash, so whoever signs the
 # UKI vouches for the root. Section addresses are computed from the stub's own sections and the
-# sizes of the parts (fixed addresses break for kernels over 16 MB).
-stub=$root/usr/lib/systemd/boot/efi/linuxx64.efi.stub
+# sizes of the parts (fixed addresses break for kernels over 16 MB). The .osrel section names the
+# image for the boot menu but has no version field: systemd-boot then orders the entries by file
+# name, which is how rauc-bootloader chooses the slot that boots (see boot-entries).
+stub=$work/linuxx64.efi.stub
 make_uki() {
-    local slot=$1 partuuid=$2 output=$3
-    printf '%s' "roomd.slot=$slot roomd.verity.data=PARTUUID=$partuuid roomd.verity.hashoffset=$hash_offset roomd.verity.roothash=$roothash root=/dev/mapper/root rootfstype=erofs ro console=tty0 console=ttyS0,115200 systemd.gpt_auto=0 panic=30" \
+    local slot=$1 partuuid=$2 image_version=$3 output=$4
+    printf '%s' "roomd.slot=$slot rauc.slot=$slot roomd.verity.data=PARTUUID=$partuuid roomd.verity.hashoffset=$hash_offset roomd.verity.roothash=$roothash root=/dev/mapper/root rootfstype=erofs ro console=tty0 console=ttyS0,115200 systemd.gpt_auto=0 panic=30" \
         > "$work/cmdline-$slot"
+    printf 'ID=roomd\nNAME="roomd"\nPRETTY_NAME="roomd %s (slot %s)"\n' "$image_version" "${slot^^}" \
+        > "$work/osrel-$slot"
     local alignment=4096 offset=0 name size vma
     # The end of the stub's last section: VMA + size of each line of `objdump -h`.
     while read -r _ name size vma _; do
@@ -182,7 +277,7 @@ make_uki() {
         [ "$end" -le "$offset" ] || offset=$end
     done < <(objdump -h "$stub" | awk 'NF == 7 && $1 ~ /^[0-9]+$/')
     local args=()
-    for part in ".osrel=$root/usr/lib/os-release" ".cmdline=$work/cmdline-$slot" \
+    for part in ".osrel=$work/osrel-$slot" ".cmdline=$work/cmdline-$slot" \
         ".initrd=$initrd" ".linux=$kernel"; do
         name=${part%%=*}
         offset=$(( (offset + alignment - 1) / alignment * alignment ))
@@ -190,11 +285,9 @@ make_uki() {
         offset=$(( offset + $(stat -L -c %s "${part#*=}") ))
     done
     objcopy "${args[@]}" "$stub" "$output"
+    sign "$output"
 }
-step "UKIs"
-make_uki a "$root_a_uuid" "$work/roomd-a.efi"
-make_uki b "$root_b_uuid" "$work/roomd-b.efi"
-cp "$root/usr/lib/systemd/boot/efi/systemd-bootx64.efi" "$work/systemd-bootx64.efi"
+
 # Secure Boot: the signature over a UKI covers its kernel, initramfs and command line, hence the
 # root hash; the firmware starts only signed EFI programs, so the boot loader is signed as well.
 if [ -n "${ROOMD_UKI_KEY:-}" ] || [ -n "${ROOMD_UKI_CERT:-}" ]; then
@@ -202,15 +295,39 @@ if [ -n "${ROOMD_UKI_KEY:-}" ] || [ -n "${ROOMD_UKI_CERT:-}" ]; then
         echo "build.sh: ROOMD_UKI_KEY and ROOMD_UKI_CERT must both name files" >&2
         exit 1
     }
-    step "signing systemd-boot and the UKIs with $(openssl x509 -noout -subject -in "$ROOMD_UKI_CERT")"
-    for efi in roomd-a.efi roomd-b.efi systemd-bootx64.efi; do
-        sbsign --key "$ROOMD_UKI_KEY" --cert "$ROOMD_UKI_CERT" --output "$work/$efi.signed" \
-            "$work/$efi" 2>/dev/null
-        mv "$work/$efi.signed" "$work/$efi"
-    done
+    step "EFI programs are signed with $(openssl x509 -noout -subject -in "$ROOMD_UKI_CERT")"
+    sign() {
+        sbsign --key "$ROOMD_UKI_KEY" --cert "$ROOMD_UKI_CERT" --output "$1.signed" "$1" 2>/dev/null
+        mv "$1.signed" "$1"
+    }
 else
     step "not signing (ROOMD_UKI_KEY / ROOMD_UKI_CERT unset): boots only with Secure Boot off"
+    sign() { :; }
 fi
+
+# make_release TREE IMAGE_VERSION DIR: the slot image and both UKIs of TREE at IMAGE_VERSION in
+# DIR (root.erofs.verity, roomd-a.efi, roomd-b.efi, release.env): what the disk image's slots
+# hold, and what an update bundle carries.
+make_release() {
+    local tree=$1 image_version=$2 dir=$3
+    mkdir -p "$dir"
+    set_identity "$tree" "$image_version"
+    step "erofs root and dm-verity hash tree ($image_version)"
+    make_slot "$tree" "$dir/root.erofs.verity"
+    step "UKIs ($image_version)"
+    make_uki a "$root_a_uuid" "$image_version" "$dir/roomd-a.efi"
+    make_uki b "$root_b_uuid" "$image_version" "$dir/roomd-b.efi"
+    printf 'VERSION=%s\nSECURITY_FLOOR=%s\nCOMPATIBLE=%s\nROOTHASH=%s\nHASH_OFFSET=%s\n' \
+        "$image_version" "$security_floor" "$compatible" "$roothash" "$hash_offset" > "$dir/release.env"
+}
+
+cp "$root/usr/lib/systemd/boot/efi/linuxx64.efi.stub" "$stub"
+cp "$root/usr/lib/systemd/boot/efi/systemd-bootx64.efi" "$work/systemd-bootx64.efi"
+sign "$work/systemd-bootx64.efi"
+release=$work/release
+make_release "$root" "$image_version" "$release"
+roothash=$(sed -n 's/^ROOTHASH=//p' "$release/release.env")
+hash_offset=$(sed -n 's/^HASH_OFFSET=//p' "$release/release.env")
 
 # --- 5. ESP: systemd-boot and the UKIs -----------------------------------------------------------
 step "ESP"
@@ -218,9 +335,9 @@ esp=$work/esp.img
 truncate -s "${esp_mib}M" "$esp"
 mkfs.vfat -F 32 -n ESP -i 52e1a97c --invariant "$esp" >/dev/null
 # systemd-boot at the removable-media path, so firmware without boot entries (a fresh box, OVMF)
-# starts it; it boots the UKIs it finds in EFI/Linux, the default one without waiting.
+# starts it; it boots the first UKI in its order (boot-entries) without waiting. Both slots hold
+# the same root at first; A comes first, B is its fallback. Neither is on trial.
 cat > "$work/loader.conf" <<'LOADER'
-default roomd-a.efi
 timeout 0
 editor no
 LOADER
@@ -229,7 +346,8 @@ mmd -i "$esp" ::/EFI ::/EFI/BOOT ::/EFI/systemd ::/EFI/Linux ::/loader
 mcopy -i "$esp" "$work/systemd-bootx64.efi" ::/EFI/BOOT/BOOTX64.EFI
 mcopy -i "$esp" "$work/systemd-bootx64.efi" ::/EFI/systemd/systemd-bootx64.efi
 mcopy -i "$esp" "$work/loader.conf" ::/loader/loader.conf
-mcopy -i "$esp" "$work/roomd-a.efi" "$work/roomd-b.efi" ::/EFI/Linux/
+mcopy -i "$esp" "$release/roomd-a.efi" ::/EFI/Linux/roomd-2-a.efi
+mcopy -i "$esp" "$release/roomd-b.efi" ::/EFI/Linux/roomd-1-b.efi
 
 # --- 6. Data partition ---------------------------------------------------------------------------
 step "data partition"
@@ -259,18 +377,46 @@ put() {
     dd if="$1" of="$disk" bs=1M seek="$2" conv=notrunc,sparse status=none
 }
 put "$esp" "$esp_start"
-put "$work/root.img" "$a_start"
-put "$work/root.img" "$b_start"
+put "$release/root.erofs.verity" "$a_start"
+put "$release/root.erofs.verity" "$b_start"
 put "$work/data.img" "$data_start"
 
-# --- 8. Outputs ----------------------------------------------------------------------------------
+# --- 8. Update bundles ---------------------------------------------------------------------------
+if [ -n "${ROOMD_BUNDLE_KEY:-}" ]; then
+    step "update bundle roomd-$image_version.raucb"
+    "$here/bundle.sh" "$release" "$work/roomd-$image_version.raucb"
+fi
+if [ "${ROOMD_TEST_BUNDLES:-0}" = 1 ]; then
+    [ -n "${ROOMD_BUNDLE_KEY:-}" ] || { echo "build.sh: ROOMD_TEST_BUNDLES=1 needs ROOMD_BUNDLE_KEY" >&2; exit 1; }
+    # The same root under a newer version: what a good update looks like.
+    make_release "$root" "$image_version+next" "$work/next"
+    step "update bundle test-next.raucb"
+    "$here/bundle.sh" "$work/next" "$work/test-next.raucb"
+    rm -rf "$work/next"
+    # A newer version whose roomd exits at once: it boots, but never becomes healthy.
+    printf '#!/bin/sh\necho "roomd: this test build exits at once (ROOMD_TEST_BUNDLES)" >&2\nexit 1\n' \
+        > "$root/usr/bin/roomd"
+    make_release "$root" "$image_version+unhealthy" "$work/unhealthy"
+    step "update bundle test-unhealthy.raucb"
+    "$here/bundle.sh" "$work/unhealthy" "$work/test-unhealthy.raucb"
+    rm -rf "$work/unhealthy"
+fi
+
+# --- 9. Outputs ----------------------------------------------------------------------------------
 # roomd.img is the disk (sparse); the slot image, the UKIs and a manifest are kept beside it for
-# the tests and, later, for update bundles.
+# the tests, with the update bundles.
+rm -f "$out"/*.raucb
 mv "$disk" "$out/roomd.img"
-mv "$work/root.img" "$out/root.erofs.verity"
-mv "$work/roomd-a.efi" "$work/roomd-b.efi" "$out/"
+mv "$release/root.erofs.verity" "$release/roomd-a.efi" "$release/roomd-b.efi" "$out/"
+for bundle in "$work"/*.raucb; do
+    [ -e "$bundle" ] && mv "$bundle" "$out/"
+done
 cat > "$out/manifest.env" <<MANIFEST
 ROOMD_VERSION=$version
+IMAGE_VERSION=$image_version
+SECURITY_FLOOR=$security_floor
+COMPATIBLE=$compatible
+BOOT_TRIES=$boot_tries
 ROOMD_DEB_SHA256=$(sha256sum "$deb" | cut -d' ' -f1)
 ROOTHASH=$roothash
 HASH_OFFSET=$hash_offset
@@ -287,4 +433,4 @@ SLOT_MIB=$slot_mib
 DATA_START_MIB=$data_start
 DATA_MIB=$data_mib
 MANIFEST
-step "done: $out/roomd.img (roomd $version, root hash $roothash)"
+step "done: $out/roomd.img (image $image_version, roomd $version, root hash $roothash)"
