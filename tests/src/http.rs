@@ -110,6 +110,23 @@ enum RequestBody {
     Chunked(Vec<u8>),
 }
 
+/// Runs `request` on `agent`, allowed `timeout` for the whole exchange instead of the agent's own.
+fn run_within<B: ureq::AsSendBody>(
+    agent: &ureq::Agent,
+    request: ureq::http::Request<B>,
+    timeout: Option<Duration>,
+) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+    match timeout {
+        Some(limit) => agent.run(
+            agent
+                .configure_request(request)
+                .timeout_global(Some(limit))
+                .build(),
+        ),
+        None => agent.run(request),
+    }
+}
+
 /// A request being put together; `send` performs it.
 pub struct ApiRequest {
     endpoint: Endpoint,
@@ -118,6 +135,8 @@ pub struct ApiRequest {
     headers: Vec<(String, String)>,
     body: RequestBody,
     source: Option<Ipv4Addr>,
+    /// Replaces the agent's 30 s limit for the whole exchange (large uploads to a slow guest).
+    timeout: Option<Duration>,
 }
 
 impl ApiRequest {
@@ -129,6 +148,7 @@ impl ApiRequest {
             headers: Vec::new(),
             body: RequestBody::None,
             source: None,
+            timeout: None,
         }
     }
 
@@ -170,6 +190,13 @@ impl ApiRequest {
         self
     }
 
+    /// Allows the whole exchange `limit` instead of the agent's 30 s (e.g. a firmware bundle of
+    /// hundreds of MB sent to a guest under software emulation).
+    pub fn timeout(mut self, limit: Duration) -> ApiRequest {
+        self.timeout = Some(limit);
+        self
+    }
+
     /// Connects from this loopback address (e.g. 127.0.0.2) instead of 127.0.0.1. Linux routes
     /// all of 127.0.0.0/8 to `lo`, so roomd sees a different client address.
     pub fn from_source(mut self, source: Ipv4Addr) -> ApiRequest {
@@ -203,18 +230,19 @@ impl ApiRequest {
         for (name, value) in &self.headers {
             builder = builder.header(name.as_str(), value.as_bytes());
         }
+        let (agent, timeout) = (&self.endpoint.agent, self.timeout);
         let result = match &self.body {
             RequestBody::None => builder
                 .body(())
-                .map(|request| self.endpoint.agent.run(request)),
+                .map(|request| run_within(agent, request, timeout)),
             RequestBody::Sized(bytes) => builder
                 .body(bytes.clone())
-                .map(|request| self.endpoint.agent.run(request)),
+                .map(|request| run_within(agent, request, timeout)),
             RequestBody::Chunked(bytes) => {
                 let reader = std::io::Cursor::new(bytes.clone());
                 builder
                     .body(ureq::SendBody::from_owned_reader(reader))
-                    .map(|request| self.endpoint.agent.run(request))
+                    .map(|request| run_within(agent, request, timeout))
             }
         };
         let mut response = result

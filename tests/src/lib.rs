@@ -50,7 +50,9 @@ pub use session::{SESSION_COOKIE, Session};
 pub use swtpm::Swtpm;
 pub use test_ca::{ServerCertificate, TestCa};
 pub use tls::DeviceCertificate;
-pub use vm::{FirmwareVm, GUEST_API_PORT, SNAKEOIL_CERT, SNAKEOIL_KEY, free_port};
+pub use vm::{
+    FirmwareVm, GUEST_API_PORT, SNAKEOIL_CERT, SNAKEOIL_KEY, esp_boot_entries, free_port,
+};
 pub use ws::EventSocket;
 
 /// The five roles of docs/api.md.

@@ -167,25 +167,35 @@ impl FirmwareVm {
         Ok(())
     }
 
-    /// Makes `entry` (a UKI's file name in the ESP's EFI/Linux) systemd-boot's default, by
-    /// rewriting loader/loader.conf in the ESP that starts `esp_offset_mib` into the disk (mtools,
-    /// no mounting). Use while the machine is off.
-    pub fn set_default_boot_entry(
-        &self,
-        esp_offset_mib: u64,
-        entry: &str,
-    ) -> Result<(), HarnessError> {
-        let conf = self.run_dir.join("loader.conf");
-        std::fs::write(&conf, format!("default {entry}\ntimeout 0\neditor no\n"))
-            .map_err(|e| HarnessError::io("cannot write loader.conf", e))?;
-        let disk = self.run_dir.join("disk.img");
-        run(Command::new("mcopy")
-            .env("MTOOLS_SKIP_CHECK", "1")
-            .arg("-o")
-            .arg("-i")
-            .arg(format!("{}@@{}M", disk.display(), esp_offset_mib))
-            .arg(&conf)
-            .arg("::/loader/loader.conf"))
+    /// The file names in the ESP's EFI/Linux of the machine's disk (see [`esp_boot_entries`]).
+    /// Reading while the guest runs is safe: the guest mounts the ESP with `flush`.
+    pub fn boot_entries(&self, esp_offset_mib: u64) -> Result<Vec<String>, HarnessError> {
+        esp_boot_entries(&self.run_dir.join("disk.img"), esp_offset_mib)
+    }
+
+    /// Waits until the guest turns the machine off by itself: qemu runs with `-no-reboot`, so a
+    /// reboot in the guest ends qemu (power it on again with [`FirmwareVm::power_on`]).
+    pub fn wait_until_off(&mut self, timeout: Duration) -> Result<(), HarnessError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let Some(qemu) = self.qemu.as_mut() else {
+                return Ok(());
+            };
+            match qemu.try_wait() {
+                Ok(Some(_)) => {
+                    self.power_off();
+                    return Ok(());
+                }
+                Ok(None) if Instant::now() > deadline => {
+                    return Err(HarnessError::Timeout {
+                        what: "the guest to turn itself off (reboot)".into(),
+                        timeout,
+                    });
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(500)),
+                Err(e) => return Err(HarnessError::io("cannot wait for qemu", e)),
+            }
+        }
     }
 
     /// Everything the guest wrote to its serial console so far.
@@ -286,6 +296,34 @@ impl Drop for FirmwareVm {
     fn drop(&mut self) {
         self.power_off();
     }
+}
+
+/// The file names in EFI/Linux (the root slots' boot entries with their boot counters, sorted) of
+/// the ESP that starts `esp_offset_mib` into `disk`, read with mtools without mounting.
+pub fn esp_boot_entries(disk: &Path, esp_offset_mib: u64) -> Result<Vec<String>, HarnessError> {
+    let output = Command::new("mdir")
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .arg("-b")
+        .arg("-i")
+        .arg(format!("{}@@{}M", disk.display(), esp_offset_mib))
+        .arg("::/EFI/Linux")
+        .output()
+        .map_err(|e| HarnessError::io("cannot run mdir (mtools)", e))?;
+    if !output.status.success() {
+        return Err(HarnessError::PeerFailed {
+            peer: "mdir".into(),
+            what: "the ESP's EFI/Linux".into(),
+            message: String::from_utf8_lossy(&output.stderr).into_owned(),
+        });
+    }
+    let mut names: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.rsplit('/').next())
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 /// A port on 127.0.0.1 that was free a moment ago (qemu binds it for the forward).

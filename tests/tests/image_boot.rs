@@ -1,25 +1,35 @@
-//! The firmware image (image/build.sh) boots in a virtual machine and runs roomd: qemu under
-//! software emulation with OVMF (Secure Boot on, trusting the key the image is signed with) and a
-//! swtpm as the machine's TPM, the serial console kept in
-//! target/image-test/run/serial.log (its tail is printed when the test fails).
+//! The firmware image (image/build.sh) boots in a virtual machine, runs roomd, and updates
+//! itself: qemu under software emulation with OVMF (Secure Boot on, trusting the key the image is
+//! signed with) and a swtpm as the machine's TPM. Each boot's serial console is kept in
+//! target/image-test/<test>/serial-*.log (its tail is printed when a test fails).
 //!
-//! Checked: the built disk has the documented GPT layout, each UKI is signed, each root slot
-//! verifies against the root hash inside its UKI and a slot with one bit flipped does not; the guest boots from slot A with its root on the dm-verity device,
-//! grows its data partition to the disk, picks the `simulated` hardware profile, and roomd
-//! answers on the forwarded API port; claimed through the API, roomd reports its device key in
-//! the TPM; and, with the machine off, that key is read out of the TPM's state with tpm2-tools
-//! (independently of roomd) and is the key of the TLS certificate the guest's API served. Then
-//! the same machine boots from slot B: verified root, and roomd keeps its claim and certificate
-//! (the data partition and the TPM outlive the slot).
+//! Checked on the built files: the documented GPT layout, both slots' boot entries in the ESP,
+//! each UKI signed, each root slot verifying against the root hash inside its UKI (and not with
+//! one bit flipped), and the update bundles verifying against the image's keyring.
+//!
+//! `the_image_boots_verified_and_updates_itself_to_the_other_slot`: the guest boots slot A with
+//! its root on the dm-verity device, grows its data partition, picks the `simulated` profile;
+//! roomd answers on the forwarded API port, is claimed, reports its device key in the TPM (read
+//! back out of the TPM's state with tpm2-tools while the machine is off: it is the key of the TLS
+//! certificate the guest served). Through the API, a bundle signed with another key is refused
+//! and a good bundle of the next version is installed into slot B; `update.reboot` restarts the
+//! box into B on trial (boot counter in the ESP), B reports the new version, roomd marks it good
+//! and systemd-bless-boot removes the counter. The claim and certificate survive the slot change.
+//!
+//! `an_update_that_never_becomes_healthy_is_rolled_back_by_itself`: a bundle whose roomd exits at
+//! once is installed; each start of slot B fails roomd's health verdict and reboots, using up a
+//! try; after the last one the box starts slot A again by itself, and roomd's status says it
+//! rolled back, from which version to which.
 //!
 //! The image is built from the binaries under test (ROOMD_BIN's folder, debug in `make test`)
 //! and only when they or image/ changed since the last build (target/image-test/inputs.sha256).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use roomd_tests::{DeviceCertificate, FirmwareVm, Session};
+use roomd_tests::{DeviceCertificate, FirmwareVm, Session, esp_boot_entries};
 use rustls::pki_types::pem::PemObject;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -28,6 +38,12 @@ use sha2::{Digest, Sha256};
 /// about a minute; 5 minutes leaves room for a machine shared with other test runs.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
 const API_TIMEOUT: Duration = Duration::from_secs(60);
+/// Sending a bundle of about 600 MB to the guest and RAUC writing it into a slot, under software
+/// emulation (about 2 minutes each on a quiet machine).
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(900);
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
+/// From `update.reboot`, or a failed trial boot, until the guest has turned itself off.
+const REBOOT_TIMEOUT: Duration = Duration::from_secs(300);
 /// The guest's disk is the image grown by this much, as if flashed onto a larger disk.
 const GROW_BYTES: u64 = 512 * 1024 * 1024;
 /// Persistent handle of the device key (docs/identity.md).
@@ -43,6 +59,9 @@ fn repo() -> PathBuf {
 fn out_dir() -> PathBuf {
     repo().join("target").join("image-test")
 }
+
+/// The image is built once per test run, by whichever test comes first.
+static IMAGE: Mutex<Option<PathBuf>> = Mutex::new(None);
 
 fn stdout_of(command: &mut Command) -> String {
     let output = command
@@ -106,8 +125,47 @@ fn signing_key() -> (PathBuf, PathBuf) {
     (key, cert)
 }
 
+/// A key and self-signed certificate made once in target/image-test/keys/: `name` "bundle" signs
+/// the update bundles (its certificate is the image's RAUC keyring), "stranger" a bundle the box
+/// must refuse.
+fn bundle_key(name: &str) -> (PathBuf, PathBuf) {
+    let dir = out_dir().join("keys");
+    let (key, cert) = (
+        dir.join(format!("{name}.key")),
+        dir.join(format!("{name}.crt")),
+    );
+    if !key.is_file() || !cert.is_file() {
+        std::fs::create_dir_all(&dir).expect("create the key folder");
+        stdout_of(
+            Command::new("openssl")
+                .args([
+                    "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256",
+                ])
+                .args(["-days", "3650", "-subj"])
+                .arg(format!("/O=roomd tests/CN=roomd test {name} bundles/"))
+                .arg("-keyout")
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert),
+        );
+    }
+    (key, cert)
+}
+
 /// The image of the binaries under test, built unless target/image-test holds it already.
 fn image() -> PathBuf {
+    let mut built = IMAGE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(image) = built.as_ref() {
+        return image.clone();
+    }
+    let image = build_image();
+    *built = Some(image.clone());
+    image
+}
+
+fn build_image() -> PathBuf {
     let roomd = roomd_tests::roomd_bin().expect("roomd binary (ROOMD_BIN)");
     let bin_dir = roomd.parent().expect("roomd has a folder");
     let out = out_dir();
@@ -129,9 +187,13 @@ fn image() -> PathBuf {
     );
     let deb = PathBuf::from(printed.trim());
     let (key, cert) = signing_key();
+    let (bundle_key, bundle_cert) = bundle_key("bundle");
     let status = Command::new(repo().join("image/build.sh"))
         .env("ROOMD_UKI_KEY", &key)
         .env("ROOMD_UKI_CERT", &cert)
+        .env("ROOMD_BUNDLE_KEY", &bundle_key)
+        .env("ROOMD_BUNDLE_CERT", &bundle_cert)
+        .env("ROOMD_TEST_BUNDLES", "1")
         .arg(&deb)
         .arg(&out)
         .status()
@@ -209,6 +271,11 @@ fn check_slots_verify(image: &Path) {
                 .to_owned()
         };
         assert_eq!(param("roomd.slot"), slot);
+        assert_eq!(
+            param("rauc.slot"),
+            slot,
+            "RAUC learns the booted slot from rauc.slot="
+        );
         assert_eq!(param("roomd.verity.hashoffset"), offset);
         assert_eq!(
             param("roomd.verity.data"),
@@ -358,17 +425,9 @@ fn spki_in_tpm_state(state: &Path, scratch: &Path) -> Vec<u8> {
         .to_vec()
 }
 
-#[test]
-fn the_image_boots_from_a_verified_root_and_runs_roomd_with_its_key_in_the_tpm() {
-    let image = image();
-    check_layout(&image);
-    check_slots_verify(&image);
-
-    let run_dir = out_dir().join("run");
-    let booted = Instant::now();
-    let mut vm = FirmwareVm::boot(&image, &run_dir, GROW_BYTES).expect("the VM starts");
-    let last = vm
-        .wait_for_console("roomd-image: roomd=", BOOT_TIMEOUT)
+/// Waits for roomd's boot report on the console of the current boot and returns its lines.
+fn wait_for_report(vm: &mut FirmwareVm) -> Vec<String> {
+    vm.wait_for_console("roomd-image: roomd=", BOOT_TIMEOUT)
         .unwrap_or_else(|error| {
             panic!(
                 "{error}\n--- console tail ({}) ---\n{}",
@@ -376,19 +435,250 @@ fn the_image_boots_from_a_verified_root_and_runs_roomd_with_its_key_in_the_tpm()
                 vm.console_tail(80)
             )
         });
+    report_lines(&vm.console())
+}
+
+/// The device certificate the boot report printed, trusted alone for the API.
+fn certificate_from_report(report: &[String], run_dir: &Path) -> (String, DeviceCertificate) {
+    let pem: String = report
+        .iter()
+        .skip_while(|line| !line.starts_with("-----BEGIN CERTIFICATE-----"))
+        .take_while(|line| !line.starts_with("-----END CERTIFICATE-----"))
+        .chain(std::iter::once(&"-----END CERTIFICATE-----".to_owned()))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let path = run_dir.join("device-cert.pem");
+    std::fs::write(&path, &pem).expect("write the device certificate");
+    let certificate = DeviceCertificate::load(&path).expect("the console's certificate");
+    (pem, certificate)
+}
+
+fn wait_for_api(vm: &FirmwareVm, certificate: &DeviceCertificate) {
+    let deadline = Instant::now() + API_TIMEOUT;
+    loop {
+        match vm.request(certificate, "GET", "/api/v1/health").send() {
+            Ok(response) if response.status == 200 => {
+                assert_eq!(response.json().expect("JSON"), json!({ "status": "ok" }));
+                return;
+            }
+            Ok(response) if Instant::now() > deadline => {
+                panic!(
+                    "GET /api/v1/health: {} {}",
+                    response.status,
+                    response.text()
+                )
+            }
+            Err(error) if Instant::now() > deadline => panic!("GET /api/v1/health: {error}"),
+            _ => std::thread::sleep(Duration::from_secs(1)),
+        }
+    }
+}
+
+const ADMIN_PASSWORD: &str = "image-boot-test-password";
+
+/// Claims the freshly booted box with the code from its console and logs in.
+fn claim(vm: &FirmwareVm, certificate: &DeviceCertificate, report: &[String]) -> Session {
+    let code = report_value(report, "claim-code");
+    vm.request(certificate, "POST", "/api/v1/claim")
+        .json(&json!({ "code": code, "username": "admin", "password": ADMIN_PASSWORD }))
+        .send()
+        .expect("POST /api/v1/claim")
+        .expect_status(201, "claiming the booted box")
+        .expect("claimed");
+    login(vm, certificate)
+}
+
+/// Logs in as the admin, retrying while roomd is still starting.
+fn login(vm: &FirmwareVm, certificate: &DeviceCertificate) -> Session {
+    let deadline = Instant::now() + API_TIMEOUT;
+    loop {
+        let answer = vm
+            .request(certificate, "POST", "/api/v1/session")
+            .json(&json!({ "username": "admin", "password": ADMIN_PASSWORD }))
+            .send();
+        match answer {
+            Ok(response) if response.status == 200 => {
+                return Session::from_login_response(&response).expect("a session");
+            }
+            Ok(response) if Instant::now() > deadline => {
+                panic!("logging in: {} {}", response.status, response.text())
+            }
+            Err(error) if Instant::now() > deadline => panic!("logging in: {error}"),
+            _ => std::thread::sleep(Duration::from_secs(1)),
+        }
+    }
+}
+
+/// `status.update`, waited for until `done` holds of it.
+fn wait_for_update_status(
+    vm: &FirmwareVm,
+    certificate: &DeviceCertificate,
+    session: &Session,
+    what: &str,
+    timeout: Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let status = vm
+            .request(certificate, "GET", "/api/v1/status/update")
+            .session(session)
+            .send()
+            .expect("GET /api/v1/status/update")
+            .expect_status(200, "status/update")
+            .expect("status.update")
+            .json()
+            .expect("JSON");
+        if done(&status) {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {timeout:?}; status.update is {status}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+/// Sends a bundle file to `POST /api/v1/update`.
+fn upload(
+    vm: &FirmwareVm,
+    certificate: &DeviceCertificate,
+    session: &Session,
+    bundle: &Path,
+) -> roomd_tests::ApiResponse {
+    let bytes = std::fs::read(bundle)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", bundle.display()));
+    vm.request(certificate, "POST", "/api/v1/update")
+        .session(session)
+        .header("Content-Type", "application/octet-stream")
+        .body(bytes)
+        .timeout(UPLOAD_TIMEOUT)
+        .send()
+        .unwrap_or_else(|error| panic!("POST /api/v1/update {}: {error}", bundle.display()))
+}
+
+/// Runs `update.reboot`: the box restarts into the installed slot.
+fn reboot_into_update(vm: &FirmwareVm, certificate: &DeviceCertificate, session: &Session) {
+    let response = vm
+        .request(certificate, "POST", "/api/v1/commands/update.reboot")
+        .session(session)
+        .json(&json!({}))
+        .send()
+        .expect("POST /api/v1/commands/update.reboot");
+    assert!(
+        (200..300).contains(&response.status),
+        "update.reboot: {} {}",
+        response.status,
+        response.text()
+    );
+}
+
+/// A well-formed bundle of the image's compatible, signed with a key the image does not trust.
+fn stranger_bundle() -> PathBuf {
+    let dir = out_dir().join("stranger");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the stranger bundle's folder");
+    std::fs::write(dir.join("root.erofs.verity"), vec![0u8; 64 * 1024]).expect("write a root");
+    for uki in ["roomd-a.efi", "roomd-b.efi"] {
+        std::fs::write(dir.join(uki), b"not a UKI").expect("write a UKI");
+    }
+    std::fs::write(
+        dir.join("release.env"),
+        format!(
+            "VERSION={}+stranger\nSECURITY_FLOOR=0\nCOMPATIBLE={}\n",
+            manifest("IMAGE_VERSION"),
+            manifest("COMPATIBLE")
+        ),
+    )
+    .expect("write release.env");
+    let (key, cert) = bundle_key("stranger");
+    let bundle = out_dir().join("stranger.raucb");
+    stdout_of(
+        Command::new(repo().join("image/bundle.sh"))
+            .env("ROOMD_BUNDLE_KEY", key)
+            .env("ROOMD_BUNDLE_CERT", cert)
+            .arg(&dir)
+            .arg(&bundle),
+    );
+    bundle
+}
+
+/// The bundles build.sh wrote verify against the image's keyring, and the stranger's does not.
+fn check_bundles_verify(stranger: &Path) {
+    let keyring = bundle_key("bundle").1;
+    for (bundle, version) in [
+        (
+            "test-next.raucb",
+            format!("{}+next", manifest("IMAGE_VERSION")),
+        ),
+        (
+            "test-unhealthy.raucb",
+            format!("{}+unhealthy", manifest("IMAGE_VERSION")),
+        ),
+    ] {
+        let info: serde_json::Value = serde_json::from_str(&stdout_of(
+            Command::new("rauc")
+                .arg("info")
+                .arg(format!("--keyring={}", keyring.display()))
+                .arg("--output-format=json")
+                .arg(out_dir().join(bundle)),
+        ))
+        .expect("rauc info --output-format=json");
+        assert_eq!(
+            info["compatible"],
+            manifest("COMPATIBLE").as_str(),
+            "{bundle}: {info}"
+        );
+        assert_eq!(info["version"], version.as_str(), "{bundle}: {info}");
+    }
+    let refused = Command::new("rauc")
+        .arg("info")
+        .arg(format!("--keyring={}", keyring.display()))
+        .arg(stranger)
+        .output()
+        .expect("rauc info runs");
+    assert!(
+        !refused.status.success(),
+        "the stranger's bundle verifies against the image's keyring"
+    );
+}
+
+#[test]
+fn the_image_boots_verified_and_updates_itself_to_the_other_slot() {
+    let image = image();
+    check_layout(&image);
+    check_slots_verify(&image);
+    let stranger = stranger_bundle();
+    check_bundles_verify(&stranger);
+    let esp_start: u64 = manifest("ESP_START_MIB").parse().expect("ESP_START_MIB");
+    let tries: u32 = manifest("BOOT_TRIES").parse().expect("BOOT_TRIES");
+    let version = manifest("IMAGE_VERSION");
+    let next = format!("{version}+next");
+    // As built, both slots hold the same root; A boots first, B is its fallback; no trial.
+    assert_eq!(
+        esp_boot_entries(&image, esp_start).expect("the image's ESP"),
+        ["roomd-1-b.efi", "roomd-2-a.efi"]
+    );
+
+    let run_dir = out_dir().join("update");
+    let booted = Instant::now();
+    let mut vm = FirmwareVm::boot(&image, &run_dir, GROW_BYTES).expect("the VM starts");
+    let report = wait_for_report(&mut vm);
     let guard = ConsoleOnFailure(&vm);
-    let report = report_lines(&vm.console());
     eprintln!(
         "TIMING power-on to roomd's boot report: {:.0} s",
         booted.elapsed().as_secs_f64()
     );
-    assert!(
-        last.ends_with("roomd=active"),
-        "roomd is not running: {last}"
+    assert_eq!(
+        report_value(&report, "roomd"),
+        "active",
+        "roomd is not running"
     );
 
     // Slot A, on the verity device the initramfs opened, read-only.
     assert_eq!(report_value(&report, "slot"), "a");
+    assert_eq!(report_value(&report, "version"), version);
     let root = report_value(&report, "root");
     assert!(
         root.starts_with("/dev/mapper/root erofs ro"),
@@ -408,42 +698,15 @@ fn the_image_boots_from_a_verified_root_and_runs_roomd_with_its_key_in_the_tpm()
         data_mib > built_mib + GROW_BYTES / (1024 * 1024) / 2,
         "the data file system was not grown: {data_mib} MiB (built with {built_mib} MiB)"
     );
-    let console = vm.console();
     assert!(
-        console.contains("roomd-image: first boot, hardware profile simulated"),
+        vm.console()
+            .contains("roomd-image: first boot, hardware profile simulated"),
         "no hardware profile detection on the console"
     );
 
     // The API, through the forwarded port, trusting only the certificate the console showed.
-    let pem: String = report
-        .iter()
-        .skip_while(|line| !line.starts_with("-----BEGIN CERTIFICATE-----"))
-        .take_while(|line| !line.starts_with("-----END CERTIFICATE-----"))
-        .chain(std::iter::once(&"-----END CERTIFICATE-----".to_owned()))
-        .map(|line| format!("{line}\n"))
-        .collect();
-    let certificate_path = run_dir.join("device-cert.pem");
-    std::fs::write(&certificate_path, &pem).expect("write the device certificate");
-    let certificate =
-        DeviceCertificate::load(&certificate_path).expect("the console's certificate");
-    let deadline = Instant::now() + API_TIMEOUT;
-    loop {
-        match vm.request(&certificate, "GET", "/api/v1/health").send() {
-            Ok(response) if response.status == 200 => {
-                assert_eq!(response.json().expect("JSON"), json!({ "status": "ok" }));
-                break;
-            }
-            Ok(response) if Instant::now() > deadline => {
-                panic!(
-                    "GET /api/v1/health: {} {}",
-                    response.status,
-                    response.text()
-                )
-            }
-            Err(error) if Instant::now() > deadline => panic!("GET /api/v1/health: {error}"),
-            _ => std::thread::sleep(Duration::from_secs(1)),
-        }
-    }
+    let (pem, certificate) = certificate_from_report(&report, &run_dir);
+    wait_for_api(&vm, &certificate);
     eprintln!(
         "TIMING power-on to the API answering on port {}: {:.0} s",
         vm.api_port(),
@@ -451,21 +714,7 @@ fn the_image_boots_from_a_verified_root_and_runs_roomd_with_its_key_in_the_tpm()
     );
 
     // Claimed with the code from the console, roomd says its key is in the TPM.
-    let code = report_value(&report, "claim-code");
-    vm.request(&certificate, "POST", "/api/v1/claim")
-        .json(&json!({ "code": code, "username": "admin", "password": "image-boot-test-password" }))
-        .send()
-        .expect("POST /api/v1/claim")
-        .expect_status(201, "claiming the booted box")
-        .expect("claimed");
-    let login = vm
-        .request(&certificate, "POST", "/api/v1/session")
-        .json(&json!({ "username": "admin", "password": "image-boot-test-password" }))
-        .send()
-        .expect("POST /api/v1/session")
-        .expect_status(200, "logging in")
-        .expect("logged in");
-    let session = Session::from_login_response(&login).expect("a session");
+    let session = claim(&vm, &certificate, &report);
     let identity = vm
         .request(&certificate, "GET", "/api/v1/status/identity")
         .session(&session)
@@ -477,9 +726,81 @@ fn the_image_boots_from_a_verified_root_and_runs_roomd_with_its_key_in_the_tpm()
         .expect("JSON");
     assert_eq!(identity["backend"], "tpm", "status identity: {identity}");
 
-    // Machine off; the key at the device key's handle in the TPM is the API's TLS key.
+    // Updates are available; the factory slot is marked good once roomd is healthy.
+    let update = wait_for_update_status(
+        &vm,
+        &certificate,
+        &session,
+        "roomd marks the running slot good",
+        API_TIMEOUT,
+        |update| update["marked_good"] == true,
+    );
+    assert_eq!(update["available"], true, "status.update: {update}");
+    assert_eq!(
+        update["image_version"],
+        version.as_str(),
+        "status.update: {update}"
+    );
+    assert_eq!(update["booted_slot"], "A", "status.update: {update}");
+    assert!(update["rolled_back"].is_null(), "status.update: {update}");
+
+    // A bundle signed with a key the image does not trust is refused, and nothing is installed.
+    let refused = upload(&vm, &certificate, &session, &stranger);
+    assert_eq!(
+        refused.status,
+        422,
+        "the stranger's bundle: {}",
+        refused.text()
+    );
+    assert!(
+        refused.text().contains("signature"),
+        "the refusal does not name the signature: {}",
+        refused.text()
+    );
+
+    // The next version goes into slot B.
+    let sent = Instant::now();
+    upload(
+        &vm,
+        &certificate,
+        &session,
+        &out_dir().join("test-next.raucb"),
+    )
+    .expect_status(202, "POST /api/v1/update test-next.raucb")
+    .expect("the bundle is accepted");
+    eprintln!(
+        "TIMING sending test-next.raucb ({} MiB) to the guest: {:.0} s",
+        std::fs::metadata(out_dir().join("test-next.raucb")).map_or(0, |m| m.len() >> 20),
+        sent.elapsed().as_secs_f64()
+    );
+    let update = wait_for_update_status(
+        &vm,
+        &certificate,
+        &session,
+        "the update is installed",
+        INSTALL_TIMEOUT,
+        |update| update["state"] == "installed" || update["state"] == "failed",
+    );
+    assert_eq!(update["state"], "installed", "status.update: {update}");
+    assert_eq!(update["version"], next.as_str(), "status.update: {update}");
+    assert_eq!(update["needs_reboot"], true, "status.update: {update}");
+    eprintln!(
+        "TIMING bundle sent and installed: {:.0} s",
+        sent.elapsed().as_secs_f64()
+    );
+
+    reboot_into_update(&vm, &certificate, &session);
     drop(guard);
-    vm.power_off();
+    vm.wait_until_off(REBOOT_TIMEOUT)
+        .expect("the guest restarts after update.reboot");
+    // Slot B is now first, on trial; A stays as it was.
+    assert_eq!(
+        vm.boot_entries(esp_start)
+            .expect("the ESP after the install"),
+        ["roomd-2-a.efi".to_owned(), format!("roomd-3-b+{tries}.efi")]
+    );
+
+    // Machine off; the key at the device key's handle in the TPM is the API's TLS key.
     let in_tpm = spki_in_tpm_state(vm.tpm_state(), &run_dir);
     assert_eq!(
         in_tpm,
@@ -487,69 +808,173 @@ fn the_image_boots_from_a_verified_root_and_runs_roomd_with_its_key_in_the_tpm()
         "the TLS certificate the guest served is not for the key in its TPM"
     );
 
-    // The same box started from slot B (as after an update of B): verified root from B, and the
-    // data partition kept roomd's configuration, its claim and its certificate; the key is the
-    // one in the TPM (roomd serves the same certificate, whose key was read from the TPM above).
-    let esp_start: u64 = manifest("ESP_START_MIB").parse().expect("ESP_START_MIB");
-    vm.set_default_boot_entry(esp_start, "roomd-b.efi")
-        .expect("loader.conf names slot B");
+    // Slot B boots the new version from its verified root; the data partition kept roomd's
+    // configuration, claim and certificate.
     let rebooted = Instant::now();
     vm.power_on("serial-b.log").expect("the VM starts again");
-    let last = vm
-        .wait_for_console("roomd-image: roomd=", BOOT_TIMEOUT)
-        .unwrap_or_else(|error| {
-            panic!(
-                "{error}\n--- console tail ({}) ---\n{}",
-                vm.serial_log().display(),
-                vm.console_tail(80)
-            )
-        });
+    let report = wait_for_report(&mut vm);
     let guard = ConsoleOnFailure(&vm);
     eprintln!(
         "TIMING power-on to roomd's boot report from slot B: {:.0} s",
         rebooted.elapsed().as_secs_f64()
     );
-    assert!(
-        last.ends_with("roomd=active"),
-        "roomd is not running: {last}"
+    assert_eq!(
+        report_value(&report, "roomd"),
+        "active",
+        "roomd is not running"
     );
-    let console = vm.console();
-    let report = report_lines(&console);
     assert_eq!(report_value(&report, "slot"), "b");
+    assert_eq!(report_value(&report, "version"), next);
     assert!(report_value(&report, "root").starts_with("/dev/mapper/root erofs ro"));
     assert_eq!(report_value(&report, "verity"), "verified");
     assert!(
-        !console.contains("roomd-image: first boot"),
+        !vm.console().contains("roomd-image: first boot"),
         "the second boot ran the first-boot configuration again"
     );
     assert!(
         !report.iter().any(|line| line.starts_with("claim-code=")),
         "the claim was lost with the slot change: {report:#?}"
     );
+    let session = login(&vm, &certificate);
+    let update = wait_for_update_status(
+        &vm,
+        &certificate,
+        &session,
+        "roomd marks the new slot good",
+        API_TIMEOUT,
+        |update| update["marked_good"] == true,
+    );
+    assert_eq!(
+        update["image_version"],
+        next.as_str(),
+        "status.update: {update}"
+    );
+    assert_eq!(update["booted_slot"], "B", "status.update: {update}");
+    assert!(update["rolled_back"].is_null(), "status.update: {update}");
+    // roomd's verdict completes the boot: systemd-bless-boot takes the counter off B's entry.
     let deadline = Instant::now() + API_TIMEOUT;
-    let login = loop {
-        let answer = vm
-            .request(&certificate, "POST", "/api/v1/session")
-            .json(&json!({ "username": "admin", "password": "image-boot-test-password" }))
-            .send();
-        match answer {
-            Ok(response) if response.status == 200 => break response,
-            Ok(response) if Instant::now() > deadline => {
-                panic!(
-                    "logging in after the slot change: {} {}",
-                    response.status,
-                    response.text()
-                )
-            }
-            Err(error) if Instant::now() > deadline => {
-                panic!("logging in after the slot change: {error}")
-            }
-            _ => std::thread::sleep(Duration::from_secs(1)),
+    loop {
+        let entries = vm.boot_entries(esp_start).expect("the ESP while B runs");
+        if entries == ["roomd-2-a.efi", "roomd-3-b.efi"] {
+            break;
         }
-    };
-    Session::from_login_response(&login).expect("a session on slot B");
+        assert!(
+            Instant::now() < deadline,
+            "slot B was not blessed: the ESP holds {entries:?}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
     drop(guard);
     vm.power_off();
-    // The serial logs stay as artefacts; the 3 GB disk copy does not need to.
+    // The serial logs stay as artefacts; the disk copy does not need to.
+    let _ = std::fs::remove_file(run_dir.join("disk.img"));
+}
+
+#[test]
+fn an_update_that_never_becomes_healthy_is_rolled_back_by_itself() {
+    let image = image();
+    let esp_start: u64 = manifest("ESP_START_MIB").parse().expect("ESP_START_MIB");
+    let tries: u32 = manifest("BOOT_TRIES").parse().expect("BOOT_TRIES");
+    let version = manifest("IMAGE_VERSION");
+    let unhealthy = format!("{version}+unhealthy");
+
+    let run_dir = out_dir().join("rollback");
+    let mut vm = FirmwareVm::boot(&image, &run_dir, GROW_BYTES).expect("the VM starts");
+    let report = wait_for_report(&mut vm);
+    let guard = ConsoleOnFailure(&vm);
+    assert_eq!(report_value(&report, "slot"), "a");
+    let (_, certificate) = certificate_from_report(&report, &run_dir);
+    wait_for_api(&vm, &certificate);
+    let session = claim(&vm, &certificate, &report);
+
+    upload(
+        &vm,
+        &certificate,
+        &session,
+        &out_dir().join("test-unhealthy.raucb"),
+    )
+    .expect_status(202, "POST /api/v1/update test-unhealthy.raucb")
+    .expect("the bundle is accepted");
+    let update = wait_for_update_status(
+        &vm,
+        &certificate,
+        &session,
+        "the update is installed",
+        INSTALL_TIMEOUT,
+        |update| update["state"] == "installed" || update["state"] == "failed",
+    );
+    assert_eq!(update["state"], "installed", "status.update: {update}");
+    assert_eq!(
+        update["version"],
+        unhealthy.as_str(),
+        "status.update: {update}"
+    );
+    reboot_into_update(&vm, &certificate, &session);
+    drop(guard);
+    vm.wait_until_off(REBOOT_TIMEOUT)
+        .expect("the guest restarts after update.reboot");
+
+    // Each start of B fails roomd's health verdict and reboots; then A starts by itself.
+    let mut trials = 0;
+    let report = loop {
+        let boot = trials + 1;
+        vm.power_on(&format!("serial-{boot}.log"))
+            .expect("the VM starts again");
+        let report = wait_for_report(&mut vm);
+        let guard = ConsoleOnFailure(&vm);
+        if report_value(&report, "slot") == "a" {
+            break report;
+        }
+        trials += 1;
+        assert_eq!(report_value(&report, "version"), unhealthy);
+        assert!(
+            trials <= tries,
+            "slot B started {trials} times, with {tries} tries: {report:#?}"
+        );
+        drop(guard);
+        vm.wait_until_off(BOOT_TIMEOUT)
+            .expect("a trial boot that never becomes healthy reboots");
+    };
+    let guard = ConsoleOnFailure(&vm);
+    assert_eq!(trials, tries, "slot B had {trials} trial boots");
+    assert_eq!(report_value(&report, "version"), version);
+    assert_eq!(
+        report_value(&report, "roomd"),
+        "active",
+        "roomd is not running"
+    );
+
+    // roomd on A says what happened.
+    let session = login(&vm, &certificate);
+    let update = wait_for_update_status(
+        &vm,
+        &certificate,
+        &session,
+        "roomd reports the rollback",
+        API_TIMEOUT,
+        |update| !update["rolled_back"].is_null(),
+    );
+    assert_eq!(
+        update["rolled_back"],
+        json!({ "from": unhealthy, "to": version }),
+        "status.update: {update}"
+    );
+    assert_eq!(update["booted_slot"], "A", "status.update: {update}");
+    assert_eq!(
+        update["image_version"],
+        version.as_str(),
+        "status.update: {update}"
+    );
+    drop(guard);
+    vm.power_off();
+    // B's entry has used up its tries: systemd-boot keeps starting A.
+    assert_eq!(
+        vm.boot_entries(esp_start)
+            .expect("the ESP after the rollback"),
+        [
+            "roomd-2-a.efi".to_owned(),
+            format!("roomd-3-b+0-{tries}.efi")
+        ]
+    );
     let _ = std::fs::remove_file(run_dir.join("disk.img"));
 }
