@@ -44,6 +44,7 @@ PACKAGES += qemu-system-x86   # tests: boots the firmware image (software emulat
 PACKAGES += ovmf              # tests: UEFI firmware for qemu, which starts the image's systemd-boot
 PACKAGES += rauc              # image: `rauc bundle` makes signed update bundles; tests: `rauc service` on a private bus
 PACKAGES += squashfs-tools    # image: rauc bundle packs the bundle's content with mksquashfs
+PACKAGES += dbus-daemon       # tests: a private bus for `rauc service` (updates) and roomd's D-Bus interface
 
 # The browser drivers in tests/browser/ run on node >= 18 and are installed with npm. Debian 12's
 # nodejs (18.19) and npm do; a node from elsewhere (e.g. NodeSource's, which bundles npm and
