@@ -40,6 +40,9 @@ pub enum ApiError {
         /// `api.max_body_bytes`, in bytes.
         limit: usize,
     },
+    /// 413 `payload_too_large` for a limit other than `api.max_body_bytes` (an update bundle).
+    #[error("{0}")]
+    TooLarge(String),
     /// 415 `unsupported_media_type`: the body is not of the content type the route takes.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -105,7 +108,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
-            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::PayloadTooLarge { .. } | ApiError::TooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::InvalidConfig { .. } => "invalid_config",
             ApiError::InvalidCommand(_) => "invalid_command",
@@ -136,7 +139,9 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge { .. } | ApiError::TooLarge(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::InvalidConfig { .. }
             | ApiError::InvalidCommand(_)
