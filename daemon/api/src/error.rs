@@ -71,6 +71,9 @@ pub enum ApiError {
         /// When to try again; sent in whole seconds, at least 1.
         retry_after: Duration,
     },
+    /// 502 `bad_gateway`: a server roomd fetched from failed (an update bundle's URL).
+    #[error("{0}")]
+    BadGateway(String),
     /// 503 `unavailable`: a part of roomd the request needs is not working (stopping core,
     /// unwritable audit log, no TPM attestation).
     #[error("{0}")]
@@ -114,6 +117,7 @@ impl ApiError {
             ApiError::InvalidCommand(_) => "invalid_command",
             ApiError::Unprocessable { .. } => "invalid_request",
             ApiError::TooManyRequests { .. } => "too_many_requests",
+            ApiError::BadGateway(_) => "bad_gateway",
             ApiError::Unavailable(_) | ApiError::Busy { .. } => "unavailable",
             ApiError::UpgradeRequired(_) => "upgrade_required",
             ApiError::Internal(_) => "internal",
@@ -147,6 +151,7 @@ impl ResponseError for ApiError {
             | ApiError::InvalidCommand(_)
             | ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::UpgradeRequired(_) => StatusCode::UPGRADE_REQUIRED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -265,6 +265,15 @@ impl Staging {
         Ok(())
     }
 
+    /// The size the sender announced, when it was not known at [`UpdateHandle::begin`].
+    pub fn set_total(&mut self, total_bytes: Option<u64>) {
+        self.total_bytes = total_bytes;
+        self.inner.update(|s| {
+            s.progress.total_bytes = total_bytes;
+            s.progress.percent = total_bytes.map(|_| 0);
+        });
+    }
+
     /// Bytes received so far.
     pub fn bytes(&self) -> u64 {
         self.bytes
