@@ -207,11 +207,17 @@ fn only_media_and_identity_crates_reach_the_c_libraries() {
     // The update worker speaks D-Bus only: no media, no TPM, no HTTP server.
     let update = graph.closure("roomd-update");
     for forbidden in [GSTREAMER, TPM, HTTP_SERVER] {
-        assert!(!update.contains(forbidden), "roomd-update depends on {forbidden}");
+        assert!(
+            !update.contains(forbidden),
+            "roomd-update depends on {forbidden}"
+        );
     }
     // The room core stays free of D-Bus: D-Bus lives at the edges (roomd-update).
     for plain in ["roomd-base", "roomd-model", "roomd-hardware", "roomd-core"] {
-        assert!(!graph.closure(plain).contains("zbus"), "{plain} depends on zbus");
+        assert!(
+            !graph.closure(plain).contains("zbus"),
+            "{plain} depends on zbus"
+        );
     }
     assert!(!graph.closure("roomd-identity").contains(GSTREAMER));
 }

@@ -21,7 +21,9 @@ pub(crate) fn check_structure(path: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot read its size: {e}"))?
         .len();
     if len < 4096 + 8 {
-        return Err(format!("it has only {len} bytes"));
+        return Err(format!(
+            "it has only {len} bytes: the file is truncated or not a bundle"
+        ));
     }
     let mut head = [0u8; 48];
     file.read_exact(&mut head)

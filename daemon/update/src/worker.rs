@@ -157,9 +157,6 @@ impl UpdateHandle {
         if !status.available {
             return Err(UpdateError::NotAvailable(status.unavailable_reason));
         }
-        if total_bytes.is_some_and(|total| total > max_bytes) {
-            return Err(UpdateError::TooLarge { limit_mib });
-        }
         if self
             .inner
             .busy
@@ -169,6 +166,15 @@ impl UpdateHandle {
             return Err(UpdateError::Busy {
                 state: self.status().state.as_str(),
             });
+        }
+        if total_bytes.is_some_and(|total| total > max_bytes) {
+            let error = UpdateError::TooLarge { limit_mib };
+            self.inner.update(|s| {
+                s.state = UpdateState::Failed;
+                s.error = error.to_string();
+            });
+            self.inner.busy.store(false, AtomicOrdering::Release);
+            return Err(error);
         }
         let name = format!("bundle-{}", roomd_base::random::token_hex(8));
         let part = self.inner.staging_dir.join(format!("{name}.part"));
