@@ -316,7 +316,7 @@ fn a_system_that_is_not_a_firmware_image_refuses_updates_and_says_why() -> Resul
         &image(1, 100_000),
     )?;
     let answer = upload(&roomd, read(&bundle))?;
-    assert_eq!(answer.status, 503, "{}", answer.text());
+    assert_eq!(answer.status, 409, "{}", answer.text());
     assert!(
         answer
             .error_message()

@@ -3,7 +3,11 @@
 /// Why an update was refused or failed. Every message says what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum UpdateError {
-    /// Updates cannot be installed on this system (not a firmware image, or no RAUC).
+    /// roomd is not running from a firmware image (os-release has no `IMAGE_VERSION`): there is
+    /// nothing to update (e.g. `make run`, or the Debian package on a plain system).
+    #[error("updates are not available: {0}")]
+    NotFirmwareImage(String),
+    /// A firmware image, but RAUC cannot be used (not reachable, or the staging folder fails).
     #[error("updates are not available: {0}")]
     NotAvailable(String),
     /// Another update is being received or installed.

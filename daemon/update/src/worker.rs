@@ -154,6 +154,9 @@ impl UpdateHandle {
     pub fn begin(&self, max_bytes: u64, total_bytes: Option<u64>) -> Result<Staging, UpdateError> {
         let limit_mib = u32::try_from(max_bytes / (1024 * 1024)).unwrap_or(u32::MAX);
         let status = self.status();
+        if status.image_version.is_empty() {
+            return Err(UpdateError::NotFirmwareImage(status.unavailable_reason));
+        }
         if !status.available {
             return Err(UpdateError::NotAvailable(status.unavailable_reason));
         }

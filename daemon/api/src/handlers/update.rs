@@ -192,8 +192,11 @@ impl From<UpdateError> for ApiError {
     fn from(e: UpdateError) -> Self {
         let message = e.to_string();
         match e {
+            // The request does not fit this system: nothing will change by asking again.
+            UpdateError::NotFirmwareImage(_) | UpdateError::Busy { .. } => {
+                ApiError::Conflict(message)
+            }
             UpdateError::NotAvailable(_) => ApiError::Unavailable(message),
-            UpdateError::Busy { .. } => ApiError::Conflict(message),
             UpdateError::TooLarge { .. } => ApiError::TooLarge(message),
             UpdateError::Corrupt(_)
             | UpdateError::BadSignature
