@@ -108,9 +108,19 @@ async fn forward_status(room: RoomHandle, mut status: watch::Receiver<UpdateStat
     }
 }
 
+/// Follows `update.reboot` until the core stops (its status channel closes: every room handle,
+/// this worker's too, keeps the event channel itself open).
 async fn follow_reboot_requests(inner: &Inner, mut events: broadcast::Receiver<Notification>) {
+    let mut core = inner.room.watch_status();
     loop {
-        match events.recv().await {
+        let event = tokio::select! {
+            event = events.recv() => event,
+            changed = core.changed() => match changed {
+                Ok(()) => continue,
+                Err(_) => break,
+            },
+        };
+        match event {
             Ok(Notification::Event(event)) => {
                 if let RoomEvent::UpdateRebootRequested { version } = event.event {
                     tracing::warn!("rebooting into the installed update {version}");
