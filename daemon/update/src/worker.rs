@@ -505,6 +505,12 @@ impl Inner {
         // Subscribed before the install starts, so that a fast install's end is not missed.
         let completed = installer.receive_completed().await.map_err(service)?;
         let progress = installer.receive_progress_changed().await;
+        // RAUC leaving the bus ends the install too (no Completed would ever come).
+        let owner = installer
+            .inner()
+            .receive_owner_changed()
+            .await
+            .map_err(service)?;
         installer
             .install_bundle(&text, HashMap::new())
             .await
@@ -513,7 +519,7 @@ impl Inner {
         let inner = self.clone();
         let path = path.to_owned();
         tokio::spawn(async move {
-            let result = follow_install(&inner, &installer, completed, progress).await;
+            let result = follow_install(&inner, &installer, completed, progress, owner).await;
             inner.end(&path, result);
         });
         Ok(())
@@ -602,13 +608,16 @@ async fn follow_install(
     installer: &InstallerProxy<'static>,
     mut completed: crate::rauc::CompletedStream,
     mut progress: zbus::proxy::PropertyStream<'static, (i32, String, i32)>,
+    mut owner: zbus::proxy::OwnerChangedStream<'static>,
 ) -> Result<(), String> {
+    let went_away = || Err("RAUC left the D-Bus during the install".to_owned());
     let code = loop {
         tokio::select! {
             signal = completed.next() => match signal {
                 Some(signal) => break signal.args().map(|a| a.result).unwrap_or(-1),
-                None => return Err("RAUC went away during the install".to_owned()),
+                None => return went_away(),
             },
+            Some(None) = owner.next() => return went_away(),
             Some(change) = progress.next() => {
                 if let Ok((percent, message, _depth)) = change.get().await {
                     inner.update(|s| {
@@ -673,4 +682,62 @@ fn rolled_back(slots: &[crate::rauc::SlotStatus], running: &str) -> Option<Rolle
             to: running.to_owned(),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zbus::{OwnedVariant, Variant};
+
+    fn slot(name: &str, fields: &[(&str, &str)]) -> crate::rauc::SlotStatus {
+        let map = fields
+            .iter()
+            .map(|(k, v)| {
+                let value = OwnedVariant::try_from(Variant::from(*v)).expect("a string variant");
+                ((*k).to_owned(), value)
+            })
+            .collect();
+        (name.to_owned(), map)
+    }
+
+    #[test]
+    fn a_rollback_is_the_newest_slot_bad_and_not_booted() {
+        let booted = slot("rootfs.0", &[("state", "booted"), ("boot-status", "good")]);
+        let newer_bad = slot(
+            "rootfs.1",
+            &[
+                ("state", "inactive"),
+                ("boot-status", "bad"),
+                ("bundle.version", "1.1"),
+                ("installed.timestamp", "2026-12-01T10:00:00Z"),
+            ],
+        );
+        assert_eq!(
+            rolled_back(&[booted.clone(), newer_bad.clone()], "1.0"),
+            Some(RolledBack {
+                from: "1.1".into(),
+                to: "1.0".into()
+            })
+        );
+        // The newest slot is the booted one: the update worked.
+        let booted_newest = slot(
+            "rootfs.0",
+            &[
+                ("state", "booted"),
+                ("boot-status", "good"),
+                ("installed.timestamp", "2026-12-02T10:00:00Z"),
+            ],
+        );
+        assert_eq!(rolled_back(&[booted_newest, newer_bad], "1.1"), None);
+        // Installed and not booted yet, but not bad: waiting for the reboot, no rollback.
+        let pending = slot(
+            "rootfs.1",
+            &[
+                ("state", "inactive"),
+                ("boot-status", "good"),
+                ("installed.timestamp", "2026-12-01T10:00:00Z"),
+            ],
+        );
+        assert_eq!(rolled_back(&[booted, pending], "1.0"), None);
+    }
 }
