@@ -26,6 +26,7 @@ mod janus;
 pub mod meeting;
 mod netns;
 mod notify;
+pub mod rauc;
 mod roomctl;
 mod roomd;
 mod session;

@@ -314,9 +314,12 @@ fn every_command_enforces_its_roles() -> Result<(), HarnessError> {
             if let Some(problem) = judge(status, false, listed, role) {
                 failures.push(format!("{name}: {problem}"));
             }
-            if listed && status != 200 {
+            // `update.reboot` is refused (422) on a room with no installed update waiting, after
+            // the role check; run for real, it would reboot the machine running the test.
+            let expected = if name == "update.reboot" { 422 } else { 200 };
+            if listed && status != expected {
                 failures.push(format!(
-                    "{name}: its own example {example} as {role} got {status}, expected 200"
+                    "{name}: its own example {example} as {role} got {status}, expected {expected}"
                 ));
             }
         }

@@ -141,7 +141,7 @@ fn roomctl_needs_neither_gstreamer_nor_the_tpm_stack() {
 #[test]
 fn each_crate_depends_only_on_the_crates_below_it() {
     let graph = Graph::load();
-    let expected: [(&str, &[&str]); 9] = [
+    let expected: [(&str, &[&str]); 10] = [
         ("roomd-base", &[]),
         ("roomd-attestation", &["roomd-base"]),
         ("roomd-model", &["roomd-base"]),
@@ -171,6 +171,10 @@ fn each_crate_depends_only_on_the_crates_below_it() {
             ],
         ),
         (
+            "roomd-update",
+            &["roomd-base", "roomd-core", "roomd-hardware", "roomd-model"],
+        ),
+        (
             "roomd-api",
             &[
                 "roomd-attestation",
@@ -181,6 +185,7 @@ fn each_crate_depends_only_on_the_crates_below_it() {
                 "roomd-media",
                 "roomd-meetings",
                 "roomd-model",
+                "roomd-update",
             ],
         ),
     ];
@@ -199,5 +204,20 @@ fn only_media_and_identity_crates_reach_the_c_libraries() {
         }
     }
     assert!(!graph.closure("roomd-media").contains(TPM));
+    // The update worker speaks D-Bus only: no media, no TPM, no HTTP server.
+    let update = graph.closure("roomd-update");
+    for forbidden in [GSTREAMER, TPM, HTTP_SERVER] {
+        assert!(
+            !update.contains(forbidden),
+            "roomd-update depends on {forbidden}"
+        );
+    }
+    // The room core stays free of D-Bus: D-Bus lives at the edges (roomd-update).
+    for plain in ["roomd-base", "roomd-model", "roomd-hardware", "roomd-core"] {
+        assert!(
+            !graph.closure(plain).contains("zbus"),
+            "{plain} depends on zbus"
+        );
+    }
     assert!(!graph.closure("roomd-identity").contains(GSTREAMER));
 }

@@ -40,6 +40,9 @@ pub enum ApiError {
         /// `api.max_body_bytes`, in bytes.
         limit: usize,
     },
+    /// 413 `payload_too_large` for a limit other than `api.max_body_bytes` (an update bundle).
+    #[error("{0}")]
+    TooLarge(String),
     /// 415 `unsupported_media_type`: the body is not of the content type the route takes.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -68,6 +71,9 @@ pub enum ApiError {
         /// When to try again; sent in whole seconds, at least 1.
         retry_after: Duration,
     },
+    /// 502 `bad_gateway`: a server roomd fetched from failed (an update bundle's URL).
+    #[error("{0}")]
+    BadGateway(String),
     /// 503 `unavailable`: a part of roomd the request needs is not working (stopping core,
     /// unwritable audit log, no TPM attestation).
     #[error("{0}")]
@@ -105,12 +111,13 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
-            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::PayloadTooLarge { .. } | ApiError::TooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::InvalidConfig { .. } => "invalid_config",
             ApiError::InvalidCommand(_) => "invalid_command",
             ApiError::Unprocessable { .. } => "invalid_request",
             ApiError::TooManyRequests { .. } => "too_many_requests",
+            ApiError::BadGateway(_) => "bad_gateway",
             ApiError::Unavailable(_) | ApiError::Busy { .. } => "unavailable",
             ApiError::UpgradeRequired(_) => "upgrade_required",
             ApiError::Internal(_) => "internal",
@@ -136,12 +143,15 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge { .. } | ApiError::TooLarge(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::InvalidConfig { .. }
             | ApiError::InvalidCommand(_)
             | ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::UpgradeRequired(_) => StatusCode::UPGRADE_REQUIRED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -50,6 +50,8 @@ pub struct ApiState {
     pub meetings: MeetingEngineHandle,
     /// The daemon's recent log records, for `GET /api/v1/logs`.
     pub logs: RecentLog,
+    /// Firmware updates: `POST /api/v1/update` hands bundles to it.
+    pub updates: roomd_update::UpdateHandle,
     /// Sealed secrets (the TURN password), set through `PATCH /api/v1/config`.
     pub secrets: Arc<roomd_identity::secrets::SecretStore>,
 }

@@ -106,9 +106,15 @@ fn documents_exactly_the_commands() {
         in_path, known,
         "enum of {{name}} in POST /api/v1/commands/{{name}}"
     );
-    let command_roles =
-        roles_for(Access::Requires(crate::accounts::Permission::RoomControl)).unwrap();
     for (name, command) in spec["x-roomd-commands"].as_object().unwrap() {
+        let needed = crate::handlers::commands::command_permission(name);
+        let command_roles: BTreeSet<String> = roles_for(Access::Requires(needed))
+            .unwrap()
+            .intersection(
+                &roles_for(Access::Requires(crate::accounts::Permission::RoomControl)).unwrap(),
+            )
+            .cloned()
+            .collect();
         let roles: BTreeSet<String> = command["roles"]
             .as_array()
             .unwrap()

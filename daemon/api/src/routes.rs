@@ -85,6 +85,8 @@ pub enum Handler {
     DisplaySnapshot,
     /// `GET /api/v1/calls`: the call history.
     CallsList,
+    /// `POST /api/v1/update`: a firmware bundle, uploaded or from a URL.
+    UpdateInstall,
     /// `POST /api/v1/join/{meeting_id}/guests`: a guest arrives in the lobby.
     GuestArrive,
     /// `GET …/guests/{guest_id}`: the guest's state (lobby, admitted, removed, ended).
@@ -209,6 +211,7 @@ pub const ROUTES: &[Route] = &[
     ),
     route("GET", "/api/v1/display/snapshot", Requires(P::DisplayView), H::DisplaySnapshot),
     route("GET", "/api/v1/calls", Requires(P::CallHistoryRead), H::CallsList),
+    route("POST", "/api/v1/update", Requires(P::FirmwareUpdate), H::UpdateInstall),
     route("POST", "/api/v1/join/{meeting_id}/guests", Public, H::GuestArrive),
     route("GET", "/api/v1/join/{meeting_id}/guests/{guest_id}", Guest, H::GuestState),
     route("DELETE", "/api/v1/join/{meeting_id}/guests/{guest_id}", Guest, H::GuestLeave),
@@ -282,6 +285,7 @@ fn handler_route(handler: Handler) -> actix_web::Route {
         H::IdentityActivate => r.to(attestation::activate),
         H::DisplaySnapshot => r.to(display::snapshot),
         H::CallsList => r.to(calls::list),
+        H::UpdateInstall => r.to(update::install),
         H::GuestArrive => r.to(guests::arrive),
         H::GuestState => r.to(guests::state),
         H::GuestLeave => r.to(guests::leave),

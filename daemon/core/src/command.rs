@@ -93,6 +93,8 @@ pub enum RoomCommand {
         /// The participant id, from `status.meeting.participants`.
         id: String,
     },
+    /// `update.reboot`: reboots into an installed firmware update; refused unless one waits.
+    RebootForUpdate,
 }
 
 /// A command's name and an example of its arguments (documented in `openapi.json`).
@@ -200,6 +202,11 @@ pub const COMMANDS: &[CommandSpec] = &[
         name: "meeting.remove",
         example: r#"{"participant": "g-7QK3M9TX"}"#,
         parse: parse_participant,
+    },
+    CommandSpec {
+        name: "update.reboot",
+        example: "{}",
+        parse: parse_update_reboot,
     },
 ];
 
@@ -410,6 +417,11 @@ fn parse_participant(command: &'static str, args: &Value) -> Result<RoomCommand,
     } else {
         RoomCommand::RemoveParticipant { id: a.participant }
     })
+}
+
+fn parse_update_reboot(command: &'static str, args: &Value) -> Result<RoomCommand, CommandError> {
+    let NoArgs {} = args_of(command, args)?;
+    Ok(RoomCommand::RebootForUpdate)
 }
 
 fn args_of<T: DeserializeOwned>(command: &'static str, args: &Value) -> Result<T, CommandError> {

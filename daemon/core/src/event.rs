@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::meeting::{MeetingState, StreamStats};
 use roomd_model::config::{CameraPosition, Layout, SelfviewMode, SelfviewPosition};
+use roomd_model::update::UpdateState;
 
 /// Something that happened in the room, numbered in order since the daemon started.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -181,6 +182,22 @@ room_events! {
         streams: Vec<StreamStats>,
         encrypted: bool,
     }
+    /// The firmware update's state changed (`status.update.state`).
+    UpdateStateChanged = "update.state" {
+        state: UpdateState,
+        version: String,
+        error: String,
+    }
+    /// A firmware update was installed; it runs after `update.reboot`.
+    UpdateInstalled = "update.installed" { version: String }
+    /// A firmware update failed; the running slot is untouched.
+    UpdateFailed = "update.failed" { error: String }
+    /// The boot loader fell back from the newest installed version.
+    UpdateRolledBack = "update.rolled_back" { from: String, to: String }
+    /// roomd marked the booted slot good after its health check.
+    UpdateMarkedGood = "update.marked_good" { slot: String, version: String }
+    /// An administrator asked for the reboot into the installed update.
+    UpdateRebootRequested = "update.reboot.requested" { version: String }
     /// The first picture of a far end reached the display.
     FirstRemoteFrame = "meeting.first_remote_frame" {
         participant: String,

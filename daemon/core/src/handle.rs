@@ -13,6 +13,7 @@ use super::room::{GuestRequest, Request};
 use super::status::{IdentityStatus, StatusSnapshot};
 use roomd_model::Secret;
 use roomd_model::config::{Config, ConfigError};
+use roomd_model::update::UpdateStatus;
 
 /// Why the room core did not do what a [`RoomHandle`] asked.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +79,12 @@ impl RoomHandle {
     /// Passes on what the media engine learned; returns once the core has published it.
     pub async fn report(&self, report: MediaReport) -> Result<(), CoreError> {
         self.ask(|reply| Request::Report { report, reply }).await
+    }
+
+    /// Passes on where firmware updates stand (the update worker owns `status.update`); returns
+    /// once the core has published it.
+    pub async fn update_report(&self, status: UpdateStatus) -> Result<(), CoreError> {
+        self.ask(|reply| Request::Update { status, reply }).await
     }
 
     /// Passes on what the meeting engine learned.

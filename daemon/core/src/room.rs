@@ -24,6 +24,7 @@ use roomd_model::Secret;
 use roomd_model::config::{
     CAMERA_PRESETS_MAX_ENTRIES, CameraPosition, CameraPreset, Config, ConfigError,
 };
+use roomd_model::update::{UpdateState, UpdateStatus};
 
 /// Requests queued for the core; replies go back on the enclosed channels.
 pub(super) enum Request {
@@ -48,6 +49,10 @@ pub(super) enum Request {
     },
     Meeting {
         report: MeetingReport,
+        reply: oneshot::Sender<()>,
+    },
+    Update {
+        status: UpdateStatus,
         reply: oneshot::Sender<()>,
     },
     Guest {
@@ -235,6 +240,12 @@ impl Room {
                 self.publish(events);
                 let _ = reply.send(());
             }
+            Request::Update { status, reply } => {
+                let events = update_events(&self.status.update, &status);
+                self.status.update = status;
+                self.publish(events);
+                let _ = reply.send(());
+            }
             Request::SetIdentity { identity, reply } => {
                 // Status changes only: subscribers see identity.certificate_sha256 change.
                 self.status.identity = identity;
@@ -263,6 +274,9 @@ impl Room {
             RoomCommand::SaveCameraPreset { name } => Some(self.presets_with(name)?),
             _ => None,
         };
+        if command == RoomCommand::RebootForUpdate {
+            return self.reboot_for_update();
+        }
         // Any use of the room counts as activity and wakes it, as on every room system.
         self.last_activity = Instant::now();
         if command != RoomCommand::ActivateStandby {
@@ -376,6 +390,7 @@ impl Room {
             RoomCommand::RemoveParticipant { id } => {
                 events.extend(self.meetings.remove(&mut self.status.meeting, &id)?)
             }
+            RoomCommand::RebootForUpdate => {} // answered above
         }
         Ok(effects)
     }
@@ -389,6 +404,25 @@ impl Room {
         self.publish(effects.events);
         self.record_call(effects.record).await;
         Ok(())
+    }
+
+    /// `update.reboot`: only when an installed update waits for it. The update worker follows
+    /// the event and asks logind to reboot.
+    fn reboot_for_update(&mut self) -> Result<Effects, CoreError> {
+        let update = &self.status.update;
+        if !update.needs_reboot {
+            return Err(CoreError::Refused(format!(
+                "no installed update waits for a reboot (status.update.state is {}); install \
+                 one with POST /api/v1/update first",
+                update.state.as_str()
+            )));
+        }
+        Ok(Effects {
+            events: vec![RoomEvent::UpdateRebootRequested {
+                version: update.version.clone(),
+            }],
+            ..Effects::default()
+        })
     }
 
     fn guest(&mut self, meeting_id: &str, request: GuestRequest) {
@@ -653,6 +687,40 @@ impl Room {
             let _ = self.notifications.send(Notification::Event(event));
         }
     }
+}
+
+/// The events a new `status.update` causes, compared with the one before.
+fn update_events(before: &UpdateStatus, after: &UpdateStatus) -> Vec<RoomEvent> {
+    let mut events = Vec::new();
+    if before.state != after.state {
+        events.push(RoomEvent::UpdateStateChanged {
+            state: after.state,
+            version: after.version.clone(),
+            error: after.error.clone(),
+        });
+        match after.state {
+            UpdateState::Installed => events.push(RoomEvent::UpdateInstalled {
+                version: after.version.clone(),
+            }),
+            UpdateState::Failed => events.push(RoomEvent::UpdateFailed {
+                error: after.error.clone(),
+            }),
+            _ => {}
+        }
+    }
+    if let (None, Some(rolled_back)) = (&before.rolled_back, &after.rolled_back) {
+        events.push(RoomEvent::UpdateRolledBack {
+            from: rolled_back.from.clone(),
+            to: rolled_back.to.clone(),
+        });
+    }
+    if !before.marked_good && after.marked_good {
+        events.push(RoomEvent::UpdateMarkedGood {
+            slot: after.booted_slot.clone(),
+            version: after.image_version.clone(),
+        });
+    }
+    events
 }
 
 /// How often the call history's retention is applied: an entry is deleted within this time of

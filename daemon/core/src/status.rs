@@ -10,6 +10,7 @@ use super::report::MediaEngineStatus;
 use super::room::now_rfc3339;
 use roomd_hardware::HardwareStatus;
 use roomd_model::config::{CameraPosition, Config, Layout, SelfviewMode, SelfviewPosition};
+use roomd_model::update::UpdateStatus;
 
 /// The whole status tree (`GET /api/v1/status`); only the room core changes it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -26,6 +27,8 @@ pub struct RoomStatus {
     pub standby: StandbyStatus,
     /// `identity`: the device key and certificate.
     pub identity: IdentityStatus,
+    /// `update`: firmware updates (the running image, the current update, rollbacks).
+    pub update: UpdateStatus,
 }
 
 impl RoomStatus {
@@ -67,6 +70,7 @@ impl RoomStatus {
                 state: StandbyState::Off,
             },
             identity,
+            update: UpdateStatus::unknown(),
         }
     }
 }

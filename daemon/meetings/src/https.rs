@@ -348,6 +348,94 @@ impl HttpsClient {
     }
 }
 
+/// Where [`HttpsClient::download`] puts what it receives.
+pub trait DownloadSink {
+    /// The size the server announced (`Content-Length`), before the first bytes.
+    fn announced(&mut self, length: Option<u64>);
+    /// The next bytes of the body; an error stops the download with that reason.
+    fn write(&mut self, data: &[u8]) -> Result<(), String>;
+}
+
+impl HttpsClient {
+    /// Downloads `url` (GET) into `sink`, streaming: never more than 64 KiB in memory. At most
+    /// `limit` bytes (a larger announced or received body is [`HttpsError::TooLarge`]), all of
+    /// it within `timeout`. Same trust, outbound policy and redirect rule as every request.
+    /// Returns the number of bytes received.
+    pub fn download(
+        &self,
+        url: &Url,
+        limit: u64,
+        timeout: Duration,
+        sink: &mut dyn DownloadSink,
+    ) -> Result<u64, HttpsError> {
+        use std::io::Read;
+        check_url(url)?;
+        let shown = redact(url);
+        let request = ureq::http::Request::builder()
+            .method("GET")
+            .uri(url.as_str())
+            .body(())
+            .map_err(|e| HttpsError::Other {
+                url: shown.clone(),
+                reason: e.to_string(),
+            })?;
+        let mut response = self
+            .agent
+            .run(
+                self.agent
+                    .configure_request(request)
+                    .timeout_global(Some(timeout))
+                    .timeout_recv_body(Some(timeout))
+                    .build(),
+            )
+            .map_err(|e| classify(&shown, e))?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            return Err(HttpsError::Status { url: shown, status });
+        }
+        let announced = response
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if announced.is_some_and(|length| length > limit) {
+            return Err(HttpsError::TooLarge { url: shown, limit });
+        }
+        sink.announced(announced);
+        let mut reader = response.body_mut().with_config().limit(limit).reader();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    // ureq reports its own errors (limit, timeout) through io::Error.
+                    return Err(
+                        match e.into_inner().map(|inner| inner.downcast::<ureq::Error>()) {
+                            Some(Ok(inner)) => classify(&shown, *inner),
+                            Some(Err(other)) => HttpsError::Other {
+                                url: shown,
+                                reason: other.to_string(),
+                            },
+                            None => HttpsError::Other {
+                                url: shown,
+                                reason: "reading the body failed".to_owned(),
+                            },
+                        },
+                    );
+                }
+            };
+            total += n as u64;
+            sink.write(&buf[..n]).map_err(|reason| HttpsError::Other {
+                url: shown.clone(),
+                reason,
+            })?;
+        }
+        Ok(total)
+    }
+}
+
 /// Parses `text` as an absolute URL that this client may use.
 pub fn parse_url(text: &str) -> Result<Url, HttpsError> {
     let url = Url::parse(text).map_err(|e| HttpsError::BadUrl {

@@ -7,6 +7,7 @@ mod identity_status;
 pub mod outbound;
 mod role;
 mod secret;
+pub mod update;
 
 pub use identity_status::IdentityStatus;
 pub use role::{Role, UnknownRole};

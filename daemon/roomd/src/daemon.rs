@@ -165,6 +165,12 @@ pub async fn run(
     };
 
     let (meetings, meeting_task) = roomd_meetings::start(room.clone(), taps, secrets.clone());
+    let (updates, update_task) = roomd_update::start(roomd_update::UpdateSetup {
+        room: room.clone(),
+        config: config.update.clone(),
+        state_dir: state_dir.clone(),
+        api_listen: config.api.listen.clone(),
+    });
 
     let state = ApiState {
         room: room.clone(),
@@ -174,6 +180,7 @@ pub async fn run(
         client_role,
         display,
         meetings,
+        updates,
         logs: recent_log,
         secrets,
     };
@@ -218,6 +225,8 @@ pub async fn run(
     housekeeping::flush_noise(&audit).await;
     room.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), core_task).await;
+    // The update worker ends with the core (an install in progress goes on inside RAUC).
+    let _ = tokio::time::timeout(Duration::from_secs(5), update_task).await;
     // The meeting engine hangs up (leaves Janus, ends WHIP sessions) once the core is gone.
     let _ = tokio::time::timeout(Duration::from_secs(5), meeting_task).await;
     // The engine stops its pipelines once the core is gone.

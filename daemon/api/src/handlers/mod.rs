@@ -17,4 +17,5 @@ pub(crate) mod pairing;
 pub(crate) mod session;
 pub(crate) mod status;
 pub(crate) mod tokens;
+pub(crate) mod update;
 pub(crate) mod users;

@@ -146,6 +146,56 @@ pub(super) fn allowed_servers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Str
     Ok(entries)
 }
 
+/// `update.rauc_bus`: `system`, or a D-Bus address of one of the forms zbus connects to.
+pub(super) fn rauc_bus<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let value = String::deserialize(d)?;
+    check_rauc_bus(&value).map_err(de::Error::custom)?;
+    Ok(value)
+}
+
+pub(super) fn check_rauc_bus(value: &str) -> Result<(), String> {
+    if value == "system" {
+        return Ok(());
+    }
+    let transport_ok = ["unix:path=", "unix:abstract="].iter().any(|prefix| {
+        value
+            .strip_prefix(prefix)
+            .is_some_and(|rest| !rest.is_empty())
+    });
+    if !transport_ok
+        || value.len() > 256
+        || value.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "{value:?} is neither \"system\" nor a D-Bus address such as \"unix:path=/run/rauc/bus\" (at most 256 characters, no spaces)"
+        ));
+    }
+    Ok(())
+}
+
+/// An absolute path kept as text (like `meeting.ca_file`, but never empty).
+pub(super) fn absolute_path_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let path = String::deserialize(d)?;
+    if !Path::new(&path).is_absolute() {
+        return Err(de::Error::custom(format!(
+            "{path:?} is not an absolute path"
+        )));
+    }
+    Ok(path)
+}
+
+pub(super) fn max_bundle_mib<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    integer_in(d, 1, 16384)
+}
+
+pub(super) fn download_timeout_s<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    integer_in(d, 10, 86400)
+}
+
+pub(super) fn health_timeout_s<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    integer_in(d, 10, 3600)
+}
+
 pub(super) fn audit_max_file_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     integer_in(d, 65536, 64 * 1024 * 1024)
 }

@@ -29,7 +29,7 @@ pub use error::{line_and_column, toml_error_position};
 pub use model::{
     AccountsConfig, ApiConfig, AudioConfig, CameraPosition, CameraPreset, Config, IdentityBackend,
     IdentityConfig, Layout, LogLevel, LoggingConfig, MeetingConfig, SelfviewMode, SelfviewPosition,
-    StandbyConfig, SystemConfig, VideoConfig,
+    StandbyConfig, SystemConfig, UpdateConfig, VideoConfig,
 };
 pub use schema::{SchemaKey, schema};
 pub use secret_settings::{NewSecret, PatchSecrets, set_in, take_from_config, take_from_patch};
@@ -56,7 +56,7 @@ const FILE_HEADER: &str = "\
 
 /// Keys that are read once at start; a change to them is saved at once but takes effect only
 /// at the next start of roomd. Every other key takes effect immediately.
-pub const NEXT_START_KEYS: [&str; 11] = [
+pub const NEXT_START_KEYS: [&str; 14] = [
     "system.hardware_profile",
     "system.state_dir",
     "api.listen",
@@ -68,6 +68,9 @@ pub const NEXT_START_KEYS: [&str; 11] = [
     "logging.level",
     "identity.backend",
     "identity.tcti",
+    "update.rauc_bus",
+    "update.os_release",
+    "update.health_timeout_s",
 ];
 
 /// Keys that decide whom the device trusts and where its key lives. The API cannot change them
@@ -87,6 +90,9 @@ pub const FILE_ONLY_KEYS: &[&str] = &[
     "system.state_dir",
     "api.client_fingerprints",
     "api.client_crl",
+    // Which RAUC roomd trusts to install firmware, and which file tells it what image runs.
+    "update.rauc_bus",
+    "update.os_release",
 ];
 
 /// Keys that decide how hard the device is to get into (lockout of password guessing, which

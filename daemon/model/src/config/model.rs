@@ -34,6 +34,8 @@ pub struct Config {
     pub identity: IdentityConfig,
     /// `[meeting]`: how the room joins and hosts meetings.
     pub meeting: MeetingConfig,
+    /// `[update]`: firmware updates through RAUC.
+    pub update: UpdateConfig,
 }
 
 /// `[system]`: what the room is called, what it runs on and where it keeps its state.
@@ -437,6 +439,40 @@ impl Default for MeetingConfig {
             history_retention_days: 30,
             allowed_servers: Vec::new(),
             lobby_timeout_seconds: 600,
+        }
+    }
+}
+
+/// `[update]`: how roomd reaches RAUC, what it reads to know the running image, and the limits
+/// of a bundle download.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpdateConfig {
+    /// The D-Bus RAUC listens on: `system`, or a D-Bus address (`unix:path=/run/x`).
+    #[serde(deserialize_with = "checks::rauc_bus")]
+    pub rauc_bus: String,
+    /// The os-release file that names the running image (`IMAGE_VERSION`, `ROOMD_SECURITY_FLOOR`).
+    #[serde(deserialize_with = "checks::absolute_path_string")]
+    pub os_release: String,
+    /// Largest bundle accepted, in MiB.
+    #[serde(deserialize_with = "checks::max_bundle_mib")]
+    pub max_bundle_mib: u32,
+    /// How long downloading a bundle from a URL may take, in seconds.
+    #[serde(deserialize_with = "checks::download_timeout_s")]
+    pub download_timeout_s: u32,
+    /// How long after start roomd waits for its health before it gives up marking the slot good.
+    #[serde(deserialize_with = "checks::health_timeout_s")]
+    pub health_timeout_s: u32,
+}
+
+impl Default for UpdateConfig {
+    fn default() -> Self {
+        UpdateConfig {
+            rauc_bus: "system".to_owned(),
+            os_release: "/etc/os-release".to_owned(),
+            max_bundle_mib: 2048,
+            download_timeout_s: 1800,
+            health_timeout_s: 300,
         }
     }
 }

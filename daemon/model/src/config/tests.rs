@@ -100,6 +100,35 @@ fn everything_changed() -> Config {
             allowed_servers: vec!["janus.example.org".to_owned(), "10.20.0.0/16".to_owned()],
             lobby_timeout_seconds: 120,
         },
+        update: UpdateConfig {
+            rauc_bus: "unix:path=/run/rauc-test/bus".to_owned(),
+            os_release: "/usr/lib/os-release".to_owned(),
+            max_bundle_mib: 512,
+            download_timeout_s: 60,
+            health_timeout_s: 30,
+        },
+    }
+}
+
+#[test]
+fn update_settings_are_checked_naming_the_key() {
+    let ok = accepted("update", "rauc_bus", "\"unix:path=/tmp/bus\"");
+    assert_eq!(ok.update.rauc_bus, "unix:path=/tmp/bus");
+    for (field, value, expect) in [
+        ("rauc_bus", "\"session\"", "D-Bus address"),
+        ("rauc_bus", "\"unix:path=\"", "D-Bus address"),
+        ("os_release", "\"etc/os-release\"", "not an absolute path"),
+        ("max_bundle_mib", "0", "out of range"),
+        ("max_bundle_mib", "16385", "out of range"),
+        ("download_timeout_s", "5", "out of range"),
+        ("health_timeout_s", "3601", "out of range"),
+    ] {
+        let err = parse(&format!("[update]\n{field} = {value}\n")).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!("update.{field}")) && message.contains(expect),
+            "{field} = {value}: {message}"
+        );
     }
 }
 
@@ -608,6 +637,7 @@ fn merge_patch_null_resets_keys_and_sections_to_defaults() {
     let all_sections = json!({"system": {"name": null, "hardware_profile": null},
         "audio": null, "video": null,
         "standby": null, "accounts": null, "logging": null,
+        "update": {"max_bundle_mib": null, "download_timeout_s": null, "health_timeout_s": null},
         "meeting": {"stun_server": null, "turn_server": null, "turn_password": null,
                     "public_url": null,
                     "history_retention_days": null, "lobby_timeout_seconds": null},
@@ -623,6 +653,8 @@ fn merge_patch_null_resets_keys_and_sections_to_defaults() {
     expected.meeting.require_encryption = changed.meeting.require_encryption;
     expected.meeting.ca_file = changed.meeting.ca_file.clone();
     expected.meeting.allowed_servers = changed.meeting.allowed_servers.clone();
+    expected.update.rauc_bus = changed.update.rauc_bus.clone();
+    expected.update.os_release = changed.update.os_release.clone();
     assert_eq!(changed.apply_merge_patch(&all_sections).unwrap(), expected);
 }
 
@@ -771,6 +803,8 @@ fn json_round_trip_preserves_every_value() {
     base.meeting.require_encryption = config.meeting.require_encryption;
     base.meeting.ca_file = config.meeting.ca_file.clone();
     base.meeting.allowed_servers = config.meeting.allowed_servers.clone();
+    base.update.rauc_bus = config.update.rauc_bus.clone();
+    base.update.os_release = config.update.os_release.clone();
     assert_eq!(base.apply_merge_patch(&json).unwrap(), config);
 }
 
