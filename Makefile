@@ -174,6 +174,7 @@ $(CURDIR)/target/image-keys/db.key:
 # target/image-keys/ (an integrator passes their own; see README.md "Firmware image").
 ROOMD_BUNDLE_KEY ?= $(CURDIR)/target/image-keys/bundle.key
 ROOMD_BUNDLE_CERT ?= $(CURDIR)/target/image-keys/bundle.crt
+ROOMD_BUNDLE_KEYRING ?= $(ROOMD_BUNDLE_CERT)
 $(CURDIR)/target/image-keys/bundle.key:
 	mkdir -p -m 0700 "$(@D)"
 	openssl req -new -x509 -newkey rsa:3072 -nodes -sha256 -days 3650 \
@@ -187,6 +188,7 @@ image bundle: export ROOMD_UKI_KEY := $(ROOMD_UKI_KEY)
 image bundle: export ROOMD_UKI_CERT := $(ROOMD_UKI_CERT)
 image bundle: export ROOMD_BUNDLE_KEY := $(ROOMD_BUNDLE_KEY)
 image bundle: export ROOMD_BUNDLE_CERT := $(ROOMD_BUNDLE_CERT)
+image bundle: export ROOMD_BUNDLE_KEYRING := $(ROOMD_BUNDLE_KEYRING)
 image bundle: deb $(ROOMD_UKI_KEY) $(ROOMD_BUNDLE_KEY)
 	image/build.sh "target/deb/roomd_$(VERSION)_$$(dpkg --print-architecture).deb" target/image
 

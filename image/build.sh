@@ -8,9 +8,10 @@
 # the image goes (default target/image). With ROOMD_UKI_KEY and ROOMD_UKI_CERT (PEM private key
 # and X.509 certificate) set, systemd-boot and both UKIs are signed for UEFI Secure Boot
 # (sbsign); the firmware must then trust that certificate (its db). Unset, they are unsigned.
-# ROOMD_BUNDLE_CERT (PEM certificate, required) is the keyring the image's RAUC checks update
-# bundles against; with ROOMD_BUNDLE_KEY (its private key) set as well, the image's own root is
-# also written as a signed update bundle, OUT_DIR/roomd-<version>.raucb (image/bundle.sh).
+# ROOMD_BUNDLE_KEYRING (PEM, default ROOMD_BUNDLE_CERT) is the keyring the image's RAUC checks
+# update bundles against: a CA, or the signing certificate itself. With ROOMD_BUNDLE_KEY and
+# ROOMD_BUNDLE_CERT (the signing key and its certificate) set, the image's own root is also
+# written as a signed update bundle, OUT_DIR/roomd-<version>.raucb (image/bundle.sh).
 # ROOMD_IMAGE_VERSION (default: the package's version) is the image's version, and
 # ROOMD_SECURITY_FLOOR (default 0: none) the lowest version this image lets itself be updated
 # (down) to. ROOMD_TEST_BUNDLES=1 also writes the two bundles the image boot test installs:
@@ -43,8 +44,9 @@ deb=$(realpath "$deb")
 out=$(realpath -m "${2:-$top/target/image}")
 cache=$top/target/image-cache
 [ "$(id -u)" -eq 0 ] || { echo "build.sh: run as root (mmdebstrap chroots into the new root)" >&2; exit 1; }
-[ -f "${ROOMD_BUNDLE_CERT:-}" ] || {
-    echo "build.sh: ROOMD_BUNDLE_CERT must name the PEM certificate update bundles are signed with (the image's RAUC keyring)" >&2
+keyring=${ROOMD_BUNDLE_KEYRING:-${ROOMD_BUNDLE_CERT:-}}
+[ -f "$keyring" ] || {
+    echo "build.sh: ROOMD_BUNDLE_KEYRING (or ROOMD_BUNDLE_CERT) must name the PEM certificate update bundles must chain to (the image's RAUC keyring)" >&2
     exit 1
 }
 if [ -n "${ROOMD_BUNDLE_KEY:-}" ] && [ ! -f "$ROOMD_BUNDLE_KEY" ]; then
@@ -100,7 +102,8 @@ root=$work/root
 # e2fsprogs (first boot grows the data partition and its file system), tpm-udev (gives the tss
 # group /dev/tpmrm0, which roomd opens as a member of tss), libtss2-rc0 (systemd-pcrphase loads
 # it with the other tpm2-tss libraries to measure boot phases into PCR 11), dbus, RAUC and its
-# D-Bus service (updates), systemd-boot (systemd-bless-boot: boot counting), and roomd's own
+# D-Bus service (updates), systemd-boot (systemd-bless-boot: boot counting), polkitd (logind
+# lets roomd reboot the box through one rule, etc/polkit-1/rules.d/50-roomd.rules), and roomd's own
 # package, whose Depends (GStreamer, tpm2-tss, ...) apt resolves.
 step "mmdebstrap bookworm root with $(basename "$deb")"
 mkdir -p "$work/debs"
@@ -116,7 +119,7 @@ mmdebstrap --mode=root --variant=minbase --format=directory \
     --dpkgopt='path-include=/usr/share/doc/*/copyright' \
     --dpkgopt='path-include=/usr/share/doc/roomd/*' \
     --include=linux-image-amd64,systemd-sysv,udev,initramfs-tools,cryptsetup-bin,systemd-boot-efi \
-    --include=fdisk,e2fsprogs,tpm-udev,libtss2-rc0,dbus,zstd,rauc,rauc-service,systemd-boot \
+    --include=fdisk,e2fsprogs,tpm-udev,libtss2-rc0,dbus,zstd,rauc,rauc-service,systemd-boot,polkitd \
     --include="$work/debs/roomd.deb" \
     --setup-hook='mkdir -p "$1"/var/cache/apt/archives/' \
     --setup-hook="sync-in $cache/apt /var/cache/apt/archives/" \
@@ -144,7 +147,8 @@ chroot "$root" systemctl mask --quiet serial-getty@ttyS0.service getty@tty1.serv
 # The root is read-only and changes only as a whole slot: apt's and dpkg's timers have nothing to do.
 chroot "$root" systemctl mask --quiet apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer
 chroot "$root" systemctl enable --quiet roomd.service roomd-firstboot.service \
-    roomd-image-report.service systemd-networkd.service roomd-boot-health.service
+    roomd-image-report.service systemd-networkd.service roomd-boot-health.service \
+    roomd-reset-media.service
 # systemd-boot's package would install and update the boot loader in an ESP at each kernel or
 # systemd upgrade; in this image the ESP changes only through RAUC (rauc-post-install).
 rm -f "$root"/etc/kernel/postinst.d/zz-systemd-boot "$root"/etc/kernel/postrm.d/zz-systemd-boot
@@ -155,7 +159,7 @@ printf 'BOOT_TRIES=%s\nHEALTH_TIMEOUT_S=%s\n' "$boot_tries" "$health_timeout_s" 
 # keyring bundles must be signed for. Its status (installed versions, times) lives on the data
 # partition, so it survives slot changes.
 mkdir -p "$root/etc/rauc"
-install -m 0644 "$ROOMD_BUNDLE_CERT" "$root/etc/rauc/keyring.pem"
+install -m 0644 "$keyring" "$root/etc/rauc/keyring.pem"
 cat > "$root/etc/rauc/system.conf" <<RAUC
 # Written by image/build.sh.
 [system]
@@ -326,8 +330,9 @@ cp "$root/usr/lib/systemd/boot/efi/systemd-bootx64.efi" "$work/systemd-bootx64.e
 sign "$work/systemd-bootx64.efi"
 release=$work/release
 make_release "$root" "$image_version" "$release"
-roothash=$(sed -n 's/^ROOTHASH=//p' "$release/release.env")
-hash_offset=$(sed -n 's/^HASH_OFFSET=//p' "$release/release.env")
+# The image's own slots (make_release sets roothash and hash_offset again for the test bundles).
+image_roothash=$(sed -n 's/^ROOTHASH=//p' "$release/release.env")
+image_hash_offset=$(sed -n 's/^HASH_OFFSET=//p' "$release/release.env")
 
 # --- 5. ESP: systemd-boot and the UKIs -----------------------------------------------------------
 step "ESP"
@@ -418,8 +423,8 @@ SECURITY_FLOOR=$security_floor
 COMPATIBLE=$compatible
 BOOT_TRIES=$boot_tries
 ROOMD_DEB_SHA256=$(sha256sum "$deb" | cut -d' ' -f1)
-ROOTHASH=$roothash
-HASH_OFFSET=$hash_offset
+ROOTHASH=$image_roothash
+HASH_OFFSET=$image_hash_offset
 DISK_UUID=$disk_uuid
 ESP_PARTUUID=$esp_uuid
 ROOT_A_PARTUUID=$root_a_uuid
@@ -433,4 +438,4 @@ SLOT_MIB=$slot_mib
 DATA_START_MIB=$data_start
 DATA_MIB=$data_mib
 MANIFEST
-step "done: $out/roomd.img (image $image_version, roomd $version, root hash $roothash)"
+step "done: $out/roomd.img (image $image_version, roomd $version, root hash $image_roothash)"
