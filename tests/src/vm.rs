@@ -29,6 +29,8 @@ const SWTPM_SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct FirmwareVm {
     qemu: Option<Child>,
     swtpm: Option<Child>,
+    /// A second disk (e.g. a USB stick's image) attached at the next power-on.
+    stick: Option<PathBuf>,
     run_dir: PathBuf,
     serial: PathBuf,
     tpm_state: PathBuf,
@@ -80,6 +82,7 @@ impl FirmwareVm {
         let mut vm = FirmwareVm {
             qemu: None,
             swtpm: None,
+            stick: None,
             run_dir: run_dir.to_owned(),
             serial: run_dir.join("serial.log"),
             tpm_state,
@@ -145,6 +148,12 @@ impl FirmwareVm {
             ))
             .arg("-drive")
             .arg(format!("if=virtio,format=raw,file={}", disk.display()))
+            .args(self.stick.iter().flat_map(|stick| {
+                [
+                    "-drive".to_owned(),
+                    format!("if=virtio,format=raw,readonly=on,file={}", stick.display()),
+                ]
+            }))
             .arg("-netdev")
             .arg(format!(
                 "user,id=net0,hostfwd=tcp:127.0.0.1:{}-:{GUEST_API_PORT}",
@@ -165,6 +174,12 @@ impl FirmwareVm {
             })?;
         self.qemu = Some(qemu);
         Ok(())
+    }
+
+    /// Plugs `image` in as a second (read-only) disk from the next power-on on, as a USB stick
+    /// would be; `None` unplugs it.
+    pub fn plug_stick(&mut self, image: Option<&Path>) {
+        self.stick = image.map(Path::to_path_buf);
     }
 
     /// The file names in the ESP's EFI/Linux of the machine's disk (see [`esp_boot_entries`]).

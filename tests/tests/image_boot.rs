@@ -579,7 +579,11 @@ fn stranger_bundle() -> PathBuf {
     let dir = out_dir().join("stranger");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create the stranger bundle's folder");
-    std::fs::write(dir.join("root.erofs.verity"), vec![0u8; 64 * 1024]).expect("write a root");
+    // Not zeros: squashfs stores zero blocks sparsely, and RAUC refuses a bundle that small.
+    let root: Vec<u8> = (0u32..64 * 1024)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(dir.join("root.erofs.verity"), root).expect("write a root");
     for uki in ["roomd-a.efi", "roomd-b.efi"] {
         std::fs::write(dir.join(uki), b"not a UKI").expect("write a UKI");
     }
@@ -866,8 +870,78 @@ fn the_image_boots_verified_and_updates_itself_to_the_other_slot() {
     }
     drop(guard);
     vm.power_off();
+
+    // The hardware path to a factory reset: a stick labelled ROOMD-RESET at power-on. The box
+    // comes back unclaimed with a new claim code, and the same device key in the TPM.
+    let stick = make_reset_stick(&run_dir);
+    vm.plug_stick(Some(&stick));
+    vm.power_on("serial-reset.log")
+        .expect("the VM starts with the stick");
+    let report = wait_for_report(&mut vm);
+    let guard = ConsoleOnFailure(&vm);
+    assert!(
+        vm.console()
+            .contains("roomd-image: factory reset requested by the stick labelled ROOMD-RESET"),
+        "the stick was not seen"
+    );
+    assert_eq!(
+        report_value(&report, "roomd"),
+        "active",
+        "roomd is not running"
+    );
+    assert_eq!(
+        report_value(&report, "version"),
+        next,
+        "the reset changed the slot"
+    );
+    let (reset_pem, certificate) = certificate_from_report(&report, &run_dir);
+    assert_eq!(
+        spki_of_certificate(&reset_pem),
+        spki_of_certificate(&pem),
+        "the factory reset changed the device key"
+    );
+    wait_for_api(&vm, &certificate);
+    let refused = vm
+        .request(&certificate, "POST", "/api/v1/session")
+        .json(&json!({ "username": "admin", "password": ADMIN_PASSWORD }))
+        .send()
+        .expect("POST /api/v1/session");
+    assert_eq!(
+        refused.status,
+        401,
+        "the old admin survived the reset: {}",
+        refused.text()
+    );
+    // Unclaimed: the new code from the console claims the box again.
+    claim(&vm, &certificate, &report);
+    drop(guard);
+    vm.power_off();
     // The serial logs stay as artefacts; the disk copy does not need to.
     let _ = std::fs::remove_file(run_dir.join("disk.img"));
+}
+
+/// A small FAT image labelled ROOMD-RESET with the file roomd-factory-reset: the factory reset
+/// stick of README.md, "Factory reset".
+fn make_reset_stick(run_dir: &Path) -> PathBuf {
+    let stick = run_dir.join("reset-stick.img");
+    let _ = std::fs::remove_file(&stick);
+    stdout_of(
+        Command::new("mkfs.vfat")
+            .args(["-n", "ROOMD-RESET", "-C"])
+            .arg(&stick)
+            .arg("8192"),
+    );
+    let file = run_dir.join("roomd-factory-reset");
+    std::fs::write(&file, "reset this roomd box\n").expect("write the stick's file");
+    stdout_of(
+        Command::new("mcopy")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .arg("-i")
+            .arg(&stick)
+            .arg(&file)
+            .arg("::/roomd-factory-reset"),
+    );
+    stick
 }
 
 #[test]
