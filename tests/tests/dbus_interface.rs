@@ -220,6 +220,24 @@ fn the_bus_refuses_a_user_outside_the_groups() -> Result<(), HarnessError> {
     )?;
     assert!(!read.status.success(), "nobody may not read roomd's status");
     assert_eq!(audio(&bus)["volume"], before, "nothing changed");
+
+    // Nor receive its signals (events name meeting participants): the bus delivers a signal
+    // to every subscriber as it routes it, so by the time root's monitor has printed it and
+    // a later call has been answered, nobody's would have it too, were it allowed.
+    let outsider = bus.watch_signals("nobody")?;
+    let member = bus.watch_signals("root")?;
+    let output = bus.run_command("root", "audio.volume.set", r#"{"level": 12}"#)?;
+    assert_ok(&output, "root sets the volume");
+    member.wait_for("root's Event", |l| l.contains("audio.volume.changed"))?;
+    assert_eq!(audio(&bus)["volume"], 12);
+    assert!(
+        !outsider
+            .lines()
+            .iter()
+            .any(|l| l.contains("org.roomd.Room1")),
+        "nobody received roomd's signals: {:?}",
+        outsider.lines()
+    );
     Ok(())
 }
 
