@@ -45,6 +45,7 @@ PACKAGES += ovmf              # tests: UEFI firmware for qemu, which starts the 
 PACKAGES += rauc              # image: `rauc bundle` makes signed update bundles; tests: `rauc service` on a private bus
 PACKAGES += squashfs-tools    # image: rauc bundle packs the bundle's content with mksquashfs
 PACKAGES += dbus-daemon       # tests: a private bus for `rauc service` (updates) and roomd's D-Bus interface
+PACKAGES += libglib2.0-bin    # tests: gdbus calls and monitors org.roomd.Room1 as an integrator would
 
 # The browser drivers in tests/browser/ run on node >= 18 and are installed with npm. Debian 12's
 # nodejs (18.19) and npm do; a node from elsewhere (e.g. NodeSource's, which bundles npm and
@@ -204,7 +205,11 @@ run: build
 			'state_dir = "$(DEV_STATE)"' \
 			'' \
 			'[api]' \
-			'listen = ["$(DEV_LISTEN)"]' > "$(DEV_CONFIG)"; \
+			'listen = ["$(DEV_LISTEN)"]' \
+			'' \
+			'# no system bus policy for org.roomd on a development machine (docs/dbus.md)' \
+			'[dbus]' \
+			'bus = "none"' > "$(DEV_CONFIG)"; \
 		echo "Wrote $(DEV_CONFIG)"; \
 	fi
 	@if ! grep -q '^\[identity\]' "$(DEV_CONFIG)"; then \

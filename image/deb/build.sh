@@ -41,6 +41,7 @@ done
 install -m 0644 "$top/systemd/roomd.service" "$root/lib/systemd/system/roomd.service"
 install -m 0644 "$top/systemd/sysusers.d/roomd.conf" "$root/usr/lib/sysusers.d/roomd.conf"
 install -m 0644 "$top/systemd/tmpfiles.d/roomd.conf" "$root/usr/lib/tmpfiles.d/roomd.conf"
+install -D -m 0644 "$top/systemd/org.roomd.conf" "$root/usr/share/dbus-1/system.d/org.roomd.conf"
 install -m 0644 "$here/roomd.toml" "$root/etc/roomd/roomd.toml"
 install -m 0644 "$here/copyright" "$root/usr/share/doc/roomd/copyright"
 install -m 0644 "$here/lintian-overrides" "$root/usr/share/lintian/overrides/roomd"

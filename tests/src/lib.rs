@@ -17,6 +17,7 @@
 mod binaries;
 pub mod browser;
 pub mod cpu;
+pub mod dbus;
 mod error;
 pub mod flood;
 mod gst_launch;

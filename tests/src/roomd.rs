@@ -40,9 +40,18 @@ pub struct RoomdBuilder {
     binary: Option<PathBuf>,
     launcher: Vec<String>,
     address: Option<Ipv4Addr>,
+    run_as: Option<String>,
 }
 
 impl RoomdBuilder {
+    /// Runs roomd as the system user `user` (with that user's groups), as systemd does on a
+    /// device: the test's folder is handed to that user, and roomd is started through
+    /// `setpriv`. For tests of what the system grants roomd's own user (its D-Bus name).
+    pub fn run_as(mut self, user: &str) -> RoomdBuilder {
+        self.run_as = Some(user.to_owned());
+        self
+    }
+
     /// Settings merged into the base config (which sets `system.state_dir`, `api.listen`,
     /// `system.hardware_profile = "simulated"` and, unless `[identity]` is given here,
     /// `identity.backend = "software"`); e.g. `"[api]\nmax_body_bytes = 4096"`.
@@ -96,6 +105,27 @@ impl RoomdBuilder {
             .prefix("roomd-test-")
             .tempdir()
             .map_err(|e| HarnessError::io("cannot create a temporary directory", e))?;
+        let owner = match &self.run_as {
+            Some(user) => Some(system_user(user)?),
+            None => None,
+        };
+        let mut launcher = self.launcher.clone();
+        let mut env = self.env.clone();
+        if let Some(user) = &self.run_as {
+            let gid = owner.map(|(_, gid)| gid.to_string()).unwrap_or_default();
+            let switch = [
+                "setpriv",
+                "--reuid",
+                user,
+                "--regid",
+                &gid,
+                "--init-groups",
+                "--",
+            ];
+            launcher.splice(0..0, switch.iter().map(|a| (*a).to_owned()));
+            // GStreamer keeps its registry cache under $HOME, which must be the user's.
+            env.push(("HOME".to_owned(), dir.path().display().to_string()));
+        }
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
             let port = free_port(address)?;
@@ -108,11 +138,18 @@ impl RoomdBuilder {
             // A failed attempt leaves its socket file behind.
             let _ = std::fs::remove_file(&notify_path);
             let notify = NotifySocket::bind(&notify_path)?;
+            if let Some((uid, gid)) = owner {
+                for path in [dir.path(), config_path.as_path(), notify_path.as_path()] {
+                    std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(|e| {
+                        HarnessError::io(format!("cannot hand {} to roomd", path.display()), e)
+                    })?;
+                }
+            }
             let mut process = RoomdProcess {
                 binary: binary.clone(),
-                launcher: self.launcher.clone(),
+                launcher: launcher.clone(),
                 config_path,
-                env: self.env.clone(),
+                env: env.clone(),
                 child: None,
                 stderr: Arc::new(Mutex::new(Vec::new())),
                 notify,
@@ -268,6 +305,20 @@ fn text_of(buffer: &Mutex<Vec<u8>>) -> String {
     }
 }
 
+/// The uid and primary gid of the system user `name`.
+fn system_user(name: &str) -> Result<(u32, u32), HarnessError> {
+    match nix::unistd::User::from_name(name) {
+        Ok(Some(user)) => Ok((user.uid.as_raw(), user.gid.as_raw())),
+        Ok(None) => Err(HarnessError::Config {
+            message: format!("there is no user {name} to run roomd as"),
+        }),
+        Err(e) => Err(HarnessError::io(
+            format!("cannot look up the user {name}"),
+            e.into(),
+        )),
+    }
+}
+
 /// A port nobody listens on right now (the kernel's choice for an ephemeral bind). An address
 /// that is not the host's belongs to a namespace of roomd's own, where any port is free: a free
 /// loopback port will do.
@@ -326,6 +377,13 @@ fn base_config(
             toml::Value::String("software".to_owned()),
         );
         config.insert("identity".to_owned(), toml::Value::Table(identity));
+    }
+    // Tests that are not about D-Bus do not touch this machine's system bus (if it has one):
+    // no D-Bus interface unless the test configures `[dbus]` (the D-Bus tests bring a bus).
+    if !config.contains_key("dbus") {
+        let mut dbus = toml::Table::new();
+        dbus.insert("bus".to_owned(), toml::Value::String("none".to_owned()));
+        config.insert("dbus".to_owned(), toml::Value::Table(dbus));
     }
     // roomd reaches only the servers `meeting.allowed_servers` lists: unless the test sets the
     // key, the test networks (Janus, WHIP, other rooms on 10.77.<n>.2) and loopback (the

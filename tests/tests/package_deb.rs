@@ -69,6 +69,7 @@ fn the_package_installs_what_a_room_needs_and_lintian_is_clean() {
         ("-rw-r--r--", "./lib/systemd/system/roomd.service"),
         ("-rw-r--r--", "./usr/lib/sysusers.d/roomd.conf"),
         ("-rw-r--r--", "./usr/lib/tmpfiles.d/roomd.conf"),
+        ("-rw-r--r--", "./usr/share/dbus-1/system.d/org.roomd.conf"),
         ("-rw-r--r--", "./etc/roomd/roomd.toml"),
         ("-rw-r--r--", "./usr/share/doc/roomd/copyright"),
     ] {
@@ -92,6 +93,10 @@ fn the_package_installs_what_a_room_needs_and_lintian_is_clean() {
         (
             "./usr/lib/tmpfiles.d/roomd.conf",
             "systemd/tmpfiles.d/roomd.conf",
+        ),
+        (
+            "./usr/share/dbus-1/system.d/org.roomd.conf",
+            "systemd/org.roomd.conf",
         ),
     ] {
         let unpacked = stdout_of(

@@ -103,7 +103,14 @@ struct ErrorBody<'a> {
 }
 
 impl ApiError {
-    fn code(&self) -> &'static str {
+    /// The HTTP status this error answers with (the audit log records it for D-Bus callers too).
+    pub fn http_status(&self) -> u16 {
+        self.status_code().as_u16()
+    }
+
+    /// The `error` code of the JSON body (`invalid_command`, `forbidden`...); the D-Bus
+    /// interface names its errors after it.
+    pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Unauthorized(_) => "unauthorized",

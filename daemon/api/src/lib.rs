@@ -20,6 +20,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 
 pub use error::ApiError;
+pub use handlers::commands::command_permission;
 pub use handlers::openapi::OPENAPI_JSON;
 pub use routes::{Access, ROUTES, Route};
 pub use server::{ServeError, serve};

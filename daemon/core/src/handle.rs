@@ -10,7 +10,7 @@ use super::event::Notification;
 use super::meeting::{AdmittedGuest, GuestState, GuestTicket, MeetingReport, SharedPlan};
 use super::report::MediaReport;
 use super::room::{GuestRequest, Request};
-use super::status::{IdentityStatus, StatusSnapshot};
+use super::status::{DbusStatus, IdentityStatus, StatusSnapshot};
 use roomd_model::Secret;
 use roomd_model::config::{Config, ConfigError};
 use roomd_model::update::UpdateStatus;
@@ -85,6 +85,11 @@ impl RoomHandle {
     /// once the core has published it.
     pub async fn update_report(&self, status: UpdateStatus) -> Result<(), CoreError> {
         self.ask(|reply| Request::Update { status, reply }).await
+    }
+
+    /// Passes on whether the D-Bus interface is served (`status.system.dbus`).
+    pub async fn dbus_report(&self, status: DbusStatus) -> Result<(), CoreError> {
+        self.ask(|reply| Request::Dbus { status, reply }).await
     }
 
     /// Passes on what the meeting engine learned.

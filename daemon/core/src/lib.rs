@@ -27,7 +27,8 @@ pub use meeting::{
 pub use report::{EngineState, MediaEngineStatus, MediaReport};
 pub use room::{CoreSetup, spawn};
 pub use status::{
-    CameraState, ContentState, IdentityStatus, RoomStatus, StandbyState, StatusSnapshot, status_at,
+    CameraState, ContentState, DbusState, DbusStatus, IdentityStatus, RoomStatus, StandbyState,
+    StatusSnapshot, status_at,
 };
 
 #[cfg(test)]

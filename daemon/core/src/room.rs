@@ -16,7 +16,7 @@ use super::meeting::{AdmittedGuest, GuestState, GuestTicket, MeetingReport};
 use super::meeting_desk::MeetingDesk;
 use super::report::{EngineState, MediaReport};
 use super::status::{
-    CameraState, ContentState, IdentityStatus, RoomStatus, StandbyState, StatusSnapshot,
+    CameraState, ContentState, DbusStatus, IdentityStatus, RoomStatus, StandbyState, StatusSnapshot,
 };
 use super::status_diff::changed_leaves;
 use crate::call_history::{CallHistory, CallRecord};
@@ -53,6 +53,10 @@ pub(super) enum Request {
     },
     Update {
         status: UpdateStatus,
+        reply: oneshot::Sender<()>,
+    },
+    Dbus {
+        status: DbusStatus,
         reply: oneshot::Sender<()>,
     },
     Guest {
@@ -244,6 +248,12 @@ impl Room {
                 let events = update_events(&self.status.update, &status);
                 self.status.update = status;
                 self.publish(events);
+                let _ = reply.send(());
+            }
+            Request::Dbus { status, reply } => {
+                // Status only: who serves the interface is not an event of the room.
+                self.status.system.dbus = status;
+                self.publish(Vec::new());
                 let _ = reply.send(());
             }
             Request::SetIdentity { identity, reply } => {

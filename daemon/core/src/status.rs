@@ -43,6 +43,11 @@ impl RoomStatus {
                 started_at: now_rfc3339(),
                 hardware: None,
                 media: MediaEngineStatus::starting(),
+                dbus: DbusStatus {
+                    state: DbusState::Off,
+                    bus: c.dbus.bus.clone(),
+                    detail: String::new(),
+                },
             },
             meeting: MeetingStatus::idle(now_rfc3339()),
             audio: AudioStatus {
@@ -89,6 +94,31 @@ pub struct SystemStatus {
     /// What of the hardware profile is really there; `null` until the probe has run.
     pub hardware: Option<HardwareStatus>,
     pub media: MediaEngineStatus,
+    /// Whether `org.roomd.Room1` is served on D-Bus (`dbus.bus`), and why not.
+    pub dbus: DbusStatus,
+}
+
+/// `system.dbus`: the D-Bus interface's state, reported by roomd's D-Bus service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DbusStatus {
+    /// Off (`dbus.bus = "none"`, or not started yet), serving, or failed.
+    pub state: DbusState,
+    /// `dbus.bus` as configured.
+    pub bus: String,
+    /// Why the interface is not served (bus unreachable, name taken or refused); empty otherwise.
+    pub detail: String,
+}
+
+/// Whether `org.roomd.Room1` is served (`system.dbus.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DbusState {
+    /// Not configured (`none`) or not started yet.
+    Off,
+    /// The name `org.roomd` is owned and the interface answers.
+    Serving,
+    /// The bus cannot be reached or the name cannot be owned; roomd runs on without it.
+    Failed,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -172,6 +172,14 @@ pub async fn run(
         api_listen: config.api.listen.clone(),
     });
 
+    // Local programs (a touch panel's bridge, a room-control system) reach the room over
+    // D-Bus; without the bus roomd runs on and says so in status.system.dbus.
+    let dbus_task = roomd_dbus::start(roomd_dbus::DbusSetup {
+        room: room.clone(),
+        audit: audit.clone(),
+        bus: config.dbus.bus.clone(),
+    });
+
     let state = ApiState {
         room: room.clone(),
         accounts,
@@ -218,6 +226,8 @@ pub async fn run(
         w.abort();
     }
     policy_task.abort();
+    // No more commands from D-Bus; the name is released with the connection.
+    dbus_task.abort();
     // Finish requests in flight (up to the server's shutdown timeout), then stop the core.
     server_handle.stop(true).await;
     // The last interval's counted 404/405 requests are written, not lost.

@@ -10,8 +10,8 @@ use crate::error::ApiError;
 use roomd_core::RoomCommand;
 
 /// The permission a command needs besides the route's `RoomControl` (docs/permissions.md,
-/// "Commands").
-pub(crate) fn command_permission(name: &str) -> Permission {
+/// "Commands"). The D-Bus interface asks the same question, so both ways in agree.
+pub fn command_permission(name: &str) -> Permission {
     match name {
         "update.reboot" => Permission::FirmwareUpdate,
         _ => Permission::RoomControl,

@@ -153,6 +153,19 @@ pub(super) fn rauc_bus<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Err
     Ok(value)
 }
 
+/// `dbus.bus`: `none`, `system`, or a D-Bus address as for `update.rauc_bus`.
+pub(super) fn dbus_bus<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let value = String::deserialize(d)?;
+    if value != "none" {
+        check_rauc_bus(&value).map_err(|_| {
+            de::Error::custom(format!(
+                "{value:?} is neither \"system\", \"none\" nor a D-Bus address such as \"unix:path=/run/roomd/bus\" (at most 256 characters, no spaces)"
+            ))
+        })?;
+    }
+    Ok(value)
+}
+
 pub(super) fn check_rauc_bus(value: &str) -> Result<(), String> {
     if value == "system" {
         return Ok(());

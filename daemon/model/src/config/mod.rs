@@ -27,9 +27,9 @@ pub use error::ConfigError;
 /// Shared with the hardware profiles, which report errors the same way.
 pub use error::{line_and_column, toml_error_position};
 pub use model::{
-    AccountsConfig, ApiConfig, AudioConfig, CameraPosition, CameraPreset, Config, IdentityBackend,
-    IdentityConfig, Layout, LogLevel, LoggingConfig, MeetingConfig, SelfviewMode, SelfviewPosition,
-    StandbyConfig, SystemConfig, UpdateConfig, VideoConfig,
+    AccountsConfig, ApiConfig, AudioConfig, CameraPosition, CameraPreset, Config, DbusConfig,
+    IdentityBackend, IdentityConfig, Layout, LogLevel, LoggingConfig, MeetingConfig, SelfviewMode,
+    SelfviewPosition, StandbyConfig, SystemConfig, UpdateConfig, VideoConfig,
 };
 pub use schema::{SchemaKey, schema};
 pub use secret_settings::{NewSecret, PatchSecrets, set_in, take_from_config, take_from_patch};
@@ -56,7 +56,7 @@ const FILE_HEADER: &str = "\
 
 /// Keys that are read once at start; a change to them is saved at once but takes effect only
 /// at the next start of roomd. Every other key takes effect immediately.
-pub const NEXT_START_KEYS: [&str; 14] = [
+pub const NEXT_START_KEYS: [&str; 15] = [
     "system.hardware_profile",
     "system.state_dir",
     "api.listen",
@@ -71,6 +71,7 @@ pub const NEXT_START_KEYS: [&str; 14] = [
     "update.rauc_bus",
     "update.os_release",
     "update.health_timeout_s",
+    "dbus.bus",
 ];
 
 /// Keys that decide whom the device trusts and where its key lives. The API cannot change them
@@ -93,6 +94,9 @@ pub const FILE_ONLY_KEYS: &[&str] = &[
     // Which RAUC roomd trusts to install firmware, and which file tells it what image runs.
     "update.rauc_bus",
     "update.os_release",
+    // Where roomd takes commands from local programs: another bus would hand the room to
+    // whoever runs that bus and its policy.
+    "dbus.bus",
 ];
 
 /// Keys that decide how hard the device is to get into (lockout of password guessing, which

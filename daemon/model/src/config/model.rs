@@ -36,6 +36,8 @@ pub struct Config {
     pub meeting: MeetingConfig,
     /// `[update]`: firmware updates through RAUC.
     pub update: UpdateConfig,
+    /// `[dbus]`: the `org.roomd.Room1` interface on D-Bus.
+    pub dbus: DbusConfig,
 }
 
 /// `[system]`: what the room is called, what it runs on and where it keeps its state.
@@ -473,6 +475,23 @@ impl Default for UpdateConfig {
             max_bundle_mib: 2048,
             download_timeout_s: 1800,
             health_timeout_s: 300,
+        }
+    }
+}
+
+/// `[dbus]`: where roomd offers `org.roomd.Room1` (docs/dbus.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DbusConfig {
+    /// `system`, `none` (no D-Bus interface), or a D-Bus address (`unix:path=/run/x`).
+    #[serde(deserialize_with = "checks::dbus_bus")]
+    pub bus: String,
+}
+
+impl Default for DbusConfig {
+    fn default() -> Self {
+        DbusConfig {
+            bus: "system".to_owned(),
         }
     }
 }

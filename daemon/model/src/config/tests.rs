@@ -107,6 +107,36 @@ fn everything_changed() -> Config {
             download_timeout_s: 60,
             health_timeout_s: 30,
         },
+        dbus: DbusConfig {
+            bus: "unix:path=/run/roomd-test/bus".to_owned(),
+        },
+    }
+}
+
+#[test]
+fn dbus_bus_is_system_none_or_an_address() {
+    for value in [
+        "system",
+        "none",
+        "unix:path=/tmp/bus",
+        "unix:abstract=roomd",
+    ] {
+        let ok = accepted("dbus", "bus", &format!("{value:?}"));
+        assert_eq!(ok.dbus.bus, value);
+    }
+    for value in [
+        "\"session\"",
+        "\"unix:path=\"",
+        "\"tcp:host=10.0.0.1,port=1\"",
+        "\"\"",
+    ] {
+        let message = parse(&format!("[dbus]\nbus = {value}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("dbus.bus") && message.contains("D-Bus address"),
+            "{value}: {message}"
+        );
     }
 }
 
@@ -655,6 +685,7 @@ fn merge_patch_null_resets_keys_and_sections_to_defaults() {
     expected.meeting.allowed_servers = changed.meeting.allowed_servers.clone();
     expected.update.rauc_bus = changed.update.rauc_bus.clone();
     expected.update.os_release = changed.update.os_release.clone();
+    expected.dbus = changed.dbus.clone();
     assert_eq!(changed.apply_merge_patch(&all_sections).unwrap(), expected);
 }
 
@@ -805,6 +836,7 @@ fn json_round_trip_preserves_every_value() {
     base.meeting.allowed_servers = config.meeting.allowed_servers.clone();
     base.update.rauc_bus = config.update.rauc_bus.clone();
     base.update.os_release = config.update.os_release.clone();
+    base.dbus = config.dbus.clone();
     assert_eq!(base.apply_merge_patch(&json).unwrap(), config);
 }
 
