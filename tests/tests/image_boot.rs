@@ -745,7 +745,7 @@ fn the_image_boots_verified_and_updates_itself_to_the_other_slot() {
         version.as_str(),
         "status.update: {update}"
     );
-    assert_eq!(update["booted_slot"], "A", "status.update: {update}");
+    assert_eq!(update["booted_slot"], "a", "status.update: {update}");
     assert!(update["rolled_back"].is_null(), "status.update: {update}");
 
     // A bundle signed with a key the image does not trust is refused, and nothing is installed.
@@ -853,7 +853,7 @@ fn the_image_boots_verified_and_updates_itself_to_the_other_slot() {
         next.as_str(),
         "status.update: {update}"
     );
-    assert_eq!(update["booted_slot"], "B", "status.update: {update}");
+    assert_eq!(update["booted_slot"], "b", "status.update: {update}");
     assert!(update["rolled_back"].is_null(), "status.update: {update}");
     // roomd's verdict completes the boot: systemd-bless-boot takes the counter off B's entry.
     let deadline = Instant::now() + API_TIMEOUT;
@@ -1033,7 +1033,7 @@ fn an_update_that_never_becomes_healthy_is_rolled_back_by_itself() {
         json!({ "from": unhealthy, "to": version }),
         "status.update: {update}"
     );
-    assert_eq!(update["booted_slot"], "A", "status.update: {update}");
+    assert_eq!(update["booted_slot"], "a", "status.update: {update}");
     assert_eq!(
         update["image_version"],
         version.as_str(),
