@@ -19,10 +19,15 @@ const COMMAND_PREFIX: &str = "system.factory_reset by ";
 const MAX_WHO_LEN: usize = 100;
 
 /// The content roomd writes into the marker when `who` (e.g. `user alice`, `token panel
-/// (token:1a2b3c4d)`) runs `system.factory_reset`.
+/// (token:1a2b3c4d)`) runs `system.factory_reset`. An input that names nobody (empty `who`) is
+/// still told apart from a marker written outside roomd.
 pub fn command_marker(who: &str) -> String {
+    let who = if who.is_empty() { UNNAMED } else { who };
     format!("{COMMAND_PREFIX}{who}\n")
 }
+
+/// Who asked, when the input that carried the command named nobody.
+const UNNAMED: &str = "a caller that gave no name";
 
 /// What asked for the reset, for the log line after the wipe. The marker may come from anyone
 /// who can write the state directory (the hardware path writes anything): only a marker in
@@ -76,6 +81,10 @@ mod tests {
             "the command system.factory_reset by user alice"
         );
         let foreign = "the factory-reset marker found at start (hardware path or by hand)";
+        assert_eq!(
+            trigger_of(command_marker("").as_bytes()),
+            "the command system.factory_reset by a caller that gave no name"
+        );
         assert_eq!(trigger_of(b""), foreign);
         assert_eq!(trigger_of(b"usb stick\n"), foreign);
         assert_eq!(trigger_of(b"system.factory_reset by \x1b[2Jx"), foreign);

@@ -97,7 +97,8 @@ pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
 
 /// Runs the room until SIGTERM or SIGINT, or until a factory reset asks for a restart, on the
 /// hardware `profile` describes. `recent_log` is the buffer [`roomd_api::logging::init`] fills;
-/// the API serves it. A factory-reset marker found at start is carried out first.
+/// the API serves it. A factory-reset marker must have been dealt with before
+/// ([`factory_reset_at_start`]).
 pub async fn run(
     config_path: PathBuf,
     mut config: Config,
@@ -106,17 +107,6 @@ pub async fn run(
 ) -> Result<Exit, DaemonError> {
     let state_dir = config.system.state_dir.clone();
     prepare_state_dir(&state_dir)?;
-    // Before anything opens the state: accounts, keys and the audit log must not be read (or
-    // kept open) from the state the reset erases.
-    if let Some(done) = factory_reset::run_if_asked(&config_path, &mut config)? {
-        tracing::warn!(
-            "factory reset: ran on {}; removed {} entries from {} (the device key and the \
-             security floor stay) and reset the configuration to the factory state",
-            done.trigger,
-            done.removed,
-            state_dir.display()
-        );
-    }
 
     let identity = DeviceIdentity::open(
         &config.identity,
@@ -303,6 +293,27 @@ async fn factory_reset_requested(
             Err(RecvError::Closed) => std::future::pending::<()>().await,
         }
     }
+}
+
+/// Carries out a factory reset if its marker asks for one, before the configuration is used
+/// for anything (the log level included) and before anything opens the state. Returns what was
+/// done; log it with [`log_factory_reset`] once logging runs.
+pub fn factory_reset_at_start(
+    config_path: &Path,
+    config: &mut Config,
+) -> Result<Option<factory_reset::Done>, DaemonError> {
+    Ok(factory_reset::run_if_asked(config_path, config)?)
+}
+
+/// The one line that says a factory reset ran, what asked for it and what it did.
+pub fn log_factory_reset(done: &factory_reset::Done, config: &Config) {
+    tracing::warn!(
+        "factory reset: ran on {}; removed {} entries from {} (the device key and the security \
+         floor stay) and reset the configuration to the factory state",
+        done.trigger,
+        done.removed,
+        config.system.state_dir.display()
+    );
 }
 
 /// Probes the devices and elements the profile names and publishes what was found before READY,

@@ -54,7 +54,7 @@ fn main() -> ExitCode {
         };
     }
 
-    let config = match daemon::load_config(&cli.config) {
+    let mut config = match daemon::load_config(&cli.config) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("roomd: {e}");
@@ -64,6 +64,15 @@ fn main() -> ExitCode {
     if let Some(Command::VerifyAudit) = cli.command {
         return verify_audit(&config);
     }
+    // Before the configuration is used: after a reset roomd runs on the factory configuration,
+    // its log level included.
+    let factory_reset = match daemon::factory_reset_at_start(&cli.config, &mut config) {
+        Ok(done) => done,
+        Err(e) => {
+            eprintln!("roomd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     // An unknown profile is a configuration mistake like any other: refuse to start (exit 78).
     let profile = match roomd_hardware::Profile::builtin(&config.system.hardware_profile) {
         Ok(p) => p,
@@ -79,6 +88,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(done) = &factory_reset {
+        daemon::log_factory_reset(done, &config);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -140,10 +152,12 @@ fn current_exe_or_argv0(argv0: &std::ffi::OsStr) -> PathBuf {
     std::env::current_exe().unwrap_or_else(|_| PathBuf::from(argv0))
 }
 
-/// Everything roomd opened (the TPM's connection, sockets of libraries that do not ask for
-/// close-on-exec) is closed by the exec: the new start must not inherit descriptors it does not
-/// know about. A TPM simulator serves one connection at a time: an inherited one would block
-/// the new start's. Standard input, output and error stay (the journal's stream).
+/// Everything roomd opened is closed by the exec: the new start must not inherit descriptors it
+/// does not know about. The shutdown closes what roomd itself holds (the TPM context among
+/// them); this covers what a library opened without close-on-exec or a thread that did not
+/// finish still holds: an inherited TPM connection, for one, would block the new start's, as a
+/// TPM simulator serves one connection at a time. Standard input, output and error stay (the
+/// journal's stream).
 fn mark_descriptors_close_on_exec() {
     let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
         return;
