@@ -57,9 +57,21 @@ impl NotifySocket {
         &mut self,
         line: &str,
         timeout: Duration,
+        keep_waiting: impl FnMut() -> Result<(), HarnessError>,
+    ) -> Result<Instant, HarnessError> {
+        self.wait_for_line_after(line, None, timeout, keep_waiting)
+    }
+
+    /// [`NotifySocket::wait_for_line`] counting only datagrams that arrived after `after` (e.g.
+    /// the `READY=1` of a restart in place, after its `RELOADING=1`).
+    pub fn wait_for_line_after(
+        &mut self,
+        line: &str,
+        after: Option<Instant>,
+        timeout: Duration,
         mut keep_waiting: impl FnMut() -> Result<(), HarnessError>,
     ) -> Result<Instant, HarnessError> {
-        if let Some(at) = self.arrival_of(line) {
+        if let Some(at) = self.arrival_after(line, after) {
             return Ok(at);
         }
         let deadline = Instant::now() + timeout;
@@ -69,7 +81,7 @@ impl NotifySocket {
                 Ok(n) => {
                     let text = String::from_utf8_lossy(&buf[..n]).into_owned();
                     self.received.push((Instant::now(), text));
-                    if let Some(at) = self.arrival_of(line) {
+                    if let Some(at) = self.arrival_after(line, after) {
                         return Ok(at);
                     }
                 }
@@ -84,9 +96,10 @@ impl NotifySocket {
         })
     }
 
-    fn arrival_of(&self, line: &str) -> Option<Instant> {
+    fn arrival_after(&self, line: &str, after: Option<Instant>) -> Option<Instant> {
         self.received
             .iter()
+            .filter(|(at, _)| after.is_none_or(|after| *at > after))
             .find(|(_, text)| text.lines().any(|l| l == line))
             .map(|(at, _)| *at)
     }

@@ -561,6 +561,43 @@ impl Roomd {
         self.process.stop(Signal::SIGTERM, STOP_TIMEOUT)
     }
 
+    /// Waits for roomd to restart itself in place (a factory reset): `RELOADING=1`, then a
+    /// `READY=1` after it, from the same process. Then trusts the certificate the new start
+    /// wrote (the device certificate is issued again) and forgets the harness's admin, whose
+    /// account the reset erased.
+    pub fn wait_for_restart_in_place(&mut self, timeout: Duration) -> Result<(), HarnessError> {
+        let process = &mut self.process;
+        let stderr = process.stderr.clone();
+        let child = &mut process.child;
+        let mut exited = || match child.as_mut().map(Child::try_wait) {
+            Some(Ok(Some(status))) => Err(HarnessError::ExitedEarly {
+                status,
+                stderr: text_of(&stderr),
+            }),
+            _ => Ok(()),
+        };
+        let reloading =
+            process
+                .notify
+                .wait_for_line_after("RELOADING=1", None, timeout, &mut exited)?;
+        let ready =
+            process
+                .notify
+                .wait_for_line_after("READY=1", Some(reloading), timeout, &mut exited)?;
+        process.ready_at = ready;
+        self.start_over_as_new_device()
+    }
+
+    /// After a factory reset: trusts the device certificate the new start issued (over the same
+    /// key) and forgets the harness's admin, whose account is gone.
+    pub fn start_over_as_new_device(&mut self) -> Result<(), HarnessError> {
+        self.certificate = DeviceCertificate::load(&self.cert_path())?;
+        self.endpoint.agent = self.certificate.ureq_agent();
+        self.endpoint.tls = self.certificate.rustls.clone();
+        self.admin = None;
+        Ok(())
+    }
+
     /// Stops roomd with SIGTERM and starts it again on the same config, state and port.
     pub fn restart(&mut self) -> Result<ExitStatus, HarnessError> {
         let status = self.stop_sigterm()?;

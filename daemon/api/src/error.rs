@@ -213,6 +213,7 @@ impl From<CoreError> for ApiError {
             CoreError::Refused(message) => ApiError::InvalidCommand(message),
             CoreError::NotFound(message) => ApiError::NotFound(message),
             CoreError::Forbidden(message) => ApiError::Forbidden(message),
+            CoreError::Failed(message) => ApiError::Internal(message),
             CoreError::TooManyAttempts { retry_after_secs } => ApiError::TooManyRequests {
                 retry_after: Duration::from_secs(retry_after_secs),
             },

@@ -95,6 +95,14 @@ pub enum RoomCommand {
     },
     /// `update.reboot`: reboots into an installed firmware update; refused unless one waits.
     RebootForUpdate,
+    /// `system.factory_reset`: writes the factory-reset marker into the state directory; roomd
+    /// then restarts itself and wipes accounts, configuration and data (keeping the device key
+    /// and the security floor) before it opens anything.
+    FactoryReset {
+        /// Who asked, for the marker and the log line after the wipe. The API fills it in from
+        /// the caller's principal; parsing leaves it empty (the arguments carry no name).
+        by: String,
+    },
 }
 
 /// A command's name and an example of its arguments (documented in `openapi.json`).
@@ -207,6 +215,11 @@ pub const COMMANDS: &[CommandSpec] = &[
         name: "update.reboot",
         example: "{}",
         parse: parse_update_reboot,
+    },
+    CommandSpec {
+        name: "system.factory_reset",
+        example: r#"{"confirm": "yes"}"#,
+        parse: parse_factory_reset,
     },
 ];
 
@@ -424,6 +437,28 @@ fn parse_update_reboot(command: &'static str, args: &Value) -> Result<RoomComman
     Ok(RoomCommand::RebootForUpdate)
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfirmArgs {
+    confirm: String,
+}
+
+/// What `system.factory_reset` needs as `confirm`: erasing the device is never what an empty
+/// body, a script's slip or an API fuzzer meant (RoomOS asks the same, `Confirm: Yes`).
+const FACTORY_RESET_CONFIRMATION: &str = "yes";
+
+fn parse_factory_reset(command: &'static str, args: &Value) -> Result<RoomCommand, CommandError> {
+    let a: ConfirmArgs = args_of(command, args)?;
+    if a.confirm != FACTORY_RESET_CONFIRMATION {
+        return Err(invalid(
+            command,
+            "confirm: must be \"yes\"; this erases every account, the configuration and all \
+             data, and leaves the device unclaimed",
+        ));
+    }
+    Ok(RoomCommand::FactoryReset { by: String::new() })
+}
+
 fn args_of<T: DeserializeOwned>(command: &'static str, args: &Value) -> Result<T, CommandError> {
     if !args.is_object() {
         return Err(CommandError::InvalidArguments {
@@ -470,6 +505,22 @@ mod tests {
         assert!(err.to_string().contains("layout"), "{err}");
         let err = RoomCommand::parse("standby.activate", &json!([])).unwrap_err();
         assert!(err.to_string().contains("JSON object"), "{err}");
+    }
+
+    #[test]
+    fn a_factory_reset_must_be_confirmed() {
+        for args in [
+            json!({}),
+            json!({"confirm": "no"}),
+            json!({"confirm": true}),
+        ] {
+            let err = RoomCommand::parse("system.factory_reset", &args).unwrap_err();
+            assert!(err.to_string().contains("confirm"), "{args}: {err}");
+        }
+        assert_eq!(
+            RoomCommand::parse("system.factory_reset", &json!({"confirm": "yes"})),
+            Ok(RoomCommand::FactoryReset { by: String::new() })
+        );
     }
 
     #[test]

@@ -198,6 +198,9 @@ room_events! {
     UpdateMarkedGood = "update.marked_good" { slot: String, version: String }
     /// An administrator asked for the reboot into the installed update.
     UpdateRebootRequested = "update.reboot.requested" { version: String }
+    /// An administrator asked for a factory reset: the marker is written; roomd restarts and
+    /// wipes its state.
+    FactoryResetRequested = "system.factory_reset.requested" { by: String }
     /// The first picture of a far end reached the display.
     FirstRemoteFrame = "meeting.first_remote_frame" {
         participant: String,

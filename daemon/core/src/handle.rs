@@ -33,6 +33,10 @@ pub enum CoreError {
     /// The caller may not do this (e.g. a wrong PIN or guest token).
     #[error("{0}")]
     Forbidden(String),
+    /// The room could not do what it must do on the device (e.g. write the factory-reset
+    /// marker); nothing else was done.
+    #[error("{0}")]
+    Failed(String),
     /// Too many wrong guesses; the caller must wait.
     #[error("too many wrong attempts; try again in {retry_after_secs} s")]
     TooManyAttempts {

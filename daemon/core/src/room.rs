@@ -24,6 +24,7 @@ use roomd_model::Secret;
 use roomd_model::config::{
     CAMERA_PRESETS_MAX_ENTRIES, CameraPosition, CameraPreset, Config, ConfigError,
 };
+use roomd_model::factory_reset;
 use roomd_model::update::{UpdateState, UpdateStatus};
 
 /// Requests queued for the core; replies go back on the enclosed channels.
@@ -152,6 +153,9 @@ struct Effects {
     persist: Option<Value>,
     /// A finished call for the history.
     record: Option<CallRecord>,
+    /// The factory-reset marker's content, written before the events are published (a marker
+    /// that cannot be written fails the command: no restart is announced without it).
+    factory_reset_marker: Option<String>,
 }
 
 struct Room {
@@ -287,6 +291,13 @@ impl Room {
         if command == RoomCommand::RebootForUpdate {
             return self.reboot_for_update();
         }
+        if let RoomCommand::FactoryReset { by } = &command {
+            return Ok(Effects {
+                events: vec![RoomEvent::FactoryResetRequested { by: by.clone() }],
+                factory_reset_marker: Some(factory_reset::command_marker(by)),
+                ..Effects::default()
+            });
+        }
         // Any use of the room counts as activity and wakes it, as on every room system.
         self.last_activity = Instant::now();
         if command != RoomCommand::ActivateStandby {
@@ -400,7 +411,7 @@ impl Room {
             RoomCommand::RemoveParticipant { id } => {
                 events.extend(self.meetings.remove(&mut self.status.meeting, &id)?)
             }
-            RoomCommand::RebootForUpdate => {} // answered above
+            RoomCommand::RebootForUpdate | RoomCommand::FactoryReset { .. } => {} // answered above
         }
         Ok(effects)
     }
@@ -411,9 +422,35 @@ impl Room {
         if let Some(patch) = effects.persist {
             self.patch_config(patch).await?;
         }
+        if let Some(marker) = effects.factory_reset_marker {
+            self.write_factory_reset_marker(marker).await?;
+        }
         self.publish(effects.events);
         self.record_call(effects.record).await;
         Ok(())
+    }
+
+    /// Writes `<state_dir>/factory-reset` atomically: whoever restarts roomd next (itself, right
+    /// after this command, or a power cut) finds a whole marker or none.
+    async fn write_factory_reset_marker(&self, marker: String) -> Result<(), CoreError> {
+        let path = self
+            .config
+            .system
+            .state_dir
+            .join(factory_reset::MARKER_FILE);
+        let shown = path.display().to_string();
+        let written = tokio::task::spawn_blocking(move || {
+            roomd_base::fsutil::write_atomic(&path, marker.as_bytes(), 0o600)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|written| written);
+        written.map_err(|e| {
+            CoreError::Failed(format!(
+                "cannot write the factory-reset marker {shown}: {e}; nothing was reset"
+            ))
+        })
     }
 
     /// `update.reboot`: only when an installed update waits for it. The update worker follows

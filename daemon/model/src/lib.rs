@@ -3,6 +3,7 @@
 //! no GStreamer, no TPM: every other crate, and tools, can depend on it.
 
 pub mod config;
+pub mod factory_reset;
 mod identity_status;
 pub mod outbound;
 mod role;

@@ -13,12 +13,13 @@ use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::factory_reset::{self, FactoryResetError};
 use crate::service;
 use roomd_api::accounts::{Accounts, AccountsError, AccountsPolicy};
 use roomd_api::audit::{AUDIT_FILE, AuditError, AuditLog, housekeeping};
 use roomd_api::logging::RecentLog;
 use roomd_api::{ApiState, ServeError};
-use roomd_core::{CoreSetup, MediaEngineStatus, MediaReport};
+use roomd_core::{CoreSetup, MediaEngineStatus, MediaReport, Notification, RoomEvent};
 use roomd_hardware::Profile;
 use roomd_identity::secrets::{KeyProtection, SecretStore, SecretsError};
 use roomd_identity::tls::{self, DeviceIdentity, DeviceKey, TlsError};
@@ -66,6 +67,19 @@ pub enum DaemonError {
     /// The SIGTERM/SIGINT handlers cannot be installed.
     #[error("cannot install the signal handlers: {0}")]
     Signals(std::io::Error),
+    /// A factory reset was asked for (the marker exists) but could not be carried out.
+    #[error(transparent)]
+    FactoryReset(#[from] FactoryResetError),
+}
+
+/// How [`run`] ended without a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// SIGTERM or SIGINT: roomd exits.
+    Stopped,
+    /// `system.factory_reset` wrote its marker: roomd re-executes itself (same process, same
+    /// arguments), and the new start wipes the state before it opens anything.
+    Restart,
 }
 
 /// Loads the configuration. A missing file is an error, except at the default path, where a
@@ -81,14 +95,16 @@ pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
     Config::load(path)
 }
 
-/// Runs the room until SIGTERM or SIGINT, on the hardware `profile` describes. `recent_log` is
-/// the buffer [`roomd_api::logging::init`] fills; the API serves it.
+/// Runs the room until SIGTERM or SIGINT, or until a factory reset asks for a restart, on the
+/// hardware `profile` describes. `recent_log` is the buffer [`roomd_api::logging::init`] fills;
+/// the API serves it. A factory-reset marker must have been dealt with before
+/// ([`factory_reset_at_start`]).
 pub async fn run(
     config_path: PathBuf,
     mut config: Config,
     profile: Profile,
     recent_log: RecentLog,
-) -> Result<(), DaemonError> {
+) -> Result<Exit, DaemonError> {
     let state_dir = config.system.state_dir.clone();
     prepare_state_dir(&state_dir)?;
 
@@ -164,6 +180,8 @@ pub async fn run(
         }
     };
 
+    // Subscribed before the API serves: no factory reset asked for through it is missed.
+    let reset_requests = room.subscribe();
     let (meetings, meeting_task) = roomd_meetings::start(room.clone(), taps, secrets.clone());
     let (updates, update_task) = roomd_update::start(roomd_update::UpdateSetup {
         room: room.clone(),
@@ -215,13 +233,24 @@ pub async fn run(
 
     let mut terminate = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
-    let server_result = tokio::select! {
-        _ = terminate.recv() => { tracing::info!("SIGTERM: shutting down"); None }
-        _ = interrupt.recv() => { tracing::info!("SIGINT: shutting down"); None }
-        result = server_task => Some(result),
+    let marker = state_dir.join(roomd_model::factory_reset::MARKER_FILE);
+    let (server_result, exit) = tokio::select! {
+        _ = terminate.recv() => { tracing::info!("SIGTERM: shutting down"); (None, Exit::Stopped) }
+        _ = interrupt.recv() => { tracing::info!("SIGINT: shutting down"); (None, Exit::Stopped) }
+        by = factory_reset_requested(reset_requests, &marker) => {
+            tracing::warn!(
+                "factory reset asked for by {}: shutting down to restart and wipe",
+                if by.is_empty() { "an unnamed caller" } else { by.as_str() }
+            );
+            (None, Exit::Restart)
+        }
+        result = server_task => (Some(result), Exit::Stopped),
     };
 
-    service::notify_stopping();
+    match exit {
+        Exit::Stopped => service::notify_stopping(),
+        Exit::Restart => service::notify_restarting("factory reset: restarting"),
+    }
     if let Some(w) = watchdog {
         w.abort();
     }
@@ -245,8 +274,56 @@ pub async fn run(
     }
     match server_result {
         Some(Ok(Err(e))) => Err(DaemonError::Server(e)),
-        _ => Ok(()),
+        _ => Ok(exit),
     }
+}
+
+/// Resolves with the name of who asked once `system.factory_reset` has written its marker (the
+/// core publishes the event only after the marker is on the disk). Never resolves when the core
+/// stops first.
+async fn factory_reset_requested(
+    mut events: tokio::sync::broadcast::Receiver<Notification>,
+    marker: &Path,
+) -> String {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match events.recv().await {
+            Ok(Notification::Event(event)) => {
+                if let RoomEvent::FactoryResetRequested { by } = event.event {
+                    return by;
+                }
+            }
+            Ok(Notification::StatusChanged { .. }) => {}
+            // Missed notifications may have held the request: the marker tells.
+            Err(RecvError::Lagged(_)) => {
+                if marker.exists() {
+                    return String::new();
+                }
+            }
+            Err(RecvError::Closed) => std::future::pending::<()>().await,
+        }
+    }
+}
+
+/// Carries out a factory reset if its marker asks for one, before the configuration is used
+/// for anything (the log level included) and before anything opens the state. Returns what was
+/// done; log it with [`log_factory_reset`] once logging runs.
+pub fn factory_reset_at_start(
+    config_path: &Path,
+    config: &mut Config,
+) -> Result<Option<factory_reset::Done>, DaemonError> {
+    Ok(factory_reset::run_if_asked(config_path, config)?)
+}
+
+/// The one line that says a factory reset ran, what asked for it and what it did.
+pub fn log_factory_reset(done: &factory_reset::Done, config: &Config) {
+    tracing::warn!(
+        "factory reset: ran on {}; removed {} entries from {} (the device key and the security \
+         floor stay) and reset the configuration to the factory state",
+        done.trigger,
+        done.removed,
+        config.system.state_dir.display()
+    );
 }
 
 /// Probes the devices and elements the profile names and publishes what was found before READY,

@@ -21,4 +21,4 @@ mod worker;
 
 pub use error::UpdateError;
 pub use os_release::OsRelease;
-pub use worker::{Staging, UpdateHandle, UpdateSetup, start};
+pub use worker::{FLOOR_FILE, STAGING_DIR, Staging, UpdateHandle, UpdateSetup, start};

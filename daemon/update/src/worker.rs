@@ -27,9 +27,10 @@ use roomd_model::update::{
 };
 
 /// Name of the staging folder inside `system.state_dir`.
-const STAGING_DIR: &str = "update";
-/// The persisted security floor, inside the staging folder.
-const FLOOR_FILE: &str = "floor";
+pub const STAGING_DIR: &str = "update";
+/// The persisted security floor, inside the staging folder (a factory reset keeps it: the
+/// floor must never go down).
+pub const FLOOR_FILE: &str = "floor";
 /// Progress of a transfer is reported at most once per this many bytes.
 const REPORT_EVERY_BYTES: u64 = 1024 * 1024;
 

@@ -42,11 +42,14 @@ pub enum Permission {
     CallHistoryRead,
     /// `POST /update` and the command `update.reboot`: replaces the firmware the room runs.
     FirmwareUpdate,
+    /// The command `system.factory_reset`: wipes accounts, configuration and data, and leaves
+    /// the device unclaimed.
+    FactoryReset,
 }
 
 impl Permission {
     /// Every permission, once each.
-    pub const ALL: [Permission; 17] = [
+    pub const ALL: [Permission; 18] = [
         Permission::StatusRead,
         Permission::EventsRead,
         Permission::ConfigRead,
@@ -64,6 +67,7 @@ impl Permission {
         Permission::DisplayView,
         Permission::CallHistoryRead,
         Permission::FirmwareUpdate,
+        Permission::FactoryReset,
     ];
 }
 
@@ -96,6 +100,9 @@ pub fn allows(role: Role, permission: Permission) -> bool {
         Permission::IdentityAttest => &[Admin, Integrator, Audit],
         // New firmware decides everything the device does, the accounts' checks included.
         Permission::FirmwareUpdate => &[Admin],
+        // Erases every account and the audit trail, and lets the next person claim the device:
+        // the power to hand the box over is the owner's.
+        Permission::FactoryReset => &[Admin],
     };
     granted.contains(&role)
 }
@@ -145,6 +152,8 @@ mod tests {
             [Admin, Integrator, User, RoomControl]
         );
         assert_eq!(roles_with(Permission::CallHistoryRead), Role::ALL);
+        assert_eq!(roles_with(Permission::FirmwareUpdate), [Admin]);
+        assert_eq!(roles_with(Permission::FactoryReset), [Admin]);
     }
 
     fn doc_permission(name: &str) -> Permission {

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use crate::ApiState;
 use crate::access::AuditDetail;
-use crate::accounts::{Permission, Principal, allows};
+use crate::accounts::{Permission, Principal, PrincipalKind, allows};
 use crate::body::{self, LimitedBody};
 use crate::error::ApiError;
 use roomd_core::RoomCommand;
@@ -14,7 +14,22 @@ use roomd_core::RoomCommand;
 pub fn command_permission(name: &str) -> Permission {
     match name {
         "update.reboot" => Permission::FirmwareUpdate,
+        "system.factory_reset" => Permission::FactoryReset,
         _ => Permission::RoomControl,
+    }
+}
+
+/// Who asked, as the log line after a factory reset says it: `user alice`, `token harness
+/// (token:1a2b3c4d)` or `client certificate cert:…` (the audit log's names, which are unique).
+fn who(principal: &Principal) -> String {
+    match &principal.kind {
+        PrincipalKind::Session => format!("user {}", principal.name),
+        PrincipalKind::Token { .. } => {
+            format!("token {} ({})", principal.name, principal.audit_name())
+        }
+        PrincipalKind::Certificate { .. } => {
+            format!("client certificate {}", principal.audit_name())
+        }
     }
 }
 
@@ -30,10 +45,11 @@ pub(crate) async fn run(
     } else {
         body::parse_value(&req, &body)?
     };
-    let command = RoomCommand::parse(&name, &args)?;
+    let mut command = RoomCommand::parse(&name, &args)?;
     // The route needs RoomControl; some commands need more (firmware: admin only).
     let needed = command_permission(&name);
-    let role = req.extensions().get::<Principal>().map(|p| p.role);
+    let principal = req.extensions().get::<Principal>().cloned();
+    let role = principal.as_ref().map(|p| p.role);
     if !role.is_some_and(|role| allows(role, needed)) {
         return Err(ApiError::Forbidden(format!(
             "the command {} needs the {needed:?} permission, which your role does not have",
@@ -42,6 +58,17 @@ pub(crate) async fn run(
     }
     req.extensions_mut()
         .insert(AuditDetail(format!("command {}", name.as_str())));
+    // A factory reset remembers who asked: the log line after the wipe names them (the audit
+    // log, which also does, is wiped).
+    let resets = matches!(command, RoomCommand::FactoryReset { .. });
+    if let RoomCommand::FactoryReset { by } = &mut command {
+        *by = principal.as_ref().map(who).unwrap_or_default();
+    }
     state.room.execute(command).await?;
+    if resets {
+        // Accepted, not done: the marker is written, and roomd restarts to wipe its state
+        // once this answer (and its audit record) is out.
+        return Ok(HttpResponse::Accepted().json(json!({"result": Value::from("restarting")})));
+    }
     Ok(HttpResponse::Ok().json(json!({"result": Value::from("ok")})))
 }

@@ -29,6 +29,16 @@ pub fn notify_stopping() {
     Notifier::from_env().send(&[NotifyState::Stopping]);
 }
 
+/// Tells systemd that roomd restarts in place (`RELOADING=1`): it re-executes itself in the
+/// same process, and the new image's `READY=1` ends the reload. `STOPPING=1` would have
+/// systemd wait for the process to exit and then kill it.
+pub fn notify_restarting(status: &str) {
+    Notifier::from_env().send(&[
+        NotifyState::Reloading,
+        NotifyState::Status(&one_line(status)),
+    ]);
+}
+
 /// How often to ping the watchdog: half of `$WATCHDOG_USEC`, as systemd recommends, when the
 /// watchdog is enabled for this process (`$WATCHDOG_PID` unset or equal to our pid).
 pub fn watchdog_interval() -> Option<Duration> {
