@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use crate::HarnessError;
+use crate::command::run_checked;
 
 /// A test caller in the group `roomd-control` (created by [`ensure_accounts`]).
 pub const PANEL_USER: &str = "roomd-test-panel";
@@ -28,7 +29,9 @@ fn repo() -> PathBuf {
 /// Creates roomd's user and groups from `systemd/sysusers.d/roomd.conf`, and [`PANEL_USER`]
 /// in `roomd-control`, unless they exist (systemd-sysusers leaves existing entries alone).
 pub fn ensure_accounts() -> Result<(), HarnessError> {
-    run(Command::new("systemd-sysusers").arg(repo().join("systemd/sysusers.d/roomd.conf")))?;
+    run_checked(
+        Command::new("systemd-sysusers").arg(repo().join("systemd/sysusers.d/roomd.conf")),
+    )?;
     let dir = tempfile::tempdir().map_err(|e| HarnessError::io("cannot create a folder", e))?;
     let panel = dir.path().join("roomd-test-panel.conf");
     std::fs::write(
@@ -39,7 +42,7 @@ pub fn ensure_accounts() -> Result<(), HarnessError> {
         ),
     )
     .map_err(|e| HarnessError::io("cannot write a sysusers file", e))?;
-    run(Command::new("systemd-sysusers").arg(&panel))?;
+    run_checked(Command::new("systemd-sysusers").arg(&panel))?;
     Ok(())
 }
 
@@ -57,7 +60,7 @@ impl PrivateBus {
             .tempdir()
             .map_err(|e| HarnessError::io("cannot create the bus folder", e))?;
         // Every test user must reach the socket; the bus's policy decides what they may do.
-        run(Command::new("chmod").arg("0755").arg(dir.path()))?;
+        run_checked(Command::new("chmod").arg("0755").arg(dir.path()))?;
         let config = dir.path().join("bus.conf");
         std::fs::write(&config, bus_conf(dir.path()))
             .map_err(|e| HarnessError::io("cannot write the bus configuration", e))?;
@@ -298,21 +301,4 @@ fn bus_conf(dir: &Path) -> String {
         dir = dir.display(),
         policy = repo().join("systemd/org.roomd.conf").display(),
     )
-}
-
-fn run(command: &mut Command) -> Result<String, HarnessError> {
-    let shown = format!("{command:?}");
-    let output = command
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| HarnessError::io(format!("cannot run {shown}"), e))?;
-    if !output.status.success() {
-        return Err(HarnessError::Config {
-            message: format!(
-                "{shown} failed: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            ),
-        });
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }

@@ -16,6 +16,7 @@
 
 mod binaries;
 pub mod browser;
+mod command;
 pub mod cpu;
 pub mod dbus;
 mod error;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use crate::HarnessError;
+use crate::command::run_checked;
 
 /// RAUC's compatible in these tests.
 pub const RAUC_COMPATIBLE: &str = "roomd-test";
@@ -59,14 +60,16 @@ impl Rauc {
         }
         write(&root.join("state/primary"), "A\n")?;
         write(&root.join("backend.sh"), &backend_script(&root))?;
-        run(Command::new("chmod").arg("+x").arg(root.join("backend.sh")))?;
+        run_checked(Command::new("chmod").arg("+x").arg(root.join("backend.sh")))?;
         write(&root.join("system.conf"), &system_conf(&root))?;
         write(&root.join("bus.conf"), &bus_conf(&root))?;
         setup(&root);
 
-        let output = run(Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", root.join("bus.conf").display()))
-            .args(["--fork", "--print-pid"]))?;
+        let output = run_checked(
+            Command::new("dbus-daemon")
+                .arg(format!("--config-file={}", root.join("bus.conf").display()))
+                .args(["--fork", "--print-pid"]),
+        )?;
         let bus_pid = output.trim().parse::<i32>().ok();
         let address = format!("unix:path={}", root.join("bus").display());
         let service = Command::new("rauc")
@@ -130,7 +133,7 @@ impl Rauc {
 
     /// `GetSlotStatus` as busctl prints it.
     pub fn slot_status(&self) -> Result<String, HarnessError> {
-        run(Command::new("busctl").args([
+        run_checked(Command::new("busctl").args([
             &format!("--address={}", self.address),
             "call",
             "de.pengutronix.rauc",
@@ -182,12 +185,14 @@ impl Rauc {
             Signer::Stranger => ("stranger.crt", "stranger.key"),
         };
         let out = root.join("bundles").join(format!("{name}.raucb"));
-        run(Command::new("rauc")
-            .arg("bundle")
-            .arg(format!("--cert={}", root.join(cert).display()))
-            .arg(format!("--key={}", root.join(key).display()))
-            .arg(&content)
-            .arg(&out))?;
+        run_checked(
+            Command::new("rauc")
+                .arg("bundle")
+                .arg(format!("--cert={}", root.join(cert).display()))
+                .arg(format!("--key={}", root.join(key).display()))
+                .arg(&content)
+                .arg(&out),
+        )?;
         Ok(out)
     }
 
@@ -233,72 +238,80 @@ fn make_keys(root: &Path) -> Result<(), HarnessError> {
         "ec_paramgen_curve:prime256v1",
         "-nodes",
     ];
-    run(Command::new("openssl")
-        .args(["req", "-x509"])
-        .args(ec)
-        .args([
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-days",
-            "3650",
-            "-subj",
-            "/CN=roomd test CA",
-        ])
-        .args(["-addext", "basicConstraints=critical,CA:true"])
-        .args(["-addext", "keyUsage=critical,keyCertSign"])
-        .current_dir(root))?;
-    run(Command::new("openssl")
-        .arg("req")
-        .args(ec)
-        .args([
-            "-keyout",
-            "signer.key",
-            "-out",
-            "signer.csr",
-            "-subj",
-            "/CN=roomd test signer",
-        ])
-        .current_dir(root))?;
+    run_checked(
+        Command::new("openssl")
+            .args(["req", "-x509"])
+            .args(ec)
+            .args([
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "3650",
+                "-subj",
+                "/CN=roomd test CA",
+            ])
+            .args(["-addext", "basicConstraints=critical,CA:true"])
+            .args(["-addext", "keyUsage=critical,keyCertSign"])
+            .current_dir(root),
+    )?;
+    run_checked(
+        Command::new("openssl")
+            .arg("req")
+            .args(ec)
+            .args([
+                "-keyout",
+                "signer.key",
+                "-out",
+                "signer.csr",
+                "-subj",
+                "/CN=roomd test signer",
+            ])
+            .current_dir(root),
+    )?;
     write(
         &root.join("signer.ext"),
         "basicConstraints=CA:false\nkeyUsage=critical,digitalSignature\n",
     )?;
-    run(Command::new("openssl")
-        .args([
-            "x509",
-            "-req",
-            "-in",
-            "signer.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-        ])
-        .args([
-            "-CAcreateserial",
-            "-out",
-            "signer.crt",
-            "-days",
-            "3650",
-            "-extfile",
-            "signer.ext",
-        ])
-        .current_dir(root))?;
-    run(Command::new("openssl")
-        .args(["req", "-x509"])
-        .args(ec)
-        .args([
-            "-keyout",
-            "stranger.key",
-            "-out",
-            "stranger.crt",
-            "-days",
-            "3650",
-        ])
-        .args(["-subj", "/CN=someone else"])
-        .current_dir(root))?;
+    run_checked(
+        Command::new("openssl")
+            .args([
+                "x509",
+                "-req",
+                "-in",
+                "signer.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+            ])
+            .args([
+                "-CAcreateserial",
+                "-out",
+                "signer.crt",
+                "-days",
+                "3650",
+                "-extfile",
+                "signer.ext",
+            ])
+            .current_dir(root),
+    )?;
+    run_checked(
+        Command::new("openssl")
+            .args(["req", "-x509"])
+            .args(ec)
+            .args([
+                "-keyout",
+                "stranger.key",
+                "-out",
+                "stranger.crt",
+                "-days",
+                "3650",
+            ])
+            .args(["-subj", "/CN=someone else"])
+            .current_dir(root),
+    )?;
     Ok(())
 }
 
@@ -344,23 +357,6 @@ fn bus_conf(root: &Path) -> String {
 fn write(path: &Path, text: &str) -> Result<(), HarnessError> {
     std::fs::write(path, text)
         .map_err(|e| HarnessError::io(format!("cannot write {}", path.display()), e))
-}
-
-fn run(command: &mut Command) -> Result<String, HarnessError> {
-    let shown = format!("{command:?}");
-    let output = command
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| HarnessError::io(format!("cannot run {shown}"), e))?;
-    if !output.status.success() {
-        return Err(HarnessError::Config {
-            message: format!(
-                "{shown} failed: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            ),
-        });
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// An HTTPS server on 127.0.0.1 that answers every GET with one file, under a certificate of a

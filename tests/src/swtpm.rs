@@ -127,6 +127,28 @@ impl Swtpm {
         self.dir.path().join("state")
     }
 
+    /// The SubjectPublicKeyInfo (DER) of the key at persistent `handle`, read with tpm2-tools,
+    /// independently of roomd (which must be stopped: swtpm serves one client at a time).
+    pub fn public_key_der(&self, handle: &str) -> Vec<u8> {
+        use rustls::pki_types::pem::PemObject;
+        let pem_path = self.dir().join("public-key.pem");
+        let output = Command::new("tpm2_readpublic")
+            .args(["-T", &self.tcti(), "-c", handle, "-o"])
+            .arg(&pem_path)
+            .args(["-f", "pem"])
+            .output()
+            .expect("tpm2_readpublic (Debian package tpm2-tools) runs");
+        assert!(
+            output.status.success(),
+            "no key at {handle} in the TPM: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let pem = std::fs::read_to_string(&pem_path).expect("tpm2_readpublic wrote the key");
+        rustls::pki_types::SubjectPublicKeyInfoDer::from_pem_slice(pem.as_bytes())
+            .expect("a PEM public key")
+            .to_vec()
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

@@ -24,27 +24,6 @@ fn spki_of_certificate(path: &Path) -> Vec<u8> {
     parsed.public_key().raw.to_vec()
 }
 
-/// The public key at `DEVICE_KEY_HANDLE`, read with tpm2-tools, independently of roomd (which
-/// must be stopped: swtpm serves one client at a time).
-fn spki_in_tpm(tpm: &Swtpm) -> Vec<u8> {
-    let pem_path = tpm.dir().join("device-key.pem");
-    let output = std::process::Command::new("tpm2_readpublic")
-        .args(["-T", &tpm.tcti(), "-c", DEVICE_KEY_HANDLE, "-o"])
-        .arg(&pem_path)
-        .args(["-f", "pem"])
-        .output()
-        .expect("tpm2_readpublic (Debian package tpm2-tools) runs");
-    assert!(
-        output.status.success(),
-        "the device key is no longer in the TPM: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let pem = std::fs::read_to_string(&pem_path).expect("tpm2_readpublic wrote the key");
-    rustls::pki_types::SubjectPublicKeyInfoDer::from_pem_slice(pem.as_bytes())
-        .expect("a PEM public key")
-        .to_vec()
-}
-
 fn config_of(roomd: &Roomd, token: &str) -> Result<Value, HarnessError> {
     roomd
         .get("/api/v1/config")
@@ -246,7 +225,7 @@ fn factory_reset_erases_the_owner_and_keeps_the_tpm_key_and_the_floor() -> Resul
 
     // The key is still the TPM's persistent object (roomd never evicted it).
     roomd.stop_sigterm()?;
-    assert_eq!(spki_in_tpm(&tpm), key_before);
+    assert_eq!(tpm.public_key_der(DEVICE_KEY_HANDLE), key_before);
     Ok(())
 }
 

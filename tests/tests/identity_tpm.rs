@@ -33,28 +33,6 @@ fn hex_sha256(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// The SubjectPublicKeyInfo (DER) of the key at `DEVICE_KEY_HANDLE`, read from the TPM with
-/// tpm2-tools: independent of roomd. swtpm serves one client at a time, so roomd must be
-/// stopped.
-fn spki_in_tpm(tpm: &Swtpm) -> Vec<u8> {
-    let pem_path = tpm.dir().join("device-key.pem");
-    let output = Command::new("tpm2_readpublic")
-        .args(["-T", &tpm.tcti(), "-c", DEVICE_KEY_HANDLE, "-o"])
-        .arg(&pem_path)
-        .args(["-f", "pem"])
-        .output()
-        .expect("tpm2_readpublic (Debian package tpm2-tools) runs");
-    assert!(
-        output.status.success(),
-        "tpm2_readpublic: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let pem = std::fs::read_to_string(&pem_path).expect("tpm2_readpublic wrote the key");
-    rustls::pki_types::SubjectPublicKeyInfoDer::from_pem_slice(pem.as_bytes())
-        .expect("a PEM public key")
-        .to_vec()
-}
-
 fn spki_of(certificate: &[u8]) -> Vec<u8> {
     let (_, parsed) = x509_parser::parse_x509_certificate(certificate).expect("X.509");
     parsed.public_key().raw.to_vec()
@@ -128,7 +106,7 @@ fn the_key_is_created_once_and_reused_across_restarts() -> Result<(), HarnessErr
     );
 
     roomd.stop_sigterm()?;
-    let in_tpm = spki_in_tpm(&tpm);
+    let in_tpm = tpm.public_key_der(DEVICE_KEY_HANDLE);
     assert_eq!(first["key_sha256"], hex_sha256(&in_tpm), "{first}");
     Ok(())
 }
@@ -144,7 +122,7 @@ fn rustls_handshakes_are_signed_by_the_key_in_the_tpm() -> Result<(), HarnessErr
     roomd.stop_sigterm()?;
     // The handshake verified against the certificate's key, and that key is the one whose
     // private part only the TPM holds.
-    assert_eq!(spki_of(&tls13), spki_in_tpm(&tpm));
+    assert_eq!(spki_of(&tls13), tpm.public_key_der(DEVICE_KEY_HANDLE));
     Ok(())
 }
 
