@@ -22,3 +22,19 @@ pub(crate) fn run_checked(command: &mut Command) -> Result<String, HarnessError>
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
+
+/// The command line prefix that runs what follows as `user` with primary group `gid` and the
+/// user's supplementary groups (util-linux `setpriv`; this process must be root).
+pub(crate) fn setpriv_prefix(user: &str, gid: &str) -> Vec<String> {
+    [
+        "setpriv",
+        "--reuid",
+        user,
+        "--regid",
+        gid,
+        "--init-groups",
+        "--",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}

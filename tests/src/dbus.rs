@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use crate::HarnessError;
-use crate::command::run_checked;
+use crate::command::{run_checked, setpriv_prefix};
 
 /// A test caller in the group `roomd-control` (created by [`ensure_accounts`]).
 pub const PANEL_USER: &str = "roomd-test-panel";
@@ -255,16 +255,9 @@ pub fn as_user(user: &str, program: &str) -> Command {
         Ok(Some(u)) => u.gid.as_raw().to_string(),
         _ => user.to_owned(),
     };
-    let mut command = Command::new("setpriv");
-    command.args([
-        "--reuid",
-        user,
-        "--regid",
-        &gid,
-        "--init-groups",
-        "--",
-        program,
-    ]);
+    let prefix = setpriv_prefix(user, &gid);
+    let mut command = Command::new(&prefix[0]);
+    command.args(&prefix[1..]).arg(program);
     command
 }
 

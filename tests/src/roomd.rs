@@ -16,6 +16,7 @@ use tempfile::TempDir;
 
 use crate::HarnessError;
 use crate::binaries::roomd_bin;
+use crate::command::setpriv_prefix;
 use crate::http::{ApiRequest, ApiResponse, Endpoint, raw_exchange};
 use crate::netns::TestNetwork;
 use crate::notify::NotifySocket;
@@ -113,16 +114,7 @@ impl RoomdBuilder {
         let mut env = self.env.clone();
         if let Some(user) = &self.run_as {
             let gid = owner.map(|(_, gid)| gid.to_string()).unwrap_or_default();
-            let switch = [
-                "setpriv",
-                "--reuid",
-                user,
-                "--regid",
-                &gid,
-                "--init-groups",
-                "--",
-            ];
-            launcher.splice(0..0, switch.iter().map(|a| (*a).to_owned()));
+            launcher.splice(0..0, setpriv_prefix(user, &gid));
             // GStreamer keeps its registry cache under $HOME, which must be the user's.
             env.push(("HOME".to_owned(), dir.path().display().to_string()));
         }
