@@ -441,6 +441,24 @@ fn wait_for_report(vm: &mut FirmwareVm) -> Vec<String> {
     report_lines(&vm.console())
 }
 
+/// The boot report of a boot from `slot` at `version`: roomd running, and the root the slot's
+/// erofs on the dm-verity device the initramfs opened, read-only.
+fn assert_verified_boot(report: &[String], slot: &str, version: &str) {
+    assert_eq!(
+        report_value(report, "roomd"),
+        "active",
+        "roomd is not running"
+    );
+    assert_eq!(report_value(report, "slot"), slot);
+    assert_eq!(report_value(report, "version"), version);
+    let root = report_value(report, "root");
+    assert!(
+        root.starts_with("/dev/mapper/root erofs ro"),
+        "the root is not the verified erofs slot: {root}"
+    );
+    assert_eq!(report_value(report, "verity"), "verified");
+}
+
 /// The device certificate the boot report printed, trusted alone for the API.
 fn certificate_from_report(report: &[String], run_dir: &Path) -> (String, DeviceCertificate) {
     let pem: String = report
@@ -677,21 +695,8 @@ fn the_image_boots_verified_and_updates_itself_to_the_other_slot() {
         "TIMING power-on to roomd's boot report: {:.0} s",
         booted.elapsed().as_secs_f64()
     );
-    assert_eq!(
-        report_value(&report, "roomd"),
-        "active",
-        "roomd is not running"
-    );
-
     // Slot A, on the verity device the initramfs opened, read-only.
-    assert_eq!(report_value(&report, "slot"), "a");
-    assert_eq!(report_value(&report, "version"), version);
-    let root = report_value(&report, "root");
-    assert!(
-        root.starts_with("/dev/mapper/root erofs ro"),
-        "the root is not the verified erofs slot: {root}"
-    );
-    assert_eq!(report_value(&report, "verity"), "verified");
+    assert_verified_boot(&report, "a", &version);
     // The firmware enforced Secure Boot: systemd-boot and the UKI passed its signature check.
     assert_eq!(report_value(&report, "secureboot"), "enabled");
     assert_eq!(report_value(&report, "tpm"), "/dev/tpmrm0");
@@ -839,15 +844,7 @@ fn the_image_boots_verified_and_updates_itself_to_the_other_slot() {
         "TIMING power-on to roomd's boot report from slot B: {:.0} s",
         rebooted.elapsed().as_secs_f64()
     );
-    assert_eq!(
-        report_value(&report, "roomd"),
-        "active",
-        "roomd is not running"
-    );
-    assert_eq!(report_value(&report, "slot"), "b");
-    assert_eq!(report_value(&report, "version"), next);
-    assert!(report_value(&report, "root").starts_with("/dev/mapper/root erofs ro"));
-    assert_eq!(report_value(&report, "verity"), "verified");
+    assert_verified_boot(&report, "b", &next);
     assert!(
         !vm.console().contains("roomd-image: first boot"),
         "the second boot ran the first-boot configuration again"
@@ -901,16 +898,8 @@ fn the_image_boots_verified_and_updates_itself_to_the_other_slot() {
             .contains("roomd-image: factory reset requested by the stick labelled ROOMD-RESET"),
         "the stick was not seen"
     );
-    assert_eq!(
-        report_value(&report, "roomd"),
-        "active",
-        "roomd is not running"
-    );
-    assert_eq!(
-        report_value(&report, "version"),
-        next,
-        "the reset changed the slot"
-    );
+    // The reset changes neither the slot nor its version.
+    assert_verified_boot(&report, "b", &next);
     let (reset_pem, certificate) = certificate_from_report(&report, &run_dir);
     assert_eq!(
         spki_of_certificate(&reset_pem),
@@ -978,7 +967,7 @@ fn an_update_that_never_becomes_healthy_is_rolled_back_by_itself() {
     let mut vm = FirmwareVm::boot(&image, &run_dir, GROW_BYTES).expect("the VM starts");
     let report = wait_for_report(&mut vm);
     let guard = ConsoleOnFailure(&vm);
-    assert_eq!(report_value(&report, "slot"), "a");
+    assert_verified_boot(&report, "a", &version);
     let (_, certificate) = certificate_from_report(&report, &run_dir);
     wait_for_api(&vm, &certificate);
     let session = claim(&vm, &certificate, &report);
@@ -1047,12 +1036,7 @@ fn an_update_that_never_becomes_healthy_is_rolled_back_by_itself() {
     };
     let guard = ConsoleOnFailure(&vm);
     assert_eq!(trials, tries, "slot B had {trials} trial boots");
-    assert_eq!(report_value(&report, "version"), version);
-    assert_eq!(
-        report_value(&report, "roomd"),
-        "active",
-        "roomd is not running"
-    );
+    assert_verified_boot(&report, "a", &version);
 
     // roomd on A says what happened.
     let session = login(&vm, &certificate);
