@@ -20,6 +20,7 @@ mod command;
 pub mod cpu;
 pub mod dbus;
 mod error;
+pub mod firmware;
 pub mod flood;
 mod gst_launch;
 mod hostile;
