@@ -102,9 +102,11 @@ root=$work/root
 # e2fsprogs (first boot grows the data partition and its file system), tpm-udev (gives the tss
 # group /dev/tpmrm0, which roomd opens as a member of tss), libtss2-rc0 (systemd-pcrphase loads
 # it with the other tpm2-tss libraries to measure boot phases into PCR 11), dbus, RAUC and its
-# D-Bus service (updates), systemd-boot (systemd-bless-boot: boot counting), polkitd (logind
-# lets roomd reboot the box through one rule, etc/polkit-1/rules.d/50-roomd.rules), and roomd's own
-# package, whose Depends (GStreamer, tpm2-tss, ...) apt resolves.
+# D-Bus service (updates), systemd-boot (systemd-bless-boot: boot counting), polkitd (logind,
+# timedated, hostnamed and networkd let roomd drive them through one rule,
+# etc/polkit-1/rules.d/50-roomd.rules), systemd-timesyncd (NTP, switched by timedated, servers from
+# roomd's .network file), and roomd's own package, whose Depends (GStreamer, tpm2-tss, ...) apt
+# resolves.
 step "mmdebstrap bookworm root with $(basename "$deb")"
 mkdir -p "$work/debs"
 cp "$deb" "$work/debs/roomd.deb"
@@ -120,6 +122,7 @@ mmdebstrap --mode=root --variant=minbase --format=directory \
     --dpkgopt='path-include=/usr/share/doc/roomd/*' \
     --include=linux-image-amd64,systemd-sysv,udev,initramfs-tools,cryptsetup-bin,systemd-boot-efi \
     --include=fdisk,e2fsprogs,tpm-udev,libtss2-rc0,dbus,zstd,rauc,rauc-service,systemd-boot,polkitd \
+    --include=systemd-timesyncd \
     --include="$work/debs/roomd.deb" \
     --setup-hook='mkdir -p "$1"/var/cache/apt/archives/' \
     --setup-hook="sync-in $cache/apt /var/cache/apt/archives/" \
