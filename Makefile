@@ -57,6 +57,7 @@ BROWSER_DIR := $(CURDIR)/tests/browser
 BENCH_PACKAGES :=
 BENCH_PACKAGES += wrk         # HTTP load generator for the API benchmarks
 BENCH_PACKAGES += gstreamer1.0-tools # gst-launch-1.0 runs the bare reference graphs of bench-media and bench-meeting
+BENCH_PACKAGES += zstd        # bench-image: the disk image's compressed size
 
 # The development room: configuration and state live in the (git-ignored) .roomd/ folder.
 DEV_DIR := $(CURDIR)/.roomd
@@ -250,7 +251,7 @@ bench: export ROOMCTL_BIN := $(CURDIR)/target/release/roomctl
 bench: bench-deps browser-deps webui
 	cargo build --release --bins
 	@status=0; \
-	for program in bench-foundation bench-identity bench-tls-flood bench-media bench-meeting; do \
+	for program in bench-foundation bench-identity bench-tls-flood bench-media bench-meeting bench-image; do \
 		cargo run --release -p roomd-tests --bin $$program || status=1; \
 	done; \
 	$(MAKE) --no-print-directory bench-webui || status=1; \

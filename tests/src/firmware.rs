@@ -276,6 +276,8 @@ pub fn assert_verified_boot(report: &[String], slot: &str, version: &str) {
         "the root is not the verified erofs slot: {root}"
     );
     assert_eq!(report_value(report, "verity"), "verified");
+    // /etc is writable for this boot only, in memory over the verified root's.
+    assert_eq!(report_value(report, "etc"), "overlay");
 }
 
 /// The device certificate the boot report printed, trusted alone for the API.
