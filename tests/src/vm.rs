@@ -35,13 +35,22 @@ pub struct FirmwareVm {
     serial: PathBuf,
     tpm_state: PathBuf,
     port: u16,
+    cpus: u32,
 }
 
 impl FirmwareVm {
     /// Boots a copy of `image` in `run_dir` (emptied first), grown by `grow_bytes` as if the image
-    /// had been written to a larger disk, with a new TPM. Returns once qemu runs; the guest boots
-    /// on its own.
-    pub fn boot(image: &Path, run_dir: &Path, grow_bytes: u64) -> Result<FirmwareVm, HarnessError> {
+    /// had been written to a larger disk, with a new TPM and `cpus` virtual CPUs. Returns once
+    /// qemu runs; the guest boots on its own.
+    ///
+    /// Under TCG each virtual CPU is a host thread: two guests of one CPU each fill a 2-core
+    /// machine, where guests of two CPUs would spin on each other's preempted locks.
+    pub fn boot(
+        image: &Path,
+        run_dir: &Path,
+        grow_bytes: u64,
+        cpus: u32,
+    ) -> Result<FirmwareVm, HarnessError> {
         if run_dir.exists() {
             std::fs::remove_dir_all(run_dir)
                 .map_err(|e| HarnessError::io(format!("cannot empty {}", run_dir.display()), e))?;
@@ -87,6 +96,7 @@ impl FirmwareVm {
             serial: run_dir.join("serial.log"),
             tpm_state,
             port: free_port()?,
+            cpus,
         };
         vm.power_on("serial.log")?;
         Ok(vm)
@@ -133,7 +143,7 @@ impl FirmwareVm {
             .args(["-machine", "q35,smm=on", "-accel", "tcg", "-cpu", "max"])
             // Only SMM code may write the variable store (Secure Boot keys and state).
             .args(["-global", "driver=cfi.pflash01,property=secure,value=on"])
-            .args(["-smp", "2", "-m", "2048"])
+            .args(["-smp", &self.cpus.to_string(), "-m", "2048"])
             .args(["-display", "none", "-monitor", "none", "-no-reboot"])
             .arg("-serial")
             .arg(format!("file:{}", self.serial.display()))

@@ -15,6 +15,12 @@
 //! and a good bundle of the next version is installed into slot B; `update.reboot` restarts the
 //! box into B on trial (boot counter in the ESP), B reports the new version, roomd marks it good
 //! and systemd-bless-boot removes the counter. The claim and certificate survive the slot change.
+//! On the way, the box's OS settings go through roomd's `[host]` to systemd's own services
+//! (hostnamed, timedated, timesyncd, networkd with a static IPv4 and IPv6 address, logind's
+//! scheduled nightly reboot) and `status.host` reads them back from those services, in slot A and
+//! again after the reboot into B (/etc is volatile: roomd applies them at each start). A
+//! factory-reset stick brings the box back unclaimed with the image's own settings, and
+//! `system.power_off` turns it off through logind.
 //!
 //! `an_update_that_never_becomes_healthy_is_rolled_back_by_itself`: a bundle whose roomd exits at
 //! once is installed; each start of slot B fails roomd's health verdict and reboots, using up a
@@ -29,128 +35,45 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use roomd_tests::firmware::{
+    ADMIN_PASSWORD, API_TIMEOUT, BOOT_TIMEOUT, BuildOptions, ConsoleOnFailure, INSTALL_TIMEOUT,
+    ImageWorkspace, REBOOT_TIMEOUT, assert_verified_boot, certificate_from_report, claim, login,
+    reboot_into_update, report_value, stdout_of, upload, wait_for_api, wait_for_report,
+    wait_for_update_status,
+};
 use roomd_tests::{DeviceCertificate, FirmwareVm, Session, esp_boot_entries};
 use rustls::pki_types::pem::PemObject;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
-/// From power-on to roomd's report on the console: firmware, kernel and systemd under TCG take
-/// about a minute; 5 minutes leaves room for a machine shared with other test runs.
-const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
-const API_TIMEOUT: Duration = Duration::from_secs(60);
-/// Sending a bundle of about 600 MB to the guest and RAUC writing it into a slot, under software
-/// emulation (about 2 minutes each on a quiet machine).
-const UPLOAD_TIMEOUT: Duration = Duration::from_secs(900);
-const INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
-/// From `update.reboot`, or a failed trial boot, until the guest has turned itself off.
-const REBOOT_TIMEOUT: Duration = Duration::from_secs(300);
 /// The guest's disk is the image grown by this much, as if flashed onto a larger disk.
 const GROW_BYTES: u64 = 512 * 1024 * 1024;
+/// The two tests run at once, each with its guest: one virtual CPU each (tests/src/vm.rs).
+const GUEST_CPUS: u32 = 1;
 /// Persistent handle of the device key (docs/identity.md).
 const DEVICE_KEY_HANDLE: &str = "0x81010010";
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the tests crate lives inside the repository")
-        .to_path_buf()
+fn workspace() -> ImageWorkspace {
+    ImageWorkspace::named("image-test")
 }
 
 fn out_dir() -> PathBuf {
-    repo().join("target").join("image-test")
+    workspace().dir().to_path_buf()
+}
+
+fn manifest(key: &str) -> String {
+    workspace().manifest(key)
+}
+
+fn signing_key() -> (PathBuf, PathBuf) {
+    workspace().signing_key()
+}
+
+fn bundle_key(name: &str) -> (PathBuf, PathBuf) {
+    workspace().bundle_key(name)
 }
 
 /// The image is built once per test run, by whichever test comes first.
 static IMAGE: Mutex<Option<PathBuf>> = Mutex::new(None);
-
-fn stdout_of(command: &mut Command) -> String {
-    let output = command
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed: {}\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// SHA-256 over what goes into the image: both binaries and every file of image/ and systemd/.
-fn inputs_digest(bin_dir: &Path) -> String {
-    let mut files = vec![bin_dir.join("roomd"), bin_dir.join("roomctl")];
-    for dir in ["image", "systemd"] {
-        let listed = stdout_of(Command::new("git").arg("-C").arg(repo()).args([
-            "ls-files",
-            "--cached",
-            "--others",
-            "--exclude-standard",
-            dir,
-        ]));
-        files.extend(listed.lines().map(|line| repo().join(line)));
-    }
-    files.sort();
-    let mut hasher = Sha256::new();
-    for file in files {
-        let bytes = std::fs::read(&file)
-            .unwrap_or_else(|error| panic!("cannot read {}: {error}", file.display()));
-        hasher.update(file.to_string_lossy().as_bytes());
-        hasher.update(Sha256::digest(&bytes));
-    }
-    hex(&hasher.finalize())
-}
-
-/// The key the test image is signed with: Debian's OVMF "snakeoil" key, which the snakeoil
-/// variable store (tests/src/vm.rs) enrols as PK, KEK and db with Secure Boot on. Debian ships its
-/// private key for exactly this (encrypted with the password "snakeoil"; sbsign wants it plain).
-fn signing_key() -> (PathBuf, PathBuf) {
-    let dir = out_dir().join("keys");
-    let (key, cert) = (dir.join("snakeoil.key"), dir.join("snakeoil.pem"));
-    if !key.is_file() || !cert.is_file() {
-        std::fs::create_dir_all(&dir).expect("create the key folder");
-        stdout_of(
-            Command::new("openssl")
-                .args(["pkey", "-passin", "pass:snakeoil", "-in"])
-                .arg(roomd_tests::SNAKEOIL_KEY)
-                .arg("-out")
-                .arg(&key),
-        );
-        std::fs::copy(roomd_tests::SNAKEOIL_CERT, &cert).expect("copy the snakeoil certificate");
-    }
-    (key, cert)
-}
-
-/// A key and self-signed certificate made once in target/image-test/keys/: `name` "bundle" signs
-/// the update bundles (its certificate is the image's RAUC keyring), "stranger" a bundle the box
-/// must refuse.
-fn bundle_key(name: &str) -> (PathBuf, PathBuf) {
-    let dir = out_dir().join("keys");
-    let (key, cert) = (
-        dir.join(format!("{name}.key")),
-        dir.join(format!("{name}.crt")),
-    );
-    if !key.is_file() || !cert.is_file() {
-        std::fs::create_dir_all(&dir).expect("create the key folder");
-        stdout_of(
-            Command::new("openssl")
-                .args([
-                    "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256",
-                ])
-                .args(["-days", "3650", "-subj"])
-                .arg(format!("/O=roomd tests/CN=roomd test {name} bundles/"))
-                .arg("-keyout")
-                .arg(&key)
-                .arg("-out")
-                .arg(&cert),
-        );
-    }
-    (key, cert)
-}
 
 /// The image of the binaries under test, built unless target/image-test holds it already.
 fn image() -> PathBuf {
@@ -160,63 +83,17 @@ fn image() -> PathBuf {
     if let Some(image) = built.as_ref() {
         return image.clone();
     }
-    let image = build_image();
-    *built = Some(image.clone());
-    image
-}
-
-fn build_image() -> PathBuf {
     let roomd = roomd_tests::roomd_bin().expect("roomd binary (ROOMD_BIN)");
     let bin_dir = roomd.parent().expect("roomd has a folder");
-    let out = out_dir();
-    let image = out.join("roomd.img");
-    let stamp = out.join("inputs.sha256");
-    let digest = inputs_digest(bin_dir);
-    if image.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(digest.as_str()) {
-        eprintln!("image: up to date in {}", out.display());
-        return image;
-    }
-    let started = Instant::now();
-    let _ = std::fs::remove_file(&stamp);
-    let deb_dir = out.join("deb");
-    let printed = stdout_of(
-        Command::new(repo().join("image/deb/build.sh"))
-            .env("DEB_COMPRESSION", "gzip")
-            .arg(bin_dir)
-            .arg(&deb_dir),
-    );
-    let deb = PathBuf::from(printed.trim());
-    let (key, cert) = signing_key();
-    let (bundle_key, bundle_cert) = bundle_key("bundle");
-    let status = Command::new(repo().join("image/build.sh"))
-        .env("ROOMD_UKI_KEY", &key)
-        .env("ROOMD_UKI_CERT", &cert)
-        .env("ROOMD_BUNDLE_KEY", &bundle_key)
-        .env("ROOMD_BUNDLE_CERT", &bundle_cert)
-        .env("ROOMD_TEST_BUNDLES", "1")
+    let options = BuildOptions {
         // Two tries instead of the product's three: the rollback test boots each try under
         // software emulation, and two show the counting and the fallback as well.
-        .env("ROOMD_BOOT_TRIES", "2")
-        .arg(&deb)
-        .arg(&out)
-        .status()
-        .expect("image/build.sh runs");
-    assert!(status.success(), "image/build.sh failed: {status}");
-    std::fs::write(&stamp, &digest).expect("write the inputs stamp");
-    eprintln!(
-        "TIMING image build (deb + image/build.sh): {:.0} s",
-        started.elapsed().as_secs_f64()
-    );
+        boot_tries: 2,
+        test_bundles: true,
+    };
+    let (image, _) = workspace().build(bin_dir, &options);
+    *built = Some(image.clone());
     image
-}
-
-/// KEY=value lines of the manifest build.sh writes beside the image.
-fn manifest(key: &str) -> String {
-    let text = std::fs::read_to_string(out_dir().join("manifest.env")).expect("manifest.env");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{key}=")))
-        .unwrap_or_else(|| panic!("{key} missing from manifest.env:\n{text}"))
-        .to_owned()
 }
 
 /// The partition table as sfdisk reads it from the image file.
@@ -341,40 +218,6 @@ fn flip_bit(path: &Path, at: u64) {
     file.write_all(&byte).expect("write");
 }
 
-/// Prints the console's tail if the test panics while the guest runs.
-struct ConsoleOnFailure<'a>(&'a FirmwareVm);
-
-impl Drop for ConsoleOnFailure<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "--- last 80 lines of the guest's serial console ({}) ---\n{}\n---",
-                self.0.serial_log().display(),
-                self.0.console_tail(80)
-            );
-        }
-    }
-}
-
-/// The `roomd-image: ` lines of the console (image/rootfs/usr/lib/roomd-image/report).
-fn report_lines(console: &str) -> Vec<String> {
-    console
-        .lines()
-        .filter_map(|line| {
-            line.split_once("roomd-image: ")
-                .map(|(_, rest)| rest.to_owned())
-        })
-        .collect()
-}
-
-fn report_value(lines: &[String], key: &str) -> String {
-    lines
-        .iter()
-        .find_map(|line| line.strip_prefix(&format!("{key}=")))
-        .unwrap_or_else(|| panic!("no {key}= in the boot report: {lines:#?}"))
-        .to_owned()
-}
-
 /// The public key (SubjectPublicKeyInfo, DER) in a PEM certificate.
 fn spki_of_certificate(pem: &str) -> Vec<u8> {
     let der = rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
@@ -428,173 +271,6 @@ fn spki_in_tpm_state(state: &Path, scratch: &Path) -> Vec<u8> {
         .to_vec()
 }
 
-/// Waits for roomd's boot report on the console of the current boot and returns its lines.
-fn wait_for_report(vm: &mut FirmwareVm) -> Vec<String> {
-    vm.wait_for_console("roomd-image: roomd=", BOOT_TIMEOUT)
-        .unwrap_or_else(|error| {
-            panic!(
-                "{error}\n--- console tail ({}) ---\n{}",
-                vm.serial_log().display(),
-                vm.console_tail(80)
-            )
-        });
-    report_lines(&vm.console())
-}
-
-/// The boot report of a boot from `slot` at `version`: roomd running, and the root the slot's
-/// erofs on the dm-verity device the initramfs opened, read-only.
-fn assert_verified_boot(report: &[String], slot: &str, version: &str) {
-    assert_eq!(
-        report_value(report, "roomd"),
-        "active",
-        "roomd is not running"
-    );
-    assert_eq!(report_value(report, "slot"), slot);
-    assert_eq!(report_value(report, "version"), version);
-    let root = report_value(report, "root");
-    assert!(
-        root.starts_with("/dev/mapper/root erofs ro"),
-        "the root is not the verified erofs slot: {root}"
-    );
-    assert_eq!(report_value(report, "verity"), "verified");
-}
-
-/// The device certificate the boot report printed, trusted alone for the API.
-fn certificate_from_report(report: &[String], run_dir: &Path) -> (String, DeviceCertificate) {
-    let pem: String = report
-        .iter()
-        .skip_while(|line| !line.starts_with("-----BEGIN CERTIFICATE-----"))
-        .take_while(|line| !line.starts_with("-----END CERTIFICATE-----"))
-        .chain(std::iter::once(&"-----END CERTIFICATE-----".to_owned()))
-        .map(|line| format!("{line}\n"))
-        .collect();
-    let path = run_dir.join("device-cert.pem");
-    std::fs::write(&path, &pem).expect("write the device certificate");
-    let certificate = DeviceCertificate::load(&path).expect("the console's certificate");
-    (pem, certificate)
-}
-
-fn wait_for_api(vm: &FirmwareVm, certificate: &DeviceCertificate) {
-    let deadline = Instant::now() + API_TIMEOUT;
-    loop {
-        match vm.request(certificate, "GET", "/api/v1/health").send() {
-            Ok(response) if response.status == 200 => {
-                assert_eq!(response.json().expect("JSON"), json!({ "status": "ok" }));
-                return;
-            }
-            Ok(response) if Instant::now() > deadline => {
-                panic!(
-                    "GET /api/v1/health: {} {}",
-                    response.status,
-                    response.text()
-                )
-            }
-            Err(error) if Instant::now() > deadline => panic!("GET /api/v1/health: {error}"),
-            _ => std::thread::sleep(Duration::from_secs(1)),
-        }
-    }
-}
-
-const ADMIN_PASSWORD: &str = "image-boot-test-password";
-
-/// Claims the freshly booted box with the code from its console and logs in.
-fn claim(vm: &FirmwareVm, certificate: &DeviceCertificate, report: &[String]) -> Session {
-    let code = report_value(report, "claim-code");
-    vm.request(certificate, "POST", "/api/v1/claim")
-        .json(&json!({ "code": code, "username": "admin", "password": ADMIN_PASSWORD }))
-        .send()
-        .expect("POST /api/v1/claim")
-        .expect_status(201, "claiming the booted box")
-        .expect("claimed");
-    login(vm, certificate)
-}
-
-/// Logs in as the admin, retrying while roomd is still starting.
-fn login(vm: &FirmwareVm, certificate: &DeviceCertificate) -> Session {
-    let deadline = Instant::now() + API_TIMEOUT;
-    loop {
-        let answer = vm
-            .request(certificate, "POST", "/api/v1/session")
-            .json(&json!({ "username": "admin", "password": ADMIN_PASSWORD }))
-            .send();
-        match answer {
-            Ok(response) if response.status == 200 => {
-                return Session::from_login_response(&response).expect("a session");
-            }
-            Ok(response) if Instant::now() > deadline => {
-                panic!("logging in: {} {}", response.status, response.text())
-            }
-            Err(error) if Instant::now() > deadline => panic!("logging in: {error}"),
-            _ => std::thread::sleep(Duration::from_secs(1)),
-        }
-    }
-}
-
-/// `status.update`, waited for until `done` holds of it.
-fn wait_for_update_status(
-    vm: &FirmwareVm,
-    certificate: &DeviceCertificate,
-    session: &Session,
-    what: &str,
-    timeout: Duration,
-    done: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let status = vm
-            .request(certificate, "GET", "/api/v1/status/update")
-            .session(session)
-            .send()
-            .expect("GET /api/v1/status/update")
-            .expect_status(200, "status/update")
-            .expect("status.update")
-            .json()
-            .expect("JSON");
-        if done(&status) {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {timeout:?}; status.update is {status}"
-        );
-        std::thread::sleep(Duration::from_secs(2));
-    }
-}
-
-/// Sends a bundle file to `POST /api/v1/update`.
-fn upload(
-    vm: &FirmwareVm,
-    certificate: &DeviceCertificate,
-    session: &Session,
-    bundle: &Path,
-) -> roomd_tests::ApiResponse {
-    let bytes = std::fs::read(bundle)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", bundle.display()));
-    vm.request(certificate, "POST", "/api/v1/update")
-        .session(session)
-        .header("Content-Type", "application/octet-stream")
-        .body(bytes)
-        .timeout(UPLOAD_TIMEOUT)
-        .send()
-        .unwrap_or_else(|error| panic!("POST /api/v1/update {}: {error}", bundle.display()))
-}
-
-/// Runs `update.reboot`: the box restarts into the installed slot.
-fn reboot_into_update(vm: &FirmwareVm, certificate: &DeviceCertificate, session: &Session) {
-    let response = vm
-        .request(certificate, "POST", "/api/v1/commands/update.reboot")
-        .session(session)
-        .json(&json!({}))
-        .send()
-        .expect("POST /api/v1/commands/update.reboot");
-    assert!(
-        (200..300).contains(&response.status),
-        "update.reboot: {} {}",
-        response.status,
-        response.text()
-    );
-}
-
 /// A well-formed bundle of the image's compatible, signed with a key the image does not trust.
 fn stranger_bundle() -> PathBuf {
     let dir = out_dir().join("stranger");
@@ -620,7 +296,7 @@ fn stranger_bundle() -> PathBuf {
     let (key, cert) = bundle_key("stranger");
     let bundle = out_dir().join("stranger.raucb");
     stdout_of(
-        Command::new(repo().join("image/bundle.sh"))
+        Command::new(roomd_tests::firmware::repo().join("image/bundle.sh"))
             .env("ROOMD_BUNDLE_KEY", key)
             .env("ROOMD_BUNDLE_CERT", cert)
             .arg(&dir)
@@ -688,7 +364,7 @@ fn the_image_boots_verified_and_updates_itself_to_the_other_slot() {
 
     let run_dir = out_dir().join("update");
     let booted = Instant::now();
-    let mut vm = FirmwareVm::boot(&image, &run_dir, GROW_BYTES).expect("the VM starts");
+    let mut vm = FirmwareVm::boot(&image, &run_dir, GROW_BYTES, GUEST_CPUS).expect("the VM starts");
     let report = wait_for_report(&mut vm);
     let guard = ConsoleOnFailure(&vm);
     eprintln!(
@@ -751,6 +427,7 @@ fn the_image_boots_verified_and_updates_itself_to_the_other_slot() {
         system["dbus"]["state"], "serving",
         "status.system: {system}"
     );
+    apply_host_settings(&vm, &certificate, &session);
 
     // Updates are available; the factory slot is marked good once roomd is healthy.
     let update = wait_for_update_status(
@@ -854,6 +531,14 @@ fn the_image_boots_verified_and_updates_itself_to_the_other_slot() {
         "the claim was lost with the slot change: {report:#?}"
     );
     let session = login(&vm, &certificate);
+    // /etc is the signed image's again after every boot; roomd applied its [host] once more.
+    wait_for_host_status(
+        &vm,
+        &certificate,
+        &session,
+        "the [host] settings after the reboot into slot B",
+        host_settings_hold,
+    );
     let update = wait_for_update_status(
         &vm,
         &certificate,
@@ -924,11 +609,146 @@ fn the_image_boots_verified_and_updates_itself_to_the_other_slot() {
         refused.text()
     );
     // Unclaimed: the new code from the console claims the box again.
-    claim(&vm, &certificate, &report);
+    let session = claim(&vm, &certificate, &report);
+    // The reset took the [host] settings with the rest of the configuration: the image's own.
+    let host = wait_for_host_status(
+        &vm,
+        &certificate,
+        &session,
+        "the image's own settings after the factory reset",
+        |host| host["available"] == true && host["hostname"] == "roomd",
+    );
+    assert_ne!(host["timezone"], "Europe/Berlin", "status.host: {host}");
+    assert!(host["nightly_reboot_at"].is_null(), "status.host: {host}");
+    // system.power_off: logind turns the machine off.
+    let response = vm
+        .request(&certificate, "POST", "/api/v1/commands/system.power_off")
+        .session(&session)
+        .json(&json!({}))
+        .send()
+        .expect("POST /api/v1/commands/system.power_off");
+    assert!(
+        (200..300).contains(&response.status),
+        "system.power_off: {} {}",
+        response.status,
+        response.text()
+    );
     drop(guard);
-    vm.power_off();
+    vm.wait_until_off(REBOOT_TIMEOUT)
+        .expect("the guest turns itself off after system.power_off");
     // The serial logs stay as artefacts; the disk copy does not need to.
     let _ = std::fs::remove_file(run_dir.join("disk.img"));
+}
+
+/// The box's operating-system settings given to roomd (`[host]`, docs/host-settings.md): static
+/// addressing that keeps the address qemu's user network forwards the API to, plus an IPv6
+/// address of our own, qemu's DNS and gateway, an NTP server on the host's side, a time zone, a
+/// host name and a nightly reboot.
+fn host_settings() -> serde_json::Value {
+    json!({
+        "hostname": "room-4-12",
+        "timezone": "Europe/Berlin",
+        "ntp": true,
+        "ntp_servers": ["10.0.2.2"],
+        "nightly_reboot": "03:30",
+        "network": {
+            "mode": "static",
+            "addresses": ["10.0.2.15/24", "fd00:10::15/64"],
+            "gateways": ["10.0.2.2"],
+            "dns": ["10.0.2.3"]
+        }
+    })
+}
+
+/// `status.host`, waited for until `done` holds of it.
+fn wait_for_host_status(
+    vm: &FirmwareVm,
+    certificate: &DeviceCertificate,
+    session: &Session,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + API_TIMEOUT;
+    loop {
+        let status = vm
+            .request(certificate, "GET", "/api/v1/status/host")
+            .session(session)
+            .send()
+            .expect("GET /api/v1/status/host")
+            .expect_status(200, "status/host")
+            .expect("status.host")
+            .json()
+            .expect("JSON");
+        if done(&status) {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {API_TIMEOUT:?}; status.host is {status}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+fn lists(value: &serde_json::Value, item: &str) -> bool {
+    value
+        .as_array()
+        .is_some_and(|items| items.iter().any(|i| i == item))
+}
+
+/// What `host_settings` should have made of the box, as systemd's services report it.
+fn host_settings_hold(host: &serde_json::Value) -> bool {
+    host["available"] == true
+        && host["hostname"] == "room-4-12"
+        && host["timezone"] == "Europe/Berlin"
+        && host["ntp_enabled"] == true
+        && lists(&host["ntp_servers"], "10.0.2.2")
+        && lists(&host["addresses"], "10.0.2.15/24")
+        && lists(&host["addresses"], "fd00:10::15/64")
+        && host["nightly_reboot_at"].is_string()
+        && host["error"] == ""
+}
+
+/// The box's settings through systemd: hostnamed, timedated, timesyncd, networkd and logind
+/// report what roomd's `[host]` asked for; a time zone that does not exist is refused by name.
+fn apply_host_settings(vm: &FirmwareVm, certificate: &DeviceCertificate, session: &Session) {
+    let refused = vm
+        .request(certificate, "PATCH", "/api/v1/config")
+        .session(session)
+        .json(&json!({ "host": { "timezone": "Mars/Olympus_Mons" } }))
+        .send()
+        .expect("PATCH /api/v1/config");
+    assert_eq!(
+        refused.status,
+        422,
+        "an unknown time zone: {}",
+        refused.text()
+    );
+    assert!(
+        refused.text().contains("host.timezone"),
+        "the refusal does not name the key: {}",
+        refused.text()
+    );
+    vm.request(certificate, "PATCH", "/api/v1/config")
+        .session(session)
+        .json(&json!({ "host": host_settings() }))
+        .send()
+        .expect("PATCH /api/v1/config")
+        .expect_status(200, "PATCH config [host]")
+        .expect("the settings are accepted");
+    let host = wait_for_host_status(
+        vm,
+        certificate,
+        session,
+        "the [host] settings take effect",
+        host_settings_hold,
+    );
+    // 03:30 in Berlin is 02:30 UTC in winter and 01:30 UTC in summer.
+    let at = host["nightly_reboot_at"].as_str().unwrap_or_default();
+    assert!(
+        at.contains("T02:30:00") || at.contains("T01:30:00"),
+        "logind's scheduled reboot is not at 03:30 Berlin time: {host}"
+    );
 }
 
 /// A small FAT image labelled ROOMD-RESET with the file roomd-factory-reset: the factory reset
@@ -964,7 +784,7 @@ fn an_update_that_never_becomes_healthy_is_rolled_back_by_itself() {
     let unhealthy = format!("{version}+unhealthy");
 
     let run_dir = out_dir().join("rollback");
-    let mut vm = FirmwareVm::boot(&image, &run_dir, GROW_BYTES).expect("the VM starts");
+    let mut vm = FirmwareVm::boot(&image, &run_dir, GROW_BYTES, GUEST_CPUS).expect("the VM starts");
     let report = wait_for_report(&mut vm);
     let guard = ConsoleOnFailure(&vm);
     assert_verified_boot(&report, "a", &version);
