@@ -558,6 +558,294 @@ fn is_dns_name(name: &str) -> bool {
         })
 }
 
+const HOSTNAME_MAX_CHARS: usize = 64;
+const TIMEZONE_MAX_CHARS: usize = 64;
+/// Where the tz database lives; a time zone must be a file in it.
+const ZONEINFO_DIR: &str = "/usr/share/zoneinfo";
+const NTP_SERVERS_MAX_ENTRIES: usize = 8;
+const NETWORK_ADDRESSES_MAX_ENTRIES: usize = 8;
+const NETWORK_GATEWAYS_MAX_ENTRIES: usize = 4;
+const NETWORK_DNS_MAX_ENTRIES: usize = 4;
+
+pub(super) fn host_hostname<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let value = Option::<String>::deserialize(d)?;
+    if let Some(name) = &value {
+        check_hostname(name).map_err(de::Error::custom)?;
+    }
+    Ok(value)
+}
+
+/// A static hostname: RFC 1123 labels of lowercase letters, digits and `-` (1 to 63 characters,
+/// not starting or ending with `-`), separated by dots, at most 64 characters in all (the
+/// kernel's limit).
+pub fn check_hostname(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= HOSTNAME_MAX_CHARS
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= DNS_LABEL_MAX_CHARS
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{:?} is not a hostname: use lowercase letters, digits and '-' in labels of 1 to \
+             {DNS_LABEL_MAX_CHARS} characters (not starting or ending with '-') separated by \
+             '.', at most {HOSTNAME_MAX_CHARS} characters, e.g. \"room-4-12\"",
+            name.chars().take(80).collect::<String>()
+        ))
+    }
+}
+
+pub(super) fn host_timezone<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let value = Option::<String>::deserialize(d)?;
+    if let Some(zone) = &value {
+        check_timezone(zone, Path::new(ZONEINFO_DIR)).map_err(de::Error::custom)?;
+    }
+    Ok(value)
+}
+
+/// A time zone of the tz database: `UTC`, or names like `Europe/Berlin` (letters, digits, `_`,
+/// `+`, `-` in parts separated by `/`) that exist as a file under `zoneinfo`.
+pub fn check_timezone(zone: &str, zoneinfo: &Path) -> Result<(), String> {
+    if zone == "UTC" {
+        return Ok(());
+    }
+    let shown = zone.chars().take(80).collect::<String>();
+    let well_formed = !zone.is_empty()
+        && zone.len() <= TIMEZONE_MAX_CHARS
+        && zone.split('/').all(|part| {
+            !part.is_empty()
+                && !part.starts_with(['.', '-', '+'])
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'+'))
+        });
+    if !well_formed {
+        return Err(format!(
+            "{shown:?} is not a time zone name: write it as in the tz database, e.g. \
+             \"Europe/Berlin\" or \"UTC\""
+        ));
+    }
+    if !zoneinfo.join(zone).is_file() {
+        return Err(format!(
+            "{shown:?} is not a time zone this system knows (no {}/{shown}); write it as in the \
+             tz database, e.g. \"Europe/Berlin\" or \"UTC\"",
+            zoneinfo.display()
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn host_ntp_servers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let servers = Vec::<String>::deserialize(d)?;
+    check_ntp_servers(&servers).map_err(de::Error::custom)?;
+    Ok(servers)
+}
+
+/// At most 8 NTP servers, each an IP address or a DNS name, none twice.
+pub fn check_ntp_servers(servers: &[String]) -> Result<(), String> {
+    if servers.len() > NTP_SERVERS_MAX_ENTRIES {
+        return Err(format!(
+            "{} servers; at most {NTP_SERVERS_MAX_ENTRIES} are allowed",
+            servers.len()
+        ));
+    }
+    for (i, server) in servers.iter().enumerate() {
+        if server.parse::<IpAddr>().is_err() && !is_dns_name(server) {
+            return Err(format!(
+                "server {}: {:?} is neither an IP address nor a host name",
+                i + 1,
+                server.chars().take(80).collect::<String>()
+            ));
+        }
+        if servers[..i].contains(server) {
+            return Err(format!("server {}: {server:?} is listed twice", i + 1));
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn host_nightly_reboot<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    let value = Option::<String>::deserialize(d)?;
+    if let Some(time) = &value {
+        parse_time_of_day(time).map_err(de::Error::custom)?;
+    }
+    Ok(value)
+}
+
+/// `HH:MM` (24-hour, two digits each) as hour and minute.
+pub fn parse_time_of_day(value: &str) -> Result<(u8, u8), String> {
+    let bad = || {
+        format!(
+            "{:?} is not a time of day: write it as \"HH:MM\" (24-hour), e.g. \"03:30\"",
+            value.chars().take(40).collect::<String>()
+        )
+    };
+    let (hour, minute) = value.split_once(':').ok_or_else(bad)?;
+    let two_digits = |part: &str| part.len() == 2 && part.bytes().all(|b| b.is_ascii_digit());
+    if !two_digits(hour) || !two_digits(minute) {
+        return Err(bad());
+    }
+    let hour: u8 = hour.parse().map_err(|_| bad())?;
+    let minute: u8 = minute.parse().map_err(|_| bad())?;
+    if hour > 23 || minute > 59 {
+        return Err(bad());
+    }
+    Ok((hour, minute))
+}
+
+/// `[host.network]` as written, before the checks that need more than one key.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawHostNetwork {
+    mode: Option<super::NetworkMode>,
+    addresses: Vec<String>,
+    gateways: Vec<String>,
+    dns: Vec<String>,
+}
+
+impl TryFrom<RawHostNetwork> for super::HostNetworkConfig {
+    type Error = String;
+
+    fn try_from(raw: RawHostNetwork) -> Result<Self, String> {
+        let network = super::HostNetworkConfig {
+            mode: raw.mode,
+            addresses: raw.addresses,
+            gateways: raw.gateways,
+            dns: raw.dns,
+        };
+        check_host_network(&network)?;
+        Ok(network)
+    }
+}
+
+/// The rules of `[host.network]`: static needs 1 to 8 addresses with a prefix length and takes
+/// up to 4 gateways; DHCP takes neither; both take up to 4 DNS servers; no mode, no other key.
+/// Each message names its key.
+pub fn check_host_network(network: &super::HostNetworkConfig) -> Result<(), String> {
+    use super::NetworkMode;
+    let Some(mode) = network.mode else {
+        if network.addresses.is_empty() && network.gateways.is_empty() && network.dns.is_empty() {
+            return Ok(());
+        }
+        return Err(
+            "host.network.mode is missing: set it to \"dhcp\" or \"static\" when \
+                    host.network sets addresses, gateways or dns"
+                .to_owned(),
+        );
+    };
+    match mode {
+        NetworkMode::Static => {
+            if network.addresses.is_empty() {
+                return Err(
+                    "host.network.addresses: mode \"static\" needs at least one \
+                            address, e.g. [\"192.0.2.10/24\"]"
+                        .to_owned(),
+                );
+            }
+        }
+        NetworkMode::Dhcp => {
+            if !network.addresses.is_empty() {
+                return Err("host.network.addresses: addresses are set only with mode \
+                            \"static\" (DHCP assigns them)"
+                    .to_owned());
+            }
+            if !network.gateways.is_empty() {
+                return Err("host.network.gateways: gateways are set only with mode \
+                            \"static\" (DHCP assigns them)"
+                    .to_owned());
+            }
+        }
+    }
+    if network.addresses.len() > NETWORK_ADDRESSES_MAX_ENTRIES {
+        return Err(format!(
+            "host.network.addresses: {} addresses; at most {NETWORK_ADDRESSES_MAX_ENTRIES} are \
+             allowed",
+            network.addresses.len()
+        ));
+    }
+    for (i, address) in network.addresses.iter().enumerate() {
+        parse_address_with_prefix(address)
+            .map_err(|e| format!("host.network.addresses: entry {}: {e}", i + 1))?;
+        if network.addresses[..i].contains(address) {
+            return Err(format!(
+                "host.network.addresses: entry {}: {address:?} is listed twice",
+                i + 1
+            ));
+        }
+    }
+    ip_list(
+        "host.network.gateways",
+        &network.gateways,
+        NETWORK_GATEWAYS_MAX_ENTRIES,
+    )?;
+    ip_list("host.network.dns", &network.dns, NETWORK_DNS_MAX_ENTRIES)
+}
+
+fn ip_list(key: &str, entries: &[String], max: usize) -> Result<(), String> {
+    if entries.len() > max {
+        return Err(format!(
+            "{key}: {} entries; at most {max} are allowed",
+            entries.len()
+        ));
+    }
+    for (i, entry) in entries.iter().enumerate() {
+        let ip: IpAddr = entry.parse().map_err(|_| {
+            format!(
+                "{key}: entry {}: {:?} is not an IP address",
+                i + 1,
+                entry.chars().take(80).collect::<String>()
+            )
+        })?;
+        if ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() {
+            return Err(format!(
+                "{key}: entry {}: {entry} cannot be used here (unspecified, loopback or \
+                 multicast)",
+                i + 1
+            ));
+        }
+        if entries[..i].contains(entry) {
+            return Err(format!("{key}: entry {}: {entry:?} is listed twice", i + 1));
+        }
+    }
+    Ok(())
+}
+
+/// `192.0.2.10/24` or `2001:db8::10/64`: a usable host address and a prefix length that fits it.
+pub fn parse_address_with_prefix(value: &str) -> Result<(IpAddr, u8), String> {
+    let shown = value.chars().take(80).collect::<String>();
+    let bad = || {
+        format!(
+            "{shown:?} is not an address with a prefix length, e.g. \"192.0.2.10/24\" or \
+             \"2001:db8::10/64\""
+        )
+    };
+    let (ip, prefix) = value.split_once('/').ok_or_else(bad)?;
+    let ip: IpAddr = ip.parse().map_err(|_| bad())?;
+    if prefix.is_empty() || prefix.len() > 3 || !prefix.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    if prefix == 0 || prefix > max {
+        return Err(format!("{shown:?}: the prefix length must be 1..={max}"));
+    }
+    if ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() {
+        return Err(format!(
+            "{shown:?} cannot be the box's address (unspecified, loopback or multicast)"
+        ));
+    }
+    Ok((ip, prefix))
+}
+
 /// Reads any integer and checks it against `min..=max` before narrowing it, so an out-of-range
 /// value is reported as such ("150 is out of range 0..=100") instead of as a type overflow.
 fn integer_in<'de, D, T>(d: D, min: i128, max: i128) -> Result<T, D::Error>

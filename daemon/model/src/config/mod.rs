@@ -21,15 +21,17 @@ use std::path::Path;
 
 pub use checks::{
     CAMERA_PRESETS_MAX_ENTRIES, check_camera_position, check_camera_preset_name,
-    check_camera_presets,
+    check_camera_presets, check_host_network, check_hostname, check_ntp_servers, check_timezone,
+    parse_address_with_prefix, parse_time_of_day,
 };
 pub use error::ConfigError;
 /// Shared with the hardware profiles, which report errors the same way.
 pub use error::{line_and_column, toml_error_position};
 pub use model::{
     AccountsConfig, ApiConfig, AudioConfig, CameraPosition, CameraPreset, Config, DbusConfig,
-    IdentityBackend, IdentityConfig, Layout, LogLevel, LoggingConfig, MeetingConfig, SelfviewMode,
-    SelfviewPosition, StandbyConfig, SystemConfig, UpdateConfig, VideoConfig,
+    HostConfig, HostNetworkConfig, IdentityBackend, IdentityConfig, Layout, LogLevel,
+    LoggingConfig, MeetingConfig, NetworkMode, SelfviewMode, SelfviewPosition, StandbyConfig,
+    SystemConfig, UpdateConfig, VideoConfig,
 };
 pub use schema::{SchemaKey, schema};
 pub use secret_settings::{NewSecret, PatchSecrets, set_in, take_from_config, take_from_patch};
@@ -110,6 +112,12 @@ pub const ADMIN_ONLY_KEYS: &[&str] = &[
     "logging.audit_max_file_bytes",
     "logging.audit_max_files",
     "logging.audit_retention_days",
+    // Which networks the box is on and at which addresses: as api.listen, they decide who
+    // reaches the device (and a wrong one cuts the API off).
+    "host.network.mode",
+    "host.network.addresses",
+    "host.network.gateways",
+    "host.network.dns",
 ];
 
 /// Whether a change of `key` (dotted, e.g. `api.listen`) needs a restart to take effect.

@@ -38,6 +38,9 @@ pub struct Config {
     pub update: UpdateConfig,
     /// `[dbus]`: the `org.roomd.Room1` interface on D-Bus.
     pub dbus: DbusConfig,
+    /// `[host]`: the operating system's settings, applied through systemd's D-Bus services
+    /// (docs/host-settings.md). An absent key leaves the system as it is.
+    pub host: HostConfig,
 }
 
 /// `[system]`: what the room is called, what it runs on and where it keeps its state.
@@ -494,4 +497,63 @@ impl Default for DbusConfig {
             bus: "system".to_owned(),
         }
     }
+}
+
+/// `[host]`: hostname, time zone, time synchronisation, nightly reboot and network of the box,
+/// applied through hostnamed, timedated, logind and networkd. Every key is optional: absent
+/// (`null` in JSON) leaves the operating system as it is, so a roomd installed on a plain
+/// system changes nothing there unless told to.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HostConfig {
+    /// The static hostname (RFC 1123, lowercase).
+    #[serde(deserialize_with = "checks::host_hostname")]
+    pub hostname: Option<String>,
+    /// The time zone, a name of the tz database (`Europe/Berlin`, `UTC`).
+    #[serde(deserialize_with = "checks::host_timezone")]
+    pub timezone: Option<String>,
+    /// Whether the clock is synchronised over NTP (systemd-timesyncd).
+    pub ntp: Option<bool>,
+    /// NTP servers (IP addresses or host names) given to the wired links; empty leaves them to
+    /// DHCP and the image.
+    #[serde(deserialize_with = "checks::host_ntp_servers")]
+    pub ntp_servers: Vec<String>,
+    /// `HH:MM`: the box reboots every night at this local time (postponed while a meeting is
+    /// on); absent: never.
+    #[serde(deserialize_with = "checks::host_nightly_reboot")]
+    pub nightly_reboot: Option<String>,
+    /// `[host.network]`: the wired links' addresses; absent leaves the image's default.
+    pub network: HostNetworkConfig,
+}
+
+/// `[host.network]`: how the wired links get their addresses. With no `mode` the section is
+/// absent and nothing of the network is changed.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(try_from = "checks::RawHostNetwork")]
+pub struct HostNetworkConfig {
+    /// `dhcp` or `static`; absent (`null`): the image's default.
+    pub mode: Option<NetworkMode>,
+    /// Static addresses with their prefix length (`192.0.2.10/24`, `2001:db8::10/64`).
+    pub addresses: Vec<String>,
+    /// Default gateways (static only).
+    pub gateways: Vec<String>,
+    /// DNS servers (with DHCP: used besides those DHCP offers).
+    pub dns: Vec<String>,
+}
+
+impl HostNetworkConfig {
+    /// Whether the section says anything (a mode).
+    pub fn is_set(&self) -> bool {
+        self.mode.is_some()
+    }
+}
+
+/// `host.network.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkMode {
+    /// Addresses, gateway and DNS from DHCP (IPv6: also router advertisements).
+    Dhcp,
+    /// The addresses and gateways configured here.
+    Static,
 }

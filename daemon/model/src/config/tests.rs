@@ -110,7 +110,208 @@ fn everything_changed() -> Config {
         dbus: DbusConfig {
             bus: "unix:path=/run/roomd-test/bus".to_owned(),
         },
+        host: HostConfig {
+            hostname: Some("room-4-12".to_owned()),
+            timezone: Some("Europe/Berlin".to_owned()),
+            ntp: Some(true),
+            ntp_servers: vec!["192.0.2.123".to_owned(), "ntp.example.org".to_owned()],
+            nightly_reboot: Some("03:30".to_owned()),
+            network: HostNetworkConfig {
+                mode: Some(NetworkMode::Static),
+                addresses: vec!["192.0.2.10/24".to_owned(), "2001:db8::10/64".to_owned()],
+                gateways: vec!["192.0.2.1".to_owned()],
+                dns: vec!["192.0.2.53".to_owned()],
+            },
+        },
     }
+}
+
+#[test]
+fn host_keys_are_absent_by_default_and_null_in_json() {
+    let config = Config::default();
+    assert_eq!(config.host, HostConfig::default());
+    let json = config.to_json();
+    assert_eq!(json["host"]["hostname"], json!(null));
+    assert_eq!(json["host"]["network"]["mode"], json!(null));
+    // The file leaves absent keys out (TOML has no null).
+    let text = config.to_toml_string().unwrap();
+    assert!(!text.contains("hostname"), "{text}");
+    assert_eq!(parse(&text).unwrap(), config);
+}
+
+#[test]
+fn host_hostname_is_rfc_1123_lowercase() {
+    for good in ["room-4-12", "a", "r1.example.org", &"a".repeat(63)] {
+        let ok = accepted("host", "hostname", &format!("{good:?}"));
+        assert_eq!(ok.host.hostname.as_deref(), Some(good));
+    }
+    let long = format!("{}.{}", "a".repeat(40), "b".repeat(30));
+    for bad in [
+        "\"\"",
+        "\"Room\"",
+        "\"-room\"",
+        "\"room-\"",
+        "\"room_1\"",
+        "\"room..a\"",
+        "\"räum\"",
+        &format!("{:?}", "a".repeat(64)),
+        &format!("{long:?}"),
+        "42",
+    ] {
+        rejected("host", "hostname", bad);
+    }
+}
+
+#[test]
+fn host_timezone_must_exist_in_the_tz_database() {
+    for good in [
+        "UTC",
+        "Europe/Berlin",
+        "America/Argentina/Buenos_Aires",
+        "Etc/GMT+2",
+    ] {
+        let ok = accepted("host", "timezone", &format!("{good:?}"));
+        assert_eq!(ok.host.timezone.as_deref(), Some(good));
+    }
+    for bad in [
+        "\"\"",
+        "\"Europe/Atlantis\"",
+        "\"../etc/passwd\"",
+        "\"/etc/localtime\"",
+        "\"Europe//Berlin\"",
+        "\"Europe/Berlin \"",
+        "\"Europe\"",
+    ] {
+        let err = rejected("host", "timezone", bad);
+        assert!(err.to_string().contains("time zone"), "{err}");
+    }
+}
+
+#[test]
+fn host_ntp_servers_are_addresses_or_names() {
+    let ok = accepted(
+        "host",
+        "ntp_servers",
+        r#"["192.0.2.123", "ntp.example.org", "2001:db8::1"]"#,
+    );
+    assert_eq!(ok.host.ntp_servers.len(), 3);
+    accepted("host", "ntp", "true");
+    rejected("host", "ntp", "\"yes\"");
+    for bad in [
+        r#"["ntp example"]"#,
+        r#"["a.org", "a.org"]"#,
+        r#"["1","2","3","4","5","6","7","8","9"]"#,
+        r#""ntp.example.org""#,
+    ] {
+        rejected("host", "ntp_servers", bad);
+    }
+}
+
+#[test]
+fn host_nightly_reboot_is_hh_mm() {
+    for (good, hm) in [("03:30", (3, 30)), ("00:00", (0, 0)), ("23:59", (23, 59))] {
+        let ok = accepted("host", "nightly_reboot", &format!("{good:?}"));
+        assert_eq!(ok.host.nightly_reboot.as_deref(), Some(good));
+        assert_eq!(parse_time_of_day(good), Ok(hm));
+    }
+    for bad in [
+        "\"3:30\"",
+        "\"24:00\"",
+        "\"03:60\"",
+        "\"03:30:00\"",
+        "\"\"",
+        "\"+3:30\"",
+        "330",
+    ] {
+        rejected("host", "nightly_reboot", bad);
+    }
+}
+
+/// Parses `[host.network]` and returns the error, which must name the key.
+fn network_rejected(body: &str, key: &str) -> ConfigError {
+    let err = parse(&format!("[host.network]\n{body}\n"))
+        .expect_err(&format!("[host.network] {body} was accepted"));
+    assert!(
+        err.key().is_some_and(|k| k.starts_with("host.network")),
+        "{err}"
+    );
+    assert!(err.to_string().contains(key), "{err} does not name {key}");
+    err
+}
+
+#[test]
+fn host_network_modes_and_their_keys() {
+    let dhcp = parse("[host.network]\nmode = \"dhcp\"\ndns = [\"192.0.2.53\"]\n").unwrap();
+    assert_eq!(dhcp.host.network.mode, Some(NetworkMode::Dhcp));
+    let fixed = parse(
+        "[host.network]\nmode = \"static\"\naddresses = [\"192.0.2.10/24\", \"2001:db8::10/64\"]\n\
+         gateways = [\"192.0.2.1\", \"2001:db8::1\"]\n",
+    )
+    .unwrap();
+    assert_eq!(fixed.host.network.addresses.len(), 2);
+    network_rejected("mode = \"static\"", "host.network.addresses");
+    network_rejected(
+        "mode = \"dhcp\"\naddresses = [\"192.0.2.10/24\"]",
+        "host.network.addresses",
+    );
+    network_rejected(
+        "mode = \"dhcp\"\ngateways = [\"192.0.2.1\"]",
+        "host.network.gateways",
+    );
+    network_rejected("dns = [\"192.0.2.53\"]", "host.network.mode");
+    network_rejected("mode = \"manual\"", "dhcp");
+    network_rejected(
+        "mode = \"static\"\naddresses = [\"192.0.2.10\"]",
+        "host.network.addresses",
+    );
+    network_rejected(
+        "mode = \"static\"\naddresses = [\"192.0.2.10/33\"]",
+        "host.network.addresses",
+    );
+    network_rejected(
+        "mode = \"static\"\naddresses = [\"127.0.0.1/8\"]",
+        "host.network.addresses",
+    );
+    network_rejected(
+        "mode = \"static\"\naddresses = [\"2001:db8::1/0\"]",
+        "host.network.addresses",
+    );
+    network_rejected(
+        "mode = \"static\"\naddresses = [\"192.0.2.10/24\"]\ngateways = [\"gw\"]",
+        "host.network.gateways",
+    );
+    network_rejected(
+        "mode = \"dhcp\"\ndns = [\"1.1.1.1\", \"1.0.0.1\", \"8.8.8.8\", \"8.8.4.4\", \"9.9.9.9\"]",
+        "host.network.dns",
+    );
+    network_rejected("mode = \"dhcp\"\nwifi = true", "wifi");
+}
+
+#[test]
+fn host_settings_through_a_patch_name_their_key() {
+    let base = Config::default();
+    let err = base
+        .apply_merge_patch(&json!({"host": {"hostname": "Bad Name"}}))
+        .unwrap_err();
+    assert_eq!(err.key(), Some("host.hostname"), "{err}");
+    let err = base
+        .apply_merge_patch(&json!({"host": {"network": {"mode": "static"}}}))
+        .unwrap_err();
+    assert!(err.to_string().contains("host.network.addresses"), "{err}");
+    let set = base
+        .apply_merge_patch(&json!({"host": {"hostname": "room-1", "nightly_reboot": "04:00"}}))
+        .unwrap();
+    assert_eq!(set.host.hostname.as_deref(), Some("room-1"));
+    // null removes a key again: the system is left as it is.
+    let unset = set
+        .apply_merge_patch(&json!({"host": {"hostname": null}}))
+        .unwrap();
+    assert_eq!(unset.host.hostname, None);
+    assert_eq!(unset.host.nightly_reboot.as_deref(), Some("04:00"));
+    assert_eq!(
+        base.changed_keys(&set),
+        ["host.hostname", "host.nightly_reboot"]
+    );
 }
 
 #[test]
@@ -666,7 +867,7 @@ fn merge_patch_null_resets_keys_and_sections_to_defaults() {
     // Everything the API may change, reset; the file-only keys keep their values.
     let all_sections = json!({"system": {"name": null, "hardware_profile": null},
         "audio": null, "video": null,
-        "standby": null, "accounts": null, "logging": null,
+        "standby": null, "accounts": null, "logging": null, "host": null,
         "update": {"max_bundle_mib": null, "download_timeout_s": null, "health_timeout_s": null},
         "meeting": {"stun_server": null, "turn_server": null, "turn_password": null,
                     "public_url": null,
