@@ -103,6 +103,29 @@ pub enum RoomCommand {
         /// the caller's principal; parsing leaves it empty (the arguments carry no name).
         by: String,
     },
+    /// `system.reboot`: reboots the box through logind (admin only).
+    Reboot {
+        /// Who asked, for the event; the API fills it in from the caller's principal.
+        by: String,
+    },
+    /// `system.power_off`: powers the box off through logind (admin only).
+    PowerOff {
+        /// Who asked, for the event; the API fills it in from the caller's principal.
+        by: String,
+    },
+}
+
+impl RoomCommand {
+    /// The field naming who asked, for the commands that record it (filled in by the API and
+    /// the D-Bus interface from the caller).
+    pub fn requester_mut(&mut self) -> Option<&mut String> {
+        match self {
+            RoomCommand::FactoryReset { by }
+            | RoomCommand::Reboot { by }
+            | RoomCommand::PowerOff { by } => Some(by),
+            _ => None,
+        }
+    }
 }
 
 /// A command's name and an example of its arguments (documented in `openapi.json`).
@@ -220,6 +243,16 @@ pub const COMMANDS: &[CommandSpec] = &[
         name: "system.factory_reset",
         example: r#"{"confirm": "yes"}"#,
         parse: parse_factory_reset,
+    },
+    CommandSpec {
+        name: "system.reboot",
+        example: "{}",
+        parse: parse_power,
+    },
+    CommandSpec {
+        name: "system.power_off",
+        example: "{}",
+        parse: parse_power,
     },
 ];
 
@@ -437,6 +470,16 @@ fn parse_update_reboot(command: &'static str, args: &Value) -> Result<RoomComman
     Ok(RoomCommand::RebootForUpdate)
 }
 
+fn parse_power(command: &'static str, args: &Value) -> Result<RoomCommand, CommandError> {
+    let NoArgs {} = args_of(command, args)?;
+    let by = String::new();
+    Ok(if command == "system.power_off" {
+        RoomCommand::PowerOff { by }
+    } else {
+        RoomCommand::Reboot { by }
+    })
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfirmArgs {
@@ -505,6 +548,29 @@ mod tests {
         assert!(err.to_string().contains("layout"), "{err}");
         let err = RoomCommand::parse("standby.activate", &json!([])).unwrap_err();
         assert!(err.to_string().contains("JSON object"), "{err}");
+    }
+
+    #[test]
+    fn reboot_and_power_off_take_no_arguments() {
+        assert_eq!(
+            RoomCommand::parse("system.reboot", &json!({})),
+            Ok(RoomCommand::Reboot { by: String::new() })
+        );
+        assert_eq!(
+            RoomCommand::parse("system.power_off", &json!({})),
+            Ok(RoomCommand::PowerOff { by: String::new() })
+        );
+        let err = RoomCommand::parse("system.reboot", &json!({"delay": 5})).unwrap_err();
+        assert!(err.to_string().contains("delay"), "{err}");
+        let mut command = RoomCommand::Reboot { by: String::new() };
+        *command.requester_mut().unwrap() = "user alice".into();
+        assert_eq!(
+            command,
+            RoomCommand::Reboot {
+                by: "user alice".into()
+            }
+        );
+        assert!(RoomCommand::LeaveMeeting.requester_mut().is_none());
     }
 
     #[test]

@@ -201,6 +201,14 @@ room_events! {
     /// An administrator asked for a factory reset: the marker is written; roomd restarts and
     /// wipes its state.
     FactoryResetRequested = "system.factory_reset.requested" { by: String }
+    /// An administrator asked for a reboot (`system.reboot`); roomd asks logind next.
+    SystemRebootRequested = "system.reboot_requested" { by: String }
+    /// An administrator asked to power the box off (`system.power_off`); roomd asks logind next.
+    SystemPowerOffRequested = "system.power_off_requested" { by: String }
+    /// `[host]` settings were applied to the operating system.
+    HostApplied = "host.applied" { keys: Vec<String> }
+    /// A `[host]` setting could not be applied (`status.host.error`).
+    HostApplyFailed = "host.apply_failed" { key: String, reason: String }
     /// The first picture of a far end reached the display.
     FirstRemoteFrame = "meeting.first_remote_frame" {
         participant: String,

@@ -13,6 +13,7 @@ use super::room::{GuestRequest, Request};
 use super::status::{DbusStatus, IdentityStatus, StatusSnapshot};
 use roomd_model::Secret;
 use roomd_model::config::{Config, ConfigError};
+use roomd_model::host::{HostReport, HostStatus};
 use roomd_model::update::UpdateStatus;
 
 /// Why the room core did not do what a [`RoomHandle`] asked.
@@ -89,6 +90,18 @@ impl RoomHandle {
     /// once the core has published it.
     pub async fn update_report(&self, status: UpdateStatus) -> Result<(), CoreError> {
         self.ask(|reply| Request::Update { status, reply }).await
+    }
+
+    /// Passes on what the operating system's services say (the host worker owns
+    /// `status.host`); returns once the core has published it.
+    pub async fn host_report(&self, status: HostStatus) -> Result<(), CoreError> {
+        self.host(HostReport::Status(status)).await
+    }
+
+    /// Passes on a status or the outcome of applying `[host]` (events `host.applied`,
+    /// `host.apply_failed`).
+    pub async fn host(&self, report: HostReport) -> Result<(), CoreError> {
+        self.ask(|reply| Request::Host { report, reply }).await
     }
 
     /// Passes on whether the D-Bus interface is served (`status.system.dbus`).

@@ -25,6 +25,7 @@ use roomd_model::config::{
     CAMERA_PRESETS_MAX_ENTRIES, CameraPosition, CameraPreset, Config, ConfigError,
 };
 use roomd_model::factory_reset;
+use roomd_model::host::HostReport;
 use roomd_model::update::{UpdateState, UpdateStatus};
 
 /// Requests queued for the core; replies go back on the enclosed channels.
@@ -58,6 +59,10 @@ pub(super) enum Request {
     },
     Dbus {
         status: DbusStatus,
+        reply: oneshot::Sender<()>,
+    },
+    Host {
+        report: HostReport,
         reply: oneshot::Sender<()>,
     },
     Guest {
@@ -254,6 +259,20 @@ impl Room {
                 self.publish(events);
                 let _ = reply.send(());
             }
+            Request::Host { report, reply } => {
+                let events = match report {
+                    HostReport::Status(status) => {
+                        self.status.host = status;
+                        Vec::new()
+                    }
+                    HostReport::Applied { keys } => vec![RoomEvent::HostApplied { keys }],
+                    HostReport::ApplyFailed { key, reason } => {
+                        vec![RoomEvent::HostApplyFailed { key, reason }]
+                    }
+                };
+                self.publish(events);
+                let _ = reply.send(());
+            }
             Request::Dbus { status, reply } => {
                 // Status only: who serves the interface is not an event of the room.
                 self.status.system.dbus = status;
@@ -290,6 +309,23 @@ impl Room {
         };
         if command == RoomCommand::RebootForUpdate {
             return self.reboot_for_update();
+        }
+        // Power commands are no use of the room: the host worker follows the event and asks
+        // logind (event first, then the call).
+        match &command {
+            RoomCommand::Reboot { by } => {
+                return Ok(Effects {
+                    events: vec![RoomEvent::SystemRebootRequested { by: by.clone() }],
+                    ..Effects::default()
+                });
+            }
+            RoomCommand::PowerOff { by } => {
+                return Ok(Effects {
+                    events: vec![RoomEvent::SystemPowerOffRequested { by: by.clone() }],
+                    ..Effects::default()
+                });
+            }
+            _ => {}
         }
         if let RoomCommand::FactoryReset { by } = &command {
             return Ok(Effects {
@@ -411,7 +447,10 @@ impl Room {
             RoomCommand::RemoveParticipant { id } => {
                 events.extend(self.meetings.remove(&mut self.status.meeting, &id)?)
             }
-            RoomCommand::RebootForUpdate | RoomCommand::FactoryReset { .. } => {} // answered above
+            RoomCommand::RebootForUpdate
+            | RoomCommand::FactoryReset { .. }
+            | RoomCommand::Reboot { .. }
+            | RoomCommand::PowerOff { .. } => {} // answered above
         }
         Ok(effects)
     }

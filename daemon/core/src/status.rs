@@ -10,6 +10,7 @@ use super::report::MediaEngineStatus;
 use super::room::now_rfc3339;
 use roomd_hardware::HardwareStatus;
 use roomd_model::config::{CameraPosition, Config, Layout, SelfviewMode, SelfviewPosition};
+use roomd_model::host::HostStatus;
 use roomd_model::update::UpdateStatus;
 
 /// The whole status tree (`GET /api/v1/status`); only the room core changes it.
@@ -29,6 +30,8 @@ pub struct RoomStatus {
     pub identity: IdentityStatus,
     /// `update`: firmware updates (the running image, the current update, rollbacks).
     pub update: UpdateStatus,
+    /// `host`: the operating system's settings as its services report them.
+    pub host: HostStatus,
 }
 
 impl RoomStatus {
@@ -76,6 +79,7 @@ impl RoomStatus {
             },
             identity,
             update: UpdateStatus::unknown(),
+            host: HostStatus::unknown(),
         }
     }
 }

@@ -403,3 +403,71 @@ async fn the_call_history_retention_runs_on_a_timer() {
     assert!(on_disk().contains("participant of recent"));
     drop(room);
 }
+
+#[tokio::test]
+async fn power_commands_publish_their_request_and_change_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let (room, _task) = spawn(setup(&dir));
+    room.execute(RoomCommand::ActivateStandby).await.unwrap();
+    let mut rx = room.subscribe();
+    room.execute(RoomCommand::Reboot {
+        by: "user alice".into(),
+    })
+    .await
+    .unwrap();
+    room.execute(RoomCommand::PowerOff { by: String::new() })
+        .await
+        .unwrap();
+    let got = drain(&mut rx);
+    assert_eq!(
+        event_names(&got),
+        ["system.reboot_requested", "system.power_off_requested"]
+    );
+    let Notification::Event(event) = &got[0] else {
+        panic!("{got:?}")
+    };
+    assert_eq!(
+        serde_json::to_value(event).unwrap()["data"],
+        json!({"by": "user alice"})
+    );
+    // Not a use of the room: it stays in standby.
+    assert_eq!(room.status().tree["standby"]["state"], json!("on"));
+}
+
+#[tokio::test]
+async fn host_reports_become_status_host_and_events() {
+    use roomd_model::host::{HostReport, HostStatus};
+    let dir = tempfile::tempdir().unwrap();
+    let (room, _task) = spawn(setup(&dir));
+    assert_eq!(room.status().tree["host"]["available"], json!(false));
+    let mut rx = room.subscribe();
+    let mut status = HostStatus::unknown();
+    status.available = true;
+    status.unavailable_reason.clear();
+    status.hostname = "room-4-12".into();
+    room.host_report(status).await.unwrap();
+    assert_eq!(room.status().tree["host"]["hostname"], json!("room-4-12"));
+    assert_eq!(room.status().tree["host"]["nightly_reboot_at"], json!(null));
+    room.host(HostReport::Applied {
+        keys: vec!["host.hostname".into()],
+    })
+    .await
+    .unwrap();
+    room.host(HostReport::ApplyFailed {
+        key: "host.timezone".into(),
+        reason: "denied".into(),
+    })
+    .await
+    .unwrap();
+    let got = drain(&mut rx);
+    assert_eq!(event_names(&got), ["host.applied", "host.apply_failed"]);
+    let data: Vec<_> = got
+        .iter()
+        .filter_map(|n| match n {
+            Notification::Event(e) => Some(serde_json::to_value(e).unwrap()["data"].clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(data[0], json!({"keys": ["host.hostname"]}));
+    assert_eq!(data[1], json!({"key": "host.timezone", "reason": "denied"}));
+}

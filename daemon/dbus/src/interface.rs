@@ -48,7 +48,8 @@ impl Room1 {
     /// `POST /api/v1/commands/{name}`) with its arguments as a JSON object (`""` or `"{}"` when
     /// there are none). Errors are `org.roomd.Error.<Kind>` with the API's messages. Root and
     /// members of `roomd-admin` may run every command, members of `roomd-control` the room's
-    /// commands (not `update.reboot`). Every call is written to the audit log as `dbus:uid=<n>`.
+    /// commands (not `update.reboot`, `system.reboot`, `system.power_off` or
+    /// `system.factory_reset`). Every call is written to the audit log as `dbus:uid=<n>`.
     async fn run(
         &self,
         name: String,
@@ -116,6 +117,12 @@ impl Room1 {
         self.section("update")
     }
 
+    /// `status.host` as JSON (the operating system's settings as its services report them).
+    #[zbus(property)]
+    fn host(&self) -> String {
+        self.section("host")
+    }
+
     /// Every room event (`GET /api/v1/events`): its dotted name, its data as JSON, and its
     /// sequence number.
     #[zbus(signal)]
@@ -174,8 +181,9 @@ impl Room1 {
             })?
         };
         let mut command = RoomCommand::parse(name, &args).map_err(ApiError::from)?;
-        // A factory reset names who asked in its log line (the audit log is wiped with it).
-        if let RoomCommand::FactoryReset { by } = &mut command {
+        // A factory reset names who asked in its log line (the audit log is wiped with it); a
+        // reboot and a power-off in their events.
+        if let Some(by) = command.requester_mut() {
             *by = format!("D-Bus caller uid {}", caller.uid);
         }
         let needed = command_permission(name);

@@ -45,11 +45,13 @@ pub enum Permission {
     /// The command `system.factory_reset`: wipes accounts, configuration and data, and leaves
     /// the device unclaimed.
     FactoryReset,
+    /// The commands `system.reboot` and `system.power_off`: take the whole box down.
+    SystemPower,
 }
 
 impl Permission {
     /// Every permission, once each.
-    pub const ALL: [Permission; 18] = [
+    pub const ALL: [Permission; 19] = [
         Permission::StatusRead,
         Permission::EventsRead,
         Permission::ConfigRead,
@@ -68,6 +70,7 @@ impl Permission {
         Permission::CallHistoryRead,
         Permission::FirmwareUpdate,
         Permission::FactoryReset,
+        Permission::SystemPower,
     ];
 }
 
@@ -103,6 +106,8 @@ pub fn allows(role: Role, permission: Permission) -> bool {
         // Erases every account and the audit trail, and lets the next person claim the device:
         // the power to hand the box over is the owner's.
         Permission::FactoryReset => &[Admin],
+        // Ends every meeting and takes the room away from everyone in it until it is back.
+        Permission::SystemPower => &[Admin],
     };
     granted.contains(&role)
 }
@@ -154,6 +159,7 @@ mod tests {
         assert_eq!(roles_with(Permission::CallHistoryRead), Role::ALL);
         assert_eq!(roles_with(Permission::FirmwareUpdate), [Admin]);
         assert_eq!(roles_with(Permission::FactoryReset), [Admin]);
+        assert_eq!(roles_with(Permission::SystemPower), [Admin]);
     }
 
     fn doc_permission(name: &str) -> Permission {

@@ -15,6 +15,7 @@ pub fn command_permission(name: &str) -> Permission {
     match name {
         "update.reboot" => Permission::FirmwareUpdate,
         "system.factory_reset" => Permission::FactoryReset,
+        "system.reboot" | "system.power_off" => Permission::SystemPower,
         _ => Permission::RoomControl,
     }
 }
@@ -61,7 +62,8 @@ pub(crate) async fn run(
     // A factory reset remembers who asked: the log line after the wipe names them (the audit
     // log, which also does, is wiped).
     let resets = matches!(command, RoomCommand::FactoryReset { .. });
-    if let RoomCommand::FactoryReset { by } = &mut command {
+    // A factory reset, a reboot and a power-off remember who asked (log line, event).
+    if let Some(by) = command.requester_mut() {
         *by = principal.as_ref().map(who).unwrap_or_default();
     }
     state.room.execute(command).await?;
