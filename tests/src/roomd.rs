@@ -112,6 +112,22 @@ impl RoomdBuilder {
         };
         let mut launcher = self.launcher.clone();
         let mut env = self.env.clone();
+        // roomd under test never reaches this machine's own system services: tests run
+        // `system.reboot` and `system.power_off` as admin for real (api_permissions), and the
+        // fuzzer patches [host]. The system bus leads nowhere and the networkd file goes into
+        // the test's folder, unless a test says otherwise.
+        let defaults = [
+            (
+                "DBUS_SYSTEM_BUS_ADDRESS",
+                format!("unix:path={}/no-system-bus", dir.path().display()),
+            ),
+            ("ROOMD_NETWORK_DIR", dir.path().display().to_string()),
+        ];
+        for (name, value) in defaults {
+            if !env.iter().any(|(set, _)| set == name) {
+                env.push((name.to_owned(), value));
+            }
+        }
         if let Some(user) = &self.run_as {
             let gid = owner.map(|(_, gid)| gid.to_string()).unwrap_or_default();
             launcher.splice(0..0, setpriv_prefix(user, &gid));

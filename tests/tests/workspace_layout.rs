@@ -141,7 +141,7 @@ fn roomctl_needs_neither_gstreamer_nor_the_tpm_stack() {
 #[test]
 fn each_crate_depends_only_on_the_crates_below_it() {
     let graph = Graph::load();
-    let expected: [(&str, &[&str]); 11] = [
+    let expected: [(&str, &[&str]); 12] = [
         ("roomd-base", &[]),
         ("roomd-attestation", &["roomd-base"]),
         ("roomd-model", &["roomd-base"]),
@@ -172,6 +172,10 @@ fn each_crate_depends_only_on_the_crates_below_it() {
         ),
         (
             "roomd-update",
+            &["roomd-base", "roomd-core", "roomd-hardware", "roomd-model"],
+        ),
+        (
+            "roomd-system",
             &["roomd-base", "roomd-core", "roomd-hardware", "roomd-model"],
         ),
         (
@@ -229,7 +233,16 @@ fn only_media_and_identity_crates_reach_the_c_libraries() {
             "roomd-update depends on {forbidden}"
         );
     }
-    // The room core stays free of D-Bus: D-Bus lives at the edges (roomd-update, roomd-dbus).
+    // The host worker likewise: D-Bus and files, nothing else.
+    let system = graph.closure("roomd-system");
+    for forbidden in [GSTREAMER, TPM, HTTP_SERVER] {
+        assert!(
+            !system.contains(forbidden),
+            "roomd-system depends on {forbidden}"
+        );
+    }
+    // The room core stays free of D-Bus: D-Bus lives at the edges (roomd-update, roomd-system,
+    // roomd-dbus).
     for plain in ["roomd-base", "roomd-model", "roomd-hardware", "roomd-core"] {
         assert!(
             !graph.closure(plain).contains("zbus"),

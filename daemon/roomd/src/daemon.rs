@@ -95,6 +95,19 @@ pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
     Config::load(path)
 }
 
+/// Overrides where roomd writes its networkd file, for tests only: the tests run roomd on
+/// machines whose `/run/systemd/network` is not theirs. Not a configuration key, so no API
+/// caller can point the file elsewhere.
+pub const NETWORK_DIR_ENV: &str = "ROOMD_NETWORK_DIR";
+
+/// `/run/systemd/network`, or what [`NETWORK_DIR_ENV`] says.
+fn network_dir() -> PathBuf {
+    std::env::var_os(NETWORK_DIR_ENV)
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(roomd_system::DEFAULT_NETWORK_DIR))
+}
+
 /// Runs the room until SIGTERM or SIGINT, or until a factory reset asks for a restart, on the
 /// hardware `profile` describes. `recent_log` is the buffer [`roomd_api::logging::init`] fills;
 /// the API serves it. A factory-reset marker must have been dealt with before
@@ -190,6 +203,13 @@ pub async fn run(
         api_listen: config.api.listen.clone(),
     });
 
+    // The box's own settings ([host]) go to systemd's services over the system bus; without
+    // them roomd runs on and says so in status.host.
+    let host_task = roomd_system::start(roomd_system::HostSetup {
+        room: room.clone(),
+        network_dir: network_dir(),
+    });
+
     // Local programs (a touch panel's bridge, a room-control system) reach the room over
     // D-Bus; without the bus roomd runs on and says so in status.system.dbus.
     let dbus_task = roomd_dbus::start(roomd_dbus::DbusSetup {
@@ -266,6 +286,8 @@ pub async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(5), core_task).await;
     // The update worker ends with the core (an install in progress goes on inside RAUC).
     let _ = tokio::time::timeout(Duration::from_secs(5), update_task).await;
+    // So does the host worker (a D-Bus call in flight ends with it).
+    let _ = tokio::time::timeout(Duration::from_secs(5), host_task).await;
     // The meeting engine hangs up (leaves Janus, ends WHIP sessions) once the core is gone.
     let _ = tokio::time::timeout(Duration::from_secs(5), meeting_task).await;
     // The engine stops its pipelines once the core is gone.
