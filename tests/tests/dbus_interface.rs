@@ -259,6 +259,15 @@ fn room_control_members_run_room_commands_but_not_firmware_updates() -> Result<(
         message.contains("org.roomd.Error.Forbidden") && message.contains("FirmwareUpdate"),
         "{message}"
     );
+    // Rebooting or powering off the box is the admin's too.
+    for name in ["system.reboot", "system.power_off"] {
+        let refused = gdbus_run(&bus, PANEL_USER, name, "{}");
+        let message = stderr(&refused);
+        assert!(
+            message.contains("org.roomd.Error.Forbidden") && message.contains("SystemPower"),
+            "{name}: {message}"
+        );
+    }
     // Root passes the role check; the core then refuses, as nothing is installed.
     let reboot = gdbus_run(&bus, "root", "update.reboot", "{}");
     let message = stderr(&reboot);

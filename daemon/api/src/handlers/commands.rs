@@ -74,3 +74,27 @@ pub(crate) async fn run(
     }
     Ok(HttpResponse::Ok().json(json!({"result": Value::from("ok")})))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roomd_model::Role;
+
+    #[test]
+    fn only_admins_reboot_or_power_off_the_box() {
+        for name in ["system.reboot", "system.power_off"] {
+            let needed = command_permission(name);
+            assert_eq!(needed, Permission::SystemPower, "{name}");
+            let allowed: Vec<Role> = Role::ALL
+                .into_iter()
+                .filter(|&role| allows(role, Permission::RoomControl) && allows(role, needed))
+                .collect();
+            assert_eq!(allowed, [Role::Admin], "{name}");
+            assert!(!allows(Role::RoomControl, needed), "{name}");
+        }
+        assert_eq!(
+            command_permission("audio.volume.set"),
+            Permission::RoomControl
+        );
+    }
+}
