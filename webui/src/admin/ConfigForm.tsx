@@ -49,8 +49,19 @@ function fromText(k: SchemaKey, text: string): unknown {
         return text;
       }
     default:
-      return text;
+      // A key that is absent by default ([host]) is removed again by clearing it.
+      return text.trim() === "" && k.default === null ? null : text;
   }
+}
+
+/** Sets `value` at the dotted `path` inside `patch` (`network.mode` → {network: {mode}}). */
+function setPath(patch: Record<string, unknown>, path: string, value: unknown) {
+  const parts = path.split(".");
+  let node = patch;
+  for (const part of parts.slice(0, -1)) {
+    node = (node[part] ??= {}) as Record<string, unknown>;
+  }
+  node[parts[parts.length - 1]] = value;
 }
 
 export function ConfigForm({ canWrite }: { canWrite: boolean }) {
@@ -76,7 +87,7 @@ export function ConfigForm({ canWrite }: { canWrite: boolean }) {
     const patch: Record<string, unknown> = {};
     for (const k of keys) {
       const text = values[k.key];
-      if (text !== toText(k, get(config.data, k.key))) patch[k.key.slice(section.length + 1)] = fromText(k, text);
+      if (text !== toText(k, get(config.data, k.key))) setPath(patch, k.key.slice(section.length + 1), fromText(k, text));
     }
     setErrors({});
     setBanner({});
