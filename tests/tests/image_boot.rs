@@ -25,7 +25,8 @@
 //! `an_update_that_never_becomes_healthy_is_rolled_back_by_itself`: a bundle whose roomd exits at
 //! once is installed; each start of slot B fails roomd's health verdict and reboots, using up a
 //! try; after the last one the box starts slot A again by itself, and roomd's status says it
-//! rolled back, from which version to which.
+//! rolled back, from which version to which. Then `system.factory_reset` through the API wipes
+//! roomd's state and roomd starts again in place under systemd, unclaimed.
 //!
 //! The image is built from the binaries under test (ROOMD_BIN's folder, debug in `make test`)
 //! and only when they or image/ changed since the last build (target/image-test/inputs.sha256).
@@ -660,6 +661,10 @@ fn host_settings() -> serde_json::Value {
     })
 }
 
+/// roomd applies `[host]` at start while the guest is still busy booting: a service's first
+/// answer can take its D-Bus timeout (25 s), and roomd tries a failed key again 10 s later.
+const HOST_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// `status.host`, waited for until `done` holds of it.
 fn wait_for_host_status(
     vm: &FirmwareVm,
@@ -668,7 +673,7 @@ fn wait_for_host_status(
     what: &str,
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = Instant::now() + API_TIMEOUT;
+    let deadline = Instant::now() + HOST_TIMEOUT;
     loop {
         let status = vm
             .request(certificate, "GET", "/api/v1/status/host")
@@ -684,7 +689,7 @@ fn wait_for_host_status(
         }
         assert!(
             Instant::now() < deadline,
-            "{what}: not within {API_TIMEOUT:?}; status.host is {status}"
+            "{what}: not within {HOST_TIMEOUT:?}; status.host is {status}"
         );
         std::thread::sleep(Duration::from_secs(2));
     }
@@ -879,6 +884,43 @@ fn an_update_that_never_becomes_healthy_is_rolled_back_by_itself() {
         version.as_str(),
         "status.update: {update}"
     );
+    // The factory reset through the API: roomd wipes its state and starts again in place under
+    // systemd, unclaimed, on the same device key.
+    let response = vm
+        .request(
+            &certificate,
+            "POST",
+            "/api/v1/commands/system.factory_reset",
+        )
+        .session(&session)
+        .json(&json!({ "confirm": "yes" }))
+        .send()
+        .expect("POST /api/v1/commands/system.factory_reset");
+    assert!(
+        (200..300).contains(&response.status),
+        "system.factory_reset: {} {}",
+        response.status,
+        response.text()
+    );
+    let deadline = Instant::now() + API_TIMEOUT;
+    loop {
+        let answer = vm
+            .request(&certificate, "POST", "/api/v1/session")
+            .json(&json!({ "username": "admin", "password": ADMIN_PASSWORD }))
+            .send();
+        if let Ok(response) = &answer
+            && response.status == 409
+            && response.text().contains("not been claimed")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "roomd did not come back unclaimed after system.factory_reset: {:?}",
+            answer.map(|r| (r.status, r.text()))
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
     drop(guard);
     vm.power_off();
     // B's entry has used up its tries: systemd-boot keeps starting A.

@@ -119,6 +119,11 @@ impl Worker {
                             self.apply(&host).await;
                         }
                     }
+                    // Keys that failed are tried again until they hold.
+                    let host = config.borrow().host.clone();
+                    if self.services.is_some() && self.applied.as_ref().is_some_and(|a| *a != host) {
+                        self.apply(&host).await;
+                    }
                     self.keep_nightly_reboot().await;
                     self.refresh().await;
                 }
@@ -219,32 +224,43 @@ impl Worker {
             }
         }
 
-        self.applied = Some(host.clone());
         self.pending_bus = needs_bus && self.services.is_none();
-        if outcomes.is_empty() {
-            return;
-        }
+        let mut applied = host.clone();
         let mut keys = Vec::new();
         let mut failures = Vec::new();
         for (key, result) in outcomes {
             match result {
                 Ok(()) => keys.push(key.to_owned()),
                 Err(e) => {
-                    tracing::warn!("{key} could not be applied: {e}");
+                    // Not applied: it stays different from the configuration, so the next
+                    // tick tries it again (a service that timed out while the box was booting,
+                    // a bus that went away).
+                    forget_applied(&mut applied, &before, key);
                     failures.push((key.to_owned(), e.to_string()));
                 }
             }
         }
-        self.error = failures
+        self.applied = Some(applied);
+        if keys.is_empty() && failures.is_empty() {
+            return;
+        }
+        let error = failures
             .iter()
             .map(|(key, reason)| format!("{key}: {reason}"))
             .collect::<Vec<_>>()
             .join("; ");
+        // A retry that fails the same way again is not news: logged and published once.
+        let repeated = !error.is_empty() && error == self.error;
+        self.error = error;
         if !keys.is_empty() {
             tracing::info!("host settings applied: {}", keys.join(", "));
             let _ = self.room.host(HostReport::Applied { keys }).await;
         }
+        if repeated {
+            return;
+        }
         for (key, reason) in failures {
+            tracing::warn!("{key} could not be applied: {reason}");
             let _ = self
                 .room
                 .host(HostReport::ApplyFailed { key, reason })
@@ -381,5 +397,46 @@ impl Worker {
             }
             self.reported = Some(status);
         }
+    }
+}
+
+/// Puts `key` of `applied` back to what was applied before, after it failed to apply.
+fn forget_applied(applied: &mut HostConfig, before: &HostConfig, key: &str) {
+    match key {
+        "host.hostname" => applied.hostname = before.hostname.clone(),
+        "host.timezone" => applied.timezone = before.timezone.clone(),
+        "host.ntp" => applied.ntp = before.ntp,
+        "host.network" | "host.ntp_servers" => {
+            applied.network = before.network.clone();
+            applied.ntp_servers = before.ntp_servers.clone();
+        }
+        "host.nightly_reboot" => applied.nightly_reboot = before.nightly_reboot.clone(),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_that_failed_stays_different_from_the_configuration() {
+        let before = HostConfig::default();
+        let wanted = HostConfig {
+            hostname: Some("room-4-12".to_owned()),
+            timezone: Some("Europe/Berlin".to_owned()),
+            ntp_servers: vec!["192.0.2.123".to_owned()],
+            ..HostConfig::default()
+        };
+        let mut applied = wanted.clone();
+        forget_applied(&mut applied, &before, "host.hostname");
+        forget_applied(&mut applied, &before, "host.ntp_servers");
+        assert_eq!(applied.hostname, None, "tried again at the next tick");
+        assert!(
+            applied.ntp_servers.is_empty(),
+            "tried again at the next tick"
+        );
+        assert_eq!(applied.timezone, wanted.timezone, "applied, left alone");
+        assert_ne!(applied, wanted);
     }
 }
