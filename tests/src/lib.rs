@@ -59,8 +59,15 @@ pub use vm::{
 };
 pub use ws::EventSocket;
 
-/// The five roles of docs/api.md.
-pub const ROLES: [&str; 5] = ["admin", "integrator", "user", "room-control", "audit"];
+/// The roles of docs/api.md.
+pub const ROLES: [&str; 6] = [
+    "admin",
+    "integrator",
+    "user",
+    "room-control",
+    "audit",
+    "metrics",
+];
 
 /// Path of the API contract file, `daemon/openapi.json`.
 pub fn openapi_path() -> std::path::PathBuf {

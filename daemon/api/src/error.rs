@@ -267,6 +267,10 @@ impl From<AccountsError> for ApiError {
                 field: Some("name".into()),
                 message,
             },
+            A::RoleNotForUsers { .. } => ApiError::Unprocessable {
+                field: Some("role".into()),
+                message,
+            },
             _ => ApiError::Internal(message),
         }
     }

@@ -10,6 +10,7 @@ mod error;
 mod events;
 mod handlers;
 pub mod logging;
+mod metrics;
 pub mod routes;
 mod server;
 

@@ -103,6 +103,8 @@ pub enum Handler {
     PairingRequest,
     /// `POST /api/v1/pairing/{request_id}`: the panel's code, for a token.
     PairingComplete,
+    /// `GET /api/v1/metrics`: figures for Prometheus (text format or OpenMetrics).
+    Metrics,
     /// `/`: redirects to the panel or the admin pages.
     PageRoot,
     /// The web UI's single page (panel, admin, guest join).
@@ -217,6 +219,7 @@ pub const ROUTES: &[Route] = &[
     route("DELETE", "/api/v1/join/{meeting_id}/guests/{guest_id}", Guest, H::GuestLeave),
     route("POST", "/api/v1/join/{meeting_id}/guests/{guest_id}/{direction}", Guest, H::GuestMediaConnect),
     route("DELETE", "/api/v1/join/{meeting_id}/guests/{guest_id}/{direction}", Guest, H::GuestMediaDisconnect),
+    route("GET", "/api/v1/metrics", Requires(P::MetricsRead), H::Metrics),
     route("POST", "/api/v1/pairing", Public, H::PairingRequest),
     route("POST", "/api/v1/pairing/{request_id}", Public, H::PairingComplete),
     // The web UI (pages, not API operations; see the module comment).
@@ -294,6 +297,7 @@ fn handler_route(handler: Handler) -> actix_web::Route {
         H::ConfigSchema => r.to(config::schema),
         H::PairingRequest => r.to(pairing::request),
         H::PairingComplete => r.to(pairing::complete),
+        H::Metrics => r.to(metrics::metrics),
         H::PageRoot => r.to(pages::root),
         H::Page => r.to(pages::page),
         H::PageAsset => r.to(pages::asset),

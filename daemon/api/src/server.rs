@@ -23,6 +23,7 @@ use super::ApiState;
 use super::access::access;
 use super::connection_limit;
 use super::error::ApiError;
+use super::metrics::{ApiMetrics, count_requests};
 use super::routes;
 
 /// Why [`serve`] could not start the server.
@@ -64,6 +65,8 @@ pub fn serve(
     listen: &[SocketAddr],
 ) -> Result<Server, ServeError> {
     let state = web::Data::new(state);
+    // One set of request counters for every worker.
+    let metrics = web::Data::new(ApiMetrics::default());
     let handshakes = Handshakes::new(tls).map_err(ServeError::Handshakes)?;
     let mut server = Server::build()
         // Signals are the daemon's business: it stops the server after telling systemd.
@@ -74,6 +77,7 @@ pub fn serve(
     for addr in listen {
         let addr = *addr;
         let state = state.clone();
+        let metrics = metrics.clone();
         let handshakes = handshakes.clone();
         let stopping = stopping.clone();
         server = server
@@ -95,7 +99,7 @@ pub fn serve(
                         connection_limit::on_connect(io, data);
                     })
                     .finish(map_config(
-                        app(state.clone())
+                        app(state.clone(), metrics.clone())
                             .into_factory()
                             .map_err(|e| e.error_response()),
                         // What HttpServer passes for an https listener. The constructor is
@@ -113,6 +117,7 @@ pub fn serve(
 /// The API's routes, middleware and state (one instance per worker).
 fn app(
     state: web::Data<ApiState>,
+    metrics: web::Data<ApiMetrics>,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -124,6 +129,7 @@ fn app(
 > {
     App::new()
         .app_data(state)
+        .app_data(metrics)
         .app_data(
             web::PathConfig::default()
                 .error_handler(|e, _| ApiError::BadRequest(format!("bad path: {e}")).into()),
@@ -147,6 +153,8 @@ fn app(
                     "default-src 'none'; frame-ancestors 'none'",
                 )),
         )
+        // Outermost: counts every answer, the refusals of the layers above included.
+        .wrap(from_fn(count_requests))
         .configure(routes::configure)
         .default_service(web::to(routes::not_found))
 }

@@ -21,16 +21,20 @@ pub enum Role {
     /// A read-only reviewer: status, events, configuration, audit log and daemon log; changes
     /// nothing.
     Audit,
+    /// A metrics scraper (Prometheus): `GET /api/v1/metrics` and nothing else, not even the
+    /// status. For API tokens and client certificates; no user has it.
+    Metrics,
 }
 
 impl Role {
     /// Every role, in the order docs/permissions.md lists them.
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Admin,
         Role::Integrator,
         Role::User,
         Role::RoomControl,
         Role::Audit,
+        Role::Metrics,
     ];
 
     /// The name used in the API, the configuration and the state files.
@@ -41,6 +45,7 @@ impl Role {
             Role::User => "user",
             Role::RoomControl => "room-control",
             Role::Audit => "audit",
+            Role::Metrics => "metrics",
         }
     }
 }
@@ -53,7 +58,9 @@ impl fmt::Display for Role {
 
 /// A role name that is none of [`Role::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown role {given:?}; the roles are admin, integrator, user, room-control, audit")]
+#[error(
+    "unknown role {given:?}; the roles are admin, integrator, user, room-control, audit, metrics"
+)]
 pub struct UnknownRole {
     /// The name given, cut to its first 40 characters.
     pub given: String,
@@ -85,6 +92,7 @@ mod tests {
             assert_eq!(serde_json::from_str::<Role>(&json).unwrap(), role);
         }
         assert_eq!(Role::RoomControl.to_string(), "room-control");
+        assert_eq!("metrics".parse::<Role>(), Ok(Role::Metrics));
     }
 
     #[test]

@@ -5,6 +5,8 @@ import { ErrorBanner, Field, describedBy } from "../components";
 import { t } from "../i18n";
 
 const ROLES = ["admin", "integrator", "user", "room-control", "audit"];
+// `metrics` (Prometheus scrapers: GET /api/v1/metrics only) is for tokens, never for users.
+const TOKEN_ROLES = [...ROLES, "metrics"];
 
 export function Users() {
   const { data, error, reload } = useFetch<{ username: string; role: string; created: string }[]>("/api/v1/users");
@@ -174,7 +176,7 @@ export function Tokens() {
         </Field>
         <Field id="token-role" label={t("admin.role")}>
           <select id="token-role" value={form.role} onChange={(e) => setForm({ ...form, role: e.currentTarget.value })}>
-            {ROLES.map((r) => (
+            {TOKEN_ROLES.map((r) => (
               <option value={r}>{r}</option>
             ))}
           </select>

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use roomd_base::fsutil::AtomicWriteError;
+use roomd_model::Role;
 
 /// Why an accounts operation failed. `From<AccountsError> for ApiError` maps each variant to a
 /// status code; the storage variants ([`Corrupt`](Self::Corrupt), [`Read`](Self::Read),
@@ -73,6 +74,12 @@ pub enum AccountsError {
     InvalidTokenName {
         /// Which rule it breaks.
         reason: &'static str,
+    },
+    /// A user was to get a role meant for machines only ([`Role::Metrics`]) (422).
+    #[error("the role {role} is for API tokens and client certificates, not for users")]
+    RoleNotForUsers {
+        /// The role asked for.
+        role: Role,
     },
     /// A state file cannot be parsed or encoded; it is left as it is for a person to repair.
     #[error(

@@ -363,6 +363,11 @@ impl Accounts {
     ) -> Result<UserInfo, AccountsError> {
         validate_username(username)?;
         check_password_policy(username, password)?;
+        // A scraper has no person behind it to type a password; and a session would give it
+        // nothing (it may not even look at its own session).
+        if role == Role::Metrics {
+            return Err(AccountsError::RoleNotForUsers { role });
+        }
         // Checked before hashing to answer quickly, and again on insert (a race is possible).
         if read(&self.users).role(username).is_some() {
             return Err(AccountsError::UserExists {

@@ -47,11 +47,15 @@ pub enum Permission {
     FactoryReset,
     /// The commands `system.reboot` and `system.power_off`: take the whole box down.
     SystemPower,
+    /// `GET /metrics`: figures for a monitoring system (Prometheus): meeting state and stream
+    /// quality, media engine, process, update state, API request counts. No names, targets or
+    /// secrets.
+    MetricsRead,
 }
 
 impl Permission {
     /// Every permission, once each.
-    pub const ALL: [Permission; 19] = [
+    pub const ALL: [Permission; 20] = [
         Permission::StatusRead,
         Permission::EventsRead,
         Permission::ConfigRead,
@@ -71,15 +75,26 @@ impl Permission {
         Permission::FirmwareUpdate,
         Permission::FactoryReset,
         Permission::SystemPower,
+        Permission::MetricsRead,
     ];
 }
+
+/// Every role meant for people and room controllers: all but [`Role::Metrics`].
+const PEOPLE: [Role; 5] = [
+    Role::Admin,
+    Role::Integrator,
+    Role::User,
+    Role::RoomControl,
+    Role::Audit,
+];
 
 /// Whether `role` grants `permission`. Written as an explicit list per permission (no "admin can
 /// do everything" shortcut) so that adding a permission forces a decision for every role.
 pub fn allows(role: Role, permission: Permission) -> bool {
     use Role::*;
     let granted: &[Role] = match permission {
-        Permission::StatusRead | Permission::EventsRead | Permission::SessionOwn => &Role::ALL,
+        // Every role but metrics: a scraper's credential reads figures and nothing else.
+        Permission::StatusRead | Permission::EventsRead | Permission::SessionOwn => &PEOPLE,
         Permission::ConfigRead => &[Admin, Integrator, Audit],
         Permission::ConfigWrite => &[Admin, Integrator],
         Permission::RoomControl => &[Admin, Integrator, User, RoomControl],
@@ -87,7 +102,7 @@ pub fn allows(role: Role, permission: Permission) -> bool {
         // audit may not: the picture is the room's own camera, not audit material.
         Permission::DisplayView => &[Admin, Integrator, User, RoomControl],
         // The touch panel lists recent calls to call back; audit reviews who met whom.
-        Permission::CallHistoryRead => &[Admin, Integrator, User, RoomControl, Audit],
+        Permission::CallHistoryRead => &PEOPLE,
         Permission::UsersManage | Permission::TokensManage => &[Admin],
         Permission::AuditRead => &[Admin, Audit],
         // Integrators set the room up and need to see why a camera or meeting fails; the log
@@ -108,6 +123,9 @@ pub fn allows(role: Role, permission: Permission) -> bool {
         Permission::FactoryReset => &[Admin],
         // Ends every meeting and takes the room away from everyone in it until it is back.
         Permission::SystemPower => &[Admin],
+        // The owner, and the scraper's own role (a token or client certificate that can read
+        // metrics and nothing else, so a monitoring system's credential gives nothing away).
+        Permission::MetricsRead => &[Admin, Metrics],
     };
     granted.contains(&role)
 }
@@ -126,9 +144,9 @@ mod tests {
     #[test]
     fn matches_the_table_in_docs_api_md() {
         use Role::*;
-        assert_eq!(roles_with(Permission::StatusRead), Role::ALL);
-        assert_eq!(roles_with(Permission::EventsRead), Role::ALL);
-        assert_eq!(roles_with(Permission::SessionOwn), Role::ALL);
+        assert_eq!(roles_with(Permission::StatusRead), PEOPLE);
+        assert_eq!(roles_with(Permission::EventsRead), PEOPLE);
+        assert_eq!(roles_with(Permission::SessionOwn), PEOPLE);
         assert_eq!(
             roles_with(Permission::ConfigRead),
             [Admin, Integrator, Audit]
@@ -156,10 +174,23 @@ mod tests {
             roles_with(Permission::DisplayView),
             [Admin, Integrator, User, RoomControl]
         );
-        assert_eq!(roles_with(Permission::CallHistoryRead), Role::ALL);
+        assert_eq!(roles_with(Permission::CallHistoryRead), PEOPLE);
         assert_eq!(roles_with(Permission::FirmwareUpdate), [Admin]);
         assert_eq!(roles_with(Permission::FactoryReset), [Admin]);
         assert_eq!(roles_with(Permission::SystemPower), [Admin]);
+        assert_eq!(roles_with(Permission::MetricsRead), [Admin, Metrics]);
+    }
+
+    /// A metrics credential handed to a monitoring system reads metrics and nothing else.
+    #[test]
+    fn metrics_role_reads_metrics_only() {
+        for permission in Permission::ALL {
+            assert_eq!(
+                allows(Role::Metrics, permission),
+                permission == Permission::MetricsRead,
+                "{permission:?}"
+            );
+        }
     }
 
     fn doc_permission(name: &str) -> Permission {

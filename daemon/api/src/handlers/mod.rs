@@ -11,6 +11,7 @@ pub(crate) mod guests;
 pub(crate) mod health;
 pub(crate) mod identity;
 pub(crate) mod logs;
+pub(crate) mod metrics;
 pub(crate) mod openapi;
 pub(crate) mod pages;
 pub(crate) mod pairing;
