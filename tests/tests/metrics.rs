@@ -140,6 +140,22 @@ fn metrics_token_reads_metrics_and_nothing_else() -> Result<(), HarnessError> {
     );
     assert!(value(&body, "roomd_process_resident_memory_bytes").unwrap() > 1e6);
 
+    // What a scrape costs: the time to the answer through the harness client, and its size.
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        scrape(&roomd, &metrics)?;
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    let samples = body.lines().filter(|l| !l.starts_with('#')).count();
+    eprintln!(
+        "TIMING metrics scrape: p50 {:.1} ms, max {:.1} ms over 20; {} bytes, {samples} samples",
+        times[10],
+        times[19],
+        body.len()
+    );
+
     // OpenMetrics for a scraper that asks for it (Prometheus does).
     let open = roomd
         .get("/api/v1/metrics")
