@@ -37,16 +37,22 @@ impl Scrape {
         }
     }
 
-    fn flag(&mut self, name: &str, help: &str, value: bool) {
-        self.gauge(name, help, None, if value { 1.0 } else { 0.0 });
+    /// A gauge of whole numbers (written without a fraction).
+    fn count(&mut self, name: &str, help: &str, value: i64) {
+        self.registry.register(name, help, ConstGauge::new(value));
     }
 
-    fn counter(&mut self, name: &str, help: &str, unit: Option<Unit>, value: f64) {
-        let counter = ConstCounter::new(value);
-        match unit {
-            Some(unit) => self.registry.register_with_unit(name, help, unit, counter),
-            None => self.registry.register(name, help, counter),
-        }
+    fn flag(&mut self, name: &str, help: &str, value: bool) {
+        self.count(name, help, i64::from(value));
+    }
+
+    fn counter(&mut self, name: &str, help: &str, value: u64) {
+        self.registry.register(name, help, ConstCounter::new(value));
+    }
+
+    fn seconds_counter(&mut self, name: &str, help: &str, value: f64) {
+        self.registry
+            .register_with_unit(name, help, Unit::Seconds, ConstCounter::new(value));
     }
 
     fn gauges(
@@ -66,6 +72,20 @@ impl Scrape {
         }
     }
 
+    /// A family of whole-number gauges.
+    fn whole_gauges(
+        &mut self,
+        name: &str,
+        help: &str,
+        values: impl IntoIterator<Item = (Labels, i64)>,
+    ) {
+        let family = Family::<Labels, Gauge>::default();
+        for (labels, value) in values {
+            family.get_or_create(&labels).set(value);
+        }
+        self.registry.register(name, help, family);
+    }
+
     fn counters(
         &mut self,
         name: &str,
@@ -81,17 +101,13 @@ impl Scrape {
 
     /// One series per state, 1 for the current one and 0 for the others (a state set).
     fn states(&mut self, name: &str, help: &str, all: &[&'static str], current: &str) {
-        self.gauges(
-            name,
-            help,
-            None,
-            all.iter().map(|s| {
-                (
-                    vec![("state", (*s).to_owned())],
-                    if *s == current { 1.0 } else { 0.0 },
-                )
-            }),
-        );
+        let family = Family::<Labels, Gauge>::default();
+        for state in all {
+            family
+                .get_or_create(&vec![("state", (*state).to_owned())])
+                .set(i64::from(*state == current));
+        }
+        self.registry.register(name, help, family);
     }
 
     fn info(&mut self, name: &str, help: &str, labels: Labels) {
@@ -138,8 +154,7 @@ impl Scrape {
         self.counter(
             "roomd_media_engine_rebuilds",
             "Media engine branches rebuilt since roomd started (a device lost and found, an encoder restarted)",
-            None,
-            media.rebuilds as f64,
+            media.rebuilds,
         );
         self.info(
             "roomd_media_encoder",
@@ -256,11 +271,10 @@ impl Scrape {
             &all,
             meeting.state.as_str(),
         );
-        self.gauge(
+        self.count(
             "roomd_meeting_participants",
             "Other participants of the meeting (the room itself not counted)",
-            None,
-            meeting.participants.len() as f64,
+            i64::try_from(meeting.participants.len()).unwrap_or(i64::MAX),
         );
         self.flag(
             "roomd_meeting_encrypted",
@@ -290,14 +304,14 @@ impl Scrape {
         self.gauges(
             "roomd_stream_loss",
             "Packets lost in proportion to all the stream's packets since it started, 0 to 1",
-            Some(Unit::Ratios),
+            // `Unit::Ratios` would write `_ratios`; Prometheus's convention is `_ratio`.
+            Some(Unit::Other("ratio".into())),
             per(|s| s.loss_percent / 100.0),
         );
-        self.gauges(
+        self.whole_gauges(
             "roomd_stream_packets_lost",
             "Packets lost since the stream started (sent streams: as the far end reports it); negative when duplicates arrive",
-            None,
-            per(|s| s.packets_lost as f64),
+            streams.iter().map(|s| (labels(s), s.packets_lost)),
         );
         self.gauges(
             "roomd_stream_jitter",
@@ -317,11 +331,10 @@ impl Scrape {
             None,
             per(|s| s.frame_rate),
         );
-        self.gauges(
+        self.whole_gauges(
             "roomd_stream_encrypted",
             "1 while the stream goes through SRTP keyed by a connected DTLS handshake",
-            None,
-            per(|s| if s.encrypted { 1.0 } else { 0.0 }),
+            streams.iter().map(|s| (labels(s), i64::from(s.encrypted))),
         );
         self.counters(
             "roomd_stream_frames",
@@ -343,42 +356,39 @@ impl Scrape {
     /// The process's figures; nothing when `/proc` cannot be read.
     pub(super) fn process(&mut self, stats: Option<&ProcessStats>) {
         let Some(p) = stats else { return };
-        self.counter(
+        let whole = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.seconds_counter(
             "roomd_process_cpu",
             "User and system CPU time roomd used",
-            Some(Unit::Seconds),
             p.cpu_seconds,
         );
-        self.gauge(
+        self.registry.register_with_unit(
             "roomd_process_resident_memory",
             "Resident memory of roomd",
-            Some(Unit::Bytes),
-            p.resident_bytes as f64,
+            Unit::Bytes,
+            ConstGauge::new(whole(p.resident_bytes)),
         );
-        self.gauge(
+        self.registry.register_with_unit(
             "roomd_process_virtual_memory",
             "Virtual memory size of roomd",
-            Some(Unit::Bytes),
-            p.virtual_bytes as f64,
+            Unit::Bytes,
+            ConstGauge::new(whole(p.virtual_bytes)),
         );
-        self.gauge(
+        self.count(
             "roomd_process_threads",
             "Threads of roomd",
-            None,
-            p.threads as f64,
+            whole(p.threads),
         );
-        self.gauge(
+        self.count(
             "roomd_process_open_fds",
             "Open file descriptors of roomd",
-            None,
-            p.open_fds as f64,
+            whole(p.open_fds),
         );
         if let Some(max) = p.max_fds {
-            self.gauge(
+            self.count(
                 "roomd_process_max_fds",
                 "The most file descriptors roomd may open (soft limit)",
-                None,
-                max as f64,
+                whole(max),
             );
         }
         self.gauge(
@@ -404,6 +414,108 @@ impl Scrape {
                     z.celsius,
                 )
             }),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::encoding::prometheus_text;
+    use roomd_core::{IdentityStatus, StreamStats};
+    use roomd_model::config::Config;
+
+    fn status() -> RoomStatus {
+        let identity = IdentityStatus {
+            backend: "software",
+            key_sha256: String::new(),
+            certificate_sha256: String::new(),
+            warning: None,
+        };
+        RoomStatus::at_start(&Config::default(), true, identity)
+    }
+
+    fn render(status: &RoomStatus) -> String {
+        let mut scrape = Scrape::new();
+        scrape.room(status, OffsetDateTime::now_utc());
+        scrape.temperatures(&[Temperature {
+            zone: "thermal_zone0".into(),
+            kind: "x86_pkg_temp".into(),
+            celsius: 51.5,
+        }]);
+        let mut text = String::new();
+        prometheus_text::encode(&mut text, &scrape.registry).unwrap();
+        text
+    }
+
+    #[test]
+    fn a_meeting_with_streams() {
+        let mut status = status();
+        status.meeting.state = MeetingState::Connected;
+        status.meeting.encrypted = true;
+        status.meeting.streams = vec![
+            StreamStats {
+                participant: "7311\"x".into(),
+                direction: "receive",
+                kind: "video",
+                bitrate_kbps: 1200.0,
+                packets_lost: 12,
+                loss_percent: 0.5,
+                jitter_ms: 12.0,
+                frame_rate: 29.5,
+                frames: 900,
+                encrypted: true,
+                ..StreamStats::default()
+            },
+            StreamStats {
+                participant: "self".into(),
+                direction: "send",
+                kind: "audio",
+                rtt_ms: 40.0,
+                ..StreamStats::default()
+            },
+        ];
+        status.system.media.rebuilds = 3;
+        let text = render(&status);
+        for line in [
+            "roomd_meeting_state{state=\"connected\"} 1",
+            "roomd_meeting_state{state=\"idle\"} 0",
+            "roomd_meeting_encrypted 1",
+            // Label values are escaped: a participant id cannot break the format.
+            r#"roomd_stream_bitrate_bytes_per_second{participant="7311\"x",direction="receive",kind="video"} 150000.0"#,
+            r#"roomd_stream_loss_ratio{participant="7311\"x",direction="receive",kind="video"} 0.005"#,
+            r#"roomd_stream_jitter_seconds{participant="7311\"x",direction="receive",kind="video"} 0.012"#,
+            r#"roomd_stream_frame_rate{participant="7311\"x",direction="receive",kind="video"} 29.5"#,
+            r#"roomd_stream_packets_lost{participant="7311\"x",direction="receive",kind="video"} 12"#,
+            r#"roomd_stream_encrypted{participant="7311\"x",direction="receive",kind="video"} 1"#,
+            r#"roomd_stream_frames_total{participant="7311\"x",direction="receive",kind="video"} 900"#,
+            r#"roomd_stream_round_trip_time_seconds{participant="self",direction="send",kind="audio"} 0.04"#,
+            "roomd_media_engine_rebuilds_total 3",
+            "roomd_media_engine_state{state=\"starting\"} 1",
+            r#"roomd_thermal_zone_temperature_celsius{zone="thermal_zone0",type="x86_pkg_temp"} 51.5"#,
+            "roomd_standby 0",
+            "roomd_audio_volume_ratio 0.5",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line}:\n{text}");
+        }
+        // Every family has its help and type once.
+        let helps = text.lines().filter(|l| l.starts_with("# HELP ")).count();
+        let types = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
+        assert_eq!(helps, types);
+    }
+
+    #[test]
+    fn no_meeting_no_stream_series_and_no_update_progress() {
+        let text = render(&status());
+        assert!(
+            !text.lines().any(|l| l.starts_with("roomd_stream_")),
+            "{text}"
+        );
+        assert!(!text.contains("roomd_update_progress_ratio"), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l == "roomd_update_state{state=\"idle\"} 1"),
+            "{text}"
         );
     }
 }
