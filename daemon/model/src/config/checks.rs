@@ -423,12 +423,12 @@ pub(super) fn certificate_fingerprints<'de, D: Deserializer<'de>>(
         .collect()
 }
 
-/// One of the five roles of docs/permissions.md.
+/// One of the six roles of docs/permissions.md.
 pub(super) fn role<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let name = String::deserialize(d)?;
     name.parse::<crate::Role>().map_err(|_| {
         de::Error::custom(format!(
-            "{name:?} is not a role; use admin, integrator, user, room-control or audit"
+            "{name:?} is not a role; use admin, integrator, user, room-control, audit or metrics"
         ))
     })?;
     Ok(name)

@@ -674,7 +674,14 @@ fn client_certificate_settings() {
     accepted("api", "client_ca", "\"/etc/roomd/fleet-ca.pem\"");
     accepted("api", "client_ca", "\"\"");
     rejected("api", "client_ca", "\"fleet-ca.pem\"");
-    for role in ["admin", "integrator", "user", "room-control", "audit"] {
+    for role in [
+        "admin",
+        "integrator",
+        "user",
+        "room-control",
+        "audit",
+        "metrics",
+    ] {
         accepted("api", "client_role", &format!("\"{role}\""));
     }
     let err = rejected("api", "client_role", "\"fleet\"");
