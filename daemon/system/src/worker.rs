@@ -233,9 +233,12 @@ impl Worker {
                 Ok(()) => keys.push(key.to_owned()),
                 Err(e) => {
                     // Not applied: it stays different from the configuration, so the next
-                    // tick tries it again (a service that timed out while the box was booting,
-                    // a bus that went away).
-                    forget_applied(&mut applied, &before, key);
+                    // tick tries it again (a service that timed out while the box was
+                    // booting). Without a bus at all, everything is applied again once the bus
+                    // is there (`pending_bus`).
+                    if !matches!(e, HostError::NoBus(_)) {
+                        forget_applied(&mut applied, &before, key);
+                    }
                     failures.push((key.to_owned(), e.to_string()));
                 }
             }
