@@ -27,6 +27,7 @@ mod hostile;
 mod http;
 mod janus;
 pub mod meeting;
+pub mod mosquitto;
 mod netns;
 mod notify;
 pub mod rauc;

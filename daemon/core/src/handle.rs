@@ -109,6 +109,14 @@ impl RoomHandle {
         self.ask(|reply| Request::Dbus { status, reply }).await
     }
 
+    /// Passes on where the fleet channel stands (the fleet worker owns `status.fleet`).
+    pub async fn fleet_report(
+        &self,
+        status: roomd_model::fleet::FleetStatus,
+    ) -> Result<(), CoreError> {
+        self.ask(|reply| Request::Fleet { status, reply }).await
+    }
+
     /// Passes on what the meeting engine learned.
     pub async fn meeting_report(&self, report: MeetingReport) -> Result<(), CoreError> {
         self.ask(|reply| Request::Meeting { report, reply }).await

@@ -61,6 +61,10 @@ pub(super) enum Request {
         status: DbusStatus,
         reply: oneshot::Sender<()>,
     },
+    Fleet {
+        status: roomd_model::fleet::FleetStatus,
+        reply: oneshot::Sender<()>,
+    },
     Host {
         report: HostReport,
         reply: oneshot::Sender<()>,
@@ -276,6 +280,12 @@ impl Room {
             Request::Dbus { status, reply } => {
                 // Status only: who serves the interface is not an event of the room.
                 self.status.system.dbus = status;
+                self.publish(Vec::new());
+                let _ = reply.send(());
+            }
+            Request::Fleet { status, reply } => {
+                // Status only: subscribers see status.fleet change.
+                self.status.fleet = Some(status);
                 self.publish(Vec::new());
                 let _ = reply.send(());
             }

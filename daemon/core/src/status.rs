@@ -10,6 +10,7 @@ use super::report::MediaEngineStatus;
 use super::room::now_rfc3339;
 use roomd_hardware::HardwareStatus;
 use roomd_model::config::{CameraPosition, Config, Layout, SelfviewMode, SelfviewPosition};
+use roomd_model::fleet::FleetStatus;
 use roomd_model::host::HostStatus;
 use roomd_model::update::UpdateStatus;
 
@@ -32,6 +33,9 @@ pub struct RoomStatus {
     pub update: UpdateStatus,
     /// `host`: the operating system's settings as its services report them.
     pub host: HostStatus,
+    /// `fleet`: the MQTT fleet channel (docs/fleet.md); absent when `fleet.broker` is empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetStatus>,
 }
 
 impl RoomStatus {
@@ -80,6 +84,7 @@ impl RoomStatus {
             identity,
             update: UpdateStatus::unknown(),
             host: HostStatus::unknown(),
+            fleet: None,
         }
     }
 }

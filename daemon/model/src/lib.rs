@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod factory_reset;
+pub mod fleet;
 pub mod host;
 mod identity_status;
 pub mod outbound;

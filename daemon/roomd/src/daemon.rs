@@ -218,6 +218,15 @@ pub async fn run(
         bus: config.dbus.bus.clone(),
     });
 
+    // The fleet channel ([fleet]): out to the customer's MQTT broker with the device key;
+    // without a broker configured it does not start (and status has no fleet branch).
+    let fleet_task = roomd_fleet::start(roomd_fleet::FleetSetup {
+        room: room.clone(),
+        audit: audit.clone(),
+        certificate: identity.served(),
+        config: config.fleet.clone(),
+    });
+
     let state = ApiState {
         room: room.clone(),
         accounts,
@@ -277,6 +286,10 @@ pub async fn run(
     policy_task.abort();
     // No more commands from D-Bus; the name is released with the connection.
     dbus_task.abort();
+    // No more commands from the fleet; the broker publishes the room's last will ("offline").
+    if let Some(task) = fleet_task {
+        task.abort();
+    }
     // Finish requests in flight (up to the server's shutdown timeout), then stop the core.
     server_handle.stop(true).await;
     // The last interval's counted 404/405 requests are written, not lost.

@@ -879,3 +879,110 @@ impl Visitor<'_> for IntegerVisitor {
         Ok(i128::from(v))
     }
 }
+
+pub(super) fn fleet_broker<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let value = String::deserialize(d)?;
+    if !value.is_empty() {
+        check_fleet_broker(&value).map_err(de::Error::custom)?;
+    }
+    Ok(value)
+}
+
+/// Host and port of a `mqtts://host[:port]` broker address (port 8883 when absent); IPv6
+/// addresses in brackets.
+pub fn check_fleet_broker(value: &str) -> Result<(String, u16), String> {
+    let bad = || {
+        format!(
+            "{value:?} is not a broker address of the form mqtts://host[:port] (TLS only; \
+             e.g. mqtts://mqtt.example.org:8883)"
+        )
+    };
+    let rest = value.strip_prefix("mqtts://").ok_or_else(bad)?;
+    if rest.is_empty() || rest.len() > 253 + 6 || rest.contains(['/', '@', '?', '#', ' ']) {
+        return Err(bad());
+    }
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (host, after) = v6.split_once(']').ok_or_else(bad)?;
+        host.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
+        match after {
+            "" => (host, None),
+            p => (host, Some(p.strip_prefix(':').ok_or_else(bad)?)),
+        }
+    } else {
+        match rest.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (rest, None),
+        }
+    };
+    if host.is_empty() || host.contains(':') && !rest.starts_with('[') {
+        return Err(bad());
+    }
+    let port = match port {
+        None => 8883,
+        Some(p) => match p.parse::<u16>() {
+            Ok(p) if p > 0 => p,
+            _ => return Err(bad()),
+        },
+    };
+    Ok((host.to_owned(), port))
+}
+
+pub(super) fn optional_absolute_path_string<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<String, D::Error> {
+    let path = String::deserialize(d)?;
+    if !path.is_empty() && !Path::new(&path).is_absolute() {
+        return Err(de::Error::custom(format!(
+            "{path:?} is not an absolute path"
+        )));
+    }
+    Ok(path)
+}
+
+pub(super) fn fleet_room_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let value = String::deserialize(d)?;
+    if !value.is_empty() {
+        check_fleet_room_id(&value).map_err(de::Error::custom)?;
+    }
+    Ok(value)
+}
+
+/// A room id fits one MQTT topic level and a certificate's common name: 1 to 64 letters,
+/// digits, `.`, `_` and `-`.
+pub fn check_fleet_room_id(value: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{value:?} is not a room id: 1 to 64 letters, digits, '.', '_' and '-'"
+        ))
+    }
+}
+
+pub(super) fn fleet_keepalive_s<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    integer_in(d, 5, 3600)
+}
+
+pub(super) fn fleet_backoff_min_ms<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    integer_in(d, 100, 60000)
+}
+
+pub(super) fn fleet_backoff_max_ms<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    integer_in(d, 1000, 3600000)
+}
+
+pub(super) fn fleet_status_interval_ms<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    integer_in(d, 100, 60000)
+}
+
+pub(super) fn fleet_max_payload_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    integer_in(d, 1024, 1048576)
+}
+
+pub(super) fn fleet_commands_per_minute<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    integer_in(d, 1, 6000)
+}

@@ -21,15 +21,16 @@ use std::path::Path;
 
 pub use checks::{
     CAMERA_PRESETS_MAX_ENTRIES, check_camera_position, check_camera_preset_name,
-    check_camera_presets, check_host_network, check_hostname, check_ntp_servers, check_timezone,
-    parse_address_with_prefix, parse_time_of_day,
+    check_camera_presets, check_fleet_broker, check_fleet_room_id, check_host_network,
+    check_hostname, check_ntp_servers, check_timezone, parse_address_with_prefix,
+    parse_time_of_day,
 };
 pub use error::ConfigError;
 /// Shared with the hardware profiles, which report errors the same way.
 pub use error::{line_and_column, toml_error_position};
 pub use model::{
     AccountsConfig, ApiConfig, AudioConfig, CameraPosition, CameraPreset, Config, DbusConfig,
-    HostConfig, HostNetworkConfig, IdentityBackend, IdentityConfig, Layout, LogLevel,
+    FleetConfig, HostConfig, HostNetworkConfig, IdentityBackend, IdentityConfig, Layout, LogLevel,
     LoggingConfig, MeetingConfig, NetworkMode, SelfviewMode, SelfviewPosition, StandbyConfig,
     SystemConfig, UpdateConfig, VideoConfig,
 };
@@ -58,7 +59,7 @@ const FILE_HEADER: &str = "\
 
 /// Keys that are read once at start; a change to them is saved at once but takes effect only
 /// at the next start of roomd. Every other key takes effect immediately.
-pub const NEXT_START_KEYS: [&str; 15] = [
+pub const NEXT_START_KEYS: [&str; 25] = [
     "system.hardware_profile",
     "system.state_dir",
     "api.listen",
@@ -74,6 +75,17 @@ pub const NEXT_START_KEYS: [&str; 15] = [
     "update.os_release",
     "update.health_timeout_s",
     "dbus.bus",
+    // The fleet worker reads [fleet] once, when roomd starts.
+    "fleet.broker",
+    "fleet.ca_file",
+    "fleet.room_id",
+    "fleet.role",
+    "fleet.keepalive_s",
+    "fleet.backoff_min_ms",
+    "fleet.backoff_max_ms",
+    "fleet.status_interval_ms",
+    "fleet.max_payload_bytes",
+    "fleet.commands_per_minute",
 ];
 
 /// Keys that decide whom the device trusts and where its key lives. The API cannot change them
@@ -99,6 +111,13 @@ pub const FILE_ONLY_KEYS: &[&str] = &[
     // Where roomd takes commands from local programs: another bus would hand the room to
     // whoever runs that bus and its policy.
     "dbus.bus",
+    // Which broker the room takes commands from, which CA it trusts for it, under which name
+    // and with which role: through the API, a caller could hand the room to a broker of their
+    // choosing, or raise the role fleet commands run with.
+    "fleet.broker",
+    "fleet.ca_file",
+    "fleet.room_id",
+    "fleet.role",
 ];
 
 /// Keys that decide how hard the device is to get into (lockout of password guessing, which

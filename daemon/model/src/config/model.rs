@@ -41,6 +41,8 @@ pub struct Config {
     /// `[host]`: the operating system's settings, applied through systemd's D-Bus services
     /// (docs/host-settings.md). An absent key leaves the system as it is.
     pub host: HostConfig,
+    /// `[fleet]`: the fleet channel over MQTT 5 (docs/fleet.md); off while `broker` is empty.
+    pub fleet: FleetConfig,
 }
 
 /// `[system]`: what the room is called, what it runs on and where it keeps its state.
@@ -556,4 +558,60 @@ pub enum NetworkMode {
     Dhcp,
     /// The addresses and gateways configured here.
     Static,
+}
+
+/// `[fleet]`: the room connects out to the customer's MQTT 5 broker over TLS, with its device
+/// key as client certificate, and publishes presence, status and events there and takes
+/// commands from there (docs/fleet.md). An empty `broker` means no fleet channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FleetConfig {
+    /// `mqtts://host[:port]` (port 8883 when absent); empty: no fleet channel.
+    #[serde(deserialize_with = "checks::fleet_broker")]
+    pub broker: String,
+    /// The CA certificate(s) (PEM) that issued the broker's certificate.
+    #[serde(deserialize_with = "checks::optional_absolute_path_string")]
+    pub ca_file: String,
+    /// The room's name in topics (`roomd/<room_id>/…`); empty: the common name of the device
+    /// certificate in use.
+    #[serde(deserialize_with = "checks::fleet_room_id")]
+    pub room_id: String,
+    /// The role commands and configuration patches from the fleet channel run with.
+    #[serde(deserialize_with = "checks::role")]
+    pub role: String,
+    /// MQTT keep-alive, in seconds.
+    #[serde(deserialize_with = "checks::fleet_keepalive_s")]
+    pub keepalive_s: u32,
+    /// Shortest wait before reconnecting, in milliseconds (doubled per failed attempt, jittered).
+    #[serde(deserialize_with = "checks::fleet_backoff_min_ms")]
+    pub backoff_min_ms: u32,
+    /// Longest wait before reconnecting, in milliseconds.
+    #[serde(deserialize_with = "checks::fleet_backoff_max_ms")]
+    pub backoff_max_ms: u32,
+    /// Status is published at most once per this many milliseconds (changes are coalesced).
+    #[serde(deserialize_with = "checks::fleet_status_interval_ms")]
+    pub status_interval_ms: u32,
+    /// Largest command or configuration patch accepted, in bytes.
+    #[serde(deserialize_with = "checks::fleet_max_payload_bytes")]
+    pub max_payload_bytes: u32,
+    /// Commands and patches accepted per minute; more are refused with status 429.
+    #[serde(deserialize_with = "checks::fleet_commands_per_minute")]
+    pub commands_per_minute: u32,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        FleetConfig {
+            broker: String::new(),
+            ca_file: String::new(),
+            room_id: String::new(),
+            role: "room-control".to_owned(),
+            keepalive_s: 30,
+            backoff_min_ms: 1000,
+            backoff_max_ms: 60000,
+            status_interval_ms: 1000,
+            max_payload_bytes: 65536,
+            commands_per_minute: 60,
+        }
+    }
 }

@@ -123,7 +123,55 @@ fn everything_changed() -> Config {
                 dns: vec!["192.0.2.53".to_owned()],
             },
         },
+        fleet: FleetConfig {
+            broker: "mqtts://mqtt.example.org:8883".to_owned(),
+            ca_file: "/etc/roomd/fleet-ca.pem".to_owned(),
+            room_id: "room-4-12".to_owned(),
+            role: "integrator".to_owned(),
+            keepalive_s: 60,
+            backoff_min_ms: 2000,
+            backoff_max_ms: 120000,
+            status_interval_ms: 2000,
+            max_payload_bytes: 32768,
+            commands_per_minute: 30,
+        },
     }
+}
+
+#[test]
+fn fleet_broker_and_room_id_are_checked() {
+    assert_eq!(
+        check_fleet_broker("mqtts://mqtt.example.org"),
+        Ok(("mqtt.example.org".to_owned(), 8883))
+    );
+    assert_eq!(
+        check_fleet_broker("mqtts://[::1]:1883"),
+        Ok(("::1".to_owned(), 1883))
+    );
+    assert_eq!(
+        check_fleet_broker("mqtts://127.0.0.1:9000"),
+        Ok(("127.0.0.1".to_owned(), 9000))
+    );
+    for bad in [
+        "mqtt://plain.example.org",
+        "mqtts://",
+        "mqtts://host:0",
+        "mqtts://host:x",
+        "mqtts://host/path",
+        "mqtts://user@host",
+        "mqtts://::1",
+    ] {
+        assert!(check_fleet_broker(bad).is_err(), "{bad}");
+    }
+    assert!(check_fleet_room_id("room-4.12_a").is_ok());
+    for bad in ["", "a/b", "a+b", "#", "a b", &"x".repeat(65)] {
+        assert!(check_fleet_room_id(bad).is_err(), "{bad}");
+    }
+    let patch = json!({"fleet": {"broker": "mqtts://evil.example.org"}});
+    let err = Config::default().apply_merge_patch(&patch).unwrap_err();
+    assert!(err.to_string().contains("fleet.broker"), "{err}");
+    let patch = json!({"fleet": {"role": "admin"}});
+    assert!(Config::default().apply_merge_patch(&patch).is_err());
 }
 
 #[test]
@@ -880,7 +928,10 @@ fn merge_patch_null_resets_keys_and_sections_to_defaults() {
                     "public_url": null,
                     "history_retention_days": null, "lobby_timeout_seconds": null},
         "api": {"listen": null, "certificate_names": null, "max_body_bytes": null,
-                "session_idle_minutes": null}});
+                "session_idle_minutes": null},
+        "fleet": {"keepalive_s": null, "backoff_min_ms": null, "backoff_max_ms": null,
+                  "status_interval_ms": null, "max_payload_bytes": null,
+                  "commands_per_minute": null}});
     let mut expected = Config::default();
     expected.system.state_dir = changed.system.state_dir.clone();
     expected.api.client_fingerprints = changed.api.client_fingerprints.clone();
@@ -894,6 +945,10 @@ fn merge_patch_null_resets_keys_and_sections_to_defaults() {
     expected.update.rauc_bus = changed.update.rauc_bus.clone();
     expected.update.os_release = changed.update.os_release.clone();
     expected.dbus = changed.dbus.clone();
+    expected.fleet.broker = changed.fleet.broker.clone();
+    expected.fleet.ca_file = changed.fleet.ca_file.clone();
+    expected.fleet.room_id = changed.fleet.room_id.clone();
+    expected.fleet.role = changed.fleet.role.clone();
     assert_eq!(changed.apply_merge_patch(&all_sections).unwrap(), expected);
 }
 
@@ -1045,6 +1100,10 @@ fn json_round_trip_preserves_every_value() {
     base.update.rauc_bus = config.update.rauc_bus.clone();
     base.update.os_release = config.update.os_release.clone();
     base.dbus = config.dbus.clone();
+    base.fleet.broker = config.fleet.broker.clone();
+    base.fleet.ca_file = config.fleet.ca_file.clone();
+    base.fleet.room_id = config.fleet.room_id.clone();
+    base.fleet.role = config.fleet.role.clone();
     assert_eq!(base.apply_merge_patch(&json).unwrap(), config);
 }
 

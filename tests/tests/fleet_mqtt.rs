@@ -1,0 +1,258 @@
+//! The fleet channel against a real Mosquitto 2 with TLS, client certificates and the ACL of
+//! docs/fleet.md, and a real roomd whose device key is in swtpm: presence with a last will,
+//! retained status, commands and configuration patches answered on the MQTT 5 response topic,
+//! the fleet role's limits, and the ACL keeping rooms to their own topics.
+//!
+//! The broker trusts the test CA (for the fleet manager's and a second room's certificates) and
+//! the room's self-signed device certificate as a trust anchor: its CN (`system.name`) is the
+//! room id and the broker's user name.
+
+use std::io::Read;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use roomd_tests::mosquitto::{FleetCa, Mosquitto, MqttClient, lines};
+use roomd_tests::{HarnessError, Roomd, Swtpm};
+use serde_json::{Value, json};
+
+const ROOM: &str = "room-a";
+
+fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl FnMut() -> Result<Option<T>, HarnessError>,
+) -> Result<T, HarnessError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe()? {
+            return Ok(value);
+        }
+        if Instant::now() > deadline {
+            return Err(HarnessError::Config {
+                message: format!("timed out after {timeout:?} waiting for {what}"),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn retained(client: &MqttClient, topic: &str) -> Result<Option<String>, HarnessError> {
+    Ok(client
+        .receive(topic, 1, Duration::from_secs(2), "%p")?
+        .into_iter()
+        .next())
+}
+
+/// Sends `request` to the room with a response topic and correlation data; returns the reply
+/// and the correlation data it came back with.
+fn ask(
+    client: &MqttClient,
+    request: &Value,
+    correlation: &str,
+) -> Result<(Value, String), HarnessError> {
+    let replies = format!("roomd/{ROOM}/replies/fleet-admin");
+    let mut sub: Child = client
+        .sub_command(&replies, 1, Duration::from_secs(15), "%D|%p")
+        .spawn()
+        .map_err(|e| HarnessError::Config {
+            message: format!("cannot run mosquitto_sub: {e}"),
+        })?;
+    // Give the subscription time to be in place before the request goes out.
+    std::thread::sleep(Duration::from_millis(500));
+    let sent = client.publish(
+        &format!("roomd/{ROOM}/commands"),
+        &request.to_string(),
+        false,
+        &[
+            ("response-topic", &replies),
+            ("correlation-data", correlation),
+        ],
+    )?;
+    assert!(sent.status.success(), "mosquitto_pub: {sent:?}");
+    let status = sub.wait().expect("mosquitto_sub ends");
+    let mut out = String::new();
+    sub.stdout
+        .take()
+        .expect("piped")
+        .read_to_string(&mut out)
+        .expect("read mosquitto_sub");
+    let line = out.lines().next().unwrap_or_default().to_owned();
+    let Some((corr, payload)) = line.split_once('|') else {
+        panic!("no reply to {request} within 15 s ({status}): {out:?}");
+    };
+    let reply: Value = serde_json::from_str(payload).expect("the reply is JSON");
+    Ok((reply, corr.to_owned()))
+}
+
+fn audio_volume(roomd: &Roomd, token: &str) -> Result<u64, HarnessError> {
+    let status = roomd.get("/api/v1/status").bearer(token).send()?.json()?;
+    Ok(status["audio"]["volume"].as_u64().unwrap_or_default())
+}
+
+#[test]
+fn a_room_with_its_tpm_key_reports_takes_commands_and_leaves_a_last_will()
+-> Result<(), HarnessError> {
+    let ca = FleetCa::new()?;
+    let mut broker = Mosquitto::start(&ca, "")?;
+    let admin = broker.client(&ca, "fleet-admin")?;
+    let tpm = Swtpm::start()?;
+    let config = format!(
+        "{}\n[system]\nname = \"{ROOM}\"\n\n[fleet]\nbroker = \"{}\"\nca_file = \"{}\"\n\
+         role = \"integrator\"\nbackoff_min_ms = 200\nbackoff_max_ms = 1000\n\
+         status_interval_ms = 200\n",
+        tpm.identity_toml(),
+        broker.url(),
+        broker.ca_file().display()
+    );
+    let roomd = Roomd::start_claimed(&config)?;
+    let token = roomd.admin_token()?;
+
+    // Until the broker trusts the device certificate, the room is refused and says so.
+    let status = wait_for(
+        "status.fleet with an error",
+        Duration::from_secs(15),
+        || {
+            let status = roomd.get("/api/v1/status").bearer(&token).send()?.json()?;
+            Ok((!status["fleet"]["last_error"]
+                .as_str()
+                .unwrap_or_default()
+                .is_empty())
+            .then_some(status))
+        },
+    )?;
+    assert_eq!(status["fleet"]["connected"], false, "{}", status["fleet"]);
+    assert_eq!(
+        status["fleet"]["room_id"], ROOM,
+        "the CN of the device certificate"
+    );
+
+    // The broker trusts the room's self-signed device certificate from its next start.
+    let device_cert = std::fs::read_to_string(roomd.cert_path()).expect("device certificate");
+    broker.trust(&ca, &device_cert)?;
+    broker.restart()?;
+    let presence = format!("roomd/{ROOM}/presence");
+    wait_for("presence online", Duration::from_secs(20), || {
+        Ok((retained(&admin, &presence)?.as_deref() == Some("online")).then_some(()))
+    })?;
+    let status = wait_for(
+        "retained status with fleet.connected",
+        Duration::from_secs(10),
+        || {
+            let Some(text) = retained(&admin, &format!("roomd/{ROOM}/status"))? else {
+                return Ok(None);
+            };
+            let status: Value = serde_json::from_str(&text).expect("status is JSON");
+            Ok((status["fleet"]["connected"] == true).then_some(status))
+        },
+    )?;
+    assert_eq!(status["system"]["name"], ROOM);
+    assert_eq!(
+        status["identity"]["backend"], "tpm",
+        "{}",
+        status["identity"]
+    );
+
+    // A command, answered with the correlation data; the room's volume changes.
+    let before = audio_volume(&roomd, &token)?;
+    let level = if before == 37 { 38 } else { 37 };
+    let (reply, correlation) = ask(
+        &admin,
+        &json!({"command": "audio.volume.set", "args": {"level": level}}),
+        "req-1",
+    )?;
+    assert_eq!(reply, json!({"ok": true}));
+    assert_eq!(correlation, "req-1");
+    assert_eq!(audio_volume(&roomd, &token)?, level);
+
+    // A configuration patch likewise.
+    let (reply, _) = ask(
+        &admin,
+        &json!({"config_patch": {"audio": {"default_volume": 33}}}),
+        "req-2",
+    )?;
+    assert_eq!(reply, json!({"ok": true}));
+    let config = roomd.get("/api/v1/config").bearer(&token).send()?.json()?;
+    assert_eq!(config["audio"]["default_volume"], 33);
+
+    // What the fleet role (integrator) may not do is refused with the reason.
+    let (reply, _) = ask(
+        &admin,
+        &json!({"command": "system.reboot", "args": {}}),
+        "req-3",
+    )?;
+    assert_eq!(reply["status"], 403, "{reply}");
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("SystemPower"),
+        "{reply}"
+    );
+    let (reply, _) = ask(
+        &admin,
+        &json!({"config_patch": {"fleet": {"role": "admin"}}}),
+        "req-4",
+    )?;
+    assert_eq!(reply["status"], 422, "file-only key: {reply}");
+    let (reply, _) = ask(
+        &admin,
+        &json!({"command": "audio.volume.set", "args": {"level": 101}}),
+        "req-5",
+    )?;
+    assert_eq!(reply["status"], 422, "the API's own check: {reply}");
+
+    // Every fleet request is in the audit log, with the fleet role.
+    let audit = roomd.get("/api/v1/audit").bearer(&token).send()?.json()?;
+    let records = audit.as_array().cloned().unwrap_or_default();
+    let fleet: Vec<&Value> = records.iter().filter(|r| r["method"] == "MQTT").collect();
+    assert!(fleet.len() >= 5, "{audit}");
+    assert!(fleet.iter().all(|r| r["role"] == "integrator"), "{fleet:?}");
+    assert!(
+        fleet
+            .iter()
+            .any(|r| r["status"] == 403 && r["detail"] == "command system.reboot"),
+        "{fleet:?}"
+    );
+
+    // Another room's certificate cannot write this room's topics (the ACL).
+    let other = broker.client(&ca, "room-b")?;
+    other.publish(&presence, "hijacked", true, &[])?;
+    other.publish(
+        &format!("roomd/{ROOM}/commands"),
+        &json!({"command": "audio.volume.set", "args": {"level": 5}}).to_string(),
+        false,
+        &[],
+    )?;
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(retained(&admin, &presence)?.as_deref(), Some("online"));
+    assert_eq!(audio_volume(&roomd, &token)?, level);
+    // Its own topics it may write.
+    other.publish("roomd/room-b/presence", "online", true, &[])?;
+    assert_eq!(
+        retained(&admin, "roomd/room-b/presence")?.as_deref(),
+        Some("online")
+    );
+
+    // Killed, the room is reported offline by its last will.
+    let watch = admin
+        .sub_command(&presence, 2, Duration::from_secs(15), "%p")
+        .spawn()
+        .expect("mosquitto_sub");
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = roomd.pid().expect("roomd runs");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill roomd");
+    let out = watch.wait_with_output().expect("mosquitto_sub");
+    assert_eq!(
+        lines(&out),
+        ["online", "offline"],
+        "broker log: {}",
+        broker.log()
+    );
+    assert_eq!(retained(&admin, &presence)?.as_deref(), Some("offline"));
+    drop(broker);
+    Ok(())
+}
