@@ -33,19 +33,29 @@ topic readwrite roomd/#
 /// A CA for one test: it issues the broker's certificate and the clients' certificates.
 pub struct FleetCa {
     issuer: CertifiedIssuer<'static, KeyPair>,
+    key_pem: String,
 }
+
+/// The common name of every [`FleetCa`].
+pub const FLEET_CA_CN: &str = "roomd fleet test CA";
 
 impl FleetCa {
     pub fn new() -> Result<FleetCa, HarnessError> {
         let mut params = CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
         params
             .distinguished_name
-            .push(DnType::CommonName, "roomd fleet test CA");
+            .push(DnType::CommonName, FLEET_CA_CN);
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let key = KeyPair::generate().map_err(fail)?;
+        let key_pem = key.serialize_pem();
         let issuer = CertifiedIssuer::self_signed(params, key).map_err(fail)?;
-        Ok(FleetCa { issuer })
+        Ok(FleetCa { issuer, key_pem })
+    }
+
+    /// The CA's private key, PEM (for the fleet simulator, which issues its rooms' certificates).
+    pub fn key_pem(&self) -> &str {
+        &self.key_pem
     }
 
     pub fn cert_pem(&self) -> String {
@@ -149,8 +159,10 @@ impl Mosquitto {
             .append(true)
             .open(self.dir.path().join("mosquitto.log"))
             .map_err(|e| HarnessError::io("cannot open the broker log", e))?;
-        let child = Command::new("mosquitto")
+        // One file descriptor per client: the scale test connects over a thousand.
+        let child = Command::new("sh")
             .arg("-c")
+            .arg("ulimit -n 16384 && exec mosquitto -c \"$0\"")
             .arg(self.dir.path().join("mosquitto.conf"))
             .stdout(Stdio::null())
             .stderr(log)
@@ -205,6 +217,11 @@ impl Mosquitto {
     /// The CA file rooms trust for the broker.
     pub fn ca_file(&self) -> PathBuf {
         self.dir.path().join("ca.pem")
+    }
+
+    /// The broker's folder (configuration, certificates, log).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     pub fn log(&self) -> String {

@@ -127,6 +127,25 @@ impl Link {
     }
 }
 
+impl Link {
+    /// What every new connection needs: subscribe to the commands topic again (the broker may
+    /// have lost the session, rumqttc #250) and say `online` (retained). Never waits; `false`
+    /// when rumqttc's queue is full (try again shortly).
+    pub fn announce(&self) -> bool {
+        announce(&self.client, &self.topics)
+    }
+}
+
+/// [`Link::announce`] for tasks that hold only the client and the topics.
+pub(crate) fn announce(client: &AsyncClient, topics: &Topics) -> bool {
+    client
+        .try_subscribe(&topics.commands, QoS::AtLeastOnce)
+        .is_ok()
+        && client
+            .try_publish(&topics.presence, QoS::AtLeastOnce, true, ONLINE)
+            .is_ok()
+}
+
 async fn drive(
     mut eventloop: EventLoop,
     commands_topic: String,

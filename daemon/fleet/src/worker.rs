@@ -13,7 +13,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 
 use crate::commands::{Gate, TokenBucket};
-use crate::link::{Link, LinkSettings, ONLINE};
+use crate::link::{Link, LinkSettings};
 use crate::tls::{client_config, common_name};
 use roomd_api::audit::AuditLog;
 use roomd_core::{Notification, RoomHandle};
@@ -262,13 +262,7 @@ async fn publish(
         if connects != announced {
             // A new connection: subscribe again (the broker may have lost the session), say
             // online, and send the whole status.
-            let subscribed = client
-                .try_subscribe(&topics.commands, QoS::AtLeastOnce)
-                .is_ok();
-            let online = client
-                .try_publish(&topics.presence, QoS::AtLeastOnce, true, ONLINE)
-                .is_ok();
-            if subscribed && online {
+            if crate::link::announce(&client, &topics) {
                 announced = connects;
                 status_due = true;
                 changes.clear();
