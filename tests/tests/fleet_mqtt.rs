@@ -174,6 +174,79 @@ fn a_room_with_its_tpm_key_reports_takes_commands_and_leaves_a_last_will()
     let config = roomd.get("/api/v1/config").bearer(&token).send()?.json()?;
     assert_eq!(config["audio"]["default_volume"], 33);
 
+    // roomctl fleet, with the fleet manager's certificate: the room is listed, a dry run sends
+    // nothing, a command goes to the room and its reply comes back per room.
+    let fleet = |args: &[&str]| -> (bool, Value) {
+        // Bounded: roomctl is ended after 30 s.
+        let out = std::process::Command::new("timeout")
+            .arg("30")
+            .arg(roomd_tests::roomctl_bin().expect("roomctl"))
+            .arg("fleet")
+            .args(["--broker", &broker.url()])
+            .arg("--ca")
+            .arg(&admin.ca)
+            .arg("--cert")
+            .arg(&admin.cert)
+            .arg("--key")
+            .arg(&admin.key)
+            .args(args)
+            .env_remove("ROOMCTL_TOKEN")
+            .output()
+            .expect("run roomctl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let json = serde_json::from_str(&text).unwrap_or_else(|e| {
+            panic!(
+                "roomctl fleet {args:?}: {e}: {text} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.success(), json)
+    };
+    let (ok, listed) = fleet(&["list"]);
+    assert!(ok, "{listed}");
+    let room = listed
+        .as_array()
+        .and_then(|rooms| rooms.iter().find(|r| r["room"] == ROOM))
+        .cloned()
+        .unwrap_or_else(|| panic!("{ROOM} is not listed: {listed}"));
+    assert_eq!(room["presence"], "online", "{room}");
+    assert_eq!(room["name"], ROOM, "{room}");
+    let (ok, dry) = fleet(&[
+        "command",
+        "audio.volume.set",
+        r#"{"level": 12}"#,
+        "--dry-run",
+    ]);
+    assert!(ok, "{dry}");
+    assert_eq!(dry["rooms"], json!([ROOM]), "{dry}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        audio_volume(&roomd, &token)?,
+        level,
+        "a dry run changes nothing"
+    );
+    let (ok, results) = fleet(&[
+        "command",
+        "audio.volume.set",
+        r#"{"level": 12}"#,
+        "--rooms",
+        ROOM,
+    ]);
+    assert!(ok, "{results}");
+    assert_eq!(results[ROOM], json!({"ok": true}), "{results}");
+    assert_eq!(audio_volume(&roomd, &token)?, 12);
+    let (ok, results) = fleet(&["command", "system.reboot"]);
+    assert!(!ok, "a refusal makes roomctl fail: {results}");
+    assert_eq!(results[ROOM]["status"], 403, "{results}");
+    let (ok, results) = fleet(&[
+        "config-patch",
+        r#"{"audio": {"default_volume": 44}}"#,
+        "--rooms",
+        ROOM,
+    ]);
+    assert!(ok, "{results}");
+    let level = 12;
+
     // What the fleet role (integrator) may not do is refused with the reason.
     let (reply, _) = ask(
         &admin,
@@ -204,14 +277,18 @@ fn a_room_with_its_tpm_key_reports_takes_commands_and_leaves_a_last_will()
     // Every fleet request is in the audit log, with the fleet role.
     let audit = roomd.get("/api/v1/audit").bearer(&token).send()?.json()?;
     let records = audit.as_array().cloned().unwrap_or_default();
-    let fleet: Vec<&Value> = records.iter().filter(|r| r["method"] == "MQTT").collect();
-    assert!(fleet.len() >= 5, "{audit}");
-    assert!(fleet.iter().all(|r| r["role"] == "integrator"), "{fleet:?}");
+    let records: Vec<&Value> = records.iter().filter(|r| r["method"] == "MQTT").collect();
+    // Two requests before roomctl, three through it, three after.
+    assert_eq!(records.len(), 8, "{audit}");
     assert!(
-        fleet
+        records.iter().all(|r| r["role"] == "integrator"),
+        "{records:?}"
+    );
+    assert!(
+        records
             .iter()
             .any(|r| r["status"] == 403 && r["detail"] == "command system.reboot"),
-        "{fleet:?}"
+        "{records:?}"
     );
 
     // Another room's certificate cannot write this room's topics (the ACL).

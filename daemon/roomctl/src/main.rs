@@ -4,6 +4,8 @@
 //! stderr and exits 1; usage errors exit 2. The token is never printed; pass it through
 //! `ROOMCTL_TOKEN` so it stays out of the process list.
 
+mod fleet;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -23,9 +25,10 @@ struct Cli {
     /// Base URL of roomd's API.
     #[arg(long, env = "ROOMCTL_URL", default_value = "https://127.0.0.1:8443")]
     url: String,
-    /// Bearer token (prefer the environment variable: arguments show in `ps`).
+    /// Bearer token (prefer the environment variable: arguments show in `ps`); needed by every
+    /// action but `fleet`.
     #[arg(long, env = "ROOMCTL_TOKEN", hide_env_values = true)]
-    token: String,
+    token: Option<String>,
     /// PEM certificate to trust instead of the public web roots, e.g. the device's self-signed
     /// `<state_dir>/tls/cert.pem`.
     #[arg(long, env = "ROOMCTL_CACERT")]
@@ -54,6 +57,60 @@ enum Action {
         /// Arguments as a JSON object; `{}` when left out.
         arguments: Option<String>,
     },
+    /// The fleet through its MQTT 5 broker (docs/fleet.md), with a client certificate.
+    Fleet {
+        /// The broker, `mqtts://host[:port]`.
+        #[arg(long, env = "ROOMCTL_FLEET_BROKER")]
+        broker: String,
+        /// PEM file of the CA(s) that issued the broker's certificate.
+        #[arg(long, env = "ROOMCTL_FLEET_CA")]
+        ca: PathBuf,
+        /// PEM file of the fleet manager's certificate (its CN is its user name at the broker).
+        #[arg(long, env = "ROOMCTL_FLEET_CERT")]
+        cert: PathBuf,
+        /// PEM file of its private key.
+        #[arg(long, env = "ROOMCTL_FLEET_KEY")]
+        key: PathBuf,
+        #[command(subcommand)]
+        action: FleetAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum FleetAction {
+    /// Lists every room the broker holds a retained presence or status for.
+    List {
+        /// Stop collecting after this many milliseconds without news.
+        #[arg(long, default_value_t = 1000)]
+        quiet_ms: u64,
+    },
+    /// Runs a command on many rooms, e.g. `fleet command audio.volume.set '{"level":30}'`.
+    Command {
+        name: String,
+        /// Arguments as a JSON object; `{}` when left out.
+        arguments: Option<String>,
+        #[command(flatten)]
+        target: FleetTarget,
+    },
+    /// Applies a configuration merge patch (JSON object) to many rooms.
+    ConfigPatch {
+        patch: String,
+        #[command(flatten)]
+        target: FleetTarget,
+    },
+}
+
+#[derive(clap::Args)]
+struct FleetTarget {
+    /// Room ids, comma-separated; every online room when left out.
+    #[arg(long, value_delimiter = ',')]
+    rooms: Option<Vec<String>>,
+    /// Only print which rooms would get which request.
+    #[arg(long)]
+    dry_run: bool,
+    /// How long to wait for the replies, in seconds.
+    #[arg(long, default_value_t = 15)]
+    timeout_s: u64,
 }
 
 #[derive(Subcommand)]
@@ -111,7 +168,28 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let api = Api::new(&cli.url, cli.token, cli.cacert.as_deref())?;
+    if let Action::Fleet {
+        broker,
+        ca,
+        cert,
+        key,
+        action,
+    } = cli.action
+    {
+        return run_fleet(
+            fleet::Broker {
+                url: broker,
+                ca,
+                cert,
+                key,
+            },
+            action,
+        );
+    }
+    let token = cli
+        .token
+        .ok_or_else(|| UsageError("a token is needed: set ROOMCTL_TOKEN (or --token)".into()))?;
+    let api = Api::new(&cli.url, token, cli.cacert.as_deref())?;
     let output = match cli.action {
         Action::Status { path } => match path {
             Some(path) => api.call("GET", &format!("/status/{}", encode_path(&path)), None)?,
@@ -152,11 +230,63 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Action::Identity {
             action: IdentityAction::Verify { ek_ca, pcr_digest },
         } => verify_identity(&api, &ek_ca, pcr_digest.as_deref())?,
+        Action::Fleet { .. } => unreachable!("handled above"),
     };
     if !output.is_null() {
         println!("{}", serde_json::to_string_pretty(&output)?);
     }
     Ok(())
+}
+
+/// `fleet …`: prints the rooms or the per-room results; exits 1 when a room did not answer ok.
+fn run_fleet(broker: fleet::Broker, action: FleetAction) -> anyhow::Result<()> {
+    let json_arg = |what: &str, text: &str| -> anyhow::Result<Value> {
+        Ok(serde_json::from_str(text)
+            .map_err(|e| UsageError(format!("{what} is not JSON: {e}")))?)
+    };
+    let (output, ok) = match action {
+        FleetAction::List { quiet_ms } => {
+            (fleet::list(&broker, Duration::from_millis(quiet_ms))?, true)
+        }
+        FleetAction::Command {
+            name,
+            arguments,
+            target,
+        } => {
+            let args = match arguments {
+                Some(text) => json_arg("the arguments", &text)?,
+                None => Value::Object(Map::new()),
+            };
+            let request = serde_json::json!({"command": name, "args": args});
+            fleet::send(
+                &broker,
+                request,
+                target.rooms,
+                target.dry_run,
+                Duration::from_secs(target.timeout_s),
+            )?
+        }
+        FleetAction::ConfigPatch { patch, target } => {
+            let patch = json_arg("the patch", &patch)?;
+            if !patch.is_object() {
+                return Err(UsageError("the patch must be a JSON object".into()).into());
+            }
+            let request = serde_json::json!({"config_patch": patch});
+            fleet::send(
+                &broker,
+                request,
+                target.rooms,
+                target.dry_run,
+                Duration::from_secs(target.timeout_s),
+            )?
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&output)?);
+    if ok {
+        Ok(())
+    } else {
+        Err(anyhow!("not every room answered ok"))
+    }
 }
 
 /// `identity verify`: fetches the identity, asks for a quote over a fresh nonce, checks both.
