@@ -351,6 +351,39 @@ pub fn login(vm: &FirmwareVm, certificate: &DeviceCertificate) -> Session {
     }
 }
 
+/// `status.<section>` (e.g. `update`, `host`), waited for until `done` holds of it.
+pub fn wait_for_status(
+    vm: &FirmwareVm,
+    certificate: &DeviceCertificate,
+    session: &Session,
+    section: &str,
+    what: &str,
+    timeout: Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let path = format!("/api/v1/status/{section}");
+    let deadline = Instant::now() + timeout;
+    loop {
+        let status = vm
+            .request(certificate, "GET", &path)
+            .session(session)
+            .send()
+            .unwrap_or_else(|error| panic!("GET {path}: {error}"))
+            .expect_status(200, &path)
+            .unwrap_or_else(|error| panic!("status.{section}: {error}"))
+            .json()
+            .expect("JSON");
+        if done(&status) {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {timeout:?}; status.{section} is {status}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
 /// `status.update`, waited for until `done` holds of it.
 pub fn wait_for_update_status(
     vm: &FirmwareVm,
@@ -360,26 +393,7 @@ pub fn wait_for_update_status(
     timeout: Duration,
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let status = vm
-            .request(certificate, "GET", "/api/v1/status/update")
-            .session(session)
-            .send()
-            .expect("GET /api/v1/status/update")
-            .expect_status(200, "status/update")
-            .expect("status.update")
-            .json()
-            .expect("JSON");
-        if done(&status) {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {timeout:?}; status.update is {status}"
-        );
-        std::thread::sleep(Duration::from_secs(2));
-    }
+    wait_for_status(vm, certificate, session, "update", what, timeout, done)
 }
 
 /// Sends a bundle file to `POST /api/v1/update`.

@@ -40,7 +40,7 @@ use roomd_tests::firmware::{
     ADMIN_PASSWORD, API_TIMEOUT, BOOT_TIMEOUT, BuildOptions, ConsoleOnFailure, INSTALL_TIMEOUT,
     ImageWorkspace, REBOOT_TIMEOUT, assert_verified_boot, certificate_from_report, claim, login,
     reboot_into_update, report_value, stdout_of, upload, wait_for_api, wait_for_report,
-    wait_for_update_status,
+    wait_for_status, wait_for_update_status,
 };
 use roomd_tests::{DeviceCertificate, FirmwareVm, Session, esp_boot_entries};
 use rustls::pki_types::pem::PemObject;
@@ -673,26 +673,7 @@ fn wait_for_host_status(
     what: &str,
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = Instant::now() + HOST_TIMEOUT;
-    loop {
-        let status = vm
-            .request(certificate, "GET", "/api/v1/status/host")
-            .session(session)
-            .send()
-            .expect("GET /api/v1/status/host")
-            .expect_status(200, "status/host")
-            .expect("status.host")
-            .json()
-            .expect("JSON");
-        if done(&status) {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {HOST_TIMEOUT:?}; status.host is {status}"
-        );
-        std::thread::sleep(Duration::from_secs(2));
-    }
+    wait_for_status(vm, certificate, session, "host", what, HOST_TIMEOUT, done)
 }
 
 fn lists(value: &serde_json::Value, item: &str) -> bool {
