@@ -53,7 +53,7 @@ pub use roomctl::{RoomctlOutput, run_roomctl};
 pub use roomd::{ADMIN_PASSWORD, ADMIN_USERNAME, Roomd, RoomdBuilder};
 pub use session::{SESSION_COOKIE, Session};
 pub use swtpm::Swtpm;
-pub use test_ca::{ServerCertificate, TestCa};
+pub use test_ca::{ClientCertificate, ServerCertificate, TestCa};
 pub use tls::DeviceCertificate;
 pub use vm::{
     FirmwareVm, GUEST_API_PORT, SNAKEOIL_CERT, SNAKEOIL_KEY, esp_boot_entries, free_port,

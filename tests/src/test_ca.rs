@@ -19,6 +19,12 @@ pub struct ServerCertificate {
     pub key_pem: String,
 }
 
+/// A TLS client certificate and its private key, both PEM.
+pub struct ClientCertificate {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
 impl TestCa {
     pub fn new(name: &str) -> Result<TestCa, HarnessError> {
         let mut params = CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
@@ -47,6 +53,23 @@ impl TestCa {
         let key = KeyPair::generate().map_err(fail)?;
         let cert = params.signed_by(&key, &self.issuer).map_err(fail)?;
         Ok(ServerCertificate {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+}
+
+impl TestCa {
+    /// A TLS client certificate with common name `name` (what a fleet manager or a monitoring
+    /// server presents to roomd's mutual TLS).
+    pub fn issue_client(&self, name: &str) -> Result<ClientCertificate, HarnessError> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate().map_err(fail)?;
+        let cert = params.signed_by(&key, &self.issuer).map_err(fail)?;
+        Ok(ClientCertificate {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
         })

@@ -8,10 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-};
-use roomd_tests::{ApiResponse, HarnessError, Roomd, free_port};
+use roomd_tests::{ApiResponse, HarnessError, Roomd, TestCa, free_port};
 use serde_json::{Value, json};
 
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -253,33 +250,6 @@ fn metrics_follow_the_room() -> Result<(), HarnessError> {
     Ok(())
 }
 
-struct Ca {
-    params: CertificateParams,
-    key: KeyPair,
-    pem: String,
-}
-
-fn ca(name: &str) -> Ca {
-    let mut params = CertificateParams::new(Vec::new()).expect("params");
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let key = KeyPair::generate().expect("key");
-    let pem = params.self_signed(&key).expect("CA").pem();
-    Ca { params, key, pem }
-}
-
-/// A client certificate for `name` issued by `ca`: (certificate PEM, key PEM).
-fn client(ca: &Ca, name: &str) -> (String, String) {
-    let mut params = CertificateParams::new(Vec::new()).expect("params");
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let key = KeyPair::generate().expect("key");
-    let cert = params
-        .signed_by(&key, &Issuer::from_params(&ca.params, &ca.key))
-        .expect("client certificate");
-    (cert.pem(), key.serialize_pem())
-}
-
 /// A Prometheus server in a temporary directory, stopped on drop.
 struct Prometheus {
     child: Child,
@@ -381,20 +351,20 @@ fn percent_encode(text: &str) -> String {
 fn prometheus_scrapes_roomd_with_a_token_and_with_a_client_certificate() -> Result<(), HarnessError>
 {
     let dir = tempfile::tempdir().expect("tempdir");
-    let fleet = ca("Monitoring CA");
+    let monitoring = TestCa::new("Monitoring CA")?;
     let ca_path = dir.path().join("monitoring-ca.pem");
-    std::fs::write(&ca_path, &fleet.pem).expect("write CA");
+    std::fs::write(&ca_path, monitoring.cert_pem()).expect("write CA");
     let roomd = Roomd::start_claimed(&format!(
         "[api]\nclient_ca = \"{}\"\nclient_role = \"metrics\"\n",
         ca_path.display()
     ))?;
     let token_path = dir.path().join("token");
     std::fs::write(&token_path, roomd.token_for("metrics")?).unwrap();
-    let (cert, key) = client(&fleet, "prometheus-1");
+    let client = monitoring.issue_client("prometheus-1")?;
     let cert_path = dir.path().join("client.pem");
     let key_path = dir.path().join("client-key.pem");
-    std::fs::write(&cert_path, cert).unwrap();
-    std::fs::write(&key_path, key).unwrap();
+    std::fs::write(&cert_path, client.cert_pem).unwrap();
+    std::fs::write(&key_path, client.key_pem).unwrap();
     assert_eq!(roomd.address(), Ipv4Addr::LOCALHOST);
     let target = format!("127.0.0.1:{}", roomd.port());
     let device_ca = roomd.cert_path();
