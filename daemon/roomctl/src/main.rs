@@ -244,6 +244,15 @@ fn run_fleet(broker: fleet::Broker, action: FleetAction) -> anyhow::Result<()> {
         Ok(serde_json::from_str(text)
             .map_err(|e| UsageError(format!("{what} is not JSON: {e}")))?)
     };
+    let send = |request: Value, target: FleetTarget| {
+        fleet::send(
+            &broker,
+            request,
+            target.rooms,
+            target.dry_run,
+            Duration::from_secs(target.timeout_s),
+        )
+    };
     let (output, ok) = match action {
         FleetAction::List { quiet_ms } => {
             (fleet::list(&broker, Duration::from_millis(quiet_ms))?, true)
@@ -257,28 +266,14 @@ fn run_fleet(broker: fleet::Broker, action: FleetAction) -> anyhow::Result<()> {
                 Some(text) => json_arg("the arguments", &text)?,
                 None => Value::Object(Map::new()),
             };
-            let request = serde_json::json!({"command": name, "args": args});
-            fleet::send(
-                &broker,
-                request,
-                target.rooms,
-                target.dry_run,
-                Duration::from_secs(target.timeout_s),
-            )?
+            send(serde_json::json!({"command": name, "args": args}), target)?
         }
         FleetAction::ConfigPatch { patch, target } => {
             let patch = json_arg("the patch", &patch)?;
             if !patch.is_object() {
                 return Err(UsageError("the patch must be a JSON object".into()).into());
             }
-            let request = serde_json::json!({"config_patch": patch});
-            fleet::send(
-                &broker,
-                request,
-                target.rooms,
-                target.dry_run,
-                Duration::from_secs(target.timeout_s),
-            )?
+            send(serde_json::json!({"config_patch": patch}), target)?
         }
     };
     println!("{}", serde_json::to_string_pretty(&output)?);
