@@ -174,6 +174,36 @@ fn a_room_with_its_tpm_key_reports_takes_commands_and_leaves_a_last_will()
     let config = roomd.get("/api/v1/config").bearer(&token).send()?.json()?;
     assert_eq!(config["audio"]["default_volume"], 33);
 
+    // Hostile requests get a reason, and the room goes on answering.
+    let (reply, _) = ask(&admin, &json!(["not", "a", "request"]), "req-bad")?;
+    assert_eq!(reply["status"], 400, "{reply}");
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("config_patch"),
+        "the refusal does not say what a request is: {reply}"
+    );
+    let padding = "x".repeat(65_536);
+    let (reply, _) = ask(
+        &admin,
+        &json!({"command": "audio.volume.set", "args": {"level": 30, "pad": padding}}),
+        "req-big",
+    )?;
+    assert_eq!(reply["status"], 413, "{reply}");
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("fleet.max_payload_bytes"),
+        "the refusal does not name the limit: {reply}"
+    );
+    assert_eq!(
+        audio_volume(&roomd, &token)?,
+        level,
+        "a refused request changed the room"
+    );
+
     // roomctl fleet, with the fleet manager's certificate: the room is listed, a dry run sends
     // nothing, a command goes to the room and its reply comes back per room.
     let fleet = |args: &[&str]| -> (bool, Value) {
@@ -278,8 +308,14 @@ fn a_room_with_its_tpm_key_reports_takes_commands_and_leaves_a_last_will()
     let audit = roomd.get("/api/v1/audit").bearer(&token).send()?.json()?;
     let records = audit.as_array().cloned().unwrap_or_default();
     let records: Vec<&Value> = records.iter().filter(|r| r["method"] == "MQTT").collect();
-    // Two requests before roomctl, three through it, three after.
-    assert_eq!(records.len(), 8, "{audit}");
+    // Two requests and two refused hostile ones before roomctl, three through it, three after.
+    assert_eq!(records.len(), 10, "{audit}");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["status"] == 413 && r["detail"] == "too large"),
+        "{records:?}"
+    );
     assert!(
         records.iter().all(|r| r["role"] == "integrator"),
         "{records:?}"
