@@ -369,3 +369,109 @@ fn a_room_with_its_tpm_key_reports_takes_commands_and_leaves_a_last_will()
     drop(broker);
     Ok(())
 }
+
+/// A room whose self-signed device certificate the broker trusts, connected and announced.
+fn room_online(
+    ca: &FleetCa,
+    broker: &mut Mosquitto,
+    admin: &MqttClient,
+    tpm: &Swtpm,
+    fleet_extra: &str,
+) -> Result<Roomd, HarnessError> {
+    let config = format!(
+        "{}\n[system]\nname = \"{ROOM}\"\n\n[fleet]\nbroker = \"{}\"\nca_file = \"{}\"\n\
+         role = \"integrator\"\nbackoff_min_ms = 200\nbackoff_max_ms = 1000\n\
+         status_interval_ms = 200\n{fleet_extra}",
+        tpm.identity_toml(),
+        broker.url(),
+        broker.ca_file().display()
+    );
+    let roomd = Roomd::start_claimed(&config)?;
+    let device_cert = std::fs::read_to_string(roomd.cert_path()).expect("device certificate");
+    broker.trust(ca, &device_cert)?;
+    broker.restart()?;
+    let presence = format!("roomd/{ROOM}/presence");
+    wait_for("presence online", Duration::from_secs(20), || {
+        Ok((retained(admin, &presence)?.as_deref() == Some("online")).then_some(()))
+    })?;
+    Ok(roomd)
+}
+
+#[test]
+fn requests_over_the_rate_limit_get_429_and_change_nothing() -> Result<(), HarnessError> {
+    let ca = FleetCa::new()?;
+    let mut broker = Mosquitto::start(&ca, "")?;
+    let admin = broker.client(&ca, "fleet-admin")?;
+    let tpm = Swtpm::start()?;
+    let roomd = room_online(&ca, &mut broker, &admin, &tpm, "commands_per_minute = 3\n")?;
+    let token = roomd.admin_token()?;
+
+    // Four requests in a burst, one reply subscription collecting all four answers.
+    let replies = format!("roomd/{ROOM}/replies/fleet-admin");
+    let sub = admin
+        .sub_command(&replies, 4, Duration::from_secs(20), "%D|%p")
+        .spawn()
+        .expect("mosquitto_sub");
+    std::thread::sleep(Duration::from_millis(500));
+    // Every request is sent before anything can return early: the subscriber is always waited for.
+    let sent: Vec<Result<std::process::Output, HarnessError>> = [20, 21, 22, 23]
+        .into_iter()
+        .enumerate()
+        .map(|(i, level)| {
+            let correlation = format!("burst-{i}");
+            admin.publish(
+                &format!("roomd/{ROOM}/commands"),
+                &json!({"command": "audio.volume.set", "args": {"level": level}}).to_string(),
+                false,
+                &[
+                    ("response-topic", &replies),
+                    ("correlation-data", &correlation),
+                ],
+            )
+        })
+        .collect();
+    let out = sub.wait_with_output().expect("mosquitto_sub");
+    for sent in sent {
+        let sent = sent?;
+        assert!(sent.status.success(), "mosquitto_pub: {sent:?}");
+    }
+    let mut answers: Vec<(String, Value)> = lines(&out)
+        .iter()
+        .filter_map(|line| line.split_once('|'))
+        .map(|(corr, payload)| {
+            let reply = serde_json::from_str(payload).expect("the reply is JSON");
+            (corr.to_owned(), reply)
+        })
+        .collect();
+    answers.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(answers.len(), 4, "four replies: {answers:?}");
+    for (corr, reply) in &answers[..3] {
+        assert_eq!(reply, &json!({"ok": true}), "{corr}");
+    }
+    let (_, refused) = &answers[3];
+    assert_eq!(refused["status"], 429, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("fleet.commands_per_minute"),
+        "the refusal does not name the limit: {refused}"
+    );
+    assert_eq!(
+        audio_volume(&roomd, &token)?,
+        22,
+        "the refused request changed the room"
+    );
+    let audit = roomd.get("/api/v1/audit").bearer(&token).send()?.json()?;
+    let limited = audit
+        .as_array()
+        .map(|records| {
+            records
+                .iter()
+                .filter(|r| r["method"] == "MQTT" && r["status"] == 429)
+                .count()
+        })
+        .unwrap_or_default();
+    assert_eq!(limited, 1, "the refusal is audited: {audit}");
+    Ok(())
+}
