@@ -1,0 +1,1 @@
+//! The GStreamer elements (filled in next).
