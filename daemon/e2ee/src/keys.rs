@@ -38,7 +38,7 @@ impl KeySecret {
         Ok(KeySecret(bytes.to_vec()))
     }
 
-    fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         &self.0
     }
 }

@@ -8,6 +8,8 @@
 //!
 //! - [`keys`]: a sender's key and frame counter, a receiver's keys by key id.
 //! - [`frame`]: protects and opens one encoded frame of a given [`Codec`].
+//! - [`exchange`]: signed announces, sender keys sealed to each participant, the short
+//!   authentication string.
 //! - [`element`]: the two GStreamer elements that do it in a pipeline, between encoder and
 //!   payloader and between depayloader and decoder.
 //!
@@ -17,6 +19,7 @@
 pub mod codec;
 pub mod element;
 mod error;
+pub mod exchange;
 pub mod frame;
 mod h264;
 pub mod keys;
