@@ -5,8 +5,6 @@
 //! has verified it (structure, signature, compatible, security floor) and RAUC installs it, so
 //! that every refusal is this request's error; `status.update` shows the progress meanwhile.
 
-use std::time::Duration;
-
 use actix_web::http::header;
 use actix_web::web::{self, BytesMut};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
@@ -16,9 +14,7 @@ use serde::Deserialize;
 use crate::ApiState;
 use crate::access::AuditDetail;
 use crate::error::ApiError;
-use roomd_meetings::https::{DownloadSink, HttpsClient, HttpsError, parse_url};
-use roomd_model::outbound::OutboundPolicy;
-use roomd_update::{Staging, UpdateError};
+use roomd_update::{BundleUrl, DownloadError, Staging, UpdateError};
 
 /// Largest JSON body (`{"url": …}`).
 const MAX_JSON_BYTES: usize = 8192;
@@ -47,7 +43,7 @@ pub(crate) async fn install(
         "application/octet-stream" => upload(&req, &state, payload, max_bytes).await?,
         "application/json" => {
             let url = read_url(payload).await?;
-            download(&req, &state, &config, &url, max_bytes).await?
+            download(&req, &state, &config, &url).await?
         }
         other => {
             return Err(ApiError::UnsupportedMediaType(format!(
@@ -113,78 +109,29 @@ async fn read_url(mut payload: web::Payload) -> Result<String, ApiError> {
 }
 
 /// Downloads the bundle under the meetings' outbound policy and trust (`meeting.allowed_servers`,
-/// `meeting.ca_file`), with the meetings' HTTPS client.
+/// `meeting.ca_file`), with the meetings' HTTPS client; the fleet channel's update request goes
+/// through the same [`roomd_update::download`].
 async fn download(
     req: &HttpRequest,
     state: &ApiState,
     config: &roomd_model::config::Config,
     text: &str,
-    max_bytes: u64,
 ) -> Result<Staging, ApiError> {
-    let url = parse_url(text).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let shown = roomd_meetings::https::redact(&url);
+    let url = BundleUrl::parse(text)?;
     req.extensions_mut()
-        .insert(AuditDetail(format!("update download from {shown}")));
-    let policy = OutboundPolicy::new(&config.meeting.allowed_servers)
-        .map_err(|e| ApiError::Internal(format!("meeting.allowed_servers: {e}")))?;
-    // Refused before anything starts when the name is not listed; addresses are checked again
-    // by the client's resolver when it connects.
-    if let Err(refusal) = policy.check_host(url.host_str().unwrap_or_default()) {
-        return Err(ApiError::Forbidden(format!(
-            "not downloading from {shown}: {refusal}"
-        )));
-    }
-    let ca_file = (!config.meeting.ca_file.is_empty())
-        .then(|| std::path::PathBuf::from(&config.meeting.ca_file));
-    let client = HttpsClient::new(ca_file.as_deref(), policy)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let timeout = Duration::from_secs(config.update.download_timeout_s.into());
-    let staging = state.updates.begin(max_bytes, None)?;
-    let (staging, result) = tokio::task::spawn_blocking(move || {
-        let mut sink = Sink {
-            staging,
-            too_large: false,
-        };
-        let result = client.download(&url, max_bytes, timeout, &mut sink);
-        (sink, result)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("download task failed: {e}")))?;
-    let Sink { staging, too_large } = staging;
-    match result {
-        Ok(_) => Ok(staging),
-        Err(e) => {
-            let message = e.to_string();
-            staging.fail(format!("the download failed: {message}"));
-            Err(match e {
-                _ if too_large => ApiError::from(UpdateError::TooLarge {
-                    limit_mib: config.update.max_bundle_mib,
-                }),
-                HttpsError::TooLarge { .. } => ApiError::from(UpdateError::TooLarge {
-                    limit_mib: config.update.max_bundle_mib,
-                }),
-                HttpsError::NotAllowed { .. } => ApiError::Forbidden(message),
-                _ => ApiError::BadGateway(format!("the download failed: {message}")),
-            })
+        .insert(AuditDetail(format!("update download from {}", url.shown())));
+    Ok(roomd_update::download(&state.updates, config, url).await?)
+}
+
+impl From<DownloadError> for ApiError {
+    fn from(e: DownloadError) -> Self {
+        match e {
+            DownloadError::BadUrl(message) => ApiError::BadRequest(message),
+            DownloadError::NotAllowed(message) => ApiError::Forbidden(message),
+            DownloadError::Failed(_) => ApiError::BadGateway(e.to_string()),
+            DownloadError::Update(e) => ApiError::from(e),
+            DownloadError::Internal(message) => ApiError::Internal(message),
         }
-    }
-}
-
-struct Sink {
-    staging: Staging,
-    too_large: bool,
-}
-
-impl DownloadSink for Sink {
-    fn announced(&mut self, length: Option<u64>) {
-        self.staging.set_total(length);
-    }
-
-    fn write(&mut self, data: &[u8]) -> Result<(), String> {
-        self.staging.write_chunk(data).map_err(|e| {
-            self.too_large = matches!(e, UpdateError::TooLarge { .. });
-            e.to_string()
-        })
     }
 }
 
