@@ -4,8 +4,8 @@
 //! `fleet_mqtt.rs`, for many rooms). Every RAUC trusts the first room's keyring, so that one
 //! bundle signed with [`Signer::Trusted`] of the first rig installs on every room.
 //!
-//! The fleet role is `admin` (a firmware update needs the FirmwareUpdate permission), and every
-//! room downloads bundles from 127.0.0.1 under `meeting.ca_file`.
+//! The fleet role is the spec's (`admin` for a firmware update, which needs the FirmwareUpdate
+//! permission), and every room downloads bundles from 127.0.0.1 under `meeting.ca_file`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,11 +18,24 @@ use crate::rauc::Rauc;
 use crate::{HarnessError, RoomctlOutput, Roomd, Swtpm, roomctl_bin};
 
 /// A room to start: its id (also `system.name`, the CN of its device certificate), its firmware
-/// image's version and its security floor.
+/// image's version and its security floor, and its `fleet.role`.
 pub struct RoomSpec {
     pub id: &'static str,
     pub version: &'static str,
     pub floor: &'static str,
+    pub role: &'static str,
+}
+
+impl RoomSpec {
+    /// A room whose fleet role is `admin` (what a firmware update needs).
+    pub fn admin(id: &'static str, version: &'static str, floor: &'static str) -> RoomSpec {
+        RoomSpec {
+            id,
+            version,
+            floor,
+            role: "admin",
+        }
+    }
 }
 
 /// One room of a [`Fleet`]. Fields drop in order: roomd before its RAUC and TPM.
@@ -63,12 +76,13 @@ impl Fleet {
             let os_release = rauc.os_release("os-release", Some(spec.version), Some(spec.floor));
             let config = format!(
                 "{}\n[system]\nname = \"{id}\"\n\n\
-                 [fleet]\nbroker = \"{broker}\"\nca_file = \"{fleet_ca}\"\nrole = \"admin\"\n\
+                 [fleet]\nbroker = \"{broker}\"\nca_file = \"{fleet_ca}\"\nrole = \"{role}\"\n\
                  backoff_min_ms = 200\nbackoff_max_ms = 1000\nstatus_interval_ms = 200\n\n\
                  [update]\nrauc_bus = \"{bus}\"\nos_release = \"{os}\"\n\n\
                  [meeting]\nallowed_servers = [\"127.0.0.1\"]\nca_file = \"{meeting_ca}\"\n",
                 tpm.identity_toml(),
                 id = spec.id,
+                role = spec.role,
                 broker = broker.url(),
                 fleet_ca = broker.ca_file().display(),
                 bus = rauc.bus_address(),

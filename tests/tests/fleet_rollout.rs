@@ -162,11 +162,7 @@ fn wait_update(
 #[test]
 fn the_inventory_lists_and_a_rollout_in_waves_installs_on_every_room() -> Result<(), HarnessError> {
     let (server_ca, _dir, ca_file) = server_ca()?;
-    let specs = ["room-1", "room-2", "room-3"].map(|id| RoomSpec {
-        id,
-        version: "1.0",
-        floor: "1.0",
-    });
+    let specs = ["room-1", "room-2", "room-3"].map(|id| RoomSpec::admin(id, "1.0", "1.0"));
     let fleet = Fleet::start(&specs, &ca_file)?;
     for room in &fleet.rooms {
         wait_update(room, "available", |u| u["available"] == true)?;
@@ -383,22 +379,15 @@ fn the_inventory_lists_and_a_rollout_in_waves_installs_on_every_room() -> Result
 #[test]
 fn a_failing_wave_stops_the_rollout_before_the_next_wave() -> Result<(), HarnessError> {
     let (server_ca, _dir, ca_file) = server_ca()?;
-    // room-1 runs 2.0 with floor 2.0: the 1.1 bundle is below it.
+    // room-1 runs 2.0 with floor 2.0: the 1.1 bundle is below it. room-4's fleet role may not
+    // update firmware.
     let specs = [
+        RoomSpec::admin("room-1", "2.0", "2.0"),
+        RoomSpec::admin("room-2", "1.0", "1.0"),
+        RoomSpec::admin("room-3", "1.0", "1.0"),
         RoomSpec {
-            id: "room-1",
-            version: "2.0",
-            floor: "2.0",
-        },
-        RoomSpec {
-            id: "room-2",
-            version: "1.0",
-            floor: "1.0",
-        },
-        RoomSpec {
-            id: "room-3",
-            version: "1.0",
-            floor: "1.0",
+            role: "integrator",
+            ..RoomSpec::admin("room-4", "1.0", "1.0")
         },
     ];
     let fleet = Fleet::start(&specs, &ca_file)?;
@@ -448,7 +437,7 @@ fn a_failing_wave_stops_the_rollout_before_the_next_wave() -> Result<(), Harness
     let plan = json_of(&out);
     assert_eq!(
         plan["waves"],
-        serde_json::json!([["room-1"], ["room-2"]]),
+        serde_json::json!([["room-1"], ["room-2", "room-4"]]),
         "{plan}"
     );
 
@@ -485,9 +474,11 @@ fn a_failing_wave_stops_the_rollout_before_the_next_wave() -> Result<(), Harness
         detail.contains("1.1") && detail.contains("security floor") && detail.contains("422"),
         "{first}"
     );
-    let later = by_room("room-2");
-    assert_eq!(later["result"], "not-started", "{later}");
-    assert_eq!(later["wave"], 2, "{later}");
+    for id in ["room-2", "room-4"] {
+        let later = by_room(id);
+        assert_eq!(later["result"], "not-started", "{later}");
+        assert_eq!(later["wave"], 2, "{later}");
+    }
     let skipped = by_room("room-3");
     assert_eq!(skipped["result"], "skipped", "{skipped}");
     assert!(
@@ -523,7 +514,7 @@ fn a_failing_wave_stops_the_rollout_before_the_next_wave() -> Result<(), Harness
     let audit = fleet_audit(fleet.room("room-1"))?;
     assert_eq!(audit.len(), 2, "two rollouts: {audit:?}");
     assert!(audit.iter().all(|r| r["status"] == 422), "{audit:?}");
-    for id in ["room-2", "room-3"] {
+    for id in ["room-2", "room-3", "room-4"] {
         let room = fleet.room(id);
         let status = update_status(room)?;
         assert_eq!(status["state"], "idle", "{id}: {status}");
@@ -531,5 +522,21 @@ fn a_failing_wave_stops_the_rollout_before_the_next_wave() -> Result<(), Harness
         assert!(fleet_audit(room)?.is_empty(), "{id} got a request");
         assert!(room.rauc.slot("B").iter().all(|&b| b == 0), "{id}");
     }
+
+    // The fleet role needs FirmwareUpdate, as the API's caller does: refused, audited, nothing
+    // downloaded.
+    let out = fleet.roomctl(&["update", "--url", &url, "--room", "room-4"], ROOMCTL)?;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("room-4") && out.stderr.contains("FirmwareUpdate"),
+        "{}",
+        out.stderr
+    );
+    let room = fleet.room("room-4");
+    assert_eq!(update_status(room)?["state"], "idle");
+    let audit = fleet_audit(room)?;
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0]["status"], 403, "{audit:?}");
+    assert_eq!(audit[0]["role"], "integrator", "{audit:?}");
     Ok(())
 }
