@@ -12,13 +12,14 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use roomd_api::BundleUrl;
 use roomd_api::accounts::{Permission, allows};
 use roomd_api::audit::{AuditLog, NewAuditRecord};
 use roomd_api::{ApiError, command_permission};
 use roomd_core::{RoomCommand, RoomHandle};
 use roomd_model::Role;
 use roomd_model::config::ADMIN_ONLY_KEYS;
-use roomd_update::{BundleUrl, UpdateHandle};
+use roomd_update::UpdateHandle;
 
 use crate::update::UpdateRequest;
 
@@ -209,7 +210,7 @@ impl Gate {
                 self.role
             )));
         }
-        Ok(BundleUrl::parse(url)?)
+        BundleUrl::parse(url)
     }
 
     /// As `POST /api/v1/commands/{name}` with the fleet role.

@@ -1,6 +1,6 @@
 //! The fleet request `{"update": {"url": "https://…"}}`: the room downloads the bundle and installs
-//! it exactly as `POST /api/v1/update` with `{"url": …}` does ([`roomd_update::download`]: the
-//! same outbound policy, trust, size cap and checks), and the reply waits until RAUC has
+//! it exactly as `POST /api/v1/update` with `{"url": …}` does ([`roomd_api::download_bundle`]:
+//! the same outbound policy, trust, size cap and checks), and the reply waits until RAUC has
 //! installed it or it was refused. That can take minutes, so it runs in a task of its own: the
 //! command task goes on taking requests meanwhile, and a second update is refused by the update
 //! worker's own busy check (409), as on the API.
@@ -8,10 +8,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use roomd_api::ApiError;
+use roomd_api::{ApiError, BundleUrl};
 use roomd_model::config::Config;
 use roomd_model::update::{UpdateState, UpdateStatus};
-use roomd_update::{BundleUrl, UpdateError, UpdateHandle};
+use roomd_update::{UpdateError, UpdateHandle};
 use serde::Deserialize;
 
 /// The longest an install may take before the reply gives up waiting (the install itself goes
@@ -39,7 +39,7 @@ pub(crate) async fn install(
 ) -> Result<UpdateStatus, ApiError> {
     // Subscribed before anything starts, so that the end of the install cannot be missed.
     let mut watch = updates.watch();
-    let staging = roomd_update::download(&updates, &config, url).await?;
+    let staging = roomd_api::download_bundle(&updates, &config, url).await?;
     // Returns once RAUC started (every refusal comes from here); the install ends later.
     staging.finish().await?;
     let ended = tokio::time::timeout(INSTALL_WAIT, async {

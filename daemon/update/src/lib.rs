@@ -4,7 +4,6 @@
 //! - `floor`: the security floor persisted in the state directory, never lowered.
 //! - `bundle`: a quick look at a staged file's structure, to tell a truncated file from a bad
 //!   signature (RAUC's `Info` answers both with the same error).
-//! - `download`: a bundle from a URL into the staging folder (the API's and the fleet's).
 //! - `rauc`: the `de.pengutronix.rauc.Installer` proxy.
 //! - `worker`: the one owner of `status.update`: stages a bundle, checks it (signature,
 //!   compatible, floor) before RAUC installs it, follows the install, marks the booted slot good
@@ -14,14 +13,12 @@
 //! to it, and the core publishes it.
 
 mod bundle;
-mod download;
 mod error;
 mod floor;
 mod os_release;
 mod rauc;
 mod worker;
 
-pub use download::{BundleUrl, DownloadError, download};
 pub use error::UpdateError;
 pub use os_release::OsRelease;
 pub use worker::{FLOOR_FILE, STAGING_DIR, Staging, UpdateHandle, UpdateSetup, start};
