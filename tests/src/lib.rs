@@ -21,6 +21,7 @@ pub mod cpu;
 pub mod dbus;
 mod error;
 pub mod firmware;
+pub mod fleet_rooms;
 pub mod flood;
 mod gst_launch;
 mod hostile;
@@ -37,6 +38,7 @@ mod session;
 mod swtpm;
 mod test_ca;
 mod tls;
+pub mod trickle;
 mod vm;
 mod ws;
 

@@ -23,6 +23,7 @@ use std::sync::Arc;
 pub use error::ApiError;
 pub use handlers::commands::command_permission;
 pub use handlers::openapi::OPENAPI_JSON;
+pub use handlers::update::{BundleUrl, download_bundle};
 pub use routes::{Access, ROUTES, Route};
 pub use server::{ServeError, serve};
 

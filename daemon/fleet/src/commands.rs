@@ -1,21 +1,27 @@
 //! Commands and configuration patches from the fleet channel, through the API's own pieces: the
 //! typed [`RoomCommand::parse`], the permission table ([`command_permission`], [`allows`]), the
 //! configuration's file-only and admin-only keys, and the audit log, with the role from
-//! `fleet.role`.
+//! `fleet.role`. A firmware update ([`crate::update`]) is answered later, from a task of its own.
 
+use std::future::Future;
 use std::net::{IpAddr, Ipv6Addr};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use roomd_api::BundleUrl;
 use roomd_api::accounts::{Permission, allows};
 use roomd_api::audit::{AuditLog, NewAuditRecord};
 use roomd_api::{ApiError, command_permission};
 use roomd_core::{RoomCommand, RoomHandle};
 use roomd_model::Role;
 use roomd_model::config::ADMIN_ONLY_KEYS;
+use roomd_update::UpdateHandle;
+
+use crate::update::UpdateRequest;
 
 /// What the audit log records as the "method" of a fleet request.
 const AUDIT_METHOD: &str = "MQTT";
@@ -27,11 +33,14 @@ struct FleetRequest {
     command: Option<String>,
     args: Option<Value>,
     config_patch: Option<Value>,
+    update: Option<UpdateRequest>,
 }
 
 /// Takes fleet requests one at a time: checks, runs, audits.
 pub(crate) struct Gate {
     pub(crate) room: RoomHandle,
+    /// The update worker, for `{"update": {"url": …}}`.
+    pub(crate) updates: UpdateHandle,
     pub(crate) audit: Arc<AuditLog>,
     pub(crate) role: Role,
     /// `fleet:<broker host>`, the actor in the audit log.
@@ -42,18 +51,55 @@ pub(crate) struct Gate {
     pub(crate) bucket: TokenBucket,
 }
 
+/// The reply to a request: now, or (a firmware update) once the future has run.
+pub(crate) enum Answer {
+    Now(Value),
+    Later(Pin<Box<dyn Future<Output = Value> + Send>>),
+}
+
+/// What a request that passed its checks does.
+enum Ran {
+    /// Done: the reply is `{"ok": true}`.
+    Done,
+    /// A firmware update from this URL, still to be downloaded and installed.
+    Update(BundleUrl),
+}
+
 impl Gate {
     /// Runs one request and returns the reply (`{"ok": true}` or `{"error", "status"}`).
-    pub(crate) async fn handle(&mut self, payload: &[u8], retained: bool) -> Value {
+    pub(crate) async fn handle(&mut self, payload: &[u8], retained: bool) -> Answer {
         let (outcome, detail) = self.run(payload, retained).await;
-        self.record(&outcome, detail).await;
         match outcome {
-            Ok(()) => json!({"ok": true}),
-            Err(e) => json!({"error": e.message, "status": e.status, "code": e.code}),
+            Ok(Ran::Done) => {
+                self.record(&Ok(()), detail).await;
+                Answer::Now(json!({"ok": true}))
+            }
+            Err(e) => {
+                self.record(&Err(e.clone()), detail).await;
+                Answer::Now(e.reply())
+            }
+            Ok(Ran::Update(url)) => {
+                // Audited once it ended, with its outcome, as the API audits at its answer.
+                let recorder = self.recorder();
+                let updates = self.updates.clone();
+                let config = self.room.config();
+                Answer::Later(Box::pin(async move {
+                    let outcome = crate::update::install(updates, config, url)
+                        .await
+                        .map_err(Refusal::from);
+                    recorder
+                        .record(&outcome.as_ref().map(|_| ()).map_err(Clone::clone), detail)
+                        .await;
+                    match outcome {
+                        Ok(status) => json!({"ok": true, "status": status}),
+                        Err(e) => e.reply(),
+                    }
+                }))
+            }
         }
     }
 
-    async fn run(&mut self, payload: &[u8], retained: bool) -> (Result<(), Refusal>, String) {
+    async fn run(&mut self, payload: &[u8], retained: bool) -> (Result<Ran, Refusal>, String) {
         if !self.bucket.take() {
             let message = format!(
                 "more than {} fleet requests per minute (fleet.commands_per_minute); try again \
@@ -116,29 +162,55 @@ impl Gate {
                 command: Some(name),
                 args,
                 config_patch: None,
+                update: None,
             } => {
                 let detail = format!("command {}", name.chars().take(64).collect::<String>());
                 let outcome = self.command(&name, args.unwrap_or(json!({}))).await;
-                (outcome.map_err(Refusal::from), detail)
+                (outcome.map(|()| Ran::Done).map_err(Refusal::from), detail)
             }
             FleetRequest {
                 command: None,
                 args: None,
                 config_patch: Some(patch),
+                update: None,
             } => {
                 let (outcome, detail) = self.config_patch(patch).await;
-                (outcome.map_err(Refusal::from), detail)
+                (outcome.map(|()| Ran::Done).map_err(Refusal::from), detail)
             }
+            FleetRequest {
+                command: None,
+                args: None,
+                config_patch: None,
+                update: Some(update),
+            } => match self.update(&update.url) {
+                Ok(url) => {
+                    let detail = crate::update::audit_detail(&url);
+                    (Ok(Ran::Update(url)), detail)
+                }
+                Err(e) => (Err(e.into()), "update".into()),
+            },
             _ => (
                 Err(ApiError::BadRequest(
-                    "a fleet request carries either \"command\" (with \"args\") or \
-                     \"config_patch\""
+                    "a fleet request carries one of \"command\" (with \"args\"), \
+                     \"config_patch\" or \"update\""
                         .into(),
                 )
                 .into()),
                 "malformed".into(),
             ),
         }
+    }
+
+    /// As `POST /api/v1/update` with `{"url": …}`: the FirmwareUpdate permission, then the URL.
+    fn update(&self, url: &str) -> Result<BundleUrl, ApiError> {
+        if !allows(self.role, Permission::FirmwareUpdate) {
+            return Err(ApiError::Forbidden(format!(
+                "a firmware update needs the FirmwareUpdate permission, which the fleet role {} \
+                 does not have",
+                self.role
+            )));
+        }
+        BundleUrl::parse(url)
     }
 
     /// As `POST /api/v1/commands/{name}` with the fleet role.
@@ -235,6 +307,30 @@ impl Gate {
         }
     }
 
+    fn recorder(&self) -> Recorder {
+        Recorder {
+            audit: self.audit.clone(),
+            actor: self.actor.clone(),
+            role: self.role,
+            topic: self.topic.clone(),
+        }
+    }
+
+    async fn record(&self, outcome: &Result<(), Refusal>, detail: String) {
+        self.recorder().record(outcome, detail).await;
+    }
+}
+
+/// Writes a fleet request's audit record; its own value, so that a request answered later (an
+/// update) is recorded from its own task.
+struct Recorder {
+    audit: Arc<AuditLog>,
+    actor: String,
+    role: Role,
+    topic: String,
+}
+
+impl Recorder {
     async fn record(&self, outcome: &Result<(), Refusal>, detail: String) {
         let record = NewAuditRecord {
             actor: self.actor.clone(),
@@ -258,10 +354,17 @@ impl Gate {
 }
 
 /// Why a request was refused, as the reply says it: the API's status and error code.
+#[derive(Clone)]
 pub(crate) struct Refusal {
     status: u16,
     code: &'static str,
     message: String,
+}
+
+impl Refusal {
+    fn reply(&self) -> Value {
+        json!({"error": self.message, "status": self.status, "code": self.code})
+    }
 }
 
 impl From<ApiError> for Refusal {

@@ -15,10 +15,11 @@ mod commands;
 mod link;
 mod tls;
 mod topics;
+mod update;
 mod worker;
 
 pub use backoff::Backoff;
-pub use link::{Link, LinkSettings, LinkState, OFFLINE, ONLINE, SESSION_EXPIRY_S};
+pub use link::{Link, LinkSettings, LinkState, OFFLINE, ONLINE, PUBLISHED_AT, SESSION_EXPIRY_S};
 pub use tls::{FleetTlsError, client_config, common_name};
 pub use topics::{PREFIX, Topics};
 pub use worker::{FleetSetup, start};

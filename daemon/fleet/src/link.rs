@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::mqttbytes::v5::{LastWill, Packet, Publish};
+use rumqttc::v5::mqttbytes::v5::{LastWill, Packet, Publish, PublishProperties};
 use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions};
 use rumqttc::{TlsConfiguration, Transport};
 use tokio::sync::{mpsc, watch};
@@ -142,8 +142,30 @@ pub(crate) fn announce(client: &AsyncClient, topics: &Topics) -> bool {
         .try_subscribe(&topics.commands, QoS::AtLeastOnce)
         .is_ok()
         && client
-            .try_publish(&topics.presence, QoS::AtLeastOnce, true, ONLINE)
+            .try_publish_with_properties(
+                &topics.presence,
+                QoS::AtLeastOnce,
+                true,
+                ONLINE,
+                stamped(),
+            )
             .is_ok()
+}
+
+/// The MQTT 5 user property that carries when a retained message was published: the broker
+/// keeps it with the message, so a fleet manager that reads the retained presence and status
+/// later knows when the room last said something (its `last_seen`).
+pub const PUBLISHED_AT: &str = "published_at";
+
+/// Properties with [`PUBLISHED_AT`] set to now (RFC 3339, UTC, the room's clock).
+pub(crate) fn stamped() -> PublishProperties {
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    PublishProperties {
+        user_properties: vec![(PUBLISHED_AT.to_owned(), now)],
+        ..Default::default()
+    }
 }
 
 async fn drive(

@@ -1,6 +1,7 @@
 //! The fleet worker: a [`Link`] tied to the room core. Three tasks besides the event loop: the
 //! publisher (presence, status, deltas, events; re-subscribes on every CONNACK), the command
-//! task (one request at a time through the [`Gate`]) and the reporter (`status.fleet`).
+//! task (one request at a time through the [`Gate`]; a firmware update answers from a task of
+//! its own) and the reporter (`status.fleet`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 
-use crate::commands::{Gate, TokenBucket};
+use crate::commands::{Answer, Gate, TokenBucket};
 use crate::link::{Link, LinkSettings};
 use crate::tls::{client_config, common_name};
 use roomd_api::audit::AuditLog;
@@ -26,6 +27,8 @@ use roomd_model::fleet::FleetStatus;
 pub struct FleetSetup {
     /// The room core.
     pub room: RoomHandle,
+    /// The update worker, for the fleet's `{"update": {"url": …}}`.
+    pub updates: roomd_update::UpdateHandle,
     /// The audit log every fleet request is written to.
     pub audit: Arc<AuditLog>,
     /// The device certificate and key (the API's), presented to the broker.
@@ -46,6 +49,7 @@ pub fn start(setup: FleetSetup) -> Option<JoinHandle<()>> {
 async fn run(setup: FleetSetup) {
     let FleetSetup {
         room,
+        updates,
         audit,
         certificate,
         config,
@@ -79,6 +83,7 @@ async fn run(setup: FleetSetup) {
     } = Link::connect(settings.clone());
     let gate = Gate {
         room: room.clone(),
+        updates,
         audit,
         role,
         actor: format!("fleet:{}", settings.host),
@@ -187,23 +192,38 @@ async fn take_commands(
             );
             continue;
         }
-        let reply = gate.handle(&request.payload, request.retain).await;
-        if let Some(topic) = response_topic {
-            let props = PublishProperties {
-                correlation_data: properties.correlation_data,
-                content_type: Some("application/json".into()),
-                ..Default::default()
-            };
-            if let Err(e) = client.try_publish_with_properties(
-                topic,
-                QoS::AtLeastOnce,
-                false,
-                reply.to_string(),
-                props,
-            ) {
-                tracing::warn!("fleet: reply not sent: {e}");
+        // Only the correlation data goes back, with the reply's own content type.
+        let correlation = PublishProperties {
+            correlation_data: properties.correlation_data,
+            content_type: Some("application/json".into()),
+            ..Default::default()
+        };
+        match gate.handle(&request.payload, request.retain).await {
+            Answer::Now(reply) => send_reply(&client, response_topic, correlation, &reply),
+            Answer::Later(reply) => {
+                // An update: minutes of download and install. The command task goes on (the
+                // update worker refuses a second update itself); the reply follows.
+                let client = client.clone();
+                tokio::spawn(async move {
+                    let reply = reply.await;
+                    send_reply(&client, response_topic, correlation, &reply);
+                });
             }
         }
+    }
+}
+
+fn send_reply(
+    client: &rumqttc::v5::AsyncClient,
+    topic: Option<String>,
+    props: PublishProperties,
+    reply: &Value,
+) {
+    let Some(topic) = topic else { return };
+    if let Err(e) =
+        client.try_publish_with_properties(topic, QoS::AtLeastOnce, false, reply.to_string(), props)
+    {
+        tracing::warn!("fleet: reply not sent: {e}");
     }
 }
 
@@ -272,7 +292,13 @@ async fn publish(
         if status_due && last_status.is_none_or(|at| now.duration_since(at) >= interval) {
             let tree = room.status().tree.clone();
             if client
-                .try_publish(&topics.status, QoS::AtLeastOnce, true, tree.to_string())
+                .try_publish_with_properties(
+                    &topics.status,
+                    QoS::AtLeastOnce,
+                    true,
+                    tree.to_string(),
+                    crate::link::stamped(),
+                )
                 .is_ok()
             {
                 status_due = false;

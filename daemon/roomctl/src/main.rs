@@ -78,11 +78,14 @@ enum Action {
 
 #[derive(Subcommand)]
 enum FleetAction {
-    /// Lists every room the broker holds a retained presence or status for.
+    /// Lists every room the broker holds a retained presence or status for: room, name,
+    /// version, health, in_meeting, online, last_seen.
     List {
-        /// Stop collecting after this many milliseconds without news.
-        #[arg(long, default_value_t = 1000)]
-        quiet_ms: u64,
+        #[command(flatten)]
+        select: FleetSelect,
+        /// Output: json (default), table, or csv (RFC 4180).
+        #[arg(long, value_enum, default_value_t = fleet::Format::Json)]
+        format: fleet::Format,
     },
     /// Runs a command on many rooms, e.g. `fleet command audio.volume.set '{"level":30}'`.
     Command {
@@ -98,13 +101,76 @@ enum FleetAction {
         #[command(flatten)]
         target: FleetTarget,
     },
+    /// Rolls a firmware update out in waves: each room downloads the bundle from URL and
+    /// installs it; the first wave with a failed or unhealthy room stops the rollout (exit 1).
+    Update {
+        /// The bundle's https URL (from a server in each room's meeting.allowed_servers).
+        #[arg(long)]
+        url: String,
+        /// How far each wave goes, counted from the start: rooms or a share, e.g. 1,10%,100%.
+        #[arg(long, default_value = "100%")]
+        waves: fleet::Waves,
+        /// Also run update.reboot, and wait until each room is back on the new version with
+        /// its slot marked good.
+        #[arg(long)]
+        reboot: bool,
+        /// How long one wave may take for its replies (and, with --reboot, for the rooms to
+        /// come back), in seconds.
+        #[arg(long, default_value_t = 900)]
+        wave_timeout: u64,
+        /// Only print the waves; send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Update rooms in a meeting too (they are skipped otherwise).
+        #[arg(long)]
+        include_in_meeting: bool,
+        /// Output: table (default), json, or csv.
+        #[arg(long, value_enum, default_value_t = fleet::Format::Table)]
+        format: fleet::Format,
+        #[command(flatten)]
+        select: FleetSelect,
+    },
+}
+
+/// Which rooms: shared by every fleet action.
+#[derive(clap::Args)]
+struct FleetSelect {
+    /// A room id; repeat for more. Without any, every room (every online room for actions).
+    #[arg(long = "room", value_name = "ID")]
+    room: Vec<String>,
+    /// Room ids, comma-separated (the same as repeating --room).
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    rooms: Vec<String>,
+    /// Only rooms whose inventory field matches: KEY=VALUE, KEY!=VALUE, or KEY~=PATTERN (a
+    /// case-insensitive glob with * and ?, a substring without them), e.g. version=0.1.0,
+    /// online=true, in_meeting=false, health=ok, "name~=Floor 3". Repeat: all must match.
+    #[arg(long = "match", value_name = "KEY=VALUE")]
+    matches: Vec<fleet::Filter>,
+    /// Stop collecting the rooms' retained state after this many milliseconds without news.
+    #[arg(long, default_value_t = 1000)]
+    quiet_ms: u64,
+}
+
+impl FleetSelect {
+    fn selection(self) -> fleet::Selection {
+        let mut rooms = self.room;
+        for id in self.rooms {
+            if !rooms.contains(&id) {
+                rooms.push(id);
+            }
+        }
+        fleet::Selection {
+            rooms,
+            filters: self.matches,
+            quiet: Duration::from_millis(self.quiet_ms),
+        }
+    }
 }
 
 #[derive(clap::Args)]
 struct FleetTarget {
-    /// Room ids, comma-separated; every online room when left out.
-    #[arg(long, value_delimiter = ',')]
-    rooms: Option<Vec<String>>,
+    #[command(flatten)]
+    select: FleetSelect,
     /// Only print which rooms would get which request.
     #[arg(long)]
     dry_run: bool,
@@ -238,7 +304,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `fleet …`: prints the rooms or the per-room results; exits 1 when a room did not answer ok.
+/// `fleet …`: prints the rooms or the per-room results; exits 1 when a room did not answer ok
+/// (for `update`: when a wave was unhealthy).
 fn run_fleet(broker: fleet::Broker, action: FleetAction) -> anyhow::Result<()> {
     let json_arg = |what: &str, text: &str| -> anyhow::Result<Value> {
         Ok(serde_json::from_str(text)
@@ -248,14 +315,42 @@ fn run_fleet(broker: fleet::Broker, action: FleetAction) -> anyhow::Result<()> {
         fleet::send(
             &broker,
             request,
-            target.rooms,
+            &target.select.selection(),
             target.dry_run,
             Duration::from_secs(target.timeout_s),
         )
     };
     let (output, ok) = match action {
-        FleetAction::List { quiet_ms } => {
-            (fleet::list(&broker, Duration::from_millis(quiet_ms))?, true)
+        FleetAction::List { select, format } => {
+            print!("{}", fleet::list(&broker, &select.selection(), format)?);
+            return Ok(());
+        }
+        FleetAction::Update {
+            url,
+            waves,
+            reboot,
+            wave_timeout,
+            dry_run,
+            include_in_meeting,
+            format,
+            select,
+        } => {
+            let plan = fleet::UpdatePlan {
+                url,
+                waves,
+                reboot,
+                wave_timeout: Duration::from_secs(wave_timeout),
+                dry_run,
+                include_in_meeting,
+                format,
+            };
+            let (text, healthy) = fleet::update(&broker, &select.selection(), &plan)?;
+            print!("{text}");
+            return if healthy {
+                Ok(())
+            } else {
+                Err(anyhow!("the rollout stopped: a wave was unhealthy"))
+            };
         }
         FleetAction::Command {
             name,

@@ -222,6 +222,7 @@ pub async fn run(
     // without a broker configured it does not start (and status has no fleet branch).
     let fleet_task = roomd_fleet::start(roomd_fleet::FleetSetup {
         room: room.clone(),
+        updates: updates.clone(),
         audit: audit.clone(),
         certificate: identity.served(),
         config: config.fleet.clone(),

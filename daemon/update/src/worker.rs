@@ -159,6 +159,12 @@ impl UpdateHandle {
         lock(&self.inner.status).clone()
     }
 
+    /// `status.update` from now on: a caller that must wait for an install to end (the fleet
+    /// channel answers only then) waits on this instead of polling.
+    pub fn watch(&self) -> watch::Receiver<UpdateStatus> {
+        self.inner.status_tx.subscribe()
+    }
+
     /// Starts receiving a bundle of at most `max_bytes` (`total_bytes`: what the sender
     /// announced, if anything). Refused when updates are not available, while another update
     /// runs, or when the announced size is over the limit.

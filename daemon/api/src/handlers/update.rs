@@ -4,6 +4,8 @@
 //! counted against `update.max_bundle_mib` while it arrives. The answer comes once the worker
 //! has verified it (structure, signature, compatible, security floor) and RAUC installs it, so
 //! that every refusal is this request's error; `status.update` shows the progress meanwhile.
+//!
+//! [`download_bundle`] is public: the fleet channel's update request downloads through it.
 
 use std::time::Duration;
 
@@ -17,8 +19,9 @@ use crate::ApiState;
 use crate::access::AuditDetail;
 use crate::error::ApiError;
 use roomd_meetings::https::{DownloadSink, HttpsClient, HttpsError, parse_url};
+use roomd_model::config::Config;
 use roomd_model::outbound::OutboundPolicy;
-use roomd_update::{Staging, UpdateError};
+use roomd_update::{Staging, UpdateError, UpdateHandle};
 
 /// Largest JSON body (`{"url": …}`).
 const MAX_JSON_BYTES: usize = 8192;
@@ -47,7 +50,7 @@ pub(crate) async fn install(
         "application/octet-stream" => upload(&req, &state, payload, max_bytes).await?,
         "application/json" => {
             let url = read_url(payload).await?;
-            download(&req, &state, &config, &url, max_bytes).await?
+            download(&req, &state, &config, &url).await?
         }
         other => {
             return Err(ApiError::UnsupportedMediaType(format!(
@@ -112,19 +115,60 @@ async fn read_url(mut payload: web::Payload) -> Result<String, ApiError> {
     Ok(request.url)
 }
 
-/// Downloads the bundle under the meetings' outbound policy and trust (`meeting.allowed_servers`,
-/// `meeting.ca_file`), with the meetings' HTTPS client.
+/// `POST /api/v1/update` with `{"url": …}`: the audit detail names the URL (without its query),
+/// then [`download_bundle`].
 async fn download(
     req: &HttpRequest,
     state: &ApiState,
-    config: &roomd_model::config::Config,
+    config: &Config,
     text: &str,
-    max_bytes: u64,
 ) -> Result<Staging, ApiError> {
-    let url = parse_url(text).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let shown = roomd_meetings::https::redact(&url);
+    let url = BundleUrl::parse(text)?;
     req.extensions_mut()
-        .insert(AuditDetail(format!("update download from {shown}")));
+        .insert(AuditDetail(format!("update download from {}", url.shown())));
+    download_bundle(&state.updates, config, url).await
+}
+
+/// A bundle's URL, checked (https, or http to a loopback address).
+pub struct BundleUrl {
+    text: String,
+    shown: String,
+}
+
+impl BundleUrl {
+    /// Checks `text`; 400 when it is not a usable URL.
+    pub fn parse(text: &str) -> Result<BundleUrl, ApiError> {
+        let url = parse_url(text).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let shown = roomd_meetings::https::redact(&url);
+        Ok(BundleUrl {
+            text: text.to_owned(),
+            shown,
+        })
+    }
+
+    /// The URL without user info, query or fragment (tokens live there): what logs and the
+    /// audit trail may say.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+}
+
+/// Downloads a bundle into a new staging of `updates`, under the meetings' outbound policy and
+/// trust (`meeting.allowed_servers`, `meeting.ca_file`) with the meetings' HTTPS client, within
+/// `update.max_bundle_mib` and `update.download_timeout_s`. The API and the fleet channel's
+/// `{"update": {"url": …}}` both come here, so that both download alike and fail with the same
+/// statuses (403 not allowed, 413 too large, 502 download failed, 409 busy). The returned
+/// [`Staging`] is ready for [`Staging::finish`]; a failed download marks `status.update` failed.
+pub async fn download_bundle(
+    updates: &UpdateHandle,
+    config: &Config,
+    url: BundleUrl,
+) -> Result<Staging, ApiError> {
+    let BundleUrl { text, shown } = url;
+    // Parsed again (it parsed in BundleUrl::parse, so it does here): the url crate's type is
+    // the meetings' business, not part of this function's signature.
+    let url = parse_url(&text).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let max_bytes = u64::from(config.update.max_bundle_mib) * 1024 * 1024;
     let policy = OutboundPolicy::new(&config.meeting.allowed_servers)
         .map_err(|e| ApiError::Internal(format!("meeting.allowed_servers: {e}")))?;
     // Refused before anything starts when the name is not listed; addresses are checked again
@@ -139,7 +183,8 @@ async fn download(
     let client = HttpsClient::new(ca_file.as_deref(), policy)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let timeout = Duration::from_secs(config.update.download_timeout_s.into());
-    let staging = state.updates.begin(max_bytes, None)?;
+    let staging = updates.begin(max_bytes, None)?;
+    // The client blocks: on a blocking thread, so that the runtime (and the fleet link) go on.
     let (staging, result) = tokio::task::spawn_blocking(move || {
         let mut sink = Sink {
             staging,
