@@ -30,6 +30,7 @@ pub mod meeting;
 pub mod mosquitto;
 mod netns;
 mod notify;
+pub mod pebble;
 pub mod rauc;
 mod roomctl;
 mod roomd;

@@ -227,11 +227,21 @@ pub async fn run(
         config: config.fleet.clone(),
     });
 
+    // Zero-touch provisioning ([provisioning]): a signed bundle fetched at the first start,
+    // applied through the core's configuration path; off when not configured.
+    let identity = Arc::new(identity);
+    let provisioning_task = roomd_provisioning::start(roomd_provisioning::ProvisioningSetup {
+        room: room.clone(),
+        identity: identity.clone(),
+        config: config.provisioning.clone(),
+        state_dir: state_dir.clone(),
+    });
+
     let state = ApiState {
         room: room.clone(),
         accounts,
         audit: audit.clone(),
-        identity: Arc::new(identity),
+        identity,
         client_role,
         display,
         meetings,
@@ -288,6 +298,10 @@ pub async fn run(
     dbus_task.abort();
     // No more commands from the fleet; the broker publishes the room's last will ("offline").
     if let Some(task) = fleet_task {
+        task.abort();
+    }
+    // A provisioning attempt in flight is abandoned; its next start tries again.
+    if let Some(task) = provisioning_task {
         task.abort();
     }
     // Finish requests in flight (up to the server's shutdown timeout), then stop the core.
