@@ -6,6 +6,11 @@
 //! tampered bundle, an expired one, one for another device, then the good one, and after a
 //! restart with a new source an older serial (a replay). Each refusal leaves the configuration
 //! as it was and says why in `status.provisioning.error`.
+//!
+//! Another room's bundle asks for enrolment with Debian's pebble (ACME, external account
+//! binding) and names a Mosquitto broker that trusts pebble's root for client certificates: the
+//! room serves the pebble-issued chain for its TPM key and joins the broker with it, without a
+//! restart.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -415,7 +420,9 @@ fn dechunk(mut body: &str) -> String {
 }
 
 #[test]
-fn a_bundle_enrols_the_tpm_key_with_an_acme_ca_and_the_room_serves_the_issued_chain() {
+fn a_bundle_enrols_the_tpm_key_over_acme_and_the_room_serves_and_joins_its_fleet_with_the_issued_chain()
+ {
+    use roomd_tests::mosquitto::{FleetCa, Mosquitto};
     use roomd_tests::pebble::{EAB_HMAC_KEY, EAB_KID, Pebble};
     use sha2::{Digest, Sha256};
     use x509_parser::prelude::{FromDer, X509Certificate};
@@ -428,6 +435,12 @@ fn a_bundle_enrols_the_tpm_key_with_an_acme_ca_and_the_room_serves_the_issued_ch
     let ca_path = work.join("server-ca.pem");
     std::fs::write(&ca_path, ca.cert_pem()).unwrap();
     let pebble = Pebble::start(work, &ca).expect("pebble");
+    let root = pebble.root_pem().expect("pebble root");
+    let intermediate = pebble.intermediate_pem().expect("pebble intermediate");
+    // The customer's broker: its own CA for its server certificate, and pebble's root for the
+    // rooms' client certificates, which the rooms get by enrolment.
+    let fleet_ca = FleetCa::new().expect("fleet CA");
+    let broker = Mosquitto::start(&fleet_ca, &root).expect("mosquitto");
     let (key, public) = (work.join("signing.key"), work.join("signing.pub"));
     let out = run_roomctl(
         &[],
@@ -465,6 +478,7 @@ fn a_bundle_enrols_the_tpm_key_with_an_acme_ca_and_the_room_serves_the_issued_ch
         .to_owned();
 
     let identifier = "room-7.example.test";
+    let provisioned_ca = roomd.state_dir().join("provisioning").join("ca.pem");
     let bundle = sign(
         work,
         &key,
@@ -474,9 +488,12 @@ fn a_bundle_enrols_the_tpm_key_with_an_acme_ca_and_the_room_serves_the_issued_ch
             "not_before": "2020-01-01T00:00:00Z",
             "not_after": "2999-01-01T00:00:00Z",
             "devices": [device],
-            "config": {"audio": {"default_volume": 35}},
-            // The CA of the ACME server's HTTPS (and of the customer's other servers).
-            "ca_certificates": [ca.cert_pem()],
+            "config": {
+                "audio": {"default_volume": 35},
+                "fleet": {"broker": broker.url(), "ca_file": provisioned_ca},
+            },
+            // The CAs of the ACME server's HTTPS and of the broker.
+            "ca_certificates": [ca.cert_pem(), fleet_ca.cert_pem()],
             "enrolment": {"acme": {
                 "directory": pebble.directory(),
                 "eab_kid": EAB_KID,
@@ -487,8 +504,6 @@ fn a_bundle_enrols_the_tpm_key_with_an_acme_ca_and_the_room_serves_the_issued_ch
     );
     server.put("bundle.json", &bundle);
 
-    let root = pebble.root_pem().expect("pebble root");
-    let intermediate = pebble.intermediate_pem().expect("pebble intermediate");
     let (chain, seen) = wait_for(
         "the room to serve a pebble-issued chain",
         STEP_TIMEOUT * 2,
@@ -551,4 +566,33 @@ fn a_bundle_enrols_the_tpm_key_with_an_acme_ca_and_the_room_serves_the_issued_ch
     let (_, config) = via_pebble_trust(&roomd, &root, identifier, &token, "/api/v1/config")
         .expect("config over the issued certificate");
     assert_eq!(config["audio"]["default_volume"], 35);
+
+    // The fleet channel started without a restart, with the CA-issued certificate: the broker
+    // knows the room by that certificate's CN and its ACL lets it publish its presence.
+    let room_id = leaf
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .expect("the issued certificate has a CN")
+        .to_owned();
+    let admin = broker
+        .client(&fleet_ca, "fleet-admin")
+        .expect("fleet admin");
+    let presence = format!("roomd/{room_id}/presence");
+    wait_for("the room's presence at the broker", STEP_TIMEOUT, || {
+        let got = admin.receive(&presence, 1, Duration::from_secs(2), "%p")?;
+        Ok(got.first().filter(|p| *p == "online").cloned())
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}; broker log:\n{}\nroomd said:\n{}",
+            broker.log(),
+            roomd.stderr_text()
+        )
+    });
+    let (_, seen) = via_pebble_trust(&roomd, &root, identifier, &token, "/api/v1/status")
+        .expect("status over the issued certificate");
+    assert_eq!(seen["fleet"]["connected"], true, "{}", seen["fleet"]);
+    assert_eq!(seen["fleet"]["room_id"], room_id);
 }

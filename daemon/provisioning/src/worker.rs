@@ -30,6 +30,10 @@ pub struct ProvisioningSetup {
     pub config: ProvisioningConfig,
     /// `system.state_dir`.
     pub state_dir: PathBuf,
+    /// Told once a bundle was applied at this start and its enrolment (if any) was tried once,
+    /// so that workers that read their configuration at start (the fleet channel) can start
+    /// with what the bundle set, and with the certificate it enrolled.
+    pub provisioned: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// Starts the worker when provisioning is configured; `None` (and no `status.provisioning`)
@@ -64,6 +68,7 @@ async fn run(setup: ProvisioningSetup) {
         identity,
         config,
         state_dir,
+        mut provisioned,
     } = setup;
     // DNS-SD is not implemented yet: only the URL is a source (docs/provisioning.md).
     let source = config.url.clone();
@@ -83,6 +88,8 @@ async fn run(setup: ProvisioningSetup) {
             status.enrolment = enrolled_status(enrolled);
         }
         report(&room, ProvisioningReport::Status(status.clone())).await;
+        // Nothing new was applied: whoever waits for this start's bundle waits for nothing.
+        drop(provisioned.take());
         enrolment(
             &room,
             &identity,
@@ -91,6 +98,7 @@ async fn run(setup: ProvisioningSetup) {
             retry_max,
             applied,
             status,
+            None,
         )
         .await;
         return;
@@ -151,6 +159,7 @@ async fn run(setup: ProvisioningSetup) {
                     retry_max,
                     applied,
                     status,
+                    provisioned.take(),
                 )
                 .await;
                 return;
@@ -269,6 +278,7 @@ fn enrolled_status(enrolled: &EnrolledRecord) -> EnrolmentStatus {
 /// Runs the applied bundle's enrolment, if one is pending, until it succeeds (retried with the
 /// same backoff as fetching); records the result so that a restart neither repeats a done
 /// enrolment nor forgets a pending one.
+#[allow(clippy::too_many_arguments)] // the worker's state, passed on once
 async fn enrolment(
     room: &RoomHandle,
     identity: &Arc<DeviceIdentity>,
@@ -277,8 +287,12 @@ async fn enrolment(
     retry_max: Duration,
     mut applied: AppliedState,
     mut status: ProvisioningStatus,
+    mut provisioned: Option<tokio::sync::oneshot::Sender<()>>,
 ) {
     let Some(acme) = applied.enrolment_pending.clone() else {
+        if let Some(tx) = provisioned {
+            let _ = tx.send(());
+        }
         return;
     };
     // The ACME server is verified against the bundle's CA certificates and the server CA,
@@ -325,6 +339,9 @@ async fn enrolment(
                 // The served certificate changed: status.identity says so.
                 let _ = room.set_identity(identity.status()).await;
                 report(room, ProvisioningReport::Status(status)).await;
+                if let Some(tx) = provisioned.take() {
+                    let _ = tx.send(());
+                }
                 return;
             }
             Err(e) => {
@@ -335,6 +352,11 @@ async fn enrolment(
                 status.enrolment.state = EnrolmentState::Failed;
                 status.enrolment.error = e;
                 report(room, ProvisioningReport::Status(status.clone())).await;
+                // The rest of the bundle holds: let the room go on with its own certificate
+                // while the enrolment is retried.
+                if let Some(tx) = provisioned.take() {
+                    let _ = tx.send(());
+                }
             }
         }
         tokio::time::sleep(backoff.next_delay()).await;
