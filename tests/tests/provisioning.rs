@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use roomd_tests::{HarnessError, Roomd, Swtpm, TestCa, TestNetwork, run_roomctl};
+use roomd_tests::{
+    ADMIN_PASSWORD, ADMIN_USERNAME, HarnessError, Roomd, Swtpm, TestCa, TestNetwork, run_roomctl,
+};
 use serde_json::{Value, json};
 
 /// Port of the bundle server inside the namespace (the namespace is the test's own).
@@ -47,9 +49,21 @@ struct BundleServer {
 }
 
 impl BundleServer {
+    /// Serves `https://<namespace address>:8443/`, with a certificate for the address.
     fn start(net: &TestNetwork, work: &Path, ca: &TestCa) -> Result<BundleServer, HarnessError> {
+        let address = net.namespace_address().to_string();
+        BundleServer::start_named(net, work, ca, &address)
+    }
+
+    /// Serves `https://<name>:8443/` on the namespace's address, with a certificate for `name`.
+    fn start_named(
+        net: &TestNetwork,
+        work: &Path,
+        ca: &TestCa,
+        name: &str,
+    ) -> Result<BundleServer, HarnessError> {
         let address = net.namespace_address();
-        let cert = ca.issue_server(&[address.to_string()])?;
+        let cert = ca.issue_server(&[name.to_owned()])?;
         let dir = work.join("www");
         std::fs::create_dir_all(&dir).map_err(|e| io_error("www", e))?;
         let (cert_path, key_path) = (work.join("server.pem"), work.join("server.key"));
@@ -70,7 +84,7 @@ impl BundleServer {
         let server = BundleServer {
             child,
             dir,
-            base: format!("https://{address}:{SERVER_PORT}"),
+            base: format!("https://{name}:{SERVER_PORT}"),
         };
         let target = std::net::SocketAddr::from((address, SERVER_PORT));
         wait_for(
@@ -595,4 +609,132 @@ fn a_bundle_enrols_the_tpm_key_over_acme_and_the_room_serves_and_joins_its_fleet
         .expect("status over the issued certificate");
     assert_eq!(seen["fleet"]["connected"], true, "{}", seen["fleet"]);
     assert_eq!(seen["fleet"]["room_id"], room_id);
+}
+
+/// The namespace's own `/etc/resolv.conf` (`ip netns exec` mounts `/etc/netns/<ns>/resolv.conf`
+/// over it), removed again when dropped.
+struct NamespaceResolvConf(PathBuf);
+
+impl NamespaceResolvConf {
+    fn write(net: &TestNetwork, contents: &str) -> NamespaceResolvConf {
+        let dir = PathBuf::from("/etc/netns").join(net.name());
+        std::fs::create_dir_all(&dir).expect("create /etc/netns/<ns>");
+        std::fs::write(dir.join("resolv.conf"), contents).expect("write resolv.conf");
+        NamespaceResolvConf(dir)
+    }
+}
+
+impl Drop for NamespaceResolvConf {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Debian's dnsmasq in the namespace, answering the test domain's records and nothing else.
+struct Dnsmasq(Child);
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_room_finds_its_bundle_by_unicast_dns_sd_in_its_search_domain() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let work = work.path();
+    let net = TestNetwork::create().expect("test network (needs root)");
+    let address = net.namespace_address();
+    let (domain, server_name) = ("rooms.test", "bundles.rooms.test");
+    let ca = TestCa::new("provisioning test CA").expect("CA");
+    let server = BundleServer::start_named(&net, work, &ca, server_name).expect("bundle server");
+    let ca_path = work.join("server-ca.pem");
+    std::fs::write(&ca_path, ca.cert_pem()).unwrap();
+
+    // The site's DNS: the service's SRV and TXT records, and the server's address.
+    let service = format!("_roomd-provisioning._tcp.{domain}");
+    let dnsmasq = Dnsmasq(
+        net.command("dnsmasq")
+            .args([
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+            ])
+            .args(["--bind-interfaces", "--port=53", "--user=root"])
+            .arg(format!("--listen-address={address}"))
+            .arg(format!("--pid-file={}", work.join("dnsmasq.pid").display()))
+            .arg(format!("--srv-host={service},{server_name},{SERVER_PORT}"))
+            .arg(format!("--txt-record={service},path=/bundle.json"))
+            .arg(format!("--host-record={server_name},{address}"))
+            .arg(format!(
+                "--log-facility={}",
+                work.join("dnsmasq.log").display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq (Debian package dnsmasq-base)"),
+    );
+    let _resolv =
+        NamespaceResolvConf::write(&net, &format!("nameserver {address}\nsearch {domain}\n"));
+
+    let (key, public) = (work.join("signing.key"), work.join("signing.pub"));
+    let out = run_roomctl(
+        &[],
+        &[
+            "provision",
+            "keygen",
+            "--key",
+            key.to_str().unwrap(),
+            "--public",
+            public.to_str().unwrap(),
+        ],
+    )
+    .expect("roomctl runs");
+    assert_eq!(
+        out.code,
+        Some(0),
+        "roomctl provision keygen: {}",
+        out.stderr
+    );
+    let bundle = sign(
+        work,
+        &key,
+        "dns-sd",
+        &json!({
+            "serial": 1,
+            "not_before": "2020-01-01T00:00:00Z",
+            "not_after": "2999-01-01T00:00:00Z",
+            "devices": ["*"],
+            "config": {"audio": {"default_volume": 25}},
+        }),
+    );
+    server.put("bundle.json", &bundle);
+
+    // roomd inside the namespace (its resolv.conf), with a software key: the namespace does
+    // not reach the host's swtpm, and the key is not what this test is about.
+    let mut roomd = Roomd::builder()
+        .in_network(&net)
+        .config(&format!(
+            "[provisioning]\ndns_sd = true\ntrust_key = \"{}\"\nserver_ca_file = \"{}\"\n\
+             retry_max_s = 5\n",
+            public.display(),
+            ca_path.display()
+        ))
+        .start()
+        .expect("roomd");
+    roomd.claim(ADMIN_USERNAME, ADMIN_PASSWORD).expect("claim");
+    let token = roomd.admin_token().expect("admin token");
+    let p = wait_provisioning(&roomd, &token, "applied", "");
+    assert_eq!(
+        p["source"],
+        format!("https://{server_name}:{SERVER_PORT}/bundle.json"),
+        "dnsmasq log:\n{}",
+        std::fs::read_to_string(work.join("dnsmasq.log")).unwrap_or_default()
+    );
+    assert_eq!(p["serial"], 1);
+    assert_eq!(config(&roomd, &token)["audio"]["default_volume"], 25);
+    drop(dnsmasq);
 }

@@ -51,8 +51,23 @@ pub enum FetchError {
     },
 }
 
-/// The bundle's bytes from `url` (an https URL checked by the configuration).
+/// `url` as shown in status, events and logs: without query and fragment, where a server may
+/// expect an access token (every role reads the status).
+pub(crate) fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            parsed.set_query(None);
+            parsed.set_fragment(None);
+            parsed.to_string()
+        }
+        Err(_) => url.to_owned(),
+    }
+}
+
+/// The bundle's bytes from `url` (an https URL checked by the configuration). Errors name the
+/// URL redacted.
 pub(crate) fn fetch(url: &str, server_ca_file: Option<&Path>) -> Result<Vec<u8>, FetchError> {
+    let shown = redact(url);
     let roots = match server_ca_file {
         Some(path) => read_ca_file(path)?,
         None => webpki_root_certs::TLS_SERVER_ROOT_CERTS
@@ -76,19 +91,17 @@ pub(crate) fn fetch(url: &str, server_ca_file: Option<&Path>) -> Result<Vec<u8>,
         .build()
         .into();
     let transport = |reason: String| FetchError::Transport {
-        url: url.to_owned(),
+        url: shown.clone(),
         reason,
     };
     let mut response = agent.get(url).call().map_err(|e| match e {
-        ureq::Error::BodyExceedsLimit(_) => FetchError::TooLarge {
-            url: url.to_owned(),
-        },
+        ureq::Error::BodyExceedsLimit(_) => FetchError::TooLarge { url: shown.clone() },
         e => transport(e.to_string()),
     })?;
     let status = response.status().as_u16();
     if !(200..300).contains(&status) {
         return Err(FetchError::Status {
-            url: url.to_owned(),
+            url: shown.clone(),
             status,
         });
     }
@@ -98,9 +111,7 @@ pub(crate) fn fetch(url: &str, server_ca_file: Option<&Path>) -> Result<Vec<u8>,
         .limit(MAX_BUNDLE_BYTES)
         .read_to_vec()
         .map_err(|e| match e {
-            ureq::Error::BodyExceedsLimit(_) => FetchError::TooLarge {
-                url: url.to_owned(),
-            },
+            ureq::Error::BodyExceedsLimit(_) => FetchError::TooLarge { url: shown.clone() },
             e => transport(e.to_string()),
         })
 }
@@ -121,4 +132,17 @@ fn read_ca_file(path: &Path) -> Result<Vec<Certificate<'static>>, FetchError> {
         return Err(fail("no PEM certificate in it".to_owned()));
     }
     Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_urls_lose_query_and_fragment() {
+        assert_eq!(
+            redact("https://p.example.org:8443/b.json?token=s3cret#x"),
+            "https://p.example.org:8443/b.json"
+        );
+    }
 }

@@ -10,12 +10,14 @@
 
 mod backoff;
 pub mod bundle;
+mod discover;
 mod enrol;
 mod fetch;
 mod state;
 mod worker;
 
 pub use bundle::{BundleError, Envelope, FORMAT, Payload, TrustKey};
+pub use discover::DiscoveryError;
 pub use fetch::FetchError;
 pub use state::{APPLIED_FILE, AppliedState, CA_FILE, DIR, EnrolledRecord};
 pub use worker::{ProvisioningSetup, start};

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::backoff::Backoff;
 use crate::bundle::{self, BundleError, TrustKey, Verified};
+use crate::discover::{self, DiscoveryError};
 use crate::fetch::{self, FetchError};
 use crate::state::{self, AppliedState, EnrolledRecord};
 use roomd_core::{CoreError, RoomHandle};
@@ -19,6 +20,9 @@ use roomd_model::config::ProvisioningConfig;
 use roomd_model::provisioning::{
     EnrolmentState, EnrolmentStatus, ProvisioningReport, ProvisioningState, ProvisioningStatus,
 };
+
+/// `applied.json`'s source when the bundle was found by DNS-SD.
+const DNS_SD_SOURCE: &str = "dns-sd:_roomd-provisioning._tcp";
 
 /// What the worker needs.
 pub struct ProvisioningSetup {
@@ -57,6 +61,9 @@ enum AttemptError {
     /// Something that may pass: network, server, disk.
     #[error(transparent)]
     Fetch(#[from] FetchError),
+    /// DNS-SD found no server (yet).
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
     /// The device could not do its part.
     #[error("{0}")]
     Failed(String),
@@ -70,9 +77,14 @@ async fn run(setup: ProvisioningSetup) {
         state_dir,
         mut provisioned,
     } = setup;
-    // DNS-SD is not implemented yet: only the URL is a source (docs/provisioning.md).
-    let source = config.url.clone();
-    let mut status = ProvisioningStatus::starting(&source);
+    // What the applied record is compared with: the configured URL, or DNS-SD (whose answer
+    // may change from start to start without making the room fetch again).
+    let source = match config.url.as_str() {
+        "" => DNS_SD_SOURCE.to_owned(),
+        url => url.to_owned(),
+    };
+    let mut shown = fetch::redact(&source);
+    let mut status = ProvisioningStatus::starting(&shown);
     let applied = state::load(&state_dir);
     let server_ca =
         (!config.server_ca_file.is_empty()).then(|| PathBuf::from(&config.server_ca_file));
@@ -103,14 +115,6 @@ async fn run(setup: ProvisioningSetup) {
         .await;
         return;
     }
-    if source.is_empty() {
-        status.state = ProvisioningState::Failed;
-        status.error = "provisioning.dns_sd is set, but this roomd looks bundles up by \
-                        provisioning.url only; set provisioning.url"
-            .to_owned();
-        report(&room, ProvisioningReport::Status(status)).await;
-        return;
-    }
     status.serial = applied.as_ref().map(|a| a.serial);
     let trust_key = match read_trust_key(Path::new(&config.trust_key)) {
         Ok(key) => key,
@@ -123,29 +127,48 @@ async fn run(setup: ProvisioningSetup) {
     };
     let mut backoff = Backoff::new(retry_max);
     loop {
-        status.state = ProvisioningState::Fetching;
-        report(&room, ProvisioningReport::Status(status.clone())).await;
-        let attempt = attempt(
-            &room,
-            &identity,
-            &trust_key,
-            &source,
-            server_ca.as_deref(),
-            &state_dir,
-            status.serial,
-        )
-        .await;
+        let url = if config.url.is_empty() {
+            status.state = ProvisioningState::Searching;
+            report(&room, ProvisioningReport::Status(status.clone())).await;
+            match discover::discover().await {
+                Ok(url) => {
+                    shown = fetch::redact(&url);
+                    status.source = shown.clone();
+                    Ok(url)
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            Ok(config.url.clone())
+        };
+        let attempt = match url {
+            Ok(url) => {
+                status.state = ProvisioningState::Fetching;
+                report(&room, ProvisioningReport::Status(status.clone())).await;
+                attempt(
+                    &room,
+                    &identity,
+                    &trust_key,
+                    (&url, &source),
+                    server_ca.as_deref(),
+                    &state_dir,
+                    status.serial,
+                )
+                .await
+            }
+            Err(e) => Err(AttemptError::Discovery(e)),
+        };
         let delay = match attempt {
             Ok(applied) => {
                 let serial = applied.serial;
-                tracing::info!("provisioning: applied bundle serial {serial} from {source}");
+                tracing::info!("provisioning: applied bundle serial {serial} from {shown}");
                 status.state = ProvisioningState::Applied;
                 status.serial = Some(serial);
                 status.error.clear();
                 report(
                     &room,
                     ProvisioningReport::Applied {
-                        source: source.clone(),
+                        source: shown.clone(),
                         serial,
                         status: status.clone(),
                     },
@@ -166,13 +189,13 @@ async fn run(setup: ProvisioningSetup) {
             }
             Err(e @ (AttemptError::Refused(_) | AttemptError::Invalid(_))) => {
                 let reason = e.to_string();
-                tracing::warn!("provisioning: refused the bundle from {source}: {reason}");
+                tracing::warn!("provisioning: refused the bundle from {shown}: {reason}");
                 status.state = ProvisioningState::Refused;
                 status.error = reason.clone();
                 report(
                     &room,
                     ProvisioningReport::Refused {
-                        source: source.clone(),
+                        source: shown.clone(),
                         reason,
                         status: status.clone(),
                     },
@@ -194,17 +217,18 @@ async fn run(setup: ProvisioningSetup) {
     }
 }
 
-/// One fetch, verification and application. Returns what was recorded.
+/// One fetch from `url`, verification and application, recorded as coming from `source`.
+/// Returns what was recorded.
 async fn attempt(
     room: &RoomHandle,
     identity: &DeviceIdentity,
     trust_key: &TrustKey,
-    source: &str,
+    (url, source): (&str, &str),
     server_ca: Option<&Path>,
     state_dir: &Path,
     applied_serial: Option<u64>,
 ) -> Result<AppliedState, AttemptError> {
-    let url = source.to_owned();
+    let url = url.to_owned();
     let ca = server_ca.map(Path::to_path_buf);
     let bytes = tokio::task::spawn_blocking(move || fetch::fetch(&url, ca.as_deref()))
         .await
