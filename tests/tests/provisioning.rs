@@ -250,6 +250,12 @@ fn a_room_applies_a_signed_bundle_and_refuses_tampered_expired_foreign_and_repla
         .as_str()
         .expect("identity.key_sha256")
         .to_owned();
+    let mut events = roomd.websocket_with_token(&token).expect("event socket");
+    events
+        .send_json(
+            &json!({"type": "subscribe", "status": ["provisioning"], "events": ["provisioning.*"]}),
+        )
+        .expect("subscribe");
     let volume_before = config(&roomd, &token)["audio"]["default_volume"].clone();
     assert_ne!(
         volume_before,
@@ -339,6 +345,27 @@ fn a_room_applies_a_signed_bundle_and_refuses_tampered_expired_foreign_and_repla
         std::fs::read_to_string(&state_ca).unwrap().trim(),
         ca.cert_pem().trim()
     );
+
+    // One event per refusal (not one per retry), then the applied one.
+    let (applied, before) = events
+        .wait_for("provisioning.applied", Duration::from_secs(5), |m| {
+            m["name"] == "provisioning.applied"
+        })
+        .expect("the provisioning.applied event");
+    assert_eq!(applied["data"]["serial"], 5);
+    assert_eq!(applied["data"]["source"], server.url("bundle.json"));
+    let refusals: Vec<String> = before
+        .iter()
+        .filter(|m| m["name"] == "provisioning.refused")
+        .map(|m| m["data"]["reason"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(refusals.len(), 3, "{refusals:?}");
+    for (reason, needle) in refusals
+        .iter()
+        .zip(["signature", "not_after", device.as_str()])
+    {
+        assert!(reason.contains(needle), "{reason:?} names {needle:?}");
+    }
 
     // After a restart with the same source, nothing is fetched again.
     roomd.restart().expect("restart");
@@ -641,7 +668,7 @@ impl Drop for Dnsmasq {
 }
 
 #[test]
-fn a_room_finds_its_bundle_by_unicast_dns_sd_in_its_search_domain() {
+fn a_room_finds_its_bundle_by_unicast_dns_sd_and_takes_a_p256_signature_made_with_openssl() {
     let work = tempfile::tempdir().expect("tempdir");
     let work = work.path();
     let net = TestNetwork::create().expect("test network (needs root)");
@@ -680,25 +707,33 @@ fn a_room_finds_its_bundle_by_unicast_dns_sd_in_its_search_domain() {
     let _resolv =
         NamespaceResolvConf::write(&net, &format!("nameserver {address}\nsearch {domain}\n"));
 
+    // This customer signs with an ECDSA P-256 key made by openssl (the other tests use
+    // roomctl's Ed25519 keys).
     let (key, public) = (work.join("signing.key"), work.join("signing.pub"));
-    let out = run_roomctl(
-        &[],
-        &[
-            "provision",
-            "keygen",
-            "--key",
-            key.to_str().unwrap(),
-            "--public",
-            public.to_str().unwrap(),
-        ],
-    )
-    .expect("roomctl runs");
-    assert_eq!(
-        out.code,
-        Some(0),
-        "roomctl provision keygen: {}",
-        out.stderr
-    );
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl runs");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        key.to_str().unwrap(),
+    ]);
+    openssl(&[
+        "pkey",
+        "-in",
+        key.to_str().unwrap(),
+        "-pubout",
+        "-out",
+        public.to_str().unwrap(),
+    ]);
     let bundle = sign(
         work,
         &key,

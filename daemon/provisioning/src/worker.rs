@@ -126,6 +126,9 @@ async fn run(setup: ProvisioningSetup) {
         }
     };
     let mut backoff = Backoff::new(retry_max);
+    // The same refusal again (the server still has the same bad bundle) is one event, not one
+    // per retry.
+    let mut last_refusal: Option<String> = None;
     loop {
         let url = if config.url.is_empty() {
             status.state = ProvisioningState::Searching;
@@ -192,21 +195,25 @@ async fn run(setup: ProvisioningSetup) {
                 tracing::warn!("provisioning: refused the bundle from {shown}: {reason}");
                 status.state = ProvisioningState::Refused;
                 status.error = reason.clone();
-                report(
-                    &room,
+                let repeated = last_refusal.as_deref() == Some(reason.as_str());
+                last_refusal = Some(reason.clone());
+                let update = if repeated {
+                    ProvisioningReport::Status(status.clone())
+                } else {
                     ProvisioningReport::Refused {
                         source: shown.clone(),
                         reason,
                         status: status.clone(),
-                    },
-                )
-                .await;
+                    }
+                };
+                report(&room, update).await;
                 // The same bundle will be refused again: ask only as often as the slowest
                 // retry, in case the customer puts a corrected one in its place.
                 crate::backoff::upper_half(retry_max)
             }
             Err(e) => {
                 tracing::warn!("provisioning: {e}");
+                last_refusal = None;
                 status.state = ProvisioningState::Failed;
                 status.error = e.to_string();
                 report(&room, ProvisioningReport::Status(status.clone())).await;
