@@ -3,9 +3,9 @@
 //! by the real `roomctl provision`, and a real roomd whose device key is in swtpm.
 //!
 //! One room goes through what a customer's server may hand it: nothing yet (404, retried), a
-//! tampered bundle, an expired one, one for another device, then the good one, and after a
-//! restart with a new source an older serial (a replay). Each refusal leaves the configuration
-//! as it was and says why in `status.provisioning.error`.
+//! tampered bundle, an expired one, one for another device, one whose configuration is invalid,
+//! then the good one, and after a restart with a new source an older serial (a replay). Each
+//! refusal leaves the configuration as it was and says why in `status.provisioning.error`.
 //!
 //! Another room's bundle asks for enrolment with Debian's pebble (ACME, external account
 //! binding) and names a Mosquitto broker that trusts pebble's root for client certificates: the
@@ -204,7 +204,7 @@ fn sign(work: &Path, key: &Path, name: &str, payload: &Value) -> Vec<u8> {
 }
 
 #[test]
-fn a_room_applies_a_signed_bundle_and_refuses_tampered_expired_foreign_and_replayed_ones() {
+fn a_room_applies_a_signed_bundle_and_refuses_tampered_expired_foreign_invalid_and_replayed_ones() {
     let work = tempfile::tempdir().expect("tempdir");
     let work = work.path();
     let net = TestNetwork::create().expect("test network (needs root)");
@@ -333,6 +333,17 @@ fn a_room_applies_a_signed_bundle_and_refuses_tampered_expired_foreign_and_repla
     wait_provisioning(&roomd, &token, "refused", &device);
     unchanged(&roomd);
 
+    // Signed and for this device, but its configuration does not pass the checks: refused
+    // whole, its CA certificates not written either.
+    let invalid = sign(work, &key, "invalid", &{
+        let mut p = payload(8, "2999-01-01T00:00:00Z", json!([device]));
+        p["config"] = json!({"audio": {"default_volume": 400}});
+        p
+    });
+    server.put("bundle.json", &invalid);
+    wait_provisioning(&roomd, &token, "refused", "audio.default_volume");
+    unchanged(&roomd);
+
     // The good one.
     server.put("bundle.json", &good);
     let p = wait_provisioning(&roomd, &token, "applied", "");
@@ -359,11 +370,13 @@ fn a_room_applies_a_signed_bundle_and_refuses_tampered_expired_foreign_and_repla
         .filter(|m| m["name"] == "provisioning.refused")
         .map(|m| m["data"]["reason"].as_str().unwrap_or_default().to_owned())
         .collect();
-    assert_eq!(refusals.len(), 3, "{refusals:?}");
-    for (reason, needle) in refusals
-        .iter()
-        .zip(["signature", "not_after", device.as_str()])
-    {
+    assert_eq!(refusals.len(), 4, "{refusals:?}");
+    for (reason, needle) in refusals.iter().zip([
+        "signature",
+        "not_after",
+        device.as_str(),
+        "audio.default_volume",
+    ]) {
         assert!(reason.contains(needle), "{reason:?} names {needle:?}");
     }
 
