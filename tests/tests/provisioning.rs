@@ -1,6 +1,7 @@
-//! Zero-touch provisioning against real parts: Python's standard HTTPS file server in a network
-//! namespace (reached over the veth, its certificate from a test CA), bundles made and signed
-//! by the real `roomctl provision`, and a real roomd whose device key is in swtpm.
+//! Zero-touch provisioning against real parts: Python's standard HTTPS file server (Debian's
+//! /usr/bin/python3, not whatever python3 comes first in PATH) in a network namespace (reached
+//! over the veth, its certificate from a test CA), bundles made and signed by the real
+//! `roomctl provision`, and a real roomd whose device key is in swtpm.
 //!
 //! One room goes through what a customer's server may hand it: nothing yet (404, retried), a
 //! tampered bundle, an expired one, one for another device, one whose configuration is invalid,
@@ -70,7 +71,7 @@ impl BundleServer {
         std::fs::write(&cert_path, &cert.cert_pem).map_err(|e| io_error("cert", e))?;
         std::fs::write(&key_path, &cert.key_pem).map_err(|e| io_error("key", e))?;
         let child = net
-            .command("python3")
+            .command("/usr/bin/python3")
             .args(["-c", SERVER_SCRIPT])
             .arg(&dir)
             .arg(&cert_path)
@@ -80,7 +81,7 @@ impl BundleServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| io_error("cannot start python3's https server", e))?;
+            .map_err(|e| io_error("cannot start /usr/bin/python3 https server", e))?;
         let server = BundleServer {
             child,
             dir,
