@@ -31,6 +31,7 @@ pub mod meeting;
 pub mod mosquitto;
 mod netns;
 mod notify;
+pub mod pebble;
 pub mod rauc;
 mod roomctl;
 mod roomd;

@@ -205,6 +205,10 @@ room_events! {
     SystemRebootRequested = "system.reboot_requested" { by: String }
     /// An administrator asked to power the box off (`system.power_off`); roomd asks logind next.
     SystemPowerOffRequested = "system.power_off_requested" { by: String }
+    /// A signed provisioning bundle was applied (`status.provisioning`).
+    ProvisioningApplied = "provisioning.applied" { source: String, serial: u64 }
+    /// A provisioning bundle was refused; the room is as it was.
+    ProvisioningRefused = "provisioning.refused" { source: String, reason: String }
     /// `[host]` settings were applied to the operating system.
     HostApplied = "host.applied" { keys: Vec<String> }
     /// A `[host]` setting could not be applied (`status.host.error`).

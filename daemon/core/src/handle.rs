@@ -117,6 +117,25 @@ impl RoomHandle {
         self.ask(|reply| Request::Fleet { status, reply }).await
     }
 
+    /// Passes on where provisioning stands (the provisioning worker owns
+    /// `status.provisioning`), with the event `provisioning.applied` or `provisioning.refused`.
+    pub async fn provisioning_report(
+        &self,
+        report: roomd_model::provisioning::ProvisioningReport,
+    ) -> Result<(), CoreError> {
+        self.ask(|reply| Request::Provisioning { report, reply })
+            .await
+    }
+
+    /// Applies the configuration of a provisioning bundle whose signature verified: one merge
+    /// patch, validated like the file, that may set file-only keys except those a bundle may
+    /// never set (`Config::apply_provisioning_patch`). Persisted before it is adopted; on error
+    /// nothing changes.
+    pub async fn provisioning_patch(&self, patch: Value) -> Result<Arc<Config>, CoreError> {
+        self.ask(|reply| Request::ProvisioningPatch { patch, reply })
+            .await?
+    }
+
     /// Passes on what the meeting engine learned.
     pub async fn meeting_report(&self, report: MeetingReport) -> Result<(), CoreError> {
         self.ask(|reply| Request::Meeting { report, reply }).await

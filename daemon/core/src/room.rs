@@ -65,6 +65,14 @@ pub(super) enum Request {
         status: roomd_model::fleet::FleetStatus,
         reply: oneshot::Sender<()>,
     },
+    Provisioning {
+        report: roomd_model::provisioning::ProvisioningReport,
+        reply: oneshot::Sender<()>,
+    },
+    ProvisioningPatch {
+        patch: Value,
+        reply: oneshot::Sender<Result<Arc<Config>, CoreError>>,
+    },
     Host {
         report: HostReport,
         reply: oneshot::Sender<()>,
@@ -282,6 +290,37 @@ impl Room {
                 self.status.system.dbus = status;
                 self.publish(Vec::new());
                 let _ = reply.send(());
+            }
+            Request::Provisioning { report, reply } => {
+                use roomd_model::provisioning::ProvisioningReport;
+                let (status, events) = match report {
+                    ProvisioningReport::Status(status) => (status, Vec::new()),
+                    ProvisioningReport::Applied {
+                        source,
+                        serial,
+                        status,
+                    } => (
+                        status,
+                        vec![RoomEvent::ProvisioningApplied { source, serial }],
+                    ),
+                    ProvisioningReport::Refused {
+                        source,
+                        reason,
+                        status,
+                    } => (
+                        status,
+                        vec![RoomEvent::ProvisioningRefused { source, reason }],
+                    ),
+                };
+                self.status.provisioning = Some(status);
+                self.publish(events);
+                let _ = reply.send(());
+            }
+            Request::ProvisioningPatch { patch, reply } => {
+                let result = self
+                    .patch_config_with(patch, Config::apply_provisioning_patch)
+                    .await;
+                let _ = reply.send(result);
             }
             Request::Fleet { status, reply } => {
                 // Status only: subscribers see status.fleet change.
@@ -732,7 +771,18 @@ impl Room {
     }
 
     async fn patch_config(&mut self, patch: Value) -> Result<Arc<Config>, CoreError> {
-        let new = self.config.apply_merge_patch(&patch)?;
+        self.patch_config_with(patch, Config::apply_merge_patch)
+            .await
+    }
+
+    /// Applies `patch` with `merge` (the API's rules, or a signed provisioning bundle's),
+    /// persists and publishes the result.
+    async fn patch_config_with(
+        &mut self,
+        patch: Value,
+        merge: fn(&Config, &Value) -> Result<Config, ConfigError>,
+    ) -> Result<Arc<Config>, CoreError> {
+        let new = merge(&self.config, &patch)?;
         let keys = self.config.changed_keys(&new);
         if keys.is_empty() {
             return Ok(Arc::new(new));

@@ -8,6 +8,7 @@ pub mod fleet;
 pub mod host;
 mod identity_status;
 pub mod outbound;
+pub mod provisioning;
 mod role;
 mod secret;
 pub mod update;

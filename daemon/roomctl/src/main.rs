@@ -5,6 +5,7 @@
 //! `ROOMCTL_TOKEN` so it stays out of the process list.
 
 mod fleet;
+mod provision;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -57,6 +58,11 @@ enum Action {
         /// Arguments as a JSON object; `{}` when left out.
         arguments: Option<String>,
     },
+    /// Signing keys and signed provisioning bundles (docs/provisioning.md); offline.
+    Provision {
+        #[command(subcommand)]
+        action: ProvisionAction,
+    },
     /// The fleet through its MQTT 5 broker (docs/fleet.md), with a client certificate.
     Fleet {
         /// The broker, `mqtts://host[:port]`.
@@ -73,6 +79,32 @@ enum Action {
         key: PathBuf,
         #[command(subcommand)]
         action: FleetAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProvisionAction {
+    /// Makes an Ed25519 signing key (PKCS#8 PEM, mode 0600) and its public key (PEM) for
+    /// `provisioning.trust_key`.
+    Keygen {
+        /// Where the private key goes (must not exist).
+        #[arg(long)]
+        key: PathBuf,
+        /// Where the public key goes (must not exist).
+        #[arg(long)]
+        public: PathBuf,
+    },
+    /// Signs a payload (JSON) into a bundle; the key is PKCS#8 PEM, Ed25519 or ECDSA P-256.
+    Sign {
+        /// The private key.
+        #[arg(long)]
+        key: PathBuf,
+        /// The payload file.
+        #[arg(long)]
+        payload: PathBuf,
+        /// Where the bundle goes; standard output when left out.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -252,6 +284,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             action,
         );
     }
+    if let Action::Provision { action } = cli.action {
+        return run_provision(action);
+    }
     let token = cli
         .token
         .ok_or_else(|| UsageError("a token is needed: set ROOMCTL_TOKEN (or --token)".into()))?;
@@ -296,12 +331,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Action::Identity {
             action: IdentityAction::Verify { ek_ca, pcr_digest },
         } => verify_identity(&api, &ek_ca, pcr_digest.as_deref())?,
-        Action::Fleet { .. } => unreachable!("handled above"),
+        Action::Fleet { .. } | Action::Provision { .. } => unreachable!("handled above"),
     };
     if !output.is_null() {
         println!("{}", serde_json::to_string_pretty(&output)?);
     }
     Ok(())
+}
+
+/// `provision …`: offline, no API.
+fn run_provision(action: ProvisionAction) -> anyhow::Result<()> {
+    match action {
+        ProvisionAction::Keygen { key, public } => provision::keygen(&key, &public),
+        ProvisionAction::Sign { key, payload, out } => {
+            let bundle = provision::sign(&key, &payload)?;
+            match out {
+                Some(path) => roomd_base::fsutil::write_atomic(&path, bundle.as_bytes(), 0o644)
+                    .with_context(|| format!("cannot write {}", path.display())),
+                None => {
+                    print!("{bundle}");
+                    Ok(())
+                }
+            }
+        }
+    }
 }
 
 /// `fleet …`: prints the rooms or the per-room results; exits 1 when a room did not answer ok

@@ -228,11 +228,34 @@ pub async fn run(
         config: config.fleet.clone(),
     });
 
+    // Zero-touch provisioning ([provisioning]): a signed bundle fetched at the first start,
+    // applied through the core's configuration path; off when not configured.
+    let identity = Arc::new(identity);
+    let (provisioned_tx, provisioned_rx) = tokio::sync::oneshot::channel();
+    let provisioning_task = roomd_provisioning::start(roomd_provisioning::ProvisioningSetup {
+        room: room.clone(),
+        identity: identity.clone(),
+        config: config.provisioning.clone(),
+        state_dir: state_dir.clone(),
+        provisioned: Some(provisioned_tx),
+    });
+    // A new room that provisioned itself at this start joins the fleet its bundle named (with
+    // the certificate the bundle enrolled) without waiting for a restart. The fleet worker
+    // reads [fleet] once; when it runs already, the bundle's [fleet] counts from the next start.
+    let late_fleet_task = fleet_task.is_none().then(|| {
+        tokio::spawn(start_fleet_when_provisioned(
+            provisioned_rx,
+            room.clone(),
+            audit.clone(),
+            identity.served(),
+        ))
+    });
+
     let state = ApiState {
         room: room.clone(),
         accounts,
         audit: audit.clone(),
-        identity: Arc::new(identity),
+        identity,
         client_role,
         display,
         meetings,
@@ -291,6 +314,13 @@ pub async fn run(
     if let Some(task) = fleet_task {
         task.abort();
     }
+    // A provisioning attempt in flight is abandoned; its next start tries again.
+    if let Some(task) = provisioning_task {
+        task.abort();
+    }
+    if let Some(task) = late_fleet_task {
+        task.abort();
+    }
     // Finish requests in flight (up to the server's shutdown timeout), then stop the core.
     server_handle.stop(true).await;
     // The last interval's counted 404/405 requests are written, not lost.
@@ -311,6 +341,44 @@ pub async fn run(
     match server_result {
         Some(Ok(Err(e))) => Err(DaemonError::Server(e)),
         _ => Ok(exit),
+    }
+}
+
+/// Starts the fleet worker once provisioning applied a bundle at this start, if the
+/// configuration now names a broker; runs until aborted (which stops the fleet worker too).
+async fn start_fleet_when_provisioned(
+    provisioned: tokio::sync::oneshot::Receiver<()>,
+    room: roomd_core::RoomHandle,
+    audit: Arc<AuditLog>,
+    certificate: Arc<roomd_identity::tls::ServedCertificate>,
+) {
+    /// Aborts the fleet worker when this task is aborted (a dropped JoinHandle would not).
+    struct AbortOnDrop(tokio::task::JoinHandle<()>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    if provisioned.await.is_err() {
+        // Provisioning is off, or applied nothing new at this start.
+        return;
+    }
+    let config = room.config().fleet.clone();
+    if config.broker.is_empty() {
+        return;
+    }
+    tracing::info!(
+        "the provisioning bundle set fleet.broker {}: starting the fleet channel",
+        config.broker
+    );
+    if let Some(task) = roomd_fleet::start(roomd_fleet::FleetSetup {
+        room,
+        audit,
+        certificate,
+        config,
+    }) {
+        let mut task = AbortOnDrop(task);
+        let _ = (&mut task.0).await;
     }
 }
 

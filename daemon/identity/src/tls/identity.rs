@@ -101,6 +101,18 @@ impl DeviceIdentity {
             .certification_request(&device_certificate::params(&self.common_name, &self.names)?)
     }
 
+    /// A PKCS#10 request for the device key with `common_name` and exactly `names` (DNS names or
+    /// addresses), PEM: what an enrolment protocol asks for when the CA decides the names (an
+    /// ACME order must match the CSR's names exactly). Blocks while the TPM signs.
+    pub fn certification_request_for(
+        &self,
+        common_name: &str,
+        names: &[String],
+    ) -> Result<String, TlsError> {
+        self.key
+            .certification_request(&device_certificate::params(common_name, names)?)
+    }
+
     /// Checks a CA-issued chain (PEM, leaf first), stores it and serves it from the next
     /// handshake on. Blocks on file I/O.
     pub fn install_chain(&self, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, InstallError> {

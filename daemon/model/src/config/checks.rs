@@ -986,3 +986,90 @@ pub(super) fn fleet_max_payload_bytes<'de, D: Deserializer<'de>>(d: D) -> Result
 pub(super) fn fleet_commands_per_minute<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     integer_in(d, 1, 6000)
 }
+
+/// `[provisioning]` as written, before the check that needs more than one key.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawProvisioning {
+    #[serde(deserialize_with = "provisioning_url")]
+    url: String,
+    dns_sd: bool,
+    #[serde(deserialize_with = "optional_absolute_path_string")]
+    trust_key: String,
+    #[serde(deserialize_with = "optional_absolute_path_string")]
+    server_ca_file: String,
+    #[serde(deserialize_with = "provisioning_retry_max_s")]
+    retry_max_s: u32,
+}
+
+impl Default for RawProvisioning {
+    fn default() -> Self {
+        let d = super::ProvisioningConfig::default();
+        RawProvisioning {
+            url: d.url,
+            dns_sd: d.dns_sd,
+            trust_key: d.trust_key,
+            server_ca_file: d.server_ca_file,
+            retry_max_s: d.retry_max_s,
+        }
+    }
+}
+
+impl TryFrom<RawProvisioning> for super::ProvisioningConfig {
+    type Error = String;
+
+    fn try_from(raw: RawProvisioning) -> Result<Self, String> {
+        let config = super::ProvisioningConfig {
+            url: raw.url,
+            dns_sd: raw.dns_sd,
+            trust_key: raw.trust_key,
+            server_ca_file: raw.server_ca_file,
+            retry_max_s: raw.retry_max_s,
+        };
+        // A bundle nobody's key can vouch for would be taken from whoever answers the URL.
+        if config.is_on() && config.trust_key.is_empty() {
+            return Err(
+                "provisioning.trust_key is required when provisioning.url or \
+                        provisioning.dns_sd is set: the bundle's signature is what the room \
+                        trusts"
+                    .to_owned(),
+            );
+        }
+        Ok(config)
+    }
+}
+
+/// Longest provisioning URL: a host name plus a path, with room to spare.
+const PROVISIONING_URL_MAX_CHARS: usize = 2048;
+
+fn provisioning_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let value = String::deserialize(d)?;
+    if value.is_empty() {
+        return Ok(value);
+    }
+    check_provisioning_url(&value).map_err(de::Error::custom)?;
+    Ok(value)
+}
+
+/// A provisioning URL: `https://host[:port]/path`, without user info, at most 2048 characters.
+pub fn check_provisioning_url(value: &str) -> Result<(), String> {
+    let bad = |why: &str| format!("{value:?} is not a provisioning URL: {why}");
+    if value.len() > PROVISIONING_URL_MAX_CHARS {
+        return Err(bad("longer than 2048 characters"));
+    }
+    let url = url::Url::parse(value).map_err(|e| bad(&e.to_string()))?;
+    if url.scheme() != "https" {
+        return Err(bad("it must start with https://"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("it has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("it must not carry user info"));
+    }
+    Ok(())
+}
+
+fn provisioning_retry_max_s<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    integer_in(d, 5, 86400)
+}

@@ -22,8 +22,8 @@ use std::path::Path;
 pub use checks::{
     CAMERA_PRESETS_MAX_ENTRIES, check_camera_position, check_camera_preset_name,
     check_camera_presets, check_fleet_broker, check_fleet_room_id, check_host_network,
-    check_hostname, check_ntp_servers, check_timezone, parse_address_with_prefix,
-    parse_time_of_day,
+    check_hostname, check_ntp_servers, check_provisioning_url, check_timezone,
+    parse_address_with_prefix, parse_time_of_day,
 };
 pub use error::ConfigError;
 /// Shared with the hardware profiles, which report errors the same way.
@@ -31,8 +31,8 @@ pub use error::{line_and_column, toml_error_position};
 pub use model::{
     AccountsConfig, ApiConfig, AudioConfig, CameraPosition, CameraPreset, Config, DbusConfig,
     FleetConfig, HostConfig, HostNetworkConfig, IdentityBackend, IdentityConfig, Layout, LogLevel,
-    LoggingConfig, MeetingConfig, NetworkMode, SelfviewMode, SelfviewPosition, StandbyConfig,
-    SystemConfig, UpdateConfig, VideoConfig,
+    LoggingConfig, MeetingConfig, NetworkMode, ProvisioningConfig, SelfviewMode, SelfviewPosition,
+    StandbyConfig, SystemConfig, UpdateConfig, VideoConfig,
 };
 pub use schema::{SchemaKey, schema};
 pub use secret_settings::{NewSecret, PatchSecrets, set_in, take_from_config, take_from_patch};
@@ -59,7 +59,7 @@ const FILE_HEADER: &str = "\
 
 /// Keys that are read once at start; a change to them is saved at once but takes effect only
 /// at the next start of roomd. Every other key takes effect immediately.
-pub const NEXT_START_KEYS: [&str; 25] = [
+pub const NEXT_START_KEYS: [&str; 30] = [
     "system.hardware_profile",
     "system.state_dir",
     "api.listen",
@@ -86,6 +86,12 @@ pub const NEXT_START_KEYS: [&str; 25] = [
     "fleet.status_interval_ms",
     "fleet.max_payload_bytes",
     "fleet.commands_per_minute",
+    // The provisioning worker runs once, when roomd starts.
+    "provisioning.url",
+    "provisioning.dns_sd",
+    "provisioning.trust_key",
+    "provisioning.server_ca_file",
+    "provisioning.retry_max_s",
 ];
 
 /// Keys that decide whom the device trusts and where its key lives. The API cannot change them
@@ -118,6 +124,29 @@ pub const FILE_ONLY_KEYS: &[&str] = &[
     "fleet.ca_file",
     "fleet.room_id",
     "fleet.role",
+    // Whose signed bundles the room applies, and from where: through the API, a caller could
+    // make the room obey a key of their choosing.
+    "provisioning.url",
+    "provisioning.dns_sd",
+    "provisioning.trust_key",
+    "provisioning.server_ca_file",
+];
+
+/// Keys a signed provisioning bundle may not set although the file may: where the state lives
+/// and where the device key lives (moved, the room would come up over other accounts or with
+/// a copyable key), which TPM is asked, provisioning itself (a bundle cannot hand the room to
+/// another signer) and secret settings (they belong in the sealed store, not in a bundle that
+/// sits on a web server).
+pub const PROVISIONING_REFUSED_KEYS: &[&str] = &[
+    "system.state_dir",
+    "identity.backend",
+    "identity.tcti",
+    "provisioning.url",
+    "provisioning.dns_sd",
+    "provisioning.trust_key",
+    "provisioning.server_ca_file",
+    "provisioning.retry_max_s",
+    "meeting.turn_password",
 ];
 
 /// Keys that decide how hard the device is to get into (lockout of password guessing, which
@@ -175,20 +204,7 @@ impl Config {
     /// `null` resets a key (or a whole section) to its default. The result is validated exactly
     /// like the file; on error nothing changes and the error names the key.
     pub fn apply_merge_patch(&self, patch: &serde_json::Value) -> Result<Config, ConfigError> {
-        if !patch.is_object() {
-            return Err(ConfigError::Patch {
-                key: None,
-                message: format!(
-                    "a configuration change must be a JSON object (an RFC 7396 merge patch), \
-                     not {}",
-                    json_type_name(patch)
-                ),
-            });
-        }
-        let mut merged = self.to_json();
-        json_patch::merge(&mut merged, patch);
-        let changed: Config =
-            serde_path_to_error::deserialize(&merged).map_err(|e| error::invalid_patch(&e))?;
+        let changed = self.merged(patch)?;
         if let Some(key) = self
             .changed_keys(&changed)
             .into_iter()
@@ -204,6 +220,47 @@ impl Config {
             });
         }
         Ok(changed)
+    }
+
+    /// This configuration changed by the merge patch of a provisioning bundle whose signature
+    /// verified with `provisioning.trust_key`: the key the image (or whoever wrote the file)
+    /// trusts speaks with the file's authority, so file-only keys such as `fleet.broker` may
+    /// change, except [`PROVISIONING_REFUSED_KEYS`]. Validated exactly like the file.
+    pub fn apply_provisioning_patch(
+        &self,
+        patch: &serde_json::Value,
+    ) -> Result<Config, ConfigError> {
+        let changed = self.merged(patch)?;
+        if let Some(key) = self
+            .changed_keys(&changed)
+            .into_iter()
+            .find(|key| PROVISIONING_REFUSED_KEYS.contains(&key.as_str()))
+        {
+            return Err(ConfigError::Patch {
+                message: format!(
+                    "{key} cannot be set by a provisioning bundle; set it in the configuration \
+                     file on the device"
+                ),
+                key: Some(key),
+            });
+        }
+        Ok(changed)
+    }
+
+    fn merged(&self, patch: &serde_json::Value) -> Result<Config, ConfigError> {
+        if !patch.is_object() {
+            return Err(ConfigError::Patch {
+                key: None,
+                message: format!(
+                    "a configuration change must be a JSON object (an RFC 7396 merge patch), \
+                     not {}",
+                    json_type_name(patch)
+                ),
+            });
+        }
+        let mut merged = self.to_json();
+        json_patch::merge(&mut merged, patch);
+        serde_path_to_error::deserialize(&merged).map_err(|e| error::invalid_patch(&e))
     }
 
     /// The complete configuration file, with a header comment.

@@ -43,6 +43,9 @@ pub struct Config {
     pub host: HostConfig,
     /// `[fleet]`: the fleet channel over MQTT 5 (docs/fleet.md); off while `broker` is empty.
     pub fleet: FleetConfig,
+    /// `[provisioning]`: zero-touch provisioning from a signed bundle (docs/provisioning.md);
+    /// off while neither `url` nor `dns_sd` is set.
+    pub provisioning: ProvisioningConfig,
 }
 
 /// `[system]`: what the room is called, what it runs on and where it keeps its state.
@@ -612,6 +615,44 @@ impl Default for FleetConfig {
             status_interval_ms: 1000,
             max_payload_bytes: 65536,
             commands_per_minute: 60,
+        }
+    }
+}
+
+/// `[provisioning]`: where a new room fetches its signed provisioning bundle, and which key
+/// must have signed it (docs/provisioning.md). File-only: it decides whom the room obeys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "checks::RawProvisioning")]
+pub struct ProvisioningConfig {
+    /// `https://` URL of the bundle; empty: none (DNS-SD, or provisioning off).
+    pub url: String,
+    /// Look the bundle's server up by unicast DNS-SD (`_roomd-provisioning._tcp.<domain>`).
+    pub dns_sd: bool,
+    /// PEM public key (Ed25519 or ECDSA P-256) the bundle's signature must verify with;
+    /// required when `url` or `dns_sd` is set.
+    pub trust_key: String,
+    /// PEM CA certificate(s) the bundle's HTTPS server is verified against; empty: the
+    /// system's roots.
+    pub server_ca_file: String,
+    /// Longest wait between two attempts after a failure, in seconds.
+    pub retry_max_s: u32,
+}
+
+impl ProvisioningConfig {
+    /// Whether provisioning is configured at all.
+    pub fn is_on(&self) -> bool {
+        !self.url.is_empty() || self.dns_sd
+    }
+}
+
+impl Default for ProvisioningConfig {
+    fn default() -> Self {
+        ProvisioningConfig {
+            url: String::new(),
+            dns_sd: false,
+            trust_key: String::new(),
+            server_ca_file: String::new(),
+            retry_max_s: 300,
         }
     }
 }

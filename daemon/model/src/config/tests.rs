@@ -135,7 +135,63 @@ fn everything_changed() -> Config {
             max_payload_bytes: 32768,
             commands_per_minute: 30,
         },
+        provisioning: ProvisioningConfig {
+            url: "https://provisioning.example.org/bundle.json".to_owned(),
+            dns_sd: true,
+            trust_key: "/usr/share/roomd/provisioning-key.pem".to_owned(),
+            server_ca_file: "/etc/roomd/provisioning-ca.pem".to_owned(),
+            retry_max_s: 600,
+        },
     }
+}
+
+#[test]
+fn provisioning_needs_a_trust_key_and_an_https_url() {
+    let origin = Path::new("test.toml");
+    let e = Config::from_toml_str(
+        "[provisioning]\nurl = \"https://p.example.org/b.json\"\n",
+        origin,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("trust_key is required"), "{e}");
+    let e = Config::from_toml_str(
+        "[provisioning]\nurl = \"http://p.example.org/b.json\"\ntrust_key = \"/k.pem\"\n",
+        origin,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("https://"), "{e}");
+    let ok = Config::from_toml_str(
+        "[provisioning]\nurl = \"https://p.example.org/b.json\"\ntrust_key = \"/k.pem\"\n",
+        origin,
+    )
+    .unwrap();
+    assert!(ok.provisioning.is_on());
+    assert!(!Config::default().provisioning.is_on());
+}
+
+#[test]
+fn a_provisioning_bundle_may_set_file_only_keys_but_not_where_state_keys_and_trust_live() {
+    let base = Config::default();
+    let fleet =
+        serde_json::json!({"fleet": {"broker": "mqtts://mqtt.example.org", "ca_file": "/x.pem"}});
+    assert!(
+        base.apply_merge_patch(&fleet).is_err(),
+        "file-only through the API"
+    );
+    let after = base.apply_provisioning_patch(&fleet).unwrap();
+    assert_eq!(after.fleet.broker, "mqtts://mqtt.example.org");
+    for patch in [
+        serde_json::json!({"system": {"state_dir": "/tmp/elsewhere"}}),
+        serde_json::json!({"identity": {"backend": "software"}}),
+        serde_json::json!({"provisioning": {"url": "https://a.example.org/b", "trust_key": "/k"}}),
+    ] {
+        let e = base.apply_provisioning_patch(&patch).unwrap_err();
+        assert!(e.to_string().contains("provisioning bundle"), "{e}");
+    }
+    let e = base
+        .apply_merge_patch(&serde_json::json!({"provisioning": {"trust_key": "/mine.pem"}}))
+        .unwrap_err();
+    assert!(e.to_string().contains("provisioning.trust_key"), "{e}");
 }
 
 #[test]
@@ -949,6 +1005,7 @@ fn merge_patch_null_resets_keys_and_sections_to_defaults() {
     expected.fleet.ca_file = changed.fleet.ca_file.clone();
     expected.fleet.room_id = changed.fleet.room_id.clone();
     expected.fleet.role = changed.fleet.role.clone();
+    expected.provisioning = changed.provisioning.clone();
     assert_eq!(changed.apply_merge_patch(&all_sections).unwrap(), expected);
 }
 
@@ -1104,6 +1161,7 @@ fn json_round_trip_preserves_every_value() {
     base.fleet.ca_file = config.fleet.ca_file.clone();
     base.fleet.room_id = config.fleet.room_id.clone();
     base.fleet.role = config.fleet.role.clone();
+    base.provisioning = config.provisioning.clone();
     assert_eq!(base.apply_merge_patch(&json).unwrap(), config);
 }
 
