@@ -47,6 +47,9 @@ PACKAGES += squashfs-tools    # image: rauc bundle packs the bundle's content wi
 PACKAGES += dbus-daemon       # tests: a private bus for `rauc service` (updates) and roomd's D-Bus interface
 PACKAGES += prometheus        # tests: a real Prometheus scrapes roomd over HTTPS (metrics.rs); promtool checks the format. On a machine where systemd is PID 1 the package also starts prometheus.service on :9090
 PACKAGES += mosquitto mosquitto-clients # tests: the fleet channel against a real MQTT 5 broker (TLS, certificate-keyed ACL, last will) and its command-line clients
+PACKAGES += pebble            # tests: a real ACME server (RFC 8555, EAB) for provisioning's certificate enrolment
+PACKAGES += dnsmasq-base      # tests: a real DNS server in a netns for provisioning's unicast DNS-SD (SRV/TXT)
+PACKAGES += python3           # tests: python's http.server with TLS serves provisioning bundles in a netns
 PACKAGES += libglib2.0-bin    # tests: gdbus calls and monitors org.roomd.Room1 as an integrator would
 
 # The browser drivers in tests/browser/ run on node >= 18 and are installed with npm. Debian 12's

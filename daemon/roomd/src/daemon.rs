@@ -246,6 +246,7 @@ pub async fn run(
         tokio::spawn(start_fleet_when_provisioned(
             provisioned_rx,
             room.clone(),
+            updates.clone(),
             audit.clone(),
             identity.served(),
         ))
@@ -349,6 +350,7 @@ pub async fn run(
 async fn start_fleet_when_provisioned(
     provisioned: tokio::sync::oneshot::Receiver<()>,
     room: roomd_core::RoomHandle,
+    updates: roomd_update::UpdateHandle,
     audit: Arc<AuditLog>,
     certificate: Arc<roomd_identity::tls::ServedCertificate>,
 ) {
@@ -373,6 +375,7 @@ async fn start_fleet_when_provisioned(
     );
     if let Some(task) = roomd_fleet::start(roomd_fleet::FleetSetup {
         room,
+        updates,
         audit,
         certificate,
         config,
