@@ -141,7 +141,7 @@ fn roomctl_needs_neither_gstreamer_nor_the_tpm_stack() {
 #[test]
 fn each_crate_depends_only_on_the_crates_below_it() {
     let graph = Graph::load();
-    let expected: [(&str, &[&str]); 12] = [
+    let expected: [(&str, &[&str]); 15] = [
         ("roomd-base", &[]),
         ("roomd-attestation", &["roomd-base"]),
         ("roomd-model", &["roomd-base"]),
@@ -181,6 +181,37 @@ fn each_crate_depends_only_on_the_crates_below_it() {
         (
             "roomd-api",
             &[
+                "roomd-attestation",
+                "roomd-base",
+                "roomd-core",
+                "roomd-hardware",
+                "roomd-identity",
+                "roomd-media",
+                "roomd-meetings",
+                "roomd-model",
+                "roomd-update",
+            ],
+        ),
+        // End-to-end encryption is a leaf: frames, keys and elements, no room state.
+        ("roomd-e2ee", &[]),
+        // Provisioning applies a bundle through the core and enrols the identity; no media,
+        // no API.
+        (
+            "roomd-provisioning",
+            &[
+                "roomd-attestation",
+                "roomd-base",
+                "roomd-core",
+                "roomd-hardware",
+                "roomd-identity",
+                "roomd-model",
+            ],
+        ),
+        // The fleet channel runs requests with the API's parsing, permissions and audit.
+        (
+            "roomd-fleet",
+            &[
+                "roomd-api",
                 "roomd-attestation",
                 "roomd-base",
                 "roomd-core",
@@ -250,4 +281,20 @@ fn only_media_and_identity_crates_reach_the_c_libraries() {
         );
     }
     assert!(!graph.closure("roomd-identity").contains(GSTREAMER));
+    // Provisioning fetches and enrols; it neither serves HTTP nor touches media.
+    let provisioning = graph.closure("roomd-provisioning");
+    for forbidden in [GSTREAMER, HTTP_SERVER] {
+        assert!(
+            !provisioning.contains(forbidden),
+            "roomd-provisioning depends on {forbidden}"
+        );
+    }
+    // Frame encryption needs GStreamer and nothing of the TPM or the API.
+    let e2ee = graph.closure("roomd-e2ee");
+    for forbidden in [TPM, HTTP_SERVER] {
+        assert!(
+            !e2ee.contains(forbidden),
+            "roomd-e2ee depends on {forbidden}"
+        );
+    }
 }
