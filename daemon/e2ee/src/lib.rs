@@ -10,6 +10,7 @@
 //! - [`frame`]: protects and opens one encoded frame of a given [`Codec`].
 //! - [`exchange`]: signed announces, sender keys sealed to each participant, the short
 //!   authentication string.
+//! - [`verify`]: whether a participant's certificate chains to a CA the customer trusts.
 //! - [`element`]: the two GStreamer elements that do it in a pipeline, between encoder and
 //!   payloader and between depayloader and decoder.
 //!
@@ -23,6 +24,7 @@ pub mod exchange;
 pub mod frame;
 mod h264;
 pub mod keys;
+pub mod verify;
 
 pub use codec::Codec;
 pub use error::E2eeError;
