@@ -10,6 +10,8 @@
 //! - [`frame`]: protects and opens one encoded frame of a given [`Codec`].
 //! - [`exchange`]: signed announces, sender keys sealed to each participant, the short
 //!   authentication string.
+//! - [`session`]: one participant's key agreement in a meeting, as a state machine that turns
+//!   messages and events into keys for the elements and messages to send.
 //! - [`verify`]: whether a participant's certificate chains to a CA the customer trusts.
 //! - [`element`]: the two GStreamer elements that do it in a pipeline, between encoder and
 //!   payloader and between depayloader and decoder.
@@ -24,6 +26,7 @@ pub mod exchange;
 pub mod frame;
 mod h264;
 pub mod keys;
+pub mod session;
 pub mod verify;
 
 pub use codec::Codec;
