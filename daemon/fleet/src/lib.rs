@@ -10,7 +10,6 @@
 //! publishing happens in other tasks, without ever waiting on the client's queue (rumqttc
 //! #1025), and every CONNACK re-subscribes (rumqttc #250).
 
-mod backoff;
 mod commands;
 mod link;
 mod tls;
@@ -18,8 +17,8 @@ mod topics;
 mod update;
 mod worker;
 
-pub use backoff::Backoff;
 pub use link::{Link, LinkSettings, LinkState, OFFLINE, ONLINE, PUBLISHED_AT, SESSION_EXPIRY_S};
+pub use roomd_base::backoff::Backoff;
 pub use tls::{FleetTlsError, client_config, common_name};
 pub use topics::{PREFIX, Topics};
 pub use worker::{FleetSetup, start};

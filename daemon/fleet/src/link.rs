@@ -15,8 +15,8 @@ use rumqttc::{TlsConfiguration, Transport};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::backoff::Backoff;
 use crate::topics::Topics;
+use roomd_base::backoff::Backoff;
 
 /// Payload of the retained presence while the room is connected.
 pub const ONLINE: &str = "online";

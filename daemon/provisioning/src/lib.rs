@@ -8,7 +8,6 @@
 //! event `provisioning.refused`). Failures that may pass (the server is not up yet) are retried
 //! with jittered exponential backoff up to `provisioning.retry_max_s`.
 
-mod backoff;
 pub mod bundle;
 mod discover;
 mod enrol;

@@ -9,11 +9,11 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::task::JoinHandle;
 
-use crate::backoff::Backoff;
 use crate::bundle::{self, BundleError, TrustKey, Verified};
 use crate::discover::{self, DiscoveryError};
 use crate::fetch::{self, FetchError};
 use crate::state::{self, AppliedState, EnrolledRecord};
+use roomd_base::backoff::{Backoff, upper_half};
 use roomd_core::{CoreError, RoomHandle};
 use roomd_identity::tls::DeviceIdentity;
 use roomd_model::config::ProvisioningConfig;
@@ -23,6 +23,8 @@ use roomd_model::provisioning::{
 
 /// `applied.json`'s source when the bundle was found by DNS-SD.
 const DNS_SD_SOURCE: &str = "dns-sd:_roomd-provisioning._tcp";
+/// The first retry waits about a second; later ones double up to `provisioning.retry_max_s`.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
 
 /// What the worker needs.
 pub struct ProvisioningSetup {
@@ -125,7 +127,7 @@ async fn run(setup: ProvisioningSetup) {
             return;
         }
     };
-    let mut backoff = Backoff::new(retry_max);
+    let mut backoff = Backoff::new(FIRST_RETRY, retry_max);
     // The same refusal again (the server still has the same bad bundle) is one event, not one
     // per retry.
     let mut last_refusal: Option<String> = None;
@@ -209,7 +211,7 @@ async fn run(setup: ProvisioningSetup) {
                 report(&room, update).await;
                 // The same bundle will be refused again: ask only as often as the slowest
                 // retry, in case the customer puts a corrected one in its place.
-                crate::backoff::upper_half(retry_max)
+                upper_half(retry_max)
             }
             Err(e) => {
                 tracing::warn!("provisioning: {e}");
@@ -345,7 +347,7 @@ async fn enrolment(
             );
         }
     }
-    let mut backoff = Backoff::new(retry_max);
+    let mut backoff = Backoff::new(FIRST_RETRY, retry_max);
     loop {
         status.enrolment.state = EnrolmentState::Enrolling;
         report(room, ProvisioningReport::Status(status.clone())).await;

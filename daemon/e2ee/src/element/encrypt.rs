@@ -130,20 +130,8 @@ mod imp {
         }
 
         fn pad_templates() -> &'static [gst::PadTemplate] {
-            static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-                let caps = crate::element::frame_caps();
-                [gst::PadDirection::Src, gst::PadDirection::Sink]
-                    .into_iter()
-                    .filter_map(|direction| {
-                        let name = if direction == gst::PadDirection::Src {
-                            "src"
-                        } else {
-                            "sink"
-                        };
-                        gst::PadTemplate::new(name, direction, gst::PadPresence::Always, &caps).ok()
-                    })
-                    .collect()
-            });
+            static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> =
+                LazyLock::new(crate::element::frame_pad_templates);
             TEMPLATES.as_ref()
         }
     }
@@ -159,12 +147,9 @@ mod imp {
             incaps: &gst::Caps,
             _outcaps: &gst::Caps,
         ) -> Result<(), gst::LoggableError> {
-            let codec = incaps
-                .structure(0)
-                .and_then(|s| Codec::from_caps_name(s.name()))
-                .ok_or_else(|| {
-                    gst::loggable_error!(CAT, "caps {incaps} are not a protected codec")
-                })?;
+            let codec = crate::element::codec_of(incaps).ok_or_else(|| {
+                gst::loggable_error!(CAT, "caps {incaps} are not a protected codec")
+            })?;
             self.state().codec = Some(codec);
             Ok(())
         }

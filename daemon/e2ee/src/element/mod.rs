@@ -36,6 +36,26 @@ pub(crate) fn frame_caps() -> gst::Caps {
         .collect()
 }
 
+/// The always-present `sink` and `src` pads of both elements, with [`frame_caps`].
+pub(crate) fn frame_pad_templates() -> Vec<gst::PadTemplate> {
+    let caps = frame_caps();
+    [
+        ("src", gst::PadDirection::Src),
+        ("sink", gst::PadDirection::Sink),
+    ]
+    .into_iter()
+    .filter_map(|(name, direction)| {
+        gst::PadTemplate::new(name, direction, gst::PadPresence::Always, &caps).ok()
+    })
+    .collect()
+}
+
+/// The protected codec of negotiated caps.
+pub(crate) fn codec_of(caps: &gst::Caps) -> Option<crate::Codec> {
+    caps.structure(0)
+        .and_then(|s| crate::Codec::from_caps_name(s.name()))
+}
+
 /// Registers both elements (for pipelines described by name, e.g. in tests); idempotent.
 pub fn register() -> Result<(), glib::BoolError> {
     gst::Element::register(

@@ -1,6 +1,7 @@
-//! Reconnect delays: exponential, capped, and drawn at random from the upper half of each step
-//! ("equal jitter"), so that rooms that lost the broker at the same moment do not all come back
-//! in the same second.
+//! Delays between attempts: exponential, capped, and drawn at random from the upper half of each
+//! step ("equal jitter"), so that rooms that lost a server at the same moment (a broker restart,
+//! a floor of rooms powered on together) do not all come back in the same second. Used by the
+//! fleet channel's reconnects and provisioning's fetches.
 
 use std::time::Duration;
 
@@ -37,15 +38,20 @@ impl Backoff {
     pub fn next_delay(&mut self) -> Duration {
         let ceiling = self.ceiling();
         self.attempt = self.attempt.saturating_add(1);
-        let half = ceiling / 2;
-        let span = (ceiling - half).as_micros() as u64;
-        half + Duration::from_micros(random_below(span.saturating_add(1)))
+        upper_half(ceiling)
     }
+}
+
+/// A delay uniform in [ceiling/2, ceiling].
+pub fn upper_half(ceiling: Duration) -> Duration {
+    let half = ceiling / 2;
+    let span = u64::try_from((ceiling - half).as_micros()).unwrap_or(u64::MAX);
+    half + Duration::from_micros(random_below(span.saturating_add(1)))
 }
 
 fn random_below(bound: u64) -> u64 {
     let mut bytes = [0u8; 8];
-    roomd_base::random::fill(&mut bytes);
+    crate::random::fill(&mut bytes);
     u64::from_le_bytes(bytes) % bound.max(1)
 }
 
