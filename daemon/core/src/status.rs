@@ -12,6 +12,7 @@ use roomd_hardware::HardwareStatus;
 use roomd_model::config::{CameraPosition, Config, Layout, SelfviewMode, SelfviewPosition};
 use roomd_model::fleet::FleetStatus;
 use roomd_model::host::HostStatus;
+use roomd_model::sip::SipStatus;
 use roomd_model::update::UpdateStatus;
 
 /// The whole status tree (`GET /api/v1/status`); only the room core changes it.
@@ -36,6 +37,10 @@ pub struct RoomStatus {
     /// `fleet`: the MQTT fleet channel (docs/fleet.md); absent when `fleet.broker` is empty.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fleet: Option<FleetStatus>,
+    /// `sip`: the room's SIP account (docs/meetings.md, "SIP"); absent when `sip.registrar` is
+    /// empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sip: Option<SipStatus>,
 }
 
 impl RoomStatus {
@@ -85,6 +90,7 @@ impl RoomStatus {
             update: UpdateStatus::unknown(),
             host: HostStatus::unknown(),
             fleet: None,
+            sip: None,
         }
     }
 }

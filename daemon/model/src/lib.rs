@@ -10,6 +10,7 @@ mod identity_status;
 pub mod outbound;
 mod role;
 mod secret;
+pub mod sip;
 pub mod update;
 
 pub use identity_status::IdentityStatus;

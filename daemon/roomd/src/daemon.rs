@@ -227,6 +227,14 @@ pub async fn run(
         config: config.fleet.clone(),
     });
 
+    // The SIP account ([sip]): registration over TLS with the password from the sealed store;
+    // without a registrar configured it does not start (and status has no sip branch).
+    let sip_task = roomd_sip::start(roomd_sip::SipSetup {
+        room: room.clone(),
+        config: config.sip.clone(),
+        password: sip_password(&config, &secrets),
+    });
+
     let state = ApiState {
         room: room.clone(),
         accounts,
@@ -288,6 +296,10 @@ pub async fn run(
     dbus_task.abort();
     // No more commands from the fleet; the broker publishes the room's last will ("offline").
     if let Some(task) = fleet_task {
+        task.abort();
+    }
+    // The SIP endpoint and its TLS connections close with the task.
+    if let Some(task) = sip_task {
         task.abort();
     }
     // Finish requests in flight (up to the server's shutdown timeout), then stop the core.
@@ -438,6 +450,23 @@ fn seal_new_secrets(
         }
     }
     Ok(())
+}
+
+/// `sip.password` from the sealed store, when the configuration says it is set.
+fn sip_password(config: &Config, secrets: &SecretStore) -> Option<roomd_model::Secret> {
+    if config.sip.password.is_empty() {
+        return None;
+    }
+    match secrets.get(roomd_model::config::SIP_PASSWORD_SECRET) {
+        Ok(Some(password)) => Some(roomd_model::Secret::new(
+            String::from_utf8_lossy(&password).into_owned(),
+        )),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!("cannot read the SIP password from the secret store: {e}");
+            None
+        }
+    }
 }
 
 fn prepare_state_dir(dir: &Path) -> Result<(), DaemonError> {

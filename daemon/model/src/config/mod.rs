@@ -22,8 +22,8 @@ use std::path::Path;
 pub use checks::{
     CAMERA_PRESETS_MAX_ENTRIES, check_camera_position, check_camera_preset_name,
     check_camera_presets, check_fleet_broker, check_fleet_room_id, check_host_network,
-    check_hostname, check_ntp_servers, check_timezone, parse_address_with_prefix,
-    parse_time_of_day,
+    check_hostname, check_ntp_servers, check_sip_server, check_sip_user, check_timezone,
+    parse_address_with_prefix, parse_time_of_day,
 };
 pub use error::ConfigError;
 /// Shared with the hardware profiles, which report errors the same way.
@@ -31,8 +31,8 @@ pub use error::{line_and_column, toml_error_position};
 pub use model::{
     AccountsConfig, ApiConfig, AudioConfig, CameraPosition, CameraPreset, Config, DbusConfig,
     FleetConfig, HostConfig, HostNetworkConfig, IdentityBackend, IdentityConfig, Layout, LogLevel,
-    LoggingConfig, MeetingConfig, NetworkMode, SelfviewMode, SelfviewPosition, StandbyConfig,
-    SystemConfig, UpdateConfig, VideoConfig,
+    LoggingConfig, MeetingConfig, NetworkMode, SelfviewMode, SelfviewPosition, SipConfig,
+    StandbyConfig, SystemConfig, UpdateConfig, VideoConfig,
 };
 pub use schema::{SchemaKey, schema};
 pub use secret_settings::{NewSecret, PatchSecrets, set_in, take_from_config, take_from_patch};
@@ -42,10 +42,16 @@ pub const SECRET_SET: &str = "set";
 
 /// Secret settings: the configuration holds [`SECRET_SET`] or `""`; the value itself lives in
 /// the sealed secret store under the name given here.
-pub const SECRET_KEYS: [(&str, &str); 1] = [("meeting.turn_password", TURN_PASSWORD_SECRET)];
+pub const SECRET_KEYS: [(&str, &str); 2] = [
+    ("meeting.turn_password", TURN_PASSWORD_SECRET),
+    ("sip.password", SIP_PASSWORD_SECRET),
+];
 
 /// Name of the TURN password in the secret store.
 pub const TURN_PASSWORD_SECRET: &str = "turn-password";
+
+/// Name of the SIP account's digest password in the secret store.
+pub const SIP_PASSWORD_SECRET: &str = "sip-password";
 
 /// Permission of the saved file: the daemon's user writes it, its group (admins) may read it.
 const FILE_MODE: u32 = 0o640;
@@ -59,7 +65,7 @@ const FILE_HEADER: &str = "\
 
 /// Keys that are read once at start; a change to them is saved at once but takes effect only
 /// at the next start of roomd. Every other key takes effect immediately.
-pub const NEXT_START_KEYS: [&str; 25] = [
+pub const NEXT_START_KEYS: [&str; 34] = [
     "system.hardware_profile",
     "system.state_dir",
     "api.listen",
@@ -86,6 +92,17 @@ pub const NEXT_START_KEYS: [&str; 25] = [
     "fleet.status_interval_ms",
     "fleet.max_payload_bytes",
     "fleet.commands_per_minute",
+    // The SIP worker reads [sip] once, when roomd starts (the password too: it is read from
+    // the secret store then).
+    "sip.registrar",
+    "sip.proxy",
+    "sip.fallback_proxy",
+    "sip.user",
+    "sip.auth_user",
+    "sip.password",
+    "sip.display_name",
+    "sip.register_interval_s",
+    "sip.ca_file",
 ];
 
 /// Keys that decide whom the device trusts and where its key lives. The API cannot change them
@@ -118,6 +135,9 @@ pub const FILE_ONLY_KEYS: &[&str] = &[
     "fleet.ca_file",
     "fleet.room_id",
     "fleet.role",
+    // Which CA the room trusts for its SIP servers: another would let a caller's server pose as
+    // the registrar.
+    "sip.ca_file",
 ];
 
 /// Keys that decide how hard the device is to get into (lockout of password guessing, which
@@ -137,6 +157,11 @@ pub const ADMIN_ONLY_KEYS: &[&str] = &[
     "host.network.addresses",
     "host.network.gateways",
     "host.network.dns",
+    // Where the room sends its SIP credentials and calls: an integrator could otherwise point
+    // them at a server of their choosing and collect digest responses.
+    "sip.registrar",
+    "sip.proxy",
+    "sip.fallback_proxy",
 ];
 
 /// Whether a change of `key` (dotted, e.g. `api.listen`) needs a restart to take effect.
