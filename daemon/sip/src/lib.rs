@@ -10,6 +10,7 @@
 
 mod error;
 mod registration;
+pub mod sdp;
 mod server;
 
 pub use error::SipError;
