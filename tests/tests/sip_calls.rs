@@ -4,9 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use roomd_tests::sip::{DEAD_TLS_PORT, Kamailio, MAX_EXPIRES_S};
+use roomd_tests::meeting;
+use roomd_tests::sip::{Baresip, DEAD_TLS_PORT, Kamailio, MAX_EXPIRES_S, MediaEncryption};
 use roomd_tests::{HarnessError, Roomd, TestCa, TestNetwork};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const USER: &str = "room412";
 const PASSWORD: &str = "digest-pw-3f9c1b7e";
@@ -212,6 +213,128 @@ fn a_proxy_that_is_down_fails_over_to_the_fallback_proxy() -> Result<(), Harness
     assert!(
         roomd.stderr_text().contains(&dead),
         "the log does not say the proxy was unreachable"
+    );
+    Ok(())
+}
+
+const PEER: &str = "alice";
+const PEER_PASSWORD: &str = "alice-pw-77";
+
+/// Kamailio with the room's and a baresip's accounts, the room registered.
+fn registered_room(
+    net: &TestNetwork,
+    encryption: MediaEncryption,
+) -> Result<(Kamailio, Baresip, Roomd, tempfile::TempDir), HarnessError> {
+    let ca = TestCa::new("roomd SIP test CA")?;
+    let kamailio = Kamailio::start(net, &ca, &[(USER, PASSWORD), (PEER, PEER_PASSWORD)])?;
+    let baresip = Baresip::start(net, &kamailio, PEER, PEER_PASSWORD, encryption)?;
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let toml = sip_toml(
+        scratch.path(),
+        &ca.cert_pem(),
+        &format!(
+            "registrar = \"{}\"\npassword = \"{PASSWORD}\"\ndisplay_name = \"Room 4.12\"\n",
+            kamailio.sips_uri()
+        ),
+    );
+    let roomd = Roomd::start_claimed(&toml)?;
+    let token = roomd.admin_token()?;
+    wait_for_registration(&roomd, &token, "registered", Duration::from_secs(20))?;
+    Ok((kamailio, baresip, roomd, scratch))
+}
+
+fn wait_for_log(what: &str, log: impl Fn() -> String, needle: &str) -> Result<(), HarnessError> {
+    wait_for(what, Duration::from_secs(20), || {
+        Ok(log().contains(needle).then_some(()))
+    })
+    .map_err(|e| HarnessError::Config {
+        message: format!("{e}; the log:\n{}", log()),
+    })
+}
+
+#[test]
+fn the_room_calls_baresip_through_kamailio_with_sdes_srtp_and_hangs_up_either_side()
+-> Result<(), HarnessError> {
+    let net = TestNetwork::create()?;
+    let (kamailio, baresip, roomd, _scratch) =
+        registered_room(&net, MediaEncryption::SrtpMandatory)?;
+    let uri = baresip.uri(&kamailio);
+    roomd.command(
+        "meeting.join",
+        &json!({"target": {"kind": "sip", "uri": uri}}),
+    )?;
+    let status = meeting::wait_for(&roomd, "connected", Duration::from_secs(30), |m| {
+        m["state"] == "connected" || m["state"] == "failed"
+    })?;
+    assert_eq!(
+        status["state"],
+        "connected",
+        "{status}\n{}",
+        baresip.log_text()
+    );
+    assert_eq!(status["target"], json!({"kind": "sip", "uri": uri}));
+    // The call went through Kamailio over TLS, and baresip took it with SDES-SRTP.
+    let log = kamailio.log_text();
+    assert!(
+        log.contains(&format!("INVITE from sips:{USER}@")) && log.contains("over tls relayed"),
+        "Kamailio relayed no INVITE from the room over TLS:\n{log}"
+    );
+    wait_for_log(
+        "baresip's call established",
+        || baresip.log_text(),
+        "Call established",
+    )?;
+    let log = baresip.log_text();
+    assert!(log.contains("srtp"), "baresip shows no SRTP:\n{log}");
+
+    // meeting.leave sends BYE: baresip's call ends.
+    roomd.command("meeting.leave", &json!({}))?;
+    wait_for_log(
+        "baresip's call closed",
+        || baresip.log_text(),
+        "session closed",
+    )?;
+    meeting::wait_for(&roomd, "idle", Duration::from_secs(10), |m| {
+        m["state"] == "idle"
+    })?;
+
+    // Called again, baresip hangs up (it stops): the room's meeting ends by itself.
+    roomd.command(
+        "meeting.join",
+        &json!({"target": {"kind": "sip", "uri": uri}}),
+    )?;
+    meeting::wait_for(&roomd, "connected again", Duration::from_secs(30), |m| {
+        m["state"] == "connected"
+    })?;
+    let mut baresip = baresip;
+    baresip.stop();
+    meeting::wait_for(
+        &roomd,
+        "ended by the far end",
+        Duration::from_secs(20),
+        |m| m["state"] == "idle",
+    )?;
+    Ok(())
+}
+
+#[test]
+fn a_call_without_encryption_is_refused_with_a_clear_reason() -> Result<(), HarnessError> {
+    let net = TestNetwork::create()?;
+    let (kamailio, baresip, roomd, _scratch) = registered_room(&net, MediaEncryption::None)?;
+    let uri = baresip.uri(&kamailio);
+    roomd.command(
+        "meeting.join",
+        &json!({"target": {"kind": "sip", "uri": uri}}),
+    )?;
+    let status = meeting::wait_for(&roomd, "failed", Duration::from_secs(30), |m| {
+        m["state"] == "failed" || m["state"] == "connected"
+    })?;
+    assert_eq!(status["state"], "failed", "{status}");
+    let error = status["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("488 Not Acceptable Here") && error.contains("SRTP"),
+        "not a clear reason: {error}\n{}",
+        baresip.log_text()
     );
     Ok(())
 }

@@ -195,7 +195,20 @@ pub async fn run(
 
     // Subscribed before the API serves: no factory reset asked for through it is missed.
     let reset_requests = room.subscribe();
-    let (meetings, meeting_task) = roomd_meetings::start(room.clone(), taps, secrets.clone());
+    // The SIP account ([sip]): registration over TLS with the password from the sealed store,
+    // and calls for the meeting engine; without a registrar configured it does not start (and
+    // status has no sip branch).
+    let sip = roomd_sip::start(roomd_sip::SipSetup {
+        room: room.clone(),
+        config: config.sip.clone(),
+        password: sip_password(&config, &secrets),
+    });
+    let sip_calls = sip
+        .as_ref()
+        .and_then(|account| account.phone.clone())
+        .map(|phone| phone as Arc<dyn roomd_meetings::SipCalls>);
+    let (meetings, meeting_task) =
+        roomd_meetings::start(room.clone(), taps, secrets.clone(), sip_calls);
     let (updates, update_task) = roomd_update::start(roomd_update::UpdateSetup {
         room: room.clone(),
         config: config.update.clone(),
@@ -225,14 +238,6 @@ pub async fn run(
         audit: audit.clone(),
         certificate: identity.served(),
         config: config.fleet.clone(),
-    });
-
-    // The SIP account ([sip]): registration over TLS with the password from the sealed store;
-    // without a registrar configured it does not start (and status has no sip branch).
-    let sip_task = roomd_sip::start(roomd_sip::SipSetup {
-        room: room.clone(),
-        config: config.sip.clone(),
-        password: sip_password(&config, &secrets),
     });
 
     let state = ApiState {
@@ -299,8 +304,8 @@ pub async fn run(
         task.abort();
     }
     // The SIP endpoint and its TLS connections close with the task.
-    if let Some(task) = sip_task {
-        task.abort();
+    if let Some(account) = sip {
+        account.task.abort();
     }
     // Finish requests in flight (up to the server's shutdown timeout), then stop the core.
     server_handle.stop(true).await;

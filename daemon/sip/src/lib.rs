@@ -8,11 +8,13 @@
 //! Signalling is rsipstack's (transactions, TLS transport, digest): roomd writes no SIP stack
 //! of its own, only the policy around it.
 
+mod calls;
 mod error;
 mod registration;
 pub mod sdp;
 mod server;
 
+pub use calls::SipPhone;
 pub use error::SipError;
-pub use registration::{SipSetup, start};
+pub use registration::{SipAccount, SipSetup, start};
 pub use server::{SipServer, parse_server};

@@ -1,6 +1,7 @@
 //! The registration worker: keeps the room's binding at its registrar alive and reports
 //! `status.sip`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rsipstack::dialog::authenticate::Credential;
@@ -13,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::SipError;
+use crate::calls::{Route, SipPhone};
 use crate::server::{SipServer, parse_server};
 use roomd_core::RoomHandle;
 use roomd_model::Secret;
@@ -37,26 +39,66 @@ pub struct SipSetup {
     pub password: Option<Secret>,
 }
 
+/// The running SIP account.
+pub struct SipAccount {
+    /// Registers and serves the endpoint until aborted (which closes the endpoint).
+    pub task: JoinHandle<()>,
+    /// Places calls; `None` when the account's setup cannot work (`status.sip` says why).
+    pub phone: Option<Arc<SipPhone>>,
+}
+
 /// Starts the SIP account when `sip.registrar` is set; `None` otherwise. The task runs until
 /// aborted; a setup that cannot work (no user, no CA) says why in `status.sip`.
-pub fn start(setup: SipSetup) -> Option<JoinHandle<()>> {
+pub fn start(setup: SipSetup) -> Option<SipAccount> {
     if setup.config.registrar.is_empty() {
         return None;
     }
-    Some(tokio::spawn(run(setup)))
+    let SipSetup {
+        room,
+        config,
+        password,
+    } = setup;
+    let account = match Account::from_config(&config, password) {
+        Ok(account) => Arc::new(account),
+        Err(e) => {
+            let task = tokio::spawn(async move {
+                tracing::warn!("SIP account: {e}");
+                let mut status = SipStatus::starting(&config.registrar);
+                status.registration.state = RegistrationState::Failed;
+                status.registration.error = e.to_string();
+                let _ = room.sip_report(status).await;
+            });
+            return Some(SipAccount { task, phone: None });
+        }
+    };
+    // The endpoint's tasks (transaction timers, the TLS connections' readers) end with the
+    // token, which is cancelled when the worker's task ends or is aborted.
+    let cancel = CancellationToken::new();
+    let endpoint = rsipstack::EndpointBuilder::new()
+        .with_transport_layer(TransportLayer::new(cancel.clone()))
+        .with_cancel_token(cancel.clone())
+        .with_user_agent(concat!("roomd/", env!("CARGO_PKG_VERSION")))
+        .build();
+    let phone = Arc::new(SipPhone::new(endpoint.inner.clone(), account.clone()));
+    let task = tokio::spawn(run(room, endpoint, cancel, account, phone.clone()));
+    Some(SipAccount {
+        task,
+        phone: Some(phone),
+    })
 }
 
 /// The account as the worker uses it, checked once.
-struct Account {
-    registrar: SipServer,
+pub(crate) struct Account {
+    pub(crate) registrar: SipServer,
     /// Where REGISTERs go, in order of preference: the proxy (or the registrar), then the
     /// fallback proxy.
     servers: Vec<SipServer>,
-    user: String,
+    pub(crate) user: String,
     auth_user: String,
     password: Secret,
     ca_pem: Vec<u8>,
     interval_s: u32,
+    pub(crate) display_name: String,
 }
 
 impl Account {
@@ -88,10 +130,11 @@ impl Account {
             password,
             ca_pem: read_ca_file(&config.ca_file)?,
             interval_s: config.register_interval_s,
+            display_name: config.display_name.clone(),
         })
     }
 
-    fn credential(&self) -> Credential {
+    pub(crate) fn credential(&self) -> Credential {
         Credential {
             username: self.user.clone(),
             password: self.password.expose().to_owned(),
@@ -138,40 +181,28 @@ fn read_ca_file(path: &str) -> Result<Vec<u8>, SipError> {
     Ok(pem)
 }
 
-async fn run(setup: SipSetup) {
-    let SipSetup {
-        room,
-        config,
-        password,
-    } = setup;
-    let mut status = SipStatus::starting(&config.registrar);
-    let account = match Account::from_config(&config, password) {
-        Ok(account) => account,
-        Err(e) => {
-            tracing::warn!("SIP account: {e}");
-            status.registration.state = RegistrationState::Failed;
-            status.registration.error = e.to_string();
-            let _ = room.sip_report(status).await;
-            return;
-        }
-    };
+async fn run(
+    room: RoomHandle,
+    endpoint: rsipstack::transaction::Endpoint,
+    cancel: CancellationToken,
+    account: Arc<Account>,
+    phone: Arc<SipPhone>,
+) {
+    let _stop = cancel.drop_guard();
+    let mut status = SipStatus::starting(&account.registrar.to_string());
     let _ = room.sip_report(status.clone()).await;
-
-    // The endpoint's tasks (transaction timers, the TLS connections' readers) end with the
-    // token, which is cancelled when this task ends or is aborted.
-    let cancel = CancellationToken::new();
-    let _stop = cancel.clone().drop_guard();
-    let endpoint = rsipstack::EndpointBuilder::new()
-        .with_transport_layer(TransportLayer::new(cancel.clone()))
-        .with_cancel_token(cancel.clone())
-        .with_user_agent(concat!("roomd/", env!("CARGO_PKG_VERSION")))
-        .build();
     let serving = endpoint.inner.clone();
     tokio::spawn(async move {
         if let Err(e) = serving.serve().await {
             tracing::warn!("SIP endpoint stopped: {e}");
         }
     });
+    match endpoint.incoming_transactions() {
+        Ok(incoming) => {
+            tokio::spawn(phone.clone().serve_incoming(incoming));
+        }
+        Err(e) => tracing::warn!("SIP: cannot take requests from the far end: {e}"),
+    }
 
     // One registration (one Call-ID, rising CSeq) per server, kept across refreshes as RFC 3261
     // 10.2.4 asks.
@@ -191,11 +222,13 @@ async fn run(setup: SipSetup) {
         )
         .await
         {
-            Ok(granted) => {
+            Ok((granted, route)) => {
+                phone.set_route(Some(route));
                 failures = 0;
                 tokio::time::sleep(refresh_interval(granted)).await;
             }
             Err(e) => {
+                phone.set_route(None);
                 tracing::warn!("SIP registration: {e}");
                 status.registration.state = RegistrationState::Failed;
                 status.registration.expires_in_s = 0;
@@ -217,14 +250,14 @@ async fn register_anywhere(
     registrations: &mut [Registration],
     room: &RoomHandle,
     status: &mut SipStatus,
-) -> Result<u32, SipError> {
+) -> Result<(u32, Route), SipError> {
     let mut last = None;
     for (server, registration) in account.servers.iter().zip(registrations.iter_mut()) {
         status.registration.state = RegistrationState::Registering;
         status.registration.via = server.to_string();
         let _ = room.sip_report(status.clone()).await;
         match register_once(endpoint, account, server, registration).await {
-            Ok(granted) => {
+            Ok((granted, route)) => {
                 tracing::info!(
                     "SIP: registered sips:{}@{} through {server} for {granted} s",
                     account.user,
@@ -234,7 +267,7 @@ async fn register_anywhere(
                 status.registration.expires_in_s = granted;
                 status.registration.error.clear();
                 let _ = room.sip_report(status.clone()).await;
-                return Ok(granted);
+                return Ok((granted, route));
             }
             Err(e) if e.is_unreachable() => {
                 tracing::warn!("SIP: {e}; trying the next server if there is one");
@@ -251,7 +284,7 @@ async fn register_once(
     account: &Account,
     server: &SipServer,
     registration: &mut Registration,
-) -> Result<u32, SipError> {
+) -> Result<(u32, Route), SipError> {
     let address = server.resolve().await?;
     // The certificate is checked against the configured CA and the server's name (or its
     // address, when configured as one): set per attempt, as the name differs per server.
@@ -266,7 +299,7 @@ async fn register_once(
     let mut target = SipAddr::from(address);
     target.r#type = Some(Transport::Tls);
     let connect = endpoint.transport_layer.lookup(&target, None);
-    match tokio::time::timeout(REGISTER_TIMEOUT, connect).await {
+    let local = match tokio::time::timeout(REGISTER_TIMEOUT, connect).await {
         Err(_) => {
             return Err(SipError::Timeout {
                 server: server.to_string(),
@@ -279,8 +312,8 @@ async fn register_once(
                 reason: e.to_string(),
             });
         }
-        Ok(Ok(_)) => {}
-    }
+        Ok(Ok((connection, _))) => connection.get_addr().addr.clone(),
+    };
     registration.outbound_proxy = Some(address);
     let uri = account.registrar_uri()?;
     let attempt = registration.register(uri, Some(account.interval_s));
@@ -300,7 +333,17 @@ async fn register_once(
         Ok(Ok(response)) => response,
     };
     match response.status_code {
-        StatusCode::OK => Ok(registration.expires()),
+        StatusCode::OK => Ok((
+            registration.expires(),
+            Route {
+                server: target,
+                local_ip: match &local.host {
+                    rsipstack::sip::Host::IpAddr(ip) => Some(*ip),
+                    rsipstack::sip::Host::Domain(_) => None,
+                },
+                local,
+            },
+        )),
         code => Err(SipError::Refused {
             server: server.to_string(),
             status: format!("{} {}", code.code(), code),

@@ -1,0 +1,91 @@
+//! A SIP call (issue 14; docs/meetings.md, "SIP"): the room calls `sips:…` through its SIP
+//! account. The signalling and SDP live in `roomd-sip`, which sits above this crate and reaches
+//! it through [`SipCalls`] (so that the meetings crate does not depend on the SIP stack). A call
+//! is not redialled: a refusal, an answer the room cannot accept or the far end hanging up ends
+//! the meeting with the reason.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use super::session::SessionContext;
+use roomd_core::{MeetingReport, MeetingState, MeetingTarget};
+
+/// A boxed future, as the object-safe traits below return them.
+pub type SipFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The room's SIP account as the meeting engine uses it.
+pub trait SipCalls: Send + Sync + 'static {
+    /// Calls `uri` (a `sips:` address `meeting.join` checked) and resolves once the far end
+    /// answered and the room accepted its answer, or with why not (refused, unreachable, an
+    /// answer without encryption while `require_encryption`).
+    fn call(
+        &self,
+        uri: String,
+        require_encryption: bool,
+    ) -> SipFuture<'static, Result<Box<dyn SipCall>, String>>;
+}
+
+/// A call that was answered.
+pub trait SipCall: Send {
+    /// Whether every agreed stream is SRTP (from the SDP both sides agreed).
+    fn encrypted(&self) -> bool;
+    /// Resolves when the far end ends the call, with the reason.
+    fn ended(&mut self) -> SipFuture<'_, String>;
+    /// Ends the call from the room's side (BYE).
+    fn hang_up(self: Box<Self>) -> SipFuture<'static, ()>;
+}
+
+pub(crate) async fn run(ctx: SessionContext) {
+    let MeetingTarget::Sip { uri } = ctx.plan.borrow().target.clone() else {
+        return;
+    };
+    let Some(sip) = ctx.sip.clone() else {
+        ctx.fail("the room has no SIP account: set sip.registrar and the other [sip] keys")
+            .await;
+        return;
+    };
+    let require_encryption = ctx.room.config().meeting.require_encryption;
+    let mut stop = ctx.stop.clone();
+    let call = tokio::select! {
+        _ = SessionContext::stopped(&mut stop) => return,
+        call = call(&sip, &uri, require_encryption) => call,
+    };
+    let mut call = match call {
+        Ok(call) => call,
+        Err(e) => {
+            ctx.fail(format!("the SIP call to {uri} failed: {e}")).await;
+            return;
+        }
+    };
+    tracing::info!(
+        "SIP call to {uri} established (media {})",
+        if call.encrypted() {
+            "SRTP"
+        } else {
+            "unencrypted RTP"
+        }
+    );
+    ctx.report_state(MeetingState::Connected, "").await;
+    tokio::select! {
+        _ = SessionContext::stopped(&mut stop) => {
+            call.hang_up().await;
+        }
+        reason = call.ended() => {
+            tracing::info!("SIP call to {uri} ended by the far end: {reason}");
+            let report = MeetingReport::Ended {
+                generation: ctx.generation(),
+                reason,
+            };
+            let _ = ctx.room.meeting_report(report).await;
+        }
+    }
+}
+
+async fn call(
+    sip: &Arc<dyn SipCalls>,
+    uri: &str,
+    require_encryption: bool,
+) -> Result<Box<dyn SipCall>, String> {
+    sip.call(uri.to_owned(), require_encryption).await
+}

@@ -1,0 +1,276 @@
+//! Calls out through the room's SIP account: INVITE with the room's SDES-SRTP offer over the TLS
+//! connection the account registered through, the far end's answer checked (`sdp`), BYE either
+//! way. Requests the far end sends inside a call (BYE) reach the call's dialog; calls in are
+//! not taken yet (480).
+
+use std::net::{IpAddr, UdpSocket};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason};
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::dialog::invitation::InviteOption;
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::prelude::HeadersExt;
+use rsipstack::sip::{Auth, HostWithPort, Method, Param, Scheme, StatusCode, Transport, Uri};
+use rsipstack::transaction::TransactionReceiver;
+use rsipstack::transaction::endpoint::EndpointInnerRef;
+use rsipstack::transport::SipAddr;
+
+use crate::registration::Account;
+use crate::sdp::{Agreed, LocalMedia, LocalOffer, SDP_MAX_BYTES, make_offer, parse_answer};
+use roomd_meetings::{SipCall, SipCalls, SipFuture};
+
+/// How long the far end may take to answer (ringing included).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+/// Attempts at finding two neighbouring free UDP ports (RTP and RTCP) per stream.
+const PORT_ATTEMPTS: usize = 32;
+
+/// Where the account registered last: calls go out over the same TLS connection.
+#[derive(Debug, Clone)]
+pub(crate) struct Route {
+    /// The proxy or registrar (TLS, resolved address).
+    pub(crate) server: SipAddr,
+    /// The room's end of the connection (for Contact).
+    pub(crate) local: HostWithPort,
+    /// The room's address on that connection (where it receives media).
+    pub(crate) local_ip: Option<IpAddr>,
+}
+
+/// The account's telephone: places calls, and passes in-call requests to their dialogs.
+pub struct SipPhone {
+    dialogs: Arc<DialogLayer>,
+    account: Arc<Account>,
+    route: Mutex<Option<Route>>,
+}
+
+impl SipPhone {
+    pub(crate) fn new(endpoint: EndpointInnerRef, account: Arc<Account>) -> SipPhone {
+        SipPhone {
+            dialogs: Arc::new(DialogLayer::new(endpoint)),
+            account,
+            route: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn set_route(&self, route: Option<Route>) {
+        if let Ok(mut current) = self.route.lock() {
+            *current = route;
+        }
+    }
+
+    /// Answers what the far end sends: requests inside a call go to its dialog (a BYE ends
+    /// it); anything else is refused, as the room takes no calls in yet.
+    pub(crate) async fn serve_incoming(self: Arc<Self>, mut incoming: TransactionReceiver) {
+        while let Some(mut tx) = incoming.recv().await {
+            let in_dialog = tx
+                .original
+                .to_header()
+                .ok()
+                .and_then(|to| to.tag().ok().flatten())
+                .is_some();
+            let reply = if in_dialog {
+                match self.dialogs.match_dialog(&tx) {
+                    Some(mut dialog) => {
+                        tokio::spawn(async move {
+                            if let Err(e) = dialog.handle(&mut tx).await {
+                                tracing::debug!("SIP: in-call request: {e}");
+                            }
+                        });
+                        continue;
+                    }
+                    None => StatusCode::CallTransactionDoesNotExist,
+                }
+            } else {
+                match tx.original.method {
+                    Method::Ack => continue,
+                    Method::Options => StatusCode::OK,
+                    Method::Invite => StatusCode::TemporarilyUnavailable,
+                    _ => StatusCode::MethodNotAllowed,
+                }
+            };
+            if let Err(e) = tx.reply(reply).await {
+                tracing::debug!("SIP: cannot answer a request: {e}");
+            }
+        }
+    }
+}
+
+impl SipCalls for SipPhone {
+    fn call(
+        &self,
+        uri: String,
+        require_encryption: bool,
+    ) -> SipFuture<'static, Result<Box<dyn SipCall>, String>> {
+        let route = self.route.lock().ok().and_then(|r| r.clone());
+        let dialogs = self.dialogs.clone();
+        let account = self.account.clone();
+        Box::pin(async move {
+            let route = route.ok_or_else(|| {
+                "the room is not registered with its SIP registrar (see status.sip)".to_owned()
+            })?;
+            place_call(dialogs, &account, route, &uri, require_encryption).await
+        })
+    }
+}
+
+/// Two UDP sockets on neighbouring ports, RTP on the even one (RFC 3550 11).
+fn bind_pair(ip: IpAddr) -> Result<(UdpSocket, UdpSocket), String> {
+    for _ in 0..PORT_ATTEMPTS {
+        let rtp = UdpSocket::bind((ip, 0)).map_err(|e| format!("cannot bind a UDP port: {e}"))?;
+        let port = rtp
+            .local_addr()
+            .map_err(|e| format!("cannot read a UDP port: {e}"))?
+            .port();
+        if port % 2 != 0 || port == u16::MAX {
+            continue;
+        }
+        if let Ok(rtcp) = UdpSocket::bind((ip, port + 1)) {
+            return Ok((rtp, rtcp));
+        }
+    }
+    Err(format!(
+        "no two neighbouring free UDP ports on {ip} after {PORT_ATTEMPTS} attempts"
+    ))
+}
+
+async fn place_call(
+    dialogs: Arc<DialogLayer>,
+    account: &Account,
+    route: Route,
+    uri: &str,
+    require_encryption: bool,
+) -> Result<Box<dyn SipCall>, String> {
+    let ip = route
+        .local_ip
+        .ok_or_else(|| "the room's address on the SIP connection is unknown".to_owned())?;
+    let audio = bind_pair(ip)?;
+    let video = bind_pair(ip)?;
+    let port = |s: &UdpSocket| s.local_addr().map(|a| a.port()).unwrap_or(0);
+    let mut session_id = [0u8; 8];
+    roomd_base::random::fill(&mut session_id);
+    let offer = make_offer(&LocalMedia {
+        address: ip,
+        audio_port: port(&audio.0),
+        video_port: port(&video.0),
+        // Positive as a signed 63-bit number, as some peers parse it.
+        session_id: u64::from_be_bytes(session_id) >> 1,
+    });
+    let callee = Uri::try_from(uri).map_err(|e| format!("{uri} is not a SIP address: {e}"))?;
+    let caller =
+        Uri::try_from(format!("sips:{}@{}", account.user, account.registrar.host_port()).as_str())
+            .map_err(|e| format!("the room's own address is not usable: {e}"))?;
+    let contact = Uri {
+        scheme: Some(Scheme::Sips),
+        auth: Some(Auth {
+            user: account.user.clone(),
+            password: None,
+        }),
+        host_with_port: route.local.clone(),
+        params: vec![Param::Transport(Transport::Tls)],
+        ..Default::default()
+    };
+    let option = InviteOption {
+        caller_display_name: (!account.display_name.is_empty())
+            .then(|| account.display_name.clone()),
+        caller,
+        callee,
+        destination: Some(route.server.clone()),
+        content_type: Some("application/sdp".to_owned()),
+        offer: Some(offer.sdp.clone().into_bytes()),
+        contact,
+        credential: Some(account.credential()),
+        ..Default::default()
+    };
+    let (state_tx, states) = dialogs.new_dialog_state_channel();
+    let invite = dialogs.do_invite(option, state_tx);
+    let (dialog, response) = match tokio::time::timeout(ANSWER_TIMEOUT, invite).await {
+        Err(_) => return Err(format!("no answer within {} s", ANSWER_TIMEOUT.as_secs())),
+        Ok(Err(e)) => return Err(format!("the INVITE failed: {e}")),
+        Ok(Ok(answered)) => answered,
+    };
+    let response = response.ok_or_else(|| "the INVITE got no final answer".to_owned())?;
+    if response.status_code != StatusCode::OK {
+        let code = response.status_code.code();
+        return Err(format!(
+            "the far end answered {}{}",
+            response.status_code,
+            match code {
+                // The room always offers SDES-SRTP (RTP/SAVP): a peer that does only plain RTP
+                // refuses the media this way.
+                488 | 606 => " (it does not accept the room's media: SRTP with SDES keys)",
+                486 | 600 => " (busy)",
+                404 | 604 => " (no such user)",
+                480 => " (not available)",
+                _ => "",
+            }
+        ));
+    }
+    let body = response.body();
+    let agreed = if body.len() > SDP_MAX_BYTES {
+        Err(crate::sdp::SdpError::TooLarge)
+    } else {
+        parse_answer(&String::from_utf8_lossy(body), require_encryption)
+    };
+    let agreed = match agreed {
+        Ok(agreed) => agreed,
+        Err(e) => {
+            // Answered, but not acceptable: end it at once.
+            if let Err(bye) = dialog.bye().await {
+                tracing::debug!("SIP: BYE after a refused answer: {bye}");
+            }
+            dialogs.remove_dialog(&dialog.id());
+            return Err(e.to_string());
+        }
+    };
+    Ok(Box::new(ActiveCall {
+        dialog,
+        dialogs,
+        states,
+        agreed,
+        _offer: offer,
+        _sockets: [audio.0, audio.1, video.0, video.1],
+    }))
+}
+
+/// A call that was answered and accepted.
+struct ActiveCall {
+    dialog: InviteDialog,
+    dialogs: Arc<DialogLayer>,
+    states: DialogStateReceiver,
+    agreed: Agreed,
+    /// The room's keys, for the media path.
+    _offer: LocalOffer,
+    /// The ports of the offer, held for the call's media.
+    _sockets: [UdpSocket; 4],
+}
+
+impl SipCall for ActiveCall {
+    fn encrypted(&self) -> bool {
+        self.agreed.encrypted()
+    }
+
+    fn ended(&mut self) -> SipFuture<'_, String> {
+        Box::pin(async move {
+            while let Some(state) = self.states.recv().await {
+                if let DialogState::Terminated(_, reason) = state {
+                    return match reason {
+                        TerminatedReason::UasBye => "the far end hung up".to_owned(),
+                        TerminatedReason::Timeout => "the call timed out".to_owned(),
+                        other => format!("the call ended ({other:?})"),
+                    };
+                }
+            }
+            "the SIP account stopped".to_owned()
+        })
+    }
+
+    fn hang_up(self: Box<Self>) -> SipFuture<'static, ()> {
+        Box::pin(async move {
+            if let Err(e) = self.dialog.bye().await {
+                tracing::debug!("SIP: BYE: {e}");
+            }
+            self.dialogs.remove_dialog(&self.dialog.id());
+        })
+    }
+}
