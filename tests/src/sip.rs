@@ -227,6 +227,7 @@ event_route[htable:mod-init] {{
 {passwords}}}
 
 request_route {{
+    xlog("L_NOTICE", "REQUEST $rm $ru from $si:$sp over $pr\n");
     if (!mf_process_maxfwd_header("10")) {{
         sl_send_reply("483", "Too Many Hops");
         exit;
@@ -394,6 +395,20 @@ impl Baresip {
     /// Everything baresip logged so far (`-v`: calls, media, SRTP).
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("baresip.log")).unwrap_or_default()
+    }
+
+    /// What baresip receives now, from its status line `audio=TX/RX video=TX/RX (bit/s)`:
+    /// (audio, video) received bit rates of the last such line; `None` before the first.
+    pub fn received_bitrates(&self) -> Option<(u64, u64)> {
+        let log = self.log_text();
+        let last = log
+            .rsplit("audio=")
+            .next()
+            .filter(|_| log.contains("audio="))?;
+        let (audio, rest) = last.split_once(" video=")?;
+        let video = rest.split_whitespace().next()?;
+        let rx = |pair: &str| pair.split_once('/')?.1.parse::<u64>().ok();
+        Some((rx(audio)?, rx(video)?))
     }
 
     /// The WAV files `sndfile` wrote (decoded audio per call and direction).

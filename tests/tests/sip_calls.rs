@@ -287,6 +287,58 @@ fn the_room_calls_baresip_through_kamailio_with_sdes_srtp_and_hangs_up_either_si
     let log = baresip.log_text();
     assert!(log.contains("srtp"), "baresip shows no SRTP:\n{log}");
 
+    // Media both ways: the room decodes baresip's moving picture and its voice, and sends its
+    // own; the encryption indicator is on because the agreed streams run through SRTP.
+    let status = meeting::wait_for_received_video(&roomd, None, 30, Duration::from_secs(30))
+        .map_err(|e| HarnessError::Config {
+            message: format!(
+                "{e}\nbaresip:\n{}\nroomd:\n{}",
+                baresip.log_text(),
+                roomd.stderr_text()
+            ),
+        })?;
+    assert!(
+        meeting::stream_frames(&status, "receive", "audio")
+            .iter()
+            .sum::<u64>()
+            > 0,
+        "{status}"
+    );
+    assert!(
+        meeting::stream_frames(&status, "send", "video")
+            .iter()
+            .sum::<u64>()
+            > 0,
+        "{status}"
+    );
+    assert!(
+        meeting::stream_frames(&status, "send", "audio")
+            .iter()
+            .sum::<u64>()
+            > 0,
+        "{status}"
+    );
+    assert_eq!(status["encrypted"], true, "{status}");
+    // baresip decodes the room's picture and receives its voice (its own status line).
+    wait_for(
+        "baresip receiving the room's audio and video",
+        Duration::from_secs(20),
+        || {
+            Ok(baresip
+                .received_bitrates()
+                .filter(|(audio, video)| *audio > 0 && *video > 0))
+        },
+    )
+    .map_err(|e| HarnessError::Config {
+        message: format!("{e}; baresip:\n{}", baresip.log_text()),
+    })?;
+    assert!(
+        baresip
+            .log_text()
+            .contains("video: receiving with resolution"),
+        "baresip decoded no picture of the room"
+    );
+
     // meeting.leave sends BYE: baresip's call ends.
     roomd.command("meeting.leave", &json!({}))?;
     wait_for_log(

@@ -9,7 +9,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use super::session::SessionContext;
-use roomd_core::{MeetingReport, MeetingState, MeetingTarget};
+use roomd_core::{MeetingReport, MeetingState, MeetingTarget, StreamStats};
+use roomd_media::MediaTaps;
 
 /// A boxed future, as the object-safe traits below return them.
 pub type SipFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -23,13 +24,17 @@ pub trait SipCalls: Send + Sync + 'static {
         &self,
         uri: String,
         require_encryption: bool,
+        taps: MediaTaps,
     ) -> SipFuture<'static, Result<Box<dyn SipCall>, String>>;
 }
 
 /// A call that was answered.
 pub trait SipCall: Send {
-    /// Whether every agreed stream is SRTP (from the SDP both sides agreed).
+    /// Whether every agreed stream is SRTP (from the SDP both sides agreed) and its media runs
+    /// through srtpenc/srtpdec with those keys.
     fn encrypted(&self) -> bool;
+    /// The call's streams as `status.meeting.streams` shows them.
+    fn streams(&self) -> Vec<StreamStats>;
     /// Resolves when the far end ends the call, with the reason.
     fn ended(&mut self) -> SipFuture<'_, String>;
     /// Ends the call from the room's side (BYE).
@@ -49,7 +54,7 @@ pub(crate) async fn run(ctx: SessionContext) {
     let mut stop = ctx.stop.clone();
     let call = tokio::select! {
         _ = SessionContext::stopped(&mut stop) => return,
-        call = call(&sip, &uri, require_encryption) => call,
+        call = call(&sip, &uri, require_encryption, ctx.taps.clone()) => call,
     };
     let mut call = match call {
         Ok(call) => call,
@@ -67,17 +72,30 @@ pub(crate) async fn run(ctx: SessionContext) {
         }
     );
     ctx.report_state(MeetingState::Connected, "").await;
-    tokio::select! {
-        _ = SessionContext::stopped(&mut stop) => {
-            call.hang_up().await;
-        }
-        reason = call.ended() => {
-            tracing::info!("SIP call to {uri} ended by the far end: {reason}");
-            let report = MeetingReport::Ended {
-                generation: ctx.generation(),
-                reason,
-            };
-            let _ = ctx.room.meeting_report(report).await;
+    let mut stats = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = SessionContext::stopped(&mut stop) => {
+                call.hang_up().await;
+                return;
+            }
+            reason = call.ended() => {
+                tracing::info!("SIP call to {uri} ended by the far end: {reason}");
+                let report = MeetingReport::Ended {
+                    generation: ctx.generation(),
+                    reason,
+                };
+                let _ = ctx.room.meeting_report(report).await;
+                return;
+            }
+            _ = stats.tick() => {
+                let report = MeetingReport::Stats {
+                    generation: ctx.generation(),
+                    streams: call.streams(),
+                    encrypted: call.encrypted(),
+                };
+                let _ = ctx.room.meeting_report(report).await;
+            }
         }
     }
 }
@@ -86,6 +104,7 @@ async fn call(
     sip: &Arc<dyn SipCalls>,
     uri: &str,
     require_encryption: bool,
+    taps: MediaTaps,
 ) -> Result<Box<dyn SipCall>, String> {
-    sip.call(uri.to_owned(), require_encryption).await
+    sip.call(uri.to_owned(), require_encryption, taps).await
 }

@@ -18,7 +18,15 @@ use rsipstack::transaction::endpoint::EndpointInnerRef;
 use rsipstack::transport::SipAddr;
 
 use crate::registration::Account;
-use crate::sdp::{Agreed, LocalMedia, LocalOffer, SDP_MAX_BYTES, make_offer, parse_answer};
+use crate::sdp::{
+    Agreed, AudioCodec, LocalMedia, LocalOffer, SDP_MAX_BYTES, VideoCodec, make_offer, parse_answer,
+};
+
+/// The far end's id in `status.meeting.streams`.
+const FAR_END: &str = "far-end";
+use roomd_core::StreamStats;
+use roomd_media::sip::{SipMedia, SipStream};
+use roomd_media::{MediaKind, MediaTaps};
 use roomd_meetings::{SipCall, SipCalls, SipFuture};
 
 /// How long the far end may take to answer (ringing included).
@@ -101,6 +109,7 @@ impl SipCalls for SipPhone {
         &self,
         uri: String,
         require_encryption: bool,
+        taps: MediaTaps,
     ) -> SipFuture<'static, Result<Box<dyn SipCall>, String>> {
         let route = self.route.lock().ok().and_then(|r| r.clone());
         let dialogs = self.dialogs.clone();
@@ -109,7 +118,7 @@ impl SipCalls for SipPhone {
             let route = route.ok_or_else(|| {
                 "the room is not registered with its SIP registrar (see status.sip)".to_owned()
             })?;
-            place_call(dialogs, &account, route, &uri, require_encryption).await
+            place_call(dialogs, &account, route, &uri, require_encryption, taps).await
         })
     }
 }
@@ -140,6 +149,7 @@ async fn place_call(
     route: Route,
     uri: &str,
     require_encryption: bool,
+    taps: MediaTaps,
 ) -> Result<Box<dyn SipCall>, String> {
     let ip = route
         .local_ip
@@ -223,14 +233,69 @@ async fn place_call(
             return Err(e.to_string());
         }
     };
+    let streams = media_streams(&agreed, &offer, port(&audio.0), port(&video.0));
+    // The ports were held for the offer; the call's udpsrcs bind them now.
+    drop((audio, video));
+    let media = match SipMedia::start(&taps, ip, uri, &streams) {
+        Ok(media) => media,
+        Err(e) => {
+            if let Err(bye) = dialog.bye().await {
+                tracing::debug!("SIP: BYE after the media failed: {bye}");
+            }
+            dialogs.remove_dialog(&dialog.id());
+            return Err(format!("the call's media does not start: {e}"));
+        }
+    };
     Ok(Box::new(ActiveCall {
         dialog,
         dialogs,
         states,
         agreed,
-        _offer: offer,
-        _sockets: [audio.0, audio.1, video.0, video.1],
+        media,
     }))
+}
+
+/// The agreed streams as the media engine takes them, with the room's and the far end's keys.
+fn media_streams(
+    agreed: &Agreed,
+    offer: &LocalOffer,
+    audio_port: u16,
+    video_port: u16,
+) -> Vec<SipStream> {
+    let mut streams = Vec::new();
+    if let Some(audio) = &agreed.audio {
+        streams.push(SipStream {
+            kind: MediaKind::Audio,
+            encoding: match audio.codec {
+                AudioCodec::Opus => "OPUS",
+                AudioCodec::Pcmu => "PCMU",
+                AudioCodec::Pcma => "PCMA",
+            }
+            .to_owned(),
+            payload_type: audio.payload_type,
+            local_port: audio_port,
+            remote_rtp: audio.remote_rtp,
+            remote_rtcp: audio.remote_rtcp,
+            send_key: audio.remote_key.as_ref().map(|_| *offer.audio_key.bytes()),
+            receive_key: audio.remote_key.as_ref().map(|k| *k.bytes()),
+        });
+    }
+    if let Some(video) = &agreed.video {
+        streams.push(SipStream {
+            kind: MediaKind::Video,
+            encoding: match video.codec {
+                VideoCodec::H264 => "H264",
+            }
+            .to_owned(),
+            payload_type: video.payload_type,
+            local_port: video_port,
+            remote_rtp: video.remote_rtp,
+            remote_rtcp: video.remote_rtcp,
+            send_key: video.remote_key.as_ref().map(|_| *offer.video_key.bytes()),
+            receive_key: video.remote_key.as_ref().map(|k| *k.bytes()),
+        });
+    }
+    streams
 }
 
 /// A call that was answered and accepted.
@@ -239,15 +304,45 @@ struct ActiveCall {
     dialogs: Arc<DialogLayer>,
     states: DialogStateReceiver,
     agreed: Agreed,
-    /// The room's keys, for the media path.
-    _offer: LocalOffer,
-    /// The ports of the offer, held for the call's media.
-    _sockets: [UdpSocket; 4],
+    media: SipMedia,
 }
 
 impl SipCall for ActiveCall {
     fn encrypted(&self) -> bool {
-        self.agreed.encrypted()
+        self.agreed.encrypted() && self.media.encrypted()
+    }
+
+    fn streams(&self) -> Vec<StreamStats> {
+        let counters = self.media.counters();
+        let encrypted = self.encrypted();
+        let stream = |direction: &'static str, kind: &'static str, frames: u64| StreamStats {
+            participant: FAR_END.to_owned(),
+            direction,
+            kind,
+            bitrate_kbps: 0.0,
+            packets_lost: 0,
+            loss_percent: 0.0,
+            jitter_ms: 0.0,
+            rtt_ms: 0.0,
+            frame_rate: 0.0,
+            width: 0,
+            height: 0,
+            frames,
+            encrypted,
+            fec_recovered: 0,
+            concealed: 0,
+            expected_loss_percent: 0,
+        };
+        let mut streams = Vec::new();
+        if self.agreed.audio.is_some() {
+            streams.push(stream("send", "audio", counters.audio_sent.get()));
+            streams.push(stream("receive", "audio", counters.audio_received.get()));
+        }
+        if self.agreed.video.is_some() {
+            streams.push(stream("send", "video", counters.video_sent.get()));
+            streams.push(stream("receive", "video", counters.video_received.get()));
+        }
+        streams
     }
 
     fn ended(&mut self) -> SipFuture<'_, String> {
