@@ -224,6 +224,7 @@ const PEER_PASSWORD: &str = "alice-pw-77";
 fn registered_room(
     net: &TestNetwork,
     encryption: MediaEncryption,
+    extra_toml: &str,
 ) -> Result<(Kamailio, Baresip, Roomd, tempfile::TempDir), HarnessError> {
     let ca = TestCa::new("roomd SIP test CA")?;
     let kamailio = Kamailio::start(net, &ca, &[(USER, PASSWORD), (PEER, PEER_PASSWORD)])?;
@@ -237,7 +238,7 @@ fn registered_room(
             kamailio.sips_uri()
         ),
     );
-    let roomd = Roomd::start_claimed(&toml)?;
+    let roomd = Roomd::start_claimed(&format!("{extra_toml}\n{toml}"))?;
     let token = roomd.admin_token()?;
     wait_for_registration(&roomd, &token, "registered", Duration::from_secs(20))?;
     Ok((kamailio, baresip, roomd, scratch))
@@ -257,7 +258,7 @@ fn the_room_calls_baresip_through_kamailio_with_sdes_srtp_and_hangs_up_either_si
 -> Result<(), HarnessError> {
     let net = TestNetwork::create()?;
     let (kamailio, baresip, roomd, _scratch) =
-        registered_room(&net, MediaEncryption::SrtpMandatory)?;
+        registered_room(&net, MediaEncryption::SrtpMandatory, "")?;
     let uri = baresip.uri(&kamailio);
     roomd.command(
         "meeting.join",
@@ -372,7 +373,7 @@ fn the_room_calls_baresip_through_kamailio_with_sdes_srtp_and_hangs_up_either_si
 #[test]
 fn a_call_without_encryption_is_refused_with_a_clear_reason() -> Result<(), HarnessError> {
     let net = TestNetwork::create()?;
-    let (kamailio, baresip, roomd, _scratch) = registered_room(&net, MediaEncryption::None)?;
+    let (kamailio, baresip, roomd, _scratch) = registered_room(&net, MediaEncryption::None, "")?;
     let uri = baresip.uri(&kamailio);
     roomd.command(
         "meeting.join",
@@ -387,6 +388,37 @@ fn a_call_without_encryption_is_refused_with_a_clear_reason() -> Result<(), Harn
         error.contains("488 Not Acceptable Here") && error.contains("SRTP"),
         "not a clear reason: {error}\n{}",
         baresip.log_text()
+    );
+    Ok(())
+}
+
+#[test]
+fn without_required_encryption_a_peer_without_srtp_gets_plain_rtp_and_the_indicator_says_so()
+-> Result<(), HarnessError> {
+    let net = TestNetwork::create()?;
+    let (kamailio, baresip, roomd, _scratch) = registered_room(
+        &net,
+        MediaEncryption::None,
+        "[meeting]\nrequire_encryption = false\n",
+    )?;
+    let uri = baresip.uri(&kamailio);
+    roomd.command(
+        "meeting.join",
+        &json!({"target": {"kind": "sip", "uri": uri}}),
+    )?;
+    let status = meeting::wait_for_received_video(&roomd, None, 30, Duration::from_secs(30))
+        .map_err(|e| HarnessError::Config {
+            message: format!("{e}\nbaresip:\n{}", baresip.log_text()),
+        })?;
+    assert_eq!(status["state"], "connected", "{status}");
+    assert_eq!(status["encrypted"], false, "{status}");
+    assert!(
+        meeting::streams(&status, "receive", "video").all(|s| s["encrypted"] == false),
+        "{status}"
+    );
+    assert!(
+        !baresip.log_text().contains("SRTP is Enabled"),
+        "baresip used SRTP after all"
     );
     Ok(())
 }

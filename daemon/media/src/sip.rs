@@ -254,26 +254,12 @@ fn add_sender(
         .max_bytes(2_000_000)
         .leaky_type(gst_app::AppLeakyType::Downstream)
         .build();
-    let srtpenc = make("srtpenc")?;
-    if let Some(key) = &stream.send_key {
-        srtpenc.set_property("key", gst::Buffer::from_slice(key.to_vec()));
-        srtpenc.set_property_from_str("rtp-cipher", "aes-128-icm");
-        srtpenc.set_property_from_str("rtp-auth", "hmac-sha1-80");
-        srtpenc.set_property_from_str("rtcp-cipher", "aes-128-icm");
-        srtpenc.set_property_from_str("rtcp-auth", "hmac-sha1-80");
-    } else {
-        srtpenc.set_property_from_str("rtp-cipher", "null");
-        srtpenc.set_property_from_str("rtp-auth", "null");
-        srtpenc.set_property_from_str("rtcp-cipher", "null");
-        srtpenc.set_property_from_str("rtcp-auth", "null");
-    }
     let rtp_sink = udpsink(stream.remote_rtp)?;
     let rtcp_sink = udpsink(stream.remote_rtcp)?;
     pipeline
         .add_many([
             appsrc.upcast_ref::<gst::Element>(),
             &payloader,
-            &srtpenc,
             &rtp_sink,
             &rtcp_sink,
         ])
@@ -283,22 +269,40 @@ fn add_sender(
         &static_pad(&payloader, "src")?,
         &request_pad(rtpbin, &format!("send_rtp_sink_{session}"))?,
     )?;
-    link_pads(
-        &static_pad(rtpbin, &format!("send_rtp_src_{session}"))?,
-        &request_pad(&srtpenc, &format!("rtp_sink_{session}"))?,
-    )?;
-    link_pads(
-        &static_pad(&srtpenc, &format!("rtp_src_{session}"))?,
-        &static_pad(&rtp_sink, "sink")?,
-    )?;
-    link_pads(
-        &request_pad(rtpbin, &format!("send_rtcp_src_{session}"))?,
-        &request_pad(&srtpenc, &format!("rtcp_sink_{session}"))?,
-    )?;
-    link_pads(
-        &static_pad(&srtpenc, &format!("rtcp_src_{session}"))?,
-        &static_pad(&rtcp_sink, "sink")?,
-    )?;
+    let rtp_out = static_pad(rtpbin, &format!("send_rtp_src_{session}"))?;
+    let rtcp_out = request_pad(rtpbin, &format!("send_rtcp_src_{session}"))?;
+    match &stream.send_key {
+        Some(key) => {
+            let srtpenc = make("srtpenc")?;
+            srtpenc.set_property("key", gst::Buffer::from_slice(key.to_vec()));
+            srtpenc.set_property_from_str("rtp-cipher", "aes-128-icm");
+            srtpenc.set_property_from_str("rtp-auth", "hmac-sha1-80");
+            srtpenc.set_property_from_str("rtcp-cipher", "aes-128-icm");
+            srtpenc.set_property_from_str("rtcp-auth", "hmac-sha1-80");
+            pipeline.add(&srtpenc).map_err(build_error)?;
+            link_pads(
+                &rtp_out,
+                &request_pad(&srtpenc, &format!("rtp_sink_{session}"))?,
+            )?;
+            link_pads(
+                &static_pad(&srtpenc, &format!("rtp_src_{session}"))?,
+                &static_pad(&rtp_sink, "sink")?,
+            )?;
+            link_pads(
+                &rtcp_out,
+                &request_pad(&srtpenc, &format!("rtcp_sink_{session}"))?,
+            )?;
+            link_pads(
+                &static_pad(&srtpenc, &format!("rtcp_src_{session}"))?,
+                &static_pad(&rtcp_sink, "sink")?,
+            )?;
+        }
+        // Plain RTP: only when meeting.require_encryption is off and the far end wanted it.
+        None => {
+            link_pads(&rtp_out, &static_pad(&rtp_sink, "sink")?)?;
+            link_pads(&rtcp_out, &static_pad(&rtcp_sink, "sink")?)?;
+        }
+    }
     if let Some(src) = appsrc.static_pad("src") {
         let taps_for_keyframes = taps.clone();
         src.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {

@@ -19,7 +19,8 @@ use rsipstack::transport::SipAddr;
 
 use crate::registration::Account;
 use crate::sdp::{
-    Agreed, AudioCodec, LocalMedia, LocalOffer, SDP_MAX_BYTES, VideoCodec, make_offer, parse_answer,
+    Agreed, AudioCodec, LocalMedia, LocalOffer, SDP_MAX_BYTES, VideoCodec, make_offer,
+    make_plain_offer, parse_answer,
 };
 
 /// The far end's id in `status.meeting.streams`.
@@ -192,13 +193,20 @@ async fn place_call(
         credential: Some(account.credential()),
         ..Default::default()
     };
-    let (state_tx, states) = dialogs.new_dialog_state_channel();
-    let invite = dialogs.do_invite(option, state_tx);
-    let (dialog, response) = match tokio::time::timeout(ANSWER_TIMEOUT, invite).await {
-        Err(_) => return Err(format!("no answer within {} s", ANSWER_TIMEOUT.as_secs())),
-        Ok(Err(e)) => return Err(format!("the INVITE failed: {e}")),
-        Ok(Ok(answered)) => answered,
-    };
+    let (mut dialog, mut response, mut states) = invite(&dialogs, option.clone()).await?;
+    let mut offer = offer;
+    let refused_srtp = response
+        .as_ref()
+        .is_some_and(|r| matches!(r.status_code.code(), 488 | 606));
+    if refused_srtp && !require_encryption {
+        // meeting.require_encryption is off: a peer without SRTP gets a second call offering
+        // plain RTP, and the encryption indicator stays off for it.
+        tracing::warn!("SIP: {uri} refused SRTP; calling again with plain RTP (unencrypted)");
+        offer = make_plain_offer(&offer);
+        let mut plain = option;
+        plain.offer = Some(offer.sdp.clone().into_bytes());
+        (dialog, response, states) = invite(&dialogs, plain).await?;
+    }
     let response = response.ok_or_else(|| "the INVITE got no final answer".to_owned())?;
     if response.status_code != StatusCode::OK {
         let code = response.status_code.code();
@@ -208,7 +216,11 @@ async fn place_call(
             match code {
                 // The room always offers SDES-SRTP (RTP/SAVP): a peer that does only plain RTP
                 // refuses the media this way.
-                488 | 606 => " (it does not accept the room's media: SRTP with SDES keys)",
+                488 | 606 if require_encryption => {
+                    " (it does not accept the room's media: SRTP with SDES keys, which \
+                     meeting.require_encryption asks for)"
+                }
+                488 | 606 => " (it accepts neither SRTP nor plain RTP from the room)",
                 486 | 600 => " (busy)",
                 404 | 604 => " (no such user)",
                 480 => " (not available)",
@@ -253,6 +265,27 @@ async fn place_call(
         agreed,
         media,
     }))
+}
+
+/// One INVITE with its answer (`None`: no final answer) and the dialog's state changes.
+async fn invite(
+    dialogs: &DialogLayer,
+    option: InviteOption,
+) -> Result<
+    (
+        InviteDialog,
+        Option<rsipstack::sip::Response>,
+        DialogStateReceiver,
+    ),
+    String,
+> {
+    let (state_tx, states) = dialogs.new_dialog_state_channel();
+    let invite = dialogs.do_invite(option, state_tx);
+    match tokio::time::timeout(ANSWER_TIMEOUT, invite).await {
+        Err(_) => Err(format!("no answer within {} s", ANSWER_TIMEOUT.as_secs())),
+        Ok(Err(e)) => Err(format!("the INVITE failed: {e}")),
+        Ok(Ok((dialog, response))) => Ok((dialog, response, states)),
+    }
 }
 
 /// The agreed streams as the media engine takes them, with the room's and the far end's keys.

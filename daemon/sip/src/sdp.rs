@@ -164,6 +164,23 @@ pub fn make_offer(local: &LocalMedia) -> LocalOffer {
     }
 }
 
+/// The same offer as plain RTP (`RTP/AVP`, no keys): only when `meeting.require_encryption`
+/// is off and the far end refused SRTP.
+pub fn make_plain_offer(secure: &LocalOffer) -> LocalOffer {
+    let sdp = secure
+        .sdp
+        .split("\r\n")
+        .filter(|line| !line.starts_with("a=crypto:"))
+        .map(|line| line.replacen(" RTP/SAVP ", " RTP/AVP ", 1))
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    LocalOffer {
+        sdp,
+        audio_key: secure.audio_key.clone(),
+        video_key: secure.video_key.clone(),
+    }
+}
+
 /// Audio codecs the room speaks in SIP calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AudioCodec {

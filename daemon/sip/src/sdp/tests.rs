@@ -43,6 +43,18 @@ fn the_offer_carries_two_fresh_keys_and_parses_as_an_answer_to_itself() {
 }
 
 #[test]
+fn the_plain_offer_has_no_keys_and_is_refused_as_an_answer_under_required_encryption() {
+    let plain = make_plain_offer(&make_offer(&local()));
+    assert!(!plain.sdp.contains("a=crypto") && !plain.sdp.contains("SAVP"));
+    assert!(plain.sdp.contains("m=audio 40000 RTP/AVP 111 0 8\r\n"));
+    assert_eq!(
+        parse_answer(&plain.sdp, true),
+        Err(SdpError::Unencrypted("audio"))
+    );
+    assert!(!parse_answer(&plain.sdp, false).unwrap().encrypted());
+}
+
+#[test]
 fn an_srtp_answer_is_agreed_with_the_far_ends_keys_and_ports() {
     let agreed = parse_answer(&baresip_answer("RTP/SAVP", "RTP/SAVP"), true).unwrap();
     let audio = agreed.audio.unwrap();
