@@ -135,6 +135,20 @@ fn the_room_registers_over_tls_with_digest_again_before_expiry_and_keeps_the_pas
     ] {
         assert!(!text.contains(PASSWORD), "{place} shows the SIP password");
     }
+
+    // The registrar disappears: at the next refresh the status says so, and the room stays up.
+    let mut kamailio = kamailio;
+    kamailio.stop();
+    let sip = wait_for_registration(
+        &roomd,
+        &token,
+        "failed",
+        Duration::from_secs(3 * u64::from(MAX_EXPIRES_S)),
+    )?;
+    let error = sip["registration"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("cannot reach"), "not a clear error: {error}");
+    let mut roomd = roomd;
+    assert!(roomd.is_running(), "roomd stopped with its registrar");
     Ok(())
 }
 
@@ -320,6 +334,9 @@ fn the_room_calls_baresip_through_kamailio_with_sdes_srtp_and_hangs_up_either_si
         "{status}"
     );
     assert_eq!(status["encrypted"], true, "{status}");
+    let far_end = meeting::participant(&status, &uri).unwrap_or(&Value::Null);
+    assert_eq!(far_end["encryption"], "sdes-srtp", "{status}");
+    assert_eq!(far_end["video"], "on", "{status}");
     // baresip decodes the room's picture and receives its voice (its own status line).
     wait_for(
         "baresip receiving the room's audio and video",

@@ -499,7 +499,8 @@ pub struct Participant {
     /// Their received voice is above -45 dBFS (silent again after 800 ms below -55 dBFS).
     pub talking: bool,
     /// `dtls-srtp` while every stream of the participant is encrypted (DTLS connected, SRTP
-    /// keyed), `none` otherwise.
+    /// keyed), `sdes-srtp` for a SIP call whose every stream runs SRTP with the keys both sides
+    /// put in their SDP, `none` otherwise.
     pub encryption: String,
 }
 

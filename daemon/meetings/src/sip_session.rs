@@ -9,7 +9,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use super::session::SessionContext;
-use roomd_core::{MeetingReport, MeetingState, MeetingTarget, StreamStats};
+use roomd_core::{
+    MediaState, MeetingReport, MeetingState, MeetingTarget, Participant, ParticipantState,
+    StreamStats,
+};
+
+/// The far end's id in `status.meeting.participants` and `streams`.
+const FAR_END: &str = "far-end";
 use roomd_media::MediaTaps;
 
 /// A boxed future, as the object-safe traits below return them.
@@ -73,6 +79,7 @@ pub(crate) async fn run(ctx: SessionContext) {
     );
     ctx.report_state(MeetingState::Connected, "").await;
     let mut stats = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut received = Received::default();
     loop {
         tokio::select! {
             _ = SessionContext::stopped(&mut stop) => {
@@ -89,9 +96,16 @@ pub(crate) async fn run(ctx: SessionContext) {
                 return;
             }
             _ = stats.tick() => {
+                let streams = call.streams();
+                let participant = received.participant(&uri, &streams, call.encrypted());
+                let report = MeetingReport::Participant {
+                    generation: ctx.generation(),
+                    participant,
+                };
+                let _ = ctx.room.meeting_report(report).await;
                 let report = MeetingReport::Stats {
                     generation: ctx.generation(),
-                    streams: call.streams(),
+                    streams,
                     encrypted: call.encrypted(),
                 };
                 let _ = ctx.room.meeting_report(report).await;
@@ -107,4 +121,44 @@ async fn call(
     taps: MediaTaps,
 ) -> Result<Box<dyn SipCall>, String> {
     sip.call(uri.to_owned(), require_encryption, taps).await
+}
+
+/// Frames received from the far end at the last look, to tell flowing media from stalled.
+#[derive(Default)]
+struct Received {
+    audio: u64,
+    video: u64,
+}
+
+impl Received {
+    /// The far end as a participant: named by the address called; a kind is `on` while its
+    /// frames grew since the last look, `off` when they did not, `none` when not agreed.
+    fn participant(&mut self, uri: &str, streams: &[StreamStats], encrypted: bool) -> Participant {
+        let state = |kind: &str, last: &mut u64| {
+            let Some(stream) = streams
+                .iter()
+                .find(|s| s.direction == "receive" && s.kind == kind)
+            else {
+                return MediaState::None;
+            };
+            let flowing = stream.frames > *last;
+            *last = stream.frames;
+            if flowing {
+                MediaState::On
+            } else {
+                MediaState::Off
+            }
+        };
+        let audio = state("audio", &mut self.audio);
+        let video = state("video", &mut self.video);
+        Participant {
+            id: FAR_END.to_owned(),
+            name: uri.to_owned(),
+            state: ParticipantState::Connected,
+            audio,
+            video,
+            talking: false,
+            encryption: if encrypted { "sdes-srtp" } else { "none" }.to_owned(),
+        }
+    }
 }
