@@ -309,6 +309,29 @@ impl Baresip {
         password: &str,
         encryption: MediaEncryption,
     ) -> Result<Baresip, HarnessError> {
+        Baresip::launch(network, kamailio, user, password, encryption, false)
+    }
+
+    /// As [`Baresip::start`], with G.711 as its only audio codec (no Opus module): a desk phone
+    /// or gateway that speaks nothing else.
+    pub fn start_g711_only(
+        network: &TestNetwork,
+        kamailio: &Kamailio,
+        user: &str,
+        password: &str,
+        encryption: MediaEncryption,
+    ) -> Result<Baresip, HarnessError> {
+        Baresip::launch(network, kamailio, user, password, encryption, true)
+    }
+
+    fn launch(
+        network: &TestNetwork,
+        kamailio: &Kamailio,
+        user: &str,
+        password: &str,
+        encryption: MediaEncryption,
+        g711_only: bool,
+    ) -> Result<Baresip, HarnessError> {
         let dir = tempfile::Builder::new()
             .prefix("roomd-baresip-")
             .tempdir()
@@ -328,7 +351,7 @@ impl Baresip {
                 "<sip:{user}@{address}>;auth_pass={password};outbound=\"sip:{address}:{KAMAILIO_UDP_PORT};transport=udp\";regint=60;answermode=auto{mediaenc}\n"
             ),
         )?;
-        write("config", &baresip_config(dir.path(), address))?;
+        write("config", &baresip_config(dir.path(), address, g711_only))?;
         write("contacts", "")?;
         let log = OpenOptions::new()
             .create(true)
@@ -451,12 +474,16 @@ impl Drop for Baresip {
     }
 }
 
-fn baresip_config(dir: &Path, address: Ipv4Addr) -> String {
+fn baresip_config(dir: &Path, address: Ipv4Addr, g711_only: bool) -> String {
+    let opus = if g711_only { "" } else { "module opus.so\n" };
     format!(
         "poll_method epoll\n\
          sip_listen {address}:{BARESIP_SIP_PORT}\n\
          call_local_timeout 120\n\
          audio_source ausine,440\n\
+         ausrc_srate 48000\n\
+         ausrc_channels 2\n\
+         auplay_srate 48000\n\
          audio_player aubridge,nil\n\
          audio_alert aubridge,nil\n\
          video_source fakevideo,nil\n\
@@ -473,7 +500,7 @@ fn baresip_config(dir: &Path, address: Ipv4Addr) -> String {
          snd_path {dir}\n\
          module_path /usr/lib/baresip/modules\n\
          module g711.so\n\
-         module opus.so\n\
+         {opus}\
          module avcodec.so\n\
          module ausine.so\n\
          module aubridge.so\n\

@@ -439,3 +439,63 @@ fn without_required_encryption_a_peer_without_srtp_gets_plain_rtp_and_the_indica
     );
     Ok(())
 }
+
+#[test]
+fn a_g711_only_peer_gets_g711_both_ways() -> Result<(), HarnessError> {
+    let net = TestNetwork::create()?;
+    let ca = TestCa::new("roomd SIP test CA")?;
+    let kamailio = Kamailio::start(&net, &ca, &[(USER, PASSWORD), (PEER, PEER_PASSWORD)])?;
+    let baresip = Baresip::start_g711_only(
+        &net,
+        &kamailio,
+        PEER,
+        PEER_PASSWORD,
+        MediaEncryption::SrtpMandatory,
+    )?;
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let toml = sip_toml(
+        scratch.path(),
+        &ca.cert_pem(),
+        &format!(
+            "registrar = \"{}\"\npassword = \"{PASSWORD}\"\n",
+            kamailio.sips_uri()
+        ),
+    );
+    let roomd = Roomd::start_claimed(&toml)?;
+    let token = roomd.admin_token()?;
+    wait_for_registration(&roomd, &token, "registered", Duration::from_secs(20))?;
+    let uri = baresip.uri(&kamailio);
+    roomd.command(
+        "meeting.join",
+        &json!({"target": {"kind": "sip", "uri": uri}}),
+    )?;
+    let status = meeting::wait_for(
+        &roomd,
+        "G.711 audio arriving",
+        Duration::from_secs(30),
+        |m| {
+            meeting::stream_frames(m, "receive", "audio")
+                .iter()
+                .sum::<u64>()
+                > 50
+        },
+    )
+    .map_err(|e| HarnessError::Config {
+        message: format!("{e}\nroomd:\n{}", roomd.stderr_text()),
+    })?;
+    assert_eq!(status["encrypted"], true, "{status}");
+    let log = baresip.log_text();
+    assert!(
+        log.contains("Set audio encoder: PCMU") || log.contains("Set audio encoder: PCMA"),
+        "baresip did not agree G.711:\n{log}"
+    );
+    wait_for(
+        "baresip receiving the room's G.711 audio",
+        Duration::from_secs(20),
+        || Ok(baresip.received_bitrates().filter(|(audio, _)| *audio > 0)),
+    )
+    .map_err(|e| HarnessError::Config {
+        message: format!("{e}; baresip:\n{}", baresip.log_text()),
+    })?;
+    Ok(())
+}

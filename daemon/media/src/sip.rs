@@ -241,6 +241,8 @@ fn add_sender(
             (Feed::Camera, pay)
         }
         (MediaKind::Audio, "OPUS") => (Feed::Microphone, make("rtpopuspay")?),
+        (MediaKind::Audio, "PCMU") => (Feed::Microphone, make("rtppcmupay")?),
+        (MediaKind::Audio, "PCMA") => (Feed::Microphone, make("rtppcmapay")?),
         (kind, encoding) => {
             tracing::warn!("SIP call: cannot send {kind:?} as {encoding}");
             return Ok(None);
@@ -254,6 +256,33 @@ fn add_sender(
         .max_bytes(2_000_000)
         .leaky_type(gst_app::AppLeakyType::Downstream)
         .build();
+    // G.711: the microphone's tap carries Opus; decode it and encode 8 kHz mono G.711 (the
+    // room's voice is encoded once for every meeting; this is the SIP call's own transcode).
+    let transcode = match stream.encoding.as_str() {
+        "PCMU" | "PCMA" => {
+            let filter = make("capsfilter")?;
+            filter.set_property(
+                "caps",
+                gst::Caps::builder("audio/x-raw")
+                    .field("rate", 8000i32)
+                    .field("channels", 1i32)
+                    .build(),
+            );
+            let encoder = make(if stream.encoding == "PCMU" {
+                "mulawenc"
+            } else {
+                "alawenc"
+            })?;
+            vec![
+                make("opusdec")?,
+                make("audioconvert")?,
+                make("audioresample")?,
+                filter,
+                encoder,
+            ]
+        }
+        _ => Vec::new(),
+    };
     let rtp_sink = udpsink(stream.remote_rtp)?;
     let rtcp_sink = udpsink(stream.remote_rtcp)?;
     pipeline
@@ -264,7 +293,11 @@ fn add_sender(
             &rtcp_sink,
         ])
         .map_err(build_error)?;
-    appsrc.link(&payloader).map_err(build_error)?;
+    let mut chain: Vec<&gst::Element> = vec![appsrc.upcast_ref()];
+    pipeline.add_many(&transcode).map_err(build_error)?;
+    chain.extend(transcode.iter());
+    chain.push(&payloader);
+    gst::Element::link_many(chain).map_err(build_error)?;
     link_pads(
         &static_pad(&payloader, "src")?,
         &request_pad(rtpbin, &format!("send_rtp_sink_{session}"))?,
@@ -444,6 +477,18 @@ fn on_remote_stream(
         (MediaKind::Audio, "OPUS") => vec![
             make("rtpopusdepay")?,
             make("opusdec")?,
+            make("audioconvert")?,
+            make("audioresample")?,
+        ],
+        (MediaKind::Audio, "PCMU") => vec![
+            make("rtppcmudepay")?,
+            make("mulawdec")?,
+            make("audioconvert")?,
+            make("audioresample")?,
+        ],
+        (MediaKind::Audio, "PCMA") => vec![
+            make("rtppcmadepay")?,
+            make("alawdec")?,
             make("audioconvert")?,
             make("audioresample")?,
         ],
