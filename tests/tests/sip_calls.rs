@@ -357,6 +357,13 @@ fn the_room_calls_baresip_through_kamailio_with_sdes_srtp_and_hangs_up_either_si
         "baresip decoded no picture of the room"
     );
 
+    // The call's SDES keys (in the SDP both ways) and SIP messages stay out of roomd's log.
+    let log = roomd.stderr_text();
+    assert!(
+        !log.contains("a=crypto") && !log.contains("inline:"),
+        "roomd's log shows SDP with SRTP keys"
+    );
+
     // meeting.leave sends BYE: baresip's call ends.
     roomd.command("meeting.leave", &json!({}))?;
     wait_for_log(
