@@ -166,6 +166,23 @@ impl SipMedia {
                 tracing::warn!("SIP call: cannot play the far end's {:?}: {e}", stream.kind);
             }
         });
+        // Errors of the call's elements (a stream that cannot be negotiated or decoded) go to
+        // the log: the call goes on with what still works.
+        if let Some(bus) = pipeline.bus() {
+            bus.set_sync_handler(|_, message| {
+                if let gst::MessageView::Error(error) = message.view() {
+                    tracing::warn!(
+                        "SIP call media: {}: {}",
+                        error
+                            .src()
+                            .map(|s| s.path_string().to_string())
+                            .unwrap_or_default(),
+                        error.error()
+                    );
+                }
+                gst::BusSyncReply::Drop
+            });
+        }
         pipeline
             .set_state(gst::State::Playing)
             .map_err(|_| MediaError::Start("SIP call's media".to_owned()))?;
