@@ -36,6 +36,7 @@ pub mod rauc;
 mod roomctl;
 mod roomd;
 mod session;
+pub mod sip;
 mod swtpm;
 mod test_ca;
 mod tls;

@@ -136,6 +136,11 @@ impl RoomHandle {
             .await?
     }
 
+    /// Passes on where the SIP registration stands (the SIP worker owns `status.sip`).
+    pub async fn sip_report(&self, status: roomd_model::sip::SipStatus) -> Result<(), CoreError> {
+        self.ask(|reply| Request::Sip { status, reply }).await
+    }
+
     /// Passes on what the meeting engine learned.
     pub async fn meeting_report(&self, report: MeetingReport) -> Result<(), CoreError> {
         self.ask(|reply| Request::Meeting { report, reply }).await

@@ -61,6 +61,11 @@ pub enum MeetingTarget {
         /// no control characters.
         display_name: Option<String>,
     },
+    /// A SIP call (issue 14) through the room's SIP account (`[sip]`).
+    Sip {
+        /// Whom to call: `sips:user@host[:port]` (TLS only), at most 256 characters.
+        uri: String,
+    },
     /// A meeting hosted by this room.
     Hosted {
         /// The PIN guests must give (4 to 12 digits); None: no PIN.
@@ -76,6 +81,7 @@ impl MeetingTarget {
             MeetingTarget::Whip { .. } => "whip",
             MeetingTarget::Whep { .. } => "whep",
             MeetingTarget::Direct { .. } => "direct",
+            MeetingTarget::Sip { .. } => "sip",
             MeetingTarget::Hosted { .. } => "hosted",
         }
     }
@@ -112,6 +118,7 @@ impl MeetingTarget {
                 "kind": "direct", "address": direct_address(room, meeting_id),
                 "pin_set": pin.is_some(), "display_name": display_name,
             }),
+            MeetingTarget::Sip { uri } => json!({"kind": "sip", "uri": uri}),
             MeetingTarget::Hosted { pin } => json!({"kind": "hosted", "pin_set": pin.is_some()}),
         }
     }
@@ -160,6 +167,9 @@ impl MeetingTarget {
                     display_name: display_name_of(display_name)?,
                 }
             }
+            RawTarget::Sip { uri } => MeetingTarget::Sip {
+                uri: sip_uri(&uri)?,
+            },
             RawTarget::Hosted { pin } => MeetingTarget::Hosted {
                 pin: optional_secret("pin", pin, check_pin)?,
             },
@@ -204,10 +214,42 @@ enum RawTarget {
         #[serde(default)]
         display_name: Option<String>,
     },
+    Sip {
+        uri: String,
+    },
     Hosted {
         #[serde(default)]
         pin: Option<String>,
     },
+}
+
+/// Longest SIP address `meeting.join` takes.
+const SIP_URI_MAX_CHARS: usize = 256;
+
+/// A SIP address to call: `sips:user@host[:port]`, TLS only (the signalling carries the SRTP
+/// keys), printable ASCII without spaces, quotes or angle brackets (it goes into headers as is).
+fn sip_uri(value: &str) -> Result<String, String> {
+    let bad = |why: &str| format!("uri: {why}; expected sips:user@host[:port]");
+    if value.len() > SIP_URI_MAX_CHARS {
+        return Err(bad(&format!("longer than {SIP_URI_MAX_CHARS} characters")));
+    }
+    let Some(rest) = value.strip_prefix("sips:") else {
+        return Err(bad("only sips: (SIP over TLS) is called"));
+    };
+    if !rest
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'<' | b'>' | b'\\'))
+    {
+        return Err(bad(
+            "spaces, quotes, angle brackets and control characters are not allowed",
+        ));
+    }
+    match rest.split_once('@') {
+        Some((user, host)) if !user.is_empty() && !host.is_empty() && !host.contains('@') => {
+            Ok(value.to_owned())
+        }
+        _ => Err(bad("no user@host")),
+    }
 }
 
 /// A server URL: https, or http only to a loopback address (a server on the room itself).
@@ -457,7 +499,8 @@ pub struct Participant {
     /// Their received voice is above -45 dBFS (silent again after 800 ms below -55 dBFS).
     pub talking: bool,
     /// `dtls-srtp` while every stream of the participant is encrypted (DTLS connected, SRTP
-    /// keyed), `none` otherwise.
+    /// keyed), `sdes-srtp` for a SIP call whose every stream runs SRTP with the keys both sides
+    /// put in their SDP, `none` otherwise.
     pub encryption: String,
 }
 
@@ -712,11 +755,38 @@ mod tests {
                 json!({"kind": "whip", "url": "https://s.example", "token": "a b"}),
                 "token",
             ),
+            (
+                json!({"kind": "sip", "uri": "sip:alice@pbx.example"}),
+                "sips:",
+            ),
+            (
+                json!({"kind": "sip", "uri": "sips:pbx.example"}),
+                "user@host",
+            ),
+            (
+                json!({"kind": "sip", "uri": "sips:a b@pbx.example"}),
+                "spaces",
+            ),
+            (
+                json!({"kind": "sip", "uri": format!("sips:a@{}", "x".repeat(256))}),
+                "256",
+            ),
         ];
         for (value, expected) in cases {
             let err = MeetingTarget::parse(&value).unwrap_err();
             assert!(err.contains(expected), "{value}: {err}");
         }
+    }
+
+    #[test]
+    fn sip_targets_are_sips_addresses_shown_as_given() {
+        let t = MeetingTarget::parse(&json!({"kind": "sip", "uri": "sips:alice@10.0.0.5:5061"}))
+            .unwrap();
+        assert_eq!(t.kind(), "sip");
+        assert_eq!(
+            t.public(),
+            json!({"kind": "sip", "uri": "sips:alice@10.0.0.5:5061"})
+        );
     }
 
     #[test]

@@ -73,6 +73,10 @@ pub(super) enum Request {
         patch: Value,
         reply: oneshot::Sender<Result<Arc<Config>, CoreError>>,
     },
+    Sip {
+        status: roomd_model::sip::SipStatus,
+        reply: oneshot::Sender<()>,
+    },
     Host {
         report: HostReport,
         reply: oneshot::Sender<()>,
@@ -325,6 +329,12 @@ impl Room {
             Request::Fleet { status, reply } => {
                 // Status only: subscribers see status.fleet change.
                 self.status.fleet = Some(status);
+                self.publish(Vec::new());
+                let _ = reply.send(());
+            }
+            Request::Sip { status, reply } => {
+                // Status only: subscribers see status.sip change.
+                self.status.sip = Some(status);
                 self.publish(Vec::new());
                 let _ = reply.send(());
             }

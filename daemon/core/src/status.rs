@@ -13,6 +13,7 @@ use roomd_model::config::{CameraPosition, Config, Layout, SelfviewMode, Selfview
 use roomd_model::fleet::FleetStatus;
 use roomd_model::host::HostStatus;
 use roomd_model::provisioning::ProvisioningStatus;
+use roomd_model::sip::SipStatus;
 use roomd_model::update::UpdateStatus;
 
 /// The whole status tree (`GET /api/v1/status`); only the room core changes it.
@@ -41,6 +42,10 @@ pub struct RoomStatus {
     /// configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provisioning: Option<ProvisioningStatus>,
+    /// `sip`: the room's SIP account (docs/meetings.md, "SIP"); absent when `sip.registrar` is
+    /// empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sip: Option<SipStatus>,
 }
 
 impl RoomStatus {
@@ -91,6 +96,7 @@ impl RoomStatus {
             host: HostStatus::unknown(),
             fleet: None,
             provisioning: None,
+            sip: None,
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod privacy;
 pub mod ptz;
 pub mod remote;
 pub mod simulated_camera;
+pub mod sip;
 pub mod taps;
 pub mod timecode;
 pub mod video;

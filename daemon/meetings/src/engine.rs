@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use super::MeetingError;
 use super::session::{self, SessionCommand, SessionContext};
+use super::sip_session::SipCalls;
 use roomd_core::{AdmittedGuest, MeetingPlan, RoomHandle};
 use roomd_identity::secrets::SecretStore;
 use roomd_media::MediaTaps;
@@ -81,9 +82,10 @@ pub fn start(
     room: RoomHandle,
     taps: MediaTaps,
     secrets: Arc<SecretStore>,
+    sip: Option<Arc<dyn SipCalls>>,
 ) -> (MeetingEngineHandle, JoinHandle<()>) {
     let (requests_tx, requests) = mpsc::channel(32);
-    let task = tokio::spawn(run(room, taps, secrets, requests));
+    let task = tokio::spawn(run(room, taps, secrets, sip, requests));
     (
         MeetingEngineHandle {
             requests: requests_tx,
@@ -119,6 +121,7 @@ async fn run(
     room: RoomHandle,
     taps: MediaTaps,
     secrets: Arc<SecretStore>,
+    sip: Option<Arc<dyn SipCalls>>,
     mut requests: mpsc::Receiver<SessionCommand>,
 ) {
     let mut plans = room.watch_meeting_plan();
@@ -130,7 +133,7 @@ async fn run(
                     break; // the core stopped
                 }
                 let plan = plans.borrow_and_update().clone();
-                running = follow(running, plan, &room, &taps, &secrets).await;
+                running = follow(running, plan, &room, &taps, &secrets, &sip).await;
             }
             Some(command) = requests.recv() => {
                 // A guest's offer goes only to the meeting it was admitted to.
@@ -163,6 +166,7 @@ async fn follow(
     room: &RoomHandle,
     taps: &MediaTaps,
     secrets: &Arc<SecretStore>,
+    sip: &Option<Arc<dyn SipCalls>>,
 ) -> Option<Running> {
     match (running, plan) {
         (Some(r), Some(plan)) if r.generation == plan.generation => {
@@ -184,6 +188,7 @@ async fn follow(
                     commands,
                     stop,
                     secrets: secrets.clone(),
+                    sip: sip.clone(),
                 };
                 Running {
                     generation: plan.generation,

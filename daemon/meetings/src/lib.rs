@@ -4,8 +4,8 @@
 //! the signalling and hand SDP to WebRTC peers (`roomd_media::webrtc`), which carry the media:
 //!
 //! - `engine`: the task, and the handle the API uses for guests' media.
-//! - `session`: what every session gets; `hosted_session`, `janus_session`, `whip_session` and
-//!   `direct_session` are the four kinds; `janus_content` is a Janus meeting's content share.
+//! - `session`: what every session gets; `hosted_session`, `janus_session`, `whip_session`,
+//!   `direct_session` and `sip_session` are the five kinds; `janus_content` is a Janus meeting's content share.
 //! - `roster`: peers grouped by participant; participants, statistics and events for the core.
 //! - `https`, `whip`, `janus`: the signalling clients (TLS always verified, typed errors for
 //!   every bad answer).
@@ -22,11 +22,13 @@ mod janus_session;
 mod outbound_resolver;
 mod roster;
 mod session;
+mod sip_session;
 pub mod whip;
 mod whip_session;
 
 pub use engine::{GuestDirection, MeetingEngineHandle, start};
 pub use error::MeetingError;
+pub use sip_session::{SipCall, SipCalls, SipFuture};
 
 #[cfg(test)]
 mod test_server;

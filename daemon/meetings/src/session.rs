@@ -8,8 +8,11 @@ use super::backoff::Backoff;
 use super::engine::GuestDirection;
 use super::https::{HttpsClient, HttpsError};
 use super::janus::JanusError;
+use super::sip_session::SipCalls;
 use super::whip::WhipError;
-use super::{MeetingError, direct_session, hosted_session, janus_session, whip_session};
+use super::{
+    MeetingError, direct_session, hosted_session, janus_session, sip_session, whip_session,
+};
 use roomd_core::{
     AdmittedGuest, MeetingPlan, MeetingReport, MeetingState, MeetingTarget, RoomHandle,
 };
@@ -44,6 +47,8 @@ pub(crate) struct SessionContext {
     pub stop: watch::Receiver<bool>,
     /// Where the TURN password is kept (sealed).
     pub secrets: Arc<SecretStore>,
+    /// The room's SIP account, when `[sip]` sets one up.
+    pub sip: Option<Arc<dyn SipCalls>>,
 }
 
 impl SessionContext {
@@ -271,6 +276,7 @@ pub(crate) async fn run(context: SessionContext) {
         MeetingTarget::Janus { .. } => janus_session::run(context).await,
         MeetingTarget::Whip { .. } | MeetingTarget::Whep { .. } => whip_session::run(context).await,
         MeetingTarget::Direct { .. } => direct_session::run(context).await,
+        MeetingTarget::Sip { .. } => sip_session::run(context).await,
     }
 }
 

@@ -11,6 +11,7 @@ pub mod outbound;
 pub mod provisioning;
 mod role;
 mod secret;
+pub mod sip;
 pub mod update;
 
 pub use identity_status::IdentityStatus;

@@ -195,7 +195,20 @@ pub async fn run(
 
     // Subscribed before the API serves: no factory reset asked for through it is missed.
     let reset_requests = room.subscribe();
-    let (meetings, meeting_task) = roomd_meetings::start(room.clone(), taps, secrets.clone());
+    // The SIP account ([sip]): registration over TLS with the password from the sealed store,
+    // and calls for the meeting engine; without a registrar configured it does not start (and
+    // status has no sip branch).
+    let sip = roomd_sip::start(roomd_sip::SipSetup {
+        room: room.clone(),
+        config: config.sip.clone(),
+        password: sip_password(&config, &secrets),
+    });
+    let sip_calls = sip
+        .as_ref()
+        .and_then(|account| account.phone.clone())
+        .map(|phone| phone as Arc<dyn roomd_meetings::SipCalls>);
+    let (meetings, meeting_task) =
+        roomd_meetings::start(room.clone(), taps, secrets.clone(), sip_calls);
     let (updates, update_task) = roomd_update::start(roomd_update::UpdateSetup {
         room: room.clone(),
         config: config.update.clone(),
@@ -321,6 +334,10 @@ pub async fn run(
     }
     if let Some(task) = late_fleet_task {
         task.abort();
+    }
+    // The SIP endpoint and its TLS connections close with the task.
+    if let Some(account) = sip {
+        account.task.abort();
     }
     // Finish requests in flight (up to the server's shutdown timeout), then stop the core.
     server_handle.stop(true).await;
@@ -510,6 +527,23 @@ fn seal_new_secrets(
         }
     }
     Ok(())
+}
+
+/// `sip.password` from the sealed store, when the configuration says it is set.
+fn sip_password(config: &Config, secrets: &SecretStore) -> Option<roomd_model::Secret> {
+    if config.sip.password.is_empty() {
+        return None;
+    }
+    match secrets.get(roomd_model::config::SIP_PASSWORD_SECRET) {
+        Ok(Some(password)) => Some(roomd_model::Secret::new(
+            String::from_utf8_lossy(&password).into_owned(),
+        )),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!("cannot read the SIP password from the secret store: {e}");
+            None
+        }
+    }
 }
 
 fn prepare_state_dir(dir: &Path) -> Result<(), DaemonError> {

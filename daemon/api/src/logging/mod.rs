@@ -76,24 +76,31 @@ pub fn init(default_level: &str) -> Result<RecentLog, LoggingError> {
 /// Targets whose messages describe misbehaving clients, not roomd.
 const QUIET_CLIENT_ERRORS: &str = "actix_http::h1::dispatcher=off";
 
+/// rsipstack (SIP, roomd-sip) logs every SIP message it sends and receives at INFO, and its
+/// dialogs at DEBUG: those carry a call's SDES-SRTP keys (`a=crypto` in the SDP) and digest
+/// responses. Held at WARN whatever RUST_LOG says, so that secrets never reach the log.
+const SIP_MESSAGES: &str = "rsipstack=warn";
+
 /// A set, non-empty `RUST_LOG` wins; a broken one is an error rather than silently ignored, so an
 /// operator who asked for debug output learns why they do not get it.
 fn filter(rust_log: Option<&str>, default_level: &str) -> Result<EnvFilter, LoggingError> {
+    let sip_messages = || SIP_MESSAGES.parse().expect("a valid directive");
     match rust_log.map(str::trim).filter(|value| !value.is_empty()) {
-        Some(value) => EnvFilter::try_new(value).map_err(|source| LoggingError::InvalidRustLog {
-            value: value.to_owned(),
-            source,
-        }),
+        Some(value) => EnvFilter::try_new(value)
+            .map(|filter| filter.add_directive(sip_messages()))
+            .map_err(|source| LoggingError::InvalidRustLog {
+                value: value.to_owned(),
+                source,
+            }),
         // actix reports every malformed request from a client at ERROR: that is the client's
         // problem, and logging it would let anyone on the network flood the journal.
-        None => {
-            EnvFilter::try_new(format!("{default_level},{QUIET_CLIENT_ERRORS}")).map_err(|source| {
-                LoggingError::InvalidDefaultLevel {
-                    value: default_level.to_owned(),
-                    source,
-                }
-            })
-        }
+        None => EnvFilter::try_new(format!(
+            "{default_level},{QUIET_CLIENT_ERRORS},{SIP_MESSAGES}"
+        ))
+        .map_err(|source| LoggingError::InvalidDefaultLevel {
+            value: default_level.to_owned(),
+            source,
+        }),
     }
 }
 
@@ -116,13 +123,19 @@ mod tests {
     #[test]
     fn rust_log_overrides_the_default() {
         let filter = filter(Some("roomd=debug"), "info").expect("valid filter");
-        assert_eq!(filter.to_string(), "roomd=debug");
+        assert_eq!(filter.to_string(), "rsipstack=warn,roomd=debug");
+        // Whatever RUST_LOG says, SIP messages (SRTP keys in their SDP) stay out.
+        let traced = super::filter(Some("rsipstack=trace,info"), "info").expect("valid filter");
+        assert_eq!(traced.to_string(), "rsipstack=warn,info");
     }
 
     #[test]
     fn empty_rust_log_uses_the_default() {
         let filter = filter(Some("  "), "warn").expect("valid filter");
-        assert_eq!(filter.to_string(), "actix_http::h1::dispatcher=off,warn");
+        assert_eq!(
+            filter.to_string(),
+            "actix_http::h1::dispatcher=off,rsipstack=warn,warn"
+        );
     }
 
     #[test]

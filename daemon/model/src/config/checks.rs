@@ -1073,3 +1073,97 @@ pub fn check_provisioning_url(value: &str) -> Result<(), String> {
 fn provisioning_retry_max_s<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     integer_in(d, 5, 86400)
 }
+
+pub(super) fn sip_server<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let value = String::deserialize(d)?;
+    if !value.is_empty() {
+        check_sip_server(&value).map_err(de::Error::custom)?;
+    }
+    Ok(value)
+}
+
+/// Host and port of a `sips:host[:port]` server address (port 5061 when absent); IPv6
+/// addresses in brackets. Only SIPS: the account's password and calls never go out in clear.
+pub fn check_sip_server(value: &str) -> Result<(String, u16), String> {
+    let bad = || {
+        format!(
+            "{value:?} is not a SIP server address of the form sips:host[:port] (TLS only; \
+             e.g. sips:sip.example.org:5061)"
+        )
+    };
+    let rest = value.strip_prefix("sips:").ok_or_else(bad)?;
+    if rest.is_empty()
+        || rest.len() > DNS_NAME_MAX_CHARS + 6
+        || rest.contains(['/', '@', '?', '#', ' ', ';', '<', '>', '"'])
+    {
+        return Err(bad());
+    }
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (host, after) = v6.split_once(']').ok_or_else(bad)?;
+        host.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
+        match after {
+            "" => (host, None),
+            p => (host, Some(p.strip_prefix(':').ok_or_else(bad)?)),
+        }
+    } else {
+        match rest.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (rest, None),
+        }
+    };
+    if host.is_empty() || host.contains(':') && !rest.starts_with('[') {
+        return Err(bad());
+    }
+    let port = match port {
+        None => 5061,
+        Some(p) => match p.parse::<u16>() {
+            Ok(p) if p > 0 => p,
+            _ => return Err(bad()),
+        },
+    };
+    Ok((host.to_owned(), port))
+}
+
+pub(super) fn sip_user<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let value = String::deserialize(d)?;
+    if !value.is_empty() {
+        check_sip_user(&value).map_err(de::Error::custom)?;
+    }
+    Ok(value)
+}
+
+/// A SIP user name: 1 to 64 letters, digits and `.`, `_`, `-`, `+` (RFC 3261's unreserved
+/// characters without the ones that need escaping in a URI).
+pub fn check_sip_user(value: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{value:?} is not a SIP user name: 1 to 64 letters, digits, '.', '_', '-' and '+'"
+        ))
+    }
+}
+
+pub(super) fn sip_display_name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let value = String::deserialize(d)?;
+    // It goes into a quoted string in From headers: no quotes, backslashes or control characters.
+    if value.chars().count() > ROOM_NAME_MAX_CHARS
+        || value
+            .chars()
+            .any(|c| c.is_control() || c == '"' || c == '\\')
+    {
+        return Err(de::Error::custom(format!(
+            "{value:?} is not a display name: at most {ROOM_NAME_MAX_CHARS} characters, no quotes, \
+             backslashes or control characters"
+        )));
+    }
+    Ok(value)
+}
+
+pub(super) fn sip_register_interval_s<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    integer_in(d, 60, 86400)
+}

@@ -22,7 +22,8 @@ use std::path::Path;
 pub use checks::{
     CAMERA_PRESETS_MAX_ENTRIES, check_camera_position, check_camera_preset_name,
     check_camera_presets, check_fleet_broker, check_fleet_room_id, check_host_network,
-    check_hostname, check_ntp_servers, check_provisioning_url, check_timezone,
+    check_hostname, check_ntp_servers, check_provisioning_url, check_sip_server, check_sip_user,
+    check_timezone,
     parse_address_with_prefix, parse_time_of_day,
 };
 pub use error::ConfigError;
@@ -32,6 +33,7 @@ pub use model::{
     AccountsConfig, ApiConfig, AudioConfig, CameraPosition, CameraPreset, Config, DbusConfig,
     FleetConfig, HostConfig, HostNetworkConfig, IdentityBackend, IdentityConfig, Layout, LogLevel,
     LoggingConfig, MeetingConfig, NetworkMode, ProvisioningConfig, SelfviewMode, SelfviewPosition,
+    SipConfig,
     StandbyConfig, SystemConfig, UpdateConfig, VideoConfig,
 };
 pub use schema::{SchemaKey, schema};
@@ -42,10 +44,16 @@ pub const SECRET_SET: &str = "set";
 
 /// Secret settings: the configuration holds [`SECRET_SET`] or `""`; the value itself lives in
 /// the sealed secret store under the name given here.
-pub const SECRET_KEYS: [(&str, &str); 1] = [("meeting.turn_password", TURN_PASSWORD_SECRET)];
+pub const SECRET_KEYS: [(&str, &str); 2] = [
+    ("meeting.turn_password", TURN_PASSWORD_SECRET),
+    ("sip.password", SIP_PASSWORD_SECRET),
+];
 
 /// Name of the TURN password in the secret store.
 pub const TURN_PASSWORD_SECRET: &str = "turn-password";
+
+/// Name of the SIP account's digest password in the secret store.
+pub const SIP_PASSWORD_SECRET: &str = "sip-password";
 
 /// Permission of the saved file: the daemon's user writes it, its group (admins) may read it.
 const FILE_MODE: u32 = 0o640;
@@ -59,7 +67,7 @@ const FILE_HEADER: &str = "\
 
 /// Keys that are read once at start; a change to them is saved at once but takes effect only
 /// at the next start of roomd. Every other key takes effect immediately.
-pub const NEXT_START_KEYS: [&str; 30] = [
+pub const NEXT_START_KEYS: [&str; 39] = [
     "system.hardware_profile",
     "system.state_dir",
     "api.listen",
@@ -92,6 +100,17 @@ pub const NEXT_START_KEYS: [&str; 30] = [
     "provisioning.trust_key",
     "provisioning.server_ca_file",
     "provisioning.retry_max_s",
+    // The SIP worker reads [sip] once, when roomd starts (the password too: it is read from
+    // the secret store then).
+    "sip.registrar",
+    "sip.proxy",
+    "sip.fallback_proxy",
+    "sip.user",
+    "sip.auth_user",
+    "sip.password",
+    "sip.display_name",
+    "sip.register_interval_s",
+    "sip.ca_file",
 ];
 
 /// Keys that decide whom the device trusts and where its key lives. The API cannot change them
@@ -130,6 +149,9 @@ pub const FILE_ONLY_KEYS: &[&str] = &[
     "provisioning.dns_sd",
     "provisioning.trust_key",
     "provisioning.server_ca_file",
+    // Which CA the room trusts for its SIP servers: another would let a caller's server pose as
+    // the registrar.
+    "sip.ca_file",
 ];
 
 /// Keys a signed provisioning bundle may not set although the file may: where the state lives
@@ -147,6 +169,7 @@ pub const PROVISIONING_REFUSED_KEYS: &[&str] = &[
     "provisioning.server_ca_file",
     "provisioning.retry_max_s",
     "meeting.turn_password",
+    "sip.password",
 ];
 
 /// Keys that decide how hard the device is to get into (lockout of password guessing, which
@@ -166,6 +189,11 @@ pub const ADMIN_ONLY_KEYS: &[&str] = &[
     "host.network.addresses",
     "host.network.gateways",
     "host.network.dns",
+    // Where the room sends its SIP credentials and calls: an integrator could otherwise point
+    // them at a server of their choosing and collect digest responses.
+    "sip.registrar",
+    "sip.proxy",
+    "sip.fallback_proxy",
 ];
 
 /// Whether a change of `key` (dotted, e.g. `api.listen`) needs a restart to take effect.

@@ -46,6 +46,8 @@ pub struct Config {
     /// `[provisioning]`: zero-touch provisioning from a signed bundle (docs/provisioning.md);
     /// off while neither `url` nor `dns_sd` is set.
     pub provisioning: ProvisioningConfig,
+    /// `[sip]`: the room's SIP account (docs/meetings.md, "SIP"); off while `registrar` is empty.
+    pub sip: SipConfig,
 }
 
 /// `[system]`: what the room is called, what it runs on and where it keeps its state.
@@ -653,6 +655,61 @@ impl Default for ProvisioningConfig {
             trust_key: String::new(),
             server_ca_file: String::new(),
             retry_max_s: 300,
+        }
+    }
+}
+
+/// `[sip]`: the room registers with a SIP registrar over TLS (SIPS) with digest authentication,
+/// so that it can call and be called by SIP room systems and bridges. An empty `registrar` means
+/// no SIP account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// `sips:host[:port]` (port 5061 when absent); empty: no SIP account.
+    #[serde(deserialize_with = "checks::sip_server")]
+    pub registrar: String,
+    /// `sips:host[:port]` of the outbound proxy every request goes to; empty: the registrar.
+    #[serde(deserialize_with = "checks::sip_server")]
+    pub proxy: String,
+    /// `sips:host[:port]` of the proxy to fail over to when `proxy` (or the registrar) does not
+    /// answer; empty: none.
+    #[serde(deserialize_with = "checks::sip_server")]
+    pub fallback_proxy: String,
+    /// The user part of the room's address of record (`sips:<user>@<registrar host>`).
+    #[serde(deserialize_with = "checks::sip_user")]
+    pub user: String,
+    /// The name for digest authentication; empty: `user`.
+    #[serde(deserialize_with = "checks::sip_user")]
+    pub auth_user: String,
+    /// The digest password: `"set"` or `""` here, the value in the sealed secret store.
+    #[serde(
+        deserialize_with = "checks::sealed_secret",
+        serialize_with = "checks::serialize_sealed_secret"
+    )]
+    pub password: String,
+    /// The name the far end sees.
+    #[serde(deserialize_with = "checks::sip_display_name")]
+    pub display_name: String,
+    /// The registration lifetime asked for, in seconds; the room registers again before it ends.
+    #[serde(deserialize_with = "checks::sip_register_interval_s")]
+    pub register_interval_s: u32,
+    /// The CA certificate(s) (PEM) that issued the registrar's and proxies' certificates.
+    #[serde(deserialize_with = "checks::optional_absolute_path_string")]
+    pub ca_file: String,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            registrar: String::new(),
+            proxy: String::new(),
+            fallback_proxy: String::new(),
+            user: String::new(),
+            auth_user: String::new(),
+            password: String::new(),
+            display_name: String::new(),
+            register_interval_s: 600,
+            ca_file: String::new(),
         }
     }
 }

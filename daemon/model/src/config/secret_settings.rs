@@ -81,6 +81,7 @@ pub fn set_in(config: &Config) -> Vec<&'static str> {
 fn field<'a>(config: &'a mut Config, key: &str) -> Option<&'a mut String> {
     match key {
         "meeting.turn_password" => Some(&mut config.meeting.turn_password),
+        "sip.password" => Some(&mut config.sip.password),
         _ => None,
     }
 }

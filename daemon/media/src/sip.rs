@@ -1,0 +1,564 @@
+//! The media of a SIP call (issue 14): plain RTP sessions in an `rtpbin`, each protected by
+//! `srtpenc`/`srtpdec` with the SDES keys both sides put in their SDP (no WebRTC: webrtcbin
+//! cannot do SDES). The room's encoded camera and microphone go out from the taps as every
+//! meeting's do; the far end's picture and voice are decoded into the display and the speaker
+//! mix. One pipeline per call, dropped with it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+
+use crate::taps::Feed;
+use crate::{MediaError, MediaKind, MediaTaps, RemoteAudioSlot, RemoteVideoSlot, TapSubscription};
+
+/// SRTP master key and salt length of `AES_CM_128_HMAC_SHA1_80`.
+pub const SRTP_KEY_LEN: usize = 30;
+
+/// One agreed RTP stream of a call.
+#[derive(Debug, Clone)]
+pub struct SipStream {
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// `OPUS` or `H264` (the codecs the room's taps carry); others are not started.
+    pub encoding: String,
+    /// The agreed payload type.
+    pub payload_type: u8,
+    /// The room's RTP port (RTCP on the next), on `local_ip`.
+    pub local_port: u16,
+    /// Where the far end receives RTP.
+    pub remote_rtp: SocketAddr,
+    /// Where the far end receives RTCP.
+    pub remote_rtcp: SocketAddr,
+    /// The room's SRTP key (the far end decrypts with it); `None` for plain RTP.
+    pub send_key: Option<[u8; SRTP_KEY_LEN]>,
+    /// The far end's SRTP key; `None` for plain RTP.
+    pub receive_key: Option<[u8; SRTP_KEY_LEN]>,
+}
+
+/// Frames through one direction of one stream.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Frames so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn add(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Per-stream frame counts of a call, for `status.meeting.streams`.
+#[derive(Debug, Default)]
+pub struct SipCounters {
+    /// Video frames the room sent.
+    pub video_sent: Counter,
+    /// Video frames the room decoded.
+    pub video_received: Counter,
+    /// Audio frames the room sent.
+    pub audio_sent: Counter,
+    /// Audio frames the room decoded.
+    pub audio_received: Counter,
+}
+
+/// A running call's media; stops when dropped.
+pub struct SipMedia {
+    pipeline: gst::Pipeline,
+    counters: Arc<SipCounters>,
+    encrypted: bool,
+    _subscriptions: Vec<TapSubscription>,
+    _slots: Arc<std::sync::Mutex<Slots>>,
+}
+
+#[derive(Default)]
+struct Slots {
+    video: Vec<Arc<RemoteVideoSlot>>,
+    audio: Vec<Arc<RemoteAudioSlot>>,
+}
+
+impl Drop for SipMedia {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+fn make(factory: &str) -> Result<gst::Element, MediaError> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .map_err(|_| MediaError::Build(format!("SIP media: no {factory} element")))
+}
+
+fn build_error(what: impl std::fmt::Display) -> MediaError {
+    MediaError::Build(format!("SIP media: {what}"))
+}
+
+/// The caps srtpenc/srtpdec take for `AES_CM_128_HMAC_SHA1_80` with `key`.
+fn srtp_caps(key: &[u8; SRTP_KEY_LEN]) -> gst::Caps {
+    gst::Caps::builder("application/x-srtp")
+        .field("srtp-key", gst::Buffer::from_slice(key.to_vec()))
+        .field("srtp-cipher", "aes-128-icm")
+        .field("srtp-auth", "hmac-sha1-80")
+        .field("srtcp-cipher", "aes-128-icm")
+        .field("srtcp-auth", "hmac-sha1-80")
+        .build()
+}
+
+impl SipMedia {
+    /// Starts the call's media on `local_ip` for `streams`, the far end shown as `label`.
+    pub fn start(
+        taps: &MediaTaps,
+        local_ip: std::net::IpAddr,
+        label: &str,
+        streams: &[SipStream],
+    ) -> Result<SipMedia, MediaError> {
+        let pipeline = gst::Pipeline::with_name("sip-call");
+        let rtpbin = make("rtpbin")?;
+        pipeline.add(&rtpbin).map_err(build_error)?;
+        let counters = Arc::new(SipCounters::default());
+        let slots = Arc::new(std::sync::Mutex::new(Slots::default()));
+        let mut subscriptions = Vec::new();
+        let mut encrypted = !streams.is_empty();
+        let mut sessions = std::collections::HashMap::new();
+        for (session, stream) in streams.iter().enumerate() {
+            let session = session as u32;
+            encrypted &= stream.send_key.is_some() && stream.receive_key.is_some();
+            sessions.insert(session, stream.clone());
+            if let Some(subscription) =
+                add_sender(&pipeline, &rtpbin, taps, session, stream, &counters)?
+            {
+                subscriptions.push(subscription);
+            }
+            add_receiver(&pipeline, &rtpbin, session, stream, local_ip)?;
+        }
+        // A far-end stream appeared: depayload, decode, show or play it.
+        let weak_pipeline = pipeline.downgrade();
+        let taps_for_pads = taps.clone();
+        let label = label.to_owned();
+        let counters_for_pads = counters.clone();
+        let slots_for_pads = slots.clone();
+        rtpbin.connect_pad_added(move |_, pad| {
+            let name = pad.name();
+            let Some(rest) = name.strip_prefix("recv_rtp_src_") else {
+                return;
+            };
+            let Some(session) = rest.split('_').next().and_then(|s| s.parse::<u32>().ok()) else {
+                return;
+            };
+            let (Some(pipeline), Some(stream)) = (weak_pipeline.upgrade(), sessions.get(&session))
+            else {
+                return;
+            };
+            if let Err(e) = on_remote_stream(
+                &pipeline,
+                pad,
+                stream,
+                &taps_for_pads,
+                &label,
+                &counters_for_pads,
+                &slots_for_pads,
+            ) {
+                tracing::warn!("SIP call: cannot play the far end's {:?}: {e}", stream.kind);
+            }
+        });
+        // Errors of the call's elements (a stream that cannot be negotiated or decoded) go to
+        // the log: the call goes on with what still works.
+        if let Some(bus) = pipeline.bus() {
+            bus.set_sync_handler(|_, message| {
+                if let gst::MessageView::Error(error) = message.view() {
+                    tracing::warn!(
+                        "SIP call media: {}: {}",
+                        error
+                            .src()
+                            .map(|s| s.path_string().to_string())
+                            .unwrap_or_default(),
+                        error.error()
+                    );
+                }
+                gst::BusSyncReply::Drop
+            });
+        }
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|_| MediaError::Start("SIP call's media".to_owned()))?;
+        Ok(SipMedia {
+            pipeline,
+            counters,
+            encrypted,
+            _subscriptions: subscriptions,
+            _slots: slots,
+        })
+    }
+
+    /// Frame counts so far.
+    pub fn counters(&self) -> &SipCounters {
+        &self.counters
+    }
+
+    /// Whether every stream runs through SRTP in both directions.
+    pub fn encrypted(&self) -> bool {
+        self.encrypted
+    }
+}
+
+fn udpsink(remote: SocketAddr) -> Result<gst::Element, MediaError> {
+    let sink = make("udpsink")?;
+    sink.set_property("host", remote.ip().to_string());
+    sink.set_property("port", i32::from(remote.port()));
+    sink.set_property("sync", false);
+    sink.set_property("async", false);
+    Ok(sink)
+}
+
+fn link_pads(src: &gst::Pad, sink: &gst::Pad) -> Result<(), MediaError> {
+    src.link(sink).map(|_| ()).map_err(|e| {
+        build_error(format!(
+            "cannot link {} to {}: {e:?}",
+            src.name(),
+            sink.name()
+        ))
+    })
+}
+
+fn request_pad(element: &gst::Element, name: &str) -> Result<gst::Pad, MediaError> {
+    element
+        .request_pad_simple(name)
+        .ok_or_else(|| build_error(format!("no {name} pad")))
+}
+
+fn static_pad(element: &gst::Element, name: &str) -> Result<gst::Pad, MediaError> {
+    element
+        .static_pad(name)
+        .ok_or_else(|| build_error(format!("no {name} pad")))
+}
+
+/// appsrc (the room's encoded feed) → payloader → rtpbin → srtpenc → udpsink, RTCP alike.
+fn add_sender(
+    pipeline: &gst::Pipeline,
+    rtpbin: &gst::Element,
+    taps: &MediaTaps,
+    session: u32,
+    stream: &SipStream,
+    counters: &Arc<SipCounters>,
+) -> Result<Option<TapSubscription>, MediaError> {
+    let (feed, payloader) = match (stream.kind, stream.encoding.as_str()) {
+        (MediaKind::Video, "H264") => {
+            if taps.video_codec() != Some(crate::Codec::H264) {
+                tracing::warn!("SIP call: the camera is not encoded as H.264; sending no video");
+                return Ok(None);
+            }
+            let pay = make("rtph264pay")?;
+            pay.set_property("config-interval", -1i32);
+            pay.set_property_from_str("aggregate-mode", "zero-latency");
+            (Feed::Camera, pay)
+        }
+        (MediaKind::Audio, "OPUS") => (Feed::Microphone, make("rtpopuspay")?),
+        (MediaKind::Audio, "PCMU") => (Feed::Microphone, make("rtppcmupay")?),
+        (MediaKind::Audio, "PCMA") => (Feed::Microphone, make("rtppcmapay")?),
+        (kind, encoding) => {
+            tracing::warn!("SIP call: cannot send {kind:?} as {encoding}");
+            return Ok(None);
+        }
+    };
+    payloader.set_property("pt", u32::from(stream.payload_type));
+    let appsrc = gst_app::AppSrc::builder()
+        .is_live(true)
+        .format(gst::Format::Time)
+        .do_timestamp(true)
+        .max_bytes(2_000_000)
+        .leaky_type(gst_app::AppLeakyType::Downstream)
+        .build();
+    // G.711: the microphone's tap carries Opus; decode it and encode 8 kHz mono G.711 (the
+    // room's voice is encoded once for every meeting; this is the SIP call's own transcode).
+    let transcode = match stream.encoding.as_str() {
+        "PCMU" | "PCMA" => {
+            let filter = make("capsfilter")?;
+            filter.set_property(
+                "caps",
+                gst::Caps::builder("audio/x-raw")
+                    .field("rate", 8000i32)
+                    .field("channels", 1i32)
+                    .build(),
+            );
+            let encoder = make(if stream.encoding == "PCMU" {
+                "mulawenc"
+            } else {
+                "alawenc"
+            })?;
+            vec![
+                make("opusdec")?,
+                make("audioconvert")?,
+                make("audioresample")?,
+                filter,
+                encoder,
+            ]
+        }
+        _ => Vec::new(),
+    };
+    let rtp_sink = udpsink(stream.remote_rtp)?;
+    let rtcp_sink = udpsink(stream.remote_rtcp)?;
+    pipeline
+        .add_many([
+            appsrc.upcast_ref::<gst::Element>(),
+            &payloader,
+            &rtp_sink,
+            &rtcp_sink,
+        ])
+        .map_err(build_error)?;
+    let mut chain: Vec<&gst::Element> = vec![appsrc.upcast_ref()];
+    pipeline.add_many(&transcode).map_err(build_error)?;
+    chain.extend(transcode.iter());
+    chain.push(&payloader);
+    gst::Element::link_many(chain).map_err(build_error)?;
+    link_pads(
+        &static_pad(&payloader, "src")?,
+        &request_pad(rtpbin, &format!("send_rtp_sink_{session}"))?,
+    )?;
+    let rtp_out = static_pad(rtpbin, &format!("send_rtp_src_{session}"))?;
+    let rtcp_out = request_pad(rtpbin, &format!("send_rtcp_src_{session}"))?;
+    match &stream.send_key {
+        Some(key) => {
+            let srtpenc = make("srtpenc")?;
+            srtpenc.set_property("key", gst::Buffer::from_slice(key.to_vec()));
+            srtpenc.set_property_from_str("rtp-cipher", "aes-128-icm");
+            srtpenc.set_property_from_str("rtp-auth", "hmac-sha1-80");
+            srtpenc.set_property_from_str("rtcp-cipher", "aes-128-icm");
+            srtpenc.set_property_from_str("rtcp-auth", "hmac-sha1-80");
+            pipeline.add(&srtpenc).map_err(build_error)?;
+            link_pads(
+                &rtp_out,
+                &request_pad(&srtpenc, &format!("rtp_sink_{session}"))?,
+            )?;
+            link_pads(
+                &static_pad(&srtpenc, &format!("rtp_src_{session}"))?,
+                &static_pad(&rtp_sink, "sink")?,
+            )?;
+            link_pads(
+                &rtcp_out,
+                &request_pad(&srtpenc, &format!("rtcp_sink_{session}"))?,
+            )?;
+            link_pads(
+                &static_pad(&srtpenc, &format!("rtcp_src_{session}"))?,
+                &static_pad(&rtcp_sink, "sink")?,
+            )?;
+        }
+        // Plain RTP: only when meeting.require_encryption is off and the far end wanted it.
+        None => {
+            link_pads(&rtp_out, &static_pad(&rtp_sink, "sink")?)?;
+            link_pads(&rtcp_out, &static_pad(&rtcp_sink, "sink")?)?;
+        }
+    }
+    if let Some(src) = appsrc.static_pad("src") {
+        let taps_for_keyframes = taps.clone();
+        src.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+            if let Some(event) = info.event()
+                && gstreamer_video::UpstreamForceKeyUnitEvent::parse(event).is_ok()
+            {
+                taps_for_keyframes.request_keyframe_of(feed);
+            }
+            gst::PadProbeReturn::Ok
+        });
+        let counters = counters.clone();
+        let kind = stream.kind;
+        src.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            match kind {
+                MediaKind::Video => counters.video_sent.add(),
+                MediaKind::Audio => counters.audio_sent.add(),
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
+    let subscription = taps.subscribe_feed(feed, &appsrc);
+    if feed == Feed::Camera {
+        taps.request_keyframe_of(feed);
+    }
+    Ok(Some(subscription))
+}
+
+/// udpsrc → srtpdec → rtpbin, RTCP alike; rtpbin's pad-added does the rest.
+fn add_receiver(
+    pipeline: &gst::Pipeline,
+    rtpbin: &gst::Element,
+    session: u32,
+    stream: &SipStream,
+    local_ip: std::net::IpAddr,
+) -> Result<(), MediaError> {
+    let (media, clock_rate) = match stream.kind {
+        MediaKind::Video => ("video", 90000),
+        MediaKind::Audio => (
+            "audio",
+            if stream.encoding == "OPUS" {
+                48000
+            } else {
+                8000
+            },
+        ),
+    };
+    let encoding_name = stream.encoding.as_str();
+    let rtp_src = make("udpsrc")?;
+    rtp_src.set_property("address", local_ip.to_string());
+    rtp_src.set_property("port", i32::from(stream.local_port));
+    let caps_name = if stream.receive_key.is_some() {
+        "application/x-srtp"
+    } else {
+        "application/x-rtp"
+    };
+    rtp_src.set_property(
+        "caps",
+        gst::Caps::builder(caps_name)
+            .field("media", media)
+            .field("clock-rate", clock_rate)
+            .field("encoding-name", encoding_name)
+            .field("payload", i32::from(stream.payload_type))
+            .build(),
+    );
+    let rtcp_src = make("udpsrc")?;
+    rtcp_src.set_property("address", local_ip.to_string());
+    rtcp_src.set_property("port", i32::from(stream.local_port) + 1);
+    rtcp_src.set_property(
+        "caps",
+        gst::Caps::builder(if stream.receive_key.is_some() {
+            "application/x-srtcp"
+        } else {
+            "application/x-rtcp"
+        })
+        .build(),
+    );
+    pipeline
+        .add_many([&rtp_src, &rtcp_src])
+        .map_err(build_error)?;
+    match &stream.receive_key {
+        Some(key) => {
+            let srtpdec = make("srtpdec")?;
+            let caps = srtp_caps(key);
+            // Every SSRC the far end uses gets the key of its SDP.
+            srtpdec.connect("request-key", false, move |_| Some(caps.to_value()));
+            pipeline.add(&srtpdec).map_err(build_error)?;
+            link_pads(
+                &static_pad(&rtp_src, "src")?,
+                &static_pad(&srtpdec, "rtp_sink")?,
+            )?;
+            link_pads(
+                &static_pad(&rtcp_src, "src")?,
+                &static_pad(&srtpdec, "rtcp_sink")?,
+            )?;
+            link_pads(
+                &static_pad(&srtpdec, "rtp_src")?,
+                &request_pad(rtpbin, &format!("recv_rtp_sink_{session}"))?,
+            )?;
+            link_pads(
+                &static_pad(&srtpdec, "rtcp_src")?,
+                &request_pad(rtpbin, &format!("recv_rtcp_sink_{session}"))?,
+            )?;
+        }
+        None => {
+            link_pads(
+                &static_pad(&rtp_src, "src")?,
+                &request_pad(rtpbin, &format!("recv_rtp_sink_{session}"))?,
+            )?;
+            link_pads(
+                &static_pad(&rtcp_src, "src")?,
+                &request_pad(rtpbin, &format!("recv_rtcp_sink_{session}"))?,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn on_remote_stream(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    stream: &SipStream,
+    taps: &MediaTaps,
+    label: &str,
+    counters: &Arc<SipCounters>,
+    slots: &Arc<std::sync::Mutex<Slots>>,
+) -> Result<(), MediaError> {
+    let mut elements = match (stream.kind, stream.encoding.as_str()) {
+        (MediaKind::Video, "H264") => {
+            let depay = make("rtph264depay")?;
+            depay.set_property("request-keyframe", true);
+            depay.set_property("wait-for-keyframe", true);
+            vec![
+                depay,
+                make("h264parse")?,
+                taps.h264_decoder()?,
+                make("videoconvert")?,
+            ]
+        }
+        (MediaKind::Audio, "OPUS") => vec![
+            make("rtpopusdepay")?,
+            make("opusdec")?,
+            make("audioconvert")?,
+            make("audioresample")?,
+        ],
+        (MediaKind::Audio, "PCMU") => vec![
+            make("rtppcmudepay")?,
+            make("mulawdec")?,
+            make("audioconvert")?,
+            make("audioresample")?,
+        ],
+        (MediaKind::Audio, "PCMA") => vec![
+            make("rtppcmadepay")?,
+            make("alawdec")?,
+            make("audioconvert")?,
+            make("audioresample")?,
+        ],
+        (kind, encoding) => {
+            return Err(build_error(format!("cannot play {kind:?} as {encoding}")));
+        }
+    };
+    let appsink = gst_app::AppSink::builder().sync(false).build();
+    let Ok(mut slots) = slots.lock() else {
+        return Err(build_error("slots poisoned"));
+    };
+    match stream.kind {
+        MediaKind::Video => {
+            let slot = Arc::new(taps.add_remote_video(label)?);
+            let shown = slot.clone();
+            let counters = counters.clone();
+            appsink.set_callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |sink| {
+                        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        counters.video_received.add();
+                        shown.push(&sample);
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            );
+            slots.video.push(slot);
+        }
+        MediaKind::Audio => {
+            let filter = make("capsfilter")?;
+            filter.set_property("caps", crate::remote_audio_caps());
+            elements.push(filter);
+            let slot = Arc::new(taps.add_remote_audio()?);
+            let played = slot.clone();
+            let counters = counters.clone();
+            appsink.set_callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |sink| {
+                        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        counters.audio_received.add();
+                        played.push(&sample);
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            );
+            slots.audio.push(slot);
+        }
+    }
+    elements.push(appsink.upcast());
+    pipeline.add_many(&elements).map_err(build_error)?;
+    gst::Element::link_many(&elements).map_err(build_error)?;
+    for element in elements.iter().rev() {
+        let _ = element.sync_state_with_parent();
+    }
+    link_pads(pad, &static_pad(&elements[0], "sink")?)
+}

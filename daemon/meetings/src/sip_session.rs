@@ -1,0 +1,164 @@
+//! A SIP call (issue 14; docs/meetings.md, "SIP"): the room calls `sips:…` through its SIP
+//! account. The signalling and SDP live in `roomd-sip`, which sits above this crate and reaches
+//! it through [`SipCalls`] (so that the meetings crate does not depend on the SIP stack). A call
+//! is not redialled: a refusal, an answer the room cannot accept or the far end hanging up ends
+//! the meeting with the reason.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use super::session::SessionContext;
+use roomd_core::{
+    MediaState, MeetingReport, MeetingState, MeetingTarget, Participant, ParticipantState,
+    StreamStats,
+};
+
+/// The far end's id in `status.meeting.participants` and `streams`.
+const FAR_END: &str = "far-end";
+use roomd_media::MediaTaps;
+
+/// A boxed future, as the object-safe traits below return them.
+pub type SipFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The room's SIP account as the meeting engine uses it.
+pub trait SipCalls: Send + Sync + 'static {
+    /// Calls `uri` (a `sips:` address `meeting.join` checked) and resolves once the far end
+    /// answered and the room accepted its answer, or with why not (refused, unreachable, an
+    /// answer without encryption while `require_encryption`).
+    fn call(
+        &self,
+        uri: String,
+        require_encryption: bool,
+        taps: MediaTaps,
+    ) -> SipFuture<'static, Result<Box<dyn SipCall>, String>>;
+}
+
+/// A call that was answered.
+pub trait SipCall: Send {
+    /// Whether every agreed stream is SRTP (from the SDP both sides agreed) and its media runs
+    /// through srtpenc/srtpdec with those keys.
+    fn encrypted(&self) -> bool;
+    /// The call's streams as `status.meeting.streams` shows them.
+    fn streams(&self) -> Vec<StreamStats>;
+    /// Resolves when the far end ends the call, with the reason.
+    fn ended(&mut self) -> SipFuture<'_, String>;
+    /// Ends the call from the room's side (BYE).
+    fn hang_up(self: Box<Self>) -> SipFuture<'static, ()>;
+}
+
+pub(crate) async fn run(ctx: SessionContext) {
+    let MeetingTarget::Sip { uri } = ctx.plan.borrow().target.clone() else {
+        return;
+    };
+    let Some(sip) = ctx.sip.clone() else {
+        ctx.fail("the room has no SIP account: set sip.registrar and the other [sip] keys")
+            .await;
+        return;
+    };
+    let require_encryption = ctx.room.config().meeting.require_encryption;
+    let mut stop = ctx.stop.clone();
+    let call = tokio::select! {
+        _ = SessionContext::stopped(&mut stop) => return,
+        call = call(&sip, &uri, require_encryption, ctx.taps.clone()) => call,
+    };
+    let mut call = match call {
+        Ok(call) => call,
+        Err(e) => {
+            ctx.fail(format!("the SIP call to {uri} failed: {e}")).await;
+            return;
+        }
+    };
+    tracing::info!(
+        "SIP call to {uri} established (media {})",
+        if call.encrypted() {
+            "SRTP"
+        } else {
+            "unencrypted RTP"
+        }
+    );
+    ctx.report_state(MeetingState::Connected, "").await;
+    let mut stats = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut received = Received::default();
+    loop {
+        tokio::select! {
+            _ = SessionContext::stopped(&mut stop) => {
+                call.hang_up().await;
+                return;
+            }
+            reason = call.ended() => {
+                tracing::info!("SIP call to {uri} ended by the far end: {reason}");
+                let report = MeetingReport::Ended {
+                    generation: ctx.generation(),
+                    reason,
+                };
+                let _ = ctx.room.meeting_report(report).await;
+                return;
+            }
+            _ = stats.tick() => {
+                let streams = call.streams();
+                let participant = received.participant(&uri, &streams, call.encrypted());
+                let report = MeetingReport::Participant {
+                    generation: ctx.generation(),
+                    participant,
+                };
+                let _ = ctx.room.meeting_report(report).await;
+                let report = MeetingReport::Stats {
+                    generation: ctx.generation(),
+                    streams,
+                    encrypted: call.encrypted(),
+                };
+                let _ = ctx.room.meeting_report(report).await;
+            }
+        }
+    }
+}
+
+async fn call(
+    sip: &Arc<dyn SipCalls>,
+    uri: &str,
+    require_encryption: bool,
+    taps: MediaTaps,
+) -> Result<Box<dyn SipCall>, String> {
+    sip.call(uri.to_owned(), require_encryption, taps).await
+}
+
+/// Frames received from the far end at the last look, to tell flowing media from stalled.
+#[derive(Default)]
+struct Received {
+    audio: u64,
+    video: u64,
+}
+
+impl Received {
+    /// The far end as a participant: named by the address called; a kind is `on` while its
+    /// frames grew since the last look, `off` when they did not, `none` when not agreed.
+    fn participant(&mut self, uri: &str, streams: &[StreamStats], encrypted: bool) -> Participant {
+        let state = |kind: &str, last: &mut u64| {
+            let Some(stream) = streams
+                .iter()
+                .find(|s| s.direction == "receive" && s.kind == kind)
+            else {
+                return MediaState::None;
+            };
+            let flowing = stream.frames > *last;
+            *last = stream.frames;
+            if flowing {
+                MediaState::On
+            } else {
+                MediaState::Off
+            }
+        };
+        let audio = state("audio", &mut self.audio);
+        let video = state("video", &mut self.video);
+        Participant {
+            id: FAR_END.to_owned(),
+            name: uri.to_owned(),
+            state: ParticipantState::Connected,
+            audio,
+            video,
+            talking: false,
+            encryption: if encrypted { "sdes-srtp" } else { "none" }.to_owned(),
+        }
+    }
+}

@@ -1,0 +1,508 @@
+//! SIP against real peers (issue 14): Kamailio as a TLS registrar with digest authentication in
+//! a network namespace, roomd registering with it over TLS and verifying its certificate against
+//! `sip.ca_file`. Nothing is a stand-in for a SIP peer.
+
+use std::time::{Duration, Instant};
+
+use roomd_tests::meeting;
+use roomd_tests::sip::{Baresip, DEAD_TLS_PORT, Kamailio, MAX_EXPIRES_S, MediaEncryption};
+use roomd_tests::{HarnessError, Roomd, TestCa, TestNetwork};
+use serde_json::{Value, json};
+
+const USER: &str = "room412";
+const PASSWORD: &str = "digest-pw-3f9c1b7e";
+
+fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl FnMut() -> Result<Option<T>, HarnessError>,
+) -> Result<T, HarnessError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe()? {
+            return Ok(value);
+        }
+        if Instant::now() > deadline {
+            return Err(HarnessError::Timeout {
+                what: what.to_owned(),
+                timeout,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn sip_status(roomd: &Roomd, token: &str) -> Result<Value, HarnessError> {
+    let status = roomd.get("/api/v1/status").bearer(token).send()?.json()?;
+    Ok(status["sip"].clone())
+}
+
+/// Waits until `status.sip.registration.state` is `state`; returns `status.sip`.
+fn wait_for_registration(
+    roomd: &Roomd,
+    token: &str,
+    state: &str,
+    timeout: Duration,
+) -> Result<Value, HarnessError> {
+    wait_for(
+        &format!("status.sip.registration.state {state}"),
+        timeout,
+        || {
+            let sip = sip_status(roomd, token)?;
+            Ok((sip["registration"]["state"] == state).then_some(sip))
+        },
+    )
+    .map_err(|e| HarnessError::Config {
+        message: format!(
+            "{e}; status.sip: {}; roomd's stderr:\n{}",
+            sip_status(roomd, token).unwrap_or_default(),
+            roomd.stderr_text()
+        ),
+    })
+}
+
+/// `[sip]` for roomd, with the CA written next to its configuration.
+fn sip_toml(dir: &std::path::Path, ca_pem: &str, lines: &str) -> String {
+    let ca_path = dir.join("sip-ca.pem");
+    std::fs::write(&ca_path, ca_pem).expect("write the SIP CA");
+    format!(
+        "[sip]\nuser = \"{USER}\"\nregister_interval_s = 60\nca_file = \"{}\"\n{lines}",
+        ca_path.display()
+    )
+}
+
+#[test]
+fn the_room_registers_over_tls_with_digest_again_before_expiry_and_keeps_the_password_secret()
+-> Result<(), HarnessError> {
+    let net = TestNetwork::create()?;
+    let ca = TestCa::new("roomd SIP test CA")?;
+    let kamailio = Kamailio::start(&net, &ca, &[(USER, PASSWORD)])?;
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let toml = sip_toml(
+        scratch.path(),
+        &ca.cert_pem(),
+        &format!(
+            "registrar = \"{}\"\npassword = \"{PASSWORD}\"\ndisplay_name = \"Room 4.12\"\n",
+            kamailio.sips_uri()
+        ),
+    );
+    let roomd = Roomd::start_claimed(&toml)?;
+    let token = roomd.admin_token()?;
+
+    let sip = wait_for_registration(&roomd, &token, "registered", Duration::from_secs(20))?;
+    let registration = &sip["registration"];
+    assert_eq!(registration["registrar"], kamailio.sips_uri().as_str());
+    assert_eq!(registration["via"], kamailio.sips_uri().as_str());
+    assert_eq!(registration["error"], "");
+    // The registrar grants less than asked; the room takes what was granted.
+    assert_eq!(registration["expires_in_s"], MAX_EXPIRES_S);
+    let saved = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains(&format!("REGISTER of sips:{USER}@")) && l.contains("saved"))
+            .count()
+    };
+    let log = kamailio.log_text();
+    assert!(saved(&log) >= 1, "Kamailio saved no binding:\n{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("saved") && l.contains("over tls")),
+        "the REGISTER did not come over TLS:\n{log}"
+    );
+
+    // Registered again before the binding ran out (granted 10 s: again after 7.5 s).
+    wait_for(
+        "a second REGISTER saved by Kamailio",
+        Duration::from_secs(3 * u64::from(MAX_EXPIRES_S)),
+        || Ok((saved(&kamailio.log_text()) >= 2).then_some(())),
+    )?;
+    assert_eq!(
+        sip_status(&roomd, &token)?["registration"]["state"],
+        "registered"
+    );
+
+    // The password is in the sealed store only: not in the file, GET /config, status or logs.
+    let config = roomd.get("/api/v1/config").bearer(&token).send()?;
+    assert_eq!(config.status, 200);
+    let config = config.json()?;
+    assert_eq!(config["sip"]["password"], "set");
+    let file = std::fs::read_to_string(roomd.config_path()).expect("read roomd.toml");
+    let status = roomd.get("/api/v1/status").bearer(&token).send()?.text();
+    for (place, text) in [
+        ("GET /api/v1/config", config.to_string()),
+        ("roomd.toml", file),
+        ("GET /api/v1/status", status),
+        ("roomd's log", roomd.stderr_text()),
+    ] {
+        assert!(!text.contains(PASSWORD), "{place} shows the SIP password");
+    }
+
+    // The registrar disappears: at the next refresh the status says so, and the room stays up.
+    let mut kamailio = kamailio;
+    kamailio.stop();
+    let sip = wait_for_registration(
+        &roomd,
+        &token,
+        "failed",
+        Duration::from_secs(3 * u64::from(MAX_EXPIRES_S)),
+    )?;
+    let error = sip["registration"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("cannot reach"), "not a clear error: {error}");
+    let mut roomd = roomd;
+    assert!(roomd.is_running(), "roomd stopped with its registrar");
+    Ok(())
+}
+
+#[test]
+fn a_wrong_password_or_an_untrusted_registrar_fails_with_a_clear_error() -> Result<(), HarnessError>
+{
+    let net = TestNetwork::create()?;
+    let ca = TestCa::new("roomd SIP test CA")?;
+    let kamailio = Kamailio::start(&net, &ca, &[(USER, PASSWORD)])?;
+    let scratch = tempfile::tempdir().expect("tempdir");
+
+    let wrong = "not-the-password-81";
+    let toml = sip_toml(
+        scratch.path(),
+        &ca.cert_pem(),
+        &format!(
+            "registrar = \"{}\"\npassword = \"{wrong}\"\n",
+            kamailio.sips_uri()
+        ),
+    );
+    let roomd = Roomd::start_claimed(&toml)?;
+    let token = roomd.admin_token()?;
+    let sip = wait_for_registration(&roomd, &token, "failed", Duration::from_secs(20))?;
+    let error = sip["registration"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("401") && error.contains("sip.password"),
+        "not a clear error: {error}"
+    );
+    assert!(
+        !roomd.stderr_text().contains(wrong),
+        "the log shows the password"
+    );
+    drop(roomd);
+
+    // A registrar whose certificate the configured CA did not issue is not talked to.
+    let other_ca = TestCa::new("some other CA")?;
+    let toml = sip_toml(
+        scratch.path(),
+        &other_ca.cert_pem(),
+        &format!(
+            "registrar = \"{}\"\npassword = \"{PASSWORD}\"\n",
+            kamailio.sips_uri()
+        ),
+    );
+    let roomd = Roomd::start_claimed(&toml)?;
+    let token = roomd.admin_token()?;
+    let sip = wait_for_registration(&roomd, &token, "failed", Duration::from_secs(20))?;
+    let error = sip["registration"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("cannot reach") && error.to_lowercase().contains("certificate"),
+        "not a clear error: {error}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_proxy_that_is_down_fails_over_to_the_fallback_proxy() -> Result<(), HarnessError> {
+    let net = TestNetwork::create()?;
+    let ca = TestCa::new("roomd SIP test CA")?;
+    let kamailio = Kamailio::start(&net, &ca, &[(USER, PASSWORD)])?;
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dead = format!("sips:{}:{DEAD_TLS_PORT}", kamailio.address());
+    let toml = sip_toml(
+        scratch.path(),
+        &ca.cert_pem(),
+        &format!(
+            "registrar = \"{}\"\nproxy = \"{dead}\"\nfallback_proxy = \"{}\"\npassword = \"{PASSWORD}\"\n",
+            kamailio.sips_uri(),
+            kamailio.sips_uri()
+        ),
+    );
+    let roomd = Roomd::start_claimed(&toml)?;
+    let token = roomd.admin_token()?;
+    let sip = wait_for_registration(&roomd, &token, "registered", Duration::from_secs(30))?;
+    assert_eq!(sip["registration"]["via"], kamailio.sips_uri().as_str());
+    assert!(
+        roomd.stderr_text().contains(&dead),
+        "the log does not say the proxy was unreachable"
+    );
+    Ok(())
+}
+
+const PEER: &str = "alice";
+const PEER_PASSWORD: &str = "alice-pw-77";
+
+/// Kamailio with the room's and a baresip's accounts, the room registered.
+fn registered_room(
+    net: &TestNetwork,
+    encryption: MediaEncryption,
+    extra_toml: &str,
+) -> Result<(Kamailio, Baresip, Roomd, tempfile::TempDir), HarnessError> {
+    let ca = TestCa::new("roomd SIP test CA")?;
+    let kamailio = Kamailio::start(net, &ca, &[(USER, PASSWORD), (PEER, PEER_PASSWORD)])?;
+    let baresip = Baresip::start(net, &kamailio, PEER, PEER_PASSWORD, encryption)?;
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let toml = sip_toml(
+        scratch.path(),
+        &ca.cert_pem(),
+        &format!(
+            "registrar = \"{}\"\npassword = \"{PASSWORD}\"\ndisplay_name = \"Room 4.12\"\n",
+            kamailio.sips_uri()
+        ),
+    );
+    let roomd = Roomd::start_claimed(&format!("{extra_toml}\n{toml}"))?;
+    let token = roomd.admin_token()?;
+    wait_for_registration(&roomd, &token, "registered", Duration::from_secs(20))?;
+    Ok((kamailio, baresip, roomd, scratch))
+}
+
+fn wait_for_log(what: &str, log: impl Fn() -> String, needle: &str) -> Result<(), HarnessError> {
+    wait_for(what, Duration::from_secs(20), || {
+        Ok(log().contains(needle).then_some(()))
+    })
+    .map_err(|e| HarnessError::Config {
+        message: format!("{e}; the log:\n{}", log()),
+    })
+}
+
+#[test]
+fn the_room_calls_baresip_through_kamailio_with_sdes_srtp_and_hangs_up_either_side()
+-> Result<(), HarnessError> {
+    let net = TestNetwork::create()?;
+    let (kamailio, baresip, roomd, _scratch) =
+        registered_room(&net, MediaEncryption::SrtpMandatory, "")?;
+    let uri = baresip.uri(&kamailio);
+    roomd.command(
+        "meeting.join",
+        &json!({"target": {"kind": "sip", "uri": uri}}),
+    )?;
+    let status = meeting::wait_for(&roomd, "connected", Duration::from_secs(30), |m| {
+        m["state"] == "connected" || m["state"] == "failed"
+    })?;
+    assert_eq!(
+        status["state"],
+        "connected",
+        "{status}\n{}",
+        baresip.log_text()
+    );
+    assert_eq!(status["target"], json!({"kind": "sip", "uri": uri}));
+    // The call went through Kamailio over TLS, and baresip took it with SDES-SRTP.
+    let log = kamailio.log_text();
+    assert!(
+        log.contains(&format!("INVITE from sips:{USER}@")) && log.contains("over tls relayed"),
+        "Kamailio relayed no INVITE from the room over TLS:\n{log}"
+    );
+    wait_for_log(
+        "baresip's call established",
+        || baresip.log_text(),
+        "Call established",
+    )?;
+    let log = baresip.log_text();
+    assert!(log.contains("srtp"), "baresip shows no SRTP:\n{log}");
+
+    // Media both ways: the room decodes baresip's moving picture and its voice, and sends its
+    // own; the encryption indicator is on because the agreed streams run through SRTP.
+    let status = meeting::wait_for_received_video(&roomd, None, 30, Duration::from_secs(30))
+        .map_err(|e| HarnessError::Config {
+            message: format!(
+                "{e}\nbaresip:\n{}\nroomd:\n{}",
+                baresip.log_text(),
+                roomd.stderr_text()
+            ),
+        })?;
+    assert!(
+        meeting::stream_frames(&status, "receive", "audio")
+            .iter()
+            .sum::<u64>()
+            > 0,
+        "{status}"
+    );
+    assert!(
+        meeting::stream_frames(&status, "send", "video")
+            .iter()
+            .sum::<u64>()
+            > 0,
+        "{status}"
+    );
+    assert!(
+        meeting::stream_frames(&status, "send", "audio")
+            .iter()
+            .sum::<u64>()
+            > 0,
+        "{status}"
+    );
+    assert_eq!(status["encrypted"], true, "{status}");
+    let far_end = meeting::participant(&status, &uri).unwrap_or(&Value::Null);
+    assert_eq!(far_end["encryption"], "sdes-srtp", "{status}");
+    assert_eq!(far_end["video"], "on", "{status}");
+    // baresip decodes the room's picture and receives its voice (its own status line).
+    wait_for(
+        "baresip receiving the room's audio and video",
+        Duration::from_secs(20),
+        || {
+            Ok(baresip
+                .received_bitrates()
+                .filter(|(audio, video)| *audio > 0 && *video > 0))
+        },
+    )
+    .map_err(|e| HarnessError::Config {
+        message: format!("{e}; baresip:\n{}", baresip.log_text()),
+    })?;
+    assert!(
+        baresip
+            .log_text()
+            .contains("video: receiving with resolution"),
+        "baresip decoded no picture of the room"
+    );
+
+    // The call's SDES keys (in the SDP both ways) and SIP messages stay out of roomd's log.
+    let log = roomd.stderr_text();
+    assert!(
+        !log.contains("a=crypto") && !log.contains("inline:"),
+        "roomd's log shows SDP with SRTP keys"
+    );
+
+    // meeting.leave sends BYE: baresip's call ends.
+    roomd.command("meeting.leave", &json!({}))?;
+    wait_for_log(
+        "baresip's call closed",
+        || baresip.log_text(),
+        "session closed",
+    )?;
+    meeting::wait_for(&roomd, "idle", Duration::from_secs(10), |m| {
+        m["state"] == "idle"
+    })?;
+
+    // Called again, baresip hangs up (it stops): the room's meeting ends by itself.
+    roomd.command(
+        "meeting.join",
+        &json!({"target": {"kind": "sip", "uri": uri}}),
+    )?;
+    meeting::wait_for(&roomd, "connected again", Duration::from_secs(30), |m| {
+        m["state"] == "connected"
+    })?;
+    let mut baresip = baresip;
+    baresip.stop();
+    meeting::wait_for(
+        &roomd,
+        "ended by the far end",
+        Duration::from_secs(20),
+        |m| m["state"] == "idle",
+    )?;
+    Ok(())
+}
+
+#[test]
+fn a_call_without_encryption_is_refused_with_a_clear_reason() -> Result<(), HarnessError> {
+    let net = TestNetwork::create()?;
+    let (kamailio, baresip, roomd, _scratch) = registered_room(&net, MediaEncryption::None, "")?;
+    let uri = baresip.uri(&kamailio);
+    roomd.command(
+        "meeting.join",
+        &json!({"target": {"kind": "sip", "uri": uri}}),
+    )?;
+    let status = meeting::wait_for(&roomd, "failed", Duration::from_secs(30), |m| {
+        m["state"] == "failed" || m["state"] == "connected"
+    })?;
+    assert_eq!(status["state"], "failed", "{status}");
+    let error = status["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("488 Not Acceptable Here") && error.contains("SRTP"),
+        "not a clear reason: {error}\n{}",
+        baresip.log_text()
+    );
+    Ok(())
+}
+
+#[test]
+fn without_required_encryption_a_peer_without_srtp_gets_plain_rtp_and_the_indicator_says_so()
+-> Result<(), HarnessError> {
+    let net = TestNetwork::create()?;
+    let (kamailio, baresip, roomd, _scratch) = registered_room(
+        &net,
+        MediaEncryption::None,
+        "[meeting]\nrequire_encryption = false\n",
+    )?;
+    let uri = baresip.uri(&kamailio);
+    roomd.command(
+        "meeting.join",
+        &json!({"target": {"kind": "sip", "uri": uri}}),
+    )?;
+    let status = meeting::wait_for_received_video(&roomd, None, 30, Duration::from_secs(30))
+        .map_err(|e| HarnessError::Config {
+            message: format!("{e}\nbaresip:\n{}", baresip.log_text()),
+        })?;
+    assert_eq!(status["state"], "connected", "{status}");
+    assert_eq!(status["encrypted"], false, "{status}");
+    assert!(
+        meeting::streams(&status, "receive", "video").all(|s| s["encrypted"] == false),
+        "{status}"
+    );
+    assert!(
+        !baresip.log_text().contains("SRTP is Enabled"),
+        "baresip used SRTP after all"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_g711_only_peer_gets_g711_both_ways() -> Result<(), HarnessError> {
+    let net = TestNetwork::create()?;
+    let ca = TestCa::new("roomd SIP test CA")?;
+    let kamailio = Kamailio::start(&net, &ca, &[(USER, PASSWORD), (PEER, PEER_PASSWORD)])?;
+    let baresip = Baresip::start_g711_only(
+        &net,
+        &kamailio,
+        PEER,
+        PEER_PASSWORD,
+        MediaEncryption::SrtpMandatory,
+    )?;
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let toml = sip_toml(
+        scratch.path(),
+        &ca.cert_pem(),
+        &format!(
+            "registrar = \"{}\"\npassword = \"{PASSWORD}\"\n",
+            kamailio.sips_uri()
+        ),
+    );
+    let roomd = Roomd::start_claimed(&toml)?;
+    let token = roomd.admin_token()?;
+    wait_for_registration(&roomd, &token, "registered", Duration::from_secs(20))?;
+    let uri = baresip.uri(&kamailio);
+    roomd.command(
+        "meeting.join",
+        &json!({"target": {"kind": "sip", "uri": uri}}),
+    )?;
+    let status = meeting::wait_for(
+        &roomd,
+        "G.711 audio arriving",
+        Duration::from_secs(30),
+        |m| {
+            meeting::stream_frames(m, "receive", "audio")
+                .iter()
+                .sum::<u64>()
+                > 50
+        },
+    )
+    .map_err(|e| HarnessError::Config {
+        message: format!("{e}\nroomd:\n{}", roomd.stderr_text()),
+    })?;
+    assert_eq!(status["encrypted"], true, "{status}");
+    let log = baresip.log_text();
+    assert!(
+        log.contains("Set audio encoder: PCMU") || log.contains("Set audio encoder: PCMA"),
+        "baresip did not agree G.711:\n{log}"
+    );
+    wait_for(
+        "baresip receiving the room's G.711 audio",
+        Duration::from_secs(20),
+        || Ok(baresip.received_bitrates().filter(|(audio, _)| *audio > 0)),
+    )
+    .map_err(|e| HarnessError::Config {
+        message: format!("{e}; baresip:\n{}", baresip.log_text()),
+    })?;
+    Ok(())
+}
