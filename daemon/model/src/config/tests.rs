@@ -142,7 +142,61 @@ fn everything_changed() -> Config {
             server_ca_file: "/etc/roomd/provisioning-ca.pem".to_owned(),
             retry_max_s: 600,
         },
+        sip: SipConfig {
+            registrar: "sips:sip.example.org".to_owned(),
+            proxy: "sips:proxy-a.example.org:5061".to_owned(),
+            fallback_proxy: "sips:[2001:db8::5]:5071".to_owned(),
+            user: "room-4-12".to_owned(),
+            auth_user: "room412".to_owned(),
+            password: SECRET_SET.to_owned(),
+            display_name: "Meeting Room 4.12".to_owned(),
+            register_interval_s: 300,
+            ca_file: "/etc/roomd/sip-ca.pem".to_owned(),
+        },
     }
+}
+
+#[test]
+fn sip_servers_users_and_names_are_checked() {
+    assert_eq!(
+        check_sip_server("sips:sip.example.org"),
+        Ok(("sip.example.org".to_owned(), 5061))
+    );
+    assert_eq!(
+        check_sip_server("sips:[::1]:5071"),
+        Ok(("::1".to_owned(), 5071))
+    );
+    for bad in [
+        "sip:plain.example.org",
+        "sips:",
+        "sips:host:0",
+        "sips:host:x",
+        "sips:user@host",
+        "sips:host;transport=udp",
+        "sips:::1",
+    ] {
+        assert!(check_sip_server(bad).is_err(), "{bad}");
+    }
+    assert!(check_sip_user("room-4.12_a+1").is_ok());
+    for bad in ["", "a b", "a@b", "a:b", &"x".repeat(65)] {
+        assert!(check_sip_user(bad).is_err(), "{bad}");
+    }
+    for bad in ["a \"quoted\" name", "back\\slash", "line\nbreak"] {
+        let patch = json!({"sip": {"display_name": bad}});
+        assert!(
+            Config::default().apply_merge_patch(&patch).is_err(),
+            "{bad}"
+        );
+    }
+    // Where the credentials go is the admin's to change, whom the room trusts the file's only.
+    assert!(ADMIN_ONLY_KEYS.contains(&"sip.registrar"));
+    let patch = json!({"sip": {"ca_file": "/tmp/evil-ca.pem"}});
+    let err = Config::default().apply_merge_patch(&patch).unwrap_err();
+    assert!(err.to_string().contains("sip.ca_file"), "{err}");
+    // The password is never shown or saved.
+    let patch = json!({"sip": {"password": "hunter2"}});
+    let config = Config::default().apply_merge_patch(&patch).unwrap();
+    assert!(!config.to_json().to_string().contains("hunter2"));
 }
 
 #[test]
@@ -187,65 +241,11 @@ fn a_provisioning_bundle_may_set_file_only_keys_but_not_where_state_keys_and_tru
     ] {
         let e = base.apply_provisioning_patch(&patch).unwrap_err();
         assert!(e.to_string().contains("provisioning bundle"), "{e}");
-        sip: SipConfig {
-            registrar: "sips:sip.example.org".to_owned(),
-            proxy: "sips:proxy-a.example.org:5061".to_owned(),
-            fallback_proxy: "sips:[2001:db8::5]:5071".to_owned(),
-            user: "room-4-12".to_owned(),
-            auth_user: "room412".to_owned(),
-            password: SECRET_SET.to_owned(),
-            display_name: "Meeting Room 4.12".to_owned(),
-            register_interval_s: 300,
-            ca_file: "/etc/roomd/sip-ca.pem".to_owned(),
-        },
-    }
-}
-
-#[test]
-fn sip_servers_users_and_names_are_checked() {
-    assert_eq!(
-        check_sip_server("sips:sip.example.org"),
-        Ok(("sip.example.org".to_owned(), 5061))
-    );
-    assert_eq!(
-        check_sip_server("sips:[::1]:5071"),
-        Ok(("::1".to_owned(), 5071))
-    );
-    for bad in [
-        "sip:plain.example.org",
-        "sips:",
-        "sips:host:0",
-        "sips:host:x",
-        "sips:user@host",
-        "sips:host;transport=udp",
-        "sips:::1",
-    ] {
-        assert!(check_sip_server(bad).is_err(), "{bad}");
-    }
-    assert!(check_sip_user("room-4.12_a+1").is_ok());
-    for bad in ["", "a b", "a@b", "a:b", &"x".repeat(65)] {
-        assert!(check_sip_user(bad).is_err(), "{bad}");
     }
     let e = base
         .apply_merge_patch(&serde_json::json!({"provisioning": {"trust_key": "/mine.pem"}}))
         .unwrap_err();
     assert!(e.to_string().contains("provisioning.trust_key"), "{e}");
-    for bad in ["a \"quoted\" name", "back\\slash", "line\nbreak"] {
-        let patch = json!({"sip": {"display_name": bad}});
-        assert!(
-            Config::default().apply_merge_patch(&patch).is_err(),
-            "{bad}"
-        );
-    }
-    // Where the credentials go is the admin's to change, whom the room trusts the file's only.
-    assert!(ADMIN_ONLY_KEYS.contains(&"sip.registrar"));
-    let patch = json!({"sip": {"ca_file": "/tmp/evil-ca.pem"}});
-    let err = Config::default().apply_merge_patch(&patch).unwrap_err();
-    assert!(err.to_string().contains("sip.ca_file"), "{err}");
-    // The password is never shown or saved.
-    let patch = json!({"sip": {"password": "hunter2"}});
-    let config = Config::default().apply_merge_patch(&patch).unwrap();
-    assert!(!config.to_json().to_string().contains("hunter2"));
 }
 
 #[test]
@@ -1062,8 +1062,8 @@ fn merge_patch_null_resets_keys_and_sections_to_defaults() {
     expected.fleet.ca_file = changed.fleet.ca_file.clone();
     expected.fleet.room_id = changed.fleet.room_id.clone();
     expected.fleet.role = changed.fleet.role.clone();
-    expected.provisioning = changed.provisioning.clone();
     expected.sip.ca_file = changed.sip.ca_file.clone();
+    expected.provisioning = changed.provisioning.clone();
     assert_eq!(changed.apply_merge_patch(&all_sections).unwrap(), expected);
 }
 
@@ -1218,9 +1218,9 @@ fn json_round_trip_preserves_every_value() {
     base.fleet.broker = config.fleet.broker.clone();
     base.fleet.ca_file = config.fleet.ca_file.clone();
     base.fleet.room_id = config.fleet.room_id.clone();
+    base.sip.ca_file = config.sip.ca_file.clone();
     base.fleet.role = config.fleet.role.clone();
     base.provisioning = config.provisioning.clone();
-    base.sip.ca_file = config.sip.ca_file.clone();
     assert_eq!(base.apply_merge_patch(&json).unwrap(), config);
 }
 
