@@ -23,8 +23,7 @@ pub use checks::{
     CAMERA_PRESETS_MAX_ENTRIES, check_camera_position, check_camera_preset_name,
     check_camera_presets, check_fleet_broker, check_fleet_room_id, check_host_network,
     check_hostname, check_ntp_servers, check_provisioning_url, check_sip_server, check_sip_user,
-    check_timezone,
-    parse_address_with_prefix, parse_time_of_day,
+    check_timezone, parse_address_with_prefix, parse_time_of_day,
 };
 pub use error::ConfigError;
 /// Shared with the hardware profiles, which report errors the same way.
@@ -33,8 +32,7 @@ pub use model::{
     AccountsConfig, ApiConfig, AudioConfig, CameraPosition, CameraPreset, Config, DbusConfig,
     FleetConfig, HostConfig, HostNetworkConfig, IdentityBackend, IdentityConfig, Layout, LogLevel,
     LoggingConfig, MeetingConfig, NetworkMode, ProvisioningConfig, SelfviewMode, SelfviewPosition,
-    SipConfig,
-    StandbyConfig, SystemConfig, UpdateConfig, VideoConfig,
+    SipConfig, StandbyConfig, SystemConfig, UpdateConfig, VideoConfig,
 };
 pub use schema::{SchemaKey, schema};
 pub use secret_settings::{NewSecret, PatchSecrets, set_in, take_from_config, take_from_patch};
