@@ -364,6 +364,20 @@ fn the_room_calls_baresip_through_kamailio_with_sdes_srtp_and_hangs_up_either_si
         "roomd's log shows SDP with SRTP keys"
     );
 
+    // DTMF (RFC 4733) reaches baresip, e.g. a bridge's conference PIN. baresip logs RFC 4733
+    // events as "received event: 'X' (end=N)"; its "received DTMF" line is for SIP INFO
+    // (application/dtmf-relay), which the room does not send. Each digit's start and end.
+    roomd.command("meeting.dtmf", &json!({"digits": "1234#"}))?;
+    for digit in ['1', '2', '3', '4', '#'] {
+        for end in [0, 1] {
+            wait_for_log(
+                "baresip receiving the room's DTMF",
+                || baresip.log_text(),
+                &format!("received event: '{digit}' (end={end})"),
+            )?;
+        }
+    }
+
     // meeting.leave sends BYE: baresip's call ends.
     roomd.command("meeting.leave", &json!({}))?;
     wait_for_log(
