@@ -635,7 +635,7 @@ fn forget_oldest_who_left(guests: &mut HashMap<String, Guest>) {
 }
 
 /// Most `meeting.dtmf` commands one call takes.
-const DTMF_MAX_COMMANDS: usize = 256;
+pub(crate) const DTMF_MAX_COMMANDS: usize = 256;
 
 fn display_name_for(target: &MeetingTarget, config: &Config) -> String {
     match target {
