@@ -323,7 +323,13 @@ fn every_command_enforces_its_roles() -> Result<(), HarnessError> {
             }
             // `update.reboot` is refused (422) on a room with no installed update waiting, after
             // the role check; run for real, it would reboot the machine running the test.
-            let expected = if name == "update.reboot" { 422 } else { 200 };
+            // `meeting.dtmf` is refused (422) after the role check too: this room is in no SIP
+            // call (sip_calls.rs sends tones into a real one).
+            let expected = if matches!(name.as_str(), "update.reboot" | "meeting.dtmf") {
+                422
+            } else {
+                200
+            };
             if listed && status != expected {
                 failures.push(format!(
                     "{name}: its own example {example} as {role} got {status}, expected {expected}"

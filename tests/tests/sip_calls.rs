@@ -364,6 +364,20 @@ fn the_room_calls_baresip_through_kamailio_with_sdes_srtp_and_hangs_up_either_si
         "roomd's log shows SDP with SRTP keys"
     );
 
+    // DTMF (RFC 4733) reaches baresip, e.g. a bridge's conference PIN. baresip logs RFC 4733
+    // events as "received event: 'X' (end=N)"; its "received DTMF" line is for SIP INFO
+    // (application/dtmf-relay), which the room does not send. Each digit's start and end.
+    roomd.command("meeting.dtmf", &json!({"digits": "1234#"}))?;
+    for digit in ['1', '2', '3', '4', '#'] {
+        for end in [0, 1] {
+            wait_for_log(
+                "baresip receiving the room's DTMF",
+                || baresip.log_text(),
+                &format!("received event: '{digit}' (end={end})"),
+            )?;
+        }
+    }
+
     // meeting.leave sends BYE: baresip's call ends.
     roomd.command("meeting.leave", &json!({}))?;
     wait_for_log(
@@ -504,5 +518,24 @@ fn a_g711_only_peer_gets_g711_both_ways() -> Result<(), HarnessError> {
     .map_err(|e| HarnessError::Config {
         message: format!("{e}; baresip:\n{}", baresip.log_text()),
     })?;
+
+    // DTMF where the voice's clock is telephone-event's 8 kHz; two commands in quick
+    // succession play one after the other, not interleaved.
+    roomd.command("meeting.dtmf", &json!({"digits": "*9"}))?;
+    roomd.command("meeting.dtmf", &json!({"digits": "D"}))?;
+    wait_for_log(
+        "baresip receiving the room's DTMF",
+        || baresip.log_text(),
+        "received event: 'D' (end=1)",
+    )?;
+    let log = baresip.log_text();
+    let order: Vec<usize> = ['*', '9', 'D']
+        .iter()
+        .filter_map(|d| log.find(&format!("received event: '{d}' (end=0)")))
+        .collect();
+    assert!(
+        order.len() == 3 && order.windows(2).all(|w| w[0] < w[1]),
+        "baresip did not receive *, 9, D in order:\n{log}"
+    );
     Ok(())
 }

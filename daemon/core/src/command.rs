@@ -93,6 +93,12 @@ pub enum RoomCommand {
         /// The participant id, from `status.meeting.participants`.
         id: String,
     },
+    /// `meeting.dtmf`: sends DTMF tones (RFC 4733) into the current SIP call, e.g. a bridge's
+    /// conference PIN.
+    SendDtmf {
+        /// 1 to 32 of `0-9`, `*`, `#`, `A-D`.
+        digits: String,
+    },
     /// `update.reboot`: reboots into an installed firmware update; refused unless one waits.
     RebootForUpdate,
     /// `system.factory_reset`: writes the factory-reset marker into the state directory; roomd
@@ -233,6 +239,11 @@ pub const COMMANDS: &[CommandSpec] = &[
         name: "meeting.remove",
         example: r#"{"participant": "g-7QK3M9TX"}"#,
         parse: parse_participant,
+    },
+    CommandSpec {
+        name: "meeting.dtmf",
+        example: r#"{"digits": "1234#"}"#,
+        parse: parse_dtmf,
     },
     CommandSpec {
         name: "update.reboot",
@@ -465,6 +476,27 @@ fn parse_participant(command: &'static str, args: &Value) -> Result<RoomCommand,
     })
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DtmfArgs {
+    digits: String,
+}
+
+/// Most tones one `meeting.dtmf` sends.
+const DTMF_MAX_DIGITS: usize = 32;
+
+fn parse_dtmf(command: &'static str, args: &Value) -> Result<RoomCommand, CommandError> {
+    let a: DtmfArgs = args_of(command, args)?;
+    let valid = (1..=DTMF_MAX_DIGITS).contains(&a.digits.len())
+        && a.digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'*' | b'#' | b'A'..=b'D'));
+    if !valid {
+        return Err(invalid(command, "digits: 1 to 32 of 0-9, *, # and A-D"));
+    }
+    Ok(RoomCommand::SendDtmf { digits: a.digits })
+}
+
 fn parse_update_reboot(command: &'static str, args: &Value) -> Result<RoomCommand, CommandError> {
     let NoArgs {} = args_of(command, args)?;
     Ok(RoomCommand::RebootForUpdate)
@@ -601,5 +633,23 @@ mod tests {
             RoomCommand::parse("audio.microphones.unmute", &json!({})).unwrap(),
             RoomCommand::SetMicrophonesMuted { muted: false }
         );
+    }
+
+    #[test]
+    fn dtmf_takes_1_to_32_keypad_digits_only() {
+        assert_eq!(
+            RoomCommand::parse("meeting.dtmf", &json!({"digits": "0123456789*#ABCD"})),
+            Ok(RoomCommand::SendDtmf {
+                digits: "0123456789*#ABCD".into()
+            })
+        );
+        let longest = "1".repeat(32);
+        assert!(RoomCommand::parse("meeting.dtmf", &json!({ "digits": longest })).is_ok());
+        for digits in ["", "12a", "1 2", "E", "１", &"1".repeat(33)] {
+            let err = RoomCommand::parse("meeting.dtmf", &json!({ "digits": digits })).unwrap_err();
+            assert!(err.to_string().contains("digits"), "{digits:?}: {err}");
+        }
+        assert!(RoomCommand::parse("meeting.dtmf", &json!({"digits": 1234})).is_err());
+        assert!(RoomCommand::parse("meeting.dtmf", &json!({})).is_err());
     }
 }

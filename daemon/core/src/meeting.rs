@@ -581,6 +581,8 @@ pub struct MeetingPlan {
     pub display_name: String,
     /// Participants the room removed (the engine disconnects them and ignores them).
     pub removed: Vec<String>,
+    /// Tones asked for with `meeting.dtmf`, in order (the engine sends those it has not sent).
+    pub dtmf: Vec<String>,
 }
 
 /// The plan the engine follows: `None` when no meeting should be going on.

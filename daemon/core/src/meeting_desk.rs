@@ -119,6 +119,7 @@ impl MeetingDesk {
             target,
             meeting_id: meeting_id.clone(),
             removed: Vec::new(),
+            dtmf: Vec::new(),
         });
         let now = now_rfc3339();
         *status = MeetingStatus::idle(now.clone());
@@ -243,6 +244,33 @@ impl MeetingDesk {
         Ok(vec![RoomEvent::ParticipantRemoved {
             participant: id.to_owned(),
         }])
+    }
+
+    /// Queues DTMF tones for the current call (a SIP call only: other meetings carry none).
+    pub(super) fn dtmf(&mut self, status: &MeetingStatus, digits: &str) -> Result<(), CoreError> {
+        let current = self.current_or_refuse()?;
+        if !matches!(current.plan.target, MeetingTarget::Sip { .. }) {
+            return Err(CoreError::Refused(
+                "DTMF tones go to SIP calls only; this meeting is not one".into(),
+            ));
+        }
+        if status.state != MeetingState::Connected {
+            return Err(CoreError::Refused(
+                "the call is not connected yet; send the tones once it is".into(),
+            ));
+        }
+        // A bound on what a plan carries: a long conference PIN is some 20 digits.
+        if current.plan.dtmf.len() >= DTMF_MAX_COMMANDS {
+            return Err(CoreError::Refused(format!(
+                "at most {DTMF_MAX_COMMANDS} meeting.dtmf commands per call"
+            )));
+        }
+        let mut plan = (*current.plan).clone();
+        plan.dtmf.push(digits.to_owned());
+        current.plan = Arc::new(plan);
+        let plan = current.plan.clone();
+        self.plan_tx.send_replace(Some(plan));
+        Ok(())
     }
 
     /// Applies what the engine reports about the current meeting; reports about an earlier
@@ -605,6 +633,9 @@ fn forget_oldest_who_left(guests: &mut HashMap<String, Guest>) {
         }
     }
 }
+
+/// Most `meeting.dtmf` commands one call takes.
+pub(crate) const DTMF_MAX_COMMANDS: usize = 256;
 
 fn display_name_for(target: &MeetingTarget, config: &Config) -> String {
     match target {

@@ -327,3 +327,48 @@ async fn a_second_join_is_refused_and_reports_of_an_old_meeting_are_dropped() {
     assert_eq!(room.status().tree["meeting"]["state"], "idle");
     assert_eq!(room.status().tree["meeting"]["error"], "");
 }
+
+#[tokio::test]
+async fn dtmf_goes_only_to_a_connected_sip_call_and_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (room, _task) = spawn(setup(&dir));
+    let plans = room.watch_meeting_plan();
+    let dtmf = |digits: &str| RoomCommand::SendDtmf {
+        digits: digits.into(),
+    };
+    let err = room.execute(dtmf("1")).await.unwrap_err();
+    assert!(matches!(err, CoreError::Refused(_)), "{err}");
+
+    // A hosted meeting carries no tones.
+    room.execute(join(json!({"kind": "hosted"}))).await.unwrap();
+    let err = room.execute(dtmf("1")).await.unwrap_err();
+    assert!(err.to_string().contains("SIP calls only"), "{err}");
+    room.execute(RoomCommand::LeaveMeeting).await.unwrap();
+
+    // A SIP call takes them once connected, in order, into the plan the engine follows.
+    room.execute(join(
+        json!({"kind": "sip", "uri": "sips:bridge@pbx.example"}),
+    ))
+    .await
+    .unwrap();
+    let err = room.execute(dtmf("1")).await.unwrap_err();
+    assert!(err.to_string().contains("not connected"), "{err}");
+    let generation = plans.borrow().clone().unwrap().generation;
+    room.meeting_report(MeetingReport::State {
+        generation,
+        state: MeetingState::Connected,
+        error: String::new(),
+    })
+    .await
+    .unwrap();
+    room.execute(dtmf("1234#")).await.unwrap();
+    room.execute(dtmf("*9")).await.unwrap();
+    assert_eq!(plans.borrow().clone().unwrap().dtmf, ["1234#", "*9"]);
+
+    // The plan holds a bounded number of commands per call.
+    for _ in 2..crate::meeting_desk::DTMF_MAX_COMMANDS {
+        room.execute(dtmf("0")).await.unwrap();
+    }
+    let err = room.execute(dtmf("0")).await.unwrap_err();
+    assert!(err.to_string().contains("at most"), "{err}");
+}

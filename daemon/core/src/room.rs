@@ -506,6 +506,9 @@ impl Room {
             RoomCommand::RemoveParticipant { id } => {
                 events.extend(self.meetings.remove(&mut self.status.meeting, &id)?)
             }
+            RoomCommand::SendDtmf { digits } => {
+                self.meetings.dtmf(&self.status.meeting, &digits)?
+            }
             RoomCommand::RebootForUpdate
             | RoomCommand::FactoryReset { .. }
             | RoomCommand::Reboot { .. }

@@ -37,6 +37,8 @@ pub struct SipStream {
     pub send_key: Option<[u8; SRTP_KEY_LEN]>,
     /// The far end's SRTP key; `None` for plain RTP.
     pub receive_key: Option<[u8; SRTP_KEY_LEN]>,
+    /// Audio: the payload type of RFC 4733 events (8 kHz) the far end takes, if it does.
+    pub telephone_event: Option<u8>,
 }
 
 /// Frames through one direction of one stream.
@@ -70,6 +72,9 @@ pub struct SipCounters {
 /// A running call's media; stops when dropped.
 pub struct SipMedia {
     pipeline: gst::Pipeline,
+    /// Where the tones of the audio stream's RFC 4733 event source are queued, when the far
+    /// end takes events.
+    dtmf: Option<std::sync::mpsc::SyncSender<Vec<i32>>>,
     counters: Arc<SipCounters>,
     encrypted: bool,
     _subscriptions: Vec<TapSubscription>,
@@ -125,14 +130,18 @@ impl SipMedia {
         let mut subscriptions = Vec::new();
         let mut encrypted = !streams.is_empty();
         let mut sessions = std::collections::HashMap::new();
+        let mut dtmf = None;
         for (session, stream) in streams.iter().enumerate() {
             let session = session as u32;
             encrypted &= stream.send_key.is_some() && stream.receive_key.is_some();
             sessions.insert(session, stream.clone());
-            if let Some(subscription) =
+            if let Some((subscription, events)) =
                 add_sender(&pipeline, &rtpbin, taps, session, stream, &counters)?
             {
                 subscriptions.push(subscription);
+                if let (None, Some(source)) = (&dtmf, events) {
+                    dtmf = Some(dtmf_player(&source)?);
+                }
             }
             add_receiver(&pipeline, &rtpbin, session, stream, local_ip)?;
         }
@@ -188,6 +197,7 @@ impl SipMedia {
             .map_err(|_| MediaError::Start("SIP call's media".to_owned()))?;
         Ok(SipMedia {
             pipeline,
+            dtmf,
             counters,
             encrypted,
             _subscriptions: subscriptions,
@@ -203,6 +213,72 @@ impl SipMedia {
     /// Whether every stream runs through SRTP in both directions.
     pub fn encrypted(&self) -> bool {
         self.encrypted
+    }
+
+    /// Queues `digits` (`0-9*#A-D`) as RFC 4733 events in the audio stream, each 200 ms with
+    /// 100 ms between; false when the far end takes no events or too many wait already.
+    pub fn send_dtmf(&self, digits: &str) -> bool {
+        let Some(tones) = &self.dtmf else {
+            return false;
+        };
+        let numbers: Vec<i32> = digits.bytes().filter_map(dtmf_number).collect();
+        match tones.try_send(numbers) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("SIP call: DTMF tones dropped: {e}");
+                false
+            }
+        }
+    }
+}
+
+/// Most `meeting.dtmf` commands waiting for their tones to be played.
+const DTMF_QUEUE: usize = 16;
+
+/// One thread per call plays the queued tones in order, so that two commands in quick
+/// succession cannot interleave their digits; it ends when the call's media is dropped.
+fn dtmf_player(source: &gst::Element) -> Result<std::sync::mpsc::SyncSender<Vec<i32>>, MediaError> {
+    // The events go to the source's pad as if from downstream (an element's send_event hands
+    // upstream events to its sink pads, and a source has none).
+    let pad = static_pad(source, "src")?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<i32>>(DTMF_QUEUE);
+    std::thread::Builder::new()
+        .name("sip-dtmf".into())
+        .spawn(move || {
+            for numbers in rx {
+                for number in numbers {
+                    for start in [true, false] {
+                        let mut event = gst::Structure::builder("dtmf-event")
+                            .field("type", 1i32)
+                            .field("number", number)
+                            .field("start", start);
+                        if start {
+                            event = event.field("volume", 25i32);
+                        }
+                        if !pad.send_event(gst::event::CustomUpstream::new(event.build())) {
+                            tracing::warn!("SIP call: the DTMF source refused a tone event");
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(if start {
+                            200
+                        } else {
+                            100
+                        }));
+                    }
+                }
+            }
+        })
+        .map_err(|e| MediaError::Start(format!("SIP call's DTMF thread: {e}")))?;
+    Ok(tx)
+}
+
+/// The RFC 4733 event number of a DTMF digit.
+fn dtmf_number(digit: u8) -> Option<i32> {
+    match digit {
+        b'0'..=b'9' => Some(i32::from(digit - b'0')),
+        b'*' => Some(10),
+        b'#' => Some(11),
+        b'A'..=b'D' => Some(i32::from(digit - b'A') + 12),
+        _ => None,
     }
 }
 
@@ -245,7 +321,7 @@ fn add_sender(
     session: u32,
     stream: &SipStream,
     counters: &Arc<SipCounters>,
-) -> Result<Option<TapSubscription>, MediaError> {
+) -> Result<Option<(TapSubscription, Option<gst::Element>)>, MediaError> {
     let (feed, payloader) = match (stream.kind, stream.encoding.as_str()) {
         (MediaKind::Video, "H264") => {
             if taps.video_codec() != Some(crate::Codec::H264) {
@@ -315,10 +391,35 @@ fn add_sender(
     chain.extend(transcode.iter());
     chain.push(&payloader);
     gst::Element::link_many(chain).map_err(build_error)?;
-    link_pads(
-        &static_pad(&payloader, "src")?,
-        &request_pad(rtpbin, &format!("send_rtp_sink_{session}"))?,
-    )?;
+    let rtp_in = request_pad(rtpbin, &format!("send_rtp_sink_{session}"))?;
+    // DTMF: RFC 4733 events share the voice's SSRC through rtpdtmfmux, which drops the voice
+    // while a tone is sent.
+    let dtmf = match (stream.kind, stream.telephone_event) {
+        (MediaKind::Audio, Some(pt)) => {
+            let mux = make("rtpdtmfmux")?;
+            let source = make("rtpdtmfsrc")?;
+            source.set_property("pt", u32::from(pt));
+            // Only a default: rtpdtmfmux hands the source the voice's caps, so the events are
+            // stamped at the voice's clock (48 kHz with Opus) in the voice's timeline, which keeps
+            // the one SSRC's timestamps consistent; baresip 1.0 does the same when it sends.
+            source.set_property("clock-rate", 8000u32);
+            pipeline.add_many([&mux, &source]).map_err(build_error)?;
+            link_pads(
+                &static_pad(&payloader, "src")?,
+                &request_pad(&mux, "sink_%u")?,
+            )?;
+            link_pads(
+                &static_pad(&source, "src")?,
+                &request_pad(&mux, "priority_sink_%u")?,
+            )?;
+            link_pads(&static_pad(&mux, "src")?, &rtp_in)?;
+            Some(source)
+        }
+        _ => {
+            link_pads(&static_pad(&payloader, "src")?, &rtp_in)?;
+            None
+        }
+    };
     let rtp_out = static_pad(rtpbin, &format!("send_rtp_src_{session}"))?;
     let rtcp_out = request_pad(rtpbin, &format!("send_rtcp_src_{session}"))?;
     match &stream.send_key {
@@ -377,7 +478,7 @@ fn add_sender(
     if feed == Feed::Camera {
         taps.request_keyframe_of(feed);
     }
-    Ok(Some(subscription))
+    Ok(Some((subscription, dtmf)))
 }
 
 /// udpsrc → srtpdec → rtpbin, RTCP alike; rtpbin's pad-added does the rest.

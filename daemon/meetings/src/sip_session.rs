@@ -43,6 +43,8 @@ pub trait SipCall: Send {
     fn streams(&self) -> Vec<StreamStats>;
     /// Resolves when the far end ends the call, with the reason.
     fn ended(&mut self) -> SipFuture<'_, String>;
+    /// Sends DTMF tones (RFC 4733) in the call's audio; false when the far end takes none.
+    fn send_dtmf(&self, digits: &str) -> bool;
     /// Ends the call from the room's side (BYE).
     fn hang_up(self: Box<Self>) -> SipFuture<'static, ()>;
 }
@@ -80,8 +82,25 @@ pub(crate) async fn run(ctx: SessionContext) {
     ctx.report_state(MeetingState::Connected, "").await;
     let mut stats = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut received = Received::default();
+    let mut plan = ctx.plan.clone();
+    let mut tones_sent = 0;
     loop {
         tokio::select! {
+            changed = plan.changed() => {
+                if changed.is_err() {
+                    continue;
+                }
+                // meeting.dtmf appends to the plan: send what is new.
+                let tones: Vec<String> = plan.borrow_and_update().dtmf.clone();
+                for digits in tones.iter().skip(tones_sent) {
+                    // The count only: the tones may be a conference PIN.
+                    tracing::info!("SIP call to {uri}: sending {} DTMF tone(s)", digits.len());
+                    if !call.send_dtmf(digits) {
+                        tracing::warn!("SIP call to {uri}: the far end takes no DTMF tones");
+                    }
+                }
+                tones_sent = tones.len();
+            }
             _ = SessionContext::stopped(&mut stop) => {
                 call.hang_up().await;
                 return;

@@ -311,6 +311,7 @@ fn media_streams(
             remote_rtcp: audio.remote_rtcp,
             send_key: audio.remote_key.as_ref().map(|_| *offer.audio_key.bytes()),
             receive_key: audio.remote_key.as_ref().map(|k| *k.bytes()),
+            telephone_event: audio.telephone_event,
         });
     }
     if let Some(video) = &agreed.video {
@@ -326,6 +327,7 @@ fn media_streams(
             remote_rtcp: video.remote_rtcp,
             send_key: video.remote_key.as_ref().map(|_| *offer.video_key.bytes()),
             receive_key: video.remote_key.as_ref().map(|k| *k.bytes()),
+            telephone_event: None,
         });
     }
     streams
@@ -391,6 +393,10 @@ impl SipCall for ActiveCall {
             }
             "the SIP account stopped".to_owned()
         })
+    }
+
+    fn send_dtmf(&self, digits: &str) -> bool {
+        self.media.send_dtmf(digits)
     }
 
     fn hang_up(self: Box<Self>) -> SipFuture<'static, ()> {

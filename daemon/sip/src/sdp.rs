@@ -28,6 +28,7 @@ const PT_OPUS: u8 = 111;
 const PT_PCMU: u8 = 0;
 const PT_PCMA: u8 = 8;
 const PT_H264: u8 = 96;
+const PT_TELEPHONE_EVENT: u8 = 101;
 
 /// What went wrong with the far end's SDP, in words for `status.meeting.error`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -142,9 +143,11 @@ pub fn make_offer(local: &LocalMedia) -> LocalOffer {
     let _ = write!(
         sdp,
         "v=0\r\no=roomd {id} 1 IN {ip}\r\ns=roomd\r\nc=IN {ip}\r\nt=0 0\r\n\
-         m=audio {ap} RTP/SAVP {PT_OPUS} {PT_PCMU} {PT_PCMA}\r\n\
+         m=audio {ap} RTP/SAVP {PT_OPUS} {PT_PCMU} {PT_PCMA} {PT_TELEPHONE_EVENT}\r\n\
          a=rtpmap:{PT_OPUS} opus/48000/2\r\na=fmtp:{PT_OPUS} useinbandfec=1\r\n\
          a=rtpmap:{PT_PCMU} PCMU/8000\r\na=rtpmap:{PT_PCMA} PCMA/8000\r\n\
+         a=rtpmap:{PT_TELEPHONE_EVENT} telephone-event/8000\r\n\
+         a=fmtp:{PT_TELEPHONE_EVENT} 0-15\r\n\
          a=crypto:1 {SRTP_SUITE} inline:{akey}\r\na=sendrecv\r\n\
          m=video {vp} RTP/SAVP {PT_H264}\r\n\
          a=rtpmap:{PT_H264} H264/90000\r\n\
@@ -212,6 +215,9 @@ pub struct AgreedStream<C> {
     pub remote_rtcp: SocketAddr,
     /// The far end's SRTP key (what the room decrypts with); `None` for plain RTP.
     pub remote_key: Option<SdesKey>,
+    /// The payload type of RFC 4733 DTMF events (`telephone-event/8000`) in this stream, when
+    /// the far end takes them.
+    pub telephone_event: Option<u8>,
 }
 
 /// What an answer agreed to.
@@ -409,9 +415,16 @@ fn agree<C: Copy>(
             ))
         })?,
     };
+    let telephone_event = media.rtpmap.iter().find_map(|m| {
+        (m.encoding.eq_ignore_ascii_case("telephone-event")
+            && m.clock_rate == 8000
+            && media.media.fmts.contains(&m.payload))
+        .then_some(m.payload)
+    });
     Ok(Some(AgreedStream {
         codec,
         payload_type,
+        telephone_event,
         remote_rtp: SocketAddr::new(ip, media.media.port),
         remote_rtcp: SocketAddr::new(ip, rtcp_port),
         remote_key,

@@ -28,13 +28,14 @@ fn baresip_answer(audio_proto: &str, video_proto: &str) -> String {
 fn the_offer_carries_two_fresh_keys_and_parses_as_an_answer_to_itself() {
     let offer = make_offer(&local());
     assert_ne!(offer.audio_key, offer.video_key);
-    assert!(offer.sdp.contains("m=audio 40000 RTP/SAVP 111 0 8\r\n"));
+    assert!(offer.sdp.contains("m=audio 40000 RTP/SAVP 111 0 8 101\r\n"));
     assert!(offer.sdp.contains("packetization-mode=1"));
     let agreed = parse_answer(&offer.sdp, true).unwrap();
     let audio = agreed.audio.as_ref().unwrap();
     assert_eq!(audio.codec, AudioCodec::Opus);
     assert_eq!(audio.remote_key.as_ref(), Some(&offer.audio_key));
     assert_eq!(audio.remote_rtcp.port(), 40001);
+    assert_eq!(audio.telephone_event, Some(101));
     let video = agreed.video.as_ref().unwrap();
     assert_eq!(video.codec, VideoCodec::H264);
     assert_eq!(video.remote_key.as_ref(), Some(&offer.video_key));
@@ -46,7 +47,7 @@ fn the_offer_carries_two_fresh_keys_and_parses_as_an_answer_to_itself() {
 fn the_plain_offer_has_no_keys_and_is_refused_as_an_answer_under_required_encryption() {
     let plain = make_plain_offer(&make_offer(&local()));
     assert!(!plain.sdp.contains("a=crypto") && !plain.sdp.contains("SAVP"));
-    assert!(plain.sdp.contains("m=audio 40000 RTP/AVP 111 0 8\r\n"));
+    assert!(plain.sdp.contains("m=audio 40000 RTP/AVP 111 0 8 101\r\n"));
     assert_eq!(
         parse_answer(&plain.sdp, true),
         Err(SdpError::Unencrypted("audio"))
