@@ -901,12 +901,18 @@ pub fn check_fleet_broker(value: &str) -> Result<(String, u16), String> {
     if rest.is_empty() || rest.len() > 253 + 6 || rest.contains(['/', '@', '?', '#', ' ']) {
         return Err(bad());
     }
+    host_and_port(rest, 8883).ok_or_else(bad)
+}
+
+/// `host[:port]` or `[ipv6][:port]` of a server address whose scheme was taken off; the port
+/// is `default_port` when absent and never 0. None when it is neither.
+fn host_and_port(rest: &str, default_port: u16) -> Option<(String, u16)> {
     let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-        let (host, after) = v6.split_once(']').ok_or_else(bad)?;
-        host.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
+        let (host, after) = v6.split_once(']')?;
+        host.parse::<std::net::Ipv6Addr>().ok()?;
         match after {
             "" => (host, None),
-            p => (host, Some(p.strip_prefix(':').ok_or_else(bad)?)),
+            p => (host, Some(p.strip_prefix(':')?)),
         }
     } else {
         match rest.rsplit_once(':') {
@@ -915,16 +921,16 @@ pub fn check_fleet_broker(value: &str) -> Result<(String, u16), String> {
         }
     };
     if host.is_empty() || host.contains(':') && !rest.starts_with('[') {
-        return Err(bad());
+        return None;
     }
     let port = match port {
-        None => 8883,
+        None => default_port,
         Some(p) => match p.parse::<u16>() {
             Ok(p) if p > 0 => p,
-            _ => return Err(bad()),
+            _ => return None,
         },
     };
-    Ok((host.to_owned(), port))
+    Some((host.to_owned(), port))
 }
 
 pub(super) fn optional_absolute_path_string<'de, D: Deserializer<'de>>(
@@ -1098,30 +1104,7 @@ pub fn check_sip_server(value: &str) -> Result<(String, u16), String> {
     {
         return Err(bad());
     }
-    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-        let (host, after) = v6.split_once(']').ok_or_else(bad)?;
-        host.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
-        match after {
-            "" => (host, None),
-            p => (host, Some(p.strip_prefix(':').ok_or_else(bad)?)),
-        }
-    } else {
-        match rest.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (rest, None),
-        }
-    };
-    if host.is_empty() || host.contains(':') && !rest.starts_with('[') {
-        return Err(bad());
-    }
-    let port = match port {
-        None => 5061,
-        Some(p) => match p.parse::<u16>() {
-            Ok(p) if p > 0 => p,
-            _ => return Err(bad()),
-        },
-    };
-    Ok((host.to_owned(), port))
+    host_and_port(rest, 5061).ok_or_else(bad)
 }
 
 pub(super) fn sip_user<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
