@@ -279,6 +279,25 @@ async fn register_anywhere(
     Err(last.unwrap_or_else(|| SipError::Setup("no SIP server configured".to_owned())))
 }
 
+/// `step` of a registration with `server`, within [`REGISTER_TIMEOUT`]: a timeout or an
+/// error is the server's, named in the error.
+async fn within_timeout<T, E: std::fmt::Display>(
+    server: &SipServer,
+    step: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, SipError> {
+    match tokio::time::timeout(REGISTER_TIMEOUT, step).await {
+        Err(_) => Err(SipError::Timeout {
+            server: server.to_string(),
+            seconds: REGISTER_TIMEOUT.as_secs(),
+        }),
+        Ok(Err(e)) => Err(SipError::Unreachable {
+            server: server.to_string(),
+            reason: e.to_string(),
+        }),
+        Ok(Ok(value)) => Ok(value),
+    }
+}
+
 async fn register_once(
     endpoint: &EndpointInnerRef,
     account: &Account,
@@ -299,39 +318,12 @@ async fn register_once(
     let mut target = SipAddr::from(address);
     target.r#type = Some(Transport::Tls);
     let connect = endpoint.transport_layer.lookup(&target, None);
-    let local = match tokio::time::timeout(REGISTER_TIMEOUT, connect).await {
-        Err(_) => {
-            return Err(SipError::Timeout {
-                server: server.to_string(),
-                seconds: REGISTER_TIMEOUT.as_secs(),
-            });
-        }
-        Ok(Err(e)) => {
-            return Err(SipError::Unreachable {
-                server: server.to_string(),
-                reason: e.to_string(),
-            });
-        }
-        Ok(Ok((connection, _))) => connection.get_addr().addr.clone(),
-    };
+    let (connection, _) = within_timeout(server, connect).await?;
+    let local = connection.get_addr().addr.clone();
     registration.outbound_proxy = Some(address);
     let uri = account.registrar_uri()?;
     let attempt = registration.register(uri, Some(account.interval_s));
-    let response = match tokio::time::timeout(REGISTER_TIMEOUT, attempt).await {
-        Err(_) => {
-            return Err(SipError::Timeout {
-                server: server.to_string(),
-                seconds: REGISTER_TIMEOUT.as_secs(),
-            });
-        }
-        Ok(Err(e)) => {
-            return Err(SipError::Unreachable {
-                server: server.to_string(),
-                reason: e.to_string(),
-            });
-        }
-        Ok(Ok(response)) => response,
-    };
+    let response = within_timeout(server, attempt).await?;
     match response.status_code {
         StatusCode::OK => Ok((
             registration.expires(),
