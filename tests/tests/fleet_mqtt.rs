@@ -9,32 +9,13 @@
 
 use std::io::Read;
 use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use roomd_tests::mosquitto::{FleetCa, Mosquitto, MqttClient, lines};
-use roomd_tests::{HarnessError, Roomd, Swtpm};
+use roomd_tests::{HarnessError, Roomd, Swtpm, wait_for};
 use serde_json::{Value, json};
 
 const ROOM: &str = "room-a";
-
-fn wait_for<T>(
-    what: &str,
-    timeout: Duration,
-    mut probe: impl FnMut() -> Result<Option<T>, HarnessError>,
-) -> Result<T, HarnessError> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = probe()? {
-            return Ok(value);
-        }
-        if Instant::now() > deadline {
-            return Err(HarnessError::Config {
-                message: format!("timed out after {timeout:?} waiting for {what}"),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn retained(client: &MqttClient, topic: &str) -> Result<Option<String>, HarnessError> {
     Ok(client

@@ -15,12 +15,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use roomd_tests::{
     ADMIN_PASSWORD, ADMIN_USERNAME, HarnessError, Roomd, Swtpm, TestCa, TestNetwork, run_roomctl,
+    wait_for,
 };
 use serde_json::{Value, json};
 
@@ -124,25 +125,6 @@ impl Drop for BundleServer {
 fn io_error(what: &str, e: std::io::Error) -> HarnessError {
     HarnessError::Config {
         message: format!("{what}: {e}"),
-    }
-}
-
-fn wait_for<T>(
-    what: &str,
-    timeout: Duration,
-    mut probe: impl FnMut() -> Result<Option<T>, HarnessError>,
-) -> Result<T, HarnessError> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = probe()? {
-            return Ok(value);
-        }
-        if Instant::now() > deadline {
-            return Err(HarnessError::Config {
-                message: format!("timed out after {timeout:?} waiting for {what}"),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(200));
     }
 }
 

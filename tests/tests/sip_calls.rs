@@ -2,35 +2,15 @@
 //! a network namespace, roomd registering with it over TLS and verifying its certificate against
 //! `sip.ca_file`. Nothing is a stand-in for a SIP peer.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use roomd_tests::meeting;
 use roomd_tests::sip::{Baresip, DEAD_TLS_PORT, Kamailio, MAX_EXPIRES_S, MediaEncryption};
-use roomd_tests::{HarnessError, Roomd, TestCa, TestNetwork};
+use roomd_tests::{HarnessError, Roomd, TestCa, TestNetwork, wait_for};
 use serde_json::{Value, json};
 
 const USER: &str = "room412";
 const PASSWORD: &str = "digest-pw-3f9c1b7e";
-
-fn wait_for<T>(
-    what: &str,
-    timeout: Duration,
-    mut probe: impl FnMut() -> Result<Option<T>, HarnessError>,
-) -> Result<T, HarnessError> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = probe()? {
-            return Ok(value);
-        }
-        if Instant::now() > deadline {
-            return Err(HarnessError::Timeout {
-                what: what.to_owned(),
-                timeout,
-            });
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 fn sip_status(roomd: &Roomd, token: &str) -> Result<Value, HarnessError> {
     let status = roomd.get("/api/v1/status").bearer(token).send()?.json()?;
