@@ -17,6 +17,8 @@ use crate::{ApiResponse, DeviceCertificate, FirmwareVm, SNAKEOIL_CERT, SNAKEOIL_
 /// about a minute; 5 minutes leaves room for a machine shared with other test runs.
 pub const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
 pub const API_TIMEOUT: Duration = Duration::from_secs(60);
+/// The one claim request of a booted guest (it hashes the admin password under emulation).
+pub const CLAIM_TIMEOUT: Duration = Duration::from_secs(180);
 /// Sending a bundle of about 600 MB to the guest and RAUC writing it into a slot, under software
 /// emulation (about 2 minutes each on a quiet machine).
 pub const UPLOAD_TIMEOUT: Duration = Duration::from_secs(900);
@@ -85,6 +87,20 @@ pub struct BuildOptions {
     /// Also write the test bundles (test-next.raucb, test-unhealthy.raucb; image/build.sh).
     pub test_bundles: bool,
 }
+
+/// The image the image tests boot (tests/tests/image_boot.rs), in `target/image-test`.
+pub fn image_test_workspace() -> ImageWorkspace {
+    ImageWorkspace::named("image-test")
+}
+
+/// How the image tests' image is built: with the test bundles, and one try for a new slot
+/// instead of the product's three. The rollback test boots every try under software emulation
+/// (about two minutes each); one try still shows the counting (`+1`, then `+0-1`) and the
+/// fallback, and the counting itself is systemd-boot's.
+pub const IMAGE_TEST_BUILD: BuildOptions = BuildOptions {
+    boot_tries: 1,
+    test_bundles: true,
+};
 
 /// A work folder under target/ that holds one image with its keys, bundles and manifest, and the
 /// guests' run folders: target/image-test for the tests, target/image-bench for the benchmark,
@@ -322,6 +338,9 @@ pub const ADMIN_PASSWORD: &str = "image-boot-test-password";
 pub fn claim(vm: &FirmwareVm, certificate: &DeviceCertificate, report: &[String]) -> Session {
     let code = report_value(report, "claim-code");
     vm.request(certificate, "POST", "/api/v1/claim")
+        // Once only (a second claim would be refused), so with room for argon2id inside an
+        // emulated CPU on a busy host: seconds when idle, more than the agent's 30 s under load.
+        .timeout(CLAIM_TIMEOUT)
         .json(&json!({ "code": code, "username": "admin", "password": ADMIN_PASSWORD }))
         .send()
         .expect("POST /api/v1/claim")

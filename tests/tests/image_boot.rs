@@ -37,7 +37,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use roomd_tests::firmware::{
-    ADMIN_PASSWORD, API_TIMEOUT, BOOT_TIMEOUT, BuildOptions, ConsoleOnFailure, INSTALL_TIMEOUT,
+    ADMIN_PASSWORD, API_TIMEOUT, BOOT_TIMEOUT, ConsoleOnFailure, IMAGE_TEST_BUILD, INSTALL_TIMEOUT,
     ImageWorkspace, REBOOT_TIMEOUT, assert_verified_boot, certificate_from_report, claim, login,
     reboot_into_update, report_value, stdout_of, upload, wait_for_api, wait_for_report,
     wait_for_status, wait_for_update_status,
@@ -54,7 +54,7 @@ const GUEST_CPUS: u32 = 1;
 const DEVICE_KEY_HANDLE: &str = "0x81010010";
 
 fn workspace() -> ImageWorkspace {
-    ImageWorkspace::named("image-test")
+    roomd_tests::firmware::image_test_workspace()
 }
 
 fn out_dir() -> PathBuf {
@@ -86,13 +86,7 @@ fn image() -> PathBuf {
     }
     let roomd = roomd_tests::roomd_bin().expect("roomd binary (ROOMD_BIN)");
     let bin_dir = roomd.parent().expect("roomd has a folder");
-    let options = BuildOptions {
-        // Two tries instead of the product's three: the rollback test boots each try under
-        // software emulation, and two show the counting and the fallback as well.
-        boot_tries: 2,
-        test_bundles: true,
-    };
-    let (image, _) = workspace().build(bin_dir, &options);
+    let (image, _) = workspace().build(bin_dir, &IMAGE_TEST_BUILD);
     *built = Some(image.clone());
     image
 }
