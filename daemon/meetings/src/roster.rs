@@ -175,6 +175,8 @@ impl Roster {
                 member.received.insert(kind, Instant::now());
             }
             PeerEvent::Talking(talking) => member.talking = *talking,
+            // Key messages are the meeting's business, not the participant list's.
+            PeerEvent::DataChannelOpen | PeerEvent::Data(_) => changed = false,
             PeerEvent::FirstRemoteFrame => {
                 changed = false;
                 if !self.first_frame_reported {

@@ -77,6 +77,7 @@ impl SessionContext {
             video_feed: Feed::Camera,
             send_audio: send,
             receive,
+            end_to_end: false,
         }
     }
 
