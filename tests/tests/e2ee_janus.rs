@@ -34,13 +34,32 @@ fn e2ee_room(
     janus: &Janus,
     ca_file: &std::path::Path,
 ) -> Result<Roomd, HarnessError> {
+    e2ee_room_with(name, tpm, janus, ca_file, "")
+}
+
+fn e2ee_room_with(
+    name: &str,
+    tpm: &Swtpm,
+    janus: &Janus,
+    ca_file: &std::path::Path,
+    meeting_toml: &str,
+) -> Result<Roomd, HarnessError> {
     Roomd::start_claimed(&format!(
         "{}[system]\nname = \"{name}\"\n[meeting]\nca_file = \"{}\"\ne2ee = true\n\
-         e2ee_ca_file = \"{}\"\n",
+         e2ee_ca_file = \"{}\"\n{meeting_toml}",
         tpm.identity_toml(),
         janus.ca_path().display(),
         ca_file.display()
     ))
+}
+
+/// Video frames the room sent so far (its own stream, `self`).
+fn sent_video_frames(meeting: &Value) -> u64 {
+    meeting::streams(meeting, "send", "video")
+        .filter(|s| s["participant"] == "self")
+        .filter_map(|s| s["frames"].as_u64())
+        .max()
+        .unwrap_or(0)
 }
 
 /// `status.meeting.e2ee` shows exactly one other participant, end-to-end encrypted and verified
@@ -134,7 +153,6 @@ fn two_rooms_meet_end_to_end_encrypted_and_verified_through_janus() -> Result<()
     let text = format!("{seen_by_a}{seen_by_b}");
     assert!(!text.contains("secret"), "{text}");
 
-
     // B leaves: A forgets B's keys and makes a new sender key (epoch 1).
     b.command("meeting.leave", &json!({}))?;
     let left_at = Instant::now();
@@ -152,5 +170,73 @@ fn two_rooms_meet_end_to_end_encrypted_and_verified_through_janus() -> Result<()
     a.command("meeting.leave", &json!({}))?;
     drop((roomd_a, roomd_b));
     eprintln!("whole test {:?}", started.elapsed());
+    Ok(())
+}
+
+/// `meeting.require_e2ee`: a room without end-to-end encryption joins; the E2EE room shows it
+/// as not end-to-end encrypted, says why in status, and sends no media while it is there. The
+/// other room shows end-to-end encryption off and receives nothing it could decode.
+#[test]
+fn under_require_e2ee_a_room_sends_nothing_while_a_participant_has_no_keys()
+-> Result<(), HarnessError> {
+    let started = Instant::now();
+    let net = TestNetwork::create()?;
+    let janus = Janus::builder(&net).room(ROOM + 1).start()?;
+    let ca = DeviceCa::new("Customer device CA");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let ca_file = dir.path().join("device-ca.pem");
+    ca.write_pem(&ca_file)?;
+    let tpm = Swtpm::start()?;
+    let roomd_a = e2ee_room_with("Room A", &tpm, &janus, &ca_file, "require_e2ee = true\n")?;
+    let a = EnrolledRoom::enrol(&roomd_a, &ca)?;
+    let plain = Roomd::start_claimed(&format!(
+        "[system]\nname = \"Room B\"\n[meeting]\nca_file = \"{}\"\n",
+        janus.ca_path().display()
+    ))?;
+
+    a.command(
+        "meeting.join",
+        &json!({ "target": janus_target(&janus, "Room A") }),
+    )?;
+    a.wait_for("A connected", JOIN_TIMEOUT, |m| m["state"] == "connected")?;
+    plain.command(
+        "meeting.join",
+        &json!({ "target": janus_target(&janus, "Room B") }),
+    )?;
+    meeting::wait_for(&plain, "B connected", JOIN_TIMEOUT, |m| {
+        m["state"] == "connected"
+    })?;
+
+    let refused = a.wait_for(
+        "A: B without end-to-end keys, media held",
+        KEYS_TIMEOUT,
+        |m| {
+            let e2ee = &m["e2ee"];
+            e2ee["state"] == "establishing"
+                && e2ee["participants"][0]["e2ee"] == false
+                && e2ee["participants"][0]["verified"] == false
+                && e2ee["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("require_e2ee"))
+        },
+    )?;
+    eprintln!("A holds its media: {}", refused["e2ee"]);
+    // A receives B's stream (clear frames it refuses) and sends nothing over time.
+    let before = sent_video_frames(&a.meeting()?);
+    std::thread::sleep(Duration::from_secs(3));
+    let after = a.meeting()?;
+    assert_eq!(sent_video_frames(&after), before, "A sent video: {after}");
+    assert_eq!(
+        received_video_frames(&after),
+        0,
+        "A decoded clear frames: {after}"
+    );
+    let b = meeting::status(&plain)?;
+    assert_eq!(b["e2ee"]["state"], "off", "{b}");
+    assert_eq!(received_video_frames(&b), 0, "B decoded A: {b}");
+    eprintln!(
+        "A sent {before} video frames in all, none in 3 s; whole test {:?}",
+        started.elapsed()
+    );
     Ok(())
 }

@@ -45,6 +45,8 @@ pub(crate) enum E2eeStartError {
 /// The room's key agreement in one stay in a Janus room.
 pub(crate) struct JanusE2ee {
     session: E2eeSession,
+    /// `meeting.require_e2ee`: send nothing unless established with everybody received.
+    require: bool,
     /// What the core was told last.
     reported: Option<E2eeStatus>,
 }
@@ -61,6 +63,7 @@ impl JanusE2ee {
         room: u64,
         me: u64,
         trusted: Vec<CertificateDer<'static>>,
+        require: bool,
     ) -> Result<(JanusE2ee, Vec<Effect>), E2eeStartError> {
         let signer = identity.signer();
         let started = blocking(move || {
@@ -73,6 +76,7 @@ impl JanusE2ee {
         Ok((
             JanusE2ee {
                 session,
+                require,
                 reported: None,
             },
             effects,
@@ -124,6 +128,12 @@ impl JanusE2ee {
     /// Our announce, for everybody.
     pub(crate) fn announce(&self) -> Effect {
         self.session.announce()
+    }
+
+    /// Under `meeting.require_e2ee`, whether the room must hold its media now (not established
+    /// with every participant it receives).
+    pub(crate) fn must_hold(&self, feeds: &[(u64, String)]) -> bool {
+        self.require && self.status(feeds).state != E2eeState::Established
     }
 
     /// The status of the key agreement with the participants `feeds` (those the room receives),
@@ -189,6 +199,11 @@ impl JanusE2ee {
                 E2eeState::Establishing,
                 format!("no end-to-end keys yet with {}", missing.join(", ")),
             )
+        };
+        let reason = if self.require && state != E2eeState::Established {
+            format!("{reason}; meeting.require_e2ee: the room sends no media until then")
+        } else {
+            reason
         };
         E2eeStatus {
             state,

@@ -38,6 +38,7 @@ struct Room {
 struct E2eeSetup {
     identity: MeetingIdentity,
     trusted: Vec<CertificateDer<'static>>,
+    require: bool,
 }
 
 /// The end-to-end setup under the configuration, or why the meeting cannot start.
@@ -51,7 +52,11 @@ fn e2ee_setup(ctx: &SessionContext) -> Result<Option<E2eeSetup>, String> {
             .to_owned()
     })?;
     let trusted = trusted_cas(&meeting.e2ee_ca_file).map_err(|e| e.to_string())?;
-    Ok(Some(E2eeSetup { identity, trusted }))
+    Ok(Some(E2eeSetup {
+        identity,
+        trusted,
+        require: meeting.require_e2ee,
+    }))
 }
 
 pub(crate) async fn run(mut ctx: SessionContext) {
@@ -184,10 +189,15 @@ async fn in_room(
     roster.add_peer(SELF_ID, "", "publisher", peer).await;
     let mut e2ee = match &room.e2ee {
         Some(setup) => {
-            let (agreement, effects) =
-                JanusE2ee::start(&setup.identity, room.room, joined.id, setup.trusted.clone())
-                    .await
-                    .map_err(Attempt::fatal)?;
+            let (agreement, effects) = JanusE2ee::start(
+                &setup.identity,
+                room.room,
+                joined.id,
+                setup.trusted.clone(),
+                setup.require,
+            )
+            .await
+            .map_err(Attempt::fatal)?;
             apply(effects, roster.peer(SELF_ID, "publisher"), None);
             Some(agreement)
         }
@@ -495,6 +505,11 @@ async fn report_e2ee(
     };
     let mut received: Vec<(u64, String)> = feeds.keys().map(|&f| (f, participant_id(f))).collect();
     received.sort_unstable();
+    if let Some(publisher) = roster.peer(SELF_ID, "publisher")
+        && let Err(e) = publisher.hold_sending(agreement.must_hold(&received))
+    {
+        tracing::warn!("end-to-end encryption: {e}");
+    }
     if let Some(status) = agreement.changed_status(&received) {
         roster.report_e2ee(status).await;
     }

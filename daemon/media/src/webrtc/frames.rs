@@ -39,6 +39,8 @@ pub struct FrameCounters {
 #[derive(Default)]
 struct Inner {
     sender: Option<(u64, KeySecret)>,
+    /// Sending is held: the encrypters have no key (every frame dropped) until released.
+    held: bool,
     receivers: BTreeMap<u64, KeySecret>,
     encrypters: Vec<(FrameEncrypt, MediaKind)>,
     decrypters: Vec<(FrameDecrypt, MediaKind)>,
@@ -59,7 +61,7 @@ impl Frames {
     pub(super) fn encrypter(&self, kind: MediaKind) -> Result<FrameEncrypt, E2eeError> {
         let element = FrameEncrypt::new(&format!("frameencrypt-{}", kind_name(kind)));
         let mut inner = lock(&self.inner);
-        if let Some((key_id, secret)) = &inner.sender {
+        if let Some((key_id, secret)) = inner.sender.as_ref().filter(|_| !inner.held) {
             element.set_key(Some(sender_key(*key_id, secret, kind)?));
         }
         inner.encrypters.push((element.clone(), kind));
@@ -84,10 +86,31 @@ impl Frames {
     /// Encrypts with this key from now on (also every sent stream made later).
     pub(super) fn set_sender_key(&self, key_id: u64, secret: &KeySecret) -> Result<(), E2eeError> {
         let mut inner = lock(&self.inner);
-        for (element, kind) in &inner.encrypters {
-            element.set_key(Some(sender_key(key_id, secret, *kind)?));
+        if !inner.held {
+            for (element, kind) in &inner.encrypters {
+                element.set_key(Some(sender_key(key_id, secret, *kind)?));
+            }
         }
         inner.sender = Some((key_id, secret.clone()));
+        Ok(())
+    }
+
+    /// Holds sending (`true`: the encrypters lose their key and drop every frame) or releases
+    /// it (they get the current sender key back).
+    pub(super) fn hold(&self, held: bool) -> Result<(), E2eeError> {
+        let mut inner = lock(&self.inner);
+        if inner.held == held {
+            return Ok(());
+        }
+        inner.held = held;
+        for (element, kind) in &inner.encrypters {
+            match (&inner.sender, held) {
+                (Some((key_id, secret)), false) => {
+                    element.set_key(Some(sender_key(*key_id, secret, *kind)?));
+                }
+                _ => element.set_key(None),
+            }
+        }
         Ok(())
     }
 

@@ -204,6 +204,12 @@ impl Peer {
         Ok(self.shared.frames.set_sender_key(key_id, secret)?)
     }
 
+    /// Sends nothing (`true`: every frame is dropped before the payloader) or sends again under
+    /// the current sender key (`false`), e.g. while a policy wants keys with everybody first.
+    pub fn hold_sending(&self, held: bool) -> Result<(), PeerError> {
+        Ok(self.shared.frames.hold(held)?)
+    }
+
     /// Opens received frames under this key from now on (end-to-end peers).
     pub fn insert_receiver_key(
         &self,

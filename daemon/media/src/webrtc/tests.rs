@@ -769,6 +769,23 @@ async fn end_to_end_peers(encoder: &str) {
         sender.frame_counters()
     );
 
+    // Held (meeting.require_e2ee): nothing more is protected or sent; released, it goes on.
+    sender.hold_sending(true).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let held = sender.frame_counters().protected;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        sender.frame_counters().protected,
+        held,
+        "frames sent while held"
+    );
+    sender.hold_sending(false).unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        sender.frame_counters().protected > held,
+        "nothing sent once released"
+    );
+
     // The key removed (the sender left): frames no longer open.
     receiver.remove_receiver_key(0x1234_0000);
     tokio::time::sleep(Duration::from_millis(300)).await;
