@@ -19,6 +19,7 @@ pub mod browser;
 mod command;
 pub mod cpu;
 pub mod dbus;
+pub mod e2ee;
 mod error;
 pub mod firmware;
 pub mod fleet_rooms;

@@ -7,7 +7,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::meeting::{MeetingState, StreamStats};
+use super::meeting::{E2eeStatus, MeetingState, StreamStats};
 use roomd_model::config::{CameraPosition, Layout, SelfviewMode, SelfviewPosition};
 use roomd_model::update::UpdateState;
 
@@ -182,6 +182,9 @@ room_events! {
         streams: Vec<StreamStats>,
         encrypted: bool,
     }
+    /// The meeting's end-to-end encryption changed (`status.meeting.e2ee`): keys established
+    /// with a participant, a participant verified, a rekey.
+    MeetingE2ee = "meeting.e2ee" { e2ee: E2eeStatus }
     /// The firmware update's state changed (`status.update.state`).
     UpdateStateChanged = "update.state" {
         state: UpdateState,

@@ -463,6 +463,68 @@ pub struct MeetingStatus {
     /// Every stream of the meeting, refreshed every second; the room's own are listed with
     /// `participant` `self` (camera and microphones) or `content`.
     pub streams: Vec<StreamStats>,
+    /// End-to-end encryption of the meeting (`meeting.e2ee`), from the key agreement's state.
+    pub e2ee: E2eeStatus,
+}
+
+/// `status.meeting.e2ee`: whether the meeting is end-to-end encrypted and with whom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct E2eeStatus {
+    /// Where the key agreement stands.
+    pub state: E2eeState,
+    /// Why it is not `established` (empty when it is, or when it is off).
+    pub reason: String,
+    /// How many times the room made a new sender key in this meeting (a participant left, or
+    /// the timer): 0 for the first key.
+    pub key_epoch: u32,
+    /// The other participants as the key agreement knows them (by `participants[].id`).
+    pub participants: Vec<E2eeParticipant>,
+}
+
+impl E2eeStatus {
+    /// Not an end-to-end encrypted meeting.
+    pub fn off() -> E2eeStatus {
+        E2eeStatus {
+            state: E2eeState::Off,
+            reason: String::new(),
+            key_epoch: 0,
+            participants: Vec::new(),
+        }
+    }
+}
+
+/// Where a meeting's end-to-end key agreement stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum E2eeState {
+    /// Not an end-to-end encrypted meeting (`meeting.e2ee` is false, or no meeting).
+    Off,
+    /// Keys are being agreed: media is sent only under end-to-end keys, to those holding them.
+    Establishing,
+    /// Every participant holds the room's key and the room holds theirs.
+    Established,
+    /// It cannot be end-to-end encrypted (the reason says why); under `meeting.require_e2ee`
+    /// the room sends no media.
+    Failed,
+}
+
+/// One participant in the end-to-end key agreement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct E2eeParticipant {
+    /// The participant's id, as in `participants[].id`.
+    pub id: String,
+    /// Media both ways is end-to-end encrypted: the room holds their current sender key and
+    /// granted them its own.
+    pub e2ee: bool,
+    /// Their identity is verified (`verified_by` says how).
+    pub verified: bool,
+    /// `certificate` (their device certificate chains to a CA in `meeting.e2ee_ca_file`),
+    /// `sas` (both sides confirmed the short authentication string), or empty.
+    pub verified_by: String,
+    /// The verified certificate's name (CN, else first DNS name); empty unless `certificate`.
+    pub certificate_name: String,
+    /// Why they are not verified; empty when they are.
+    pub reason: String,
 }
 
 impl MeetingStatus {
@@ -479,6 +541,7 @@ impl MeetingStatus {
             encrypted: false,
             participants: Vec::new(),
             streams: Vec::new(),
+            e2ee: E2eeStatus::off(),
         }
     }
 }
@@ -631,6 +694,13 @@ pub enum MeetingReport {
         /// Why it ended, for the log and event `meeting.ended.remotely`.
         reason: String,
     },
+    /// The end-to-end key agreement changed (replaces `status.meeting.e2ee`).
+    E2ee {
+        /// The plan generation this is about.
+        generation: u64,
+        /// Where it stands now.
+        e2ee: E2eeStatus,
+    },
     /// The first picture of a remote participant reached the display.
     FirstRemoteFrame {
         /// The plan generation this is about.
@@ -651,6 +721,7 @@ impl MeetingReport {
             | MeetingReport::ParticipantLeft { generation, .. }
             | MeetingReport::Stats { generation, .. }
             | MeetingReport::Ended { generation, .. }
+            | MeetingReport::E2ee { generation, .. }
             | MeetingReport::FirstRemoteFrame { generation, .. } => *generation,
         }
     }

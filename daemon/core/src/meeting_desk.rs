@@ -352,6 +352,12 @@ impl MeetingDesk {
                 status.streams = streams.clone();
                 events.push(RoomEvent::MeetingStats { streams, encrypted });
             }
+            MeetingReport::E2ee { e2ee, .. } => {
+                if status.e2ee != e2ee {
+                    status.e2ee = e2ee.clone();
+                    events.push(RoomEvent::MeetingE2ee { e2ee });
+                }
+            }
             MeetingReport::FirstRemoteFrame {
                 participant,
                 since_join_ms,

@@ -87,6 +87,21 @@ impl fmt::Debug for SenderKey {
     }
 }
 
+/// A sender's audio frames go under its key id with this bit set, its video frames under the
+/// key id itself: audio and video are encrypted by separate elements with separate frame
+/// counters, and SFrame derives its key and nonce salt from the key id, so the two streams never
+/// share a nonce. Session key ids use bits 0-55 ([`crate::session`]).
+pub const AUDIO_KEY_ID_BIT: u64 = 1 << 56;
+
+/// The key id a sender's stream of one kind uses under the sender key `key_id`.
+pub fn stream_key_id(key_id: u64, audio: bool) -> u64 {
+    if audio {
+        key_id | AUDIO_KEY_ID_BIT
+    } else {
+        key_id
+    }
+}
+
 /// The keys a receiver accepts, by key id. Removing a key is how a participant who left is cut
 /// off: frames under its key no longer open.
 #[derive(Default)]

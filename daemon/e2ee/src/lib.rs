@@ -31,4 +31,4 @@ pub mod verify;
 
 pub use codec::Codec;
 pub use error::E2eeError;
-pub use keys::{KeySecret, ReceiverKeys, SenderKey};
+pub use keys::{AUDIO_KEY_ID_BIT, KeySecret, ReceiverKeys, SenderKey, stream_key_id};

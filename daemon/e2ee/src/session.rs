@@ -233,6 +233,26 @@ impl E2eeSession {
         Ok((session, effects))
     }
 
+    /// Our announce again, for everybody: a transport that may lose messages (a data channel
+    /// that opens after the first ones were sent) sends it now and then; those who know us
+    /// answer with a fresh grant of their key, those who do not with their announce and grant.
+    pub fn announce(&self) -> Effect {
+        Effect::Send {
+            to: None,
+            message: Message::Announce(self.announce.clone()),
+        }
+    }
+
+    /// How many times our sender key was replaced (a leave or the timer): 0 for the first.
+    pub fn epoch(&self) -> u16 {
+        self.epoch
+    }
+
+    /// Our participant id.
+    pub fn participant(&self) -> &str {
+        self.me.id()
+    }
+
     /// Our current sender key id.
     pub fn key_id(&self) -> u64 {
         self.key_prefix | u64::from(self.epoch)
@@ -279,10 +299,16 @@ impl E2eeSession {
             return Ok(Vec::new());
         }
         let known = self.peers.get(&announce.participant);
-        // The same announce again (our reply to its announce crossing its reply to ours): known,
-        // nothing to do. Answering it would make two participants echo each other for ever.
-        if known.is_some_and(|p| p.announce == announce) {
-            return Ok(Vec::new());
+        // The same announce again (our reply to its announce crossing its reply to ours, or its
+        // periodic announce on a lossy data path, see [`E2eeSession::announce`]): it gets our
+        // current key again, in case our grant never reached it, and no announce back, which
+        // would make two participants echo each other for ever.
+        if let Some(peer) = known.filter(|p| p.announce == announce) {
+            let grant = self.me.grant(&peer.peer, self.key_id(), &self.secret)?;
+            return Ok(vec![Effect::Send {
+                to: Some(announce.participant),
+                message: Message::Grant(grant),
+            }]);
         }
         // Otherwise a new participant, or a known one with a new meeting key (it reconnected):
         // it gets our announce and a grant to its current meeting key.

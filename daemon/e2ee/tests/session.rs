@@ -356,3 +356,75 @@ fn forged_and_unexpected_messages_are_refused() {
     assert_eq!(effects.len(), 2, "{effects:?}");
     let _ = start_a;
 }
+
+/// A lossy data path (a Janus data channel that opened after the first messages went out): a
+/// participant whose grant never arrived gets the key once the other repeats its announce, and
+/// a repeated announce makes no echo.
+#[test]
+fn a_lost_grant_is_granted_again_when_the_announce_repeats() {
+    let mut meeting = Meeting {
+        nodes: BTreeMap::new(),
+        queue: VecDeque::new(),
+    };
+    meeting.join("a", &browser(), &[]);
+    meeting.join("b", &browser(), &[]);
+    // Everything arrives except a's grant to b.
+    let mut rounds = 0;
+    while let Some((from, to, message)) = meeting.queue.pop_front() {
+        rounds += 1;
+        assert!(rounds < 100, "the exchange does not settle");
+        let addressees: Vec<String> = match to {
+            Some(to) => vec![to],
+            None => meeting
+                .nodes
+                .keys()
+                .filter(|k| **k != from)
+                .cloned()
+                .collect(),
+        };
+        for to in addressees {
+            if from == "a" && to == "b" && matches!(message, Message::Grant(_)) {
+                continue;
+            }
+            let node = meeting.nodes.get_mut(&to).expect("node");
+            let effects = node
+                .session
+                .receive(&from, message.clone(), now())
+                .expect("accepted");
+            meeting.apply(&to, effects);
+        }
+    }
+    let b = meeting.nodes.remove("b").expect("b");
+    assert!(
+        !meeting.opens("a", &b),
+        "b opens a's frames without a's grant"
+    );
+    meeting.nodes.insert("b".to_owned(), b);
+
+    // b announces again (the periodic announce): a answers with a grant only.
+    let again = meeting.nodes["b"].session.announce();
+    meeting.apply("b", vec![again]);
+    let (from, to, message) = meeting.queue.pop_front().expect("b's announce");
+    let effects = meeting
+        .nodes
+        .get_mut("a")
+        .expect("a")
+        .session
+        .receive(&from, message, now())
+        .expect("accepted");
+    assert_eq!(to, None);
+    assert!(
+        matches!(
+            effects.as_slice(),
+            [Effect::Send { to: Some(to), message: Message::Grant(_) }] if to == "b"
+        ),
+        "{effects:?}"
+    );
+    meeting.apply("a", effects);
+    meeting.deliver();
+    let b = meeting.nodes.remove("b").expect("b");
+    assert!(
+        meeting.opens("a", &b),
+        "b cannot open a's frames after the grant"
+    );
+}

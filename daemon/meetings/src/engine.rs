@@ -3,15 +3,15 @@
 //! plan ends, and passes guests' WHIP/WHEP offers to a hosted meeting. It owns no room state:
 //! what it learns goes to the core as [`roomd_core::MeetingReport`]s.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::MeetingError;
 use super::session::{self, SessionCommand, SessionContext};
 use super::sip_session::SipCalls;
+use super::{MeetingError, MeetingIdentity};
 use roomd_core::{AdmittedGuest, MeetingPlan, RoomHandle};
 use roomd_identity::secrets::SecretStore;
 use roomd_media::MediaTaps;
@@ -42,9 +42,17 @@ impl GuestDirection {
 #[derive(Clone)]
 pub struct MeetingEngineHandle {
     requests: mpsc::Sender<SessionCommand>,
+    identity: Arc<OnceLock<MeetingIdentity>>,
 }
 
 impl MeetingEngineHandle {
+    /// The device identity that signs for the room in end-to-end encrypted meetings
+    /// (`meeting.e2ee`); meetings starting from now on use it. Given once; later calls are
+    /// ignored.
+    pub fn set_identity(&self, identity: MeetingIdentity) {
+        let _ = self.identity.set(identity);
+    }
+
     /// Answers an admitted guest's WHIP or WHEP offer.
     pub async fn connect_guest(
         &self,
@@ -85,10 +93,12 @@ pub fn start(
     sip: Option<Arc<dyn SipCalls>>,
 ) -> (MeetingEngineHandle, JoinHandle<()>) {
     let (requests_tx, requests) = mpsc::channel(32);
-    let task = tokio::spawn(run(room, taps, secrets, sip, requests));
+    let identity = Arc::new(OnceLock::new());
+    let task = tokio::spawn(run(room, taps, secrets, sip, identity.clone(), requests));
     (
         MeetingEngineHandle {
             requests: requests_tx,
+            identity,
         },
         task,
     )
@@ -122,6 +132,7 @@ async fn run(
     taps: MediaTaps,
     secrets: Arc<SecretStore>,
     sip: Option<Arc<dyn SipCalls>>,
+    identity: Arc<OnceLock<MeetingIdentity>>,
     mut requests: mpsc::Receiver<SessionCommand>,
 ) {
     let mut plans = room.watch_meeting_plan();
@@ -133,7 +144,7 @@ async fn run(
                     break; // the core stopped
                 }
                 let plan = plans.borrow_and_update().clone();
-                running = follow(running, plan, &room, &taps, &secrets, &sip).await;
+                running = follow(running, plan, &room, &taps, &secrets, &sip, identity.get()).await;
             }
             Some(command) = requests.recv() => {
                 // A guest's offer goes only to the meeting it was admitted to.
@@ -167,6 +178,7 @@ async fn follow(
     taps: &MediaTaps,
     secrets: &Arc<SecretStore>,
     sip: &Option<Arc<dyn SipCalls>>,
+    identity: Option<&MeetingIdentity>,
 ) -> Option<Running> {
     match (running, plan) {
         (Some(r), Some(plan)) if r.generation == plan.generation => {
@@ -189,6 +201,7 @@ async fn follow(
                     stop,
                     secrets: secrets.clone(),
                     sip: sip.clone(),
+                    identity: identity.cloned(),
                 };
                 Running {
                     generation: plan.generation,

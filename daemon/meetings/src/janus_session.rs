@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::backoff::Backoff;
+use super::e2ee_identity::{MeetingIdentity, trusted_cas};
+use super::e2ee_janus::{ANNOUNCE_INTERVAL, JanusE2ee, apply};
 use super::https::HttpsClient;
 use super::janus::{
     FeedRef, JanusError, JanusEvent, JanusEvents, JanusSession, Publisher, VideoRoomHandle,
@@ -18,7 +20,8 @@ use super::janus_content::{self, ContentShare, OwnFeeds};
 use super::roster::{CONTENT_ID, Roster, SELF_ID, TaggedEvent};
 use super::session::{Attempt, Rejoin, SessionContext, blocking, http_attempt, https_client};
 use roomd_core::{MeetingState, MeetingTarget};
-use roomd_media::webrtc::{Peer, PeerEvent};
+use roomd_media::webrtc::{Peer, PeerEvent, PeerOptions};
+use rustls::pki_types::CertificateDer;
 
 /// What the session needs to (re)join.
 #[derive(Clone)]
@@ -27,9 +30,43 @@ struct Room {
     room: u64,
     pin: Option<String>,
     display_name: String,
+    /// End-to-end encryption (`meeting.e2ee`): who signs for the room, whom it trusts.
+    e2ee: Option<E2eeSetup>,
+}
+
+#[derive(Clone)]
+struct E2eeSetup {
+    identity: MeetingIdentity,
+    trusted: Vec<CertificateDer<'static>>,
+    require: bool,
+}
+
+/// The end-to-end setup under the configuration, or why the meeting cannot start.
+fn e2ee_setup(ctx: &SessionContext) -> Result<Option<E2eeSetup>, String> {
+    let meeting = ctx.room.config().meeting.clone();
+    if !meeting.e2ee {
+        return Ok(None);
+    }
+    let identity = ctx.identity.clone().ok_or_else(|| {
+        "meeting.e2ee is on but the device identity is not available to sign for the room"
+            .to_owned()
+    })?;
+    let trusted = trusted_cas(&meeting.e2ee_ca_file).map_err(|e| e.to_string())?;
+    Ok(Some(E2eeSetup {
+        identity,
+        trusted,
+        require: meeting.require_e2ee,
+    }))
 }
 
 pub(crate) async fn run(mut ctx: SessionContext) {
+    let e2ee = match e2ee_setup(&ctx) {
+        Ok(setup) => setup,
+        Err(reason) => {
+            ctx.fail(reason).await;
+            return;
+        }
+    };
     let room = match ctx.plan.borrow().target.clone() {
         MeetingTarget::Janus {
             server, room, pin, ..
@@ -38,6 +75,7 @@ pub(crate) async fn run(mut ctx: SessionContext) {
             room,
             pin: pin.map(|p| p.expose().to_owned()),
             display_name: ctx.plan.borrow().display_name.clone(),
+            e2ee,
         },
         _ => return,
     };
@@ -114,8 +152,11 @@ async fn in_room(
     // the first remote picture comes one publish round trip sooner.
     let context = &*ctx;
     let publish = async {
-        let peer = Peer::new(&context.taps, context.peer_options("Janus", true, false))
-            .map_err(Attempt::fatal)?;
+        let options = PeerOptions {
+            end_to_end: room.e2ee.is_some(),
+            ..context.peer_options("Janus", true, false)
+        };
+        let peer = Peer::new(&context.taps, options).map_err(Attempt::fatal)?;
         let offer = peer.create_offer().await.map_err(Attempt::fatal)?;
         let (publisher, answer) = blocking(move || {
             let answer = publisher.publish(&offer);
@@ -146,17 +187,37 @@ async fn in_room(
     let (publisher, peer) = published?;
     received?;
     roster.add_peer(SELF_ID, "", "publisher", peer).await;
+    let mut e2ee = match &room.e2ee {
+        Some(setup) => {
+            let (agreement, effects) = JanusE2ee::start(
+                &setup.identity,
+                room.room,
+                joined.id,
+                setup.trusted.clone(),
+                setup.require,
+            )
+            .await
+            .map_err(Attempt::fatal)?;
+            apply(effects, roster.peer(SELF_ID, "publisher"), None);
+            Some(agreement)
+        }
+        None => None,
+    };
+    report_e2ee(&mut e2ee, roster, feeds).await;
     ctx.report_state(MeetingState::Connected, "").await;
     backoff.reset();
 
     let mut status = ctx.room.watch_status();
     let mut content_wanted = janus_content::shared(&ctx.room.status().status);
     let mut content = None;
-    if content_wanted {
+    if content_wanted && e2ee.is_some() {
+        tracing::warn!("content is not shared in an end-to-end encrypted Janus meeting");
+    } else if content_wanted {
         content = share_content(ctx, session, room, own, roster).await;
     }
 
     let mut stats = tokio::time::interval(Duration::from_secs(1));
+    let mut announce = tokio::time::interval(ANNOUNCE_INTERVAL);
     let mut stop = ctx.stop.clone();
     let outcome = loop {
         tokio::select! {
@@ -192,7 +253,12 @@ async fn in_room(
                     JanusEvent::PublisherLeft { id, .. }
                     | JanusEvent::PublisherUnpublished { id, .. }
                     | JanusEvent::PublisherKicked { id, .. } => {
+                        if let Some(agreement) = e2ee.as_mut() {
+                            let effects = agreement.leave(id);
+                            apply(effects, roster.peer(SELF_ID, "publisher"), roster.peer(&participant_id(id), "subscriber"));
+                        }
                         unsubscribe(id, roster, feeds).await;
+                        report_e2ee(&mut e2ee, roster, feeds).await;
                     }
                     JanusEvent::Hangup { handle, reason } if handle == publisher.id() => {
                         break Err(Attempt::Transient(format!("Janus hung up on the room: {reason}").into()));
@@ -210,6 +276,23 @@ async fn in_room(
                 },
             },
             Some((id, event)) = peer_events.recv() => {
+                if let Some(agreement) = e2ee.as_mut() {
+                    match &event {
+                        PeerEvent::Data(bytes) => {
+                            if let Some(feed) = feed_of(&id) {
+                                let effects = agreement.on_data(feed, bytes);
+                                apply(effects, roster.peer(SELF_ID, "publisher"), roster.peer(&id, "subscriber"));
+                                report_e2ee(&mut e2ee, roster, feeds).await;
+                            }
+                        }
+                        // Whoever can hear us now learns who we are (and answers with its key).
+                        PeerEvent::DataChannelOpen => {
+                            tracing::debug!("data channel open on {id}");
+                            apply(vec![agreement.announce()], roster.peer(SELF_ID, "publisher"), None);
+                        }
+                        _ => {}
+                    }
+                }
                 roster.on_event(&id, &event).await;
                 if let PeerEvent::Failed(reason) = &event {
                     if id == SELF_ID {
@@ -233,7 +316,8 @@ async fn in_room(
             }
             Ok(()) = status.changed() => {
                 // Only a change of the sharing state matters (the status changes every second).
-                let wanted = janus_content::shared(&status.borrow_and_update().status);
+                let wanted = janus_content::shared(&status.borrow_and_update().status)
+                    && e2ee.is_none();
                 if wanted != content_wanted {
                     content_wanted = wanted;
                     if let Some(share) = content.take() {
@@ -245,6 +329,12 @@ async fn in_room(
                 }
             }
             _ = stats.tick() => roster.report_stats().await,
+            _ = announce.tick(), if e2ee.is_some() => {
+                if let Some(agreement) = &e2ee {
+                    apply(vec![agreement.announce()], roster.peer(SELF_ID, "publisher"), None);
+                }
+                report_e2ee(&mut e2ee, roster, feeds).await;
+            }
         }
     };
     if let Some(share) = content.take() {
@@ -346,8 +436,15 @@ async fn subscribe(
         Ok(ok) => ok,
         Err(e) => return skip_or_end(&name, janus_attempt(e)),
     };
-    tracing::debug!("Janus offered feed {feed}");
-    let peer = match Peer::new(&ctx.taps, ctx.peer_options(&name, false, true)) {
+    tracing::debug!(
+        "Janus offered feed {feed}: {:?}",
+        offer.streams.iter().map(|s| s.kind).collect::<Vec<_>>()
+    );
+    let options = PeerOptions {
+        end_to_end: room.e2ee.is_some(),
+        ..ctx.peer_options(&name, false, true)
+    };
+    let peer = match Peer::new(&ctx.taps, options) {
         Ok(peer) => peer,
         Err(e) => return skip_or_end(&name, Attempt::fatal(e)),
     };
@@ -389,6 +486,33 @@ async fn unsubscribe(feed: u64, roster: &mut Roster, feeds: &mut HashMap<u64, Vi
 
 fn participant_id(feed: u64) -> String {
     format!("j-{feed}")
+}
+
+/// The Janus feed of a participant id made by [`participant_id`].
+fn feed_of(participant: &str) -> Option<u64> {
+    participant.strip_prefix("j-")?.parse().ok()
+}
+
+/// Tells the core where the end-to-end key agreement stands with the feeds received, when it
+/// changed.
+async fn report_e2ee(
+    e2ee: &mut Option<JanusE2ee>,
+    roster: &Roster,
+    feeds: &HashMap<u64, VideoRoomHandle>,
+) {
+    let Some(agreement) = e2ee else {
+        return;
+    };
+    let mut received: Vec<(u64, String)> = feeds.keys().map(|&f| (f, participant_id(f))).collect();
+    received.sort_unstable();
+    if let Some(publisher) = roster.peer(SELF_ID, "publisher")
+        && let Err(e) = publisher.hold_sending(agreement.must_hold(&received))
+    {
+        tracing::warn!("end-to-end encryption: {e}");
+    }
+    if let Some(status) = agreement.changed_status(&received) {
+        roster.report_e2ee(status).await;
+    }
 }
 
 /// Network trouble passes; what Janus says about the room and PIN does not.

@@ -6,12 +6,16 @@
 //! - `engine`: the task, and the handle the API uses for guests' media.
 //! - `session`: what every session gets; `hosted_session`, `janus_session`, `whip_session`,
 //!   `direct_session` and `sip_session` are the five kinds; `janus_content` is a Janus meeting's content share.
+//! - `e2ee_janus`, `e2ee_identity`: end-to-end encryption of Janus meetings (keys over the
+//!   VideoRoom's data channels, announces signed by the device key).
 //! - `roster`: peers grouped by participant; participants, statistics and events for the core.
 //! - `https`, `whip`, `janus`: the signalling clients (TLS always verified, typed errors for
 //!   every bad answer).
 
 mod backoff;
 mod direct_session;
+mod e2ee_identity;
+mod e2ee_janus;
 mod engine;
 mod error;
 mod hosted_session;
@@ -26,6 +30,7 @@ mod sip_session;
 pub mod whip;
 mod whip_session;
 
+pub use e2ee_identity::{E2eeCaError, MeetingIdentity};
 pub use engine::{GuestDirection, MeetingEngineHandle, start};
 pub use error::MeetingError;
 pub use sip_session::{SipCall, SipCalls, SipFuture};

@@ -119,6 +119,25 @@ impl Roster {
         }
     }
 
+    /// The peer of participant `id` tagged `tag`, if it has one.
+    pub(crate) fn peer(&self, id: &str, tag: &str) -> Option<&Peer> {
+        self.members
+            .get(id)?
+            .peers
+            .iter()
+            .find(|(t, _)| *t == tag)
+            .map(|(_, peer)| peer)
+    }
+
+    /// Tells the core where the meeting's end-to-end encryption stands.
+    pub(crate) async fn report_e2ee(&self, e2ee: roomd_core::E2eeStatus) {
+        self.report(MeetingReport::E2ee {
+            generation: self.generation,
+            e2ee,
+        })
+        .await;
+    }
+
     pub(crate) fn contains(&self, id: &str) -> bool {
         self.members.contains_key(id)
     }
@@ -175,6 +194,8 @@ impl Roster {
                 member.received.insert(kind, Instant::now());
             }
             PeerEvent::Talking(talking) => member.talking = *talking,
+            // Key messages are the meeting's business, not the participant list's.
+            PeerEvent::DataChannelOpen | PeerEvent::Data(_) => changed = false,
             PeerEvent::FirstRemoteFrame => {
                 changed = false;
                 if !self.first_frame_reported {

@@ -49,6 +49,8 @@ pub(crate) struct SessionContext {
     pub secrets: Arc<SecretStore>,
     /// The room's SIP account, when `[sip]` sets one up.
     pub sip: Option<Arc<dyn SipCalls>>,
+    /// The device identity for end-to-end encrypted meetings, once the daemon gave it.
+    pub identity: Option<super::MeetingIdentity>,
 }
 
 impl SessionContext {
@@ -77,6 +79,7 @@ impl SessionContext {
             video_feed: Feed::Camera,
             send_audio: send,
             receive,
+            end_to_end: false,
         }
     }
 
@@ -136,6 +139,8 @@ pub(crate) enum Failure {
     Task(#[from] tokio::task::JoinError),
     #[error("unusable URL: {0}")]
     Url(#[from] url::ParseError),
+    #[error(transparent)]
+    E2ee(#[from] super::e2ee_janus::E2eeStartError),
     #[error("{0}")]
     Said(String),
 }

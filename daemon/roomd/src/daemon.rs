@@ -243,6 +243,11 @@ pub async fn run(
 
     // Zero-touch provisioning ([provisioning]): a signed bundle fetched at the first start,
     // applied through the core's configuration path; off when not configured.
+    // End-to-end encrypted meetings: the device key signs for the room.
+    meetings.set_identity(roomd_meetings::MeetingIdentity::new(
+        identity.key().clone(),
+        identity.served(),
+    ));
     let identity = Arc::new(identity);
     let (provisioned_tx, provisioned_rx) = tokio::sync::oneshot::channel();
     let provisioning_task = roomd_provisioning::start(roomd_provisioning::ProvisioningSetup {

@@ -22,13 +22,15 @@
 //! peer.close();                                 // also on drop
 //! ```
 
+mod frames;
 mod opus_fec;
 mod peer;
 mod rtcp_loss;
 pub mod sdp;
 mod stats;
 
-pub use peer::Peer;
+pub use frames::FrameCounters;
+pub use peer::{DATA_CHANNEL_LABEL, MAX_DATA_MESSAGE_BYTES, Peer};
 pub use stats::{PeerStats, StreamStats};
 
 use crate::{Feed, MediaKind};
@@ -61,6 +63,13 @@ pub struct PeerOptions {
     pub send_audio: bool,
     /// Show and play what the remote sends.
     pub receive: bool,
+    /// End-to-end encryption: every sent frame is encrypted (`roomdframeencrypt`) before it is
+    /// packetised and every received frame decrypted (`roomdframedecrypt`) after it is
+    /// depacketised, with the keys given by [`Peer::set_sender_key`] and
+    /// [`Peer::insert_receiver_key`]; frames without a key are dropped, never sent or shown in
+    /// the clear. An offer also opens a data channel ([`DATA_CHANNEL_LABEL`]) for the key
+    /// messages.
+    pub end_to_end: bool,
 }
 
 impl Default for PeerOptions {
@@ -73,6 +82,7 @@ impl Default for PeerOptions {
             video_feed: Feed::Camera,
             send_audio: true,
             receive: true,
+            end_to_end: false,
         }
     }
 }
@@ -95,6 +105,11 @@ pub enum PeerEvent {
     FirstRemoteFrame,
     /// The remote started or stopped talking.
     Talking(bool),
+    /// The data channel is open: [`Peer::send_data`] reaches the far end.
+    DataChannelOpen,
+    /// A message on the data channel (at most [`MAX_DATA_MESSAGE_BYTES`]; larger ones and
+    /// floods are dropped where they arrive).
+    Data(Vec<u8>),
 }
 
 /// Why a peer could not be set up or negotiated.
@@ -145,6 +160,18 @@ pub enum PeerError {
     /// The peer has been closed.
     #[error("the peer is closed")]
     Closed,
+    /// An end-to-end key could not be handed to the frame elements.
+    #[error("end-to-end encryption: {0}")]
+    EndToEnd(#[from] roomd_e2ee::E2eeError),
+    /// The data channel is not open (yet), or the peer has none.
+    #[error("the data channel is not open")]
+    DataChannelNotOpen,
+    /// A message longer than [`MAX_DATA_MESSAGE_BYTES`].
+    #[error("a data channel message of {0} bytes is too large")]
+    DataTooLarge(usize),
+    /// webrtcbin refused to send on the data channel.
+    #[error("cannot send on the data channel")]
+    DataChannel(#[source] gstreamer::glib::Error),
 }
 
 #[cfg(test)]

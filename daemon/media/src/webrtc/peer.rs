@@ -12,6 +12,7 @@ use gstreamer_webrtc as gst_webrtc;
 use gstreamer_webrtc::WebRTCRTPTransceiverDirection as TransceiverDirection;
 use tokio::sync::mpsc;
 
+use super::frames::{FrameCounters, Frames};
 use super::opus_fec::VoiceRepair;
 use super::sdp::{self, Format, RemoteMedia};
 use super::stats::{self, Counters, PeerStats};
@@ -37,6 +38,13 @@ const RTCP_INTERVAL: Duration = Duration::from_secs(1);
 /// RTP sessions looked for in webrtcbin's rtpbin: one per media line when not bundled, and
 /// the room negotiates at most a few media lines.
 const MAX_SESSIONS: u32 = 8;
+/// The label of the data channel an end-to-end peer opens for key messages.
+pub const DATA_CHANNEL_LABEL: &str = "roomd-e2ee";
+/// Largest data channel message taken or sent, in bytes (a key message with a certificate chain
+/// is a few kilobytes).
+pub const MAX_DATA_MESSAGE_BYTES: usize = 64 * 1024;
+/// Data channel messages taken per second at most; more are dropped (a flooding far end).
+const MAX_DATA_MESSAGES_PER_SECOND: u32 = 100;
 
 /// Where the offer/answer exchange stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +91,13 @@ struct Shared {
     voice_repairs: Mutex<Vec<VoiceRepair>>,
     /// The SSRC of the room's voice sent here, and where the far end's reported loss of it goes.
     voice_loss: Mutex<Option<(u32, LossReporter)>>,
+    /// End-to-end encryption of frames (`PeerOptions::end_to_end`).
+    end_to_end: bool,
+    frames: Frames,
+    /// The data channel for key messages, once there is one.
+    data_channel: Mutex<Option<gst_webrtc::WebRTCDataChannel>>,
+    /// Messages taken in the current second, and when it began.
+    data_budget: Mutex<(Instant, u32)>,
 }
 
 #[derive(Default)]
@@ -132,7 +147,25 @@ impl Peer {
             connected: AtomicBool::new(false),
             voice_repairs: Mutex::new(Vec::new()),
             voice_loss: Mutex::new(None),
+            end_to_end: options.end_to_end,
+            frames: Frames::default(),
+            data_channel: Mutex::new(None),
+            data_budget: Mutex::new((Instant::now(), 0)),
         });
+        if options.end_to_end {
+            let weak = Arc::downgrade(&shared);
+            webrtcbin.connect("on-data-channel", false, move |values| {
+                if let (Some(shared), Some(channel)) = (
+                    weak.upgrade(),
+                    values
+                        .get(1)
+                        .and_then(|v| v.get::<gst_webrtc::WebRTCDataChannel>().ok()),
+                ) {
+                    adopt_channel(&shared, channel);
+                }
+                None
+            });
+        }
         watch_connection(&webrtcbin, Arc::downgrade(&shared));
         watch_bus(&pipeline, Arc::downgrade(&shared));
         let weak = Arc::downgrade(&shared);
@@ -160,6 +193,70 @@ impl Peer {
     /// The peer's events; `None` after the first call.
     pub fn take_events(&self) -> Option<mpsc::UnboundedReceiver<PeerEvent>> {
         lock(&self.events).take()
+    }
+
+    /// Encrypts every sent frame with this key from now on (end-to-end peers).
+    pub fn set_sender_key(
+        &self,
+        key_id: u64,
+        secret: &roomd_e2ee::KeySecret,
+    ) -> Result<(), PeerError> {
+        Ok(self.shared.frames.set_sender_key(key_id, secret)?)
+    }
+
+    /// Sends nothing (`true`: every frame is dropped before the payloader) or sends again under
+    /// the current sender key (`false`), e.g. while a policy wants keys with everybody first.
+    pub fn hold_sending(&self, held: bool) -> Result<(), PeerError> {
+        Ok(self.shared.frames.hold(held)?)
+    }
+
+    /// Opens received frames under this key from now on (end-to-end peers).
+    pub fn insert_receiver_key(
+        &self,
+        key_id: u64,
+        secret: &roomd_e2ee::KeySecret,
+    ) -> Result<(), PeerError> {
+        Ok(self.shared.frames.insert_receiver_key(key_id, secret)?)
+    }
+
+    /// Drops received frames under this key from now on.
+    pub fn remove_receiver_key(&self, key_id: u64) {
+        self.shared.frames.remove_receiver_key(key_id);
+    }
+
+    /// What the frame elements protected, opened and dropped so far.
+    pub fn frame_counters(&self) -> FrameCounters {
+        self.shared.frames.counters()
+    }
+
+    /// Sends `message` on the data channel (text: key messages are JSON).
+    pub fn send_data(&self, message: &str) -> Result<(), PeerError> {
+        if message.len() > MAX_DATA_MESSAGE_BYTES {
+            return Err(PeerError::DataTooLarge(message.len()));
+        }
+        let channel = lock(&self.shared.data_channel)
+            .clone()
+            .filter(|c| c.ready_state() == gst_webrtc::WebRTCDataChannelState::Open)
+            .ok_or(PeerError::DataChannelNotOpen)?;
+        channel
+            .send_string_full(Some(message))
+            .map_err(PeerError::DataChannel)
+    }
+
+    /// Opens our data channel for key messages (before the offer, so that it has its line).
+    fn open_data_channel(&self) -> Result<(), PeerError> {
+        let init = gst::Structure::builder("config")
+            .field("ordered", true)
+            .build();
+        let channel = self
+            .webrtcbin
+            .emit_by_name::<Option<gst_webrtc::WebRTCDataChannel>>(
+                "create-data-channel",
+                &[&DATA_CHANNEL_LABEL, &init],
+            )
+            .ok_or_else(|| PeerError::Build("webrtcbin made no data channel".into()))?;
+        adopt_channel(&self.shared, channel);
+        Ok(())
     }
 
     /// Renames the remote party (their picture's label follows).
@@ -195,6 +292,10 @@ impl Peer {
             self.add_receiver(&receive_offer_caps(MediaKind::Audio))?;
         }
         self.start()?;
+        if self.options.end_to_end {
+            // webrtcbin makes data channels only once it runs.
+            self.open_data_channel()?;
+        }
         let offer = self
             .promise("create an offer", |promise| {
                 self.webrtcbin
@@ -274,6 +375,11 @@ impl Peer {
         self.set_description("set-local-description", &answer)
             .await?;
         tracing::trace!("answer: local description set");
+        if self.options.end_to_end && sdp::has_data_channel(offer.sdp()) {
+            // The answerer opens a channel too: an SFU (Janus) relays its publishers' messages
+            // to a subscriber only once the subscriber has opened one.
+            self.open_data_channel()?;
+        }
         self.watch_voice_loss();
         self.report_promptly();
         let sdp = self.gathered_local_description().await?;
@@ -506,6 +612,11 @@ impl Peer {
                 pay.set_property_from_str("aggregate-mode", "zero-latency");
                 pay
             }
+            // rtpvp8pay parses the frame and fails on an encrypted one: roomd's own payloader
+            // writes the same descriptor (15-bit picture ids) without looking inside.
+            "VP8" if self.options.end_to_end => {
+                gst::glib::Object::new::<roomd_e2ee::element::Vp8Pay>().upcast()
+            }
             "VP8" => {
                 let pay = make("rtpvp8pay")?;
                 pay.set_property_from_str("picture-id-mode", "15-bit");
@@ -536,11 +647,16 @@ impl Peer {
             s.set("ssrc", ssrc);
         }
         filter.set_property("caps", filter_caps);
-        let elements = [appsrc.upcast_ref::<gst::Element>(), &payloader, &filter];
+        let mut elements: Vec<gst::Element> = vec![appsrc.clone().upcast()];
+        if self.options.end_to_end {
+            // Between the encoder (behind the appsrc) and the payloader: whole frames.
+            elements.push(self.shared.frames.encrypter(kind)?.upcast());
+        }
+        elements.extend([payloader.clone(), filter.clone()]);
         self.pipeline
-            .add_many(elements)
+            .add_many(&elements)
             .map_err(|e| PeerError::Build(e.to_string()))?;
-        gst::Element::link_many(elements).map_err(|e| PeerError::Build(e.to_string()))?;
+        gst::Element::link_many(&elements).map_err(|e| PeerError::Build(e.to_string()))?;
         let sink = self
             .webrtcbin
             .request_pad_simple("sink_%u")
@@ -902,23 +1018,46 @@ fn on_remote_stream(
             let depay = make("rtph264depay")?;
             depay.set_property("request-keyframe", true);
             depay.set_property("wait-for-keyframe", true);
-            (
-                MediaKind::Video,
-                vec![depay, make("h264parse")?, shared.taps.h264_decoder()?],
-            )
+            let mut chain = vec![depay];
+            if shared.end_to_end {
+                // Whole access units with start codes, as the decrypter takes them, before
+                // h264parse reads the slice headers it opens.
+                let filter = make("capsfilter")?;
+                filter.set_property(
+                    "caps",
+                    gst::Caps::builder("video/x-h264")
+                        .field("stream-format", "byte-stream")
+                        .field("alignment", "au")
+                        .build(),
+                );
+                chain.push(filter);
+                chain.push(shared.frames.decrypter(MediaKind::Video)?.upcast());
+            }
+            chain.extend([make("h264parse")?, shared.taps.h264_decoder()?]);
+            (MediaKind::Video, chain)
         }
         ("video", "VP8") => {
             let depay = make("rtpvp8depay")?;
             depay.set_property("request-keyframe", true);
             depay.set_property("wait-for-keyframe", true);
-            (MediaKind::Video, vec![depay, make("vp8dec")?])
+            let mut chain = vec![depay];
+            if shared.end_to_end {
+                chain.push(shared.frames.decrypter(MediaKind::Video)?.upcast());
+            }
+            chain.push(make("vp8dec")?);
+            (MediaKind::Video, chain)
         }
         ("audio", "OPUS") => {
             let decoder =
                 VoiceRepair::decoder().map_err(|e| PeerError::Build(format!("opusdec: {e}")))?;
             let opusdec = decoder.element().clone();
             lock(&shared.voice_repairs).push(decoder);
-            (MediaKind::Audio, vec![make("rtpopusdepay")?, opusdec])
+            let mut chain = vec![make("rtpopusdepay")?];
+            if shared.end_to_end {
+                chain.push(shared.frames.decrypter(MediaKind::Audio)?.upcast());
+            }
+            chain.push(opusdec);
+            (MediaKind::Audio, chain)
         }
         _ => {
             return Err(PeerError::NoCommonCodec(format!(
@@ -987,6 +1126,54 @@ fn on_remote_stream(
         .map_err(|e| PeerError::Build(format!("cannot link the remote stream: {e:?}")))?;
     shared.emit(PeerEvent::RemoteTrack { kind });
     Ok(())
+}
+
+/// Keeps `channel` as the peer's data channel and turns what arrives on it into events: at most
+/// [`MAX_DATA_MESSAGE_BYTES`] a message and [`MAX_DATA_MESSAGES_PER_SECOND`], the rest dropped.
+fn adopt_channel(shared: &Arc<Shared>, channel: gst_webrtc::WebRTCDataChannel) {
+    // Any label: an SFU relaying ours may name its channel as it likes. What arrives is only
+    // ever parsed as a bounded key message.
+    let weak = Arc::downgrade(shared);
+    channel.connect_on_open(move |_| {
+        if let Some(shared) = weak.upgrade() {
+            shared.emit(PeerEvent::DataChannelOpen);
+        }
+    });
+    let weak = Arc::downgrade(shared);
+    channel.connect_on_message_string(move |_, text| {
+        if let (Some(shared), Some(text)) = (weak.upgrade(), text) {
+            take_data(&shared, text.as_bytes());
+        }
+    });
+    let weak = Arc::downgrade(shared);
+    channel.connect_on_message_data(move |_, data| {
+        if let (Some(shared), Some(data)) = (weak.upgrade(), data) {
+            take_data(&shared, data);
+        }
+    });
+    let open = channel.ready_state() == gst_webrtc::WebRTCDataChannelState::Open;
+    *lock(&shared.data_channel) = Some(channel);
+    if open {
+        shared.emit(PeerEvent::DataChannelOpen);
+    }
+}
+
+fn take_data(shared: &Shared, data: &[u8]) {
+    if data.len() > MAX_DATA_MESSAGE_BYTES {
+        tracing::debug!("dropped a data channel message of {} bytes", data.len());
+        return;
+    }
+    {
+        let mut budget = lock(&shared.data_budget);
+        if budget.0.elapsed() >= Duration::from_secs(1) {
+            *budget = (Instant::now(), 0);
+        }
+        if budget.1 >= MAX_DATA_MESSAGES_PER_SECOND {
+            return;
+        }
+        budget.1 += 1;
+    }
+    shared.emit(PeerEvent::Data(data.to_vec()));
 }
 
 /// Turns the slot's first-frame signal into a [`PeerEvent::FirstRemoteFrame`].

@@ -160,6 +160,15 @@ pub fn parse(text: &str) -> Result<gst_sdp::SDPMessage, PeerError> {
     Ok(message)
 }
 
+/// Whether `message` has an active data channel line (`m=application … webrtc-datachannel`).
+pub fn has_data_channel(message: &gst_sdp::SDPMessageRef) -> bool {
+    message.medias().any(|media| {
+        media.media() == Some("application")
+            && media.port() != 0
+            && media.formats().any(|f| f == "webrtc-datachannel")
+    })
+}
+
 /// The audio and video lines of `message`, checked against the policy: with
 /// `require_encryption`, every active line must be DTLS-SRTP (`UDP/TLS/RTP/SAVPF`) with a DTLS
 /// fingerprint. Lines with port 0 (rejected or stopped) and data channels are skipped.

@@ -684,3 +684,114 @@ async fn the_speaker_layout_enlarges_the_far_end_that_talks() {
         "the silent far end is a thumbnail: {placements:?}"
     );
 }
+
+/// End-to-end peers: the key message crosses the data channel, no frame reaches the far end's
+/// display before it holds the key (the sender drops every frame while it has none), and with
+/// the key the picture and the voice arrive through the frame elements.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_peers_send_frames_only_under_a_key_and_talk_on_the_data_channel() {
+    end_to_end_peers("x264enc").await;
+}
+
+/// The same with VP8 (roomd's own VP8 payloader carries the encrypted frames).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_vp8_peers_decode_only_under_a_key() {
+    end_to_end_peers("vp8enc").await;
+}
+
+async fn end_to_end_peers(encoder: &str) {
+    let _turn = LIVE.lock().await;
+    let _serial = crate::tests::one_pipeline_test_at_a_time();
+    let _address = NonLoopback::ensure();
+    let room = room_encoding_with(encoder);
+    let taps = &room.taps;
+    let options = |label: &str, send: bool| PeerOptions {
+        label: label.into(),
+        send_video: send,
+        send_audio: send,
+        receive: !send,
+        end_to_end: true,
+        ..PeerOptions::default()
+    };
+    let sender = Peer::new(taps, options("sender", true)).unwrap();
+    let receiver = Peer::new(taps, options("receiver", false)).unwrap();
+    let mut sender_events = Events::of(&sender);
+    let mut receiver_events = Events::of(&receiver);
+
+    let offer = sender.create_offer().await.unwrap();
+    assert!(offer.contains("webrtc-datachannel"), "{offer}");
+    let answer = receiver.answer_offer(&offer).await.unwrap();
+    sender.accept_answer(&answer).await.unwrap();
+    sender_events.wait(PeerEvent::Connected, "sender").await;
+    sender_events
+        .wait(PeerEvent::DataChannelOpen, "sender's data channel")
+        .await;
+    receiver_events
+        .wait(PeerEvent::DataChannelOpen, "receiver's data channel")
+        .await;
+    sender.send_data("{\"type\":\"hello\"}").unwrap();
+    receiver_events
+        .wait(
+            PeerEvent::Data(b"{\"type\":\"hello\"}".to_vec()),
+            "the message",
+        )
+        .await;
+    assert!(matches!(
+        sender.send_data(&"x".repeat(super::MAX_DATA_MESSAGE_BYTES + 1)),
+        Err(PeerError::DataTooLarge(_))
+    ));
+
+    // No key yet: nothing is sent, nothing is shown.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = sender.frame_counters();
+    assert_eq!(before.protected, 0, "{before:?}");
+    assert!(before.unprotected_dropped > 0, "{before:?}");
+    assert_eq!(receiver.frame_counters().opened, 0);
+    assert_eq!(taps.remote_video_count(), 0, "no picture without keys");
+
+    // The receiver gets the key first (as a grant would bring it), then the sender uses it.
+    let secret = roomd_e2ee::KeySecret::new([7; 32]);
+    receiver.insert_receiver_key(0x1234_0000, &secret).unwrap();
+    sender.set_sender_key(0x1234_0000, &secret).unwrap();
+    receiver_events
+        .wait(
+            PeerEvent::FirstRemoteFrame,
+            "first decrypted frame on the display",
+        )
+        .await;
+    receiver_events
+        .wait(PeerEvent::Talking(true), "decrypted voice")
+        .await;
+    let received = receiver.frame_counters();
+    assert!(received.opened > 0, "{received:?}");
+    eprintln!(
+        "{encoder}: sender {:?}, receiver {received:?}",
+        sender.frame_counters()
+    );
+
+    // Held (meeting.require_e2ee): nothing more is protected or sent; released, it goes on.
+    sender.hold_sending(true).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let held = sender.frame_counters().protected;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        sender.frame_counters().protected,
+        held,
+        "frames sent while held"
+    );
+    sender.hold_sending(false).unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        sender.frame_counters().protected > held,
+        "nothing sent once released"
+    );
+
+    // The key removed (the sender left): frames no longer open.
+    receiver.remove_receiver_key(0x1234_0000);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let opened = receiver.frame_counters().opened;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = receiver.frame_counters();
+    assert_eq!(after.opened, opened, "{after:?}");
+    assert!(after.refused > received.refused, "{after:?}");
+}

@@ -123,6 +123,11 @@ pub const FILE_ONLY_KEYS: &[&str] = &[
     "meeting.require_encryption",
     "meeting.ca_file",
     "meeting.allowed_servers",
+    // Whether meetings are end-to-end encrypted and whose certificates count as verified: through
+    // the API, a caller could turn it off or have a room of their choosing shown as verified.
+    "meeting.e2ee",
+    "meeting.e2ee_ca_file",
+    "meeting.require_e2ee",
     // Where keys, accounts and the audit log live: pointed elsewhere, roomd would come up over
     // a directory of the caller's choosing (unclaimed, or with their users).
     "system.state_dir",

@@ -437,6 +437,17 @@ pub struct MeetingConfig {
     /// Seconds a guest of a hosted meeting may wait in the lobby before the place is freed.
     #[serde(deserialize_with = "checks::lobby_timeout_seconds")]
     pub lobby_timeout_seconds: u32,
+    /// End-to-end encryption of Janus meetings: every frame is encrypted with SFrame before it
+    /// reaches Janus, with keys agreed over the room's data channel and bound to the device
+    /// identity (docs/security.md). File-only.
+    pub e2ee: bool,
+    /// PEM file of the CAs whose room certificates count as verified in end-to-end encrypted
+    /// meetings; empty: none (participants show as not verified). File-only.
+    #[serde(deserialize_with = "checks::optional_absolute_path")]
+    pub e2ee_ca_file: String,
+    /// In an end-to-end encrypted meeting, send no media while any participant has no
+    /// end-to-end keys with the room (the reason is in status). File-only.
+    pub require_e2ee: bool,
 }
 
 impl Default for MeetingConfig {
@@ -451,6 +462,9 @@ impl Default for MeetingConfig {
             history_retention_days: 30,
             allowed_servers: Vec::new(),
             lobby_timeout_seconds: 600,
+            e2ee: false,
+            e2ee_ca_file: String::new(),
+            require_e2ee: false,
         }
     }
 }

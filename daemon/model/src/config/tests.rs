@@ -99,6 +99,9 @@ fn everything_changed() -> Config {
             history_retention_days: 7,
             allowed_servers: vec!["janus.example.org".to_owned(), "10.20.0.0/16".to_owned()],
             lobby_timeout_seconds: 120,
+            e2ee: true,
+            e2ee_ca_file: "/etc/roomd/e2ee-ca.pem".to_owned(),
+            require_e2ee: true,
         },
         update: UpdateConfig {
             rauc_bus: "unix:path=/run/rauc-test/bus".to_owned(),
@@ -1055,6 +1058,9 @@ fn merge_patch_null_resets_keys_and_sections_to_defaults() {
     expected.meeting.require_encryption = changed.meeting.require_encryption;
     expected.meeting.ca_file = changed.meeting.ca_file.clone();
     expected.meeting.allowed_servers = changed.meeting.allowed_servers.clone();
+    expected.meeting.e2ee = changed.meeting.e2ee;
+    expected.meeting.e2ee_ca_file = changed.meeting.e2ee_ca_file.clone();
+    expected.meeting.require_e2ee = changed.meeting.require_e2ee;
     expected.update.rauc_bus = changed.update.rauc_bus.clone();
     expected.update.os_release = changed.update.os_release.clone();
     expected.dbus = changed.dbus.clone();
@@ -1212,6 +1218,9 @@ fn json_round_trip_preserves_every_value() {
     base.meeting.require_encryption = config.meeting.require_encryption;
     base.meeting.ca_file = config.meeting.ca_file.clone();
     base.meeting.allowed_servers = config.meeting.allowed_servers.clone();
+    base.meeting.e2ee = config.meeting.e2ee;
+    base.meeting.e2ee_ca_file = config.meeting.e2ee_ca_file.clone();
+    base.meeting.require_e2ee = config.meeting.require_e2ee;
     base.update.rauc_bus = config.update.rauc_bus.clone();
     base.update.os_release = config.update.os_release.clone();
     base.dbus = config.dbus.clone();

@@ -1,0 +1,264 @@
+//! End-to-end encryption of a Janus meeting: the room's key agreement
+//! ([`roomd_e2ee::session::E2eeSession`]) over the VideoRoom's data channels, and its keys in
+//! the room's WebRTC peers.
+//!
+//! Transport: the room's publisher opens a data channel; Janus relays what a publisher sends on
+//! it to every subscriber of that publisher, so each message the room sends reaches everybody
+//! who receives the room, and the room hears each other participant on its subscription to
+//! them. A participant's id in the key agreement is its Janus publisher id; the transport says
+//! who sent a message (the feed it came on), and the agreement refuses one that claims to be
+//! from someone else. Grants addressed to others are ignored here. Messages are JSON, bounded
+//! in size ([`roomd_e2ee::session::MAX_MESSAGE_BYTES`]) and, by the peer, in rate.
+//!
+//! A data channel opens some time after the first messages may have been sent: the room sends
+//! its announce again whenever a channel opens and every [`ANNOUNCE_INTERVAL`]; who knows the
+//! room answers with a fresh grant of their key ([`E2eeSession::announce`]).
+//!
+//! Keys: our sender key goes to the publisher peer's encrypters; a participant's keys go to
+//! the decrypters of our subscription to them. Nothing here logs or reports a key.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use roomd_core::{E2eeParticipant, E2eeState, E2eeStatus};
+use roomd_e2ee::session::{E2eeSession, Effect, Message, SessionError, Verified};
+use roomd_media::webrtc::{Peer, PeerError};
+use rustls::pki_types::{CertificateDer, UnixTime};
+
+use super::e2ee_identity::MeetingIdentity;
+use super::session::blocking;
+
+/// How often the room sends its announce again.
+pub(crate) const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Why end-to-end encryption could not start.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum E2eeStartError {
+    /// The device key could not sign the room's announce.
+    #[error("cannot start end-to-end encryption")]
+    Session(#[source] SessionError),
+    /// The signing task ended (the runtime is shutting down).
+    #[error("cannot start end-to-end encryption: the signing task ended")]
+    Stopped,
+}
+
+/// The room's key agreement in one stay in a Janus room.
+pub(crate) struct JanusE2ee {
+    session: E2eeSession,
+    /// `meeting.require_e2ee`: send nothing unless established with everybody received.
+    require: bool,
+    /// What the core was told last.
+    reported: Option<E2eeStatus>,
+}
+
+/// The key agreement's id of the participant Janus knows as publisher `feed`.
+fn participant(feed: u64) -> String {
+    feed.to_string()
+}
+
+impl JanusE2ee {
+    /// Starts as publisher `me` in Janus room `room` (the device key signs, off the runtime).
+    pub(crate) async fn start(
+        identity: &MeetingIdentity,
+        room: u64,
+        me: u64,
+        trusted: Vec<CertificateDer<'static>>,
+        require: bool,
+    ) -> Result<(JanusE2ee, Vec<Effect>), E2eeStartError> {
+        let signer = identity.signer();
+        let started = blocking(move || {
+            E2eeSession::start(&meeting_id(room), &participant(me), &signer, trusted)
+        })
+        .await
+        .map_err(|_| E2eeStartError::Stopped)?
+        .map_err(E2eeStartError::Session)?;
+        let (session, effects) = started;
+        Ok((
+            JanusE2ee {
+                session,
+                require,
+                reported: None,
+            },
+            effects,
+        ))
+    }
+
+    /// A message that arrived on our subscription to publisher `feed`.
+    pub(crate) fn on_data(&mut self, feed: u64, bytes: &[u8]) -> Vec<Effect> {
+        tracing::debug!(
+            "end-to-end key message of {} bytes from feed {feed}",
+            bytes.len()
+        );
+        let message = match Message::parse(bytes) {
+            Ok(message) => message,
+            Err(e) => {
+                tracing::debug!("end-to-end key message from feed {feed} refused: {e}");
+                return Vec::new();
+            }
+        };
+        // Everybody hears every grant and confirmation: those for others are not ours to open.
+        let me = self.session.participant();
+        match &message {
+            Message::Grant(grant) if grant.to != me => return Vec::new(),
+            Message::SasConfirmed { peer, .. } if peer != me => return Vec::new(),
+            _ => {}
+        }
+        match self
+            .session
+            .receive(&participant(feed), message, UnixTime::now())
+        {
+            Ok(effects) => effects,
+            Err(e) => {
+                tracing::warn!("end-to-end key message from feed {feed} refused: {e}");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Publisher `feed` left: its keys go and the room rekeys for those who stay.
+    pub(crate) fn leave(&mut self, feed: u64) -> Vec<Effect> {
+        self.session.leave(&participant(feed)).unwrap_or_else(|e| {
+            // Sealing to a verified meeting key does not fail; if it did, the peer who
+            // misses the new key sees frames it cannot open, never clear ones.
+            tracing::warn!("rekey after feed {feed} left: {e}");
+            Vec::new()
+        })
+    }
+
+    /// Our announce, for everybody.
+    pub(crate) fn announce(&self) -> Effect {
+        self.session.announce()
+    }
+
+    /// Under `meeting.require_e2ee`, whether the room must hold its media now (not established
+    /// with every participant it receives).
+    pub(crate) fn must_hold(&self, feeds: &[(u64, String)]) -> bool {
+        self.require && self.status(feeds).state != E2eeState::Established
+    }
+
+    /// The status of the key agreement with the participants `feeds` (those the room receives),
+    /// when it changed since the last call.
+    pub(crate) fn changed_status(&mut self, feeds: &[(u64, String)]) -> Option<E2eeStatus> {
+        let status = self.status(feeds);
+        if self.reported.as_ref() == Some(&status) {
+            return None;
+        }
+        self.reported = Some(status.clone());
+        Some(status)
+    }
+
+    fn status(&self, feeds: &[(u64, String)]) -> E2eeStatus {
+        let known: BTreeMap<String, _> = self
+            .session
+            .status()
+            .into_iter()
+            .map(|p| (p.participant.clone(), p))
+            .collect();
+        let participants: Vec<E2eeParticipant> = feeds
+            .iter()
+            .map(|(feed, id)| match known.get(&participant(*feed)) {
+                Some(peer) => {
+                    let (verified_by, certificate_name, reason) = match &peer.verified {
+                        Verified::ByCertificate(name) => ("certificate", name.clone(), ""),
+                        Verified::BySas => ("sas", String::new(), ""),
+                        Verified::No(reason) => ("", String::new(), reason.as_str()),
+                    };
+                    E2eeParticipant {
+                        id: id.clone(),
+                        e2ee: peer.end_to_end,
+                        verified: !verified_by.is_empty(),
+                        verified_by: verified_by.to_owned(),
+                        certificate_name,
+                        reason: reason.to_owned(),
+                    }
+                }
+                None => E2eeParticipant {
+                    id: id.clone(),
+                    e2ee: false,
+                    verified: false,
+                    verified_by: String::new(),
+                    certificate_name: String::new(),
+                    reason: "no end-to-end announce from this participant".to_owned(),
+                },
+            })
+            .collect();
+        let missing: Vec<&str> = participants
+            .iter()
+            .filter(|p| !p.e2ee)
+            .map(|p| p.id.as_str())
+            .collect();
+        let (state, reason) = if participants.is_empty() {
+            (
+                E2eeState::Establishing,
+                "no other participant yet".to_owned(),
+            )
+        } else if missing.is_empty() {
+            (E2eeState::Established, String::new())
+        } else {
+            (
+                E2eeState::Establishing,
+                format!("no end-to-end keys yet with {}", missing.join(", ")),
+            )
+        };
+        let reason = if self.require && state != E2eeState::Established {
+            format!("{reason}; meeting.require_e2ee: the room sends no media until then")
+        } else {
+            reason
+        };
+        E2eeStatus {
+            state,
+            reason,
+            key_epoch: u32::from(self.session.epoch()),
+            participants,
+        }
+    }
+}
+
+/// What the key agreement binds its signatures and grants to: the Janus room (every
+/// participant names it alike, whatever address they reach Janus by).
+fn meeting_id(room: u64) -> String {
+    format!("janus-videoroom:{room}")
+}
+
+/// Carries out `effects`: messages on the publisher's data channel, our sender key to the
+/// publisher, keys of the participant they came from (`from`) to our subscription to them.
+pub(crate) fn apply(effects: Vec<Effect>, publisher: Option<&Peer>, from: Option<&Peer>) {
+    for effect in effects {
+        let result = match effect {
+            Effect::Send { message, .. } => match publisher {
+                Some(peer) => {
+                    let text = String::from_utf8(message.encode()).unwrap_or_default();
+                    match peer.send_data(&text) {
+                        // The periodic announce makes up for what was sent too early.
+                        Err(PeerError::DataChannelNotOpen) => {
+                            tracing::debug!(
+                                "end-to-end key message not sent: no open data channel yet"
+                            );
+                            Ok(())
+                        }
+                        other => other,
+                    }
+                }
+                None => Ok(()),
+            },
+            Effect::SetSenderKey { key_id, secret } => match publisher {
+                Some(peer) => peer.set_sender_key(key_id, &secret),
+                None => Ok(()),
+            },
+            Effect::InsertReceiverKey { key_id, secret } => match from {
+                Some(peer) => peer.insert_receiver_key(key_id, &secret),
+                None => Ok(()),
+            },
+            Effect::RemoveReceiverKey { key_id } => {
+                if let Some(peer) = from {
+                    peer.remove_receiver_key(key_id);
+                }
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            // The elements keep dropping what they cannot protect or open: nothing goes clear.
+            tracing::warn!("end-to-end encryption: {e}");
+        }
+    }
+}
