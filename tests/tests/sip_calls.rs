@@ -4,8 +4,11 @@
 
 use std::time::Duration;
 
+use roomd_tests::EventSocket;
 use roomd_tests::meeting;
-use roomd_tests::sip::{Baresip, DEAD_TLS_PORT, Kamailio, MAX_EXPIRES_S, MediaEncryption};
+use roomd_tests::sip::{
+    BARESIP_DISPLAY_NAME, Baresip, DEAD_TLS_PORT, Kamailio, MAX_EXPIRES_S, MediaEncryption,
+};
 use roomd_tests::{HarnessError, Roomd, TestCa, TestNetwork, wait_for};
 use serde_json::{Value, json};
 
@@ -517,5 +520,381 @@ fn a_g711_only_peer_gets_g711_both_ways() -> Result<(), HarnessError> {
         order.len() == 3 && order.windows(2).all(|w| w[0] < w[1]),
         "baresip did not receive *, 9, D in order:\n{log}"
     );
+    Ok(())
+}
+
+/// The room's address of record as a peer dials it (baresip calls over UDP to Kamailio, which
+/// relays to the room over the TLS connection it registered through).
+fn room_aor(kamailio: &Kamailio) -> String {
+    format!("sip:{USER}@{}", kamailio.address())
+}
+
+/// Events of the room (all of them) on its events socket.
+fn room_events(roomd: &Roomd) -> Result<EventSocket, HarnessError> {
+    let token = roomd.admin_token()?;
+    let mut socket = roomd.websocket_with_token(&token)?;
+    socket.send_json(&json!({"type": "subscribe", "status": [], "events": ["*"]}))?;
+    Ok(socket)
+}
+
+fn wait_for_event(
+    socket: &mut EventSocket,
+    name: &str,
+    timeout: Duration,
+) -> Result<Value, HarnessError> {
+    let (event, _) = socket.wait_for(&format!("event {name}"), timeout, |m| {
+        m["type"] == "event" && m["name"] == name
+    })?;
+    Ok(event["data"].clone())
+}
+
+/// Waits until `status.sip.incoming` is set (a call rings); returns it.
+fn wait_for_ringing(roomd: &Roomd, token: &str) -> Result<Value, HarnessError> {
+    wait_for("status.sip.incoming", Duration::from_secs(20), || {
+        let incoming = sip_status(roomd, token)?["incoming"].clone();
+        Ok((!incoming.is_null()).then_some(incoming))
+    })
+}
+
+#[test]
+fn baresip_calls_the_room_it_rings_and_once_answered_media_flows_both_ways_with_sdes_srtp()
+-> Result<(), HarnessError> {
+    let net = TestNetwork::create()?;
+    let (kamailio, baresip, roomd, _scratch) =
+        registered_room(&net, MediaEncryption::SrtpMandatory, "")?;
+    let token = roomd.admin_token()?;
+    let mut events = room_events(&roomd)?;
+    let caller_uri = format!("sip:{PEER}@{}", kamailio.address());
+
+    baresip.command(&net, "dial", &room_aor(&kamailio))?;
+    let ringing =
+        wait_for_event(&mut events, "meeting.ringing", Duration::from_secs(20)).map_err(|e| {
+            HarnessError::Config {
+                message: format!(
+                    "{e}\nbaresip:\n{}\nkamailio:\n{}\nroomd:\n{}",
+                    baresip.log_text(),
+                    kamailio.log_text(),
+                    roomd.stderr_text()
+                ),
+            }
+        })?;
+    assert_eq!(ringing["display_name"], BARESIP_DISPLAY_NAME, "{ringing}");
+    assert_eq!(ringing["uri"], caller_uri.as_str(), "{ringing}");
+    let incoming = wait_for_ringing(&roomd, &token)?;
+    assert_eq!(incoming["display_name"], BARESIP_DISPLAY_NAME, "{incoming}");
+    assert_eq!(incoming["uri"], caller_uri.as_str(), "{incoming}");
+    assert_eq!(incoming["id"], ringing["id"], "{incoming}");
+    // Ringing, not answered: the room is not in a meeting, and baresip hears it ring.
+    assert_eq!(meeting::status(&roomd)?["state"], "idle");
+    wait_for_log(
+        "baresip told that the room rings",
+        || baresip.log_text(),
+        "180 Ringing",
+    )?;
+    let log = kamailio.log_text();
+    assert!(
+        log.contains(&format!("INVITE from {caller_uri}")),
+        "Kamailio relayed no INVITE from baresip:\n{log}"
+    );
+
+    roomd.command("meeting.answer", &json!({}))?;
+    let status = meeting::wait_for_received_video(&roomd, None, 30, Duration::from_secs(30))
+        .map_err(|e| HarnessError::Config {
+            message: format!(
+                "{e}\nbaresip:\n{}\nroomd:\n{}",
+                baresip.log_text(),
+                roomd.stderr_text()
+            ),
+        })?;
+    assert_eq!(sip_status(&roomd, &token)?["incoming"], Value::Null);
+    assert_eq!(
+        status["target"],
+        json!({"kind": "sip", "uri": caller_uri, "direction": "incoming",
+               "display_name": BARESIP_DISPLAY_NAME}),
+        "{status}"
+    );
+    // The room's own audio and video go out too (the sender's counters may lag the first
+    // decoded frames by a stats period).
+    let status = meeting::wait_for(
+        &roomd,
+        "audio received, audio and video sent",
+        Duration::from_secs(10),
+        |m| {
+            [("receive", "audio"), ("send", "audio"), ("send", "video")]
+                .iter()
+                .all(|(direction, kind)| {
+                    meeting::stream_frames(m, direction, kind)
+                        .iter()
+                        .sum::<u64>()
+                        > 0
+                })
+        },
+    )?;
+    assert_eq!(status["encrypted"], true, "{status}");
+    let far_end = meeting::participant(&status, BARESIP_DISPLAY_NAME).unwrap_or(&Value::Null);
+    assert_eq!(far_end["encryption"], "sdes-srtp", "{status}");
+    assert_eq!(far_end["video"], "on", "{status}");
+    wait_for_log(
+        "baresip's call established",
+        || baresip.log_text(),
+        "Call established",
+    )?;
+    wait_for(
+        "baresip receiving the room's audio and video",
+        Duration::from_secs(20),
+        || {
+            Ok(baresip
+                .received_bitrates()
+                .filter(|(audio, video)| *audio > 0 && *video > 0))
+        },
+    )
+    .map_err(|e| HarnessError::Config {
+        message: format!("{e}; baresip:\n{}", baresip.log_text()),
+    })?;
+    let log = baresip.log_text();
+    assert!(log.contains("srtp"), "baresip shows no SRTP:\n{log}");
+    assert!(
+        log.contains("video: receiving with resolution"),
+        "baresip decoded no picture of the room"
+    );
+    // baresip offers G.711 first; the room answers with its own preference, Opus.
+    assert!(
+        log.contains("Set audio encoder: opus 48000Hz"),
+        "baresip did not agree Opus:\n{log}"
+    );
+    let log = roomd.stderr_text();
+    assert!(
+        !log.contains("a=crypto") && !log.contains("inline:"),
+        "roomd's log shows SDP with SRTP keys"
+    );
+
+    // The caller hangs up: the room's meeting ends by itself.
+    baresip.command(&net, "hangup", "")?;
+    meeting::wait_for(
+        &roomd,
+        "ended by the caller",
+        Duration::from_secs(20),
+        |m| m["state"] == "idle",
+    )?;
+
+    // Called again and answered, the room hangs up (BYE): baresip's call closes.
+    baresip.command(&net, "dial", &room_aor(&kamailio))?;
+    wait_for_ringing(&roomd, &token)?;
+    roomd.command("meeting.answer", &json!({}))?;
+    meeting::wait_for(&roomd, "connected again", Duration::from_secs(30), |m| {
+        m["state"] == "connected"
+    })?;
+    let closed_before = baresip.log_text().matches("session closed").count();
+    roomd.command("meeting.leave", &json!({}))?;
+    wait_for(
+        "baresip's second call closed",
+        Duration::from_secs(20),
+        || Ok((baresip.log_text().matches("session closed").count() > closed_before).then_some(())),
+    )
+    .map_err(|e| HarnessError::Config {
+        message: format!(
+            "{e}\nbaresip:\n{}\nkamailio:\n{}\nroomd:\n{}",
+            baresip.log_text(),
+            kamailio.log_text(),
+            roomd.stderr_text()
+        ),
+    })?;
+    Ok(())
+}
+
+#[test]
+fn a_call_in_can_be_declined_is_busy_during_a_meeting_cancelled_or_unanswered_in_time()
+-> Result<(), HarnessError> {
+    let net = TestNetwork::create()?;
+    let (kamailio, baresip, roomd, _scratch) =
+        registered_room(&net, MediaEncryption::SrtpMandatory, "")?;
+    let token = roomd.admin_token()?;
+    let mut events = room_events(&roomd)?;
+    let aor = room_aor(&kamailio);
+
+    // Nothing rings: answer and decline are refused with a reason.
+    for command in ["meeting.answer", "meeting.decline"] {
+        let response = roomd
+            .request("POST", &format!("/api/v1/commands/{command}"))
+            .bearer(&token)
+            .json(&json!({}))
+            .send()?;
+        assert_eq!(response.status, 422, "{command}: {}", response.text());
+        assert!(
+            response.text().contains("no SIP call is ringing"),
+            "{}",
+            response.text()
+        );
+    }
+
+    // Declined: 603 to the caller, the ringing state cleared, an event with the reason.
+    baresip.command(&net, "dial", &aor)?;
+    wait_for_ringing(&roomd, &token)?;
+    roomd.command("meeting.decline", &json!({}))?;
+    let ended = wait_for_event(
+        &mut events,
+        "meeting.ringing.ended",
+        Duration::from_secs(10),
+    )?;
+    assert!(
+        ended["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("declined"),
+        "{ended}"
+    );
+    assert_eq!(sip_status(&roomd, &token)?["incoming"], Value::Null);
+    wait_for_log("baresip told 603", || baresip.log_text(), "603 Decline")?;
+    assert_eq!(meeting::status(&roomd)?["state"], "idle");
+
+    // The caller gives up while it rings (CANCEL): the ringing state clears by itself.
+    baresip.command(&net, "dial", &aor)?;
+    wait_for_ringing(&roomd, &token)?;
+    baresip.command(&net, "hangup", "")?;
+    let ended = wait_for_event(
+        &mut events,
+        "meeting.ringing.ended",
+        Duration::from_secs(10),
+    )?;
+    assert!(
+        ended["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("hung up"),
+        "{ended}"
+    );
+    wait_for(
+        "status.sip.incoming cleared",
+        Duration::from_secs(10),
+        || {
+            Ok(sip_status(&roomd, &token)?["incoming"]
+                .is_null()
+                .then_some(()))
+        },
+    )?;
+
+    // In a meeting (a hosted one), a call in gets 486 Busy Here and does not ring.
+    roomd.command("meeting.join", &json!({"target": {"kind": "hosted"}}))?;
+    baresip.command(&net, "dial", &aor)?;
+    let ended = wait_for_event(
+        &mut events,
+        "meeting.ringing.ended",
+        Duration::from_secs(20),
+    )?;
+    assert!(
+        ended["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("busy"),
+        "{ended}"
+    );
+    wait_for_log("baresip told 486", || baresip.log_text(), "486 Busy Here")?;
+    assert_eq!(sip_status(&roomd, &token)?["incoming"], Value::Null);
+    roomd.command("meeting.leave", &json!({}))?;
+    Ok(())
+}
+
+#[test]
+fn an_unanswered_call_ends_after_ring_timeout_and_listed_callers_are_answered_at_once()
+-> Result<(), HarnessError> {
+    let net = TestNetwork::create()?;
+    let (kamailio, baresip, roomd, scratch) =
+        registered_room(&net, MediaEncryption::SrtpMandatory, "")?;
+    let token = roomd.admin_token()?;
+    let events = room_events(&roomd)?;
+    let aor = room_aor(&kamailio);
+    let caller_uri = format!("sip:{PEER}@{}", kamailio.address());
+    drop((roomd, events));
+
+    // sip.ring_timeout_s = 5: 480 and an event after five seconds of ringing.
+    let ca_pem = std::fs::read_to_string(scratch.path().join("sip-ca.pem")).expect("CA");
+    let toml = sip_toml(
+        scratch.path(),
+        &ca_pem,
+        &format!(
+            "registrar = \"{}\"\npassword = \"{PASSWORD}\"\nring_timeout_s = 5\n",
+            kamailio.sips_uri()
+        ),
+    );
+    let roomd = Roomd::start_claimed(&toml)?;
+    let token2 = roomd.admin_token()?;
+    wait_for_registration(&roomd, &token2, "registered", Duration::from_secs(20))?;
+    let mut events = room_events(&roomd)?;
+    baresip.command(&net, "dial", &aor)?;
+    wait_for_ringing(&roomd, &token2)?;
+    let started = std::time::Instant::now();
+    let ended = wait_for_event(
+        &mut events,
+        "meeting.ringing.ended",
+        Duration::from_secs(20),
+    )?;
+    let rang = started.elapsed();
+    assert!(
+        ended["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not answered within 5 s"),
+        "{ended}"
+    );
+    assert!(
+        rang >= Duration::from_secs(3) && rang <= Duration::from_secs(10),
+        "rang {rang:?}"
+    );
+    wait_for_log(
+        "baresip told 480",
+        || baresip.log_text(),
+        "480 Temporarily Unavailable",
+    )?;
+    assert_eq!(sip_status(&roomd, &token2)?["incoming"], Value::Null);
+    drop((roomd, events));
+    let _ = token;
+
+    // sip.auto_answer lists baresip: answered at once, media flows.
+    let toml = sip_toml(
+        scratch.path(),
+        &ca_pem,
+        &format!(
+            "registrar = \"{}\"\npassword = \"{PASSWORD}\"\nauto_answer = [\"{caller_uri}\"]\n",
+            kamailio.sips_uri()
+        ),
+    );
+    let roomd = Roomd::start_claimed(&toml)?;
+    let token3 = roomd.admin_token()?;
+    wait_for_registration(&roomd, &token3, "registered", Duration::from_secs(20))?;
+    baresip.command(&net, "dial", &aor)?;
+    let status = meeting::wait_for_received_video(&roomd, None, 30, Duration::from_secs(30))
+        .map_err(|e| HarnessError::Config {
+            message: format!("{e}\nroomd:\n{}", roomd.stderr_text()),
+        })?;
+    assert_eq!(status["encrypted"], true, "{status}");
+    assert_eq!(status["target"]["direction"], "incoming", "{status}");
+    Ok(())
+}
+
+#[test]
+fn a_plain_rtp_call_in_is_refused_with_488_and_the_reason_under_required_encryption()
+-> Result<(), HarnessError> {
+    let net = TestNetwork::create()?;
+    let (kamailio, baresip, roomd, _scratch) = registered_room(&net, MediaEncryption::None, "")?;
+    let token = roomd.admin_token()?;
+    let mut events = room_events(&roomd)?;
+    baresip.command(&net, "dial", &room_aor(&kamailio))?;
+    let ended = wait_for_event(
+        &mut events,
+        "meeting.ringing.ended",
+        Duration::from_secs(20),
+    )?;
+    let reason = ended["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("488") && reason.contains("require_encryption"),
+        "not a clear reason: {ended}"
+    );
+    wait_for_log(
+        "baresip told 488",
+        || baresip.log_text(),
+        "488 Not Acceptable Here",
+    )?;
+    assert_eq!(sip_status(&roomd, &token)?["incoming"], Value::Null);
+    assert_eq!(meeting::status(&roomd)?["state"], "idle");
     Ok(())
 }

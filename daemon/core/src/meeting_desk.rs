@@ -249,7 +249,10 @@ impl MeetingDesk {
     /// Queues DTMF tones for the current call (a SIP call only: other meetings carry none).
     pub(super) fn dtmf(&mut self, status: &MeetingStatus, digits: &str) -> Result<(), CoreError> {
         let current = self.current_or_refuse()?;
-        if !matches!(current.plan.target, MeetingTarget::Sip { .. }) {
+        if !matches!(
+            current.plan.target,
+            MeetingTarget::Sip { .. } | MeetingTarget::SipIncoming { .. }
+        ) {
             return Err(CoreError::Refused(
                 "DTMF tones go to SIP calls only; this meeting is not one".into(),
             ));

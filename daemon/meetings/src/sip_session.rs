@@ -32,6 +32,16 @@ pub trait SipCalls: Send + Sync + 'static {
         require_encryption: bool,
         taps: MediaTaps,
     ) -> SipFuture<'static, Result<Box<dyn SipCall>, String>>;
+
+    /// Answers the call in `id` that rang (200 OK with the room's SDP answer to the caller's
+    /// offer) and resolves with the call once its media runs, or with why not (it stopped
+    /// ringing, its offer is not acceptable).
+    fn answer(
+        &self,
+        id: String,
+        require_encryption: bool,
+        taps: MediaTaps,
+    ) -> SipFuture<'static, Result<Box<dyn SipCall>, String>>;
 }
 
 /// A call that was answered.
@@ -50,8 +60,21 @@ pub trait SipCall: Send {
 }
 
 pub(crate) async fn run(ctx: SessionContext) {
-    let MeetingTarget::Sip { uri } = ctx.plan.borrow().target.clone() else {
-        return;
+    let (uri, incoming, name) = match ctx.plan.borrow().target.clone() {
+        MeetingTarget::Sip { uri } => (uri.clone(), None, uri),
+        MeetingTarget::SipIncoming {
+            id,
+            uri,
+            display_name,
+        } => {
+            let name = if display_name.is_empty() {
+                uri.clone()
+            } else {
+                display_name
+            };
+            (uri, Some(id), name)
+        }
+        _ => return,
     };
     let Some(sip) = ctx.sip.clone() else {
         ctx.fail("the room has no SIP account: set sip.registrar and the other [sip] keys")
@@ -62,10 +85,15 @@ pub(crate) async fn run(ctx: SessionContext) {
     let mut stop = ctx.stop.clone();
     let call = tokio::select! {
         _ = SessionContext::stopped(&mut stop) => return,
-        call = call(&sip, &uri, require_encryption, ctx.taps.clone()) => call,
+        call = call(&sip, &uri, incoming.clone(), require_encryption, ctx.taps.clone()) => call,
     };
     let mut call = match call {
         Ok(call) => call,
+        Err(e) if incoming.is_some() => {
+            ctx.fail(format!("the SIP call from {uri} cannot be answered: {e}"))
+                .await;
+            return;
+        }
         Err(e) => {
             ctx.fail(format!("the SIP call to {uri} failed: {e}")).await;
             return;
@@ -116,7 +144,7 @@ pub(crate) async fn run(ctx: SessionContext) {
             }
             _ = stats.tick() => {
                 let streams = call.streams();
-                let participant = received.participant(&uri, &streams, call.encrypted());
+                let participant = received.participant(&name, &streams, call.encrypted());
                 let report = MeetingReport::Participant {
                     generation: ctx.generation(),
                     participant,
@@ -136,10 +164,14 @@ pub(crate) async fn run(ctx: SessionContext) {
 async fn call(
     sip: &Arc<dyn SipCalls>,
     uri: &str,
+    incoming: Option<String>,
     require_encryption: bool,
     taps: MediaTaps,
 ) -> Result<Box<dyn SipCall>, String> {
-    sip.call(uri.to_owned(), require_encryption, taps).await
+    match incoming {
+        Some(id) => sip.answer(id, require_encryption, taps).await,
+        None => sip.call(uri.to_owned(), require_encryption, taps).await,
+    }
 }
 
 /// Frames received from the far end at the last look, to tell flowing media from stalled.
@@ -150,7 +182,8 @@ struct Received {
 }
 
 impl Received {
-    /// The far end as a participant: named by the address called; a kind is `on` while its
+    /// The far end as a participant: named by the address called (or the caller's display
+    /// name or address); a kind is `on` while its
     /// frames grew since the last look, `off` when they did not, `none` when not agreed.
     fn participant(&mut self, uri: &str, streams: &[StreamStats], encrypted: bool) -> Participant {
         let state = |kind: &str, last: &mut u64| {
