@@ -484,7 +484,14 @@ impl Baresip {
     /// What baresip receives now, from its status line `audio=TX/RX video=TX/RX (bit/s)`:
     /// (audio, video) received bit rates of the last such line; `None` before the first.
     pub fn received_bitrates(&self) -> Option<(u64, u64)> {
-        let log = self.log_text();
+        self.received_bitrates_since(0)
+    }
+
+    /// As [`Baresip::received_bitrates`], from status lines logged after the first `offset`
+    /// bytes of the log (see [`Baresip::log_len`]).
+    pub fn received_bitrates_since(&self, offset: usize) -> Option<(u64, u64)> {
+        let text = self.log_text();
+        let log = text.get(offset..)?;
         let last = log
             .rsplit("audio=")
             .next()
@@ -493,6 +500,11 @@ impl Baresip {
         let video = rest.split_whitespace().next()?;
         let rx = |pair: &str| pair.split_once('/')?.1.parse::<u64>().ok();
         Some((rx(audio)?, rx(video)?))
+    }
+
+    /// How long the log is now, as an offset for [`Baresip::received_bitrates_since`].
+    pub fn log_len(&self) -> usize {
+        self.log_text().len()
     }
 
     /// The WAV files `sndfile` wrote (decoded audio per call and direction).

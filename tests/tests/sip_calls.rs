@@ -798,30 +798,27 @@ fn a_call_in_can_be_declined_is_busy_during_a_meeting_cancelled_or_unanswered_in
 fn an_unanswered_call_ends_after_ring_timeout_and_listed_callers_are_answered_at_once()
 -> Result<(), HarnessError> {
     let net = TestNetwork::create()?;
-    let (kamailio, baresip, roomd, scratch) =
+    let (kamailio, baresip, roomd, _scratch) =
         registered_room(&net, MediaEncryption::SrtpMandatory, "")?;
     let token = roomd.admin_token()?;
-    let events = room_events(&roomd)?;
+    let mut events = room_events(&roomd)?;
     let aor = room_aor(&kamailio);
     let caller_uri = format!("sip:{PEER}@{}", kamailio.address());
-    drop((roomd, events));
+    let patch = |patch: Value| -> Result<(), HarnessError> {
+        roomd
+            .request("PATCH", "/api/v1/config")
+            .bearer(&token)
+            .json(&patch)
+            .send()?
+            .expect_status(200, "PATCH /api/v1/config")?;
+        Ok(())
+    };
 
-    // sip.ring_timeout_s = 5: 480 and an event after five seconds of ringing.
-    let ca_pem = std::fs::read_to_string(scratch.path().join("sip-ca.pem")).expect("CA");
-    let toml = sip_toml(
-        scratch.path(),
-        &ca_pem,
-        &format!(
-            "registrar = \"{}\"\npassword = \"{PASSWORD}\"\nring_timeout_s = 5\n",
-            kamailio.sips_uri()
-        ),
-    );
-    let roomd = Roomd::start_claimed(&toml)?;
-    let token2 = roomd.admin_token()?;
-    wait_for_registration(&roomd, &token2, "registered", Duration::from_secs(20))?;
-    let mut events = room_events(&roomd)?;
+    // sip.ring_timeout_s = 5 (taking effect at once): 480 and an event after five seconds of
+    // ringing.
+    patch(json!({"sip": {"ring_timeout_s": 5}}))?;
     baresip.command(&net, "dial", &aor)?;
-    wait_for_ringing(&roomd, &token2)?;
+    wait_for_ringing(&roomd, &token)?;
     let started = std::time::Instant::now();
     let ended = wait_for_event(
         &mut events,
@@ -845,22 +842,10 @@ fn an_unanswered_call_ends_after_ring_timeout_and_listed_callers_are_answered_at
         || baresip.log_text(),
         "480 Temporarily Unavailable",
     )?;
-    assert_eq!(sip_status(&roomd, &token2)?["incoming"], Value::Null);
-    drop((roomd, events));
-    let _ = token;
+    assert_eq!(sip_status(&roomd, &token)?["incoming"], Value::Null);
 
     // sip.auto_answer lists baresip: answered at once, media flows.
-    let toml = sip_toml(
-        scratch.path(),
-        &ca_pem,
-        &format!(
-            "registrar = \"{}\"\npassword = \"{PASSWORD}\"\nauto_answer = [\"{caller_uri}\"]\n",
-            kamailio.sips_uri()
-        ),
-    );
-    let roomd = Roomd::start_claimed(&toml)?;
-    let token3 = roomd.admin_token()?;
-    wait_for_registration(&roomd, &token3, "registered", Duration::from_secs(20))?;
+    patch(json!({"sip": {"auto_answer": [caller_uri]}}))?;
     baresip.command(&net, "dial", &aor)?;
     let status = meeting::wait_for_received_video(&roomd, None, 30, Duration::from_secs(30))
         .map_err(|e| HarnessError::Config {
@@ -896,5 +881,138 @@ fn a_plain_rtp_call_in_is_refused_with_488_and_the_reason_under_required_encrypt
     )?;
     assert_eq!(sip_status(&roomd, &token)?["incoming"], Value::Null);
     assert_eq!(meeting::status(&roomd)?["state"], "idle");
+    Ok(())
+}
+
+/// Frames the room received of `kind` so far.
+fn received_frames(roomd: &Roomd, kind: &str) -> Result<u64, HarnessError> {
+    Ok(
+        meeting::stream_frames(&meeting::status(roomd)?, "receive", kind)
+            .iter()
+            .sum(),
+    )
+}
+
+/// Waits until the room received `more` further video frames than `since`.
+fn wait_for_more_video(roomd: &Roomd, since: u64, more: u64) -> Result<u64, HarnessError> {
+    wait_for(
+        &format!("{more} more video frames from the far end"),
+        Duration::from_secs(20),
+        || {
+            let now = received_frames(roomd, "video")?;
+            Ok((now >= since + more).then_some(now))
+        },
+    )
+}
+
+#[test]
+fn hold_and_resume_from_either_side_and_media_flows_again_after() -> Result<(), HarnessError> {
+    let net = TestNetwork::create()?;
+    let (kamailio, baresip, roomd, _scratch) =
+        registered_room(&net, MediaEncryption::SrtpMandatory, "")?;
+    let token = roomd.admin_token()?;
+    let mut events = room_events(&roomd)?;
+    // Nothing to hold yet.
+    let response = roomd
+        .request("POST", "/api/v1/commands/meeting.hold")
+        .bearer(&token)
+        .json(&json!({}))
+        .send()?;
+    assert_eq!(response.status, 422, "{}", response.text());
+    let uri = baresip.uri(&kamailio);
+    roomd.command(
+        "meeting.join",
+        &json!({"target": {"kind": "sip", "uri": uri}}),
+    )?;
+    let status = meeting::wait_for_received_video(&roomd, None, 30, Duration::from_secs(30))?;
+    assert_eq!(status["on_hold"], false, "{status}");
+    let started = std::time::Instant::now();
+
+    // The room holds: re-INVITE with a=sendonly; baresip answers recvonly and stops sending.
+    roomd.command("meeting.hold", &json!({}))?;
+    let held = wait_for_event(&mut events, "meeting.hold", Duration::from_secs(10))?;
+    assert_eq!(held["on_hold"], true, "{held}");
+    assert_eq!(meeting::status(&roomd)?["on_hold"], true);
+    let stalled = wait_for(
+        "the far end's video to stop while on hold",
+        Duration::from_secs(15),
+        || {
+            let before = received_frames(&roomd, "video")?;
+            std::thread::sleep(Duration::from_millis(1500));
+            let after = received_frames(&roomd, "video")?;
+            Ok((after == before).then_some(after))
+        },
+    )
+    .map_err(|e| HarnessError::Config {
+        message: format!(
+            "{e}\nbaresip:\n{}\nroomd:\n{}",
+            baresip.log_text(),
+            roomd.stderr_text()
+        ),
+    })?;
+
+    // Resumed: a=sendrecv, and the far end's picture arrives again.
+    roomd.command("meeting.resume", &json!({}))?;
+    let resumed = wait_for_event(&mut events, "meeting.hold", Duration::from_secs(10))?;
+    assert_eq!(resumed["on_hold"], false, "{resumed}");
+    let after_resume = wait_for_more_video(&roomd, stalled, 30)?;
+    let offset = baresip.log_len();
+    wait_for(
+        "baresip receiving the room's audio and video after resume",
+        Duration::from_secs(20),
+        || {
+            Ok(baresip
+                .received_bitrates_since(offset)
+                .filter(|(audio, video)| *audio > 0 && *video > 0))
+        },
+    )?;
+
+    // baresip holds and resumes (its re-INVITEs): the room answers with the mirrored
+    // direction; media flows both ways after.
+    baresip.command(&net, "hold", "")?;
+    wait_for(
+        "the room answering baresip's hold",
+        Duration::from_secs(10),
+        || {
+            Ok(roomd
+                .stderr_text()
+                .contains("answering recvonly")
+                .then_some(()))
+        },
+    )
+    .map_err(|e| HarnessError::Config {
+        message: format!(
+            "{e}\nbaresip:\n{}\nroomd:\n{}",
+            baresip.log_text(),
+            roomd.stderr_text()
+        ),
+    })?;
+    baresip.command(&net, "resume", "")?;
+    wait_for(
+        "the room answering baresip's resume",
+        Duration::from_secs(10),
+        || {
+            Ok(roomd
+                .stderr_text()
+                .contains("answering sendrecv")
+                .then_some(()))
+        },
+    )?;
+    let now = received_frames(&roomd, "video")?;
+    wait_for_more_video(&roomd, now.max(after_resume), 30)?;
+    let offset = baresip.log_len();
+    wait_for(
+        "baresip receiving the room's audio and video after its own resume",
+        Duration::from_secs(20),
+        || {
+            Ok(baresip
+                .received_bitrates_since(offset)
+                .filter(|(audio, video)| *audio > 0 && *video > 0))
+        },
+    )?;
+    let status = meeting::status(&roomd)?;
+    assert_eq!(status["state"], "connected", "{status}");
+    assert_eq!(status["encrypted"], true, "{status}");
+    eprintln!("hold/resume both sides took {:?}", started.elapsed());
     Ok(())
 }

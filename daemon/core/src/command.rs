@@ -104,6 +104,12 @@ pub enum RoomCommand {
     AnswerCall,
     /// `meeting.decline`: declines the SIP call that rings (603 Decline to the caller).
     DeclineCall,
+    /// `meeting.hold` / `meeting.resume`: holds the connected SIP call (re-INVITE with
+    /// `a=sendonly`) or resumes it (`a=sendrecv`).
+    HoldCall {
+        /// True to hold, false to resume.
+        hold: bool,
+    },
     /// `update.reboot`: reboots into an installed firmware update; refused unless one waits.
     RebootForUpdate,
     /// `system.factory_reset`: writes the factory-reset marker into the state directory; roomd
@@ -259,6 +265,16 @@ pub const COMMANDS: &[CommandSpec] = &[
         name: "meeting.decline",
         example: "{}",
         parse: parse_incoming,
+    },
+    CommandSpec {
+        name: "meeting.hold",
+        example: "{}",
+        parse: parse_hold,
+    },
+    CommandSpec {
+        name: "meeting.resume",
+        example: "{}",
+        parse: parse_hold,
     },
     CommandSpec {
         name: "update.reboot",
@@ -518,6 +534,13 @@ fn parse_incoming(command: &'static str, args: &Value) -> Result<RoomCommand, Co
         RoomCommand::AnswerCall
     } else {
         RoomCommand::DeclineCall
+    })
+}
+
+fn parse_hold(command: &'static str, args: &Value) -> Result<RoomCommand, CommandError> {
+    let NoArgs {} = args_of(command, args)?;
+    Ok(RoomCommand::HoldCall {
+        hold: command.ends_with(".hold"),
     })
 }
 

@@ -151,6 +151,8 @@ room_events! {
         uri: String,
         reason: String,
     }
+    /// The room put its SIP call on hold (`meeting.hold`) or resumed it (`meeting.resume`).
+    MeetingHold = "meeting.hold" { on_hold: bool }
     /// A failed meeting's error was cleared.
     MeetingCleared = "meeting.cleared" {}
     /// The meeting ended (`outcome`: ended or failed).

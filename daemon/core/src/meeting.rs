@@ -478,6 +478,8 @@ pub struct MeetingStatus {
     /// Every stream of the meeting, refreshed every second; the room's own are listed with
     /// `participant` `self` (camera and microphones) or `content`.
     pub streams: Vec<StreamStats>,
+    /// Whether the room put the call on hold (`meeting.hold`; SIP calls only).
+    pub on_hold: bool,
 }
 
 impl MeetingStatus {
@@ -494,6 +496,7 @@ impl MeetingStatus {
             encrypted: false,
             participants: Vec::new(),
             streams: Vec::new(),
+            on_hold: false,
         }
     }
 }
@@ -598,6 +601,8 @@ pub struct MeetingPlan {
     pub removed: Vec<String>,
     /// Tones asked for with `meeting.dtmf`, in order (the engine sends those it has not sent).
     pub dtmf: Vec<String>,
+    /// Whether the room holds the call (`meeting.hold` / `meeting.resume`; SIP calls only).
+    pub hold: bool,
 }
 
 /// The plan the engine follows: `None` when no meeting should be going on.

@@ -466,3 +466,39 @@ async fn listed_callers_are_answered_at_once_and_others_ring() {
     assert_eq!(verdict, IncomingVerdict::Answered);
     assert_eq!(room.status().tree["meeting"]["state"], "joining");
 }
+
+#[tokio::test]
+async fn only_a_connected_sip_call_is_held_and_the_plan_and_status_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let (room, _task) = spawn(setup(&dir));
+    let hold = |hold| RoomCommand::HoldCall { hold };
+    // No meeting; a hosted one: refused.
+    assert!(room.execute(hold(true)).await.is_err());
+    room.execute(join(json!({"kind": "hosted"}))).await.unwrap();
+    let err = room.execute(hold(true)).await.unwrap_err();
+    assert!(err.to_string().contains("only SIP calls"), "{err}");
+    room.execute(RoomCommand::LeaveMeeting).await.unwrap();
+
+    // A SIP call: refused until connected, then held and resumed.
+    room.execute(join(
+        json!({"kind": "sip", "uri": "sips:alice@pbx.example.org"}),
+    ))
+    .await
+    .unwrap();
+    assert!(room.execute(hold(true)).await.is_err());
+    let plans = room.watch_meeting_plan();
+    let generation = plans.borrow().clone().unwrap().generation;
+    room.meeting_report(MeetingReport::State {
+        generation,
+        state: MeetingState::Connected,
+        error: String::new(),
+    })
+    .await
+    .unwrap();
+    room.execute(hold(true)).await.unwrap();
+    assert!(plans.borrow().clone().unwrap().hold);
+    assert_eq!(room.status().tree["meeting"]["on_hold"], true);
+    room.execute(hold(false)).await.unwrap();
+    assert!(!plans.borrow().clone().unwrap().hold);
+    assert_eq!(room.status().tree["meeting"]["on_hold"], false);
+}

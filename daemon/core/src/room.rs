@@ -661,6 +661,9 @@ impl Room {
                 self.meetings.dtmf(&self.status.meeting, &digits)?
             }
             RoomCommand::AnswerCall => events.extend(self.answer_call()?),
+            RoomCommand::HoldCall { hold } => {
+                events.extend(self.meetings.hold(&mut self.status.meeting, hold)?)
+            }
             RoomCommand::DeclineCall => {
                 let ringing = self.ringing.take().ok_or_else(not_ringing)?;
                 if let Some(sip) = self.status.sip.as_mut() {

@@ -55,6 +55,9 @@ pub trait SipCall: Send {
     fn ended(&mut self) -> SipFuture<'_, String>;
     /// Sends DTMF tones (RFC 4733) in the call's audio; false when the far end takes none.
     fn send_dtmf(&self, digits: &str) -> bool;
+    /// Holds the call (re-INVITE with `a=sendonly`) or resumes it (`a=sendrecv`); resolves
+    /// once the far end accepted, or with why not.
+    fn hold(&mut self, hold: bool) -> SipFuture<'_, Result<(), String>>;
     /// Ends the call from the room's side (BYE).
     fn hang_up(self: Box<Self>) -> SipFuture<'static, ()>;
 }
@@ -112,6 +115,7 @@ pub(crate) async fn run(ctx: SessionContext) {
     let mut received = Received::default();
     let mut plan = ctx.plan.clone();
     let mut tones_sent = 0;
+    let mut held = false;
     loop {
         tokio::select! {
             changed = plan.changed() => {
@@ -119,7 +123,25 @@ pub(crate) async fn run(ctx: SessionContext) {
                     continue;
                 }
                 // meeting.dtmf appends to the plan: send what is new.
-                let tones: Vec<String> = plan.borrow_and_update().dtmf.clone();
+                let (tones, hold) = {
+                    let plan = plan.borrow_and_update();
+                    (plan.dtmf.clone(), plan.hold)
+                };
+                if hold != held {
+                    match call.hold(hold).await {
+                        Ok(()) => {
+                            tracing::info!(
+                                "SIP call with {uri}: {}",
+                                if hold { "on hold" } else { "resumed" }
+                            );
+                            held = hold;
+                        }
+                        Err(e) => tracing::warn!(
+                            "SIP call with {uri}: cannot {}: {e}",
+                            if hold { "hold" } else { "resume" }
+                        ),
+                    }
+                }
                 for digits in tones.iter().skip(tones_sent) {
                     // The count only: the tones may be a conference PIN.
                     tracing::info!("SIP call to {uri}: sending {} DTMF tone(s)", digits.len());

@@ -439,7 +439,7 @@ async fn answer_call(
     dialog
         .accept(
             Some(vec![Header::ContentType("application/sdp".into())]),
-            Some(answer.sdp.into_bytes()),
+            Some(answer.sdp.clone().into_bytes()),
         )
         .map_err(|e| SipError::Signalling {
             what: "200 OK",
@@ -451,6 +451,8 @@ async fn answer_call(
         states,
         agreed: offered.agreed,
         media,
+        local_sdp: answer.sdp,
+        sdp_version: 1,
     }))
 }
 
@@ -636,6 +638,8 @@ async fn place_call(
         states,
         agreed,
         media,
+        local_sdp: offer.sdp,
+        sdp_version: 1,
     }))
 }
 
@@ -712,6 +716,53 @@ struct ActiveCall {
     states: DialogStateReceiver,
     agreed: Agreed,
     media: SipMedia,
+    /// The room's SDP as last sent (offer or answer): re-INVITEs and answers to the far end's
+    /// re-INVITEs repeat it with another direction and the next `o=` version.
+    local_sdp: String,
+    sdp_version: u64,
+}
+
+/// The direction that answers an offer's (RFC 3264 6.1): the first direction attribute of
+/// the offer, mirrored; `sendrecv` when it has none.
+fn mirrored_direction(offer: &str) -> &'static str {
+    let direction = offer
+        .lines()
+        .take(256)
+        .map(str::trim)
+        .find_map(|line| match line {
+            "a=sendonly" => Some("recvonly"),
+            "a=recvonly" => Some("sendonly"),
+            "a=inactive" => Some("inactive"),
+            "a=sendrecv" => Some("sendrecv"),
+            _ => None,
+        });
+    direction.unwrap_or("sendrecv")
+}
+
+impl ActiveCall {
+    /// The room's SDP again with `direction` on every stream and the next `o=` version.
+    fn next_sdp(&mut self, direction: &str) -> String {
+        self.sdp_version += 1;
+        let mut sdp = String::new();
+        for line in self.local_sdp.lines() {
+            let line = match line {
+                "a=sendrecv" | "a=sendonly" | "a=recvonly" | "a=inactive" => {
+                    format!("a={direction}")
+                }
+                _ if line.starts_with("o=") => {
+                    let mut fields: Vec<String> = line.split(' ').map(str::to_owned).collect();
+                    if let Some(version) = fields.get_mut(2) {
+                        *version = self.sdp_version.to_string();
+                    }
+                    fields.join(" ")
+                }
+                _ => line.to_owned(),
+            };
+            sdp.push_str(&line);
+            sdp.push_str("\r\n");
+        }
+        sdp
+    }
 }
 
 impl SipCall for ActiveCall {
@@ -755,6 +806,39 @@ impl SipCall for ActiveCall {
     fn ended(&mut self) -> SipFuture<'_, String> {
         Box::pin(async move {
             while let Some(state) = self.states.recv().await {
+                // The far end's re-INVITE (hold, resume, a session refresh): answered with
+                // the room's media as it is, the direction mirrored. Other requests inside
+                // the call (INFO, OPTIONS, UPDATE) get 200 OK.
+                let handle = match &state {
+                    DialogState::Updated(_, request, handle) => {
+                        let body = request.body();
+                        if request.method == Method::Invite && body.len() <= SDP_MAX_BYTES {
+                            let direction = mirrored_direction(&String::from_utf8_lossy(body));
+                            tracing::info!("SIP: the far end re-INVITEs; answering {direction}");
+                            let sdp = self.next_sdp(direction);
+                            let respond = handle.respond(
+                                StatusCode::OK,
+                                Some(vec![Header::ContentType("application/sdp".into())]),
+                                Some(sdp.into_bytes()),
+                            );
+                            if let Err(e) = respond.await {
+                                tracing::debug!("SIP: answering a re-INVITE: {e}");
+                            }
+                            continue;
+                        }
+                        Some(handle.clone())
+                    }
+                    DialogState::Info(_, _, handle) | DialogState::Options(_, _, handle) => {
+                        Some(handle.clone())
+                    }
+                    _ => None,
+                };
+                if let Some(handle) = handle {
+                    if let Err(e) = handle.reply(StatusCode::OK).await {
+                        tracing::debug!("SIP: answering a request inside the call: {e}");
+                    }
+                    continue;
+                }
                 if let DialogState::Terminated(_, reason) = state {
                     return match reason {
                         // UAS: the far end of a call out; UAC: the caller of a call in.
@@ -772,6 +856,29 @@ impl SipCall for ActiveCall {
 
     fn send_dtmf(&self, digits: &str) -> bool {
         self.media.send_dtmf(digits)
+    }
+
+    fn hold(&mut self, hold: bool) -> SipFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let sdp = self.next_sdp(if hold { "sendonly" } else { "sendrecv" });
+            let reinvite = self.dialog.reinvite(
+                Some(vec![Header::ContentType("application/sdp".into())]),
+                Some(sdp.into_bytes()),
+            );
+            match tokio::time::timeout(ANSWER_TIMEOUT, reinvite).await {
+                Ok(Ok(Some(response))) if response.status_code == StatusCode::OK => Ok(()),
+                Ok(Ok(Some(response))) => Err(format!(
+                    "the far end answered the re-INVITE with {}",
+                    response.status_code
+                )),
+                Ok(Ok(None)) => Err("the call is not established".to_owned()),
+                Ok(Err(e)) => Err(format!("the re-INVITE failed: {e}")),
+                Err(_) => Err(format!(
+                    "no answer to the re-INVITE within {} s",
+                    ANSWER_TIMEOUT.as_secs()
+                )),
+            }
+        })
     }
 
     fn hang_up(self: Box<Self>) -> SipFuture<'static, ()> {
