@@ -293,6 +293,8 @@ pub enum MediaEncryption {
     SrtpMandatory,
     /// None: plain RTP/AVP.
     None,
+    /// DTLS-SRTP (`dtls_srtp`): offers UDP/TLS/RTP/SAVP with a=fingerprint and a=setup.
+    DtlsSrtp,
 }
 
 /// A running baresip 1.0 (Debian `baresip`) in the namespace: registered at a [`Kamailio`]
@@ -344,6 +346,7 @@ impl Baresip {
         let mediaenc = match encryption {
             MediaEncryption::SrtpMandatory => ";mediaenc=srtp-mand",
             MediaEncryption::None => "",
+            MediaEncryption::DtlsSrtp => ";mediaenc=dtls_srtp",
         };
         let write = |name: &str, text: &str| {
             std::fs::write(dir.path().join(name), text)
@@ -579,6 +582,7 @@ fn baresip_config(dir: &Path, address: Ipv4Addr, g711_only: bool) -> String {
          module aubridge.so\n\
          module fakevideo.so\n\
          module srtp.so\n\
+         module dtls_srtp.so\n\
          module sndfile.so\n\
          module rtcpsummary.so\n\
          module_app account.so\n\

@@ -1016,3 +1016,41 @@ fn hold_and_resume_from_either_side_and_media_flows_again_after() -> Result<(), 
     eprintln!("hold/resume both sides took {:?}", started.elapsed());
     Ok(())
 }
+
+#[test]
+fn a_dtls_srtp_call_in_is_refused_with_488_and_a_clear_reason() -> Result<(), HarnessError> {
+    // DTLS-SRTP is not done yet (docs/meetings.md, SIP): a caller offering only it is told so
+    // at once, rather than ringing a call the room cannot answer.
+    let net = TestNetwork::create()?;
+    let (kamailio, baresip, roomd, _scratch) =
+        registered_room(&net, MediaEncryption::DtlsSrtp, "")?;
+    let token = roomd.admin_token()?;
+    let mut events = room_events(&roomd)?;
+    baresip.command(&net, "dial", &room_aor(&kamailio))?;
+    let ended = wait_for_event(
+        &mut events,
+        "meeting.ringing.ended",
+        Duration::from_secs(20),
+    )
+    .map_err(|e| HarnessError::Config {
+        message: format!(
+            "{e}\nbaresip:\n{}\nroomd:\n{}",
+            baresip.log_text(),
+            roomd.stderr_text()
+        ),
+    })?;
+    let reason = ended["reason"].as_str().unwrap_or_default();
+    eprintln!("the room's reason: {reason}");
+    assert!(
+        reason.contains("488") && reason.contains("UDP/TLS/RTP/SAVP"),
+        "not a clear reason: {ended}\n{}",
+        baresip.log_text()
+    );
+    wait_for_log(
+        "baresip told 488",
+        || baresip.log_text(),
+        "488 Not Acceptable Here",
+    )?;
+    assert_eq!(sip_status(&roomd, &token)?["incoming"], Value::Null);
+    Ok(())
+}
