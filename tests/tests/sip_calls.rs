@@ -1054,3 +1054,98 @@ fn a_dtls_srtp_call_in_is_refused_with_488_and_a_clear_reason() -> Result<(), Ha
     assert_eq!(sip_status(&roomd, &token)?["incoming"], Value::Null);
     Ok(())
 }
+
+#[test]
+fn without_required_encryption_a_plain_call_in_is_answered_plain_and_the_indicator_says_so()
+-> Result<(), HarnessError> {
+    let net = TestNetwork::create()?;
+    let (kamailio, baresip, roomd, _scratch) = registered_room(
+        &net,
+        MediaEncryption::None,
+        "[meeting]\nrequire_encryption = false\n",
+    )?;
+    let token = roomd.admin_token()?;
+    baresip.command(&net, "dial", &room_aor(&kamailio))?;
+    wait_for_ringing(&roomd, &token)?;
+    roomd.command("meeting.answer", &json!({}))?;
+    let status = meeting::wait_for_received_video(&roomd, None, 30, Duration::from_secs(30))
+        .map_err(|e| HarnessError::Config {
+            message: format!("{e}\nbaresip:\n{}", baresip.log_text()),
+        })?;
+    assert_eq!(status["encrypted"], false, "{status}");
+    assert!(
+        meeting::streams(&status, "receive", "video").all(|s| s["encrypted"] == false),
+        "{status}"
+    );
+    let far_end = meeting::participant(&status, BARESIP_DISPLAY_NAME).unwrap_or(&Value::Null);
+    assert_eq!(far_end["encryption"], "none", "{status}");
+    wait_for(
+        "baresip receiving the room's audio and video",
+        Duration::from_secs(20),
+        || {
+            Ok(baresip
+                .received_bitrates()
+                .filter(|(audio, video)| *audio > 0 && *video > 0))
+        },
+    )?;
+    assert!(
+        !baresip.log_text().contains("SRTP is Enabled"),
+        "baresip used SRTP after all"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_g711_only_caller_is_answered_with_g711_over_sdes_srtp() -> Result<(), HarnessError> {
+    let net = TestNetwork::create()?;
+    let ca = TestCa::new("roomd SIP test CA")?;
+    let kamailio = Kamailio::start(&net, &ca, &[(USER, PASSWORD), (PEER, PEER_PASSWORD)])?;
+    let baresip = Baresip::start_g711_only(
+        &net,
+        &kamailio,
+        PEER,
+        PEER_PASSWORD,
+        MediaEncryption::SrtpMandatory,
+    )?;
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let toml = sip_toml(
+        scratch.path(),
+        &ca.cert_pem(),
+        &format!(
+            "registrar = \"{}\"\npassword = \"{PASSWORD}\"\n",
+            kamailio.sips_uri()
+        ),
+    );
+    let roomd = Roomd::start_claimed(&toml)?;
+    let token = roomd.admin_token()?;
+    wait_for_registration(&roomd, &token, "registered", Duration::from_secs(20))?;
+    baresip.command(&net, "dial", &room_aor(&kamailio))?;
+    wait_for_ringing(&roomd, &token)?;
+    roomd.command("meeting.answer", &json!({}))?;
+    let status = meeting::wait_for(
+        &roomd,
+        "G.711 audio arriving",
+        Duration::from_secs(30),
+        |m| {
+            meeting::stream_frames(m, "receive", "audio")
+                .iter()
+                .sum::<u64>()
+                > 50
+        },
+    )
+    .map_err(|e| HarnessError::Config {
+        message: format!("{e}\nroomd:\n{}", roomd.stderr_text()),
+    })?;
+    assert_eq!(status["encrypted"], true, "{status}");
+    let log = baresip.log_text();
+    assert!(
+        log.contains("Set audio encoder: PCMU") || log.contains("Set audio encoder: PCMA"),
+        "baresip did not agree G.711:\n{log}"
+    );
+    wait_for(
+        "baresip receiving the room's G.711 audio",
+        Duration::from_secs(20),
+        || Ok(baresip.received_bitrates().filter(|(audio, _)| *audio > 0)),
+    )?;
+    Ok(())
+}
