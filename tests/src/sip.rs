@@ -281,6 +281,10 @@ request_route {{
 
 /// Baresip's SIP port inside the namespace.
 pub const BARESIP_SIP_PORT: u16 = 5070;
+/// Baresip's control port (`ctrl_tcp`: netstring-framed JSON commands) inside the namespace.
+pub const BARESIP_CTRL_PORT: u16 = 4444;
+/// The display name baresip's calls carry in their From header.
+pub const BARESIP_DISPLAY_NAME: &str = "Alice Example";
 
 /// How a [`Baresip`] protects its media.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,6 +293,8 @@ pub enum MediaEncryption {
     SrtpMandatory,
     /// None: plain RTP/AVP.
     None,
+    /// DTLS-SRTP (`dtls_srtp`): offers UDP/TLS/RTP/SAVP with a=fingerprint and a=setup.
+    DtlsSrtp,
 }
 
 /// A running baresip 1.0 (Debian `baresip`) in the namespace: registered at a [`Kamailio`]
@@ -340,6 +346,7 @@ impl Baresip {
         let mediaenc = match encryption {
             MediaEncryption::SrtpMandatory => ";mediaenc=srtp-mand",
             MediaEncryption::None => "",
+            MediaEncryption::DtlsSrtp => ";mediaenc=dtls_srtp",
         };
         let write = |name: &str, text: &str| {
             std::fs::write(dir.path().join(name), text)
@@ -348,7 +355,7 @@ impl Baresip {
         write(
             "accounts",
             &format!(
-                "<sip:{user}@{address}>;auth_pass={password};outbound=\"sip:{address}:{KAMAILIO_UDP_PORT};transport=udp\";regint=60;answermode=auto{mediaenc}\n"
+                "\"{BARESIP_DISPLAY_NAME}\" <sip:{user}@{address}>;auth_pass={password};outbound=\"sip:{address}:{KAMAILIO_UDP_PORT};transport=udp\";regint=60;answermode=auto{mediaenc}\n"
             ),
         )?;
         write("config", &baresip_config(dir.path(), address, g711_only))?;
@@ -415,6 +422,63 @@ impl Baresip {
         )
     }
 
+    /// Runs a baresip command (as its `/command params` menu takes it, e.g. `dial`, `hangup`,
+    /// `hold`, `resume`) through its `ctrl_tcp` interface; returns the response's data.
+    pub fn command(
+        &self,
+        network: &TestNetwork,
+        command: &str,
+        params: &str,
+    ) -> Result<String, HarnessError> {
+        use std::io::{Read, Write};
+        let fail = |message: String| HarnessError::PeerStart {
+            what: format!("baresip command {command}"),
+            message,
+        };
+        let target = SocketAddr::from((network.namespace_address(), BARESIP_CTRL_PORT));
+        let mut stream = TcpStream::connect_timeout(&target, Duration::from_secs(5))
+            .map_err(|e| fail(format!("cannot connect to {target}: {e}")))?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| fail(e.to_string()))?;
+        let json =
+            serde_json::json!({"command": command, "params": params, "token": "t1"}).to_string();
+        stream
+            .write_all(format!("{}:{json},", json.len()).as_bytes())
+            .map_err(|e| fail(e.to_string()))?;
+        // Netstrings back: events, then the response to the command.
+        let mut buffer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            while let Some(colon) = buffer.iter().position(|&b| b == b':') {
+                let length: usize = std::str::from_utf8(&buffer[..colon])
+                    .ok()
+                    .and_then(|l| l.parse().ok())
+                    .ok_or_else(|| fail("not a netstring".to_owned()))?;
+                if buffer.len() < colon + 1 + length + 1 {
+                    break;
+                }
+                let message: serde_json::Value =
+                    serde_json::from_slice(&buffer[colon + 1..colon + 1 + length])
+                        .map_err(|e| fail(e.to_string()))?;
+                buffer.drain(..colon + 1 + length + 1);
+                if message["response"] == true {
+                    if message["ok"] != true {
+                        return Err(fail(format!("refused: {message}")));
+                    }
+                    return Ok(message["data"].as_str().unwrap_or_default().to_owned());
+                }
+            }
+            let n = stream
+                .read(&mut chunk)
+                .map_err(|e| fail(format!("no response: {e}")))?;
+            if n == 0 {
+                return Err(fail("connection closed without a response".to_owned()));
+            }
+            buffer.extend_from_slice(&chunk[..n]);
+        }
+    }
+
     /// Everything baresip logged so far (`-v`: calls, media, SRTP).
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("baresip.log")).unwrap_or_default()
@@ -423,7 +487,14 @@ impl Baresip {
     /// What baresip receives now, from its status line `audio=TX/RX video=TX/RX (bit/s)`:
     /// (audio, video) received bit rates of the last such line; `None` before the first.
     pub fn received_bitrates(&self) -> Option<(u64, u64)> {
-        let log = self.log_text();
+        self.received_bitrates_since(0)
+    }
+
+    /// As [`Baresip::received_bitrates`], from status lines logged after the first `offset`
+    /// bytes of the log (see [`Baresip::log_len`]).
+    pub fn received_bitrates_since(&self, offset: usize) -> Option<(u64, u64)> {
+        let text = self.log_text();
+        let log = text.get(offset..)?;
         let last = log
             .rsplit("audio=")
             .next()
@@ -432,6 +503,11 @@ impl Baresip {
         let video = rest.split_whitespace().next()?;
         let rx = |pair: &str| pair.split_once('/')?.1.parse::<u64>().ok();
         Some((rx(audio)?, rx(video)?))
+    }
+
+    /// How long the log is now, as an offset for [`Baresip::received_bitrates_since`].
+    pub fn log_len(&self) -> usize {
+        self.log_text().len()
     }
 
     /// The WAV files `sndfile` wrote (decoded audio per call and direction).
@@ -506,11 +582,14 @@ fn baresip_config(dir: &Path, address: Ipv4Addr, g711_only: bool) -> String {
          module aubridge.so\n\
          module fakevideo.so\n\
          module srtp.so\n\
+         module dtls_srtp.so\n\
          module sndfile.so\n\
          module rtcpsummary.so\n\
          module_app account.so\n\
          module_app contact.so\n\
-         module_app menu.so\n",
+         module_app menu.so\n\
+         module_app ctrl_tcp.so\n\
+         ctrl_tcp_listen {address}:{BARESIP_CTRL_PORT}\n",
         dir = dir.display()
     )
 }

@@ -324,8 +324,18 @@ fn every_command_enforces_its_roles() -> Result<(), HarnessError> {
             // `update.reboot` is refused (422) on a room with no installed update waiting, after
             // the role check; run for real, it would reboot the machine running the test.
             // `meeting.dtmf` is refused (422) after the role check too: this room is in no SIP
-            // call (sip_calls.rs sends tones into a real one).
-            let expected = if matches!(name.as_str(), "update.reboot" | "meeting.dtmf") {
+            // call (sip_calls.rs sends tones into a real one). `meeting.answer` and
+            // `meeting.decline` likewise: no SIP call rings here (sip_calls.rs has real ones), and
+            // `meeting.hold`/`meeting.resume`: no SIP call is connected.
+            let expected = if matches!(
+                name.as_str(),
+                "update.reboot"
+                    | "meeting.dtmf"
+                    | "meeting.answer"
+                    | "meeting.decline"
+                    | "meeting.hold"
+                    | "meeting.resume"
+            ) {
                 422
             } else {
                 200

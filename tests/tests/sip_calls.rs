@@ -4,8 +4,11 @@
 
 use std::time::Duration;
 
+use roomd_tests::EventSocket;
 use roomd_tests::meeting;
-use roomd_tests::sip::{Baresip, DEAD_TLS_PORT, Kamailio, MAX_EXPIRES_S, MediaEncryption};
+use roomd_tests::sip::{
+    BARESIP_DISPLAY_NAME, Baresip, DEAD_TLS_PORT, Kamailio, MAX_EXPIRES_S, MediaEncryption,
+};
 use roomd_tests::{HarnessError, Roomd, TestCa, TestNetwork, wait_for};
 use serde_json::{Value, json};
 
@@ -517,5 +520,632 @@ fn a_g711_only_peer_gets_g711_both_ways() -> Result<(), HarnessError> {
         order.len() == 3 && order.windows(2).all(|w| w[0] < w[1]),
         "baresip did not receive *, 9, D in order:\n{log}"
     );
+    Ok(())
+}
+
+/// The room's address of record as a peer dials it (baresip calls over UDP to Kamailio, which
+/// relays to the room over the TLS connection it registered through).
+fn room_aor(kamailio: &Kamailio) -> String {
+    format!("sip:{USER}@{}", kamailio.address())
+}
+
+/// Events of the room (all of them) on its events socket.
+fn room_events(roomd: &Roomd) -> Result<EventSocket, HarnessError> {
+    let token = roomd.admin_token()?;
+    let mut socket = roomd.websocket_with_token(&token)?;
+    socket.send_json(&json!({"type": "subscribe", "status": [], "events": ["*"]}))?;
+    Ok(socket)
+}
+
+fn wait_for_event(
+    socket: &mut EventSocket,
+    name: &str,
+    timeout: Duration,
+) -> Result<Value, HarnessError> {
+    let (event, _) = socket.wait_for(&format!("event {name}"), timeout, |m| {
+        m["type"] == "event" && m["name"] == name
+    })?;
+    Ok(event["data"].clone())
+}
+
+/// Waits until `status.sip.incoming` is set (a call rings); returns it.
+fn wait_for_ringing(roomd: &Roomd, token: &str) -> Result<Value, HarnessError> {
+    wait_for("status.sip.incoming", Duration::from_secs(20), || {
+        let incoming = sip_status(roomd, token)?["incoming"].clone();
+        Ok((!incoming.is_null()).then_some(incoming))
+    })
+}
+
+#[test]
+fn baresip_calls_the_room_it_rings_and_once_answered_media_flows_both_ways_with_sdes_srtp()
+-> Result<(), HarnessError> {
+    let net = TestNetwork::create()?;
+    let (kamailio, baresip, roomd, _scratch) =
+        registered_room(&net, MediaEncryption::SrtpMandatory, "")?;
+    let token = roomd.admin_token()?;
+    let mut events = room_events(&roomd)?;
+    let caller_uri = format!("sip:{PEER}@{}", kamailio.address());
+
+    baresip.command(&net, "dial", &room_aor(&kamailio))?;
+    let ringing =
+        wait_for_event(&mut events, "meeting.ringing", Duration::from_secs(20)).map_err(|e| {
+            HarnessError::Config {
+                message: format!(
+                    "{e}\nbaresip:\n{}\nkamailio:\n{}\nroomd:\n{}",
+                    baresip.log_text(),
+                    kamailio.log_text(),
+                    roomd.stderr_text()
+                ),
+            }
+        })?;
+    assert_eq!(ringing["display_name"], BARESIP_DISPLAY_NAME, "{ringing}");
+    assert_eq!(ringing["uri"], caller_uri.as_str(), "{ringing}");
+    let incoming = wait_for_ringing(&roomd, &token)?;
+    assert_eq!(incoming["display_name"], BARESIP_DISPLAY_NAME, "{incoming}");
+    assert_eq!(incoming["uri"], caller_uri.as_str(), "{incoming}");
+    assert_eq!(incoming["id"], ringing["id"], "{incoming}");
+    // Ringing, not answered: the room is not in a meeting, and baresip hears it ring.
+    assert_eq!(meeting::status(&roomd)?["state"], "idle");
+    wait_for_log(
+        "baresip told that the room rings",
+        || baresip.log_text(),
+        "180 Ringing",
+    )?;
+    let log = kamailio.log_text();
+    assert!(
+        log.contains(&format!("INVITE from {caller_uri}")),
+        "Kamailio relayed no INVITE from baresip:\n{log}"
+    );
+
+    roomd.command("meeting.answer", &json!({}))?;
+    let status = meeting::wait_for_received_video(&roomd, None, 30, Duration::from_secs(30))
+        .map_err(|e| HarnessError::Config {
+            message: format!(
+                "{e}\nbaresip:\n{}\nroomd:\n{}",
+                baresip.log_text(),
+                roomd.stderr_text()
+            ),
+        })?;
+    assert_eq!(sip_status(&roomd, &token)?["incoming"], Value::Null);
+    assert_eq!(
+        status["target"],
+        json!({"kind": "sip", "uri": caller_uri, "direction": "incoming",
+               "display_name": BARESIP_DISPLAY_NAME}),
+        "{status}"
+    );
+    // The room's own audio and video go out too (the sender's counters may lag the first
+    // decoded frames by a stats period).
+    let status = meeting::wait_for(
+        &roomd,
+        "audio received, audio and video sent",
+        Duration::from_secs(10),
+        |m| {
+            [("receive", "audio"), ("send", "audio"), ("send", "video")]
+                .iter()
+                .all(|(direction, kind)| {
+                    meeting::stream_frames(m, direction, kind)
+                        .iter()
+                        .sum::<u64>()
+                        > 0
+                })
+        },
+    )?;
+    assert_eq!(status["encrypted"], true, "{status}");
+    let far_end = meeting::participant(&status, BARESIP_DISPLAY_NAME).unwrap_or(&Value::Null);
+    assert_eq!(far_end["encryption"], "sdes-srtp", "{status}");
+    assert_eq!(far_end["video"], "on", "{status}");
+    wait_for_log(
+        "baresip's call established",
+        || baresip.log_text(),
+        "Call established",
+    )?;
+    wait_for(
+        "baresip receiving the room's audio and video",
+        Duration::from_secs(20),
+        || {
+            Ok(baresip
+                .received_bitrates()
+                .filter(|(audio, video)| *audio > 0 && *video > 0))
+        },
+    )
+    .map_err(|e| HarnessError::Config {
+        message: format!("{e}; baresip:\n{}", baresip.log_text()),
+    })?;
+    let log = baresip.log_text();
+    assert!(log.contains("srtp"), "baresip shows no SRTP:\n{log}");
+    assert!(
+        log.contains("video: receiving with resolution"),
+        "baresip decoded no picture of the room"
+    );
+    // baresip offers G.711 first; the room answers with its own preference, Opus.
+    assert!(
+        log.contains("Set audio encoder: opus 48000Hz"),
+        "baresip did not agree Opus:\n{log}"
+    );
+    let log = roomd.stderr_text();
+    assert!(
+        !log.contains("a=crypto") && !log.contains("inline:"),
+        "roomd's log shows SDP with SRTP keys"
+    );
+
+    // The caller hangs up: the room's meeting ends by itself.
+    baresip.command(&net, "hangup", "")?;
+    meeting::wait_for(
+        &roomd,
+        "ended by the caller",
+        Duration::from_secs(20),
+        |m| m["state"] == "idle",
+    )?;
+
+    // Called again and answered, the room hangs up (BYE): baresip's call closes.
+    baresip.command(&net, "dial", &room_aor(&kamailio))?;
+    wait_for_ringing(&roomd, &token)?;
+    roomd.command("meeting.answer", &json!({}))?;
+    meeting::wait_for(&roomd, "connected again", Duration::from_secs(30), |m| {
+        m["state"] == "connected"
+    })?;
+    let closed_before = baresip.log_text().matches("session closed").count();
+    roomd.command("meeting.leave", &json!({}))?;
+    wait_for(
+        "baresip's second call closed",
+        Duration::from_secs(20),
+        || Ok((baresip.log_text().matches("session closed").count() > closed_before).then_some(())),
+    )
+    .map_err(|e| HarnessError::Config {
+        message: format!(
+            "{e}\nbaresip:\n{}\nkamailio:\n{}\nroomd:\n{}",
+            baresip.log_text(),
+            kamailio.log_text(),
+            roomd.stderr_text()
+        ),
+    })?;
+    Ok(())
+}
+
+#[test]
+fn a_call_in_can_be_declined_is_busy_during_a_meeting_cancelled_or_unanswered_in_time()
+-> Result<(), HarnessError> {
+    let net = TestNetwork::create()?;
+    let (kamailio, baresip, roomd, _scratch) =
+        registered_room(&net, MediaEncryption::SrtpMandatory, "")?;
+    let token = roomd.admin_token()?;
+    let mut events = room_events(&roomd)?;
+    let aor = room_aor(&kamailio);
+
+    // Nothing rings: answer and decline are refused with a reason.
+    for command in ["meeting.answer", "meeting.decline"] {
+        let response = roomd
+            .request("POST", &format!("/api/v1/commands/{command}"))
+            .bearer(&token)
+            .json(&json!({}))
+            .send()?;
+        assert_eq!(response.status, 422, "{command}: {}", response.text());
+        assert!(
+            response.text().contains("no SIP call is ringing"),
+            "{}",
+            response.text()
+        );
+    }
+
+    // Declined: 603 to the caller, the ringing state cleared, an event with the reason.
+    baresip.command(&net, "dial", &aor)?;
+    wait_for_ringing(&roomd, &token)?;
+    roomd.command("meeting.decline", &json!({}))?;
+    let ended = wait_for_event(
+        &mut events,
+        "meeting.ringing.ended",
+        Duration::from_secs(10),
+    )?;
+    assert!(
+        ended["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("declined"),
+        "{ended}"
+    );
+    assert_eq!(sip_status(&roomd, &token)?["incoming"], Value::Null);
+    wait_for_log("baresip told 603", || baresip.log_text(), "603 Decline")?;
+    assert_eq!(meeting::status(&roomd)?["state"], "idle");
+
+    // The caller gives up while it rings (CANCEL): the ringing state clears by itself.
+    baresip.command(&net, "dial", &aor)?;
+    wait_for_ringing(&roomd, &token)?;
+    baresip.command(&net, "hangup", "")?;
+    let ended = wait_for_event(
+        &mut events,
+        "meeting.ringing.ended",
+        Duration::from_secs(10),
+    )?;
+    assert!(
+        ended["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("hung up"),
+        "{ended}"
+    );
+    wait_for(
+        "status.sip.incoming cleared",
+        Duration::from_secs(10),
+        || {
+            Ok(sip_status(&roomd, &token)?["incoming"]
+                .is_null()
+                .then_some(()))
+        },
+    )?;
+
+    // In a meeting (a hosted one), a call in gets 486 Busy Here and does not ring.
+    roomd.command("meeting.join", &json!({"target": {"kind": "hosted"}}))?;
+    baresip.command(&net, "dial", &aor)?;
+    let ended = wait_for_event(
+        &mut events,
+        "meeting.ringing.ended",
+        Duration::from_secs(20),
+    )?;
+    assert!(
+        ended["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("busy"),
+        "{ended}"
+    );
+    wait_for_log("baresip told 486", || baresip.log_text(), "486 Busy Here")?;
+    assert_eq!(sip_status(&roomd, &token)?["incoming"], Value::Null);
+    roomd.command("meeting.leave", &json!({}))?;
+    Ok(())
+}
+
+#[test]
+fn an_unanswered_call_ends_after_ring_timeout_and_listed_callers_are_answered_at_once()
+-> Result<(), HarnessError> {
+    let net = TestNetwork::create()?;
+    let (kamailio, baresip, roomd, _scratch) =
+        registered_room(&net, MediaEncryption::SrtpMandatory, "")?;
+    let token = roomd.admin_token()?;
+    let mut events = room_events(&roomd)?;
+    let aor = room_aor(&kamailio);
+    let caller_uri = format!("sip:{PEER}@{}", kamailio.address());
+    let patch = |patch: Value| -> Result<(), HarnessError> {
+        roomd
+            .request("PATCH", "/api/v1/config")
+            .bearer(&token)
+            .json(&patch)
+            .send()?
+            .expect_status(200, "PATCH /api/v1/config")?;
+        Ok(())
+    };
+
+    // sip.ring_timeout_s = 5 (taking effect at once): 480 and an event after five seconds of
+    // ringing.
+    patch(json!({"sip": {"ring_timeout_s": 5}}))?;
+    baresip.command(&net, "dial", &aor)?;
+    wait_for_ringing(&roomd, &token)?;
+    let started = std::time::Instant::now();
+    let ended = wait_for_event(
+        &mut events,
+        "meeting.ringing.ended",
+        Duration::from_secs(20),
+    )?;
+    let rang = started.elapsed();
+    assert!(
+        ended["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not answered within 5 s"),
+        "{ended}"
+    );
+    assert!(
+        rang >= Duration::from_secs(3) && rang <= Duration::from_secs(10),
+        "rang {rang:?}"
+    );
+    wait_for_log(
+        "baresip told 480",
+        || baresip.log_text(),
+        "480 Temporarily Unavailable",
+    )?;
+    assert_eq!(sip_status(&roomd, &token)?["incoming"], Value::Null);
+
+    // sip.auto_answer lists baresip: answered at once, media flows.
+    patch(json!({"sip": {"auto_answer": [caller_uri]}}))?;
+    baresip.command(&net, "dial", &aor)?;
+    let status = meeting::wait_for_received_video(&roomd, None, 30, Duration::from_secs(30))
+        .map_err(|e| HarnessError::Config {
+            message: format!("{e}\nroomd:\n{}", roomd.stderr_text()),
+        })?;
+    assert_eq!(status["encrypted"], true, "{status}");
+    assert_eq!(status["target"]["direction"], "incoming", "{status}");
+    Ok(())
+}
+
+#[test]
+fn a_plain_rtp_call_in_is_refused_with_488_and_the_reason_under_required_encryption()
+-> Result<(), HarnessError> {
+    let net = TestNetwork::create()?;
+    let (kamailio, baresip, roomd, _scratch) = registered_room(&net, MediaEncryption::None, "")?;
+    let token = roomd.admin_token()?;
+    let mut events = room_events(&roomd)?;
+    baresip.command(&net, "dial", &room_aor(&kamailio))?;
+    let ended = wait_for_event(
+        &mut events,
+        "meeting.ringing.ended",
+        Duration::from_secs(20),
+    )?;
+    let reason = ended["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("488") && reason.contains("require_encryption"),
+        "not a clear reason: {ended}"
+    );
+    wait_for_log(
+        "baresip told 488",
+        || baresip.log_text(),
+        "488 Not Acceptable Here",
+    )?;
+    assert_eq!(sip_status(&roomd, &token)?["incoming"], Value::Null);
+    assert_eq!(meeting::status(&roomd)?["state"], "idle");
+    Ok(())
+}
+
+/// Frames the room received of `kind` so far.
+fn received_frames(roomd: &Roomd, kind: &str) -> Result<u64, HarnessError> {
+    Ok(
+        meeting::stream_frames(&meeting::status(roomd)?, "receive", kind)
+            .iter()
+            .sum(),
+    )
+}
+
+/// Waits until the room received `more` further video frames than `since`.
+fn wait_for_more_video(roomd: &Roomd, since: u64, more: u64) -> Result<u64, HarnessError> {
+    wait_for(
+        &format!("{more} more video frames from the far end"),
+        Duration::from_secs(20),
+        || {
+            let now = received_frames(roomd, "video")?;
+            Ok((now >= since + more).then_some(now))
+        },
+    )
+}
+
+#[test]
+fn hold_and_resume_from_either_side_and_media_flows_again_after() -> Result<(), HarnessError> {
+    let net = TestNetwork::create()?;
+    let (kamailio, baresip, roomd, _scratch) =
+        registered_room(&net, MediaEncryption::SrtpMandatory, "")?;
+    let token = roomd.admin_token()?;
+    let mut events = room_events(&roomd)?;
+    // Nothing to hold yet.
+    let response = roomd
+        .request("POST", "/api/v1/commands/meeting.hold")
+        .bearer(&token)
+        .json(&json!({}))
+        .send()?;
+    assert_eq!(response.status, 422, "{}", response.text());
+    let uri = baresip.uri(&kamailio);
+    roomd.command(
+        "meeting.join",
+        &json!({"target": {"kind": "sip", "uri": uri}}),
+    )?;
+    let status = meeting::wait_for_received_video(&roomd, None, 30, Duration::from_secs(30))?;
+    assert_eq!(status["on_hold"], false, "{status}");
+    let started = std::time::Instant::now();
+
+    // The room holds: re-INVITE with a=sendonly; baresip answers recvonly and stops sending.
+    roomd.command("meeting.hold", &json!({}))?;
+    let held = wait_for_event(&mut events, "meeting.hold", Duration::from_secs(10))?;
+    assert_eq!(held["on_hold"], true, "{held}");
+    assert_eq!(meeting::status(&roomd)?["on_hold"], true);
+    let stalled = wait_for(
+        "the far end's video to stop while on hold",
+        Duration::from_secs(15),
+        || {
+            let before = received_frames(&roomd, "video")?;
+            std::thread::sleep(Duration::from_millis(1500));
+            let after = received_frames(&roomd, "video")?;
+            Ok((after == before).then_some(after))
+        },
+    )
+    .map_err(|e| HarnessError::Config {
+        message: format!(
+            "{e}\nbaresip:\n{}\nroomd:\n{}",
+            baresip.log_text(),
+            roomd.stderr_text()
+        ),
+    })?;
+
+    // Resumed: a=sendrecv, and the far end's picture arrives again.
+    roomd.command("meeting.resume", &json!({}))?;
+    let resumed = wait_for_event(&mut events, "meeting.hold", Duration::from_secs(10))?;
+    assert_eq!(resumed["on_hold"], false, "{resumed}");
+    let after_resume = wait_for_more_video(&roomd, stalled, 30)?;
+    let offset = baresip.log_len();
+    wait_for(
+        "baresip receiving the room's audio and video after resume",
+        Duration::from_secs(20),
+        || {
+            Ok(baresip
+                .received_bitrates_since(offset)
+                .filter(|(audio, video)| *audio > 0 && *video > 0))
+        },
+    )?;
+
+    // baresip holds and resumes (its re-INVITEs): the room answers with the mirrored
+    // direction; media flows both ways after.
+    baresip.command(&net, "hold", "")?;
+    wait_for(
+        "the room answering baresip's hold",
+        Duration::from_secs(10),
+        || {
+            Ok(roomd
+                .stderr_text()
+                .contains("answering recvonly")
+                .then_some(()))
+        },
+    )
+    .map_err(|e| HarnessError::Config {
+        message: format!(
+            "{e}\nbaresip:\n{}\nroomd:\n{}",
+            baresip.log_text(),
+            roomd.stderr_text()
+        ),
+    })?;
+    baresip.command(&net, "resume", "")?;
+    wait_for(
+        "the room answering baresip's resume",
+        Duration::from_secs(10),
+        || {
+            Ok(roomd
+                .stderr_text()
+                .contains("answering sendrecv")
+                .then_some(()))
+        },
+    )?;
+    let now = received_frames(&roomd, "video")?;
+    wait_for_more_video(&roomd, now.max(after_resume), 30)?;
+    let offset = baresip.log_len();
+    wait_for(
+        "baresip receiving the room's audio and video after its own resume",
+        Duration::from_secs(20),
+        || {
+            Ok(baresip
+                .received_bitrates_since(offset)
+                .filter(|(audio, video)| *audio > 0 && *video > 0))
+        },
+    )?;
+    let status = meeting::status(&roomd)?;
+    assert_eq!(status["state"], "connected", "{status}");
+    assert_eq!(status["encrypted"], true, "{status}");
+    eprintln!("hold/resume both sides took {:?}", started.elapsed());
+    Ok(())
+}
+
+#[test]
+fn a_dtls_srtp_call_in_is_refused_with_488_and_a_clear_reason() -> Result<(), HarnessError> {
+    // DTLS-SRTP is not done yet (docs/meetings.md, SIP): a caller offering only it is told so
+    // at once, rather than ringing a call the room cannot answer.
+    let net = TestNetwork::create()?;
+    let (kamailio, baresip, roomd, _scratch) =
+        registered_room(&net, MediaEncryption::DtlsSrtp, "")?;
+    let token = roomd.admin_token()?;
+    let mut events = room_events(&roomd)?;
+    baresip.command(&net, "dial", &room_aor(&kamailio))?;
+    let ended = wait_for_event(
+        &mut events,
+        "meeting.ringing.ended",
+        Duration::from_secs(20),
+    )
+    .map_err(|e| HarnessError::Config {
+        message: format!(
+            "{e}\nbaresip:\n{}\nroomd:\n{}",
+            baresip.log_text(),
+            roomd.stderr_text()
+        ),
+    })?;
+    let reason = ended["reason"].as_str().unwrap_or_default();
+    eprintln!("the room's reason: {reason}");
+    assert!(
+        reason.contains("488") && reason.contains("UDP/TLS/RTP/SAVP"),
+        "not a clear reason: {ended}\n{}",
+        baresip.log_text()
+    );
+    wait_for_log(
+        "baresip told 488",
+        || baresip.log_text(),
+        "488 Not Acceptable Here",
+    )?;
+    assert_eq!(sip_status(&roomd, &token)?["incoming"], Value::Null);
+    Ok(())
+}
+
+#[test]
+fn without_required_encryption_a_plain_call_in_is_answered_plain_and_the_indicator_says_so()
+-> Result<(), HarnessError> {
+    let net = TestNetwork::create()?;
+    let (kamailio, baresip, roomd, _scratch) = registered_room(
+        &net,
+        MediaEncryption::None,
+        "[meeting]\nrequire_encryption = false\n",
+    )?;
+    let token = roomd.admin_token()?;
+    baresip.command(&net, "dial", &room_aor(&kamailio))?;
+    wait_for_ringing(&roomd, &token)?;
+    roomd.command("meeting.answer", &json!({}))?;
+    let status = meeting::wait_for_received_video(&roomd, None, 30, Duration::from_secs(30))
+        .map_err(|e| HarnessError::Config {
+            message: format!("{e}\nbaresip:\n{}", baresip.log_text()),
+        })?;
+    assert_eq!(status["encrypted"], false, "{status}");
+    assert!(
+        meeting::streams(&status, "receive", "video").all(|s| s["encrypted"] == false),
+        "{status}"
+    );
+    let far_end = meeting::participant(&status, BARESIP_DISPLAY_NAME).unwrap_or(&Value::Null);
+    assert_eq!(far_end["encryption"], "none", "{status}");
+    wait_for(
+        "baresip receiving the room's audio and video",
+        Duration::from_secs(20),
+        || {
+            Ok(baresip
+                .received_bitrates()
+                .filter(|(audio, video)| *audio > 0 && *video > 0))
+        },
+    )?;
+    assert!(
+        !baresip.log_text().contains("SRTP is Enabled"),
+        "baresip used SRTP after all"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_g711_only_caller_is_answered_with_g711_over_sdes_srtp() -> Result<(), HarnessError> {
+    let net = TestNetwork::create()?;
+    let ca = TestCa::new("roomd SIP test CA")?;
+    let kamailio = Kamailio::start(&net, &ca, &[(USER, PASSWORD), (PEER, PEER_PASSWORD)])?;
+    let baresip = Baresip::start_g711_only(
+        &net,
+        &kamailio,
+        PEER,
+        PEER_PASSWORD,
+        MediaEncryption::SrtpMandatory,
+    )?;
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let toml = sip_toml(
+        scratch.path(),
+        &ca.cert_pem(),
+        &format!(
+            "registrar = \"{}\"\npassword = \"{PASSWORD}\"\n",
+            kamailio.sips_uri()
+        ),
+    );
+    let roomd = Roomd::start_claimed(&toml)?;
+    let token = roomd.admin_token()?;
+    wait_for_registration(&roomd, &token, "registered", Duration::from_secs(20))?;
+    baresip.command(&net, "dial", &room_aor(&kamailio))?;
+    wait_for_ringing(&roomd, &token)?;
+    roomd.command("meeting.answer", &json!({}))?;
+    let status = meeting::wait_for(
+        &roomd,
+        "G.711 audio arriving",
+        Duration::from_secs(30),
+        |m| {
+            meeting::stream_frames(m, "receive", "audio")
+                .iter()
+                .sum::<u64>()
+                > 50
+        },
+    )
+    .map_err(|e| HarnessError::Config {
+        message: format!("{e}\nroomd:\n{}", roomd.stderr_text()),
+    })?;
+    assert_eq!(status["encrypted"], true, "{status}");
+    let log = baresip.log_text();
+    assert!(
+        log.contains("Set audio encoder: PCMU") || log.contains("Set audio encoder: PCMA"),
+        "baresip did not agree G.711:\n{log}"
+    );
+    wait_for(
+        "baresip receiving the room's G.711 audio",
+        Duration::from_secs(20),
+        || Ok(baresip.received_bitrates().filter(|(audio, _)| *audio > 0)),
+    )?;
     Ok(())
 }

@@ -99,6 +99,17 @@ pub enum RoomCommand {
         /// 1 to 32 of `0-9`, `*`, `#`, `A-D`.
         digits: String,
     },
+    /// `meeting.answer`: answers the SIP call that rings (`status.sip.incoming`); the call
+    /// becomes the meeting.
+    AnswerCall,
+    /// `meeting.decline`: declines the SIP call that rings (603 Decline to the caller).
+    DeclineCall,
+    /// `meeting.hold` / `meeting.resume`: holds the connected SIP call (re-INVITE with
+    /// `a=sendonly`) or resumes it (`a=sendrecv`).
+    HoldCall {
+        /// True to hold, false to resume.
+        hold: bool,
+    },
     /// `update.reboot`: reboots into an installed firmware update; refused unless one waits.
     RebootForUpdate,
     /// `system.factory_reset`: writes the factory-reset marker into the state directory; roomd
@@ -244,6 +255,26 @@ pub const COMMANDS: &[CommandSpec] = &[
         name: "meeting.dtmf",
         example: r#"{"digits": "1234#"}"#,
         parse: parse_dtmf,
+    },
+    CommandSpec {
+        name: "meeting.answer",
+        example: "{}",
+        parse: parse_incoming,
+    },
+    CommandSpec {
+        name: "meeting.decline",
+        example: "{}",
+        parse: parse_incoming,
+    },
+    CommandSpec {
+        name: "meeting.hold",
+        example: "{}",
+        parse: parse_hold,
+    },
+    CommandSpec {
+        name: "meeting.resume",
+        example: "{}",
+        parse: parse_hold,
     },
     CommandSpec {
         name: "update.reboot",
@@ -495,6 +526,22 @@ fn parse_dtmf(command: &'static str, args: &Value) -> Result<RoomCommand, Comman
         return Err(invalid(command, "digits: 1 to 32 of 0-9, *, # and A-D"));
     }
     Ok(RoomCommand::SendDtmf { digits: a.digits })
+}
+
+fn parse_incoming(command: &'static str, args: &Value) -> Result<RoomCommand, CommandError> {
+    let NoArgs {} = args_of(command, args)?;
+    Ok(if command.ends_with(".answer") {
+        RoomCommand::AnswerCall
+    } else {
+        RoomCommand::DeclineCall
+    })
+}
+
+fn parse_hold(command: &'static str, args: &Value) -> Result<RoomCommand, CommandError> {
+    let NoArgs {} = args_of(command, args)?;
+    Ok(RoomCommand::HoldCall {
+        hold: command.ends_with(".hold"),
+    })
 }
 
 fn parse_update_reboot(command: &'static str, args: &Value) -> Result<RoomCommand, CommandError> {

@@ -138,6 +138,21 @@ room_events! {
         id: String,
         join_url: String,
     }
+    /// A SIP call rings (`status.sip.incoming`): answer with `meeting.answer`, or decline.
+    MeetingRinging = "meeting.ringing" {
+        id: String,
+        display_name: String,
+        uri: String,
+    }
+    /// A SIP call in ended before it was answered (declined, not answered in time, the caller
+    /// gave up, busy, or refused: an offer without encryption while it is required), and why.
+    MeetingRingingEnded = "meeting.ringing.ended" {
+        display_name: String,
+        uri: String,
+        reason: String,
+    }
+    /// The room put its SIP call on hold (`meeting.hold`) or resumed it (`meeting.resume`).
+    MeetingHold = "meeting.hold" { on_hold: bool }
     /// A failed meeting's error was cleared.
     MeetingCleared = "meeting.cleared" {}
     /// The meeting ended (`outcome`: ended or failed).

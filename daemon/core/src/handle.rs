@@ -141,6 +141,37 @@ impl RoomHandle {
         self.ask(|reply| Request::Sip { status, reply }).await
     }
 
+    /// A SIP call in rings (the SIP worker sent 100 Trying and waits for this): the core says
+    /// whether it rings, was answered at once (`sip.auto_answer`) or finds the room busy.
+    /// `decline` fires on `meeting.decline`.
+    pub async fn sip_incoming(
+        &self,
+        call: roomd_model::sip::IncomingCall,
+        decline: oneshot::Sender<()>,
+    ) -> Result<super::room::IncomingVerdict, CoreError> {
+        self.ask(|reply| Request::SipIncoming {
+            call,
+            decline,
+            reply,
+        })
+        .await
+    }
+
+    /// A SIP call in ended without being answered (event `meeting.ringing.ended`; it no longer
+    /// rings): not answered in time, cancelled by the caller, busy, or refused.
+    pub async fn sip_incoming_ended(
+        &self,
+        call: roomd_model::sip::IncomingCall,
+        reason: String,
+    ) -> Result<(), CoreError> {
+        self.ask(|reply| Request::SipIncomingEnded {
+            call,
+            reason,
+            reply,
+        })
+        .await
+    }
+
     /// Passes on what the meeting engine learned.
     pub async fn meeting_report(&self, report: MeetingReport) -> Result<(), CoreError> {
         self.ask(|reply| Request::Meeting { report, reply }).await

@@ -25,7 +25,7 @@ pub use meeting::{
     ParticipantState, SharedPlan, StreamStats, check_display_name, check_pin, is_meeting_id,
 };
 pub use report::{EngineState, MediaEngineStatus, MediaReport};
-pub use room::{CoreSetup, spawn};
+pub use room::{CoreSetup, IncomingVerdict, spawn};
 pub use status::{
     CameraState, ContentState, DbusState, DbusStatus, IdentityStatus, RoomStatus, StandbyState,
     StatusSnapshot, status_at,

@@ -66,6 +66,16 @@ pub enum MeetingTarget {
         /// Whom to call: `sips:user@host[:port]` (TLS only), at most 256 characters.
         uri: String,
     },
+    /// A SIP call in that the room answered (`meeting.answer`, or `sip.auto_answer`). Never
+    /// parsed from `meeting.join`: only the core makes it, from the call that rang.
+    SipIncoming {
+        /// The SIP worker's id of the call.
+        id: String,
+        /// The caller's address.
+        uri: String,
+        /// The caller's display name; may be empty.
+        display_name: String,
+    },
     /// A meeting hosted by this room.
     Hosted {
         /// The PIN guests must give (4 to 12 digits); None: no PIN.
@@ -81,7 +91,7 @@ impl MeetingTarget {
             MeetingTarget::Whip { .. } => "whip",
             MeetingTarget::Whep { .. } => "whep",
             MeetingTarget::Direct { .. } => "direct",
-            MeetingTarget::Sip { .. } => "sip",
+            MeetingTarget::Sip { .. } | MeetingTarget::SipIncoming { .. } => "sip",
             MeetingTarget::Hosted { .. } => "hosted",
         }
     }
@@ -119,6 +129,11 @@ impl MeetingTarget {
                 "pin_set": pin.is_some(), "display_name": display_name,
             }),
             MeetingTarget::Sip { uri } => json!({"kind": "sip", "uri": uri}),
+            MeetingTarget::SipIncoming {
+                uri, display_name, ..
+            } => json!({
+                "kind": "sip", "uri": uri, "direction": "incoming", "display_name": display_name,
+            }),
             MeetingTarget::Hosted { pin } => json!({"kind": "hosted", "pin_set": pin.is_some()}),
         }
     }
@@ -465,6 +480,8 @@ pub struct MeetingStatus {
     pub streams: Vec<StreamStats>,
     /// End-to-end encryption of the meeting (`meeting.e2ee`), from the key agreement's state.
     pub e2ee: E2eeStatus,
+    /// Whether the room put the call on hold (`meeting.hold`; SIP calls only).
+    pub on_hold: bool,
 }
 
 /// `status.meeting.e2ee`: whether the meeting is end-to-end encrypted and with whom.
@@ -542,6 +559,7 @@ impl MeetingStatus {
             participants: Vec::new(),
             streams: Vec::new(),
             e2ee: E2eeStatus::off(),
+            on_hold: false,
         }
     }
 }
@@ -646,6 +664,8 @@ pub struct MeetingPlan {
     pub removed: Vec<String>,
     /// Tones asked for with `meeting.dtmf`, in order (the engine sends those it has not sent).
     pub dtmf: Vec<String>,
+    /// Whether the room holds the call (`meeting.hold` / `meeting.resume`; SIP calls only).
+    pub hold: bool,
 }
 
 /// The plan the engine follows: `None` when no meeting should be going on.

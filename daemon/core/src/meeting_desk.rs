@@ -120,6 +120,7 @@ impl MeetingDesk {
             meeting_id: meeting_id.clone(),
             removed: Vec::new(),
             dtmf: Vec::new(),
+            hold: false,
         });
         let now = now_rfc3339();
         *status = MeetingStatus::idle(now.clone());
@@ -249,7 +250,10 @@ impl MeetingDesk {
     /// Queues DTMF tones for the current call (a SIP call only: other meetings carry none).
     pub(super) fn dtmf(&mut self, status: &MeetingStatus, digits: &str) -> Result<(), CoreError> {
         let current = self.current_or_refuse()?;
-        if !matches!(current.plan.target, MeetingTarget::Sip { .. }) {
+        if !matches!(
+            current.plan.target,
+            MeetingTarget::Sip { .. } | MeetingTarget::SipIncoming { .. }
+        ) {
             return Err(CoreError::Refused(
                 "DTMF tones go to SIP calls only; this meeting is not one".into(),
             ));
@@ -271,6 +275,37 @@ impl MeetingDesk {
         let plan = current.plan.clone();
         self.plan_tx.send_replace(Some(plan));
         Ok(())
+    }
+
+    /// Holds or resumes the current call (a connected SIP call only); the engine sends the
+    /// re-INVITE.
+    pub(super) fn hold(
+        &mut self,
+        status: &mut MeetingStatus,
+        hold: bool,
+    ) -> Result<Vec<RoomEvent>, CoreError> {
+        let current = self.current_or_refuse()?;
+        if !matches!(
+            current.plan.target,
+            MeetingTarget::Sip { .. } | MeetingTarget::SipIncoming { .. }
+        ) {
+            return Err(CoreError::Refused(
+                "only SIP calls are put on hold; this meeting is not one".into(),
+            ));
+        }
+        if status.state != MeetingState::Connected {
+            return Err(CoreError::Refused("the call is not connected".into()));
+        }
+        if current.plan.hold == hold {
+            return Ok(Vec::new());
+        }
+        let mut plan = (*current.plan).clone();
+        plan.hold = hold;
+        current.plan = Arc::new(plan);
+        let plan = current.plan.clone();
+        self.plan_tx.send_replace(Some(plan));
+        status.on_hold = hold;
+        Ok(vec![RoomEvent::MeetingHold { on_hold: hold }])
     }
 
     /// Applies what the engine reports about the current meeting; reports about an earlier

@@ -372,3 +372,133 @@ async fn dtmf_goes_only_to_a_connected_sip_call_and_is_bounded() {
     let err = room.execute(dtmf("0")).await.unwrap_err();
     assert!(err.to_string().contains("at most"), "{err}");
 }
+
+fn caller(id: &str) -> roomd_model::sip::IncomingCall {
+    roomd_model::sip::IncomingCall {
+        id: id.to_owned(),
+        display_name: "Alice Example".to_owned(),
+        uri: "sip:alice@192.0.2.7".to_owned(),
+        since: String::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_sip_call_in_rings_until_answered_or_declined_and_is_busy_in_a_meeting() {
+    let dir = tempfile::tempdir().unwrap();
+    let (room, _task) = spawn(setup(&dir));
+    room.sip_report(roomd_model::sip::SipStatus::starting(
+        "sips:sip.example.org",
+    ))
+    .await
+    .unwrap();
+    // Nothing rings: answer and decline are refused.
+    for command in [RoomCommand::AnswerCall, RoomCommand::DeclineCall] {
+        let err = room.execute(command).await.unwrap_err();
+        assert!(err.to_string().contains("no SIP call is ringing"), "{err}");
+    }
+
+    // It rings: status.sip.incoming; a second call meanwhile is busy.
+    let (decline, declined) = tokio::sync::oneshot::channel();
+    let verdict = room.sip_incoming(caller("in-1"), decline).await.unwrap();
+    assert_eq!(verdict, IncomingVerdict::Ringing);
+    let incoming = room.status().tree["sip"]["incoming"].clone();
+    assert_eq!(incoming["uri"], "sip:alice@192.0.2.7");
+    assert_eq!(incoming["display_name"], "Alice Example");
+    assert!(incoming["since"].as_str().is_some_and(|s| !s.is_empty()));
+    let (other, _) = tokio::sync::oneshot::channel();
+    let verdict = room.sip_incoming(caller("in-2"), other).await.unwrap();
+    assert_eq!(verdict, IncomingVerdict::Busy);
+    // The worker's registration reports leave the ringing call alone.
+    room.sip_report(roomd_model::sip::SipStatus::starting(
+        "sips:sip.example.org",
+    ))
+    .await
+    .unwrap();
+    assert_eq!(room.status().tree["sip"]["incoming"]["id"], "in-1");
+
+    // Declined: the worker hears of it, the status clears.
+    room.execute(RoomCommand::DeclineCall).await.unwrap();
+    declined.await.expect("the worker is told to decline");
+    assert!(room.status().tree["sip"]["incoming"].is_null());
+
+    // Answered: the call becomes the meeting (a SIP target, incoming).
+    let (decline, _keep) = tokio::sync::oneshot::channel();
+    room.sip_incoming(caller("in-3"), decline).await.unwrap();
+    room.execute(RoomCommand::AnswerCall).await.unwrap();
+    let status = room.status().tree.clone();
+    assert!(status["sip"]["incoming"].is_null());
+    assert_eq!(status["meeting"]["state"], "joining");
+    assert_eq!(
+        status["meeting"]["target"],
+        json!({"kind": "sip", "uri": "sip:alice@192.0.2.7", "direction": "incoming",
+               "display_name": "Alice Example"})
+    );
+    let plan = room.watch_meeting_plan().borrow().clone().unwrap();
+    assert!(matches!(&plan.target, MeetingTarget::SipIncoming { id, .. } if id == "in-3"));
+
+    // In a meeting, a call in is busy at once.
+    let (decline, _) = tokio::sync::oneshot::channel();
+    let verdict = room.sip_incoming(caller("in-4"), decline).await.unwrap();
+    assert_eq!(verdict, IncomingVerdict::Busy);
+}
+
+#[tokio::test]
+async fn listed_callers_are_answered_at_once_and_others_ring() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut setup = setup(&dir);
+    setup.config.sip.auto_answer = vec!["sips:Alice@192.0.2.7".to_owned()];
+    let (room, _task) = spawn(setup);
+    let mut stranger = caller("in-1");
+    stranger.uri = "sip:mallory@192.0.2.7".to_owned();
+    let (decline, _keep) = tokio::sync::oneshot::channel();
+    let verdict = room.sip_incoming(stranger, decline).await.unwrap();
+    assert_eq!(verdict, IncomingVerdict::Ringing);
+    room.execute(RoomCommand::DeclineCall).await.unwrap();
+    // The user part is compared exactly: "Alice" is not "alice".
+    let (decline, _keep) = tokio::sync::oneshot::channel();
+    let verdict = room.sip_incoming(caller("in-2"), decline).await.unwrap();
+    assert_eq!(verdict, IncomingVerdict::Ringing);
+    room.execute(RoomCommand::DeclineCall).await.unwrap();
+    let mut listed = caller("in-3");
+    listed.uri = "sip:Alice@192.0.2.7".to_owned();
+    let (decline, _keep) = tokio::sync::oneshot::channel();
+    let verdict = room.sip_incoming(listed, decline).await.unwrap();
+    assert_eq!(verdict, IncomingVerdict::Answered);
+    assert_eq!(room.status().tree["meeting"]["state"], "joining");
+}
+
+#[tokio::test]
+async fn only_a_connected_sip_call_is_held_and_the_plan_and_status_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let (room, _task) = spawn(setup(&dir));
+    let hold = |hold| RoomCommand::HoldCall { hold };
+    // No meeting; a hosted one: refused.
+    assert!(room.execute(hold(true)).await.is_err());
+    room.execute(join(json!({"kind": "hosted"}))).await.unwrap();
+    let err = room.execute(hold(true)).await.unwrap_err();
+    assert!(err.to_string().contains("only SIP calls"), "{err}");
+    room.execute(RoomCommand::LeaveMeeting).await.unwrap();
+
+    // A SIP call: refused until connected, then held and resumed.
+    room.execute(join(
+        json!({"kind": "sip", "uri": "sips:alice@pbx.example.org"}),
+    ))
+    .await
+    .unwrap();
+    assert!(room.execute(hold(true)).await.is_err());
+    let plans = room.watch_meeting_plan();
+    let generation = plans.borrow().clone().unwrap().generation;
+    room.meeting_report(MeetingReport::State {
+        generation,
+        state: MeetingState::Connected,
+        error: String::new(),
+    })
+    .await
+    .unwrap();
+    room.execute(hold(true)).await.unwrap();
+    assert!(plans.borrow().clone().unwrap().hold);
+    assert_eq!(room.status().tree["meeting"]["on_hold"], true);
+    room.execute(hold(false)).await.unwrap();
+    assert!(!plans.borrow().clone().unwrap().hold);
+    assert_eq!(room.status().tree["meeting"]["on_hold"], false);
+}

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::command::RoomCommand;
 use super::event::{Event, Notification, RoomEvent};
 use super::handle::{CoreError, RoomHandle};
-use super::meeting::{AdmittedGuest, GuestState, GuestTicket, MeetingReport};
+use super::meeting::{AdmittedGuest, GuestState, GuestTicket, MeetingReport, MeetingTarget};
 use super::meeting_desk::MeetingDesk;
 use super::report::{EngineState, MediaReport};
 use super::status::{
@@ -26,6 +26,7 @@ use roomd_model::config::{
 };
 use roomd_model::factory_reset;
 use roomd_model::host::HostReport;
+use roomd_model::sip::IncomingCall;
 use roomd_model::update::{UpdateState, UpdateStatus};
 
 /// Requests queued for the core; replies go back on the enclosed channels.
@@ -75,6 +76,16 @@ pub(super) enum Request {
     },
     Sip {
         status: roomd_model::sip::SipStatus,
+        reply: oneshot::Sender<()>,
+    },
+    SipIncoming {
+        call: IncomingCall,
+        decline: oneshot::Sender<()>,
+        reply: oneshot::Sender<IncomingVerdict>,
+    },
+    SipIncomingEnded {
+        call: IncomingCall,
+        reason: String,
         reply: oneshot::Sender<()>,
     },
     Host {
@@ -153,6 +164,7 @@ pub fn spawn(setup: CoreSetup) -> (RoomHandle, JoinHandle<()>) {
     let room = Room {
         history: CallHistory::in_state_dir(&setup.config.system.state_dir),
         meetings,
+        ringing: None,
         config: setup.config,
         config_path: setup.config_path,
         status,
@@ -164,6 +176,114 @@ pub fn spawn(setup: CoreSetup) -> (RoomHandle, JoinHandle<()>) {
         last_activity: Instant::now(),
     };
     (handle, tokio::spawn(room.run(requests)))
+}
+
+/// The SIP call that rings.
+struct Ringing {
+    call: IncomingCall,
+    /// Tells the SIP worker to decline it (603).
+    decline: oneshot::Sender<()>,
+}
+
+/// What the core makes of a SIP call in (`RoomHandle::sip_incoming`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncomingVerdict {
+    /// It rings: `status.sip.incoming`, event `meeting.ringing`.
+    Ringing,
+    /// The caller is in `sip.auto_answer`: the call is the meeting now.
+    Answered,
+    /// The room is in a meeting or another call rings: 486 Busy Here.
+    Busy,
+}
+
+fn not_ringing() -> CoreError {
+    CoreError::Refused("no SIP call is ringing (see status.sip.incoming)".to_owned())
+}
+
+/// Whether `sip.auto_answer` lists `caller`: scheme, user and host compared without
+/// parameters, the host case-insensitively; `sip:` and `sips:` count the same.
+fn auto_answered(config: &Config, caller: &str) -> bool {
+    fn key(uri: &str) -> Option<(String, String)> {
+        let rest = uri
+            .strip_prefix("sips:")
+            .or_else(|| uri.strip_prefix("sip:"))?;
+        let rest = rest.split([';', '?', '>']).next()?;
+        let (user, host) = rest.split_once('@')?;
+        Some((user.to_owned(), host.to_ascii_lowercase()))
+    }
+    let Some(caller) = key(caller) else {
+        return false;
+    };
+    config
+        .sip
+        .auto_answer
+        .iter()
+        .any(|listed| key(listed).is_some_and(|k| k == caller))
+}
+
+impl Room {
+    /// A SIP call in: busy while in a meeting or while another call rings; answered at once
+    /// when its caller is in `sip.auto_answer`; else it rings.
+    fn sip_incoming(
+        &mut self,
+        mut call: IncomingCall,
+        decline: oneshot::Sender<()>,
+    ) -> (IncomingVerdict, Vec<RoomEvent>) {
+        call.since = now_rfc3339();
+        if self.meetings.in_meeting() || self.ringing.is_some() {
+            return (IncomingVerdict::Busy, Vec::new());
+        }
+        let mut events = vec![RoomEvent::MeetingRinging {
+            id: call.id.clone(),
+            display_name: call.display_name.clone(),
+            uri: call.uri.clone(),
+        }];
+        let auto = auto_answered(&self.config, &call.uri);
+        if let Some(sip) = self.status.sip.as_mut() {
+            sip.incoming = Some(call.clone());
+        }
+        self.ringing = Some(Ringing { call, decline });
+        if !auto {
+            return (IncomingVerdict::Ringing, events);
+        }
+        match self.answer_call() {
+            Ok(joined) => {
+                events.extend(joined);
+                (IncomingVerdict::Answered, events)
+            }
+            Err(e) => {
+                tracing::warn!("SIP: cannot answer a call automatically: {e}");
+                (IncomingVerdict::Ringing, events)
+            }
+        }
+    }
+
+    /// `meeting.answer`: the call that rings becomes the meeting; the meeting engine answers it
+    /// (200 OK with the room's SDP answer).
+    fn answer_call(&mut self) -> Result<Vec<RoomEvent>, CoreError> {
+        let ringing = self.ringing.take().ok_or_else(not_ringing)?;
+        let target = MeetingTarget::SipIncoming {
+            id: ringing.call.id.clone(),
+            uri: ringing.call.uri.clone(),
+            display_name: ringing.call.display_name.clone(),
+        };
+        match self
+            .meetings
+            .join(&mut self.status.meeting, target, &self.config)
+        {
+            Ok(events) => {
+                if let Some(sip) = self.status.sip.as_mut() {
+                    sip.incoming = None;
+                }
+                Ok(events)
+            }
+            Err(e) => {
+                // Still ringing: leave the meeting first, or decline.
+                self.ringing = Some(ringing);
+                Err(e)
+            }
+        }
+    }
 }
 
 /// What is left to do after a command or report changed the status (`Room::carry_out`).
@@ -181,6 +301,8 @@ struct Effects {
 
 struct Room {
     meetings: MeetingDesk,
+    /// The SIP call that rings, with the way to decline it (`status.sip.incoming`).
+    ringing: Option<Ringing>,
     history: CallHistory,
     config: Config,
     config_path: PathBuf,
@@ -332,10 +454,39 @@ impl Room {
                 self.publish(Vec::new());
                 let _ = reply.send(());
             }
-            Request::Sip { status, reply } => {
-                // Status only: subscribers see status.sip change.
+            Request::Sip { mut status, reply } => {
+                // Status only: subscribers see status.sip change. The call that rings is the
+                // core's to say.
+                status.incoming = self.status.sip.as_ref().and_then(|s| s.incoming.clone());
                 self.status.sip = Some(status);
                 self.publish(Vec::new());
+                let _ = reply.send(());
+            }
+            Request::SipIncoming {
+                call,
+                decline,
+                reply,
+            } => {
+                let (verdict, events) = self.sip_incoming(call, decline);
+                self.publish(events);
+                let _ = reply.send(verdict);
+            }
+            Request::SipIncomingEnded {
+                call,
+                reason,
+                reply,
+            } => {
+                if self.ringing.as_ref().is_some_and(|r| r.call.id == call.id) {
+                    self.ringing = None;
+                    if let Some(sip) = self.status.sip.as_mut() {
+                        sip.incoming = None;
+                    }
+                }
+                self.publish(vec![RoomEvent::MeetingRingingEnded {
+                    display_name: call.display_name,
+                    uri: call.uri,
+                    reason,
+                }]);
                 let _ = reply.send(());
             }
             Request::SetIdentity { identity, reply } => {
@@ -508,6 +659,22 @@ impl Room {
             }
             RoomCommand::SendDtmf { digits } => {
                 self.meetings.dtmf(&self.status.meeting, &digits)?
+            }
+            RoomCommand::AnswerCall => events.extend(self.answer_call()?),
+            RoomCommand::HoldCall { hold } => {
+                events.extend(self.meetings.hold(&mut self.status.meeting, hold)?)
+            }
+            RoomCommand::DeclineCall => {
+                let ringing = self.ringing.take().ok_or_else(not_ringing)?;
+                if let Some(sip) = self.status.sip.as_mut() {
+                    sip.incoming = None;
+                }
+                let _ = ringing.decline.send(());
+                events.push(RoomEvent::MeetingRingingEnded {
+                    display_name: ringing.call.display_name,
+                    uri: ringing.call.uri,
+                    reason: "declined (meeting.decline)".to_owned(),
+                });
             }
             RoomCommand::RebootForUpdate
             | RoomCommand::FactoryReset { .. }

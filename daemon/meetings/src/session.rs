@@ -281,7 +281,9 @@ pub(crate) async fn run(context: SessionContext) {
         MeetingTarget::Janus { .. } => janus_session::run(context).await,
         MeetingTarget::Whip { .. } | MeetingTarget::Whep { .. } => whip_session::run(context).await,
         MeetingTarget::Direct { .. } => direct_session::run(context).await,
-        MeetingTarget::Sip { .. } => sip_session::run(context).await,
+        MeetingTarget::Sip { .. } | MeetingTarget::SipIncoming { .. } => {
+            sip_session::run(context).await
+        }
     }
 }
 

@@ -32,6 +32,16 @@ pub trait SipCalls: Send + Sync + 'static {
         require_encryption: bool,
         taps: MediaTaps,
     ) -> SipFuture<'static, Result<Box<dyn SipCall>, String>>;
+
+    /// Answers the call in `id` that rang (200 OK with the room's SDP answer to the caller's
+    /// offer) and resolves with the call once its media runs, or with why not (it stopped
+    /// ringing, its offer is not acceptable).
+    fn answer(
+        &self,
+        id: String,
+        require_encryption: bool,
+        taps: MediaTaps,
+    ) -> SipFuture<'static, Result<Box<dyn SipCall>, String>>;
 }
 
 /// A call that was answered.
@@ -45,13 +55,29 @@ pub trait SipCall: Send {
     fn ended(&mut self) -> SipFuture<'_, String>;
     /// Sends DTMF tones (RFC 4733) in the call's audio; false when the far end takes none.
     fn send_dtmf(&self, digits: &str) -> bool;
+    /// Holds the call (re-INVITE with `a=sendonly`) or resumes it (`a=sendrecv`); resolves
+    /// once the far end accepted, or with why not.
+    fn hold(&mut self, hold: bool) -> SipFuture<'_, Result<(), String>>;
     /// Ends the call from the room's side (BYE).
     fn hang_up(self: Box<Self>) -> SipFuture<'static, ()>;
 }
 
 pub(crate) async fn run(ctx: SessionContext) {
-    let MeetingTarget::Sip { uri } = ctx.plan.borrow().target.clone() else {
-        return;
+    let (uri, incoming, name) = match ctx.plan.borrow().target.clone() {
+        MeetingTarget::Sip { uri } => (uri.clone(), None, uri),
+        MeetingTarget::SipIncoming {
+            id,
+            uri,
+            display_name,
+        } => {
+            let name = if display_name.is_empty() {
+                uri.clone()
+            } else {
+                display_name
+            };
+            (uri, Some(id), name)
+        }
+        _ => return,
     };
     let Some(sip) = ctx.sip.clone() else {
         ctx.fail("the room has no SIP account: set sip.registrar and the other [sip] keys")
@@ -62,10 +88,15 @@ pub(crate) async fn run(ctx: SessionContext) {
     let mut stop = ctx.stop.clone();
     let call = tokio::select! {
         _ = SessionContext::stopped(&mut stop) => return,
-        call = call(&sip, &uri, require_encryption, ctx.taps.clone()) => call,
+        call = call(&sip, &uri, incoming.clone(), require_encryption, ctx.taps.clone()) => call,
     };
     let mut call = match call {
         Ok(call) => call,
+        Err(e) if incoming.is_some() => {
+            ctx.fail(format!("the SIP call from {uri} cannot be answered: {e}"))
+                .await;
+            return;
+        }
         Err(e) => {
             ctx.fail(format!("the SIP call to {uri} failed: {e}")).await;
             return;
@@ -84,6 +115,7 @@ pub(crate) async fn run(ctx: SessionContext) {
     let mut received = Received::default();
     let mut plan = ctx.plan.clone();
     let mut tones_sent = 0;
+    let mut held = false;
     loop {
         tokio::select! {
             changed = plan.changed() => {
@@ -91,7 +123,25 @@ pub(crate) async fn run(ctx: SessionContext) {
                     continue;
                 }
                 // meeting.dtmf appends to the plan: send what is new.
-                let tones: Vec<String> = plan.borrow_and_update().dtmf.clone();
+                let (tones, hold) = {
+                    let plan = plan.borrow_and_update();
+                    (plan.dtmf.clone(), plan.hold)
+                };
+                if hold != held {
+                    match call.hold(hold).await {
+                        Ok(()) => {
+                            tracing::info!(
+                                "SIP call with {uri}: {}",
+                                if hold { "on hold" } else { "resumed" }
+                            );
+                            held = hold;
+                        }
+                        Err(e) => tracing::warn!(
+                            "SIP call with {uri}: cannot {}: {e}",
+                            if hold { "hold" } else { "resume" }
+                        ),
+                    }
+                }
                 for digits in tones.iter().skip(tones_sent) {
                     // The count only: the tones may be a conference PIN.
                     tracing::info!("SIP call to {uri}: sending {} DTMF tone(s)", digits.len());
@@ -116,7 +166,7 @@ pub(crate) async fn run(ctx: SessionContext) {
             }
             _ = stats.tick() => {
                 let streams = call.streams();
-                let participant = received.participant(&uri, &streams, call.encrypted());
+                let participant = received.participant(&name, &streams, call.encrypted());
                 let report = MeetingReport::Participant {
                     generation: ctx.generation(),
                     participant,
@@ -136,10 +186,14 @@ pub(crate) async fn run(ctx: SessionContext) {
 async fn call(
     sip: &Arc<dyn SipCalls>,
     uri: &str,
+    incoming: Option<String>,
     require_encryption: bool,
     taps: MediaTaps,
 ) -> Result<Box<dyn SipCall>, String> {
-    sip.call(uri.to_owned(), require_encryption, taps).await
+    match incoming {
+        Some(id) => sip.answer(id, require_encryption, taps).await,
+        None => sip.call(uri.to_owned(), require_encryption, taps).await,
+    }
 }
 
 /// Frames received from the far end at the last look, to tell flowing media from stalled.
@@ -150,7 +204,8 @@ struct Received {
 }
 
 impl Received {
-    /// The far end as a participant: named by the address called; a kind is `on` while its
+    /// The far end as a participant: named by the address called (or the caller's display
+    /// name or address); a kind is `on` while its
     /// frames grew since the last look, `off` when they did not, `none` when not agreed.
     fn participant(&mut self, uri: &str, streams: &[StreamStats], encrypted: bool) -> Participant {
         let state = |kind: &str, last: &mut u64| {

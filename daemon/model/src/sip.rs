@@ -8,6 +8,22 @@ use serde::Serialize;
 pub struct SipStatus {
     /// The room's registration with its registrar.
     pub registration: SipRegistration,
+    /// The call ringing now (`meeting.answer`, `meeting.decline`); `null` when none. The room
+    /// core owns it: the SIP worker's reports leave it as it is.
+    pub incoming: Option<IncomingCall>,
+}
+
+/// A call in that rings: who calls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IncomingCall {
+    /// The call's id for `meeting.answer` / `meeting.decline`.
+    pub id: String,
+    /// The caller's display name from its From header; empty when it sent none.
+    pub display_name: String,
+    /// The caller's address (`sip:user@host`, without parameters).
+    pub uri: String,
+    /// When it started ringing (RFC 3339).
+    pub since: String,
 }
 
 /// Where the room's SIP registration stands.
@@ -52,6 +68,7 @@ impl SipStatus {
                 expires_in_s: 0,
                 error: String::new(),
             },
+            incoming: None,
         }
     }
 }

@@ -1,11 +1,19 @@
-//! Calls out through the room's SIP account: INVITE with the room's SDES-SRTP offer over the TLS
-//! connection the account registered through, the far end's answer checked (`sdp`), BYE either
-//! way. Requests the far end sends inside a call (BYE) reach the call's dialog; calls in are
-//! not taken yet (480).
+//! Calls through the room's SIP account. Out: INVITE with the room's SDES-SRTP offer over the
+//! TLS connection the account registered through, the far end's answer checked (`sdp`). In: an
+//! INVITE's offer is checked first (488 when it is not acceptable, plain RTP under
+//! `meeting.require_encryption` included), then the room core decides (busy: 486; listed in
+//! `sip.auto_answer`: answered at once; else 180 Ringing until `meeting.answer`,
+//! `meeting.decline` (603), the caller's CANCEL or `sip.ring_timeout_s` (480)). BYE either way.
+//! Requests the far end sends inside a call (BYE, ACK) reach the call's dialog.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use rsipstack::sip::Header;
+use rsipstack::transaction::transaction::Transaction;
+use tokio::sync::oneshot;
 
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason};
 use rsipstack::dialog::dialog_layer::DialogLayer;
@@ -17,11 +25,14 @@ use rsipstack::transaction::TransactionReceiver;
 use rsipstack::transaction::endpoint::EndpointInnerRef;
 use rsipstack::transport::SipAddr;
 
+use crate::SipError;
 use crate::registration::Account;
 use crate::sdp::{
-    Agreed, AudioCodec, LocalMedia, LocalOffer, SDP_MAX_BYTES, VideoCodec, make_offer,
-    make_plain_offer, parse_answer,
+    Agreed, AudioCodec, LocalMedia, LocalOffer, Offered, SDP_MAX_BYTES, SdpError, VideoCodec,
+    make_answer, make_offer, make_plain_offer, parse_answer, parse_offer,
 };
+use roomd_core::{IncomingVerdict, RoomHandle};
+use roomd_model::sip::IncomingCall;
 
 /// The far end's id in `status.meeting.streams`.
 const FAR_END: &str = "far-end";
@@ -32,6 +43,13 @@ use roomd_meetings::{SipCall, SipCalls, SipFuture};
 
 /// How long the far end may take to answer (ringing included).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+/// Calls in that may ring at once (the core lets one ring; the others are busy at once).
+const RINGING_MAX: usize = 8;
+/// Characters of a caller's display name and address kept for status.
+const CALLER_NAME_MAX_CHARS: usize = 64;
+const CALLER_URI_MAX_CHARS: usize = 256;
+/// How long the ringing call's task may take to hand the call over to `answer`.
+const HANDOVER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Attempts at finding two neighbouring free UDP ports (RTP and RTCP) per stream.
 const PORT_ATTEMPTS: usize = 32;
 
@@ -51,15 +69,231 @@ pub struct SipPhone {
     dialogs: Arc<DialogLayer>,
     account: Arc<Account>,
     route: Mutex<Option<Route>>,
+    room: RoomHandle,
+    /// Calls in that ring, by id: asking one's task (through the sender) hands its call over.
+    ringing: Mutex<HashMap<String, oneshot::Sender<oneshot::Sender<Answerable>>>>,
+}
+
+/// A call in that rang, as its task hands it to `answer`.
+struct Answerable {
+    dialog: InviteDialog,
+    states: DialogStateReceiver,
+    offered: Offered,
+    ip: IpAddr,
+    uri: String,
 }
 
 impl SipPhone {
-    pub(crate) fn new(endpoint: EndpointInnerRef, account: Arc<Account>) -> SipPhone {
+    pub(crate) fn new(
+        endpoint: EndpointInnerRef,
+        account: Arc<Account>,
+        room: RoomHandle,
+    ) -> SipPhone {
         SipPhone {
             dialogs: Arc::new(DialogLayer::new(endpoint)),
             account,
             route: Mutex::new(None),
+            room,
+            ringing: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn route(&self) -> Option<Route> {
+        self.route.lock().ok().and_then(|r| r.clone())
+    }
+
+    /// Forgets ringing call `id`; false when `answer` took it already.
+    fn stop_ringing(&self, id: &str) -> bool {
+        self.ringing
+            .lock()
+            .map(|mut ringing| ringing.remove(id).is_some())
+            .unwrap_or(false)
+    }
+
+    /// A call in (an INVITE outside any dialog), from the offer's check to the end of its
+    /// ringing.
+    async fn incoming(self: Arc<Self>, mut tx: Transaction) {
+        let config = self.room.config();
+        let caller = caller_of(&tx.original);
+        // Tells the core (and its subscribers) why a call in did not ring.
+        let refused = |reason: String| {
+            let room = self.room.clone();
+            let caller = caller.clone();
+            async move {
+                let _ = room.sip_incoming_ended(caller, reason).await;
+            }
+        };
+        let Some(ip) = self.route().and_then(|r| r.local_ip) else {
+            let _ = tx.reply(StatusCode::TemporarilyUnavailable).await;
+            refused("the room is not registered (480)".to_owned()).await;
+            return;
+        };
+        let body = tx.original.body();
+        let offered = if body.len() > SDP_MAX_BYTES {
+            Err(SdpError::TooLarge)
+        } else if body.is_empty() {
+            Err(SdpError::Malformed(
+                "the INVITE carries no SDP offer, which the room needs".to_owned(),
+            ))
+        } else {
+            parse_offer(
+                &String::from_utf8_lossy(body),
+                config.meeting.require_encryption,
+            )
+        };
+        let offered = match offered {
+            Ok(offered) => offered,
+            Err(e) => {
+                tracing::warn!("SIP: a call from {} refused: {e}", caller.uri);
+                let _ = tx.reply(StatusCode::NotAcceptableHere).await;
+                refused(format!("refused with 488 Not Acceptable Here: {e}")).await;
+                return;
+            }
+        };
+        let full = self
+            .ringing
+            .lock()
+            .map(|r| r.len() >= RINGING_MAX)
+            .unwrap_or(true);
+        if full {
+            let _ = tx.reply(StatusCode::BusyHere).await;
+            return;
+        }
+        let contact = self.contact();
+        let (state_tx, states) = self.dialogs.new_dialog_state_channel();
+        // Without the connection while the dialog is made: rsipstack would add
+        // `transport=tls` (the connection's) to the caller's Contact as the dialog's remote
+        // target, and a proxy in between (the caller on UDP behind it) would then forward the
+        // room's BYE over TLS to a UDP phone. In-call requests follow the route set instead.
+        let connection = tx.connection.take();
+        let created = self
+            .dialogs
+            .get_or_create_server_invite(&tx, state_tx, None, contact.ok());
+        tx.connection = connection;
+        let dialog = match created {
+            Ok(dialog) => dialog,
+            Err(e) => {
+                tracing::warn!("SIP: cannot take a call from {}: {e}", caller.uri);
+                let _ = tx.reply(StatusCode::ServerInternalError).await;
+                return;
+            }
+        };
+        // The INVITE's transaction (100 Trying, the responses below, ACK or CANCEL) runs on.
+        let mut handler = dialog.clone();
+        tokio::spawn(async move {
+            if let Err(e) = handler.handle(&mut tx).await {
+                tracing::debug!("SIP: a call in: {e}");
+            }
+        });
+        let (answer_tx, answer_rx) = oneshot::channel();
+        if let Ok(mut ringing) = self.ringing.lock() {
+            ringing.insert(caller.id.clone(), answer_tx);
+        }
+        let (decline_tx, decline_rx) = oneshot::channel();
+        let verdict = self.room.sip_incoming(caller.clone(), decline_tx).await;
+        if !matches!(
+            verdict,
+            Ok(IncomingVerdict::Ringing | IncomingVerdict::Answered)
+        ) {
+            self.stop_ringing(&caller.id);
+            let _ = dialog.reject(Some(StatusCode::BusyHere), None);
+            self.dialogs.remove_dialog(&dialog.id());
+            let _ = self
+                .room
+                .sip_incoming_ended(
+                    caller,
+                    "busy: the room is in a meeting or another call rings (486)".to_owned(),
+                )
+                .await;
+            return;
+        }
+        if let Err(e) = dialog.ringing(None, None) {
+            tracing::debug!("SIP: 180 Ringing: {e}");
+        }
+        let ring_timeout = Duration::from_secs(config.sip.ring_timeout_s.into());
+        let call = Answerable {
+            dialog,
+            states,
+            offered,
+            ip,
+            uri: caller.uri.clone(),
+        };
+        self.ring(caller, call, answer_rx, decline_rx, ring_timeout)
+            .await;
+    }
+
+    /// Lets call in `caller` ring until it is answered (handed over), declined, cancelled or
+    /// not answered in time.
+    async fn ring(
+        &self,
+        caller: IncomingCall,
+        mut call: Answerable,
+        mut answer_rx: oneshot::Receiver<oneshot::Sender<Answerable>>,
+        mut decline_rx: oneshot::Receiver<()>,
+        ring_timeout: Duration,
+    ) {
+        let deadline = tokio::time::sleep(ring_timeout);
+        tokio::pin!(deadline);
+        let mut core_gone = false;
+        let (code, reason) = loop {
+            tokio::select! {
+                asked = &mut answer_rx => {
+                    if let Ok(reply) = asked {
+                        let _ = reply.send(call);
+                    }
+                    return;
+                }
+                declined = &mut decline_rx, if !core_gone => match declined {
+                    // The core said so (and told its subscribers).
+                    Ok(()) => break (Some(StatusCode::Decline), None),
+                    // Answered (the core keeps no way to decline then), or the core stopped.
+                    Err(_) => core_gone = true,
+                },
+                _ = &mut deadline => break (
+                    Some(StatusCode::TemporarilyUnavailable),
+                    Some(format!("not answered within {} s (480)", ring_timeout.as_secs())),
+                ),
+                state = call.states.recv() => match state {
+                    Some(DialogState::Terminated(..)) | None => break (
+                        None,
+                        Some("the caller hung up before the call was answered".to_owned()),
+                    ),
+                    Some(_) => {}
+                },
+            }
+        };
+        if !self.stop_ringing(&caller.id) {
+            // `answer` took the call meanwhile: hand it over after all.
+            if let Ok(reply) = answer_rx.await {
+                let _ = reply.send(call);
+            }
+            return;
+        }
+        if let Some(code) = code
+            && let Err(e) = call.dialog.reject(Some(code), None)
+        {
+            tracing::debug!("SIP: ending a ringing call: {e}");
+        }
+        self.dialogs.remove_dialog(&call.dialog.id());
+        if let Some(reason) = reason {
+            tracing::info!("SIP: the call from {} ended: {reason}", caller.uri);
+            let _ = self.room.sip_incoming_ended(caller, reason).await;
+        }
+    }
+
+    /// The room's Contact: its user at its end of the TLS connection.
+    fn contact(&self) -> Result<Uri, SipError> {
+        let route = self.route().ok_or(SipError::NotRegistered)?;
+        Ok(Uri {
+            scheme: Some(Scheme::Sips),
+            auth: Some(Auth {
+                user: self.account.user.clone(),
+                password: None,
+            }),
+            host_with_port: route.local.clone(),
+            params: vec![Param::Transport(Transport::Tls)],
+            ..Default::default()
+        })
     }
 
     pub(crate) fn set_route(&self, route: Option<Route>) {
@@ -94,7 +328,10 @@ impl SipPhone {
                 match tx.original.method {
                     Method::Ack => continue,
                     Method::Options => StatusCode::OK,
-                    Method::Invite => StatusCode::TemporarilyUnavailable,
+                    Method::Invite => {
+                        tokio::spawn(self.clone().incoming(tx));
+                        continue;
+                    }
                     _ => StatusCode::MethodNotAllowed,
                 }
             };
@@ -105,7 +342,145 @@ impl SipPhone {
     }
 }
 
+/// The caller of an INVITE as status shows it: display name and address (no parameters),
+/// bounded, without control characters; a fresh id.
+fn caller_of(invite: &rsipstack::sip::Request) -> IncomingCall {
+    let from = invite
+        .from_header()
+        .ok()
+        .and_then(|h| rsipstack::sip::typed::From::parse(h.value()).ok());
+    let clean = |text: &str, max: usize| -> String {
+        text.chars().filter(|c| !c.is_control()).take(max).collect()
+    };
+    let (display_name, uri) = match from {
+        Some(from) => {
+            let scheme = match from.uri.scheme {
+                Some(Scheme::Sips) => "sips",
+                _ => "sip",
+            };
+            let user = from
+                .uri
+                .auth
+                .as_ref()
+                .map(|a| format!("{}@", a.user))
+                .unwrap_or_default();
+            (
+                clean(
+                    from.display_name
+                        .as_deref()
+                        .unwrap_or_default()
+                        .trim_matches('"'),
+                    CALLER_NAME_MAX_CHARS,
+                ),
+                clean(
+                    &format!("{scheme}:{user}{}", from.uri.host_with_port),
+                    CALLER_URI_MAX_CHARS,
+                ),
+            )
+        }
+        None => (String::new(), "unknown".to_owned()),
+    };
+    let mut id = [0u8; 9];
+    roomd_base::random::fill(&mut id);
+    IncomingCall {
+        id: format!(
+            "in-{}",
+            id.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ),
+        display_name,
+        uri,
+        // The core stamps it.
+        since: String::new(),
+    }
+}
+
+/// Answers call in `call` with the room's SDP and starts its media.
+async fn answer_call(
+    dialogs: Arc<DialogLayer>,
+    call: Answerable,
+    require_encryption: bool,
+    taps: MediaTaps,
+) -> Result<Box<dyn SipCall>, SipError> {
+    let Answerable {
+        dialog,
+        states,
+        offered,
+        ip,
+        uri,
+    } = call;
+    let refuse = |e: SipError| {
+        if let Err(reject) = dialog.reject(Some(StatusCode::NotAcceptableHere), None) {
+            tracing::debug!("SIP: refusing a call: {reject}");
+        }
+        dialogs.remove_dialog(&dialog.id());
+        e
+    };
+    // meeting.require_encryption may have been turned on while it rang.
+    if require_encryption && !offered.agreed.encrypted() {
+        return Err(refuse(SipError::Sdp(SdpError::Unencrypted("media"))));
+    }
+    let ports = bind_pair(ip).and_then(|audio| Ok((audio, bind_pair(ip)?)));
+    let (audio, video) = ports.map_err(&refuse)?;
+    let port = |s: &UdpSocket| s.local_addr().map(|a| a.port()).unwrap_or(0);
+    let mut session_id = [0u8; 8];
+    roomd_base::random::fill(&mut session_id);
+    let local = LocalMedia {
+        address: ip,
+        audio_port: port(&audio.0),
+        video_port: port(&video.0),
+        session_id: u64::from_be_bytes(session_id) >> 1,
+    };
+    let answer = make_answer(&local, &offered);
+    let streams = media_streams(&offered.agreed, &answer, local.audio_port, local.video_port);
+    // The ports were held for the answer; the call's udpsrcs bind them now.
+    drop((audio, video));
+    let media = SipMedia::start(&taps, ip, &uri, &streams)
+        .map_err(|e| refuse(SipError::Media(e.to_string())))?;
+    dialog
+        .accept(
+            Some(vec![Header::ContentType("application/sdp".into())]),
+            Some(answer.sdp.clone().into_bytes()),
+        )
+        .map_err(|e| SipError::Signalling {
+            what: "200 OK",
+            reason: e.to_string(),
+        })?;
+    Ok(Box::new(ActiveCall {
+        dialog,
+        dialogs,
+        states,
+        agreed: offered.agreed,
+        media,
+        local_sdp: answer.sdp,
+        sdp_version: 1,
+    }))
+}
+
 impl SipCalls for SipPhone {
+    fn answer(
+        &self,
+        id: String,
+        require_encryption: bool,
+        taps: MediaTaps,
+    ) -> SipFuture<'static, Result<Box<dyn SipCall>, String>> {
+        let asked = self.ringing.lock().ok().and_then(|mut r| r.remove(&id));
+        let dialogs = self.dialogs.clone();
+        Box::pin(async move {
+            let asked = asked.ok_or_else(|| SipError::NotRinging.to_string())?;
+            let (reply, handed) = oneshot::channel();
+            asked
+                .send(reply)
+                .map_err(|_| SipError::NotRinging.to_string())?;
+            let call = match tokio::time::timeout(HANDOVER_TIMEOUT, handed).await {
+                Ok(Ok(call)) => call,
+                _ => return Err(SipError::NotRinging.to_string()),
+            };
+            answer_call(dialogs, call, require_encryption, taps)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
     fn call(
         &self,
         uri: String,
@@ -125,13 +500,11 @@ impl SipCalls for SipPhone {
 }
 
 /// Two UDP sockets on neighbouring ports, RTP on the even one (RFC 3550 11).
-fn bind_pair(ip: IpAddr) -> Result<(UdpSocket, UdpSocket), String> {
+fn bind_pair(ip: IpAddr) -> Result<(UdpSocket, UdpSocket), SipError> {
+    let error = |source| SipError::Ports { ip, source };
     for _ in 0..PORT_ATTEMPTS {
-        let rtp = UdpSocket::bind((ip, 0)).map_err(|e| format!("cannot bind a UDP port: {e}"))?;
-        let port = rtp
-            .local_addr()
-            .map_err(|e| format!("cannot read a UDP port: {e}"))?
-            .port();
+        let rtp = UdpSocket::bind((ip, 0)).map_err(error)?;
+        let port = rtp.local_addr().map_err(error)?.port();
         if port % 2 != 0 || port == u16::MAX {
             continue;
         }
@@ -139,9 +512,10 @@ fn bind_pair(ip: IpAddr) -> Result<(UdpSocket, UdpSocket), String> {
             return Ok((rtp, rtcp));
         }
     }
-    Err(format!(
-        "no two neighbouring free UDP ports on {ip} after {PORT_ATTEMPTS} attempts"
-    ))
+    Err(error(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        format!("no two neighbouring free ports after {PORT_ATTEMPTS} attempts"),
+    )))
 }
 
 async fn place_call(
@@ -155,8 +529,8 @@ async fn place_call(
     let ip = route
         .local_ip
         .ok_or_else(|| "the room's address on the SIP connection is unknown".to_owned())?;
-    let audio = bind_pair(ip)?;
-    let video = bind_pair(ip)?;
+    let audio = bind_pair(ip).map_err(|e| e.to_string())?;
+    let video = bind_pair(ip).map_err(|e| e.to_string())?;
     let port = |s: &UdpSocket| s.local_addr().map(|a| a.port()).unwrap_or(0);
     let mut session_id = [0u8; 8];
     roomd_base::random::fill(&mut session_id);
@@ -264,6 +638,8 @@ async fn place_call(
         states,
         agreed,
         media,
+        local_sdp: offer.sdp,
+        sdp_version: 1,
     }))
 }
 
@@ -340,6 +716,53 @@ struct ActiveCall {
     states: DialogStateReceiver,
     agreed: Agreed,
     media: SipMedia,
+    /// The room's SDP as last sent (offer or answer): re-INVITEs and answers to the far end's
+    /// re-INVITEs repeat it with another direction and the next `o=` version.
+    local_sdp: String,
+    sdp_version: u64,
+}
+
+/// The direction that answers an offer's (RFC 3264 6.1): the first direction attribute of
+/// the offer, mirrored; `sendrecv` when it has none.
+fn mirrored_direction(offer: &str) -> &'static str {
+    let direction = offer
+        .lines()
+        .take(256)
+        .map(str::trim)
+        .find_map(|line| match line {
+            "a=sendonly" => Some("recvonly"),
+            "a=recvonly" => Some("sendonly"),
+            "a=inactive" => Some("inactive"),
+            "a=sendrecv" => Some("sendrecv"),
+            _ => None,
+        });
+    direction.unwrap_or("sendrecv")
+}
+
+impl ActiveCall {
+    /// The room's SDP again with `direction` on every stream and the next `o=` version.
+    fn next_sdp(&mut self, direction: &str) -> String {
+        self.sdp_version += 1;
+        let mut sdp = String::new();
+        for line in self.local_sdp.lines() {
+            let line = match line {
+                "a=sendrecv" | "a=sendonly" | "a=recvonly" | "a=inactive" => {
+                    format!("a={direction}")
+                }
+                _ if line.starts_with("o=") => {
+                    let mut fields: Vec<String> = line.split(' ').map(str::to_owned).collect();
+                    if let Some(version) = fields.get_mut(2) {
+                        *version = self.sdp_version.to_string();
+                    }
+                    fields.join(" ")
+                }
+                _ => line.to_owned(),
+            };
+            sdp.push_str(&line);
+            sdp.push_str("\r\n");
+        }
+        sdp
+    }
 }
 
 impl SipCall for ActiveCall {
@@ -383,9 +806,45 @@ impl SipCall for ActiveCall {
     fn ended(&mut self) -> SipFuture<'_, String> {
         Box::pin(async move {
             while let Some(state) = self.states.recv().await {
+                // The far end's re-INVITE (hold, resume, a session refresh): answered with
+                // the room's media as it is, the direction mirrored. Other requests inside
+                // the call (INFO, OPTIONS, UPDATE) get 200 OK.
+                let handle = match &state {
+                    DialogState::Updated(_, request, handle) => {
+                        let body = request.body();
+                        if request.method == Method::Invite && body.len() <= SDP_MAX_BYTES {
+                            let direction = mirrored_direction(&String::from_utf8_lossy(body));
+                            tracing::info!("SIP: the far end re-INVITEs; answering {direction}");
+                            let sdp = self.next_sdp(direction);
+                            let respond = handle.respond(
+                                StatusCode::OK,
+                                Some(vec![Header::ContentType("application/sdp".into())]),
+                                Some(sdp.into_bytes()),
+                            );
+                            if let Err(e) = respond.await {
+                                tracing::debug!("SIP: answering a re-INVITE: {e}");
+                            }
+                            continue;
+                        }
+                        Some(handle.clone())
+                    }
+                    DialogState::Info(_, _, handle) | DialogState::Options(_, _, handle) => {
+                        Some(handle.clone())
+                    }
+                    _ => None,
+                };
+                if let Some(handle) = handle {
+                    if let Err(e) = handle.reply(StatusCode::OK).await {
+                        tracing::debug!("SIP: answering a request inside the call: {e}");
+                    }
+                    continue;
+                }
                 if let DialogState::Terminated(_, reason) = state {
                     return match reason {
-                        TerminatedReason::UasBye => "the far end hung up".to_owned(),
+                        // UAS: the far end of a call out; UAC: the caller of a call in.
+                        TerminatedReason::UasBye | TerminatedReason::UacBye => {
+                            "the far end hung up".to_owned()
+                        }
                         TerminatedReason::Timeout => "the call timed out".to_owned(),
                         other => format!("the call ended ({other:?})"),
                     };
@@ -397,6 +856,29 @@ impl SipCall for ActiveCall {
 
     fn send_dtmf(&self, digits: &str) -> bool {
         self.media.send_dtmf(digits)
+    }
+
+    fn hold(&mut self, hold: bool) -> SipFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let sdp = self.next_sdp(if hold { "sendonly" } else { "sendrecv" });
+            let reinvite = self.dialog.reinvite(
+                Some(vec![Header::ContentType("application/sdp".into())]),
+                Some(sdp.into_bytes()),
+            );
+            match tokio::time::timeout(ANSWER_TIMEOUT, reinvite).await {
+                Ok(Ok(Some(response))) if response.status_code == StatusCode::OK => Ok(()),
+                Ok(Ok(Some(response))) => Err(format!(
+                    "the far end answered the re-INVITE with {}",
+                    response.status_code
+                )),
+                Ok(Ok(None)) => Err("the call is not established".to_owned()),
+                Ok(Err(e)) => Err(format!("the re-INVITE failed: {e}")),
+                Err(_) => Err(format!(
+                    "no answer to the re-INVITE within {} s",
+                    ANSWER_TIMEOUT.as_secs()
+                )),
+            }
+        })
     }
 
     fn hang_up(self: Box<Self>) -> SipFuture<'static, ()> {

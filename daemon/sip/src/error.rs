@@ -40,6 +40,35 @@ pub enum SipError {
         /// What the status usually means for the account.
         hint: &'static str,
     },
+    /// The room is not registered: it has no connection to call or answer over.
+    #[error("the room is not registered with its SIP registrar (see status.sip)")]
+    NotRegistered,
+    /// `meeting.answer` came after the call stopped ringing.
+    #[error("the call no longer rings (the caller hung up, or it was not answered in time)")]
+    NotRinging,
+    /// The far end's SDP is not acceptable.
+    #[error(transparent)]
+    Sdp(#[from] crate::sdp::SdpError),
+    /// No UDP ports for the call's media.
+    #[error("cannot reserve UDP ports for the call's media on {ip}")]
+    Ports {
+        /// The room's address on the SIP connection.
+        ip: std::net::IpAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The call's media pipeline does not start.
+    #[error("the call's media does not start: {0}")]
+    Media(String),
+    /// A SIP message could not be sent.
+    #[error("cannot send the {what}: {reason}")]
+    Signalling {
+        /// Which message.
+        what: &'static str,
+        /// rsipstack's reason.
+        reason: String,
+    },
 }
 
 impl SipError {

@@ -79,7 +79,11 @@ pub fn start(setup: SipSetup) -> Option<SipAccount> {
         .with_cancel_token(cancel.clone())
         .with_user_agent(concat!("roomd/", env!("CARGO_PKG_VERSION")))
         .build();
-    let phone = Arc::new(SipPhone::new(endpoint.inner.clone(), account.clone()));
+    let phone = Arc::new(SipPhone::new(
+        endpoint.inner.clone(),
+        account.clone(),
+        room.clone(),
+    ));
     let task = tokio::spawn(run(room, endpoint, cancel, account, phone.clone()));
     Some(SipAccount {
         task,
@@ -321,6 +325,22 @@ async fn register_once(
     let (connection, _) = within_timeout(server, connect).await?;
     let local = connection.get_addr().addr.clone();
     registration.outbound_proxy = Some(address);
+    // Calls in reach the room over this connection: the binding says TLS (rsipstack's own
+    // Contact would be `sip:` without a transport, which a proxy would try over UDP).
+    registration.contact = Some(rsipstack::sip::typed::Contact {
+        display_name: None,
+        uri: Uri {
+            scheme: Some(rsipstack::sip::Scheme::Sips),
+            auth: Some(rsipstack::sip::Auth {
+                user: account.user.clone(),
+                password: None,
+            }),
+            host_with_port: local.clone(),
+            params: vec![rsipstack::sip::Param::Transport(Transport::Tls)],
+            ..Default::default()
+        },
+        params: vec![],
+    });
     let uri = account.registrar_uri()?;
     let attempt = registration.register(uri, Some(account.interval_s));
     let response = within_timeout(server, attempt).await?;

@@ -215,6 +215,8 @@ pub struct AgreedStream<C> {
     pub remote_rtcp: SocketAddr,
     /// The far end's SRTP key (what the room decrypts with); `None` for plain RTP.
     pub remote_key: Option<SdesKey>,
+    /// The tag of the far end's `a=crypto` line that gave the key (an answer repeats it).
+    pub crypto_tag: u32,
     /// The payload type of RFC 4733 DTMF events (`telephone-event/8000`) in this stream, when
     /// the far end takes them.
     pub telephone_event: Option<u8>,
@@ -276,6 +278,182 @@ pub fn parse_answer(answer: &str, require_encryption: bool) -> Result<Agreed, Sd
         return Err(SdpError::NoUsableMedia);
     }
     Ok(agreed)
+}
+
+/// One media section of a caller's offer, in the offer's order: the answer has one for each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OfferedSection {
+    /// The section audio was agreed from (its transport, e.g. `RTP/SAVP`).
+    Audio(String),
+    /// The section video was agreed from.
+    Video(String),
+    /// A section the room refuses (port 0 in the answer): media type, transport, a format.
+    Refused(String, String, String),
+}
+
+/// What a caller's offer agrees to, with its sections for the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offered {
+    /// The streams the room takes, as from an answer.
+    pub agreed: Agreed,
+    /// Every media section of the offer, in order.
+    pub sections: Vec<OfferedSection>,
+}
+
+/// Reads a caller's offer (an INVITE's SDP): the same checks as an answer (with
+/// `require_encryption`, a plain RTP stream refuses the whole offer), the first usable audio and
+/// video taken in the caller's order of preference, every other section refused.
+pub fn parse_offer(offer: &str, require_encryption: bool) -> Result<Offered, SdpError> {
+    let mut agreed = parse_answer(offer, require_encryption)?;
+    let sdp = parse_sdp(offer)?;
+    // The answerer picks: the room's order (Opus, then G.711), not the caller's, as some
+    // phones list G.711 first.
+    if let Some(audio) = agreed.audio.as_mut()
+        && let Some(media) = sdp
+            .media_descriptions
+            .iter()
+            .find(|m| m.media.media_type == MediaType::Audio && m.media.port != 0)
+        && let Some((payload_type, codec)) = [AudioCodec::Opus, AudioCodec::Pcmu, AudioCodec::Pcma]
+            .iter()
+            .find_map(|want| {
+                media
+                    .media
+                    .fmts
+                    .iter()
+                    .find(|&&pt| audio_codec(media, pt) == Some(*want))
+                    .map(|&pt| (pt, *want))
+            })
+    {
+        audio.payload_type = payload_type;
+        audio.codec = codec;
+    }
+    if sdp.media_descriptions.len() > MEDIA_MAX {
+        return Err(SdpError::Malformed(format!(
+            "more than {MEDIA_MAX} media sections"
+        )));
+    }
+    // The formats of each m= line as written (the parser keeps numeric ones only; a refused
+    // section repeats the offer's, e.g. `*` of BFCP).
+    let raw_formats: Vec<String> = offer
+        .lines()
+        .filter_map(|line| line.strip_prefix("m="))
+        .map(|line| {
+            let formats: Vec<&str> = line.split_whitespace().skip(3).take(32).collect();
+            first_line(&formats.join(" "))
+        })
+        .collect();
+    let (mut audio, mut video) = (agreed.audio.is_some(), agreed.video.is_some());
+    let sections = sdp
+        .media_descriptions
+        .iter()
+        .enumerate()
+        .map(|(index, media)| {
+            let proto = first_line(&media.media.proto.to_string());
+            match media.media.media_type {
+                MediaType::Audio if audio && media.media.port != 0 => {
+                    audio = false;
+                    OfferedSection::Audio(proto)
+                }
+                MediaType::Video if video && media.media.port != 0 => {
+                    video = false;
+                    OfferedSection::Video(proto)
+                }
+                _ => OfferedSection::Refused(
+                    first_line(&media.media.media_type.to_string()),
+                    proto,
+                    raw_formats
+                        .get(index)
+                        .filter(|f| {
+                            !f.is_empty() && raw_formats.len() == sdp.media_descriptions.len()
+                        })
+                        .cloned()
+                        .unwrap_or_else(|| "0".to_owned()),
+                ),
+            }
+        })
+        .collect();
+    Ok(Offered { agreed, sections })
+}
+
+/// The room's answer to `offered`: each agreed stream with the caller's payload type and, for
+/// SRTP, a fresh key of the room's under the caller's crypto tag; other sections refused.
+pub fn make_answer(local: &LocalMedia, offered: &Offered) -> LocalOffer {
+    let (audio_key, video_key) = (SdesKey::random(), SdesKey::random());
+    let ip = match local.address {
+        IpAddr::V4(a) => format!("IP4 {a}"),
+        IpAddr::V6(a) => format!("IP6 {a}"),
+    };
+    let mut sdp = String::new();
+    // Writing to a String cannot fail.
+    let _ = write!(
+        sdp,
+        "v=0\r\no=roomd {id} 1 IN {ip}\r\ns=roomd\r\nc=IN {ip}\r\nt=0 0\r\n",
+        id = local.session_id
+    );
+    let crypto = |sdp: &mut String, key: &Option<SdesKey>, tag: u32, own: &SdesKey| {
+        if key.is_some() {
+            let _ = write!(
+                sdp,
+                "a=crypto:{tag} {SRTP_SUITE} inline:{}\r\n",
+                own.to_base64()
+            );
+        }
+    };
+    for section in &offered.sections {
+        match (section, &offered.agreed.audio, &offered.agreed.video) {
+            (OfferedSection::Audio(proto), Some(audio), _) => {
+                let pt = audio.payload_type;
+                let events = audio
+                    .telephone_event
+                    .map(|te| format!(" {te}"))
+                    .unwrap_or_default();
+                let _ = write!(sdp, "m=audio {} {proto} {pt}{events}\r\n", local.audio_port);
+                let _ = match audio.codec {
+                    AudioCodec::Opus => write!(
+                        sdp,
+                        "a=rtpmap:{pt} opus/48000/2\r\na=fmtp:{pt} useinbandfec=1\r\n"
+                    ),
+                    AudioCodec::Pcmu => write!(sdp, "a=rtpmap:{pt} PCMU/8000\r\n"),
+                    AudioCodec::Pcma => write!(sdp, "a=rtpmap:{pt} PCMA/8000\r\n"),
+                };
+                if let Some(te) = audio.telephone_event {
+                    let _ = write!(
+                        sdp,
+                        "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-15\r\n"
+                    );
+                }
+                crypto(&mut sdp, &audio.remote_key, audio.crypto_tag, &audio_key);
+                sdp.push_str("a=sendrecv\r\n");
+            }
+            (OfferedSection::Video(proto), _, Some(video)) => {
+                let pt = video.payload_type;
+                let _ = write!(
+                    sdp,
+                    "m=video {} {proto} {pt}\r\na=rtpmap:{pt} H264/90000\r\n\
+                     a=fmtp:{pt} packetization-mode=1;profile-level-id=42e01f\r\n\
+                     a=rtcp-fb:{pt} nack pli\r\na=rtcp-fb:{pt} ccm fir\r\n",
+                    local.video_port
+                );
+                crypto(&mut sdp, &video.remote_key, video.crypto_tag, &video_key);
+                sdp.push_str("a=sendrecv\r\n");
+            }
+            (OfferedSection::Refused(media, proto, fmt), _, _) => {
+                let _ = write!(sdp, "m={media} 0 {proto} {fmt}\r\n");
+            }
+            // A section whose stream was not agreed after all: refused.
+            (OfferedSection::Audio(proto), None, _) => {
+                let _ = write!(sdp, "m=audio 0 {proto} 0\r\n");
+            }
+            (OfferedSection::Video(proto), _, None) => {
+                let _ = write!(sdp, "m=video 0 {proto} 96\r\n");
+            }
+        }
+    }
+    LocalOffer {
+        sdp,
+        audio_key,
+        video_key,
+    }
 }
 
 /// Parses SDP with ezk-sdp-types, keeping its known panic out: it computes an SDES key
@@ -360,15 +538,20 @@ fn agree<C: Copy>(
         // Refused by the far end.
         return Ok(None);
     }
+    let mut crypto_tag = 0;
     let remote_key = match &media.media.proto {
         TransportProtocol::RtpSavp | TransportProtocol::RtpSavpf => {
             let key = media
                 .crypto
                 .iter()
                 .filter(|c| c.suite.as_str() == SRTP_SUITE)
-                .filter_map(|c| c.keys.first())
-                .find_map(|k| SdesKey::from_base64(&k.key_and_salt));
-            Some(key.ok_or(SdpError::NoKey(kind))?)
+                .find_map(|c| {
+                    let key = SdesKey::from_base64(&c.keys.first()?.key_and_salt)?;
+                    Some((c.tag, key))
+                });
+            let (tag, key) = key.ok_or(SdpError::NoKey(kind))?;
+            crypto_tag = tag;
+            Some(key)
         }
         TransportProtocol::RtpAvp | TransportProtocol::RtpAvpf => {
             if require_encryption {
@@ -428,6 +611,7 @@ fn agree<C: Copy>(
         remote_rtp: SocketAddr::new(ip, media.media.port),
         remote_rtcp: SocketAddr::new(ip, rtcp_port),
         remote_key,
+        crypto_tag,
     }))
 }
 

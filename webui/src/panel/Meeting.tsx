@@ -7,6 +7,9 @@ import { t, type Key } from "../i18n";
 type Run = (name: string, args?: Record<string, unknown>) => Promise<void>;
 type Participant = { id: string; name: string; state: string; audio: string; video: string; talking: boolean; encryption: string };
 
+/** What status measured: DTLS-SRTP (WebRTC, SIP) or SDES-SRTP (SIP) both encrypt the media. */
+const encrypted = (p: Participant) => p.encryption === "dtls-srtp" || p.encryption === "sdes-srtp";
+
 export function Meeting({ meeting, run }: { meeting: any; run: Run }) {
   const participants: Participant[] = meeting.participants ?? [];
   const lobby = participants.filter((p) => p.state === "lobby");
@@ -48,7 +51,7 @@ export function Meeting({ meeting, run }: { meeting: any; run: Run }) {
               {p.name}
               {p.talking && <span class="badge ok"> {t("panel.talking")}</span>}
             </span>
-            <span class={p.encryption === "dtls-srtp" ? "badge ok" : "badge warn"} data-testid="participant-encryption">{p.encryption === "dtls-srtp" ? t("panel.encrypted") : t("panel.not_encrypted")}</span>
+            <span class={encrypted(p) ? "badge ok" : "badge warn"} data-testid="participant-encryption">{encrypted(p) ? t("panel.encrypted") : t("panel.not_encrypted")}</span>
             {p.audio === "off" && <span class="badge warn">{t("privacy.mic_muted")}</span>}
             <button type="button" class="big" onClick={() => run("meeting.remove", { participant: p.id })}>
               {t("panel.remove")}

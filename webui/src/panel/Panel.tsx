@@ -79,6 +79,7 @@ function PanelHome() {
         <LangSwitch />
       </header>
       <ErrorBanner message={error} />
+      <IncomingCall incoming={status.sip?.incoming} run={run} />
       {standby ? (
         <main id="main" class="standby">
           <button class="wake" type="button" onClick={() => run("standby.deactivate")} data-testid="wake">
@@ -106,6 +107,26 @@ function PanelHome() {
 }
 
 type Run = (name: string, args?: Record<string, unknown>) => Promise<void>;
+
+/** A SIP call that rings (status.sip.incoming): who calls, answer or decline. */
+function IncomingCall({ incoming, run }: { incoming?: { display_name?: string; uri?: string } | null; run: Run }) {
+  if (!incoming) return null;
+  return (
+    <div class="card incoming" role="alert" data-testid="incoming-call">
+      <p>
+        <strong>{t("panel.incoming")}:</strong>{" "}
+        <span data-testid="incoming-caller">{incoming.display_name || incoming.uri}</span>
+        {incoming.display_name && <> <code>{incoming.uri}</code></>}
+      </p>
+      <button type="button" class="big primary" onClick={() => run("meeting.answer")} data-testid="incoming-answer">
+        {t("panel.accept")}
+      </button>{" "}
+      <button type="button" class="big" onClick={() => run("meeting.decline")} data-testid="incoming-decline">
+        {t("panel.decline")}
+      </button>
+    </div>
+  );
+}
 
 function RoomControls({ status, run, presets }: { status: Status; run: Run; presets: string[] }) {
   const muted = status.audio?.microphones?.muted === true;

@@ -1147,6 +1147,49 @@ pub(super) fn sip_display_name<'de, D: Deserializer<'de>>(d: D) -> Result<String
     Ok(value)
 }
 
+pub(super) fn sip_ring_timeout_s<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    integer_in(d, 5, 600)
+}
+
+/// Most callers `sip.auto_answer` lists.
+pub(super) const SIP_AUTO_ANSWER_MAX: usize = 32;
+
+pub(super) fn sip_auto_answer<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let values = Vec::<String>::deserialize(d)?;
+    if values.len() > SIP_AUTO_ANSWER_MAX {
+        return Err(de::Error::custom(format!(
+            "at most {SIP_AUTO_ANSWER_MAX} callers may be answered automatically"
+        )));
+    }
+    for value in &values {
+        check_sip_caller(value).map_err(de::Error::custom)?;
+    }
+    Ok(values)
+}
+
+/// A caller's address as `sip.auto_answer` lists it: `sip:` or `sips:`, a user, `@`, a host
+/// (and port), at most 256 characters, no spaces, quotes or control characters.
+pub fn check_sip_caller(value: &str) -> Result<(), String> {
+    let rest = value
+        .strip_prefix("sips:")
+        .or_else(|| value.strip_prefix("sip:"));
+    let ok = value.len() <= 256
+        && !value
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || matches!(c, '"' | '<' | '>' | '\\'))
+        && rest.is_some_and(|r| {
+            r.split_once('@')
+                .is_some_and(|(user, host)| !user.is_empty() && !host.is_empty())
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{value:?} is not a caller's SIP address of the form sip:user@host or sips:user@host"
+        ))
+    }
+}
+
 pub(super) fn sip_register_interval_s<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     integer_in(d, 60, 86400)
 }

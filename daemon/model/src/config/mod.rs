@@ -22,8 +22,8 @@ use std::path::Path;
 pub use checks::{
     CAMERA_PRESETS_MAX_ENTRIES, check_camera_position, check_camera_preset_name,
     check_camera_presets, check_fleet_broker, check_fleet_room_id, check_host_network,
-    check_hostname, check_ntp_servers, check_provisioning_url, check_sip_server, check_sip_user,
-    check_timezone, parse_address_with_prefix, parse_time_of_day,
+    check_hostname, check_ntp_servers, check_provisioning_url, check_sip_caller, check_sip_server,
+    check_sip_user, check_timezone, parse_address_with_prefix, parse_time_of_day,
 };
 pub use error::ConfigError;
 /// Shared with the hardware profiles, which report errors the same way.
@@ -197,6 +197,8 @@ pub const ADMIN_ONLY_KEYS: &[&str] = &[
     "sip.registrar",
     "sip.proxy",
     "sip.fallback_proxy",
+    // Whose calls open the room's camera and microphone without anyone in the room agreeing.
+    "sip.auto_answer",
 ];
 
 /// Whether a change of `key` (dotted, e.g. `api.listen`) needs a restart to take effect.

@@ -710,6 +710,13 @@ pub struct SipConfig {
     /// The CA certificate(s) (PEM) that issued the registrar's and proxies' certificates.
     #[serde(deserialize_with = "checks::optional_absolute_path_string")]
     pub ca_file: String,
+    /// Callers (`sip:user@host` or `sips:user@host`, parameters ignored) whose calls the room
+    /// answers at once; anyone else rings. Empty by default: every call rings.
+    #[serde(deserialize_with = "checks::sip_auto_answer")]
+    pub auto_answer: Vec<String>,
+    /// Seconds a call in rings before it ends unanswered (480 to the caller).
+    #[serde(deserialize_with = "checks::sip_ring_timeout_s")]
+    pub ring_timeout_s: u32,
 }
 
 impl Default for SipConfig {
@@ -724,6 +731,8 @@ impl Default for SipConfig {
             display_name: String::new(),
             register_interval_s: 600,
             ca_file: String::new(),
+            auto_answer: Vec::new(),
+            ring_timeout_s: 45,
         }
     }
 }

@@ -155,6 +155,8 @@ fn everything_changed() -> Config {
             display_name: "Meeting Room 4.12".to_owned(),
             register_interval_s: 300,
             ca_file: "/etc/roomd/sip-ca.pem".to_owned(),
+            auto_answer: vec!["sips:reception@sip.example.org".to_owned()],
+            ring_timeout_s: 30,
         },
     }
 }
@@ -189,6 +191,33 @@ fn sip_servers_users_and_names_are_checked() {
         assert!(
             Config::default().apply_merge_patch(&patch).is_err(),
             "{bad}"
+        );
+    }
+    // Callers answered at once: SIP addresses with a user, bounded.
+    let patch =
+        json!({"sip": {"auto_answer": ["sip:alice@10.0.0.2", "sips:desk@example.org;x=1"]}});
+    assert!(Config::default().apply_merge_patch(&patch).is_ok());
+    for bad in [
+        "alice@example.org",
+        "sip:example.org",
+        "sip:a b@example.org",
+        "sip:<a>@b",
+    ] {
+        let patch = json!({"sip": {"auto_answer": [bad]}});
+        assert!(
+            Config::default().apply_merge_patch(&patch).is_err(),
+            "{bad}"
+        );
+    }
+    let many: Vec<String> = (0..33).map(|i| format!("sip:u{i}@example.org")).collect();
+    let patch = json!({"sip": {"auto_answer": many}});
+    assert!(Config::default().apply_merge_patch(&patch).is_err());
+    for (seconds, ok) in [(4, false), (5, true), (600, true), (601, false)] {
+        let patch = json!({"sip": {"ring_timeout_s": seconds}});
+        assert_eq!(
+            Config::default().apply_merge_patch(&patch).is_ok(),
+            ok,
+            "{seconds}"
         );
     }
     // Where the credentials go is the admin's to change, whom the room trusts the file's only.
@@ -1047,7 +1076,7 @@ fn merge_patch_null_resets_keys_and_sections_to_defaults() {
                   "commands_per_minute": null},
         "sip": {"registrar": null, "proxy": null, "fallback_proxy": null, "user": null,
                 "auth_user": null, "password": null, "display_name": null,
-                "register_interval_s": null}});
+                "register_interval_s": null, "auto_answer": null, "ring_timeout_s": null}});
     let mut expected = Config::default();
     expected.system.state_dir = changed.system.state_dir.clone();
     expected.api.client_fingerprints = changed.api.client_fingerprints.clone();

@@ -158,8 +158,93 @@ fn sdp_line() -> impl Strategy<Value = String> {
     ]
 }
 
+/// An offer as baresip 1.0 with srtp-mand writes it: G.711 first, Opus, H.264 in both
+/// packetization modes, an application section the room does not take.
+fn baresip_offer(audio_proto: &str) -> String {
+    let key = SdesKey::random().to_base64();
+    format!(
+        "v=0\r\no=- 1 2 IN IP4 10.77.1.2\r\ns=-\r\nc=IN IP4 10.77.1.2\r\nt=0 0\r\n\
+         m=audio 20000 {audio_proto} 0 8 96 101\r\na=rtpmap:96 opus/48000/2\r\n\
+         a=rtpmap:101 telephone-event/8000\r\n\
+         a=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:{key}\r\na=sendrecv\r\n\
+         m=video 20002 {audio_proto} 100 97\r\na=rtpmap:100 H264/90000\r\n\
+         a=fmtp:100 packetization-mode=0\r\na=rtpmap:97 H264/90000\r\n\
+         a=fmtp:97 packetization-mode=1;profile-level-id=42e01f\r\n\
+         a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:{key}\r\na=sendrecv\r\n\
+         m=application 20004 UDP/BFCP *\r\n"
+    )
+}
+
+#[test]
+fn an_offer_is_answered_with_the_callers_payload_types_and_tags_and_the_rooms_keys() {
+    let offered = parse_offer(&baresip_offer("RTP/SAVP"), true).unwrap();
+    let audio = offered.agreed.audio.clone().unwrap();
+    // The room's preference (Opus) over the caller's order (G.711 first).
+    assert_eq!((audio.codec, audio.payload_type), (AudioCodec::Opus, 96));
+    assert_eq!(audio.telephone_event, Some(101));
+    assert_eq!(audio.crypto_tag, 7);
+    let video = offered.agreed.video.clone().unwrap();
+    assert_eq!((video.payload_type, video.crypto_tag), (97, 3));
+    assert_eq!(offered.sections.len(), 3);
+    let answer = make_answer(&local(), &offered);
+    let text = &answer.sdp;
+    assert!(text.contains("m=audio 40000 RTP/SAVP 96 101\r\n"), "{text}");
+    assert!(text.contains("a=rtpmap:96 opus/48000/2"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "a=crypto:7 {SRTP_SUITE} inline:{}",
+            answer.audio_key.to_base64()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("m=video 40002 RTP/SAVP 97\r\n"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "a=crypto:3 {SRTP_SUITE} inline:{}",
+            answer.video_key.to_base64()
+        )),
+        "{text}"
+    );
+    // The section the room does not take is refused in place (port 0).
+    assert!(text.ends_with("m=application 0 UDP/BFCP *\r\n"), "{text}");
+    // The answer parses as the room's own media, both streams SRTP.
+    let back = parse_answer(text, true).unwrap();
+    assert_eq!(
+        back.audio.unwrap().remote_key.as_ref(),
+        Some(&answer.audio_key)
+    );
+    assert_eq!(
+        back.video.unwrap().remote_key.as_ref(),
+        Some(&answer.video_key)
+    );
+}
+
+#[test]
+fn a_plain_offer_is_refused_under_required_encryption_and_answered_plain_otherwise() {
+    assert_eq!(
+        parse_offer(&baresip_offer("RTP/AVP"), true),
+        Err(SdpError::Unencrypted("audio"))
+    );
+    let offered = parse_offer(&baresip_offer("RTP/AVP"), false).unwrap();
+    assert!(!offered.agreed.encrypted());
+    let answer = make_answer(&local(), &offered).sdp;
+    assert!(!answer.contains("a=crypto"), "{answer}");
+    assert!(answer.contains("m=audio 40000 RTP/AVP 96 101"), "{answer}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Any offer text: an error or an answer, never a panic.
+    #[test]
+    fn arbitrary_offers_never_panic(lines in proptest::collection::vec(sdp_line(), 0..24)) {
+        let text = lines.join("\r\n");
+        for require in [true, false] {
+            if let Ok(offered) = parse_offer(&text, require) {
+                let _ = make_answer(&local(), &offered);
+            }
+        }
+    }
 
     /// Any text at all: an error or an answer, never a panic.
     #[test]
