@@ -201,13 +201,30 @@ impl Peer {
         key_id: u64,
         secret: &roomd_e2ee::KeySecret,
     ) -> Result<(), PeerError> {
-        Ok(self.shared.frames.set_sender_key(key_id, secret)?)
+        self.shared.frames.set_sender_key(key_id, secret)?;
+        self.keyframe_for_new_frames();
+        Ok(())
     }
 
     /// Sends nothing (`true`: every frame is dropped before the payloader) or sends again under
     /// the current sender key (`false`), e.g. while a policy wants keys with everybody first.
     pub fn hold_sending(&self, held: bool) -> Result<(), PeerError> {
-        Ok(self.shared.frames.hold(held)?)
+        self.shared.frames.hold(held)?;
+        if !held {
+            self.keyframe_for_new_frames();
+        }
+        Ok(())
+    }
+
+    /// Frames under a new key (or sent again after a hold) open only from now on, and a
+    /// picture decodes only from a keyframe: the encoder makes one at once instead of the
+    /// receivers waiting up to a keyframe interval (seconds) with nothing to show.
+    fn keyframe_for_new_frames(&self) {
+        if self.options.send_video {
+            self.shared
+                .taps
+                .request_keyframe_of(self.options.video_feed);
+        }
     }
 
     /// Opens received frames under this key from now on (end-to-end peers).

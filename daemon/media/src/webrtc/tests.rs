@@ -780,18 +780,31 @@ async fn end_to_end_peers(encoder: &str) {
         "frames sent while held"
     );
     sender.hold_sending(false).unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(
-        sender.frame_counters().protected > held,
-        "nothing sent once released"
-    );
+    counters_reach(
+        || sender.frame_counters().protected > held,
+        "nothing sent once released",
+    )
+    .await;
 
     // The key removed (the sender left): frames no longer open.
     receiver.remove_receiver_key(0x1234_0000);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let opened = receiver.frame_counters().opened;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    counters_reach(
+        || receiver.frame_counters().refused > received.refused,
+        "no frame refused after the key was removed",
+    )
+    .await;
     let after = receiver.frame_counters();
     assert_eq!(after.opened, opened, "{after:?}");
-    assert!(after.refused > received.refused, "{after:?}");
+}
+
+/// Waits until `reached` holds of the frame counters: frames keep coming, but on a loaded
+/// machine not within any fixed second (bounded at 10 s).
+async fn counters_reach(reached: impl Fn() -> bool, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !reached() {
+        assert!(tokio::time::Instant::now() < deadline, "{what} within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
