@@ -85,7 +85,13 @@ impl NotifySocket {
                         return Ok(at);
                     }
                 }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                // Interrupted: a signal reached this thread (e.g. a child process ended); the
+                // wait goes on, as for a timeout of the socket's own.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) => {}
                 Err(e) => return Err(HarnessError::io("cannot read the notify socket", e)),
             }
             keep_waiting()?;
