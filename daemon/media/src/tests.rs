@@ -738,10 +738,7 @@ mod healing {
         shows(&remote);
 
         // The camera reports a failure, as v4l2src does when the camera is unplugged.
-        let snapshots = display.clone();
-        let first = tokio::task::spawn_blocking(move || snapshots.png())
-            .await
-            .unwrap();
+        let first = first_snapshot(&display).await;
         assert!(first.is_ok(), "{first:?}");
         let mut stalls_seen = 0;
         // Under load a freshly started display pipeline sometimes delivers no frames (GStreamer
@@ -795,8 +792,8 @@ mod healing {
         room.shutdown().await;
     }
 
-    /// A snapshot of a display that was just rebuilt: its first frame takes a moment, longer on a
-    /// loaded machine, so it is waited for (bounded) instead of expected at once.
+    /// A snapshot of a display that was just (re)built: its first frame takes a moment, longer on
+    /// a loaded machine, so it is waited for (bounded) instead of expected at once.
     async fn first_snapshot(
         display: &crate::DisplaySnapshots,
     ) -> Result<Vec<u8>, crate::MediaError> {
