@@ -217,15 +217,29 @@ fn a_proxy_that_is_down_fails_over_to_the_fallback_proxy() -> Result<(), Harness
 const PEER: &str = "alice";
 const PEER_PASSWORD: &str = "alice-pw-77";
 
+/// How a test's baresip starts: [`Baresip::start`] or [`Baresip::start_g711_only`].
+type StartPeer =
+    fn(&TestNetwork, &Kamailio, &str, &str, MediaEncryption) -> Result<Baresip, HarnessError>;
+
 /// Kamailio with the room's and a baresip's accounts, the room registered.
 fn registered_room(
     net: &TestNetwork,
     encryption: MediaEncryption,
     extra_toml: &str,
 ) -> Result<(Kamailio, Baresip, Roomd, tempfile::TempDir), HarnessError> {
+    registered_room_with(net, Baresip::start, encryption, extra_toml)
+}
+
+/// As [`registered_room`], with the baresip that `start_peer` starts.
+fn registered_room_with(
+    net: &TestNetwork,
+    start_peer: StartPeer,
+    encryption: MediaEncryption,
+    extra_toml: &str,
+) -> Result<(Kamailio, Baresip, Roomd, tempfile::TempDir), HarnessError> {
     let ca = TestCa::new("roomd SIP test CA")?;
     let kamailio = Kamailio::start(net, &ca, &[(USER, PASSWORD), (PEER, PEER_PASSWORD)])?;
-    let baresip = Baresip::start(net, &kamailio, PEER, PEER_PASSWORD, encryption)?;
+    let baresip = start_peer(net, &kamailio, PEER, PEER_PASSWORD, encryption)?;
     let scratch = tempfile::tempdir().expect("tempdir");
     let toml = sip_toml(
         scratch.path(),
@@ -447,27 +461,12 @@ fn without_required_encryption_a_peer_without_srtp_gets_plain_rtp_and_the_indica
 #[test]
 fn a_g711_only_peer_gets_g711_both_ways() -> Result<(), HarnessError> {
     let net = TestNetwork::create()?;
-    let ca = TestCa::new("roomd SIP test CA")?;
-    let kamailio = Kamailio::start(&net, &ca, &[(USER, PASSWORD), (PEER, PEER_PASSWORD)])?;
-    let baresip = Baresip::start_g711_only(
+    let (kamailio, baresip, roomd, _scratch) = registered_room_with(
         &net,
-        &kamailio,
-        PEER,
-        PEER_PASSWORD,
+        Baresip::start_g711_only,
         MediaEncryption::SrtpMandatory,
+        "",
     )?;
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let toml = sip_toml(
-        scratch.path(),
-        &ca.cert_pem(),
-        &format!(
-            "registrar = \"{}\"\npassword = \"{PASSWORD}\"\n",
-            kamailio.sips_uri()
-        ),
-    );
-    let roomd = Roomd::start_claimed(&toml)?;
-    let token = roomd.admin_token()?;
-    wait_for_registration(&roomd, &token, "registered", Duration::from_secs(20))?;
     let uri = baresip.uri(&kamailio);
     roomd.command(
         "meeting.join",
@@ -1098,27 +1097,13 @@ fn without_required_encryption_a_plain_call_in_is_answered_plain_and_the_indicat
 #[test]
 fn a_g711_only_caller_is_answered_with_g711_over_sdes_srtp() -> Result<(), HarnessError> {
     let net = TestNetwork::create()?;
-    let ca = TestCa::new("roomd SIP test CA")?;
-    let kamailio = Kamailio::start(&net, &ca, &[(USER, PASSWORD), (PEER, PEER_PASSWORD)])?;
-    let baresip = Baresip::start_g711_only(
+    let (kamailio, baresip, roomd, _scratch) = registered_room_with(
         &net,
-        &kamailio,
-        PEER,
-        PEER_PASSWORD,
+        Baresip::start_g711_only,
         MediaEncryption::SrtpMandatory,
+        "",
     )?;
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let toml = sip_toml(
-        scratch.path(),
-        &ca.cert_pem(),
-        &format!(
-            "registrar = \"{}\"\npassword = \"{PASSWORD}\"\n",
-            kamailio.sips_uri()
-        ),
-    );
-    let roomd = Roomd::start_claimed(&toml)?;
     let token = roomd.admin_token()?;
-    wait_for_registration(&roomd, &token, "registered", Duration::from_secs(20))?;
     baresip.command(&net, "dial", &room_aor(&kamailio))?;
     wait_for_ringing(&roomd, &token)?;
     roomd.command("meeting.answer", &json!({}))?;
