@@ -131,19 +131,26 @@ pub struct LocalOffer {
     pub video_key: SdesKey,
 }
 
-/// The room's offer: audio and video, SRTP with SDES keys.
-pub fn make_offer(local: &LocalMedia) -> LocalOffer {
-    let (audio_key, video_key) = (SdesKey::random(), SdesKey::random());
+/// The session-level lines (v, o, s, c, t) of the room's offers and answers.
+fn session_lines(local: &LocalMedia) -> String {
     let ip = match local.address {
         IpAddr::V4(a) => format!("IP4 {a}"),
         IpAddr::V6(a) => format!("IP6 {a}"),
     };
-    let mut sdp = String::new();
+    format!(
+        "v=0\r\no=roomd {id} 1 IN {ip}\r\ns=roomd\r\nc=IN {ip}\r\nt=0 0\r\n",
+        id = local.session_id
+    )
+}
+
+/// The room's offer: audio and video, SRTP with SDES keys.
+pub fn make_offer(local: &LocalMedia) -> LocalOffer {
+    let (audio_key, video_key) = (SdesKey::random(), SdesKey::random());
+    let mut sdp = session_lines(local);
     // Writing to a String cannot fail.
     let _ = write!(
         sdp,
-        "v=0\r\no=roomd {id} 1 IN {ip}\r\ns=roomd\r\nc=IN {ip}\r\nt=0 0\r\n\
-         m=audio {ap} RTP/SAVP {PT_OPUS} {PT_PCMU} {PT_PCMA} {PT_TELEPHONE_EVENT}\r\n\
+        "m=audio {ap} RTP/SAVP {PT_OPUS} {PT_PCMU} {PT_PCMA} {PT_TELEPHONE_EVENT}\r\n\
          a=rtpmap:{PT_OPUS} opus/48000/2\r\na=fmtp:{PT_OPUS} useinbandfec=1\r\n\
          a=rtpmap:{PT_PCMU} PCMU/8000\r\na=rtpmap:{PT_PCMA} PCMA/8000\r\n\
          a=rtpmap:{PT_TELEPHONE_EVENT} telephone-event/8000\r\n\
@@ -154,7 +161,6 @@ pub fn make_offer(local: &LocalMedia) -> LocalOffer {
          a=fmtp:{PT_H264} packetization-mode=1;profile-level-id=42e01f\r\n\
          a=rtcp-fb:{PT_H264} nack pli\r\na=rtcp-fb:{PT_H264} ccm fir\r\n\
          a=crypto:1 {SRTP_SUITE} inline:{vkey}\r\na=sendrecv\r\n",
-        id = local.session_id,
         ap = local.audio_port,
         vp = local.video_port,
         akey = audio_key.to_base64(),
@@ -379,17 +385,7 @@ pub fn parse_offer(offer: &str, require_encryption: bool) -> Result<Offered, Sdp
 /// SRTP, a fresh key of the room's under the caller's crypto tag; other sections refused.
 pub fn make_answer(local: &LocalMedia, offered: &Offered) -> LocalOffer {
     let (audio_key, video_key) = (SdesKey::random(), SdesKey::random());
-    let ip = match local.address {
-        IpAddr::V4(a) => format!("IP4 {a}"),
-        IpAddr::V6(a) => format!("IP6 {a}"),
-    };
-    let mut sdp = String::new();
-    // Writing to a String cannot fail.
-    let _ = write!(
-        sdp,
-        "v=0\r\no=roomd {id} 1 IN {ip}\r\ns=roomd\r\nc=IN {ip}\r\nt=0 0\r\n",
-        id = local.session_id
-    );
+    let mut sdp = session_lines(local);
     let crypto = |sdp: &mut String, key: &Option<SdesKey>, tag: u32, own: &SdesKey| {
         if key.is_some() {
             let _ = write!(
