@@ -1,15 +1,20 @@
 //! Two rooms in one Janus VideoRoom with end-to-end encryption (`meeting.e2ee`, docs/security.md):
 //! each room's device key is in its own swtpm and certified by a customer CA made here; each
 //! room shows the other as end-to-end encrypted and verified by that certificate's name, and
-//! decodes the other's moving picture, although Janus forwards only frames it cannot read.
+//! decodes the other's moving picture, although Janus forwards only frames it cannot read: what
+//! Janus has of a room's video, forwarded by Janus itself as plain RTP (`rtp_forward`) to a
+//! plain decoder, does not show the room's picture, while the same capture of a room without
+//! end-to-end encryption does (the control).
 //! When one leaves, the other makes a new sender key (a new key epoch in status).
 //!
 //! Layout: Janus inside the test namespace (10.77.<n>.2), both rooms on the host.
 
+use std::net::{Ipv4Addr, UdpSocket};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use roomd_tests::e2ee::{DeviceCa, EnrolledRoom};
-use roomd_tests::{HarnessError, Janus, Roomd, Swtpm, TestNetwork, meeting};
+use roomd_tests::{GstLaunch, HarnessError, Janus, Roomd, Swtpm, TestNetwork, meeting};
 use serde_json::{Value, json};
 
 const ROOM: u64 = 7301;
@@ -18,6 +23,15 @@ const KEYS_TIMEOUT: Duration = Duration::from_secs(30);
 const MEDIA_TIMEOUT: Duration = Duration::from_secs(30);
 /// About one second of video at 30 fps.
 const FRAMES: u64 = 30;
+/// How long the SFU's view of a room's video is captured (it starts before the other room
+/// joins and runs while the keys are agreed).
+const SFU_WATCH: Duration = Duration::from_secs(8);
+/// The size the captured pictures are scaled to before they are compared.
+const VIEW_WIDTH: usize = 32;
+const VIEW_HEIGHT: usize = 18;
+/// The simulated camera's background (`daemon/media/src/simulated_camera.rs`: solid colour
+/// 0x2d4a6b, with a small moving square and a clock on it), as RGB.
+const CAMERA_BACKGROUND: [u8; 3] = [0x2d, 0x4a, 0x6b];
 
 fn janus_target(janus: &Janus, name: &str) -> Value {
     json!({
@@ -82,6 +96,140 @@ fn received_video_frames(meeting: &Value) -> u64 {
         .unwrap_or(0)
 }
 
+/// One request to Janus's plain HTTP API; the answer.
+fn janus_request(url: &str, body: &Value) -> Result<Value, HarnessError> {
+    let transport = |e: ureq::Error| HarnessError::Transport {
+        method: "POST".into(),
+        path: url.to_owned(),
+        message: e.to_string(),
+    };
+    let mut answer = ureq::post(url).send_json(body).map_err(transport)?;
+    answer.body_mut().read_json().map_err(transport)
+}
+
+/// A VideoRoom handle of the SFU's operator on Janus's own API: what the operator can do
+/// without being a participant.
+fn operator_handle(janus: &Janus) -> Result<String, HarnessError> {
+    let url = janus.http_url();
+    let session = janus_request(&url, &json!({"janus": "create", "transaction": "c"}))?;
+    let session = session["data"]["id"].as_u64().unwrap_or_default();
+    let handle = janus_request(
+        &format!("{url}/{session}"),
+        &json!({"janus": "attach", "plugin": "janus.plugin.videoroom", "transaction": "a"}),
+    )?;
+    let handle = handle["data"]["id"].as_u64().unwrap_or_default();
+    Ok(format!("{url}/{session}/{handle}"))
+}
+
+/// A synchronous VideoRoom request on `handle`; the plugin's answer.
+fn videoroom(handle: &str, body: Value) -> Result<Value, HarnessError> {
+    let answer = janus_request(
+        handle,
+        &json!({"janus": "message", "transaction": "m", "body": body}),
+    )?;
+    Ok(answer["plugindata"]["data"].clone())
+}
+
+/// The Janus publisher id of the room's participant called `display`.
+fn publisher_id(handle: &str, room: u64, display: &str) -> Result<u64, HarnessError> {
+    let list = videoroom(handle, json!({"request": "listparticipants", "room": room}))?;
+    list["participants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["display"] == display && p["publisher"] == true)
+        .and_then(|p| p["id"].as_u64())
+        .ok_or_else(|| HarnessError::UnexpectedBody {
+            what: "Janus's participant list".into(),
+            message: format!("no publisher {display:?}: {list}"),
+        })
+}
+
+/// What the SFU's operator sees of a room's video: Janus forwards it, as Janus has it (after
+/// its own DTLS-SRTP), as plain RTP to a plain H.264 depayloader and decoder on the host.
+struct SfuView {
+    plain: GstLaunch,
+    file: std::path::PathBuf,
+    started: Instant,
+}
+
+impl SfuView {
+    /// Starts forwarding the video of the publisher called `display`. Start it before another
+    /// participant subscribes: the new subscriber's key frame request gives the plain decoder
+    /// a key frame too (the encoder sends one unasked only every 10 s).
+    fn start(
+        net: &TestNetwork,
+        janus: &Janus,
+        display: &str,
+        dir: &Path,
+    ) -> Result<SfuView, HarnessError> {
+        let host: Ipv4Addr = net.host_address();
+        let port = UdpSocket::bind((host, 0))
+            .and_then(|s| s.local_addr())
+            .map(|a| a.port())
+            .expect("a free UDP port");
+        let file = dir.join(format!("sfu-view-{port}.rgb"));
+        let plain = GstLaunch::start(
+            "a plain H.264 decoder of what Janus forwards",
+            &format!(
+                "udpsrc address={host} port={port} \
+                 caps=\"application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,payload=96\" ! \
+                 identity name=packets silent=false ! rtph264depay ! h264parse ! avdec_h264 ! \
+                 videoconvert ! videoscale ! \
+                 video/x-raw,format=RGB,width={VIEW_WIDTH},height={VIEW_HEIGHT},pixel-aspect-ratio=1/1 ! \
+                 filesink location={} buffer-mode=unbuffered sync=false async=false",
+                file.display()
+            ),
+        )?;
+        let handle = operator_handle(janus)?;
+        let feed = publisher_id(&handle, janus.room(), display)?;
+        let answer = videoroom(
+            &handle,
+            json!({
+                "request": "rtp_forward", "room": janus.room(), "publisher_id": feed,
+                "host": host.to_string(), "host_family": "ipv4",
+                "streams": [{"mid": "video0", "port": port}],
+            }),
+        )?;
+        assert_eq!(answer["videoroom"], "rtp_forward", "{answer}");
+        Ok(SfuView {
+            plain,
+            file,
+            started: Instant::now(),
+        })
+    }
+
+    /// Once [`SFU_WATCH`] has passed since the start: the RTP packets that arrived and the
+    /// pictures the plain decoder made, scaled to [`VIEW_WIDTH`] × [`VIEW_HEIGHT`] RGB.
+    fn finish(self) -> (u64, Vec<Vec<u8>>) {
+        std::thread::sleep(SFU_WATCH.saturating_sub(self.started.elapsed()));
+        let packets = self.plain.frames("packets");
+        drop(self.plain);
+        let bytes = std::fs::read(&self.file).unwrap_or_default();
+        let pictures = bytes
+            .chunks_exact(VIEW_WIDTH * VIEW_HEIGHT * 3)
+            .map(<[u8]>::to_vec)
+            .collect();
+        (packets, pictures)
+    }
+}
+
+/// Whether `picture` (RGB) shows the simulated camera: most of it is the camera's background
+/// colour (the square and the clock cover little of it). A picture decoded from frames the
+/// decoder cannot read (concealment of garbage) does not.
+fn shows_the_camera(picture: &[u8]) -> bool {
+    let close = picture
+        .chunks_exact(3)
+        .filter(|pixel| {
+            pixel
+                .iter()
+                .zip(CAMERA_BACKGROUND)
+                .all(|(&p, c)| p.abs_diff(c) <= 24)
+        })
+        .count();
+    close * 10 >= VIEW_WIDTH * VIEW_HEIGHT * 7
+}
+
 #[test]
 fn two_rooms_meet_end_to_end_encrypted_and_verified_through_janus() -> Result<(), HarnessError> {
     let started = Instant::now();
@@ -110,6 +258,8 @@ fn two_rooms_meet_end_to_end_encrypted_and_verified_through_janus() -> Result<()
         &json!({ "target": janus_target(&janus, "Room A") }),
     )?;
     a.wait_for("A connected", JOIN_TIMEOUT, |m| m["state"] == "connected")?;
+    // The SFU's operator records A's video from now on (see below).
+    let sfu = SfuView::start(&net, &janus, "Room A", dir.path())?;
     let joined_at = Instant::now();
     b.command(
         "meeting.join",
@@ -152,6 +302,21 @@ fn two_rooms_meet_end_to_end_encrypted_and_verified_through_janus() -> Result<()
     );
     let text = format!("{seen_by_a}{seen_by_b}");
     assert!(!text.contains("secret"), "{text}");
+
+    // The SFU cannot watch: room A's video as Janus has it decodes, in a plain decoder, to no
+    // picture of A's camera, while B decodes A's camera meanwhile (the control of the capture
+    // path itself is `the_sfus_view_of_a_room_without_e2ee_shows_its_camera`).
+    let (packets, pictures) = sfu.finish();
+    let b_decoded = received_video_frames(&b.meeting()?);
+    let shown = pictures.iter().filter(|p| shows_the_camera(p)).count();
+    eprintln!(
+        "the SFU's view of A over {SFU_WATCH:?}: {packets} RTP packets, {} pictures from a plain \
+         decoder, {shown} of them A's camera; B decoded {b_decoded} frames of A",
+        pictures.len()
+    );
+    assert!(packets > 30, "Janus forwarded {packets} packets");
+    assert!(b_decoded > 30, "B decoded {b_decoded} frames of A");
+    assert_eq!(shown, 0, "the plain decoder showed A's camera");
 
     // B leaves: A forgets B's keys and makes a new sender key (epoch 1).
     b.command("meeting.leave", &json!({}))?;
@@ -237,6 +402,51 @@ fn under_require_e2ee_a_room_sends_nothing_while_a_participant_has_no_keys()
     eprintln!(
         "A sent {before} video frames in all, none in 3 s; whole test {:?}",
         started.elapsed()
+    );
+    Ok(())
+}
+
+/// The control for the SFU's view: a room without end-to-end encryption, captured the same way
+/// (Janus's `rtp_forward` into a plain decoder), shows its camera.
+#[test]
+fn the_sfus_view_of_a_room_without_e2ee_shows_its_camera() -> Result<(), HarnessError> {
+    let started = Instant::now();
+    let net = TestNetwork::create()?;
+    let janus = Janus::builder(&net).room(ROOM + 2).start()?;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let plain_room = |name: &str| {
+        Roomd::start_claimed(&format!(
+            "[system]\nname = \"{name}\"\n[meeting]\nca_file = \"{}\"\n",
+            janus.ca_path().display()
+        ))
+    };
+    let (p, q) = (plain_room("Room P")?, plain_room("Room Q")?);
+    p.command(
+        "meeting.join",
+        &json!({ "target": janus_target(&janus, "Room P") }),
+    )?;
+    meeting::wait_for(&p, "P connected", JOIN_TIMEOUT, |m| {
+        m["state"] == "connected"
+    })?;
+    // As in the encrypted meeting: the capture starts, then another room joins.
+    let sfu = SfuView::start(&net, &janus, "Room P", dir.path())?;
+    q.command(
+        "meeting.join",
+        &json!({ "target": janus_target(&janus, "Room Q") }),
+    )?;
+    let (packets, pictures) = sfu.finish();
+    let shown = pictures.iter().filter(|p| shows_the_camera(p)).count();
+    eprintln!(
+        "the SFU's view of a room without E2EE over {SFU_WATCH:?}: {packets} RTP packets, {} \
+         pictures, {shown} of them its camera; whole test {:?}",
+        pictures.len(),
+        started.elapsed()
+    );
+    assert!(packets > 30, "Janus forwarded {packets} packets");
+    assert!(
+        shown * 2 > pictures.len() && shown > 15,
+        "{shown} of {} pictures show the camera",
+        pictures.len()
     );
     Ok(())
 }
