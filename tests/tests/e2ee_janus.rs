@@ -26,6 +26,8 @@ const FRAMES: u64 = 30;
 /// How long the SFU's view of a room's video is captured (it starts before the other room
 /// joins and runs while the keys are agreed).
 const SFU_WATCH: Duration = Duration::from_secs(8);
+/// How long B must hear nothing from A once both are keyed: several announce intervals.
+const QUIET: Duration = Duration::from_secs(5);
 /// The size the captured pictures are scaled to before they are compared.
 const VIEW_WIDTH: usize = 32;
 const VIEW_HEIGHT: usize = 18;
@@ -94,6 +96,14 @@ fn received_video_frames(meeting: &Value) -> u64 {
         .into_iter()
         .max()
         .unwrap_or(0)
+}
+
+/// Key messages the room logged hearing so far (debug level; the log never shows keys).
+fn key_messages(roomd: &Roomd) -> usize {
+    roomd
+        .stderr_text()
+        .matches("end-to-end key message of")
+        .count()
 }
 
 /// One request to Janus's plain HTTP API; the answer.
@@ -242,7 +252,14 @@ fn two_rooms_meet_end_to_end_encrypted_and_verified_through_janus() -> Result<()
 
     let (tpm_a, tpm_b) = (Swtpm::start()?, Swtpm::start()?);
     let roomd_a = e2ee_room("Room A", &tpm_a, &janus, &ca_file)?;
-    let roomd_b = e2ee_room("Room B", &tpm_b, &janus, &ca_file)?;
+    // B logs each key message it hears (at debug level; never the keys).
+    let roomd_b = e2ee_room_with(
+        "Room B",
+        &tpm_b,
+        &janus,
+        &ca_file,
+        "[logging]\nlevel = \"debug\"\n",
+    )?;
     let a = EnrolledRoom::enrol(&roomd_a, &ca)?;
     let b = EnrolledRoom::enrol(&roomd_b, &ca)?;
     assert_ne!(a.certificate_name, b.certificate_name);
@@ -300,6 +317,10 @@ fn two_rooms_meet_end_to_end_encrypted_and_verified_through_janus() -> Result<()
         "pictures both ways {:?} after B joined",
         joined_at.elapsed()
     );
+    // Keyed both ways: from now on neither room repeats its announce, so B hears no key
+    // message from A (they came every 2 s before).
+    let keyed_at = Instant::now();
+    let heard_when_keyed = key_messages(&roomd_b);
     let text = format!("{seen_by_a}{seen_by_b}");
     assert!(!text.contains("secret"), "{text}");
 
@@ -317,6 +338,15 @@ fn two_rooms_meet_end_to_end_encrypted_and_verified_through_janus() -> Result<()
     assert!(packets > 30, "Janus forwarded {packets} packets");
     assert!(b_decoded > 30, "B decoded {b_decoded} frames of A");
     assert_eq!(shown, 0, "the plain decoder showed A's camera");
+    std::thread::sleep(QUIET.saturating_sub(keyed_at.elapsed()));
+    let heard = key_messages(&roomd_b) - heard_when_keyed;
+    eprintln!(
+        "B heard {heard} key messages from A in the {:?} after both were keyed \
+         ({heard_when_keyed} before)",
+        keyed_at.elapsed()
+    );
+    assert!(heard_when_keyed > 0, "B's log shows no key message at all");
+    assert_eq!(heard, 0, "A repeated itself once keyed");
 
     // B leaves: A forgets B's keys and makes a new sender key (epoch 1).
     b.command("meeting.leave", &json!({}))?;

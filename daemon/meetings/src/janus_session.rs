@@ -244,10 +244,17 @@ async fn in_room(
                 }
                 Some(Ok(event)) => match event {
                     JanusEvent::PublishersJoined { publishers, .. } => {
+                        let mut joined_now = false;
                         for publisher in own.others(publishers) {
                             if !feeds.contains_key(&publisher.id) {
                                 subscribe(ctx, session, room, joined.private_id, publisher, roster, feeds).await?;
+                                joined_now = true;
                             }
+                        }
+                        // A new participant: announce (and repeat until keyed with it).
+                        if joined_now && let Some(agreement) = e2ee.as_mut() {
+                            apply(vec![agreement.announce()], roster.peer(SELF_ID, "publisher"), None);
+                            report_e2ee(&mut e2ee, roster, feeds).await;
                         }
                     }
                     JanusEvent::PublisherLeft { id, .. }
@@ -330,10 +337,10 @@ async fn in_room(
             }
             _ = stats.tick() => roster.report_stats().await,
             _ = announce.tick(), if e2ee.is_some() => {
-                if let Some(agreement) = &e2ee {
-                    apply(vec![agreement.announce()], roster.peer(SELF_ID, "publisher"), None);
-                }
                 report_e2ee(&mut e2ee, roster, feeds).await;
+                if let Some(repeat) = e2ee.as_mut().and_then(JanusE2ee::repeat_announce) {
+                    apply(vec![repeat], roster.peer(SELF_ID, "publisher"), None);
+                }
             }
         }
     };
