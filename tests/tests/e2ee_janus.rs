@@ -480,3 +480,69 @@ fn the_sfus_view_of_a_room_without_e2ee_shows_its_camera() -> Result<(), Harness
     );
     Ok(())
 }
+
+/// `meeting.e2ee_rekey_s`: with both rooms present, each makes a new sender key on its timer
+/// (epoch 1 after about 5 s), grants it to the other, and each goes on decoding the other's
+/// picture under the new key.
+#[test]
+fn on_the_rekey_timer_both_rooms_take_new_keys_and_keep_decoding() -> Result<(), HarnessError> {
+    const REKEY: Duration = Duration::from_secs(5);
+    let started = Instant::now();
+    let net = TestNetwork::create()?;
+    let janus = Janus::builder(&net).room(ROOM + 3).start()?;
+    let ca = DeviceCa::new("Customer device CA");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let ca_file = dir.path().join("device-ca.pem");
+    ca.write_pem(&ca_file)?;
+    let (tpm_a, tpm_b) = (Swtpm::start()?, Swtpm::start()?);
+    let rekey = format!("e2ee_rekey_s = {}\n", REKEY.as_secs());
+    let roomd_a = e2ee_room_with("Room A", &tpm_a, &janus, &ca_file, &rekey)?;
+    let roomd_b = e2ee_room_with("Room B", &tpm_b, &janus, &ca_file, &rekey)?;
+    let a = EnrolledRoom::enrol(&roomd_a, &ca)?;
+    let b = EnrolledRoom::enrol(&roomd_b, &ca)?;
+    for (room, name) in [(&a, "Room A"), (&b, "Room B")] {
+        room.command(
+            "meeting.join",
+            &json!({ "target": janus_target(&janus, name) }),
+        )?;
+    }
+    let joined_at = Instant::now();
+    a.wait_for("A: B verified", KEYS_TIMEOUT, |m| {
+        verified_as(m, &b.certificate_name)
+    })?;
+    b.wait_for("B: A verified", KEYS_TIMEOUT, |m| {
+        verified_as(m, &a.certificate_name)
+    })?;
+    // Both rekey on their timers while the other stays: epoch 1, still keyed both ways.
+    let rekeyed = |m: &Value, name: &str| {
+        m["e2ee"]["key_epoch"].as_u64().is_some_and(|e| e >= 1) && verified_as(m, name)
+    };
+    let seen_by_a = a.wait_for("A rekeyed, B still keyed", KEYS_TIMEOUT, |m| {
+        rekeyed(m, &b.certificate_name)
+    })?;
+    let seen_by_b = b.wait_for("B rekeyed, A still keyed", KEYS_TIMEOUT, |m| {
+        rekeyed(m, &a.certificate_name)
+    })?;
+    let rekeyed_after = joined_at.elapsed();
+    assert!(rekeyed_after >= REKEY, "rekeyed after {rekeyed_after:?}");
+    // Pictures go on under the new keys: more than a second of video each way from now on.
+    let (from_b, from_a) = (
+        received_video_frames(&seen_by_a),
+        received_video_frames(&seen_by_b),
+    );
+    a.wait_for("A decodes B after the rekey", MEDIA_TIMEOUT, |m| {
+        received_video_frames(m) > from_b + FRAMES
+    })?;
+    b.wait_for("B decodes A after the rekey", MEDIA_TIMEOUT, |m| {
+        received_video_frames(m) > from_a + FRAMES
+    })?;
+    eprintln!(
+        "both rooms at key epoch 1 {rekeyed_after:?} after joining, pictures both ways {:?} \
+         after joining; whole test {:?}",
+        joined_at.elapsed(),
+        started.elapsed()
+    );
+    let text = format!("{seen_by_a}{seen_by_b}");
+    assert!(!text.contains("secret"), "{text}");
+    Ok(())
+}

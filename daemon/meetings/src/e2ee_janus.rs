@@ -144,6 +144,20 @@ impl JanusE2ee {
         effects
     }
 
+    /// A new sender key for those present (`meeting.e2ee_rekey_s`), granted to each, and our
+    /// announce again (see [`JanusE2ee::announce`]).
+    pub(crate) fn rekey(&mut self) -> Vec<Effect> {
+        let mut effects = self.session.rekey().unwrap_or_else(|e| {
+            // As after a leave: a peer who misses the new key sees frames it cannot open.
+            tracing::warn!("timed rekey: {e}");
+            Vec::new()
+        });
+        if !effects.is_empty() {
+            effects.push(self.announce());
+        }
+        effects
+    }
+
     /// Our announce, for everybody, on an event that calls for one (a data channel opened, a
     /// participant joined, a rekey): the repeats start again.
     pub(crate) fn announce(&mut self) -> Effect {
