@@ -1,15 +1,20 @@
 //! Two rooms in one Janus VideoRoom with end-to-end encryption (`meeting.e2ee`, docs/security.md):
 //! each room's device key is in its own swtpm and certified by a customer CA made here; each
 //! room shows the other as end-to-end encrypted and verified by that certificate's name, and
-//! decodes the other's moving picture, although Janus forwards only frames it cannot read.
+//! decodes the other's moving picture, although Janus forwards only frames it cannot read: what
+//! Janus has of a room's video, forwarded by Janus itself as plain RTP (`rtp_forward`) to a
+//! plain decoder, does not show the room's picture, while the same capture of a room without
+//! end-to-end encryption does (the control).
 //! When one leaves, the other makes a new sender key (a new key epoch in status).
 //!
 //! Layout: Janus inside the test namespace (10.77.<n>.2), both rooms on the host.
 
+use std::net::{Ipv4Addr, UdpSocket};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use roomd_tests::e2ee::{DeviceCa, EnrolledRoom};
-use roomd_tests::{HarnessError, Janus, Roomd, Swtpm, TestNetwork, meeting};
+use roomd_tests::{GstLaunch, HarnessError, Janus, Roomd, Swtpm, TestNetwork, meeting};
 use serde_json::{Value, json};
 
 const ROOM: u64 = 7301;
@@ -18,6 +23,17 @@ const KEYS_TIMEOUT: Duration = Duration::from_secs(30);
 const MEDIA_TIMEOUT: Duration = Duration::from_secs(30);
 /// About one second of video at 30 fps.
 const FRAMES: u64 = 30;
+/// How long the SFU's view of a room's video is captured (it starts before the other room
+/// joins and runs while the keys are agreed).
+const SFU_WATCH: Duration = Duration::from_secs(8);
+/// How long B must hear nothing from A once both are keyed: several announce intervals.
+const QUIET: Duration = Duration::from_secs(5);
+/// The size the captured pictures are scaled to before they are compared.
+const VIEW_WIDTH: usize = 32;
+const VIEW_HEIGHT: usize = 18;
+/// The simulated camera's background (`daemon/media/src/simulated_camera.rs`: solid colour
+/// 0x2d4a6b, with a small moving square and a clock on it), as RGB.
+const CAMERA_BACKGROUND: [u8; 3] = [0x2d, 0x4a, 0x6b];
 
 fn janus_target(janus: &Janus, name: &str) -> Value {
     json!({
@@ -82,6 +98,148 @@ fn received_video_frames(meeting: &Value) -> u64 {
         .unwrap_or(0)
 }
 
+/// Key messages the room logged hearing so far (debug level; the log never shows keys).
+fn key_messages(roomd: &Roomd) -> usize {
+    roomd
+        .stderr_text()
+        .matches("end-to-end key message of")
+        .count()
+}
+
+/// One request to Janus's plain HTTP API; the answer.
+fn janus_request(url: &str, body: &Value) -> Result<Value, HarnessError> {
+    let transport = |e: ureq::Error| HarnessError::Transport {
+        method: "POST".into(),
+        path: url.to_owned(),
+        message: e.to_string(),
+    };
+    let mut answer = ureq::post(url).send_json(body).map_err(transport)?;
+    answer.body_mut().read_json().map_err(transport)
+}
+
+/// A VideoRoom handle of the SFU's operator on Janus's own API: what the operator can do
+/// without being a participant.
+fn operator_handle(janus: &Janus) -> Result<String, HarnessError> {
+    let url = janus.http_url();
+    let session = janus_request(&url, &json!({"janus": "create", "transaction": "c"}))?;
+    let session = session["data"]["id"].as_u64().unwrap_or_default();
+    let handle = janus_request(
+        &format!("{url}/{session}"),
+        &json!({"janus": "attach", "plugin": "janus.plugin.videoroom", "transaction": "a"}),
+    )?;
+    let handle = handle["data"]["id"].as_u64().unwrap_or_default();
+    Ok(format!("{url}/{session}/{handle}"))
+}
+
+/// A synchronous VideoRoom request on `handle`; the plugin's answer.
+fn videoroom(handle: &str, body: Value) -> Result<Value, HarnessError> {
+    let answer = janus_request(
+        handle,
+        &json!({"janus": "message", "transaction": "m", "body": body}),
+    )?;
+    Ok(answer["plugindata"]["data"].clone())
+}
+
+/// The Janus publisher id of the room's participant called `display`.
+fn publisher_id(handle: &str, room: u64, display: &str) -> Result<u64, HarnessError> {
+    let list = videoroom(handle, json!({"request": "listparticipants", "room": room}))?;
+    list["participants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["display"] == display && p["publisher"] == true)
+        .and_then(|p| p["id"].as_u64())
+        .ok_or_else(|| HarnessError::UnexpectedBody {
+            what: "Janus's participant list".into(),
+            message: format!("no publisher {display:?}: {list}"),
+        })
+}
+
+/// What the SFU's operator sees of a room's video: Janus forwards it, as Janus has it (after
+/// its own DTLS-SRTP), as plain RTP to a plain H.264 depayloader and decoder on the host.
+struct SfuView {
+    plain: GstLaunch,
+    file: std::path::PathBuf,
+    started: Instant,
+}
+
+impl SfuView {
+    /// Starts forwarding the video of the publisher called `display`. Start it before another
+    /// participant subscribes: the new subscriber's key frame request gives the plain decoder
+    /// a key frame too (the encoder sends one unasked only every 10 s).
+    fn start(
+        net: &TestNetwork,
+        janus: &Janus,
+        display: &str,
+        dir: &Path,
+    ) -> Result<SfuView, HarnessError> {
+        let host: Ipv4Addr = net.host_address();
+        let port = UdpSocket::bind((host, 0))
+            .and_then(|s| s.local_addr())
+            .map(|a| a.port())
+            .expect("a free UDP port");
+        let file = dir.join(format!("sfu-view-{port}.rgb"));
+        let plain = GstLaunch::start(
+            "a plain H.264 decoder of what Janus forwards",
+            &format!(
+                "udpsrc address={host} port={port} \
+                 caps=\"application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,payload=96\" ! \
+                 identity name=packets silent=false ! rtph264depay ! h264parse ! avdec_h264 ! \
+                 videoconvert ! videoscale ! \
+                 video/x-raw,format=RGB,width={VIEW_WIDTH},height={VIEW_HEIGHT},pixel-aspect-ratio=1/1 ! \
+                 filesink location={} buffer-mode=unbuffered sync=false async=false",
+                file.display()
+            ),
+        )?;
+        let handle = operator_handle(janus)?;
+        let feed = publisher_id(&handle, janus.room(), display)?;
+        let answer = videoroom(
+            &handle,
+            json!({
+                "request": "rtp_forward", "room": janus.room(), "publisher_id": feed,
+                "host": host.to_string(), "host_family": "ipv4",
+                "streams": [{"mid": "video0", "port": port}],
+            }),
+        )?;
+        assert_eq!(answer["videoroom"], "rtp_forward", "{answer}");
+        Ok(SfuView {
+            plain,
+            file,
+            started: Instant::now(),
+        })
+    }
+
+    /// Once [`SFU_WATCH`] has passed since the start: the RTP packets that arrived and the
+    /// pictures the plain decoder made, scaled to [`VIEW_WIDTH`] × [`VIEW_HEIGHT`] RGB.
+    fn finish(self) -> (u64, Vec<Vec<u8>>) {
+        std::thread::sleep(SFU_WATCH.saturating_sub(self.started.elapsed()));
+        let packets = self.plain.frames("packets");
+        drop(self.plain);
+        let bytes = std::fs::read(&self.file).unwrap_or_default();
+        let pictures = bytes
+            .chunks_exact(VIEW_WIDTH * VIEW_HEIGHT * 3)
+            .map(<[u8]>::to_vec)
+            .collect();
+        (packets, pictures)
+    }
+}
+
+/// Whether `picture` (RGB) shows the simulated camera: most of it is the camera's background
+/// colour (the square and the clock cover little of it). A picture decoded from frames the
+/// decoder cannot read (concealment of garbage) does not.
+fn shows_the_camera(picture: &[u8]) -> bool {
+    let close = picture
+        .chunks_exact(3)
+        .filter(|pixel| {
+            pixel
+                .iter()
+                .zip(CAMERA_BACKGROUND)
+                .all(|(&p, c)| p.abs_diff(c) <= 24)
+        })
+        .count();
+    close * 10 >= VIEW_WIDTH * VIEW_HEIGHT * 7
+}
+
 #[test]
 fn two_rooms_meet_end_to_end_encrypted_and_verified_through_janus() -> Result<(), HarnessError> {
     let started = Instant::now();
@@ -94,7 +252,14 @@ fn two_rooms_meet_end_to_end_encrypted_and_verified_through_janus() -> Result<()
 
     let (tpm_a, tpm_b) = (Swtpm::start()?, Swtpm::start()?);
     let roomd_a = e2ee_room("Room A", &tpm_a, &janus, &ca_file)?;
-    let roomd_b = e2ee_room("Room B", &tpm_b, &janus, &ca_file)?;
+    // B logs each key message it hears (at debug level; never the keys).
+    let roomd_b = e2ee_room_with(
+        "Room B",
+        &tpm_b,
+        &janus,
+        &ca_file,
+        "[logging]\nlevel = \"debug\"\n",
+    )?;
     let a = EnrolledRoom::enrol(&roomd_a, &ca)?;
     let b = EnrolledRoom::enrol(&roomd_b, &ca)?;
     assert_ne!(a.certificate_name, b.certificate_name);
@@ -110,6 +275,8 @@ fn two_rooms_meet_end_to_end_encrypted_and_verified_through_janus() -> Result<()
         &json!({ "target": janus_target(&janus, "Room A") }),
     )?;
     a.wait_for("A connected", JOIN_TIMEOUT, |m| m["state"] == "connected")?;
+    // The SFU's operator records A's video from now on (see below).
+    let sfu = SfuView::start(&net, &janus, "Room A", dir.path())?;
     let joined_at = Instant::now();
     b.command(
         "meeting.join",
@@ -150,8 +317,36 @@ fn two_rooms_meet_end_to_end_encrypted_and_verified_through_janus() -> Result<()
         "pictures both ways {:?} after B joined",
         joined_at.elapsed()
     );
+    // Keyed both ways: from now on neither room repeats its announce, so B hears no key
+    // message from A (they came every 2 s before).
+    let keyed_at = Instant::now();
+    let heard_when_keyed = key_messages(&roomd_b);
     let text = format!("{seen_by_a}{seen_by_b}");
     assert!(!text.contains("secret"), "{text}");
+
+    // The SFU cannot watch: room A's video as Janus has it decodes, in a plain decoder, to no
+    // picture of A's camera, while B decodes A's camera meanwhile (the control of the capture
+    // path itself is `the_sfus_view_of_a_room_without_e2ee_shows_its_camera`).
+    let (packets, pictures) = sfu.finish();
+    let b_decoded = received_video_frames(&b.meeting()?);
+    let shown = pictures.iter().filter(|p| shows_the_camera(p)).count();
+    eprintln!(
+        "the SFU's view of A over {SFU_WATCH:?}: {packets} RTP packets, {} pictures from a plain \
+         decoder, {shown} of them A's camera; B decoded {b_decoded} frames of A",
+        pictures.len()
+    );
+    assert!(packets > 30, "Janus forwarded {packets} packets");
+    assert!(b_decoded > 30, "B decoded {b_decoded} frames of A");
+    assert_eq!(shown, 0, "the plain decoder showed A's camera");
+    std::thread::sleep(QUIET.saturating_sub(keyed_at.elapsed()));
+    let heard = key_messages(&roomd_b) - heard_when_keyed;
+    eprintln!(
+        "B heard {heard} key messages from A in the {:?} after both were keyed \
+         ({heard_when_keyed} before)",
+        keyed_at.elapsed()
+    );
+    assert!(heard_when_keyed > 0, "B's log shows no key message at all");
+    assert_eq!(heard, 0, "A repeated itself once keyed");
 
     // B leaves: A forgets B's keys and makes a new sender key (epoch 1).
     b.command("meeting.leave", &json!({}))?;
@@ -238,5 +433,116 @@ fn under_require_e2ee_a_room_sends_nothing_while_a_participant_has_no_keys()
         "A sent {before} video frames in all, none in 3 s; whole test {:?}",
         started.elapsed()
     );
+    Ok(())
+}
+
+/// The control for the SFU's view: a room without end-to-end encryption, captured the same way
+/// (Janus's `rtp_forward` into a plain decoder), shows its camera.
+#[test]
+fn the_sfus_view_of_a_room_without_e2ee_shows_its_camera() -> Result<(), HarnessError> {
+    let started = Instant::now();
+    let net = TestNetwork::create()?;
+    let janus = Janus::builder(&net).room(ROOM + 2).start()?;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let plain_room = |name: &str| {
+        Roomd::start_claimed(&format!(
+            "[system]\nname = \"{name}\"\n[meeting]\nca_file = \"{}\"\n",
+            janus.ca_path().display()
+        ))
+    };
+    let (p, q) = (plain_room("Room P")?, plain_room("Room Q")?);
+    p.command(
+        "meeting.join",
+        &json!({ "target": janus_target(&janus, "Room P") }),
+    )?;
+    meeting::wait_for(&p, "P connected", JOIN_TIMEOUT, |m| {
+        m["state"] == "connected"
+    })?;
+    // As in the encrypted meeting: the capture starts, then another room joins.
+    let sfu = SfuView::start(&net, &janus, "Room P", dir.path())?;
+    q.command(
+        "meeting.join",
+        &json!({ "target": janus_target(&janus, "Room Q") }),
+    )?;
+    let (packets, pictures) = sfu.finish();
+    let shown = pictures.iter().filter(|p| shows_the_camera(p)).count();
+    eprintln!(
+        "the SFU's view of a room without E2EE over {SFU_WATCH:?}: {packets} RTP packets, {} \
+         pictures, {shown} of them its camera; whole test {:?}",
+        pictures.len(),
+        started.elapsed()
+    );
+    assert!(packets > 30, "Janus forwarded {packets} packets");
+    assert!(
+        shown * 2 > pictures.len() && shown > 15,
+        "{shown} of {} pictures show the camera",
+        pictures.len()
+    );
+    Ok(())
+}
+
+/// `meeting.e2ee_rekey_s`: with both rooms present, each makes a new sender key on its timer
+/// (epoch 1 after about 5 s), grants it to the other, and each goes on decoding the other's
+/// picture under the new key.
+#[test]
+fn on_the_rekey_timer_both_rooms_take_new_keys_and_keep_decoding() -> Result<(), HarnessError> {
+    const REKEY: Duration = Duration::from_secs(5);
+    let started = Instant::now();
+    let net = TestNetwork::create()?;
+    let janus = Janus::builder(&net).room(ROOM + 3).start()?;
+    let ca = DeviceCa::new("Customer device CA");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let ca_file = dir.path().join("device-ca.pem");
+    ca.write_pem(&ca_file)?;
+    let (tpm_a, tpm_b) = (Swtpm::start()?, Swtpm::start()?);
+    let rekey = format!("e2ee_rekey_s = {}\n", REKEY.as_secs());
+    let roomd_a = e2ee_room_with("Room A", &tpm_a, &janus, &ca_file, &rekey)?;
+    let roomd_b = e2ee_room_with("Room B", &tpm_b, &janus, &ca_file, &rekey)?;
+    let a = EnrolledRoom::enrol(&roomd_a, &ca)?;
+    let b = EnrolledRoom::enrol(&roomd_b, &ca)?;
+    for (room, name) in [(&a, "Room A"), (&b, "Room B")] {
+        room.command(
+            "meeting.join",
+            &json!({ "target": janus_target(&janus, name) }),
+        )?;
+    }
+    let joined_at = Instant::now();
+    a.wait_for("A: B verified", KEYS_TIMEOUT, |m| {
+        verified_as(m, &b.certificate_name)
+    })?;
+    b.wait_for("B: A verified", KEYS_TIMEOUT, |m| {
+        verified_as(m, &a.certificate_name)
+    })?;
+    // Both rekey on their timers while the other stays: epoch 1, still keyed both ways.
+    let rekeyed = |m: &Value, name: &str| {
+        m["e2ee"]["key_epoch"].as_u64().is_some_and(|e| e >= 1) && verified_as(m, name)
+    };
+    let seen_by_a = a.wait_for("A rekeyed, B still keyed", KEYS_TIMEOUT, |m| {
+        rekeyed(m, &b.certificate_name)
+    })?;
+    let seen_by_b = b.wait_for("B rekeyed, A still keyed", KEYS_TIMEOUT, |m| {
+        rekeyed(m, &a.certificate_name)
+    })?;
+    let rekeyed_after = joined_at.elapsed();
+    assert!(rekeyed_after >= REKEY, "rekeyed after {rekeyed_after:?}");
+    // Pictures go on under the new keys: more than a second of video each way from now on.
+    let (from_b, from_a) = (
+        received_video_frames(&seen_by_a),
+        received_video_frames(&seen_by_b),
+    );
+    a.wait_for("A decodes B after the rekey", MEDIA_TIMEOUT, |m| {
+        received_video_frames(m) > from_b + FRAMES
+    })?;
+    b.wait_for("B decodes A after the rekey", MEDIA_TIMEOUT, |m| {
+        received_video_frames(m) > from_a + FRAMES
+    })?;
+    eprintln!(
+        "both rooms at key epoch 1 {rekeyed_after:?} after joining, pictures both ways {:?} \
+         after joining; whole test {:?}",
+        joined_at.elapsed(),
+        started.elapsed()
+    );
+    let text = format!("{seen_by_a}{seen_by_b}");
+    assert!(!text.contains("secret"), "{text}");
     Ok(())
 }

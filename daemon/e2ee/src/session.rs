@@ -171,7 +171,15 @@ struct Peer {
     key_ids: Vec<u64>,
     /// Our key id it was granted last.
     granted: Option<u64>,
+    /// When we last sent it our announce again in answer to its repeated one (seconds since
+    /// the epoch), see [`E2eeSession::announce`].
+    reannounced_at: Option<u64>,
 }
+
+/// At most one announce in answer to a participant's repeated announces per this many seconds:
+/// two participants that cannot open each other's grants do not echo announces at the speed of
+/// the network.
+const REANNOUNCE_SECONDS: u64 = 1;
 
 /// One participant's key agreement in one meeting.
 pub struct E2eeSession {
@@ -303,12 +311,32 @@ impl E2eeSession {
         // periodic announce on a lossy data path, see [`E2eeSession::announce`]): it gets our
         // current key again, in case our grant never reached it, and no announce back, which
         // would make two participants echo each other for ever.
+        //
+        // But while it has granted us no key, it may never have heard our announce (its
+        // channel to hear us opened after we sent it): it gets our announce again too, at most
+        // once per [`REANNOUNCE_SECONDS`], so that the two do not echo each other.
         if let Some(peer) = known.filter(|p| p.announce == announce) {
             let grant = self.me.grant(&peer.peer, self.key_id(), &self.secret)?;
-            return Ok(vec![Effect::Send {
+            let seconds = now.as_secs();
+            let reannounce = peer.key_ids.is_empty()
+                && peer
+                    .reannounced_at
+                    .is_none_or(|at| seconds.saturating_sub(at) >= REANNOUNCE_SECONDS);
+            let mut effects = Vec::new();
+            if reannounce {
+                if let Some(peer) = self.peers.get_mut(&announce.participant) {
+                    peer.reannounced_at = Some(seconds);
+                }
+                effects.push(Effect::Send {
+                    to: Some(announce.participant.clone()),
+                    message: Message::Announce(self.announce.clone()),
+                });
+            }
+            effects.push(Effect::Send {
                 to: Some(announce.participant),
                 message: Message::Grant(grant),
-            }]);
+            });
+            return Ok(effects);
         }
         // Otherwise a new participant, or a known one with a new meeting key (it reconnected):
         // it gets our announce and a grant to its current meeting key.
@@ -348,6 +376,7 @@ impl E2eeSession {
                 sas_confirmed_there: false,
                 key_ids: old_keys,
                 granted: Some(self.key_id()),
+                reannounced_at: None,
             },
         );
         effects.push(Effect::Send {

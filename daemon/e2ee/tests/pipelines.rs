@@ -290,3 +290,57 @@ fn vp8_through_the_elements_and_roomds_payloader_decodes_to_the_same_picture() {
         );
     }
 }
+
+/// The receiver's key arrives after the sender's key frame (the usual order when someone
+/// joins: the subscription's own key frame request comes first): the first frame that opens
+/// refers to pictures the decoder never got, so the element asks upstream for a key frame,
+/// once; with the key from the start it never asks.
+#[test]
+fn a_key_that_arrives_after_the_key_frame_asks_for_a_new_one() {
+    init();
+    let requests_with_key_after = |late: usize| {
+        let mut dec = None;
+        let upstream = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen_upstream = upstream.clone();
+        run(
+            &format!(
+                "{H264_SOURCE} ! roomdframeencrypt name=enc ! rtph264pay ! {H264_DECODE} ! \
+                 roomdframedecrypt name=dec ! fakesink sync=false"
+            ),
+            |p| {
+                encrypt(p, "enc").set_key(Some(SenderKey::new(1, &secret(1)).expect("key")));
+                let element = decrypt(p, "dec");
+                let sink = element.static_pad("sink").expect("sink pad");
+                let frames = std::sync::atomic::AtomicUsize::new(0);
+                let weak = element.downgrade();
+                sink.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                    if frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == late
+                        && let Some(element) = weak.upgrade()
+                    {
+                        element.insert_key(1, &secret(1)).expect("key");
+                    }
+                    gst::PadProbeReturn::Ok
+                });
+                sink.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+                    if let Some(event) = info.event()
+                        && gstreamer_video::UpstreamForceKeyUnitEvent::parse(event).is_ok()
+                    {
+                        seen_upstream.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    gst::PadProbeReturn::Ok
+                });
+                dec = Some(element);
+            },
+        );
+        let property = dec
+            .expect("the decrypt element")
+            .property::<u64>("keyframe-requests");
+        (
+            property,
+            upstream.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    };
+    // Key frames at 0 and 30; the key arrives with frame 5.
+    assert_eq!(requests_with_key_after(5), (1, 1));
+    assert_eq!(requests_with_key_after(0), (0, 0));
+}

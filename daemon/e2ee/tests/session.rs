@@ -428,3 +428,40 @@ fn a_lost_grant_is_granted_again_when_the_announce_repeats() {
         "b cannot open a's frames after the grant"
     );
 }
+
+/// A participant's channel to hear the other opened late: everything `a` sent `b` was lost,
+/// so `b` never heard `a`'s announce and `a` holds no key of `b`'s. When `b` repeats its
+/// announce, `a` answers with its announce again as well as a grant (a grant alone would be
+/// refused: `b` does not know `a`), and the two settle with keys both ways.
+#[test]
+fn a_repeated_announce_from_who_never_granted_us_gets_our_announce_again() {
+    let mut meeting = Meeting {
+        nodes: BTreeMap::new(),
+        queue: VecDeque::new(),
+    };
+    meeting.join("a", &browser(), &[]);
+    meeting.join("b", &browser(), &[]);
+    while let Some((from, to, message)) = meeting.queue.pop_front() {
+        if from == "a" {
+            continue;
+        }
+        assert!(to.is_none() || to.as_deref() == Some("a"));
+        let effects = meeting
+            .nodes
+            .get_mut("a")
+            .expect("a")
+            .session
+            .receive(&from, message, now())
+            .expect("accepted");
+        meeting.apply("a", effects);
+    }
+    // b repeats its announce (its periodic announce); from now on nothing is lost.
+    let again = meeting.nodes["b"].session.announce();
+    meeting.apply("b", vec![again]);
+    meeting.deliver();
+    let b = meeting.nodes.remove("b").expect("b");
+    assert!(meeting.opens("a", &b), "b cannot open a's frames");
+    meeting.nodes.insert("b".to_owned(), b);
+    let a = meeting.nodes.remove("a").expect("a");
+    assert!(meeting.opens("b", &a), "a cannot open b's frames");
+}

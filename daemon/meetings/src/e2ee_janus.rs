@@ -11,8 +11,12 @@
 //! in size ([`roomd_e2ee::session::MAX_MESSAGE_BYTES`]) and, by the peer, in rate.
 //!
 //! A data channel opens some time after the first messages may have been sent: the room sends
-//! its announce again whenever a channel opens and every [`ANNOUNCE_INTERVAL`]; who knows the
-//! room answers with a fresh grant of their key ([`E2eeSession::announce`]).
+//! its announce when a channel opens, when a participant joins, after a rekey, and, while it is
+//! not established with every participant it receives, again every [`ANNOUNCE_INTERVAL`], at
+//! most [`ANNOUNCE_REPEATS`] times after the last of those events. Once established with
+//! everybody it repeats nothing. Who knows the room answers an announce with a fresh grant of
+//! their key ([`E2eeSession::announce`]): a participant that misses a key asks for it by
+//! announcing itself again.
 //!
 //! Keys: our sender key goes to the publisher peer's encrypters; a participant's keys go to
 //! the decrypters of our subscription to them. Nothing here logs or reports a key.
@@ -28,8 +32,12 @@ use rustls::pki_types::{CertificateDer, UnixTime};
 use super::e2ee_identity::MeetingIdentity;
 use super::session::blocking;
 
-/// How often the room sends its announce again.
+/// How often the room sends its announce again while it is not established with everybody.
 pub(crate) const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(2);
+/// How many times the room repeats its announce after the last event that calls for one
+/// (30 s at [`ANNOUNCE_INTERVAL`]): a participant that never answers (without E2EE, or
+/// gone) does not get announces for ever; its next announce is answered all the same.
+pub(crate) const ANNOUNCE_REPEATS: u32 = 15;
 
 /// Why end-to-end encryption could not start.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +57,8 @@ pub(crate) struct JanusE2ee {
     require: bool,
     /// What the core was told last.
     reported: Option<E2eeStatus>,
+    /// Repeats of the announce left (see [`ANNOUNCE_REPEATS`]).
+    repeats_left: u32,
 }
 
 /// The key agreement's id of the participant Janus knows as publisher `feed`.
@@ -78,6 +88,7 @@ impl JanusE2ee {
                 session,
                 require,
                 reported: None,
+                repeats_left: ANNOUNCE_REPEATS,
             },
             effects,
         ))
@@ -115,19 +126,58 @@ impl JanusE2ee {
         }
     }
 
-    /// Publisher `feed` left: its keys go and the room rekeys for those who stay.
+    /// Publisher `feed` left: its keys go and the room rekeys for those who stay (and
+    /// announces itself again, see [`JanusE2ee::announce`]).
     pub(crate) fn leave(&mut self, feed: u64) -> Vec<Effect> {
-        self.session.leave(&participant(feed)).unwrap_or_else(|e| {
+        let mut effects = self.session.leave(&participant(feed)).unwrap_or_else(|e| {
             // Sealing to a verified meeting key does not fail; if it did, the peer who
             // misses the new key sees frames it cannot open, never clear ones.
             tracing::warn!("rekey after feed {feed} left: {e}");
             Vec::new()
-        })
+        });
+        if effects
+            .iter()
+            .any(|e| matches!(e, Effect::SetSenderKey { .. }))
+        {
+            effects.push(self.announce());
+        }
+        effects
     }
 
-    /// Our announce, for everybody.
-    pub(crate) fn announce(&self) -> Effect {
+    /// A new sender key for those present (`meeting.e2ee_rekey_s`), granted to each, and our
+    /// announce again (see [`JanusE2ee::announce`]).
+    pub(crate) fn rekey(&mut self) -> Vec<Effect> {
+        let mut effects = self.session.rekey().unwrap_or_else(|e| {
+            // As after a leave: a peer who misses the new key sees frames it cannot open.
+            tracing::warn!("timed rekey: {e}");
+            Vec::new()
+        });
+        if !effects.is_empty() {
+            effects.push(self.announce());
+        }
+        effects
+    }
+
+    /// Our announce, for everybody, on an event that calls for one (a data channel opened, a
+    /// participant joined, a rekey): the repeats start again.
+    pub(crate) fn announce(&mut self) -> Effect {
+        self.repeats_left = ANNOUNCE_REPEATS;
         self.session.announce()
+    }
+
+    /// Our announce again, on the [`ANNOUNCE_INTERVAL`] tick: only while the room is not
+    /// established with every participant it receives (as last reported), and at most
+    /// [`ANNOUNCE_REPEATS`] times after the last [`JanusE2ee::announce`].
+    pub(crate) fn repeat_announce(&mut self) -> Option<Effect> {
+        let established = self
+            .reported
+            .as_ref()
+            .is_some_and(|s| s.state == E2eeState::Established);
+        if established || self.repeats_left == 0 {
+            return None;
+        }
+        self.repeats_left -= 1;
+        Some(self.session.announce())
     }
 
     /// Under `meeting.require_e2ee`, whether the room must hold its media now (not established

@@ -39,6 +39,8 @@ struct E2eeSetup {
     identity: MeetingIdentity,
     trusted: Vec<CertificateDer<'static>>,
     require: bool,
+    /// `meeting.e2ee_rekey_s`: how long a sender key lives.
+    rekey: Duration,
 }
 
 /// The end-to-end setup under the configuration, or why the meeting cannot start.
@@ -56,6 +58,7 @@ fn e2ee_setup(ctx: &SessionContext) -> Result<Option<E2eeSetup>, String> {
         identity,
         trusted,
         require: meeting.require_e2ee,
+        rekey: Duration::from_secs(u64::from(meeting.e2ee_rekey_s)),
     }))
 }
 
@@ -218,6 +221,13 @@ async fn in_room(
 
     let mut stats = tokio::time::interval(Duration::from_secs(1));
     let mut announce = tokio::time::interval(ANNOUNCE_INTERVAL);
+    // A new sender key every `meeting.e2ee_rekey_s` (the first one after that long).
+    let rekey_every = room
+        .e2ee
+        .as_ref()
+        .map_or(Duration::from_secs(3600), |e| e.rekey);
+    let mut rekey =
+        tokio::time::interval_at(tokio::time::Instant::now() + rekey_every, rekey_every);
     let mut stop = ctx.stop.clone();
     let outcome = loop {
         tokio::select! {
@@ -244,10 +254,17 @@ async fn in_room(
                 }
                 Some(Ok(event)) => match event {
                     JanusEvent::PublishersJoined { publishers, .. } => {
+                        let mut joined_now = false;
                         for publisher in own.others(publishers) {
                             if !feeds.contains_key(&publisher.id) {
                                 subscribe(ctx, session, room, joined.private_id, publisher, roster, feeds).await?;
+                                joined_now = true;
                             }
+                        }
+                        // A new participant: announce (and repeat until keyed with it).
+                        if joined_now && let Some(agreement) = e2ee.as_mut() {
+                            apply(vec![agreement.announce()], roster.peer(SELF_ID, "publisher"), None);
+                            report_e2ee(&mut e2ee, roster, feeds).await;
                         }
                     }
                     JanusEvent::PublisherLeft { id, .. }
@@ -329,11 +346,18 @@ async fn in_room(
                 }
             }
             _ = stats.tick() => roster.report_stats().await,
-            _ = announce.tick(), if e2ee.is_some() => {
-                if let Some(agreement) = &e2ee {
-                    apply(vec![agreement.announce()], roster.peer(SELF_ID, "publisher"), None);
+            _ = rekey.tick(), if e2ee.is_some() => {
+                if let Some(agreement) = e2ee.as_mut() {
+                    let effects = agreement.rekey();
+                    apply(effects, roster.peer(SELF_ID, "publisher"), None);
                 }
                 report_e2ee(&mut e2ee, roster, feeds).await;
+            }
+            _ = announce.tick(), if e2ee.is_some() => {
+                report_e2ee(&mut e2ee, roster, feeds).await;
+                if let Some(repeat) = e2ee.as_mut().and_then(JanusE2ee::repeat_announce) {
+                    apply(vec![repeat], roster.peer(SELF_ID, "publisher"), None);
+                }
             }
         }
     };

@@ -1,4 +1,9 @@
 //! `roomdframedecrypt`: opens every received frame with the key its key id names; drops the rest.
+//!
+//! A video frame that opens after frames were dropped refers to pictures the decoder never got
+//! (the sender's key arrived after its key frame, or after a rekey): the element asks upstream
+//! for a key frame (a force-key-unit event, which the RTP session sends as PLI/FIR), and again
+//! every [`KEYFRAME_REQUEST_EVERY`] opened frames until a key frame opens.
 
 use gstreamer as gst;
 use gstreamer::glib;
@@ -31,6 +36,9 @@ impl FrameDecrypt {
     }
 }
 
+/// Opened delta frames between two key frame requests while the decoder waits for a key frame.
+pub(crate) const KEYFRAME_REQUEST_EVERY: u64 = 30;
+
 mod imp {
     use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
 
@@ -39,8 +47,11 @@ mod imp {
     use gstreamer::prelude::*;
     use gstreamer::subclass::prelude::*;
     use gstreamer_base as gst_base;
+    use gstreamer_base::prelude::BaseTransformExtManual;
     use gstreamer_base::subclass::prelude::*;
 
+    use super::KEYFRAME_REQUEST_EVERY;
+    use crate::h264;
     use crate::{Codec, ReceiverKeys, frame};
 
     static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -57,6 +68,12 @@ mod imp {
         opened: u64,
         refused: u64,
         last_error: String,
+        /// Video frames were dropped since the last key frame that opened: opened delta
+        /// frames since then (the next request goes out at 0 and every
+        /// [`KEYFRAME_REQUEST_EVERY`]).
+        awaiting_keyframe: Option<u64>,
+        /// Key frame requests sent upstream.
+        keyframe_requests: u64,
     }
 
     #[derive(Default)]
@@ -74,6 +91,21 @@ mod imp {
 
         pub(super) fn keys(&self) -> MutexGuard<'_, ReceiverKeys> {
             self.keys.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+    }
+
+    /// Whether an opened frame is a key frame: H.264, an access unit with an IDR slice; VP8,
+    /// the frame tag's inverse key frame bit clear. (Depayloaders' delta flags are not relied
+    /// on.)
+    fn is_keyframe(codec: Codec, frame: &[u8]) -> bool {
+        match codec {
+            Codec::H264 => h264::nal_units(frame).is_ok_and(|units| {
+                units
+                    .iter()
+                    .any(|u| u.first().is_some_and(|b| b & 0x1f == 5))
+            }),
+            Codec::Vp8 => frame.first().is_some_and(|b| b & 1 == 0),
+            Codec::Opus => true,
         }
     }
 
@@ -98,6 +130,11 @@ mod imp {
                         .blurb("Frames dropped: no key for them, a wrong key, tampered or not encrypted")
                         .read_only()
                         .build(),
+                    glib::ParamSpecUInt64::builder("keyframe-requests")
+                        .nick("Key frame requests")
+                        .blurb("Key frames asked for upstream after dropped frames")
+                        .read_only()
+                        .build(),
                     glib::ParamSpecString::builder("last-error")
                         .nick("Last error")
                         .blurb("Why the last refused frame was refused")
@@ -113,6 +150,7 @@ mod imp {
             match pspec.name() {
                 "frames-opened" => state.opened.to_value(),
                 "frames-refused" => state.refused.to_value(),
+                "keyframe-requests" => state.keyframe_requests.to_value(),
                 "last-error" => state.last_error.to_value(),
                 // GObject only asks for the properties listed above.
                 _ => 0u64.to_value(),
@@ -171,16 +209,41 @@ mod imp {
                 let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
                 frame::open(codec, &self.keys(), map.as_slice())
             };
+            let video = codec != Codec::Opus;
             let mut state = self.state();
             match result {
                 Ok(opened) => {
                     state.opened += 1;
+                    let request = match state.awaiting_keyframe {
+                        Some(_) if is_keyframe(codec, &opened) => {
+                            state.awaiting_keyframe = None;
+                            false
+                        }
+                        Some(delta) => {
+                            state.awaiting_keyframe = Some(delta + 1);
+                            delta % KEYFRAME_REQUEST_EVERY == 0
+                        }
+                        None => false,
+                    };
+                    if request {
+                        state.keyframe_requests += 1;
+                    }
                     drop(state);
                     buffer.replace_all_memory(gst::Memory::from_mut_slice(opened));
+                    if request {
+                        gst::debug!(CAT, imp = self, "asking for a key frame");
+                        let event = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
+                            .all_headers(true)
+                            .build();
+                        self.obj().sink_pad().push_event(event);
+                    }
                     Ok(gst::FlowSuccess::Ok)
                 }
                 Err(e) => {
                     state.refused += 1;
+                    if video && state.awaiting_keyframe.is_none() {
+                        state.awaiting_keyframe = Some(0);
+                    }
                     let reason = e.to_string();
                     if state.last_error != reason {
                         gst::debug!(CAT, imp = self, "frame refused: {reason}");

@@ -132,6 +132,11 @@ pub(super) fn lobby_timeout_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<u
     integer_in(d, 5, 3600)
 }
 
+/// `meeting.e2ee_rekey_s`: from a key a minute (tests use 5 s) to a key a day.
+pub(super) fn e2ee_rekey_s<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    integer_in(d, 5, 86_400)
+}
+
 /// `meeting.allowed_servers`: each entry a host pattern the outbound policy understands.
 pub(super) fn allowed_servers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     use crate::outbound::{MAX_PATTERNS, OutboundPolicy};

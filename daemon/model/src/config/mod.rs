@@ -128,6 +128,8 @@ pub const FILE_ONLY_KEYS: &[&str] = &[
     "meeting.e2ee",
     "meeting.e2ee_ca_file",
     "meeting.require_e2ee",
+    // How long a sender key lives: through the API, a caller could stretch it to a day.
+    "meeting.e2ee_rekey_s",
     // Where keys, accounts and the audit log live: pointed elsewhere, roomd would come up over
     // a directory of the caller's choosing (unclaimed, or with their users).
     "system.state_dir",

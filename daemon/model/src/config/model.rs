@@ -448,6 +448,10 @@ pub struct MeetingConfig {
     /// In an end-to-end encrypted meeting, send no media while any participant has no
     /// end-to-end keys with the room (the reason is in status). File-only.
     pub require_e2ee: bool,
+    /// Seconds between the room's new sender keys in an end-to-end encrypted meeting (besides
+    /// the new key whenever someone leaves). File-only.
+    #[serde(deserialize_with = "checks::e2ee_rekey_s")]
+    pub e2ee_rekey_s: u32,
 }
 
 impl Default for MeetingConfig {
@@ -465,6 +469,7 @@ impl Default for MeetingConfig {
             e2ee: false,
             e2ee_ca_file: String::new(),
             require_e2ee: false,
+            e2ee_rekey_s: 3600,
         }
     }
 }

@@ -102,6 +102,7 @@ fn everything_changed() -> Config {
             e2ee: true,
             e2ee_ca_file: "/etc/roomd/e2ee-ca.pem".to_owned(),
             require_e2ee: true,
+            e2ee_rekey_s: 600,
         },
         update: UpdateConfig {
             rauc_bus: "unix:path=/run/rauc-test/bus".to_owned(),
@@ -1090,6 +1091,7 @@ fn merge_patch_null_resets_keys_and_sections_to_defaults() {
     expected.meeting.e2ee = changed.meeting.e2ee;
     expected.meeting.e2ee_ca_file = changed.meeting.e2ee_ca_file.clone();
     expected.meeting.require_e2ee = changed.meeting.require_e2ee;
+    expected.meeting.e2ee_rekey_s = changed.meeting.e2ee_rekey_s;
     expected.update.rauc_bus = changed.update.rauc_bus.clone();
     expected.update.os_release = changed.update.os_release.clone();
     expected.dbus = changed.dbus.clone();
@@ -1250,6 +1252,7 @@ fn json_round_trip_preserves_every_value() {
     base.meeting.e2ee = config.meeting.e2ee;
     base.meeting.e2ee_ca_file = config.meeting.e2ee_ca_file.clone();
     base.meeting.require_e2ee = config.meeting.require_e2ee;
+    base.meeting.e2ee_rekey_s = config.meeting.e2ee_rekey_s;
     base.update.rauc_bus = config.update.rauc_bus.clone();
     base.update.os_release = config.update.os_release.clone();
     base.dbus = config.dbus.clone();
