@@ -90,7 +90,7 @@ pub enum ExchangeError {
     Seal(String),
     /// The identity key could not sign.
     #[error("the identity key cannot sign: {0}")]
-    Sign(String),
+    Sign(#[source] SignError),
 }
 
 /// How a participant proves who it is.
@@ -109,12 +109,15 @@ pub enum Identity {
     },
 }
 
+/// Why an identity key could not sign: the signer's own error (the TPM's, rustls's, ring's).
+pub type SignError = Box<dyn std::error::Error + Send + Sync>;
+
 /// What signs for a participant: the room's TPM device key, or (in tests) a software key.
 pub trait IdentitySigner {
     /// The identity to announce.
     fn identity(&self) -> Identity;
     /// An ECDSA P-256 SHA-256 signature of `message`, as r ‖ s (64 bytes, what WebCrypto makes).
-    fn sign(&self, message: &[u8]) -> Result<[u8; 64], String>;
+    fn sign(&self, message: &[u8]) -> Result<[u8; 64], SignError>;
 }
 
 /// A participant's signed introduction for one meeting.

@@ -8,7 +8,7 @@ use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as 
 
 use roomd_e2ee::KeySecret;
 use roomd_e2ee::exchange::{
-    ExchangeError, Identity, IdentitySigner, Participant, short_authentication_string,
+    ExchangeError, Identity, IdentitySigner, Participant, SignError, short_authentication_string,
     verify_announce,
 };
 
@@ -72,15 +72,15 @@ impl IdentitySigner for Signer {
         }
     }
 
-    fn sign(&self, message: &[u8]) -> Result<[u8; 64], String> {
+    fn sign(&self, message: &[u8]) -> Result<[u8; 64], SignError> {
         let signature = self
             .key
             .sign(&SystemRandom::new(), message)
-            .map_err(|_| "ring cannot sign".to_owned())?;
+            .map_err(|_| "ring cannot sign")?;
         signature
             .as_ref()
             .try_into()
-            .map_err(|_| "not 64 bytes".to_owned())
+            .map_err(|_| "not 64 bytes".into())
     }
 }
 

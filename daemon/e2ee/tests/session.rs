@@ -15,7 +15,7 @@ use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
 use rustls_pki_types::{CertificateDer, UnixTime};
 
-use roomd_e2ee::exchange::{Identity, IdentitySigner};
+use roomd_e2ee::exchange::{Identity, IdentitySigner, SignError};
 use roomd_e2ee::frame::{open, protect};
 use roomd_e2ee::session::{E2eeSession, Effect, Message, SessionError, Verified};
 use roomd_e2ee::{Codec, ReceiverKeys, SenderKey};
@@ -44,11 +44,11 @@ impl IdentitySigner for Signer {
         }
     }
 
-    fn sign(&self, message: &[u8]) -> Result<[u8; 64], String> {
+    fn sign(&self, message: &[u8]) -> Result<[u8; 64], SignError> {
         let signature = self
             .key
             .sign(&SystemRandom::new(), message)
-            .map_err(|_| "cannot sign".to_owned())?;
+            .map_err(|_| "cannot sign")?;
         signature.as_ref().try_into().map_err(|_| "length".into())
     }
 }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use roomd_e2ee::exchange::{Identity, IdentitySigner};
+use roomd_e2ee::exchange::{Identity, IdentitySigner, SignError};
 use roomd_identity::tls::{DeviceKey, ServedCertificate};
 use rustls::SignatureScheme;
 use rustls::pki_types::CertificateDer;
@@ -66,12 +66,12 @@ impl IdentitySigner for DeviceSigner {
         }
     }
 
-    fn sign(&self, message: &[u8]) -> Result<[u8; 64], String> {
-        let key = self.key.rustls_key().map_err(|e| e.to_string())?;
+    fn sign(&self, message: &[u8]) -> Result<[u8; 64], SignError> {
+        let key = self.key.rustls_key()?;
         let signer = key
             .choose_scheme(&[SignatureScheme::ECDSA_NISTP256_SHA256])
             .ok_or("the device key does not sign ECDSA P-256 SHA-256")?;
-        let der = signer.sign(message).map_err(|e| e.to_string())?;
+        let der = signer.sign(message)?;
         raw_signature(&der).ok_or_else(|| "the device key's signature is not DER ECDSA".into())
     }
 }

@@ -44,6 +44,29 @@ pub trait SipCalls: Send + Sync + 'static {
     ) -> SipFuture<'static, Result<Box<dyn SipCall>, String>>;
 }
 
+/// Why a hold or resume (a re-INVITE) did not take.
+#[derive(Debug, thiserror::Error)]
+pub enum HoldError {
+    /// The far end answered with a failure.
+    #[error("the far end answered the re-INVITE with {status}")]
+    Refused {
+        /// Its status line, e.g. `488 Not Acceptable Here`.
+        status: String,
+    },
+    /// The call has no confirmed dialog to send it in.
+    #[error("the call is not established")]
+    NotEstablished,
+    /// Sending it failed (transport or transaction).
+    #[error("the re-INVITE failed: {0}")]
+    Failed(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// No final answer in time.
+    #[error("no answer to the re-INVITE within {seconds} s")]
+    Timeout {
+        /// The limit.
+        seconds: u64,
+    },
+}
+
 /// A call that was answered.
 pub trait SipCall: Send {
     /// Whether every agreed stream is SRTP (from the SDP both sides agreed) and its media runs
@@ -57,7 +80,7 @@ pub trait SipCall: Send {
     fn send_dtmf(&self, digits: &str) -> bool;
     /// Holds the call (re-INVITE with `a=sendonly`) or resumes it (`a=sendrecv`); resolves
     /// once the far end accepted, or with why not.
-    fn hold(&mut self, hold: bool) -> SipFuture<'_, Result<(), String>>;
+    fn hold(&mut self, hold: bool) -> SipFuture<'_, Result<(), HoldError>>;
     /// Ends the call from the room's side (BYE).
     fn hang_up(self: Box<Self>) -> SipFuture<'static, ()>;
 }

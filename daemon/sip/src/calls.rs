@@ -39,7 +39,7 @@ const FAR_END: &str = "far-end";
 use roomd_core::StreamStats;
 use roomd_media::sip::{SipMedia, SipStream};
 use roomd_media::{MediaKind, MediaTaps};
-use roomd_meetings::{SipCall, SipCalls, SipFuture};
+use roomd_meetings::{HoldError, SipCall, SipCalls, SipFuture};
 
 /// How long the far end may take to answer (ringing included).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -858,7 +858,7 @@ impl SipCall for ActiveCall {
         self.media.send_dtmf(digits)
     }
 
-    fn hold(&mut self, hold: bool) -> SipFuture<'_, Result<(), String>> {
+    fn hold(&mut self, hold: bool) -> SipFuture<'_, Result<(), HoldError>> {
         Box::pin(async move {
             let sdp = self.next_sdp(if hold { "sendonly" } else { "sendrecv" });
             let reinvite = self.dialog.reinvite(
@@ -867,16 +867,14 @@ impl SipCall for ActiveCall {
             );
             match tokio::time::timeout(ANSWER_TIMEOUT, reinvite).await {
                 Ok(Ok(Some(response))) if response.status_code == StatusCode::OK => Ok(()),
-                Ok(Ok(Some(response))) => Err(format!(
-                    "the far end answered the re-INVITE with {}",
-                    response.status_code
-                )),
-                Ok(Ok(None)) => Err("the call is not established".to_owned()),
-                Ok(Err(e)) => Err(format!("the re-INVITE failed: {e}")),
-                Err(_) => Err(format!(
-                    "no answer to the re-INVITE within {} s",
-                    ANSWER_TIMEOUT.as_secs()
-                )),
+                Ok(Ok(Some(response))) => Err(HoldError::Refused {
+                    status: response.status_code.to_string(),
+                }),
+                Ok(Ok(None)) => Err(HoldError::NotEstablished),
+                Ok(Err(e)) => Err(HoldError::Failed(Box::new(e))),
+                Err(_) => Err(HoldError::Timeout {
+                    seconds: ANSWER_TIMEOUT.as_secs(),
+                }),
             }
         })
     }
