@@ -253,12 +253,15 @@ test: toolchain browser-deps schemathesis webui
 	cargo build --workspace --bins
 	@# The image tests' firmware image is built in the background (apt downloads, dpkg and disk
 	@# mostly) while the code is checked and the tests compile (CPU mostly); the tests run once
-	@# it is there, and image_boot finds it up to date (target/image-test/inputs.sha256).
+	@# it is there, and image_boot finds it up to date (target/image-test/inputs.sha256). The
+	@# image's gigabytes are flushed to disk first: the kernel writing them back while the media
+	@# tests ran starved their live pipelines (two fresh runs failed there that way).
 	@target/debug/image-test-image > target/image-test-image.log 2>&1 & image=$$!; \
 	cargo fmt --all --check && \
 	cargo clippy --workspace --all-targets -- -D warnings && \
 	cargo test --workspace --no-run; checks=$$?; \
 	wait $$image; built=$$?; \
+	sync; \
 	[ $$built -eq 0 ] || { cat target/image-test-image.log >&2; echo "make test: the image tests' image was not built" >&2; }; \
 	[ $$checks -eq 0 ] && [ $$built -eq 0 ]
 	cargo test --workspace -- --skip $(FUZZ_TEST) --skip $(IMAGE_TESTS)
