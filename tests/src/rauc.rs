@@ -372,25 +372,9 @@ impl FileServer {
         cert: &crate::ServerCertificate,
         body: Vec<u8>,
     ) -> Result<FileServer, HarnessError> {
-        use rustls_pki_types::pem::PemObject;
-        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
         use std::sync::Arc;
         use std::sync::atomic::{AtomicBool, Ordering};
-        let fail = |message: String| HarnessError::Config { message };
-        let chain = CertificateDer::pem_slice_iter(cert.cert_pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| fail(format!("file server certificate: {e}")))?;
-        let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes())
-            .map_err(|e| fail(format!("file server key: {e}")))?;
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| fail(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| fail(format!("file server TLS: {e}")))?;
-        let config = Arc::new(config);
+        let config = cert.rustls_server_config("file server")?;
         let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
             .map_err(|e| HarnessError::io("cannot listen for the file server", e))?;
         let port = listener

@@ -19,6 +19,33 @@ pub struct ServerCertificate {
     pub key_pem: String,
 }
 
+impl ServerCertificate {
+    /// A rustls server configuration (ring, safe defaults, no client authentication) that
+    /// serves this certificate; `what` names the server in errors.
+    pub fn rustls_server_config(
+        &self,
+        what: &str,
+    ) -> Result<std::sync::Arc<rustls::ServerConfig>, HarnessError> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let fail = |message: String| HarnessError::Config { message };
+        let chain = CertificateDer::pem_slice_iter(self.cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| fail(format!("{what} certificate: {e}")))?;
+        let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes())
+            .map_err(|e| fail(format!("{what} key: {e}")))?;
+        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| fail(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| fail(format!("{what} TLS: {e}")))?;
+        Ok(std::sync::Arc::new(config))
+    }
+}
+
 /// A TLS client certificate and its private key, both PEM.
 pub struct ClientCertificate {
     pub cert_pem: String,

@@ -9,8 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::{HarnessError, ServerCertificate};
 
@@ -30,21 +28,7 @@ impl TrickleServer {
         body: Vec<u8>,
         duration: Duration,
     ) -> Result<TrickleServer, HarnessError> {
-        let fail = |message: String| HarnessError::Config { message };
-        let chain = CertificateDer::pem_slice_iter(cert.cert_pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| fail(format!("trickle server certificate: {e}")))?;
-        let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes())
-            .map_err(|e| fail(format!("trickle server key: {e}")))?;
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| fail(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| fail(format!("trickle server TLS: {e}")))?;
-        let config = Arc::new(config);
+        let config = cert.rustls_server_config("trickle server")?;
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .map_err(|e| HarnessError::io("cannot listen for the trickle server", e))?;
         let port = listener
