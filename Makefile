@@ -251,15 +251,18 @@ test: export ROOMCTL_BIN := $(CURDIR)/target/debug/roomctl
 test: export ROOMD_SCHEMATHESIS := $(SCHEMATHESIS_VENV)/bin/st
 test: toolchain browser-deps schemathesis webui
 	cargo build --workspace --bins
+	cargo test --workspace --no-run
 	@# The image tests' firmware image is built in the background (apt downloads, dpkg and disk
-	@# mostly) while the code is checked and the tests compile (CPU mostly); the tests run once
-	@# it is there, and image_boot finds it up to date (target/image-test/inputs.sha256). The
-	@# image's gigabytes are flushed to disk first: the kernel writing them back while the media
-	@# tests ran starved their live pipelines (two fresh runs failed there that way).
+	@# mostly) while the code is checked (CPU mostly); the tests run once it is there, and
+	@# image_boot finds it up to date (target/image-test/inputs.sha256). It starts after the
+	@# tests are compiled: that compile links target/debug/roomd again (dev-dependencies unify
+	@# features differently from `cargo build`), and an image of the earlier binary would be
+	@# built again by the test. The image's gigabytes are flushed to disk before the tests: the
+	@# kernel writing them back while the media tests ran starved their live pipelines (two
+	@# fresh runs failed there that way).
 	@target/debug/image-test-image > target/image-test-image.log 2>&1 & image=$$!; \
 	cargo fmt --all --check && \
-	cargo clippy --workspace --all-targets -- -D warnings && \
-	cargo test --workspace --no-run; checks=$$?; \
+	cargo clippy --workspace --all-targets -- -D warnings; checks=$$?; \
 	wait $$image; built=$$?; \
 	sync; \
 	[ $$built -eq 0 ] || { cat target/image-test-image.log >&2; echo "make test: the image tests' image was not built" >&2; }; \
