@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-
 use crate::{HarnessError, ServerCertificate};
 
 /// Pieces the body is sent in.
