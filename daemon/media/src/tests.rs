@@ -776,9 +776,12 @@ mod healing {
         assert!(took < Duration::from_secs(1), "rebuilt after {took:?}");
         assert_eq!(event.branch, "video");
         assert!(event.reason.contains("camera unplugged"), "{event:?}");
-        assert_eq!(
-            room.status().status.system.media.rebuilds,
-            rebuilds_before + 1
+        // Counted in status; the display's stall watchdog may add one of its own on a loaded
+        // machine (the event above is the camera's).
+        let rebuilds = room.status().status.system.media.rebuilds;
+        assert!(
+            rebuilds > rebuilds_before,
+            "rebuilds {rebuilds_before} -> {rebuilds}"
         );
         // The new branch serves the display again, from a new pipeline.
         assert_ne!(display_pipeline(&display), pipeline);
