@@ -443,6 +443,7 @@ mod tests {
     /// pixels when passed as is, and none once it is [`label_text`].
     #[test]
     fn a_name_with_markup_is_drawn_as_plain_text() {
+        let _serial = crate::tests::one_pipeline_test_at_a_time();
         use gstreamer as gst;
         use gstreamer::prelude::*;
         gst::init().unwrap();

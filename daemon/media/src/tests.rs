@@ -40,6 +40,7 @@ fn profile_elements_come_first_even_with_rank_none() {
 
 #[test]
 fn a_working_hardware_encoder_is_chosen() {
+    let _serial = one_pipeline_test_at_a_time();
     fake_encoders::register();
     let chosen = encoder_choice::choose(&names(&["qsvh264enc", "x264enc"]), SETTINGS).unwrap();
     assert_eq!(chosen.name, "qsvh264enc");
@@ -49,6 +50,7 @@ fn a_working_hardware_encoder_is_chosen() {
 
 #[test]
 fn a_hardware_encoder_that_fails_to_start_falls_back_to_software() {
+    let _serial = one_pipeline_test_at_a_time();
     fake_encoders::register();
     let chosen = encoder_choice::choose(&names(&["vah264enc", "x264enc"]), SETTINGS).unwrap();
     assert_eq!(chosen.name, "x264enc");
@@ -67,6 +69,7 @@ fn a_hardware_encoder_that_fails_to_start_falls_back_to_software() {
 
 #[test]
 fn software_encoders_get_real_time_settings() {
+    let _serial = one_pipeline_test_at_a_time();
     fake_encoders::register();
     let x264 = encoder_choice::make("x264enc", SETTINGS).unwrap();
     assert_eq!(x264.property::<u32>("bframes"), 0);
@@ -200,15 +203,40 @@ mod display {
     use crate::view::RoomView;
     use roomd_model::config::Layout;
 
-    /// The display frame as RGB bytes, after the pipeline had time to show the latest change.
+    /// The display frame as RGB bytes, once frames composed after the latest change arrived.
     fn rgb(snapshots: &DisplaySnapshots) -> Vec<u8> {
-        std::thread::sleep(Duration::from_millis(400));
+        frames_after_now(snapshots, 3);
         let caps = gst::Caps::builder("video/x-raw")
             .field("format", "RGB")
             .build();
         let sample = snapshots.frame(&caps).unwrap();
         let map = sample.buffer().unwrap().map_readable().unwrap();
         map.as_slice().to_vec()
+    }
+
+    /// Waits (bounded) until `count` frames reached the sink after this call: with one frame
+    /// queued after the compositor and one at the sink, the third was composed after any
+    /// change made before the call. A fixed sleep was too short on a loaded machine.
+    fn frames_after_now(snapshots: &DisplaySnapshots, count: usize) {
+        use gstreamer::prelude::*;
+        let sink = snapshots.sink().expect("the display runs");
+        let pad = sink.static_pad("sink").expect("an appsink has a sink pad");
+        let (arrived, frames) = std::sync::mpsc::sync_channel(count);
+        let probe = pad
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                let _ = arrived.try_send(());
+                gst::PadProbeReturn::Ok
+            })
+            .expect("a probe on the snapshot sink");
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        for seen in 0..count {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            assert!(
+                frames.recv_timeout(left).is_ok(),
+                "the display composed {seen} frames in 15 s, {count} wanted"
+            );
+        }
+        pad.remove_probe(probe);
     }
 
     /// A grey I420 frame of 160x90 with luma `y`.

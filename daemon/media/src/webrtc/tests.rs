@@ -355,6 +355,7 @@ async fn a_content_peer_sends_the_shared_content_and_no_sound() {
 
 #[tokio::test]
 async fn bad_remote_descriptions_get_clear_errors() {
+    let _serial = crate::tests::one_pipeline_test_at_a_time();
     gst::init().unwrap();
     let taps = MediaTaps::default();
     let options = || PeerOptions {
