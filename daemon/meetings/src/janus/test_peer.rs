@@ -35,14 +35,32 @@ impl Peer {
 
     /// A sending peer and its offer (with every candidate it gathered).
     pub(super) fn offer() -> (Peer, String) {
-        let peer = Peer::new(
+        // Each stream's SSRC is in the offer from the start, as roomd's own peers do it
+        // (media::webrtc::peer): webrtcbin 1.22 otherwise writes `a=ssrc` only once caps have
+        // flowed, and Janus rejects a bundle-only audio line without one (about one offer in
+        // five here raced that way and failed with "media 1 is missing 'ice-ufrag'").
+        let video = "application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000";
+        let audio = "application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000";
+        let (video_ssrc, audio_ssrc) = (0x5EED_0001u32, 0x5EED_0002u32);
+        let peer = Peer::new(&format!(
             "webrtcbin name=w bundle-policy=max-bundle \
              videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=15/1 ! \
-             vp8enc deadline=1 ! rtpvp8pay ! \
-             application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000 ! w. \
-             audiotestsrc is-live=true ! opusenc ! rtpopuspay ! \
-             application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000 ! w.",
-        );
+             vp8enc deadline=1 ! rtpvp8pay ssrc={video_ssrc} ! {video} ! w.sink_0 \
+             audiotestsrc is-live=true ! opusenc ! rtpopuspay ssrc={audio_ssrc} ! {audio} ! w.sink_1"
+        ));
+        for (pad, caps, ssrc) in [("sink_0", video, video_ssrc), ("sink_1", audio, audio_ssrc)] {
+            let transceiver = peer
+                .webrtc
+                .static_pad(pad)
+                .expect("a linked webrtcbin sink pad")
+                .property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver");
+            let mut caps = caps.parse::<gst::Caps>().expect("RTP caps");
+            caps.make_mut()
+                .structure_mut(0)
+                .expect("one structure")
+                .set("ssrc", ssrc);
+            transceiver.set_property("codec-preferences", caps);
+        }
         let reply = peer.promise("create-offer", None);
         let offer = reply
             .get::<gst_webrtc::WebRTCSessionDescription>("offer")
