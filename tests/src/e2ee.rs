@@ -19,7 +19,7 @@ use rcgen::{
 };
 use serde_json::{Value, json};
 
-use crate::{HarnessError, Roomd};
+use crate::{BrowserPeer, HarnessError, Roomd};
 
 /// A customer CA that certifies rooms' device keys.
 pub struct DeviceCa {
@@ -180,6 +180,20 @@ impl EnrolledRoom {
     pub fn command(&self, name: &str, arguments: &Value) -> Result<Value, HarnessError> {
         let answer = self.call("POST", &format!("/api/v1/commands/{name}"), Some(arguments))?;
         Ok(answer.get("result").cloned().unwrap_or(Value::Null))
+    }
+
+    /// The room's shipped touch panel in Chromium, signed in with this client's token
+    /// (`tests/browser/panel.mjs`: reports what the panel shows, taps on request).
+    pub fn panel(&self) -> Result<BrowserPeer, HarnessError> {
+        BrowserPeer::start(
+            "panel.mjs",
+            &[
+                "--url".to_owned(),
+                self.base_url.clone(),
+                "--token".to_owned(),
+                self.token.clone(),
+            ],
+        )
     }
 
     /// `status.meeting`.

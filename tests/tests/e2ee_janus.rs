@@ -21,6 +21,8 @@ const ROOM: u64 = 7301;
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 const KEYS_TIMEOUT: Duration = Duration::from_secs(30);
 const MEDIA_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the panel in Chromium may take to show a change of status (events, then a render).
+const PANEL_TIMEOUT: Duration = Duration::from_secs(20);
 /// About one second of video at 30 fps.
 const FRAMES: u64 = 30;
 /// How long the SFU's view of a room's video is captured (it starts before the other room
@@ -544,5 +546,138 @@ fn on_the_rekey_timer_both_rooms_take_new_keys_and_keep_decoding() -> Result<(),
     );
     let text = format!("{seen_by_a}{seen_by_b}");
     assert!(!text.contains("secret"), "{text}");
+    Ok(())
+}
+
+/// The one other participant in `meeting`'s key agreement.
+fn the_other(meeting: &Value) -> Value {
+    meeting["e2ee"]["participants"][0].clone()
+}
+
+/// Issue 16, point 3: rooms whose certificates chain to no CA the other trusts are not shown as
+/// verified; each shows the same short authentication string for the other; once the people in
+/// one room confirm it, that room says who confirmed but the other is still unverified; once
+/// both have, each shows the other as verified by the string. A confirmation for someone not in
+/// the meeting is refused with a reason. Room A's side is done on its shipped touch panel in
+/// Chromium, which shows each of these states as status has them.
+#[test]
+fn rooms_verify_each_other_by_the_short_authentication_string() -> Result<(), HarnessError> {
+    let started = Instant::now();
+    let net = TestNetwork::create()?;
+    let janus = Janus::builder(&net).room(ROOM + 4).start()?;
+    // Enrolled by one CA, while each trusts only another: certificates verify nothing here.
+    let ca = DeviceCa::new("Customer device CA");
+    let other_ca = DeviceCa::new("Some other CA");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let ca_file = dir.path().join("other-ca.pem");
+    other_ca.write_pem(&ca_file)?;
+    let (tpm_a, tpm_b) = (Swtpm::start()?, Swtpm::start()?);
+    let roomd_a = e2ee_room("Room A", &tpm_a, &janus, &ca_file)?;
+    let roomd_b = e2ee_room("Room B", &tpm_b, &janus, &ca_file)?;
+    let a = EnrolledRoom::enrol(&roomd_a, &ca)?;
+    let b = EnrolledRoom::enrol(&roomd_b, &ca)?;
+    for (room, name) in [(&a, "Room A"), (&b, "Room B")] {
+        room.command(
+            "meeting.join",
+            &json!({ "target": janus_target(&janus, name) }),
+        )?;
+    }
+    let keyed_unverified = |m: &Value| {
+        let other = the_other(m);
+        m["e2ee"]["state"] == "established"
+            && other["e2ee"] == true
+            && other["verified"] == false
+            && other["sas"].as_str().is_some_and(|s| s.len() == 7)
+    };
+    let seen_by_a = a.wait_for("A: B keyed, not verified", KEYS_TIMEOUT, keyed_unverified)?;
+    let seen_by_b = b.wait_for("B: A keyed, not verified", KEYS_TIMEOUT, keyed_unverified)?;
+    let (b_as_seen, a_as_seen) = (the_other(&seen_by_a), the_other(&seen_by_b));
+    eprintln!("A sees {b_as_seen}\nB sees {a_as_seen}");
+    assert_eq!(
+        b_as_seen["sas"], a_as_seen["sas"],
+        "both read the same digits"
+    );
+    assert!(
+        b_as_seen["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("trusted CA")),
+        "{b_as_seen}"
+    );
+
+    // Someone not in the meeting: refused, and the reason names where the ids are.
+    let refused = a
+        .command("meeting.e2ee_confirm", &json!({ "participant": "j-1" }))
+        .expect_err("a confirmation for nobody is refused");
+    assert!(
+        format!("{refused}").contains("status.meeting.e2ee.participants"),
+        "{refused}"
+    );
+
+    // A's panel shows B end-to-end encrypted, not verified, with the same digits and a button.
+    let (b_id, a_id) = (
+        b_as_seen["id"].as_str().unwrap_or_default().to_owned(),
+        a_as_seen["id"].as_str().unwrap_or_default().to_owned(),
+    );
+    let panel = a.panel()?;
+    let row_of_b = |line: &Value| -> Value {
+        line["participants"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["id"] == b_id.as_str())
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let shown = panel.wait_for(
+        "A's panel: B unverified, with the code",
+        PANEL_TIMEOUT,
+        |l| {
+            let row = row_of_b(l);
+            l["meeting_e2ee"] == "established"
+                && row["e2ee"] == "true"
+                && row["verified_by"] == ""
+                && row["confirm"] == true
+        },
+    )?;
+    assert_eq!(row_of_b(&shown)["sas"], b_as_seen["sas"], "{shown}");
+
+    // A's people tap "Code matches" on the panel: A says who confirmed; B is not verified
+    // until B's people confirm too.
+    panel.command(&json!({ "tap": "confirm-sas", "participant": b_id }))?;
+    panel.wait_for("A's panel: confirmed, waiting for B", PANEL_TIMEOUT, |l| {
+        let row = row_of_b(l);
+        row["waiting"] == true && row["verified_by"] == "" && row["confirm"] == false
+    })?;
+    let confirmed_on_a = a.wait_for("A: confirmed, waiting for B", KEYS_TIMEOUT, |m| {
+        let other = the_other(m);
+        other["sas_confirmed_by"]
+            .as_str()
+            .is_some_and(|by| !by.is_empty())
+            && other["verified"] == false
+    })?;
+    std::thread::sleep(Duration::from_secs(2));
+    for (room, what) in [(&a, "A before B confirmed"), (&b, "B before it confirmed")] {
+        let other = the_other(&room.meeting()?);
+        assert_eq!(other["verified"], false, "{what}: {other}");
+    }
+    b.command("meeting.e2ee_confirm", &json!({ "participant": a_id }))?;
+    let verified_by_sas = |m: &Value| {
+        let other = the_other(m);
+        other["verified"] == true && other["verified_by"] == "sas" && other["e2ee"] == true
+    };
+    let seen_by_a = a.wait_for("A: B verified by the string", KEYS_TIMEOUT, verified_by_sas)?;
+    let seen_by_b = b.wait_for("B: A verified by the string", KEYS_TIMEOUT, verified_by_sas)?;
+    let shown = panel.wait_for("A's panel: B verified by the code", PANEL_TIMEOUT, |l| {
+        let row = row_of_b(l);
+        row["verified_by"] == "sas" && row["sas"] == "" && row["waiting"] == false
+    })?;
+    eprintln!("A's panel shows B as {}", row_of_b(&shown));
+    eprintln!(
+        "A confirmed as {}; verified both ways: A sees {}, B sees {}; whole test {:?}",
+        the_other(&confirmed_on_a)["sas_confirmed_by"],
+        the_other(&seen_by_a),
+        the_other(&seen_by_b),
+        started.elapsed()
+    );
     Ok(())
 }

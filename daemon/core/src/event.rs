@@ -153,6 +153,11 @@ room_events! {
     }
     /// The room put its SIP call on hold (`meeting.hold`) or resumed it (`meeting.resume`).
     MeetingHold = "meeting.hold" { on_hold: bool }
+    /// The room confirmed the short authentication string it compared with `participant`.
+    MeetingE2eeConfirmed = "meeting.e2ee.confirmed" {
+        participant: String,
+        by: String,
+    }
     /// A failed meeting's error was cleared.
     MeetingCleared = "meeting.cleared" {}
     /// The meeting ended (`outcome`: ended or failed).

@@ -22,7 +22,8 @@ pub use handle::{CoreError, RoomHandle};
 pub use meeting::{
     AdmittedGuest, E2eeParticipant, E2eeState, E2eeStatus, GuestState, GuestTicket, MediaState,
     MeetingPlan, MeetingReport, MeetingState, MeetingStatus, MeetingTarget, Participant,
-    ParticipantState, SharedPlan, StreamStats, check_display_name, check_pin, is_meeting_id,
+    ParticipantState, SasConfirmation, SharedPlan, StreamStats, check_display_name, check_pin,
+    is_meeting_id,
 };
 pub use report::{EngineState, MediaEngineStatus, MediaReport};
 pub use room::{CoreSetup, IncomingVerdict, spawn};

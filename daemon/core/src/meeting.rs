@@ -542,6 +542,13 @@ pub struct E2eeParticipant {
     pub certificate_name: String,
     /// Why they are not verified; empty when they are.
     pub reason: String,
+    /// The short authentication string to read aloud with them (six digits from both identity
+    /// keys and the meeting); equal on both sides unless someone stands in between. Empty
+    /// until their identity is known.
+    pub sas: String,
+    /// Who confirmed the string on this room (`meeting.e2ee_confirm`); empty if nobody has.
+    /// `verified_by` becomes `sas` once they confirmed it on their side too.
+    pub sas_confirmed_by: String,
 }
 
 impl MeetingStatus {
@@ -666,6 +673,18 @@ pub struct MeetingPlan {
     pub dtmf: Vec<String>,
     /// Whether the room holds the call (`meeting.hold` / `meeting.resume`; SIP calls only).
     pub hold: bool,
+    /// Participants whose short authentication string the room confirmed
+    /// (`meeting.e2ee_confirm`), with who confirmed it.
+    pub sas_confirmed: Vec<SasConfirmation>,
+}
+
+/// A short authentication string the room confirmed with a participant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SasConfirmation {
+    /// The participant id, as in `status.meeting.e2ee.participants[].id`.
+    pub participant: String,
+    /// Who confirmed it on this room (the API caller's principal).
+    pub by: String,
 }
 
 /// The plan the engine follows: `None` when no meeting should be going on.

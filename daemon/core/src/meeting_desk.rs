@@ -17,7 +17,7 @@ use super::handle::CoreError;
 use super::meeting::{
     AdmittedGuest, GuestState, GuestTicket, MEETING_ID_CHARS, MediaState, MeetingPlan,
     MeetingReport, MeetingState, MeetingStatus, MeetingTarget, Participant, ParticipantState,
-    SharedPlan, check_display_name,
+    SasConfirmation, SharedPlan, check_display_name,
 };
 use super::room::now_rfc3339;
 use crate::call_history::CallRecord;
@@ -121,6 +121,7 @@ impl MeetingDesk {
             removed: Vec::new(),
             dtmf: Vec::new(),
             hold: false,
+            sas_confirmed: Vec::new(),
         });
         let now = now_rfc3339();
         *status = MeetingStatus::idle(now.clone());
@@ -306,6 +307,51 @@ impl MeetingDesk {
         self.plan_tx.send_replace(Some(plan));
         status.on_hold = hold;
         Ok(vec![RoomEvent::MeetingHold { on_hold: hold }])
+    }
+
+    /// Records that the room's people compared the short authentication string with
+    /// participant `id` and it matched; the engine tells that participant. Refused unless the
+    /// meeting is end-to-end encrypted and the participant's string is known.
+    pub(super) fn confirm_sas(
+        &mut self,
+        status: &mut MeetingStatus,
+        id: &str,
+        by: &str,
+    ) -> Result<Vec<RoomEvent>, CoreError> {
+        let current = self.current_or_refuse()?;
+        let Some(participant) = status.e2ee.participants.iter_mut().find(|p| p.id == id) else {
+            return Err(CoreError::Refused(format!(
+                "no participant {id:?} in the end-to-end key agreement; see \
+                 status.meeting.e2ee.participants"
+            )));
+        };
+        if participant.sas.is_empty() {
+            return Err(CoreError::Refused(format!(
+                "participant {id:?} has no short authentication string yet (their identity is \
+                 not known): wait until status shows one"
+            )));
+        }
+        if current
+            .plan
+            .sas_confirmed
+            .iter()
+            .any(|c| c.participant == id)
+        {
+            return Ok(Vec::new());
+        }
+        participant.sas_confirmed_by = by.to_owned();
+        let mut plan = (*current.plan).clone();
+        plan.sas_confirmed.push(SasConfirmation {
+            participant: id.to_owned(),
+            by: by.to_owned(),
+        });
+        current.plan = Arc::new(plan);
+        let plan = current.plan.clone();
+        self.plan_tx.send_replace(Some(plan));
+        Ok(vec![RoomEvent::MeetingE2eeConfirmed {
+            participant: id.to_owned(),
+            by: by.to_owned(),
+        }])
     }
 
     /// Applies what the engine reports about the current meeting; reports about an earlier

@@ -502,3 +502,70 @@ async fn only_a_connected_sip_call_is_held_and_the_plan_and_status_follow() {
     assert!(!plans.borrow().clone().unwrap().hold);
     assert_eq!(room.status().tree["meeting"]["on_hold"], false);
 }
+
+#[tokio::test]
+async fn a_short_authentication_string_is_confirmed_once_for_a_participant_who_has_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (room, _task) = spawn(setup(&dir));
+    let confirm = |id: &str| RoomCommand::ConfirmSas {
+        id: id.into(),
+        by: "token panel (token:1234)".into(),
+    };
+    // No meeting; a meeting without end-to-end encryption: refused.
+    assert!(room.execute(confirm("j-1")).await.is_err());
+    room.execute(join(json!({"kind": "hosted"}))).await.unwrap();
+    let err = room.execute(confirm("j-1")).await.unwrap_err();
+    assert!(
+        err.to_string().contains("status.meeting.e2ee.participants"),
+        "{err}"
+    );
+
+    // The engine reports two participants: one whose identity is known (a string to
+    // compare), one who has not announced itself.
+    let plans = room.watch_meeting_plan();
+    let generation = plans.borrow().clone().unwrap().generation;
+    let participant = |id: &str, sas: &str| E2eeParticipant {
+        id: id.into(),
+        e2ee: !sas.is_empty(),
+        verified: false,
+        verified_by: String::new(),
+        certificate_name: String::new(),
+        reason: "the certificate does not chain to a trusted CA".into(),
+        sas: sas.into(),
+        sas_confirmed_by: String::new(),
+    };
+    room.meeting_report(MeetingReport::E2ee {
+        generation,
+        e2ee: E2eeStatus {
+            state: E2eeState::Establishing,
+            reason: String::new(),
+            key_epoch: 0,
+            participants: vec![participant("j-1", "123 456"), participant("j-2", "")],
+        },
+    })
+    .await
+    .unwrap();
+    let err = room.execute(confirm("j-2")).await.unwrap_err();
+    assert!(
+        err.to_string().contains("no short authentication string"),
+        "{err}"
+    );
+    assert!(plans.borrow().clone().unwrap().sas_confirmed.is_empty());
+
+    room.execute(confirm("j-1")).await.unwrap();
+    let confirmed = plans.borrow().clone().unwrap().sas_confirmed.clone();
+    assert_eq!(
+        confirmed,
+        vec![SasConfirmation {
+            participant: "j-1".into(),
+            by: "token panel (token:1234)".into()
+        }]
+    );
+    let shown = room.status().tree["meeting"]["e2ee"]["participants"][0].clone();
+    assert_eq!(shown["sas_confirmed_by"], "token panel (token:1234)");
+    // Not verified here: only once they confirmed too (the engine reports that).
+    assert_eq!(shown["verified"], false);
+    // Once is enough: a second confirmation changes nothing.
+    room.execute(confirm("j-1")).await.unwrap();
+    assert_eq!(plans.borrow().clone().unwrap().sas_confirmed.len(), 1);
+}

@@ -664,6 +664,11 @@ impl Room {
             RoomCommand::HoldCall { hold } => {
                 events.extend(self.meetings.hold(&mut self.status.meeting, hold)?)
             }
+            RoomCommand::ConfirmSas { id, by } => events.extend(self.meetings.confirm_sas(
+                &mut self.status.meeting,
+                &id,
+                &by,
+            )?),
             RoomCommand::DeclineCall => {
                 let ringing = self.ringing.take().ok_or_else(not_ringing)?;
                 if let Some(sip) = self.status.sip.as_mut() {

@@ -59,6 +59,8 @@ pub(crate) struct JanusE2ee {
     reported: Option<E2eeStatus>,
     /// Repeats of the announce left (see [`ANNOUNCE_REPEATS`]).
     repeats_left: u32,
+    /// Publishers whose short authentication string the room confirmed, with who did.
+    sas_confirmed: BTreeMap<u64, String>,
 }
 
 /// The key agreement's id of the participant Janus knows as publisher `feed`.
@@ -89,6 +91,7 @@ impl JanusE2ee {
                 require,
                 reported: None,
                 repeats_left: ANNOUNCE_REPEATS,
+                sas_confirmed: BTreeMap::new(),
             },
             effects,
         ))
@@ -158,6 +161,20 @@ impl JanusE2ee {
         effects
     }
 
+    /// The room's people confirmed the short authentication string with publisher `feed`
+    /// (`meeting.e2ee_confirm` by `by`): that participant is told, and verifies the room once
+    /// its own people confirm too (and we them, once they tell us). Once per participant.
+    pub(crate) fn confirm_sas(&mut self, feed: u64, by: &str) -> Vec<Effect> {
+        if self.sas_confirmed.contains_key(&feed) {
+            return Vec::new();
+        }
+        let effects = self.session.confirm_sas(&participant(feed));
+        if !effects.is_empty() {
+            self.sas_confirmed.insert(feed, by.to_owned());
+        }
+        effects
+    }
+
     /// Our announce, for everybody, on an event that calls for one (a data channel opened, a
     /// participant joined, a rekey): the repeats start again.
     pub(crate) fn announce(&mut self) -> Effect {
@@ -220,6 +237,8 @@ impl JanusE2ee {
                         verified_by: verified_by.to_owned(),
                         certificate_name,
                         reason: reason.to_owned(),
+                        sas: peer.sas.clone(),
+                        sas_confirmed_by: self.sas_confirmed.get(feed).cloned().unwrap_or_default(),
                     }
                 }
                 None => E2eeParticipant {
@@ -229,6 +248,8 @@ impl JanusE2ee {
                     verified_by: String::new(),
                     certificate_name: String::new(),
                     reason: "no end-to-end announce from this participant".to_owned(),
+                    sas: String::new(),
+                    sas_confirmed_by: String::new(),
                 },
             })
             .collect();

@@ -325,10 +325,22 @@ async fn in_room(
                 if changed.is_err() {
                     break Ok(());
                 }
-                let removed = ctx.plan.borrow_and_update().removed.clone();
+                let (removed, confirmed) = {
+                    let plan = ctx.plan.borrow_and_update();
+                    (plan.removed.clone(), plan.sas_confirmed.clone())
+                };
                 let gone: Vec<u64> = feeds.keys().copied().filter(|f| removed.contains(&participant_id(*f))).collect();
                 for feed in gone {
                     unsubscribe(feed, roster, feeds).await;
+                }
+                if let Some(agreement) = e2ee.as_mut() {
+                    for confirmation in &confirmed {
+                        if let Some(feed) = feed_of(&confirmation.participant) {
+                            let effects = agreement.confirm_sas(feed, &confirmation.by);
+                            apply(effects, roster.peer(SELF_ID, "publisher"), None);
+                        }
+                    }
+                    report_e2ee(&mut e2ee, roster, feeds).await;
                 }
             }
             Ok(()) = status.changed() => {

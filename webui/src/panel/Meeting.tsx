@@ -1,11 +1,46 @@
 // In a meeting: state, encryption, participants with talking/encryption badges, the lobby with
 // admit/remove (the panel's "incoming" calls: guests asking to join a hosted meeting), leave.
-// Every badge shows what status measured; there is no "verified" badge until roomd really
-// verifies participants.
+// Every badge shows what status measured. In an end-to-end encrypted meeting each participant
+// shows whether the room holds end-to-end keys with them and whether (and how) they are
+// verified, from status.meeting.e2ee; an unverified one shows the short authentication string
+// to read aloud, and the people confirm it here when it matched (meeting.e2ee_confirm).
 import { t, type Key } from "../i18n";
 
 type Run = (name: string, args?: Record<string, unknown>) => Promise<void>;
 type Participant = { id: string; name: string; state: string; audio: string; video: string; talking: boolean; encryption: string };
+
+type E2eeParticipant = { id: string; e2ee: boolean; verified: boolean; verified_by: string; certificate_name: string; sas: string; sas_confirmed_by: string };
+
+/** A participant's end-to-end encryption and verification, as status.meeting.e2ee has them. */
+function E2eeBadges({ p, run }: { p: E2eeParticipant | undefined; run: Run }) {
+  if (!p) return <span class="badge warn" data-testid="participant-e2ee" data-e2ee="false">{t("panel.hop_by_hop")}</span>;
+  return (
+    <>
+      <span class={p.e2ee ? "badge ok" : "badge warn"} data-testid="participant-e2ee" data-e2ee={p.e2ee ? "true" : "false"}>
+        {p.e2ee ? t("panel.e2ee") : t("panel.hop_by_hop")}
+      </span>
+      <span class={p.verified ? "badge ok" : "badge warn"} data-testid="participant-identity" data-verified-by={p.verified ? p.verified_by : ""}>
+        {p.verified_by === "certificate" && p.verified
+          ? `${t("panel.verified_certificate")} ${p.certificate_name}`
+          : p.verified_by === "sas" && p.verified
+            ? t("panel.verified_sas")
+            : t("panel.unverified")}
+      </span>
+      {!p.verified && p.sas && (
+        <span class="sas">
+          {t("panel.sas")} <code data-testid="participant-sas">{p.sas}</code>{" "}
+          {p.sas_confirmed_by ? (
+            <span data-testid="sas-waiting">{t("panel.sas_waiting")}</span>
+          ) : (
+            <button type="button" class="big" data-testid="confirm-sas" data-participant={p.id} onClick={() => run("meeting.e2ee_confirm", { participant: p.id })}>
+              {t("panel.sas_matches")}
+            </button>
+          )}
+        </span>
+      )}
+    </>
+  );
+}
 
 /** What status measured: DTLS-SRTP (WebRTC, SIP) or SDES-SRTP (SIP) both encrypt the media. */
 const encrypted = (p: Participant) => p.encryption === "dtls-srtp" || p.encryption === "sdes-srtp";
@@ -14,11 +49,18 @@ export function Meeting({ meeting, run }: { meeting: any; run: Run }) {
   const participants: Participant[] = meeting.participants ?? [];
   const lobby = participants.filter((p) => p.state === "lobby");
   const inside = participants.filter((p) => p.state !== "lobby");
+  const e2ee = meeting.e2ee ?? { state: "off", participants: [] };
+  const e2eeOf = (id: string): E2eeParticipant | undefined => (e2ee.participants ?? []).find((p: E2eeParticipant) => p.id === id);
   return (
     <div class="meeting" data-testid="meeting">
       <p class="meeting-state" role="status" data-state={meeting.state}>
         {t(`panel.state.${meeting.state}` as Key) ?? meeting.state}{" "}
         <span class={meeting.encrypted ? "badge ok" : "badge warn"} data-testid="meeting-encryption" data-encrypted={meeting.encrypted ? "true" : "false"}>{meeting.encrypted ? t("panel.encrypted") : t("panel.not_encrypted")}</span>
+        {e2ee.state !== "off" && (
+          <span class={e2ee.state === "established" ? "badge ok" : "badge warn"} data-testid="meeting-e2ee" data-e2ee={e2ee.state}>
+            {e2ee.state === "established" ? t("panel.e2ee") : t("panel.e2ee_pending")}
+          </span>
+        )}
       </p>
       {meeting.join_url && (
         <p>
@@ -46,12 +88,13 @@ export function Meeting({ meeting, run }: { meeting: any; run: Run }) {
       <h3>{t("panel.participants")}</h3>
       <ul class="list" data-testid="participants">
         {inside.map((p) => (
-          <li class="participant">
+          <li class="participant" data-participant={p.id}>
             <span class={p.talking ? "talking" : ""}>
               {p.name}
               {p.talking && <span class="badge ok"> {t("panel.talking")}</span>}
             </span>
             <span class={encrypted(p) ? "badge ok" : "badge warn"} data-testid="participant-encryption">{encrypted(p) ? t("panel.encrypted") : t("panel.not_encrypted")}</span>
+            {e2ee.state !== "off" && <E2eeBadges p={e2eeOf(p.id)} run={run} />}
             {p.audio === "off" && <span class="badge warn">{t("privacy.mic_muted")}</span>}
             <button type="button" class="big" onClick={() => run("meeting.remove", { participant: p.id })}>
               {t("panel.remove")}

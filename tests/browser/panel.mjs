@@ -1,0 +1,94 @@
+// The shipped touch panel (roomd's own /panel page) in Chromium, as it stands on a meeting-room
+// table: it reads what the panel shows of the meeting's participants and reports it as JSON
+// lines on stdout (see tests/src/browser.rs), and taps buttons on request.
+//
+//   node panel.mjs --url https://<room>:8443 --token <bearer token> [--locale en-GB]
+//
+// The panel is signed in the way a paired panel is: its token in localStorage. The room's
+// certificate is its enrolled one (a CA made by the test), so certificate errors are ignored in
+// this one browser context, as the web UI's own browser test does.
+//
+// Lines: {"event":"panel","participants":[{"id","e2ee","verified_by","sas","waiting",
+// "confirm"}],"meeting_e2ee":…} whenever what the panel shows changes; {"event":"tapped",
+// "testid","participant"}; {"event":"error",…}.
+//
+// Commands, one JSON object a line on stdin: {"tap":"confirm-sas","participant":"j-…"} taps that
+// participant's button, answered with {"event":"tapped",…} or an error line.
+
+import { createInterface } from "node:readline";
+import { parseArgs } from "node:util";
+
+import { chromium } from "playwright-core";
+
+import { closeOnExit, fail, report, sleep } from "./lib/driver.mjs";
+
+const { values: args } = parseArgs({
+  options: {
+    url: { type: "string" },
+    token: { type: "string" },
+    locale: { type: "string", default: "en-GB" },
+  },
+});
+if (!args.url || !args.token) fail("usage: --url https://<room>:<port> --token <bearer token>");
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+closeOnExit(() => browser.close().catch(() => {}));
+const context = await browser.newContext({ ignoreHTTPSErrors: true, locale: args.locale, viewport: { width: 1280, height: 800 } });
+await context.addInitScript((token) => localStorage.setItem("roomd.panel.token", token), args.token);
+const page = await context.newPage();
+page.on("console", (message) => {
+  if (message.type() === "error") report("console", { text: message.text() });
+});
+await page.goto(`${args.url}/panel`);
+
+// What the panel shows, read from the page (never from the API).
+function shown() {
+  const rows = [...document.querySelectorAll('[data-testid="participants"] li[data-participant]')];
+  return {
+    meeting_e2ee: document.querySelector('[data-testid="meeting-e2ee"]')?.getAttribute("data-e2ee") ?? "",
+    participants: rows.map((row) => ({
+      id: row.getAttribute("data-participant"),
+      e2ee: row.querySelector('[data-testid="participant-e2ee"]')?.getAttribute("data-e2ee") ?? "",
+      identity: row.querySelector('[data-testid="participant-identity"]')?.textContent ?? "",
+      verified_by: row.querySelector('[data-testid="participant-identity"]')?.getAttribute("data-verified-by") ?? "",
+      sas: row.querySelector('[data-testid="participant-sas"]')?.textContent ?? "",
+      waiting: row.querySelector('[data-testid="sas-waiting"]') !== null,
+      confirm: row.querySelector('[data-testid="confirm-sas"]') !== null,
+    })),
+  };
+}
+
+const commands = createInterface({ input: process.stdin });
+commands.on("line", async (line) => {
+  let command;
+  try {
+    command = JSON.parse(line);
+  } catch {
+    report("error", { message: `not a JSON command: ${line}` });
+    return;
+  }
+  if (command.tap) {
+    const selector = `[data-testid="${command.tap}"][data-participant="${command.participant}"]`;
+    try {
+      await page.click(selector, { timeout: 10000 });
+      report("tapped", { testid: command.tap, participant: command.participant });
+    } catch (e) {
+      report("error", { message: `cannot tap ${selector}: ${e.message}` });
+    }
+  }
+});
+commands.on("close", () => process.exit(0));
+
+let last = "";
+for (;;) {
+  const now = JSON.stringify(await page.evaluate(shown).catch((e) => ({ error: e.message })));
+  if (now !== last) {
+    last = now;
+    report("panel", JSON.parse(now));
+  }
+  await sleep(250);
+}
