@@ -49,6 +49,9 @@ impl SpeakerMixer {
 pub(super) struct VideoSlotShared {
     id: u64,
     label: Mutex<String>,
+    /// A second line under the name: what is known of the participant's identity and
+    /// end-to-end encryption (empty: none).
+    identity: Mutex<String>,
     attached: Mutex<Option<VideoAttachment>>,
     first_frame: Mutex<FirstFrame>,
     frames: AtomicU64,
@@ -96,8 +99,19 @@ impl RemoteVideoSlot {
     /// Renames the picture (a participant changed their display name).
     pub fn set_label(&self, label: &str) {
         *lock(&self.shared.label) = label.to_owned();
+        self.redraw_label();
+    }
+
+    /// Sets the line drawn under the name: what status says of the participant's end-to-end
+    /// encryption and identity (see `roomd_meetings`), or nothing (empty).
+    pub fn set_identity(&self, identity: &str) {
+        *lock(&self.shared.identity) = identity.to_owned();
+        self.redraw_label();
+    }
+
+    fn redraw_label(&self) {
         if let Some(a) = lock(&self.shared.attached).as_ref() {
-            a.label.set_property("text", overlay_text(label));
+            a.label.set_property("text", overlay_text(&self.shared));
         }
     }
 
@@ -143,6 +157,7 @@ pub(super) fn add_video(inner: &Arc<Inner>, label: &str) -> Result<RemoteVideoSl
     let shared = Arc::new(VideoSlotShared {
         id: inner.next_id(),
         label: Mutex::new(label.to_owned()),
+        identity: Mutex::new(String::new()),
         attached: Mutex::new(None),
         first_frame: Mutex::new(FirstFrame::Waiting(Vec::new())),
         frames: AtomicU64::new(0),
@@ -178,7 +193,7 @@ fn attach_video(
     label.set_property_from_str("halignment", "left");
     label.set_property("font-desc", "Sans 14");
     label.set_property("shaded-background", true);
-    label.set_property("text", overlay_text(&lock(&shared.label)));
+    label.set_property("text", overlay_text(&shared));
     let queue = make("queue")?;
     queue.set_property("name", format!("remote_queue_{}", shared.id));
     queue.set_property_from_str("leaky", "downstream");
@@ -258,13 +273,20 @@ fn detach_video(id: u64, attachment: VideoAttachment) {
     }
 }
 
-/// textoverlay draws nothing for an empty text but keeps its last one: a space clears it. The
-/// name is text, not markup ([`super::layout::label_text`]).
-fn overlay_text(label: &str) -> String {
-    if label.is_empty() {
-        " ".to_owned()
-    } else {
-        super::layout::label_text(label)
+/// The name, and the identity line under it when there is one. textoverlay draws nothing for
+/// an empty text but keeps its last one: a space clears it. Both are text, not markup, and each
+/// is cut on its own ([`super::layout::label_text`]), so a long name never hides the identity.
+fn overlay_text(shared: &VideoSlotShared) -> String {
+    let label = lock(&shared.label).clone();
+    let identity = lock(&shared.identity).clone();
+    match (label.is_empty(), identity.is_empty()) {
+        (true, true) => " ".to_owned(),
+        (_, true) => super::layout::label_text(&label),
+        (_, false) => format!(
+            "{}\n{}",
+            super::layout::label_text(&label),
+            super::layout::label_text(&identity)
+        ),
     }
 }
 

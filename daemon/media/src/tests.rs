@@ -1146,4 +1146,41 @@ mod indicators {
         };
         assert_eq!(shown(idle), "&lt;i&gt;Board&lt;/i&gt;  |  NO CALL");
     }
+
+    /// A far-end picture's label: the name, and under it the identity line the meeting sets
+    /// from status (issue 16, point 3), each drawn as text, read back from the tile's overlay.
+    #[test]
+    fn a_far_end_picture_shows_the_identity_line_under_its_name() {
+        let _serial = super::one_pipeline_test_at_a_time();
+        let branch = VideoBranch::build(&video_setup()).unwrap();
+        let taps = crate::MediaTaps::default();
+        taps.attach_video(
+            branch.codec,
+            &branch.keyframes,
+            &branch.encoded,
+            branch.mixer.clone(),
+        );
+        let slot = taps.add_remote_video("<b>Room B</b>").unwrap();
+        let label = || {
+            branch
+                .pipeline
+                .iterate_elements()
+                .into_iter()
+                .filter_map(Result::ok)
+                .find(|e| e.name().starts_with("remote_label_"))
+                .map(|e| e.property::<String>("text"))
+                .expect("the far-end picture has a label")
+        };
+        assert_eq!(label(), "&lt;b&gt;Room B&lt;/b&gt;");
+        slot.set_identity("E2EE  |  VERIFIED: <CN>");
+        assert_eq!(
+            label(),
+            "&lt;b&gt;Room B&lt;/b&gt;\nE2EE  |  VERIFIED: &lt;CN&gt;"
+        );
+        // A new name keeps the identity line; an empty identity leaves the name alone.
+        slot.set_label("Room C");
+        assert_eq!(label(), "Room C\nE2EE  |  VERIFIED: &lt;CN&gt;");
+        slot.set_identity("");
+        assert_eq!(label(), "Room C");
+    }
 }

@@ -131,6 +131,15 @@ impl Roster {
 
     /// Tells the core where the meeting's end-to-end encryption stands.
     pub(crate) async fn report_e2ee(&self, e2ee: roomd_core::E2eeStatus) {
+        // Each picture says under the name what status says of that participant.
+        for participant in &e2ee.participants {
+            if let Some(member) = self.members.get(&participant.id) {
+                let line = identity_line(participant);
+                for (_, peer) in &member.peers {
+                    peer.set_identity(&line);
+                }
+            }
+        }
         self.report(MeetingReport::E2ee {
             generation: self.generation,
             e2ee,
@@ -354,4 +363,68 @@ fn media_state(m: &Member, kind: &str) -> MediaState {
 
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
+}
+
+/// The line under a participant's name on the room's display in an end-to-end encrypted
+/// meeting: end-to-end or not, and verified (by certificate, with its name, or by the short
+/// authentication string) or not. Only what status says: nothing is shown verified that is
+/// not.
+pub(crate) fn identity_line(participant: &roomd_core::E2eeParticipant) -> String {
+    if !participant.e2ee {
+        return "NOT END-TO-END ENCRYPTED".to_owned();
+    }
+    match (participant.verified, participant.verified_by.as_str()) {
+        (true, "certificate") => format!("E2EE  |  VERIFIED: {}", participant.certificate_name),
+        (true, "sas") => "E2EE  |  VERIFIED BY CODE".to_owned(),
+        _ => "E2EE  |  NOT VERIFIED".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use roomd_core::E2eeParticipant;
+
+    use super::identity_line;
+
+    fn participant(e2ee: bool, verified_by: &str) -> E2eeParticipant {
+        E2eeParticipant {
+            id: "j-1".into(),
+            e2ee,
+            verified: !verified_by.is_empty(),
+            verified_by: verified_by.into(),
+            certificate_name: if verified_by == "certificate" {
+                "room-b.example.org".into()
+            } else {
+                String::new()
+            },
+            reason: String::new(),
+            sas: "123 456".into(),
+            sas_confirmed_by: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_display_line_says_what_status_says_and_no_more() {
+        assert_eq!(
+            identity_line(&participant(true, "certificate")),
+            "E2EE  |  VERIFIED: room-b.example.org"
+        );
+        assert_eq!(
+            identity_line(&participant(true, "sas")),
+            "E2EE  |  VERIFIED BY CODE"
+        );
+        assert_eq!(
+            identity_line(&participant(true, "")),
+            "E2EE  |  NOT VERIFIED"
+        );
+        // Without end-to-end keys, a verified identity is not what matters on the screen.
+        assert_eq!(
+            identity_line(&participant(false, "certificate")),
+            "NOT END-TO-END ENCRYPTED"
+        );
+        // A status that says verified without saying how shows nothing verified.
+        let mut odd = participant(true, "");
+        odd.verified = true;
+        assert_eq!(identity_line(&odd), "E2EE  |  NOT VERIFIED");
+    }
 }

@@ -80,6 +80,8 @@ struct Shared {
     taps: MediaTaps,
     events: mpsc::UnboundedSender<PeerEvent>,
     label: Mutex<String>,
+    /// The identity line under the name on the remote's pictures (see [`Peer::set_identity`]).
+    identity: Mutex<String>,
     receive: bool,
     subscriptions: Mutex<Vec<TapSubscription>>,
     video_slots: Mutex<Vec<Arc<RemoteVideoSlot>>>,
@@ -138,6 +140,7 @@ impl Peer {
             taps: taps.clone(),
             events: sender,
             label: Mutex::new(options.label.clone()),
+            identity: Mutex::new(String::new()),
             receive: options.receive,
             subscriptions: Mutex::new(Vec::new()),
             video_slots: Mutex::new(Vec::new()),
@@ -281,6 +284,15 @@ impl Peer {
         *lock(&self.shared.label) = label.to_owned();
         for slot in lock(&self.shared.video_slots).iter() {
             slot.set_label(label);
+        }
+    }
+
+    /// Sets the line under the remote party's name on their pictures: what is known of their
+    /// end-to-end encryption and identity (empty: nothing).
+    pub fn set_identity(&self, identity: &str) {
+        *lock(&self.shared.identity) = identity.to_owned();
+        for slot in lock(&self.shared.video_slots).iter() {
+            slot.set_identity(identity);
         }
     }
 
@@ -1105,7 +1117,9 @@ fn on_remote_stream(
             );
             // The voice may have started before the picture arrived.
             slot.set_talking(lock(&shared.talking).now);
-            lock(&shared.video_slots).push(slot);
+            // Set once listed, so that a Peer::set_identity meanwhile is not missed.
+            lock(&shared.video_slots).push(slot.clone());
+            slot.set_identity(&lock(&shared.identity));
         }
         MediaKind::Audio => {
             elements.push(make("audioconvert")?);
