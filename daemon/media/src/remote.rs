@@ -193,7 +193,7 @@ fn attach_video(
     label.set_property_from_str("halignment", "left");
     label.set_property("font-desc", "Sans 14");
     label.set_property("shaded-background", true);
-    label.set_property("text", overlay_text(&shared));
+    label.set_property("text", overlay_text(shared));
     let queue = make("queue")?;
     queue.set_property("name", format!("remote_queue_{}", shared.id));
     queue.set_property_from_str("leaky", "downstream");
