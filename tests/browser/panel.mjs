@@ -8,12 +8,14 @@
 // certificate is its enrolled one (a CA made by the test), so certificate errors are ignored in
 // this one browser context, as the web UI's own browser test does.
 //
-// Lines: {"event":"panel","participants":[{"id","e2ee","verified_by","sas","waiting",
-// "confirm"}],"meeting_e2ee":…} whenever what the panel shows changes; {"event":"tapped",
-// "testid","participant"}; {"event":"error",…}.
+// Lines: {"event":"panel","meeting_state","encrypted","on_hold","keypad","participants":[{"id",
+// "e2ee","identity","verified_by","sas","waiting","confirm"}],"meeting_e2ee"} whenever what the
+// panel shows changes; {"event":"tapped","testid","participant"}; {"event":"filled","selector"};
+// {"event":"error",…}.
 //
-// Commands, one JSON object a line on stdin: {"tap":"confirm-sas","participant":"j-…"} taps that
-// participant's button, answered with {"event":"tapped",…} or an error line.
+// Commands, one JSON object a line on stdin: {"tap":"<data-testid>"} taps that button,
+// {"tap":"confirm-sas","participant":"j-…"} that participant's; {"fill":"#join-address",
+// "value":"…"} types into a field. Each is answered with its line or an error line.
 
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
@@ -31,6 +33,17 @@ const { values: args } = parseArgs({
 });
 if (!args.url || !args.token) fail("usage: --url https://<room>:<port> --token <bearer token>");
 
+// Commands are read from the start (stdin flows once the driver listens to it) and carried out,
+// in order, once the panel has loaded.
+let loaded;
+const ready = new Promise((resolve) => (loaded = resolve));
+let queue = Promise.resolve();
+const commands = createInterface({ input: process.stdin });
+commands.on("line", (line) => {
+  queue = queue.then(() => ready).then(() => carryOut(line));
+});
+commands.on("close", () => process.exit(0));
+
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
   headless: true,
@@ -44,11 +57,16 @@ page.on("console", (message) => {
   if (message.type() === "error") report("console", { text: message.text() });
 });
 await page.goto(`${args.url}/panel`);
+loaded();
 
 // What the panel shows, read from the page (never from the API).
 function shown() {
   const rows = [...document.querySelectorAll('[data-testid="participants"] li[data-participant]')];
   return {
+    meeting_state: document.querySelector(".meeting-state")?.getAttribute("data-state") ?? "",
+    encrypted: document.querySelector('[data-testid="meeting-encryption"]')?.getAttribute("data-encrypted") ?? "",
+    on_hold: document.querySelector('[data-testid="on-hold"]') !== null,
+    keypad: document.querySelector('[data-testid="keypad"]') !== null,
     meeting_e2ee: document.querySelector('[data-testid="meeting-e2ee"]')?.getAttribute("data-e2ee") ?? "",
     participants: rows.map((row) => ({
       id: row.getAttribute("data-participant"),
@@ -62,8 +80,7 @@ function shown() {
   };
 }
 
-const commands = createInterface({ input: process.stdin });
-commands.on("line", async (line) => {
+async function carryOut(line) {
   let command;
   try {
     command = JSON.parse(line);
@@ -71,8 +88,18 @@ commands.on("line", async (line) => {
     report("error", { message: `not a JSON command: ${line}` });
     return;
   }
+  if (command.fill) {
+    try {
+      await page.fill(command.fill, command.value ?? "", { timeout: 10000 });
+      report("filled", { selector: command.fill });
+    } catch (e) {
+      report("error", { message: `cannot fill ${command.fill}: ${e.message}` });
+    }
+  }
   if (command.tap) {
-    const selector = `[data-testid="${command.tap}"][data-participant="${command.participant}"]`;
+    const selector = command.participant
+      ? `[data-testid="${command.tap}"][data-participant="${command.participant}"]`
+      : `[data-testid="${command.tap}"]`;
     try {
       await page.click(selector, { timeout: 10000 });
       report("tapped", { testid: command.tap, participant: command.participant });
@@ -80,8 +107,7 @@ commands.on("line", async (line) => {
       report("error", { message: `cannot tap ${selector}: ${e.message}` });
     }
   }
-});
-commands.on("close", () => process.exit(0));
+}
 
 let last = "";
 for (;;) {

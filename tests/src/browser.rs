@@ -115,6 +115,21 @@ impl BrowserPeer {
         BrowserPeer::start("direct-guest.mjs", &args)
     }
 
+    /// roomd's shipped touch panel at `base_url` in Chromium, signed in with `token` as a
+    /// paired panel is (`tests/browser/panel.mjs`: reports what the panel shows, taps and types
+    /// on request).
+    pub fn panel(base_url: &str, token: &str) -> Result<BrowserPeer, HarnessError> {
+        BrowserPeer::start(
+            "panel.mjs",
+            &[
+                "--url".to_owned(),
+                base_url.to_owned(),
+                "--token".to_owned(),
+                token.to_owned(),
+            ],
+        )
+    }
+
     fn spawn(
         launcher: &[String],
         script: &str,

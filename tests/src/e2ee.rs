@@ -185,15 +185,7 @@ impl EnrolledRoom {
     /// The room's shipped touch panel in Chromium, signed in with this client's token
     /// (`tests/browser/panel.mjs`: reports what the panel shows, taps on request).
     pub fn panel(&self) -> Result<BrowserPeer, HarnessError> {
-        BrowserPeer::start(
-            "panel.mjs",
-            &[
-                "--url".to_owned(),
-                self.base_url.clone(),
-                "--token".to_owned(),
-                self.token.clone(),
-            ],
-        )
+        BrowserPeer::panel(&self.base_url, &self.token)
     }
 
     /// `status.meeting`.

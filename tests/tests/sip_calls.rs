@@ -9,7 +9,7 @@ use roomd_tests::meeting;
 use roomd_tests::sip::{
     BARESIP_DISPLAY_NAME, Baresip, DEAD_TLS_PORT, Kamailio, MAX_EXPIRES_S, MediaEncryption,
 };
-use roomd_tests::{HarnessError, Roomd, TestCa, TestNetwork, wait_for};
+use roomd_tests::{BrowserPeer, HarnessError, Roomd, TestCa, TestNetwork, wait_for};
 use serde_json::{Value, json};
 
 const USER: &str = "room412";
@@ -1115,5 +1115,83 @@ fn a_g711_only_caller_is_answered_with_g711_over_sdes_srtp() -> Result<(), Harne
     wait_for_ringing(&roomd, &token)?;
     roomd.command("meeting.answer", &json!({}))?;
     g711_flows_both_ways(&roomd, &baresip)?;
+    Ok(())
+}
+
+/// Taps `testid` on the panel, then waits for what the panel shows after the tap to satisfy
+/// `condition`.
+fn tap_until(
+    panel: &BrowserPeer,
+    testid: &str,
+    what: &str,
+    condition: impl Fn(&Value) -> bool,
+) -> Result<Value, HarnessError> {
+    let before = panel.line_count();
+    panel.command(&json!({ "tap": testid }))?;
+    panel.wait_for_after(before, what, Duration::from_secs(30), |line| {
+        line["event"] == "panel" && condition(line)
+    })
+}
+
+/// Issue 14, points 2 and 7, on the shipped touch panel in Chromium: a SIP address typed into
+/// the panel is called (through Kamailio over TLS, SDES-SRTP); the panel shows the call
+/// connected and encrypted, and a keypad whose keys reach baresip as RFC 4733 events; its hold
+/// button holds the call (status and the panel say so) and resume resumes it; leave hangs up.
+#[test]
+fn the_panel_dials_a_sip_address_types_tones_holds_and_hangs_up() -> Result<(), HarnessError> {
+    let net = TestNetwork::create()?;
+    let (kamailio, baresip, roomd, _scratch) =
+        registered_room(&net, MediaEncryption::SrtpMandatory, "")?;
+    let token = roomd.admin_token()?;
+    let panel = BrowserPeer::panel(&roomd.base_url(), &token)?;
+    let uri = baresip.uri(&kamailio);
+    panel.command(&json!({"fill": "#join-address", "value": uri}))?;
+    panel.wait_for("the address typed", Duration::from_secs(30), |l| {
+        l["event"] == "filled"
+    })?;
+    let connected = tap_until(&panel, "join", "the call connected on the panel", |l| {
+        l["meeting_state"] == "connected" && l["encrypted"] == "true" && l["keypad"] == true
+    })?;
+    let status = meeting::status(&roomd)?;
+    assert_eq!(
+        status["target"],
+        json!({"kind": "sip", "uri": uri}),
+        "{status}\n{connected}"
+    );
+    wait_for_log(
+        "baresip's call established",
+        || baresip.log_text(),
+        "Call established",
+    )?;
+
+    // A conference PIN typed on the keypad, one tone per key.
+    for key in ['4', '7', '#'] {
+        panel.command(&json!({"tap": format!("key-{key}")}))?;
+        wait_for_log(
+            "baresip receiving the panel's tone",
+            || baresip.log_text(),
+            &format!("received event: '{key}' (end=1)"),
+        )?;
+    }
+
+    // Hold and resume from the panel: status and the panel follow.
+    tap_until(&panel, "hold", "the panel shows the call on hold", |l| {
+        l["on_hold"] == true
+    })?;
+    assert_eq!(meeting::status(&roomd)?["on_hold"], true);
+    tap_until(&panel, "resume", "the panel shows the call resumed", |l| {
+        l["on_hold"] == false && l["meeting_state"] == "connected"
+    })?;
+    assert_eq!(meeting::status(&roomd)?["on_hold"], false);
+
+    // Leave hangs up: baresip's call ends and the panel is back to dialling.
+    tap_until(&panel, "leave", "the panel idle again", |l| {
+        l["keypad"] == false
+    })?;
+    wait_for_log(
+        "baresip's call closed",
+        || baresip.log_text(),
+        "session closed",
+    )?;
     Ok(())
 }

@@ -17,9 +17,11 @@ function load(key: string): Entry[] {
   }
 }
 
-/** The meeting target for what a person typed: a room's join link calls that room directly. */
+/** The meeting target for what a person typed: a SIP address (`sip:` or `sips:`) is called
+ * over SIP (the room's registrar); a room's join link calls that room directly. */
 export function targetFor(address: string, pin: string): Record<string, unknown> {
   const trimmed = address.trim();
+  if (/^sips?:/i.test(trimmed)) return { kind: "sip", uri: trimmed };
   const target: Record<string, unknown> = { kind: "direct", address: trimmed };
   if (pin) target.pin = pin;
   return target;
@@ -56,7 +58,7 @@ export function JoinForm({ meeting, run }: { meeting: any; run: Run }) {
         }}
       >
         <Field id="join-address" label={t("panel.address")}>
-          <input id="join-address" type="text" inputMode="url" placeholder="https://room.example/join/…" required value={address} onInput={(e) => setAddress(e.currentTarget.value)} {...describedBy("join-address")} />
+          <input id="join-address" type="text" inputMode="url" placeholder="https://room.example/join/… · sips:board@example.org" required value={address} onInput={(e) => setAddress(e.currentTarget.value)} {...describedBy("join-address")} />
         </Field>
         <Field id="join-pin" label={t("panel.pin")}>
           <input id="join-pin" inputMode="numeric" pattern="[0-9]*" value={pin} onInput={(e) => setPin(e.currentTarget.value)} />

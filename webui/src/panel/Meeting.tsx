@@ -42,6 +42,34 @@ function E2eeBadges({ p, run }: { p: E2eeParticipant | undefined; run: Run }) {
   );
 }
 
+const KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#"];
+
+/** A connected SIP call: a keypad that sends each tone as it is tapped (a bridge's PIN), and
+ * hold/resume as status says the call is. */
+function SipControls({ onHold, run }: { onHold: boolean; run: Run }) {
+  return (
+    <div class="sip-controls">
+      <div class="keypad" role="group" aria-label={t("panel.keypad")} data-testid="keypad">
+        {KEYS.map((key) => (
+          <button type="button" class="big" data-testid={`key-${key}`} onClick={() => run("meeting.dtmf", { digits: key })}>
+            {key}
+          </button>
+        ))}
+      </div>
+      <p>
+        {onHold && (
+          <span class="badge warn" data-testid="on-hold">
+            {t("panel.on_hold")}
+          </span>
+        )}{" "}
+        <button type="button" class="big" data-testid={onHold ? "resume" : "hold"} onClick={() => run(onHold ? "meeting.resume" : "meeting.hold")}>
+          {onHold ? t("panel.resume") : t("panel.hold")}
+        </button>
+      </p>
+    </div>
+  );
+}
+
 /** What status measured: DTLS-SRTP (WebRTC, SIP) or SDES-SRTP (SIP) both encrypt the media. */
 const encrypted = (p: Participant) => p.encryption === "dtls-srtp" || p.encryption === "sdes-srtp";
 
@@ -102,6 +130,7 @@ export function Meeting({ meeting, run }: { meeting: any; run: Run }) {
           </li>
         ))}
       </ul>
+      {meeting.target?.kind === "sip" && meeting.state === "connected" && <SipControls onHold={meeting.on_hold === true} run={run} />}
       <button type="button" class="big danger" data-testid="leave" onClick={() => run("meeting.leave")}>
         {t("panel.leave")}
       </button>
