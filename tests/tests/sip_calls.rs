@@ -1195,3 +1195,55 @@ fn the_panel_dials_a_sip_address_types_tones_holds_and_hangs_up() -> Result<(), 
     )?;
     Ok(())
 }
+
+/// Issue 14, point 2 and 7: a call in rings on the shipped panel in Chromium with the caller's
+/// name; declined there, baresip hears 603 and the banner goes; called again and answered there,
+/// the call connects (the panel shows it encrypted, with its keypad) and Leave ends it.
+#[test]
+fn a_call_in_rings_on_the_panel_and_is_declined_or_answered_there() -> Result<(), HarnessError> {
+    let net = TestNetwork::create()?;
+    let (kamailio, baresip, roomd, _scratch) =
+        registered_room(&net, MediaEncryption::SrtpMandatory, "")?;
+    let token = roomd.admin_token()?;
+    let panel = BrowserPeer::panel(&roomd.base_url(), &token)?;
+    let rings = |panel: &BrowserPeer, after: usize| {
+        panel.wait_for_after(
+            after,
+            "the call ringing on the panel",
+            Duration::from_secs(30),
+            |l| l["event"] == "panel" && l["incoming"] == BARESIP_DISPLAY_NAME,
+        )
+    };
+    let before = panel.line_count();
+    baresip.command(&net, "dial", &room_aor(&kamailio))?;
+    rings(&panel, before)?;
+    tap_until(&panel, "incoming-decline", "the banner gone", |l| {
+        l["incoming"] == ""
+    })?;
+    wait_for_log("baresip declined", || baresip.log_text(), "603 Decline")?;
+    assert_eq!(meeting::status(&roomd)?["state"], "idle");
+
+    let before = panel.line_count();
+    baresip.command(&net, "dial", &room_aor(&kamailio))?;
+    rings(&panel, before)?;
+    tap_until(
+        &panel,
+        "incoming-answer",
+        "the call connected on the panel",
+        |l| l["meeting_state"] == "connected" && l["encrypted"] == "true" && l["keypad"] == true,
+    )?;
+    wait_for_log(
+        "baresip's call established",
+        || baresip.log_text(),
+        "Call established",
+    )?;
+    tap_until(&panel, "leave", "the panel idle again", |l| {
+        l["keypad"] == false
+    })?;
+    wait_for_log(
+        "baresip's call closed",
+        || baresip.log_text(),
+        "session closed",
+    )?;
+    Ok(())
+}
