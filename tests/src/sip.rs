@@ -222,6 +222,8 @@ modparam("usrloc", "db_mode", 0)
 modparam("registrar", "min_expires", 5)
 modparam("registrar", "max_expires", MAX_EXPIRES)
 modparam("htable", "htable", "users=>size=4;")
+# A request to a peer that is gone gets 408 after 5 s without any answer (default 30 s).
+modparam("tm", "fr_timer", 5000)
 
 event_route[htable:mod-init] {{
 {passwords}}}
@@ -518,6 +520,15 @@ impl Baresip {
         files.retain(|p| p.extension().is_some_and(|e| e == "wav"));
         files.sort();
         files
+    }
+
+    /// Kills baresip at once (SIGKILL): it sends no BYE, as a peer whose power or network
+    /// went away.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     pub fn stop(&mut self) {

@@ -1247,3 +1247,49 @@ fn a_call_in_rings_on_the_panel_and_is_declined_or_answered_there() -> Result<()
     )?;
     Ok(())
 }
+
+/// A hold the far end never answers (baresip gone without a BYE; Kamailio answers the
+/// re-INVITE 408 after its 5 s): `status.meeting.on_hold` goes back to false, the event
+/// `meeting.hold.failed` says why, and the room stays in the call; holding again is a new
+/// attempt that fails the same way.
+#[test]
+fn a_hold_that_does_not_take_leaves_the_call_not_on_hold_and_says_why() -> Result<(), HarnessError>
+{
+    let net = TestNetwork::create()?;
+    let (kamailio, mut baresip, roomd, _scratch) =
+        registered_room(&net, MediaEncryption::SrtpMandatory, "")?;
+    let mut events = room_events(&roomd)?;
+    let uri = baresip.uri(&kamailio);
+    roomd.command(
+        "meeting.join",
+        &json!({"target": {"kind": "sip", "uri": uri}}),
+    )?;
+    meeting::wait_for(&roomd, "connected", Duration::from_secs(30), |m| {
+        m["state"] == "connected"
+    })?;
+    baresip.kill();
+    for attempt in 1..=2 {
+        roomd.command("meeting.hold", &json!({}))?;
+        assert_eq!(
+            meeting::status(&roomd)?["on_hold"],
+            true,
+            "attempt {attempt}"
+        );
+        let failed = wait_for_event(&mut events, "meeting.hold.failed", Duration::from_secs(30))
+            .map_err(|e| HarnessError::Config {
+                message: format!("{e}\nkamailio:\n{}", kamailio.log_text()),
+            })?;
+        eprintln!("attempt {attempt}: {failed}");
+        assert_eq!(failed["on_hold"], false, "{failed}");
+        assert!(
+            failed["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("cannot hold the call") && r.contains("408")),
+            "{failed}"
+        );
+        let status = meeting::status(&roomd)?;
+        assert_eq!(status["on_hold"], false, "{status}");
+        assert_eq!(status["state"], "connected", "{status}");
+    }
+    Ok(())
+}

@@ -158,6 +158,12 @@ room_events! {
         participant: String,
         by: String,
     }
+    /// A hold or resume did not take (the far end refused the re-INVITE, or never answered):
+    /// the call is as `on_hold` says (`status.meeting.on_hold` follows), and `reason` says why.
+    MeetingHoldFailed = "meeting.hold.failed" {
+        on_hold: bool,
+        reason: String,
+    }
     /// A failed meeting's error was cleared.
     MeetingCleared = "meeting.cleared" {}
     /// The meeting ended (`outcome`: ended or failed).

@@ -740,6 +740,16 @@ pub enum MeetingReport {
         /// Where it stands now.
         e2ee: E2eeStatus,
     },
+    /// A hold or resume (`meeting.hold` / `meeting.resume`) did not take: the call is as
+    /// `on_hold` says, and `reason` says why.
+    HoldFailed {
+        /// The plan generation this is about.
+        generation: u64,
+        /// Whether the call is on hold now (what it was before the attempt).
+        on_hold: bool,
+        /// Why, e.g. the far end's answer to the re-INVITE.
+        reason: String,
+    },
     /// The first picture of a remote participant reached the display.
     FirstRemoteFrame {
         /// The plan generation this is about.
@@ -761,6 +771,7 @@ impl MeetingReport {
             | MeetingReport::Stats { generation, .. }
             | MeetingReport::Ended { generation, .. }
             | MeetingReport::E2ee { generation, .. }
+            | MeetingReport::HoldFailed { generation, .. }
             | MeetingReport::FirstRemoteFrame { generation, .. } => *generation,
         }
     }

@@ -379,6 +379,21 @@ impl MeetingDesk {
                 events.push(RoomEvent::MeetingEndedRemotely { reason });
                 return (events, record);
             }
+            MeetingReport::HoldFailed {
+                on_hold, reason, ..
+            } => {
+                tracing::warn!("the call's hold or resume did not take: {reason}");
+                // Status and the plan say what the call really is, so that the same command
+                // can be given again.
+                if current.plan.hold != on_hold {
+                    let mut plan = (*current.plan).clone();
+                    plan.hold = on_hold;
+                    current.plan = Arc::new(plan);
+                    self.plan_tx.send_replace(Some(current.plan.clone()));
+                }
+                status.on_hold = on_hold;
+                events.push(RoomEvent::MeetingHoldFailed { on_hold, reason });
+            }
             MeetingReport::State { state, error, .. } => {
                 if status.state != state || status.error != error {
                     status.state = state;

@@ -501,6 +501,21 @@ async fn only_a_connected_sip_call_is_held_and_the_plan_and_status_follow() {
     room.execute(hold(false)).await.unwrap();
     assert!(!plans.borrow().clone().unwrap().hold);
     assert_eq!(room.status().tree["meeting"]["on_hold"], false);
+
+    // A hold the far end refuses: status and the plan go back to what the call is, so that
+    // holding again is a new attempt.
+    room.execute(hold(true)).await.unwrap();
+    room.meeting_report(MeetingReport::HoldFailed {
+        generation,
+        on_hold: false,
+        reason: "cannot hold the call: the far end answered the re-INVITE with 408".into(),
+    })
+    .await
+    .unwrap();
+    assert!(!plans.borrow().clone().unwrap().hold);
+    assert_eq!(room.status().tree["meeting"]["on_hold"], false);
+    room.execute(hold(true)).await.unwrap();
+    assert!(plans.borrow().clone().unwrap().hold);
 }
 
 #[tokio::test]

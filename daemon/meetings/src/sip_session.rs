@@ -159,10 +159,19 @@ pub(crate) async fn run(ctx: SessionContext) {
                             );
                             held = hold;
                         }
-                        Err(e) => tracing::warn!(
-                            "SIP call with {uri}: cannot {}: {e}",
-                            if hold { "hold" } else { "resume" }
-                        ),
+                        Err(e) => {
+                            let reason = format!(
+                                "cannot {} the call: {e}",
+                                if hold { "hold" } else { "resume" }
+                            );
+                            tracing::warn!("SIP call with {uri}: {reason}");
+                            let report = MeetingReport::HoldFailed {
+                                generation: ctx.generation(),
+                                on_hold: held,
+                                reason,
+                            };
+                            let _ = ctx.room.meeting_report(report).await;
+                        }
                     }
                 }
                 for digits in tones.iter().skip(tones_sent) {
