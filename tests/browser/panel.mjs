@@ -8,7 +8,7 @@
 // certificate is its enrolled one (a CA made by the test), so certificate errors are ignored in
 // this one browser context, as the web UI's own browser test does.
 //
-// Lines: {"event":"panel","meeting_state","encrypted","on_hold","keypad","incoming" (the caller
+// Lines: {"event":"panel","meeting_state","encrypted","on_hold","far_end_on_hold","keypad","incoming" (the caller
 // a ringing call shows),"participants":[{"id",
 // "e2ee","identity","verified_by","sas","waiting","confirm"}],"meeting_e2ee"} whenever what the
 // panel shows changes; {"event":"tapped","testid","participant"}; {"event":"filled","selector"};
@@ -67,6 +67,7 @@ function shown() {
     meeting_state: document.querySelector(".meeting-state")?.getAttribute("data-state") ?? "",
     encrypted: document.querySelector('[data-testid="meeting-encryption"]')?.getAttribute("data-encrypted") ?? "",
     on_hold: document.querySelector('[data-testid="on-hold"]') !== null,
+    far_end_on_hold: document.querySelector('[data-testid="far-end-on-hold"]') !== null,
     keypad: document.querySelector('[data-testid="keypad"]') !== null,
     incoming: document.querySelector('[data-testid="incoming-caller"]')?.textContent ?? "",
     meeting_e2ee: document.querySelector('[data-testid="meeting-e2ee"]')?.getAttribute("data-e2ee") ?? "",

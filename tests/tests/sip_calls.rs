@@ -993,7 +993,14 @@ fn hold_and_resume_from_either_side_and_media_flows_again_after() -> Result<(), 
             roomd.stderr_text()
         ),
     })?;
+    let held = meeting::wait_for(&roomd, "far end on hold", Duration::from_secs(10), |m| {
+        m["far_end_on_hold"] == true
+    })?;
+    assert_eq!(held["on_hold"], false, "{held}");
     baresip.command(&net, "resume", "")?;
+    meeting::wait_for(&roomd, "far end resumed", Duration::from_secs(10), |m| {
+        m["far_end_on_hold"] == false
+    })?;
     wait_for(
         "the room answering baresip's resume",
         Duration::from_secs(10),
@@ -1136,7 +1143,8 @@ fn tap_until(
 /// Issue 14, points 2 and 7, on the shipped touch panel in Chromium: a SIP address typed into
 /// the panel is called (through Kamailio over TLS, SDES-SRTP); the panel shows the call
 /// connected and encrypted, and a keypad whose keys reach baresip as RFC 4733 events; its hold
-/// button holds the call (status and the panel say so) and resume resumes it; leave hangs up.
+/// button holds the call (status and the panel say so) and resume resumes it; baresip's own
+/// hold and resume show as "held by the other side" and go; leave hangs up.
 #[test]
 fn the_panel_dials_a_sip_address_types_tones_holds_and_hangs_up() -> Result<(), HarnessError> {
     let net = TestNetwork::create()?;
@@ -1183,6 +1191,28 @@ fn the_panel_dials_a_sip_address_types_tones_holds_and_hangs_up() -> Result<(), 
         l["on_hold"] == false && l["meeting_state"] == "connected"
     })?;
     assert_eq!(meeting::status(&roomd)?["on_hold"], false);
+
+    // baresip holds and resumes (its re-INVITEs): the panel says the other side holds it.
+    let before = panel.line_count();
+    baresip.command(&net, "hold", "")?;
+    panel.wait_for_after(
+        before,
+        "the panel: held by the other side",
+        Duration::from_secs(30),
+        |l| l["event"] == "panel" && l["far_end_on_hold"] == true && l["on_hold"] == false,
+    )?;
+    let before = panel.line_count();
+    baresip.command(&net, "resume", "")?;
+    panel.wait_for_after(
+        before,
+        "the panel: resumed by the other side",
+        Duration::from_secs(30),
+        |l| {
+            l["event"] == "panel"
+                && l["far_end_on_hold"] == false
+                && l["meeting_state"] == "connected"
+        },
+    )?;
 
     // Leave hangs up: baresip's call ends and the panel is back to dialling.
     tap_until(&panel, "leave", "the panel idle again", |l| {

@@ -158,6 +158,8 @@ room_events! {
         participant: String,
         by: String,
     }
+    /// The far end of the SIP call put it on hold or resumed it (`status.meeting.far_end_on_hold`).
+    MeetingHoldFarEnd = "meeting.hold.far_end" { on_hold: bool }
     /// A hold or resume did not take (the far end refused the re-INVITE, or never answered):
     /// the call is as `on_hold` says (`status.meeting.on_hold` follows), and `reason` says why.
     MeetingHoldFailed = "meeting.hold.failed" {

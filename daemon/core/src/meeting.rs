@@ -482,6 +482,9 @@ pub struct MeetingStatus {
     pub e2ee: E2eeStatus,
     /// Whether the room put the call on hold (`meeting.hold`; SIP calls only).
     pub on_hold: bool,
+    /// Whether the far end put the call on hold (its re-INVITE said `sendonly` or `inactive`;
+    /// SIP calls only).
+    pub far_end_on_hold: bool,
 }
 
 /// `status.meeting.e2ee`: whether the meeting is end-to-end encrypted and with whom.
@@ -567,6 +570,7 @@ impl MeetingStatus {
             streams: Vec::new(),
             e2ee: E2eeStatus::off(),
             on_hold: false,
+            far_end_on_hold: false,
         }
     }
 }
@@ -750,6 +754,13 @@ pub enum MeetingReport {
         /// Why, e.g. the far end's answer to the re-INVITE.
         reason: String,
     },
+    /// The far end put the call on hold or resumed it (its re-INVITE).
+    FarEndHold {
+        /// The plan generation this is about.
+        generation: u64,
+        /// Whether it holds the call now.
+        on_hold: bool,
+    },
     /// The first picture of a remote participant reached the display.
     FirstRemoteFrame {
         /// The plan generation this is about.
@@ -772,6 +783,7 @@ impl MeetingReport {
             | MeetingReport::Ended { generation, .. }
             | MeetingReport::E2ee { generation, .. }
             | MeetingReport::HoldFailed { generation, .. }
+            | MeetingReport::FarEndHold { generation, .. }
             | MeetingReport::FirstRemoteFrame { generation, .. } => *generation,
         }
     }

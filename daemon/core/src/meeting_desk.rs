@@ -394,6 +394,12 @@ impl MeetingDesk {
                 status.on_hold = on_hold;
                 events.push(RoomEvent::MeetingHoldFailed { on_hold, reason });
             }
+            MeetingReport::FarEndHold { on_hold, .. } => {
+                if status.far_end_on_hold != on_hold {
+                    status.far_end_on_hold = on_hold;
+                    events.push(RoomEvent::MeetingHoldFarEnd { on_hold });
+                }
+            }
             MeetingReport::State { state, error, .. } => {
                 if status.state != state || status.error != error {
                     status.state = state;

@@ -516,6 +516,19 @@ async fn only_a_connected_sip_call_is_held_and_the_plan_and_status_follow() {
     assert_eq!(room.status().tree["meeting"]["on_hold"], false);
     room.execute(hold(true)).await.unwrap();
     assert!(plans.borrow().clone().unwrap().hold);
+
+    // The far end's hold is its own field: the room's stays as it is.
+    for far_end in [true, false] {
+        room.meeting_report(MeetingReport::FarEndHold {
+            generation,
+            on_hold: far_end,
+        })
+        .await
+        .unwrap();
+        let meeting = room.status().tree["meeting"].clone();
+        assert_eq!(meeting["far_end_on_hold"], far_end);
+        assert_eq!(meeting["on_hold"], true);
+    }
 }
 
 #[tokio::test]

@@ -74,6 +74,10 @@ pub trait SipCall: Send {
     fn encrypted(&self) -> bool;
     /// The call's streams as `status.meeting.streams` shows them.
     fn streams(&self) -> Vec<StreamStats>;
+    /// Whether the far end holds the call (its re-INVITE said `sendonly` or `inactive`), as it
+    /// changes. Its changes arrive while [`SipCall::ended`] is being awaited (which answers the
+    /// far end's requests).
+    fn far_end_hold(&self) -> tokio::sync::watch::Receiver<bool>;
     /// Resolves when the far end ends the call, with the reason.
     fn ended(&mut self) -> SipFuture<'_, String>;
     /// Sends DTMF tones (RFC 4733) in the call's audio; false when the far end takes none.
@@ -139,8 +143,18 @@ pub(crate) async fn run(ctx: SessionContext) {
     let mut plan = ctx.plan.clone();
     let mut tones_sent = 0;
     let mut held = false;
+    let mut far_end_hold = call.far_end_hold();
     loop {
         tokio::select! {
+            Ok(()) = far_end_hold.changed() => {
+                let on_hold = *far_end_hold.borrow_and_update();
+                tracing::info!("SIP call with {uri}: the far end {}", if on_hold { "holds the call" } else { "resumed the call" });
+                let report = MeetingReport::FarEndHold {
+                    generation: ctx.generation(),
+                    on_hold,
+                };
+                let _ = ctx.room.meeting_report(report).await;
+            }
             changed = plan.changed() => {
                 if changed.is_err() {
                     continue;

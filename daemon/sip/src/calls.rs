@@ -453,6 +453,7 @@ async fn answer_call(
         media,
         local_sdp: answer.sdp,
         sdp_version: 1,
+        far_end_hold: tokio::sync::watch::channel(false).0,
     }))
 }
 
@@ -640,6 +641,7 @@ async fn place_call(
         media,
         local_sdp: offer.sdp,
         sdp_version: 1,
+        far_end_hold: tokio::sync::watch::channel(false).0,
     }))
 }
 
@@ -720,6 +722,8 @@ struct ActiveCall {
     /// re-INVITEs repeat it with another direction and the next `o=` version.
     local_sdp: String,
     sdp_version: u64,
+    /// Whether the far end holds the call: its last re-INVITE said `sendonly` or `inactive`.
+    far_end_hold: tokio::sync::watch::Sender<bool>,
 }
 
 /// The direction that answers an offer's (RFC 3264 6.1): the first direction attribute of
@@ -803,6 +807,10 @@ impl SipCall for ActiveCall {
         streams
     }
 
+    fn far_end_hold(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.far_end_hold.subscribe()
+    }
+
     fn ended(&mut self) -> SipFuture<'_, String> {
         Box::pin(async move {
             while let Some(state) = self.states.recv().await {
@@ -815,6 +823,11 @@ impl SipCall for ActiveCall {
                         if request.method == Method::Invite && body.len() <= SDP_MAX_BYTES {
                             let direction = mirrored_direction(&String::from_utf8_lossy(body));
                             tracing::info!("SIP: the far end re-INVITEs; answering {direction}");
+                            // It sends nothing it wants us to play (`sendonly` mirrored to
+                            // `recvonly`, or `inactive`): it put us on hold.
+                            let held = matches!(direction, "recvonly" | "inactive");
+                            self.far_end_hold
+                                .send_if_modified(|h| std::mem::replace(h, held) != held);
                             let sdp = self.next_sdp(direction);
                             let respond = handle.respond(
                                 StatusCode::OK,

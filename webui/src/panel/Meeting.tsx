@@ -46,7 +46,7 @@ const KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#"];
 
 /** A connected SIP call: a keypad that sends each tone as it is tapped (a bridge's PIN), and
  * hold/resume as status says the call is. */
-function SipControls({ onHold, run }: { onHold: boolean; run: Run }) {
+function SipControls({ onHold, farEndOnHold, run }: { onHold: boolean; farEndOnHold: boolean; run: Run }) {
   return (
     <div class="sip-controls">
       <div class="keypad" role="group" aria-label={t("panel.keypad")} data-testid="keypad">
@@ -60,6 +60,11 @@ function SipControls({ onHold, run }: { onHold: boolean; run: Run }) {
         {onHold && (
           <span class="badge warn" data-testid="on-hold">
             {t("panel.on_hold")}
+          </span>
+        )}{" "}
+        {farEndOnHold && (
+          <span class="badge warn" data-testid="far-end-on-hold">
+            {t("panel.far_end_on_hold")}
           </span>
         )}{" "}
         <button type="button" class="big" data-testid={onHold ? "resume" : "hold"} onClick={() => run(onHold ? "meeting.resume" : "meeting.hold")}>
@@ -130,7 +135,7 @@ export function Meeting({ meeting, run }: { meeting: any; run: Run }) {
           </li>
         ))}
       </ul>
-      {meeting.target?.kind === "sip" && meeting.state === "connected" && <SipControls onHold={meeting.on_hold === true} run={run} />}
+      {meeting.target?.kind === "sip" && meeting.state === "connected" && <SipControls onHold={meeting.on_hold === true} farEndOnHold={meeting.far_end_on_hold === true} run={run} />}
       <button type="button" class="big danger" data-testid="leave" onClick={() => run("meeting.leave")}>
         {t("panel.leave")}
       </button>
