@@ -317,7 +317,14 @@ impl Baresip {
         password: &str,
         encryption: MediaEncryption,
     ) -> Result<Baresip, HarnessError> {
-        Baresip::launch(network, kamailio, user, password, encryption, false)
+        Baresip::launch(
+            network,
+            kamailio,
+            user,
+            password,
+            encryption,
+            PeerAudio::OpusAndG711,
+        )
     }
 
     /// As [`Baresip::start`], with G.711 as its only audio codec (no Opus module): a desk phone
@@ -329,7 +336,32 @@ impl Baresip {
         password: &str,
         encryption: MediaEncryption,
     ) -> Result<Baresip, HarnessError> {
-        Baresip::launch(network, kamailio, user, password, encryption, true)
+        Baresip::launch(
+            network,
+            kamailio,
+            user,
+            password,
+            encryption,
+            PeerAudio::G711Only,
+        )
+    }
+
+    /// As [`Baresip::start`], with G.722 as its only audio codec: a wideband desk phone.
+    pub fn start_g722_only(
+        network: &TestNetwork,
+        kamailio: &Kamailio,
+        user: &str,
+        password: &str,
+        encryption: MediaEncryption,
+    ) -> Result<Baresip, HarnessError> {
+        Baresip::launch(
+            network,
+            kamailio,
+            user,
+            password,
+            encryption,
+            PeerAudio::G722Only,
+        )
     }
 
     fn launch(
@@ -338,7 +370,7 @@ impl Baresip {
         user: &str,
         password: &str,
         encryption: MediaEncryption,
-        g711_only: bool,
+        audio: PeerAudio,
     ) -> Result<Baresip, HarnessError> {
         let dir = tempfile::Builder::new()
             .prefix("roomd-baresip-")
@@ -360,7 +392,7 @@ impl Baresip {
                 "\"{BARESIP_DISPLAY_NAME}\" <sip:{user}@{address}>;auth_pass={password};outbound=\"sip:{address}:{KAMAILIO_UDP_PORT};transport=udp\";regint=60;answermode=auto{mediaenc}\n"
             ),
         )?;
-        write("config", &baresip_config(dir.path(), address, g711_only))?;
+        write("config", &baresip_config(dir.path(), address, audio))?;
         write("contacts", "")?;
         let log = OpenOptions::new()
             .create(true)
@@ -561,8 +593,20 @@ impl Drop for Baresip {
     }
 }
 
-fn baresip_config(dir: &Path, address: Ipv4Addr, g711_only: bool) -> String {
-    let opus = if g711_only { "" } else { "module opus.so\n" };
+/// The audio codecs a test's baresip speaks (the modules it loads).
+#[derive(Debug, Clone, Copy)]
+enum PeerAudio {
+    OpusAndG711,
+    G711Only,
+    G722Only,
+}
+
+fn baresip_config(dir: &Path, address: Ipv4Addr, audio: PeerAudio) -> String {
+    let codecs = match audio {
+        PeerAudio::OpusAndG711 => "module g711.so\nmodule opus.so\n",
+        PeerAudio::G711Only => "module g711.so\n",
+        PeerAudio::G722Only => "module g722.so\n",
+    };
     format!(
         "poll_method epoll\n\
          sip_listen {address}:{BARESIP_SIP_PORT}\n\
@@ -586,8 +630,7 @@ fn baresip_config(dir: &Path, address: Ipv4Addr, g711_only: bool) -> String {
          avcodec_h264dec h264\n\
          snd_path {dir}\n\
          module_path /usr/lib/baresip/modules\n\
-         module g711.so\n\
-         {opus}\
+         {codecs}\
          module avcodec.so\n\
          module ausine.so\n\
          module aubridge.so\n\

@@ -529,6 +529,57 @@ fn a_g711_only_peer_gets_g711_both_ways() -> Result<(), HarnessError> {
     Ok(())
 }
 
+/// A wideband desk phone (baresip with only G.722) called by the room: G.722 is agreed over
+/// SDES-SRTP (the room's order: Opus, G.722, G.711), and audio flows both ways.
+#[test]
+fn a_g722_only_peer_gets_g722_both_ways() -> Result<(), HarnessError> {
+    let net = TestNetwork::create()?;
+    let (kamailio, baresip, roomd, _scratch) = registered_room_with(
+        &net,
+        Baresip::start_g722_only,
+        MediaEncryption::SrtpMandatory,
+        "",
+    )?;
+    let uri = baresip.uri(&kamailio);
+    roomd.command(
+        "meeting.join",
+        &json!({"target": {"kind": "sip", "uri": uri}}),
+    )?;
+    let status = meeting::wait_for(
+        &roomd,
+        "G.722 audio arriving",
+        Duration::from_secs(30),
+        |m| {
+            meeting::stream_frames(m, "receive", "audio")
+                .iter()
+                .sum::<u64>()
+                > 50
+        },
+    )
+    .map_err(|e| HarnessError::Config {
+        message: format!(
+            "{e}\nbaresip:\n{}\nroomd:\n{}",
+            baresip.log_text(),
+            roomd.stderr_text()
+        ),
+    })?;
+    assert_eq!(status["encrypted"], true, "{status}");
+    let log = baresip.log_text();
+    assert!(
+        log.contains("Set audio encoder: G722"),
+        "baresip did not agree G.722:\n{log}"
+    );
+    wait_for(
+        "baresip receiving the room's G.722 audio",
+        Duration::from_secs(20),
+        || Ok(baresip.received_bitrates().filter(|(audio, _)| *audio > 0)),
+    )
+    .map_err(|e| HarnessError::Config {
+        message: format!("{e}; baresip:\n{}", baresip.log_text()),
+    })?;
+    Ok(())
+}
+
 /// The room's address of record as a peer dials it (baresip calls over UDP to Kamailio, which
 /// relays to the room over the TLS connection it registered through).
 fn room_aor(kamailio: &Kamailio) -> String {

@@ -334,6 +334,7 @@ fn add_sender(
             (Feed::Camera, pay)
         }
         (MediaKind::Audio, "OPUS") => (Feed::Microphone, make("rtpopuspay")?),
+        (MediaKind::Audio, "G722") => (Feed::Microphone, make("rtpg722pay")?),
         (MediaKind::Audio, "PCMU") => (Feed::Microphone, make("rtppcmupay")?),
         (MediaKind::Audio, "PCMA") => (Feed::Microphone, make("rtppcmapay")?),
         (kind, encoding) => {
@@ -349,22 +350,23 @@ fn add_sender(
         .max_bytes(2_000_000)
         .leaky_type(gst_app::AppLeakyType::Downstream)
         .build();
-    // G.711: the microphone's tap carries Opus; decode it and encode 8 kHz mono G.711 (the
-    // room's voice is encoded once for every meeting; this is the SIP call's own transcode).
+    // G.711 and G.722: the microphone's tap carries Opus; decode it and encode mono G.711 at
+    // 8 kHz or G.722 at 16 kHz (the room's voice is encoded once for every meeting; this is the
+    // SIP call's own transcode).
     let transcode = match stream.encoding.as_str() {
-        "PCMU" | "PCMA" => {
+        encoding @ ("PCMU" | "PCMA" | "G722") => {
             let filter = make("capsfilter")?;
             filter.set_property(
                 "caps",
                 gst::Caps::builder("audio/x-raw")
-                    .field("rate", 8000i32)
+                    .field("rate", if encoding == "G722" { 16000i32 } else { 8000 })
                     .field("channels", 1i32)
                     .build(),
             );
-            let encoder = make(if stream.encoding == "PCMU" {
-                "mulawenc"
-            } else {
-                "alawenc"
+            let encoder = make(match encoding {
+                "PCMU" => "mulawenc",
+                "PCMA" => "alawenc",
+                _ => "avenc_g722",
             })?;
             vec![
                 make("opusdec")?,
@@ -595,6 +597,12 @@ fn on_remote_stream(
         (MediaKind::Audio, "OPUS") => vec![
             make("rtpopusdepay")?,
             make("opusdec")?,
+            make("audioconvert")?,
+            make("audioresample")?,
+        ],
+        (MediaKind::Audio, "G722") => vec![
+            make("rtpg722depay")?,
+            make("avdec_g722")?,
             make("audioconvert")?,
             make("audioresample")?,
         ],

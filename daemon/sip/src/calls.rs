@@ -679,6 +679,7 @@ fn media_streams(
             kind: MediaKind::Audio,
             encoding: match audio.codec {
                 AudioCodec::Opus => "OPUS",
+                AudioCodec::G722 => "G722",
                 AudioCodec::Pcmu => "PCMU",
                 AudioCodec::Pcma => "PCMA",
             }

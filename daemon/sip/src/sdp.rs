@@ -26,6 +26,7 @@ const MEDIA_MAX: usize = 8;
 /// Payload types of the offer.
 const PT_OPUS: u8 = 111;
 const PT_PCMU: u8 = 0;
+const PT_G722: u8 = 9;
 const PT_PCMA: u8 = 8;
 const PT_H264: u8 = 96;
 const PT_TELEPHONE_EVENT: u8 = 101;
@@ -53,7 +54,8 @@ pub enum SdpError {
     Unsupported(String),
     /// Neither audio nor video could be agreed.
     #[error(
-        "the far end's SDP has no usable audio or video (codecs offered: Opus, PCMU, PCMA, H.264)"
+        "the far end's SDP has no usable audio or video (codecs offered: Opus, G.722, PCMU, PCMA, \
+         H.264)"
     )]
     NoUsableMedia,
 }
@@ -150,8 +152,9 @@ pub fn make_offer(local: &LocalMedia) -> LocalOffer {
     // Writing to a String cannot fail.
     let _ = write!(
         sdp,
-        "m=audio {ap} RTP/SAVP {PT_OPUS} {PT_PCMU} {PT_PCMA} {PT_TELEPHONE_EVENT}\r\n\
+        "m=audio {ap} RTP/SAVP {PT_OPUS} {PT_G722} {PT_PCMU} {PT_PCMA} {PT_TELEPHONE_EVENT}\r\n\
          a=rtpmap:{PT_OPUS} opus/48000/2\r\na=fmtp:{PT_OPUS} useinbandfec=1\r\n\
+         a=rtpmap:{PT_G722} G722/8000\r\n\
          a=rtpmap:{PT_PCMU} PCMU/8000\r\na=rtpmap:{PT_PCMA} PCMA/8000\r\n\
          a=rtpmap:{PT_TELEPHONE_EVENT} telephone-event/8000\r\n\
          a=fmtp:{PT_TELEPHONE_EVENT} 0-15\r\n\
@@ -195,6 +198,8 @@ pub fn make_plain_offer(secure: &LocalOffer) -> LocalOffer {
 pub enum AudioCodec {
     /// Opus, 48 kHz.
     Opus,
+    /// G.722, 16 kHz wideband (its RTP clock is 8 kHz, RFC 3551).
+    G722,
     /// G.711 µ-law.
     Pcmu,
     /// G.711 A-law.
@@ -319,16 +324,21 @@ pub fn parse_offer(offer: &str, require_encryption: bool) -> Result<Offered, Sdp
             .media_descriptions
             .iter()
             .find(|m| m.media.media_type == MediaType::Audio && m.media.port != 0)
-        && let Some((payload_type, codec)) = [AudioCodec::Opus, AudioCodec::Pcmu, AudioCodec::Pcma]
-            .iter()
-            .find_map(|want| {
-                media
-                    .media
-                    .fmts
-                    .iter()
-                    .find(|&&pt| audio_codec(media, pt) == Some(*want))
-                    .map(|&pt| (pt, *want))
-            })
+        && let Some((payload_type, codec)) = [
+            AudioCodec::Opus,
+            AudioCodec::G722,
+            AudioCodec::Pcmu,
+            AudioCodec::Pcma,
+        ]
+        .iter()
+        .find_map(|want| {
+            media
+                .media
+                .fmts
+                .iter()
+                .find(|&&pt| audio_codec(media, pt) == Some(*want))
+                .map(|&pt| (pt, *want))
+        })
     {
         audio.payload_type = payload_type;
         audio.codec = codec;
@@ -409,6 +419,7 @@ pub fn make_answer(local: &LocalMedia, offered: &Offered) -> LocalOffer {
                         sdp,
                         "a=rtpmap:{pt} opus/48000/2\r\na=fmtp:{pt} useinbandfec=1\r\n"
                     ),
+                    AudioCodec::G722 => write!(sdp, "a=rtpmap:{pt} G722/8000\r\n"),
                     AudioCodec::Pcmu => write!(sdp, "a=rtpmap:{pt} PCMU/8000\r\n"),
                     AudioCodec::Pcma => write!(sdp, "a=rtpmap:{pt} PCMA/8000\r\n"),
                 };
@@ -491,8 +502,10 @@ fn audio_codec(media: &MediaDescription, pt: u8) -> Option<AudioCodec> {
         Some((name, rate)) if name.eq_ignore_ascii_case("opus") && rate == 48000 => {
             Some(AudioCodec::Opus)
         }
+        Some((name, 8000)) if name.eq_ignore_ascii_case("G722") => Some(AudioCodec::G722),
         Some((name, 8000)) if name.eq_ignore_ascii_case("PCMU") => Some(AudioCodec::Pcmu),
         Some((name, 8000)) if name.eq_ignore_ascii_case("PCMA") => Some(AudioCodec::Pcma),
+        None if pt == PT_G722 => Some(AudioCodec::G722),
         None if pt == PT_PCMU => Some(AudioCodec::Pcmu),
         None if pt == PT_PCMA => Some(AudioCodec::Pcma),
         _ => None,

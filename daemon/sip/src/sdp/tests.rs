@@ -28,7 +28,11 @@ fn baresip_answer(audio_proto: &str, video_proto: &str) -> String {
 fn the_offer_carries_two_fresh_keys_and_parses_as_an_answer_to_itself() {
     let offer = make_offer(&local());
     assert_ne!(offer.audio_key, offer.video_key);
-    assert!(offer.sdp.contains("m=audio 40000 RTP/SAVP 111 0 8 101\r\n"));
+    assert!(
+        offer
+            .sdp
+            .contains("m=audio 40000 RTP/SAVP 111 9 0 8 101\r\n")
+    );
     assert!(offer.sdp.contains("packetization-mode=1"));
     let agreed = parse_answer(&offer.sdp, true).unwrap();
     let audio = agreed.audio.as_ref().unwrap();
@@ -47,7 +51,11 @@ fn the_offer_carries_two_fresh_keys_and_parses_as_an_answer_to_itself() {
 fn the_plain_offer_has_no_keys_and_is_refused_as_an_answer_under_required_encryption() {
     let plain = make_plain_offer(&make_offer(&local()));
     assert!(!plain.sdp.contains("a=crypto") && !plain.sdp.contains("SAVP"));
-    assert!(plain.sdp.contains("m=audio 40000 RTP/AVP 111 0 8 101\r\n"));
+    assert!(
+        plain
+            .sdp
+            .contains("m=audio 40000 RTP/AVP 111 9 0 8 101\r\n")
+    );
     assert_eq!(
         parse_answer(&plain.sdp, true),
         Err(SdpError::Unencrypted("audio"))
@@ -279,4 +287,30 @@ proptest! {
         }
         let _ = parse_answer(&lines.join("\r\n"), true);
     }
+}
+
+#[test]
+fn g722_is_chosen_after_opus_and_before_g711_whatever_the_far_ends_order() {
+    let offer = make_offer(&local());
+    assert!(offer.sdp.contains("a=rtpmap:9 G722/8000\r\n"));
+    // A phone listing G.711 first and G.722 (static type 9, no rtpmap) second.
+    let answer = offer
+        .sdp
+        .replace("RTP/SAVP 111 9 0 8 101", "RTP/SAVP 0 9 101")
+        .replace("a=rtpmap:9 G722/8000\r\n", "");
+    // As a caller's offer, the room answers in its own order: G.722 before G.711.
+    let offered = parse_offer(&answer, true).unwrap();
+    let audio = offered.agreed.audio.as_ref().unwrap();
+    assert_eq!(audio.codec, AudioCodec::G722);
+    assert_eq!(audio.payload_type, 9);
+    let ours = make_answer(&local(), &offered);
+    assert!(
+        ours.sdp
+            .contains("RTP/SAVP 9 101\r\na=rtpmap:9 G722/8000\r\n"),
+        "{}",
+        ours.sdp
+    );
+    // As an answer to the room's offer, the far end's first choice is what it sends.
+    let agreed = parse_answer(&answer, true).unwrap();
+    assert_eq!(agreed.audio.as_ref().unwrap().codec, AudioCodec::Pcmu);
 }
