@@ -57,7 +57,17 @@ const page = await context.newPage();
 page.on("console", (message) => {
   if (message.type() === "error") report("console", { text: message.text() });
 });
-await page.goto(`${args.url}/panel`);
+// Other tests on the machine add and remove network interfaces (their namespaces' veths);
+// Chromium aborts a navigation under way when they change (ERR_NETWORK_CHANGED): load again.
+for (let attempt = 1; ; attempt++) {
+  try {
+    await page.goto(`${args.url}/panel`);
+    break;
+  } catch (e) {
+    if (attempt >= 5 || !/ERR_NETWORK_CHANGED/.test(e.message)) throw e;
+    await sleep(200);
+  }
+}
 loaded();
 
 // What the panel shows, read from the page (never from the API).
