@@ -310,61 +310,8 @@ pub struct Baresip {
 }
 
 impl Baresip {
+    /// A baresip registered as `user` at `kamailio`, speaking `audio`.
     pub fn start(
-        network: &TestNetwork,
-        kamailio: &Kamailio,
-        user: &str,
-        password: &str,
-        encryption: MediaEncryption,
-    ) -> Result<Baresip, HarnessError> {
-        Baresip::launch(
-            network,
-            kamailio,
-            user,
-            password,
-            encryption,
-            PeerAudio::OpusAndG711,
-        )
-    }
-
-    /// As [`Baresip::start`], with G.711 as its only audio codec (no Opus module): a desk phone
-    /// or gateway that speaks nothing else.
-    pub fn start_g711_only(
-        network: &TestNetwork,
-        kamailio: &Kamailio,
-        user: &str,
-        password: &str,
-        encryption: MediaEncryption,
-    ) -> Result<Baresip, HarnessError> {
-        Baresip::launch(
-            network,
-            kamailio,
-            user,
-            password,
-            encryption,
-            PeerAudio::G711Only,
-        )
-    }
-
-    /// As [`Baresip::start`], with G.722 as its only audio codec: a wideband desk phone.
-    pub fn start_g722_only(
-        network: &TestNetwork,
-        kamailio: &Kamailio,
-        user: &str,
-        password: &str,
-        encryption: MediaEncryption,
-    ) -> Result<Baresip, HarnessError> {
-        Baresip::launch(
-            network,
-            kamailio,
-            user,
-            password,
-            encryption,
-            PeerAudio::G722Only,
-        )
-    }
-
-    fn launch(
         network: &TestNetwork,
         kamailio: &Kamailio,
         user: &str,
@@ -595,9 +542,12 @@ impl Drop for Baresip {
 
 /// The audio codecs a test's baresip speaks (the modules it loads).
 #[derive(Debug, Clone, Copy)]
-enum PeerAudio {
+pub enum PeerAudio {
+    /// Opus and G.711: a softphone.
     OpusAndG711,
+    /// G.711 only (no Opus module): a desk phone or gateway that speaks nothing else.
     G711Only,
+    /// G.722 only: a wideband desk phone.
     G722Only,
 }
 

@@ -8,6 +8,7 @@ use roomd_tests::EventSocket;
 use roomd_tests::meeting;
 use roomd_tests::sip::{
     BARESIP_DISPLAY_NAME, Baresip, DEAD_TLS_PORT, Kamailio, MAX_EXPIRES_S, MediaEncryption,
+    PeerAudio,
 };
 use roomd_tests::{BrowserPeer, HarnessError, Roomd, TestCa, TestNetwork, wait_for};
 use serde_json::{Value, json};
@@ -217,29 +218,25 @@ fn a_proxy_that_is_down_fails_over_to_the_fallback_proxy() -> Result<(), Harness
 const PEER: &str = "alice";
 const PEER_PASSWORD: &str = "alice-pw-77";
 
-/// How a test's baresip starts: [`Baresip::start`] or [`Baresip::start_g711_only`].
-type StartPeer =
-    fn(&TestNetwork, &Kamailio, &str, &str, MediaEncryption) -> Result<Baresip, HarnessError>;
-
 /// Kamailio with the room's and a baresip's accounts, the room registered.
 fn registered_room(
     net: &TestNetwork,
     encryption: MediaEncryption,
     extra_toml: &str,
 ) -> Result<(Kamailio, Baresip, Roomd, tempfile::TempDir), HarnessError> {
-    registered_room_with(net, Baresip::start, encryption, extra_toml)
+    registered_room_with(net, PeerAudio::OpusAndG711, encryption, extra_toml)
 }
 
-/// As [`registered_room`], with the baresip that `start_peer` starts.
+/// As [`registered_room`], with a baresip that speaks `audio`.
 fn registered_room_with(
     net: &TestNetwork,
-    start_peer: StartPeer,
+    audio: PeerAudio,
     encryption: MediaEncryption,
     extra_toml: &str,
 ) -> Result<(Kamailio, Baresip, Roomd, tempfile::TempDir), HarnessError> {
     let ca = TestCa::new("roomd SIP test CA")?;
     let kamailio = Kamailio::start(net, &ca, &[(USER, PASSWORD), (PEER, PEER_PASSWORD)])?;
-    let baresip = start_peer(net, &kamailio, PEER, PEER_PASSWORD, encryption)?;
+    let baresip = Baresip::start(net, &kamailio, PEER, PEER_PASSWORD, encryption, audio)?;
     let scratch = tempfile::tempdir().expect("tempdir");
     let toml = sip_toml(
         scratch.path(),
@@ -497,7 +494,7 @@ fn a_g711_only_peer_gets_g711_both_ways() -> Result<(), HarnessError> {
     let net = TestNetwork::create()?;
     let (kamailio, baresip, roomd, _scratch) = registered_room_with(
         &net,
-        Baresip::start_g711_only,
+        PeerAudio::G711Only,
         MediaEncryption::SrtpMandatory,
         "",
     )?;
@@ -536,7 +533,7 @@ fn a_g722_only_peer_gets_g722_both_ways() -> Result<(), HarnessError> {
     let net = TestNetwork::create()?;
     let (kamailio, baresip, roomd, _scratch) = registered_room_with(
         &net,
-        Baresip::start_g722_only,
+        PeerAudio::G722Only,
         MediaEncryption::SrtpMandatory,
         "",
     )?;
@@ -1164,7 +1161,7 @@ fn a_g711_only_caller_is_answered_with_g711_over_sdes_srtp() -> Result<(), Harne
     let net = TestNetwork::create()?;
     let (kamailio, baresip, roomd, _scratch) = registered_room_with(
         &net,
-        Baresip::start_g711_only,
+        PeerAudio::G711Only,
         MediaEncryption::SrtpMandatory,
         "",
     )?;
@@ -1174,6 +1171,23 @@ fn a_g711_only_caller_is_answered_with_g711_over_sdes_srtp() -> Result<(), Harne
     roomd.command("meeting.answer", &json!({}))?;
     g711_flows_both_ways(&roomd, &baresip)?;
     Ok(())
+}
+
+/// The panel shows a connected, encrypted SIP call with its keypad.
+fn connected_on_the_panel(line: &Value) -> bool {
+    line["meeting_state"] == "connected" && line["encrypted"] == "true" && line["keypad"] == true
+}
+
+/// Leave on the panel: the panel is back to dialling and baresip's call ends.
+fn leave_on_the_panel(panel: &BrowserPeer, baresip: &Baresip) -> Result<(), HarnessError> {
+    tap_until(panel, "leave", "the panel idle again", |l| {
+        l["keypad"] == false
+    })?;
+    wait_for_log(
+        "baresip's call closed",
+        || baresip.log_text(),
+        "session closed",
+    )
 }
 
 /// Taps `testid` on the panel, then waits for what the panel shows after the tap to satisfy
@@ -1208,9 +1222,12 @@ fn the_panel_dials_a_sip_address_types_tones_holds_and_hangs_up() -> Result<(), 
     panel.wait_for("the address typed", Duration::from_secs(30), |l| {
         l["event"] == "filled"
     })?;
-    let connected = tap_until(&panel, "join", "the call connected on the panel", |l| {
-        l["meeting_state"] == "connected" && l["encrypted"] == "true" && l["keypad"] == true
-    })?;
+    let connected = tap_until(
+        &panel,
+        "join",
+        "the call connected on the panel",
+        connected_on_the_panel,
+    )?;
     let status = meeting::status(&roomd)?;
     assert_eq!(
         status["target"],
@@ -1266,15 +1283,7 @@ fn the_panel_dials_a_sip_address_types_tones_holds_and_hangs_up() -> Result<(), 
     )?;
 
     // Leave hangs up: baresip's call ends and the panel is back to dialling.
-    tap_until(&panel, "leave", "the panel idle again", |l| {
-        l["keypad"] == false
-    })?;
-    wait_for_log(
-        "baresip's call closed",
-        || baresip.log_text(),
-        "session closed",
-    )?;
-    Ok(())
+    leave_on_the_panel(&panel, &baresip)
 }
 
 /// Issue 14, point 2 and 7: a call in rings on the shipped panel in Chromium with the caller's
@@ -1311,22 +1320,14 @@ fn a_call_in_rings_on_the_panel_and_is_declined_or_answered_there() -> Result<()
         &panel,
         "incoming-answer",
         "the call connected on the panel",
-        |l| l["meeting_state"] == "connected" && l["encrypted"] == "true" && l["keypad"] == true,
+        connected_on_the_panel,
     )?;
     wait_for_log(
         "baresip's call established",
         || baresip.log_text(),
         "Call established",
     )?;
-    tap_until(&panel, "leave", "the panel idle again", |l| {
-        l["keypad"] == false
-    })?;
-    wait_for_log(
-        "baresip's call closed",
-        || baresip.log_text(),
-        "session closed",
-    )?;
-    Ok(())
+    leave_on_the_panel(&panel, &baresip)
 }
 
 /// A hold the far end never answers (baresip gone without a BYE; Kamailio answers the

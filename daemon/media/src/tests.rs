@@ -197,9 +197,8 @@ mod display {
 
     use gstreamer as gst;
 
-    use super::branches_support::{awake, video_setup};
+    use super::branches_support::{awake, branch_with_taps};
     use crate::DisplaySnapshots;
-    use crate::video::VideoBranch;
     use crate::view::RoomView;
     use roomd_model::config::Layout;
 
@@ -276,15 +275,8 @@ mod display {
         use std::sync::Arc;
         use std::sync::atomic::{AtomicBool, Ordering};
 
-        let branch = VideoBranch::build(&video_setup()).unwrap();
+        let (branch, taps) = branch_with_taps();
         let snapshots = DisplaySnapshots::of(branch.snapshot.clone());
-        let taps = crate::MediaTaps::default();
-        taps.attach_video(
-            branch.codec,
-            &branch.keyframes,
-            &branch.encoded,
-            branch.mixer.clone(),
-        );
         branch.start().unwrap();
         // Two far-end pictures: light and dark grey, each with its label.
         let light = Arc::new(taps.add_remote_video("Alice").unwrap());
@@ -464,6 +456,20 @@ mod branches_support {
     use crate::view::RoomView;
     use roomd_hardware::Profile;
     use roomd_model::config::Layout;
+
+    /// A video branch (not started) of [`video_setup`] whose encoder and display feed fresh
+    /// taps.
+    pub(super) fn branch_with_taps() -> (crate::video::VideoBranch, crate::MediaTaps) {
+        let branch = crate::video::VideoBranch::build(&video_setup()).unwrap();
+        let taps = crate::MediaTaps::default();
+        taps.attach_video(
+            branch.codec,
+            &branch.keyframes,
+            &branch.encoded,
+            branch.mixer.clone(),
+        );
+        (branch, taps)
+    }
 
     /// The simulated profile at test size: small and slow, to keep `make test` light.
     pub(super) fn video_setup() -> VideoSetup {
@@ -908,10 +914,9 @@ mod taps {
     use gstreamer::prelude::*;
     use gstreamer_app as gst_app;
 
-    use super::branches_support::{awake, video_setup};
-    use crate::video::VideoBranch;
+    use super::branches_support::{awake, branch_with_taps};
     use crate::view::RoomView;
-    use crate::{Feed, MediaKind, MediaTaps};
+    use crate::{Feed, MediaKind};
 
     fn keyframe(sample: &gst::Sample) -> bool {
         !sample
@@ -936,19 +941,6 @@ mod taps {
                 "no keyframe of {what} after the request"
             );
         }
-    }
-
-    /// A video branch (not started) whose encoder feeds fresh taps.
-    fn branch_with_taps() -> (VideoBranch, MediaTaps) {
-        let branch = VideoBranch::build(&video_setup()).unwrap();
-        let taps = MediaTaps::default();
-        taps.attach_video(
-            branch.codec,
-            &branch.keyframes,
-            &branch.encoded,
-            branch.mixer.clone(),
-        );
-        (branch, taps)
     }
 
     /// A peer-like pipeline: the subscriber's appsrc straight into an appsink.
@@ -1152,14 +1144,7 @@ mod indicators {
     #[test]
     fn a_far_end_picture_shows_the_identity_line_under_its_name() {
         let _serial = super::one_pipeline_test_at_a_time();
-        let branch = VideoBranch::build(&video_setup()).unwrap();
-        let taps = crate::MediaTaps::default();
-        taps.attach_video(
-            branch.codec,
-            &branch.keyframes,
-            &branch.encoded,
-            branch.mixer.clone(),
-        );
+        let (branch, taps) = super::branches_support::branch_with_taps();
         let slot = taps.add_remote_video("<b>Room B</b>").unwrap();
         let label = || {
             branch
