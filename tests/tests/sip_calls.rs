@@ -455,12 +455,18 @@ fn without_required_encryption_a_peer_without_srtp_gets_plain_rtp_and_the_indica
     Ok(())
 }
 
-/// A connected call with a G.711-only baresip: its voice reaches the room, the room's reaches
-/// it, both agreed on PCMU or PCMA, and the call is SRTP.
-fn g711_flows_both_ways(roomd: &Roomd, baresip: &Baresip) -> Result<(), HarnessError> {
+/// A connected call with a baresip that speaks only `codec` (its names in baresip's log, e.g.
+/// `PCMU` or `PCMA` for G.711): its voice reaches the room, the room's reaches it, both agreed
+/// on one of `names`, and the call is SRTP.
+fn audio_flows_both_ways(
+    roomd: &Roomd,
+    baresip: &Baresip,
+    codec: &str,
+    names: &[&str],
+) -> Result<(), HarnessError> {
     let status = meeting::wait_for(
         roomd,
-        "G.711 audio arriving",
+        &format!("{codec} audio arriving"),
         Duration::from_secs(30),
         |m| {
             meeting::stream_frames(m, "receive", "audio")
@@ -470,16 +476,22 @@ fn g711_flows_both_ways(roomd: &Roomd, baresip: &Baresip) -> Result<(), HarnessE
         },
     )
     .map_err(|e| HarnessError::Config {
-        message: format!("{e}\nroomd:\n{}", roomd.stderr_text()),
+        message: format!(
+            "{e}\nbaresip:\n{}\nroomd:\n{}",
+            baresip.log_text(),
+            roomd.stderr_text()
+        ),
     })?;
     assert_eq!(status["encrypted"], true, "{status}");
     let log = baresip.log_text();
     assert!(
-        log.contains("Set audio encoder: PCMU") || log.contains("Set audio encoder: PCMA"),
-        "baresip did not agree G.711:\n{log}"
+        names
+            .iter()
+            .any(|name| log.contains(&format!("Set audio encoder: {name}"))),
+        "baresip did not agree {codec}:\n{log}"
     );
     wait_for(
-        "baresip receiving the room's G.711 audio",
+        &format!("baresip receiving the room's {codec} audio"),
         Duration::from_secs(20),
         || Ok(baresip.received_bitrates().filter(|(audio, _)| *audio > 0)),
     )
@@ -503,7 +515,7 @@ fn a_g711_only_peer_gets_g711_both_ways() -> Result<(), HarnessError> {
         "meeting.join",
         &json!({"target": {"kind": "sip", "uri": uri}}),
     )?;
-    g711_flows_both_ways(&roomd, &baresip)?;
+    audio_flows_both_ways(&roomd, &baresip, "G.711", &["PCMU", "PCMA"])?;
 
     // DTMF where the voice's clock is telephone-event's 8 kHz; two commands in quick
     // succession play one after the other, not interleaved.
@@ -542,39 +554,7 @@ fn a_g722_only_peer_gets_g722_both_ways() -> Result<(), HarnessError> {
         "meeting.join",
         &json!({"target": {"kind": "sip", "uri": uri}}),
     )?;
-    let status = meeting::wait_for(
-        &roomd,
-        "G.722 audio arriving",
-        Duration::from_secs(30),
-        |m| {
-            meeting::stream_frames(m, "receive", "audio")
-                .iter()
-                .sum::<u64>()
-                > 50
-        },
-    )
-    .map_err(|e| HarnessError::Config {
-        message: format!(
-            "{e}\nbaresip:\n{}\nroomd:\n{}",
-            baresip.log_text(),
-            roomd.stderr_text()
-        ),
-    })?;
-    assert_eq!(status["encrypted"], true, "{status}");
-    let log = baresip.log_text();
-    assert!(
-        log.contains("Set audio encoder: G722"),
-        "baresip did not agree G.722:\n{log}"
-    );
-    wait_for(
-        "baresip receiving the room's G.722 audio",
-        Duration::from_secs(20),
-        || Ok(baresip.received_bitrates().filter(|(audio, _)| *audio > 0)),
-    )
-    .map_err(|e| HarnessError::Config {
-        message: format!("{e}; baresip:\n{}", baresip.log_text()),
-    })?;
-    Ok(())
+    audio_flows_both_ways(&roomd, &baresip, "G.722", &["G722"])
 }
 
 /// The room's address of record as a peer dials it (baresip calls over UDP to Kamailio, which
@@ -1169,7 +1149,7 @@ fn a_g711_only_caller_is_answered_with_g711_over_sdes_srtp() -> Result<(), Harne
     baresip.command(&net, "dial", &room_aor(&kamailio))?;
     wait_for_ringing(&roomd, &token)?;
     roomd.command("meeting.answer", &json!({}))?;
-    g711_flows_both_ways(&roomd, &baresip)?;
+    audio_flows_both_ways(&roomd, &baresip, "G.711", &["PCMU", "PCMA"])?;
     Ok(())
 }
 
