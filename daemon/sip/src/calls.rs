@@ -824,20 +824,26 @@ impl SipCall for ActiveCall {
                         if request.method == Method::Invite && body.len() <= SDP_MAX_BYTES {
                             let direction = mirrored_direction(&String::from_utf8_lossy(body));
                             tracing::info!("SIP: the far end re-INVITEs; answering {direction}");
+                            let sdp = self.next_sdp(direction);
+                            // Answered in a task of its own: the session stops awaiting this
+                            // future whenever something else happens (a tick, a command), and
+                            // an answer must not be dropped half sent.
+                            let handle = handle.clone();
+                            tokio::spawn(async move {
+                                let respond = handle.respond(
+                                    StatusCode::OK,
+                                    Some(vec![Header::ContentType("application/sdp".into())]),
+                                    Some(sdp.into_bytes()),
+                                );
+                                if let Err(e) = respond.await {
+                                    tracing::debug!("SIP: answering a re-INVITE: {e}");
+                                }
+                            });
                             // It sends nothing it wants us to play (`sendonly` mirrored to
                             // `recvonly`, or `inactive`): it put us on hold.
                             let held = matches!(direction, "recvonly" | "inactive");
                             self.far_end_hold
                                 .send_if_modified(|h| std::mem::replace(h, held) != held);
-                            let sdp = self.next_sdp(direction);
-                            let respond = handle.respond(
-                                StatusCode::OK,
-                                Some(vec![Header::ContentType("application/sdp".into())]),
-                                Some(sdp.into_bytes()),
-                            );
-                            if let Err(e) = respond.await {
-                                tracing::debug!("SIP: answering a re-INVITE: {e}");
-                            }
                             continue;
                         }
                         Some(handle.clone())
@@ -848,9 +854,12 @@ impl SipCall for ActiveCall {
                     _ => None,
                 };
                 if let Some(handle) = handle {
-                    if let Err(e) = handle.reply(StatusCode::OK).await {
-                        tracing::debug!("SIP: answering a request inside the call: {e}");
-                    }
+                    // In a task of its own, as the answer to a re-INVITE above.
+                    tokio::spawn(async move {
+                        if let Err(e) = handle.reply(StatusCode::OK).await {
+                            tracing::debug!("SIP: answering a request inside the call: {e}");
+                        }
+                    });
                     continue;
                 }
                 if let DialogState::Terminated(_, reason) = state {
