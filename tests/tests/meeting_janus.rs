@@ -279,15 +279,25 @@ fn shared_content_reaches_janus_participants_as_a_second_feed() -> Result<(), Ha
     roomd.command("meeting.join", &json!({ "target": janus_target(&janus) }))?;
     let rejoined = content_feed_after(&chromium, mark)?;
     let rejoined_peer = format!("feed-{rejoined}");
-    chromium.wait_for_after(
-        mark,
-        "content decoded after joining while shared",
-        MEDIA_TIMEOUT,
-        |l| {
-            l["event"] == "stats"
-                && browser::inbound_video_frames_of(l, &rejoined_peer).is_some_and(|f| f > FRAMES)
-        },
-    )?;
+    chromium
+        .wait_for_after(
+            mark,
+            "content decoded after joining while shared",
+            MEDIA_TIMEOUT,
+            |l| {
+                l["event"] == "stats"
+                    && browser::inbound_video_frames_of(l, &rejoined_peer)
+                        .is_some_and(|f| f > FRAMES)
+            },
+        )
+        .inspect_err(|_| {
+            // Seen once in a full run (no RTP at all on the new content feed): whether the
+            // room's content stream was sending tells an encoder that stopped from a publisher
+            // that does not send.
+            let status = meeting::status(&roomd).map(|m| m.to_string());
+            eprintln!("--- roomd's status.meeting: {status:?}");
+            eprintln!("--- roomd's log:\n{}", roomd.stderr_text());
+        })?;
 
     leave(&roomd)?;
     eprintln!("whole test {:?}", started.elapsed());
