@@ -43,6 +43,18 @@ impl Kamailio {
         ca: &TestCa,
         users: &[(&str, &str)],
     ) -> Result<Kamailio, HarnessError> {
+        Kamailio::start_with(network, ca, users, false)
+    }
+
+    /// As [`Kamailio::start`]; with `swap_fingerprints`, it stands in between like an attacker
+    /// on the signalling path: every DTLS fingerprint in the INVITEs it relays is replaced by
+    /// [`SWAPPED_FINGERPRINT`], the certificate of someone else.
+    pub fn start_with(
+        network: &TestNetwork,
+        ca: &TestCa,
+        users: &[(&str, &str)],
+        swap_fingerprints: bool,
+    ) -> Result<Kamailio, HarnessError> {
         let dir = tempfile::Builder::new()
             .prefix("roomd-kamailio-")
             .tempdir()
@@ -56,7 +68,10 @@ impl Kamailio {
         write("server.pem", &server.cert_pem)?;
         write("server.key", &server.key_pem)?;
         write("tls.cfg", &tls_config(dir.path()))?;
-        write("kamailio.cfg", &kamailio_config(dir.path(), address, users))?;
+        write(
+            "kamailio.cfg",
+            &kamailio_config(dir.path(), address, users, swap_fingerprints),
+        )?;
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -180,11 +195,26 @@ fn tls_config(dir: &Path) -> String {
     )
 }
 
-fn kamailio_config(dir: &Path, address: Ipv4Addr, users: &[(&str, &str)]) -> String {
+/// The fingerprint a fingerprint-swapping [`Kamailio`] writes into the INVITEs it relays.
+pub const SWAPPED_FINGERPRINT: &str = "0F:1E:2D:3C:4B:5A:69:78:87:96:A5:B4:C3:D2:E1:F0:0F:1E:2D:3C:4B:5A:69:78:87:96:A5:B4:C3:D2:E1:F0";
+
+fn kamailio_config(
+    dir: &Path,
+    address: Ipv4Addr,
+    users: &[(&str, &str)],
+    swap_fingerprints: bool,
+) -> String {
     let mut passwords = String::new();
     for (user, password) in users {
         let _ = writeln!(passwords, "    $sht(users=>{user}) = \"{password}\";");
     }
+    let swap = if swap_fingerprints {
+        format!(
+            "if (subst_body('/a=fingerprint:sha-256 [0-9a-f:]+/a=fingerprint:sha-256 {SWAPPED_FINGERPRINT}/gi')) {{\n            xlog(\"L_NOTICE\", \"INVITE body: fingerprints swapped\\n\");\n        }}"
+        )
+    } else {
+        String::new()
+    };
     format!(
         r#"#!KAMAILIO
 debug=2
@@ -269,6 +299,7 @@ request_route {{
             exit;
         }}
         record_route();
+        {swap}
         xlog("L_NOTICE", "INVITE from $fu over $pr relayed to $ru\n");
         t_relay();
         exit;

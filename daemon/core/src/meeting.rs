@@ -591,7 +591,7 @@ pub struct Participant {
     /// Their received voice is above -45 dBFS (silent again after 800 ms below -55 dBFS).
     pub talking: bool,
     /// `dtls-srtp` while every stream of the participant is encrypted (DTLS connected, SRTP
-    /// keyed), `sdes-srtp` for a SIP call whose every stream runs SRTP with the keys both sides
+    /// keyed; in a SIP call, the far end's certificate checked against its SDP), `sdes-srtp` for a SIP call whose every stream runs SRTP with the keys both sides
     /// put in their SDP, `none` otherwise.
     pub encryption: String,
 }

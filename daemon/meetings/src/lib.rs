@@ -33,7 +33,7 @@ mod whip_session;
 pub use e2ee_identity::{E2eeCaError, MeetingIdentity};
 pub use engine::{GuestDirection, MeetingEngineHandle, start};
 pub use error::MeetingError;
-pub use sip_session::{HoldError, SipCall, SipCalls, SipFuture};
+pub use sip_session::{CallEncryption, HoldError, SipCall, SipCalls, SipFuture};
 
 #[cfg(test)]
 mod test_server;

@@ -67,18 +67,47 @@ pub enum HoldError {
     },
 }
 
+/// How a SIP call's media is protected, as the encryption indicator shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallEncryption {
+    /// Not (or not yet) encrypted: plain RTP, or a DTLS-SRTP handshake still under way.
+    None,
+    /// SRTP with the keys both sides put in their SDP (RFC 4568).
+    SdesSrtp,
+    /// SRTP keyed by a DTLS handshake on the media ports, the far end's certificate checked
+    /// against the fingerprint in its SDP (RFC 5763).
+    DtlsSrtp,
+}
+
+impl CallEncryption {
+    /// Whether the media is encrypted.
+    pub fn is_encrypted(self) -> bool {
+        self != CallEncryption::None
+    }
+
+    /// The participant's `encryption` in status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallEncryption::None => "none",
+            CallEncryption::SdesSrtp => "sdes-srtp",
+            CallEncryption::DtlsSrtp => "dtls-srtp",
+        }
+    }
+}
+
 /// A call that was answered.
 pub trait SipCall: Send {
-    /// Whether every agreed stream is SRTP (from the SDP both sides agreed) and its media runs
-    /// through srtpenc/srtpdec with those keys.
-    fn encrypted(&self) -> bool;
+    /// How its media is protected right now: every agreed stream SRTP (from the SDP both sides
+    /// agreed) and its media running through SRTP with those keys.
+    fn encryption(&self) -> CallEncryption;
     /// The call's streams as `status.meeting.streams` shows them.
     fn streams(&self) -> Vec<StreamStats>;
     /// Whether the far end holds the call (its re-INVITE said `sendonly` or `inactive`), as it
     /// changes. Its changes arrive while [`SipCall::ended`] is being awaited (which answers the
     /// far end's requests).
     fn far_end_hold(&self) -> tokio::sync::watch::Receiver<bool>;
-    /// Resolves when the far end ends the call, with the reason.
+    /// Resolves when the far end ends the call, or its media cannot go on (a DTLS handshake
+    /// that fails or does not finish in time), with the reason.
     fn ended(&mut self) -> SipFuture<'_, String>;
     /// Sends DTMF tones (RFC 4733) in the call's audio; false when the far end takes none.
     fn send_dtmf(&self, digits: &str) -> bool;
@@ -131,10 +160,10 @@ pub(crate) async fn run(ctx: SessionContext) {
     };
     tracing::info!(
         "SIP call to {uri} established (media {})",
-        if call.encrypted() {
-            "SRTP"
-        } else {
-            "unencrypted RTP"
+        match call.encryption() {
+            CallEncryption::None => "not encrypted yet",
+            CallEncryption::SdesSrtp => "SRTP keyed by SDES",
+            CallEncryption::DtlsSrtp => "SRTP keyed by DTLS",
         }
     );
     ctx.report_state(MeetingState::Connected, "").await;
@@ -202,7 +231,7 @@ pub(crate) async fn run(ctx: SessionContext) {
                 return;
             }
             reason = call.ended() => {
-                tracing::info!("SIP call to {uri} ended by the far end: {reason}");
+                tracing::info!("SIP call to {uri} ended: {reason}");
                 let report = MeetingReport::Ended {
                     generation: ctx.generation(),
                     reason,
@@ -212,7 +241,8 @@ pub(crate) async fn run(ctx: SessionContext) {
             }
             _ = stats.tick() => {
                 let streams = call.streams();
-                let participant = received.participant(&name, &streams, call.encrypted());
+                let encryption = call.encryption();
+                let participant = received.participant(&name, &streams, encryption);
                 let report = MeetingReport::Participant {
                     generation: ctx.generation(),
                     participant,
@@ -221,7 +251,7 @@ pub(crate) async fn run(ctx: SessionContext) {
                 let report = MeetingReport::Stats {
                     generation: ctx.generation(),
                     streams,
-                    encrypted: call.encrypted(),
+                    encrypted: encryption.is_encrypted(),
                 };
                 let _ = ctx.room.meeting_report(report).await;
             }
@@ -253,7 +283,12 @@ impl Received {
     /// The far end as a participant: named by the address called (or the caller's display
     /// name or address); a kind is `on` while its
     /// frames grew since the last look, `off` when they did not, `none` when not agreed.
-    fn participant(&mut self, uri: &str, streams: &[StreamStats], encrypted: bool) -> Participant {
+    fn participant(
+        &mut self,
+        uri: &str,
+        streams: &[StreamStats],
+        encryption: CallEncryption,
+    ) -> Participant {
         let state = |kind: &str, last: &mut u64| {
             let Some(stream) = streams
                 .iter()
@@ -278,7 +313,7 @@ impl Received {
             audio,
             video,
             talking: false,
-            encryption: if encrypted { "sdes-srtp" } else { "none" }.to_owned(),
+            encryption: encryption.as_str().to_owned(),
         }
     }
 }

@@ -28,8 +28,9 @@ use rsipstack::transport::SipAddr;
 use crate::SipError;
 use crate::registration::Account;
 use crate::sdp::{
-    Agreed, AudioCodec, LocalMedia, LocalOffer, Offered, SDP_MAX_BYTES, SdpError, VideoCodec,
-    make_answer, make_offer, make_plain_offer, parse_answer, parse_offer,
+    Agreed, AudioCodec, FarEndKeying, LocalMedia, LocalOffer, Offered, SDP_MAX_BYTES, SdpError,
+    VideoCodec, make_answer, make_dtls_offer, make_offer, make_plain_offer, parse_answer,
+    parse_offer,
 };
 use roomd_core::{IncomingVerdict, RoomHandle};
 use roomd_model::sip::IncomingCall;
@@ -37,9 +38,9 @@ use roomd_model::sip::IncomingCall;
 /// The far end's id in `status.meeting.streams`.
 const FAR_END: &str = "far-end";
 use roomd_core::StreamStats;
-use roomd_media::sip::{SipMedia, SipStream};
+use roomd_media::sip::{Protection, SipMedia, SipStream, room_certificate};
 use roomd_media::{MediaKind, MediaTaps};
-use roomd_meetings::{HoldError, SipCall, SipCalls, SipFuture};
+use roomd_meetings::{CallEncryption, HoldError, SipCall, SipCalls, SipFuture};
 
 /// How long the far end may take to answer (ringing included).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -421,6 +422,7 @@ async fn answer_call(
     }
     let ports = bind_pair(ip).and_then(|audio| Ok((audio, bind_pair(ip)?)));
     let (audio, video) = ports.map_err(&refuse)?;
+    let certificate = room_certificate().map_err(|e| refuse(SipError::Media(e.to_string())))?;
     let port = |s: &UdpSocket| s.local_addr().map(|a| a.port()).unwrap_or(0);
     let mut session_id = [0u8; 8];
     roomd_base::random::fill(&mut session_id);
@@ -429,6 +431,7 @@ async fn answer_call(
         audio_port: port(&audio.0),
         video_port: port(&video.0),
         session_id: u64::from_be_bytes(session_id) >> 1,
+        dtls_fingerprint: *certificate.fingerprint(),
     };
     let answer = make_answer(&local, &offered);
     let streams = media_streams(&offered.agreed, &answer, local.audio_port, local.video_port);
@@ -454,6 +457,7 @@ async fn answer_call(
         local_sdp: answer.sdp,
         sdp_version: 1,
         far_end_hold: tokio::sync::watch::channel(false).0,
+        started: tokio::time::Instant::now(),
     }))
 }
 
@@ -535,13 +539,16 @@ async fn place_call(
     let port = |s: &UdpSocket| s.local_addr().map(|a| a.port()).unwrap_or(0);
     let mut session_id = [0u8; 8];
     roomd_base::random::fill(&mut session_id);
-    let offer = make_offer(&LocalMedia {
+    let certificate = room_certificate().map_err(|e| e.to_string())?;
+    let local = LocalMedia {
         address: ip,
         audio_port: port(&audio.0),
         video_port: port(&video.0),
         // Positive as a signed 63-bit number, as some peers parse it.
         session_id: u64::from_be_bytes(session_id) >> 1,
-    });
+        dtls_fingerprint: *certificate.fingerprint(),
+    };
+    let offer = make_offer(&local);
     let callee = Uri::try_from(uri).map_err(|e| format!("{uri} is not a SIP address: {e}"))?;
     let caller =
         Uri::try_from(format!("sips:{}@{}", account.user, account.registrar.host_port()).as_str())
@@ -569,18 +576,29 @@ async fn place_call(
         ..Default::default()
     };
     let (mut dialog, mut response, mut states) = invite(&dialogs, option.clone()).await?;
+    let refused_media = |response: &Option<rsipstack::sip::Response>| {
+        response
+            .as_ref()
+            .is_some_and(|r| matches!(r.status_code.code(), 488 | 606))
+    };
+    // A far end that refuses RTP/SAVP (strict DTLS-SRTP peers) is called again offering
+    // UDP/TLS/RTP/SAVP; only when
+    // meeting.require_encryption is off, a peer without SRTP at all gets a third call offering
+    // plain RTP, and the encryption indicator stays off for it.
+    let mut fallbacks = vec![("DTLS-SRTP", make_dtls_offer(&offer))];
+    if !require_encryption {
+        fallbacks.push(("plain RTP (unencrypted)", make_plain_offer(&offer)));
+    }
     let mut offer = offer;
-    let refused_srtp = response
-        .as_ref()
-        .is_some_and(|r| matches!(r.status_code.code(), 488 | 606));
-    if refused_srtp && !require_encryption {
-        // meeting.require_encryption is off: a peer without SRTP gets a second call offering
-        // plain RTP, and the encryption indicator stays off for it.
-        tracing::warn!("SIP: {uri} refused SRTP; calling again with plain RTP (unencrypted)");
-        offer = make_plain_offer(&offer);
-        let mut plain = option;
-        plain.offer = Some(offer.sdp.clone().into_bytes());
-        (dialog, response, states) = invite(&dialogs, plain).await?;
+    for (what, fallback) in fallbacks {
+        if !refused_media(&response) {
+            break;
+        }
+        tracing::warn!("SIP: {uri} refused the room's media; calling again with {what}");
+        offer = fallback;
+        let mut again = option.clone();
+        again.offer = Some(offer.sdp.clone().into_bytes());
+        (dialog, response, states) = invite(&dialogs, again).await?;
     }
     let response = response.ok_or_else(|| "the INVITE got no final answer".to_owned())?;
     if response.status_code != StatusCode::OK {
@@ -589,11 +607,11 @@ async fn place_call(
             "the far end answered {}{}",
             response.status_code,
             match code {
-                // The room always offers SDES-SRTP (RTP/SAVP): a peer that does only plain RTP
-                // refuses the media this way.
+                // The room offers SDES-SRTP (RTP/SAVP), then DTLS-SRTP: a peer that does only
+                // plain RTP refuses the media this way.
                 488 | 606 if require_encryption => {
-                    " (it does not accept the room's media: SRTP with SDES keys, which \
-                     meeting.require_encryption asks for)"
+                    " (it does not accept the room's media: SRTP keyed by SDES or by DTLS, \
+                     which meeting.require_encryption asks for)"
                 }
                 488 | 606 => " (it accepts neither SRTP nor plain RTP from the room)",
                 486 | 600 => " (busy)",
@@ -642,6 +660,7 @@ async fn place_call(
         local_sdp: offer.sdp,
         sdp_version: 1,
         far_end_hold: tokio::sync::watch::channel(false).0,
+        started: tokio::time::Instant::now(),
     }))
 }
 
@@ -688,8 +707,7 @@ fn media_streams(
             local_port: audio_port,
             remote_rtp: audio.remote_rtp,
             remote_rtcp: audio.remote_rtcp,
-            send_key: audio.remote_key.as_ref().map(|_| *offer.audio_key.bytes()),
-            receive_key: audio.remote_key.as_ref().map(|k| *k.bytes()),
+            protection: protection(&audio.keying, &offer.audio_key),
             telephone_event: audio.telephone_event,
         });
     }
@@ -704,12 +722,32 @@ fn media_streams(
             local_port: video_port,
             remote_rtp: video.remote_rtp,
             remote_rtcp: video.remote_rtcp,
-            send_key: video.remote_key.as_ref().map(|_| *offer.video_key.bytes()),
-            receive_key: video.remote_key.as_ref().map(|k| *k.bytes()),
+            protection: protection(&video.keying, &offer.video_key),
             telephone_event: None,
         });
     }
     streams
+}
+
+/// How the media engine protects a stream the far end keys with `keying`, the room's SDES key
+/// being `own`.
+fn protection(keying: &FarEndKeying, own: &crate::sdp::SdesKey) -> Protection {
+    match keying {
+        FarEndKeying::Plain => Protection::Plain,
+        FarEndKeying::Sdes { key, .. } => Protection::Sdes {
+            send: *own.bytes(),
+            receive: *key.bytes(),
+        },
+        FarEndKeying::Dtls {
+            fingerprint,
+            room_is_client,
+            rtcp_mux,
+        } => Protection::Dtls {
+            client: *room_is_client,
+            remote_fingerprint: *fingerprint,
+            rtcp_mux: *rtcp_mux,
+        },
+    }
 }
 
 /// A call that was answered and accepted.
@@ -725,6 +763,8 @@ struct ActiveCall {
     sdp_version: u64,
     /// Whether the far end holds the call: its last re-INVITE said `sendonly` or `inactive`.
     far_end_hold: tokio::sync::watch::Sender<bool>,
+    /// When the media started: the DTLS handshakes' deadline counts from it.
+    started: tokio::time::Instant,
 }
 
 /// The direction that answers an offer's (RFC 3264 6.1): the first direction attribute of
@@ -770,14 +810,52 @@ impl ActiveCall {
     }
 }
 
+/// Resolves when the call's DTLS-SRTP handshakes fail (the far end's certificate is not the
+/// one its SDP names) or do not finish within [`DTLS_TIMEOUT`] of the call's start, with
+/// why; never for a call without DTLS or once its handshakes are done.
+async fn media_failed(media: &SipMedia, started: tokio::time::Instant) -> String {
+    let mut progress = media.dtls_progress();
+    let settled = progress.wait_for(|p| p.pending == 0 || p.failure.is_some());
+    let failure = match tokio::time::timeout_at(started + DTLS_TIMEOUT, settled).await {
+        Err(_) => Some(format!(
+            "the DTLS-SRTP handshake with the far end did not finish within {} s",
+            DTLS_TIMEOUT.as_secs()
+        )),
+        Ok(Ok(p)) => p.failure.clone(),
+        Ok(Err(_)) => None,
+    };
+    match failure {
+        Some(reason) => reason,
+        None => std::future::pending().await,
+    }
+}
+
+/// How long a call's DTLS-SRTP handshakes may take (OpenSSL retransmits its first flight
+/// after 1 s, doubling: a lost packet or two fits).
+const DTLS_TIMEOUT: Duration = Duration::from_secs(20);
+
 impl SipCall for ActiveCall {
-    fn encrypted(&self) -> bool {
-        self.agreed.encrypted() && self.media.encrypted()
+    fn encryption(&self) -> CallEncryption {
+        if !(self.agreed.encrypted() && self.media.encrypted()) {
+            return CallEncryption::None;
+        }
+        let dtls = [
+            self.agreed.audio.as_ref().map(|s| &s.keying),
+            self.agreed.video.as_ref().map(|s| &s.keying),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|k| matches!(k, FarEndKeying::Dtls { .. }));
+        if dtls {
+            CallEncryption::DtlsSrtp
+        } else {
+            CallEncryption::SdesSrtp
+        }
     }
 
     fn streams(&self) -> Vec<StreamStats> {
         let counters = self.media.counters();
-        let encrypted = self.encrypted();
+        let encrypted = self.encryption().is_encrypted();
         let stream = |direction: &'static str, kind: &'static str, frames: u64| StreamStats {
             participant: FAR_END.to_owned(),
             direction,
@@ -814,7 +892,23 @@ impl SipCall for ActiveCall {
 
     fn ended(&mut self) -> SipFuture<'_, String> {
         Box::pin(async move {
-            while let Some(state) = self.states.recv().await {
+            loop {
+                let next = tokio::select! {
+                    state = self.states.recv() => Ok(state),
+                    reason = media_failed(&self.media, self.started) => Err(reason),
+                };
+                let state = match next {
+                    Ok(Some(state)) => state,
+                    Ok(None) => break,
+                    Err(reason) => {
+                        tracing::warn!("SIP call: {reason}");
+                        if let Err(e) = self.dialog.bye().await {
+                            tracing::debug!("SIP: BYE after the media failed: {e}");
+                        }
+                        self.dialogs.remove_dialog(&self.dialog.id());
+                        return reason;
+                    }
+                };
                 // The far end's re-INVITE (hold, resume, a session refresh): answered with
                 // the room's media as it is, the direction mirrored. Other requests inside
                 // the call (INFO, OPTIONS, UPDATE) get 200 OK.

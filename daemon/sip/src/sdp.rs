@@ -1,6 +1,7 @@
-//! SDP offer/answer for SIP calls with SDES-SRTP (RFC 4568): the room's offer (Opus, G.711 and
-//! H.264 packetization-mode 1, each over `RTP/SAVP` with an `AES_CM_128_HMAC_SHA1_80` key of its
-//! own), and what the far end's answer agrees to. The answer is untrusted input: bounded in size,
+//! SDP offer/answer for SIP calls with SRTP: the room's offer (Opus, G.722, G.711 and H.264
+//! packetization-mode 1, each over `RTP/SAVP` with an `AES_CM_128_HMAC_SHA1_80` SDES key of its
+//! own, RFC 4568; or over `UDP/TLS/RTP/SAVP` with the fingerprint of the room's DTLS
+//! certificate, RFC 5763), and what the far end's offer or answer agrees to. The answer is untrusted input: bounded in size,
 //! parsed by ezk-sdp-types, and every field checked before it reaches the media engine. Nothing
 //! here panics on any input (see the property tests).
 
@@ -11,13 +12,16 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytesstr::BytesStr;
 use ezk_sdp_types::{
-    MediaDescription, MediaType, SessionDescription, TaggedAddress, TransportProtocol,
+    Fingerprint, FingerprintAlgorithm, MediaDescription, MediaType, SessionDescription, Setup,
+    TaggedAddress, TransportProtocol,
 };
 
 /// The only SRTP suite the room offers and accepts (RFC 4568's mandatory one).
 pub const SRTP_SUITE: &str = "AES_CM_128_HMAC_SHA1_80";
 /// Master key (16 bytes) and salt (14 bytes) of [`SRTP_SUITE`].
 pub const SRTP_KEY_LEN: usize = 30;
+/// A SHA-256 certificate fingerprint: the only hash the room takes in `a=fingerprint`.
+pub const FINGERPRINT_LEN: usize = 32;
 /// Largest SDP accepted from the far end (a room's answer is about 1 KiB).
 pub const SDP_MAX_BYTES: usize = 16 * 1024;
 /// Most media sections looked at in an answer: the room offers two.
@@ -49,6 +53,12 @@ pub enum SdpError {
     /// SRTP without a key the room can use.
     #[error("the far end's {0} has no usable SDES key ({SRTP_SUITE}, {SRTP_KEY_LEN} bytes)")]
     NoKey(&'static str),
+    /// DTLS-SRTP without a certificate fingerprint the room can check.
+    #[error(
+        "the far end's {0} offers DTLS-SRTP without a SHA-256 certificate fingerprint \
+         (a=fingerprint:sha-256), which the room needs to check who it talks to"
+    )]
+    NoFingerprint(&'static str),
     /// Keying the room does not do yet.
     #[error("the far end wants {0}, which roomd does not do yet")]
     Unsupported(String),
@@ -120,6 +130,8 @@ pub struct LocalMedia {
     pub video_port: u16,
     /// `o=` session id.
     pub session_id: u64,
+    /// SHA-256 of the room's DTLS certificate, for DTLS-SRTP offers and answers.
+    pub dtls_fingerprint: [u8; FINGERPRINT_LEN],
 }
 
 /// The room's offer and the keys it holds for sending.
@@ -145,10 +157,13 @@ fn session_lines(local: &LocalMedia) -> String {
     )
 }
 
-/// The room's offer: audio and video, SRTP with SDES keys.
+/// The room's offer: audio and video, SRTP with SDES keys, and the room's DTLS fingerprint
+/// beside them (`a=setup:actpass`), so that a far end that keys SRTP only by DTLS can answer
+/// with its own fingerprint instead of a key: one call either way, no second ring.
 pub fn make_offer(local: &LocalMedia) -> LocalOffer {
     let (audio_key, video_key) = (SdesKey::random(), SdesKey::random());
     let mut sdp = session_lines(local);
+    let dtls = dtls_lines("actpass", &local.dtls_fingerprint, false);
     // Writing to a String cannot fail.
     let _ = write!(
         sdp,
@@ -158,12 +173,12 @@ pub fn make_offer(local: &LocalMedia) -> LocalOffer {
          a=rtpmap:{PT_PCMU} PCMU/8000\r\na=rtpmap:{PT_PCMA} PCMA/8000\r\n\
          a=rtpmap:{PT_TELEPHONE_EVENT} telephone-event/8000\r\n\
          a=fmtp:{PT_TELEPHONE_EVENT} 0-15\r\n\
-         a=crypto:1 {SRTP_SUITE} inline:{akey}\r\na=sendrecv\r\n\
+         a=crypto:1 {SRTP_SUITE} inline:{akey}\r\n{dtls}a=sendrecv\r\n\
          m=video {vp} RTP/SAVP {PT_H264}\r\n\
          a=rtpmap:{PT_H264} H264/90000\r\n\
          a=fmtp:{PT_H264} packetization-mode=1;profile-level-id=42e01f\r\n\
          a=rtcp-fb:{PT_H264} nack pli\r\na=rtcp-fb:{PT_H264} ccm fir\r\n\
-         a=crypto:1 {SRTP_SUITE} inline:{vkey}\r\na=sendrecv\r\n",
+         a=crypto:1 {SRTP_SUITE} inline:{vkey}\r\n{dtls}a=sendrecv\r\n",
         ap = local.audio_port,
         vp = local.video_port,
         akey = audio_key.to_base64(),
@@ -182,7 +197,11 @@ pub fn make_plain_offer(secure: &LocalOffer) -> LocalOffer {
     let sdp = secure
         .sdp
         .split("\r\n")
-        .filter(|line| !line.starts_with("a=crypto:"))
+        .filter(|line| {
+            !["a=crypto:", "a=fingerprint:", "a=setup:"]
+                .iter()
+                .any(|p| line.starts_with(p))
+        })
         .map(|line| line.replacen(" RTP/SAVP ", " RTP/AVP ", 1))
         .collect::<Vec<_>>()
         .join("\r\n");
@@ -191,6 +210,41 @@ pub fn make_plain_offer(secure: &LocalOffer) -> LocalOffer {
         audio_key: secure.audio_key.clone(),
         video_key: secure.video_key.clone(),
     }
+}
+
+/// The same offer keyed by DTLS-SRTP only (`UDP/TLS/RTP/SAVP`, the room's certificate
+/// fingerprint, `a=setup:actpass`, RTCP multiplexing offered): for a far end that refused the
+/// first offer's `RTP/SAVP`, as strict DTLS-SRTP peers do.
+pub fn make_dtls_offer(secure: &LocalOffer) -> LocalOffer {
+    let sdp = secure
+        .sdp
+        .split("\r\n")
+        .filter(|line| !line.starts_with("a=crypto:"))
+        .map(|line| {
+            let line = line.replacen(" RTP/SAVP ", " UDP/TLS/RTP/SAVP ", 1);
+            if line.starts_with("a=fingerprint:") {
+                format!("{line}\r\na=rtcp-mux")
+            } else {
+                line
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    LocalOffer {
+        sdp,
+        audio_key: secure.audio_key.clone(),
+        video_key: secure.video_key.clone(),
+    }
+}
+
+/// The DTLS lines of one of the room's media sections.
+fn dtls_lines(setup: &str, fingerprint: &[u8; FINGERPRINT_LEN], rtcp_mux: bool) -> String {
+    let fingerprint: Vec<String> = fingerprint.iter().map(|b| format!("{b:02X}")).collect();
+    format!(
+        "a=setup:{setup}\r\na=fingerprint:sha-256 {}\r\n{}",
+        fingerprint.join(":"),
+        if rtcp_mux { "a=rtcp-mux\r\n" } else { "" }
+    )
 }
 
 /// Audio codecs the room speaks in SIP calls.
@@ -213,6 +267,37 @@ pub enum VideoCodec {
     H264,
 }
 
+/// How the far end keys a stream's SRTP, from its SDP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FarEndKeying {
+    /// Plain RTP (`RTP/AVP`): only when `meeting.require_encryption` is off.
+    Plain,
+    /// SDES (`RTP/SAVP` with `a=crypto`).
+    Sdes {
+        /// The far end's key (what the room decrypts with).
+        key: SdesKey,
+        /// The tag of the far end's `a=crypto` line that gave it (an answer repeats it).
+        tag: u32,
+    },
+    /// DTLS-SRTP (`UDP/TLS/RTP/SAVP` with `a=fingerprint` and `a=setup`).
+    Dtls {
+        /// SHA-256 of the certificate the far end will show in the handshake.
+        fingerprint: [u8; FINGERPRINT_LEN],
+        /// Whether the room starts the handshake: the far end said `passive`, or `actpass`
+        /// (the room answers `active`, as RFC 5763 asks of answerers).
+        room_is_client: bool,
+        /// The far end multiplexes RTCP on the RTP port (`a=rtcp-mux`).
+        rtcp_mux: bool,
+    },
+}
+
+impl FarEndKeying {
+    /// Whether the stream runs SRTP.
+    pub fn encrypted(&self) -> bool {
+        !matches!(self, FarEndKeying::Plain)
+    }
+}
+
 /// One direction-agnostic media stream both sides agreed on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgreedStream<C> {
@@ -224,10 +309,8 @@ pub struct AgreedStream<C> {
     pub remote_rtp: SocketAddr,
     /// Where the far end receives RTCP.
     pub remote_rtcp: SocketAddr,
-    /// The far end's SRTP key (what the room decrypts with); `None` for plain RTP.
-    pub remote_key: Option<SdesKey>,
-    /// The tag of the far end's `a=crypto` line that gave the key (an answer repeats it).
-    pub crypto_tag: u32,
+    /// How the far end keys the stream's SRTP.
+    pub keying: FarEndKeying,
     /// The payload type of RFC 4733 DTMF events (`telephone-event/8000`) in this stream, when
     /// the far end takes them.
     pub telephone_event: Option<u8>,
@@ -245,8 +328,8 @@ pub struct Agreed {
 impl Agreed {
     /// Whether every agreed stream is SRTP: what the encryption indicator shows.
     pub fn encrypted(&self) -> bool {
-        self.audio.as_ref().is_none_or(|s| s.remote_key.is_some())
-            && self.video.as_ref().is_none_or(|s| s.remote_key.is_some())
+        self.audio.as_ref().is_none_or(|s| s.keying.encrypted())
+            && self.video.as_ref().is_none_or(|s| s.keying.encrypted())
     }
 }
 
@@ -257,7 +340,11 @@ pub fn parse_answer(answer: &str, require_encryption: bool) -> Result<Agreed, Sd
         return Err(SdpError::TooLarge);
     }
     let sdp = parse_sdp(answer)?;
-    let session_address = sdp.connection.as_ref().map(|c| &c.address);
+    let session = SessionDefaults {
+        address: sdp.connection.as_ref().map(|c| &c.address),
+        setup: sdp.setup.as_ref(),
+        fingerprint: &sdp.fingerprint,
+    };
     let mut agreed = Agreed {
         audio: None,
         video: None,
@@ -265,22 +352,10 @@ pub fn parse_answer(answer: &str, require_encryption: bool) -> Result<Agreed, Sd
     for media in sdp.media_descriptions.iter().take(MEDIA_MAX) {
         match media.media.media_type {
             MediaType::Audio if agreed.audio.is_none() => {
-                agreed.audio = agree(
-                    media,
-                    session_address,
-                    require_encryption,
-                    "audio",
-                    audio_codec,
-                )?;
+                agreed.audio = agree(media, &session, require_encryption, "audio", audio_codec)?;
             }
             MediaType::Video if agreed.video.is_none() => {
-                agreed.video = agree(
-                    media,
-                    session_address,
-                    require_encryption,
-                    "video",
-                    video_codec,
-                )?;
+                agreed.video = agree(media, &session, require_encryption, "video", video_codec)?;
             }
             _ => {}
         }
@@ -392,18 +467,29 @@ pub fn parse_offer(offer: &str, require_encryption: bool) -> Result<Offered, Sdp
 }
 
 /// The room's answer to `offered`: each agreed stream with the caller's payload type and, for
-/// SRTP, a fresh key of the room's under the caller's crypto tag; other sections refused.
+/// SDES-SRTP, a fresh key of the room's under the caller's crypto tag, for DTLS-SRTP the room's
+/// fingerprint and role; other sections refused.
 pub fn make_answer(local: &LocalMedia, offered: &Offered) -> LocalOffer {
     let (audio_key, video_key) = (SdesKey::random(), SdesKey::random());
     let mut sdp = session_lines(local);
-    let crypto = |sdp: &mut String, key: &Option<SdesKey>, tag: u32, own: &SdesKey| {
-        if key.is_some() {
+    let crypto = |sdp: &mut String, keying: &FarEndKeying, own: &SdesKey| match keying {
+        FarEndKeying::Plain => {}
+        FarEndKeying::Sdes { tag, .. } => {
             let _ = write!(
                 sdp,
                 "a=crypto:{tag} {SRTP_SUITE} inline:{}\r\n",
                 own.to_base64()
             );
         }
+        FarEndKeying::Dtls {
+            room_is_client,
+            rtcp_mux,
+            ..
+        } => sdp.push_str(&dtls_lines(
+            if *room_is_client { "active" } else { "passive" },
+            &local.dtls_fingerprint,
+            *rtcp_mux,
+        )),
     };
     for section in &offered.sections {
         match (section, &offered.agreed.audio, &offered.agreed.video) {
@@ -429,7 +515,7 @@ pub fn make_answer(local: &LocalMedia, offered: &Offered) -> LocalOffer {
                         "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-15\r\n"
                     );
                 }
-                crypto(&mut sdp, &audio.remote_key, audio.crypto_tag, &audio_key);
+                crypto(&mut sdp, &audio.keying, &audio_key);
                 sdp.push_str("a=sendrecv\r\n");
             }
             (OfferedSection::Video(proto), _, Some(video)) => {
@@ -441,7 +527,7 @@ pub fn make_answer(local: &LocalMedia, offered: &Offered) -> LocalOffer {
                      a=rtcp-fb:{pt} nack pli\r\na=rtcp-fb:{pt} ccm fir\r\n",
                     local.video_port
                 );
-                crypto(&mut sdp, &video.remote_key, video.crypto_tag, &video_key);
+                crypto(&mut sdp, &video.keying, &video_key);
                 sdp.push_str("a=sendrecv\r\n");
             }
             (OfferedSection::Refused(media, proto, fmt), _, _) => {
@@ -536,9 +622,50 @@ fn rtpmap_of(media: &MediaDescription, pt: u8) -> Option<(&str, u32)> {
         .map(|m| (&*m.encoding, m.clock_rate))
 }
 
+/// What a media section takes from the session level when it says nothing itself.
+struct SessionDefaults<'a> {
+    address: Option<&'a TaggedAddress>,
+    setup: Option<&'a Setup>,
+    fingerprint: &'a [Fingerprint],
+}
+
+/// The far end's DTLS-SRTP keying of `media`: its SHA-256 fingerprint and who starts the
+/// handshake.
+fn dtls_keying(
+    media: &MediaDescription,
+    session: &SessionDefaults<'_>,
+    kind: &'static str,
+) -> Result<FarEndKeying, SdpError> {
+    let fingerprints = if media.fingerprint.is_empty() {
+        session.fingerprint
+    } else {
+        &media.fingerprint
+    };
+    let fingerprint = fingerprints
+        .iter()
+        .filter(|f| f.algorithm == FingerprintAlgorithm::SHA256)
+        .find_map(|f| <[u8; FINGERPRINT_LEN]>::try_from(f.fingerprint.as_slice()).ok())
+        .ok_or(SdpError::NoFingerprint(kind))?;
+    // RFC 4145: no a=setup means active.
+    let room_is_client = match media.setup.as_ref().or(session.setup) {
+        None | Some(Setup::Active) => false,
+        Some(Setup::Passive | Setup::ActPass) => true,
+        Some(Setup::HoldConn) => {
+            return Err(SdpError::Unsupported(format!(
+                "{kind} with a=setup:holdconn (no DTLS connection)"
+            )));
+        }
+    };
+    Ok(FarEndKeying::Dtls {
+        fingerprint,
+        room_is_client,
+        rtcp_mux: media.rtcp_mux,
+    })
+}
+
 fn agree<C: Copy>(
     media: &MediaDescription,
-    session_address: Option<&TaggedAddress>,
+    session: &SessionDefaults<'_>,
     require_encryption: bool,
     kind: &'static str,
     codec_of: fn(&MediaDescription, u8) -> Option<C>,
@@ -547,8 +674,7 @@ fn agree<C: Copy>(
         // Refused by the far end.
         return Ok(None);
     }
-    let mut crypto_tag = 0;
-    let remote_key = match &media.media.proto {
+    let keying = match &media.media.proto {
         TransportProtocol::RtpSavp | TransportProtocol::RtpSavpf => {
             let key = media
                 .crypto
@@ -558,15 +684,24 @@ fn agree<C: Copy>(
                     let key = SdesKey::from_base64(&c.keys.first()?.key_and_salt)?;
                     Some((c.tag, key))
                 });
-            let (tag, key) = key.ok_or(SdpError::NoKey(kind))?;
-            crypto_tag = tag;
-            Some(key)
+            match key {
+                Some((tag, key)) => FarEndKeying::Sdes { key, tag },
+                // DTLS-SRTP over RTP/SAVP, as older peers write it (baresip answers the room's
+                // SDES offer so when it keys by DTLS only): the fingerprint says how.
+                None if !media.fingerprint.is_empty() || !session.fingerprint.is_empty() => {
+                    dtls_keying(media, session, kind)?
+                }
+                None => return Err(SdpError::NoKey(kind)),
+            }
+        }
+        TransportProtocol::UdpTlsRtpSavp | TransportProtocol::UdpTlsRtpSavpf => {
+            dtls_keying(media, session, kind)?
         }
         TransportProtocol::RtpAvp | TransportProtocol::RtpAvpf => {
             if require_encryption {
                 return Err(SdpError::Unencrypted(kind));
             }
-            None
+            FarEndKeying::Plain
         }
         other => {
             return Err(SdpError::Unsupported(format!(
@@ -587,7 +722,7 @@ fn agree<C: Copy>(
         .connection
         .as_ref()
         .map(|c| &c.address)
-        .or(session_address)
+        .or(session.address)
         .ok_or_else(|| SdpError::Malformed(format!("no address (c=) for {kind}")))?;
     let ip = match address {
         TaggedAddress::IP4(a) => IpAddr::V4(*a),
@@ -599,6 +734,7 @@ fn agree<C: Copy>(
         }
     };
     let rtcp_port = match &media.rtcp {
+        _ if matches!(keying, FarEndKeying::Dtls { rtcp_mux: true, .. }) => media.media.port,
         Some(rtcp) => rtcp.port,
         None => media.media.port.checked_add(1).ok_or_else(|| {
             SdpError::Malformed(format!(
@@ -619,8 +755,7 @@ fn agree<C: Copy>(
         telephone_event,
         remote_rtp: SocketAddr::new(ip, media.media.port),
         remote_rtcp: SocketAddr::new(ip, rtcp_port),
-        remote_key,
-        crypto_tag,
+        keying,
     }))
 }
 

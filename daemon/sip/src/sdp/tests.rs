@@ -8,6 +8,7 @@ fn local() -> LocalMedia {
         audio_port: 40000,
         video_port: 40002,
         session_id: 42,
+        dtls_fingerprint: [0xAB; FINGERPRINT_LEN],
     }
 }
 
@@ -34,15 +35,19 @@ fn the_offer_carries_two_fresh_keys_and_parses_as_an_answer_to_itself() {
             .contains("m=audio 40000 RTP/SAVP 111 9 0 8 101\r\n")
     );
     assert!(offer.sdp.contains("packetization-mode=1"));
+    // The fingerprint beside the keys, for peers that key by DTLS only.
+    assert_eq!(offer.sdp.matches("a=setup:actpass\r\n").count(), 2);
+    assert_eq!(offer.sdp.matches("a=fingerprint:sha-256 AB:AB:").count(), 2);
+    // Read as an answer, the keys win: a=crypto says SDES.
     let agreed = parse_answer(&offer.sdp, true).unwrap();
     let audio = agreed.audio.as_ref().unwrap();
     assert_eq!(audio.codec, AudioCodec::Opus);
-    assert_eq!(audio.remote_key.as_ref(), Some(&offer.audio_key));
+    assert!(matches!(&audio.keying, FarEndKeying::Sdes { key, .. } if *key == offer.audio_key));
     assert_eq!(audio.remote_rtcp.port(), 40001);
     assert_eq!(audio.telephone_event, Some(101));
     let video = agreed.video.as_ref().unwrap();
     assert_eq!(video.codec, VideoCodec::H264);
-    assert_eq!(video.remote_key.as_ref(), Some(&offer.video_key));
+    assert!(matches!(&video.keying, FarEndKeying::Sdes { key, .. } if *key == offer.video_key));
     assert!(agreed.encrypted());
     assert_eq!(format!("{:?}", offer.audio_key), "SdesKey(…)");
 }
@@ -51,6 +56,7 @@ fn the_offer_carries_two_fresh_keys_and_parses_as_an_answer_to_itself() {
 fn the_plain_offer_has_no_keys_and_is_refused_as_an_answer_under_required_encryption() {
     let plain = make_plain_offer(&make_offer(&local()));
     assert!(!plain.sdp.contains("a=crypto") && !plain.sdp.contains("SAVP"));
+    assert!(!plain.sdp.contains("a=fingerprint") && !plain.sdp.contains("a=setup"));
     assert!(
         plain
             .sdp
@@ -81,7 +87,7 @@ fn plain_rtp_is_refused_while_encryption_is_required() {
         Err(SdpError::Unencrypted("audio"))
     );
     let agreed = parse_answer(&answer, false).unwrap();
-    assert!(agreed.audio.as_ref().unwrap().remote_key.is_none());
+    assert_eq!(agreed.audio.as_ref().unwrap().keying, FarEndKeying::Plain);
     assert!(!agreed.encrypted());
     assert!(
         SdpError::Unencrypted("video")
@@ -95,9 +101,14 @@ fn answers_without_keys_codecs_or_media_say_why() {
     let no_key = baresip_answer("RTP/SAVP", "RTP/SAVP").replace("a=crypto", "a=x-crypto");
     assert_eq!(parse_answer(&no_key, true), Err(SdpError::NoKey("audio")));
     let dtls = baresip_answer("UDP/TLS/RTP/SAVP", "RTP/SAVP");
-    assert!(matches!(
+    assert_eq!(
         parse_answer(&dtls, true),
-        Err(SdpError::Unsupported(_))
+        Err(SdpError::NoFingerprint("audio"))
+    );
+    let tcp = baresip_answer("TCP/RTP/AVP", "RTP/SAVP");
+    assert!(matches!(
+        parse_answer(&tcp, true),
+        Err(SdpError::Unsupported(_) | SdpError::Malformed(_))
     ));
     let refused = baresip_answer("RTP/SAVP", "RTP/SAVP")
         .replace("m=audio 10000", "m=audio 0")
@@ -161,6 +172,9 @@ fn sdp_line() -> impl Strategy<Value = String> {
         "a=fmtp:[0-9]{1,4} [a-z=;0-9-]{0,40}",
         "a=crypto:[0-9]{1,3} (AES_CM_128_HMAC_SHA1_80|[A-Z_0-9]{1,30}) inline:[A-Za-z0-9+/=]{0,60}(\\|[0-9^]{1,6})?",
         "a=rtcp:[0-9]{1,6}( IN IP4 [0-9.]{0,15})?",
+        "a=fingerprint:(sha-256|sha-1|SHA-512|[a-z0-9-]{1,8}) ([0-9A-F]{2}:){0,33}[0-9A-F]{0,3}",
+        "a=setup:(active|passive|actpass|holdconn|[a-z]{0,8})",
+        Just("a=rtcp-mux".to_owned()),
         "a=[a-z-]{1,12}(:[ -~]{0,30})?",
         "[ -~]{0,40}",
     ]
@@ -190,9 +204,10 @@ fn an_offer_is_answered_with_the_callers_payload_types_and_tags_and_the_rooms_ke
     // The room's preference (Opus) over the caller's order (G.711 first).
     assert_eq!((audio.codec, audio.payload_type), (AudioCodec::Opus, 96));
     assert_eq!(audio.telephone_event, Some(101));
-    assert_eq!(audio.crypto_tag, 7);
+    assert!(matches!(audio.keying, FarEndKeying::Sdes { tag: 7, .. }));
     let video = offered.agreed.video.clone().unwrap();
-    assert_eq!((video.payload_type, video.crypto_tag), (97, 3));
+    assert_eq!(video.payload_type, 97);
+    assert!(matches!(video.keying, FarEndKeying::Sdes { tag: 3, .. }));
     assert_eq!(offered.sections.len(), 3);
     let answer = make_answer(&local(), &offered);
     let text = &answer.sdp;
@@ -217,13 +232,11 @@ fn an_offer_is_answered_with_the_callers_payload_types_and_tags_and_the_rooms_ke
     assert!(text.ends_with("m=application 0 UDP/BFCP *\r\n"), "{text}");
     // The answer parses as the room's own media, both streams SRTP.
     let back = parse_answer(text, true).unwrap();
-    assert_eq!(
-        back.audio.unwrap().remote_key.as_ref(),
-        Some(&answer.audio_key)
+    assert!(
+        matches!(&back.audio.unwrap().keying, FarEndKeying::Sdes { key, .. } if *key == answer.audio_key)
     );
-    assert_eq!(
-        back.video.unwrap().remote_key.as_ref(),
-        Some(&answer.video_key)
+    assert!(
+        matches!(&back.video.unwrap().keying, FarEndKeying::Sdes { key, .. } if *key == answer.video_key)
     );
 }
 
@@ -313,4 +326,138 @@ fn g722_is_chosen_after_opus_and_before_g711_whatever_the_far_ends_order() {
     // As an answer to the room's offer, the far end's first choice is what it sends.
     let agreed = parse_answer(&answer, true).unwrap();
     assert_eq!(agreed.audio.as_ref().unwrap().codec, AudioCodec::Pcmu);
+}
+
+/// An offer as baresip 1.0 with `mediaenc=dtls_srtp` writes it: the fingerprint at session
+/// level, a=setup per section, RTCP on its own port.
+fn baresip_dtls_offer(setup: &str, extra: &str) -> String {
+    format!(
+        "v=0\r\no=- 1 2 IN IP4 10.77.1.2\r\ns=-\r\nc=IN IP4 10.77.1.2\r\nt=0 0\r\n\
+         a=fingerprint:sha-256 {}\r\n\
+         m=audio 10000 UDP/TLS/RTP/SAVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=setup:{setup}\r\n{extra}a=sendrecv\r\n\
+         m=video 10002 UDP/TLS/RTP/SAVP 96\r\na=rtpmap:96 H264/90000\r\n\
+         a=fmtp:96 packetization-mode=1\r\na=setup:{setup}\r\n{extra}a=sendrecv\r\n",
+        ["12"; 32].join(":")
+    )
+}
+
+#[test]
+fn a_dtls_offer_is_answered_active_with_the_rooms_fingerprint() {
+    let offered = parse_offer(&baresip_dtls_offer("actpass", ""), true).unwrap();
+    let audio = offered.agreed.audio.clone().unwrap();
+    assert_eq!(
+        audio.keying,
+        FarEndKeying::Dtls {
+            fingerprint: [0x12; FINGERPRINT_LEN],
+            room_is_client: true,
+            rtcp_mux: false
+        }
+    );
+    assert_eq!(audio.remote_rtcp.port(), 10001);
+    assert!(offered.agreed.encrypted());
+    let answer = make_answer(&local(), &offered).sdp;
+    assert!(
+        answer.contains("m=audio 40000 UDP/TLS/RTP/SAVP 0 101\r\n"),
+        "{answer}"
+    );
+    assert!(answer.contains("a=setup:active\r\n"), "{answer}");
+    let ours = format!("a=fingerprint:sha-256 {}\r\n", ["AB"; 32].join(":"));
+    assert_eq!(answer.matches(&ours).count(), 2, "{answer}");
+    assert!(
+        !answer.contains("a=crypto") && !answer.contains("rtcp-mux"),
+        "{answer}"
+    );
+    // Read back as the far end would: the room is the active side, its own fingerprint.
+    let back = parse_answer(&answer, true).unwrap();
+    assert_eq!(
+        back.audio.unwrap().keying,
+        FarEndKeying::Dtls {
+            fingerprint: [0xAB; FINGERPRINT_LEN],
+            room_is_client: false,
+            rtcp_mux: false
+        }
+    );
+}
+
+#[test]
+fn the_dtls_role_follows_the_far_ends_setup_and_rtcp_mux_is_echoed() {
+    let passive = parse_offer(&baresip_dtls_offer("passive", "a=rtcp-mux\r\n"), true).unwrap();
+    let video = passive.agreed.video.clone().unwrap();
+    assert!(matches!(
+        video.keying,
+        FarEndKeying::Dtls {
+            room_is_client: true,
+            rtcp_mux: true,
+            ..
+        }
+    ));
+    // Multiplexed: RTCP goes to the RTP port.
+    assert_eq!(video.remote_rtcp, video.remote_rtp);
+    let answer = make_answer(&local(), &passive).sdp;
+    assert!(answer.contains("a=setup:active\r\n") && answer.contains("a=rtcp-mux\r\n"));
+    let active = parse_offer(&baresip_dtls_offer("active", ""), true).unwrap();
+    assert!(matches!(
+        active.agreed.audio.clone().unwrap().keying,
+        FarEndKeying::Dtls {
+            room_is_client: false,
+            ..
+        }
+    ));
+    assert!(
+        make_answer(&local(), &active)
+            .sdp
+            .contains("a=setup:passive\r\n")
+    );
+    assert!(matches!(
+        parse_offer(&baresip_dtls_offer("holdconn", ""), true),
+        Err(SdpError::Unsupported(_))
+    ));
+    // Only SHA-256 fingerprints are taken.
+    let sha1 = baresip_dtls_offer("actpass", "")
+        .replace(
+            "sha-256 12:12:12:12:12:12:12:12:12:12:12:12:12:12:12:12:12:12:12:12:",
+            "sha-1 ",
+        )
+        .replace(":12:12:12:12:12:12:12:12:12:12:12:12\r\n", "\r\n");
+    assert_eq!(
+        parse_offer(&sha1, true),
+        Err(SdpError::NoFingerprint("audio"))
+    );
+    // DTLS over RTP/SAVP (a fingerprint and no a=crypto), as baresip answers an SDES offer.
+    let legacy = baresip_dtls_offer("active", "").replace("UDP/TLS/RTP/SAVP", "RTP/SAVP");
+    let agreed = parse_answer(&legacy, true).unwrap();
+    assert!(matches!(
+        agreed.video.unwrap().keying,
+        FarEndKeying::Dtls {
+            room_is_client: false,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn the_dtls_offer_replaces_keys_with_the_fingerprint_and_reads_back_as_dtls() {
+    let sdes = make_offer(&local());
+    let dtls = make_dtls_offer(&sdes);
+    let text = &dtls.sdp;
+    assert!(
+        !text.contains("a=crypto") && !text.contains(" RTP/SAVP "),
+        "{text}"
+    );
+    assert!(
+        text.contains("m=audio 40000 UDP/TLS/RTP/SAVP 111 9 0 8 101\r\n"),
+        "{text}"
+    );
+    assert_eq!(text.matches("a=setup:actpass\r\n").count(), 2, "{text}");
+    assert_eq!(text.matches("a=rtcp-mux\r\n").count(), 2, "{text}");
+    let offered = parse_offer(text, true).unwrap();
+    assert!(matches!(
+        offered.agreed.audio.unwrap().keying,
+        FarEndKeying::Dtls {
+            fingerprint: [0xAB, ..],
+            room_is_client: true,
+            rtcp_mux: true
+        }
+    ));
 }

@@ -1,8 +1,12 @@
 //! The media of a SIP call (issue 14): plain RTP sessions in an `rtpbin`, each protected by
-//! `srtpenc`/`srtpdec` with the SDES keys both sides put in their SDP (no WebRTC: webrtcbin
+//! SRTP keyed by SDES or DTLS, whichever the far end offered (`transport`; no WebRTC: webrtcbin
 //! cannot do SDES). The room's encoded camera and microphone go out from the taps as every
 //! meeting's do; the far end's picture and voice are decoded into the display and the speaker
 //! mix. One pipeline per call, dropped with it.
+
+mod dtls;
+mod dtmf;
+mod transport;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,6 +15,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
+
+use dtls::DtlsState;
+pub use dtls::{
+    DtlsCertificate, DtlsProgress, FINGERPRINT_LEN, fingerprint_text, room_certificate,
+};
+use dtmf::{dtmf_number, dtmf_player};
+pub use transport::Protection;
+use transport::SessionPads;
 
 use crate::taps::Feed;
 use crate::{MediaError, MediaKind, MediaTaps, RemoteAudioSlot, RemoteVideoSlot, TapSubscription};
@@ -33,10 +45,8 @@ pub struct SipStream {
     pub remote_rtp: SocketAddr,
     /// Where the far end receives RTCP.
     pub remote_rtcp: SocketAddr,
-    /// The room's SRTP key (the far end decrypts with it); `None` for plain RTP.
-    pub send_key: Option<[u8; SRTP_KEY_LEN]>,
-    /// The far end's SRTP key; `None` for plain RTP.
-    pub receive_key: Option<[u8; SRTP_KEY_LEN]>,
+    /// How its RTP and RTCP are protected.
+    pub protection: Protection,
     /// Audio: the payload type of RFC 4733 events (8 kHz) the far end takes, if it does.
     pub telephone_event: Option<u8>,
 }
@@ -76,7 +86,9 @@ pub struct SipMedia {
     /// end takes events.
     dtmf: Option<std::sync::mpsc::SyncSender<Vec<i32>>>,
     counters: Arc<SipCounters>,
-    encrypted: bool,
+    /// Every stream runs SRTP (SDES or DTLS); DTLS ones count once their handshake is checked.
+    protected: bool,
+    dtls: Arc<DtlsState>,
     _subscriptions: Vec<TapSubscription>,
     _slots: Arc<std::sync::Mutex<Slots>>,
 }
@@ -103,17 +115,6 @@ fn build_error(what: impl std::fmt::Display) -> MediaError {
     MediaError::Build(format!("SIP media: {what}"))
 }
 
-/// The caps srtpenc/srtpdec take for `AES_CM_128_HMAC_SHA1_80` with `key`.
-fn srtp_caps(key: &[u8; SRTP_KEY_LEN]) -> gst::Caps {
-    gst::Caps::builder("application/x-srtp")
-        .field("srtp-key", gst::Buffer::from_slice(key.to_vec()))
-        .field("srtp-cipher", "aes-128-icm")
-        .field("srtp-auth", "hmac-sha1-80")
-        .field("srtcp-cipher", "aes-128-icm")
-        .field("srtcp-auth", "hmac-sha1-80")
-        .build()
-}
-
 impl SipMedia {
     /// Starts the call's media on `local_ip` for `streams`, the far end shown as `label`.
     pub fn start(
@@ -128,13 +129,14 @@ impl SipMedia {
         let counters = Arc::new(SipCounters::default());
         let slots = Arc::new(std::sync::Mutex::new(Slots::default()));
         let mut subscriptions = Vec::new();
-        let mut encrypted = !streams.is_empty();
+        let protected = !streams.is_empty() && streams.iter().all(|s| s.protection.encrypted());
+        let dtls = Arc::new(DtlsState::default());
         let mut sessions = std::collections::HashMap::new();
         let mut dtmf = None;
         for (session, stream) in streams.iter().enumerate() {
             let session = session as u32;
-            encrypted &= stream.send_key.is_some() && stream.receive_key.is_some();
             sessions.insert(session, stream.clone());
+            let mut rtp_out = None;
             if let Some((subscription, events)) =
                 add_sender(&pipeline, &rtpbin, taps, session, stream, &counters)?
             {
@@ -142,9 +144,36 @@ impl SipMedia {
                 if let (None, Some(source)) = (&dtmf, events) {
                     dtmf = Some(dtmf_player(&source)?);
                 }
+                rtp_out = Some(static_pad(&rtpbin, &format!("send_rtp_src_{session}"))?);
             }
-            add_receiver(&pipeline, &rtpbin, session, stream, local_ip)?;
+            let pads = SessionPads {
+                session,
+                rtp_out,
+                rtcp_out: request_pad(&rtpbin, &format!("send_rtcp_src_{session}"))?,
+                rtp_in: request_pad(&rtpbin, &format!("recv_rtp_sink_{session}"))?,
+                rtcp_in: request_pad(&rtpbin, &format!("recv_rtcp_sink_{session}"))?,
+            };
+            transport::connect(&pipeline, pads, stream, local_ip, &dtls)?;
         }
+        // What the far end's payload types are (DTLS-SRTP's decoder gives bare RTP caps).
+        let pt_map: std::collections::HashMap<u32, (u8, gst::Caps)> = sessions
+            .iter()
+            .map(|(session, stream)| {
+                (
+                    *session,
+                    (
+                        stream.payload_type,
+                        transport::rtp_caps("application/x-rtp", stream),
+                    ),
+                )
+            })
+            .collect();
+        rtpbin.connect("request-pt-map", false, move |values| {
+            let session = values.get(1)?.get::<u32>().ok()?;
+            let payload_type = values.get(2)?.get::<u32>().ok()?;
+            let (agreed, caps) = pt_map.get(&session)?;
+            (u32::from(*agreed) == payload_type).then(|| caps.to_value())
+        });
         // A far-end stream appeared: depayload, decode, show or play it.
         let weak_pipeline = pipeline.downgrade();
         let taps_for_pads = taps.clone();
@@ -199,7 +228,8 @@ impl SipMedia {
             pipeline,
             dtmf,
             counters,
-            encrypted,
+            protected,
+            dtls,
             _subscriptions: subscriptions,
             _slots: slots,
         })
@@ -210,9 +240,16 @@ impl SipMedia {
         &self.counters
     }
 
-    /// Whether every stream runs through SRTP in both directions.
+    /// Whether every stream runs through SRTP in both directions, keyed (a DTLS stream once
+    /// its handshake is done and the far end's certificate checked).
     pub fn encrypted(&self) -> bool {
-        self.encrypted
+        self.protected && self.dtls.progress().verified()
+    }
+
+    /// The DTLS-SRTP handshakes of the call as they progress (none pending without DTLS); a
+    /// failure (the far end's certificate is not the one its SDP names) ends the call.
+    pub fn dtls_progress(&self) -> tokio::sync::watch::Receiver<DtlsProgress> {
+        self.dtls.watch()
     }
 
     /// Queues `digits` (`0-9*#A-D`) as RFC 4733 events in the audio stream, each 200 ms with
@@ -230,65 +267,6 @@ impl SipMedia {
             }
         }
     }
-}
-
-/// Most `meeting.dtmf` commands waiting for their tones to be played.
-const DTMF_QUEUE: usize = 16;
-
-/// One thread per call plays the queued tones in order, so that two commands in quick
-/// succession cannot interleave their digits; it ends when the call's media is dropped.
-fn dtmf_player(source: &gst::Element) -> Result<std::sync::mpsc::SyncSender<Vec<i32>>, MediaError> {
-    // The events go to the source's pad as if from downstream (an element's send_event hands
-    // upstream events to its sink pads, and a source has none).
-    let pad = static_pad(source, "src")?;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<i32>>(DTMF_QUEUE);
-    std::thread::Builder::new()
-        .name("sip-dtmf".into())
-        .spawn(move || {
-            for numbers in rx {
-                for number in numbers {
-                    for start in [true, false] {
-                        let mut event = gst::Structure::builder("dtmf-event")
-                            .field("type", 1i32)
-                            .field("number", number)
-                            .field("start", start);
-                        if start {
-                            event = event.field("volume", 25i32);
-                        }
-                        if !pad.send_event(gst::event::CustomUpstream::new(event.build())) {
-                            tracing::warn!("SIP call: the DTMF source refused a tone event");
-                        }
-                        std::thread::sleep(std::time::Duration::from_millis(if start {
-                            200
-                        } else {
-                            100
-                        }));
-                    }
-                }
-            }
-        })
-        .map_err(|e| MediaError::Start(format!("SIP call's DTMF thread: {e}")))?;
-    Ok(tx)
-}
-
-/// The RFC 4733 event number of a DTMF digit.
-fn dtmf_number(digit: u8) -> Option<i32> {
-    match digit {
-        b'0'..=b'9' => Some(i32::from(digit - b'0')),
-        b'*' => Some(10),
-        b'#' => Some(11),
-        b'A'..=b'D' => Some(i32::from(digit - b'A') + 12),
-        _ => None,
-    }
-}
-
-fn udpsink(remote: SocketAddr) -> Result<gst::Element, MediaError> {
-    let sink = make("udpsink")?;
-    sink.set_property("host", remote.ip().to_string());
-    sink.set_property("port", i32::from(remote.port()));
-    sink.set_property("sync", false);
-    sink.set_property("async", false);
-    Ok(sink)
 }
 
 fn link_pads(src: &gst::Pad, sink: &gst::Pad) -> Result<(), MediaError> {
@@ -313,7 +291,7 @@ fn static_pad(element: &gst::Element, name: &str) -> Result<gst::Pad, MediaError
         .ok_or_else(|| build_error(format!("no {name} pad")))
 }
 
-/// appsrc (the room's encoded feed) → payloader → rtpbin → srtpenc → udpsink, RTCP alike.
+/// appsrc (the room's encoded feed) → payloader → rtpbin; `transport` takes it from there.
 fn add_sender(
     pipeline: &gst::Pipeline,
     rtpbin: &gst::Element,
@@ -378,15 +356,8 @@ fn add_sender(
         }
         _ => Vec::new(),
     };
-    let rtp_sink = udpsink(stream.remote_rtp)?;
-    let rtcp_sink = udpsink(stream.remote_rtcp)?;
     pipeline
-        .add_many([
-            appsrc.upcast_ref::<gst::Element>(),
-            &payloader,
-            &rtp_sink,
-            &rtcp_sink,
-        ])
+        .add_many([appsrc.upcast_ref::<gst::Element>(), &payloader])
         .map_err(build_error)?;
     let mut chain: Vec<&gst::Element> = vec![appsrc.upcast_ref()];
     pipeline.add_many(&transcode).map_err(build_error)?;
@@ -422,40 +393,6 @@ fn add_sender(
             None
         }
     };
-    let rtp_out = static_pad(rtpbin, &format!("send_rtp_src_{session}"))?;
-    let rtcp_out = request_pad(rtpbin, &format!("send_rtcp_src_{session}"))?;
-    match &stream.send_key {
-        Some(key) => {
-            let srtpenc = make("srtpenc")?;
-            srtpenc.set_property("key", gst::Buffer::from_slice(key.to_vec()));
-            srtpenc.set_property_from_str("rtp-cipher", "aes-128-icm");
-            srtpenc.set_property_from_str("rtp-auth", "hmac-sha1-80");
-            srtpenc.set_property_from_str("rtcp-cipher", "aes-128-icm");
-            srtpenc.set_property_from_str("rtcp-auth", "hmac-sha1-80");
-            pipeline.add(&srtpenc).map_err(build_error)?;
-            link_pads(
-                &rtp_out,
-                &request_pad(&srtpenc, &format!("rtp_sink_{session}"))?,
-            )?;
-            link_pads(
-                &static_pad(&srtpenc, &format!("rtp_src_{session}"))?,
-                &static_pad(&rtp_sink, "sink")?,
-            )?;
-            link_pads(
-                &rtcp_out,
-                &request_pad(&srtpenc, &format!("rtcp_sink_{session}"))?,
-            )?;
-            link_pads(
-                &static_pad(&srtpenc, &format!("rtcp_src_{session}"))?,
-                &static_pad(&rtcp_sink, "sink")?,
-            )?;
-        }
-        // Plain RTP: only when meeting.require_encryption is off and the far end wanted it.
-        None => {
-            link_pads(&rtp_out, &static_pad(&rtp_sink, "sink")?)?;
-            link_pads(&rtcp_out, &static_pad(&rtcp_sink, "sink")?)?;
-        }
-    }
     if let Some(src) = appsrc.static_pad("src") {
         let taps_for_keyframes = taps.clone();
         src.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
@@ -481,96 +418,6 @@ fn add_sender(
         taps.request_keyframe_of(feed);
     }
     Ok(Some((subscription, dtmf)))
-}
-
-/// udpsrc → srtpdec → rtpbin, RTCP alike; rtpbin's pad-added does the rest.
-fn add_receiver(
-    pipeline: &gst::Pipeline,
-    rtpbin: &gst::Element,
-    session: u32,
-    stream: &SipStream,
-    local_ip: std::net::IpAddr,
-) -> Result<(), MediaError> {
-    let (media, clock_rate) = match stream.kind {
-        MediaKind::Video => ("video", 90000),
-        MediaKind::Audio => (
-            "audio",
-            if stream.encoding == "OPUS" {
-                48000
-            } else {
-                8000
-            },
-        ),
-    };
-    let encoding_name = stream.encoding.as_str();
-    let rtp_src = make("udpsrc")?;
-    rtp_src.set_property("address", local_ip.to_string());
-    rtp_src.set_property("port", i32::from(stream.local_port));
-    let caps_name = if stream.receive_key.is_some() {
-        "application/x-srtp"
-    } else {
-        "application/x-rtp"
-    };
-    rtp_src.set_property(
-        "caps",
-        gst::Caps::builder(caps_name)
-            .field("media", media)
-            .field("clock-rate", clock_rate)
-            .field("encoding-name", encoding_name)
-            .field("payload", i32::from(stream.payload_type))
-            .build(),
-    );
-    let rtcp_src = make("udpsrc")?;
-    rtcp_src.set_property("address", local_ip.to_string());
-    rtcp_src.set_property("port", i32::from(stream.local_port) + 1);
-    rtcp_src.set_property(
-        "caps",
-        gst::Caps::builder(if stream.receive_key.is_some() {
-            "application/x-srtcp"
-        } else {
-            "application/x-rtcp"
-        })
-        .build(),
-    );
-    pipeline
-        .add_many([&rtp_src, &rtcp_src])
-        .map_err(build_error)?;
-    match &stream.receive_key {
-        Some(key) => {
-            let srtpdec = make("srtpdec")?;
-            let caps = srtp_caps(key);
-            // Every SSRC the far end uses gets the key of its SDP.
-            srtpdec.connect("request-key", false, move |_| Some(caps.to_value()));
-            pipeline.add(&srtpdec).map_err(build_error)?;
-            link_pads(
-                &static_pad(&rtp_src, "src")?,
-                &static_pad(&srtpdec, "rtp_sink")?,
-            )?;
-            link_pads(
-                &static_pad(&rtcp_src, "src")?,
-                &static_pad(&srtpdec, "rtcp_sink")?,
-            )?;
-            link_pads(
-                &static_pad(&srtpdec, "rtp_src")?,
-                &request_pad(rtpbin, &format!("recv_rtp_sink_{session}"))?,
-            )?;
-            link_pads(
-                &static_pad(&srtpdec, "rtcp_src")?,
-                &request_pad(rtpbin, &format!("recv_rtcp_sink_{session}"))?,
-            )?;
-        }
-        None => {
-            link_pads(
-                &static_pad(&rtp_src, "src")?,
-                &request_pad(rtpbin, &format!("recv_rtp_sink_{session}"))?,
-            )?;
-            link_pads(
-                &static_pad(&rtcp_src, "src")?,
-                &request_pad(rtpbin, &format!("recv_rtcp_sink_{session}"))?,
-            )?;
-        }
-    }
-    Ok(())
 }
 
 fn on_remote_stream(
