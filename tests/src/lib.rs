@@ -39,6 +39,7 @@ mod roomctl;
 mod roomd;
 mod session;
 pub mod sip;
+pub mod sipp;
 mod swtpm;
 mod test_ca;
 mod tls;

@@ -10,6 +10,7 @@ use roomd_tests::sip::{
     BARESIP_DISPLAY_NAME, Baresip, DEAD_TLS_PORT, Kamailio, MAX_EXPIRES_S, MediaEncryption,
     PeerAudio,
 };
+use roomd_tests::sipp::{SILENT_USER, SilentCaller};
 use roomd_tests::{BrowserPeer, HarnessError, Roomd, TestCa, TestNetwork, wait_for};
 use serde_json::{Value, json};
 
@@ -1264,6 +1265,93 @@ fn a_dtls_fingerprint_swapped_on_the_way_ends_the_call_before_any_media_leaves_t
     assert!(
         !roomd.stderr_text().contains(CERTIFICATE_CHECKED),
         "the room logged a certificate as matching"
+    );
+    Ok(())
+}
+
+/// A far end that answers, or is answered, and then never sends media (SIPp): the far end
+/// shows as sending no audio, and after `sip.media_timeout_s` the room hangs up (BYE), saying
+/// why; the room is idle and healthy after.
+#[test]
+fn a_far_end_that_never_sends_media_is_hung_up_after_the_media_timeout_saying_why()
+-> Result<(), HarnessError> {
+    let net = TestNetwork::create()?;
+    let ca = TestCa::new("roomd SIP test CA")?;
+    let kamailio = Kamailio::start(&net, &ca, &[(USER, PASSWORD)])?;
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let toml = sip_toml(
+        scratch.path(),
+        &ca.cert_pem(),
+        &format!(
+            "registrar = \"{}\"\npassword = \"{PASSWORD}\"\nmedia_timeout_s = 5\n\
+             auto_answer = [\"sip:{SILENT_USER}@{}\"]\n",
+            kamailio.sips_uri(),
+            net.namespace_address()
+        ),
+    );
+    let roomd = Roomd::start_claimed(&toml)?;
+    let token = roomd.admin_token()?;
+    wait_for_registration(&roomd, &token, "registered", Duration::from_secs(20))?;
+    let mut events = room_events(&roomd)?;
+
+    let started = std::time::Instant::now();
+    let mut sipp = SilentCaller::call(&net, &kamailio, USER)?;
+    let connected = meeting::wait_for(&roomd, "connected", Duration::from_secs(20), |m| {
+        m["state"] == "connected"
+    })
+    .map_err(|e| HarnessError::Config {
+        message: format!(
+            "{e}\nsipp:\n{}\nroomd:\n{}",
+            sipp.log_text(),
+            roomd.stderr_text()
+        ),
+    })?;
+    assert_eq!(connected["encrypted"], true, "{connected}");
+    // While it lasts, the far end is shown sending no audio.
+    let silent = meeting::wait_for(
+        &roomd,
+        "the far end's audio off",
+        Duration::from_secs(5),
+        |m| m["participants"][0]["audio"] == "off",
+    )?;
+    assert_eq!(silent["state"], "connected", "{silent}");
+    let ended = wait_for_event(
+        &mut events,
+        "meeting.ended.remotely",
+        Duration::from_secs(20),
+    )
+    .map_err(|e| HarnessError::Config {
+        message: format!(
+            "{e}\nsipp:\n{}\nroomd:\n{}",
+            sipp.log_text(),
+            roomd.stderr_text()
+        ),
+    })?;
+    let took = started.elapsed();
+    let reason = ended["reason"].as_str().unwrap_or_default();
+    eprintln!("ended after {took:?}: {reason}");
+    assert!(
+        reason.contains("no audio or video from the far end for 5 s"),
+        "not a clear reason: {ended}"
+    );
+    assert!(
+        took >= Duration::from_secs(5),
+        "hung up too early: {took:?}"
+    );
+    // SIPp's scenario ends only once it received the room's BYE and answered it.
+    let status = sipp.wait(Duration::from_secs(20))?;
+    assert!(
+        status.success(),
+        "SIPp did not get the BYE:\n{}",
+        sipp.log_text()
+    );
+    let status = meeting::wait_for(&roomd, "idle", Duration::from_secs(10), |m| {
+        m["state"] == "idle"
+    })?;
+    assert_eq!(status["participants"], json!([]), "{status}");
+    assert_eq!(
+        sip_status(&roomd, &token)?["registration"]["state"],
+        "registered"
     );
     Ok(())
 }

@@ -140,7 +140,9 @@ pub(crate) async fn run(ctx: SessionContext) {
             .await;
         return;
     };
-    let require_encryption = ctx.room.config().meeting.require_encryption;
+    let config = ctx.room.config();
+    let require_encryption = config.meeting.require_encryption;
+    let media_timeout = std::time::Duration::from_secs(config.sip.media_timeout_s.into());
     let mut stop = ctx.stop.clone();
     let call = tokio::select! {
         _ = SessionContext::stopped(&mut stop) => return,
@@ -173,6 +175,10 @@ pub(crate) async fn run(ctx: SessionContext) {
     let mut tones_sent = 0;
     let mut held = false;
     let mut far_end_hold = call.far_end_hold();
+    // The RTP timeout: when the far end's media last arrived (or the call was held, when none
+    // is due).
+    let mut media_seen = tokio::time::Instant::now();
+    let mut frames_seen = 0;
     loop {
         tokio::select! {
             Ok(()) = far_end_hold.changed() => {
@@ -241,6 +247,30 @@ pub(crate) async fn run(ctx: SessionContext) {
             }
             _ = stats.tick() => {
                 let streams = call.streams();
+                let frames: u64 = streams
+                    .iter()
+                    .filter(|s| s.direction == "receive")
+                    .map(|s| s.frames)
+                    .sum();
+                if frames > frames_seen || held || *far_end_hold.borrow() {
+                    media_seen = tokio::time::Instant::now();
+                }
+                frames_seen = frames;
+                if media_seen.elapsed() >= media_timeout {
+                    let reason = format!(
+                        "no audio or video from the far end for {} s (sip.media_timeout_s); the \
+                         room hung up",
+                        media_timeout.as_secs()
+                    );
+                    tracing::warn!("SIP call with {uri}: {reason}");
+                    call.hang_up().await;
+                    let report = MeetingReport::Ended {
+                        generation: ctx.generation(),
+                        reason,
+                    };
+                    let _ = ctx.room.meeting_report(report).await;
+                    return;
+                }
                 let encryption = call.encryption();
                 let participant = received.participant(&name, &streams, encryption);
                 let report = MeetingReport::Participant {

@@ -1156,6 +1156,10 @@ pub(super) fn sip_ring_timeout_s<'de, D: Deserializer<'de>>(d: D) -> Result<u32,
     integer_in(d, 5, 600)
 }
 
+pub(super) fn sip_media_timeout_s<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    integer_in(d, 5, 600)
+}
+
 /// Most callers `sip.auto_answer` lists.
 pub(super) const SIP_AUTO_ANSWER_MAX: usize = 32;
 

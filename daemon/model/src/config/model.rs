@@ -722,6 +722,10 @@ pub struct SipConfig {
     /// Seconds a call in rings before it ends unanswered (480 to the caller).
     #[serde(deserialize_with = "checks::sip_ring_timeout_s")]
     pub ring_timeout_s: u32,
+    /// Seconds a connected call may go without any media from the far end (while neither side
+    /// holds it) before the room hangs up, as an RTP timeout.
+    #[serde(deserialize_with = "checks::sip_media_timeout_s")]
+    pub media_timeout_s: u32,
 }
 
 impl Default for SipConfig {
@@ -738,6 +742,7 @@ impl Default for SipConfig {
             ca_file: String::new(),
             auto_answer: Vec::new(),
             ring_timeout_s: 45,
+            media_timeout_s: 30,
         }
     }
 }

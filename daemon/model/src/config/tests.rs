@@ -158,6 +158,7 @@ fn everything_changed() -> Config {
             ca_file: "/etc/roomd/sip-ca.pem".to_owned(),
             auto_answer: vec!["sips:reception@sip.example.org".to_owned()],
             ring_timeout_s: 30,
+            media_timeout_s: 20,
         },
     }
 }
@@ -213,13 +214,15 @@ fn sip_servers_users_and_names_are_checked() {
     let many: Vec<String> = (0..33).map(|i| format!("sip:u{i}@example.org")).collect();
     let patch = json!({"sip": {"auto_answer": many}});
     assert!(Config::default().apply_merge_patch(&patch).is_err());
-    for (seconds, ok) in [(4, false), (5, true), (600, true), (601, false)] {
-        let patch = json!({"sip": {"ring_timeout_s": seconds}});
-        assert_eq!(
-            Config::default().apply_merge_patch(&patch).is_ok(),
-            ok,
-            "{seconds}"
-        );
+    for key in ["ring_timeout_s", "media_timeout_s"] {
+        for (seconds, ok) in [(4, false), (5, true), (600, true), (601, false)] {
+            let patch = json!({"sip": {key: seconds}});
+            assert_eq!(
+                Config::default().apply_merge_patch(&patch).is_ok(),
+                ok,
+                "{key} {seconds}"
+            );
+        }
     }
     // Where the credentials go is the admin's to change, whom the room trusts the file's only.
     assert!(ADMIN_ONLY_KEYS.contains(&"sip.registrar"));
@@ -1077,7 +1080,8 @@ fn merge_patch_null_resets_keys_and_sections_to_defaults() {
                   "commands_per_minute": null},
         "sip": {"registrar": null, "proxy": null, "fallback_proxy": null, "user": null,
                 "auth_user": null, "password": null, "display_name": null,
-                "register_interval_s": null, "auto_answer": null, "ring_timeout_s": null}});
+                "register_interval_s": null, "auto_answer": null, "ring_timeout_s": null,
+                "media_timeout_s": null}});
     let mut expected = Config::default();
     expected.system.state_dir = changed.system.state_dir.clone();
     expected.api.client_fingerprints = changed.api.client_fingerprints.clone();
