@@ -341,7 +341,7 @@ pub struct Baresip {
 }
 
 impl Baresip {
-    /// A baresip registered as `user` at `kamailio`, speaking `audio`.
+    /// A baresip registered as `user` at `kamailio`, speaking `audio` and H.264.
     pub fn start(
         network: &TestNetwork,
         kamailio: &Kamailio,
@@ -349,6 +349,27 @@ impl Baresip {
         password: &str,
         encryption: MediaEncryption,
         audio: PeerAudio,
+    ) -> Result<Baresip, HarnessError> {
+        Baresip::start_with_video(
+            network,
+            kamailio,
+            user,
+            password,
+            encryption,
+            audio,
+            PeerVideo::H264,
+        )
+    }
+
+    /// As [`Baresip::start`], speaking `video`.
+    pub fn start_with_video(
+        network: &TestNetwork,
+        kamailio: &Kamailio,
+        user: &str,
+        password: &str,
+        encryption: MediaEncryption,
+        audio: PeerAudio,
+        video: PeerVideo,
     ) -> Result<Baresip, HarnessError> {
         let dir = tempfile::Builder::new()
             .prefix("roomd-baresip-")
@@ -370,7 +391,7 @@ impl Baresip {
                 "\"{BARESIP_DISPLAY_NAME}\" <sip:{user}@{address}>;auth_pass={password};outbound=\"sip:{address}:{KAMAILIO_UDP_PORT};transport=udp\";regint=60;answermode=auto{mediaenc}\n"
             ),
         )?;
-        write("config", &baresip_config(dir.path(), address, audio))?;
+        write("config", &baresip_config(dir.path(), address, audio, video))?;
         write("contacts", "")?;
         let log = OpenOptions::new()
             .create(true)
@@ -582,11 +603,24 @@ pub enum PeerAudio {
     G722Only,
 }
 
-fn baresip_config(dir: &Path, address: Ipv4Addr, audio: PeerAudio) -> String {
+/// The video codec a test's baresip speaks (the module it loads).
+#[derive(Debug, Clone, Copy)]
+pub enum PeerVideo {
+    /// H.264 through libavcodec (x264 encoding).
+    H264,
+    /// VP8 only (libvpx): a WebRTC gateway or a softphone without H.264.
+    Vp8Only,
+}
+
+fn baresip_config(dir: &Path, address: Ipv4Addr, audio: PeerAudio, video: PeerVideo) -> String {
     let codecs = match audio {
         PeerAudio::OpusAndG711 => "module g711.so\nmodule opus.so\n",
         PeerAudio::G711Only => "module g711.so\n",
         PeerAudio::G722Only => "module g722.so\n",
+    };
+    let video_codec = match video {
+        PeerVideo::H264 => "module avcodec.so\n",
+        PeerVideo::Vp8Only => "module vp8.so\n",
     };
     format!(
         "poll_method epoll\n\
@@ -612,7 +646,7 @@ fn baresip_config(dir: &Path, address: Ipv4Addr, audio: PeerAudio) -> String {
          snd_path {dir}\n\
          module_path /usr/lib/baresip/modules\n\
          {codecs}\
-         module avcodec.so\n\
+         {video_codec}\
          module ausine.so\n\
          module aubridge.so\n\
          module fakevideo.so\n\

@@ -8,7 +8,7 @@ use roomd_tests::EventSocket;
 use roomd_tests::meeting;
 use roomd_tests::sip::{
     BARESIP_DISPLAY_NAME, Baresip, DEAD_TLS_PORT, Kamailio, MAX_EXPIRES_S, MediaEncryption,
-    PeerAudio,
+    PeerAudio, PeerVideo,
 };
 use roomd_tests::sipp::{SILENT_USER, SilentCaller};
 use roomd_tests::{BrowserPeer, HarnessError, Roomd, TestCa, TestNetwork, wait_for};
@@ -556,6 +556,63 @@ fn a_g722_only_peer_gets_g722_both_ways() -> Result<(), HarnessError> {
         &json!({"target": {"kind": "sip", "uri": uri}}),
     )?;
     audio_flows_both_ways(&roomd, &baresip, "G.722", &["G722"])
+}
+
+/// A far end with VP8 only (baresip's `vp8` module, no H.264) calls the room: VP8 is agreed
+/// (the room offers and takes it beside H.264), and the room decodes its moving picture. The
+/// room's camera is H.264 here, so the room sends it no video (it can send only the codec its
+/// camera is encoded with) and says so in its log.
+#[test]
+fn a_vp8_only_caller_is_answered_with_vp8_and_its_picture_decoded() -> Result<(), HarnessError> {
+    let net = TestNetwork::create()?;
+    let ca = TestCa::new("roomd SIP test CA")?;
+    let kamailio = Kamailio::start(&net, &ca, &[(USER, PASSWORD), (PEER, PEER_PASSWORD)])?;
+    let baresip = Baresip::start_with_video(
+        &net,
+        &kamailio,
+        PEER,
+        PEER_PASSWORD,
+        MediaEncryption::SrtpMandatory,
+        PeerAudio::OpusAndG711,
+        PeerVideo::Vp8Only,
+    )?;
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let caller = format!("sip:{PEER}@{}", kamailio.address());
+    let toml = sip_toml(
+        scratch.path(),
+        &ca.cert_pem(),
+        &format!(
+            "registrar = \"{}\"\npassword = \"{PASSWORD}\"\nauto_answer = [\"{caller}\"]\n",
+            kamailio.sips_uri()
+        ),
+    );
+    let roomd = Roomd::start_claimed(&toml)?;
+    let token = roomd.admin_token()?;
+    wait_for_registration(&roomd, &token, "registered", Duration::from_secs(20))?;
+    baresip.command(&net, "dial", &room_aor(&kamailio))?;
+    let status = meeting::wait_for_received_video(&roomd, None, 30, Duration::from_secs(30))
+        .map_err(|e| HarnessError::Config {
+            message: format!(
+                "{e}\nbaresip:\n{}\nroomd:\n{}",
+                baresip.log_text(),
+                roomd.stderr_text()
+            ),
+        })?;
+    assert_eq!(status["encrypted"], true, "{status}");
+    let far_end = meeting::participant(&status, BARESIP_DISPLAY_NAME).unwrap_or(&Value::Null);
+    assert_eq!(far_end["video"], "on", "{status}");
+    let log = baresip.log_text();
+    assert!(
+        log.contains("Set video encoder: VP8"),
+        "baresip did not agree VP8:\n{log}"
+    );
+    assert!(
+        roomd
+            .stderr_text()
+            .contains("the camera is not encoded as VP8; sending no video"),
+        "the room did not say why it sends no video"
+    );
+    Ok(())
 }
 
 /// The room's address of record as a peer dials it (baresip calls over UDP to Kamailio, which

@@ -405,10 +405,12 @@ async fn answer_call(
     let Answerable {
         dialog,
         states,
-        offered,
+        mut offered,
         ip,
         uri,
     } = call;
+    let camera_codec = camera_codec(&taps);
+    offered.prefer_video(camera_codec);
     let refuse = |e: SipError| {
         if let Err(reject) = dialog.reject(Some(StatusCode::NotAcceptableHere), None) {
             tracing::debug!("SIP: refusing a call: {reject}");
@@ -432,6 +434,7 @@ async fn answer_call(
         video_port: port(&video.0),
         session_id: u64::from_be_bytes(session_id) >> 1,
         dtls_fingerprint: *certificate.fingerprint(),
+        camera_codec,
     };
     let answer = make_answer(&local, &offered);
     let streams = media_streams(&offered.agreed, &answer, local.audio_port, local.video_port);
@@ -547,6 +550,7 @@ async fn place_call(
         // Positive as a signed 63-bit number, as some peers parse it.
         session_id: u64::from_be_bytes(session_id) >> 1,
         dtls_fingerprint: *certificate.fingerprint(),
+        camera_codec: camera_codec(&taps),
     };
     let offer = make_offer(&local);
     let callee = Uri::try_from(uri).map_err(|e| format!("{uri} is not a SIP address: {e}"))?;
@@ -716,6 +720,7 @@ fn media_streams(
             kind: MediaKind::Video,
             encoding: match video.codec {
                 VideoCodec::H264 => "H264",
+                VideoCodec::Vp8 => "VP8",
             }
             .to_owned(),
             payload_type: video.payload_type,
@@ -727,6 +732,14 @@ fn media_streams(
         });
     }
     streams
+}
+
+/// The codec the room's camera is encoded with (H.264 until the video branch says otherwise).
+fn camera_codec(taps: &MediaTaps) -> VideoCodec {
+    match taps.video_codec() {
+        Some(roomd_media::Codec::Vp8) => VideoCodec::Vp8,
+        _ => VideoCodec::H264,
+    }
 }
 
 /// How the media engine protects a stream the far end keys with `keying`, the room's SDES key

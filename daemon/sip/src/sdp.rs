@@ -33,6 +33,7 @@ const PT_PCMU: u8 = 0;
 const PT_G722: u8 = 9;
 const PT_PCMA: u8 = 8;
 const PT_H264: u8 = 96;
+const PT_VP8: u8 = 97;
 const PT_TELEPHONE_EVENT: u8 = 101;
 
 /// What went wrong with the far end's SDP, in words for `status.meeting.error`.
@@ -132,6 +133,9 @@ pub struct LocalMedia {
     pub session_id: u64,
     /// SHA-256 of the room's DTLS certificate, for DTLS-SRTP offers and answers.
     pub dtls_fingerprint: [u8; FINGERPRINT_LEN],
+    /// The codec the room's camera is encoded with: offered first and preferred in answers
+    /// (the room can receive either, but send only this one).
+    pub camera_codec: VideoCodec,
 }
 
 /// The room's offer and the keys it holds for sending.
@@ -174,13 +178,19 @@ pub fn make_offer(local: &LocalMedia) -> LocalOffer {
          a=rtpmap:{PT_TELEPHONE_EVENT} telephone-event/8000\r\n\
          a=fmtp:{PT_TELEPHONE_EVENT} 0-15\r\n\
          a=crypto:1 {SRTP_SUITE} inline:{akey}\r\n{dtls}a=sendrecv\r\n\
-         m=video {vp} RTP/SAVP {PT_H264}\r\n\
+         m=video {vp} RTP/SAVP {video_pts}\r\n\
          a=rtpmap:{PT_H264} H264/90000\r\n\
          a=fmtp:{PT_H264} packetization-mode=1;profile-level-id=42e01f\r\n\
          a=rtcp-fb:{PT_H264} nack pli\r\na=rtcp-fb:{PT_H264} ccm fir\r\n\
+         a=rtpmap:{PT_VP8} VP8/90000\r\n\
+         a=rtcp-fb:{PT_VP8} nack pli\r\na=rtcp-fb:{PT_VP8} ccm fir\r\n\
          a=crypto:1 {SRTP_SUITE} inline:{vkey}\r\n{dtls}a=sendrecv\r\n",
         ap = local.audio_port,
         vp = local.video_port,
+        video_pts = match local.camera_codec {
+            VideoCodec::H264 => format!("{PT_H264} {PT_VP8}"),
+            VideoCodec::Vp8 => format!("{PT_VP8} {PT_H264}"),
+        },
         akey = audio_key.to_base64(),
         vkey = video_key.to_base64(),
     );
@@ -265,6 +275,8 @@ pub enum AudioCodec {
 pub enum VideoCodec {
     /// H.264, packetization-mode 1.
     H264,
+    /// VP8 (RFC 7741).
+    Vp8,
 }
 
 /// How the far end keys a stream's SRTP, from its SDP.
@@ -384,6 +396,23 @@ pub struct Offered {
     pub agreed: Agreed,
     /// Every media section of the offer, in order.
     pub sections: Vec<OfferedSection>,
+    /// Every video codec of the offer the room can take, with its payload type, in the
+    /// caller's order.
+    pub video_choices: Vec<(u8, VideoCodec)>,
+}
+
+impl Offered {
+    /// Takes `camera` for video when the caller offered it (the room can send only the codec
+    /// its camera is encoded with), else the caller's first choice.
+    pub fn prefer_video(&mut self, camera: VideoCodec) {
+        if let Some(video) = self.agreed.video.as_mut()
+            && let Some(&(payload_type, codec)) =
+                self.video_choices.iter().find(|(_, c)| *c == camera)
+        {
+            video.payload_type = payload_type;
+            video.codec = codec;
+        }
+    }
 }
 
 /// Reads a caller's offer (an INVITE's SDP): the same checks as an answer (with
@@ -423,6 +452,20 @@ pub fn parse_offer(offer: &str, require_encryption: bool) -> Result<Offered, Sdp
             "more than {MEDIA_MAX} media sections"
         )));
     }
+    let video_choices = sdp
+        .media_descriptions
+        .iter()
+        .find(|m| m.media.media_type == MediaType::Video && m.media.port != 0)
+        .map(|media| {
+            media
+                .media
+                .fmts
+                .iter()
+                .take(32)
+                .filter_map(|&pt| video_codec(media, pt).map(|c| (pt, c)))
+                .collect()
+        })
+        .unwrap_or_default();
     // The formats of each m= line as written (the parser keeps numeric ones only; a refused
     // section repeats the offer's, e.g. `*` of BFCP).
     let raw_formats: Vec<String> = offer
@@ -463,7 +506,11 @@ pub fn parse_offer(offer: &str, require_encryption: bool) -> Result<Offered, Sdp
             }
         })
         .collect();
-    Ok(Offered { agreed, sections })
+    Ok(Offered {
+        agreed,
+        sections,
+        video_choices,
+    })
 }
 
 /// The room's answer to `offered`: each agreed stream with the caller's payload type and, for
@@ -520,13 +567,16 @@ pub fn make_answer(local: &LocalMedia, offered: &Offered) -> LocalOffer {
             }
             (OfferedSection::Video(proto), _, Some(video)) => {
                 let pt = video.payload_type;
-                let _ = write!(
-                    sdp,
-                    "m=video {} {proto} {pt}\r\na=rtpmap:{pt} H264/90000\r\n\
-                     a=fmtp:{pt} packetization-mode=1;profile-level-id=42e01f\r\n\
-                     a=rtcp-fb:{pt} nack pli\r\na=rtcp-fb:{pt} ccm fir\r\n",
-                    local.video_port
-                );
+                let _ = write!(sdp, "m=video {} {proto} {pt}\r\n", local.video_port);
+                let _ = match video.codec {
+                    VideoCodec::H264 => write!(
+                        sdp,
+                        "a=rtpmap:{pt} H264/90000\r\n\
+                         a=fmtp:{pt} packetization-mode=1;profile-level-id=42e01f\r\n"
+                    ),
+                    VideoCodec::Vp8 => write!(sdp, "a=rtpmap:{pt} VP8/90000\r\n"),
+                };
+                let _ = write!(sdp, "a=rtcp-fb:{pt} nack pli\r\na=rtcp-fb:{pt} ccm fir\r\n");
                 crypto(&mut sdp, &video.keying, &video_key);
                 sdp.push_str("a=sendrecv\r\n");
             }
@@ -600,7 +650,13 @@ fn audio_codec(media: &MediaDescription, pt: u8) -> Option<AudioCodec> {
 
 fn video_codec(media: &MediaDescription, pt: u8) -> Option<VideoCodec> {
     let (name, rate) = rtpmap_of(media, pt)?;
-    if !name.eq_ignore_ascii_case("H264") || rate != 90000 {
+    if rate != 90000 {
+        return None;
+    }
+    if name.eq_ignore_ascii_case("VP8") {
+        return Some(VideoCodec::Vp8);
+    }
+    if !name.eq_ignore_ascii_case("H264") {
         return None;
     }
     // Only packetization-mode 1 (what the room's payloader sends and its depayloader expects

@@ -35,7 +35,8 @@ pub const SRTP_KEY_LEN: usize = 30;
 pub struct SipStream {
     /// Audio or video.
     pub kind: MediaKind,
-    /// `OPUS` or `H264` (the codecs the room's taps carry); others are not started.
+    /// `OPUS`, `G722`, `PCMU`, `PCMA`, `H264` or `VP8`; video is sent only in the codec the
+    /// camera is encoded with.
     pub encoding: String,
     /// The agreed payload type.
     pub payload_type: u8,
@@ -311,6 +312,15 @@ fn add_sender(
             pay.set_property_from_str("aggregate-mode", "zero-latency");
             (Feed::Camera, pay)
         }
+        (MediaKind::Video, "VP8") => {
+            if taps.video_codec() != Some(crate::Codec::Vp8) {
+                tracing::warn!("SIP call: the camera is not encoded as VP8; sending no video");
+                return Ok(None);
+            }
+            let pay = make("rtpvp8pay")?;
+            pay.set_property_from_str("picture-id-mode", "15-bit");
+            (Feed::Camera, pay)
+        }
         (MediaKind::Audio, "OPUS") => (Feed::Microphone, make("rtpopuspay")?),
         (MediaKind::Audio, "G722") => (Feed::Microphone, make("rtpg722pay")?),
         (MediaKind::Audio, "PCMU") => (Feed::Microphone, make("rtppcmupay")?),
@@ -440,6 +450,12 @@ fn on_remote_stream(
                 taps.h264_decoder()?,
                 make("videoconvert")?,
             ]
+        }
+        (MediaKind::Video, "VP8") => {
+            let depay = make("rtpvp8depay")?;
+            depay.set_property("request-keyframe", true);
+            depay.set_property("wait-for-keyframe", true);
+            vec![depay, make("vp8dec")?, make("videoconvert")?]
         }
         (MediaKind::Audio, "OPUS") => vec![
             make("rtpopusdepay")?,

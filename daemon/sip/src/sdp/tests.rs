@@ -9,6 +9,7 @@ fn local() -> LocalMedia {
         video_port: 40002,
         session_id: 42,
         dtls_fingerprint: [0xAB; FINGERPRINT_LEN],
+        camera_codec: VideoCodec::H264,
     }
 }
 
@@ -114,8 +115,8 @@ fn answers_without_keys_codecs_or_media_say_why() {
         .replace("m=audio 10000", "m=audio 0")
         .replace("m=video 10002", "m=video 0");
     assert_eq!(parse_answer(&refused, true), Err(SdpError::NoUsableMedia));
-    let vp8_only = baresip_answer("RTP/SAVP", "RTP/SAVP").replace("H264", "VP8");
-    let agreed = parse_answer(&vp8_only, true).unwrap();
+    let vp9_only = baresip_answer("RTP/SAVP", "RTP/SAVP").replace("H264", "VP9");
+    let agreed = parse_answer(&vp9_only, true).unwrap();
     assert!(agreed.video.is_none() && agreed.audio.is_some());
     assert_eq!(
         parse_answer(&"a".repeat(SDP_MAX_BYTES + 1), true),
@@ -460,4 +461,63 @@ fn the_dtls_offer_replaces_keys_with_the_fingerprint_and_reads_back_as_dtls() {
             rtcp_mux: true
         }
     ));
+}
+
+#[test]
+fn vp8_is_offered_after_the_cameras_codec_and_taken_where_it_is_all_the_far_end_has() {
+    let offer = make_offer(&local()).sdp;
+    assert!(
+        offer.contains("m=video 40002 RTP/SAVP 96 97\r\n"),
+        "{offer}"
+    );
+    assert!(offer.contains("a=rtpmap:97 VP8/90000\r\n"), "{offer}");
+    let vp8_camera = LocalMedia {
+        camera_codec: VideoCodec::Vp8,
+        ..local()
+    };
+    assert!(
+        make_offer(&vp8_camera)
+            .sdp
+            .contains("m=video 40002 RTP/SAVP 97 96\r\n")
+    );
+    // A far end with VP8 only: agreed, and answered as VP8.
+    let vp8_only = baresip_answer("RTP/SAVP", "RTP/SAVP").replace("H264", "VP8");
+    let agreed = parse_answer(&vp8_only, true).unwrap();
+    assert_eq!(agreed.video.as_ref().unwrap().codec, VideoCodec::Vp8);
+    let offered = parse_offer(&vp8_only, true).unwrap();
+    let answer = make_answer(&local(), &offered).sdp;
+    assert!(
+        answer.contains("m=video 40002 RTP/SAVP 96\r\na=rtpmap:96 VP8/90000\r\n"),
+        "{answer}"
+    );
+    assert!(!answer.contains("packetization-mode"), "{answer}");
+    // Both offered, VP8 first: the room takes the codec its camera sends.
+    let both = baresip_offer("RTP/SAVP")
+        .replace(
+            "m=video 20002 RTP/SAVP 100 97",
+            "m=video 20002 RTP/SAVP 98 97",
+        )
+        .replace(
+            "a=rtpmap:100 H264/90000\r\na=fmtp:100 packetization-mode=0\r\n",
+            "a=rtpmap:98 VP8/90000\r\n",
+        );
+    let mut offered = parse_offer(&both, true).unwrap();
+    assert_eq!(
+        offered.video_choices,
+        vec![(98, VideoCodec::Vp8), (97, VideoCodec::H264)]
+    );
+    assert_eq!(
+        offered.agreed.video.as_ref().unwrap().codec,
+        VideoCodec::Vp8
+    );
+    offered.prefer_video(VideoCodec::H264);
+    let video = offered.agreed.video.as_ref().unwrap();
+    assert_eq!((video.codec, video.payload_type), (VideoCodec::H264, 97));
+    assert!(
+        make_answer(&local(), &offered)
+            .sdp
+            .contains("a=rtpmap:97 H264/90000")
+    );
+    offered.prefer_video(VideoCodec::Vp8);
+    assert_eq!(offered.agreed.video.as_ref().unwrap().payload_type, 98);
 }
