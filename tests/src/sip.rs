@@ -610,6 +610,11 @@ pub enum PeerVideo {
     H264,
     /// VP8 only (libvpx): a WebRTC gateway or a softphone without H.264.
     Vp8Only,
+    /// H.264, taking at most `kbps` (baresip's `video_bitrate`, which its SDP says as `b=AS`).
+    H264Limited {
+        /// kbit/s.
+        kbps: u32,
+    },
 }
 
 fn baresip_config(dir: &Path, address: Ipv4Addr, audio: PeerAudio, video: PeerVideo) -> String {
@@ -619,8 +624,17 @@ fn baresip_config(dir: &Path, address: Ipv4Addr, audio: PeerAudio, video: PeerVi
         PeerAudio::G722Only => "module g722.so\n",
     };
     let video_codec = match video {
-        PeerVideo::H264 => "module avcodec.so\n",
+        PeerVideo::H264 | PeerVideo::H264Limited { .. } => "module avcodec.so\n",
         PeerVideo::Vp8Only => "module vp8.so\n",
+    };
+    // baresip says its limits in SDP (b=AS per section) from rtp_bandwidth's maximum: 128
+    // kbit/s for audio, the rest for video.
+    let (video_bitrate, rtp_bandwidth) = match video {
+        PeerVideo::H264Limited { kbps } => (
+            u64::from(kbps) * 1000,
+            format!("rtp_bandwidth 64-{}\n", kbps + 128),
+        ),
+        _ => (1_000_000, String::new()),
     };
     format!(
         "poll_method epoll\n\
@@ -635,7 +649,8 @@ fn baresip_config(dir: &Path, address: Ipv4Addr, audio: PeerAudio, video: PeerVi
          video_source fakevideo,nil\n\
          video_display fakevideo,nil\n\
          video_size 640x360\n\
-         video_bitrate 1000000\n\
+         video_bitrate {video_bitrate}\n\
+         {rtp_bandwidth}\
          video_fps 30\n\
          rtp_tos 0\n\
          rtp_ports 20000-20100\n\

@@ -188,6 +188,45 @@ pub fn make(name: &str, settings: EncoderSettings) -> Result<gst::Element, Strin
     Ok(encoder)
 }
 
+/// The property of encoder `name` that holds its target bitrate, and its unit in bit/s; `None`
+/// when it cannot be changed while running here (V4L2 M2M takes its rate as a control at start).
+fn bitrate_property(name: &str) -> Option<(&'static str, u64)> {
+    match name {
+        "x264enc" | "vah264enc" | "qsvh264enc" | "vaapih264enc" => Some(("bitrate", 1000)),
+        "openh264enc" | "nvv4l2h264enc" => Some(("bitrate", 1)),
+        "vp8enc" => Some(("target-bitrate", 1)),
+        _ => None,
+    }
+}
+
+/// Sets a running encoder's target bitrate to `kbps`; false when encoder `name` cannot change
+/// it while running here.
+pub fn set_bitrate(encoder: &gst::Element, name: &str, kbps: u32) -> bool {
+    let Some((property, unit)) = bitrate_property(name) else {
+        return false;
+    };
+    if encoder.find_property(property).is_none() {
+        return false;
+    }
+    let value = u64::from(kbps) * 1000 / unit;
+    encoder.set_property_from_str(property, &value.to_string());
+    true
+}
+
+/// A running encoder's target bitrate as it reports it, kbit/s.
+pub fn bitrate_kbps(encoder: &gst::Element, name: &str) -> Option<u32> {
+    let (property, unit) = bitrate_property(name)?;
+    let value = encoder.find_property(property)?;
+    let raw = encoder.property_value(value.name());
+    let raw = raw
+        .get::<u32>()
+        .map(u64::from)
+        .or_else(|_| raw.get::<i32>().map(|v| v.max(0) as u64))
+        .or_else(|_| raw.get::<u64>())
+        .ok()?;
+    u32::try_from(raw * unit / 1000).ok()
+}
+
 /// Keyframe requests for a running encoder. A request is a flag; the encoder's own streaming
 /// thread turns it into a force-key-unit event before the next frame. Sending the event from
 /// another thread instead (an upstream event on the encoder's src pad while it encodes) stalled

@@ -284,8 +284,14 @@ impl Engine {
         .await
         .map_err(|e| MediaError::Build(format!("video branch task: {e}")))??;
         self.snapshots.set(Some(branch.snapshot.clone()));
+        let setup = self.video_setup.as_ref().ok_or(MediaError::NoDisplay)?;
         self.taps.attach_video(
-            branch.codec,
+            &crate::taps::CameraEncoder {
+                codec: branch.codec,
+                element: &branch.encoder,
+                name: &setup.encoder,
+                kbps: setup.settings.bitrate_kbps,
+            },
             &branch.keyframes,
             &branch.encoded,
             branch.mixer.clone(),

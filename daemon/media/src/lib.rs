@@ -3,6 +3,7 @@
 //! (encoder in use, microphone levels, failures and rebuilds). It owns no room state.
 
 pub mod audio;
+pub mod bitrate_limit;
 pub mod content;
 pub mod display;
 pub mod encoder_choice;

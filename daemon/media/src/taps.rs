@@ -15,6 +15,7 @@ use gstreamer as gst;
 use gstreamer_app as gst_app;
 
 use super::MediaError;
+use super::bitrate_limit::BitrateLimit;
 use super::display::DisplayMixer;
 use super::encoder_choice::{Codec, KeyframeRequests};
 use super::expected_loss::ExpectedLoss;
@@ -81,9 +82,21 @@ pub(super) struct Inner {
     pub(super) remotes: remote::RemoteSlots,
     /// The loss the far ends report for the room's voice, for its Opus encoder's FEC.
     expected_loss: ExpectedLoss,
+    /// What the far ends take of the room's camera, for its encoder's bitrate.
+    bitrate_limit: BitrateLimit,
     /// The hardware profile's H.264 decoders, tried before the software one.
     h264_decoders: Mutex<Vec<String>>,
     next_id: AtomicU64,
+}
+
+/// The camera encoder of a new video branch.
+pub(crate) struct CameraEncoder<'a> {
+    pub(crate) codec: Codec,
+    pub(crate) element: &'a gst::Element,
+    /// Its factory name (`x264enc`…).
+    pub(crate) name: &'a str,
+    /// The bitrate it was made with, kbit/s.
+    pub(crate) kbps: u32,
 }
 
 /// One encoded stream and the `appsrc`s it is copied to.
@@ -104,14 +117,27 @@ impl Drop for TapSubscription {
     fn drop(&mut self) {
         if let Some(inner) = self.taps.upgrade() {
             lock(&inner.tap(self.feed).subscribers).retain(|(id, _)| *id != self.id);
-            if self.feed == Feed::Microphone {
-                inner.expected_loss.forget(self.id);
+            match self.feed {
+                Feed::Microphone => inner.expected_loss.forget(self.id),
+                Feed::Camera => inner.bitrate_limit.ask(self.id, None),
+                Feed::Content => {}
             }
         }
     }
 }
 
 impl TapSubscription {
+    /// A subscription to the camera: the far end it feeds takes at most `kbps` (its SDP's
+    /// bandwidth), until the subscription is dropped; the room's one camera encoder follows
+    /// the lowest such limit (see [`super::bitrate_limit`]). Nothing for other feeds.
+    pub fn limit_bitrate(&self, kbps: u32) {
+        if self.feed == Feed::Camera
+            && let Some(inner) = self.taps.upgrade()
+        {
+            inner.bitrate_limit.ask(self.id, Some(kbps));
+        }
+    }
+
     /// Where the far end fed by this subscription reports the loss it sees (RTCP receiver
     /// reports); it counts until the subscription is dropped.
     pub fn loss_reporter(&self) -> LossReporter {
@@ -270,12 +296,15 @@ impl MediaTaps {
     /// Connects the encoded camera (`sink` after the encoder) of a new video branch.
     pub(crate) fn attach_video(
         &self,
-        codec: Codec,
+        encoder: &CameraEncoder<'_>,
         keyframes: &KeyframeRequests,
         sink: &gst_app::AppSink,
         display: DisplayMixer,
     ) {
-        self.inner.video_codec.send_replace(Some(codec));
+        self.inner.video_codec.send_replace(Some(encoder.codec));
+        self.inner
+            .bitrate_limit
+            .attach(encoder.element, encoder.name, encoder.kbps);
         *lock(&self.inner.keyframes) = Some(keyframes.clone());
         connect(&self.inner, Feed::Camera, sink);
         self.inner.remotes.show_on(display);
@@ -301,7 +330,13 @@ impl MediaTaps {
     }
 
     /// The video branch is gone (failed, being rebuilt, or the engine stops).
+    /// The camera encoder's bitrate now, kbit/s (lowered while a far end takes less).
+    pub fn camera_bitrate_kbps(&self) -> Option<u32> {
+        self.inner.bitrate_limit.current_kbps()
+    }
+
     pub(super) fn detach_video(&self) {
+        self.inner.bitrate_limit.detach();
         *lock(&self.inner.keyframes) = None;
         *lock(&self.inner.content_keyframes) = None;
         self.inner.remotes.display_gone();

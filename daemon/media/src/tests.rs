@@ -462,8 +462,14 @@ mod branches_support {
     pub(super) fn branch_with_taps() -> (crate::video::VideoBranch, crate::MediaTaps) {
         let branch = crate::video::VideoBranch::build(&video_setup()).unwrap();
         let taps = crate::MediaTaps::default();
+        let setup = video_setup();
         taps.attach_video(
-            branch.codec,
+            &crate::taps::CameraEncoder {
+                codec: branch.codec,
+                element: &branch.encoder,
+                name: &setup.encoder,
+                kbps: setup.settings.bitrate_kbps,
+            },
             &branch.keyframes,
             &branch.encoded,
             branch.mixer.clone(),

@@ -712,10 +712,14 @@ fn media_streams(
             remote_rtp: audio.remote_rtp,
             remote_rtcp: audio.remote_rtcp,
             protection: protection(&audio.keying, &offer.audio_key),
+            max_kbps: audio.max_kbps,
             telephone_event: audio.telephone_event,
         });
     }
     if let Some(video) = &agreed.video {
+        if let Some(kbps) = video.max_kbps {
+            tracing::info!("SIP call: the far end takes at most {kbps} kbit/s of video");
+        }
         streams.push(SipStream {
             kind: MediaKind::Video,
             encoding: match video.codec {
@@ -728,6 +732,7 @@ fn media_streams(
             remote_rtp: video.remote_rtp,
             remote_rtcp: video.remote_rtcp,
             protection: protection(&video.keying, &offer.video_key),
+            max_kbps: video.max_kbps,
             telephone_event: None,
         });
     }

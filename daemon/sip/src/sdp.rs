@@ -12,8 +12,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytesstr::BytesStr;
 use ezk_sdp_types::{
-    Fingerprint, FingerprintAlgorithm, MediaDescription, MediaType, SessionDescription, Setup,
-    TaggedAddress, TransportProtocol,
+    Bandwidth, Fingerprint, FingerprintAlgorithm, MediaDescription, MediaType, SessionDescription,
+    Setup, TaggedAddress, TransportProtocol,
 };
 
 /// The only SRTP suite the room offers and accepts (RFC 4568's mandatory one).
@@ -323,6 +323,10 @@ pub struct AgreedStream<C> {
     pub remote_rtcp: SocketAddr,
     /// How the far end keys the stream's SRTP.
     pub keying: FarEndKeying,
+    /// The most the far end takes in this stream, kbit/s of media: its `b=TIAS` (RFC 3890,
+    /// without packet headers), else its `b=AS` less 5 % for RTP, UDP and IP headers; of the
+    /// section, else of the session.
+    pub max_kbps: Option<u32>,
     /// The payload type of RFC 4733 DTMF events (`telephone-event/8000`) in this stream, when
     /// the far end takes them.
     pub telephone_event: Option<u8>,
@@ -354,6 +358,7 @@ pub fn parse_answer(answer: &str, require_encryption: bool) -> Result<Agreed, Sd
     let sdp = parse_sdp(answer)?;
     let session = SessionDefaults {
         address: sdp.connection.as_ref().map(|c| &c.address),
+        bandwidth: &sdp.bandwidth,
         setup: sdp.setup.as_ref(),
         fingerprint: &sdp.fingerprint,
     };
@@ -681,8 +686,23 @@ fn rtpmap_of(media: &MediaDescription, pt: u8) -> Option<(&str, u32)> {
 /// What a media section takes from the session level when it says nothing itself.
 struct SessionDefaults<'a> {
     address: Option<&'a TaggedAddress>,
+    bandwidth: &'a [Bandwidth],
     setup: Option<&'a Setup>,
     fingerprint: &'a [Fingerprint],
+}
+
+/// The media bitrate `lines` allow, kbit/s: TIAS (bit/s of media) over AS (kbit/s with headers).
+fn max_kbps(lines: &[Bandwidth]) -> Option<u32> {
+    let of = |kind: &str| {
+        lines
+            .iter()
+            .find(|b| b.type_.eq_ignore_ascii_case(kind))
+            .map(|b| b.bandwidth)
+    };
+    of("TIAS")
+        .map(|bps| bps / 1000)
+        .or_else(|| of("AS").map(|kbps| kbps - kbps / 20))
+        .filter(|kbps| *kbps > 0)
 }
 
 /// The far end's DTLS-SRTP keying of `media`: its SHA-256 fingerprint and who starts the
@@ -812,6 +832,7 @@ fn agree<C: Copy>(
         remote_rtp: SocketAddr::new(ip, media.media.port),
         remote_rtcp: SocketAddr::new(ip, rtcp_port),
         keying,
+        max_kbps: max_kbps(&media.bandwidth).or_else(|| max_kbps(session.bandwidth)),
     }))
 }
 

@@ -48,6 +48,9 @@ pub struct SipStream {
     pub remote_rtcp: SocketAddr,
     /// How its RTP and RTCP are protected.
     pub protection: Protection,
+    /// The most the far end takes, kbit/s (its SDP's bandwidth): the camera's encoder is held
+    /// at or below it while the call lasts.
+    pub max_kbps: Option<u32>,
     /// Audio: the payload type of RFC 4733 events (8 kHz) the far end takes, if it does.
     pub telephone_event: Option<u8>,
 }
@@ -425,6 +428,9 @@ fn add_sender(
     }
     let subscription = taps.subscribe_feed(feed, &appsrc);
     if feed == Feed::Camera {
+        if let Some(kbps) = stream.max_kbps {
+            subscription.limit_bitrate(kbps);
+        }
         taps.request_keyframe_of(feed);
     }
     Ok(Some((subscription, dtmf)))

@@ -156,7 +156,12 @@ fn room_built(encoder: &str, share_content: bool) -> Room {
     audio.apply(&view);
     let taps = MediaTaps::default();
     taps.attach_video(
-        video.codec,
+        &crate::taps::CameraEncoder {
+            codec: video.codec,
+            element: &video.encoder,
+            name: encoder,
+            kbps: settings.bitrate_kbps,
+        },
         &video.keyframes,
         &video.encoded,
         video.mixer.clone(),

@@ -521,3 +521,25 @@ fn vp8_is_offered_after_the_cameras_codec_and_taken_where_it_is_all_the_far_end_
     offered.prefer_video(VideoCodec::Vp8);
     assert_eq!(offered.agreed.video.as_ref().unwrap().payload_type, 98);
 }
+
+#[test]
+fn the_far_ends_bandwidth_is_read_as_media_kbps() {
+    let with = |lines: &str| {
+        let answer = baresip_answer("RTP/SAVP", "RTP/SAVP").replace(
+            "m=video 10002 RTP/SAVP 96\r\n",
+            &format!("m=video 10002 RTP/SAVP 96\r\n{lines}"),
+        );
+        parse_answer(&answer, true).unwrap().video.unwrap().max_kbps
+    };
+    assert_eq!(with(""), None);
+    // AS counts packet headers: 5 % less for the media.
+    assert_eq!(with("b=AS:400\r\n"), Some(380));
+    // TIAS is the media alone, in bit/s; it wins over AS.
+    assert_eq!(with("b=AS:400\r\nb=TIAS:256000\r\n"), Some(256));
+    assert_eq!(with("b=AS:0\r\n"), None);
+    // A session-level limit stands for a section without its own.
+    let session =
+        baresip_answer("RTP/SAVP", "RTP/SAVP").replace("t=0 0\r\n", "t=0 0\r\nb=AS:1000\r\n");
+    let session = parse_answer(&session, true).unwrap();
+    assert_eq!(session.video.unwrap().max_kbps, Some(950));
+}
