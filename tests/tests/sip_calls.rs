@@ -331,6 +331,15 @@ fn the_room_calls_baresip_through_kamailio_with_sdes_srtp_and_hangs_up_either_si
     assert_eq!(status["encrypted"], true, "{status}");
     let far_end = meeting::participant(&status, &uri).unwrap_or(&Value::Null);
     assert_eq!(far_end["encryption"], "sdes-srtp", "{status}");
+    // Bit rates measured from the RTP each way (baresip sends about 1 Mbit/s of video).
+    meeting::wait_for(&roomd, "bit rates each way", Duration::from_secs(10), |m| {
+        m["streams"].as_array().is_some_and(|streams| {
+            streams.len() == 4
+                && streams
+                    .iter()
+                    .all(|s| s["bitrate_kbps"].as_f64().is_some_and(|k| k > 1.0))
+        })
+    })?;
     assert_eq!(far_end["video"], "on", "{status}");
     // baresip decodes the room's picture and receives its voice (its own status line).
     wait_for(

@@ -461,6 +461,7 @@ async fn answer_call(
         sdp_version: 1,
         far_end_hold: tokio::sync::watch::channel(false).0,
         started: tokio::time::Instant::now(),
+        rates: std::sync::Mutex::new(Rates::default()),
     }))
 }
 
@@ -665,6 +666,7 @@ async fn place_call(
         sdp_version: 1,
         far_end_hold: tokio::sync::watch::channel(false).0,
         started: tokio::time::Instant::now(),
+        rates: std::sync::Mutex::new(Rates::default()),
     }))
 }
 
@@ -783,6 +785,34 @@ struct ActiveCall {
     far_end_hold: tokio::sync::watch::Sender<bool>,
     /// When the media started: the DTLS handshakes' deadline counts from it.
     started: tokio::time::Instant,
+    /// The streams' bit rates, from their RTP bytes between two readings of status.
+    rates: std::sync::Mutex<Rates>,
+}
+
+/// RTP bit rates of a call's four streams (audio sent and received, video sent and received),
+/// each over the time between two readings at least a second apart.
+#[derive(Default)]
+struct Rates {
+    last: Option<(std::time::Instant, [u64; 4])>,
+    kbps: [f64; 4],
+}
+
+impl Rates {
+    fn update(&mut self, bytes: [u64; 4]) -> [f64; 4] {
+        let now = std::time::Instant::now();
+        match self.last {
+            Some((at, before)) if now.duration_since(at) >= Duration::from_secs(1) => {
+                let seconds = now.duration_since(at).as_secs_f64();
+                for (i, kbps) in self.kbps.iter_mut().enumerate() {
+                    *kbps = bytes[i].saturating_sub(before[i]) as f64 * 8.0 / 1000.0 / seconds;
+                }
+                self.last = Some((now, bytes));
+            }
+            Some(_) => {}
+            None => self.last = Some((now, bytes)),
+        }
+        self.kbps
+    }
 }
 
 /// The direction that answers an offer's (RFC 3264 6.1): the first direction attribute of
@@ -874,11 +904,24 @@ impl SipCall for ActiveCall {
     fn streams(&self) -> Vec<StreamStats> {
         let counters = self.media.counters();
         let encrypted = self.encryption().is_encrypted();
+        let rates = self.rates.lock().map_or([0.0; 4], |mut rates| {
+            rates.update([
+                counters.audio_sent.bytes(),
+                counters.audio_received.bytes(),
+                counters.video_sent.bytes(),
+                counters.video_received.bytes(),
+            ])
+        });
         let stream = |direction: &'static str, kind: &'static str, frames: u64| StreamStats {
             participant: FAR_END.to_owned(),
             direction,
             kind,
-            bitrate_kbps: 0.0,
+            bitrate_kbps: match (kind, direction) {
+                ("audio", "send") => rates[0],
+                ("audio", _) => rates[1],
+                (_, "send") => rates[2],
+                _ => rates[3],
+            },
             packets_lost: 0,
             loss_percent: 0.0,
             jitter_ms: 0.0,

@@ -55,19 +55,59 @@ pub struct SipStream {
     pub telephone_event: Option<u8>,
 }
 
-/// Frames through one direction of one stream.
+/// Frames and RTP bytes through one direction of one stream.
 #[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
+pub struct Counter {
+    frames: AtomicU64,
+    bytes: AtomicU64,
+}
 
 impl Counter {
-    /// Frames so far.
+    /// Frames so far (encoded frames sent, decoded frames received).
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.frames.load(Ordering::Relaxed)
+    }
+
+    /// RTP bytes so far (headers and payload, before SRTP or after it).
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
     }
 
     fn add(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.frames.fetch_add(1, Ordering::Relaxed);
     }
+
+    fn add_bytes(&self, bytes: usize) {
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+}
+
+impl SipCounters {
+    fn of(&self, kind: MediaKind, sent: bool) -> &Counter {
+        match (kind, sent) {
+            (MediaKind::Video, true) => &self.video_sent,
+            (MediaKind::Video, false) => &self.video_received,
+            (MediaKind::Audio, true) => &self.audio_sent,
+            (MediaKind::Audio, false) => &self.audio_received,
+        }
+    }
+}
+
+/// Counts the RTP bytes through `pad` into `counters`' `kind`, `sent` or received.
+fn count_rtp_bytes(pad: &gst::Pad, counters: &Arc<SipCounters>, kind: MediaKind, sent: bool) {
+    let counters = counters.clone();
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+        move |_, info| {
+            let bytes = match &info.data {
+                Some(gst::PadProbeData::Buffer(buffer)) => buffer.size(),
+                Some(gst::PadProbeData::BufferList(list)) => list.iter().map(|b| b.size()).sum(),
+                _ => 0,
+            };
+            counters.of(kind, sent).add_bytes(bytes);
+            gst::PadProbeReturn::Ok
+        },
+    );
 }
 
 /// Per-stream frame counts of a call, for `status.meeting.streams`.
@@ -148,7 +188,9 @@ impl SipMedia {
                 if let (None, Some(source)) = (&dtmf, events) {
                     dtmf = Some(dtmf_player(&source)?);
                 }
-                rtp_out = Some(static_pad(&rtpbin, &format!("send_rtp_src_{session}"))?);
+                let pad = static_pad(&rtpbin, &format!("send_rtp_src_{session}"))?;
+                count_rtp_bytes(&pad, &counters, stream.kind, true);
+                rtp_out = Some(pad);
             }
             let pads = SessionPads {
                 session,
@@ -538,5 +580,6 @@ fn on_remote_stream(
     for element in elements.iter().rev() {
         let _ = element.sync_state_with_parent();
     }
+    count_rtp_bytes(pad, counters, stream.kind, false);
     link_pads(pad, &static_pad(&elements[0], "sink")?)
 }
