@@ -152,6 +152,9 @@ pub(super) struct Association<'a> {
     pub(super) expected: [u8; FINGERPRINT_LEN],
     /// `audio RTP`, `video RTCP`…, for the reasons.
     pub(super) name: String,
+    /// Called once the valves open: the first picture through them should be a keyframe
+    /// (the one asked for when the call started was held back).
+    pub(super) on_open: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 /// Counts the association in and checks the far end's certificate once its keys are set.
@@ -163,6 +166,7 @@ pub(super) fn watch(association: Association<'_>, state: &Arc<DtlsState>) {
         valves,
         expected,
         name,
+        on_open,
     } = association;
     let decoder = decoder.downgrade();
     let state = state.clone();
@@ -180,6 +184,9 @@ pub(super) fn watch(association: Association<'_>, state: &Arc<DtlsState>) {
             Some(presented) if presented == expected => {
                 for valve in &valves {
                     valve.set_property("drop", false);
+                }
+                if let Some(on_open) = &on_open {
+                    on_open();
                 }
                 state.verified_one();
                 tracing::info!("SIP call: DTLS-SRTP for {name} keyed; the far end's certificate matches its SDP");

@@ -199,7 +199,16 @@ impl SipMedia {
                 rtp_in: request_pad(&rtpbin, &format!("recv_rtp_sink_{session}"))?,
                 rtcp_in: request_pad(&rtpbin, &format!("recv_rtcp_sink_{session}"))?,
             };
-            transport::connect(&pipeline, pads, stream, local_ip, &dtls)?;
+            let keyframe: Option<Arc<dyn Fn() + Send + Sync>> = match stream.kind {
+                MediaKind::Video => {
+                    let taps = taps.clone();
+                    Some(Arc::new(move || {
+                        taps.request_keyframe_of(Feed::Camera);
+                    }))
+                }
+                MediaKind::Audio => None,
+            };
+            transport::connect(&pipeline, pads, stream, local_ip, &dtls, keyframe)?;
         }
         // What the far end's payload types are (DTLS-SRTP's decoder gives bare RTP caps).
         let pt_map: std::collections::HashMap<u32, (u8, gst::Caps)> = sessions

@@ -73,12 +73,14 @@ pub(super) struct SessionPads {
 }
 
 /// Links `pads` to the network for `stream` on `local_ip`.
+/// `keyframe` asks the stream's encoder for a keyframe (video).
 pub(super) fn connect(
     pipeline: &gst::Pipeline,
     pads: SessionPads,
     stream: &SipStream,
     local_ip: IpAddr,
     dtls_state: &Arc<DtlsState>,
+    keyframe: Option<Arc<dyn Fn() + Send + Sync>>,
 ) -> Result<(), MediaError> {
     let rtcp_port = stream
         .local_port
@@ -137,6 +139,7 @@ pub(super) fn connect(
                         valves,
                         expected: *remote_fingerprint,
                         name: format!("{kind} RTP and RTCP"),
+                        on_open: keyframe,
                     },
                     dtls_state,
                 );
@@ -151,6 +154,7 @@ pub(super) fn connect(
                     valves,
                     expected: *remote_fingerprint,
                     name: format!("{kind} RTP"),
+                    on_open: keyframe,
                 },
                 dtls_state,
             );
@@ -168,6 +172,7 @@ pub(super) fn connect(
                     valves: vec![valve],
                     expected: *remote_fingerprint,
                     name: format!("{kind} RTCP"),
+                    on_open: None,
                 },
                 dtls_state,
             );
