@@ -338,6 +338,9 @@ pub struct Baresip {
     dir: tempfile::TempDir,
     child: Option<Child>,
     user: String,
+    /// Which of the baresips of this process it is: its ports are offset by it, so that
+    /// several can share a namespace (the first gets the `BARESIP_*` ports).
+    instance: u16,
 }
 
 impl Baresip {
@@ -391,7 +394,12 @@ impl Baresip {
                 "\"{BARESIP_DISPLAY_NAME}\" <sip:{user}@{address}>;auth_pass={password};outbound=\"sip:{address}:{KAMAILIO_UDP_PORT};transport=udp\";regint=60;answermode=auto{mediaenc}\n"
             ),
         )?;
-        write("config", &baresip_config(dir.path(), address, audio, video))?;
+        static INSTANCES: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+        let instance = INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 64;
+        write(
+            "config",
+            &baresip_config(dir.path(), address, audio, video, instance),
+        )?;
         write("contacts", "")?;
         let log = OpenOptions::new()
             .create(true)
@@ -415,6 +423,7 @@ impl Baresip {
             dir,
             child: Some(child),
             user: user.to_owned(),
+            instance,
         };
         let deadline = Instant::now() + START_TIMEOUT;
         let registered = format!("{user}@{address}");
@@ -468,7 +477,10 @@ impl Baresip {
             what: format!("baresip command {command}"),
             message,
         };
-        let target = SocketAddr::from((network.namespace_address(), BARESIP_CTRL_PORT));
+        let target = SocketAddr::from((
+            network.namespace_address(),
+            BARESIP_CTRL_PORT + self.instance,
+        ));
         let mut stream = TcpStream::connect_timeout(&target, Duration::from_secs(5))
             .map_err(|e| fail(format!("cannot connect to {target}: {e}")))?;
         stream
@@ -536,6 +548,11 @@ impl Baresip {
         let video = rest.split_whitespace().next()?;
         let rx = |pair: &str| pair.split_once('/')?.1.parse::<u64>().ok();
         Some((rx(audio)?, rx(video)?))
+    }
+
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// How long the log is now, as an offset for [`Baresip::received_bitrates_since`].
@@ -615,16 +632,30 @@ pub enum PeerVideo {
         /// kbit/s.
         kbps: u32,
     },
+    /// H.264 at 1280x720, 30 fps, 1.5 Mbit/s: a room-system call (the SIP benchmark).
+    H264Hd,
 }
 
-fn baresip_config(dir: &Path, address: Ipv4Addr, audio: PeerAudio, video: PeerVideo) -> String {
+fn baresip_config(
+    dir: &Path,
+    address: Ipv4Addr,
+    audio: PeerAudio,
+    video: PeerVideo,
+    instance: u16,
+) -> String {
+    let sip_port = BARESIP_SIP_PORT + 2 * instance;
+    let ctrl_port = BARESIP_CTRL_PORT + instance;
+    let rtp_first = 20000 + 200 * u32::from(instance);
+    let rtp_last = rtp_first + 100;
     let codecs = match audio {
         PeerAudio::OpusAndG711 => "module g711.so\nmodule opus.so\n",
         PeerAudio::G711Only => "module g711.so\n",
         PeerAudio::G722Only => "module g722.so\n",
     };
     let video_codec = match video {
-        PeerVideo::H264 | PeerVideo::H264Limited { .. } => "module avcodec.so\n",
+        PeerVideo::H264 | PeerVideo::H264Limited { .. } | PeerVideo::H264Hd => {
+            "module avcodec.so\n"
+        }
         PeerVideo::Vp8Only => "module vp8.so\n",
     };
     // baresip says its limits in SDP (b=AS per section) from rtp_bandwidth's maximum: 128
@@ -634,11 +665,16 @@ fn baresip_config(dir: &Path, address: Ipv4Addr, audio: PeerAudio, video: PeerVi
             u64::from(kbps) * 1000,
             format!("rtp_bandwidth 64-{}\n", kbps + 128),
         ),
+        PeerVideo::H264Hd => (1_500_000, String::new()),
         _ => (1_000_000, String::new()),
+    };
+    let video_size = match video {
+        PeerVideo::H264Hd => "1280x720",
+        _ => "640x360",
     };
     format!(
         "poll_method epoll\n\
-         sip_listen {address}:{BARESIP_SIP_PORT}\n\
+         sip_listen {address}:{sip_port}\n\
          call_local_timeout 120\n\
          audio_source ausine,440\n\
          ausrc_srate 48000\n\
@@ -648,12 +684,12 @@ fn baresip_config(dir: &Path, address: Ipv4Addr, audio: PeerAudio, video: PeerVi
          audio_alert aubridge,nil\n\
          video_source fakevideo,nil\n\
          video_display fakevideo,nil\n\
-         video_size 640x360\n\
+         video_size {video_size}\n\
          video_bitrate {video_bitrate}\n\
          {rtp_bandwidth}\
          video_fps 30\n\
          rtp_tos 0\n\
-         rtp_ports 20000-20100\n\
+         rtp_ports {rtp_first}-{rtp_last}\n\
          rtcp_mux no\n\
          jitter_buffer_delay 2-10\n\
          avcodec_h264enc libx264\n\
@@ -673,7 +709,7 @@ fn baresip_config(dir: &Path, address: Ipv4Addr, audio: PeerAudio, video: PeerVi
          module_app contact.so\n\
          module_app menu.so\n\
          module_app ctrl_tcp.so\n\
-         ctrl_tcp_listen {address}:{BARESIP_CTRL_PORT}\n",
+         ctrl_tcp_listen {address}:{ctrl_port}\n",
         dir = dir.display()
     )
 }

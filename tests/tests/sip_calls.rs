@@ -758,6 +758,14 @@ fn baresip_calls_the_room_it_rings_and_once_answered_media_flows_both_ways_with_
     );
 
     roomd.command("meeting.answer", &json!({}))?;
+    // The first picture of the caller on the display is an event, timed from the answer.
+    let first = wait_for_event(
+        &mut events,
+        "meeting.first_remote_frame",
+        Duration::from_secs(30),
+    )?;
+    assert_eq!(first["participant"], "far-end", "{first}");
+    assert!(first["since_join_ms"].as_u64().is_some(), "{first}");
     let status = meeting::wait_for_received_video(&roomd, None, 30, Duration::from_secs(30))
         .map_err(|e| HarnessError::Config {
             message: format!(

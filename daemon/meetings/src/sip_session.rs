@@ -106,6 +106,8 @@ pub trait SipCall: Send {
     /// changes. Its changes arrive while [`SipCall::ended`] is being awaited (which answers the
     /// far end's requests).
     fn far_end_hold(&self) -> tokio::sync::watch::Receiver<bool>;
+    /// Turns true when the first far-end video frame is decoded.
+    fn first_video_frame(&self) -> tokio::sync::watch::Receiver<bool>;
     /// Resolves when the far end ends the call, or its media cannot go on (a DTLS handshake
     /// that fails or does not finish in time), with the reason.
     fn ended(&mut self) -> SipFuture<'_, String>;
@@ -144,6 +146,7 @@ pub(crate) async fn run(ctx: SessionContext) {
     let require_encryption = config.meeting.require_encryption;
     let media_timeout = std::time::Duration::from_secs(config.sip.media_timeout_s.into());
     let mut stop = ctx.stop.clone();
+    let joined_at = std::time::Instant::now();
     let call = tokio::select! {
         _ = SessionContext::stopped(&mut stop) => return,
         call = call(&sip, &uri, incoming.clone(), require_encryption, ctx.taps.clone()) => call,
@@ -175,12 +178,25 @@ pub(crate) async fn run(ctx: SessionContext) {
     let mut tones_sent = 0;
     let mut held = false;
     let mut far_end_hold = call.far_end_hold();
+    let mut first_video = call.first_video_frame();
+    let mut first_video_reported = false;
     // The RTP timeout: when the far end's media last arrived (or the call was held, when none
     // is due).
     let mut media_seen = tokio::time::Instant::now();
     let mut frames_seen = 0;
     loop {
         tokio::select! {
+            true = async { first_video.wait_for(|decoded| *decoded).await.is_ok() }, if !first_video_reported => {
+                first_video_reported = true;
+                let since_join_ms = joined_at.elapsed().as_millis() as u64;
+                tracing::info!("SIP call with {uri}: first far-end picture {since_join_ms} ms after the call started");
+                let report = MeetingReport::FirstRemoteFrame {
+                    generation: ctx.generation(),
+                    participant: FAR_END.to_owned(),
+                    since_join_ms,
+                };
+                let _ = ctx.room.meeting_report(report).await;
+            }
             Ok(()) = far_end_hold.changed() => {
                 let on_hold = *far_end_hold.borrow_and_update();
                 tracing::info!("SIP call with {uri}: the far end {}", if on_hold { "holds the call" } else { "resumed the call" });

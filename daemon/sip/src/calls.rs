@@ -7,7 +7,7 @@
 //! Requests the far end sends inside a call (BYE, ACK) reach the call's dialog.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, UdpSocket};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -38,7 +38,7 @@ use roomd_model::sip::IncomingCall;
 /// The far end's id in `status.meeting.streams`.
 const FAR_END: &str = "far-end";
 use roomd_core::StreamStats;
-use roomd_media::sip::{Protection, SipMedia, SipStream, room_certificate};
+use roomd_media::sip::{Protection, SipMedia, SipPorts, SipStream, room_certificate};
 use roomd_media::{MediaKind, MediaTaps};
 use roomd_meetings::{CallEncryption, HoldError, SipCall, SipCalls, SipFuture};
 
@@ -51,8 +51,6 @@ const CALLER_NAME_MAX_CHARS: usize = 64;
 const CALLER_URI_MAX_CHARS: usize = 256;
 /// How long the ringing call's task may take to hand the call over to `answer`.
 const HANDOVER_TIMEOUT: Duration = Duration::from_secs(5);
-/// Attempts at finding two neighbouring free UDP ports (RTP and RTCP) per stream.
-const PORT_ATTEMPTS: usize = 32;
 
 /// Where the account registered last: calls go out over the same TLS connection.
 #[derive(Debug, Clone)]
@@ -422,25 +420,21 @@ async fn answer_call(
     if require_encryption && !offered.agreed.encrypted() {
         return Err(refuse(SipError::Sdp(SdpError::Unencrypted("media"))));
     }
-    let ports = bind_pair(ip).and_then(|audio| Ok((audio, bind_pair(ip)?)));
-    let (audio, video) = ports.map_err(&refuse)?;
+    let ports = SipPorts::bind(ip).map_err(|e| refuse(SipError::Media(e.to_string())))?;
     let certificate = room_certificate().map_err(|e| refuse(SipError::Media(e.to_string())))?;
-    let port = |s: &UdpSocket| s.local_addr().map(|a| a.port()).unwrap_or(0);
     let mut session_id = [0u8; 8];
     roomd_base::random::fill(&mut session_id);
     let local = LocalMedia {
         address: ip,
-        audio_port: port(&audio.0),
-        video_port: port(&video.0),
+        audio_port: ports.port(MediaKind::Audio),
+        video_port: ports.port(MediaKind::Video),
         session_id: u64::from_be_bytes(session_id) >> 1,
         dtls_fingerprint: *certificate.fingerprint(),
         camera_codec,
     };
     let answer = make_answer(&local, &offered);
-    let streams = media_streams(&offered.agreed, &answer, local.audio_port, local.video_port);
-    // The ports were held for the answer; the call's udpsrcs bind them now.
-    drop((audio, video));
-    let media = SipMedia::start(&taps, ip, &uri, &streams)
+    let streams = media_streams(&offered.agreed, &answer);
+    let media = SipMedia::start(&taps, ports, &uri, &streams)
         .map_err(|e| refuse(SipError::Media(e.to_string())))?;
     dialog
         .accept(
@@ -508,25 +502,6 @@ impl SipCalls for SipPhone {
     }
 }
 
-/// Two UDP sockets on neighbouring ports, RTP on the even one (RFC 3550 11).
-fn bind_pair(ip: IpAddr) -> Result<(UdpSocket, UdpSocket), SipError> {
-    let error = |source| SipError::Ports { ip, source };
-    for _ in 0..PORT_ATTEMPTS {
-        let rtp = UdpSocket::bind((ip, 0)).map_err(error)?;
-        let port = rtp.local_addr().map_err(error)?.port();
-        if port % 2 != 0 || port == u16::MAX {
-            continue;
-        }
-        if let Ok(rtcp) = UdpSocket::bind((ip, port + 1)) {
-            return Ok((rtp, rtcp));
-        }
-    }
-    Err(error(std::io::Error::new(
-        std::io::ErrorKind::AddrInUse,
-        format!("no two neighbouring free ports after {PORT_ATTEMPTS} attempts"),
-    )))
-}
-
 async fn place_call(
     dialogs: Arc<DialogLayer>,
     account: &Account,
@@ -538,16 +513,14 @@ async fn place_call(
     let ip = route
         .local_ip
         .ok_or_else(|| "the room's address on the SIP connection is unknown".to_owned())?;
-    let audio = bind_pair(ip).map_err(|e| e.to_string())?;
-    let video = bind_pair(ip).map_err(|e| e.to_string())?;
-    let port = |s: &UdpSocket| s.local_addr().map(|a| a.port()).unwrap_or(0);
+    let ports = SipPorts::bind(ip).map_err(|e| e.to_string())?;
     let mut session_id = [0u8; 8];
     roomd_base::random::fill(&mut session_id);
     let certificate = room_certificate().map_err(|e| e.to_string())?;
     let local = LocalMedia {
         address: ip,
-        audio_port: port(&audio.0),
-        video_port: port(&video.0),
+        audio_port: ports.port(MediaKind::Audio),
+        video_port: ports.port(MediaKind::Video),
         // Positive as a signed 63-bit number, as some peers parse it.
         session_id: u64::from_be_bytes(session_id) >> 1,
         dtls_fingerprint: *certificate.fingerprint(),
@@ -643,10 +616,8 @@ async fn place_call(
             return Err(e.to_string());
         }
     };
-    let streams = media_streams(&agreed, &offer, port(&audio.0), port(&video.0));
-    // The ports were held for the offer; the call's udpsrcs bind them now.
-    drop((audio, video));
-    let media = match SipMedia::start(&taps, ip, uri, &streams) {
+    let streams = media_streams(&agreed, &offer);
+    let media = match SipMedia::start(&taps, ports, uri, &streams) {
         Ok(media) => media,
         Err(e) => {
             if let Err(bye) = dialog.bye().await {
@@ -692,12 +663,7 @@ async fn invite(
 }
 
 /// The agreed streams as the media engine takes them, with the room's and the far end's keys.
-fn media_streams(
-    agreed: &Agreed,
-    offer: &LocalOffer,
-    audio_port: u16,
-    video_port: u16,
-) -> Vec<SipStream> {
+fn media_streams(agreed: &Agreed, offer: &LocalOffer) -> Vec<SipStream> {
     let mut streams = Vec::new();
     if let Some(audio) = &agreed.audio {
         streams.push(SipStream {
@@ -710,7 +676,6 @@ fn media_streams(
             }
             .to_owned(),
             payload_type: audio.payload_type,
-            local_port: audio_port,
             remote_rtp: audio.remote_rtp,
             remote_rtcp: audio.remote_rtcp,
             protection: protection(&audio.keying, &offer.audio_key),
@@ -730,7 +695,6 @@ fn media_streams(
             }
             .to_owned(),
             payload_type: video.payload_type,
-            local_port: video_port,
             remote_rtp: video.remote_rtp,
             remote_rtcp: video.remote_rtcp,
             protection: protection(&video.keying, &offer.video_key),
@@ -949,6 +913,10 @@ impl SipCall for ActiveCall {
 
     fn far_end_hold(&self) -> tokio::sync::watch::Receiver<bool> {
         self.far_end_hold.subscribe()
+    }
+
+    fn first_video_frame(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.media.first_video_frame()
     }
 
     fn ended(&mut self) -> SipFuture<'_, String> {

@@ -49,15 +49,6 @@ pub enum SipError {
     /// The far end's SDP is not acceptable.
     #[error(transparent)]
     Sdp(#[from] crate::sdp::SdpError),
-    /// No UDP ports for the call's media.
-    #[error("cannot reserve UDP ports for the call's media on {ip}")]
-    Ports {
-        /// The room's address on the SIP connection.
-        ip: std::net::IpAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
     /// The call's media pipeline does not start.
     #[error("the call's media does not start: {0}")]
     Media(String),

@@ -6,6 +6,7 @@
 
 mod dtls;
 mod dtmf;
+mod ports;
 mod transport;
 
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ pub use dtls::{
     DtlsCertificate, DtlsProgress, FINGERPRINT_LEN, fingerprint_text, room_certificate,
 };
 use dtmf::{dtmf_number, dtmf_player};
+pub use ports::SipPorts;
 pub use transport::Protection;
 use transport::SessionPads;
 
@@ -40,8 +42,6 @@ pub struct SipStream {
     pub encoding: String,
     /// The agreed payload type.
     pub payload_type: u8,
-    /// The room's RTP port (RTCP on the next), on `local_ip`.
-    pub local_port: u16,
     /// Where the far end receives RTP.
     pub remote_rtp: SocketAddr,
     /// Where the far end receives RTCP.
@@ -82,6 +82,18 @@ impl Counter {
     }
 }
 
+impl Default for SipCounters {
+    fn default() -> Self {
+        SipCounters {
+            first_video: tokio::sync::watch::channel(false).0,
+            video_sent: Counter::default(),
+            video_received: Counter::default(),
+            audio_sent: Counter::default(),
+            audio_received: Counter::default(),
+        }
+    }
+}
+
 impl SipCounters {
     fn of(&self, kind: MediaKind, sent: bool) -> &Counter {
         match (kind, sent) {
@@ -111,8 +123,10 @@ fn count_rtp_bytes(pad: &gst::Pad, counters: &Arc<SipCounters>, kind: MediaKind,
 }
 
 /// Per-stream frame counts of a call, for `status.meeting.streams`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SipCounters {
+    /// Turns true with the first far-end video frame decoded.
+    first_video: tokio::sync::watch::Sender<bool>,
     /// Video frames the room sent.
     pub video_sent: Counter,
     /// Video frames the room decoded.
@@ -160,15 +174,19 @@ fn build_error(what: impl std::fmt::Display) -> MediaError {
 }
 
 impl SipMedia {
-    /// Starts the call's media on `local_ip` for `streams`, the far end shown as `label`.
+    /// Starts the call's media on `ports` (the ones its SDP named) for `streams`, the far end
+    /// shown as `label`.
     pub fn start(
         taps: &MediaTaps,
-        local_ip: std::net::IpAddr,
+        ports: SipPorts,
         label: &str,
         streams: &[SipStream],
     ) -> Result<SipMedia, MediaError> {
         let pipeline = gst::Pipeline::with_name("sip-call");
         let rtpbin = make("rtpbin")?;
+        // Feedback (PLI, FIR) goes out at once rather than with the next regular RTCP report
+        // (RFC 4585's early feedback; every SIP peer seen takes it whatever its SDP profile).
+        rtpbin.set_property_from_str("rtp-profile", "avpf");
         pipeline.add(&rtpbin).map_err(build_error)?;
         let counters = Arc::new(SipCounters::default());
         let slots = Arc::new(std::sync::Mutex::new(Slots::default()));
@@ -208,7 +226,15 @@ impl SipMedia {
                 }
                 MediaKind::Audio => None,
             };
-            transport::connect(&pipeline, pads, stream, local_ip, &dtls, keyframe)?;
+            transport::connect(
+                &pipeline,
+                pads,
+                stream,
+                ports.pair(stream.kind),
+                ports.local_ip,
+                &dtls,
+                keyframe,
+            )?;
         }
         // What the far end's payload types are (DTLS-SRTP's decoder gives bare RTP caps).
         let pt_map: std::collections::HashMap<u32, (u8, gst::Caps)> = sessions
@@ -293,6 +319,11 @@ impl SipMedia {
     /// Frame counts so far.
     pub fn counters(&self) -> &SipCounters {
         &self.counters
+    }
+
+    /// Turns true when the first far-end video frame is decoded (it goes to the display).
+    pub fn first_video_frame(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.counters.first_video.subscribe()
     }
 
     /// Whether every stream runs through SRTP in both directions, keyed (a DTLS stream once
@@ -557,6 +588,9 @@ fn on_remote_stream(
                         let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
                         counters.video_received.add();
                         shown.push(&sample);
+                        counters
+                            .first_video
+                            .send_if_modified(|first| !std::mem::replace(first, true));
                         Ok(gst::FlowSuccess::Ok)
                     })
                     .build(),
@@ -590,5 +624,18 @@ fn on_remote_stream(
         let _ = element.sync_state_with_parent();
     }
     count_rtp_bytes(pad, counters, stream.kind, false);
-    link_pads(pad, &static_pad(&elements[0], "sink")?)
+    let depayloader = static_pad(&elements[0], "sink")?;
+    link_pads(pad, &depayloader)?;
+    if stream.kind == MediaKind::Video {
+        // The far end's first keyframe may have gone by before this stream was set up (it
+        // starts sending with its answer): ask for one now (rtpbin sends it as RTCP PLI or FIR)
+        // rather than wait for its next periodic one.
+        let event = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
+            .all_headers(true)
+            .build();
+        if !depayloader.push_event(event) {
+            tracing::debug!("SIP call: the far end's keyframe request found no taker");
+        }
+    }
+    Ok(())
 }

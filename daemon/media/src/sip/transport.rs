@@ -12,6 +12,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 
 use super::dtls::{self, Association, DtlsState, FINGERPRINT_LEN};
+use super::ports::PortPair;
 use super::{SRTP_KEY_LEN, SipStream, build_error, link_pads, make, request_pad, static_pad};
 use crate::{MediaError, MediaKind};
 
@@ -78,18 +79,15 @@ pub(super) fn connect(
     pipeline: &gst::Pipeline,
     pads: SessionPads,
     stream: &SipStream,
+    ports: &PortPair,
     local_ip: IpAddr,
     dtls_state: &Arc<DtlsState>,
     keyframe: Option<Arc<dyn Fn() + Send + Sync>>,
 ) -> Result<(), MediaError> {
-    let rtcp_port = stream
-        .local_port
-        .checked_add(1)
-        .ok_or_else(|| build_error("no RTCP port after 65535"))?;
     match &stream.protection {
         Protection::Plain => {
-            let rtp = Socket::open(pipeline, local_ip, stream.local_port, stream.remote_rtp)?;
-            let rtcp = Socket::open(pipeline, local_ip, rtcp_port, stream.remote_rtcp)?;
+            let rtp = Socket::take(pipeline, &ports.rtp, local_ip, stream.remote_rtp)?;
+            let rtcp = Socket::take(pipeline, &ports.rtcp, local_ip, stream.remote_rtcp)?;
             rtp.receive_as(rtp_caps("application/x-rtp", stream));
             rtcp.receive_as(gst::Caps::new_empty_simple("application/x-rtcp"));
             link_pads(&rtp.received()?, &pads.rtp_in)?;
@@ -100,8 +98,8 @@ pub(super) fn connect(
             link_pads(&pads.rtcp_out, &rtcp.to_send()?)
         }
         Protection::Sdes { send, receive } => {
-            let rtp = Socket::open(pipeline, local_ip, stream.local_port, stream.remote_rtp)?;
-            let rtcp = Socket::open(pipeline, local_ip, rtcp_port, stream.remote_rtcp)?;
+            let rtp = Socket::take(pipeline, &ports.rtp, local_ip, stream.remote_rtp)?;
+            let rtcp = Socket::take(pipeline, &ports.rtcp, local_ip, stream.remote_rtcp)?;
             rtp.receive_as(rtp_caps("application/x-srtp", stream));
             rtcp.receive_as(gst::Caps::new_empty_simple("application/x-srtcp"));
             sdes(pipeline, &pads, send, receive, &rtp, &rtcp)
@@ -115,7 +113,7 @@ pub(super) fn connect(
                 MediaKind::Audio => "audio",
                 MediaKind::Video => "video",
             };
-            let rtp = Socket::open(pipeline, local_ip, stream.local_port, stream.remote_rtp)?;
+            let rtp = Socket::take(pipeline, &ports.rtp, local_ip, stream.remote_rtp)?;
             let (encoder, decoder) = dtls_pair(pipeline, *client)?;
             link_pads(&rtp.received()?, &static_pad(&decoder, "sink")?)?;
             link_pads(&static_pad(&decoder, "rtp_src")?, &pads.rtp_in)?;
@@ -158,7 +156,7 @@ pub(super) fn connect(
                 },
                 dtls_state,
             );
-            let rtcp = Socket::open(pipeline, local_ip, rtcp_port, stream.remote_rtcp)?;
+            let rtcp = Socket::take(pipeline, &ports.rtcp, local_ip, stream.remote_rtcp)?;
             let (encoder, decoder) = dtls_pair(pipeline, *client)?;
             link_pads(&rtcp.received()?, &static_pad(&decoder, "sink")?)?;
             link_pads(&static_pad(&decoder, "rtcp_src")?, &pads.rtcp_in)?;
@@ -197,35 +195,28 @@ pub(super) fn rtp_caps(name: &str, stream: &SipStream) -> gst::Caps {
         .build()
 }
 
-/// One of the room's UDP ports: received on by a udpsrc, sent from by a udpsink on the same
-/// socket.
+/// One of the room's UDP ports: received on by its (already bound) udpsrc, sent from by a
+/// udpsink on the same socket.
 struct Socket {
     source: gst::Element,
     sink: gst::Element,
 }
 
 impl Socket {
-    fn open(
+    fn take(
         pipeline: &gst::Pipeline,
+        source: &gst::Element,
         local_ip: IpAddr,
-        port: u16,
         remote: SocketAddr,
     ) -> Result<Socket, MediaError> {
-        let source = make("udpsrc")?;
-        source.set_property("address", local_ip.to_string());
-        source.set_property("port", i32::from(port));
+        let source = source.clone();
         let sink = make("udpsink")?;
         sink.set_property("host", remote.ip().to_string());
         sink.set_property("port", i32::from(remote.port()));
         sink.set_property("sync", false);
         sink.set_property("async", false);
         pipeline.add_many([&source, &sink]).map_err(build_error)?;
-        // udpsrc binds its socket on the way to READY; the sink then sends from it.
-        source.set_state(gst::State::Ready).map_err(|_| {
-            MediaError::Start(format!(
-                "SIP call: cannot receive on {local_ip} port {port}"
-            ))
-        })?;
+        // udpsrc bound its socket on the way to READY (SipPorts); the sink sends from it.
         let socket = source.property_value("used-socket");
         sink.set_property_from_value(
             if local_ip.is_ipv4() {
