@@ -53,6 +53,7 @@ PACKAGES += python3           # tests: python's http.server with TLS serves prov
 PACKAGES += baresip           # tests: a real SIP peer (SDES-SRTP, H.264 via avcodec, G.711/Opus, fakevideo) for the SIP calls
 PACKAGES += kamailio kamailio-tls-modules # tests: a real SIP registrar/proxy with a TLS listener (SIPS, digest authentication)
 PACKAGES += sip-tester        # tests: SIPp, a scripted SIP peer (a caller that never sends media)
+PACKAGES += linphone-cli mediastreamer2-plugin-openh264 # tests: Linphone, a second independent SIP video peer (H.264 through openh264)
 PACKAGES += libglib2.0-bin    # tests: gdbus calls and monitors org.roomd.Room1 as an integrator would
 
 # The browser drivers in tests/browser/ run on node >= 18 and are installed with npm. Debian 12's

@@ -28,6 +28,7 @@ mod gst_launch;
 mod hostile;
 mod http;
 mod janus;
+pub mod linphone;
 pub mod meeting;
 pub mod mosquitto;
 mod netns;

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use roomd_tests::EventSocket;
+use roomd_tests::linphone::Linphone;
 use roomd_tests::meeting;
 use roomd_tests::sip::{
     BARESIP_DISPLAY_NAME, Baresip, DEAD_TLS_PORT, Kamailio, MAX_EXPIRES_S, MediaEncryption,
@@ -680,6 +681,90 @@ fn the_far_ends_bandwidth_holds_the_rooms_video_bitrate_for_the_call() -> Result
         || roomd.stderr_text(),
         "now at 500 kbit/s (a far end takes at most any)",
     )?;
+    Ok(())
+}
+
+/// A second, independent UA: Linphone 5.1 (`linphonec`, openh264) registered at the same
+/// Kamailio, SDES-SRTP mandatory, calls the room (answered as a listed caller): H.264 both ways
+/// under SRTP, the room decodes Linphone's picture (a static image sent at 15 fps) and Linphone
+/// decodes the room's; the room's BYE ends Linphone's call. (The room calls only `sips:`
+/// addresses, and Linphone rightly answers a `sips:` request with a `sips:` Contact that this
+/// Kamailio, reaching Linphone over UDP, cannot forward to: so Linphone is the caller here.)
+#[test]
+fn linphone_calls_the_room_over_srtp_and_each_decodes_the_others_picture()
+-> Result<(), HarnessError> {
+    const CAROL: &str = "carol";
+    const CAROL_PASSWORD: &str = "carol-secret-77";
+    let net = TestNetwork::create()?;
+    let ca = TestCa::new("roomd SIP test CA")?;
+    let kamailio = Kamailio::start(&net, &ca, &[(USER, PASSWORD), (CAROL, CAROL_PASSWORD)])?;
+    let mut linphone = Linphone::start(&net, &kamailio, CAROL, CAROL_PASSWORD)?;
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let caller = format!("sip:{CAROL}@{}", kamailio.address());
+    let toml = sip_toml(
+        scratch.path(),
+        &ca.cert_pem(),
+        &format!(
+            "registrar = \"{}\"\npassword = \"{PASSWORD}\"\nauto_answer = [\"{caller}\"]\n",
+            kamailio.sips_uri()
+        ),
+    );
+    let roomd = Roomd::start_claimed(&toml)?;
+    let token = roomd.admin_token()?;
+    wait_for_registration(&roomd, &token, "registered", Duration::from_secs(20))?;
+    linphone.command(&format!("call {}", room_aor(&kamailio)))?;
+    let status = meeting::wait_for_received_video(&roomd, None, 30, Duration::from_secs(40))
+        .map_err(|e| HarnessError::Config {
+            message: format!(
+                "{e}\nlinphone:\n{}\nkamailio:\n{}\nroomd:\n{}",
+                linphone.output(),
+                kamailio.log_text(),
+                roomd.stderr_text()
+            ),
+        })?;
+    assert_eq!(status["encrypted"], true, "{status}");
+    assert_eq!(
+        status["participants"][0]["encryption"], "sdes-srtp",
+        "{status}"
+    );
+    let debug = || linphone.debug_log();
+    wait_for_log(
+        "Linphone keying SRTP by SDES",
+        debug,
+        "Negotiated media encryption is LinphoneMediaEncryptionSRTP",
+    )?;
+    wait_for_log(
+        "Linphone decoding the room's picture",
+        debug,
+        "First video frame decoded successfully",
+    )?;
+    assert!(
+        linphone.debug_log().contains("MSOpenH264Dec"),
+        "Linphone did not decode H.264:\n{}",
+        linphone.output()
+    );
+    let status = meeting::status(&roomd)?;
+    assert!(
+        meeting::stream_frames(&status, "send", "video")
+            .iter()
+            .sum::<u64>()
+            > 0,
+        "{status}"
+    );
+    roomd.command("meeting.leave", &json!({}))?;
+    wait_for(
+        "Linphone's call ended by the room's BYE",
+        Duration::from_secs(20),
+        || Ok(linphone.output().contains("ended").then_some(())),
+    )
+    .map_err(|e| HarnessError::Config {
+        message: format!(
+            "{e}\nlinphone:\n{}\nkamailio:\n{}\nroomd:\n{}",
+            linphone.output(),
+            kamailio.log_text(),
+            roomd.stderr_text()
+        ),
+    })?;
     Ok(())
 }
 
