@@ -23,7 +23,6 @@ pub struct Linphone {
     dir: tempfile::TempDir,
     child: Option<Child>,
     stdin: Option<ChildStdin>,
-    user: String,
 }
 
 impl Linphone {
@@ -78,7 +77,6 @@ impl Linphone {
             dir,
             child: Some(child),
             stdin,
-            user: user.to_owned(),
         };
         let deadline = Instant::now() + START_TIMEOUT;
         while !linphone.debug_log().contains("to [LinphoneRegistrationOk]") {
