@@ -254,6 +254,50 @@ fn registered_room_with(
     Ok((kamailio, baresip, roomd, scratch))
 }
 
+/// A roomd registered at `kamailio` (trusting `ca`) as USER, with `sip_lines` added to its
+/// `[sip]` section; the scratch directory holds the CA file while roomd runs.
+fn room_registered_at(
+    kamailio: &Kamailio,
+    ca: &TestCa,
+    sip_lines: &str,
+) -> Result<(Roomd, String, tempfile::TempDir), HarnessError> {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let toml = sip_toml(
+        scratch.path(),
+        &ca.cert_pem(),
+        &format!(
+            "registrar = \"{}\"\npassword = \"{PASSWORD}\"\n{sip_lines}",
+            kamailio.sips_uri()
+        ),
+    );
+    let roomd = Roomd::start_claimed(&toml)?;
+    let token = roomd.admin_token()?;
+    wait_for_registration(&roomd, &token, "registered", Duration::from_secs(20))?;
+    Ok((roomd, token, scratch))
+}
+
+/// baresip receives the room's audio and video (its own status line) and decodes its picture.
+fn baresip_gets_the_rooms_media(baresip: &Baresip) -> Result<(), HarnessError> {
+    wait_for(
+        "baresip receiving the room's audio and video",
+        Duration::from_secs(20),
+        || {
+            Ok(baresip
+                .received_bitrates()
+                .filter(|(audio, video)| *audio > 0 && *video > 0))
+        },
+    )
+    .map_err(|e| HarnessError::Config {
+        message: format!("{e}; baresip:\n{}", baresip.log_text()),
+    })?;
+    let log = baresip.log_text();
+    assert!(
+        log.contains("video: receiving with resolution"),
+        "baresip decoded no picture of the room:\n{log}"
+    );
+    Ok(())
+}
+
 fn wait_for_log(what: &str, log: impl Fn() -> String, needle: &str) -> Result<(), HarnessError> {
     wait_for(what, Duration::from_secs(20), || {
         Ok(log().contains(needle).then_some(()))
@@ -586,19 +630,9 @@ fn a_vp8_only_caller_is_answered_with_vp8_and_its_picture_decoded() -> Result<()
         PeerAudio::OpusAndG711,
         PeerVideo::Vp8Only,
     )?;
-    let scratch = tempfile::tempdir().expect("tempdir");
     let caller = format!("sip:{PEER}@{}", kamailio.address());
-    let toml = sip_toml(
-        scratch.path(),
-        &ca.cert_pem(),
-        &format!(
-            "registrar = \"{}\"\npassword = \"{PASSWORD}\"\nauto_answer = [\"{caller}\"]\n",
-            kamailio.sips_uri()
-        ),
-    );
-    let roomd = Roomd::start_claimed(&toml)?;
-    let token = roomd.admin_token()?;
-    wait_for_registration(&roomd, &token, "registered", Duration::from_secs(20))?;
+    let (roomd, _token, _scratch) =
+        room_registered_at(&kamailio, &ca, &format!("auto_answer = [\"{caller}\"]\n"))?;
     baresip.command(&net, "dial", &room_aor(&kamailio))?;
     let status = meeting::wait_for_received_video(&roomd, None, 30, Duration::from_secs(30))
         .map_err(|e| HarnessError::Config {
@@ -642,18 +676,7 @@ fn the_far_ends_bandwidth_holds_the_rooms_video_bitrate_for_the_call() -> Result
         PeerAudio::OpusAndG711,
         PeerVideo::H264Limited { kbps: 150 },
     )?;
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let toml = sip_toml(
-        scratch.path(),
-        &ca.cert_pem(),
-        &format!(
-            "registrar = \"{}\"\npassword = \"{PASSWORD}\"\n",
-            kamailio.sips_uri()
-        ),
-    );
-    let roomd = Roomd::start_claimed(&toml)?;
-    let token = roomd.admin_token()?;
-    wait_for_registration(&roomd, &token, "registered", Duration::from_secs(20))?;
+    let (roomd, _token, _scratch) = room_registered_at(&kamailio, &ca, "")?;
     roomd.command(
         "meeting.join",
         &json!({"target": {"kind": "sip", "uri": baresip.uri(&kamailio)}}),
@@ -699,19 +722,9 @@ fn linphone_calls_the_room_over_srtp_and_each_decodes_the_others_picture()
     let ca = TestCa::new("roomd SIP test CA")?;
     let kamailio = Kamailio::start(&net, &ca, &[(USER, PASSWORD), (CAROL, CAROL_PASSWORD)])?;
     let mut linphone = Linphone::start(&net, &kamailio, CAROL, CAROL_PASSWORD)?;
-    let scratch = tempfile::tempdir().expect("tempdir");
     let caller = format!("sip:{CAROL}@{}", kamailio.address());
-    let toml = sip_toml(
-        scratch.path(),
-        &ca.cert_pem(),
-        &format!(
-            "registrar = \"{}\"\npassword = \"{PASSWORD}\"\nauto_answer = [\"{caller}\"]\n",
-            kamailio.sips_uri()
-        ),
-    );
-    let roomd = Roomd::start_claimed(&toml)?;
-    let token = roomd.admin_token()?;
-    wait_for_registration(&roomd, &token, "registered", Duration::from_secs(20))?;
+    let (roomd, _token, _scratch) =
+        room_registered_at(&kamailio, &ca, &format!("auto_answer = [\"{caller}\"]\n"))?;
     linphone.command(&format!("call {}", room_aor(&kamailio)))?;
     let status = meeting::wait_for_received_video(&roomd, None, 30, Duration::from_secs(40))
         .map_err(|e| HarnessError::Config {
@@ -1320,23 +1333,8 @@ fn dtls_media_flows_both_ways(
         .cloned()
         .unwrap_or(Value::Null);
     assert_eq!(far_end["encryption"], "dtls-srtp", "{status}");
-    wait_for(
-        "baresip receiving the room's audio and video",
-        Duration::from_secs(20),
-        || {
-            Ok(baresip
-                .received_bitrates()
-                .filter(|(audio, video)| *audio > 0 && *video > 0))
-        },
-    )
-    .map_err(|e| HarnessError::Config {
-        message: format!("{e}; baresip:\n{}", baresip.log_text()),
-    })?;
+    baresip_gets_the_rooms_media(baresip)?;
     let log = baresip.log_text();
-    assert!(
-        log.contains("video: receiving with resolution"),
-        "baresip decoded no picture of the room:\n{log}"
-    );
     // baresip checked the room's certificate against the room's SDP and keyed SRTP from the
     // handshake, for RTP and RTCP of both streams.
     assert!(
@@ -1422,18 +1420,7 @@ fn a_dtls_fingerprint_swapped_on_the_way_ends_the_call_before_any_media_leaves_t
         MediaEncryption::DtlsSrtp,
         PeerAudio::OpusAndG711,
     )?;
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let toml = sip_toml(
-        scratch.path(),
-        &ca.cert_pem(),
-        &format!(
-            "registrar = \"{}\"\npassword = \"{PASSWORD}\"\n",
-            kamailio.sips_uri()
-        ),
-    );
-    let roomd = Roomd::start_claimed(&toml)?;
-    let token = roomd.admin_token()?;
-    wait_for_registration(&roomd, &token, "registered", Duration::from_secs(20))?;
+    let (roomd, token, _scratch) = room_registered_at(&kamailio, &ca, "")?;
     let mut events = room_events(&roomd)?;
 
     baresip.command(&net, "dial", &room_aor(&kamailio))?;
@@ -1496,20 +1483,14 @@ fn a_far_end_that_never_sends_media_is_hung_up_after_the_media_timeout_saying_wh
     let net = TestNetwork::create()?;
     let ca = TestCa::new("roomd SIP test CA")?;
     let kamailio = Kamailio::start(&net, &ca, &[(USER, PASSWORD)])?;
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let toml = sip_toml(
-        scratch.path(),
-        &ca.cert_pem(),
+    let (roomd, token, _scratch) = room_registered_at(
+        &kamailio,
+        &ca,
         &format!(
-            "registrar = \"{}\"\npassword = \"{PASSWORD}\"\nmedia_timeout_s = 5\n\
-             auto_answer = [\"sip:{SILENT_USER}@{}\"]\n",
-            kamailio.sips_uri(),
+            "media_timeout_s = 5\nauto_answer = [\"sip:{SILENT_USER}@{}\"]\n",
             net.namespace_address()
         ),
-    );
-    let roomd = Roomd::start_claimed(&toml)?;
-    let token = roomd.admin_token()?;
-    wait_for_registration(&roomd, &token, "registered", Duration::from_secs(20))?;
+    )?;
     let mut events = room_events(&roomd)?;
 
     let started = std::time::Instant::now();
