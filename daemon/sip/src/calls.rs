@@ -1034,3 +1034,6 @@ impl SipCall for ActiveCall {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
