@@ -328,6 +328,9 @@ pub enum MediaEncryption {
     None,
     /// DTLS-SRTP (`dtls_srtp`): offers UDP/TLS/RTP/SAVP with a=fingerprint and a=setup.
     DtlsSrtp,
+    /// DTLS-SRTP with RTP and RTCP on one port (`rtcp_mux yes`, `a=rtcp-mux`): one DTLS
+    /// association per stream.
+    DtlsSrtpMux,
 }
 
 /// A running baresip 1.0 (Debian `baresip`) in the namespace: registered at a [`Kamailio`]
@@ -382,7 +385,7 @@ impl Baresip {
         let mediaenc = match encryption {
             MediaEncryption::SrtpMandatory => ";mediaenc=srtp-mand",
             MediaEncryption::None => "",
-            MediaEncryption::DtlsSrtp => ";mediaenc=dtls_srtp",
+            MediaEncryption::DtlsSrtp | MediaEncryption::DtlsSrtpMux => ";mediaenc=dtls_srtp",
         };
         let write = |name: &str, text: &str| {
             std::fs::write(dir.path().join(name), text)
@@ -396,10 +399,11 @@ impl Baresip {
         )?;
         static INSTANCES: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
         let instance = INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 64;
-        write(
-            "config",
-            &baresip_config(dir.path(), address, audio, video, instance),
-        )?;
+        let mut config = baresip_config(dir.path(), address, audio, video, instance);
+        if encryption == MediaEncryption::DtlsSrtpMux {
+            config = config.replace("rtcp_mux no\n", "rtcp_mux yes\n");
+        }
+        write("config", &config)?;
         write("contacts", "")?;
         let log = OpenOptions::new()
             .create(true)

@@ -1401,6 +1401,54 @@ fn a_dtls_srtp_peer_calls_and_is_called_with_dtls_srtp_and_media_flows_both_ways
     dtls_media_flows_both_ways(&roomd, &baresip, checked)
 }
 
+/// A DTLS-SRTP peer that multiplexes RTCP on the RTP port (`a=rtcp-mux`): the room answers
+/// with `a=rtcp-mux` and runs one association per stream, both checked, media both ways.
+#[test]
+fn a_dtls_srtp_peer_with_rtcp_mux_gets_one_association_per_stream() -> Result<(), HarnessError> {
+    let net = TestNetwork::create()?;
+    let (kamailio, baresip, roomd, _scratch) =
+        registered_room(&net, MediaEncryption::DtlsSrtpMux, "")?;
+    let token = roomd.admin_token()?;
+    baresip.command(&net, "dial", &room_aor(&kamailio))?;
+    wait_for_ringing(&roomd, &token)?;
+    roomd.command("meeting.answer", &json!({}))?;
+    let status = meeting::wait_for(
+        &roomd,
+        "video received, keyed by DTLS",
+        Duration::from_secs(30),
+        |m| {
+            m["encrypted"] == true
+                && meeting::stream_frames(m, "receive", "video")
+                    .iter()
+                    .sum::<u64>()
+                    > 30
+        },
+    )
+    .map_err(|e| HarnessError::Config {
+        message: format!(
+            "{e}\nbaresip:\n{}\nroomd:\n{}",
+            baresip.log_text(),
+            roomd.stderr_text()
+        ),
+    })?;
+    assert_eq!(
+        status["participants"][0]["encryption"], "dtls-srtp",
+        "{status}"
+    );
+    baresip_gets_the_rooms_media(&baresip)?;
+    let log = roomd.stderr_text();
+    for stream in ["audio", "video"] {
+        assert!(
+            log.contains(&format!(
+                "DTLS-SRTP for {stream} RTP and RTCP keyed; {CERTIFICATE_CHECKED}"
+            )),
+            "no multiplexed {stream} association checked:\n{log}"
+        );
+    }
+    assert_eq!(log.matches(CERTIFICATE_CHECKED).count(), 2, "{log}");
+    Ok(())
+}
+
 /// Someone on the signalling path (here the proxy itself) swaps the caller's DTLS fingerprint
 /// for another certificate's: the handshake completes with the real caller, but its certificate
 /// is not the one the offer named, so the room sends it no media, never shows the call as

@@ -113,69 +113,94 @@ pub(super) fn connect(
                 MediaKind::Audio => "audio",
                 MediaKind::Video => "video",
             };
+            let association = |name: String, on_open| DtlsAssociation {
+                client: *client,
+                expected: *remote_fingerprint,
+                name,
+                on_open,
+                state: dtls_state,
+            };
             let rtp = Socket::take(pipeline, &ports.rtp, local_ip, stream.remote_rtp)?;
-            let (encoder, decoder) = dtls_pair(pipeline, *client)?;
-            link_pads(&rtp.received()?, &static_pad(&decoder, "sink")?)?;
-            link_pads(&static_pad(&decoder, "rtp_src")?, &pads.rtp_in)?;
-            link_pads(&static_pad(&encoder, "src")?, &rtp.to_send()?)?;
-            let mut valves = Vec::new();
-            if let Some(rtp_out) = &pads.rtp_out {
-                valves.push(through_valve(pipeline, rtp_out, &encoder, "rtp_sink_0")?);
-            }
+            let rtp_carried = (&pads.rtp_in, pads.rtp_out.as_ref());
+            let rtcp_carried = (&pads.rtcp_in, &pads.rtcp_out);
             if *rtcp_mux {
-                link_pads(&static_pad(&decoder, "rtcp_src")?, &pads.rtcp_in)?;
-                valves.push(through_valve(
+                return association(format!("{kind} RTP and RTCP"), keyframe).start(
                     pipeline,
-                    &pads.rtcp_out,
-                    &encoder,
-                    "rtcp_sink_0",
-                )?);
-                dtls::watch(
-                    Association {
-                        encoder: &encoder,
-                        decoder: &decoder,
-                        valves,
-                        expected: *remote_fingerprint,
-                        name: format!("{kind} RTP and RTCP"),
-                        on_open: keyframe,
-                    },
-                    dtls_state,
+                    &rtp,
+                    Some(rtp_carried),
+                    Some(rtcp_carried),
                 );
-                return Ok(());
             }
             // RTCP on a port of its own has a DTLS association of its own (RFC 5764 4.1).
-            discard(pipeline, &static_pad(&decoder, "rtcp_src")?)?;
-            dtls::watch(
-                Association {
-                    encoder: &encoder,
-                    decoder: &decoder,
-                    valves,
-                    expected: *remote_fingerprint,
-                    name: format!("{kind} RTP"),
-                    on_open: keyframe,
-                },
-                dtls_state,
-            );
+            association(format!("{kind} RTP"), keyframe).start(
+                pipeline,
+                &rtp,
+                Some(rtp_carried),
+                None,
+            )?;
             let rtcp = Socket::take(pipeline, &ports.rtcp, local_ip, stream.remote_rtcp)?;
-            let (encoder, decoder) = dtls_pair(pipeline, *client)?;
-            link_pads(&rtcp.received()?, &static_pad(&decoder, "sink")?)?;
-            link_pads(&static_pad(&decoder, "rtcp_src")?, &pads.rtcp_in)?;
-            discard(pipeline, &static_pad(&decoder, "rtp_src")?)?;
-            link_pads(&static_pad(&encoder, "src")?, &rtcp.to_send()?)?;
-            let valve = through_valve(pipeline, &pads.rtcp_out, &encoder, "rtcp_sink_0")?;
-            dtls::watch(
-                Association {
-                    encoder: &encoder,
-                    decoder: &decoder,
-                    valves: vec![valve],
-                    expected: *remote_fingerprint,
-                    name: format!("{kind} RTCP"),
-                    on_open: None,
-                },
-                dtls_state,
-            );
-            Ok(())
+            association(format!("{kind} RTCP"), None).start(
+                pipeline,
+                &rtcp,
+                None,
+                Some(rtcp_carried),
+            )
         }
+    }
+}
+
+/// One DTLS association of a stream, before it is started on its port.
+struct DtlsAssociation<'a> {
+    client: bool,
+    expected: [u8; FINGERPRINT_LEN],
+    /// `audio RTP`…, for the logs and reasons.
+    name: String,
+    on_open: Option<Arc<dyn Fn() + Send + Sync>>,
+    state: &'a Arc<DtlsState>,
+}
+
+impl DtlsAssociation<'_> {
+    /// A dtlssrtpenc/dtlssrtpdec pair on `socket` carrying `rtp` (rtpbin's RTP in, and out when
+    /// the room sends) and `rtcp` (in, out); what it does not carry is dropped.
+    fn start(
+        self,
+        pipeline: &gst::Pipeline,
+        socket: &Socket,
+        rtp: Option<(&gst::Pad, Option<&gst::Pad>)>,
+        rtcp: Option<(&gst::Pad, &gst::Pad)>,
+    ) -> Result<(), MediaError> {
+        let (encoder, decoder) = dtls_pair(pipeline, self.client)?;
+        link_pads(&socket.received()?, &static_pad(&decoder, "sink")?)?;
+        link_pads(&static_pad(&encoder, "src")?, &socket.to_send()?)?;
+        let mut valves = Vec::new();
+        match rtp {
+            Some((rtp_in, rtp_out)) => {
+                link_pads(&static_pad(&decoder, "rtp_src")?, rtp_in)?;
+                if let Some(rtp_out) = rtp_out {
+                    valves.push(through_valve(pipeline, rtp_out, &encoder, "rtp_sink_0")?);
+                }
+            }
+            None => discard(pipeline, &static_pad(&decoder, "rtp_src")?)?,
+        }
+        match rtcp {
+            Some((rtcp_in, rtcp_out)) => {
+                link_pads(&static_pad(&decoder, "rtcp_src")?, rtcp_in)?;
+                valves.push(through_valve(pipeline, rtcp_out, &encoder, "rtcp_sink_0")?);
+            }
+            None => discard(pipeline, &static_pad(&decoder, "rtcp_src")?)?,
+        }
+        dtls::watch(
+            Association {
+                encoder: &encoder,
+                decoder: &decoder,
+                valves,
+                expected: self.expected,
+                name: self.name,
+                on_open: self.on_open,
+            },
+            self.state,
+        );
+        Ok(())
     }
 }
 
