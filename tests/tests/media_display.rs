@@ -93,12 +93,21 @@ fn hardware_and_media_engine_are_in_the_status() -> Result<(), HarnessError> {
 fn the_display_snapshot_is_a_png_for_those_who_may_see_the_room() -> Result<(), HarnessError> {
     let roomd = Roomd::start_claimed("")?;
     let admin = roomd.admin_token()?;
-
-    let answer = roomd
-        .get("/api/v1/display/snapshot")
-        .bearer(&admin)
-        .send()?
-        .expect_status(200, "snapshot as admin")?;
+    // The engine starts after READY: the display runs once the media engine does (and again
+    // after a rebuild, which a loaded machine may cause: 503 meanwhile, at most 15 s).
+    let media = wait_for_status(&roomd, &admin, "system/media", |m| m["state"] != "starting")?;
+    assert_eq!(media["state"], "running", "{media}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let answer = loop {
+        let answer = roomd
+            .get("/api/v1/display/snapshot")
+            .bearer(&admin)
+            .send()?;
+        if answer.status != 503 || Instant::now() > deadline {
+            break answer.expect_status(200, "snapshot as admin")?;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     assert_eq!(answer.header("content-type"), Some("image/png"));
     assert_eq!(answer.header("cache-control"), Some("no-store"));
     assert_eq!(png_size(&answer.body), (640, 360));
