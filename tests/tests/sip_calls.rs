@@ -387,18 +387,7 @@ fn the_room_calls_baresip_through_kamailio_with_sdes_srtp_and_hangs_up_either_si
     })?;
     assert_eq!(far_end["video"], "on", "{status}");
     // baresip decodes the room's picture and receives its voice (its own status line).
-    wait_for(
-        "baresip receiving the room's audio and video",
-        Duration::from_secs(20),
-        || {
-            Ok(baresip
-                .received_bitrates()
-                .filter(|(audio, video)| *audio > 0 && *video > 0))
-        },
-    )
-    .map_err(|e| HarnessError::Config {
-        message: format!("{e}; baresip:\n{}", baresip.log_text()),
-    })?;
+    baresip_gets_the_rooms_media(&baresip)?;
     assert!(
         baresip
             .log_text()
@@ -905,18 +894,7 @@ fn baresip_calls_the_room_it_rings_and_once_answered_media_flows_both_ways_with_
         || baresip.log_text(),
         "Call established",
     )?;
-    wait_for(
-        "baresip receiving the room's audio and video",
-        Duration::from_secs(20),
-        || {
-            Ok(baresip
-                .received_bitrates()
-                .filter(|(audio, video)| *audio > 0 && *video > 0))
-        },
-    )
-    .map_err(|e| HarnessError::Config {
-        message: format!("{e}; baresip:\n{}", baresip.log_text()),
-    })?;
+    baresip_gets_the_rooms_media(&baresip)?;
     let log = baresip.log_text();
     assert!(log.contains("srtp"), "baresip shows no SRTP:\n{log}");
     assert!(
