@@ -121,8 +121,7 @@ pub fn make(name: &str, settings: EncoderSettings) -> Result<gst::Element, Strin
         .name("encoder")
         .build()
         .map_err(|e| format!("cannot create: {e}"))?;
-    let kbps = settings.bitrate_kbps.to_string();
-    let bps = (u64::from(settings.bitrate_kbps) * 1000).to_string();
+    let bps = u64::from(settings.bitrate_kbps) * 1000;
     // A keyframe every 10 s at most unasked: late joiners and losses are served on request.
     let gop = (settings.framerate * 10).to_string();
     let properties: &[(&str, &str)] = match name {
@@ -130,7 +129,6 @@ pub fn make(name: &str, settings: EncoderSettings) -> Result<gst::Element, Strin
             ("tune", "zerolatency"),
             ("speed-preset", "ultrafast"),
             ("pass", "cbr"),
-            ("bitrate", &kbps),
             ("bframes", "0"),
             ("b-adapt", "false"),
             ("key-int-max", &gop),
@@ -138,7 +136,6 @@ pub fn make(name: &str, settings: EncoderSettings) -> Result<gst::Element, Strin
         "openh264enc" => &[
             ("usage-type", "camera"),
             ("rate-control", "bitrate"),
-            ("bitrate", &bps),
             ("complexity", "low"),
             ("gop-size", &gop),
         ],
@@ -147,24 +144,20 @@ pub fn make(name: &str, settings: EncoderSettings) -> Result<gst::Element, Strin
             ("cpu-used", "-16"),
             ("end-usage", "cbr"),
             ("lag-in-frames", "0"),
-            ("target-bitrate", &bps),
             ("keyframe-max-dist", &gop),
         ],
         "vah264enc" | "qsvh264enc" => &[
             ("rate-control", "cbr"),
-            ("bitrate", &kbps),
             ("b-frames", "0"),
             ("key-int-max", &gop),
         ],
         "vaapih264enc" => &[
             ("rate-control", "cbr"),
-            ("bitrate", &kbps),
             ("max-bframes", "0"),
             ("keyframe-period", &gop),
         ],
         "nvv4l2h264enc" => &[
             ("control-rate", "1"),
-            ("bitrate", &bps),
             ("num-B-Frames", "0"),
             ("iframeinterval", &gop),
         ],
@@ -178,6 +171,9 @@ pub fn make(name: &str, settings: EncoderSettings) -> Result<gst::Element, Strin
             encoder.set_property_from_str(property, value);
         }
     }
+    // The rate through the one place that knows each encoder's property and unit (also used
+    // while it runs, see `bitrate_limit`).
+    set_bitrate(&encoder, name, settings.bitrate_kbps);
     if name == "v4l2h264enc" && encoder.find_property("extra-controls").is_some() {
         let controls =
             format!("controls,video_bitrate={bps},video_bitrate_mode=1,h264_i_frame_period={gop}");

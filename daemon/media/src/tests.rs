@@ -79,6 +79,8 @@ fn software_encoders_get_real_time_settings() {
     let vp8 = encoder_choice::make("vp8enc", SETTINGS).unwrap();
     assert_eq!(vp8.property::<i32>("lag-in-frames"), 0);
     assert_eq!(vp8.property::<i32>("target-bitrate"), 500_000);
+    let openh264 = encoder_choice::make("openh264enc", SETTINGS).unwrap();
+    assert_eq!(openh264.property::<u32>("bitrate"), 500_000);
     let chosen = encoder_choice::choose(&names(&["vp8enc"]), SETTINGS).unwrap();
     assert_eq!(chosen.codec, Codec::Vp8);
 }
