@@ -82,6 +82,21 @@ impl Counter {
     }
 }
 
+/// Per-stream frame and RTP byte counts of a call, for `status.meeting.streams`.
+#[derive(Debug)]
+pub struct SipCounters {
+    /// Turns true with the first far-end video frame decoded.
+    first_video: tokio::sync::watch::Sender<bool>,
+    /// Video frames the room sent.
+    pub video_sent: Counter,
+    /// Video frames the room decoded.
+    pub video_received: Counter,
+    /// Audio frames the room sent.
+    pub audio_sent: Counter,
+    /// Audio frames the room decoded.
+    pub audio_received: Counter,
+}
+
 impl Default for SipCounters {
     fn default() -> Self {
         SipCounters {
@@ -120,21 +135,6 @@ fn count_rtp_bytes(pad: &gst::Pad, counters: &Arc<SipCounters>, kind: MediaKind,
             gst::PadProbeReturn::Ok
         },
     );
-}
-
-/// Per-stream frame counts of a call, for `status.meeting.streams`.
-#[derive(Debug)]
-pub struct SipCounters {
-    /// Turns true with the first far-end video frame decoded.
-    first_video: tokio::sync::watch::Sender<bool>,
-    /// Video frames the room sent.
-    pub video_sent: Counter,
-    /// Video frames the room decoded.
-    pub video_received: Counter,
-    /// Audio frames the room sent.
-    pub audio_sent: Counter,
-    /// Audio frames the room decoded.
-    pub audio_received: Counter,
 }
 
 /// A running call's media; stops when dropped.
