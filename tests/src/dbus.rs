@@ -55,6 +55,10 @@ pub struct PrivateBus {
 
 impl PrivateBus {
     pub fn start() -> Result<PrivateBus, HarnessError> {
+        // dbus-daemon looks the policy's users and groups up once, when it reads the policy: a
+        // bus started before they exist ignores their rules and refuses roomd the name (a
+        // fresh machine's first tests did).
+        ensure_accounts()?;
         let dir = tempfile::Builder::new()
             .prefix("roomd-bus-")
             .tempdir()
