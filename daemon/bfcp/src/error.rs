@@ -1,8 +1,11 @@
-//! What can go wrong: reading a message off the wire ([`DecodeError`]) and writing one
-//! ([`EncodeError`]). Each variant says
+//! What can go wrong: reading a message off the wire ([`DecodeError`]), writing one
+//! ([`EncodeError`]), and running a floor control session ([`SessionError`]). Each variant says
 //! where and what, so that a log line is enough to see which side sent what.
 
-use crate::attribute::attribute_name;
+use std::time::Duration;
+
+use crate::attribute::{ErrorCode, attribute_name};
+use crate::message::Primitive;
 
 /// Why a sequence of octets is not a BFCP message this crate accepts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -161,4 +164,72 @@ pub enum EncodeError {
         /// The bound (see [`crate::MAX_NESTING`]).
         max: usize,
     },
+}
+
+/// Why a floor control session, or one of its operations, failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The socket or stream failed.
+    #[error("BFCP transport: {what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The far end closed the stream (TCP or TLS).
+    #[error("the far end closed the BFCP connection")]
+    ConnectionClosed,
+    /// A message on a stream could not be read: its framing cannot be trusted any longer.
+    #[error("unreadable message on the BFCP stream: {0}")]
+    Stream(#[source] DecodeError),
+    /// No answer came in time.
+    #[error("no answer to {primitive} after {transmissions} transmission(s) within {waited:?}")]
+    Timeout {
+        /// The request that went unanswered.
+        primitive: Primitive,
+        /// How often it was sent.
+        transmissions: u32,
+        /// How long the session waited in all.
+        waited: Duration,
+    },
+    /// The far end answered with an Error message.
+    #[error("the far end refused {primitive}: error {} ({}){}", code.0, code.name(),
+        info.as_deref().map(|i| format!(": {i}")).unwrap_or_default())]
+    Refused {
+        /// The request it refused.
+        primitive: Primitive,
+        /// Its ERROR-CODE.
+        code: ErrorCode,
+        /// Its ERROR-INFO, if any.
+        info: Option<String>,
+    },
+    /// The far end answered, but not with what RFC 8855 says it should.
+    #[error("the far end answered {request} with {answer}, which says nothing about the floor")]
+    UnexpectedAnswer {
+        /// Our request.
+        request: Primitive,
+        /// Its answer.
+        answer: Primitive,
+    },
+    /// Too many of our requests wait for answers at once.
+    #[error("{max} BFCP requests already wait for answers")]
+    Busy {
+        /// The bound.
+        max: usize,
+    },
+    /// One of our own messages could not be encoded (a bug: they are built by this crate).
+    #[error("cannot encode our own message: {0}")]
+    Encode(#[from] EncodeError),
+    /// The session has ended (Goodbye, closed transport or [`crate::Participant::close`]); its
+    /// events said why.
+    #[error("the BFCP session has ended")]
+    Ended,
+}
+
+impl SessionError {
+    pub(crate) fn io(what: &'static str, source: std::io::Error) -> SessionError {
+        SessionError::Io { what, source }
+    }
 }

@@ -19,7 +19,7 @@
 use std::fmt;
 
 use crate::attribute::{
-    Attribute, ErrorCode, LAST_KNOWN_KIND, decode_attributes, encode_attributes,
+    Attribute, ErrorCode, LAST_KNOWN_KIND, RequestStatus, decode_attributes, encode_attributes,
 };
 use crate::error::{DecodeError, EncodeError};
 
@@ -290,6 +290,18 @@ impl Message {
         walk(&self.attributes, &mut found);
         found
     }
+
+    /// The status of a request as REQUEST-STATUS inside `attributes` says, with its queue
+    /// position.
+    pub(crate) fn request_status_in(attributes: &[Attribute]) -> Option<(RequestStatus, u8)> {
+        attributes.iter().find_map(|a| match a {
+            Attribute::RequestStatus {
+                status,
+                queue_position,
+            } => Some((*status, *queue_position)),
+            _ => None,
+        })
+    }
 }
 
 /// For a stream transport: how many octets the message starting at `prefix[0]` has, once the
@@ -312,10 +324,21 @@ pub fn message_length(prefix: &[u8]) -> Result<Option<usize>, DecodeError> {
     Ok(Some(length))
 }
 
+/// Conference ID, transaction ID, user ID and version of whatever `bytes` starts with, for
+/// answering a message that could not be decoded with an Error.
+pub(crate) fn peek_header(bytes: &[u8]) -> Option<(u8, u32, u16, u16)> {
+    let fixed = bytes.first_chunk::<HEADER_LEN>()?;
+    Some((
+        fixed[0] >> 5,
+        u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]),
+        u16::from_be_bytes([fixed[8], fixed[9]]),
+        u16::from_be_bytes([fixed[10], fixed[11]]),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attribute::RequestStatus;
 
     fn header(version: Version, primitive: Primitive) -> Header {
         Header {
