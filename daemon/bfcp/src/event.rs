@@ -10,7 +10,7 @@ pub(crate) const EVENT_QUEUE: usize = 64;
 /// A change of the floor, or of the session, from the room's side.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FloorEvent {
-    /// The far end answered our Hello (participant), or sent its own (server).
+    /// The far end answered our Hello (participant), or sent its first request (server).
     Connected,
     /// The room's floor request waits at the floor control server (Pending or Accepted).
     Pending {

@@ -23,7 +23,9 @@
 //!   requests after T1 = 500 ms, doubled each time, four transmissions in all; duplicate
 //!   requests from the far end answered from a cache and not acted on twice), or any reliable
 //!   byte stream (Ver 1; a `TcpStream`, or a TLS stream the caller layered on one). Both tell
-//!   the room what happens as [`FloorEvent`]s, from the room's side.
+//!   the room what happens as [`FloorEvent`]s, from the room's side, on a bounded channel (64
+//!   events; a caller that does not read loses the newest, with a warning, rather than stall
+//!   the session).
 //!
 //! # What is not
 //!

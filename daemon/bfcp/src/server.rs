@@ -391,7 +391,8 @@ impl Session {
                 )
                 .await;
         }
-        // The last one to present takes the floor.
+        // The last one to present takes the floor. A far end that asks again while it holds
+        // the floor gets a new floor request; the one before is forgotten.
         let room_held = matches!(self.holder, Holder::Room(_));
         self.holder = Holder::FarEnd(self.new_floor_request_id());
         let granted = self.holder_information(RequestStatus::Granted);

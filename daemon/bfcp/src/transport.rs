@@ -112,7 +112,10 @@ impl Link {
                     Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
                     Err(e) => return Err(SessionError::io("receiving a datagram", e)),
                 };
-                if from != *remote {
+                // The same address may arrive IPv4-mapped on a dual-stack socket.
+                if from.port() != remote.port()
+                    || from.ip().to_canonical() != remote.ip().to_canonical()
+                {
                     tracing::debug!(%from, expected = %remote, "BFCP datagram from a stranger dropped");
                     continue;
                 }
