@@ -231,13 +231,7 @@ impl Session {
                         RequestStatus::Revoked,
                         self.ids.far_end_user_id,
                     );
-                    self.endpoint
-                        .notify(
-                            self.ids.far_end_user_id,
-                            Primitive::FloorRequestStatus,
-                            vec![revoked],
-                            Purpose::Notification,
-                        )
+                    self.notify(Primitive::FloorRequestStatus, vec![revoked])
                         .await?;
                 }
                 if !matches!(self.holder, Holder::Room(_)) {
@@ -493,14 +487,33 @@ impl Session {
             return Ok(());
         }
         let status = self.floor_status();
-        self.endpoint
+        self.notify(Primitive::FloorStatus, status).await
+    }
+
+    /// Sends a notification to the far end. One that does not fit because too many earlier
+    /// ones wait for acknowledgements is dropped with a warning: a far end that acknowledges
+    /// nothing must not end the session when the room presents.
+    async fn notify(
+        &mut self,
+        primitive: Primitive,
+        attributes: Vec<Attribute>,
+    ) -> Result<(), SessionError> {
+        let sent = self
+            .endpoint
             .notify(
                 self.ids.far_end_user_id,
-                Primitive::FloorStatus,
-                status,
+                primitive,
+                attributes,
                 Purpose::Notification,
             )
-            .await
+            .await;
+        match sent {
+            Err(SessionError::Busy { max }) => {
+                tracing::warn!(%primitive, max, "BFCP notification dropped: the far end acknowledges none");
+                Ok(())
+            }
+            other => other,
+        }
     }
 }
 

@@ -515,3 +515,63 @@ async fn a_refused_floor_request_says_why() {
         "the far end refused FloorRequest: error 8 (Maximum Number of Ongoing Floor Requests Reached): one at a time"
     );
 }
+
+#[tokio::test]
+async fn a_far_end_that_acknowledges_nothing_does_not_end_the_servers_session() {
+    let (ours, far) = udp_pair().await;
+    let far_address = far.local_addr().expect("far");
+    let ours_address = ours.local_addr().expect("ours");
+    let (server, mut events) = FloorServer::start(
+        Transport::Udp {
+            socket: ours,
+            remote: far_address,
+        },
+        server_ids(),
+        quick(),
+    );
+    let mut far = ScriptedServer {
+        socket: far,
+        participant: ours_address,
+        buffer: vec![0; 2048],
+    };
+    let request = |primitive, transaction_id, attributes| Message {
+        header: Header {
+            version: Version::V2,
+            responder: false,
+            primitive,
+            conference_id: CONFERENCE,
+            transaction_id,
+            user_id: FAR_END,
+        },
+        attributes,
+    };
+    // Subscribe to the floor's status, then never acknowledge a notification.
+    far.send(request(
+        Primitive::FloorQuery,
+        1,
+        vec![Attribute::FloorId(FLOOR)],
+    ))
+    .await;
+    let (status, _) = far.receive().await;
+    assert_eq!(status.header.primitive, Primitive::FloorStatus);
+    assert_eq!(next(&mut events).await, FloorEvent::Connected);
+    // Twenty changes in a row: more notifications than may wait for acknowledgements.
+    for _ in 0..10 {
+        server.take_floor().await.expect("taken");
+        server.release_floor().await.expect("released");
+    }
+    far.send(request(Primitive::Hello, 2, vec![])).await;
+    loop {
+        let (message, _) = far.receive().await;
+        if message.header.primitive == Primitive::HelloAck {
+            break;
+        }
+        // (retransmitted notifications come in between)
+        assert_eq!(message.header.primitive, Primitive::FloorStatus);
+    }
+    server.take_floor().await.expect("the session goes on");
+    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_millis(50), events.recv()).await
+    {
+        assert!(!matches!(event, FloorEvent::Closed(_)), "{event:?}");
+    }
+}
