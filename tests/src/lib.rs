@@ -14,6 +14,7 @@
 //! # Ok::<(), roomd_tests::HarnessError>(())
 //! ```
 
+pub mod bfcp_peer;
 mod binaries;
 pub mod browser;
 mod command;

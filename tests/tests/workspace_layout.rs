@@ -141,7 +141,7 @@ fn roomctl_needs_neither_gstreamer_nor_the_tpm_stack() {
 #[test]
 fn each_crate_depends_only_on_the_crates_below_it() {
     let graph = Graph::load();
-    let expected: [(&str, &[&str]); 16] = [
+    let expected: [(&str, &[&str]); 17] = [
         ("roomd-base", &[]),
         ("roomd-attestation", &["roomd-base"]),
         ("roomd-model", &["roomd-base"]),
@@ -217,6 +217,8 @@ fn each_crate_depends_only_on_the_crates_below_it() {
         ),
         // End-to-end encryption is a leaf: frames, keys and elements, no room state.
         ("roomd-e2ee", &[]),
+        // BFCP floor control is a leaf: protocol and sessions, which SIP drives.
+        ("roomd-bfcp", &[]),
         // Provisioning applies a bundle through the core and enrols the identity; no media,
         // no API.
         (
@@ -312,6 +314,14 @@ fn only_media_and_identity_crates_reach_the_c_libraries() {
         assert!(
             !provisioning.contains(forbidden),
             "roomd-provisioning depends on {forbidden}"
+        );
+    }
+    // Floor control is protocol only: no media, no TPM, no HTTP server.
+    let bfcp = graph.closure("roomd-bfcp");
+    for forbidden in [GSTREAMER, TPM, HTTP_SERVER] {
+        assert!(
+            !bfcp.contains(forbidden),
+            "roomd-bfcp depends on {forbidden}"
         );
     }
     // Frame encryption needs GStreamer and nothing of the TPM or the API.
