@@ -54,6 +54,7 @@ PACKAGES += baresip           # tests: a real SIP peer (SDES-SRTP, H.264 via avc
 PACKAGES += kamailio kamailio-tls-modules # tests: a real SIP registrar/proxy with a TLS listener (SIPS, digest authentication)
 PACKAGES += sip-tester        # tests: SIPp, a scripted SIP peer (a caller that never sends media)
 PACKAGES += linphone-cli mediastreamer2-plugin-openh264 # tests: Linphone, a second independent SIP video peer (H.264 through openh264)
+PACKAGES += libre-dev         # tests: libre's BFCP (the library under baresip) in a small C peer compiled at test time, an independent floor control implementation
 PACKAGES += libglib2.0-bin    # tests: gdbus calls and monitors org.roomd.Room1 as an integrator would
 
 # The browser drivers in tests/browser/ run on node >= 18 and are installed with npm. Debian 12's
@@ -245,8 +246,10 @@ run: build
 	trap 'kill "$$(cat "$(DEV_DIR)/swtpm.pid")" 2>/dev/null' EXIT && \
 	"$(CURDIR)/target/release/roomd" --config "$(DEV_CONFIG)"
 
-# Run last, side by side (see the recipe): tests/tests/api_fuzz.rs and tests/tests/image_boot.rs.
+# Run last, side by side (see the recipe): tests/tests/image_boot.rs in one lane; in the other,
+# the tests that mostly wait (on a rate limit, on a session's idle time), one after the other.
 FUZZ_TEST := every_operation_holds_the_contract_under_fuzzing
+IDLE_TEST := an_open_websocket_does_not_keep_its_session_alive
 IMAGE_TESTS := the_image_boots_verified_and_updates_itself_to_the_other_slot --skip an_update_that_never_becomes_healthy_is_rolled_back_by_itself
 test: export ROOMD_BIN := $(CURDIR)/target/debug/roomd
 test: export ROOMCTL_BIN := $(CURDIR)/target/debug/roomctl
@@ -269,16 +272,19 @@ test: toolchain browser-deps schemathesis webui
 	sync; \
 	[ $$built -eq 0 ] || { cat target/image-test-image.log >&2; echo "make test: the image tests' image was not built" >&2; }; \
 	[ $$checks -eq 0 ] && [ $$built -eq 0 ]
-	cargo test --workspace -- --skip $(FUZZ_TEST) --skip $(IMAGE_TESTS)
-	@# The two longest tests last: the fuzzer waits on its own rate limit most of the time and
-	@# the image test keeps both cores busy with its two emulated guests, so they run side by
-	@# side (about 5 minutes saved). Either one failing fails `make test`.
+	cargo test --workspace -- --skip $(FUZZ_TEST) --skip $(IDLE_TEST) --skip $(IMAGE_TESTS)
+	@# The longest tests last: the image test keeps both cores busy with its two emulated
+	@# guests, while the fuzzer waits on its own rate limit and the idle-session test on a
+	@# minute of idle time, so they run beside it (about 6 minutes saved). Any one failing fails
+	@# `make test`.
 	@# `--workspace`, not `-p roomd-tests`: the same feature set as the run above, so nothing is
 	@# compiled again (with `-p`, cargo unifies features differently and rebuilt 111 crates, 58 s).
 	@cargo test --workspace --test image_boot & image=$$!; \
 	cargo test --workspace --test api_fuzz; fuzz=$$?; \
+	cargo test --workspace --test api_session_limits $(IDLE_TEST); idle=$$?; \
 	wait $$image; image=$$?; \
-	[ $$fuzz -eq 0 ] && [ $$image -eq 0 ] || { echo "make test: api_fuzz exited $$fuzz, image_boot $$image" >&2; exit 1; }
+	[ $$fuzz -eq 0 ] && [ $$idle -eq 0 ] && [ $$image -eq 0 ] || { \
+		echo "make test: api_fuzz exited $$fuzz, api_session_limits $$idle, image_boot $$image" >&2; exit 1; }
 
 # Every benchmark runs even when an earlier one misses a target; the exit status reports misses.
 bench: export ROOMD_BIN := $(CURDIR)/target/release/roomd
