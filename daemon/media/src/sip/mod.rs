@@ -10,6 +10,8 @@
 mod dtls;
 mod dtmf;
 mod ports;
+#[cfg(test)]
+mod tests;
 mod transport;
 
 use std::net::SocketAddr;
