@@ -39,7 +39,7 @@ use roomd_model::sip::IncomingCall;
 const FAR_END: &str = "far-end";
 use roomd_core::StreamStats;
 use roomd_media::sip::{Protection, SipMedia, SipPorts, SipStream, room_certificate};
-use roomd_media::{MediaKind, MediaTaps};
+use roomd_media::{Feed, MediaTaps};
 use roomd_meetings::{CallEncryption, HoldError, SipCall, SipCalls, SipFuture};
 
 /// How long the far end may take to answer (ringing included).
@@ -426,8 +426,8 @@ async fn answer_call(
     roomd_base::random::fill(&mut session_id);
     let local = LocalMedia {
         address: ip,
-        audio_port: ports.port(MediaKind::Audio),
-        video_port: ports.port(MediaKind::Video),
+        audio_port: ports.port(Feed::Microphone),
+        video_port: ports.port(Feed::Camera),
         session_id: u64::from_be_bytes(session_id) >> 1,
         dtls_fingerprint: *certificate.fingerprint(),
         camera_codec,
@@ -519,8 +519,8 @@ async fn place_call(
     let certificate = room_certificate().map_err(|e| e.to_string())?;
     let local = LocalMedia {
         address: ip,
-        audio_port: ports.port(MediaKind::Audio),
-        video_port: ports.port(MediaKind::Video),
+        audio_port: ports.port(Feed::Microphone),
+        video_port: ports.port(Feed::Camera),
         // Positive as a signed 63-bit number, as some peers parse it.
         session_id: u64::from_be_bytes(session_id) >> 1,
         dtls_fingerprint: *certificate.fingerprint(),
@@ -667,7 +667,7 @@ fn media_streams(agreed: &Agreed, offer: &LocalOffer) -> Vec<SipStream> {
     let mut streams = Vec::new();
     if let Some(audio) = &agreed.audio {
         streams.push(SipStream {
-            kind: MediaKind::Audio,
+            feed: Feed::Microphone,
             encoding: match audio.codec {
                 AudioCodec::Opus => "OPUS",
                 AudioCodec::G722 => "G722",
@@ -688,7 +688,7 @@ fn media_streams(agreed: &Agreed, offer: &LocalOffer) -> Vec<SipStream> {
             tracing::info!("SIP call: the far end takes at most {kbps} kbit/s of video");
         }
         streams.push(SipStream {
-            kind: MediaKind::Video,
+            feed: Feed::Camera,
             encoding: match video.codec {
                 VideoCodec::H264 => "H264",
                 VideoCodec::Vp8 => "VP8",

@@ -2,16 +2,21 @@
 //! SRTP keyed by SDES or DTLS, whichever the far end offered (`transport`; no WebRTC: webrtcbin
 //! cannot do SDES). The room's encoded camera and microphone go out from the taps as every
 //! meeting's do; the far end's picture and voice are decoded into the display and the speaker
-//! mix. One pipeline per call, dropped with it.
+//! mix. A call may carry a second video stream for shared content (`a=content:slides`): the
+//! room's content goes out in it only while the room holds the floor (BFCP, decided by the
+//! caller through [`SipMedia::set_content_sending`]), and the far end's content is shown as a
+//! picture of its own. One pipeline per call, dropped with it.
 
 mod dtls;
 mod dtmf;
 mod ports;
+#[cfg(test)]
+mod tests;
 mod transport;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -35,10 +40,12 @@ pub const SRTP_KEY_LEN: usize = 30;
 /// One agreed RTP stream of a call.
 #[derive(Debug, Clone)]
 pub struct SipStream {
-    /// Audio or video.
-    pub kind: MediaKind,
-    /// `OPUS`, `G722`, `PCMU`, `PCMA`, `H264` or `VP8`; video is sent only in the codec the
-    /// camera is encoded with.
+    /// What the stream carries: the room's microphones (the audio stream), its camera (the
+    /// main video stream) or its shared content (the content video stream); the far end's
+    /// side of the stream is the same kind of thing.
+    pub feed: Feed,
+    /// `OPUS`, `G722`, `PCMU`, `PCMA`, `H264` or `VP8`; video (camera or content) is sent only
+    /// in the codec the camera is encoded with.
     pub encoding: String,
     /// The agreed payload type.
     pub payload_type: u8,
@@ -48,8 +55,9 @@ pub struct SipStream {
     pub remote_rtcp: SocketAddr,
     /// How its RTP and RTCP are protected.
     pub protection: Protection,
-    /// The most the far end takes, kbit/s (its SDP's bandwidth): the camera's encoder is held
-    /// at or below it while the call lasts.
+    /// The most the far end takes, kbit/s (its SDP's bandwidth): for the camera's stream, the
+    /// camera's encoder is held at or below it while the call lasts (the content's encoder is
+    /// not held).
     pub max_kbps: Option<u32>,
     /// Audio: the payload type of RFC 4733 events (8 kHz) the far end takes, if it does.
     pub telephone_event: Option<u8>,
@@ -85,12 +93,18 @@ impl Counter {
 /// Per-stream frame and RTP byte counts of a call, for `status.meeting.streams`.
 #[derive(Debug)]
 pub struct SipCounters {
-    /// Turns true with the first far-end video frame decoded.
+    /// Turns true with the first far-end camera frame decoded.
     first_video: tokio::sync::watch::Sender<bool>,
-    /// Video frames the room sent.
+    /// Turns true with the first far-end content frame decoded.
+    first_content: tokio::sync::watch::Sender<bool>,
+    /// Camera frames the room sent.
     pub video_sent: Counter,
-    /// Video frames the room decoded.
+    /// Far-end camera frames the room decoded.
     pub video_received: Counter,
+    /// Content frames the room sent (only those let through while it held the floor).
+    pub content_sent: Counter,
+    /// Far-end content frames the room decoded.
+    pub content_received: Counter,
     /// Audio frames the room sent.
     pub audio_sent: Counter,
     /// Audio frames the room decoded.
@@ -101,8 +115,11 @@ impl Default for SipCounters {
     fn default() -> Self {
         SipCounters {
             first_video: tokio::sync::watch::channel(false).0,
+            first_content: tokio::sync::watch::channel(false).0,
             video_sent: Counter::default(),
             video_received: Counter::default(),
+            content_sent: Counter::default(),
+            content_received: Counter::default(),
             audio_sent: Counter::default(),
             audio_received: Counter::default(),
         }
@@ -110,18 +127,29 @@ impl Default for SipCounters {
 }
 
 impl SipCounters {
-    fn of(&self, kind: MediaKind, sent: bool) -> &Counter {
-        match (kind, sent) {
-            (MediaKind::Video, true) => &self.video_sent,
-            (MediaKind::Video, false) => &self.video_received,
-            (MediaKind::Audio, true) => &self.audio_sent,
-            (MediaKind::Audio, false) => &self.audio_received,
+    fn of(&self, feed: Feed, sent: bool) -> &Counter {
+        match (feed, sent) {
+            (Feed::Camera, true) => &self.video_sent,
+            (Feed::Camera, false) => &self.video_received,
+            (Feed::Content, true) => &self.content_sent,
+            (Feed::Content, false) => &self.content_received,
+            (Feed::Microphone, true) => &self.audio_sent,
+            (Feed::Microphone, false) => &self.audio_received,
+        }
+    }
+
+    /// The watch that turns true with the first far-end frame of `feed` (pictures only).
+    fn first_frame(&self, feed: Feed) -> Option<&tokio::sync::watch::Sender<bool>> {
+        match feed {
+            Feed::Camera => Some(&self.first_video),
+            Feed::Content => Some(&self.first_content),
+            Feed::Microphone => None,
         }
     }
 }
 
-/// Counts the RTP bytes through `pad` into `counters`' `kind`, `sent` or received.
-fn count_rtp_bytes(pad: &gst::Pad, counters: &Arc<SipCounters>, kind: MediaKind, sent: bool) {
+/// Counts the RTP bytes through `pad` into `counters`' `feed`, `sent` or received.
+fn count_rtp_bytes(pad: &gst::Pad, counters: &Arc<SipCounters>, feed: Feed, sent: bool) {
     let counters = counters.clone();
     pad.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
@@ -131,7 +159,7 @@ fn count_rtp_bytes(pad: &gst::Pad, counters: &Arc<SipCounters>, kind: MediaKind,
                 Some(gst::PadProbeData::BufferList(list)) => list.iter().map(|b| b.size()).sum(),
                 _ => 0,
             };
-            counters.of(kind, sent).add_bytes(bytes);
+            counters.of(feed, sent).add_bytes(bytes);
             gst::PadProbeReturn::Ok
         },
     );
@@ -147,8 +175,46 @@ pub struct SipMedia {
     /// Every stream runs SRTP (SDES or DTLS); DTLS ones count once their handshake is checked.
     protected: bool,
     dtls: Arc<DtlsState>,
+    /// The room's content going out, when the call has a content stream and the room a
+    /// content input.
+    content: Option<ContentSender>,
+    /// Whether the call was asked once already to send content it cannot send (logged once).
+    content_unsendable_told: AtomicBool,
     _subscriptions: Vec<TapSubscription>,
     _slots: Arc<std::sync::Mutex<Slots>>,
+}
+
+/// The room's content between its tap and its payloader: a valve, open only while the room
+/// holds the floor.
+struct ContentSender {
+    valve: gst::Element,
+    /// Set as the valve opens: delta frames are held back until the next keyframe, so that
+    /// the far end's decoder starts on a whole picture rather than on references it never got.
+    awaiting_keyframe: Arc<AtomicBool>,
+    taps: MediaTaps,
+}
+
+impl ContentSender {
+    /// Opens or closes the valve; opening asks the content encoder for a keyframe.
+    fn set_sending(&self, on: bool) {
+        let sending = !self.valve.property::<bool>("drop");
+        if sending == on {
+            return;
+        }
+        if on {
+            self.awaiting_keyframe.store(true, Ordering::Release);
+            self.valve.set_property("drop", false);
+            if !self.taps.request_keyframe_of(Feed::Content) {
+                tracing::debug!("SIP call: no content encoder runs to ask for a keyframe");
+            }
+        } else {
+            self.valve.set_property("drop", true);
+        }
+        tracing::info!(
+            "SIP call: the room's content {}",
+            if on { "goes out" } else { "is held back" }
+        );
+    }
 }
 
 #[derive(Default)]
@@ -160,6 +226,15 @@ struct Slots {
 impl Drop for SipMedia {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// `audio`, `video` or `content`: a stream's name in logs and element names.
+fn stream_name(feed: Feed) -> &'static str {
+    match feed {
+        Feed::Microphone => "audio",
+        Feed::Camera => "video",
+        Feed::Content => "content",
     }
 }
 
@@ -195,19 +270,22 @@ impl SipMedia {
         let dtls = Arc::new(DtlsState::default());
         let mut sessions = std::collections::HashMap::new();
         let mut dtmf = None;
+        let mut content = None;
         for (session, stream) in streams.iter().enumerate() {
             let session = session as u32;
             sessions.insert(session, stream.clone());
             let mut rtp_out = None;
-            if let Some((subscription, events)) =
-                add_sender(&pipeline, &rtpbin, taps, session, stream, &counters)?
+            if let Some(sender) = add_sender(&pipeline, &rtpbin, taps, session, stream, &counters)?
             {
-                subscriptions.push(subscription);
-                if let (None, Some(source)) = (&dtmf, events) {
+                subscriptions.push(sender.subscription);
+                if let (None, Some(source)) = (&dtmf, sender.events) {
                     dtmf = Some(dtmf_player(&source)?);
                 }
+                if let (None, Some(floor)) = (&content, sender.content) {
+                    content = Some(floor);
+                }
                 let pad = static_pad(&rtpbin, &format!("send_rtp_src_{session}"))?;
-                count_rtp_bytes(&pad, &counters, stream.kind, true);
+                count_rtp_bytes(&pad, &counters, stream.feed, true);
                 rtp_out = Some(pad);
             }
             let pads = SessionPads {
@@ -217,20 +295,22 @@ impl SipMedia {
                 rtp_in: request_pad(&rtpbin, &format!("recv_rtp_sink_{session}"))?,
                 rtcp_in: request_pad(&rtpbin, &format!("recv_rtcp_sink_{session}"))?,
             };
-            let keyframe: Option<Arc<dyn Fn() + Send + Sync>> = match stream.kind {
-                MediaKind::Video => {
+            // A keyframe asked for in this stream is one of the encoder feeding it: the
+            // camera's for the main video, the content's for the content stream.
+            let keyframe: Option<Arc<dyn Fn() + Send + Sync>> = match stream.feed {
+                feed @ (Feed::Camera | Feed::Content) => {
                     let taps = taps.clone();
                     Some(Arc::new(move || {
-                        taps.request_keyframe_of(Feed::Camera);
+                        taps.request_keyframe_of(feed);
                     }))
                 }
-                MediaKind::Audio => None,
+                Feed::Microphone => None,
             };
             transport::connect(
                 &pipeline,
                 pads,
                 stream,
-                ports.pair(stream.kind),
+                ports.pair(stream.feed),
                 ports.local_ip,
                 &dtls,
                 keyframe,
@@ -282,7 +362,7 @@ impl SipMedia {
                 &counters_for_pads,
                 &slots_for_pads,
             ) {
-                tracing::warn!("SIP call: cannot play the far end's {:?}: {e}", stream.kind);
+                tracing::warn!("SIP call: cannot play the far end's {:?}: {e}", stream.feed);
             }
         });
         // Errors of the call's elements (a stream that cannot be negotiated or decoded) go to
@@ -311,6 +391,8 @@ impl SipMedia {
             counters,
             protected,
             dtls,
+            content,
+            content_unsendable_told: AtomicBool::new(false),
             _subscriptions: subscriptions,
             _slots: slots,
         })
@@ -321,9 +403,31 @@ impl SipMedia {
         &self.counters
     }
 
-    /// Turns true when the first far-end video frame is decoded (it goes to the display).
+    /// Turns true when the first far-end camera frame is decoded (it goes to the display).
     pub fn first_video_frame(&self) -> tokio::sync::watch::Receiver<bool> {
         self.counters.first_video.subscribe()
+    }
+
+    /// Turns true when the first far-end content frame is decoded (it goes to the display).
+    pub fn first_content_frame(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.counters.first_content.subscribe()
+    }
+
+    /// Lets the room's content out in the call's content stream (`on`, while the room holds
+    /// the floor) or holds it back; opening asks the content encoder for a keyframe. Nothing
+    /// happens when the call has no content stream or the room no content input.
+    pub fn set_content_sending(&self, on: bool) {
+        match &self.content {
+            Some(sender) => sender.set_sending(on),
+            None => {
+                if !self.content_unsendable_told.swap(true, Ordering::Relaxed) {
+                    tracing::info!(
+                        "SIP call: the room sends no content in this call (no content stream, \
+                         or no content input to send in it)"
+                    );
+                }
+            }
+        }
     }
 
     /// Whether every stream runs through SRTP in both directions, keyed (a DTLS stream once
@@ -377,7 +481,17 @@ fn static_pad(element: &gst::Element, name: &str) -> Result<gst::Pad, MediaError
         .ok_or_else(|| build_error(format!("no {name} pad")))
 }
 
+/// What `add_sender` built for one stream.
+struct Sender {
+    subscription: TapSubscription,
+    /// The RFC 4733 event source (audio, when the far end takes events).
+    events: Option<gst::Element>,
+    /// The floor's valve (content).
+    content: Option<ContentSender>,
+}
+
 /// appsrc (the room's encoded feed) → payloader → rtpbin; `transport` takes it from there.
+/// Content passes a valve, closed at first, before its payloader.
 fn add_sender(
     pipeline: &gst::Pipeline,
     rtpbin: &gst::Element,
@@ -385,33 +499,38 @@ fn add_sender(
     session: u32,
     stream: &SipStream,
     counters: &Arc<SipCounters>,
-) -> Result<Option<(TapSubscription, Option<gst::Element>)>, MediaError> {
-    let (feed, payloader) = match (stream.kind, stream.encoding.as_str()) {
-        (MediaKind::Video, "H264") => {
+) -> Result<Option<Sender>, MediaError> {
+    let feed = stream.feed;
+    if feed == Feed::Content && !taps.has_content() {
+        tracing::info!("SIP call: the room has no content input; the content stream only receives");
+        return Ok(None);
+    }
+    let payloader = match (feed, stream.encoding.as_str()) {
+        (Feed::Camera | Feed::Content, "H264") => {
             if taps.video_codec() != Some(crate::Codec::H264) {
-                tracing::warn!("SIP call: the camera is not encoded as H.264; sending no video");
+                tracing::warn!("SIP call: the camera is not encoded as H.264; sending no {feed:?}");
                 return Ok(None);
             }
             let pay = make("rtph264pay")?;
             pay.set_property("config-interval", -1i32);
             pay.set_property_from_str("aggregate-mode", "zero-latency");
-            (Feed::Camera, pay)
+            pay
         }
-        (MediaKind::Video, "VP8") => {
+        (Feed::Camera | Feed::Content, "VP8") => {
             if taps.video_codec() != Some(crate::Codec::Vp8) {
-                tracing::warn!("SIP call: the camera is not encoded as VP8; sending no video");
+                tracing::warn!("SIP call: the camera is not encoded as VP8; sending no {feed:?}");
                 return Ok(None);
             }
             let pay = make("rtpvp8pay")?;
             pay.set_property_from_str("picture-id-mode", "15-bit");
-            (Feed::Camera, pay)
+            pay
         }
-        (MediaKind::Audio, "OPUS") => (Feed::Microphone, make("rtpopuspay")?),
-        (MediaKind::Audio, "G722") => (Feed::Microphone, make("rtpg722pay")?),
-        (MediaKind::Audio, "PCMU") => (Feed::Microphone, make("rtppcmupay")?),
-        (MediaKind::Audio, "PCMA") => (Feed::Microphone, make("rtppcmapay")?),
-        (kind, encoding) => {
-            tracing::warn!("SIP call: cannot send {kind:?} as {encoding}");
+        (Feed::Microphone, "OPUS") => make("rtpopuspay")?,
+        (Feed::Microphone, "G722") => make("rtpg722pay")?,
+        (Feed::Microphone, "PCMU") => make("rtppcmupay")?,
+        (Feed::Microphone, "PCMA") => make("rtppcmapay")?,
+        (feed, encoding) => {
+            tracing::warn!("SIP call: cannot send {feed:?} as {encoding}");
             return Ok(None);
         }
     };
@@ -451,19 +570,36 @@ fn add_sender(
         }
         _ => Vec::new(),
     };
+    // The floor's valve sits before the payloader, so that the payloader numbers only what
+    // goes out (no sequence gap the far end would take for loss), and lets the caps and
+    // segment through while closed, so that the stream is negotiated before the first floor
+    // and a buffer can go out the moment the valve opens.
+    let valve = match feed {
+        Feed::Content => {
+            let valve = make("valve")?;
+            valve.set_property_from_str("drop-mode", "forward-sticky-events");
+            valve.set_property("drop", true);
+            Some(valve)
+        }
+        Feed::Camera | Feed::Microphone => None,
+    };
     pipeline
         .add_many([appsrc.upcast_ref::<gst::Element>(), &payloader])
         .map_err(build_error)?;
     let mut chain: Vec<&gst::Element> = vec![appsrc.upcast_ref()];
     pipeline.add_many(&transcode).map_err(build_error)?;
     chain.extend(transcode.iter());
+    if let Some(valve) = &valve {
+        pipeline.add(valve).map_err(build_error)?;
+        chain.push(valve);
+    }
     chain.push(&payloader);
     gst::Element::link_many(chain).map_err(build_error)?;
     let rtp_in = request_pad(rtpbin, &format!("send_rtp_sink_{session}"))?;
     // DTMF: RFC 4733 events share the voice's SSRC through rtpdtmfmux, which drops the voice
     // while a tone is sent.
-    let dtmf = match (stream.kind, stream.telephone_event) {
-        (MediaKind::Audio, Some(pt)) => {
+    let dtmf = match (feed, stream.telephone_event) {
+        (Feed::Microphone, Some(pt)) => {
             let mux = make("rtpdtmfmux")?;
             let source = make("rtpdtmfsrc")?;
             source.set_property("pt", u32::from(pt));
@@ -488,26 +624,34 @@ fn add_sender(
             None
         }
     };
-    if let Some(src) = appsrc.static_pad("src") {
-        let taps_for_keyframes = taps.clone();
-        src.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
-            if let Some(event) = info.event()
-                && gstreamer_video::UpstreamForceKeyUnitEvent::parse(event).is_ok()
-            {
-                taps_for_keyframes.request_keyframe_of(feed);
-            }
-            gst::PadProbeReturn::Ok
-        });
-        let counters = counters.clone();
-        let kind = stream.kind;
-        src.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            match kind {
-                MediaKind::Video => counters.video_sent.add(),
-                MediaKind::Audio => counters.audio_sent.add(),
-            }
-            gst::PadProbeReturn::Ok
-        });
-    }
+    let src = static_pad(appsrc.upcast_ref(), "src")?;
+    let taps_for_keyframes = taps.clone();
+    src.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+        if let Some(event) = info.event()
+            && gstreamer_video::UpstreamForceKeyUnitEvent::parse(event).is_ok()
+        {
+            taps_for_keyframes.request_keyframe_of(feed);
+        }
+        gst::PadProbeReturn::Ok
+    });
+    let content = match &valve {
+        Some(valve) => {
+            let awaiting_keyframe = Arc::new(AtomicBool::new(false));
+            let out = static_pad(valve, "src")?;
+            hold_until_keyframe(&out, awaiting_keyframe.clone());
+            // Counted after the valve and the hold: what goes out, not what the room encodes.
+            count_frames(&out, counters, feed);
+            Some(ContentSender {
+                valve: valve.clone(),
+                awaiting_keyframe,
+                taps: taps.clone(),
+            })
+        }
+        None => {
+            count_frames(&src, counters, feed);
+            None
+        }
+    };
     let subscription = taps.subscribe_feed(feed, &appsrc);
     if feed == Feed::Camera {
         if let Some(kbps) = stream.max_kbps {
@@ -515,9 +659,44 @@ fn add_sender(
         }
         taps.request_keyframe_of(feed);
     }
-    Ok(Some((subscription, dtmf)))
+    Ok(Some(Sender {
+        subscription,
+        events: dtmf,
+        content,
+    }))
 }
 
+/// Counts the buffers (encoded frames) through `pad` as `feed`'s sent frames.
+fn count_frames(pad: &gst::Pad, counters: &Arc<SipCounters>, feed: Feed) {
+    let counters = counters.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        counters.of(feed, true).add();
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Drops the delta frames through `pad` while `awaiting` is set, until a keyframe passes (it
+/// clears `awaiting`).
+fn hold_until_keyframe(pad: &gst::Pad, awaiting: Arc<AtomicBool>) {
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if !awaiting.load(Ordering::Acquire) {
+            return gst::PadProbeReturn::Ok;
+        }
+        match info.buffer() {
+            Some(buffer) if buffer.flags().contains(gst::BufferFlags::DELTA_UNIT) => {
+                gst::PadProbeReturn::Drop
+            }
+            _ => {
+                awaiting.store(false, Ordering::Release);
+                gst::PadProbeReturn::Ok
+            }
+        }
+    });
+}
+
+/// The far end's RTP of `stream` arrived on rtpbin's `pad` (one per far-end SSRC): its decoded
+/// frames go to the display or the speaker mix through an appsink named
+/// `far_end_{stream}_{pad}` (`far_end_content_recv_rtp_src_1_…`).
 fn on_remote_stream(
     pipeline: &gst::Pipeline,
     pad: &gst::Pad,
@@ -527,7 +706,8 @@ fn on_remote_stream(
     counters: &Arc<SipCounters>,
     slots: &Arc<std::sync::Mutex<Slots>>,
 ) -> Result<(), MediaError> {
-    let mut elements = match (stream.kind, stream.encoding.as_str()) {
+    let kind = stream.feed.kind();
+    let mut elements = match (kind, stream.encoding.as_str()) {
         (MediaKind::Video, "H264") => {
             let depay = make("rtph264depay")?;
             depay.set_property("request-keyframe", true);
@@ -573,24 +753,37 @@ fn on_remote_stream(
             return Err(build_error(format!("cannot play {kind:?} as {encoding}")));
         }
     };
-    let appsink = gst_app::AppSink::builder().sync(false).build();
+    let appsink = gst_app::AppSink::builder()
+        .name(format!(
+            "far_end_{}_{}",
+            stream_name(stream.feed),
+            pad.name()
+        ))
+        .sync(false)
+        .build();
     let Ok(mut slots) = slots.lock() else {
         return Err(build_error("slots poisoned"));
     };
-    match stream.kind {
+    let feed = stream.feed;
+    match kind {
         MediaKind::Video => {
-            let slot = Arc::new(taps.add_remote_video(label)?);
+            // The far end's content is a picture of its own beside its camera's; the display's
+            // layout places both.
+            let slot = Arc::new(match feed {
+                Feed::Content => taps.add_remote_video(&format!("{label} (content)"))?,
+                Feed::Camera | Feed::Microphone => taps.add_remote_video(label)?,
+            });
             let shown = slot.clone();
             let counters = counters.clone();
             appsink.set_callbacks(
                 gst_app::AppSinkCallbacks::builder()
                     .new_sample(move |sink| {
                         let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                        counters.video_received.add();
+                        counters.of(feed, false).add();
                         shown.push(&sample);
-                        counters
-                            .first_video
-                            .send_if_modified(|first| !std::mem::replace(first, true));
+                        if let Some(first) = counters.first_frame(feed) {
+                            first.send_if_modified(|first| !std::mem::replace(first, true));
+                        }
                         Ok(gst::FlowSuccess::Ok)
                     })
                     .build(),
@@ -623,10 +816,10 @@ fn on_remote_stream(
     for element in elements.iter().rev() {
         let _ = element.sync_state_with_parent();
     }
-    count_rtp_bytes(pad, counters, stream.kind, false);
+    count_rtp_bytes(pad, counters, feed, false);
     let depayloader = static_pad(&elements[0], "sink")?;
     link_pads(pad, &depayloader)?;
-    if stream.kind == MediaKind::Video {
+    if kind == MediaKind::Video {
         // The far end's first keyframe may have gone by before this stream was set up (it
         // starts sending with its answer): ask for one now (rtpbin sends it as RTCP PLI or FIR)
         // rather than wait for its next periodic one.

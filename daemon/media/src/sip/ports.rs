@@ -10,7 +10,8 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 
 use super::make;
-use crate::{MediaError, MediaKind};
+use crate::MediaError;
+use crate::taps::Feed;
 
 /// Tries at finding an even port whose odd neighbour is free too.
 const ATTEMPTS: usize = 32;
@@ -33,11 +34,13 @@ impl Drop for PortPair {
     }
 }
 
-/// The audio and video port pairs of a call on one address.
+/// The port pairs of a call on one address: its audio, its main video (the camera) and its
+/// content video (slides shared in the call).
 pub struct SipPorts {
     pub(super) local_ip: IpAddr,
     pub(super) audio: PortPair,
     pub(super) video: PortPair,
+    pub(super) content: PortPair,
 }
 
 impl std::fmt::Debug for SipPorts {
@@ -46,29 +49,34 @@ impl std::fmt::Debug for SipPorts {
             .field("local_ip", &self.local_ip)
             .field("audio", &self.audio.port)
             .field("video", &self.video.port)
+            .field("content", &self.content.port)
             .finish()
     }
 }
 
 impl SipPorts {
-    /// Binds two pairs of neighbouring ports (RTP even, RTCP the next) on `local_ip`.
+    /// Binds three pairs of neighbouring ports (RTP even, RTCP the next) on `local_ip`, one
+    /// for each feed. The content pair is bound whether or not the call will carry content:
+    /// the room's offer names it before the far end's answer says.
     pub fn bind(local_ip: IpAddr) -> Result<SipPorts, MediaError> {
         Ok(SipPorts {
             local_ip,
             audio: bind_pair(local_ip)?,
             video: bind_pair(local_ip)?,
+            content: bind_pair(local_ip)?,
         })
     }
 
-    /// The RTP port of `kind` (RTCP on the next).
-    pub fn port(&self, kind: MediaKind) -> u16 {
-        self.pair(kind).port
+    /// The RTP port of the stream carrying `feed` (RTCP on the next).
+    pub fn port(&self, feed: Feed) -> u16 {
+        self.pair(feed).port
     }
 
-    pub(super) fn pair(&self, kind: MediaKind) -> &PortPair {
-        match kind {
-            MediaKind::Audio => &self.audio,
-            MediaKind::Video => &self.video,
+    pub(super) fn pair(&self, feed: Feed) -> &PortPair {
+        match feed {
+            Feed::Microphone => &self.audio,
+            Feed::Camera => &self.video,
+            Feed::Content => &self.content,
         }
     }
 }
@@ -112,19 +120,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn two_pairs_of_neighbouring_ports_are_held_until_dropped() {
+    fn three_pairs_of_neighbouring_ports_are_held_until_dropped() {
         gst::init().unwrap();
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         let ports = SipPorts::bind(ip).unwrap();
-        for kind in [MediaKind::Audio, MediaKind::Video] {
-            let port = ports.port(kind);
+        let feeds = [Feed::Microphone, Feed::Camera, Feed::Content];
+        for feed in feeds {
+            let port = ports.port(feed);
             assert_eq!(port % 2, 0);
             // Held: nobody else can bind them.
             assert!(std::net::UdpSocket::bind((ip, port)).is_err());
             assert!(std::net::UdpSocket::bind((ip, port + 1)).is_err());
         }
-        let audio = ports.port(MediaKind::Audio);
+        let held: std::collections::HashSet<u16> = feeds.iter().map(|f| ports.port(*f)).collect();
+        assert_eq!(held.len(), 3, "{ports:?}");
+        let debug = format!("{ports:?}");
+        for feed in ["audio", "video", "content"] {
+            assert!(debug.contains(feed), "{debug}");
+        }
         drop(ports);
-        assert!(std::net::UdpSocket::bind((ip, audio)).is_ok());
+        for port in held {
+            assert!(std::net::UdpSocket::bind((ip, port)).is_ok());
+            assert!(std::net::UdpSocket::bind((ip, port + 1)).is_ok());
+        }
     }
 }

@@ -13,7 +13,9 @@ use gstreamer::prelude::*;
 
 use super::dtls::{self, Association, DtlsState, FINGERPRINT_LEN};
 use super::ports::PortPair;
-use super::{SRTP_KEY_LEN, SipStream, build_error, link_pads, make, request_pad, static_pad};
+use super::{
+    SRTP_KEY_LEN, SipStream, build_error, link_pads, make, request_pad, static_pad, stream_name,
+};
 use crate::{MediaError, MediaKind};
 
 /// How a stream's RTP and RTCP are protected.
@@ -74,7 +76,7 @@ pub(super) struct SessionPads {
 }
 
 /// Links `pads` to the network for `stream` on `local_ip`.
-/// `keyframe` asks the stream's encoder for a keyframe (video).
+/// `keyframe` asks the encoder of the stream's feed for a keyframe (video).
 pub(super) fn connect(
     pipeline: &gst::Pipeline,
     pads: SessionPads,
@@ -109,10 +111,7 @@ pub(super) fn connect(
             remote_fingerprint,
             rtcp_mux,
         } => {
-            let kind = match stream.kind {
-                MediaKind::Audio => "audio",
-                MediaKind::Video => "video",
-            };
+            let kind = stream_name(stream.feed);
             let association = |name: String, on_open| DtlsAssociation {
                 client: *client,
                 expected: *remote_fingerprint,
@@ -206,7 +205,7 @@ impl DtlsAssociation<'_> {
 
 /// The caps the far end's RTP has in `stream`.
 pub(super) fn rtp_caps(name: &str, stream: &SipStream) -> gst::Caps {
-    let (media, clock_rate) = match stream.kind {
+    let (media, clock_rate) = match stream.feed.kind() {
         MediaKind::Video => ("video", 90000),
         // G.722's RTP clock is 8 kHz too (RFC 3551).
         MediaKind::Audio if stream.encoding == "OPUS" => ("audio", 48000),

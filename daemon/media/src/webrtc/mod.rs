@@ -174,5 +174,6 @@ pub enum PeerError {
     DataChannel(#[source] gstreamer::glib::Error),
 }
 
+// The SIP media's tests run their calls on the rooms these tests build.
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -66,8 +66,8 @@ impl Drop for NonLoopback {
 
 /// The room's media branches at test size, in a meeting (so they encode), handed to taps as
 /// the engine does. Dropping the returned guard stops them.
-struct Room {
-    taps: MediaTaps,
+pub(crate) struct Room {
+    pub(crate) taps: MediaTaps,
     video: VideoBranch,
     audio: AudioBranch,
 }
@@ -103,7 +103,7 @@ fn room_encoding_with(encoder: &str) -> Room {
 
 /// A room in a meeting whose content input is shared, at 256x144 (the camera is 320x180, so
 /// that a receiver can tell the two apart).
-fn room_sharing_content() -> Room {
+pub(crate) fn room_sharing_content() -> Room {
     room_built("x264enc", true)
 }
 
