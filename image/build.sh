@@ -114,12 +114,7 @@ mirror=${ROOMD_IMAGE_MIRROR:-http://deb.debian.org/debian}
 security_mirror=${ROOMD_IMAGE_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 mmdebstrap --mode=root --variant=minbase --format=directory \
     --aptopt='Acquire::Retries "3"' \
-    --dpkgopt='path-exclude=/usr/share/man/*' \
-    --dpkgopt='path-exclude=/usr/share/locale/*' \
-    --dpkgopt='path-include=/usr/share/locale/locale.alias' \
-    --dpkgopt='path-exclude=/usr/share/doc/*' \
-    --dpkgopt='path-include=/usr/share/doc/*/copyright' \
-    --dpkgopt='path-include=/usr/share/doc/roomd/*' \
+    --dpkgopt="$here/dpkg-filters.cfg" \
     --include=linux-image-amd64,systemd-sysv,udev,initramfs-tools,cryptsetup-bin,systemd-boot-efi \
     --include=fdisk,e2fsprogs,tpm-udev,libtss2-rc0,dbus,zstd,rauc,rauc-service,systemd-boot,polkitd \
     --include=systemd-timesyncd \
@@ -134,6 +129,41 @@ mmdebstrap --mode=root --variant=minbase --format=directory \
     "deb $mirror bookworm main" \
     "deb $mirror bookworm-updates main" \
     "deb $security_mirror bookworm-security main"
+
+# --- 1b. What dpkg-filters.cfg left out is needed by nothing left in ------------------------------
+# A filter that dropped a library a program still links, or a module another module calls,
+# would fail only on the box, when that program or module loads. A needed library counts as
+# present when a file of that name is anywhere in the root (RUNPATHs point into subfolders).
+step "checking that nothing in the root needs what dpkg-filters.cfg left out"
+check_start=$SECONDS
+find "$root" -xdev \( -type f -o -type l \) -name '*.so*' -printf '%f\n' | LC_ALL=C sort -u > "$work/present.txt"
+# (readelf fails on the scripts among the executables: that is not an error here.)
+find "$root/usr" -xdev -type f \( -name '*.so*' -o -perm -u+x \) -print0 \
+    | { xargs -0 readelf --dynamic 2>/dev/null || true; } \
+    | awk '/^File: / { file = $2 } /\(NEEDED\)/ { gsub(/[][]/, "", $5); print $5, file }' \
+    | LC_ALL=C sort -u > "$work/needed.txt"
+# libcaca's OpenGL output plugin links OpenGL utility libraries no package of the image brings
+# (it is loaded only when asked for): absent with or without the filters.
+unmet=$(LC_ALL=C join -v 1 "$work/needed.txt" "$work/present.txt" | sed "s|$root||" \
+    | grep -v ' /usr/lib/[^ ]*/caca/' || true)
+[ -z "$unmet" ] || {
+    printf 'build.sh: these libraries are linked but not in the root (see image/dpkg-filters.cfg):\n%s\n' "$unmet" >&2
+    exit 1
+}
+# Each module names the modules it needs in its own modinfo (`depends`, written when the kernel
+# was built): every one of them must still be there.
+(cd "$root" && find lib/modules -name '*.ko' -printf '%f\n') | sed 's/\.ko$//; s/-/_/g' \
+    | LC_ALL=C sort -u > "$work/modules.txt"
+unknown=$(cd "$root" && find lib/modules -name '*.ko' -print0 \
+    | { xargs -0 chroot "$root" modinfo 2>/dev/null || true; } \
+    | awk '/^filename:/ { file = $2 }
+           /^depends:/ && NF > 1 { n = split($2, d, ","); for (i = 1; i <= n; i++) { gsub(/-/, "_", d[i]); print d[i], file } }' \
+    | LC_ALL=C sort -u | LC_ALL=C join -v 1 - "$work/modules.txt")
+[ -z "$unknown" ] || {
+    printf 'build.sh: kernel modules left in need modules image/dpkg-filters.cfg left out:\n%s\n' "$unknown" >&2
+    exit 1
+}
+echo "build.sh: checked in $((SECONDS - check_start)) s" >&2
 
 # --- 2. Make it a roomd box ----------------------------------------------------------------------
 step "configuring the root"
