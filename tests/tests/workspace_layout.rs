@@ -200,12 +200,14 @@ fn each_crate_depends_only_on_the_crates_below_it() {
                 "roomd-update",
             ],
         ),
-        // SIP: signalling, SDP and its own media graph; meetings reach it through a trait.
+        // SIP: signalling, SDP, content floor control (BFCP) and its own media graph;
+        // meetings reach it through a trait.
         (
             "roomd-sip",
             &[
                 "roomd-attestation",
                 "roomd-base",
+                "roomd-bfcp",
                 "roomd-core",
                 "roomd-e2ee",
                 "roomd-hardware",

@@ -485,6 +485,23 @@ pub struct MeetingStatus {
     /// Whether the far end put the call on hold (its re-INVITE said `sendonly` or `inactive`;
     /// SIP calls only).
     pub far_end_on_hold: bool,
+    /// Who holds the floor of the content stream (BFCP; SIP calls that agreed content only).
+    pub content_floor: ContentFloor,
+}
+
+/// Who may send content in a meeting with floor control (`status.meeting.content_floor`),
+/// from the floor control session's own messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ContentFloor {
+    /// The meeting has no floor control (no SIP call, or no content agreed in it).
+    None,
+    /// Nobody holds the floor.
+    Free,
+    /// The room holds it: its content goes out.
+    Room,
+    /// The far end holds it: its content is shown.
+    FarEnd,
 }
 
 /// `status.meeting.e2ee`: whether the meeting is end-to-end encrypted and with whom.
@@ -571,6 +588,7 @@ impl MeetingStatus {
             e2ee: E2eeStatus::off(),
             on_hold: false,
             far_end_on_hold: false,
+            content_floor: ContentFloor::None,
         }
     }
 }
@@ -761,6 +779,13 @@ pub enum MeetingReport {
         /// Whether it holds the call now.
         on_hold: bool,
     },
+    /// The floor of the content stream changed hands (or floor control started or ended).
+    ContentFloor {
+        /// The plan generation this is about.
+        generation: u64,
+        /// Who holds it now.
+        floor: ContentFloor,
+    },
     /// The first picture of a remote participant reached the display.
     FirstRemoteFrame {
         /// The plan generation this is about.
@@ -784,6 +809,7 @@ impl MeetingReport {
             | MeetingReport::E2ee { generation, .. }
             | MeetingReport::HoldFailed { generation, .. }
             | MeetingReport::FarEndHold { generation, .. }
+            | MeetingReport::ContentFloor { generation, .. }
             | MeetingReport::FirstRemoteFrame { generation, .. } => *generation,
         }
     }

@@ -394,6 +394,9 @@ impl MeetingDesk {
                 status.on_hold = on_hold;
                 events.push(RoomEvent::MeetingHoldFailed { on_hold, reason });
             }
+            MeetingReport::ContentFloor { floor, .. } => {
+                status.content_floor = floor;
+            }
             MeetingReport::FarEndHold { on_hold, .. } => {
                 if status.far_end_on_hold != on_hold {
                     status.far_end_on_hold = on_hold;

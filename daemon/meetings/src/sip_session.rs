@@ -2,7 +2,8 @@
 //! account. The signalling and SDP live in `roomd-sip`, which sits above this crate and reaches
 //! it through [`SipCalls`] (so that the meetings crate does not depend on the SIP stack). A call
 //! is not redialled: a refusal, an answer the room cannot accept or the far end hanging up ends
-//! the meeting with the reason.
+//! the meeting with the reason. While the room shares content (`video.content.start`), the call
+//! asks for the floor of its content stream (BFCP), where the far end agreed one.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,8 +11,8 @@ use std::sync::Arc;
 
 use super::session::SessionContext;
 use roomd_core::{
-    MediaState, MeetingReport, MeetingState, MeetingTarget, Participant, ParticipantState,
-    StreamStats,
+    ContentFloor, MediaState, MeetingReport, MeetingState, MeetingTarget, Participant,
+    ParticipantState, StreamStats,
 };
 
 /// The far end's id in `status.meeting.participants` and `streams`.
@@ -118,6 +119,12 @@ pub trait SipCall: Send {
     fn hold(&mut self, hold: bool) -> SipFuture<'_, Result<(), HoldError>>;
     /// Ends the call from the room's side (BYE).
     fn hang_up(self: Box<Self>) -> SipFuture<'static, ()>;
+    /// Who holds the floor of the call's content stream, as it changes ([`ContentFloor::None`]
+    /// throughout when the call agreed no content).
+    fn content_floor(&self) -> tokio::sync::watch::Receiver<ContentFloor>;
+    /// Asks for the floor and sends the room's content once granted (`share`), or gives the
+    /// floor back; an error says why not (e.g. no content agreed in this call).
+    fn share_content(&mut self, share: bool) -> SipFuture<'_, Result<(), String>>;
 }
 
 pub(crate) async fn run(ctx: SessionContext) {
@@ -180,6 +187,14 @@ pub(crate) async fn run(ctx: SessionContext) {
     let mut far_end_hold = call.far_end_hold();
     let mut first_video = call.first_video_frame();
     let mut first_video_reported = false;
+    let mut content_floor = call.content_floor();
+    let report = MeetingReport::ContentFloor {
+        generation: ctx.generation(),
+        floor: *content_floor.borrow_and_update(),
+    };
+    let _ = ctx.room.meeting_report(report).await;
+    let mut room_status = ctx.room.watch_status();
+    let mut content_wanted = false;
     // The RTP timeout: when the far end's media last arrived (or the call was held, when none
     // is due).
     let mut media_seen = tokio::time::Instant::now();
@@ -196,6 +211,29 @@ pub(crate) async fn run(ctx: SessionContext) {
                     since_join_ms,
                 };
                 let _ = ctx.room.meeting_report(report).await;
+            }
+            Ok(()) = content_floor.changed() => {
+                let floor = *content_floor.borrow_and_update();
+                let report = MeetingReport::ContentFloor {
+                    generation: ctx.generation(),
+                    floor,
+                };
+                let _ = ctx.room.meeting_report(report).await;
+            }
+            // Only a change of the sharing state matters; the status changes every second
+            // (the call's figures), so content shared before the call is seen within one.
+            Ok(()) = room_status.changed() => {
+                let wanted = crate::janus_content::shared(&room_status.borrow_and_update().status);
+                if wanted != content_wanted && *content_floor.borrow() != ContentFloor::None {
+                    content_wanted = wanted;
+                    match call.share_content(wanted).await {
+                        Ok(()) => tracing::info!(
+                            "SIP call with {uri}: {} the content floor",
+                            if wanted { "asked for" } else { "gave back" }
+                        ),
+                        Err(e) => tracing::warn!("SIP call with {uri}: content: {e}"),
+                    }
+                }
             }
             Ok(()) = far_end_hold.changed() => {
                 let on_hold = *far_end_hold.borrow_and_update();

@@ -26,18 +26,19 @@ use rsipstack::transaction::endpoint::EndpointInnerRef;
 use rsipstack::transport::SipAddr;
 
 use crate::SipError;
+use crate::content::CallContent;
 use crate::registration::Account;
 use crate::sdp::{
-    Agreed, AudioCodec, FarEndKeying, LocalMedia, LocalOffer, Offered, SDP_MAX_BYTES, SdpError,
-    VideoCodec, make_answer, make_dtls_offer, make_offer, make_plain_offer, parse_answer,
-    parse_offer,
+    Agreed, AgreedStream, AudioCodec, FarEndKeying, LocalFloor, LocalMedia, LocalOffer, Offered,
+    SDP_MAX_BYTES, SdesKey, SdpError, VideoCodec, make_answer, make_dtls_offer, make_offer,
+    make_plain_offer, parse_answer, parse_offer,
 };
 use roomd_core::{IncomingVerdict, RoomHandle};
 use roomd_model::sip::IncomingCall;
 
 /// The far end's id in `status.meeting.streams`.
 const FAR_END: &str = "far-end";
-use roomd_core::StreamStats;
+use roomd_core::{ContentFloor, StreamStats};
 use roomd_media::sip::{Protection, SipMedia, SipPorts, SipStream, room_certificate};
 use roomd_media::{Feed, MediaTaps};
 use roomd_meetings::{CallEncryption, HoldError, SipCall, SipCalls, SipFuture};
@@ -138,6 +139,7 @@ impl SipPhone {
             parse_offer(
                 &String::from_utf8_lossy(body),
                 config.meeting.require_encryption,
+                Some(&LocalFloor::random()),
             )
         };
         let offered = match offered {
@@ -424,10 +426,17 @@ async fn answer_call(
     let certificate = room_certificate().map_err(|e| refuse(SipError::Media(e.to_string())))?;
     let mut session_id = [0u8; 8];
     roomd_base::random::fill(&mut session_id);
+    let bfcp = bind_bfcp(ip);
+    if bfcp.is_none() {
+        offered.agreed.content = None;
+        offered.agreed.floor = None;
+    }
     let local = LocalMedia {
         address: ip,
         audio_port: ports.port(Feed::Microphone),
         video_port: ports.port(Feed::Camera),
+        content_port: ports.port(Feed::Content),
+        floor: bfcp.as_ref().map(|(_, port)| (*port, LocalFloor::random())),
         session_id: u64::from_be_bytes(session_id) >> 1,
         dtls_fingerprint: *certificate.fingerprint(),
         camera_codec,
@@ -436,6 +445,8 @@ async fn answer_call(
     let streams = media_streams(&offered.agreed, &answer);
     let media = SipMedia::start(&taps, ports, &uri, &streams)
         .map_err(|e| refuse(SipError::Media(e.to_string())))?;
+    let media = Arc::new(media);
+    let content = start_content(&offered.agreed, bfcp, &media).await;
     dialog
         .accept(
             Some(vec![Header::ContentType("application/sdp".into())]),
@@ -451,6 +462,7 @@ async fn answer_call(
         states,
         agreed: offered.agreed,
         media,
+        content,
         local_sdp: answer.sdp,
         sdp_version: 1,
         far_end_hold: tokio::sync::watch::channel(false).0,
@@ -517,10 +529,14 @@ async fn place_call(
     let mut session_id = [0u8; 8];
     roomd_base::random::fill(&mut session_id);
     let certificate = room_certificate().map_err(|e| e.to_string())?;
+    let bfcp = bind_bfcp(ip);
+    let floor = LocalFloor::random();
     let local = LocalMedia {
         address: ip,
         audio_port: ports.port(Feed::Microphone),
         video_port: ports.port(Feed::Camera),
+        content_port: ports.port(Feed::Content),
+        floor: bfcp.as_ref().map(|(_, port)| (*port, floor)),
         // Positive as a signed 63-bit number, as some peers parse it.
         session_id: u64::from_be_bytes(session_id) >> 1,
         dtls_fingerprint: *certificate.fingerprint(),
@@ -603,7 +619,11 @@ async fn place_call(
     let agreed = if body.len() > SDP_MAX_BYTES {
         Err(crate::sdp::SdpError::TooLarge)
     } else {
-        parse_answer(&String::from_utf8_lossy(body), require_encryption)
+        parse_answer(
+            &String::from_utf8_lossy(body),
+            require_encryption,
+            bfcp.is_some().then_some(&floor),
+        )
     };
     let agreed = match agreed {
         Ok(agreed) => agreed,
@@ -618,7 +638,7 @@ async fn place_call(
     };
     let streams = media_streams(&agreed, &offer);
     let media = match SipMedia::start(&taps, ports, uri, &streams) {
-        Ok(media) => media,
+        Ok(media) => Arc::new(media),
         Err(e) => {
             if let Err(bye) = dialog.bye().await {
                 tracing::debug!("SIP: BYE after the media failed: {bye}");
@@ -627,12 +647,14 @@ async fn place_call(
             return Err(format!("the call's media does not start: {e}"));
         }
     };
+    let content = start_content(&agreed, bfcp, &media).await;
     Ok(Box::new(ActiveCall {
         dialog,
         dialogs,
         states,
         agreed,
         media,
+        content,
         local_sdp: offer.sdp,
         sdp_version: 1,
         far_end_hold: tokio::sync::watch::channel(false).0,
@@ -687,22 +709,62 @@ fn media_streams(agreed: &Agreed, offer: &LocalOffer) -> Vec<SipStream> {
         if let Some(kbps) = video.max_kbps {
             tracing::info!("SIP call: the far end takes at most {kbps} kbit/s of video");
         }
-        streams.push(SipStream {
-            feed: Feed::Camera,
-            encoding: match video.codec {
-                VideoCodec::H264 => "H264",
-                VideoCodec::Vp8 => "VP8",
-            }
-            .to_owned(),
-            payload_type: video.payload_type,
-            remote_rtp: video.remote_rtp,
-            remote_rtcp: video.remote_rtcp,
-            protection: protection(&video.keying, &offer.video_key),
-            max_kbps: video.max_kbps,
-            telephone_event: None,
-        });
+        streams.push(video_stream(Feed::Camera, video, &offer.video_key));
+    }
+    if let Some(content) = &agreed.content {
+        streams.push(video_stream(Feed::Content, content, &offer.content_key));
     }
     streams
+}
+
+/// A video stream (camera or content) as the media engine takes it.
+fn video_stream(feed: Feed, video: &AgreedStream<VideoCodec>, own: &SdesKey) -> SipStream {
+    SipStream {
+        feed,
+        encoding: match video.codec {
+            VideoCodec::H264 => "H264",
+            VideoCodec::Vp8 => "VP8",
+        }
+        .to_owned(),
+        payload_type: video.payload_type,
+        remote_rtp: video.remote_rtp,
+        remote_rtcp: video.remote_rtcp,
+        protection: protection(&video.keying, own),
+        max_kbps: video.max_kbps,
+        telephone_event: None,
+    }
+}
+
+/// The room's BFCP socket for a call, on `ip`: content is offered and answered only with one.
+fn bind_bfcp(ip: IpAddr) -> Option<(std::net::UdpSocket, u16)> {
+    let bound = std::net::UdpSocket::bind((ip, 0)).and_then(|socket| {
+        let port = socket.local_addr()?.port();
+        Ok((socket, port))
+    });
+    match bound {
+        Ok(bound) => Some(bound),
+        Err(e) => {
+            tracing::warn!("SIP: no BFCP port on {ip} ({e}); the call goes without content");
+            None
+        }
+    }
+}
+
+/// The call's floor control, where content was agreed; a failure to start it leaves the call
+/// without content.
+async fn start_content(
+    agreed: &Agreed,
+    bfcp: Option<(std::net::UdpSocket, u16)>,
+    media: &Arc<SipMedia>,
+) -> Option<CallContent> {
+    let (floor, (socket, _)) = (agreed.floor.as_ref()?, bfcp?);
+    match CallContent::start(floor, socket, media.clone()).await {
+        Ok(content) => Some(content),
+        Err(e) => {
+            tracing::warn!("SIP call: no content in this call: {e}");
+            None
+        }
+    }
 }
 
 /// The codec the room's camera is encoded with (H.264 until the video branch says otherwise).
@@ -740,7 +802,9 @@ struct ActiveCall {
     dialogs: Arc<DialogLayer>,
     states: DialogStateReceiver,
     agreed: Agreed,
-    media: SipMedia,
+    media: Arc<SipMedia>,
+    /// The content's floor control, where the call agreed content.
+    content: Option<CallContent>,
     /// The room's SDP as last sent (offer or answer): re-INVITEs and answers to the far end's
     /// re-INVITEs repeat it with another direction and the next `o=` version.
     local_sdp: String,
@@ -753,16 +817,16 @@ struct ActiveCall {
     rates: std::sync::Mutex<Rates>,
 }
 
-/// RTP bit rates of a call's four streams (audio sent and received, video sent and received),
+/// RTP bit rates of a call's six streams (audio, video and content, each sent and received),
 /// each over the time between two readings at least a second apart.
 #[derive(Default)]
 struct Rates {
-    last: Option<(std::time::Instant, [u64; 4])>,
-    kbps: [f64; 4],
+    last: Option<(std::time::Instant, [u64; 6])>,
+    kbps: [f64; 6],
 }
 
 impl Rates {
-    fn update(&mut self, bytes: [u64; 4]) -> [f64; 4] {
+    fn update(&mut self, bytes: [u64; 6]) -> [f64; 6] {
         let now = std::time::Instant::now();
         match self.last {
             Some((at, before)) if now.duration_since(at) >= Duration::from_secs(1) => {
@@ -854,6 +918,7 @@ impl SipCall for ActiveCall {
         let dtls = [
             self.agreed.audio.as_ref().map(|s| &s.keying),
             self.agreed.video.as_ref().map(|s| &s.keying),
+            self.agreed.content.as_ref().map(|s| &s.keying),
         ]
         .into_iter()
         .flatten()
@@ -868,23 +933,32 @@ impl SipCall for ActiveCall {
     fn streams(&self) -> Vec<StreamStats> {
         let counters = self.media.counters();
         let encrypted = self.encryption().is_encrypted();
-        let rates = self.rates.lock().map_or([0.0; 4], |mut rates| {
+        let rates = self.rates.lock().map_or([0.0; 6], |mut rates| {
             rates.update([
                 counters.audio_sent.bytes(),
                 counters.audio_received.bytes(),
                 counters.video_sent.bytes(),
                 counters.video_received.bytes(),
+                counters.content_sent.bytes(),
+                counters.content_received.bytes(),
             ])
         });
         let stream = |direction: &'static str, kind: &'static str, frames: u64| StreamStats {
-            participant: FAR_END.to_owned(),
+            // The room's own content is listed as `content`, as in every meeting.
+            participant: if (kind, direction) == ("content", "send") {
+                "content".to_owned()
+            } else {
+                FAR_END.to_owned()
+            },
             direction,
             kind,
             bitrate_kbps: match (kind, direction) {
                 ("audio", "send") => rates[0],
                 ("audio", _) => rates[1],
-                (_, "send") => rates[2],
-                _ => rates[3],
+                ("video", "send") => rates[2],
+                ("video", _) => rates[3],
+                (_, "send") => rates[4],
+                _ => rates[5],
             },
             packets_lost: 0,
             loss_percent: 0.0,
@@ -908,7 +982,32 @@ impl SipCall for ActiveCall {
             streams.push(stream("send", "video", counters.video_sent.get()));
             streams.push(stream("receive", "video", counters.video_received.get()));
         }
+        if self.content.is_some() {
+            streams.push(stream("send", "content", counters.content_sent.get()));
+            streams.push(stream(
+                "receive",
+                "content",
+                counters.content_received.get(),
+            ));
+        }
         streams
+    }
+
+    fn content_floor(&self) -> tokio::sync::watch::Receiver<ContentFloor> {
+        match &self.content {
+            Some(content) => content.watch(),
+            None => tokio::sync::watch::channel(ContentFloor::None).1,
+        }
+    }
+
+    fn share_content(&mut self, share: bool) -> SipFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let content = self.content.as_ref().ok_or_else(|| {
+                "the far end agreed no content stream with floor control (BFCP) in this call"
+                    .to_owned()
+            })?;
+            content.share(share).await.map_err(|e| e.to_string())
+        })
     }
 
     fn far_end_hold(&self) -> tokio::sync::watch::Receiver<bool> {

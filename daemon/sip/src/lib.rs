@@ -9,6 +9,7 @@
 //! of its own, only the policy around it.
 
 mod calls;
+mod content;
 mod error;
 mod registration;
 pub mod sdp;

@@ -120,6 +120,9 @@ fn pad(text: &str) -> &'static str {
     }
 }
 
+mod floor;
+pub use floor::{AgreedFloor, CONTENT_LABEL, FloorRole, FloorTransport, LocalFloor};
+
 /// Where the room receives media for a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalMedia {
@@ -129,6 +132,11 @@ pub struct LocalMedia {
     pub audio_port: u16,
     /// RTP port for video (RTCP on the next).
     pub video_port: u16,
+    /// RTP port for shared content, a second video stream (RTCP on the next).
+    pub content_port: u16,
+    /// The room's BFCP UDP port and floor control IDs: content is offered and answered only
+    /// with them.
+    pub floor: Option<(u16, LocalFloor)>,
     /// `o=` session id.
     pub session_id: u64,
     /// SHA-256 of the room's DTLS certificate, for DTLS-SRTP offers and answers.
@@ -147,6 +155,8 @@ pub struct LocalOffer {
     pub audio_key: SdesKey,
     /// The room's video SRTP key.
     pub video_key: SdesKey,
+    /// The room's SRTP key for its content stream.
+    pub content_key: SdesKey,
 }
 
 /// The session-level lines (v, o, s, c, t) of the room's offers and answers.
@@ -165,7 +175,8 @@ fn session_lines(local: &LocalMedia) -> String {
 /// beside them (`a=setup:actpass`), so that a far end that keys SRTP only by DTLS can answer
 /// with its own fingerprint instead of a key: one call either way, no second ring.
 pub fn make_offer(local: &LocalMedia) -> LocalOffer {
-    let (audio_key, video_key) = (SdesKey::random(), SdesKey::random());
+    let (audio_key, video_key, content_key) =
+        (SdesKey::random(), SdesKey::random(), SdesKey::random());
     let mut sdp = session_lines(local);
     let dtls = dtls_lines("actpass", &local.dtls_fingerprint, false);
     // Writing to a String cannot fail.
@@ -194,10 +205,32 @@ pub fn make_offer(local: &LocalMedia) -> LocalOffer {
         akey = audio_key.to_base64(),
         vkey = video_key.to_base64(),
     );
+    // Content: a second video stream like the camera's, under BFCP floor control.
+    if let Some((bfcp_port, floor)) = &local.floor {
+        let _ = write!(
+            sdp,
+            "m=video {cp} RTP/SAVP {video_pts}\r\n\
+             a=rtpmap:{PT_H264} H264/90000\r\n\
+             a=fmtp:{PT_H264} packetization-mode=1;profile-level-id=42e01f\r\n\
+             a=rtcp-fb:{PT_H264} nack pli\r\na=rtcp-fb:{PT_H264} ccm fir\r\n\
+             a=rtpmap:{PT_VP8} VP8/90000\r\n\
+             a=rtcp-fb:{PT_VP8} nack pli\r\na=rtcp-fb:{PT_VP8} ccm fir\r\n\
+             a=content:slides\r\na=label:{CONTENT_LABEL}\r\n\
+             a=crypto:1 {SRTP_SUITE} inline:{ckey}\r\n{dtls}a=sendrecv\r\n{bfcp}",
+            cp = local.content_port,
+            video_pts = match local.camera_codec {
+                VideoCodec::H264 => format!("{PT_H264} {PT_VP8}"),
+                VideoCodec::Vp8 => format!("{PT_VP8} {PT_H264}"),
+            },
+            ckey = content_key.to_base64(),
+            bfcp = floor::offer_lines(*bfcp_port, floor),
+        );
+    }
     LocalOffer {
         sdp,
         audio_key,
         video_key,
+        content_key,
     }
 }
 
@@ -219,6 +252,7 @@ pub fn make_plain_offer(secure: &LocalOffer) -> LocalOffer {
         sdp,
         audio_key: secure.audio_key.clone(),
         video_key: secure.video_key.clone(),
+        content_key: secure.content_key.clone(),
     }
 }
 
@@ -244,6 +278,7 @@ pub fn make_dtls_offer(secure: &LocalOffer) -> LocalOffer {
         sdp,
         audio_key: secure.audio_key.clone(),
         video_key: secure.video_key.clone(),
+        content_key: secure.content_key.clone(),
     }
 }
 
@@ -339,6 +374,10 @@ pub struct Agreed {
     pub audio: Option<AgreedStream<AudioCodec>>,
     /// Video, likewise.
     pub video: Option<AgreedStream<VideoCodec>>,
+    /// Shared content (`a=content:slides`), only together with [`Agreed::floor`].
+    pub content: Option<AgreedStream<VideoCodec>>,
+    /// BFCP floor control of the content, only together with [`Agreed::content`].
+    pub floor: Option<AgreedFloor>,
 }
 
 impl Agreed {
@@ -346,16 +385,60 @@ impl Agreed {
     pub fn encrypted(&self) -> bool {
         self.audio.as_ref().is_none_or(|s| s.keying.encrypted())
             && self.video.as_ref().is_none_or(|s| s.keying.encrypted())
+            && self.content.as_ref().is_none_or(|s| s.keying.encrypted())
+    }
+
+    /// Content goes with its floor control: one without the other is dropped.
+    fn pair_content_with_floor(&mut self) {
+        if self.content.is_none() || self.floor.is_none() {
+            self.content = None;
+            self.floor = None;
+        }
     }
 }
 
-/// Reads the far end's answer to `offer`'s media. With `require_encryption`, any stream the far
-/// end wants as plain RTP refuses the whole answer.
-pub fn parse_answer(answer: &str, require_encryption: bool) -> Result<Agreed, SdpError> {
-    if answer.len() > SDP_MAX_BYTES {
+/// Reads the far end's answer to the room's offer, whose BFCP IDs were `floor`. With
+/// `require_encryption`, any stream the far end wants as plain RTP refuses the whole answer.
+pub fn parse_answer(
+    answer: &str,
+    require_encryption: bool,
+    floor: Option<&LocalFloor>,
+) -> Result<Agreed, SdpError> {
+    let sdp = parse_bounded(answer)?;
+    let mut agreed = agree_streams(&sdp, require_encryption)?;
+    if let Some(local) = floor {
+        agreed.floor = sdp
+            .media_descriptions
+            .iter()
+            .take(MEDIA_MAX)
+            .find(|m| floor::is_bfcp(m))
+            .and_then(|m| floor::from_answer(m, media_address(&sdp, m), local));
+    }
+    agreed.pair_content_with_floor();
+    Ok(agreed)
+}
+
+fn parse_bounded(text: &str) -> Result<SessionDescription, SdpError> {
+    if text.len() > SDP_MAX_BYTES {
         return Err(SdpError::TooLarge);
     }
-    let sdp = parse_sdp(answer)?;
+    parse_sdp(text)
+}
+
+/// The address of `media`: its own `c=`, else the session's.
+fn media_address<'a>(
+    sdp: &'a SessionDescription,
+    media: &'a MediaDescription,
+) -> Option<&'a TaggedAddress> {
+    media
+        .connection
+        .as_ref()
+        .or(sdp.connection.as_ref())
+        .map(|c| &c.address)
+}
+
+/// The audio, video and content streams of `sdp` the room can take (no floor yet).
+fn agree_streams(sdp: &SessionDescription, require_encryption: bool) -> Result<Agreed, SdpError> {
     let session = SessionDefaults {
         address: sdp.connection.as_ref().map(|c| &c.address),
         bandwidth: &sdp.bandwidth,
@@ -365,12 +448,27 @@ pub fn parse_answer(answer: &str, require_encryption: bool) -> Result<Agreed, Sd
     let mut agreed = Agreed {
         audio: None,
         video: None,
+        content: None,
+        floor: None,
     };
     for media in sdp.media_descriptions.iter().take(MEDIA_MAX) {
         match media.media.media_type {
             MediaType::Audio if agreed.audio.is_none() => {
                 agreed.audio = agree(media, &session, require_encryption, "audio", audio_codec)?;
             }
+            // Content the room cannot take (e.g. unencrypted) is refused alone: the call goes
+            // on without it.
+            MediaType::Video if floor::is_content(media) && agreed.content.is_none() => {
+                agreed.content =
+                    match agree(media, &session, require_encryption, "content", video_codec) {
+                        Ok(content) => content,
+                        Err(error) => {
+                            tracing::info!("SIP: the far end's content is refused: {error}");
+                            None
+                        }
+                    };
+            }
+            MediaType::Video if floor::is_content(media) => {}
             MediaType::Video if agreed.video.is_none() => {
                 agreed.video = agree(media, &session, require_encryption, "video", video_codec)?;
             }
@@ -390,6 +488,10 @@ pub enum OfferedSection {
     Audio(String),
     /// The section video was agreed from.
     Video(String),
+    /// The section content was agreed from.
+    Content(String),
+    /// The BFCP section of the content's floor control.
+    Floor,
     /// A section the room refuses (port 0 in the answer): media type, transport, a format.
     Refused(String, String, String),
 }
@@ -404,28 +506,49 @@ pub struct Offered {
     /// Every video codec of the offer the room can take, with its payload type, in the
     /// caller's order.
     pub video_choices: Vec<(u8, VideoCodec)>,
+    /// The same for the content section.
+    pub content_choices: Vec<(u8, VideoCodec)>,
 }
 
 impl Offered {
     /// Takes `camera` for video when the caller offered it (the room can send only the codec
     /// its camera is encoded with), else the caller's first choice.
+    /// Content likewise: it is encoded in the camera's codec.
     pub fn prefer_video(&mut self, camera: VideoCodec) {
-        if let Some(video) = self.agreed.video.as_mut()
-            && let Some(&(payload_type, codec)) =
-                self.video_choices.iter().find(|(_, c)| *c == camera)
-        {
-            video.payload_type = payload_type;
-            video.codec = codec;
+        for (stream, choices) in [
+            (self.agreed.video.as_mut(), &self.video_choices),
+            (self.agreed.content.as_mut(), &self.content_choices),
+        ] {
+            if let Some(stream) = stream
+                && let Some(&(payload_type, codec)) = choices.iter().find(|(_, c)| *c == camera)
+            {
+                stream.payload_type = payload_type;
+                stream.codec = codec;
+            }
         }
     }
 }
 
 /// Reads a caller's offer (an INVITE's SDP): the same checks as an answer (with
 /// `require_encryption`, a plain RTP stream refuses the whole offer), the first usable audio and
-/// video taken in the caller's order of preference, every other section refused.
-pub fn parse_offer(offer: &str, require_encryption: bool) -> Result<Offered, SdpError> {
-    let mut agreed = parse_answer(offer, require_encryption)?;
-    let sdp = parse_sdp(offer)?;
+/// video taken in the caller's order of preference, content with BFCP when the room has a
+/// `floor` of its own to answer with, every other section refused.
+pub fn parse_offer(
+    offer: &str,
+    require_encryption: bool,
+    floor: Option<&LocalFloor>,
+) -> Result<Offered, SdpError> {
+    let sdp = parse_bounded(offer)?;
+    let mut agreed = agree_streams(&sdp, require_encryption)?;
+    if let Some(local) = floor {
+        agreed.floor = sdp
+            .media_descriptions
+            .iter()
+            .take(MEDIA_MAX)
+            .find(|m| floor::is_bfcp(m))
+            .and_then(|m| floor::from_offer(m, media_address(&sdp, m), local));
+    }
+    agreed.pair_content_with_floor();
     // The answerer picks: the room's order (Opus, then G.711), not the caller's, as some
     // phones list G.711 first.
     if let Some(audio) = agreed.audio.as_mut()
@@ -457,20 +580,26 @@ pub fn parse_offer(offer: &str, require_encryption: bool) -> Result<Offered, Sdp
             "more than {MEDIA_MAX} media sections"
         )));
     }
-    let video_choices = sdp
-        .media_descriptions
-        .iter()
-        .find(|m| m.media.media_type == MediaType::Video && m.media.port != 0)
-        .map(|media| {
-            media
-                .media
-                .fmts
-                .iter()
-                .take(32)
-                .filter_map(|&pt| video_codec(media, pt).map(|c| (pt, c)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let choices = |content: bool| -> Vec<(u8, VideoCodec)> {
+        sdp.media_descriptions
+            .iter()
+            .find(|m| {
+                m.media.media_type == MediaType::Video
+                    && m.media.port != 0
+                    && floor::is_content(m) == content
+            })
+            .map(|media| {
+                media
+                    .media
+                    .fmts
+                    .iter()
+                    .take(32)
+                    .filter_map(|&pt| video_codec(media, pt).map(|c| (pt, c)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (video_choices, content_choices) = (choices(false), choices(true));
     // The formats of each m= line as written (the parser keeps numeric ones only; a refused
     // section repeats the offer's, e.g. `*` of BFCP).
     let raw_formats: Vec<String> = offer
@@ -482,6 +611,7 @@ pub fn parse_offer(offer: &str, require_encryption: bool) -> Result<Offered, Sdp
         })
         .collect();
     let (mut audio, mut video) = (agreed.audio.is_some(), agreed.video.is_some());
+    let (mut content, mut bfcp) = (agreed.content.is_some(), agreed.floor.is_some());
     let sections = sdp
         .media_descriptions
         .iter()
@@ -493,9 +623,19 @@ pub fn parse_offer(offer: &str, require_encryption: bool) -> Result<Offered, Sdp
                     audio = false;
                     OfferedSection::Audio(proto)
                 }
-                MediaType::Video if video && media.media.port != 0 => {
+                MediaType::Video
+                    if content && media.media.port != 0 && floor::is_content(media) =>
+                {
+                    content = false;
+                    OfferedSection::Content(proto)
+                }
+                MediaType::Video if video && media.media.port != 0 && !floor::is_content(media) => {
                     video = false;
                     OfferedSection::Video(proto)
+                }
+                MediaType::App if bfcp && floor::is_bfcp(media) => {
+                    bfcp = false;
+                    OfferedSection::Floor
                 }
                 _ => OfferedSection::Refused(
                     first_line(&media.media.media_type.to_string()),
@@ -515,6 +655,7 @@ pub fn parse_offer(offer: &str, require_encryption: bool) -> Result<Offered, Sdp
         agreed,
         sections,
         video_choices,
+        content_choices,
     })
 }
 
@@ -522,7 +663,8 @@ pub fn parse_offer(offer: &str, require_encryption: bool) -> Result<Offered, Sdp
 /// SDES-SRTP, a fresh key of the room's under the caller's crypto tag, for DTLS-SRTP the room's
 /// fingerprint and role; other sections refused.
 pub fn make_answer(local: &LocalMedia, offered: &Offered) -> LocalOffer {
-    let (audio_key, video_key) = (SdesKey::random(), SdesKey::random());
+    let (audio_key, video_key, content_key) =
+        (SdesKey::random(), SdesKey::random(), SdesKey::random());
     let mut sdp = session_lines(local);
     let crypto = |sdp: &mut String, keying: &FarEndKeying, own: &SdesKey| match keying {
         FarEndKeying::Plain => {}
@@ -543,8 +685,9 @@ pub fn make_answer(local: &LocalMedia, offered: &Offered) -> LocalOffer {
             *rtcp_mux,
         )),
     };
+    let agreed = &offered.agreed;
     for section in &offered.sections {
-        match (section, &offered.agreed.audio, &offered.agreed.video) {
+        match (section, &agreed.audio, &agreed.video) {
             (OfferedSection::Audio(proto), Some(audio), _) => {
                 let pt = audio.payload_type;
                 let events = audio
@@ -571,20 +714,25 @@ pub fn make_answer(local: &LocalMedia, offered: &Offered) -> LocalOffer {
                 sdp.push_str("a=sendrecv\r\n");
             }
             (OfferedSection::Video(proto), _, Some(video)) => {
-                let pt = video.payload_type;
-                let _ = write!(sdp, "m=video {} {proto} {pt}\r\n", local.video_port);
-                let _ = match video.codec {
-                    VideoCodec::H264 => write!(
-                        sdp,
-                        "a=rtpmap:{pt} H264/90000\r\n\
-                         a=fmtp:{pt} packetization-mode=1;profile-level-id=42e01f\r\n"
-                    ),
-                    VideoCodec::Vp8 => write!(sdp, "a=rtpmap:{pt} VP8/90000\r\n"),
-                };
-                let _ = write!(sdp, "a=rtcp-fb:{pt} nack pli\r\na=rtcp-fb:{pt} ccm fir\r\n");
+                video_section(&mut sdp, proto, local.video_port, video);
                 crypto(&mut sdp, &video.keying, &video_key);
                 sdp.push_str("a=sendrecv\r\n");
             }
+            (OfferedSection::Content(proto), _, _) => match (&agreed.content, &local.floor) {
+                (Some(content), Some(_)) => {
+                    video_section(&mut sdp, proto, local.content_port, content);
+                    let _ = write!(sdp, "a=content:slides\r\na=label:{CONTENT_LABEL}\r\n");
+                    crypto(&mut sdp, &content.keying, &content_key);
+                    sdp.push_str("a=sendrecv\r\n");
+                }
+                _ => {
+                    let _ = write!(sdp, "m=video 0 {proto} 96\r\n");
+                }
+            },
+            (OfferedSection::Floor, _, _) => match (&agreed.floor, &local.floor) {
+                (Some(floor), Some((port, _))) => sdp.push_str(&floor::answer_lines(floor, *port)),
+                _ => sdp.push_str("m=application 0 UDP/BFCP *\r\n"),
+            },
             (OfferedSection::Refused(media, proto, fmt), _, _) => {
                 let _ = write!(sdp, "m={media} 0 {proto} {fmt}\r\n");
             }
@@ -601,7 +749,23 @@ pub fn make_answer(local: &LocalMedia, offered: &Offered) -> LocalOffer {
         sdp,
         audio_key,
         video_key,
+        content_key,
     }
+}
+
+/// The `m=` line and codec lines of a video section of the room's answer.
+fn video_section(sdp: &mut String, proto: &str, port: u16, video: &AgreedStream<VideoCodec>) {
+    let pt = video.payload_type;
+    let _ = write!(sdp, "m=video {port} {proto} {pt}\r\n");
+    let _ = match video.codec {
+        VideoCodec::H264 => write!(
+            sdp,
+            "a=rtpmap:{pt} H264/90000\r\n\
+             a=fmtp:{pt} packetization-mode=1;profile-level-id=42e01f\r\n"
+        ),
+        VideoCodec::Vp8 => write!(sdp, "a=rtpmap:{pt} VP8/90000\r\n"),
+    };
+    let _ = write!(sdp, "a=rtcp-fb:{pt} nack pli\r\na=rtcp-fb:{pt} ccm fir\r\n");
 }
 
 /// Parses SDP with ezk-sdp-types, keeping its known panic out: it computes an SDES key

@@ -505,10 +505,16 @@ fn add_sender(
         tracing::info!("SIP call: the room has no content input; the content stream only receives");
         return Ok(None);
     }
+    // In words for the log: what the room does not send.
+    let what = match feed {
+        Feed::Microphone => "audio",
+        Feed::Camera => "video",
+        Feed::Content => "content",
+    };
     let payloader = match (feed, stream.encoding.as_str()) {
         (Feed::Camera | Feed::Content, "H264") => {
             if taps.video_codec() != Some(crate::Codec::H264) {
-                tracing::warn!("SIP call: the camera is not encoded as H.264; sending no {feed:?}");
+                tracing::warn!("SIP call: the camera is not encoded as H.264; sending no {what}");
                 return Ok(None);
             }
             let pay = make("rtph264pay")?;
@@ -518,7 +524,7 @@ fn add_sender(
         }
         (Feed::Camera | Feed::Content, "VP8") => {
             if taps.video_codec() != Some(crate::Codec::Vp8) {
-                tracing::warn!("SIP call: the camera is not encoded as VP8; sending no {feed:?}");
+                tracing::warn!("SIP call: the camera is not encoded as VP8; sending no {what}");
                 return Ok(None);
             }
             let pay = make("rtpvp8pay")?;
@@ -529,8 +535,8 @@ fn add_sender(
         (Feed::Microphone, "G722") => make("rtpg722pay")?,
         (Feed::Microphone, "PCMU") => make("rtppcmupay")?,
         (Feed::Microphone, "PCMA") => make("rtppcmapay")?,
-        (feed, encoding) => {
-            tracing::warn!("SIP call: cannot send {feed:?} as {encoding}");
+        (_, encoding) => {
+            tracing::warn!("SIP call: cannot send {what} as {encoding}");
             return Ok(None);
         }
     };

@@ -7,6 +7,8 @@ fn local() -> LocalMedia {
         address: "10.77.1.1".parse().unwrap(),
         audio_port: 40000,
         video_port: 40002,
+        content_port: 40004,
+        floor: None,
         session_id: 42,
         dtls_fingerprint: [0xAB; FINGERPRINT_LEN],
         camera_codec: VideoCodec::H264,
@@ -40,7 +42,7 @@ fn the_offer_carries_two_fresh_keys_and_parses_as_an_answer_to_itself() {
     assert_eq!(offer.sdp.matches("a=setup:actpass\r\n").count(), 2);
     assert_eq!(offer.sdp.matches("a=fingerprint:sha-256 AB:AB:").count(), 2);
     // Read as an answer, the keys win: a=crypto says SDES.
-    let agreed = parse_answer(&offer.sdp, true).unwrap();
+    let agreed = parse_answer(&offer.sdp, true, None).unwrap();
     let audio = agreed.audio.as_ref().unwrap();
     assert_eq!(audio.codec, AudioCodec::Opus);
     assert!(matches!(&audio.keying, FarEndKeying::Sdes { key, .. } if *key == offer.audio_key));
@@ -64,15 +66,15 @@ fn the_plain_offer_has_no_keys_and_is_refused_as_an_answer_under_required_encryp
             .contains("m=audio 40000 RTP/AVP 111 9 0 8 101\r\n")
     );
     assert_eq!(
-        parse_answer(&plain.sdp, true),
+        parse_answer(&plain.sdp, true, None),
         Err(SdpError::Unencrypted("audio"))
     );
-    assert!(!parse_answer(&plain.sdp, false).unwrap().encrypted());
+    assert!(!parse_answer(&plain.sdp, false, None).unwrap().encrypted());
 }
 
 #[test]
 fn an_srtp_answer_is_agreed_with_the_far_ends_keys_and_ports() {
-    let agreed = parse_answer(&baresip_answer("RTP/SAVP", "RTP/SAVP"), true).unwrap();
+    let agreed = parse_answer(&baresip_answer("RTP/SAVP", "RTP/SAVP"), true, None).unwrap();
     let audio = agreed.audio.unwrap();
     assert_eq!((audio.codec, audio.payload_type), (AudioCodec::Pcmu, 0));
     assert_eq!(audio.remote_rtp, "10.77.1.2:10000".parse().unwrap());
@@ -84,10 +86,10 @@ fn an_srtp_answer_is_agreed_with_the_far_ends_keys_and_ports() {
 fn plain_rtp_is_refused_while_encryption_is_required() {
     let answer = baresip_answer("RTP/AVP", "RTP/SAVP");
     assert_eq!(
-        parse_answer(&answer, true),
+        parse_answer(&answer, true, None),
         Err(SdpError::Unencrypted("audio"))
     );
-    let agreed = parse_answer(&answer, false).unwrap();
+    let agreed = parse_answer(&answer, false, None).unwrap();
     assert_eq!(agreed.audio.as_ref().unwrap().keying, FarEndKeying::Plain);
     assert!(!agreed.encrypted());
     assert!(
@@ -100,30 +102,36 @@ fn plain_rtp_is_refused_while_encryption_is_required() {
 #[test]
 fn answers_without_keys_codecs_or_media_say_why() {
     let no_key = baresip_answer("RTP/SAVP", "RTP/SAVP").replace("a=crypto", "a=x-crypto");
-    assert_eq!(parse_answer(&no_key, true), Err(SdpError::NoKey("audio")));
+    assert_eq!(
+        parse_answer(&no_key, true, None),
+        Err(SdpError::NoKey("audio"))
+    );
     let dtls = baresip_answer("UDP/TLS/RTP/SAVP", "RTP/SAVP");
     assert_eq!(
-        parse_answer(&dtls, true),
+        parse_answer(&dtls, true, None),
         Err(SdpError::NoFingerprint("audio"))
     );
     let tcp = baresip_answer("TCP/RTP/AVP", "RTP/SAVP");
     assert!(matches!(
-        parse_answer(&tcp, true),
+        parse_answer(&tcp, true, None),
         Err(SdpError::Unsupported(_) | SdpError::Malformed(_))
     ));
     let refused = baresip_answer("RTP/SAVP", "RTP/SAVP")
         .replace("m=audio 10000", "m=audio 0")
         .replace("m=video 10002", "m=video 0");
-    assert_eq!(parse_answer(&refused, true), Err(SdpError::NoUsableMedia));
+    assert_eq!(
+        parse_answer(&refused, true, None),
+        Err(SdpError::NoUsableMedia)
+    );
     let vp9_only = baresip_answer("RTP/SAVP", "RTP/SAVP").replace("H264", "VP9");
-    let agreed = parse_answer(&vp9_only, true).unwrap();
+    let agreed = parse_answer(&vp9_only, true, None).unwrap();
     assert!(agreed.video.is_none() && agreed.audio.is_some());
     assert_eq!(
-        parse_answer(&"a".repeat(SDP_MAX_BYTES + 1), true),
+        parse_answer(&"a".repeat(SDP_MAX_BYTES + 1), true, None),
         Err(SdpError::TooLarge)
     );
     assert!(matches!(
-        parse_answer("not sdp", true),
+        parse_answer("not sdp", true, None),
         Err(SdpError::Malformed(_))
     ));
 }
@@ -142,10 +150,10 @@ fn a_key_lifetime_past_2_to_the_31_is_refused_not_a_panic() {
             .join("\r\n")
     };
     assert!(matches!(
-        parse_answer(&with_lifetime("2^32"), true),
+        parse_answer(&with_lifetime("2^32"), true, None),
         Err(SdpError::Malformed(_))
     ));
-    assert!(parse_answer(&with_lifetime("2^31"), true).is_ok());
+    assert!(parse_answer(&with_lifetime("2^31"), true, None).is_ok());
 }
 
 #[test]
@@ -200,7 +208,7 @@ fn baresip_offer(audio_proto: &str) -> String {
 
 #[test]
 fn an_offer_is_answered_with_the_callers_payload_types_and_tags_and_the_rooms_keys() {
-    let offered = parse_offer(&baresip_offer("RTP/SAVP"), true).unwrap();
+    let offered = parse_offer(&baresip_offer("RTP/SAVP"), true, None).unwrap();
     let audio = offered.agreed.audio.clone().unwrap();
     // The room's preference (Opus) over the caller's order (G.711 first).
     assert_eq!((audio.codec, audio.payload_type), (AudioCodec::Opus, 96));
@@ -232,7 +240,7 @@ fn an_offer_is_answered_with_the_callers_payload_types_and_tags_and_the_rooms_ke
     // The section the room does not take is refused in place (port 0).
     assert!(text.ends_with("m=application 0 UDP/BFCP *\r\n"), "{text}");
     // The answer parses as the room's own media, both streams SRTP.
-    let back = parse_answer(text, true).unwrap();
+    let back = parse_answer(text, true, None).unwrap();
     assert!(
         matches!(&back.audio.unwrap().keying, FarEndKeying::Sdes { key, .. } if *key == answer.audio_key)
     );
@@ -244,10 +252,10 @@ fn an_offer_is_answered_with_the_callers_payload_types_and_tags_and_the_rooms_ke
 #[test]
 fn a_plain_offer_is_refused_under_required_encryption_and_answered_plain_otherwise() {
     assert_eq!(
-        parse_offer(&baresip_offer("RTP/AVP"), true),
+        parse_offer(&baresip_offer("RTP/AVP"), true, None),
         Err(SdpError::Unencrypted("audio"))
     );
-    let offered = parse_offer(&baresip_offer("RTP/AVP"), false).unwrap();
+    let offered = parse_offer(&baresip_offer("RTP/AVP"), false, None).unwrap();
     assert!(!offered.agreed.encrypted());
     let answer = make_answer(&local(), &offered).sdp;
     assert!(!answer.contains("a=crypto"), "{answer}");
@@ -262,7 +270,7 @@ proptest! {
     fn arbitrary_offers_never_panic(lines in proptest::collection::vec(sdp_line(), 0..24)) {
         let text = lines.join("\r\n");
         for require in [true, false] {
-            if let Ok(offered) = parse_offer(&text, require) {
+            if let Ok(offered) = parse_offer(&text, require, None) {
                 let _ = make_answer(&local(), &offered);
             }
         }
@@ -271,8 +279,8 @@ proptest! {
     /// Any text at all: an error or an answer, never a panic.
     #[test]
     fn arbitrary_text_never_panics(text in "\\PC{0,400}") {
-        let _ = parse_answer(&text, true);
-        let _ = parse_answer(&text, false);
+        let _ = parse_answer(&text, true, None);
+        let _ = parse_answer(&text, false, None);
     }
 
     /// Answers built from plausible lines (what reaches `agree`): never a panic, and whatever
@@ -281,7 +289,7 @@ proptest! {
     fn plausible_answers_never_panic(lines in proptest::collection::vec(sdp_line(), 0..24)) {
         let text = lines.join("\r\n");
         for require in [true, false] {
-            if let Ok(agreed) = parse_answer(&text, require) {
+            if let Ok(agreed) = parse_answer(&text, require, None) {
                 prop_assert!(agreed.audio.is_some() || agreed.video.is_some());
                 if require {
                     prop_assert!(agreed.encrypted());
@@ -299,7 +307,7 @@ proptest! {
             let i = index % lines.len();
             lines[i] = &garbage;
         }
-        let _ = parse_answer(&lines.join("\r\n"), true);
+        let _ = parse_answer(&lines.join("\r\n"), true, None);
     }
 }
 
@@ -313,7 +321,7 @@ fn g722_is_chosen_after_opus_and_before_g711_whatever_the_far_ends_order() {
         .replace("RTP/SAVP 111 9 0 8 101", "RTP/SAVP 0 9 101")
         .replace("a=rtpmap:9 G722/8000\r\n", "");
     // As a caller's offer, the room answers in its own order: G.722 before G.711.
-    let offered = parse_offer(&answer, true).unwrap();
+    let offered = parse_offer(&answer, true, None).unwrap();
     let audio = offered.agreed.audio.as_ref().unwrap();
     assert_eq!(audio.codec, AudioCodec::G722);
     assert_eq!(audio.payload_type, 9);
@@ -325,7 +333,7 @@ fn g722_is_chosen_after_opus_and_before_g711_whatever_the_far_ends_order() {
         ours.sdp
     );
     // As an answer to the room's offer, the far end's first choice is what it sends.
-    let agreed = parse_answer(&answer, true).unwrap();
+    let agreed = parse_answer(&answer, true, None).unwrap();
     assert_eq!(agreed.audio.as_ref().unwrap().codec, AudioCodec::Pcmu);
 }
 
@@ -345,7 +353,7 @@ fn baresip_dtls_offer(setup: &str, extra: &str) -> String {
 
 #[test]
 fn a_dtls_offer_is_answered_active_with_the_rooms_fingerprint() {
-    let offered = parse_offer(&baresip_dtls_offer("actpass", ""), true).unwrap();
+    let offered = parse_offer(&baresip_dtls_offer("actpass", ""), true, None).unwrap();
     let audio = offered.agreed.audio.clone().unwrap();
     assert_eq!(
         audio.keying,
@@ -370,7 +378,7 @@ fn a_dtls_offer_is_answered_active_with_the_rooms_fingerprint() {
         "{answer}"
     );
     // Read back as the far end would: the room is the active side, its own fingerprint.
-    let back = parse_answer(&answer, true).unwrap();
+    let back = parse_answer(&answer, true, None).unwrap();
     assert_eq!(
         back.audio.unwrap().keying,
         FarEndKeying::Dtls {
@@ -383,7 +391,8 @@ fn a_dtls_offer_is_answered_active_with_the_rooms_fingerprint() {
 
 #[test]
 fn the_dtls_role_follows_the_far_ends_setup_and_rtcp_mux_is_echoed() {
-    let passive = parse_offer(&baresip_dtls_offer("passive", "a=rtcp-mux\r\n"), true).unwrap();
+    let passive =
+        parse_offer(&baresip_dtls_offer("passive", "a=rtcp-mux\r\n"), true, None).unwrap();
     let video = passive.agreed.video.clone().unwrap();
     assert!(matches!(
         video.keying,
@@ -397,7 +406,7 @@ fn the_dtls_role_follows_the_far_ends_setup_and_rtcp_mux_is_echoed() {
     assert_eq!(video.remote_rtcp, video.remote_rtp);
     let answer = make_answer(&local(), &passive).sdp;
     assert!(answer.contains("a=setup:active\r\n") && answer.contains("a=rtcp-mux\r\n"));
-    let active = parse_offer(&baresip_dtls_offer("active", ""), true).unwrap();
+    let active = parse_offer(&baresip_dtls_offer("active", ""), true, None).unwrap();
     assert!(matches!(
         active.agreed.audio.clone().unwrap().keying,
         FarEndKeying::Dtls {
@@ -411,7 +420,7 @@ fn the_dtls_role_follows_the_far_ends_setup_and_rtcp_mux_is_echoed() {
             .contains("a=setup:passive\r\n")
     );
     assert!(matches!(
-        parse_offer(&baresip_dtls_offer("holdconn", ""), true),
+        parse_offer(&baresip_dtls_offer("holdconn", ""), true, None),
         Err(SdpError::Unsupported(_))
     ));
     // Only SHA-256 fingerprints are taken.
@@ -422,12 +431,12 @@ fn the_dtls_role_follows_the_far_ends_setup_and_rtcp_mux_is_echoed() {
         )
         .replace(":12:12:12:12:12:12:12:12:12:12:12:12\r\n", "\r\n");
     assert_eq!(
-        parse_offer(&sha1, true),
+        parse_offer(&sha1, true, None),
         Err(SdpError::NoFingerprint("audio"))
     );
     // DTLS over RTP/SAVP (a fingerprint and no a=crypto), as baresip answers an SDES offer.
     let legacy = baresip_dtls_offer("active", "").replace("UDP/TLS/RTP/SAVP", "RTP/SAVP");
-    let agreed = parse_answer(&legacy, true).unwrap();
+    let agreed = parse_answer(&legacy, true, None).unwrap();
     assert!(matches!(
         agreed.video.unwrap().keying,
         FarEndKeying::Dtls {
@@ -452,7 +461,7 @@ fn the_dtls_offer_replaces_keys_with_the_fingerprint_and_reads_back_as_dtls() {
     );
     assert_eq!(text.matches("a=setup:actpass\r\n").count(), 2, "{text}");
     assert_eq!(text.matches("a=rtcp-mux\r\n").count(), 2, "{text}");
-    let offered = parse_offer(text, true).unwrap();
+    let offered = parse_offer(text, true, None).unwrap();
     assert!(matches!(
         offered.agreed.audio.unwrap().keying,
         FarEndKeying::Dtls {
@@ -482,9 +491,9 @@ fn vp8_is_offered_after_the_cameras_codec_and_taken_where_it_is_all_the_far_end_
     );
     // A far end with VP8 only: agreed, and answered as VP8.
     let vp8_only = baresip_answer("RTP/SAVP", "RTP/SAVP").replace("H264", "VP8");
-    let agreed = parse_answer(&vp8_only, true).unwrap();
+    let agreed = parse_answer(&vp8_only, true, None).unwrap();
     assert_eq!(agreed.video.as_ref().unwrap().codec, VideoCodec::Vp8);
-    let offered = parse_offer(&vp8_only, true).unwrap();
+    let offered = parse_offer(&vp8_only, true, None).unwrap();
     let answer = make_answer(&local(), &offered).sdp;
     assert!(
         answer.contains("m=video 40002 RTP/SAVP 96\r\na=rtpmap:96 VP8/90000\r\n"),
@@ -501,7 +510,7 @@ fn vp8_is_offered_after_the_cameras_codec_and_taken_where_it_is_all_the_far_end_
             "a=rtpmap:100 H264/90000\r\na=fmtp:100 packetization-mode=0\r\n",
             "a=rtpmap:98 VP8/90000\r\n",
         );
-    let mut offered = parse_offer(&both, true).unwrap();
+    let mut offered = parse_offer(&both, true, None).unwrap();
     assert_eq!(
         offered.video_choices,
         vec![(98, VideoCodec::Vp8), (97, VideoCodec::H264)]
@@ -529,7 +538,11 @@ fn the_far_ends_bandwidth_is_read_as_media_kbps() {
             "m=video 10002 RTP/SAVP 96\r\n",
             &format!("m=video 10002 RTP/SAVP 96\r\n{lines}"),
         );
-        parse_answer(&answer, true).unwrap().video.unwrap().max_kbps
+        parse_answer(&answer, true, None)
+            .unwrap()
+            .video
+            .unwrap()
+            .max_kbps
     };
     assert_eq!(with(""), None);
     // AS counts packet headers: 5 % less for the media.
@@ -540,6 +553,190 @@ fn the_far_ends_bandwidth_is_read_as_media_kbps() {
     // A session-level limit stands for a section without its own.
     let session =
         baresip_answer("RTP/SAVP", "RTP/SAVP").replace("t=0 0\r\n", "t=0 0\r\nb=AS:1000\r\n");
-    let session = parse_answer(&session, true).unwrap();
+    let session = parse_answer(&session, true, None).unwrap();
     assert_eq!(session.video.unwrap().max_kbps, Some(950));
+}
+
+// --- Content and BFCP (RFC 4796, RFC 8856) ---------------------------------------------------
+
+const FLOOR: LocalFloor = LocalFloor {
+    conference_id: 4321,
+    far_end_user_id: 2,
+    room_user_id: 1,
+    floor_id: 1,
+};
+
+fn local_with_floor() -> LocalMedia {
+    LocalMedia {
+        floor: Some((40010, FLOOR)),
+        ..local()
+    }
+}
+
+/// A room system's offer or answer with content and BFCP: `floorctrl` and the IDs it gives,
+/// the BFCP transport with its lines.
+fn with_content(proto: &str, floor_lines: &str) -> String {
+    let key = SdesKey::random().to_base64();
+    baresip_answer("RTP/SAVP", "RTP/SAVP")
+        + &format!(
+            "m=video 10006 RTP/SAVP 96\r\na=rtpmap:96 H264/90000\r\n\
+             a=fmtp:96 packetization-mode=1;profile-level-id=42e01f\r\n\
+             a=content:slides\r\na=label:12\r\n\
+             a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}\r\na=sendrecv\r\n\
+             m=application 5070 {proto} *\r\n{floor_lines}"
+        )
+}
+
+#[test]
+fn the_offer_carries_content_and_bfcp_when_the_room_has_a_floor_port() {
+    let offer = make_offer(&local_with_floor());
+    assert!(
+        offer.sdp.contains("m=video 40004 RTP/SAVP 96 97\r\n"),
+        "{}",
+        offer.sdp
+    );
+    assert!(
+        offer.sdp.contains("a=content:slides\r\na=label:3\r\n"),
+        "{}",
+        offer.sdp
+    );
+    assert!(
+        offer.sdp.contains(
+            "m=application 40010 UDP/BFCP *\r\na=floorctrl:c-s\r\na=confid:4321\r\n\
+             a=userid:2\r\na=floorid:1 mstrm:3\r\n"
+        ),
+        "{}",
+        offer.sdp
+    );
+    assert_ne!(offer.content_key, offer.video_key);
+    // Without a floor port, no content either.
+    let plain = make_offer(&local());
+    assert!(!plain.sdp.contains("content:slides") && !plain.sdp.contains("BFCP"));
+    // The room's own offer read back: the camera stays the main video, content apart.
+    let back = parse_answer(&offer.sdp, true, None).unwrap();
+    assert_eq!(back.video.unwrap().remote_rtp.port(), 40002);
+    assert_eq!(
+        back.content, None,
+        "content without floor control is dropped"
+    );
+}
+
+#[test]
+fn an_answer_names_who_serves_the_floor() {
+    // The far end serves: the room joins its conference with the IDs it gave.
+    let server = with_content(
+        "UDP/BFCP",
+        "a=floorctrl:s-only\r\na=confid:77\r\na=userid:5\r\na=floorid:2 mstrm:12\r\n",
+    );
+    let agreed = parse_answer(&server, true, Some(&FLOOR)).unwrap();
+    assert_eq!(agreed.content.as_ref().unwrap().remote_rtp.port(), 10006);
+    assert_eq!(agreed.video.as_ref().unwrap().remote_rtp.port(), 10002);
+    assert_eq!(
+        agreed.floor,
+        Some(AgreedFloor {
+            transport: FloorTransport::Udp("10.77.1.2:5070".parse().unwrap()),
+            role: FloorRole::Participant {
+                conference_id: 77,
+                user_id: 5,
+                floor_id: 2
+            },
+        })
+    );
+    // A client only: the room serves, with the IDs of its offer.
+    let client = with_content("UDP/BFCP", "a=floorctrl:c-only\r\n");
+    let agreed = parse_answer(&client, true, Some(&FLOOR)).unwrap();
+    assert_eq!(agreed.floor.unwrap().role, FloorRole::Server(FLOOR));
+    // A server that gives no IDs, or an answer that cannot be (c-s): no content, call goes on.
+    for floor_lines in ["a=floorctrl:s-only\r\n", "a=floorctrl:c-s\r\n"] {
+        let agreed =
+            parse_answer(&with_content("UDP/BFCP", floor_lines), true, Some(&FLOOR)).unwrap();
+        assert_eq!(
+            (agreed.content, agreed.floor),
+            (None, None),
+            "{floor_lines}"
+        );
+        assert!(agreed.audio.is_some() && agreed.video.is_some());
+    }
+}
+
+#[test]
+fn a_caller_offering_content_is_answered_with_the_floor_role_it_leaves_the_room() {
+    let room = local_with_floor();
+    // A room system offering c-s with its IDs runs the conference: the room is its client.
+    let offer = with_content(
+        "UDP/BFCP",
+        "a=floorctrl:c-s\r\na=confid:9\r\na=userid:3\r\na=floorid:1 mstrm:12\r\n",
+    );
+    let offered = parse_offer(&offer, true, Some(&FLOOR)).unwrap();
+    assert!(matches!(
+        offered.agreed.floor.unwrap().role,
+        FloorRole::Participant {
+            conference_id: 9,
+            user_id: 3,
+            floor_id: 1
+        }
+    ));
+    let answer = make_answer(&room, &offered).sdp;
+    assert!(answer.contains("m=video 40004 RTP/SAVP 96\r\n"), "{answer}");
+    assert!(answer.contains("a=content:slides\r\n"), "{answer}");
+    assert!(
+        answer.contains("m=application 40010 UDP/BFCP *\r\na=floorctrl:c-only\r\n"),
+        "{answer}"
+    );
+    // A client-only caller (no a=floorctrl means c-only): the room serves, and says its IDs.
+    let offered = parse_offer(&with_content("UDP/BFCP", ""), true, Some(&FLOOR)).unwrap();
+    let answer = make_answer(&room, &offered).sdp;
+    assert!(
+        answer.contains(
+            "a=floorctrl:s-only\r\na=confid:4321\r\na=userid:2\r\na=floorid:1 mstrm:3\r\n"
+        ),
+        "{answer}"
+    );
+    // BFCP over TCP: the room connects out when the caller listens.
+    let tcp = with_content("TCP/BFCP", "a=setup:passive\r\na=connection:new\r\n");
+    let offered = parse_offer(&tcp, true, Some(&FLOOR)).unwrap();
+    assert_eq!(
+        offered.agreed.floor.unwrap().transport,
+        FloorTransport::TcpConnect("10.77.1.2:5070".parse().unwrap())
+    );
+    let answer = make_answer(&room, &offered).sdp;
+    assert!(
+        answer.contains("m=application 9 TCP/BFCP *\r\na=setup:active\r\n"),
+        "{answer}"
+    );
+    // ...but it does not listen, and takes no TLS or DTLS BFCP: content refused, call goes on.
+    for (proto, lines) in [
+        ("TCP/BFCP", "a=setup:active\r\n"),
+        ("TCP/TLS/BFCP", "a=setup:passive\r\n"),
+        ("UDP/TLS/BFCP", ""),
+    ] {
+        let offered = parse_offer(&with_content(proto, lines), true, Some(&FLOOR)).unwrap();
+        assert_eq!(offered.agreed.floor, None, "{proto}");
+        let answer = make_answer(&room, &offered).sdp;
+        assert!(
+            answer.contains(&format!("m=application 0 {proto} *\r\n")),
+            "{proto}: {answer}"
+        );
+        assert!(
+            answer.contains("m=video 0 RTP/SAVP 96\r\n"),
+            "{proto}: {answer}"
+        );
+        assert!(
+            answer.contains("m=video 40002 RTP/SAVP 96\r\n"),
+            "{proto}: {answer}"
+        );
+    }
+    // Without a floor port of its own, the room refuses content as well.
+    let offered = parse_offer(&offer, true, None).unwrap();
+    let answer = make_answer(&local(), &offered).sdp;
+    assert!(!answer.contains("content:slides"), "{answer}");
+}
+
+#[test]
+fn unencrypted_content_is_refused_alone() {
+    let offer =
+        with_content("UDP/BFCP", "").replace("m=video 10006 RTP/SAVP", "m=video 10006 RTP/AVP");
+    let offered = parse_offer(&offer, true, Some(&FLOOR)).unwrap();
+    assert!(offered.agreed.audio.is_some() && offered.agreed.video.is_some());
+    assert_eq!((offered.agreed.content, offered.agreed.floor), (None, None));
 }

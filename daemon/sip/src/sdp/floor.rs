@@ -1,0 +1,228 @@
+//! The BFCP section of a call's SDP (RFC 8856): who is the floor control server, the IDs the
+//! participant uses, and how BFCP reaches the far end. The room offers `UDP/BFCP` as client or
+//! server (`c-s`) with IDs of its own; it answers `UDP/BFCP`, and `TCP/BFCP` when it may connect
+//! out (the far end `passive` or `actpass`). `TCP/TLS/BFCP`, `UDP/TLS/BFCP` and a far end that
+//! wants to connect to the room over TCP are refused (port 0): the call goes on without content.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+
+use ezk_sdp_types::{MediaDescription, Setup, TaggedAddress, TransportProtocol};
+
+/// The `a=label` of the room's content section, which its `a=floorid` names (`mstrm`).
+pub const CONTENT_LABEL: u32 = 3;
+
+/// The room's own floor control IDs, offered in case it ends up the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalFloor {
+    /// The conference the room's server runs.
+    pub conference_id: u32,
+    /// The user ID the room's server gives the far end.
+    pub far_end_user_id: u16,
+    /// The room's own user ID as server (for the far end's floor status).
+    pub room_user_id: u16,
+    /// The floor of the content stream.
+    pub floor_id: u16,
+}
+
+impl LocalFloor {
+    /// Fresh IDs for a call.
+    pub fn random() -> LocalFloor {
+        let mut bytes = [0u8; 4];
+        roomd_base::random::fill(&mut bytes);
+        LocalFloor {
+            // Non-zero, as some endpoints treat 0 as "none".
+            conference_id: u32::from_be_bytes(bytes).max(1),
+            far_end_user_id: 2,
+            room_user_id: 1,
+            floor_id: 1,
+        }
+    }
+}
+
+/// How the room reaches the far end's BFCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FloorTransport {
+    /// `UDP/BFCP` to this address, from the room's port.
+    Udp(SocketAddr),
+    /// `TCP/BFCP`, the room connecting to this address (`a=setup:active` on its side).
+    TcpConnect(SocketAddr),
+}
+
+/// The room's part in floor control.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FloorRole {
+    /// The far end is the floor control server; the room asks it for the floor.
+    Participant {
+        /// The conference the far end runs.
+        conference_id: u32,
+        /// The room's user ID in it.
+        user_id: u16,
+        /// The content stream's floor.
+        floor_id: u16,
+    },
+    /// The room is the floor control server, with the IDs of its [`LocalFloor`].
+    Server(LocalFloor),
+}
+
+/// The BFCP both sides agreed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgreedFloor {
+    /// How BFCP runs.
+    pub transport: FloorTransport,
+    /// Who serves the floor.
+    pub role: FloorRole,
+}
+
+/// The BFCP section of the room's offer, on the room's BFCP UDP port `port`.
+pub(super) fn offer_lines(port: u16, local: &LocalFloor) -> String {
+    format!(
+        "m=application {port} UDP/BFCP *\r\na=floorctrl:c-s\r\na=confid:{}\r\na=userid:{}\r\n\
+         a=floorid:{} mstrm:{CONTENT_LABEL}\r\n",
+        local.conference_id, local.far_end_user_id, local.floor_id
+    )
+}
+
+/// The value of the section's attribute `name`, if it has one.
+fn attribute<'a>(media: &'a MediaDescription, name: &str) -> Option<&'a str> {
+    media
+        .attributes
+        .iter()
+        .find(|a| a.name.eq_ignore_ascii_case(name))
+        .and_then(|a| a.value.as_deref())
+        .map(str::trim)
+}
+
+/// Whether `media` is a BFCP section (any transport).
+pub(super) fn is_bfcp(media: &MediaDescription) -> bool {
+    matches!(&media.media.proto, TransportProtocol::Other(p) if p.to_ascii_uppercase().ends_with("/BFCP"))
+}
+
+/// Whether `media` is a content (slides) video section, RFC 4796.
+pub(super) fn is_content(media: &MediaDescription) -> bool {
+    attribute(media, "content").is_some_and(|v| v.split(',').any(|c| c.trim() == "slides"))
+}
+
+/// The floor ID of `a=floorid:<id> [mstrm:<label>]`.
+fn floor_id(media: &MediaDescription) -> Option<u16> {
+    attribute(media, "floorid")?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn ids(media: &MediaDescription) -> Option<(u32, u16)> {
+    Some((
+        attribute(media, "confid")?.parse().ok()?,
+        attribute(media, "userid")?.parse().ok()?,
+    ))
+}
+
+fn transport(media: &MediaDescription, address: Option<&TaggedAddress>) -> Option<FloorTransport> {
+    let ip = match address? {
+        TaggedAddress::IP4(a) => IpAddr::V4(*a),
+        TaggedAddress::IP6(a) => IpAddr::V6(*a),
+        _ => return None,
+    };
+    let remote = SocketAddr::new(ip, media.media.port);
+    match &media.media.proto {
+        TransportProtocol::Other(p) if p.eq_ignore_ascii_case("UDP/BFCP") => {
+            Some(FloorTransport::Udp(remote))
+        }
+        // The room only connects out: it does not listen for BFCP over TCP.
+        TransportProtocol::Other(p) if p.eq_ignore_ascii_case("TCP/BFCP") => match media.setup {
+            Some(Setup::Passive | Setup::ActPass) => Some(FloorTransport::TcpConnect(remote)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// What the far end's answer to the room's offer (`local`) agreed for BFCP: `None` when it
+/// refused the section or answered what the room cannot use.
+pub(super) fn from_answer(
+    media: &MediaDescription,
+    address: Option<&TaggedAddress>,
+    local: &LocalFloor,
+) -> Option<AgreedFloor> {
+    if media.media.port == 0 {
+        return None;
+    }
+    let transport = transport(media, address)?;
+    let role = match attribute(media, "floorctrl")? {
+        "c-only" => FloorRole::Server(*local),
+        "s-only" => {
+            let (conference_id, user_id) = ids(media)?;
+            FloorRole::Participant {
+                conference_id,
+                user_id,
+                floor_id: floor_id(media).unwrap_or(local.floor_id),
+            }
+        }
+        _ => return None,
+    };
+    Some(AgreedFloor { transport, role })
+}
+
+/// What the room takes of a caller's BFCP offer, with `local` as its IDs should it serve.
+pub(super) fn from_offer(
+    media: &MediaDescription,
+    address: Option<&TaggedAddress>,
+    local: &LocalFloor,
+) -> Option<AgreedFloor> {
+    if media.media.port == 0 {
+        return None;
+    }
+    let transport = transport(media, address)?;
+    let participant = |media: &MediaDescription| {
+        let (conference_id, user_id) = ids(media)?;
+        Some(FloorRole::Participant {
+            conference_id,
+            user_id,
+            floor_id: floor_id(media)?,
+        })
+    };
+    // RFC 8856: without a=floorctrl the offerer is a client only.
+    let role = match attribute(media, "floorctrl").unwrap_or("c-only") {
+        "s-only" => participant(media)?,
+        // Either: a caller that offers its IDs runs a conference the room joins.
+        "c-s" => participant(media).unwrap_or(FloorRole::Server(LocalFloor {
+            floor_id: floor_id(media).unwrap_or(local.floor_id),
+            ..*local
+        })),
+        "c-only" => FloorRole::Server(LocalFloor {
+            floor_id: floor_id(media).unwrap_or(local.floor_id),
+            ..*local
+        }),
+        _ => return None,
+    };
+    Some(AgreedFloor { transport, role })
+}
+
+/// The room's answer section for `agreed`, on the room's BFCP UDP port `port`.
+pub(super) fn answer_lines(agreed: &AgreedFloor, port: u16) -> String {
+    let mut sdp = match agreed.transport {
+        FloorTransport::Udp(_) => format!("m=application {port} UDP/BFCP *\r\n"),
+        // RFC 4145: an active side's port is 9 (discard); it connects from any.
+        FloorTransport::TcpConnect(_) => {
+            "m=application 9 TCP/BFCP *\r\na=setup:active\r\na=connection:new\r\n".to_owned()
+        }
+    };
+    match agreed.role {
+        FloorRole::Participant { floor_id, .. } => {
+            let _ = write!(
+                sdp,
+                "a=floorctrl:c-only\r\na=floorid:{floor_id} mstrm:{CONTENT_LABEL}\r\n"
+            );
+        }
+        FloorRole::Server(local) => {
+            let _ = write!(
+                sdp,
+                "a=floorctrl:s-only\r\na=confid:{}\r\na=userid:{}\r\na=floorid:{} mstrm:{CONTENT_LABEL}\r\n",
+                local.conference_id, local.far_end_user_id, local.floor_id
+            );
+        }
+    }
+    sdp
+}
