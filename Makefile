@@ -51,6 +51,7 @@ PACKAGES += pebble            # tests: a real ACME server (RFC 8555, EAB) for pr
 PACKAGES += dnsmasq-base      # tests: a real DNS server in a netns for provisioning's unicast DNS-SD (SRV/TXT)
 PACKAGES += python3           # tests: python's http.server with TLS serves provisioning bundles in a netns
 PACKAGES += baresip           # tests: a real SIP peer (SDES-SRTP, H.264 via avcodec, G.711/Opus, fakevideo) for the SIP calls
+PACKAGES += baresip-ffmpeg    # tests: baresip's avcodec module (H.264, VP8), only recommended by baresip, so not installed without it
 PACKAGES += kamailio kamailio-tls-modules # tests: a real SIP registrar/proxy with a TLS listener (SIPS, digest authentication)
 PACKAGES += sip-tester        # tests: SIPp, a scripted SIP peer (a caller that never sends media)
 PACKAGES += linphone-cli mediastreamer2-plugin-openh264 # tests: Linphone, a second independent SIP video peer (H.264 through openh264)
