@@ -8,7 +8,7 @@
 // certificate is its enrolled one (a CA made by the test), so certificate errors are ignored in
 // this one browser context, as the web UI's own browser test does.
 //
-// Lines: {"event":"panel","meeting_state","encrypted","on_hold","far_end_on_hold","keypad","incoming" (the caller
+// Lines: {"event":"panel","meeting_state","encrypted","on_hold","far_end_on_hold","content_floor","keypad","incoming" (the caller
 // a ringing call shows),"participants":[{"id",
 // "e2ee","identity","verified_by","sas","waiting","confirm"}],"meeting_e2ee"} whenever what the
 // panel shows changes; {"event":"tapped","testid","participant"}; {"event":"filled","selector"};
@@ -78,6 +78,7 @@ function shown() {
     encrypted: document.querySelector('[data-testid="meeting-encryption"]')?.getAttribute("data-encrypted") ?? "",
     on_hold: document.querySelector('[data-testid="on-hold"]') !== null,
     far_end_on_hold: document.querySelector('[data-testid="far-end-on-hold"]') !== null,
+    content_floor: document.querySelector('[data-testid="content-floor"]')?.getAttribute("data-floor") ?? "",
     keypad: document.querySelector('[data-testid="keypad"]') !== null,
     incoming: document.querySelector('[data-testid="incoming-caller"]')?.textContent ?? "",
     meeting_e2ee: document.querySelector('[data-testid="meeting-e2ee"]')?.getAttribute("data-e2ee") ?? "",

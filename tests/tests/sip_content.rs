@@ -3,14 +3,15 @@
 //! control. The calling room offers to serve the floor or join (`c-s` with its IDs), the called
 //! room joins the caller's conference (`c-only`): both roles of `roomd-bfcp` run in one call.
 //! What each room shows (`status.meeting.content_floor`, the content streams' frames) is read
-//! from the rooms themselves while the floor changes hands. The BFCP codec and both roles are
+//! from the rooms themselves while the floor changes hands, and room B's touch panel (Chromium)
+//! says who presents as it happens. The BFCP codec and both roles are
 //! tested against libre, an independent implementation, in `bfcp_floor.rs`.
 
 use std::time::Duration;
 
 use roomd_tests::meeting;
 use roomd_tests::sip::Kamailio;
-use roomd_tests::{HarnessError, Roomd, TestCa, TestNetwork, wait_for};
+use roomd_tests::{BrowserPeer, HarnessError, Roomd, TestCa, TestNetwork, wait_for};
 use serde_json::{Value, json};
 
 const CALLER: &str = "room-a";
@@ -118,6 +119,15 @@ fn two_rooms_take_the_content_floor_in_turn_and_each_shows_the_others_content()
         &json!({ "target": { "kind": "sip", "uri": format!("sips:{CALLEE}@{}", kamailio.address()) } }),
     )?;
     let token = room_b.admin_token()?;
+    let panel = BrowserPeer::panel(&room_b.base_url(), &token)?;
+    let panel_shows = |after: usize, floor: &str| {
+        panel.wait_for_after(
+            after,
+            &format!("room B's panel: content_floor {floor:?}"),
+            WAIT,
+            |l| l["event"] == "panel" && l["content_floor"] == floor,
+        )
+    };
     wait_for("room B rings", Duration::from_secs(20), || {
         let status = room_b.get("/api/v1/status").bearer(&token).send()?.json()?;
         Ok((!status["sip"]["incoming"].is_null()).then_some(()))
@@ -147,18 +157,23 @@ fn two_rooms_take_the_content_floor_in_turn_and_each_shows_the_others_content()
     sends_no_content(&room_b, "room B")?;
 
     // Room A shares: it takes the floor (it serves it), its content reaches room B.
+    let before = panel.line_count();
     room_a.command("video.content.start", &json!({}))?;
     wait_for_floor_and_content(&room_a, "room A", "room", "send")?;
     wait_for_floor_and_content(&room_b, "room B", "far-end", "receive")?;
+    panel_shows(before, "far-end")?;
 
     // Room B shares as well: it asks room A's floor control server for the floor, and the last
     // one to present takes it. Room A stops sending at once and shows B's content.
+    let before = panel.line_count();
     room_b.command("video.content.start", &json!({}))?;
     wait_for_floor_and_content(&room_b, "room B", "room", "send")?;
+    panel_shows(before, "room")?;
     wait_for_floor_and_content(&room_a, "room A", "far-end", "receive")?;
     sends_no_content(&room_a, "room A")?;
 
     // Room B stops sharing: it gives the floor back; nobody holds it, nothing is sent.
+    let before = panel.line_count();
     room_b.command("video.content.stop", &json!({}))?;
     for (room, name) in [(&room_a, "room A"), (&room_b, "room B")] {
         meeting::wait_for(room, &format!("{name}: content_floor free"), WAIT, |m| {
@@ -167,6 +182,7 @@ fn two_rooms_take_the_content_floor_in_turn_and_each_shows_the_others_content()
         .map_err(|e| with_log(e, room))?;
     }
     sends_no_content(&room_b, "room B")?;
+    panel_shows(before, "")?;
 
     room_a.command("meeting.leave", &json!({}))?;
     meeting::wait_for(&room_b, "room B idle after room A hung up", WAIT, |m| {

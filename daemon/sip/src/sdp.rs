@@ -406,16 +406,24 @@ pub fn parse_answer(
 ) -> Result<Agreed, SdpError> {
     let sdp = parse_bounded(answer)?;
     let mut agreed = agree_streams(&sdp, require_encryption)?;
-    if let Some(local) = floor {
-        agreed.floor = sdp
-            .media_descriptions
-            .iter()
-            .take(MEDIA_MAX)
-            .find(|m| floor::is_bfcp(m))
-            .and_then(|m| floor::from_answer(m, media_address(&sdp, m), local));
-    }
+    agreed.floor = floor.and_then(|local| agree_floor(&sdp, local, floor::from_answer));
     agreed.pair_content_with_floor();
     Ok(agreed)
+}
+
+/// The BFCP of the first BFCP section of `sdp`, as `read` takes it (from an offer or an
+/// answer), the room's own IDs being `local`.
+fn agree_floor(
+    sdp: &SessionDescription,
+    local: &LocalFloor,
+    read: fn(&MediaDescription, Option<&TaggedAddress>, &LocalFloor) -> Option<AgreedFloor>,
+) -> Option<AgreedFloor> {
+    let media = sdp
+        .media_descriptions
+        .iter()
+        .take(MEDIA_MAX)
+        .find(|m| floor::is_bfcp(m))?;
+    read(media, media_address(sdp, media), local)
 }
 
 fn parse_bounded(text: &str) -> Result<SessionDescription, SdpError> {
@@ -540,14 +548,7 @@ pub fn parse_offer(
 ) -> Result<Offered, SdpError> {
     let sdp = parse_bounded(offer)?;
     let mut agreed = agree_streams(&sdp, require_encryption)?;
-    if let Some(local) = floor {
-        agreed.floor = sdp
-            .media_descriptions
-            .iter()
-            .take(MEDIA_MAX)
-            .find(|m| floor::is_bfcp(m))
-            .and_then(|m| floor::from_offer(m, media_address(&sdp, m), local));
-    }
+    agreed.floor = floor.and_then(|local| agree_floor(&sdp, local, floor::from_offer));
     agreed.pair_content_with_floor();
     // The answerer picks: the room's order (Opus, then G.711), not the caller's, as some
     // phones list G.711 first.

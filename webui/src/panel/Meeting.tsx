@@ -42,6 +42,19 @@ function E2eeBadges({ p, run }: { p: E2eeParticipant | undefined; run: Run }) {
   );
 }
 
+/** Who presents in a call with floor control (status.meeting.content_floor, from BFCP): shown
+ * while someone holds the floor; nothing without floor control or while it is free. */
+function ContentFloor({ floor }: { floor: string | undefined }) {
+  if (floor !== "room" && floor !== "far-end") return null;
+  return (
+    <p>
+      <span class="badge ok" data-testid="content-floor" data-floor={floor}>
+        {floor === "room" ? t("panel.presenting_room") : t("panel.presenting_far_end")}
+      </span>
+    </p>
+  );
+}
+
 const KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#"];
 
 /** A connected SIP call: a keypad that sends each tone as it is tapped (a bridge's PIN), and
@@ -135,6 +148,7 @@ export function Meeting({ meeting, run }: { meeting: any; run: Run }) {
           </li>
         ))}
       </ul>
+      <ContentFloor floor={meeting.content_floor} />
       {meeting.target?.kind === "sip" && meeting.state === "connected" && <SipControls onHold={meeting.on_hold === true} farEndOnHold={meeting.far_end_on_hold === true} run={run} />}
       <button type="button" class="big danger" data-testid="leave" onClick={() => run("meeting.leave")}>
         {t("panel.leave")}

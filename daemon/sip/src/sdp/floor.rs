@@ -119,7 +119,12 @@ fn ids(media: &MediaDescription) -> Option<(u32, u16)> {
     ))
 }
 
+/// How the room reaches the BFCP of `media`; `None` when it is refused (port 0) or a transport
+/// the room does not take.
 fn transport(media: &MediaDescription, address: Option<&TaggedAddress>) -> Option<FloorTransport> {
+    if media.media.port == 0 {
+        return None;
+    }
     let ip = match address? {
         TaggedAddress::IP4(a) => IpAddr::V4(*a),
         TaggedAddress::IP6(a) => IpAddr::V6(*a),
@@ -146,9 +151,6 @@ pub(super) fn from_answer(
     address: Option<&TaggedAddress>,
     local: &LocalFloor,
 ) -> Option<AgreedFloor> {
-    if media.media.port == 0 {
-        return None;
-    }
     let transport = transport(media, address)?;
     let role = match attribute(media, "floorctrl")? {
         "c-only" => FloorRole::Server(*local),
@@ -171,9 +173,6 @@ pub(super) fn from_offer(
     address: Option<&TaggedAddress>,
     local: &LocalFloor,
 ) -> Option<AgreedFloor> {
-    if media.media.port == 0 {
-        return None;
-    }
     let transport = transport(media, address)?;
     let participant = |media: &MediaDescription| {
         let (conference_id, user_id) = ids(media)?;
