@@ -25,6 +25,7 @@ PACKAGES += gstreamer1.0-x                   # pango: clockoverlay/textoverlay f
 PACKAGES += libgstreamer-plugins-bad1.0-dev  # gstreamer-webrtc links against libgstwebrtc (webrtcbin's types)
 PACKAGES += gstreamer1.0-nice                # nicesrc/nicesink: webrtcbin's ICE transport (libnice)
 PACKAGES += gstreamer1.0-libav               # avdec_h264: decodes the H.264 that browsers and Janus send
+PACKAGES += gstreamer1.0-tools               # gst-launch-1.0: the e2ee tests' independent GStreamer peers, and the bare reference graphs of bench-media and bench-meeting
 PACKAGES += gstreamer1.0-alsa                # alsasrc/alsasink for real microphones and speakers
 PACKAGES += fonts-dejavu-core                # a font for the display's text (pango finds none otherwise)
 PACKAGES += iproute2          # tests: `ip netns` and veth pairs give WebRTC peers non-loopback addresses
@@ -67,7 +68,6 @@ BROWSER_DIR := $(CURDIR)/tests/browser
 # Only `make bench` needs these.
 BENCH_PACKAGES :=
 BENCH_PACKAGES += wrk         # HTTP load generator for the API benchmarks
-BENCH_PACKAGES += gstreamer1.0-tools # gst-launch-1.0 runs the bare reference graphs of bench-media and bench-meeting
 BENCH_PACKAGES += zstd        # bench-image: the disk image's compressed size
 
 # The development room: configuration and state live in the (git-ignored) .roomd/ folder.
