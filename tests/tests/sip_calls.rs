@@ -344,35 +344,27 @@ fn the_room_calls_baresip_through_kamailio_with_sdes_srtp_and_hangs_up_either_si
 
     // Media both ways: the room decodes baresip's moving picture and its voice, and sends its
     // own; the encryption indicator is on because the agreed streams run through SRTP.
-    let status = meeting::wait_for_received_video(&roomd, None, 30, Duration::from_secs(30))
-        .map_err(|e| HarnessError::Config {
+    meeting::wait_for_received_video(&roomd, None, 30, Duration::from_secs(30)).map_err(|e| {
+        HarnessError::Config {
             message: format!(
                 "{e}\nbaresip:\n{}\nroomd:\n{}",
                 baresip.log_text(),
                 roomd.stderr_text()
             ),
-        })?;
-    assert!(
-        meeting::stream_frames(&status, "receive", "audio")
+        }
+    })?;
+    // The room's own video may start after baresip's arrives (its encoder's first keyframe on
+    // a loaded machine): each stream is waited for, not read once.
+    let frames = |m: &Value, direction, kind| {
+        meeting::stream_frames(m, direction, kind)
             .iter()
             .sum::<u64>()
-            > 0,
-        "{status}"
-    );
-    assert!(
-        meeting::stream_frames(&status, "send", "video")
-            .iter()
-            .sum::<u64>()
-            > 0,
-        "{status}"
-    );
-    assert!(
-        meeting::stream_frames(&status, "send", "audio")
-            .iter()
-            .sum::<u64>()
-            > 0,
-        "{status}"
-    );
+    };
+    let status = meeting::wait_for(&roomd, "frames each way", Duration::from_secs(20), |m| {
+        frames(m, "receive", "audio") > 0
+            && frames(m, "send", "video") > 0
+            && frames(m, "send", "audio") > 0
+    })?;
     assert_eq!(status["encrypted"], true, "{status}");
     let far_end = meeting::participant(&status, &uri).unwrap_or(&Value::Null);
     assert_eq!(far_end["encryption"], "sdes-srtp", "{status}");
@@ -386,6 +378,29 @@ fn the_room_calls_baresip_through_kamailio_with_sdes_srtp_and_hangs_up_either_si
         })
     })?;
     assert_eq!(far_end["video"], "on", "{status}");
+    // RTCP both ways: baresip's receiver reports give the round trip of the room's video and
+    // what it lost of it; the room measures the jitter of baresip's video (its frames leave
+    // in bursts of packets, so never 0).
+    meeting::wait_for(&roomd, "RTCP figures", Duration::from_secs(30), |m| {
+        let first = |direction, kind| {
+            meeting::streams(m, direction, kind)
+                .next()
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        let (sent, received) = (first("send", "video"), first("receive", "video"));
+        sent["rtt_ms"]
+            .as_f64()
+            .is_some_and(|ms| ms > 0.0 && ms < 1000.0)
+            && sent["packets_lost"].as_i64().is_some_and(|lost| lost >= 0)
+            && received["jitter_ms"].as_f64().is_some_and(|ms| ms > 0.0)
+            && received["loss_percent"]
+                .as_f64()
+                .is_some_and(|p| (0.0..5.0).contains(&p))
+    })
+    .map_err(|e| HarnessError::Config {
+        message: format!("{e}\nroomd:\n{}", roomd.stderr_text()),
+    })?;
     // baresip decodes the room's picture and receives its voice (its own status line).
     baresip_gets_the_rooms_media(&baresip)?;
     assert!(

@@ -943,35 +943,47 @@ impl SipCall for ActiveCall {
                 counters.content_received.bytes(),
             ])
         });
-        let stream = |direction: &'static str, kind: &'static str, frames: u64| StreamStats {
-            // The room's own content is listed as `content`, as in every meeting.
-            participant: if (kind, direction) == ("content", "send") {
-                "content".to_owned()
-            } else {
-                FAR_END.to_owned()
-            },
-            direction,
-            kind,
-            bitrate_kbps: match (kind, direction) {
-                ("audio", "send") => rates[0],
-                ("audio", _) => rates[1],
-                ("video", "send") => rates[2],
-                ("video", _) => rates[3],
-                (_, "send") => rates[4],
-                _ => rates[5],
-            },
-            packets_lost: 0,
-            loss_percent: 0.0,
-            jitter_ms: 0.0,
-            rtt_ms: 0.0,
-            frame_rate: 0.0,
-            width: 0,
-            height: 0,
-            frames,
-            encrypted,
-            fec_recovered: 0,
-            concealed: 0,
-            expected_loss_percent: 0,
+        let rtcp = |direction: &str, kind: &str| {
+            let feed = match kind {
+                "audio" => Feed::Microphone,
+                "video" => Feed::Camera,
+                _ => Feed::Content,
+            };
+            let (sent, received) = self.media.rtcp(feed).unwrap_or_default();
+            if direction == "send" { sent } else { received }
+        };
+        let stream = |direction: &'static str, kind: &'static str, frames: u64| {
+            let rtcp = rtcp(direction, kind);
+            StreamStats {
+                // The room's own content is listed as `content`, as in every meeting.
+                participant: if (kind, direction) == ("content", "send") {
+                    "content".to_owned()
+                } else {
+                    FAR_END.to_owned()
+                },
+                direction,
+                kind,
+                bitrate_kbps: match (kind, direction) {
+                    ("audio", "send") => rates[0],
+                    ("audio", _) => rates[1],
+                    ("video", "send") => rates[2],
+                    ("video", _) => rates[3],
+                    (_, "send") => rates[4],
+                    _ => rates[5],
+                },
+                packets_lost: rtcp.packets_lost,
+                loss_percent: rtcp.loss_percent(),
+                jitter_ms: rtcp.jitter_ms,
+                rtt_ms: rtcp.rtt_ms,
+                frame_rate: 0.0,
+                width: 0,
+                height: 0,
+                frames,
+                encrypted,
+                fec_recovered: 0,
+                concealed: 0,
+                expected_loss_percent: 0,
+            }
         };
         let mut streams = Vec::new();
         if self.agreed.audio.is_some() {

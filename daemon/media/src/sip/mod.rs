@@ -10,6 +10,7 @@
 mod dtls;
 mod dtmf;
 mod ports;
+mod rtcp_stats;
 #[cfg(test)]
 mod tests;
 mod transport;
@@ -28,6 +29,7 @@ pub use dtls::{
 };
 use dtmf::{dtmf_number, dtmf_player};
 pub use ports::SipPorts;
+pub use rtcp_stats::RtcpFigures;
 pub use transport::Protection;
 use transport::SessionPads;
 
@@ -180,6 +182,9 @@ pub struct SipMedia {
     content: Option<ContentSender>,
     /// Whether the call was asked once already to send content it cannot send (logged once).
     content_unsendable_told: AtomicBool,
+    /// Its RTP sessions, for their RTCP figures: each stream's feed, session and RTP clock.
+    rtpbin: gst::Element,
+    sessions: Vec<(Feed, u32, u32)>,
     _subscriptions: Vec<TapSubscription>,
     _slots: Arc<std::sync::Mutex<Slots>>,
 }
@@ -362,7 +367,10 @@ impl SipMedia {
                 &counters_for_pads,
                 &slots_for_pads,
             ) {
-                tracing::warn!("SIP call: cannot play the far end's {:?}: {e}", stream.feed);
+                tracing::warn!(
+                    "SIP call: cannot play the far end's {}: {e}",
+                    stream_name(stream.feed)
+                );
             }
         });
         // Errors of the call's elements (a stream that cannot be negotiated or decoded) go to
@@ -385,6 +393,11 @@ impl SipMedia {
         pipeline
             .set_state(gst::State::Playing)
             .map_err(|_| MediaError::Start("SIP call's media".to_owned()))?;
+        let rtcp_sessions = streams
+            .iter()
+            .enumerate()
+            .map(|(session, stream)| (stream.feed, session as u32, transport::clock_rate(stream)))
+            .collect();
         Ok(SipMedia {
             pipeline,
             dtmf,
@@ -393,6 +406,8 @@ impl SipMedia {
             dtls,
             content,
             content_unsendable_told: AtomicBool::new(false),
+            rtpbin,
+            sessions: rtcp_sessions,
             _subscriptions: subscriptions,
             _slots: slots,
         })
@@ -406,6 +421,13 @@ impl SipMedia {
     /// Turns true when the first far-end camera frame is decoded (it goes to the display).
     pub fn first_video_frame(&self) -> tokio::sync::watch::Receiver<bool> {
         self.counters.first_video.subscribe()
+    }
+
+    /// What RTCP says of the stream of `feed`: the room's (sent) and the far end's
+    /// (received); `None` when the call has no such stream.
+    pub fn rtcp(&self, feed: Feed) -> Option<(RtcpFigures, RtcpFigures)> {
+        let &(_, session, clock_rate) = self.sessions.iter().find(|(f, _, _)| *f == feed)?;
+        Some(rtcp_stats::figures(&self.rtpbin, session, clock_rate))
     }
 
     /// Turns true when the first far-end content frame is decoded (it goes to the display).
@@ -505,12 +527,7 @@ fn add_sender(
         tracing::info!("SIP call: the room has no content input; the content stream only receives");
         return Ok(None);
     }
-    // In words for the log: what the room does not send.
-    let what = match feed {
-        Feed::Microphone => "audio",
-        Feed::Camera => "video",
-        Feed::Content => "content",
-    };
+    let what = stream_name(feed);
     let payloader = match (feed, stream.encoding.as_str()) {
         (Feed::Camera | Feed::Content, "H264") => {
             if taps.video_codec() != Some(crate::Codec::H264) {

@@ -203,17 +203,25 @@ impl DtlsAssociation<'_> {
     }
 }
 
+/// The RTP clock rate of `stream`, Hz.
+pub(super) fn clock_rate(stream: &SipStream) -> u32 {
+    match stream.feed.kind() {
+        MediaKind::Video => 90000,
+        MediaKind::Audio if stream.encoding == "OPUS" => 48000,
+        // G.722's RTP clock is 8 kHz too (RFC 3551).
+        MediaKind::Audio => 8000,
+    }
+}
+
 /// The caps the far end's RTP has in `stream`.
 pub(super) fn rtp_caps(name: &str, stream: &SipStream) -> gst::Caps {
-    let (media, clock_rate) = match stream.feed.kind() {
-        MediaKind::Video => ("video", 90000),
-        // G.722's RTP clock is 8 kHz too (RFC 3551).
-        MediaKind::Audio if stream.encoding == "OPUS" => ("audio", 48000),
-        MediaKind::Audio => ("audio", 8000),
+    let media = match stream.feed.kind() {
+        MediaKind::Video => "video",
+        MediaKind::Audio => "audio",
     };
     gst::Caps::builder(name)
         .field("media", media)
-        .field("clock-rate", clock_rate)
+        .field("clock-rate", clock_rate(stream) as i32)
         .field("encoding-name", stream.encoding.as_str())
         .field("payload", i32::from(stream.payload_type))
         .build()
