@@ -3,6 +3,8 @@
 
 use tokio::sync::mpsc;
 
+use crate::error::SessionError;
+
 /// How many events wait for the caller before further ones are dropped (with a warning): a
 /// caller that stops reading must not make the session grow without bound or stall.
 pub(crate) const EVENT_QUEUE: usize = 64;
@@ -53,6 +55,15 @@ pub enum CloseReason {
     NoAnswer,
     /// The transport failed or closed; the error as text.
     Transport(String),
+}
+
+/// Why a session of `role` (for the log) that `served` this way ended: its own reason, or its
+/// failure as a transport one.
+pub(crate) fn close_reason(served: Result<CloseReason, SessionError>, role: &str) -> CloseReason {
+    served.unwrap_or_else(|error| {
+        tracing::warn!(%error, "BFCP {role} session failed");
+        CloseReason::Transport(error.to_string())
+    })
 }
 
 /// The sending side of a session's events.

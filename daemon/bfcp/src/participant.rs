@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::attribute::{Attribute, ErrorCode, LAST_KNOWN_KIND, RequestStatus};
 use crate::error::SessionError;
-use crate::event::{CloseReason, Events, FloorEvent};
+use crate::event::{CloseReason, Events, FloorEvent, close_reason};
 use crate::floor::FloorRequestInfo;
 use crate::message::{Message, Primitive};
 use crate::transaction::{Endpoint, Happening, Timers};
@@ -140,13 +140,7 @@ enum Step {
 
 impl Session {
     async fn run(mut self) {
-        let reason = match self.serve().await {
-            Ok(reason) => reason,
-            Err(error) => {
-                tracing::warn!(%error, "BFCP participant session failed");
-                CloseReason::Transport(error.to_string())
-            }
-        };
+        let reason = close_reason(self.serve().await, "participant");
         self.events.send(FloorEvent::Closed(reason));
         // Dropping the session drops the requests in flight: whoever waits on one gets
         // SessionError::Ended.

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::attribute::{Attribute, ErrorCode, LAST_KNOWN_KIND, RequestStatus};
 use crate::error::SessionError;
-use crate::event::{CloseReason, Events, FloorEvent};
+use crate::event::{CloseReason, Events, FloorEvent, close_reason};
 use crate::floor::floor_request_information;
 use crate::message::{Header, Message, Primitive};
 use crate::transaction::{Endpoint, Happening, Timers};
@@ -140,13 +140,7 @@ enum Step {
 
 impl Session {
     async fn run(mut self) {
-        let reason = match self.serve().await {
-            Ok(reason) => reason,
-            Err(error) => {
-                tracing::warn!(%error, "BFCP floor control server session failed");
-                CloseReason::Transport(error.to_string())
-            }
-        };
+        let reason = close_reason(self.serve().await, "floor control server");
         self.events.send(FloorEvent::Closed(reason));
     }
 
