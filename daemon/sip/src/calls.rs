@@ -39,7 +39,7 @@ use roomd_model::sip::IncomingCall;
 /// The far end's id in `status.meeting.streams`.
 const FAR_END: &str = "far-end";
 use roomd_core::{ContentFloor, StreamStats};
-use roomd_media::sip::{Protection, SipMedia, SipPorts, SipStream, room_certificate};
+use roomd_media::sip::{Protection, RtcpFigures, SipMedia, SipPorts, SipStream, room_certificate};
 use roomd_media::{Feed, MediaTaps};
 use roomd_meetings::{CallEncryption, HoldError, SipCall, SipCalls, SipFuture};
 
@@ -943,64 +943,70 @@ impl SipCall for ActiveCall {
                 counters.content_received.bytes(),
             ])
         });
-        let rtcp = |direction: &str, kind: &str| {
-            let feed = match kind {
-                "audio" => Feed::Microphone,
-                "video" => Feed::Camera,
-                _ => Feed::Content,
+        let stream =
+            |direction: &'static str, kind: &'static str, frames: u64, rtcp: RtcpFigures| {
+                StreamStats {
+                    // The room's own content is listed as `content`, as in every meeting.
+                    participant: if (kind, direction) == ("content", "send") {
+                        "content".to_owned()
+                    } else {
+                        FAR_END.to_owned()
+                    },
+                    direction,
+                    kind,
+                    bitrate_kbps: match (kind, direction) {
+                        ("audio", "send") => rates[0],
+                        ("audio", _) => rates[1],
+                        ("video", "send") => rates[2],
+                        ("video", _) => rates[3],
+                        (_, "send") => rates[4],
+                        _ => rates[5],
+                    },
+                    packets_lost: rtcp.packets_lost,
+                    loss_percent: rtcp.loss_percent(),
+                    jitter_ms: rtcp.jitter_ms,
+                    rtt_ms: rtcp.rtt_ms,
+                    frame_rate: 0.0,
+                    width: 0,
+                    height: 0,
+                    frames,
+                    encrypted,
+                    fec_recovered: 0,
+                    concealed: 0,
+                    expected_loss_percent: 0,
+                }
             };
-            let (sent, received) = self.media.rtcp(feed).unwrap_or_default();
-            if direction == "send" { sent } else { received }
-        };
-        let stream = |direction: &'static str, kind: &'static str, frames: u64| {
-            let rtcp = rtcp(direction, kind);
-            StreamStats {
-                // The room's own content is listed as `content`, as in every meeting.
-                participant: if (kind, direction) == ("content", "send") {
-                    "content".to_owned()
-                } else {
-                    FAR_END.to_owned()
-                },
-                direction,
-                kind,
-                bitrate_kbps: match (kind, direction) {
-                    ("audio", "send") => rates[0],
-                    ("audio", _) => rates[1],
-                    ("video", "send") => rates[2],
-                    ("video", _) => rates[3],
-                    (_, "send") => rates[4],
-                    _ => rates[5],
-                },
-                packets_lost: rtcp.packets_lost,
-                loss_percent: rtcp.loss_percent(),
-                jitter_ms: rtcp.jitter_ms,
-                rtt_ms: rtcp.rtt_ms,
-                frame_rate: 0.0,
-                width: 0,
-                height: 0,
-                frames,
-                encrypted,
-                fec_recovered: 0,
-                concealed: 0,
-                expected_loss_percent: 0,
-            }
-        };
         let mut streams = Vec::new();
-        if self.agreed.audio.is_some() {
-            streams.push(stream("send", "audio", counters.audio_sent.get()));
-            streams.push(stream("receive", "audio", counters.audio_received.get()));
-        }
-        if self.agreed.video.is_some() {
-            streams.push(stream("send", "video", counters.video_sent.get()));
-            streams.push(stream("receive", "video", counters.video_received.get()));
-        }
-        if self.content.is_some() {
-            streams.push(stream("send", "content", counters.content_sent.get()));
-            streams.push(stream(
-                "receive",
+        for (agreed, feed, kind, sent_frames, received_frames) in [
+            (
+                self.agreed.audio.is_some(),
+                Feed::Microphone,
+                "audio",
+                &counters.audio_sent,
+                &counters.audio_received,
+            ),
+            (
+                self.agreed.video.is_some(),
+                Feed::Camera,
+                "video",
+                &counters.video_sent,
+                &counters.video_received,
+            ),
+            (
+                self.content.is_some(),
+                Feed::Content,
                 "content",
-                counters.content_received.get(),
-            ));
+                &counters.content_sent,
+                &counters.content_received,
+            ),
+        ] {
+            if !agreed {
+                continue;
+            }
+            // One reading of the stream's RTP session for both directions.
+            let (sent, received) = self.media.rtcp(feed).unwrap_or_default();
+            streams.push(stream("send", kind, sent_frames.get(), sent));
+            streams.push(stream("receive", kind, received_frames.get(), received));
         }
         streams
     }
