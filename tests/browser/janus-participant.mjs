@@ -9,7 +9,13 @@
 //
 //   node janus-participant.mjs --janus https://10.77.1.2:8089/janus --room 1234 [--pin 4321]
 //        [--name Alice] [--ca ca.pem] [--stats-ms 1000] [--width 1280 --height 720 --fps 30]
-//        [--timecode]
+//        [--timecode] [--e2ee DIR]
+//
+// With --e2ee (DIR holds meeting.js and worker.js, webui/src/e2ee bundled by the harness) the
+// participant encrypts end to end as the guest pages do (docs/security.md): its key agreement
+// runs over the VideoRoom's data channels, its frames through RTCRtpScriptTransform, and it
+// reports {"event":"e2ee","state":…,"keyEpoch":…,"participants":[…],"frames":{…},"errors":[…]}
+// every second. Its participant id is its publisher id.
 //
 // Lines: {"event":"pid","pid":…} first (the benchmark adds up the CPU time of the Chromium
 // processes under it), {"event":"joined","id":…,"publishers":[…]}, {"event":"published"},
@@ -41,6 +47,7 @@ const { values: args } = parseArgs({
     height: { type: "string" },
     fps: { type: "string" },
     timecode: { type: "boolean", default: false },
+    e2ee: { type: "string" },
   },
 });
 if (!args.janus || !args.room) fail("usage: --janus URL --room N [--pin P] [--name N] [--ca PEM]");
@@ -57,6 +64,12 @@ for (const [name, value] of Object.entries(camera ?? {})) {
   if (!Number.isInteger(value) || value <= 0) fail(`--${name} must be a positive integer`);
 }
 const REJOIN_DELAY_MS = 1000;
+const E2EE = args.e2ee
+  ? {
+      meeting: readFileSync(`${args.e2ee}/meeting.js`, "utf8"),
+      worker: readFileSync(`${args.e2ee}/worker.js`, "utf8"),
+    }
+  : null;
 const LATENCY_REPORT_MS = 1000;
 
 // One Janus session: its long poll delivers events to the waiting transactions and handlers.
@@ -166,12 +179,21 @@ async function participate(page) {
       streams: [{ feed }],
     });
     if (!jsep) throw new Error(`subscribing to ${feed}: Janus sent no offer`);
-    const sdp = await page.evaluate(([id, offer]) => window.peer.answer(id, offer, { send: false }), [
+    const sdp = await page.evaluate(([id, offer, e2ee]) => window.peer.answer(id, offer, { send: false, e2ee }), [
       `feed-${feed}`,
       jsep.sdp,
+      E2EE ? String(feed) : null,
     ]);
     await janus.message(handle, { request: "start", room }, { type: "answer", sdp });
     report("subscribed", { feed, display });
+    await received();
+  };
+
+  // The key agreement follows whom this participant receives.
+  const received = async () => {
+    if (!E2EE) return;
+    const feeds = [...subscriptions.keys()].map(String);
+    await page.evaluate((feeds) => window.e2ee.setReceived(feeds), feeds);
   };
 
   const unsubscribe = async (feed) => {
@@ -179,6 +201,7 @@ async function participate(page) {
     if (handle === undefined) return;
     subscriptions.delete(feed);
     await page.evaluate((id) => window.peer.close(id), `feed-${feed}`);
+    if (E2EE) await page.evaluate((feed) => window.e2ee.leave(feed), String(feed));
     if (handle !== null) {
       await janus.post(`/${janus.id}/${handle}`, { janus: "detach", transaction: randomUUID() }).catch(() => {});
     }
@@ -210,8 +233,21 @@ async function participate(page) {
   });
   self.id = joined.id;
   report("joined", { id: joined.id, room, publishers: (joined.publishers ?? []).map((p) => p.id) });
+  if (E2EE) {
+    // A fresh worker and agreement for each stay: nothing of a stay before is kept.
+    await page.evaluate(
+      async ([worker, meeting, me]) => {
+        window.e2ee?.stop();
+        window.e2eeWorker?.terminate();
+        window.e2eeWorker = new Worker(URL.createObjectURL(new Blob([worker], { type: "text/javascript" })));
+        window.e2ee = new window.roomdE2ee.MeetingE2ee(window.e2eeWorker, meeting);
+        await window.e2ee.start(me);
+      },
+      [E2EE.worker, `janus-videoroom:${room}`, String(joined.id)],
+    );
+  }
 
-  const offer = await page.evaluate(() => window.peer.offer("publisher", { send: true, receive: false }));
+  const offer = await page.evaluate((e2ee) => window.peer.offer("publisher", { send: true, receive: false, e2ee }), E2EE !== null);
   const { jsep } = await janus.message(
     publisher,
     { request: "publish", audio: true, video: true },
@@ -270,6 +306,17 @@ if (args.timecode) {
   }, LATENCY_REPORT_MS);
 }
 reportStats(page, Number(args["stats-ms"]));
+if (E2EE) {
+  await page.addScriptTag({ content: E2EE.meeting });
+  setInterval(async () => {
+    try {
+      const status = await page.evaluate(() => window.e2ee?.status() ?? null);
+      if (status) report("e2ee", status);
+    } catch (error) {
+      report("console", { text: `e2ee status: ${error}` });
+    }
+  }, Number(args["stats-ms"]));
+}
 for (;;) {
   try {
     const reason = await participate(page);

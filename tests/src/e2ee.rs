@@ -215,3 +215,30 @@ impl EnrolledRoom {
         })
     }
 }
+
+/// `webui/src/e2ee/<entry>.ts` bundled into `out` for a page or a worker, with the web UI's own
+/// esbuild (`make webui` installs it); `global`: the name the module's exports get on the page.
+pub fn bundle_webui_module(entry: &str, global: Option<&str>, out: &std::path::Path) {
+    let webui = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../webui");
+    let mut command = std::process::Command::new(webui.join("node_modules/.bin/esbuild"));
+    command
+        .arg(webui.join(format!("src/e2ee/{entry}.ts")))
+        .args(["--bundle", "--format=iife", "--target=es2020"])
+        .arg(format!("--outfile={}", out.display()));
+    if let Some(global) = global {
+        command.arg(format!("--global-name={global}"));
+    }
+    let status = command
+        .status()
+        .expect("the web UI's esbuild runs (make webui installs it)");
+    assert!(status.success(), "esbuild of {entry} failed: {status}");
+}
+
+/// The browser participant's end-to-end encryption (`meeting.js`: the key agreement and its
+/// glue, `worker.js`: the frame transforms) bundled into `dir`, for
+/// `janus-participant.mjs --e2ee <dir>`.
+pub fn browser_e2ee_bundles(dir: &std::path::Path) -> std::path::PathBuf {
+    bundle_webui_module("meeting", Some("roomdE2ee"), &dir.join("meeting.js"));
+    bundle_webui_module("transform-worker", None, &dir.join("worker.js"));
+    dir.to_path_buf()
+}

@@ -3,7 +3,6 @@
 //! protected by roomd and opened in the browser, and protected in the browser and opened by roomd.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use roomd_e2ee::frame::{open, protect};
@@ -54,22 +53,10 @@ fn frames() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-/// `webui/src/e2ee/sframe.ts` bundled for a page, with the web UI's own esbuild.
+/// `webui/src/e2ee/sframe.ts` bundled for a page.
 fn bundle(dir: &std::path::Path) -> PathBuf {
-    let webui = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../webui");
     let out = dir.join("sframe.iife.js");
-    let status = Command::new(webui.join("node_modules/.bin/esbuild"))
-        .arg(webui.join("src/e2ee/sframe.ts"))
-        .args([
-            "--bundle",
-            "--format=iife",
-            "--global-name=roomdSframe",
-            "--target=es2020",
-        ])
-        .arg(format!("--outfile={}", out.display()))
-        .status()
-        .expect("the web UI's esbuild runs (make webui installs it)");
-    assert!(status.success(), "esbuild failed: {status}");
+    roomd_tests::e2ee::bundle_webui_module("sframe", Some("roomdSframe"), &out);
     out
 }
 

@@ -14,7 +14,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use roomd_tests::e2ee::{DeviceCa, EnrolledRoom};
-use roomd_tests::{GstLaunch, HarnessError, Janus, Roomd, Swtpm, TestNetwork, meeting};
+use roomd_tests::{
+    BrowserPeer, GstLaunch, HarnessError, Janus, Roomd, Swtpm, TestNetwork, meeting,
+};
 use serde_json::{Value, json};
 
 const ROOM: u64 = 7301;
@@ -679,5 +681,208 @@ fn rooms_verify_each_other_by_the_short_authentication_string() -> Result<(), Ha
         the_other(&seen_by_b),
         started.elapsed()
     );
+    Ok(())
+}
+
+/// The room's view of the participant named `name`: its id, its entry in `e2ee.participants`,
+/// the video frames decoded from it, and whether it is talking (its voice, decoded, is loud:
+/// Chromium's fake microphone beeps).
+fn seen(meeting: &Value, name: &str) -> Option<(String, Value, u64, bool)> {
+    let participant = meeting::participant(meeting, name)?;
+    let id = participant["id"].as_str()?.to_owned();
+    let e2ee = meeting["e2ee"]["participants"]
+        .as_array()?
+        .iter()
+        .find(|p| p["id"] == id.as_str())?
+        .clone();
+    let video = meeting::streams(meeting, "receive", "video")
+        .filter(|s| s["participant"] == id.as_str())
+        .filter_map(|s| s["frames"].as_u64())
+        .max()
+        .unwrap_or(0);
+    Some((id, e2ee, video, participant["talking"] == true))
+}
+
+/// Frames the browser opened (decrypted) from one feed's `kind`, from its latest `e2ee` line.
+fn opened_by_browser(line: &Value, feed: &str, kind: &str) -> u64 {
+    line["frames"][format!("{feed}-{kind}")]["opened"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// Two rooms and a Chromium participant in one Janus VideoRoom, all end-to-end encrypted. The
+/// browser is the test page (`tests/browser/janus-participant.mjs --e2ee`) running the guest
+/// pages' own code (`webui/src/e2ee`: the key agreement with WebCrypto and `@hpke/core`, SFrame
+/// in an `RTCRtpScriptTransform` worker); the rooms send VP8 (`video.codec`), which is what
+/// Chromium can receive encrypted. Each of the three opens and decodes the others' video and
+/// audio; the rooms show the browser end-to-end encrypted but not verified (it has no
+/// certificate) and each other verified by certificate; when room B leaves, the browser and
+/// room A make new sender keys and go on decoding each other.
+#[test]
+fn two_rooms_and_a_browser_meet_end_to_end_encrypted_through_janus() -> Result<(), HarnessError> {
+    let started = Instant::now();
+    let net = TestNetwork::create()?;
+    let janus = Janus::builder(&net).room(ROOM).start()?;
+    let ca = DeviceCa::new("Customer device CA");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let ca_file = dir.path().join("device-ca.pem");
+    ca.write_pem(&ca_file)?;
+    let vp8 = "[video]\ncodec = \"vp8\"\n";
+    let (tpm_a, tpm_b) = (Swtpm::start()?, Swtpm::start()?);
+    let roomd_a = e2ee_room_with("Room A", &tpm_a, &janus, &ca_file, vp8)?;
+    let roomd_b = e2ee_room_with("Room B", &tpm_b, &janus, &ca_file, vp8)?;
+    let a = EnrolledRoom::enrol(&roomd_a, &ca)?;
+    let b = EnrolledRoom::enrol(&roomd_b, &ca)?;
+    for room in [&a, &b] {
+        room.command(
+            "meeting.join",
+            &json!({ "target": janus_target(&janus, &room.certificate_name) }),
+        )?;
+    }
+    a.wait_for("A: B verified", KEYS_TIMEOUT, |m| {
+        verified_as(m, &b.certificate_name)
+    })?;
+    b.wait_for("B: A verified", KEYS_TIMEOUT, |m| {
+        verified_as(m, &a.certificate_name)
+    })?;
+
+    let bundles = roomd_tests::e2ee::browser_e2ee_bundles(dir.path());
+    let browser = BrowserPeer::janus_participant_with(
+        &janus,
+        "Chromium",
+        &["--e2ee".to_owned(), bundles.display().to_string()],
+    )?;
+    let joined_at = Instant::now();
+    let feed_of = |display: &str| -> Result<String, HarnessError> {
+        let line = browser.wait_for(
+            &format!("the browser subscribed to {display}"),
+            JOIN_TIMEOUT,
+            |l| l["event"] == "subscribed" && l["display"] == display,
+        )?;
+        Ok(line["feed"].to_string())
+    };
+    let (feed_a, feed_b) = (feed_of(&a.certificate_name)?, feed_of(&b.certificate_name)?);
+
+    // The browser: keys both ways with both rooms, and both rooms' frames opened and decoded.
+    let keyed = browser
+        .wait_for("the browser keyed with both rooms", KEYS_TIMEOUT, |l| {
+            l["event"] == "e2ee"
+                && l["state"] == "established"
+                && l["participants"].as_array().is_some_and(|p| p.len() == 2)
+        })
+        .inspect_err(|_| {
+            eprintln!("--- the browser's lines:\n{:#?}", browser.lines());
+            eprintln!("--- room A's log:\n{}", roomd_a.stderr_text());
+            eprintln!("--- Janus's log:\n{}", janus.log_text());
+        })?;
+    eprintln!(
+        "the browser keyed {:?} after joining: {keyed}",
+        joined_at.elapsed()
+    );
+    let decoded = |l: &Value| {
+        l["event"] == "stats"
+            && [&feed_a, &feed_b].iter().all(|feed| {
+                roomd_tests::browser::inbound_video_frames_of(l, &format!("feed-{feed}"))
+                    .is_some_and(|f| f > FRAMES)
+            })
+    };
+    browser
+        .wait_for("the browser decodes both rooms", MEDIA_TIMEOUT, decoded)
+        .inspect_err(|_| eprintln!("--- the browser's lines:\n{:#?}", browser.lines()))?;
+    let opened = browser.wait_for("the browser opens both rooms' frames", MEDIA_TIMEOUT, |l| {
+        l["event"] == "e2ee"
+            && [&feed_a, &feed_b].iter().all(|feed| {
+                opened_by_browser(l, feed, "video") > FRAMES
+                    && opened_by_browser(l, feed, "audio") > 50
+            })
+    })?;
+    eprintln!("the browser opened: {}", opened["frames"]);
+
+    // Each room: the browser end-to-end encrypted, not verified, with its digits; its video
+    // and audio opened and decoded.
+    for (room, name) in [(&a, "A"), (&b, "B")] {
+        let m = room
+            .wait_for(
+                &format!("{name}: the browser's media opened"),
+                MEDIA_TIMEOUT,
+                |m| {
+                    seen(m, "Chromium").is_some_and(|(_, e2ee, video, talking)| {
+                        e2ee["e2ee"] == true && video > FRAMES && talking
+                    })
+                },
+            )
+            .inspect_err(|_| {
+                if let Ok(m) = room.meeting() {
+                    eprintln!("--- {name}'s meeting: {m}");
+                }
+            })?;
+        let (_, e2ee, video, _) = seen(&m, "Chromium").expect("seen above");
+        eprintln!("{name} decoded {video} video frames of the browser, and its voice");
+        assert_eq!(e2ee["verified"], false, "{e2ee}");
+        assert_eq!(e2ee["sas"].as_str().map(str::len), Some(7), "{e2ee}");
+        assert_eq!(m["e2ee"]["state"], "established", "{}", m["e2ee"]);
+    }
+    // The browser shows the same digits as room A for the pair of them.
+    let a_meeting = a.meeting()?;
+    let (_, a_view, _, _) = seen(&a_meeting, "Chromium").expect("A sees the browser");
+    let browser_view = keyed["participants"]
+        .as_array()
+        .and_then(|p| {
+            p.iter()
+                .find(|p| p["participant"].as_str() == Some(feed_a.as_str()))
+        })
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        browser_view["sas"], a_view["sas"],
+        "{browser_view} / {a_view}"
+    );
+    assert_eq!(browser_view["verifiedBy"], Value::Null, "{browser_view}");
+
+    // B leaves: the browser forgets B's keys and makes a new sender key; A and the browser go
+    // on opening each other's frames under the new keys.
+    b.command("meeting.leave", &json!({}))?;
+    let left_at = Instant::now();
+    let rekeyed = browser.wait_for("the browser rekeyed after B left", KEYS_TIMEOUT, |l| {
+        l["event"] == "e2ee"
+            && l["keyEpoch"].as_u64() >= Some(1)
+            && l["state"] == "established"
+            && l["participants"].as_array().is_some_and(|p| p.len() == 1)
+    })?;
+    let after = browser.line_count();
+    let video_a = opened_by_browser(&rekeyed, &feed_a, "video");
+    browser.wait_for_after(
+        after,
+        "the browser still opens A's video",
+        MEDIA_TIMEOUT,
+        |l| l["event"] == "e2ee" && opened_by_browser(l, &feed_a, "video") > video_a + FRAMES,
+    )?;
+    let (_, _, before, _) = seen(&a.meeting()?, "Chromium").expect("A sees the browser");
+    a.wait_for(
+        "A rekeyed and still decodes the browser",
+        MEDIA_TIMEOUT,
+        |m| {
+            m["e2ee"]["key_epoch"].as_u64() >= Some(1)
+                && seen(m, "Chromium").is_some_and(|(_, e2ee, video, _)| {
+                    e2ee["e2ee"] == true && video > before + FRAMES
+                })
+        },
+    )?;
+    eprintln!(
+        "after B left: the browser at key epoch {} {:?} later, A decoding the browser",
+        rekeyed["keyEpoch"],
+        left_at.elapsed()
+    );
+    let errors = browser
+        .lines()
+        .iter()
+        .rev()
+        .find(|l| l["event"] == "e2ee")
+        .map(|l| l["errors"].clone())
+        .unwrap_or_default();
+    eprintln!("the browser's refused key messages: {errors}");
+    a.command("meeting.leave", &json!({}))?;
+    drop((roomd_a, roomd_b));
+    eprintln!("whole test {:?}", started.elapsed());
     Ok(())
 }

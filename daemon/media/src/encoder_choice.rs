@@ -69,8 +69,9 @@ pub struct Chosen {
 }
 
 /// Candidate element names in the order they are tried: `profile` first, then every known
-/// hardware encoder registered here, then the software encoders registered here.
-pub fn candidates(profile: &[String]) -> Vec<String> {
+/// hardware encoder registered here, then the software encoders registered here; those of the
+/// `wanted` codec (`video.codec`) before all others, which stay as fallbacks.
+pub fn candidates(profile: &[String], wanted: Codec) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     let registered = |name: &str| gst::ElementFactory::find(name).is_some();
     let known = KNOWN_HARDWARE.iter().chain(SOFTWARE.iter()).copied();
@@ -79,6 +80,8 @@ pub fn candidates(profile: &[String]) -> Vec<String> {
             names.push(name.to_owned());
         }
     }
+    // A stable sort: within each codec the order above stays.
+    names.sort_by_key(|name| codec_of(name) != wanted);
     names
 }
 

@@ -131,6 +131,8 @@ pub struct EngineSetup {
     /// A touch panel's pairing code, shown while a pairing request is pending. It reaches the
     /// display this way only, never through the status.
     pub pairing_code: tokio::sync::watch::Receiver<Option<String>>,
+    /// `video.codec`: the codec whose encoders are tried first.
+    pub video_codec: roomd_model::config::VideoCodec,
 }
 
 /// What the engine hands out while it runs.
@@ -205,7 +207,11 @@ impl Engine {
                     bitrate_kbps: bitrate_for(camera.width, camera.height),
                     framerate: camera.framerate,
                 };
-                let candidates = encoder_choice::candidates(&profile.encoders.h264);
+                let wanted = match setup.video_codec {
+                    roomd_model::config::VideoCodec::H264 => encoder_choice::Codec::H264,
+                    roomd_model::config::VideoCodec::Vp8 => encoder_choice::Codec::Vp8,
+                };
+                let candidates = encoder_choice::candidates(&profile.encoders.h264, wanted);
                 let chosen = tokio::task::spawn_blocking(move || {
                     encoder_choice::choose(&candidates, settings)
                 })

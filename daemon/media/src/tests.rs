@@ -28,7 +28,10 @@ fn names(list: &[&str]) -> Vec<String> {
 #[test]
 fn profile_elements_come_first_even_with_rank_none() {
     fake_encoders::register();
-    let order = encoder_choice::candidates(&names(&["qsvh264enc", "no-such-enc"]));
+    let order = encoder_choice::candidates(
+        &names(&["qsvh264enc", "no-such-enc"]),
+        encoder_choice::Codec::H264,
+    );
     // The profile's element first, then the registered known hardware, then software.
     assert_eq!(order[0], "qsvh264enc");
     let position = |name: &str| order.iter().position(|n| n == name);
@@ -36,6 +39,16 @@ fn profile_elements_come_first_even_with_rank_none() {
     assert!(position("x264enc") < position("openh264enc"), "{order:?}");
     assert!(position("openh264enc") < position("vp8enc"), "{order:?}");
     assert_eq!(position("no-such-enc"), None);
+}
+
+#[test]
+fn with_vp8_wanted_vp8enc_comes_first_and_h264_stays_the_fallback() {
+    fake_encoders::register();
+    let order = encoder_choice::candidates(&names(&["qsvh264enc"]), encoder_choice::Codec::Vp8);
+    assert_eq!(order[0], "vp8enc", "{order:?}");
+    assert_eq!(order[1], "qsvh264enc", "{order:?}");
+    let position = |name: &str| order.iter().position(|n| n == name);
+    assert!(position("x264enc") < position("openh264enc"), "{order:?}");
 }
 
 #[test]
@@ -586,6 +599,7 @@ mod healing {
             profile: small_profile(),
             claim_code: None,
             pairing_code: tokio::sync::watch::channel(None).1,
+            video_codec: roomd_model::config::VideoCodec::H264,
         });
         // A meeting joined right after start waits for the encoder instead of failing.
         assert!(taps.wait_for_video(Duration::from_secs(10)).await);

@@ -180,6 +180,7 @@ pub async fn run(
                 profile,
                 claim_code: accounts.claim_code().map(|code| code.expose().to_owned()),
                 pairing_code: accounts.pairing_display_code(),
+                video_codec: config.video.codec,
             });
             (engine.display, engine.taps, Some(engine.task))
         }

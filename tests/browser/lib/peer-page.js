@@ -49,14 +49,25 @@
   }
 
   // An offer from this page: `send` adds the camera and microphone (only the `kinds` given, when
-  // given), `receive` asks for audio and video from the other side.
-  async function offer(id, { send, receive, kinds }) {
+  // given), `receive` asks for audio and video from the other side. With `e2ee` (the page's
+  // window.e2ee, webui/src/e2ee/meeting.ts, is set) every frame sent goes through its frame
+  // transform, set before the track sends anything, video as VP8 (see meeting.ts), and a data
+  // channel carries the key agreement's messages.
+  async function offer(id, { send, receive, kinds, e2ee }) {
     const pc = fresh(id);
     if (send) {
       const media = await localMedia();
       for (const track of media.getTracks().filter((t) => !kinds || kinds.includes(t.kind))) {
-        pc.addTransceiver(track, { direction: receive ? "sendrecv" : "sendonly", streams: [media] });
+        const transceiver = pc.addTransceiver(track, { direction: receive ? "sendrecv" : "sendonly", streams: [media] });
+        if (e2ee) {
+          transceiver.sender.transform = window.e2ee.senderTransform(track.kind);
+          if (track.kind === "video") {
+            const codecs = RTCRtpSender.getCapabilities("video").codecs;
+            transceiver.setCodecPreferences(codecs.filter((c) => c.mimeType === "video/VP8"));
+          }
+        }
       }
+      if (e2ee) window.e2ee.attachSendChannel(pc.createDataChannel("roomd-e2ee"));
     } else if (receive) {
       pc.addTransceiver("audio", { direction: "recvonly" });
       pc.addTransceiver("video", { direction: "recvonly" });
@@ -72,9 +83,23 @@
   }
 
   // An answer to an offer from the other side (Janus subscriptions); `send` adds the camera.
-  async function answer(id, sdp, { send }) {
+  // With `e2ee` (the participant id of the sender) what arrives goes through window.e2ee's
+  // frame transforms and its data channel to the key agreement.
+  async function answer(id, sdp, { send, e2ee }) {
     const pc = fresh(id);
+    if (e2ee) pc.addEventListener("datachannel", (event) => window.e2ee.attachReceiveChannel(e2ee, event.channel));
     await pc.setRemoteDescription({ type: "offer", sdp });
+    if (e2ee) {
+      for (const transceiver of pc.getTransceivers()) {
+        const kind = transceiver.receiver.track.kind;
+        transceiver.receiver.transform = window.e2ee.receiverTransform(e2ee, kind);
+      }
+      // Janus (1.1) relays a publisher's data to a Chromium subscriber only once a channel is
+      // open on that subscription: without one of our own, Janus never says "Data channel
+      // available" and nothing arrives (measured). It may relay on this channel (same label)
+      // or open another; both are heard.
+      window.e2ee.attachReceiveChannel(e2ee, pc.createDataChannel("roomd-e2ee"));
+    }
     if (send) {
       const media = await localMedia();
       for (const track of media.getTracks()) pc.addTrack(track, media);

@@ -32,7 +32,7 @@ pub use model::{
     AccountsConfig, ApiConfig, AudioConfig, CameraPosition, CameraPreset, Config, DbusConfig,
     FleetConfig, HostConfig, HostNetworkConfig, IdentityBackend, IdentityConfig, Layout, LogLevel,
     LoggingConfig, MeetingConfig, NetworkMode, ProvisioningConfig, SelfviewMode, SelfviewPosition,
-    SipConfig, StandbyConfig, SystemConfig, UpdateConfig, VideoConfig,
+    SipConfig, StandbyConfig, SystemConfig, UpdateConfig, VideoCodec, VideoConfig,
 };
 pub use schema::{SchemaKey, schema};
 pub use secret_settings::{NewSecret, PatchSecrets, set_in, take_from_config, take_from_patch};
@@ -65,8 +65,10 @@ const FILE_HEADER: &str = "\
 
 /// Keys that are read once at start; a change to them is saved at once but takes effect only
 /// at the next start of roomd. Every other key takes effect immediately.
-pub const NEXT_START_KEYS: [&str; 39] = [
+pub const NEXT_START_KEYS: [&str; 40] = [
     "system.hardware_profile",
+    // The video encoder is chosen once, when the media engine starts.
+    "video.codec",
     "system.state_dir",
     "api.listen",
     "api.certificate_names",

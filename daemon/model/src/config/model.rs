@@ -156,6 +156,20 @@ pub struct VideoConfig {
     /// Saved camera positions, recalled by name (`video.camera.preset.recall`).
     #[serde(deserialize_with = "checks::camera_presets")]
     pub camera_presets: Vec<CameraPreset>,
+    /// The codec the room encodes its camera in (chosen when roomd starts).
+    #[serde(deserialize_with = "checks::named")]
+    pub codec: VideoCodec,
+}
+
+/// The codec the room sends its camera in. Every meeting kind decodes both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VideoCodec {
+    /// H.264: hardware encoders on most boxes, and what SIP room systems expect.
+    #[default]
+    H264,
+    /// VP8: what browsers can receive in end-to-end encrypted meetings (docs/security.md).
+    Vp8,
 }
 
 /// Where the camera looks: pan and tilt in percent of their range either side of centre,

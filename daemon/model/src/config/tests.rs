@@ -69,6 +69,7 @@ fn everything_changed() -> Config {
                 tilt: 100,
                 zoom: 400,
             }],
+            codec: VideoCodec::Vp8,
         },
         standby: StandbyConfig {
             enabled: false,
