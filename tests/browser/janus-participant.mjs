@@ -15,7 +15,9 @@
 // participant encrypts end to end as the guest pages do (docs/security.md): its key agreement
 // runs over the VideoRoom's data channels, its frames through RTCRtpScriptTransform, and it
 // reports {"event":"e2ee","state":…,"keyEpoch":…,"participants":[…],"frames":{…},"errors":[…]}
-// every second. Its participant id is its publisher id.
+// every second. Its participant id is its publisher id. Command, one JSON object a line on
+// stdin: {"confirm_sas":"<participant id>"}, what its person's "Code matches" would do; answered
+// with {"event":"sas_confirmed","participant":…}.
 //
 // Lines: {"event":"pid","pid":…} first (the benchmark adds up the CPU time of the Chromium
 // processes under it), {"event":"joined","id":…,"publishers":[…]}, {"event":"published"},
@@ -26,6 +28,7 @@
 // open, and with --timecode {"event":"latency","samples":[ms,…],"unreadable":n} every second.
 
 import { randomUUID } from "node:crypto";
+import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 
 import { readFileSync } from "node:fs";
@@ -307,6 +310,16 @@ if (args.timecode) {
 }
 reportStats(page, Number(args["stats-ms"]));
 if (E2EE) {
+  createInterface({ input: process.stdin }).on("line", async (line) => {
+    try {
+      const command = JSON.parse(line);
+      if (typeof command.confirm_sas !== "string") throw new Error("unknown command");
+      await page.evaluate((participant) => window.e2ee.confirmSas(participant), command.confirm_sas);
+      report("sas_confirmed", { participant: command.confirm_sas });
+    } catch (error) {
+      report("console", { text: `command ${line}: ${error}` });
+    }
+  });
   await page.addScriptTag({ content: E2EE.meeting });
   setInterval(async () => {
     try {

@@ -716,8 +716,9 @@ fn opened_by_browser(line: &Value, feed: &str, kind: &str) -> u64 {
 /// in an `RTCRtpScriptTransform` worker); the rooms send VP8 (`video.codec`), which is what
 /// Chromium can receive encrypted. Each of the three opens and decodes the others' video and
 /// audio; the rooms show the browser end-to-end encrypted but not verified (it has no
-/// certificate) and each other verified by certificate; when room B leaves, the browser and
-/// room A make new sender keys and go on decoding each other.
+/// certificate) and each other verified by certificate; the browser becomes verified with A
+/// only once both A's people and the browser's confirmed the digits; when room B leaves, the
+/// browser and room A make new sender keys and go on decoding each other.
 #[test]
 fn two_rooms_and_a_browser_meet_end_to_end_encrypted_through_janus() -> Result<(), HarnessError> {
     let started = Instant::now();
@@ -838,6 +839,64 @@ fn two_rooms_and_a_browser_meet_end_to_end_encrypted_through_janus() -> Result<(
         "{browser_view} / {a_view}"
     );
     assert_eq!(browser_view["verifiedBy"], Value::Null, "{browser_view}");
+
+    // Verifying the browser by the digits. A's people confirm first: A says so and waits, the
+    // browser stays unverified on both sides until its person confirms too; then both show the
+    // other verified by code. B, who confirmed nothing, still shows the browser unverified.
+    let (browser_at_a, _, _, _) = seen(&a_meeting, "Chromium").expect("A sees the browser");
+    a.command(
+        "meeting.e2ee_confirm",
+        &json!({ "participant": browser_at_a }),
+    )?;
+    let waiting = a.wait_for("A: confirmed here", PANEL_TIMEOUT, |m| {
+        seen(m, "Chromium").is_some_and(|(_, e2ee, _, _)| e2ee["sas_confirmed_by"] != "")
+    })?;
+    let (_, a_waiting, _, _) = seen(&waiting, "Chromium").expect("A sees the browser");
+    assert_eq!(a_waiting["verified"], false, "{a_waiting}");
+    // The browser hears A's confirmation within a second or two; it must not count as its own.
+    std::thread::sleep(Duration::from_secs(2));
+    let view_of_a = |line: &Value| {
+        line["participants"]
+            .as_array()
+            .and_then(|p| {
+                p.iter()
+                    .find(|p| p["participant"].as_str() == Some(feed_a.as_str()))
+            })
+            .cloned()
+            .unwrap_or_default()
+    };
+    let before_confirming = browser
+        .lines()
+        .into_iter()
+        .rev()
+        .find(|l| l["event"] == "e2ee")
+        .map(|l| view_of_a(&l))
+        .unwrap_or_default();
+    assert_eq!(
+        before_confirming["verifiedBy"],
+        Value::Null,
+        "{before_confirming}"
+    );
+    assert_eq!(
+        a.meeting()
+            .map(|m| seen(&m, "Chromium").map(|s| s.1["verified"].clone()))?,
+        Some(Value::Bool(false)),
+        "A counted its own confirmation alone"
+    );
+    let confirmed_at = browser.line_count();
+    browser.command(&json!({ "confirm_sas": feed_a }))?;
+    browser.wait_for_after(
+        confirmed_at,
+        "the browser: A verified by code",
+        KEYS_TIMEOUT,
+        |l| l["event"] == "e2ee" && view_of_a(l)["verifiedBy"] == "sas",
+    )?;
+    a.wait_for("A: the browser verified by code", KEYS_TIMEOUT, |m| {
+        seen(m, "Chromium")
+            .is_some_and(|(_, e2ee, _, _)| e2ee["verified"] == true && e2ee["verified_by"] == "sas")
+    })?;
+    let (_, b_view, _, _) = seen(&b.meeting()?, "Chromium").expect("B sees the browser");
+    assert_eq!(b_view["verified"], false, "{b_view}");
 
     // B leaves: the browser forgets B's keys and makes a new sender key; A and the browser go
     // on opening each other's frames under the new keys.
