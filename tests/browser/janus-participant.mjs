@@ -15,9 +15,12 @@
 // participant encrypts end to end as the guest pages do (docs/security.md): its key agreement
 // runs over the VideoRoom's data channels, its frames through RTCRtpScriptTransform, and it
 // reports {"event":"e2ee","state":…,"keyEpoch":…,"participants":[…],"frames":{…},"errors":[…]}
-// every second. Its participant id is its publisher id. Command, one JSON object a line on
-// stdin: {"confirm_sas":"<participant id>"}, what its person's "Code matches" would do; answered
-// with {"event":"sas_confirmed","participant":…}.
+// every second. Its participant id is its publisher id.
+//
+// Commands, one JSON object a line on stdin: {"confirm_sas":"<participant id>"} (with --e2ee),
+// what its person's "Code matches" would do, answered with {"event":"sas_confirmed",…};
+// {"leave":true} leaves the room as a person hanging up would (Janus tells the others at
+// once), answered with {"event":"left"}, and the participant stays out.
 //
 // Lines: {"event":"pid","pid":…} first (the benchmark adds up the CPU time of the Chromium
 // processes under it), {"event":"joined","id":…,"publishers":[…]}, {"event":"published"},
@@ -67,6 +70,10 @@ for (const [name, value] of Object.entries(camera ?? {})) {
   if (!Number.isInteger(value) || value <= 0) fail(`--${name} must be a positive integer`);
 }
 const REJOIN_DELAY_MS = 1000;
+// The stay in the room now (set by participate), for the leave command; and whether the
+// participant left for good.
+let stay = null;
+let gone = false;
 const E2EE = args.e2ee
   ? {
       meeting: readFileSync(`${args.e2ee}/meeting.js`, "utf8"),
@@ -260,6 +267,17 @@ async function participate(page) {
   await page.evaluate(([sdp]) => window.peer.accept("publisher", sdp), [jsep.sdp]);
   report("published", { id: joined.id });
   follow(joined.publishers);
+  stay = {
+    leave: async () => {
+      await janus.post(`/${janus.id}/${publisher}`, {
+        janus: "message",
+        transaction: randomUUID(),
+        body: { request: "leave" },
+      });
+      for (const feed of [...subscriptions.keys()]) await page.evaluate((id) => window.peer.close(id), `feed-${feed}`);
+      await page.evaluate(() => window.peer.close("publisher"));
+    },
+  };
 
   const reason = await janus.closed;
   for (const feed of [...subscriptions.keys()]) {
@@ -309,17 +327,24 @@ if (args.timecode) {
   }, LATENCY_REPORT_MS);
 }
 reportStats(page, Number(args["stats-ms"]));
-if (E2EE) {
-  createInterface({ input: process.stdin }).on("line", async (line) => {
-    try {
-      const command = JSON.parse(line);
-      if (typeof command.confirm_sas !== "string") throw new Error("unknown command");
+createInterface({ input: process.stdin }).on("line", async (line) => {
+  try {
+    const command = JSON.parse(line);
+    if (E2EE && typeof command.confirm_sas === "string") {
       await page.evaluate((participant) => window.e2ee.confirmSas(participant), command.confirm_sas);
       report("sas_confirmed", { participant: command.confirm_sas });
-    } catch (error) {
-      report("console", { text: `command ${line}: ${error}` });
+    } else if (command.leave === true) {
+      gone = true;
+      await stay?.leave();
+      report("left");
+    } else {
+      throw new Error("unknown command");
     }
-  });
+  } catch (error) {
+    report("console", { text: `command ${line}: ${error}` });
+  }
+});
+if (E2EE) {
   await page.addScriptTag({ content: E2EE.meeting });
   setInterval(async () => {
     try {
@@ -330,7 +355,7 @@ if (E2EE) {
     }
   }, Number(args["stats-ms"]));
 }
-for (;;) {
+while (!gone) {
   try {
     const reason = await participate(page);
     report("disconnected", { reason: String(reason) });

@@ -218,6 +218,16 @@ impl BrowserPeer {
             .map_err(|e| HarnessError::io("cannot write a command to the browser driver", e))
     }
 
+    /// The pid of the node driver (its first line), whose descendants are its Chromium
+    /// ([`crate::cpu::chromium_seconds`]).
+    pub fn driver_pid(&self) -> Result<u32, HarnessError> {
+        let line = self.wait_for("its pid", Duration::from_secs(30), |l| l["event"] == "pid")?;
+        line["pid"]
+            .as_u64()
+            .and_then(|p| u32::try_from(p).ok())
+            .ok_or_else(|| self.failure("its pid", &format!("no pid in {line}")))
+    }
+
     /// Every JSON line so far, oldest first.
     pub fn lines(&self) -> Vec<Value> {
         self.lines.lock().map(|l| l.clone()).unwrap_or_default()

@@ -99,3 +99,82 @@ pub fn load_average() -> String {
         })
         .unwrap_or_else(|_| "unknown".to_owned())
 }
+
+/// A Chromium process's kind from its command line (`--type=renderer`, `gpu-process`, …, with
+/// the utility's sub-type); the browser process has none.
+fn process_kind(pid: u32) -> String {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    // Chromium rewrites its process title: the arguments may be one string with spaces.
+    let args: Vec<&str> = cmdline
+        .split(|b| *b == 0 || *b == b' ')
+        .filter_map(|arg| std::str::from_utf8(arg).ok())
+        .collect();
+    let value = |switch: &str| args.iter().find_map(|arg| arg.strip_prefix(switch));
+    match (value("--type="), value("--utility-sub-type=")) {
+        (Some(kind), Some(sub)) => format!("{kind} ({sub})"),
+        (Some(kind), None) => kind.to_owned(),
+        (None, _) => "browser".to_owned(),
+    }
+}
+
+/// CPU seconds of one browser driver's Chromium.
+pub struct ChromiumCpu {
+    /// Every process below the driver: Chromium's browser, renderer, GPU and utility processes.
+    pub chromium: f64,
+    /// The node driver itself (signalling, stats polling): reported, not counted as Chromium.
+    pub driver: f64,
+    /// How many processes were counted.
+    pub processes: usize,
+    /// The same per kind of Chromium process.
+    pub by_kind: HashMap<String, f64>,
+}
+
+/// CPU seconds of a driver's Chromium: all descendants of the node process `driver`
+/// ([`crate::BrowserPeer::driver_pid`]).
+pub fn chromium_seconds(driver: u32) -> Result<ChromiumCpu, HarnessError> {
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    let entries =
+        std::fs::read_dir("/proc").map_err(|e| HarnessError::io("cannot list /proc", e))?;
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // A process may end while /proc is read: it no longer counts.
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        if let Some((parent, _)) = stat_fields(&stat) {
+            children.entry(parent).or_default().push(pid);
+        }
+    }
+    let mut below = Vec::new();
+    let mut todo = children.get(&driver).cloned().unwrap_or_default();
+    while let Some(pid) = todo.pop() {
+        below.push(pid);
+        todo.extend(children.get(&pid).into_iter().flatten());
+    }
+    if below.is_empty() {
+        return Err(HarnessError::UnexpectedBody {
+            what: format!("the processes below driver {driver}"),
+            message: "the driver has no Chromium processes".into(),
+        });
+    }
+    let mut by_kind: HashMap<String, f64> = HashMap::new();
+    let mut chromium = 0.0;
+    for pid in &below {
+        if let Ok(seconds) = process_seconds(*pid) {
+            chromium += seconds;
+            *by_kind.entry(process_kind(*pid)).or_insert(0.0) += seconds;
+        }
+    }
+    Ok(ChromiumCpu {
+        chromium,
+        by_kind,
+        driver: process_seconds(driver)?,
+        processes: below.len(),
+    })
+}

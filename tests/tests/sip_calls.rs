@@ -663,6 +663,57 @@ fn a_vp8_only_caller_is_answered_with_vp8_and_its_picture_decoded() -> Result<()
     Ok(())
 }
 
+/// A room whose camera is encoded as VP8 (`video.codec = "vp8"`) calls a far end with VP8 only:
+/// VP8 is agreed, and both decode the other's moving picture (baresip's own log), encrypted.
+#[test]
+fn a_room_sending_vp8_calls_a_vp8_only_peer_and_each_decodes_the_other() -> Result<(), HarnessError>
+{
+    let net = TestNetwork::create()?;
+    let ca = TestCa::new("roomd SIP test CA")?;
+    let kamailio = Kamailio::start(&net, &ca, &[(USER, PASSWORD), (PEER, PEER_PASSWORD)])?;
+    let baresip = Baresip::start_with_video(
+        &net,
+        &kamailio,
+        PEER,
+        PEER_PASSWORD,
+        MediaEncryption::SrtpMandatory,
+        PeerAudio::OpusAndG711,
+        PeerVideo::Vp8Only,
+    )?;
+    let (roomd, _token, _scratch) =
+        room_registered_at(&kamailio, &ca, "[video]\ncodec = \"vp8\"\n")?;
+    assert!(
+        roomd.stderr_text().contains("video encoder: vp8enc"),
+        "the room did not choose vp8enc:\n{}",
+        roomd.stderr_text()
+    );
+    roomd.command(
+        "meeting.join",
+        &json!({"target": {"kind": "sip", "uri": baresip.uri(&kamailio)}}),
+    )?;
+    let status = meeting::wait_for_received_video(&roomd, None, 30, Duration::from_secs(30))
+        .map_err(|e| HarnessError::Config {
+            message: format!(
+                "{e}\nbaresip:\n{}\nroomd:\n{}",
+                baresip.log_text(),
+                roomd.stderr_text()
+            ),
+        })?;
+    assert_eq!(status["encrypted"], true, "{status}");
+    baresip_gets_the_rooms_media(&baresip)?;
+    let log = baresip.log_text();
+    assert!(
+        log.contains("Set video encoder: VP8"),
+        "baresip did not agree VP8:\n{log}"
+    );
+    assert!(
+        !roomd.stderr_text().contains("sending no video"),
+        "the room sent no video:\n{}",
+        roomd.stderr_text()
+    );
+    Ok(())
+}
+
 /// A far end that takes little video (baresip at 150 kbit/s, `b=AS:150` in its SDP): the room's
 /// camera encoder is held below it while the call lasts, and goes back to its own rate once the
 /// call ends.

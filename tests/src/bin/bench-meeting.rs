@@ -25,7 +25,6 @@
 //!
 //! Exits 1 if a target is missed, a run is invalid or a part could not be measured.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -418,13 +417,13 @@ fn three_party_cpu(janus: &Janus) -> anyhow::Result<Vec<Row>> {
         }
     }
     let roomd_pid = roomd.pid().context("roomd has no pid")?;
-    let alice_driver = driver_pid(&alice)?;
-    let bob_driver = driver_pid(&bob)?;
+    let alice_driver = alice.driver_pid()?;
+    let bob_driver = bob.driver_pid()?;
     std::thread::sleep(WARM_UP);
 
     let marks = [alice.line_count(), bob.line_count()];
-    let alice_before = tree_cpu_seconds(alice_driver)?;
-    let bob_before = tree_cpu_seconds(bob_driver)?;
+    let alice_before = cpu::chromium_seconds(alice_driver)?;
+    let bob_before = cpu::chromium_seconds(bob_driver)?;
     let roomd_before = cpu::process_seconds(roomd_pid)?;
     let roomd_threads_before = cpu::thread_seconds(roomd_pid);
     let started = Instant::now();
@@ -435,8 +434,8 @@ fn three_party_cpu(janus: &Janus) -> anyhow::Result<Vec<Row>> {
     }
     let roomd_after = cpu::process_seconds(roomd_pid)?;
     let roomd_threads_after = cpu::thread_seconds(roomd_pid);
-    let alice_after = tree_cpu_seconds(alice_driver)?;
-    let bob_after = tree_cpu_seconds(bob_driver)?;
+    let alice_after = cpu::chromium_seconds(alice_driver)?;
+    let bob_after = cpu::chromium_seconds(bob_driver)?;
     let per_minute = 60.0 / started.elapsed().as_secs_f64();
     let load = cpu::load_average();
     let roomd_cpu = (roomd_after - roomd_before) * per_minute;
@@ -886,85 +885,6 @@ fn bare_graph(
         ));
     }
     Ok(description)
-}
-
-fn driver_pid(peer: &BrowserPeer) -> anyhow::Result<u32> {
-    let line = peer.wait_for("its pid", JOIN_TIMEOUT, |l| l["event"] == "pid")?;
-    line["pid"]
-        .as_u64()
-        .and_then(|p| u32::try_from(p).ok())
-        .with_context(|| format!("no pid in {line}"))
-}
-
-/// A Chromium process's kind from its command line (`--type=renderer`, `gpu-process`, …, with
-/// the utility's sub-type); the browser process has none.
-fn process_kind(pid: u32) -> String {
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    // Chromium rewrites its process title: the arguments may be one string with spaces.
-    let args: Vec<&str> = cmdline
-        .split(|b| *b == 0 || *b == b' ')
-        .filter_map(|arg| std::str::from_utf8(arg).ok())
-        .collect();
-    let value = |switch: &str| args.iter().find_map(|arg| arg.strip_prefix(switch));
-    match (value("--type="), value("--utility-sub-type=")) {
-        (Some(kind), Some(sub)) => format!("{kind} ({sub})"),
-        (Some(kind), None) => kind.to_owned(),
-        (None, _) => "browser".to_owned(),
-    }
-}
-
-struct TreeCpu {
-    /// Every process below the driver: Chromium's browser, renderer, GPU and utility processes.
-    chromium: f64,
-    /// The node driver itself (signalling, stats polling): reported, not counted as Chromium.
-    driver: f64,
-    processes: usize,
-    /// The same per kind of Chromium process.
-    by_kind: HashMap<String, f64>,
-}
-
-/// CPU seconds of a driver's Chromium: all descendants of the node process `driver`.
-fn tree_cpu_seconds(driver: u32) -> anyhow::Result<TreeCpu> {
-    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
-    for entry in std::fs::read_dir("/proc")? {
-        let Some(pid) = entry?
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        // A process may end while /proc is read: it no longer counts.
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        if let Some((parent, _)) = cpu::stat_fields(&stat) {
-            children.entry(parent).or_default().push(pid);
-        }
-    }
-    let mut below = Vec::new();
-    let mut todo = children.get(&driver).cloned().unwrap_or_default();
-    while let Some(pid) = todo.pop() {
-        below.push(pid);
-        todo.extend(children.get(&pid).into_iter().flatten());
-    }
-    if below.is_empty() {
-        bail!("the driver {driver} has no Chromium processes");
-    }
-    let mut by_kind: HashMap<String, f64> = HashMap::new();
-    let mut chromium = 0.0;
-    for pid in &below {
-        if let Ok(seconds) = cpu::process_seconds(*pid) {
-            chromium += seconds;
-            *by_kind.entry(process_kind(*pid)).or_insert(0.0) += seconds;
-        }
-    }
-    Ok(TreeCpu {
-        chromium,
-        by_kind,
-        driver: cpu::process_seconds(driver)?,
-        processes: below.len(),
-    })
 }
 
 // ---- 3. glass-to-glass latency ----

@@ -68,6 +68,8 @@ export interface PeerStatus {
   verifiedBy: "sas" | null;
   sas: string;
   sasConfirmedHere: boolean;
+  /** How many of its sender keys we hold (2 across a rekey: the new one and the one before). */
+  keys: number;
 }
 
 const suite = new CipherSuite({
@@ -474,6 +476,7 @@ export class Agreement {
         verifiedBy: p.sasConfirmedHere && p.sasConfirmedThere ? "sas" : null,
         sas: await shortAuthenticationString(this.meeting, this.identity.spki, p.spki),
         sasConfirmedHere: p.sasConfirmedHere,
+        keys: p.keyIds.length,
       });
     }
     return out;

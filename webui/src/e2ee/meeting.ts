@@ -25,7 +25,7 @@ export interface MeetingStatus {
   state: "establishing" | "established";
   reason: string;
   keyEpoch: number;
-  participants: Array<PeerStatus | { participant: string; endToEnd: false; verifiedBy: null; sas: ""; sasConfirmedHere: false }>;
+  participants: Array<PeerStatus | { participant: string; endToEnd: false; verifiedBy: null; sas: ""; sasConfirmedHere: false; keys: 0 }>;
   frames: Record<string, { sent: number; dropped: number; opened: number; refused: number; keyframe_requests: number; last_error: string }>;
   errors: string[];
   /** The data path: our channel's state, messages sent and heard (also others' grants). */
@@ -132,7 +132,8 @@ export class MeetingE2ee {
     this.worker.postMessage({ type: "counts" });
     const known = new Map((await this.agreement?.status())?.map((p) => [p.participant, p]) ?? []);
     const participants = this.received.map(
-      (id) => known.get(id) ?? { participant: id, endToEnd: false as const, verifiedBy: null, sas: "" as const, sasConfirmedHere: false as const },
+      (id) =>
+        known.get(id) ?? { participant: id, endToEnd: false as const, verifiedBy: null, sas: "" as const, sasConfirmedHere: false as const, keys: 0 as const },
     );
     const missing = participants.filter((p) => !p.endToEnd).map((p) => p.participant);
     const established = participants.length > 0 && missing.length === 0;
