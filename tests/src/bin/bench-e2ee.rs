@@ -156,6 +156,19 @@ fn join(roomd: &Roomd, janus: &Janus) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The participants leave the room, so that the next run meets nobody of this one (a driver
+/// that is only stopped stays a publisher until Janus's session times out).
+fn leave_room(peers: &[&BrowserPeer]) -> anyhow::Result<()> {
+    for peer in peers {
+        let mark = peer.line_count();
+        peer.command(&json!({ "leave": true }))?;
+        peer.wait_for_after(mark, "left the room", JOIN_TIMEOUT, |l| {
+            l["event"] == "left"
+        })?;
+    }
+    Ok(())
+}
+
 /// The feed (`feed-<id>`) on which `peer` receives roomd.
 fn roomd_feed(peer: &BrowserPeer) -> anyhow::Result<String> {
     let line = peer.wait_for("subscribed to roomd", JOIN_TIMEOUT, |l| {
@@ -240,9 +253,8 @@ fn one_cpu_run(janus: &Janus, bundles: Option<&std::path::Path>) -> anyhow::Resu
         }
     }
     roomd.command("meeting.leave", &json!({}))?;
+    leave_room(&[&alice, &bob])?;
     drop((roomd, alice, bob));
-    // Janus drops the participants who left before the next run joins.
-    std::thread::sleep(Duration::from_secs(3));
     Ok(CpuRun {
         roomd: (roomd_after - roomd_before) * per_minute,
         chromium: (alice_after.chromium - alice_before.chromium) * per_minute,
@@ -310,8 +322,8 @@ fn latency_median(janus: &Janus, bundles: Option<&std::path::Path>) -> anyhow::R
             .collect();
     }
     roomd.command("meeting.leave", &json!({}))?;
+    leave_room(&[&carol])?;
     drop((roomd, carol));
-    std::thread::sleep(Duration::from_secs(3));
     samples.sort_by(f64::total_cmp);
     let median = samples[samples.len() / 2];
     println!(
