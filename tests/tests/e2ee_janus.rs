@@ -39,6 +39,35 @@ const VIEW_HEIGHT: usize = 18;
 /// 0x2d4a6b, with a small moving square and a clock on it), as RGB.
 const CAMERA_BACKGROUND: [u8; 3] = [0x2d, 0x4a, 0x6b];
 
+/// What each meeting here runs in: Janus with a room on a test network, a customer CA that
+/// certifies the rooms, written to `ca_file` in `dir` (which the rooms trust).
+struct Rig {
+    // Janus goes before its network.
+    janus: Janus,
+    net: TestNetwork,
+    ca: DeviceCa,
+    dir: tempfile::TempDir,
+    ca_file: std::path::PathBuf,
+}
+
+impl Rig {
+    fn new(room: u64) -> Result<Rig, HarnessError> {
+        let net = TestNetwork::create()?;
+        let janus = Janus::builder(&net).room(room).start()?;
+        let ca = DeviceCa::new("Customer device CA");
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let ca_file = dir.path().join("device-ca.pem");
+        ca.write_pem(&ca_file)?;
+        Ok(Rig {
+            janus,
+            net,
+            ca,
+            dir,
+            ca_file,
+        })
+    }
+}
+
 fn janus_target(janus: &Janus, name: &str) -> Value {
     json!({
         "kind": "janus",
@@ -247,12 +276,14 @@ fn shows_the_camera(picture: &[u8]) -> bool {
 #[test]
 fn two_rooms_meet_end_to_end_encrypted_and_verified_through_janus() -> Result<(), HarnessError> {
     let started = Instant::now();
-    let net = TestNetwork::create()?;
-    let janus = Janus::builder(&net).room(ROOM).start()?;
-    let ca = DeviceCa::new("Customer device CA");
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let ca_file = dir.path().join("device-ca.pem");
-    ca.write_pem(&ca_file)?;
+    // Bound in this order, dropped in the reverse: Janus before its network.
+    let Rig {
+        net,
+        janus,
+        ca,
+        dir,
+        ca_file,
+    } = Rig::new(ROOM)?;
 
     let (tpm_a, tpm_b) = (Swtpm::start()?, Swtpm::start()?);
     let roomd_a = e2ee_room("Room A", &tpm_a, &janus, &ca_file)?;
@@ -379,12 +410,14 @@ fn two_rooms_meet_end_to_end_encrypted_and_verified_through_janus() -> Result<()
 fn under_require_e2ee_a_room_sends_nothing_while_a_participant_has_no_keys()
 -> Result<(), HarnessError> {
     let started = Instant::now();
-    let net = TestNetwork::create()?;
-    let janus = Janus::builder(&net).room(ROOM + 1).start()?;
-    let ca = DeviceCa::new("Customer device CA");
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let ca_file = dir.path().join("device-ca.pem");
-    ca.write_pem(&ca_file)?;
+    // Bound in this order, dropped in the reverse: Janus before its network.
+    let Rig {
+        net: _net,
+        janus,
+        ca,
+        dir: _dir,
+        ca_file,
+    } = Rig::new(ROOM + 1)?;
     let tpm = Swtpm::start()?;
     let roomd_a = e2ee_room_with("Room A", &tpm, &janus, &ca_file, "require_e2ee = true\n")?;
     let a = EnrolledRoom::enrol(&roomd_a, &ca)?;
@@ -492,12 +525,14 @@ fn the_sfus_view_of_a_room_without_e2ee_shows_its_camera() -> Result<(), Harness
 fn on_the_rekey_timer_both_rooms_take_new_keys_and_keep_decoding() -> Result<(), HarnessError> {
     const REKEY: Duration = Duration::from_secs(5);
     let started = Instant::now();
-    let net = TestNetwork::create()?;
-    let janus = Janus::builder(&net).room(ROOM + 3).start()?;
-    let ca = DeviceCa::new("Customer device CA");
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let ca_file = dir.path().join("device-ca.pem");
-    ca.write_pem(&ca_file)?;
+    // Bound in this order, dropped in the reverse: Janus before its network.
+    let Rig {
+        net: _net,
+        janus,
+        ca,
+        dir: _dir,
+        ca_file,
+    } = Rig::new(ROOM + 3)?;
     let (tpm_a, tpm_b) = (Swtpm::start()?, Swtpm::start()?);
     let rekey = format!("e2ee_rekey_s = {}\n", REKEY.as_secs());
     let roomd_a = e2ee_room_with("Room A", &tpm_a, &janus, &ca_file, &rekey)?;
@@ -722,12 +757,14 @@ fn opened_by_browser(line: &Value, feed: &str, kind: &str) -> u64 {
 #[test]
 fn two_rooms_and_a_browser_meet_end_to_end_encrypted_through_janus() -> Result<(), HarnessError> {
     let started = Instant::now();
-    let net = TestNetwork::create()?;
-    let janus = Janus::builder(&net).room(ROOM).start()?;
-    let ca = DeviceCa::new("Customer device CA");
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let ca_file = dir.path().join("device-ca.pem");
-    ca.write_pem(&ca_file)?;
+    // Bound in this order, dropped in the reverse: Janus before its network.
+    let Rig {
+        net: _net,
+        janus,
+        ca,
+        dir,
+        ca_file,
+    } = Rig::new(ROOM)?;
     let vp8 = "[video]\ncodec = \"vp8\"\n";
     let (tpm_a, tpm_b) = (Swtpm::start()?, Swtpm::start()?);
     let roomd_a = e2ee_room_with("Room A", &tpm_a, &janus, &ca_file, vp8)?;

@@ -276,6 +276,35 @@ fn room_registered_at(
     Ok((roomd, token, scratch))
 }
 
+/// Waits until the room decodes baresip's moving picture; the status then, or both logs.
+fn video_from_baresip(roomd: &Roomd, baresip: &Baresip) -> Result<Value, HarnessError> {
+    meeting::wait_for_received_video(roomd, None, 30, Duration::from_secs(30)).map_err(|e| {
+        HarnessError::Config {
+            message: format!(
+                "{e}\nbaresip:\n{}\nroomd:\n{}",
+                baresip.log_text(),
+                roomd.stderr_text()
+            ),
+        }
+    })
+}
+
+/// A Kamailio registrar and a baresip with VP8 only (`vp8` module, no H.264), SDES-SRTP.
+fn vp8_only_peer(net: &TestNetwork) -> Result<(TestCa, Kamailio, Baresip), HarnessError> {
+    let ca = TestCa::new("roomd SIP test CA")?;
+    let kamailio = Kamailio::start(net, &ca, &[(USER, PASSWORD), (PEER, PEER_PASSWORD)])?;
+    let baresip = Baresip::start_with_video(
+        net,
+        &kamailio,
+        PEER,
+        PEER_PASSWORD,
+        MediaEncryption::SrtpMandatory,
+        PeerAudio::OpusAndG711,
+        PeerVideo::Vp8Only,
+    )?;
+    Ok((ca, kamailio, baresip))
+}
+
 /// baresip receives the room's audio and video (its own status line) and decodes its picture.
 fn baresip_gets_the_rooms_media(baresip: &Baresip) -> Result<(), HarnessError> {
     wait_for(
@@ -344,15 +373,7 @@ fn the_room_calls_baresip_through_kamailio_with_sdes_srtp_and_hangs_up_either_si
 
     // Media both ways: the room decodes baresip's moving picture and its voice, and sends its
     // own; the encryption indicator is on because the agreed streams run through SRTP.
-    meeting::wait_for_received_video(&roomd, None, 30, Duration::from_secs(30)).map_err(|e| {
-        HarnessError::Config {
-            message: format!(
-                "{e}\nbaresip:\n{}\nroomd:\n{}",
-                baresip.log_text(),
-                roomd.stderr_text()
-            ),
-        }
-    })?;
+    video_from_baresip(&roomd, &baresip)?;
     // The room's own video may start after baresip's arrives (its encoder's first keyframe on
     // a loaded machine): each stream is waited for, not read once.
     let frames = |m: &Value, direction, kind| {
@@ -623,29 +644,12 @@ fn a_g722_only_peer_gets_g722_both_ways() -> Result<(), HarnessError> {
 #[test]
 fn a_vp8_only_caller_is_answered_with_vp8_and_its_picture_decoded() -> Result<(), HarnessError> {
     let net = TestNetwork::create()?;
-    let ca = TestCa::new("roomd SIP test CA")?;
-    let kamailio = Kamailio::start(&net, &ca, &[(USER, PASSWORD), (PEER, PEER_PASSWORD)])?;
-    let baresip = Baresip::start_with_video(
-        &net,
-        &kamailio,
-        PEER,
-        PEER_PASSWORD,
-        MediaEncryption::SrtpMandatory,
-        PeerAudio::OpusAndG711,
-        PeerVideo::Vp8Only,
-    )?;
+    let (ca, kamailio, baresip) = vp8_only_peer(&net)?;
     let caller = format!("sip:{PEER}@{}", kamailio.address());
     let (roomd, _token, _scratch) =
         room_registered_at(&kamailio, &ca, &format!("auto_answer = [\"{caller}\"]\n"))?;
     baresip.command(&net, "dial", &room_aor(&kamailio))?;
-    let status = meeting::wait_for_received_video(&roomd, None, 30, Duration::from_secs(30))
-        .map_err(|e| HarnessError::Config {
-            message: format!(
-                "{e}\nbaresip:\n{}\nroomd:\n{}",
-                baresip.log_text(),
-                roomd.stderr_text()
-            ),
-        })?;
+    let status = video_from_baresip(&roomd, &baresip)?;
     assert_eq!(status["encrypted"], true, "{status}");
     let far_end = meeting::participant(&status, BARESIP_DISPLAY_NAME).unwrap_or(&Value::Null);
     assert_eq!(far_end["video"], "on", "{status}");
@@ -669,17 +673,7 @@ fn a_vp8_only_caller_is_answered_with_vp8_and_its_picture_decoded() -> Result<()
 fn a_room_sending_vp8_calls_a_vp8_only_peer_and_each_decodes_the_other() -> Result<(), HarnessError>
 {
     let net = TestNetwork::create()?;
-    let ca = TestCa::new("roomd SIP test CA")?;
-    let kamailio = Kamailio::start(&net, &ca, &[(USER, PASSWORD), (PEER, PEER_PASSWORD)])?;
-    let baresip = Baresip::start_with_video(
-        &net,
-        &kamailio,
-        PEER,
-        PEER_PASSWORD,
-        MediaEncryption::SrtpMandatory,
-        PeerAudio::OpusAndG711,
-        PeerVideo::Vp8Only,
-    )?;
+    let (ca, kamailio, baresip) = vp8_only_peer(&net)?;
     let (roomd, _token, _scratch) =
         room_registered_at(&kamailio, &ca, "[video]\ncodec = \"vp8\"\n")?;
     assert!(
@@ -691,14 +685,7 @@ fn a_room_sending_vp8_calls_a_vp8_only_peer_and_each_decodes_the_other() -> Resu
         "meeting.join",
         &json!({"target": {"kind": "sip", "uri": baresip.uri(&kamailio)}}),
     )?;
-    let status = meeting::wait_for_received_video(&roomd, None, 30, Duration::from_secs(30))
-        .map_err(|e| HarnessError::Config {
-            message: format!(
-                "{e}\nbaresip:\n{}\nroomd:\n{}",
-                baresip.log_text(),
-                roomd.stderr_text()
-            ),
-        })?;
+    let status = video_from_baresip(&roomd, &baresip)?;
     assert_eq!(status["encrypted"], true, "{status}");
     baresip_gets_the_rooms_media(&baresip)?;
     let log = baresip.log_text();
@@ -736,15 +723,7 @@ fn the_far_ends_bandwidth_holds_the_rooms_video_bitrate_for_the_call() -> Result
         "meeting.join",
         &json!({"target": {"kind": "sip", "uri": baresip.uri(&kamailio)}}),
     )?;
-    meeting::wait_for_received_video(&roomd, None, 30, Duration::from_secs(30)).map_err(|e| {
-        HarnessError::Config {
-            message: format!(
-                "{e}\nbaresip:\n{}\nroomd:\n{}",
-                baresip.log_text(),
-                roomd.stderr_text()
-            ),
-        }
-    })?;
+    video_from_baresip(&roomd, &baresip)?;
     wait_for_log(
         "the room's encoder held at baresip's b=AS:150 less 5 % for headers",
         || roomd.stderr_text(),
@@ -919,14 +898,7 @@ fn baresip_calls_the_room_it_rings_and_once_answered_media_flows_both_ways_with_
     )?;
     assert_eq!(first["participant"], "far-end", "{first}");
     assert!(first["since_join_ms"].as_u64().is_some(), "{first}");
-    let status = meeting::wait_for_received_video(&roomd, None, 30, Duration::from_secs(30))
-        .map_err(|e| HarnessError::Config {
-            message: format!(
-                "{e}\nbaresip:\n{}\nroomd:\n{}",
-                baresip.log_text(),
-                roomd.stderr_text()
-            ),
-        })?;
+    let status = video_from_baresip(&roomd, &baresip)?;
     assert_eq!(sip_status(&roomd, &token)?["incoming"], Value::Null);
     assert_eq!(
         status["target"],
