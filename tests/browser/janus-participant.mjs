@@ -15,7 +15,9 @@
 // participant encrypts end to end as the guest pages do (docs/security.md): its key agreement
 // runs over the VideoRoom's data channels, its frames through RTCRtpScriptTransform, and it
 // reports {"event":"e2ee","state":…,"keyEpoch":…,"participants":[…],"frames":{…},"errors":[…]}
-// every second. Its participant id is its publisher id.
+// every second. Its participant id is its publisher id. With --e2ee-wrong-key as well it
+// encrypts its frames with a key of its own that it never grants (what a broken or hostile
+// participant would do): the others hold its granted key and cannot open its frames.
 //
 // Commands, one JSON object a line on stdin: {"confirm_sas":"<participant id>"} (with --e2ee),
 // what its person's "Code matches" would do, answered with {"event":"sas_confirmed",…};
@@ -54,6 +56,7 @@ const { values: args } = parseArgs({
     fps: { type: "string" },
     timecode: { type: "boolean", default: false },
     e2ee: { type: "string" },
+    "e2ee-wrong-key": { type: "boolean", default: false },
   },
 });
 if (!args.janus || !args.room) fail("usage: --janus URL --room N [--pin P] [--name N] [--ca PEM]");
@@ -246,14 +249,19 @@ async function participate(page) {
   if (E2EE) {
     // A fresh worker and agreement for each stay: nothing of a stay before is kept.
     await page.evaluate(
-      async ([worker, meeting, me]) => {
+      async ([worker, meeting, me, wrongKey]) => {
         window.e2ee?.stop();
         window.e2eeWorker?.terminate();
         window.e2eeWorker = new Worker(URL.createObjectURL(new Blob([worker], { type: "text/javascript" })));
+        if (wrongKey) {
+          const post = window.e2eeWorker.postMessage.bind(window.e2eeWorker);
+          window.e2eeWorker.postMessage = (m) =>
+            post(m.type === "sender-key" ? { ...m, secret: crypto.getRandomValues(new Uint8Array(32)) } : m);
+        }
         window.e2ee = new window.roomdE2ee.MeetingE2ee(window.e2eeWorker, meeting);
         await window.e2ee.start(me);
       },
-      [E2EE.worker, `janus-videoroom:${room}`, String(joined.id)],
+      [E2EE.worker, `janus-videoroom:${room}`, String(joined.id), args["e2ee-wrong-key"]],
     );
   }
 

@@ -10,7 +10,7 @@
 //
 // Lines: {"event":"panel","meeting_state","encrypted","on_hold","far_end_on_hold","content_floor","keypad","incoming" (the caller
 // a ringing call shows),"participants":[{"id",
-// "e2ee","identity","verified_by","sas","waiting","confirm"}],"meeting_e2ee"} whenever what the
+// "e2ee","frames","identity","verified_by","sas","waiting","confirm"}],"meeting_e2ee"} whenever what the
 // panel shows changes; {"event":"tapped","testid","participant"}; {"event":"filled","selector"};
 // {"event":"error",…}.
 //
@@ -85,6 +85,7 @@ function shown() {
     participants: rows.map((row) => ({
       id: row.getAttribute("data-participant"),
       e2ee: row.querySelector('[data-testid="participant-e2ee"]')?.getAttribute("data-e2ee") ?? "",
+      frames: row.querySelector('[data-testid="participant-frames"]')?.getAttribute("data-frames") ?? "",
       identity: row.querySelector('[data-testid="participant-identity"]')?.textContent ?? "",
       verified_by: row.querySelector('[data-testid="participant-identity"]')?.getAttribute("data-verified-by") ?? "",
       sas: row.querySelector('[data-testid="participant-sas"]')?.textContent ?? "",

@@ -857,6 +857,7 @@ fn two_rooms_and_a_browser_meet_end_to_end_encrypted_through_janus() -> Result<(
         let (_, e2ee, video, _) = seen(&m, "Chromium").expect("seen above");
         eprintln!("{name} decoded {video} video frames of the browser, and its voice");
         assert_eq!(e2ee["verified"], false, "{e2ee}");
+        assert_eq!(e2ee["frames"], "opening", "{e2ee}");
         assert_eq!(e2ee["sas"].as_str().map(str::len), Some(7), "{e2ee}");
         assert_eq!(m["e2ee"]["state"], "established", "{}", m["e2ee"]);
     }
@@ -980,5 +981,90 @@ fn two_rooms_and_a_browser_meet_end_to_end_encrypted_through_janus() -> Result<(
     a.command("meeting.leave", &json!({}))?;
     drop((roomd_a, roomd_b));
     eprintln!("whole test {:?}", started.elapsed());
+    Ok(())
+}
+
+/// A participant whose frames do not open with the key it granted (the Janus participant with
+/// `--e2ee-wrong-key` encrypts with a key it never hands out): the room holds its granted key,
+/// so its status says end-to-end keys are there, but also that the frames are refused, and the
+/// room decodes none of them; the browser itself still opens the room's frames.
+#[test]
+fn a_participant_whose_frames_do_not_open_is_shown_so_and_nothing_of_it_is_decoded()
+-> Result<(), HarnessError> {
+    // Bound in this order, dropped in the reverse: Janus before its network.
+    let Rig {
+        net: _net,
+        janus,
+        ca,
+        dir,
+        ca_file,
+    } = Rig::new(ROOM + 5)?;
+    let tpm = Swtpm::start()?;
+    let roomd = e2ee_room_with(
+        "Room A",
+        &tpm,
+        &janus,
+        &ca_file,
+        "[video]\ncodec = \"vp8\"\n",
+    )?;
+    let a = EnrolledRoom::enrol(&roomd, &ca)?;
+    a.command(
+        "meeting.join",
+        &json!({ "target": janus_target(&janus, "Room A") }),
+    )?;
+    a.wait_for("A connected", JOIN_TIMEOUT, |m| m["state"] == "connected")?;
+    let bundles = roomd_tests::e2ee::browser_e2ee_bundles(dir.path());
+    let browser = BrowserPeer::janus_participant_with(
+        &janus,
+        "Chromium",
+        &[
+            "--e2ee".to_owned(),
+            bundles.display().to_string(),
+            "--e2ee-wrong-key".to_owned(),
+        ],
+    )?;
+    let refused = a
+        .wait_for("A: the browser's frames refused", MEDIA_TIMEOUT, |m| {
+            seen(m, "Chromium")
+                .is_some_and(|(_, e2ee, _, _)| e2ee["e2ee"] == true && e2ee["frames"] == "refused")
+        })
+        .inspect_err(|_| eprintln!("--- the browser's lines:\n{:#?}", browser.lines()))?;
+    eprintln!("A's view of the browser: {}", refused["e2ee"]);
+    // Meanwhile the browser opens the room's frames: the keys work one way.
+    browser.wait_for("the browser opens A's frames", MEDIA_TIMEOUT, |l| {
+        l["event"] == "e2ee"
+            && l["frames"].as_object().is_some_and(|f| {
+                f.iter().any(|(k, v)| {
+                    k.ends_with("-video")
+                        && !k.starts_with("send")
+                        && v["opened"].as_u64() > Some(FRAMES)
+                })
+            })
+    })?;
+    // The panel says so beside the participant, from the same status.
+    let (browser_at_a, _, _, _) = seen(&refused, "Chromium").expect("A sees the browser");
+    let panel = a.panel()?;
+    panel.wait_for(
+        "A's panel: the browser's frames refused",
+        PANEL_TIMEOUT,
+        |l| {
+            l["event"] == "panel"
+                && l["participants"].as_array().is_some_and(|p| {
+                    p.iter().any(|p| {
+                        p["id"] == browser_at_a.as_str()
+                            && p["e2ee"] == "true"
+                            && p["frames"] == "refused"
+                    })
+                })
+        },
+    )?;
+    // A few more seconds: still refused, and not one frame of the browser decoded.
+    std::thread::sleep(Duration::from_secs(3));
+    let m = a.meeting()?;
+    let (_, e2ee, video, talking) = seen(&m, "Chromium").expect("A sees the browser");
+    assert_eq!(e2ee["frames"], "refused", "{e2ee}");
+    assert_eq!(video, 0, "A decoded frames of the browser: {m}");
+    assert!(!talking, "A heard the browser: {m}");
+    a.command("meeting.leave", &json!({}))?;
     Ok(())
 }

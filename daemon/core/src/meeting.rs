@@ -569,6 +569,23 @@ pub struct E2eeParticipant {
     /// Who confirmed the string on this room (`meeting.e2ee_confirm`); empty if nobody has.
     /// `verified_by` becomes `sas` once they confirmed it on their side too.
     pub sas_confirmed_by: String,
+    /// Whether their frames open with the keys the room holds, over the last second: a
+    /// participant whose keys arrived but whose frames do not open (a wrong or withheld key,
+    /// frames altered on the way) shows `refused`.
+    pub frames: E2eeFrames,
+}
+
+/// What the room's decrypters did with a participant's frames over the last second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum E2eeFrames {
+    /// No frame arrived (or none was measured yet).
+    #[default]
+    None,
+    /// Frames opened.
+    Opening,
+    /// Frames arrived and none opened: they are dropped, never shown.
+    Refused,
 }
 
 impl MeetingStatus {

@@ -561,6 +561,7 @@ async fn a_short_authentication_string_is_confirmed_once_for_a_participant_who_h
         reason: "the certificate does not chain to a trusted CA".into(),
         sas: sas.into(),
         sas_confirmed_by: String::new(),
+        frames: Default::default(),
     };
     room.meeting_report(MeetingReport::E2ee {
         generation,

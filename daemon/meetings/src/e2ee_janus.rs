@@ -24,9 +24,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use roomd_core::{E2eeParticipant, E2eeState, E2eeStatus};
+use roomd_core::{E2eeFrames, E2eeParticipant, E2eeState, E2eeStatus};
 use roomd_e2ee::session::{E2eeSession, Effect, Message, SessionError, Verified};
-use roomd_media::webrtc::{Peer, PeerError};
+use roomd_media::webrtc::{FrameCounters, Peer, PeerError};
 use rustls::pki_types::{CertificateDer, UnixTime};
 
 use super::e2ee_identity::MeetingIdentity;
@@ -61,6 +61,9 @@ pub(crate) struct JanusE2ee {
     repeats_left: u32,
     /// Publishers whose short authentication string the room confirmed, with who did.
     sas_confirmed: BTreeMap<u64, String>,
+    /// Per publisher: its subscription's decrypter counters at the last look, and what they
+    /// showed over the second before it.
+    frames: BTreeMap<u64, (FrameCounters, E2eeFrames)>,
 }
 
 /// The key agreement's id of the participant Janus knows as publisher `feed`.
@@ -92,6 +95,7 @@ impl JanusE2ee {
                 reported: None,
                 repeats_left: ANNOUNCE_REPEATS,
                 sas_confirmed: BTreeMap::new(),
+                frames: BTreeMap::new(),
             },
             effects,
         ))
@@ -197,6 +201,30 @@ impl JanusE2ee {
         Some(self.session.announce())
     }
 
+    /// The decrypter counters of our subscription to publisher `feed` now (read once a
+    /// second): whether its frames opened since the last look, arrived and none opened, or
+    /// none arrived.
+    pub(crate) fn observe_frames(&mut self, feed: u64, now: FrameCounters) {
+        let entry = self.frames.entry(feed).or_insert((now, E2eeFrames::None));
+        let (opened, refused) = (
+            now.opened.saturating_sub(entry.0.opened),
+            now.refused.saturating_sub(entry.0.refused),
+        );
+        entry.1 = if opened > 0 {
+            E2eeFrames::Opening
+        } else if refused > 0 {
+            E2eeFrames::Refused
+        } else {
+            E2eeFrames::None
+        };
+        entry.0 = now;
+    }
+
+    /// Publisher `feed` is gone: its counters go with it.
+    pub(crate) fn forget_frames(&mut self, feed: u64) {
+        self.frames.remove(&feed);
+    }
+
     /// Under `meeting.require_e2ee`, whether the room must hold its media now (not established
     /// with every participant it receives).
     pub(crate) fn must_hold(&self, feeds: &[(u64, String)]) -> bool {
@@ -239,6 +267,7 @@ impl JanusE2ee {
                         reason: reason.to_owned(),
                         sas: peer.sas.clone(),
                         sas_confirmed_by: self.sas_confirmed.get(feed).cloned().unwrap_or_default(),
+                        frames: self.frames.get(feed).map(|f| f.1).unwrap_or_default(),
                     }
                 }
                 None => E2eeParticipant {
@@ -250,6 +279,7 @@ impl JanusE2ee {
                     reason: "no end-to-end announce from this participant".to_owned(),
                     sas: String::new(),
                     sas_confirmed_by: String::new(),
+                    frames: self.frames.get(feed).map(|f| f.1).unwrap_or_default(),
                 },
             })
             .collect();

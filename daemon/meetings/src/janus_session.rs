@@ -274,6 +274,9 @@ async fn in_room(
                             let effects = agreement.leave(id);
                             apply(effects, roster.peer(SELF_ID, "publisher"), roster.peer(&participant_id(id), "subscriber"));
                         }
+                        if let Some(agreement) = e2ee.as_mut() {
+                            agreement.forget_frames(id);
+                        }
                         unsubscribe(id, roster, feeds).await;
                         report_e2ee(&mut e2ee, roster, feeds).await;
                     }
@@ -357,7 +360,19 @@ async fn in_room(
                     }
                 }
             }
-            _ = stats.tick() => roster.report_stats().await,
+            _ = stats.tick() => {
+                roster.report_stats().await;
+                // Whether each participant's frames open: a key that arrived but does not
+                // open them shows as `refused` (reported only when it changes).
+                if let Some(agreement) = e2ee.as_mut() {
+                    for feed in feeds.keys() {
+                        if let Some(peer) = roster.peer(&participant_id(*feed), "subscriber") {
+                            agreement.observe_frames(*feed, peer.frame_counters());
+                        }
+                    }
+                    report_e2ee(&mut e2ee, roster, feeds).await;
+                }
+            }
             _ = rekey.tick(), if e2ee.is_some() => {
                 if let Some(agreement) = e2ee.as_mut() {
                     let effects = agreement.rekey();

@@ -373,6 +373,9 @@ pub(crate) fn identity_line(participant: &roomd_core::E2eeParticipant) -> String
     if !participant.e2ee {
         return "NOT END-TO-END ENCRYPTED".to_owned();
     }
+    if participant.frames == roomd_core::E2eeFrames::Refused {
+        return "E2EE  |  FRAMES DO NOT OPEN".to_owned();
+    }
     match (participant.verified, participant.verified_by.as_str()) {
         (true, "certificate") => format!("E2EE  |  VERIFIED: {}", participant.certificate_name),
         (true, "sas") => "E2EE  |  VERIFIED BY CODE".to_owned(),
@@ -400,6 +403,7 @@ mod tests {
             reason: String::new(),
             sas: "123 456".into(),
             sas_confirmed_by: String::new(),
+            frames: roomd_core::E2eeFrames::Opening,
         }
     }
 
@@ -426,5 +430,10 @@ mod tests {
         let mut odd = participant(true, "");
         odd.verified = true;
         assert_eq!(identity_line(&odd), "E2EE  |  NOT VERIFIED");
+        // Keys exchanged but the frames do not open: that is what the screen says, verified
+        // or not.
+        let mut refused = participant(true, "certificate");
+        refused.frames = roomd_core::E2eeFrames::Refused;
+        assert_eq!(identity_line(&refused), "E2EE  |  FRAMES DO NOT OPEN");
     }
 }

@@ -9,7 +9,7 @@ import { t, type Key } from "../i18n";
 type Run = (name: string, args?: Record<string, unknown>) => Promise<void>;
 type Participant = { id: string; name: string; state: string; audio: string; video: string; talking: boolean; encryption: string };
 
-type E2eeParticipant = { id: string; e2ee: boolean; verified: boolean; verified_by: string; certificate_name: string; sas: string; sas_confirmed_by: string };
+type E2eeParticipant = { id: string; e2ee: boolean; verified: boolean; verified_by: string; certificate_name: string; sas: string; sas_confirmed_by: string; frames?: string };
 
 /** A participant's end-to-end encryption and verification, as status.meeting.e2ee has them. */
 function E2eeBadges({ p, run }: { p: E2eeParticipant | undefined; run: Run }) {
@@ -19,6 +19,11 @@ function E2eeBadges({ p, run }: { p: E2eeParticipant | undefined; run: Run }) {
       <span class={p.e2ee ? "badge ok" : "badge warn"} data-testid="participant-e2ee" data-e2ee={p.e2ee ? "true" : "false"}>
         {p.e2ee ? t("panel.e2ee") : t("panel.hop_by_hop")}
       </span>
+      {p.e2ee && p.frames === "refused" && (
+        <span class="badge warn" data-testid="participant-frames" data-frames="refused">
+          {t("panel.frames_refused")}
+        </span>
+      )}
       <span class={p.verified ? "badge ok" : "badge warn"} data-testid="participant-identity" data-verified-by={p.verified ? p.verified_by : ""}>
         {p.verified_by === "certificate" && p.verified
           ? `${t("panel.verified_certificate")} ${p.certificate_name}`
