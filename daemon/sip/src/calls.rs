@@ -79,6 +79,8 @@ struct Answerable {
     dialog: InviteDialog,
     states: DialogStateReceiver,
     offered: Offered,
+    /// The floor control IDs the offer was read with: the answer names the same.
+    floor_ids: LocalFloor,
     ip: IpAddr,
     uri: String,
 }
@@ -129,6 +131,7 @@ impl SipPhone {
             return;
         };
         let body = tx.original.body();
+        let floor_ids = LocalFloor::random();
         let offered = if body.len() > SDP_MAX_BYTES {
             Err(SdpError::TooLarge)
         } else if body.is_empty() {
@@ -139,7 +142,7 @@ impl SipPhone {
             parse_offer(
                 &String::from_utf8_lossy(body),
                 config.meeting.require_encryption,
-                Some(&LocalFloor::random()),
+                Some(&floor_ids),
             )
         };
         let offered = match offered {
@@ -216,6 +219,7 @@ impl SipPhone {
             dialog,
             states,
             offered,
+            floor_ids,
             ip,
             uri: caller.uri.clone(),
         };
@@ -406,6 +410,7 @@ async fn answer_call(
         dialog,
         states,
         mut offered,
+        floor_ids,
         ip,
         uri,
     } = call;
@@ -436,7 +441,7 @@ async fn answer_call(
         audio_port: ports.port(Feed::Microphone),
         video_port: ports.port(Feed::Camera),
         content_port: ports.port(Feed::Content),
-        floor: bfcp.as_ref().map(|(_, port)| (*port, LocalFloor::random())),
+        floor: bfcp.as_ref().map(|(_, port)| (*port, floor_ids)),
         session_id: u64::from_be_bytes(session_id) >> 1,
         dtls_fingerprint: *certificate.fingerprint(),
         camera_codec,
