@@ -1068,3 +1068,65 @@ fn a_participant_whose_frames_do_not_open_is_shown_so_and_nothing_of_it_is_decod
     a.command("meeting.leave", &json!({}))?;
     Ok(())
 }
+
+/// Content shared in an end-to-end encrypted meeting: room A shares (a second publisher, its
+/// frames encrypted under A's keys with the content bit), declares the content feed to room B
+/// over the key agreement, and B decodes A's content with the keys A granted it, shows the
+/// content feed as A is shown (end-to-end encrypted, verified by A's certificate) and stays
+/// established. B's decrypter refuses a frame that is not encrypted under a key it holds, so
+/// B's frames of the content opening is what shows they were encrypted (the SFU's view of
+/// frames from the same elements is tested with the camera's).
+#[test]
+fn content_is_shared_end_to_end_encrypted() -> Result<(), HarnessError> {
+    // Bound in this order, dropped in the reverse: Janus before its network.
+    let Rig {
+        net: _net,
+        janus,
+        ca,
+        dir: _dir,
+        ca_file,
+    } = Rig::new(ROOM + 6)?;
+    let (tpm_a, tpm_b) = (Swtpm::start()?, Swtpm::start()?);
+    let roomd_a = e2ee_room("Room A", &tpm_a, &janus, &ca_file)?;
+    let roomd_b = e2ee_room("Room B", &tpm_b, &janus, &ca_file)?;
+    let a = EnrolledRoom::enrol(&roomd_a, &ca)?;
+    let b = EnrolledRoom::enrol(&roomd_b, &ca)?;
+    for (room, name) in [(&a, "Room A"), (&b, "Room B")] {
+        room.command(
+            "meeting.join",
+            &json!({ "target": janus_target(&janus, name) }),
+        )?;
+    }
+    b.wait_for("B: A verified", KEYS_TIMEOUT, |m| {
+        verified_as(m, &a.certificate_name)
+    })?;
+    a.command("video.content.start", &json!({}))?;
+    let content_name = "Room A (content)";
+    let shown = b
+        .wait_for("B decodes A's content", MEDIA_TIMEOUT, |m| {
+            seen(m, content_name).is_some_and(|(_, e2ee, video, _)| {
+                e2ee["e2ee"] == true && e2ee["frames"] == "opening" && video > FRAMES
+            })
+        })
+        .inspect_err(|_| {
+            if let Ok(m) = b.meeting() {
+                eprintln!("--- B's meeting: {m}");
+            }
+            eprintln!("--- room A's log:\n{}", roomd_a.stderr_text());
+            eprintln!("--- room B's log:\n{}", roomd_b.stderr_text());
+        })?;
+    let (_, content, video, _) = seen(&shown, content_name).expect("seen above");
+    eprintln!("B decoded {video} frames of A's content: {content}");
+    assert_eq!(content["verified_by"], "certificate", "{content}");
+    assert_eq!(
+        content["certificate_name"],
+        a.certificate_name.as_str(),
+        "{content}"
+    );
+    assert_eq!(shown["e2ee"]["state"], "established", "{}", shown["e2ee"]);
+    a.command("video.content.stop", &json!({}))?;
+    for room in [&a, &b] {
+        room.command("meeting.leave", &json!({}))?;
+    }
+    Ok(())
+}

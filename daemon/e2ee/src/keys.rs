@@ -93,6 +93,16 @@ impl fmt::Debug for SenderKey {
 /// share a nonce. Session key ids use bits 0-55 ([`crate::session`]).
 pub const AUDIO_KEY_ID_BIT: u64 = 1 << 56;
 
+/// A sender's shared content (a second publisher in a Janus room) goes under its key id with
+/// this bit set: the content publisher counts its own frames, so it needs key ids (and nonce
+/// salts) of its own.
+pub const CONTENT_KEY_ID_BIT: u64 = 1 << 57;
+
+/// The key id a sender's content uses under the sender key `key_id`.
+pub fn content_key_id(key_id: u64) -> u64 {
+    key_id | CONTENT_KEY_ID_BIT
+}
+
 /// The key id a sender's stream of one kind uses under the sender key `key_id`.
 pub fn stream_key_id(key_id: u64, audio: bool) -> u64 {
     if audio {

@@ -31,4 +31,7 @@ pub mod verify;
 
 pub use codec::Codec;
 pub use error::E2eeError;
-pub use keys::{AUDIO_KEY_ID_BIT, KeySecret, ReceiverKeys, SenderKey, stream_key_id};
+pub use keys::{
+    AUDIO_KEY_ID_BIT, CONTENT_KEY_ID_BIT, KeySecret, ReceiverKeys, SenderKey, content_key_id,
+    stream_key_id,
+};

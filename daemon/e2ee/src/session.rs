@@ -50,6 +50,15 @@ pub enum Message {
         /// With whom.
         peer: String,
     },
+    /// The sender shares content from a second publisher, `feed` (in a Janus room), whose
+    /// frames go under the sender's key ids with [`crate::CONTENT_KEY_ID_BIT`] set. Only the
+    /// transport's owner of the session acts on it (the receiver of those frames).
+    Content {
+        /// Who shares.
+        from: String,
+        /// The content publisher's id in the meeting.
+        feed: String,
+    },
 }
 
 impl Message {
@@ -276,7 +285,7 @@ impl E2eeSession {
         let claimed = match &message {
             Message::Announce(a) => &a.participant,
             Message::Grant(g) => &g.from,
-            Message::SasConfirmed { from, .. } => from,
+            Message::SasConfirmed { from, .. } | Message::Content { from, .. } => from,
         };
         if claimed != sender {
             return Err(SessionError::Impersonation {
@@ -295,7 +304,14 @@ impl E2eeSession {
                 }
                 Ok(Vec::new())
             }
+            Message::Content { .. } => Ok(Vec::new()),
         }
+    }
+
+    /// Our current sender key: its key id and material (for a second publisher of ours, the
+    /// shared content, which encrypts under [`crate::content_key_id`]).
+    pub fn sender_key(&self) -> (u64, KeySecret) {
+        (self.key_id(), self.secret.clone())
     }
 
     fn on_announce(

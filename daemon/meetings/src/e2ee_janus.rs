@@ -29,6 +29,7 @@ use roomd_e2ee::session::{E2eeSession, Effect, Message, SessionError, Verified};
 use roomd_media::webrtc::{FrameCounters, Peer, PeerError};
 use rustls::pki_types::{CertificateDer, UnixTime};
 
+use super::e2ee_content::ContentKeys;
 use super::e2ee_identity::MeetingIdentity;
 use super::session::blocking;
 
@@ -64,6 +65,8 @@ pub(crate) struct JanusE2ee {
     /// Per publisher: its subscription's decrypter counters at the last look, and what they
     /// showed over the second before it.
     frames: BTreeMap<u64, (FrameCounters, E2eeFrames)>,
+    /// Shared content: ours, and the others' content feeds with their keys.
+    content: ContentKeys,
 }
 
 /// The key agreement's id of the participant Janus knows as publisher `feed`.
@@ -96,6 +99,7 @@ impl JanusE2ee {
                 repeats_left: ANNOUNCE_REPEATS,
                 sas_confirmed: BTreeMap::new(),
                 frames: BTreeMap::new(),
+                content: ContentKeys::default(),
             },
             effects,
         ))
@@ -121,11 +125,35 @@ impl JanusE2ee {
             Message::SasConfirmed { peer, .. } if peer != me => return Vec::new(),
             _ => {}
         }
+        let declared = match &message {
+            Message::Content { feed, .. } => Some(feed.clone()),
+            _ => None,
+        };
         match self
             .session
             .receive(&participant(feed), message, UnixTime::now())
         {
-            Ok(effects) => effects,
+            Ok(mut effects) => {
+                self.content.note(feed, &effects);
+                if let Some(content) = declared
+                    && !self.content.declare(feed, &content)
+                {
+                    tracing::warn!("feed {feed} declared {content:?} its content: refused");
+                }
+                // Whoever gets our announce learns of our content with it.
+                if effects.iter().any(|e| {
+                    matches!(
+                        e,
+                        Effect::Send {
+                            message: Message::Announce(_),
+                            ..
+                        }
+                    )
+                }) {
+                    effects.extend(self.content.declaration(self.session.participant()));
+                }
+                effects
+            }
             Err(e) => {
                 tracing::warn!("end-to-end key message from feed {feed} refused: {e}");
                 Vec::new()
@@ -133,9 +161,27 @@ impl JanusE2ee {
         }
     }
 
+    /// Our content publisher is `feed` now (None: sharing stopped); it is declared to
+    /// everybody with our next announce ([`JanusE2ee::announce`]).
+    pub(crate) fn set_content(&mut self, feed: Option<u64>) {
+        self.content.set_own(feed);
+    }
+
+    /// Brings the content keys up to date (see [`ContentKeys::sync`]): our content publisher
+    /// `own`, and our subscriptions to others' content, `subscription(feed)`.
+    pub(crate) fn sync_content<'a>(
+        &mut self,
+        own: Option<&Peer>,
+        subscription: impl Fn(u64) -> Option<&'a Peer>,
+    ) {
+        self.content
+            .sync(self.session.sender_key(), own, subscription);
+    }
+
     /// Publisher `feed` left: its keys go and the room rekeys for those who stay (and
     /// announces itself again, see [`JanusE2ee::announce`]).
     pub(crate) fn leave(&mut self, feed: u64) -> Vec<Effect> {
+        self.content.forget(feed);
         let mut effects = self.session.leave(&participant(feed)).unwrap_or_else(|e| {
             // Sealing to a verified meeting key does not fail; if it did, the peer who
             // misses the new key sees frames it cannot open, never clear ones.
@@ -146,7 +192,7 @@ impl JanusE2ee {
             .iter()
             .any(|e| matches!(e, Effect::SetSenderKey { .. }))
         {
-            effects.push(self.announce());
+            effects.extend(self.announce());
         }
         effects
     }
@@ -160,7 +206,7 @@ impl JanusE2ee {
             Vec::new()
         });
         if !effects.is_empty() {
-            effects.push(self.announce());
+            effects.extend(self.announce());
         }
         effects
     }
@@ -180,16 +226,19 @@ impl JanusE2ee {
     }
 
     /// Our announce, for everybody, on an event that calls for one (a data channel opened, a
-    /// participant joined, a rekey): the repeats start again.
-    pub(crate) fn announce(&mut self) -> Effect {
+    /// participant joined, a rekey, content shared): the repeats start again. With it goes the
+    /// declaration of our content while we share.
+    pub(crate) fn announce(&mut self) -> Vec<Effect> {
         self.repeats_left = ANNOUNCE_REPEATS;
-        self.session.announce()
+        let mut effects = vec![self.session.announce()];
+        effects.extend(self.content.declaration(self.session.participant()));
+        effects
     }
 
     /// Our announce again, on the [`ANNOUNCE_INTERVAL`] tick: only while the room is not
     /// established with every participant it receives (as last reported), and at most
     /// [`ANNOUNCE_REPEATS`] times after the last [`JanusE2ee::announce`].
-    pub(crate) fn repeat_announce(&mut self) -> Option<Effect> {
+    pub(crate) fn repeat_announce(&mut self) -> Option<Vec<Effect>> {
         let established = self
             .reported
             .as_ref()
@@ -198,7 +247,9 @@ impl JanusE2ee {
             return None;
         }
         self.repeats_left -= 1;
-        Some(self.session.announce())
+        let mut effects = vec![self.session.announce()];
+        effects.extend(self.content.declaration(self.session.participant()));
+        Some(effects)
     }
 
     /// The decrypter counters of our subscription to publisher `feed` now (read once a
@@ -249,9 +300,12 @@ impl JanusE2ee {
             .into_iter()
             .map(|p| (p.participant.clone(), p))
             .collect();
+        // A declared content feed is shown as its owner is (its frames open with the owner's
+        // keys), with its own frames.
         let participants: Vec<E2eeParticipant> = feeds
             .iter()
-            .map(|(feed, id)| match known.get(&participant(*feed)) {
+            .map(|(feed, id)| (self.content.owner_of(*feed).unwrap_or(*feed), *feed, id))
+            .map(|(owner, feed, id)| match known.get(&participant(owner)) {
                 Some(peer) => {
                     let (verified_by, certificate_name, reason) = match &peer.verified {
                         Verified::ByCertificate(name) => ("certificate", name.clone(), ""),
@@ -266,8 +320,12 @@ impl JanusE2ee {
                         certificate_name,
                         reason: reason.to_owned(),
                         sas: peer.sas.clone(),
-                        sas_confirmed_by: self.sas_confirmed.get(feed).cloned().unwrap_or_default(),
-                        frames: self.frames.get(feed).map(|f| f.1).unwrap_or_default(),
+                        sas_confirmed_by: self
+                            .sas_confirmed
+                            .get(&owner)
+                            .cloned()
+                            .unwrap_or_default(),
+                        frames: self.frames.get(&feed).map(|f| f.1).unwrap_or_default(),
                     }
                 }
                 None => E2eeParticipant {
@@ -279,7 +337,7 @@ impl JanusE2ee {
                     reason: "no end-to-end announce from this participant".to_owned(),
                     sas: String::new(),
                     sas_confirmed_by: String::new(),
-                    frames: self.frames.get(feed).map(|f| f.1).unwrap_or_default(),
+                    frames: self.frames.get(&feed).map(|f| f.1).unwrap_or_default(),
                 },
             })
             .collect();

@@ -80,6 +80,7 @@ impl ContentShare {
         room_name: &str,
         own: &mut OwnFeeds,
         roster: &mut Roster,
+        end_to_end: bool,
     ) -> Result<ContentShare, Failure> {
         let feed = own.new_id();
         let (s, name) = (session.clone(), display_name(room_name));
@@ -100,7 +101,7 @@ impl ContentShare {
             handle: joined,
             feed,
         };
-        match share.publish(ctx).await {
+        match share.publish(ctx, end_to_end).await {
             Ok(peer) => {
                 roster.add_peer(CONTENT_ID, "", "content", peer).await;
                 tracing::info!("sharing content in the Janus room as feed {feed}");
@@ -113,10 +114,13 @@ impl ContentShare {
         }
     }
 
-    async fn publish(&self, ctx: &SessionContext) -> Result<Peer, Failure> {
+    async fn publish(&self, ctx: &SessionContext, end_to_end: bool) -> Result<Peer, Failure> {
         let options = PeerOptions {
             video_feed: Feed::Content,
             send_audio: false,
+            // Encrypted end to end as the camera (`roomd_e2ee::content_key_id`): until its key
+            // is set, it sends nothing.
+            end_to_end,
             ..ctx.peer_options("Janus (content)", true, false)
         };
         let peer = Peer::new(&ctx.taps, options)?;
@@ -128,6 +132,11 @@ impl ContentShare {
             .map_err(|e| Failure::Said(format!("Janus refused the content: {e}")))?;
         peer.accept_answer(&answer).await?;
         Ok(peer)
+    }
+
+    /// The content publisher's id in the room.
+    pub(crate) fn feed(&self) -> u64 {
+        self.feed
     }
 
     /// The server's id of the content publisher's handle (events name it).

@@ -213,10 +213,9 @@ async fn in_room(
     let mut status = ctx.room.watch_status();
     let mut content_wanted = janus_content::shared(&ctx.room.status().status);
     let mut content = None;
-    if content_wanted && e2ee.is_some() {
-        tracing::warn!("content is not shared in an end-to-end encrypted Janus meeting");
-    } else if content_wanted {
-        content = share_content(ctx, session, room, own, roster).await;
+    if content_wanted {
+        content = share_content(ctx, session, room, own, roster, &mut e2ee).await;
+        report_e2ee(&mut e2ee, roster, feeds).await;
     }
 
     let mut stats = tokio::time::interval(Duration::from_secs(1));
@@ -248,7 +247,7 @@ async fn in_room(
                     if let JanusEvent::Hangup { reason, .. } = event {
                         tracing::warn!("Janus hung up on the content share: {reason}; the meeting goes on without it");
                         if let Some(share) = content.take() {
-                            share.stop(roster).await;
+                            stop_content(share, roster, &mut e2ee).await;
                         }
                     }
                 }
@@ -263,7 +262,7 @@ async fn in_room(
                         }
                         // A new participant: announce (and repeat until keyed with it).
                         if joined_now && let Some(agreement) = e2ee.as_mut() {
-                            apply(vec![agreement.announce()], roster.peer(SELF_ID, "publisher"), None);
+                            apply(agreement.announce(), roster.peer(SELF_ID, "publisher"), None);
                             report_e2ee(&mut e2ee, roster, feeds).await;
                         }
                     }
@@ -308,7 +307,7 @@ async fn in_room(
                         // Whoever can hear us now learns who we are (and answers with its key).
                         PeerEvent::DataChannelOpen => {
                             tracing::debug!("data channel open on {id}");
-                            apply(vec![agreement.announce()], roster.peer(SELF_ID, "publisher"), None);
+                            apply(agreement.announce(), roster.peer(SELF_ID, "publisher"), None);
                         }
                         _ => {}
                     }
@@ -320,7 +319,7 @@ async fn in_room(
                     }
                     if id == CONTENT_ID && let Some(share) = content.take() {
                         tracing::warn!("the content share's connection to Janus failed: {reason}; the meeting goes on without it");
-                        share.stop(roster).await;
+                        stop_content(share, roster, &mut e2ee).await;
                     }
                 }
             }
@@ -348,15 +347,15 @@ async fn in_room(
             }
             Ok(()) = status.changed() => {
                 // Only a change of the sharing state matters (the status changes every second).
-                let wanted = janus_content::shared(&status.borrow_and_update().status)
-                    && e2ee.is_none();
+                let wanted = janus_content::shared(&status.borrow_and_update().status);
                 if wanted != content_wanted {
                     content_wanted = wanted;
                     if let Some(share) = content.take() {
-                        share.stop(roster).await;
+                        stop_content(share, roster, &mut e2ee).await;
                     }
                     if wanted {
-                        content = share_content(ctx, session, room, own, roster).await;
+                        content = share_content(ctx, session, room, own, roster, &mut e2ee).await;
+                        report_e2ee(&mut e2ee, roster, feeds).await;
                     }
                 }
             }
@@ -383,7 +382,7 @@ async fn in_room(
             _ = announce.tick(), if e2ee.is_some() => {
                 report_e2ee(&mut e2ee, roster, feeds).await;
                 if let Some(repeat) = e2ee.as_mut().and_then(JanusE2ee::repeat_announce) {
-                    apply(vec![repeat], roster.peer(SELF_ID, "publisher"), None);
+                    apply(repeat, roster.peer(SELF_ID, "publisher"), None);
                 }
             }
         }
@@ -397,12 +396,16 @@ async fn in_room(
 
 /// Starts publishing the room's content; a failure is logged and the meeting goes on without it
 /// (until sharing stops and starts again).
+/// Shares the room's content from a second publisher; in an end-to-end encrypted meeting its
+/// frames are encrypted as the camera's (docs/security.md), and the others learn which feed it
+/// is with our next announce.
 async fn share_content(
     ctx: &SessionContext,
     session: &Arc<JanusSession>,
     room: &Room,
     own: &mut OwnFeeds,
     roster: &mut Roster,
+    e2ee: &mut Option<JanusE2ee>,
 ) -> Option<ContentShare> {
     let started = ContentShare::start(
         ctx,
@@ -412,10 +415,22 @@ async fn share_content(
         &room.display_name,
         own,
         roster,
+        e2ee.is_some(),
     )
     .await;
     match started {
-        Ok(share) => Some(share),
+        Ok(share) => {
+            if let Some(agreement) = e2ee.as_mut() {
+                agreement.set_content(Some(share.feed()));
+                agreement.sync_content(roster.peer(CONTENT_ID, "content"), |_| None);
+                apply(
+                    agreement.announce(),
+                    roster.peer(SELF_ID, "publisher"),
+                    None,
+                );
+            }
+            Some(share)
+        }
         Err(reason) => {
             tracing::warn!(
                 "cannot share content in the Janus room: {reason}; the meeting goes on without it"
@@ -423,6 +438,14 @@ async fn share_content(
             None
         }
     }
+}
+
+/// Stops sharing content (and declaring it).
+async fn stop_content(share: ContentShare, roster: &mut Roster, e2ee: &mut Option<JanusE2ee>) {
+    if let Some(agreement) = e2ee.as_mut() {
+        agreement.set_content(None);
+    }
+    share.stop(roster).await;
 }
 
 /// Characters of a display name another participant chose that roomd keeps (as for guests).
@@ -556,10 +579,20 @@ async fn report_e2ee(
     };
     let mut received: Vec<(u64, String)> = feeds.keys().map(|&f| (f, participant_id(f))).collect();
     received.sort_unstable();
-    if let Some(publisher) = roster.peer(SELF_ID, "publisher")
-        && let Err(e) = publisher.hold_sending(agreement.must_hold(&received))
+    agreement.sync_content(roster.peer(CONTENT_ID, "content"), |feed| {
+        roster.peer(&participant_id(feed), "subscriber")
+    });
+    let hold = agreement.must_hold(&received);
+    for peer in [
+        roster.peer(SELF_ID, "publisher"),
+        roster.peer(CONTENT_ID, "content"),
+    ]
+    .into_iter()
+    .flatten()
     {
-        tracing::warn!("end-to-end encryption: {e}");
+        if let Err(e) = peer.hold_sending(hold) {
+            tracing::warn!("end-to-end encryption: {e}");
+        }
     }
     if let Some(status) = agreement.changed_status(&received) {
         roster.report_e2ee(status).await;

@@ -14,6 +14,7 @@
 
 mod backoff;
 mod direct_session;
+mod e2ee_content;
 mod e2ee_identity;
 mod e2ee_janus;
 mod engine;

@@ -51,7 +51,9 @@ export interface KeyGrant {
 export type Message =
   | ({ type: "announce" } & Announce)
   | ({ type: "grant" } & KeyGrant)
-  | { type: "sas_confirmed"; from: string; peer: string };
+  | { type: "sas_confirmed"; from: string; peer: string }
+  /** The sender shares content from a second publisher (`feed`), under its key ids with bit 57. */
+  | { type: "content"; from: string; feed: string };
 
 /** What the owner of the agreement must do, as roomd's `Effect`. */
 export type Effect =
@@ -232,6 +234,8 @@ export function parseMessage(text: string): Message {
     }
     case "sas_confirmed":
       return { type: "sas_confirmed", from: stringOf(raw.from, "from"), peer: stringOf(raw.peer, "peer") };
+    case "content":
+      return { type: "content", from: stringOf(raw.from, "from"), feed: stringOf(raw.feed, "feed") };
     default:
       throw new Error(`not an end-to-end key message: type ${String(raw.type)}`);
   }
@@ -346,6 +350,10 @@ export class Agreement {
         if (message.peer === this.me && peer) peer.sasConfirmedThere = true;
         return [];
       }
+      case "content":
+        // Content feeds are the page's to follow (not yet: a browser does not open a room's
+        // shared content).
+        return [];
     }
   }
 
