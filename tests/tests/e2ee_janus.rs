@@ -752,8 +752,9 @@ fn opened_by_browser(line: &Value, feed: &str, kind: &str) -> u64 {
 /// Chromium can receive encrypted. Each of the three opens and decodes the others' video and
 /// audio; the rooms show the browser end-to-end encrypted but not verified (it has no
 /// certificate) and each other verified by certificate; the browser becomes verified with A
-/// only once both A's people and the browser's confirmed the digits; when room B leaves, the
-/// browser and room A make new sender keys and go on decoding each other.
+/// only once both A's people and the browser's confirmed the digits; content room A shares is
+/// opened and decoded by the browser; when room B leaves, the browser and room A make new
+/// sender keys and go on decoding each other.
 #[test]
 fn two_rooms_and_a_browser_meet_end_to_end_encrypted_through_janus() -> Result<(), HarnessError> {
     let started = Instant::now();
@@ -935,6 +936,46 @@ fn two_rooms_and_a_browser_meet_end_to_end_encrypted_through_janus() -> Result<(
     })?;
     let (_, b_view, _, _) = seen(&b.meeting()?, "Chromium").expect("B sees the browser");
     assert_eq!(b_view["verified"], false, "{b_view}");
+
+    // Room A shares content: the browser opens its frames with A's keys (A declared the feed)
+    // and decodes them, and shows the content feed as it shows A.
+    let mark = browser.line_count();
+    a.command("video.content.start", &json!({}))?;
+    let content_name = format!("{} (content)", a.certificate_name);
+    let content_feed = browser.wait_for_after(
+        mark,
+        "the browser subscribed to A's content",
+        JOIN_TIMEOUT,
+        |l| l["event"] == "subscribed" && l["display"] == content_name.as_str(),
+    )?["feed"]
+        .to_string();
+    let content_opened = browser
+        .wait_for_after(mark, "the browser opens A's content", MEDIA_TIMEOUT, |l| {
+            l["event"] == "e2ee"
+                && opened_by_browser(l, &content_feed, "video") > FRAMES
+                && l["participants"].as_array().is_some_and(|p| {
+                    p.iter().any(|p| {
+                        p["participant"].as_str() == Some(content_feed.as_str())
+                            && p["endToEnd"] == true
+                    })
+                })
+        })
+        .inspect_err(|_| eprintln!("--- the browser's lines:\n{:#?}", browser.lines()))?;
+    eprintln!(
+        "the browser opened A's content: {}",
+        content_opened["frames"]
+    );
+    browser.wait_for_after(
+        mark,
+        "the browser decodes A's content",
+        MEDIA_TIMEOUT,
+        |l| {
+            l["event"] == "stats"
+                && roomd_tests::browser::inbound_video_frames_of(l, &format!("feed-{content_feed}"))
+                    .is_some_and(|f| f > FRAMES)
+        },
+    )?;
+    a.command("video.content.stop", &json!({}))?;
 
     // B leaves: the browser forgets B's keys and makes a new sender key; A and the browser go
     // on opening each other's frames under the new keys.

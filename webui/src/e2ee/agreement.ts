@@ -351,8 +351,7 @@ export class Agreement {
         return [];
       }
       case "content":
-        // Content feeds are the page's to follow (not yet: a browser does not open a room's
-        // shared content).
+        // Which feed is whose content is the page's to follow (./meeting.ts).
         return [];
     }
   }

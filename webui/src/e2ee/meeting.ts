@@ -9,6 +9,11 @@
 // at most 15 times after the last of those events. Grants and confirmations for others are
 // heard (everybody hears everything) and ignored.
 //
+// Shared content: a room shares from a second publisher and declares it ({"type":"content"},
+// on its own channel); its frames open with that room's keys under content key ids (bit 57).
+// The page gives its subscription to a declared content feed the declaring participant's keys,
+// and only those, and shows the feed as it shows its owner (docs/security.md, "Shared content").
+//
 // Video is sent as VP8 in an encrypted meeting: Chromium's H.264 receiver parses each slice
 // header (which SFrame leaves encrypted) before the frame reaches the transform, and drops what
 // it cannot parse (measured in Debian's Chromium: 8 of 158 frames reached the transform, none
@@ -18,6 +23,10 @@ import { Agreement, encodeMessage, makeIdentity, parseMessage, type Effect, type
 
 const ANNOUNCE_INTERVAL_MS = 2000;
 const ANNOUNCE_REPEATS = 15;
+/** Key id bit of a sender's shared content (roomd's `CONTENT_KEY_ID_BIT`). */
+const CONTENT_KEY_ID_BIT = 1n << 57n;
+/** Most content feeds declared at once, as roomd. */
+const MAX_DECLARED = 64;
 /** Messages a peer may send a second before the rest of that second's are dropped. */
 const MESSAGES_PER_SECOND = 100;
 
@@ -49,6 +58,10 @@ export class MeetingE2ee {
   private receiving = 0;
   private sent = 0;
   private heard = 0;
+  /** Each participant's keys we hold (as granted), for its content: oldest first. */
+  private owners = new Map<string, Array<{ keyId: bigint; secret: Uint8Array }>>();
+  /** Content feeds declared: content feed → the participant who declared it. */
+  private declared = new Map<string, string>();
 
   constructor(
     private readonly worker: Worker,
@@ -110,6 +123,10 @@ export class MeetingE2ee {
   /** `participant` left: its keys go and we rekey for those who stay. */
   leave(participant: string): void {
     this.received = this.received.filter((p) => p !== participant);
+    this.owners.delete(participant);
+    for (const [content, owner] of this.declared) {
+      if (content === participant || owner === participant) this.declared.delete(content);
+    }
     this.serially(async (a) => {
       const effects = await a.leave(participant);
       this.worker.postMessage({ type: "forget-feed", feed: participant });
@@ -133,7 +150,7 @@ export class MeetingE2ee {
     const known = new Map((await this.agreement?.status())?.map((p) => [p.participant, p]) ?? []);
     const participants = this.received.map(
       (id) =>
-        known.get(id) ?? { participant: id, endToEnd: false as const, verifiedBy: null, sas: "" as const, sasConfirmedHere: false as const, keys: 0 as const },
+        this.asOwner(known, id) ?? { participant: id, endToEnd: false as const, verifiedBy: null, sas: "" as const, sasConfirmedHere: false as const, keys: 0 as const },
     );
     const missing = participants.filter((p) => !p.endToEnd).map((p) => p.participant);
     const established = participants.length > 0 && missing.length === 0;
@@ -148,6 +165,33 @@ export class MeetingE2ee {
     };
   }
 
+  /** A participant as the agreement knows it, or a declared content feed as its owner. */
+  private asOwner(known: Map<string, PeerStatus>, id: string): PeerStatus | undefined {
+    const owner = this.declared.get(id);
+    if (owner === undefined) return known.get(id);
+    const status = known.get(owner);
+    return status && { ...status, participant: id };
+  }
+
+  /** `owner` declared `feed` its content: the feed gets the owner's keys, content bit set. */
+  private declare(owner: string, feed: string): void {
+    if (feed === owner || (!this.declared.has(feed) && this.declared.size >= MAX_DECLARED)) {
+      this.note(`${owner} declared ${feed} its content: refused`);
+      return;
+    }
+    const before = this.declared.get(feed);
+    if (before === owner) return;
+    this.worker.postMessage({ type: "forget-feed", feed });
+    this.declared.set(feed, owner);
+    for (const { keyId, secret } of this.owners.get(owner) ?? []) {
+      this.worker.postMessage({ type: "receiver-key", feed, kid: (keyId | CONTENT_KEY_ID_BIT).toString(), secret });
+    }
+  }
+
+  private contentOf(owner: string): string[] {
+    return [...this.declared].filter(([, o]) => o === owner).map(([feed]) => feed);
+  }
+
   private onData(participant: string, text: string): void {
     const second = Math.floor(Date.now() / 1000);
     const rate = this.rate.get(participant);
@@ -157,7 +201,9 @@ export class MeetingE2ee {
       const message = parseMessage(text);
       if (message.type === "grant" && message.to !== a.me) return [];
       if (message.type === "sas_confirmed" && message.peer !== a.me) return [];
-      return a.receive(participant, message);
+      const effects = await a.receive(participant, message);
+      if (message.type === "content") this.declare(participant, message.feed);
+      return effects;
     });
   }
 
@@ -206,12 +252,26 @@ export class MeetingE2ee {
         case "sender-key":
           this.worker.postMessage({ type: "sender-key", kid: effect.keyId.toString(), secret: effect.secret });
           break;
-        case "insert-key":
+        case "insert-key": {
           this.worker.postMessage({ type: "receiver-key", feed: effect.participant, kid: effect.keyId.toString(), secret: effect.secret });
+          const keys = (this.owners.get(effect.participant) ?? []).filter((k) => k.keyId !== effect.keyId);
+          keys.push({ keyId: effect.keyId, secret: effect.secret });
+          this.owners.set(effect.participant, keys.slice(-2));
+          for (const feed of this.contentOf(effect.participant)) {
+            const kid = (effect.keyId | CONTENT_KEY_ID_BIT).toString();
+            this.worker.postMessage({ type: "receiver-key", feed, kid, secret: effect.secret });
+          }
           break;
-        case "remove-key":
+        }
+        case "remove-key": {
           this.worker.postMessage({ type: "remove-key", feed: effect.participant, kid: effect.keyId.toString() });
+          const keys = this.owners.get(effect.participant);
+          if (keys) this.owners.set(effect.participant, keys.filter((k) => k.keyId !== effect.keyId));
+          for (const feed of this.contentOf(effect.participant)) {
+            this.worker.postMessage({ type: "remove-key", feed, kid: (effect.keyId | CONTENT_KEY_ID_BIT).toString() });
+          }
           break;
+        }
       }
     }
   }
