@@ -178,10 +178,11 @@ impl JanusE2ee {
             .sync(self.session.sender_key(), own, subscription);
     }
 
-    /// Publisher `feed` left: its keys go and the room rekeys for those who stay (and
-    /// announces itself again, see [`JanusE2ee::announce`]).
+    /// Publisher `feed` left: its keys, its content and its frame counters go, and the room
+    /// rekeys for those who stay (and announces itself again, see [`JanusE2ee::announce`]).
     pub(crate) fn leave(&mut self, feed: u64) -> Vec<Effect> {
         self.content.forget(feed);
+        self.frames.remove(&feed);
         let mut effects = self.session.leave(&participant(feed)).unwrap_or_else(|e| {
             // Sealing to a verified meeting key does not fail; if it did, the peer who
             // misses the new key sees frames it cannot open, never clear ones.
@@ -230,6 +231,11 @@ impl JanusE2ee {
     /// declaration of our content while we share.
     pub(crate) fn announce(&mut self) -> Vec<Effect> {
         self.repeats_left = ANNOUNCE_REPEATS;
+        self.announce_with_content()
+    }
+
+    /// Our announce and, while we share, the declaration of our content.
+    fn announce_with_content(&self) -> Vec<Effect> {
         let mut effects = vec![self.session.announce()];
         effects.extend(self.content.declaration(self.session.participant()));
         effects
@@ -247,9 +253,7 @@ impl JanusE2ee {
             return None;
         }
         self.repeats_left -= 1;
-        let mut effects = vec![self.session.announce()];
-        effects.extend(self.content.declaration(self.session.participant()));
-        Some(effects)
+        Some(self.announce_with_content())
     }
 
     /// The decrypter counters of our subscription to publisher `feed` now (read once a
@@ -269,11 +273,6 @@ impl JanusE2ee {
             E2eeFrames::None
         };
         entry.0 = now;
-    }
-
-    /// Publisher `feed` is gone: its counters go with it.
-    pub(crate) fn forget_frames(&mut self, feed: u64) {
-        self.frames.remove(&feed);
     }
 
     /// Under `meeting.require_e2ee`, whether the room must hold its media now (not established

@@ -273,9 +273,6 @@ async fn in_room(
                             let effects = agreement.leave(id);
                             apply(effects, roster.peer(SELF_ID, "publisher"), roster.peer(&participant_id(id), "subscriber"));
                         }
-                        if let Some(agreement) = e2ee.as_mut() {
-                            agreement.forget_frames(id);
-                        }
                         unsubscribe(id, roster, feeds).await;
                         report_e2ee(&mut e2ee, roster, feeds).await;
                     }
