@@ -115,6 +115,29 @@ impl BrowserPeer {
         BrowserPeer::start("direct-guest.mjs", &args)
     }
 
+    /// Guests named `names` on roomd's shipped guest page (`tests/browser/guest-page.mjs`): one
+    /// Chromium, a context each; they join `join_url` with `pin`, trusting only `ca`'s key.
+    pub fn guest_pages(
+        join_url: &str,
+        names: &[&str],
+        pin: &str,
+        ca: &std::path::Path,
+    ) -> Result<BrowserPeer, HarnessError> {
+        BrowserPeer::start(
+            "guest-page.mjs",
+            &[
+                "--url".to_owned(),
+                join_url.to_owned(),
+                "--names".to_owned(),
+                names.join(","),
+                "--pin".to_owned(),
+                pin.to_owned(),
+                "--ca".to_owned(),
+                ca.display().to_string(),
+            ],
+        )
+    }
+
     /// roomd's shipped touch panel at `base_url` in Chromium, signed in with `token` as a
     /// paired panel is (`tests/browser/panel.mjs`: reports what the panel shows, taps and types
     /// on request).

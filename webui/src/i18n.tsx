@@ -182,6 +182,7 @@ const en = {
   "guest.camera_on": "Camera on",
   "guest.leave": "Leave",
   "guest.room_video": "The room",
+  "guest.talking": "Talking",
 };
 export type Key = keyof typeof en;
 
@@ -362,6 +363,7 @@ const de: Record<Key, string> = {
   "guest.camera_on": "Kamera an",
   "guest.leave": "Verlassen",
   "guest.room_video": "Der Raum",
+  "guest.talking": "Spricht",
 };
 
 const dictionaries: Record<Lang, Record<Key, string>> = { en, de };

@@ -1,18 +1,21 @@
 //! A meeting hosted by the room: guests' WHIP offers bring their camera and microphone to the
-//! room display and speakers; their WHEP offers get the room's picture and sound. One encoder
-//! feeds every guest (the media taps), whatever their number.
+//! room display and speakers; their WHEP offers get the room's picture and sound, and the other
+//! guests' in relay slots ([`super::hosted_forwarding`]). One encoder feeds every guest (the
+//! media taps), whatever their number; guests' media is forwarded, never encoded again.
 
 use std::time::Duration;
 
 use super::MeetingError;
 use super::engine::GuestDirection;
+use super::hosted_forwarding::Forwarding;
 use super::roster::Roster;
 use super::session::{SessionCommand, SessionContext};
 use roomd_core::AdmittedGuest;
-use roomd_media::webrtc::Peer;
+use roomd_media::webrtc::{Peer, PeerOptions};
 
 pub(crate) async fn run(mut ctx: SessionContext) {
     let (mut roster, mut events) = Roster::new(ctx.room.clone(), ctx.generation());
+    let mut forwarding = Forwarding::default();
     let mut stats = tokio::time::interval(Duration::from_secs(1));
     let mut stop = ctx.stop.clone();
     loop {
@@ -47,6 +50,7 @@ pub(crate) async fn run(mut ctx: SessionContext) {
             Some((id, event)) = events.recv() => roster.on_event(&id, &event).await,
             _ = stats.tick() => roster.report_stats().await,
         }
+        forwarding.refresh(&roster);
     }
     roster.clear().await;
 }
@@ -66,7 +70,11 @@ async fn connect(
     // A new offer for the same direction replaces the earlier session (the guest reconnected).
     roster.close_peers(&guest.guest_id, direction.as_str());
     let sending_to_guest = direction == GuestDirection::Whep;
-    let options = ctx.peer_options(&guest.name, sending_to_guest, !sending_to_guest);
+    let options = PeerOptions {
+        relay: !sending_to_guest,
+        relay_slots: sending_to_guest,
+        ..ctx.peer_options(&guest.name, sending_to_guest, !sending_to_guest)
+    };
     let peer = Peer::new(&ctx.taps, options)?;
     let answer = peer.answer_offer(offer).await?;
     roster

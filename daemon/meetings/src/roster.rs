@@ -129,6 +129,17 @@ impl Roster {
             .map(|(_, peer)| peer)
     }
 
+    /// Each participant with a peer tagged `tag`, as status shows them, with that peer.
+    pub(crate) fn with_peer<'a>(
+        &'a self,
+        tag: &'a str,
+    ) -> impl Iterator<Item = (Participant, &'a Peer)> + 'a {
+        self.members.iter().filter_map(move |(id, member)| {
+            let (_, peer) = member.peers.iter().find(|(t, _)| *t == tag)?;
+            Some((participant(id, member), peer))
+        })
+    }
+
     /// Tells the core where the meeting's end-to-end encryption stands.
     pub(crate) async fn report_e2ee(&self, e2ee: roomd_core::E2eeStatus) {
         // Each picture says under the name what status says of that participant.

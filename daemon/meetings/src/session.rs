@@ -80,6 +80,8 @@ impl SessionContext {
             send_audio: send,
             receive,
             end_to_end: false,
+            relay: false,
+            relay_slots: false,
         }
     }
 

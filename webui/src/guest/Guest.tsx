@@ -1,10 +1,11 @@
 // The guest join page of a hosted meeting (docs/meetings.md, "the guest API"): camera and
 // microphone preview, name and PIN, the lobby, then WHIP (send) and WHEP (receive) with plain
-// RTCPeerConnections, and mute / camera / leave.
+// RTCPeerConnections, the other guests the room forwards (./others.ts), and mute / camera / leave.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, ApiError, setCredentials } from "../api";
 import { ErrorBanner, Field, describedBy } from "../components";
 import { LangSwitch, t, useLang } from "../i18n";
+import { addReceivingLines, Other, parseSlots } from "./others";
 
 type Phase = "form" | "lobby" | "joined" | "removed" | "ended" | "left";
 
@@ -30,6 +31,27 @@ async function negotiate(pc: RTCPeerConnection, url: string, token: string) {
   await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
 }
 
+/** One other guest's picture and voice, with their name, and whether they talk. */
+function OtherTile({ other, slot, stream, tracks, speaker }: { other: Other; slot: number; stream: MediaStream; tracks: number; speaker: boolean }) {
+  const video = useRef<HTMLVideoElement>(null);
+  useEffect(() => {
+    // Set again when tracks arrive: the element takes a stream's tracks when it is given it.
+    if (video.current) video.current.srcObject = stream;
+  }, [stream, tracks]);
+  const classes = ["other", other.talking ? "talking" : "", speaker ? "speaker" : ""].join(" ").trim();
+  return (
+    <figure class={classes} data-testid="other-guest" data-slot={slot} data-name={other.name} data-talking={String(other.talking)}>
+      <video ref={video} autoPlay playsInline aria-label={other.name} />
+      <figcaption>
+        {other.name}
+        {other.talking && <span class="badge ok">{t("guest.talking")}</span>}
+        {other.audio === "off" && <span class="badge warn">{t("privacy.mic_muted")}</span>}
+        {other.video === "off" && <span class="badge warn">{t("privacy.cam_off")}</span>}
+      </figcaption>
+    </figure>
+  );
+}
+
 export function Guest({ meetingId }: { meetingId: string }) {
   useLang();
   const [name, setName] = useState(() => localStorage.getItem("roomd.guest.name") ?? "");
@@ -42,45 +64,81 @@ export function Guest({ meetingId }: { meetingId: string }) {
   const [cameraOff, setCameraOff] = useState(false);
   const guest = useRef<{ id: string; token: string } | null>(null);
   const connections = useRef<RTCPeerConnection[]>([]);
+  // Read when connecting, which runs from timers set up before the camera may have come: a ref,
+  // so that they see the camera once it is there.
+  const localRef = useRef<MediaStream | null>(null);
+  const publishing = useRef(false);
   const preview = useRef<HTMLVideoElement>(null);
   const remote = useRef<HTMLVideoElement>(null);
+  // The WHEP connection's streams (0: the room, then the relay slots), who each slot shows,
+  // and the last one heard talking (shown largest).
+  const [streams, setStreams] = useState<MediaStream[]>([]);
+  const [tracks, setTracks] = useState(0);
+  const [others, setOthers] = useState<(Other | null)[]>([]);
+  const [speaker, setSpeaker] = useState<string | null>(null);
   const base = `/api/v1/join/${encodeURIComponent(meetingId)}/guests`;
 
   useEffect(() => {
     navigator.mediaDevices
       ?.getUserMedia({ audio: true, video: { width: 1280, height: 720 } })
-      .then(setLocal)
+      .then((stream) => {
+        localRef.current = stream;
+        setLocal(stream);
+      })
       .catch(() => setMediaProblem(true));
   }, []);
   useEffect(() => {
     if (preview.current && local) preview.current.srcObject = local;
   }, [local, phase]);
 
+  useEffect(() => {
+    if (remote.current && streams[0]) remote.current.srcObject = streams[0];
+  }, [streams, tracks, phase]);
+
   const hangUp = () => {
     connections.current.forEach((pc) => pc.close());
     connections.current = [];
+    publishing.current = false;
+    // Nothing of the meeting stays on the screen.
+    setOthers([]);
+    setStreams([]);
+    setSpeaker(null);
   };
 
   const connect = async () => {
     const g = guest.current!;
     const receive = new RTCPeerConnection();
-    receive.addTransceiver("audio", { direction: "recvonly" });
-    receive.addTransceiver("video", { direction: "recvonly" });
-    const incoming = new MediaStream();
-    receive.ontrack = (e) => {
-      incoming.addTrack(e.track);
-      if (remote.current) remote.current.srcObject = incoming;
+    const incoming = addReceivingLines(receive);
+    receive.addEventListener("track", () => setTracks((n) => n + 1));
+    setStreams(incoming);
+    const roster = receive.createDataChannel("roomd");
+    roster.onmessage = (e) => {
+      const slots = parseSlots(e.data);
+      if (!slots) return;
+      setOthers(slots);
+      const talking = slots.find((o) => o?.talking);
+      if (talking) setSpeaker(talking.name);
     };
     connections.current = [receive];
-    // Without a camera or microphone the guest only watches and listens: nothing to publish.
-    if (local && local.getTracks().length > 0) {
-      const send = new RTCPeerConnection();
-      local.getTracks().forEach((track) => send.addTransceiver(track, { direction: "sendonly", streams: [local] }));
-      connections.current.push(send);
-      await negotiate(send, `${base}/${g.id}/whip`, g.token);
-    }
+    await publish();
     await negotiate(receive, `${base}/${g.id}/whep`, g.token);
   };
+
+  // Sends the camera and microphone by WHIP, once: without them (not there yet, or refused) the
+  // guest watches and listens, and publishes when they come.
+  const publish = async () => {
+    const g = guest.current;
+    const media = localRef.current;
+    if (!g || !media || media.getTracks().length === 0 || publishing.current) return;
+    publishing.current = true;
+    const send = new RTCPeerConnection();
+    media.getTracks().forEach((track) => send.addTransceiver(track, { direction: "sendonly", streams: [media] }));
+    connections.current.push(send);
+    await negotiate(send, `${base}/${g.id}/whip`, g.token);
+  };
+  useEffect(() => {
+    if (phase === "joined" && local && connections.current.length > 0) publish().catch((e) => setError(e));
+  }, [local, phase]);
 
   // The lobby: ask the room every second whether we are in.
   useEffect(() => {
@@ -89,7 +147,9 @@ export function Guest({ meetingId }: { meetingId: string }) {
       const g = guest.current;
       if (!g) return;
       try {
-        const state = await fetch(`${base}/${g.id}`, { headers: { Authorization: `Bearer ${g.token}` } }).then((r) => r.json());
+        const response = await fetch(`${base}/${g.id}`, { headers: { Authorization: `Bearer ${g.token}` } });
+        // Once the room has ended the meeting, it no longer knows it (nor its guests).
+        const state = response.status === 404 ? { state: "ended" } : await response.json();
         if (state.state === "admitted" && phase === "lobby") {
           setPhase("joined");
           connect().catch((e) => setError(e));
@@ -147,13 +207,18 @@ export function Guest({ meetingId }: { meetingId: string }) {
         )}
         <LangSwitch />
       </header>
-      <main id="main" class="guest-grid">
+      <main id="main" class={phase === "joined" && others.some(Boolean) ? "guest-grid with-others" : "guest-grid"}>
         {phase === "joined" && (
           <figure class="remote">
             <video ref={remote} autoPlay playsInline aria-label={t("guest.room_video")} />
             <figcaption>{t("guest.room_video")}</figcaption>
           </figure>
         )}
+        {phase === "joined" &&
+          others.map(
+            (other, slot) =>
+              other && streams[slot + 1] && <OtherTile key={slot} other={other} slot={slot + 1} stream={streams[slot + 1]} tracks={tracks} speaker={other.name === speaker} />,
+          )}
         <figure class="self">
           {local ? <video ref={preview} autoPlay playsInline muted aria-label={t("guest.preview")} /> : <div class="preview-empty">{mediaProblem ? t("guest.no_camera") : t("common.loading")}</div>}
           <figcaption>{t("guest.preview")}</figcaption>
@@ -180,10 +245,10 @@ export function Guest({ meetingId }: { meetingId: string }) {
           {phase === "left" && <p role="status">{t("guest.left")}</p>}
           {(phase === "lobby" || phase === "joined") && (
             <div class="row">
-              <button type="button" class={muted ? "big toggle on warn" : "big toggle"} aria-pressed={muted} onClick={toggleMute}>
+              <button type="button" class={muted ? "big toggle on warn" : "big toggle"} aria-pressed={muted} onClick={toggleMute} data-testid="guest-mute">
                 {muted ? t("guest.unmute") : t("guest.mute")}
               </button>
-              <button type="button" class={cameraOff ? "big toggle on warn" : "big toggle"} aria-pressed={cameraOff} onClick={toggleCamera}>
+              <button type="button" class={cameraOff ? "big toggle on warn" : "big toggle"} aria-pressed={cameraOff} onClick={toggleCamera} data-testid="guest-camera">
                 {cameraOff ? t("guest.camera_on") : t("guest.camera_off")}
               </button>
               <button type="button" class="big danger" onClick={leave} data-testid="guest-leave">

@@ -16,9 +16,12 @@ use crate::error::ApiError;
 use roomd_core::is_meeting_id;
 use roomd_meetings::{GuestDirection, MeetingError};
 
-/// Media sections a guest's offer may have: audio and video, and room for a second of each
-/// (content). Browsers offer two.
-const MAX_GUEST_MEDIA_SECTIONS: usize = 4;
+/// Media sections a guest's WHIP offer may have: audio and video, and room for a second of
+/// each (content). Browsers offer two.
+const MAX_WHIP_MEDIA_SECTIONS: usize = 4;
+/// Media sections a guest's WHEP offer may have: the room's audio and video, a pair for each
+/// relay slot (the other guests, forwarded), and a data channel (who is in which slot).
+const MAX_WHEP_MEDIA_SECTIONS: usize = 2 * (1 + roomd_media::webrtc::MAX_RELAY_SLOTS) + 1;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -97,7 +100,7 @@ pub(crate) async fn connect_media(
     let (meeting_id, guest_id) = checked_guest_path(&(meeting_id, guest_id))?;
     let direction = checked_direction(&direction)?;
     let token = guest_token(&req)?;
-    let offer = sdp_body(&req, &body)?;
+    let offer = sdp_body(&req, &body, direction)?;
     let guest = state
         .room
         .guest_admitted(meeting_id.clone(), guest_id.clone(), token)
@@ -189,7 +192,11 @@ fn guest_token(req: &HttpRequest) -> Result<Secret, ApiError> {
 }
 
 /// The body of a WHIP/WHEP request: an SDP offer.
-fn sdp_body(req: &HttpRequest, body: &LimitedBody) -> Result<String, ApiError> {
+fn sdp_body(
+    req: &HttpRequest,
+    body: &LimitedBody,
+    direction: GuestDirection,
+) -> Result<String, ApiError> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -215,10 +222,15 @@ fn sdp_body(req: &HttpRequest, body: &LimitedBody) -> Result<String, ApiError> {
     }
     // Each media section becomes transceivers, decoders or encoders in the room's pipeline.
     let media = text.lines().filter(|l| l.starts_with("m=")).count();
-    if media > MAX_GUEST_MEDIA_SECTIONS {
+    let most = match direction {
+        GuestDirection::Whip => MAX_WHIP_MEDIA_SECTIONS,
+        GuestDirection::Whep => MAX_WHEP_MEDIA_SECTIONS,
+    };
+    if media > most {
         return Err(ApiError::BadRequest(format!(
             "the SDP offer has {media} media sections (m= lines); a guest may offer at most \
-             {MAX_GUEST_MEDIA_SECTIONS}"
+             {most} by {}",
+            direction.as_str().to_uppercase()
         )));
     }
     Ok(text.to_owned())

@@ -25,12 +25,14 @@
 mod frames;
 mod opus_fec;
 mod peer;
+mod relay;
 mod rtcp_loss;
 pub mod sdp;
 mod stats;
 
 pub use frames::FrameCounters;
 pub use peer::{DATA_CHANNEL_LABEL, MAX_DATA_MESSAGE_BYTES, Peer};
+pub use relay::Relay;
 pub use stats::{PeerStats, StreamStats};
 
 use crate::{Feed, MediaKind};
@@ -70,7 +72,17 @@ pub struct PeerOptions {
     /// the clear. An offer also opens a data channel ([`DATA_CHANNEL_LABEL`]) for the key
     /// messages.
     pub end_to_end: bool,
+    /// Offer what the far end sends to other peers' relay slots ([`Peer::relay`]); its video is
+    /// then taken in the codec the room sends, when the far end offers it.
+    pub relay: bool,
+    /// The far end's media lines after its first audio and first video are relay slots, up to
+    /// [`MAX_RELAY_SLOTS`] pairs, each sending what [`Peer::show_in_slot`] puts there; the far
+    /// end's data channel is taken (for the list of who is in which slot).
+    pub relay_slots: bool,
 }
+
+/// Relay slots a peer takes at most: the other guests of a hosted meeting it can see at once.
+pub const MAX_RELAY_SLOTS: usize = 8;
 
 impl Default for PeerOptions {
     fn default() -> Self {
@@ -83,6 +95,8 @@ impl Default for PeerOptions {
             send_audio: true,
             receive: true,
             end_to_end: false,
+            relay: false,
+            relay_slots: false,
         }
     }
 }

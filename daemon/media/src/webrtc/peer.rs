@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use super::frames::{FrameCounters, Frames};
 use super::opus_fec::VoiceRepair;
+use super::relay::{Relay, RelaySubscription};
 use super::sdp::{self, Format, RemoteMedia};
 use super::stats::{self, Counters, PeerStats};
 use super::{PeerError, PeerEvent, PeerOptions};
@@ -45,6 +46,9 @@ pub const DATA_CHANNEL_LABEL: &str = "roomd-e2ee";
 pub const MAX_DATA_MESSAGE_BYTES: usize = 64 * 1024;
 /// Data channel messages taken per second at most; more are dropped (a flooding far end).
 const MAX_DATA_MESSAGES_PER_SECOND: u32 = 100;
+/// Media lines a remote description may have: the room's own audio and video, a relay slot
+/// pair per other guest of a hosted meeting ([`super::MAX_RELAY_SLOTS`]), and content.
+const MAX_MEDIA_LINES: usize = 2 * (1 + super::MAX_RELAY_SLOTS) + 2;
 
 /// Where the offer/answer exchange stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +104,31 @@ struct Shared {
     data_channel: Mutex<Option<gst_webrtc::WebRTCDataChannel>>,
     /// Messages taken in the current second, and when it began.
     data_budget: Mutex<(Instant, u32)>,
+    /// What the far end sends, offered to other peers (`PeerOptions::relay`).
+    relay: Option<Relay>,
+    /// The relay slot lines' senders (`PeerOptions::relay_slots`).
+    slots: Mutex<Vec<SlotSender>>,
+}
+
+/// Where a sending media line's frames come from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// One of the room's own encoded feeds.
+    Feed(Feed),
+    /// The relay slot with this number (from 0): another far end's frames, as
+    /// [`Peer::show_in_slot`] sets.
+    Slot(usize),
+}
+
+/// The sender of one relay slot line: shows one relay at a time.
+struct SlotSender {
+    index: usize,
+    kind: MediaKind,
+    appsrc: gst_app::AppSrc,
+    /// The frames it can packetise (`video/x-h264`, `video/x-vp8`, `audio/x-opus`).
+    media_type: &'static str,
+    /// The relay shown, shared with the probe that passes keyframe requests on to it.
+    shown: Arc<Mutex<Option<(Relay, RelaySubscription)>>>,
 }
 
 #[derive(Default)]
@@ -154,8 +183,12 @@ impl Peer {
             frames: Frames::default(),
             data_channel: Mutex::new(None),
             data_budget: Mutex::new((Instant::now(), 0)),
+            relay: options.relay.then(Relay::new),
+            slots: Mutex::new(Vec::new()),
         });
-        if options.end_to_end {
+        // The far end opens the channel: an end-to-end peer's keys, a hosted meeting guest's
+        // participant list (for its relay slots).
+        if options.end_to_end || options.relay_slots {
             let weak = Arc::downgrade(&shared);
             webrtcbin.connect("on-data-channel", false, move |values| {
                 if let (Some(shared), Some(channel)) = (
@@ -249,6 +282,41 @@ impl Peer {
         self.shared.frames.counters()
     }
 
+    /// What the far end sends, for other peers' relay slots (`PeerOptions::relay`).
+    pub fn relay(&self) -> Option<&Relay> {
+        self.shared.relay.as_ref()
+    }
+
+    /// How many relay slots the far end's offer has (pairs of audio and video lines after the
+    /// first of each; `PeerOptions::relay_slots`).
+    pub fn relay_slot_count(&self) -> usize {
+        lock(&self.shared.slots)
+            .iter()
+            .map(|slot| slot.index + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Sends `relay`'s audio and video on slot `index` from now on (`None`: nothing). Frames the
+    /// slot's negotiated codec cannot carry are not sent.
+    pub fn show_in_slot(&self, index: usize, relay: Option<&Relay>) {
+        for slot in lock(&self.shared.slots)
+            .iter()
+            .filter(|slot| slot.index == index)
+        {
+            let mut shown = lock(&slot.shown);
+            if shown.as_ref().map(|(r, _)| r.id()) == relay.map(Relay::id) {
+                continue;
+            }
+            // The old subscription ends before the new one starts: one source at a time.
+            *shown = None;
+            if let Some(relay) = relay {
+                let subscription = relay.subscribe(slot.kind, &slot.appsrc, slot.media_type);
+                *shown = Some((relay.clone(), subscription));
+            }
+        }
+    }
+
     /// Sends `message` on the data channel (text: key messages are JSON).
     pub fn send_data(&self, message: &str) -> Result<(), PeerError> {
         if message.len() > MAX_DATA_MESSAGE_BYTES {
@@ -310,13 +378,23 @@ impl Peer {
                 ));
             }
             let caps = offer_caps(MediaKind::Video, Some(codec));
-            self.add_sender(MediaKind::Video, &caps, self.options.receive)?;
+            self.add_sender(
+                MediaKind::Video,
+                &caps,
+                self.options.receive,
+                Source::Feed(self.options.video_feed),
+            )?;
         } else if self.options.receive {
             self.add_receiver(&receive_offer_caps(MediaKind::Video))?;
         }
         if self.options.send_audio {
             let caps = offer_caps(MediaKind::Audio, None);
-            self.add_sender(MediaKind::Audio, &caps, self.options.receive)?;
+            self.add_sender(
+                MediaKind::Audio,
+                &caps,
+                self.options.receive,
+                Source::Feed(Feed::Microphone),
+            )?;
         } else if self.options.receive {
             self.add_receiver(&receive_offer_caps(MediaKind::Audio))?;
         }
@@ -365,11 +443,23 @@ impl Peer {
         self.expect_state("answer an offer", Signalling::New)?;
         let message = sdp::parse(offer_sdp)?;
         let lines = sdp::media_lines(&message, self.options.require_encryption)?;
+        if lines.len() > MAX_MEDIA_LINES {
+            return Err(PeerError::NoUsableMedia(format!(
+                "it has {} media lines; at most {MAX_MEDIA_LINES} are taken",
+                lines.len()
+            )));
+        }
         let mut used = 0;
+        let (mut audio_lines, mut video_lines) = (0, 0);
         for line in &lines {
-            if self.plan_line(line)? {
+            let of_kind = match line.kind {
+                MediaKind::Audio => &mut audio_lines,
+                MediaKind::Video => &mut video_lines,
+            };
+            if self.plan_line(line, *of_kind)? {
                 used += 1;
             }
+            *of_kind += 1;
         }
         if used == 0 {
             return Err(PeerError::NoUsableMedia(
@@ -558,21 +648,37 @@ impl Peer {
         }
     }
 
-    /// Prepares the transceiver for one offered media line; false when the room neither sends
-    /// nor receives on it.
-    fn plan_line(&self, line: &RemoteMedia) -> Result<bool, PeerError> {
-        let wants_to_send = match line.kind {
-            MediaKind::Video => self.options.send_video,
-            MediaKind::Audio => self.options.send_audio,
+    /// Prepares the transceiver for one offered media line, the `earlier`-th of its kind (from
+    /// 0); false when the room neither sends nor receives on it.
+    fn plan_line(&self, line: &RemoteMedia, earlier: usize) -> Result<bool, PeerError> {
+        // A guest's lines after its first audio and video are relay slots: other guests.
+        let source = match earlier.checked_sub(1) {
+            Some(slot) if self.options.relay_slots => {
+                if slot >= super::MAX_RELAY_SLOTS || !line.direction.remote_receives() {
+                    return Ok(false);
+                }
+                Source::Slot(slot)
+            }
+            _ => Source::Feed(match line.kind {
+                MediaKind::Video => self.options.video_feed,
+                MediaKind::Audio => Feed::Microphone,
+            }),
+        };
+        let wants_to_send = match (source, line.kind) {
+            (Source::Slot(_), _) => true,
+            (Source::Feed(_), MediaKind::Video) => self.options.send_video,
+            (Source::Feed(_), MediaKind::Audio) => self.options.send_audio,
         };
         let send = wants_to_send && line.direction.remote_receives();
-        let receive = self.options.receive && line.direction.remote_sends();
+        let receive = self.options.receive
+            && line.direction.remote_sends()
+            && matches!(source, Source::Feed(_));
         let kind = sdp::kind_name(line.kind);
         if send {
             let format = sdp::sendable(line, self.shared.taps.video_codec());
             match format {
                 Some(format) => {
-                    self.add_sender(line.kind, &with_feedback(&format), receive)?;
+                    self.add_sender(line.kind, &with_feedback(&format), receive, source)?;
                     return Ok(true);
                 }
                 None if !receive => {
@@ -585,7 +691,14 @@ impl Peer {
             }
         }
         if receive {
-            let formats = sdp::receivable(line);
+            let mut formats = sdp::receivable(line);
+            if self.shared.relay.is_some()
+                && let Some(format) = sdp::sendable(line, self.shared.taps.video_codec())
+            {
+                // What is relayed is sent on as it came: in the codec the room sends, which
+                // every other guest's slots take. A far end without it is still shown here.
+                formats = vec![format];
+            }
             if formats.is_empty() {
                 return Err(PeerError::NoCommonCodec(format!(
                     "{kind} on media line {}: the offer has none the room decodes",
@@ -604,13 +717,14 @@ impl Peer {
         Ok(false)
     }
 
-    /// appsrc (the room's encoded `kind`) → payloader → webrtcbin, with `caps` as the
-    /// transceiver's codec (payload type included).
+    /// appsrc (the room's encoded `kind`, or a relay slot's) → payloader → webrtcbin, with
+    /// `caps` as the transceiver's codec (payload type included).
     fn add_sender(
         &self,
         kind: MediaKind,
         caps: &gst::Caps,
         receive: bool,
+        source: Source,
     ) -> Result<(), PeerError> {
         let structure = caps
             .structure(0)
@@ -625,15 +739,13 @@ impl Peer {
         let appsrc = gst_app::AppSrc::builder()
             .is_live(true)
             .format(gst::Format::Time)
-            .do_timestamp(true)
+            // The room's feeds come unstamped; a relay stamps each frame on this pipeline's
+            // running time itself.
+            .do_timestamp(matches!(source, Source::Feed(_)))
             // A stalled network drops the oldest frames rather than growing without bound.
             .max_bytes(2_000_000)
             .leaky_type(gst_app::AppLeakyType::Downstream)
             .build();
-        let feed = match kind {
-            MediaKind::Video => self.options.video_feed,
-            MediaKind::Audio => Feed::Microphone,
-        };
         let payloader = match encoding.as_str() {
             "H264" => {
                 let pay = make("rtph264pay")?;
@@ -707,14 +819,28 @@ impl Peer {
         transceiver.set_property("codec-preferences", caps);
 
         // A receiver's PLI or FIR arrives as an upstream force-key-unit event: the room's
-        // encoder of the feed sent here makes the keyframe.
+        // encoder of the feed sent here makes the keyframe, or the relayed far end does.
+        let shown = Arc::new(Mutex::new(None::<(Relay, RelaySubscription)>));
         if let Some(src) = appsrc.static_pad("src") {
             let taps = self.shared.taps.clone();
+            let relayed = Arc::downgrade(&shown);
             src.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
                 if let Some(event) = info.event()
                     && gstreamer_video::UpstreamForceKeyUnitEvent::parse(event).is_ok()
                 {
-                    taps.request_keyframe_of(feed);
+                    match source {
+                        Source::Feed(feed) => {
+                            taps.request_keyframe_of(feed);
+                        }
+                        Source::Slot(_) => {
+                            let relay = relayed
+                                .upgrade()
+                                .and_then(|shown| lock(&shown).as_ref().map(|(r, _)| r.clone()));
+                            if let Some(relay) = relay {
+                                relay.request_keyframe();
+                            }
+                        }
+                    }
                 }
                 gst::PadProbeReturn::Ok
             });
@@ -726,11 +852,29 @@ impl Peer {
                 gst::PadProbeReturn::Ok
             });
         }
-        let subscription = self.shared.taps.subscribe_feed(feed, &appsrc);
-        if kind == MediaKind::Audio {
-            *lock(&self.shared.voice_loss) = Some((ssrc, subscription.loss_reporter()));
+        match source {
+            Source::Feed(feed) => {
+                let subscription = self.shared.taps.subscribe_feed(feed, &appsrc);
+                if kind == MediaKind::Audio {
+                    *lock(&self.shared.voice_loss) = Some((ssrc, subscription.loss_reporter()));
+                }
+                lock(&self.shared.subscriptions).push(subscription);
+            }
+            Source::Slot(index) => {
+                let media_type = match encoding.as_str() {
+                    "H264" => "video/x-h264",
+                    "VP8" => "video/x-vp8",
+                    _ => "audio/x-opus",
+                };
+                lock(&self.shared.slots).push(SlotSender {
+                    index,
+                    kind,
+                    appsrc,
+                    media_type,
+                    shown,
+                });
+            }
         }
-        lock(&self.shared.subscriptions).push(subscription);
         Ok(())
     }
 
@@ -831,6 +975,7 @@ impl Drop for Peer {
             bus.unset_sync_handler();
         }
         lock(&self.shared.subscriptions).clear();
+        lock(&self.shared.slots).clear();
         lock(&self.shared.video_slots).clear();
         lock(&self.shared.audio_slots).clear();
     }
@@ -1042,15 +1187,18 @@ fn on_remote_stream(
         let _ = sink.sync_state_with_parent();
         return Ok(());
     }
+    // Where the chain carries frames as a relay offers them (see `Relay::attach`).
+    let mut relay_at = 0;
     let (kind, chain) = match (media, encoding.as_str()) {
         ("video", "H264") => {
             let depay = make("rtph264depay")?;
             depay.set_property("request-keyframe", true);
             depay.set_property("wait-for-keyframe", true);
-            let mut chain = vec![depay];
-            if shared.end_to_end {
-                // Whole access units with start codes, as the decrypter takes them, before
-                // h264parse reads the slice headers it opens.
+            // Whole access units with start codes: as the decrypter takes them (before
+            // h264parse reads the slice headers it opens), and as a relay's receivers packetise
+            // them again (rtph264pay takes parameter sets in band, and wants the profile in the
+            // caps, which h264parse writes).
+            let access_units = || -> Result<gst::Element, PeerError> {
                 let filter = make("capsfilter")?;
                 filter.set_property(
                     "caps",
@@ -1059,10 +1207,27 @@ fn on_remote_stream(
                         .field("alignment", "au")
                         .build(),
                 );
-                chain.push(filter);
-                chain.push(shared.frames.decrypter(MediaKind::Video)?.upcast());
-            }
-            chain.extend([make("h264parse")?, shared.taps.h264_decoder()?]);
+                Ok(filter)
+            };
+            let chain = if shared.end_to_end {
+                vec![
+                    depay,
+                    access_units()?,
+                    shared.frames.decrypter(MediaKind::Video)?.upcast(),
+                    make("h264parse")?,
+                    shared.taps.h264_decoder()?,
+                ]
+            } else if shared.relay.is_some() {
+                relay_at = 2;
+                vec![
+                    depay,
+                    make("h264parse")?,
+                    access_units()?,
+                    shared.taps.h264_decoder()?,
+                ]
+            } else {
+                vec![depay, make("h264parse")?, shared.taps.h264_decoder()?]
+            };
             (MediaKind::Video, chain)
         }
         ("video", "VP8") => {
@@ -1094,6 +1259,11 @@ fn on_remote_stream(
             )));
         }
     };
+    if let Some(relay) = &shared.relay {
+        // Offered to others as it arrives, depacketised: before any decoding. Keyframe
+        // requests go in at the depayloader, on their way to the far end.
+        relay.attach(kind, &chain[relay_at], &chain[0]);
+    }
     let mut elements = chain;
     let appsink = gst_app::AppSink::builder().sync(false).build();
     match kind {

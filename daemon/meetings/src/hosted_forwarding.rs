@@ -1,0 +1,162 @@
+//! Who each guest of a hosted meeting sees: the room forwards every guest's audio and video
+//! (as they sent it, never decoded for it) to the other guests, each in one of the relay slots
+//! of their WHEP connection, and tells each guest over that connection's data channel who is in
+//! which slot (docs/meetings.md, "Everyone sees everyone").
+//!
+//! A guest keeps its slot while it stays; a guest who leaves frees it; one who comes takes the
+//! first free slot. Everything is derived from the roster again at each change, so there is no
+//! second account of who is there to keep in step.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::engine::GuestDirection;
+use super::roster::Roster;
+use roomd_core::{MediaState, Participant};
+use roomd_media::webrtc::{Peer, Relay};
+
+/// What a guest is told about the others, on its WHEP data channel: `slots[i]` is who relay
+/// slot `i` shows (`null`: nobody).
+#[derive(Debug, Serialize, PartialEq)]
+#[serde(tag = "type", rename = "participants")]
+struct SlotList<'a> {
+    slots: Vec<Option<SlotEntry<'a>>>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+struct SlotEntry<'a> {
+    name: &'a str,
+    talking: bool,
+    audio: MediaState,
+    video: MediaState,
+}
+
+#[derive(Default)]
+pub(crate) struct Forwarding {
+    /// Per receiving guest: the guest each of its slots shows.
+    slots: HashMap<String, Vec<Option<String>>>,
+    /// The list each guest was last sent: an unchanged list is not sent again.
+    sent: HashMap<String, String>,
+    /// Sending guests in the order they started sending: newcomers take free slots in it.
+    arrival: Vec<String>,
+}
+
+impl Forwarding {
+    /// Brings every guest's slots and list up to date with the roster.
+    pub(crate) fn refresh(&mut self, roster: &Roster) {
+        let mut sources: Vec<(Participant, &Relay)> = roster
+            .with_peer(GuestDirection::Whip.as_str())
+            .filter_map(|(participant, peer)| Some((participant, peer.relay()?)))
+            .collect();
+        self.arrival
+            .retain(|id| sources.iter().any(|(p, _)| &p.id == id));
+        for (p, _) in &sources {
+            if !self.arrival.contains(&p.id) {
+                self.arrival.push(p.id.clone());
+            }
+        }
+        let arrival = &self.arrival;
+        sources.sort_by_key(|(p, _)| arrival.iter().position(|id| id == &p.id));
+        let receivers: Vec<(Participant, &Peer)> =
+            roster.with_peer(GuestDirection::Whep.as_str()).collect();
+        self.slots
+            .retain(|id, _| receivers.iter().any(|(r, _)| &r.id == id));
+        self.sent
+            .retain(|id, _| receivers.iter().any(|(r, _)| &r.id == id));
+        for (receiver, peer) in &receivers {
+            let slots = self.slots.entry(receiver.id.clone()).or_default();
+            let sources_here: Vec<&(Participant, &Relay)> = sources
+                .iter()
+                .filter(|(p, _)| p.id != receiver.id)
+                .collect();
+            let ids: Vec<&str> = sources_here.iter().map(|(p, _)| p.id.as_str()).collect();
+            assign(slots, peer.relay_slot_count(), &ids);
+            let source = |id: &Option<String>| {
+                id.as_ref()
+                    .and_then(|id| sources_here.iter().find(|(p, _)| &p.id == id))
+            };
+            for (index, id) in slots.iter().enumerate() {
+                peer.show_in_slot(index, source(id).map(|(_, relay)| *relay));
+            }
+            let list = SlotList {
+                slots: slots
+                    .iter()
+                    .map(|id| {
+                        source(id).map(|(p, _)| SlotEntry {
+                            name: &p.name,
+                            talking: p.talking,
+                            audio: p.audio,
+                            video: p.video,
+                        })
+                    })
+                    .collect(),
+            };
+            let Ok(message) = serde_json::to_string(&list) else {
+                continue;
+            };
+            if self.sent.get(&receiver.id) == Some(&message) {
+                continue;
+            }
+            // Not open yet: sent at a later refresh (each event and every second).
+            if peer.send_data(&message).is_ok() {
+                self.sent.insert(receiver.id.clone(), message);
+            }
+        }
+    }
+}
+
+/// Keeps who stays in their slot, frees the slots of who left, and gives newcomers (`sources`,
+/// in arrival order) the first free ones; `count` slots in all (what the receiver's offer has
+/// room for).
+fn assign(slots: &mut Vec<Option<String>>, count: usize, sources: &[&str]) {
+    slots.resize(count, None);
+    for slot in slots.iter_mut() {
+        if slot
+            .as_ref()
+            .is_some_and(|id| !sources.contains(&id.as_str()))
+        {
+            *slot = None;
+        }
+    }
+    for source in sources {
+        if slots.iter().flatten().any(|id| id == source) {
+            continue;
+        }
+        match slots.iter_mut().find(|slot| slot.is_none()) {
+            Some(free) => *free = Some((*source).to_owned()),
+            // More guests than slots: the later ones are seen once a slot frees.
+            None => break,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::assign;
+
+    fn shown(slots: &[Option<String>]) -> Vec<&str> {
+        slots.iter().map(|s| s.as_deref().unwrap_or("-")).collect()
+    }
+
+    #[test]
+    fn guests_keep_their_slots_and_newcomers_take_the_free_ones() {
+        let mut slots = Vec::new();
+        assign(&mut slots, 3, &["a", "b"]);
+        assert_eq!(shown(&slots), ["a", "b", "-"]);
+        // a leaves: b stays where it is, c takes the first free slot.
+        assign(&mut slots, 3, &["b", "c"]);
+        assert_eq!(shown(&slots), ["c", "b", "-"]);
+        assign(&mut slots, 3, &["b", "c", "d", "e"]);
+        assert_eq!(shown(&slots), ["c", "b", "d"], "e waits for a free slot");
+        assign(&mut slots, 3, &["c", "d", "e"]);
+        assert_eq!(shown(&slots), ["c", "e", "d"]);
+    }
+
+    #[test]
+    fn a_receiver_without_slots_shows_nobody() {
+        let mut slots = vec![Some("a".to_owned())];
+        assign(&mut slots, 0, &["a"]);
+        assert!(slots.is_empty());
+    }
+}

@@ -1,0 +1,184 @@
+// Guests on roomd's shipped guest page (webui/src/guest), in Debian's Chromium: one browser,
+// one context (own fake camera and microphone) per guest. The page is used as a person would:
+// fill in name and PIN, press Join; the driver only watches what each page shows and plays, and
+// reports it as JSON lines on stdout (see tests/src/browser.rs). roomd's certificate is
+// verified: Chromium trusts exactly the public key of --ca (roomd's self-signed cert.pem).
+//
+//   node guest-page.mjs --url https://10.77.1.2:8443/join/<meeting-id> --pin 1234
+//        --names Alice,Bob,Carol --ca cert.pem [--report-ms 1000]
+//
+// Lines: {"event":"ready"} once every page shows the join form; every --report-ms
+// {"event":"guests","guests":[{"name","phase","room":{"frames","audio_packets"},
+// "others":[{"slot","name","talking","frames","audio_packets","audio_energy",
+// "video_rtp":{"packets","decoded","keyframes","plis"}}]}]}, where
+// `phase` is form|lobby|joined (or the page's status text), `error` the page's error banner, `frames` are the frames the tile's <video>
+// has shown, and audio figures are the slot's inbound RTP audio (packets, total energy).
+//
+// Commands, one JSON object a line on stdin, answered with {"event":"done","command":…}:
+// {"guest":"Bob","press":"mute"|"camera"|"leave"} presses that button on Bob's page;
+// {"guest":"Bob","join":true} loads the page again and joins (a guest who left comes back).
+
+import { createHash, X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { createInterface } from "node:readline";
+import { parseArgs } from "node:util";
+
+import { chromium } from "playwright-core";
+
+import { closeOnExit, fail, report } from "./lib/driver.mjs";
+
+const { values: args } = parseArgs({
+  options: {
+    url: { type: "string" },
+    pin: { type: "string", default: "" },
+    names: { type: "string", default: "Guest" },
+    ca: { type: "string" },
+    "report-ms": { type: "string", default: "1000" },
+  },
+});
+if (!args.url || !args.ca) fail("usage: --url https://<room>/join/<meeting-id> --ca PEM [--pin P] [--names A,B]");
+
+// Chromium takes a certificate whose public key hashes to this, and no other.
+const spki = new X509Certificate(readFileSync(args.ca)).publicKey.export({ type: "spki", format: "der" });
+const pin = createHash("sha256").update(spki).digest("base64");
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--autoplay-policy=no-user-gesture-required",
+    `--ignore-certificate-errors-spki-list=${pin}`,
+  ],
+});
+closeOnExit(async () => {
+  for (const guest of guests.values()) {
+    await guest.page.click('[data-testid="guest-leave"]', { timeout: 2000 }).catch(() => {});
+  }
+  await browser.close().catch(() => {});
+});
+
+// Keeps every RTCPeerConnection the page makes, so that the driver can read its statistics.
+function watchConnections() {
+  const Native = window.RTCPeerConnection;
+  window.__connections = [];
+  window.RTCPeerConnection = class extends Native {
+    constructor(...a) {
+      super(...a);
+      window.__connections.push(this);
+    }
+  };
+}
+
+async function open(name) {
+  const context = await browser.newContext({ permissions: ["camera", "microphone"], locale: "en-GB", viewport: { width: 1440, height: 900 } });
+  await context.addInitScript(watchConnections);
+  const page = await context.newPage();
+  page.on("console", (message) => {
+    if (message.type() === "error") report("console", { guest: name, text: message.text() });
+  });
+  await join(page, name);
+  return { context, page };
+}
+
+async function join(page, name) {
+  await page.goto(args.url);
+  await page.waitForSelector('[data-testid="guest-join"]');
+  await page.fill("#guest-name", name);
+  if (args.pin) await page.fill("#guest-pin", args.pin);
+  await page.click('[data-testid="guest-join"]');
+}
+
+// What one page shows and plays now (runs in the page).
+function observe() {
+  const phase = document.querySelector('[data-testid="guest-joined"]')
+    ? "joined"
+    : document.querySelector('[data-testid="guest-lobby"]')
+      ? "lobby"
+      : document.querySelector('[data-testid="guest-join"]')
+        ? "form"
+        : (document.querySelector(".card [role=status]")?.textContent ?? "");
+  const frames = (video) => video?.getVideoPlaybackQuality().totalVideoFrames ?? 0;
+  const others = [...document.querySelectorAll('[data-testid="other-guest"]')].map((figure) => ({
+    slot: Number(figure.dataset.slot),
+    name: figure.dataset.name,
+    talking: figure.dataset.talking === "true",
+    frames: frames(figure.querySelector("video")),
+  }));
+  const error = document.querySelector(".error-banner")?.textContent ?? undefined;
+  return { phase, error, room: { frames: frames(document.querySelector("figure.remote video")) }, others };
+}
+
+// Inbound audio per slot of the WHEP connection (0: the room), from its receivers' statistics.
+async function audioBySlot() {
+  const whep = (window.__connections ?? []).filter((pc) => pc.connectionState !== "closed").find((pc) => pc.getTransceivers().length > 2);
+  if (!whep) return {};
+  const slots = {};
+  const transceivers = whep.getTransceivers();
+  for (let i = 0; i < transceivers.length; i++) {
+    const kind = transceivers[i].receiver.track.kind;
+    const stats = await transceivers[i].receiver.getStats();
+    const slot = (slots[Math.floor(i / 2)] ??= {});
+    stats.forEach((s) => {
+      if (s.type !== "inbound-rtp") return;
+      if (kind === "audio") Object.assign(slot, { packets: s.packetsReceived ?? 0, energy: s.totalAudioEnergy ?? 0 });
+      else slot.video = { packets: s.packetsReceived ?? 0, decoded: s.framesDecoded ?? 0, keyframes: s.keyFramesDecoded ?? 0, plis: s.pliCount ?? 0 };
+    });
+  }
+  return slots;
+}
+
+const names = args.names.split(",").filter(Boolean);
+const guests = new Map();
+for (const name of names) guests.set(name, await open(name));
+report("ready");
+
+createInterface({ input: process.stdin }).on("line", async (line) => {
+  try {
+    const command = JSON.parse(line);
+    const guest = guests.get(command.guest);
+    if (!guest) throw new Error(`no guest ${command.guest}`);
+    if (command.join) {
+      await join(guest.page, command.guest);
+    } else if (command.press === "leave") {
+      await guest.page.click('[data-testid="guest-leave"]');
+    } else if (command.press === "mute" || command.press === "camera") {
+      await guest.page.click(`[data-testid="guest-${command.press}"]`);
+    } else {
+      throw new Error(`unknown command ${line}`);
+    }
+    report("done", { command });
+  } catch (error) {
+    report("console", { text: `command ${line}: ${error}` });
+  }
+});
+
+const interval = Number(args["report-ms"]);
+for (;;) {
+  const states = [];
+  for (const [name, { page }] of guests) {
+    try {
+      const seen = await page.evaluate(observe);
+      const audio = await page.evaluate(audioBySlot);
+      seen.room.audio_packets = audio[0]?.packets ?? 0;
+      for (const other of seen.others) {
+        other.audio_packets = audio[other.slot]?.packets ?? 0;
+        other.audio_energy = audio[other.slot]?.energy ?? 0;
+        other.video_rtp = audio[other.slot]?.video;
+      }
+      states.push({ name, ...seen });
+    } catch (error) {
+      states.push({ name, phase: "error", error: String(error) });
+    }
+  }
+  report("guests", { guests: states });
+  await new Promise((resolve) => setTimeout(resolve, interval));
+}

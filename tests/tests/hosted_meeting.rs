@@ -1,0 +1,195 @@
+//! A meeting the room hosts, with three guests on the shipped guest page (docs/meetings.md,
+//! "Everyone sees everyone"): every guest decodes the room and both other guests and hears
+//! them, the room shows all three, the talking indicator on a guest's page follows the other
+//! guest's microphone, and a guest who leaves and comes back is seen again.
+//!
+//! Layout as in meeting_direct: the hosting roomd runs in the test namespace; Chromium (one
+//! browser, a context per guest) on the host reaches it through the veth and trusts only the
+//! room's certificate key.
+
+use std::time::Duration;
+
+use roomd_tests::{BrowserPeer, HarnessError, Roomd, TestNetwork, meeting};
+use serde_json::{Value, json};
+
+const PIN: &str = "246810";
+const GUESTS: [&str; 3] = ["Alice", "Bob", "Carol"];
+const STATE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Three guests' media starting on a 2-core machine beside the room's own.
+const MEDIA_TIMEOUT: Duration = Duration::from_secs(60);
+/// About one second of video at 30 fps.
+const FRAMES: u64 = 30;
+
+/// What guest `name` sees in a `guests` line of the driver.
+fn view<'a>(line: &'a Value, name: &str) -> Option<&'a Value> {
+    line["guests"]
+        .as_array()?
+        .iter()
+        .find(|g| g["name"] == name)
+}
+
+/// The other guest called `name` as `view` shows them.
+fn other<'a>(view: &'a Value, name: &str) -> Option<&'a Value> {
+    view["others"]
+        .as_array()?
+        .iter()
+        .find(|o| o["name"] == name)
+}
+
+fn frames(value: &Value) -> u64 {
+    value["frames"].as_u64().unwrap_or(0)
+}
+
+/// Every guest has joined and shows the room's picture and each other guest's, with their voice
+/// arriving; pictures have shown more than `beyond` frames (per guest and tile, from `earlier`
+/// when given: they move now).
+fn everyone_sees_everyone(line: &Value, earlier: Option<&Value>, guests: &[&str]) -> bool {
+    let before = |name: &str, of: Option<&str>| {
+        let Some(seen) = earlier.and_then(|e| view(e, name)) else {
+            return 0;
+        };
+        match of {
+            None => frames(&seen["room"]),
+            Some(other_name) => other(seen, other_name).map_or(0, frames),
+        }
+    };
+    guests.iter().all(|name| {
+        let Some(seen) = view(line, name) else {
+            return false;
+        };
+        seen["phase"] == "joined"
+            && frames(&seen["room"]) > before(name, None) + FRAMES
+            && seen["room"]["audio_packets"].as_u64().unwrap_or(0) > 0
+            && guests.iter().filter(|o| *o != name).all(|o| {
+                other(seen, o).is_some_and(|tile| {
+                    frames(tile) > before(name, Some(o)) + FRAMES
+                        && tile["audio_packets"].as_u64().unwrap_or(0) > 0
+                        && tile["audio_energy"].as_f64().unwrap_or(0.0) > 0.0
+                })
+            })
+    })
+}
+
+/// Admits the guest called `name` once it waits in the lobby.
+fn admit(host: &Roomd, name: &str) -> Result<(), HarnessError> {
+    let meeting = meeting::wait_for(host, &format!("{name} in the lobby"), STATE_TIMEOUT, |m| {
+        meeting::participant(m, name).is_some_and(|p| p["state"] == "lobby")
+    })?;
+    let id = meeting::participant(&meeting, name)
+        .and_then(|p| p["id"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    host.command("meeting.admit", &json!({ "participant": id }))?;
+    Ok(())
+}
+
+#[test]
+fn three_guests_on_the_guest_page_see_and_hear_each_other_and_the_room() -> Result<(), HarnessError>
+{
+    let net = TestNetwork::create()?;
+    let (host, hosted) = meeting::host_room_in(&net, PIN, STATE_TIMEOUT)?;
+    let id = hosted["id"].as_str().unwrap_or_default();
+    let join_url = format!("{}/join/{id}", host.base_url());
+    let pages = BrowserPeer::guest_pages(&join_url, &GUESTS, PIN, &host.cert_path())?;
+    meet(&host, &pages).inspect_err(|_| eprintln!("the room's log:\n{}", host.stderr_text()))
+}
+
+/// The meeting itself, from admission to its end.
+fn meet(host: &Roomd, pages: &BrowserPeer) -> Result<(), HarnessError> {
+    for name in GUESTS {
+        admit(host, name)?;
+    }
+
+    // Each guest decodes the room and the two others, and hears all three; then again, later:
+    // the pictures move.
+    let first = pages.wait_for("every guest sees and hears everyone", MEDIA_TIMEOUT, |l| {
+        l["event"] == "guests" && everyone_sees_everyone(l, None, &GUESTS)
+    })?;
+    let after = pages.line_count();
+    pages.wait_for_after(after, "the pictures keep moving", MEDIA_TIMEOUT, |l| {
+        l["event"] == "guests" && everyone_sees_everyone(l, Some(&first), &GUESTS)
+    })?;
+
+    // The room shows all three, from each of them.
+    let meeting = meeting::status(host)?;
+    for name in GUESTS {
+        let participant = meeting::participant(&meeting, name)
+            .unwrap_or_else(|| panic!("{name} is not in the room's status: {meeting}"));
+        let pid = participant["id"].as_str().unwrap_or_default();
+        meeting::wait_for_received_video(host, Some(pid), FRAMES, MEDIA_TIMEOUT)?;
+    }
+
+    // Talking: Alice's page shows Bob talking (Chromium's fake microphone beeps), not once
+    // while he is muted, and again when he unmutes.
+    pages.wait_for("Alice sees Bob talking", MEDIA_TIMEOUT, |l| {
+        view(l, "Alice")
+            .and_then(|v| other(v, "Bob"))
+            .is_some_and(|bob| bob["talking"] == true)
+    })?;
+    let before = pages.line_count();
+    pages.command(&json!({ "guest": "Bob", "press": "mute" }))?;
+    pages.wait_for_after(before, "Bob muted", STATE_TIMEOUT, |l| l["event"] == "done")?;
+    // The room decides talking after 800 ms of silence; its list follows at once.
+    std::thread::sleep(Duration::from_secs(3));
+    let from = pages.line_count();
+    std::thread::sleep(Duration::from_secs(5));
+    let quiet: Vec<Value> = pages.lines()[from..]
+        .iter()
+        .filter(|l| l["event"] == "guests")
+        .cloned()
+        .collect();
+    assert!(
+        quiet.len() >= 3,
+        "too few reports after the mute: {quiet:?}"
+    );
+    for line in &quiet {
+        let bob = view(line, "Alice").and_then(|v| other(v, "Bob"));
+        assert!(
+            bob.is_some_and(|b| b["talking"] == false),
+            "Alice's page shows Bob talking 3 s and more after he muted: {bob:?}"
+        );
+    }
+
+    // Bob unmutes: Alice's page shows him talking again.
+    let unmuted = pages.line_count();
+    pages.command(&json!({ "guest": "Bob", "press": "mute" }))?;
+    pages.wait_for_after(
+        unmuted,
+        "Alice sees Bob talking again",
+        MEDIA_TIMEOUT,
+        |l| {
+            view(l, "Alice")
+                .and_then(|v| other(v, "Bob"))
+                .is_some_and(|bob| bob["talking"] == true)
+        },
+    )?;
+
+    // Carol leaves: the others no longer show her. She comes back: she is seen again.
+    pages.command(&json!({ "guest": "Carol", "press": "leave" }))?;
+    pages.wait_for_after(
+        from,
+        "Carol gone from Alice's and Bob's pages",
+        STATE_TIMEOUT,
+        |l| {
+            ["Alice", "Bob"]
+                .iter()
+                .all(|name| view(l, name).is_some_and(|v| other(v, "Carol").is_none()))
+        },
+    )?;
+    pages.command(&json!({ "guest": "Carol", "join": true }))?;
+    admit(host, "Carol")?;
+    let back = pages.line_count();
+    pages.wait_for_after(back, "Carol seen and heard again", MEDIA_TIMEOUT, |l| {
+        l["event"] == "guests" && everyone_sees_everyone(l, None, &GUESTS)
+    })?;
+
+    host.command("meeting.leave", &json!({}))?;
+    pages.wait_for("every page shows the meeting ended", STATE_TIMEOUT, |l| {
+        GUESTS.iter().all(|name| {
+            view(l, name).is_some_and(|v| {
+                v["others"].as_array().is_some_and(Vec::is_empty) && v["phase"] != "joined"
+            })
+        })
+    })?;
+    Ok(())
+}
