@@ -293,7 +293,7 @@ bench: export ROOMCTL_BIN := $(CURDIR)/target/release/roomctl
 bench: bench-deps browser-deps webui
 	cargo build --release --bins
 	@status=0; \
-	for program in bench-foundation bench-identity bench-tls-flood bench-media bench-meeting bench-e2ee bench-sip bench-fleet bench-image; do \
+	for program in bench-foundation bench-identity bench-tls-flood bench-media bench-meeting bench-e2ee bench-hosted bench-sip bench-fleet bench-image; do \
 		cargo run --release -p roomd-tests --bin $$program || status=1; \
 	done; \
 	$(MAKE) --no-print-directory bench-webui || status=1; \

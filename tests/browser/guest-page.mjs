@@ -8,8 +8,8 @@
 //        --names Alice,Bob,Carol --ca cert.pem [--report-ms 1000]
 //
 // Lines: {"event":"ready"} once every page shows the join form; every --report-ms
-// {"event":"guests","guests":[{"name","phase","room":{"frames","audio_packets"},
-// "others":[{"slot","name","talking","frames","audio_packets","audio_energy",
+// {"event":"guests","guests":[{"name","phase","room":{"frames","muted","camera_off","audio_packets"},
+// "others":[{"slot","name","talking","frames","width","height","audio_packets","audio_energy",
 // "video_rtp":{"packets","decoded","keyframes","plis"}}]}]}, where
 // `phase` is form|lobby|joined (or the page's status text), `error` the page's error banner, `frames` are the frames the tile's <video>
 // has shown, and audio figures are the slot's inbound RTP audio (packets, total energy).
@@ -112,9 +112,16 @@ function observe() {
     name: figure.dataset.name,
     talking: figure.dataset.talking === "true",
     frames: frames(figure.querySelector("video")),
+    width: figure.querySelector("video")?.videoWidth ?? 0,
+    height: figure.querySelector("video")?.videoHeight ?? 0,
   }));
   const error = document.querySelector(".error-banner")?.textContent ?? undefined;
-  return { phase, error, room: { frames: frames(document.querySelector("figure.remote video")) }, others };
+  const room = {
+    frames: frames(document.querySelector("figure.remote video")),
+    muted: document.querySelector('[data-testid="room-muted"]') !== null,
+    camera_off: document.querySelector('[data-testid="room-camera-off"]') !== null,
+  };
+  return { phase, error, room, others };
 }
 
 // Inbound audio per slot of the WHEP connection (0: the room), from its receivers' statistics.

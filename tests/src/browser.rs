@@ -123,6 +123,17 @@ impl BrowserPeer {
         pin: &str,
         ca: &std::path::Path,
     ) -> Result<BrowserPeer, HarnessError> {
+        BrowserPeer::guest_pages_reporting(join_url, names, pin, ca, Duration::from_secs(1))
+    }
+
+    /// [`BrowserPeer::guest_pages`], reporting what the pages show every `every`.
+    pub fn guest_pages_reporting(
+        join_url: &str,
+        names: &[&str],
+        pin: &str,
+        ca: &std::path::Path,
+        every: Duration,
+    ) -> Result<BrowserPeer, HarnessError> {
         BrowserPeer::start(
             "guest-page.mjs",
             &[
@@ -134,6 +145,8 @@ impl BrowserPeer {
                 pin.to_owned(),
                 "--ca".to_owned(),
                 ca.display().to_string(),
+                "--report-ms".to_owned(),
+                every.as_millis().to_string(),
             ],
         )
     }

@@ -26,6 +26,7 @@ pub mod firmware;
 pub mod fleet_rooms;
 pub mod flood;
 mod gst_launch;
+pub mod hosted;
 mod hostile;
 mod http;
 mod janus;

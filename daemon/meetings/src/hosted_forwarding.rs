@@ -13,15 +13,32 @@ use serde::Serialize;
 
 use super::engine::GuestDirection;
 use super::roster::Roster;
-use roomd_core::{MediaState, Participant};
+use roomd_core::{CameraState, MediaState, Participant, RoomStatus};
 use roomd_media::webrtc::{Peer, Relay};
 
-/// What a guest is told about the others, on its WHEP data channel: `slots[i]` is who relay
-/// slot `i` shows (`null`: nobody).
+/// What a guest is told about the others, on its WHEP data channel: the room's own microphone
+/// and camera, and `slots[i]`: who relay slot `i` shows (`null`: nobody).
 #[derive(Debug, Serialize, PartialEq)]
 #[serde(tag = "type", rename = "participants")]
 struct SlotList<'a> {
+    room: RoomMedia,
     slots: Vec<Option<SlotEntry<'a>>>,
+}
+
+/// The room's own microphone and camera, as its status says.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub(crate) struct RoomMedia {
+    pub(crate) muted: bool,
+    pub(crate) camera: CameraState,
+}
+
+impl RoomMedia {
+    pub(crate) fn of(status: &RoomStatus) -> RoomMedia {
+        RoomMedia {
+            muted: status.audio.microphones.muted,
+            camera: status.video.camera.state,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -43,8 +60,8 @@ pub(crate) struct Forwarding {
 }
 
 impl Forwarding {
-    /// Brings every guest's slots and list up to date with the roster.
-    pub(crate) fn refresh(&mut self, roster: &Roster) {
+    /// Brings every guest's slots and list up to date with the roster and the room's media.
+    pub(crate) fn refresh(&mut self, roster: &Roster, room: RoomMedia) {
         let mut sources: Vec<(Participant, &Relay)> = roster
             .with_peer(GuestDirection::Whip.as_str())
             .filter_map(|(participant, peer)| Some((participant, peer.relay()?)))
@@ -80,6 +97,7 @@ impl Forwarding {
                 peer.show_in_slot(index, source(id).map(|(_, relay)| *relay));
             }
             let list = SlotList {
+                room,
                 slots: slots
                     .iter()
                     .map(|id| {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::MeetingError;
 use super::engine::GuestDirection;
-use super::hosted_forwarding::Forwarding;
+use super::hosted_forwarding::{Forwarding, RoomMedia};
 use super::roster::Roster;
 use super::session::{SessionCommand, SessionContext};
 use roomd_core::AdmittedGuest;
@@ -50,7 +50,8 @@ pub(crate) async fn run(mut ctx: SessionContext) {
             Some((id, event)) = events.recv() => roster.on_event(&id, &event).await,
             _ = stats.tick() => roster.report_stats().await,
         }
-        forwarding.refresh(&roster);
+        // The room's own mute and camera reach guests within the stats tick (a second).
+        forwarding.refresh(&roster, RoomMedia::of(&ctx.room.status().status));
     }
     roster.clear().await;
 }

@@ -5,7 +5,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { api, ApiError, setCredentials } from "../api";
 import { ErrorBanner, Field, describedBy } from "../components";
 import { LangSwitch, t, useLang } from "../i18n";
-import { addReceivingLines, Other, parseSlots } from "./others";
+import { addReceivingLines, Other, parseParticipants, RoomMedia } from "./others";
 
 type Phase = "form" | "lobby" | "joined" | "removed" | "ended" | "left";
 
@@ -76,6 +76,7 @@ export function Guest({ meetingId }: { meetingId: string }) {
   const [tracks, setTracks] = useState(0);
   const [others, setOthers] = useState<(Other | null)[]>([]);
   const [speaker, setSpeaker] = useState<string | null>(null);
+  const [roomMedia, setRoomMedia] = useState<RoomMedia | null>(null);
   const base = `/api/v1/join/${encodeURIComponent(meetingId)}/guests`;
 
   useEffect(() => {
@@ -103,6 +104,7 @@ export function Guest({ meetingId }: { meetingId: string }) {
     setOthers([]);
     setStreams([]);
     setSpeaker(null);
+    setRoomMedia(null);
   };
 
   const connect = async () => {
@@ -113,9 +115,11 @@ export function Guest({ meetingId }: { meetingId: string }) {
     setStreams(incoming);
     const roster = receive.createDataChannel("roomd");
     roster.onmessage = (e) => {
-      const slots = parseSlots(e.data);
-      if (!slots) return;
+      const participants = parseParticipants(e.data);
+      if (!participants) return;
+      const slots = participants.slots;
       setOthers(slots);
+      setRoomMedia(participants.room);
       const talking = slots.find((o) => o?.talking);
       if (talking) setSpeaker(talking.name);
     };
@@ -211,7 +215,19 @@ export function Guest({ meetingId }: { meetingId: string }) {
         {phase === "joined" && (
           <figure class="remote">
             <video ref={remote} autoPlay playsInline aria-label={t("guest.room_video")} />
-            <figcaption>{t("guest.room_video")}</figcaption>
+            <figcaption class="room-caption">
+              {t("guest.room_video")}
+              {roomMedia?.muted && (
+                <span class="badge warn" data-testid="room-muted">
+                  {t("privacy.mic_muted")}
+                </span>
+              )}
+              {roomMedia?.cameraOff && (
+                <span class="badge warn" data-testid="room-camera-off">
+                  {t("privacy.cam_off")}
+                </span>
+              )}
+            </figcaption>
           </figure>
         )}
         {phase === "joined" &&

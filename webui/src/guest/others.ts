@@ -21,8 +21,20 @@ export interface Other {
 
 const mediaState = (v: unknown): MediaState => (v === "on" || v === "off" ? v : "none");
 
-/** The slots of a `participants` message; null for anything else or anything malformed. */
-export function parseSlots(data: unknown): (Other | null)[] | null {
+/** The room's own microphone and camera, as the room says. */
+export interface RoomMedia {
+  muted: boolean;
+  cameraOff: boolean;
+}
+
+/** A `participants` message: the room's media and who each slot shows. */
+export interface Participants {
+  room: RoomMedia;
+  slots: (Other | null)[];
+}
+
+/** Reads a `participants` message; null for anything else or anything malformed. */
+export function parseParticipants(data: unknown): Participants | null {
   if (typeof data !== "string" || data.length > MAX_MESSAGE_BYTES) return null;
   let message: unknown;
   try {
@@ -31,14 +43,17 @@ export function parseSlots(data: unknown): (Other | null)[] | null {
     return null;
   }
   if (typeof message !== "object" || message === null) return null;
-  const { type, slots } = message as { type?: unknown; slots?: unknown };
+  const { type, slots, room } = message as { type?: unknown; slots?: unknown; room?: Record<string, unknown> };
   if (type !== "participants" || !Array.isArray(slots)) return null;
-  return slots.slice(0, RELAY_SLOTS).map((slot): Other | null => {
-    if (typeof slot !== "object" || slot === null) return null;
-    const s = slot as Record<string, unknown>;
-    if (typeof s.name !== "string") return null;
-    return { name: s.name.slice(0, MAX_NAME_LENGTH), talking: s.talking === true, audio: mediaState(s.audio), video: mediaState(s.video) };
-  });
+  return {
+    room: { muted: room?.muted === true, cameraOff: room?.camera === "off" },
+    slots: slots.slice(0, RELAY_SLOTS).map((slot): Other | null => {
+      if (typeof slot !== "object" || slot === null) return null;
+      const s = slot as Record<string, unknown>;
+      if (typeof s.name !== "string") return null;
+      return { name: s.name.slice(0, MAX_NAME_LENGTH), talking: s.talking === true, audio: mediaState(s.audio), video: mediaState(s.video) };
+    }),
+  };
 }
 
 /**
