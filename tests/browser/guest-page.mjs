@@ -11,6 +11,7 @@
 // {"event":"guests","guests":[{"name","phase","room":{"frames","muted","camera_off","audio_packets"},
 // "others":[{"slot","name","talking","frames","width","height","audio_packets","audio_energy",
 // "video_rtp":{"packets","decoded","keyframes","plis"}}]}]}, where
+// `content` the room's shared content tile ({"frames","width","height"}, null when not shown),
 // `phase` is form|lobby|joined (or the page's status text), `error` the page's error banner, `frames` are the frames the tile's <video>
 // has shown, and audio figures are the slot's inbound RTP audio (packets, total energy).
 //
@@ -121,7 +122,9 @@ function observe() {
     muted: document.querySelector('[data-testid="room-muted"]') !== null,
     camera_off: document.querySelector('[data-testid="room-camera-off"]') !== null,
   };
-  return { phase, error, room, others };
+  const shared = document.querySelector('[data-testid="room-content"] video');
+  const content = shared ? { frames: frames(shared), width: shared.videoWidth, height: shared.videoHeight } : null;
+  return { phase, error, room, content, others };
 }
 
 // Inbound audio per slot of the WHEP connection (0: the room), from its receivers' statistics.

@@ -1,6 +1,7 @@
 //! A meeting the room hosts, with three guests on the shipped guest page (docs/meetings.md,
 //! "Everyone sees everyone"): every guest decodes the room and both other guests and hears
-//! them, the room shows all three, every page shows the room's microphone muted while it is,
+//! them, the room shows all three, every page shows the room's microphone muted while it is and
+//! the room's shared content while it shares,
 //! the talking indicator on a guest's page follows the other
 //! guest's microphone, and a guest who leaves and comes back is seen again.
 //!
@@ -106,6 +107,31 @@ fn meet(host: &Roomd, pages: &BrowserPeer) -> Result<(), HarnessError> {
             },
         )?;
     }
+
+    // The room shares content: every page shows it moving; it stops: the pages take it away.
+    host.command("video.content.start", &json!({}))?;
+    pages.wait_for_after(
+        pages.line_count(),
+        "every page shows the room's content",
+        MEDIA_TIMEOUT,
+        |l| {
+            GUESTS
+                .iter()
+                .all(|name| view(l, name).is_some_and(|v| frames(&v["content"]) > FRAMES))
+        },
+    )?;
+    host.command("video.content.stop", &json!({}))?;
+    pages.wait_for_after(
+        pages.line_count(),
+        "no page shows content",
+        STATE_TIMEOUT,
+        |l| {
+            l["event"] == "guests"
+                && GUESTS
+                    .iter()
+                    .all(|name| view(l, name).is_some_and(|v| v["content"].is_null()))
+        },
+    )?;
 
     // Talking: Alice's page shows Bob talking (Chromium's fake microphone beeps), not once
     // while he is muted, and again when he unmutes.

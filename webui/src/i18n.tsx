@@ -183,6 +183,7 @@ const en = {
   "guest.leave": "Leave",
   "guest.room_video": "The room",
   "guest.talking": "Talking",
+  "guest.room_content": "Shared by the room",
 };
 export type Key = keyof typeof en;
 
@@ -364,6 +365,7 @@ const de: Record<Key, string> = {
   "guest.leave": "Verlassen",
   "guest.room_video": "Der Raum",
   "guest.talking": "Spricht",
+  "guest.room_content": "Vom Raum geteilt",
 };
 
 const dictionaries: Record<Lang, Record<Key, string>> = { en, de };

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::engine::GuestDirection;
 use super::roster::Roster;
-use roomd_core::{CameraState, MediaState, Participant, RoomStatus};
+use roomd_core::{CameraState, ContentState, MediaState, Participant, RoomStatus};
 use roomd_media::webrtc::{Peer, Relay};
 
 /// What a guest is told about the others, on its WHEP data channel: the room's own microphone
@@ -25,11 +25,13 @@ struct SlotList<'a> {
     slots: Vec<Option<SlotEntry<'a>>>,
 }
 
-/// The room's own microphone and camera, as its status says.
+/// The room's own microphone and camera, and whether it shares content (on the WHEP line after
+/// the relay slots), as its status says.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
 pub(crate) struct RoomMedia {
     pub(crate) muted: bool,
     pub(crate) camera: CameraState,
+    pub(crate) content: ContentState,
 }
 
 impl RoomMedia {
@@ -37,6 +39,7 @@ impl RoomMedia {
         RoomMedia {
             muted: status.audio.microphones.muted,
             camera: status.video.camera.state,
+            content: status.video.content.state,
         }
     }
 }

@@ -73,6 +73,8 @@ export function Guest({ meetingId }: { meetingId: string }) {
   // The WHEP connection's streams (0: the room, then the relay slots), who each slot shows,
   // and the last one heard talking (shown largest).
   const [streams, setStreams] = useState<MediaStream[]>([]);
+  const [contentStream, setContentStream] = useState<MediaStream | null>(null);
+  const content = useRef<HTMLVideoElement>(null);
   const [tracks, setTracks] = useState(0);
   const [others, setOthers] = useState<(Other | null)[]>([]);
   const [speaker, setSpeaker] = useState<string | null>(null);
@@ -95,6 +97,9 @@ export function Guest({ meetingId }: { meetingId: string }) {
   useEffect(() => {
     if (remote.current && streams[0]) remote.current.srcObject = streams[0];
   }, [streams, tracks, phase]);
+  useEffect(() => {
+    if (content.current && contentStream) content.current.srcObject = contentStream;
+  }, [contentStream, tracks, roomMedia?.sharing]);
 
   const hangUp = () => {
     connections.current.forEach((pc) => pc.close());
@@ -103,6 +108,7 @@ export function Guest({ meetingId }: { meetingId: string }) {
     // Nothing of the meeting stays on the screen.
     setOthers([]);
     setStreams([]);
+    setContentStream(null);
     setSpeaker(null);
     setRoomMedia(null);
   };
@@ -112,7 +118,8 @@ export function Guest({ meetingId }: { meetingId: string }) {
     const receive = new RTCPeerConnection();
     const incoming = addReceivingLines(receive);
     receive.addEventListener("track", () => setTracks((n) => n + 1));
-    setStreams(incoming);
+    setStreams(incoming.people);
+    setContentStream(incoming.content);
     const roster = receive.createDataChannel("roomd");
     roster.onmessage = (e) => {
       const participants = parseParticipants(e.data);
@@ -228,6 +235,12 @@ export function Guest({ meetingId }: { meetingId: string }) {
                 </span>
               )}
             </figcaption>
+          </figure>
+        )}
+        {phase === "joined" && roomMedia?.sharing && (
+          <figure class="content" data-testid="room-content">
+            <video ref={content} autoPlay playsInline muted aria-label={t("guest.room_content")} />
+            <figcaption>{t("guest.room_content")}</figcaption>
           </figure>
         )}
         {phase === "joined" &&

@@ -1,7 +1,7 @@
 // The other guests of a hosted meeting, as the room forwards them (docs/meetings.md, "Everyone
 // sees everyone"): the WHEP connection has the room's audio and video first, then RELAY_SLOTS
-// pairs of audio and video lines, one pair per other guest; the room says on the connection's
-// data channel who each slot shows.
+// pairs of audio and video lines, one pair per other guest, then a video line for the room's
+// shared content; the room says on the connection's data channel who each slot shows.
 
 /** Relay slots offered: the room fills at most this many (its MAX_RELAY_SLOTS). */
 export const RELAY_SLOTS = 8;
@@ -25,6 +25,8 @@ const mediaState = (v: unknown): MediaState => (v === "on" || v === "off" ? v : 
 export interface RoomMedia {
   muted: boolean;
   cameraOff: boolean;
+  /** The room shares content (on the content line). */
+  sharing: boolean;
 }
 
 /** A `participants` message: the room's media and who each slot shows. */
@@ -46,7 +48,7 @@ export function parseParticipants(data: unknown): Participants | null {
   const { type, slots, room } = message as { type?: unknown; slots?: unknown; room?: Record<string, unknown> };
   if (type !== "participants" || !Array.isArray(slots)) return null;
   return {
-    room: { muted: room?.muted === true, cameraOff: room?.camera === "off" },
+    room: { muted: room?.muted === true, cameraOff: room?.camera === "off", sharing: room?.content === "active" },
     slots: slots.slice(0, RELAY_SLOTS).map((slot): Other | null => {
       if (typeof slot !== "object" || slot === null) return null;
       const s = slot as Record<string, unknown>;
@@ -57,19 +59,51 @@ export function parseParticipants(data: unknown): Participants | null {
 }
 
 /**
- * Adds the WHEP connection's receiving lines: the room's audio and video, then the relay slots.
- * Returns one MediaStream per slot (index 0: the room), filled as tracks arrive.
+ * The codecs the room sends, of those this browser takes: Opus; H.264 (packetization mode 1,
+ * baseline or constrained baseline) and VP8. Offering only these keeps the offer of 20 lines
+ * small (with every codec a browser knows, it passed the room's 64 KiB request limit).
  */
-export function addReceivingLines(pc: RTCPeerConnection): MediaStream[] {
-  const streams = Array.from({ length: RELAY_SLOTS + 1 }, () => new MediaStream());
+function roomCodecs(kind: "audio" | "video"): RTCRtpCodec[] {
+  const codecs = RTCRtpReceiver.getCapabilities(kind)?.codecs ?? [];
+  return codecs.filter((c) => {
+    const mime = c.mimeType.toLowerCase();
+    if (kind === "audio") return mime === "audio/opus";
+    if (mime === "video/vp8") return true;
+    const fmtp = c.sdpFmtpLine ?? "";
+    return mime === "video/h264" && fmtp.includes("packetization-mode=1") && /profile-level-id=42(e0|00)/i.test(fmtp);
+  });
+}
+
+/** What the WHEP connection receives: the room and each slot (`people[0]`: the room), and the
+ * room's shared content. */
+export interface Incoming {
+  people: MediaStream[];
+  content: MediaStream;
+}
+
+/**
+ * Adds the WHEP connection's receiving lines: the room's audio and video, the relay slots, and
+ * the content. The streams are filled as tracks arrive.
+ */
+export function addReceivingLines(pc: RTCPeerConnection): Incoming {
+  const people = Array.from({ length: RELAY_SLOTS + 1 }, () => new MediaStream());
+  const content = new MediaStream();
+  const line = (kind: "audio" | "video") => {
+    const transceiver = pc.addTransceiver(kind, { direction: "recvonly" });
+    const codecs = roomCodecs(kind);
+    if (codecs.length > 0) transceiver.setCodecPreferences(codecs);
+    return transceiver;
+  };
   for (let slot = 0; slot <= RELAY_SLOTS; slot++) {
-    pc.addTransceiver("audio", { direction: "recvonly" });
-    pc.addTransceiver("video", { direction: "recvonly" });
+    line("audio");
+    line("video");
   }
+  const contentLine = line("video");
   pc.addEventListener("track", (e) => {
+    if (e.transceiver === contentLine) return content.addTrack(e.track);
     // Lines come in pairs, in the order added above.
     const slot = Math.floor(pc.getTransceivers().indexOf(e.transceiver) / 2);
-    streams[slot]?.addTrack(e.track);
+    people[slot]?.addTrack(e.track);
   });
-  return streams;
+  return { people, content };
 }

@@ -20,8 +20,9 @@ use roomd_meetings::{GuestDirection, MeetingError};
 /// each (content). Browsers offer two.
 const MAX_WHIP_MEDIA_SECTIONS: usize = 4;
 /// Media sections a guest's WHEP offer may have: the room's audio and video, a pair for each
-/// relay slot (the other guests, forwarded), and a data channel (who is in which slot).
-const MAX_WHEP_MEDIA_SECTIONS: usize = 2 * (1 + roomd_media::webrtc::MAX_RELAY_SLOTS) + 1;
+/// relay slot (the other guests, forwarded), the room's shared content, and a data channel (who
+/// is in which slot).
+const MAX_WHEP_MEDIA_SECTIONS: usize = 2 * (1 + roomd_media::webrtc::MAX_RELAY_SLOTS) + 2;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -76,8 +76,10 @@ pub struct PeerOptions {
     /// then taken in the codec the room sends, when the far end offers it.
     pub relay: bool,
     /// The far end's media lines after its first audio and first video are relay slots, up to
-    /// [`MAX_RELAY_SLOTS`] pairs, each sending what [`Peer::show_in_slot`] puts there; the far
-    /// end's data channel is taken (for the list of who is in which slot).
+    /// [`MAX_RELAY_SLOTS`] pairs, each sending what [`Peer::show_in_slot`] puts there, and the
+    /// video line after them gets the room's shared content ([`Feed::Content`], frames only
+    /// while it is shared); the far end's data channel is taken (for the list of who is in
+    /// which slot).
     pub relay_slots: bool,
 }
 

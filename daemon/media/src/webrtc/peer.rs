@@ -651,13 +651,20 @@ impl Peer {
     /// Prepares the transceiver for one offered media line, the `earlier`-th of its kind (from
     /// 0); false when the room neither sends nor receives on it.
     fn plan_line(&self, line: &RemoteMedia, earlier: usize) -> Result<bool, PeerError> {
-        // A guest's lines after its first audio and video are relay slots: other guests.
+        // A guest's lines after its first audio and video are relay slots (other guests), and
+        // the video line after them the room's shared content.
         let source = match earlier.checked_sub(1) {
             Some(slot) if self.options.relay_slots => {
-                if slot >= super::MAX_RELAY_SLOTS || !line.direction.remote_receives() {
+                if !line.direction.remote_receives() {
                     return Ok(false);
                 }
-                Source::Slot(slot)
+                match slot.cmp(&super::MAX_RELAY_SLOTS) {
+                    std::cmp::Ordering::Less => Source::Slot(slot),
+                    std::cmp::Ordering::Equal if line.kind == MediaKind::Video => {
+                        Source::Feed(Feed::Content)
+                    }
+                    _ => return Ok(false),
+                }
             }
             _ => Source::Feed(match line.kind {
                 MediaKind::Video => self.options.video_feed,
@@ -665,7 +672,7 @@ impl Peer {
             }),
         };
         let wants_to_send = match (source, line.kind) {
-            (Source::Slot(_), _) => true,
+            (Source::Slot(_) | Source::Feed(Feed::Content), _) => true,
             (Source::Feed(_), MediaKind::Video) => self.options.send_video,
             (Source::Feed(_), MediaKind::Audio) => self.options.send_audio,
         };
