@@ -9,7 +9,7 @@
 //
 // Lines: {"event":"ready"} once every page shows the join form; every --report-ms
 // {"event":"guests","guests":[{"name","phase","room":{"frames","muted","camera_off","audio_packets"},
-// "others":[{"slot","name","talking","frames","width","height","audio_packets","audio_energy",
+// "others":[{"slot","name","talking","audio","video","frames","width","height","audio_packets","audio_energy",
 // "video_rtp":{"packets","decoded","keyframes","plis"}}]}]}, where
 // `content` the room's shared content tile ({"frames","width","height"}, null when not shown),
 // `phase` is form|lobby|joined (or the page's status text), `error` the page's error banner, `frames` are the frames the tile's <video>
@@ -112,6 +112,8 @@ function observe() {
     slot: Number(figure.dataset.slot),
     name: figure.dataset.name,
     talking: figure.dataset.talking === "true",
+    audio: figure.dataset.audio,
+    video: figure.dataset.video,
     frames: frames(figure.querySelector("video")),
     width: figure.querySelector("video")?.videoWidth ?? 0,
     height: figure.querySelector("video")?.videoHeight ?? 0,

@@ -61,7 +61,12 @@ fn three_guests_on_the_guest_page_see_and_hear_each_other_and_the_room() -> Resu
     let id = hosted["id"].as_str().unwrap_or_default();
     let join_url = format!("{}/join/{id}", host.base_url());
     let pages = BrowserPeer::guest_pages(&join_url, &GUESTS, PIN, &host.cert_path())?;
-    meet(&host, &pages).inspect_err(|_| eprintln!("the room's log:\n{}", host.stderr_text()))
+    meet(&host, &pages).inspect_err(|_| {
+        eprintln!("the room's log:\n{}", host.stderr_text());
+        if let Ok(meeting) = meeting::status(&host) {
+            eprintln!("the room's status.meeting: {meeting:#}");
+        }
+    })
 }
 
 /// The meeting itself, from admission to its end.
@@ -133,8 +138,9 @@ fn meet(host: &Roomd, pages: &BrowserPeer) -> Result<(), HarnessError> {
         },
     )?;
 
-    // Talking: Alice's page shows Bob talking (Chromium's fake microphone beeps), not once
-    // while he is muted, and again when he unmutes.
+    // Talking and muting: Alice's page shows Bob talking (Chromium's fake microphone beeps);
+    // Bob mutes: the room and Alice's page show his microphone off, and him not talking once;
+    // he unmutes: both follow.
     pages.wait_for("Alice sees Bob talking", MEDIA_TIMEOUT, |l| {
         view(l, "Alice")
             .and_then(|v| other(v, "Bob"))
@@ -143,6 +149,18 @@ fn meet(host: &Roomd, pages: &BrowserPeer) -> Result<(), HarnessError> {
     let before = pages.line_count();
     pages.command(&json!({ "guest": "Bob", "press": "mute" }))?;
     pages.wait_for_after(before, "Bob muted", STATE_TIMEOUT, |l| l["event"] == "done")?;
+    // Nothing of his voice is sent: the room shows his microphone off, and so does Alice's page.
+    meeting::wait_for(
+        host,
+        "the room shows Bob's microphone off",
+        STATE_TIMEOUT,
+        |m| meeting::participant(m, "Bob").is_some_and(|p| p["audio"] == "off"),
+    )?;
+    pages.wait_for_after(before, "Alice's page shows Bob muted", STATE_TIMEOUT, |l| {
+        view(l, "Alice")
+            .and_then(|v| other(v, "Bob"))
+            .is_some_and(|bob| bob["audio"] == "off")
+    })?;
     // The room decides talking after 800 ms of silence; its list follows at once.
     std::thread::sleep(Duration::from_secs(3));
     // At least five seconds and three reports (a busy machine reports more slowly).
@@ -183,8 +201,14 @@ fn meet(host: &Roomd, pages: &BrowserPeer) -> Result<(), HarnessError> {
         |l| {
             view(l, "Alice")
                 .and_then(|v| other(v, "Bob"))
-                .is_some_and(|bob| bob["talking"] == true)
+                .is_some_and(|bob| bob["talking"] == true && bob["audio"] == "on")
         },
+    )?;
+    meeting::wait_for(
+        host,
+        "the room shows Bob's microphone on",
+        STATE_TIMEOUT,
+        |m| meeting::participant(m, "Bob").is_some_and(|p| p["audio"] == "on"),
     )?;
 
     // Carol leaves: the others no longer show her. She comes back: she is seen again.

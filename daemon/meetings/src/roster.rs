@@ -268,6 +268,9 @@ impl Roster {
                         if let Some(kinds) = negotiated.as_mut() {
                             kinds.extend(stats.receiving.iter().copied());
                         }
+                        if stats.voice_arriving {
+                            member.received.insert("audio", now);
+                        }
                         for s in &stats.streams {
                             if s.direction == "receive" && s.bitrate_kbps > 0.0 {
                                 member.received.insert(s.kind, now);

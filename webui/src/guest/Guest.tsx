@@ -40,7 +40,7 @@ function OtherTile({ other, slot, stream, tracks, speaker }: { other: Other; slo
   }, [stream, tracks]);
   const classes = ["other", other.talking ? "talking" : "", speaker ? "speaker" : ""].join(" ").trim();
   return (
-    <figure class={classes} data-testid="other-guest" data-slot={slot} data-name={other.name} data-talking={String(other.talking)}>
+    <figure class={classes} data-testid="other-guest" data-slot={slot} data-name={other.name} data-talking={String(other.talking)} data-audio={other.audio} data-video={other.video}>
       <video ref={video} autoPlay playsInline aria-label={other.name} />
       <figcaption>
         {other.name}
@@ -68,6 +68,11 @@ export function Guest({ meetingId }: { meetingId: string }) {
   // so that they see the camera once it is there.
   const localRef = useRef<MediaStream | null>(null);
   const publishing = useRef(false);
+  // The WHIP connection's senders: muting stops the sender, so that nothing of it is sent at all
+  // and the room (and through it everyone) sees it off; a disabled track alone still sends
+  // silence and black frames.
+  const senders = useRef<Partial<Record<"audio" | "video", RTCRtpSender>>>({});
+  const heldBack = useRef({ audio: false, video: false });
   const preview = useRef<HTMLVideoElement>(null);
   const remote = useRef<HTMLVideoElement>(null);
   // The WHEP connection's streams (0: the room, then the relay slots), who each slot shows,
@@ -105,6 +110,7 @@ export function Guest({ meetingId }: { meetingId: string }) {
     connections.current.forEach((pc) => pc.close());
     connections.current = [];
     publishing.current = false;
+    senders.current = {};
     // Nothing of the meeting stays on the screen.
     setOthers([]);
     setStreams([]);
@@ -143,9 +149,15 @@ export function Guest({ meetingId }: { meetingId: string }) {
     if (!g || !media || media.getTracks().length === 0 || publishing.current) return;
     publishing.current = true;
     const send = new RTCPeerConnection();
-    media.getTracks().forEach((track) => send.addTransceiver(track, { direction: "sendonly", streams: [media] }));
+    media.getTracks().forEach((track) => {
+      const kind = track.kind === "audio" ? "audio" : "video";
+      const { sender } = send.addTransceiver(track, { direction: "sendonly", streams: [media] });
+      senders.current[kind] = sender;
+    });
     connections.current.push(send);
     await negotiate(send, `${base}/${g.id}/whip`, g.token);
+    // Muted before the connection existed: it starts muted.
+    for (const kind of ["audio", "video"] as const) if (heldBack.current[kind]) await sending(kind, false);
   };
   useEffect(() => {
     if (phase === "joined" && local && connections.current.length > 0) publish().catch((e) => setError(e));
@@ -196,12 +208,28 @@ export function Guest({ meetingId }: { meetingId: string }) {
     if (g) await fetch(`${base}/${g.id}`, { method: "DELETE", headers: { Authorization: `Bearer ${g.token}` } }).catch(() => undefined);
     setPhase("left");
   };
+  /** Turns the WHIP sender of `kind` on or off (its encoding `active`: no renegotiation). */
+  const sending = async (kind: "audio" | "video", on: boolean) => {
+    const sender = senders.current[kind];
+    if (!sender) return;
+    const parameters = sender.getParameters();
+    parameters.encodings.forEach((encoding) => (encoding.active = on));
+    await sender.setParameters(parameters);
+  };
+  /** Stops (`off`) or resumes sending `kind`; the preview follows. */
+  const send = (kind: "audio" | "video", off: boolean) => {
+    heldBack.current[kind] = off;
+    local?.getTracks().forEach((track) => {
+      if (track.kind === kind) track.enabled = !off;
+    });
+    sending(kind, !off).catch((e) => setError(e));
+  };
   const toggleMute = () => {
-    local?.getAudioTracks().forEach((track) => (track.enabled = muted));
+    send("audio", !muted);
     setMuted(!muted);
   };
   const toggleCamera = () => {
-    local?.getVideoTracks().forEach((track) => (track.enabled = cameraOff));
+    send("video", !cameraOff);
     setCameraOff(!cameraOff);
   };
   const fieldError = (f: string) => (error?.field === f ? error.message : null);

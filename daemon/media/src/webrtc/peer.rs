@@ -34,6 +34,8 @@ const OFFER_PT_AUDIO: u32 = 111;
 const TALKING_ON_DB: f64 = -45.0;
 const TALKING_OFF_DB: f64 = -55.0;
 const SILENCE_HOLD: Duration = Duration::from_millis(800);
+/// The far end's voice arrives while its level was read this recently (every 200 ms).
+const VOICE_ARRIVING_WITHIN: Duration = Duration::from_secs(1);
 /// How often the room sends RTCP reports at least (see `Peer::report_promptly`).
 const RTCP_INTERVAL: Duration = Duration::from_secs(1);
 /// RTP sessions looked for in webrtcbin's rtpbin: one per media line when not bundled, and
@@ -533,6 +535,9 @@ impl Peer {
             stats::receiving_kinds(&self.webrtcbin),
         );
         self.add_voice_protection(&mut stats);
+        stats.voice_arriving = lock(&self.shared.talking)
+            .heard
+            .is_some_and(|at| at.elapsed() < VOICE_ARRIVING_WITHIN);
         Ok(stats)
     }
 

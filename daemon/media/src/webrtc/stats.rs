@@ -70,6 +70,10 @@ pub struct PeerStats {
     /// The kinds ("audio", "video") the far end may send on this peer as negotiated: a
     /// transceiver whose current direction receives. A removed or inactive m-line is none.
     pub receiving: Vec<&'static str>,
+    /// The far end's voice was decoded in the last second (its level was read). This holds when
+    /// `streams` lose it: GStreamer 1.22's webrtcbin no longer lists an inbound stream whose
+    /// sender stopped a while and started again (a guest who muted and unmuted; measured).
+    pub voice_arriving: bool,
 }
 
 /// What the peer counts itself, and the previous reading for rates.
@@ -77,6 +81,8 @@ pub struct PeerStats {
 pub(super) struct Counters {
     frames: HashMap<(&'static str, &'static str), FrameCount>,
     bytes: HashMap<(&'static str, u32), (u64, Instant)>,
+    /// Each stream's kind once its RTP source knew its clock rate (see `kind_of`).
+    kinds: HashMap<(&'static str, u32), &'static str>,
 }
 
 #[derive(Default)]
@@ -88,6 +94,34 @@ struct FrameCount {
 }
 
 impl Counters {
+    /// The kind of the stream `s` (an inbound or outbound RTP entry) sent or received
+    /// (`direction`). GStreamer 1.22 fills `kind` and `codec-id` from the first stream for every
+    /// stream; the RTP source's clock rate is right (90 kHz is video, Opus runs at 48 kHz). A
+    /// source that went quiet for a while (a guest who muted by stopping its sender) comes back
+    /// as a new RTP source without a clock rate until its caps are known again: the kind it had
+    /// is kept, not guessed.
+    fn kind_of(&mut self, direction: &'static str, s: &gst::Structure) -> &'static str {
+        let ssrc = s.get::<u32>("ssrc").unwrap_or(0);
+        let measured = match s
+            .get::<gst::Structure>("gst-rtpsource-stats")
+            .ok()
+            .and_then(|r| r.get::<i32>("clock-rate").ok())
+        {
+            Some(90_000) => Some("video"),
+            Some(rate) if rate > 0 => Some("audio"),
+            _ => None,
+        };
+        if let Some(kind) = measured {
+            self.kinds.insert((direction, ssrc), kind);
+            return kind;
+        }
+        match self.kinds.get(&(direction, ssrc)) {
+            Some(kind) => kind,
+            None if s.get::<&str>("kind").ok() == Some("audio") => "audio",
+            None => "video",
+        }
+    }
+
     pub(super) fn sent_frame(&mut self, kind: MediaKind, caps: Option<&gst::Caps>) {
         self.count(("send", kind_name(kind)), caps);
     }
@@ -165,21 +199,11 @@ pub(super) fn read(
             .iter()
             .find(|s| s.get::<&str>("id").ok() == Some(id))
     };
-    // GStreamer 1.22 fills `kind` and `codec-id` from the first stream for every stream; the
-    // RTP source's clock rate is right: 90 kHz is video, Opus runs at 48 kHz.
     let source = |s: &gst::Structure| s.get::<gst::Structure>("gst-rtpsource-stats").ok();
-    let kind_of = |s: &gst::Structure| -> &'static str {
-        match source(s).and_then(|r| r.get::<i32>("clock-rate").ok()) {
-            Some(90_000) => "video",
-            Some(rate) if rate > 0 => "audio",
-            _ if s.get::<&str>("kind").ok() == Some("audio") => "audio",
-            _ => "video",
-        }
-    };
     let mut streams = Vec::new();
     for inbound in of_type(Type::InboundRtp) {
         let ssrc = inbound.get::<u32>("ssrc").unwrap_or(0);
-        let kind = kind_of(inbound);
+        let kind = counters.kind_of("receive", inbound);
         let bytes = inbound.get::<u64>("bytes-received").unwrap_or(0);
         let received = inbound.get::<u64>("packets-received").unwrap_or(0);
         let lost = inbound.get::<i64>("packets-lost").unwrap_or(0);
@@ -209,7 +233,7 @@ pub(super) fn read(
         |s: &&gst::Structure| source(s).is_none_or(|r| r.get::<bool>("is-sender").unwrap_or(true));
     for outbound in of_type(Type::OutboundRtp).filter(sending) {
         let ssrc = outbound.get::<u32>("ssrc").unwrap_or(0);
-        let kind = kind_of(outbound);
+        let kind = counters.kind_of("send", outbound);
         let bytes = outbound.get::<u64>("bytes-sent").unwrap_or(0);
         let sent = outbound.get::<u64>("packets-sent").unwrap_or(0);
         // What the far end reported back in its receiver reports.
@@ -250,6 +274,7 @@ pub(super) fn read(
         dtls_state: dtls.map(enum_name).unwrap_or_else(|| "new".into()),
         streams,
         receiving,
+        voice_arriving: false,
     }
 }
 
