@@ -9,14 +9,14 @@
 //
 // Lines: {"event":"ready"} once every page shows the join form; every --report-ms
 // {"event":"guests","guests":[{"name","phase","room":{"frames","muted","camera_off","audio_packets"},
-// "others":[{"slot","name","talking","audio","video","frames","width","height","audio_packets","audio_energy",
+// "others":[{"slot","name","talking","audio","video","hand","frames","width","height","audio_packets","audio_energy",
 // "video_rtp":{"packets","decoded","keyframes","plis"}}]}]}, where
 // `content` the room's shared content tile ({"frames","width","height"}, null when not shown),
 // `phase` is form|lobby|joined (or the page's status text), `error` the page's error banner, `frames` are the frames the tile's <video>
 // has shown, and audio figures are the slot's inbound RTP audio (packets, total energy).
 //
 // Commands, one JSON object a line on stdin, answered with {"event":"done","command":…}:
-// {"guest":"Bob","press":"mute"|"camera"|"leave"} presses that button on Bob's page;
+// {"guest":"Bob","press":"mute"|"camera"|"hand"|"leave"} presses that button on Bob's page;
 // {"guest":"Bob","join":true} loads the page again and joins (a guest who left comes back).
 
 import { createHash, X509Certificate } from "node:crypto";
@@ -113,6 +113,7 @@ function observe() {
     name: figure.dataset.name,
     talking: figure.dataset.talking === "true",
     audio: figure.dataset.audio,
+    hand: figure.dataset.hand === "true",
     video: figure.dataset.video,
     frames: frames(figure.querySelector("video")),
     width: figure.querySelector("video")?.videoWidth ?? 0,
@@ -162,7 +163,7 @@ createInterface({ input: process.stdin }).on("line", async (line) => {
       await join(guest.page, command.guest);
     } else if (command.press === "leave") {
       await guest.page.click('[data-testid="guest-leave"]');
-    } else if (command.press === "mute" || command.press === "camera") {
+    } else if (command.press === "mute" || command.press === "camera" || command.press === "hand") {
       await guest.page.click(`[data-testid="guest-${command.press}"]`);
     } else {
       throw new Error(`unknown command ${line}`);

@@ -1,7 +1,7 @@
 //! A meeting the room hosts, with three guests on the shipped guest page (docs/meetings.md,
 //! "Everyone sees everyone"): every guest decodes the room and both other guests and hears
 //! them, the room shows all three, every page shows the room's microphone muted while it is and
-//! the room's shared content while it shares,
+//! the room's shared content while it shares, a raised hand reaches the room and the others,
 //! the talking indicator on a guest's page follows the other
 //! guest's microphone, and a guest who leaves and comes back is seen again.
 //!
@@ -210,6 +210,28 @@ fn meet(host: &Roomd, pages: &BrowserPeer) -> Result<(), HarnessError> {
         STATE_TIMEOUT,
         |m| meeting::participant(m, "Bob").is_some_and(|p| p["audio"] == "on"),
     )?;
+
+    // Carol raises her hand: the room and Alice's page show it; she lowers it: both follow.
+    for raised in [true, false] {
+        let from = pages.line_count();
+        pages.command(&json!({ "guest": "Carol", "press": "hand" }))?;
+        meeting::wait_for(
+            host,
+            &format!("the room shows Carol's hand raised: {raised}"),
+            STATE_TIMEOUT,
+            |m| meeting::participant(m, "Carol").is_some_and(|p| p["hand_raised"] == raised),
+        )?;
+        pages.wait_for_after(
+            from,
+            &format!("Alice's page shows Carol's hand raised: {raised}"),
+            STATE_TIMEOUT,
+            |l| {
+                view(l, "Alice")
+                    .and_then(|v| other(v, "Carol"))
+                    .is_some_and(|carol| carol["hand"] == raised)
+            },
+        )?;
+    }
 
     // Carol leaves: the others no longer show her. She comes back: she is seen again.
     pages.command(&json!({ "guest": "Carol", "press": "leave" }))?;

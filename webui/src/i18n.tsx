@@ -184,6 +184,9 @@ const en = {
   "guest.room_video": "The room",
   "guest.talking": "Talking",
   "guest.room_content": "Shared by the room",
+  "guest.hand_raised": "Hand raised",
+  "guest.raise_hand": "Raise hand",
+  "guest.lower_hand": "Lower hand",
 };
 export type Key = keyof typeof en;
 
@@ -366,6 +369,9 @@ const de: Record<Key, string> = {
   "guest.room_video": "Der Raum",
   "guest.talking": "Spricht",
   "guest.room_content": "Vom Raum geteilt",
+  "guest.hand_raised": "Hand gehoben",
+  "guest.raise_hand": "Hand heben",
+  "guest.lower_hand": "Hand senken",
 };
 
 const dictionaries: Record<Lang, Record<Key, string>> = { en, de };

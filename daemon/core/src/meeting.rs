@@ -625,6 +625,8 @@ pub struct Participant {
     pub video: MediaState,
     /// Their received voice is above -45 dBFS (silent again after 800 ms below -55 dBFS).
     pub talking: bool,
+    /// They raised their hand (a guest of a hosted meeting, from their page); false otherwise.
+    pub hand_raised: bool,
     /// `dtls-srtp` while every stream of the participant is encrypted (DTLS connected, SRTP
     /// keyed; in a SIP call, the far end's certificate checked against its SDP), `sdes-srtp` for a SIP call whose every stream runs SRTP with the keys both sides
     /// put in their SDP, `none` otherwise.

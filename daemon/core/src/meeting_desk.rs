@@ -543,6 +543,7 @@ impl MeetingDesk {
             audio: MediaState::None,
             video: MediaState::None,
             talking: false,
+            hand_raised: false,
             // No media yet: nothing of theirs is encrypted.
             encryption: "none".into(),
         });

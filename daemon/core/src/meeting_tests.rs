@@ -279,6 +279,7 @@ async fn a_second_join_is_refused_and_reports_of_an_old_meeting_are_dropped() {
         audio: MediaState::On,
         video: MediaState::On,
         talking: true,
+        hand_raised: false,
         encryption: "dtls-srtp".into(),
     };
     room.meeting_report(MeetingReport::State {

@@ -48,6 +48,7 @@ impl RoomMedia {
 struct SlotEntry<'a> {
     name: &'a str,
     talking: bool,
+    hand_raised: bool,
     audio: MediaState,
     video: MediaState,
 }
@@ -107,6 +108,7 @@ impl Forwarding {
                         source(id).map(|(p, _)| SlotEntry {
                             name: &p.name,
                             talking: p.talking,
+                            hand_raised: p.hand_raised,
                             audio: p.audio,
                             video: p.video,
                         })

@@ -8,10 +8,11 @@ use std::time::Duration;
 use super::MeetingError;
 use super::engine::GuestDirection;
 use super::hosted_forwarding::{Forwarding, RoomMedia};
+use super::hosted_messages::{self, GuestMessage};
 use super::roster::Roster;
 use super::session::{SessionCommand, SessionContext};
 use roomd_core::AdmittedGuest;
-use roomd_media::webrtc::{Peer, PeerOptions};
+use roomd_media::webrtc::{Peer, PeerEvent, PeerOptions};
 
 pub(crate) async fn run(mut ctx: SessionContext) {
     let (mut roster, mut events) = Roster::new(ctx.room.clone(), ctx.generation());
@@ -47,13 +48,26 @@ pub(crate) async fn run(mut ctx: SessionContext) {
                     }
                 }
             }
-            Some((id, event)) = events.recv() => roster.on_event(&id, &event).await,
+            Some((id, event)) = events.recv() => {
+                if let PeerEvent::Data(bytes) = &event {
+                    take_message(&mut roster, &id, bytes).await;
+                }
+                roster.on_event(&id, &event).await;
+            }
             _ = stats.tick() => roster.report_stats().await,
         }
         // The room's own mute and camera reach guests within the stats tick (a second).
         forwarding.refresh(&roster, RoomMedia::of(&ctx.room.status().status));
     }
     roster.clear().await;
+}
+
+/// A message from guest `id`'s page.
+async fn take_message(roster: &mut Roster, id: &str, bytes: &[u8]) {
+    match hosted_messages::parse(bytes) {
+        Ok(GuestMessage::Hand { raised }) => roster.set_hand(id, raised).await,
+        Err(e) => tracing::debug!("guest {id}: {e}"),
+    }
 }
 
 async fn connect(

@@ -20,6 +20,7 @@ mod e2ee_janus;
 mod engine;
 mod error;
 mod hosted_forwarding;
+mod hosted_messages;
 mod hosted_session;
 pub mod https;
 pub mod janus;

@@ -38,6 +38,8 @@ struct Member {
     peers: Vec<(&'static str, Peer)>,
     connected: bool,
     talking: bool,
+    /// A hosted meeting's guest raised their hand on their page.
+    hand_raised: bool,
     /// Per kind ("audio", "video") the far end sends: when its last packets arrived.
     received: HashMap<&'static str, Instant>,
     /// The kinds their peers' negotiated media lines let them send (from the last reading;
@@ -102,6 +104,7 @@ impl Roster {
             peers: Vec::new(),
             connected: false,
             talking: false,
+            hand_raised: false,
             received: HashMap::new(),
             negotiated: None,
             encrypted: false,
@@ -156,6 +159,26 @@ impl Roster {
             e2ee,
         })
         .await;
+    }
+
+    /// Participant `id` raised (or lowered) their hand; the core hears of it.
+    pub(crate) async fn set_hand(&mut self, id: &str, raised: bool) {
+        let Some(member) = self.members.get_mut(id) else {
+            return;
+        };
+        if member.hand_raised == raised {
+            return;
+        }
+        member.hand_raised = raised;
+        if member.announced {
+            let participant = participant(id, member);
+            member.shown = Some(participant.clone());
+            self.report(MeetingReport::Participant {
+                generation: self.generation,
+                participant,
+            })
+            .await;
+        }
     }
 
     pub(crate) fn contains(&self, id: &str) -> bool {
@@ -357,6 +380,7 @@ fn participant(id: &str, m: &Member) -> Participant {
         audio: media_state(m, "audio"),
         video: media_state(m, "video"),
         talking: m.talking,
+        hand_raised: m.hand_raised,
         encryption: if m.encrypted { ENCRYPTED } else { UNENCRYPTED }.into(),
     }
 }

@@ -397,6 +397,7 @@ impl Received {
             audio,
             video,
             talking: false,
+            hand_raised: false,
             encryption: encryption.as_str().to_owned(),
         }
     }

@@ -40,11 +40,12 @@ function OtherTile({ other, slot, stream, tracks, speaker }: { other: Other; slo
   }, [stream, tracks]);
   const classes = ["other", other.talking ? "talking" : "", speaker ? "speaker" : ""].join(" ").trim();
   return (
-    <figure class={classes} data-testid="other-guest" data-slot={slot} data-name={other.name} data-talking={String(other.talking)} data-audio={other.audio} data-video={other.video}>
+    <figure class={classes} data-testid="other-guest" data-slot={slot} data-name={other.name} data-talking={String(other.talking)} data-audio={other.audio} data-video={other.video} data-hand={String(other.handRaised)}>
       <video ref={video} autoPlay playsInline aria-label={other.name} />
       <figcaption>
         {other.name}
         {other.talking && <span class="badge ok">{t("guest.talking")}</span>}
+        {other.handRaised && <span class="badge warn">{t("guest.hand_raised")}</span>}
         {other.audio === "off" && <span class="badge warn">{t("privacy.mic_muted")}</span>}
         {other.video === "off" && <span class="badge warn">{t("privacy.cam_off")}</span>}
       </figcaption>
@@ -84,6 +85,11 @@ export function Guest({ meetingId }: { meetingId: string }) {
   const [others, setOthers] = useState<(Other | null)[]>([]);
   const [speaker, setSpeaker] = useState<string | null>(null);
   const [roomMedia, setRoomMedia] = useState<RoomMedia | null>(null);
+  const [handRaised, setHandRaised] = useState(false);
+  // The WHEP connection's data channel: the room's participant list comes in, the hand goes out.
+  const channel = useRef<RTCDataChannel | null>(null);
+  // Read by the channel's open handler, set up before the guest may have raised it.
+  const handRef = useRef(false);
   const base = `/api/v1/join/${encodeURIComponent(meetingId)}/guests`;
 
   useEffect(() => {
@@ -117,6 +123,13 @@ export function Guest({ meetingId }: { meetingId: string }) {
     setContentStream(null);
     setSpeaker(null);
     setRoomMedia(null);
+    channel.current = null;
+  };
+  const toggleHand = () => {
+    const raised = !handRaised;
+    handRef.current = raised;
+    setHandRaised(raised);
+    if (channel.current?.readyState === "open") channel.current.send(JSON.stringify({ type: "hand", raised }));
   };
 
   const connect = async () => {
@@ -127,6 +140,8 @@ export function Guest({ meetingId }: { meetingId: string }) {
     setStreams(incoming.people);
     setContentStream(incoming.content);
     const roster = receive.createDataChannel("roomd");
+    channel.current = roster;
+    roster.onopen = () => roster.send(JSON.stringify({ type: "hand", raised: handRef.current }));
     roster.onmessage = (e) => {
       const participants = parseParticipants(e.data);
       if (!participants) return;
@@ -308,6 +323,11 @@ export function Guest({ meetingId }: { meetingId: string }) {
               <button type="button" class={cameraOff ? "big toggle on warn" : "big toggle"} aria-pressed={cameraOff} onClick={toggleCamera} data-testid="guest-camera">
                 {cameraOff ? t("guest.camera_on") : t("guest.camera_off")}
               </button>
+              {phase === "joined" && (
+                <button type="button" class={handRaised ? "big toggle on" : "big toggle"} aria-pressed={handRaised} onClick={toggleHand} data-testid="guest-hand">
+                  {handRaised ? t("guest.lower_hand") : t("guest.raise_hand")}
+                </button>
+              )}
               <button type="button" class="big danger" onClick={leave} data-testid="guest-leave">
                 {t("guest.leave")}
               </button>

@@ -15,6 +15,7 @@ export type MediaState = "on" | "off" | "none";
 export interface Other {
   name: string;
   talking: boolean;
+  handRaised: boolean;
   audio: MediaState;
   video: MediaState;
 }
@@ -53,7 +54,7 @@ export function parseParticipants(data: unknown): Participants | null {
       if (typeof slot !== "object" || slot === null) return null;
       const s = slot as Record<string, unknown>;
       if (typeof s.name !== "string") return null;
-      return { name: s.name.slice(0, MAX_NAME_LENGTH), talking: s.talking === true, audio: mediaState(s.audio), video: mediaState(s.video) };
+      return { name: s.name.slice(0, MAX_NAME_LENGTH), talking: s.talking === true, handRaised: s.hand_raised === true, audio: mediaState(s.audio), video: mediaState(s.video) };
     }),
   };
 }

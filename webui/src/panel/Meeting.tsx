@@ -7,7 +7,7 @@
 import { t, type Key } from "../i18n";
 
 type Run = (name: string, args?: Record<string, unknown>) => Promise<void>;
-type Participant = { id: string; name: string; state: string; audio: string; video: string; talking: boolean; encryption: string };
+type Participant = { id: string; name: string; state: string; audio: string; video: string; talking: boolean; hand_raised?: boolean; encryption: string };
 
 type E2eeParticipant = { id: string; e2ee: boolean; verified: boolean; verified_by: string; certificate_name: string; sas: string; sas_confirmed_by: string; frames?: string };
 
@@ -143,6 +143,11 @@ export function Meeting({ meeting, run }: { meeting: any; run: Run }) {
             <span class={p.talking ? "talking" : ""}>
               {p.name}
               {p.talking && <span class="badge ok"> {t("panel.talking")}</span>}
+              {p.hand_raised && (
+                <span class="badge warn" data-testid="hand-raised">
+                  {t("guest.hand_raised")}
+                </span>
+              )}
             </span>
             <span class={encrypted(p) ? "badge ok" : "badge warn"} data-testid="participant-encryption">{encrypted(p) ? t("panel.encrypted") : t("panel.not_encrypted")}</span>
             {e2ee.state !== "off" && <E2eeBadges p={e2eeOf(p.id)} run={run} />}

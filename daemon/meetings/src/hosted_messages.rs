@@ -1,0 +1,63 @@
+//! What a guest's page may say to the room on its WHEP data channel (docs/meetings.md,
+//! "Everyone sees everyone"). The channel already bounds size and rate (the peer drops more than
+//! 64 KiB a message and 100 messages a second); here each message is parsed into a type, and
+//! anything else is refused with a reason for the log (never the message itself).
+
+use serde::Deserialize;
+
+/// A guest's message.
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum GuestMessage {
+    /// `{"type":"hand","raised":true}`: the guest raises (or lowers) their hand.
+    Hand { raised: bool },
+}
+
+/// Why a message was not taken.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum GuestMessageError {
+    #[error("a guest's message is not one of the room's ({0})")]
+    Unknown(String),
+}
+
+pub(crate) fn parse(bytes: &[u8]) -> Result<GuestMessage, GuestMessageError> {
+    serde_json::from_slice(bytes).map_err(|e| GuestMessageError::Unknown(fault(&e)))
+}
+
+/// What kind of fault, and where: never the text that was sent.
+fn fault(e: &serde_json::Error) -> String {
+    let kind = match e.classify() {
+        serde_json::error::Category::Io => "unreadable",
+        serde_json::error::Category::Syntax => "not JSON",
+        serde_json::error::Category::Data => "not a known message",
+        serde_json::error::Category::Eof => "cut short",
+    };
+    format!("{kind} at column {}", e.column())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{GuestMessage, parse};
+
+    #[test]
+    fn a_raised_hand_is_taken_and_anything_else_refused() {
+        assert_eq!(
+            parse(br#"{"type":"hand","raised":true}"#).ok(),
+            Some(GuestMessage::Hand { raised: true })
+        );
+        for bad in [
+            &br#"{"type":"hand"}"#[..],
+            br#"{"type":"hand","raised":"yes"}"#,
+            br#"{"type":"hand","raised":true,"by":"Mallory"}"#,
+            br#"{"type":"unmute","participant":"g-1"}"#,
+            b"not json",
+            b"",
+        ] {
+            let error = parse(bad).expect_err("refused");
+            assert!(
+                !error.to_string().contains("Mallory"),
+                "the reason repeats what was sent: {error}"
+            );
+        }
+    }
+}
