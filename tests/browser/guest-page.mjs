@@ -11,13 +11,15 @@
 // {"event":"guests","guests":[{"name","phase","room":{"frames","muted","camera_off","audio_packets"},
 // "others":[{"slot","name","talking","audio","video","hand","frames","width","height","audio_packets","audio_energy",
 // "video_rtp":{"packets","decoded","keyframes","plis"}}]}]}, where
-// `content` the room's shared content tile ({"frames","width","height"}, null when not shown),
+// `chat` the chat as shown ([{"from","text"}], text as the page renders it), `content` the
+// room's shared content tile ({"frames","width","height"}, null when not shown),
 // `phase` is form|lobby|joined (or the page's status text), `error` the page's error banner, `frames` are the frames the tile's <video>
 // has shown, and audio figures are the slot's inbound RTP audio (packets, total energy).
 //
 // Commands, one JSON object a line on stdin, answered with {"event":"done","command":…}:
 // {"guest":"Bob","press":"mute"|"camera"|"hand"|"leave"} presses that button on Bob's page;
-// {"guest":"Bob","join":true} loads the page again and joins (a guest who left comes back).
+// {"guest":"Bob","join":true} loads the page again and joins (a guest who left comes back);
+// {"guest":"Bob","chat":"text"} types the text in Bob's chat and sends it.
 
 import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -127,7 +129,12 @@ function observe() {
   };
   const shared = document.querySelector('[data-testid="room-content"] video');
   const content = shared ? { frames: frames(shared), width: shared.videoWidth, height: shared.videoHeight } : null;
-  return { phase, error, room, content, others };
+  // The chat as the page shows it: the sender, and the text as text (markup would be gone).
+  const chat = [...document.querySelectorAll('[data-testid="chat-messages"] li')].map((li) => ({
+    from: li.dataset.from,
+    text: li.textContent,
+  }));
+  return { phase, error, room, content, others, chat };
 }
 
 // Inbound audio per slot of the WHEP connection (0: the room), from its receivers' statistics.
@@ -161,6 +168,9 @@ createInterface({ input: process.stdin }).on("line", async (line) => {
     if (!guest) throw new Error(`no guest ${command.guest}`);
     if (command.join) {
       await join(guest.page, command.guest);
+    } else if (typeof command.chat === "string") {
+      await guest.page.fill('[data-testid="chat-input"]', command.chat);
+      await guest.page.click('[data-testid="chat-send"]');
     } else if (command.press === "leave") {
       await guest.page.click('[data-testid="guest-leave"]');
     } else if (command.press === "mute" || command.press === "camera" || command.press === "hand") {

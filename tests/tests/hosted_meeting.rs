@@ -1,7 +1,8 @@
 //! A meeting the room hosts, with three guests on the shipped guest page (docs/meetings.md,
 //! "Everyone sees everyone"): every guest decodes the room and both other guests and hears
 //! them, the room shows all three, every page shows the room's microphone muted while it is and
-//! the room's shared content while it shares, a raised hand reaches the room and the others,
+//! the room's shared content while it shares, a raised hand reaches the room and the others, a
+//! chat message reaches everyone (as text) and is gone from every page when the meeting ends,
 //! the talking indicator on a guest's page follows the other
 //! guest's microphone, and a guest who leaves and comes back is seen again.
 //!
@@ -233,6 +234,58 @@ fn meet(host: &Roomd, pages: &BrowserPeer) -> Result<(), HarnessError> {
         )?;
     }
 
+    // Chat: what Alice writes reaches Bob's and Carol's pages and the room; what the room
+    // writes reaches every page. Markup is shown as the text it is.
+    let written = "PIN for the vault: 4711 <b>not bold</b>";
+    let shows = |l: &Value, name: &str, from: &str, text: &str| {
+        view(l, name).is_some_and(|v| {
+            v["chat"].as_array().is_some_and(|chat| {
+                chat.iter().any(|m| {
+                    m["from"] == from && m["text"].as_str().is_some_and(|t| t.ends_with(text))
+                })
+            })
+        })
+    };
+    let from = pages.line_count();
+    pages.command(&json!({ "guest": "Alice", "chat": written }))?;
+    pages.wait_for_after(
+        from,
+        "Bob and Carol read Alice's message",
+        STATE_TIMEOUT,
+        |l| {
+            ["Bob", "Carol"]
+                .iter()
+                .all(|name| shows(l, name, "Alice", written))
+        },
+    )?;
+    meeting::wait_for(
+        host,
+        "the room's chat has Alice's message",
+        STATE_TIMEOUT,
+        |m| {
+            m["chat"].as_array().is_some_and(|chat| {
+                chat.iter().any(|c| {
+                    c["from"] == "Alice" && c["text"] == written && c["from_room"] == false
+                })
+            })
+        },
+    )?;
+    let from = pages.line_count();
+    host.command(
+        "meeting.chat.send",
+        &json!({ "text": "Coffee is outside." }),
+    )?;
+    pages.wait_for_after(
+        from,
+        "every page reads the room's message",
+        STATE_TIMEOUT,
+        |l| {
+            GUESTS
+                .iter()
+                .all(|name| shows(l, name, "Host room", "Coffee is outside."))
+        },
+    )?;
+
     // Carol leaves: the others no longer show her. She comes back: she is seen again.
     pages.command(&json!({ "guest": "Carol", "press": "leave" }))?;
     pages.wait_for_after(
@@ -256,7 +309,9 @@ fn meet(host: &Roomd, pages: &BrowserPeer) -> Result<(), HarnessError> {
     pages.wait_for("every page shows the meeting ended", STATE_TIMEOUT, |l| {
         GUESTS.iter().all(|name| {
             view(l, name).is_some_and(|v| {
-                v["others"].as_array().is_some_and(Vec::is_empty) && v["phase"] != "joined"
+                v["others"].as_array().is_some_and(Vec::is_empty)
+                    && v["chat"].as_array().is_some_and(Vec::is_empty)
+                    && v["phase"] != "joined"
             })
         })
     })?;

@@ -187,6 +187,9 @@ const en = {
   "guest.hand_raised": "Hand raised",
   "guest.raise_hand": "Raise hand",
   "guest.lower_hand": "Lower hand",
+  "guest.chat": "Chat",
+  "guest.chat_message": "Message",
+  "guest.chat_send": "Send",
 };
 export type Key = keyof typeof en;
 
@@ -372,6 +375,9 @@ const de: Record<Key, string> = {
   "guest.hand_raised": "Hand gehoben",
   "guest.raise_hand": "Hand heben",
   "guest.lower_hand": "Hand senken",
+  "guest.chat": "Chat",
+  "guest.chat_message": "Nachricht",
+  "guest.chat_send": "Senden",
 };
 
 const dictionaries: Record<Lang, Record<Key, string>> = { en, de };

@@ -99,6 +99,11 @@ pub enum RoomCommand {
         /// 1 to 32 of `0-9`, `*`, `#`, `A-D`.
         digits: String,
     },
+    /// `meeting.chat.send`: the room writes in the chat of the meeting it hosts.
+    SendChat {
+        /// 1 to 500 characters (see `chat_text_is_valid`).
+        text: String,
+    },
     /// `meeting.answer`: answers the SIP call that rings (`status.sip.incoming`); the call
     /// becomes the meeting.
     AnswerCall,
@@ -260,6 +265,11 @@ pub const COMMANDS: &[CommandSpec] = &[
         name: "meeting.remove",
         example: r#"{"participant": "g-7QK3M9TX"}"#,
         parse: parse_participant,
+    },
+    CommandSpec {
+        name: "meeting.chat.send",
+        example: r#"{"text": "The dial-in number is on the slide."}"#,
+        parse: parse_chat,
     },
     CommandSpec {
         name: "meeting.dtmf",
@@ -541,6 +551,23 @@ fn parse_dtmf(command: &'static str, args: &Value) -> Result<RoomCommand, Comman
         return Err(invalid(command, "digits: 1 to 32 of 0-9, *, # and A-D"));
     }
     Ok(RoomCommand::SendDtmf { digits: a.digits })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChatArgs {
+    text: String,
+}
+
+fn parse_chat(command: &'static str, args: &Value) -> Result<RoomCommand, CommandError> {
+    let a: ChatArgs = args_of(command, args)?;
+    if !crate::meeting::chat_text_is_valid(&a.text) {
+        return Err(invalid(
+            command,
+            "text: 1 to 500 characters, not only spaces, no control characters but line breaks",
+        ));
+    }
+    Ok(RoomCommand::SendChat { text: a.text })
 }
 
 fn parse_incoming(command: &'static str, args: &Value) -> Result<RoomCommand, CommandError> {

@@ -20,10 +20,10 @@ pub use command::{COMMANDS, CommandError, CommandSpec, RoomCommand};
 pub use event::{Event, Notification, RoomEvent};
 pub use handle::{CoreError, RoomHandle};
 pub use meeting::{
-    AdmittedGuest, ContentFloor, E2eeFrames, E2eeParticipant, E2eeState, E2eeStatus, GuestState,
-    GuestTicket, MediaState, MeetingPlan, MeetingReport, MeetingState, MeetingStatus,
-    MeetingTarget, Participant, ParticipantState, SasConfirmation, SharedPlan, StreamStats,
-    check_display_name, check_pin, is_meeting_id,
+    AdmittedGuest, CHAT_MAX_CHARS, ChatMessage, ContentFloor, E2eeFrames, E2eeParticipant,
+    E2eeState, E2eeStatus, GuestState, GuestTicket, MediaState, MeetingPlan, MeetingReport,
+    MeetingState, MeetingStatus, MeetingTarget, Participant, ParticipantState, SasConfirmation,
+    SharedPlan, StreamStats, chat_text_is_valid, check_display_name, check_pin, is_meeting_id,
 };
 pub use report::{EngineState, MediaEngineStatus, MediaReport};
 pub use room::{CoreSetup, IncomingVerdict, spawn};

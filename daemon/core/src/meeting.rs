@@ -487,6 +487,9 @@ pub struct MeetingStatus {
     pub far_end_on_hold: bool,
     /// Who holds the floor of the content stream (BFCP; SIP calls that agreed content only).
     pub content_floor: ContentFloor,
+    /// The chat of a hosted meeting, oldest first: the last [`CHAT_KEPT`] messages, kept in
+    /// memory while the meeting goes on and gone when it ends.
+    pub chat: Vec<ChatMessage>,
 }
 
 /// Who may send content in a meeting with floor control (`status.meeting.content_floor`),
@@ -606,8 +609,40 @@ impl MeetingStatus {
             on_hold: false,
             far_end_on_hold: false,
             content_floor: ContentFloor::None,
+            chat: Vec::new(),
         }
     }
+}
+
+/// Chat messages `status.meeting.chat` keeps (older ones leave it, and the room's memory).
+pub(crate) const CHAT_KEPT: usize = 50;
+/// The longest chat message, in characters.
+pub const CHAT_MAX_CHARS: usize = 500;
+
+/// One chat message of a hosted meeting (`status.meeting.chat`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatMessage {
+    /// Counts the meeting's messages from 1.
+    pub seq: u64,
+    /// Who wrote it: a guest's name, or the room's.
+    pub from: String,
+    /// Whether the room wrote it (`meeting.chat.send`).
+    pub from_room: bool,
+    /// The text, as written (shown as text, never markup).
+    pub text: String,
+    /// When the room took it (RFC 3339).
+    pub at: String,
+}
+
+/// Whether `text` may be a chat message: 1 to [`CHAT_MAX_CHARS`] characters, not only white
+/// space, and no control characters but line breaks and tabs.
+pub fn chat_text_is_valid(text: &str) -> bool {
+    let chars = text.chars().count();
+    (1..=CHAT_MAX_CHARS).contains(&chars)
+        && !text.trim().is_empty()
+        && text
+            .chars()
+            .all(|c| !c.is_control() || matches!(c, '\n' | '\t'))
 }
 
 /// Another participant of the meeting (`status.meeting.participants`).
@@ -717,6 +752,9 @@ pub struct MeetingPlan {
     /// Participants whose short authentication string the room confirmed
     /// (`meeting.e2ee_confirm`), with who confirmed it.
     pub sas_confirmed: Vec<SasConfirmation>,
+    /// What the room wrote in a hosted meeting's chat (`meeting.chat.send`), the last
+    /// [`CHAT_KEPT`]: the engine sends each to the guests once (by `seq`).
+    pub chat: Vec<ChatMessage>,
 }
 
 /// A short authentication string the room confirmed with a participant.
@@ -805,6 +843,16 @@ pub enum MeetingReport {
         /// Who holds it now.
         floor: ContentFloor,
     },
+    /// A guest of a hosted meeting wrote in the chat (the engine checked it with
+    /// [`chat_text_is_valid`] and bounded their rate).
+    Chat {
+        /// The plan generation this is about.
+        generation: u64,
+        /// The guest's name.
+        from: String,
+        /// What they wrote.
+        text: String,
+    },
     /// The first picture of a remote participant reached the display.
     FirstRemoteFrame {
         /// The plan generation this is about.
@@ -829,6 +877,7 @@ impl MeetingReport {
             | MeetingReport::HoldFailed { generation, .. }
             | MeetingReport::FarEndHold { generation, .. }
             | MeetingReport::ContentFloor { generation, .. }
+            | MeetingReport::Chat { generation, .. }
             | MeetingReport::FirstRemoteFrame { generation, .. } => *generation,
         }
     }

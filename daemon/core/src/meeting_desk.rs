@@ -15,9 +15,9 @@ use tokio::time::Instant;
 use super::event::RoomEvent;
 use super::handle::CoreError;
 use super::meeting::{
-    AdmittedGuest, GuestState, GuestTicket, MEETING_ID_CHARS, MediaState, MeetingPlan,
-    MeetingReport, MeetingState, MeetingStatus, MeetingTarget, Participant, ParticipantState,
-    SasConfirmation, SharedPlan, check_display_name,
+    AdmittedGuest, CHAT_KEPT, ChatMessage, GuestState, GuestTicket, MEETING_ID_CHARS, MediaState,
+    MeetingPlan, MeetingReport, MeetingState, MeetingStatus, MeetingTarget, Participant,
+    ParticipantState, SasConfirmation, SharedPlan, chat_text_is_valid, check_display_name,
 };
 use super::room::now_rfc3339;
 use crate::call_history::CallRecord;
@@ -64,6 +64,8 @@ struct Current {
     seen: Vec<String>,
     guests: HashMap<String, Guest>,
     wrong_pins: HashMap<IpAddr, PinAttempts>,
+    /// The chat's last message number.
+    chat_seq: u64,
 }
 
 pub(super) struct MeetingDesk {
@@ -122,6 +124,7 @@ impl MeetingDesk {
             dtmf: Vec::new(),
             hold: false,
             sas_confirmed: Vec::new(),
+            chat: Vec::new(),
         });
         let now = now_rfc3339();
         *status = MeetingStatus::idle(now.clone());
@@ -148,6 +151,7 @@ impl MeetingDesk {
             seen: Vec::new(),
             guests: HashMap::new(),
             wrong_pins: HashMap::new(),
+            chat_seq: 0,
         });
         self.plan_tx.send_replace(Some(plan));
         Ok(events)
@@ -246,6 +250,29 @@ impl MeetingDesk {
         Ok(vec![RoomEvent::ParticipantRemoved {
             participant: id.to_owned(),
         }])
+    }
+
+    /// The room writes `text` in a hosted meeting's chat: shown in status, sent to the guests.
+    pub(super) fn chat(
+        &mut self,
+        status: &mut MeetingStatus,
+        from: String,
+        text: String,
+    ) -> Result<(), CoreError> {
+        let current = self.current_or_refuse()?;
+        if current.plan.meeting_id.is_empty() {
+            return Err(CoreError::Refused(
+                "only a meeting this room hosts has a chat".into(),
+            ));
+        }
+        let message = next_chat(current, from, true, text);
+        keep_chat(&mut status.chat, message.clone());
+        let mut plan = (*current.plan).clone();
+        keep_chat(&mut plan.chat, message);
+        current.plan = Arc::new(plan);
+        let plan = current.plan.clone();
+        self.plan_tx.send_replace(Some(plan));
+        Ok(())
     }
 
     /// Queues DTMF tones for the current call (a SIP call only: other meetings carry none).
@@ -461,6 +488,13 @@ impl MeetingDesk {
                 if status.e2ee != e2ee {
                     status.e2ee = e2ee.clone();
                     events.push(RoomEvent::MeetingE2ee { e2ee });
+                }
+            }
+            MeetingReport::Chat { from, text, .. } => {
+                // The engine checked it; checked again here, as everything that reaches status.
+                if chat_text_is_valid(&text) {
+                    let message = next_chat(current, from, false, text);
+                    keep_chat(&mut status.chat, message);
                 }
             }
             MeetingReport::FirstRemoteFrame {
@@ -787,4 +821,24 @@ pub(super) fn public_url(config: &Config) -> String {
         None => listen.ip().to_string(),
     };
     format!("https://{host}{port}")
+}
+
+/// The meeting's next chat message.
+fn next_chat(current: &mut Current, from: String, from_room: bool, text: String) -> ChatMessage {
+    current.chat_seq += 1;
+    ChatMessage {
+        seq: current.chat_seq,
+        from,
+        from_room,
+        text,
+        at: now_rfc3339(),
+    }
+}
+
+/// Adds `message`, keeping the last [`CHAT_KEPT`].
+fn keep_chat(chat: &mut Vec<ChatMessage>, message: ChatMessage) {
+    chat.push(message);
+    if chat.len() > CHAT_KEPT {
+        chat.remove(0);
+    }
 }

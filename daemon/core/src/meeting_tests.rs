@@ -599,3 +599,61 @@ async fn a_short_authentication_string_is_confirmed_once_for_a_participant_who_h
     room.execute(confirm("j-1")).await.unwrap();
     assert_eq!(plans.borrow().clone().unwrap().sas_confirmed.len(), 1);
 }
+
+#[tokio::test]
+async fn the_chat_is_a_hosted_meetings_bounded_and_gone_when_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let (room, _task) = spawn(setup(&dir));
+    let plans = room.watch_meeting_plan();
+    let write = |text: &str| RoomCommand::SendChat { text: text.into() };
+    let err = room.execute(write("hello")).await.unwrap_err();
+    assert!(matches!(err, CoreError::Refused(_)), "{err}");
+    for bad in ["", "   ", "bell \u{7}", &"x".repeat(501)] {
+        let err = RoomCommand::parse("meeting.chat.send", &json!({ "text": bad })).unwrap_err();
+        assert!(err.to_string().contains("500 characters"), "{bad:?}: {err}");
+    }
+
+    room.execute(join(json!({"kind": "hosted"}))).await.unwrap();
+    let generation = plans.borrow().clone().unwrap().generation;
+    room.execute(write("Welcome")).await.unwrap();
+    room.meeting_report(MeetingReport::Chat {
+        generation,
+        from: "Alice".into(),
+        text: "Thanks".into(),
+    })
+    .await
+    .unwrap();
+    // A guest's message the engine should have refused is refused again.
+    room.meeting_report(MeetingReport::Chat {
+        generation,
+        from: "Alice".into(),
+        text: "\u{1b}[2J".into(),
+    })
+    .await
+    .unwrap();
+    let chat = room.status().tree["meeting"]["chat"].clone();
+    assert_eq!(chat.as_array().map(Vec::len), Some(2), "{chat}");
+    assert_eq!(chat[0]["from_room"], true);
+    assert_eq!(chat[1]["from"], "Alice");
+    assert_eq!(chat[1]["seq"], 2);
+    // The engine gets only the room's own, to send on.
+    let plan = plans.borrow().clone().unwrap();
+    assert_eq!(plan.chat.len(), 1);
+    assert_eq!(plan.chat[0].text, "Welcome");
+
+    for n in 0..60 {
+        room.execute(write(&format!("line {n}"))).await.unwrap();
+    }
+    let chat = room.status().tree["meeting"]["chat"].clone();
+    assert_eq!(chat.as_array().map(Vec::len), Some(50), "kept: the last 50");
+    assert_eq!(chat[49]["text"], "line 59");
+    assert_eq!(plans.borrow().clone().unwrap().chat.len(), 50);
+
+    room.execute(RoomCommand::LeaveMeeting).await.unwrap();
+    let chat = room.status().tree["meeting"]["chat"].clone();
+    assert_eq!(
+        chat.as_array().map(Vec::len),
+        Some(0),
+        "gone with the meeting: {chat}"
+    );
+}

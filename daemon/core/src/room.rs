@@ -660,6 +660,10 @@ impl Room {
             RoomCommand::SendDtmf { digits } => {
                 self.meetings.dtmf(&self.status.meeting, &digits)?
             }
+            RoomCommand::SendChat { text } => {
+                let from = self.config.system.name.clone();
+                self.meetings.chat(&mut self.status.meeting, from, text)?
+            }
             RoomCommand::AnswerCall => events.extend(self.answer_call()?),
             RoomCommand::HoldCall { hold } => {
                 events.extend(self.meetings.hold(&mut self.status.meeting, hold)?)

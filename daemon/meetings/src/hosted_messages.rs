@@ -11,6 +11,8 @@ use serde::Deserialize;
 pub(crate) enum GuestMessage {
     /// `{"type":"hand","raised":true}`: the guest raises (or lowers) their hand.
     Hand { raised: bool },
+    /// `{"type":"chat","text":"…"}`: the guest writes in the chat.
+    Chat { text: String },
 }
 
 /// Why a message was not taken.
@@ -40,15 +42,22 @@ mod tests {
     use super::{GuestMessage, parse};
 
     #[test]
-    fn a_raised_hand_is_taken_and_anything_else_refused() {
+    fn a_raised_hand_and_a_chat_line_are_taken_and_anything_else_refused() {
         assert_eq!(
             parse(br#"{"type":"hand","raised":true}"#).ok(),
             Some(GuestMessage::Hand { raised: true })
+        );
+        assert_eq!(
+            parse(br#"{"type":"chat","text":"hello"}"#).ok(),
+            Some(GuestMessage::Chat {
+                text: "hello".into()
+            })
         );
         for bad in [
             &br#"{"type":"hand"}"#[..],
             br#"{"type":"hand","raised":"yes"}"#,
             br#"{"type":"hand","raised":true,"by":"Mallory"}"#,
+            br#"{"type":"chat","text":"hi","from":"Mallory"}"#,
             br#"{"type":"unmute","participant":"g-1"}"#,
             b"not json",
             b"",

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::MeetingError;
 use super::engine::GuestDirection;
+use super::hosted_chat::Chat;
 use super::hosted_forwarding::{Forwarding, RoomMedia};
 use super::hosted_messages::{self, GuestMessage};
 use super::roster::Roster;
@@ -17,6 +18,7 @@ use roomd_media::webrtc::{Peer, PeerEvent, PeerOptions};
 pub(crate) async fn run(mut ctx: SessionContext) {
     let (mut roster, mut events) = Roster::new(ctx.room.clone(), ctx.generation());
     let mut forwarding = Forwarding::default();
+    let mut chat = Chat::default();
     let mut stats = tokio::time::interval(Duration::from_secs(1));
     let mut stop = ctx.stop.clone();
     loop {
@@ -41,7 +43,9 @@ pub(crate) async fn run(mut ctx: SessionContext) {
                 if changed.is_err() {
                     break;
                 }
-                let removed = ctx.plan.borrow_and_update().removed.clone();
+                let plan = ctx.plan.borrow_and_update().clone();
+                chat.send_the_rooms(&roster, &plan.chat);
+                let removed = plan.removed.clone();
                 for id in &removed {
                     if roster.contains(id) {
                         roster.remove(id).await;
@@ -50,7 +54,7 @@ pub(crate) async fn run(mut ctx: SessionContext) {
             }
             Some((id, event)) = events.recv() => {
                 if let PeerEvent::Data(bytes) = &event {
-                    take_message(&mut roster, &id, bytes).await;
+                    take_message(&ctx, &mut roster, &mut chat, &id, bytes).await;
                 }
                 roster.on_event(&id, &event).await;
             }
@@ -63,9 +67,19 @@ pub(crate) async fn run(mut ctx: SessionContext) {
 }
 
 /// A message from guest `id`'s page.
-async fn take_message(roster: &mut Roster, id: &str, bytes: &[u8]) {
+async fn take_message(
+    ctx: &SessionContext,
+    roster: &mut Roster,
+    chat: &mut Chat,
+    id: &str,
+    bytes: &[u8],
+) {
     match hosted_messages::parse(bytes) {
         Ok(GuestMessage::Hand { raised }) => roster.set_hand(id, raised).await,
+        Ok(GuestMessage::Chat { text }) => {
+            chat.take_from_guest(roster, &ctx.room, ctx.generation(), id, text)
+                .await
+        }
         Err(e) => tracing::debug!("guest {id}: {e}"),
     }
 }

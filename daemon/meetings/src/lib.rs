@@ -19,6 +19,7 @@ mod e2ee_identity;
 mod e2ee_janus;
 mod engine;
 mod error;
+mod hosted_chat;
 mod hosted_forwarding;
 mod hosted_messages;
 mod hosted_session;

@@ -181,6 +181,11 @@ impl Roster {
         }
     }
 
+    /// The name participant `id` goes by.
+    pub(crate) fn name(&self, id: &str) -> Option<&str> {
+        self.members.get(id).map(|m| m.name.as_str())
+    }
+
     pub(crate) fn contains(&self, id: &str) -> bool {
         self.members.contains_key(id)
     }

@@ -108,3 +108,30 @@ export function addReceivingLines(pc: RTCPeerConnection): Incoming {
   });
   return { people, content };
 }
+
+/** The longest chat message the room takes, in characters. */
+export const CHAT_MAX_CHARS = 500;
+/** Chat messages a page keeps on screen. */
+export const CHAT_KEPT = 50;
+
+/** A chat message as the room relays it. */
+export interface ChatLine {
+  from: string;
+  fromRoom: boolean;
+  text: string;
+}
+
+/** Reads a `chat` message; null for anything else or anything malformed. */
+export function parseChat(data: unknown): ChatLine | null {
+  if (typeof data !== "string" || data.length > MAX_MESSAGE_BYTES) return null;
+  let message: unknown;
+  try {
+    message = JSON.parse(data);
+  } catch {
+    return null;
+  }
+  const m = message as Record<string, unknown> | null;
+  if (typeof m !== "object" || m === null || m.type !== "chat") return null;
+  if (typeof m.from !== "string" || typeof m.text !== "string") return null;
+  return { from: m.from.slice(0, MAX_NAME_LENGTH), fromRoom: m.from_room === true, text: m.text.slice(0, CHAT_MAX_CHARS) };
+}
