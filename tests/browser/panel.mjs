@@ -10,7 +10,8 @@
 //
 // Lines: {"event":"panel","meeting_state","encrypted","on_hold","far_end_on_hold","content_floor","keypad","incoming" (the caller
 // a ringing call shows),"participants":[{"id",
-// "e2ee","frames","identity","verified_by","sas","waiting","confirm"}],"meeting_e2ee"} whenever what the
+// "e2ee","frames","identity","verified_by","sas","waiting","confirm","hand"}],"meeting_e2ee",
+// "chat":[{"from","text"}]} whenever what the
 // panel shows changes; {"event":"tapped","testid","participant"}; {"event":"filled","selector"};
 // {"event":"error",…}.
 //
@@ -91,7 +92,9 @@ function shown() {
       sas: row.querySelector('[data-testid="participant-sas"]')?.textContent ?? "",
       waiting: row.querySelector('[data-testid="sas-waiting"]') !== null,
       confirm: row.querySelector('[data-testid="confirm-sas"]') !== null,
+      hand: row.querySelector('[data-testid="hand-raised"]') !== null,
     })),
+    chat: [...document.querySelectorAll('[data-testid="panel-chat"] li')].map((li) => ({ from: li.getAttribute("data-from"), text: li.textContent })),
   };
 }
 

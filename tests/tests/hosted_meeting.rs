@@ -2,7 +2,8 @@
 //! "Everyone sees everyone"): every guest decodes the room and both other guests and hears
 //! them, the room shows all three, every page shows the room's microphone muted while it is and
 //! the room's shared content while it shares, a raised hand reaches the room and the others, a
-//! chat message reaches everyone (as text) and is gone from every page when the meeting ends,
+//! chat message reaches everyone and the panel (as text), the panel writes in it, and it is gone
+//! from every page when the meeting ends,
 //! the talking indicator on a guest's page follows the other
 //! guest's microphone, and a guest who leaves and comes back is seen again.
 //!
@@ -62,7 +63,8 @@ fn three_guests_on_the_guest_page_see_and_hear_each_other_and_the_room() -> Resu
     let id = hosted["id"].as_str().unwrap_or_default();
     let join_url = format!("{}/join/{id}", host.base_url());
     let pages = BrowserPeer::guest_pages(&join_url, &GUESTS, PIN, &host.cert_path())?;
-    meet(&host, &pages).inspect_err(|_| {
+    let panel = BrowserPeer::panel(&host.base_url(), &host.admin_token()?)?;
+    meet(&host, &pages, &panel).inspect_err(|_| {
         eprintln!("the room's log:\n{}", host.stderr_text());
         if let Ok(meeting) = meeting::status(&host) {
             eprintln!("the room's status.meeting: {meeting:#}");
@@ -71,7 +73,7 @@ fn three_guests_on_the_guest_page_see_and_hear_each_other_and_the_room() -> Resu
 }
 
 /// The meeting itself, from admission to its end.
-fn meet(host: &Roomd, pages: &BrowserPeer) -> Result<(), HarnessError> {
+fn meet(host: &Roomd, pages: &BrowserPeer, panel: &BrowserPeer) -> Result<(), HarnessError> {
     for name in GUESTS {
         hosted::admit(host, name, STATE_TIMEOUT)?;
     }
@@ -212,15 +214,33 @@ fn meet(host: &Roomd, pages: &BrowserPeer) -> Result<(), HarnessError> {
         |m| meeting::participant(m, "Bob").is_some_and(|p| p["audio"] == "on"),
     )?;
 
-    // Carol raises her hand: the room and Alice's page show it; she lowers it: both follow.
+    // Carol raises her hand: the room, the panel and Alice's page show it; she lowers it: all
+    // follow.
     for raised in [true, false] {
         let from = pages.line_count();
+        let panel_from = panel.line_count();
         pages.command(&json!({ "guest": "Carol", "press": "hand" }))?;
         meeting::wait_for(
             host,
             &format!("the room shows Carol's hand raised: {raised}"),
             STATE_TIMEOUT,
             |m| meeting::participant(m, "Carol").is_some_and(|p| p["hand_raised"] == raised),
+        )?;
+        panel.wait_for_after(
+            panel_from,
+            &format!("the panel shows Carol's hand raised: {raised}"),
+            STATE_TIMEOUT,
+            |l| {
+                let hands: Vec<bool> = l["participants"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| p["hand"] == true)
+                    .collect();
+                l["event"] == "panel"
+                    && hands.len() == 3
+                    && hands.iter().filter(|h| **h).count() == usize::from(raised)
+            },
         )?;
         pages.wait_for_after(
             from,
@@ -270,11 +290,17 @@ fn meet(host: &Roomd, pages: &BrowserPeer) -> Result<(), HarnessError> {
             })
         },
     )?;
+    panel.wait_for("the panel shows Alice's message", STATE_TIMEOUT, |l| {
+        l["chat"].as_array().is_some_and(|chat| {
+            chat.iter().any(|m| {
+                m["from"] == "Alice" && m["text"].as_str().is_some_and(|t| t.ends_with(written))
+            })
+        })
+    })?;
+    // The room's people write on the panel.
     let from = pages.line_count();
-    host.command(
-        "meeting.chat.send",
-        &json!({ "text": "Coffee is outside." }),
-    )?;
+    panel.command(&json!({ "fill": "#panel-chat-input", "value": "Coffee is outside." }))?;
+    panel.command(&json!({ "tap": "panel-chat-send" }))?;
     pages.wait_for_after(
         from,
         "every page reads the room's message",
