@@ -1,11 +1,14 @@
 //! A meeting the room hosts, with three guests on the shipped guest page (docs/meetings.md,
-//! "Everyone sees everyone"): every guest decodes the room and both other guests and hears
-//! them, the room shows all three, every page shows the room's microphone muted while it is and
-//! the room's shared content while it shares, a raised hand reaches the room and the others, a
-//! chat message reaches everyone and the panel (as text), the panel writes in it, and it is gone
-//! from every page when the meeting ends,
-//! the talking indicator on a guest's page follows the other
-//! guest's microphone, and a guest who leaves and comes back is seen again.
+//! "Everyone sees everyone") and the room's panel:
+//! - every guest decodes the room and both other guests and hears them; the room shows all
+//!   three;
+//! - every page shows the room's microphone muted while it is, and the room's shared content
+//!   while it shares;
+//! - a guest who mutes is shown muted by the room and the other pages, and not talking;
+//! - a raised hand reaches the room, the panel and the other pages;
+//! - a chat message reaches everyone and the panel (as text), the panel writes in it, and it
+//!   is gone from every page when the meeting ends;
+//! - a guest who leaves and comes back is seen again.
 //!
 //! Layout as in meeting_direct: the hosting roomd runs in the test namespace; Chromium (one
 //! browser, a context per guest) on the host reaches it through the veth and trusts only the
