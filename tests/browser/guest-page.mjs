@@ -26,9 +26,7 @@ import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 
-import { chromium } from "playwright-core";
-
-import { closeOnExit, fail, report } from "./lib/driver.mjs";
+import { closeOnExit, fail, launchChromium, report } from "./lib/driver.mjs";
 
 const { values: args } = parseArgs({
   options: {
@@ -45,23 +43,7 @@ if (!args.url || !args.ca) fail("usage: --url https://<room>/join/<meeting-id> -
 const spki = new X509Certificate(readFileSync(args.ca)).publicKey.export({ type: "spki", format: "der" });
 const pin = createHash("sha256").update(spki).digest("base64");
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--autoplay-policy=no-user-gesture-required",
-    `--ignore-certificate-errors-spki-list=${pin}`,
-  ],
-});
+const browser = await launchChromium(["--autoplay-policy=no-user-gesture-required", `--ignore-certificate-errors-spki-list=${pin}`]);
 closeOnExit(async () => {
   for (const guest of guests.values()) {
     await guest.page.click('[data-testid="guest-leave"]', { timeout: 2000 }).catch(() => {});

@@ -30,13 +30,18 @@ pub fn frames(tile: &Value) -> u64 {
 
 /// Admits the guest called `name` once it waits in `host`'s lobby (at most `timeout`).
 pub fn admit(host: &Roomd, name: &str, timeout: Duration) -> Result<(), HarnessError> {
+    let id = in_the_lobby(host, name, timeout)?;
+    host.command("meeting.admit", &json!({ "participant": id }))?;
+    Ok(())
+}
+
+/// The participant id of the guest called `name` once it waits in `host`'s lobby.
+pub fn in_the_lobby(host: &Roomd, name: &str, timeout: Duration) -> Result<String, HarnessError> {
     let meeting = meeting::wait_for(host, &format!("{name} in the lobby"), timeout, |m| {
         meeting::participant(m, name).is_some_and(|p| p["state"] == "lobby")
     })?;
-    let id = meeting::participant(&meeting, name)
+    Ok(meeting::participant(&meeting, name)
         .and_then(|p| p["id"].as_str())
         .unwrap_or_default()
-        .to_owned();
-    host.command("meeting.admit", &json!({ "participant": id }))?;
-    Ok(())
+        .to_owned())
 }

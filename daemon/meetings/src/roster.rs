@@ -111,15 +111,24 @@ impl Roster {
             shown: None,
         });
         member.peers.push((tag, peer));
-        if announced {
-            let participant = participant(id, member);
-            member.shown = Some(participant.clone());
-            self.report(MeetingReport::Participant {
-                generation: self.generation,
-                participant,
-            })
-            .await;
+        self.show(id).await;
+    }
+
+    /// Tells the core how participant `id` stands now (unless status does not list them).
+    async fn show(&mut self, id: &str) {
+        let Some(member) = self.members.get_mut(id) else {
+            return;
+        };
+        if !member.announced {
+            return;
         }
+        let participant = participant(id, member);
+        member.shown = Some(participant.clone());
+        self.report(MeetingReport::Participant {
+            generation: self.generation,
+            participant,
+        })
+        .await;
     }
 
     /// The peer of participant `id` tagged `tag`, if it has one.
@@ -170,15 +179,7 @@ impl Roster {
             return;
         }
         member.hand_raised = raised;
-        if member.announced {
-            let participant = participant(id, member);
-            member.shown = Some(participant.clone());
-            self.report(MeetingReport::Participant {
-                generation: self.generation,
-                participant,
-            })
-            .await;
-        }
+        self.show(id).await;
     }
 
     /// The name participant `id` goes by.
@@ -261,17 +262,8 @@ impl Roster {
                 }
             }
         }
-        let Some(member) = self.members.get_mut(id) else {
-            return;
-        };
-        if changed && member.announced {
-            let participant = participant(id, member);
-            member.shown = Some(participant.clone());
-            self.report(MeetingReport::Participant {
-                generation: self.generation,
-                participant,
-            })
-            .await;
+        if changed {
+            self.show(id).await;
         }
     }
 

@@ -36,10 +36,10 @@ async function servePage() {
   return server;
 }
 
-// Starts Chromium on the page. `extraArgs` are added to the fixed flags (the project's list).
-export async function launch({ extraArgs = [] } = {}) {
-  const server = await servePage();
-  const browser = await chromium.launch({
+// Starts Debian's headless Chromium with a fake camera and microphone, and `extraArgs` added to
+// the fixed flags (the project's list).
+export function launchChromium(extraArgs = []) {
+  return chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     headless: true,
     args: [
@@ -57,6 +57,12 @@ export async function launch({ extraArgs = [] } = {}) {
       ...extraArgs,
     ],
   });
+}
+
+// Starts Chromium on the page. `extraArgs` are added to the fixed flags (the project's list).
+export async function launch({ extraArgs = [] } = {}) {
+  const server = await servePage();
+  const browser = await launchChromium(extraArgs);
   const page = await browser.newPage();
   page.on("console", (message) => {
     if (message.type() === "error") report("console", { text: message.text() });

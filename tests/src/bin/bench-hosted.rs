@@ -345,13 +345,7 @@ fn join_to_first_frame() -> anyhow::Result<Vec<Row>> {
             })?;
             pages.command(&json!({ "guest": name, "join": true }))?;
         }
-        let meeting = meeting::wait_for(&host, "the guest in the lobby", STATE_TIMEOUT, |m| {
-            meeting::participant(m, name).is_some_and(|p| p["state"] == "lobby")
-        })?;
-        let id = meeting::participant(&meeting, name)
-            .and_then(|p| p["id"].as_str())
-            .unwrap_or_default()
-            .to_owned();
+        let id = hosted::in_the_lobby(&host, name, STATE_TIMEOUT)?;
         let from = pages.line_count();
         let admitted = Instant::now();
         host.command("meeting.admit", &json!({ "participant": id }))?;

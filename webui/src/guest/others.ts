@@ -36,8 +36,8 @@ export interface Participants {
   slots: (Other | null)[];
 }
 
-/** Reads a `participants` message; null for anything else or anything malformed. */
-export function parseParticipants(data: unknown): Participants | null {
+/** A message from the room as an object, if it is one of type `type` (and not too large). */
+function messageOf(data: unknown, type: string): Record<string, unknown> | null {
   if (typeof data !== "string" || data.length > MAX_MESSAGE_BYTES) return null;
   let message: unknown;
   try {
@@ -46,8 +46,16 @@ export function parseParticipants(data: unknown): Participants | null {
     return null;
   }
   if (typeof message !== "object" || message === null) return null;
-  const { type, slots, room } = message as { type?: unknown; slots?: unknown; room?: Record<string, unknown> };
-  if (type !== "participants" || !Array.isArray(slots)) return null;
+  const m = message as Record<string, unknown>;
+  return m.type === type ? m : null;
+}
+
+/** Reads a `participants` message; null for anything else or anything malformed. */
+export function parseParticipants(data: unknown): Participants | null {
+  const message = messageOf(data, "participants");
+  if (!message) return null;
+  const { slots, room } = message as { slots?: unknown; room?: Record<string, unknown> };
+  if (!Array.isArray(slots)) return null;
   return {
     room: { muted: room?.muted === true, cameraOff: room?.camera === "off", sharing: room?.content === "active" },
     slots: slots.slice(0, RELAY_SLOTS).map((slot): Other | null => {
@@ -123,15 +131,8 @@ export interface ChatLine {
 
 /** Reads a `chat` message; null for anything else or anything malformed. */
 export function parseChat(data: unknown): ChatLine | null {
-  if (typeof data !== "string" || data.length > MAX_MESSAGE_BYTES) return null;
-  let message: unknown;
-  try {
-    message = JSON.parse(data);
-  } catch {
-    return null;
-  }
-  const m = message as Record<string, unknown> | null;
-  if (typeof m !== "object" || m === null || m.type !== "chat") return null;
+  const m = messageOf(data, "chat");
+  if (!m) return null;
   if (typeof m.from !== "string" || typeof m.text !== "string") return null;
   return { from: m.from.slice(0, MAX_NAME_LENGTH), fromRoom: m.from_room === true, text: m.text.slice(0, CHAT_MAX_CHARS) };
 }
