@@ -26,7 +26,7 @@ import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 
-import { closeOnExit, fail, launchChromium, report } from "./lib/driver.mjs";
+import { closeOnExit, fail, launchChromium, report, sleep } from "./lib/driver.mjs";
 
 const { values: args } = parseArgs({
   options: {
@@ -75,7 +75,17 @@ async function open(name) {
 }
 
 async function join(page, name) {
-  await page.goto(args.url);
+  // Other tests on the machine (and this one's own network) add and remove interfaces;
+  // Chromium aborts a navigation under way when they change (ERR_NETWORK_CHANGED): load again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await page.goto(args.url);
+      break;
+    } catch (e) {
+      if (attempt >= 5 || !/ERR_NETWORK_CHANGED/.test(e.message)) throw e;
+      await sleep(200);
+    }
+  }
   await page.waitForSelector('[data-testid="guest-join"]');
   await page.fill("#guest-name", name);
   if (args.pin) await page.fill("#guest-pin", args.pin);
@@ -140,7 +150,7 @@ async function audioBySlot() {
 
 const names = args.names.split(",").filter(Boolean);
 const guests = new Map();
-for (const name of names) guests.set(name, await open(name));
+for (const name of names) guests.set(name, await open(name).catch((e) => fail(`${name}'s page: ${e.message}`)));
 report("ready");
 
 createInterface({ input: process.stdin }).on("line", async (line) => {

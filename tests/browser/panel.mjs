@@ -94,7 +94,7 @@ function shown() {
       confirm: row.querySelector('[data-testid="confirm-sas"]') !== null,
       hand: row.querySelector('[data-testid="hand-raised"]') !== null,
     })),
-    chat: [...document.querySelectorAll('[data-testid="panel-chat"] li')].map((li) => ({ from: li.getAttribute("data-from"), text: li.textContent })),
+    chat: [...document.querySelectorAll('[data-testid="panel-chat-messages"] li')].map((li) => ({ from: li.getAttribute("data-from"), text: li.textContent })),
   };
 }
 

@@ -72,6 +72,9 @@ fn three_guests_on_the_guest_page_see_and_hear_each_other_and_the_room() -> Resu
         if let Ok(meeting) = meeting::status(&host) {
             eprintln!("the room's status.meeting: {meeting:#}");
         }
+        for line in pages.lines().iter().rev().take(3).rev() {
+            eprintln!("guest pages: {line}");
+        }
     })
 }
 

@@ -57,7 +57,8 @@ pub(crate) fn stays_clear(nal_type: u8) -> bool {
     matches!(nal_type, 7..=12)
 }
 
-/// Escapes `data` so that it holds no `00 00 0x` (x ≤ 3), and appends the stop byte.
+/// Escapes `data` so that it holds no `00 00 0x` (x ≤ 2) and no `00 00 03` but the escapes it
+/// inserts (each before a byte ≤ 3), and appends the stop byte.
 pub(crate) fn escape(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + data.len() / 64 + 2);
     let mut zeros = 0;
@@ -117,7 +118,8 @@ mod tests {
         #[test]
         fn escaping_round_trips_and_never_emulates_a_start_code(data in proptest::collection::vec(any::<u8>(), 0..512)) {
             let escaped = escape(&data);
-            prop_assert!(!escaped.windows(3).any(|w| w[0] == 0 && w[1] == 0 && w[2] <= 3));
+            // 00 00 03 is the escape itself; 00 00 00, 01 and 02 must never appear.
+            prop_assert!(!escaped.windows(3).any(|w| w[0] == 0 && w[1] == 0 && w[2] <= 2));
             prop_assert_ne!(escaped.last(), Some(&0));
             prop_assert_eq!(unescape(&escaped).expect("unescape"), data);
         }

@@ -5,7 +5,8 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { api, ApiError, setCredentials } from "../api";
 import { ErrorBanner, Field, describedBy } from "../components";
 import { LangSwitch, t, useLang } from "../i18n";
-import { addReceivingLines, CHAT_KEPT, CHAT_MAX_CHARS, ChatLine, Other, parseChat, parseParticipants, RoomMedia } from "./others";
+import { Chat } from "../chat";
+import { addReceivingLines, CHAT_KEPT, ChatLine, Other, parseChat, parseParticipants, RoomMedia } from "./others";
 
 type Phase = "form" | "lobby" | "joined" | "removed" | "ended" | "left";
 
@@ -87,7 +88,6 @@ export function Guest({ meetingId }: { meetingId: string }) {
   const [roomMedia, setRoomMedia] = useState<RoomMedia | null>(null);
   const [handRaised, setHandRaised] = useState(false);
   const [chat, setChat] = useState<ChatLine[]>([]);
-  const [draft, setDraft] = useState("");
   // The WHEP connection's data channel: the room's participant list comes in, the hand goes out.
   const channel = useRef<RTCDataChannel | null>(null);
   // Read by the channel's open handler, set up before the guest may have raised it.
@@ -129,12 +129,8 @@ export function Guest({ meetingId }: { meetingId: string }) {
     // The chat is gone from the screen with the meeting.
     setChat([]);
   };
-  const sendChat = (e: Event) => {
-    e.preventDefault();
-    const text = draft.trim();
-    if (!text || channel.current?.readyState !== "open") return;
-    channel.current.send(JSON.stringify({ type: "chat", text }));
-    setDraft("");
+  const sendChat = (text: string) => {
+    if (channel.current?.readyState === "open") channel.current.send(JSON.stringify({ type: "chat", text }));
   };
   const toggleHand = () => {
     const raised = !handRaised;
@@ -349,25 +345,12 @@ export function Guest({ meetingId }: { meetingId: string }) {
           {phase === "joined" && error && <ErrorBanner message={error.message} />}
         </section>
         {phase === "joined" && (
-          <section class="card chat" aria-labelledby="chat-title">
-            <h2 id="chat-title">{t("guest.chat")}</h2>
-            <ol aria-live="polite" data-testid="chat-messages">
-              {chat.map((line) => (
-                <li data-from={line.from}>
-                  <strong>{line.fromRoom ? `${line.from} (${t("guest.room_video")})` : line.from}</strong>: {line.text}
-                </li>
-              ))}
-            </ol>
-            <form onSubmit={sendChat} class="row">
-              <label for="chat-input" class="visually-hidden">
-                {t("guest.chat_message")}
-              </label>
-              <input id="chat-input" data-testid="chat-input" maxLength={CHAT_MAX_CHARS} autoComplete="off" value={draft} onInput={(e) => setDraft(e.currentTarget.value)} />
-              <button type="submit" class="big" data-testid="chat-send">
-                {t("guest.chat_send")}
-              </button>
-            </form>
-          </section>
+          <Chat
+            prefix="chat"
+            heading="h2"
+            messages={chat.map((line, n) => ({ key: n, from: line.from, label: line.fromRoom ? `${line.from} (${t("guest.room_video")})` : line.from, text: line.text }))}
+            onSend={sendChat}
+          />
         )}
       </main>
     </div>

@@ -3,6 +3,8 @@
 // pairs of audio and video lines, one pair per other guest, then a video line for the room's
 // shared content; the room says on the connection's data channel who each slot shows.
 
+import { CHAT_MAX_CHARS } from "../chat";
+
 /** Relay slots offered: the room fills at most this many (its MAX_RELAY_SLOTS). */
 export const RELAY_SLOTS = 8;
 /** A participant list is a few hundred bytes; anything much larger is not one. */
@@ -117,8 +119,6 @@ export function addReceivingLines(pc: RTCPeerConnection): Incoming {
   return { people, content };
 }
 
-/** The longest chat message the room takes, in characters. */
-export const CHAT_MAX_CHARS = 500;
 /** Chat messages a page keeps on screen. */
 export const CHAT_KEPT = 50;
 

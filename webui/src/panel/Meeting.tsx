@@ -4,7 +4,7 @@
 // shows whether the room holds end-to-end keys with them and whether (and how) they are
 // verified, from status.meeting.e2ee; an unverified one shows the short authentication string
 // to read aloud, and the people confirm it here when it matched (meeting.e2ee_confirm).
-import { useState } from "preact/hooks";
+import { Chat } from "../chat";
 import { t, type Key } from "../i18n";
 
 type Run = (name: string, args?: Record<string, unknown>) => Promise<void>;
@@ -97,41 +97,8 @@ function SipControls({ onHold, farEndOnHold, run }: { onHold: boolean; farEndOnH
 /** What status measured: DTLS-SRTP (WebRTC, SIP) or SDES-SRTP (SIP) both encrypt the media. */
 const encrypted = (p: Participant) => p.encryption === "dtls-srtp" || p.encryption === "sdes-srtp";
 
+/** A message of status.meeting.chat. */
 type ChatMessage = { seq: number; from: string; from_room: boolean; text: string };
-
-/** The chat of a meeting the room hosts (status.meeting.chat): messages as text, and a line to
- * write in it (meeting.chat.send). */
-function Chat({ messages, run }: { messages: ChatMessage[]; run: Run }) {
-  const [draft, setDraft] = useState("");
-  const send = async (e: Event) => {
-    e.preventDefault();
-    const text = draft.trim();
-    if (!text) return;
-    await run("meeting.chat.send", { text });
-    setDraft("");
-  };
-  return (
-    <section aria-labelledby="panel-chat-title">
-      <h3 id="panel-chat-title">{t("guest.chat")}</h3>
-      <ol aria-live="polite" data-testid="panel-chat">
-        {messages.map((m) => (
-          <li key={m.seq} data-from={m.from}>
-            <strong>{m.from}</strong>: {m.text}
-          </li>
-        ))}
-      </ol>
-      <form onSubmit={send} class="row">
-        <label for="panel-chat-input" class="visually-hidden">
-          {t("guest.chat_message")}
-        </label>
-        <input id="panel-chat-input" data-testid="panel-chat-input" maxLength={500} autoComplete="off" value={draft} onInput={(e) => setDraft(e.currentTarget.value)} />
-        <button type="submit" class="big" data-testid="panel-chat-send">
-          {t("guest.chat_send")}
-        </button>
-      </form>
-    </section>
-  );
-}
 
 export function Meeting({ meeting, run }: { meeting: any; run: Run }) {
   const participants: Participant[] = meeting.participants ?? [];
@@ -196,7 +163,14 @@ export function Meeting({ meeting, run }: { meeting: any; run: Run }) {
         ))}
       </ul>
       <ContentFloor floor={meeting.content_floor} />
-      {meeting.target?.kind === "hosted" && <Chat messages={meeting.chat ?? []} run={run} />}
+      {meeting.target?.kind === "hosted" && (
+        <Chat
+          prefix="panel-chat"
+          heading="h3"
+          messages={((meeting.chat ?? []) as ChatMessage[]).map((m) => ({ key: m.seq, from: m.from, label: m.from, text: m.text }))}
+          onSend={(text) => run("meeting.chat.send", { text })}
+        />
+      )}
       {meeting.target?.kind === "sip" && meeting.state === "connected" && <SipControls onHold={meeting.on_hold === true} farEndOnHold={meeting.far_end_on_hold === true} run={run} />}
       <button type="button" class="big danger" data-testid="leave" onClick={() => run("meeting.leave")}>
         {t("panel.leave")}
