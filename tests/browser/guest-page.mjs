@@ -19,7 +19,9 @@
 // Commands, one JSON object a line on stdin, answered with {"event":"done","command":…}:
 // {"guest":"Bob","press":"mute"|"camera"|"hand"|"leave"} presses that button on Bob's page;
 // {"guest":"Bob","join":true} loads the page again and joins (a guest who left comes back);
-// {"guest":"Bob","chat":"text"} types the text in Bob's chat and sends it.
+// {"guest":"Bob","chat":"text"} types the text in Bob's chat and sends it;
+// {"guest":"Bob","raw":["…",…]} sends those messages on Bob's data channel to the room, as a
+// hostile page would (not through the page).
 
 import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -51,14 +53,21 @@ closeOnExit(async () => {
   await browser.close().catch(() => {});
 });
 
-// Keeps every RTCPeerConnection the page makes, so that the driver can read its statistics.
+// Keeps every RTCPeerConnection the page makes, so that the driver can read its statistics,
+// and every data channel, so that it can send what a hostile page would.
 function watchConnections() {
   const Native = window.RTCPeerConnection;
   window.__connections = [];
+  window.__channels = [];
   window.RTCPeerConnection = class extends Native {
     constructor(...a) {
       super(...a);
       window.__connections.push(this);
+    }
+    createDataChannel(...a) {
+      const channel = super.createDataChannel(...a);
+      window.__channels.push(channel);
+      return channel;
     }
   };
 }
@@ -160,6 +169,15 @@ createInterface({ input: process.stdin }).on("line", async (line) => {
     if (!guest) throw new Error(`no guest ${command.guest}`);
     if (command.join) {
       await join(guest.page, command.guest);
+    } else if (Array.isArray(command.raw)) {
+      // Sent on the page's own channel to the room, as they are: not through the page.
+      const sent = await guest.page.evaluate((messages) => {
+        const channel = window.__channels.filter((c) => c.readyState === "open").at(-1);
+        if (!channel) return 0;
+        messages.forEach((m) => channel.send(m));
+        return messages.length;
+      }, command.raw);
+      if (sent !== command.raw.length) throw new Error("no open data channel");
     } else if (typeof command.chat === "string") {
       await guest.page.fill('[data-testid="chat-input"]', command.chat);
       await guest.page.click('[data-testid="chat-send"]');

@@ -318,6 +318,67 @@ fn meet(host: &Roomd, pages: &BrowserPeer, panel: &BrowserPeer) -> Result<(), Ha
         },
     )?;
 
+    // A hostile page: Bob's channel sends a message claiming to be Alice, one too long, one
+    // with control characters, messages the room does not know, and a burst of 20 lines. The
+    // others see Bob's name on what they get, nothing of the bad ones, and at most 5 lines of
+    // the burst (5 in 10 s per guest).
+    let mut raw = vec![
+        json!({ "type": "chat", "text": "forged", "from": "Alice" }).to_string(),
+        json!({ "type": "chat", "text": "x".repeat(501) }).to_string(),
+        json!({ "type": "chat", "text": "clear\u{1b}[2J" }).to_string(),
+        json!({ "type": "unmute", "participant": "Alice" }).to_string(),
+        "not json".to_owned(),
+    ];
+    raw.extend(
+        (0..20).map(|n| json!({ "type": "chat", "text": format!("burst {n}") }).to_string()),
+    );
+    let from = pages.line_count();
+    pages.command(&json!({ "guest": "Bob", "raw": raw }))?;
+    pages.wait_for_after(
+        from,
+        "the burst's first line reaches Carol",
+        STATE_TIMEOUT,
+        |l| shows(l, "Carol", "Bob", "burst 0"),
+    )?;
+    std::thread::sleep(Duration::from_secs(2));
+    let seen = pages
+        .lines()
+        .into_iter()
+        .rev()
+        .find(|l| l["event"] == "guests")
+        .unwrap_or_default();
+    let carol = view(&seen, "Carol")
+        .map(|v| v["chat"].clone())
+        .unwrap_or_default();
+    let texts: Vec<&str> = carol
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["from"] == "Bob")
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    let burst = texts.iter().filter(|t| t.contains("burst ")).count();
+    assert!(
+        burst <= 5,
+        "more than 5 of Bob's burst reached Carol: {texts:?}"
+    );
+    assert!(
+        !texts
+            .iter()
+            .any(|t| t.contains("forged") || t.contains("xxxxx") || t.contains("clear")),
+        "a bad message reached Carol: {texts:?}"
+    );
+    assert!(
+        !carol.to_string().contains("forged"),
+        "a message claiming to be Alice reached Carol: {carol}"
+    );
+    let meeting = meeting::status(host)?;
+    assert_eq!(
+        meeting::participant(&meeting, "Alice").map(|p| p["audio"].clone()),
+        Some(json!("on")),
+        "an unknown message changed Alice: {meeting}"
+    );
+
     // Carol leaves: the others no longer show her. She comes back: she is seen again.
     pages.command(&json!({ "guest": "Carol", "press": "leave" }))?;
     pages.wait_for_after(
