@@ -21,7 +21,14 @@
 // {"guest":"Bob","join":true} loads the page again and joins (a guest who left comes back);
 // {"guest":"Bob","chat":"text"} types the text in Bob's chat and sends it;
 // {"guest":"Bob","raw":["…",…]} sends those messages on Bob's data channel to the room, as a
-// hostile page would (not through the page).
+// hostile page would (not through the page);
+// {"guest":"Alice","moderate":"ask-mute"|"make-presenter"|"take-presenter"|"remove","on":"Bob"}
+// presses that button on Bob's tile on Alice's page (a moderator's);
+// {"guest":"Alice","press":"lock"|"end"|"accept-mute"} presses the moderator's lock or "end for
+// everyone", or the button of a request to mute.
+// Each guest's line also has `roles` ({"moderator","presenter"}), `locked`, `lobby` (the names a
+// moderator's page lists), `mute_request` (the request's text, or null), `muted` (the page's own
+// mute button), and per other guest `moderator` and `presenter`.
 
 import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -117,6 +124,8 @@ function observe() {
     talking: figure.dataset.talking === "true",
     audio: figure.dataset.audio,
     hand: figure.dataset.hand === "true",
+    moderator: figure.dataset.moderator === "true",
+    presenter: figure.dataset.presenter === "true",
     video: figure.dataset.video,
     frames: frames(figure.querySelector("video")),
     width: figure.querySelector("video")?.videoWidth ?? 0,
@@ -135,7 +144,13 @@ function observe() {
     from: li.dataset.from,
     text: li.textContent,
   }));
-  return { phase, error, room, content, others, chat };
+  const roleLine = document.querySelector('[data-testid="guest-roles"]');
+  const roles = { moderator: roleLine?.dataset.moderator === "true", presenter: roleLine?.dataset.presenter === "true" };
+  const locked = document.querySelector('[data-testid="meeting-locked"]') !== null;
+  const lobby = [...document.querySelectorAll('[data-testid="moderation-lobby"] li')].map((li) => li.dataset.name);
+  const mute_request = document.querySelector('[data-testid="mute-request"] p')?.textContent ?? null;
+  const muted = document.querySelector('[data-testid="guest-mute"]')?.getAttribute("aria-pressed") === "true";
+  return { phase, error, room, content, others, chat, roles, locked, lobby, mute_request, muted };
 }
 
 // Inbound audio per slot of the WHEP connection (0: the room), from its receivers' statistics.
@@ -181,6 +196,12 @@ createInterface({ input: process.stdin }).on("line", async (line) => {
     } else if (typeof command.chat === "string") {
       await guest.page.fill('[data-testid="chat-input"]', command.chat);
       await guest.page.click('[data-testid="chat-send"]');
+    } else if (typeof command.moderate === "string") {
+      await guest.page.click(`[data-testid="other-guest"][data-name="${command.on}"] [data-testid="${command.moderate}"]`);
+    } else if (command.press === "lock" || command.press === "end") {
+      await guest.page.click(`[data-testid="moderation-${command.press}"]`);
+    } else if (command.press === "accept-mute") {
+      await guest.page.click('[data-testid="mute-request-accept"]');
     } else if (command.press === "leave") {
       await guest.page.click('[data-testid="guest-leave"]');
     } else if (command.press === "mute" || command.press === "camera" || command.press === "hand") {

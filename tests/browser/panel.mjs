@@ -10,7 +10,7 @@
 //
 // Lines: {"event":"panel","meeting_state","encrypted","on_hold","far_end_on_hold","content_floor","keypad","incoming" (the caller
 // a ringing call shows),"participants":[{"id",
-// "e2ee","frames","identity","verified_by","sas","waiting","confirm","hand"}],"meeting_e2ee",
+// "e2ee","frames","identity","verified_by","sas","waiting","confirm","hand","moderator","presenter"}],"locked","meeting_e2ee",
 // "chat":[{"from","text"}]} whenever what the
 // panel shows changes; {"event":"tapped","testid","participant"}; {"event":"filled","selector"};
 // {"event":"error",…}.
@@ -93,7 +93,10 @@ function shown() {
       waiting: row.querySelector('[data-testid="sas-waiting"]') !== null,
       confirm: row.querySelector('[data-testid="confirm-sas"]') !== null,
       hand: row.querySelector('[data-testid="hand-raised"]') !== null,
+      moderator: row.querySelector('[data-testid="guest-roles"]')?.getAttribute("data-moderator") === "true",
+      presenter: row.querySelector('[data-testid="guest-roles"]')?.getAttribute("data-presenter") === "true",
     })),
+    locked: document.querySelector('[data-testid="meeting-locked"]') !== null,
     chat: [...document.querySelectorAll('[data-testid="panel-chat-messages"] li')].map((li) => ({ from: li.getAttribute("data-from"), text: li.textContent })),
   };
 }

@@ -8,7 +8,9 @@
 //! - a raised hand reaches the room, the panel and the other pages;
 //! - a chat message reaches everyone and the panel (as text), the panel writes in it, and it
 //!   is gone from every page when the meeting ends;
-//! - a guest who leaves and comes back is seen again.
+//! - a guest who leaves and comes back is seen again;
+//! - a moderator (made one by the room) asks a guest to mute, makes a guest the presenter,
+//!   locks the meeting, removes a guest and ends it for everyone; the audit log names them.
 //!
 //! Layout as in meeting_direct: the hosting roomd runs in the test namespace; Chromium (one
 //! browser, a context per guest) on the host reaches it through the veth and trusts only the
@@ -398,15 +400,170 @@ fn meet(host: &Roomd, pages: &BrowserPeer, panel: &BrowserPeer) -> Result<(), Ha
         l["event"] == "guests" && everyone_sees_everyone(l, None, &GUESTS)
     })?;
 
-    host.command("meeting.leave", &json!({}))?;
-    pages.wait_for("every page shows the meeting ended", STATE_TIMEOUT, |l| {
-        GUESTS.iter().all(|name| {
-            view(l, name).is_some_and(|v| {
-                v["others"].as_array().is_some_and(Vec::is_empty)
-                    && v["chat"].as_array().is_some_and(Vec::is_empty)
-                    && v["phase"] != "joined"
+    moderate(host, pages, panel)?;
+
+    // Alice ends the meeting for everyone.
+    let from = pages.line_count();
+    pages.command(&json!({ "guest": "Alice", "press": "end" }))?;
+    pages.wait_for_after(
+        from,
+        "every page shows the meeting ended",
+        STATE_TIMEOUT,
+        |l| {
+            ["Alice", "Bob"].iter().all(|name| {
+                view(l, name).is_some_and(|v| {
+                    v["others"].as_array().is_some_and(Vec::is_empty)
+                        && v["chat"].as_array().is_some_and(Vec::is_empty)
+                        && v["phase"] != "joined"
+                })
             })
+        },
+    )?;
+    meeting::wait_for(host, "the room's meeting ended", STATE_TIMEOUT, |m| {
+        m["state"] == "idle"
+    })?;
+    Ok(())
+}
+
+/// Roles: the room makes Alice a moderator; on her page she asks Bob to mute (he does, on his
+/// own page), makes him the presenter, locks the meeting (a newcomer is refused) and removes
+/// Carol (her page says so, and the others no longer show her). The audit log names Alice's
+/// requests.
+fn moderate(host: &Roomd, pages: &BrowserPeer, panel: &BrowserPeer) -> Result<(), HarnessError> {
+    let meeting = meeting::status(host)?;
+    let id_of = |name: &str| {
+        meeting::participant(&meeting, name)
+            .and_then(|p| p["id"].as_str())
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("{name} is not in the room's status: {meeting}"))
+    };
+    let (alice, bob) = (id_of("Alice"), id_of("Bob"));
+    let from = pages.line_count();
+    // On the panel, as the room's people do it.
+    panel.command(&json!({ "tap": "moderator", "participant": alice }))?;
+    panel.wait_for("the panel shows Alice moderating", STATE_TIMEOUT, |l| {
+        l["participants"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["id"] == alice.as_str() && p["moderator"] == true)
+    })?;
+    pages.wait_for_after(
+        from,
+        "Alice moderates, and Bob sees it",
+        STATE_TIMEOUT,
+        |l| {
+            view(l, "Alice").is_some_and(|v| v["roles"]["moderator"] == true)
+                && view(l, "Bob")
+                    .and_then(|v| other(v, "Alice"))
+                    .is_some_and(|a| a["moderator"] == true)
+        },
+    )?;
+
+    // A request to mute: Bob's page asks him; nothing changes until he answers.
+    let from = pages.line_count();
+    pages.command(&json!({ "guest": "Alice", "moderate": "ask-mute", "on": "Bob" }))?;
+    pages.wait_for_after(from, "Bob's page asks him to mute", STATE_TIMEOUT, |l| {
+        view(l, "Bob").is_some_and(|v| {
+            v["mute_request"]
+                .as_str()
+                .is_some_and(|t| t.contains("Alice"))
+                && v["muted"] == false
         })
     })?;
+    pages.command(&json!({ "guest": "Bob", "press": "accept-mute" }))?;
+    meeting::wait_for(
+        host,
+        "the room shows Bob's microphone off",
+        STATE_TIMEOUT,
+        |m| meeting::participant(m, "Bob").is_some_and(|p| p["audio"] == "off"),
+    )?;
+
+    // The presenter role, shown to the others and on the panel.
+    let from = pages.line_count();
+    pages.command(&json!({ "guest": "Alice", "moderate": "make-presenter", "on": "Bob" }))?;
+    pages.wait_for_after(
+        from,
+        "Bob presents, on his page and Carol's",
+        STATE_TIMEOUT,
+        |l| {
+            view(l, "Bob").is_some_and(|v| v["roles"]["presenter"] == true)
+                && view(l, "Carol")
+                    .and_then(|v| other(v, "Bob"))
+                    .is_some_and(|b| b["presenter"] == true)
+        },
+    )?;
+    assert_eq!(
+        meeting::status(host)?["moderation"]["presenter"],
+        json!(bob)
+    );
+
+    // Locked: a newcomer is refused, and told why.
+    let from = pages.line_count();
+    pages.command(&json!({ "guest": "Alice", "press": "lock" }))?;
+    pages.wait_for_after(from, "Alice's page shows the lock", STATE_TIMEOUT, |l| {
+        view(l, "Alice").is_some_and(|v| v["locked"] == true)
+    })?;
+    panel.wait_for("the panel shows the lock", STATE_TIMEOUT, |l| {
+        l["locked"] == true
+    })?;
+    let meeting_id = meeting::status(host)?["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let refused = host
+        .request("POST", &format!("/api/v1/join/{meeting_id}/guests"))
+        .json(&json!({ "name": "Dave", "pin": PIN }))
+        .send()?;
+    assert_eq!(
+        refused.status,
+        403,
+        "a newcomer to a locked meeting: {}",
+        refused.text()
+    );
+    assert!(refused.text().contains("locked"), "{}", refused.text());
+
+    // Removed: Carol's page says so, the others no longer show her, the room no longer lists her.
+    let from = pages.line_count();
+    pages.command(&json!({ "guest": "Alice", "moderate": "remove", "on": "Carol" }))?;
+    pages.wait_for_after(
+        from,
+        "Carol removed, and gone from the others' pages",
+        STATE_TIMEOUT,
+        |l| {
+            view(l, "Carol")
+                .is_some_and(|v| v["phase"].as_str().is_some_and(|p| p.contains("removed")))
+                && ["Alice", "Bob"]
+                    .iter()
+                    .all(|name| view(l, name).is_some_and(|v| other(v, "Carol").is_none()))
+        },
+    )?;
+    assert!(meeting::participant(&meeting::status(host)?, "Carol").is_none());
+
+    // The audit log names who asked what.
+    let audit = host
+        .get("/api/v1/audit")
+        .bearer(&host.admin_token()?)
+        .send()?
+        .expect_status(200, "GET /api/v1/audit")?
+        .json()?;
+    let moderation: Vec<&Value> = audit
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| {
+            e["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("/moderation"))
+        })
+        .collect();
+    for said in ["ask", "presenter", "lock the meeting", "remove"] {
+        assert!(
+            moderation.iter().any(|e| e["status"] == 204
+                && e["actor"].as_str().is_some_and(|a| a.contains(&alice))
+                && e["detail"].as_str().is_some_and(|d| d.contains(said))),
+            "no audit record of Alice's {said:?}: {moderation:#?}"
+        );
+    }
     Ok(())
 }

@@ -93,6 +93,8 @@ pub enum Handler {
     GuestState,
     /// `DELETE …/guests/{guest_id}`: the guest leaves.
     GuestLeave,
+    /// `POST …/guests/{guest_id}/moderation`: a moderator's request.
+    GuestModerate,
     /// `POST …/guests/{guest_id}/{direction}`: a WHIP or WHEP offer.
     GuestMediaConnect,
     /// `DELETE …/guests/{guest_id}/{direction}`: ends a WHIP or WHEP session.
@@ -217,6 +219,8 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/api/v1/join/{meeting_id}/guests", Public, H::GuestArrive),
     route("GET", "/api/v1/join/{meeting_id}/guests/{guest_id}", Guest, H::GuestState),
     route("DELETE", "/api/v1/join/{meeting_id}/guests/{guest_id}", Guest, H::GuestLeave),
+    // Before `{direction}`: the router tries paths in the table's order.
+    route("POST", "/api/v1/join/{meeting_id}/guests/{guest_id}/moderation", Guest, H::GuestModerate),
     route("POST", "/api/v1/join/{meeting_id}/guests/{guest_id}/{direction}", Guest, H::GuestMediaConnect),
     route("DELETE", "/api/v1/join/{meeting_id}/guests/{guest_id}/{direction}", Guest, H::GuestMediaDisconnect),
     route("GET", "/api/v1/metrics", Requires(P::MetricsRead), H::Metrics),
@@ -292,6 +296,7 @@ fn handler_route(handler: Handler) -> actix_web::Route {
         H::GuestArrive => r.to(guests::arrive),
         H::GuestState => r.to(guests::state),
         H::GuestLeave => r.to(guests::leave),
+        H::GuestModerate => r.to(guests::moderate),
         H::GuestMediaConnect => r.to(guests::connect_media),
         H::GuestMediaDisconnect => r.to(guests::disconnect_media),
         H::ConfigSchema => r.to(config::schema),

@@ -93,6 +93,31 @@ pub enum RoomCommand {
         /// The participant id, from `status.meeting.participants`.
         id: String,
     },
+    /// `meeting.moderator.grant` / `meeting.moderator.revoke`: makes a guest of the meeting
+    /// the room hosts a moderator, or takes that back (docs/meetings.md, "Roles").
+    SetModerator {
+        /// The guest's participant id.
+        id: String,
+        /// True to grant, false to take back.
+        moderator: bool,
+    },
+    /// `meeting.presenter.set` / `meeting.presenter.clear`: the one guest who may share a
+    /// window, or none.
+    SetPresenter {
+        /// The guest's participant id; `None`: no guest may share.
+        id: Option<String>,
+    },
+    /// `meeting.lock` / `meeting.unlock`: whether anyone new may arrive at the hosted meeting.
+    LockMeeting {
+        /// True to lock.
+        locked: bool,
+    },
+    /// `meeting.ask_mute`: asks a guest to switch their microphone off (their page shows the
+    /// request; nobody is muted from afar).
+    AskToMute {
+        /// The guest's participant id.
+        id: String,
+    },
     /// `meeting.dtmf`: sends DTMF tones (RFC 4733) into the current SIP call, e.g. a bridge's
     /// conference PIN.
     SendDtmf {
@@ -265,6 +290,41 @@ pub const COMMANDS: &[CommandSpec] = &[
         name: "meeting.remove",
         example: r#"{"participant": "g-7QK3M9TX"}"#,
         parse: parse_participant,
+    },
+    CommandSpec {
+        name: "meeting.moderator.grant",
+        example: r#"{"participant": "g-7QK3M9TX"}"#,
+        parse: parse_grant_moderator,
+    },
+    CommandSpec {
+        name: "meeting.moderator.revoke",
+        example: r#"{"participant": "g-7QK3M9TX"}"#,
+        parse: parse_revoke_moderator,
+    },
+    CommandSpec {
+        name: "meeting.presenter.set",
+        example: r#"{"participant": "g-7QK3M9TX"}"#,
+        parse: parse_set_presenter,
+    },
+    CommandSpec {
+        name: "meeting.presenter.clear",
+        example: "{}",
+        parse: parse_clear_presenter,
+    },
+    CommandSpec {
+        name: "meeting.lock",
+        example: "{}",
+        parse: parse_lock,
+    },
+    CommandSpec {
+        name: "meeting.unlock",
+        example: "{}",
+        parse: parse_unlock,
+    },
+    CommandSpec {
+        name: "meeting.ask_mute",
+        example: r#"{"participant": "g-7QK3M9TX"}"#,
+        parse: parse_ask_mute,
     },
     CommandSpec {
         name: "meeting.chat.send",
@@ -529,6 +589,62 @@ fn parse_participant(command: &'static str, args: &Value) -> Result<RoomCommand,
         RoomCommand::AdmitParticipant { id: a.participant }
     } else {
         RoomCommand::RemoveParticipant { id: a.participant }
+    })
+}
+
+/// The participant id of a command's arguments, checked for form (the core checks who it is).
+fn participant_of(command: &'static str, args: &Value) -> Result<String, CommandError> {
+    let a: ParticipantArgs = args_of(command, args)?;
+    if a.participant.is_empty() || a.participant.len() > 64 {
+        return Err(invalid(
+            command,
+            "participant: give a participant id from status.meeting.participants",
+        ));
+    }
+    Ok(a.participant)
+}
+
+fn parse_grant_moderator(command: &'static str, args: &Value) -> Result<RoomCommand, CommandError> {
+    Ok(RoomCommand::SetModerator {
+        id: participant_of(command, args)?,
+        moderator: true,
+    })
+}
+
+fn parse_revoke_moderator(
+    command: &'static str,
+    args: &Value,
+) -> Result<RoomCommand, CommandError> {
+    Ok(RoomCommand::SetModerator {
+        id: participant_of(command, args)?,
+        moderator: false,
+    })
+}
+
+fn parse_set_presenter(command: &'static str, args: &Value) -> Result<RoomCommand, CommandError> {
+    Ok(RoomCommand::SetPresenter {
+        id: Some(participant_of(command, args)?),
+    })
+}
+
+fn parse_clear_presenter(command: &'static str, args: &Value) -> Result<RoomCommand, CommandError> {
+    let NoArgs {} = args_of(command, args)?;
+    Ok(RoomCommand::SetPresenter { id: None })
+}
+
+fn parse_lock(command: &'static str, args: &Value) -> Result<RoomCommand, CommandError> {
+    let NoArgs {} = args_of(command, args)?;
+    Ok(RoomCommand::LockMeeting { locked: true })
+}
+
+fn parse_unlock(command: &'static str, args: &Value) -> Result<RoomCommand, CommandError> {
+    let NoArgs {} = args_of(command, args)?;
+    Ok(RoomCommand::LockMeeting { locked: false })
+}
+
+fn parse_ask_mute(command: &'static str, args: &Value) -> Result<RoomCommand, CommandError> {
+    Ok(RoomCommand::AskToMute {
+        id: participant_of(command, args)?,
     })
 }
 

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::meeting::{E2eeStatus, MeetingState, StreamStats};
+use super::moderation::Moderation;
 use roomd_model::config::{CameraPosition, Layout, SelfviewMode, SelfviewPosition};
 use roomd_model::update::UpdateState;
 
@@ -193,6 +194,19 @@ room_events! {
     }
     /// A participant was removed from the meeting.
     ParticipantRemoved = "meeting.participant.removed" { participant: String }
+    /// Roles or the lock of the hosted meeting changed (`status.meeting.moderation`), by the
+    /// room or a moderator (named).
+    MeetingModeration = "meeting.moderation" {
+        moderation: Moderation,
+        by: String,
+    }
+    /// A guest was asked to switch their microphone off (by the room or a moderator).
+    MuteRequested = "meeting.participant.mute_requested" {
+        participant: String,
+        by: String,
+    }
+    /// A moderator ended the hosted meeting for everyone.
+    MeetingEndedByModerator = "meeting.ended.by_moderator" { by: String }
     /// Someone joined the meeting for the first time.
     ParticipantJoined = "meeting.participant.joined" {
         participant: String,

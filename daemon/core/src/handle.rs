@@ -256,6 +256,27 @@ impl RoomHandle {
         .await?
     }
 
+    /// A moderator among the guests asks for `action` (refused unless the token is theirs and
+    /// the room made them a moderator).
+    pub async fn guest_moderate(
+        &self,
+        meeting_id: String,
+        guest_id: String,
+        token: Secret,
+        action: crate::ModeratorAction,
+    ) -> Result<(), CoreError> {
+        self.ask(|reply| Request::Guest {
+            meeting_id,
+            request: GuestRequest::Moderate {
+                guest_id,
+                token,
+                action,
+                reply,
+            },
+        })
+        .await?
+    }
+
     /// Answers once the core has worked through everything queued before it: a liveness check.
     pub async fn ping(&self) -> Result<(), CoreError> {
         self.ask(|reply| Request::Ping { reply }).await

@@ -11,6 +11,7 @@ mod event;
 mod handle;
 mod meeting;
 mod meeting_desk;
+mod moderation;
 mod report;
 mod room;
 mod status;
@@ -25,6 +26,7 @@ pub use meeting::{
     MeetingState, MeetingStatus, MeetingTarget, Participant, ParticipantState, SasConfirmation,
     SharedPlan, StreamStats, chat_text_is_valid, check_display_name, check_pin, is_meeting_id,
 };
+pub use moderation::{LobbyGuest, Moderation, ModeratorAction, MuteRequest};
 pub use report::{EngineState, MediaEngineStatus, MediaReport};
 pub use room::{CoreSetup, IncomingVerdict, spawn};
 pub use status::{

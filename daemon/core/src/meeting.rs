@@ -11,6 +11,8 @@ use url::Url;
 
 use roomd_model::Secret;
 
+use crate::moderation::{LobbyGuest, Moderation, MuteRequest};
+
 /// Characters of a hosted meeting's id: readable aloud and typeable, see [`roomd_base::random`].
 pub(crate) const MEETING_ID_CHARS: usize = 10;
 const PIN_MIN_DIGITS: usize = 4;
@@ -490,6 +492,8 @@ pub struct MeetingStatus {
     /// The chat of a hosted meeting, oldest first: the last [`CHAT_KEPT`] messages, kept in
     /// memory while the meeting goes on and gone when it ends.
     pub chat: Vec<ChatMessage>,
+    /// Roles and the lock of a hosted meeting (docs/meetings.md, "Roles").
+    pub moderation: Moderation,
 }
 
 /// Who may send content in a meeting with floor control (`status.meeting.content_floor`),
@@ -610,6 +614,7 @@ impl MeetingStatus {
             far_end_on_hold: false,
             content_floor: ContentFloor::None,
             chat: Vec::new(),
+            moderation: Moderation::default(),
         }
     }
 }
@@ -755,6 +760,13 @@ pub struct MeetingPlan {
     /// What the room wrote in a hosted meeting's chat (`meeting.chat.send`), the last
     /// [`CHAT_KEPT`]: the engine sends each to the guests once (by `seq`).
     pub chat: Vec<ChatMessage>,
+    /// Roles and the lock, as in `status.meeting.moderation`.
+    pub moderation: Moderation,
+    /// Guests waiting in the lobby (moderators' pages list them).
+    pub lobby: Vec<LobbyGuest>,
+    /// Requests to guests to mute, the last [`crate::moderation::MUTE_REQUESTS_KEPT`]: the
+    /// engine passes each to its guest once (by `seq`).
+    pub mute_requests: Vec<MuteRequest>,
 }
 
 /// A short authentication string the room confirmed with a participant.

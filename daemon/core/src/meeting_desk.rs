@@ -33,6 +33,8 @@ const MAX_PIN_DELAY: Duration = Duration::from_secs(300);
 /// Sources whose wrong PINs are remembered; when full, a source whose wait is over makes room,
 /// else a new source waits too (it takes this many addresses to get there).
 const MAX_PIN_SOURCES: usize = 1024;
+mod moderation;
+
 /// Guests in one lobby and meeting at most: a bound on what an open join link can cost.
 const MAX_GUESTS: usize = 32;
 /// Of those, waiting in the lobby at once: arrivals beyond it are refused until someone is
@@ -66,6 +68,8 @@ struct Current {
     wrong_pins: HashMap<IpAddr, PinAttempts>,
     /// The chat's last message number.
     chat_seq: u64,
+    /// The last mute request's number.
+    mute_seq: u64,
 }
 
 pub(super) struct MeetingDesk {
@@ -125,6 +129,9 @@ impl MeetingDesk {
             hold: false,
             sas_confirmed: Vec::new(),
             chat: Vec::new(),
+            moderation: Default::default(),
+            lobby: Vec::new(),
+            mute_requests: Vec::new(),
         });
         let now = now_rfc3339();
         *status = MeetingStatus::idle(now.clone());
@@ -152,6 +159,7 @@ impl MeetingDesk {
             guests: HashMap::new(),
             wrong_pins: HashMap::new(),
             chat_seq: 0,
+            mute_seq: 0,
         });
         self.plan_tx.send_replace(Some(plan));
         Ok(events)
@@ -216,12 +224,14 @@ impl MeetingDesk {
         if !current.seen.contains(&guest.name) {
             current.seen.push(guest.name.clone());
         }
+        let name = guest.name.clone();
         if let Some(p) = status.participants.iter_mut().find(|p| p.id == id) {
             p.state = ParticipantState::Connecting;
         }
+        self.refresh_lobby();
         Ok(vec![RoomEvent::ParticipantAdmitted {
             participant: id.to_owned(),
-            name: guest.name.clone(),
+            name,
         }])
     }
 
@@ -247,6 +257,8 @@ impl MeetingDesk {
         current.plan = Arc::new(plan);
         let plan = current.plan.clone();
         self.plan_tx.send_replace(Some(plan));
+        self.forget_roles_of(status, id);
+        self.refresh_lobby();
         Ok(vec![RoomEvent::ParticipantRemoved {
             participant: id.to_owned(),
         }])
@@ -521,6 +533,11 @@ impl MeetingDesk {
     ) -> Result<(GuestTicket, Events), CoreError> {
         let mut events = self.expire_lobby(status, lobby_timeout);
         let current = self.hosted(meeting_id)?;
+        if current.plan.moderation.locked {
+            return Err(CoreError::Forbidden(
+                "the meeting is locked: nobody new may join it now".into(),
+            ));
+        }
         check_display_name(&name).map_err(|p| CoreError::Refused(format!("name: {p}")))?;
         let now = Instant::now();
         let source = source_group(source);
@@ -585,6 +602,7 @@ impl MeetingDesk {
             participant: guest_id.clone(),
             name: name.clone(),
         });
+        self.refresh_lobby();
         Ok((
             GuestTicket {
                 guest_id,
@@ -650,6 +668,8 @@ impl MeetingDesk {
         }
         // The engine drops the guest's media with the participant (see the plan's removed list).
         self.drop_media_of(guest_id);
+        self.forget_roles_of(status, guest_id);
+        self.refresh_lobby();
         Ok((GuestState::Ended, events))
     }
 
@@ -694,6 +714,9 @@ impl MeetingDesk {
             tracing::info!("guest {id} waited in the lobby for {limit:?} without being admitted");
             status.participants.retain(|p| p.id != id);
             events.push(RoomEvent::ParticipantLeft { participant: id });
+        }
+        if !events.is_empty() {
+            self.refresh_lobby();
         }
         events
     }

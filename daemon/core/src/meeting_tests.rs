@@ -657,3 +657,175 @@ async fn the_chat_is_a_hosted_meetings_bounded_and_gone_when_it_ends() {
         "gone with the meeting: {chat}"
     );
 }
+
+#[tokio::test]
+async fn the_host_makes_moderators_who_admit_remove_lock_and_hand_over_the_presenter_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let (room, _task) = spawn(setup(&dir));
+    let plans = room.watch_meeting_plan();
+    room.execute(join(json!({"kind": "hosted"}))).await.unwrap();
+    let id = room.status().tree["meeting"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let arrive = |name: &str| room.guest_arrive(id.clone(), name.into(), None, GUEST);
+    let alice = arrive("Alice").await.unwrap();
+    let bob = arrive("Bob").await.unwrap();
+    let moderate = |who: &GuestTicket, action: serde_json::Value| {
+        room.guest_moderate(
+            id.clone(),
+            who.guest_id.clone(),
+            who.token.clone(),
+            serde_json::from_value(action).unwrap(),
+        )
+    };
+    // The lobby is in the plan for moderators' pages.
+    assert_eq!(plans.borrow().clone().unwrap().lobby.len(), 2);
+    // Only the host makes moderators, and only of guests in the meeting.
+    let err = room
+        .execute(
+            RoomCommand::parse(
+                "meeting.moderator.grant",
+                &json!({"participant": alice.guest_id}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no guest"), "{err}");
+    room.execute(RoomCommand::AdmitParticipant {
+        id: alice.guest_id.clone(),
+    })
+    .await
+    .unwrap();
+    let err = moderate(
+        &alice,
+        json!({"action": "admit", "participant": bob.guest_id}),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, CoreError::Forbidden(_)), "{err}");
+    room.execute(
+        RoomCommand::parse(
+            "meeting.moderator.grant",
+            &json!({"participant": alice.guest_id}),
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        room.status().tree["meeting"]["moderation"]["moderators"],
+        json!([alice.guest_id])
+    );
+
+    // A moderator admits, hands over the presenter role, asks to mute, removes and locks.
+    moderate(
+        &alice,
+        json!({"action": "admit", "participant": bob.guest_id}),
+    )
+    .await
+    .unwrap();
+    assert!(
+        plans
+            .borrow()
+            .clone()
+            .unwrap()
+            .lobby
+            .iter()
+            .all(|g| g.id != bob.guest_id)
+    );
+    moderate(
+        &alice,
+        json!({"action": "grant_presenter", "participant": bob.guest_id}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        room.status().tree["meeting"]["moderation"]["presenter"],
+        json!(bob.guest_id)
+    );
+    moderate(
+        &alice,
+        json!({"action": "ask_to_mute", "participant": bob.guest_id}),
+    )
+    .await
+    .unwrap();
+    let plan = plans.borrow().clone().unwrap();
+    assert_eq!(plan.mute_requests.len(), 1);
+    assert_eq!(plan.mute_requests[0].participant, bob.guest_id);
+    assert_eq!(plan.mute_requests[0].from, "Alice");
+    // Bob is no moderator: he may not.
+    let err = moderate(
+        &bob,
+        json!({"action": "remove", "participant": alice.guest_id}),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, CoreError::Forbidden(_)), "{err}");
+    moderate(
+        &alice,
+        json!({"action": "remove", "participant": bob.guest_id}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        room.guest_state(id.clone(), bob.guest_id.clone(), bob.token.clone())
+            .await
+            .unwrap(),
+        GuestState::Removed
+    );
+    assert_eq!(
+        room.status().tree["meeting"]["moderation"]["presenter"],
+        json!(null),
+        "a removed presenter is none"
+    );
+    moderate(&alice, json!({"action": "lock"})).await.unwrap();
+    let err = arrive("Carol").await.unwrap_err();
+    assert!(err.to_string().contains("locked"), "{err}");
+    room.execute(RoomCommand::LockMeeting { locked: false })
+        .await
+        .unwrap();
+    let carol = arrive("Carol").await.unwrap();
+    room.execute(RoomCommand::AdmitParticipant {
+        id: carol.guest_id.clone(),
+    })
+    .await
+    .unwrap();
+    room.execute(RoomCommand::SetModerator {
+        id: carol.guest_id.clone(),
+        moderator: true,
+    })
+    .await
+    .unwrap();
+    // Moderators do not remove each other; the host takes the role back.
+    let err = moderate(
+        &carol,
+        json!({"action": "remove", "participant": alice.guest_id}),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("only the room"), "{err}");
+    room.execute(RoomCommand::SetModerator {
+        id: carol.guest_id.clone(),
+        moderator: false,
+    })
+    .await
+    .unwrap();
+    let err = moderate(&carol, json!({"action": "lock"}))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CoreError::Forbidden(_)), "{err}");
+
+    // A moderator ends the meeting for everyone; it is in the call history.
+    moderate(&alice, json!({"action": "end"})).await.unwrap();
+    assert_eq!(room.status().tree["meeting"]["state"], "idle");
+    assert!(plans.borrow().is_none());
+    assert_eq!(
+        CallHistory::in_state_dir(dir.path())
+            .list(30)
+            .unwrap()
+            .len(),
+        1
+    );
+}

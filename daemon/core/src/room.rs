@@ -127,6 +127,13 @@ pub(super) enum GuestRequest {
         token: Secret,
         reply: oneshot::Sender<Result<GuestState, CoreError>>,
     },
+    /// A moderator's request ([`crate::ModeratorAction`]).
+    Moderate {
+        guest_id: String,
+        token: Secret,
+        action: crate::ModeratorAction,
+        reply: oneshot::Sender<Result<(), CoreError>>,
+    },
 }
 
 /// What the core starts from.
@@ -374,7 +381,7 @@ impl Room {
             Request::Guest {
                 meeting_id,
                 request,
-            } => self.guest(&meeting_id, request),
+            } => self.guest(&meeting_id, request).await,
             Request::PatchConfig { patch, reply } => {
                 let result = self.patch_config(patch).await;
                 let _ = reply.send(result);
@@ -657,6 +664,34 @@ impl Room {
             RoomCommand::RemoveParticipant { id } => {
                 events.extend(self.meetings.remove(&mut self.status.meeting, &id)?)
             }
+            RoomCommand::SetModerator { id, moderator } => {
+                let by = self.config.system.name.clone();
+                events.extend(self.meetings.set_moderator(
+                    &mut self.status.meeting,
+                    &id,
+                    moderator,
+                    &by,
+                )?)
+            }
+            RoomCommand::SetPresenter { id } => {
+                let by = self.config.system.name.clone();
+                events.extend(self.meetings.set_presenter(
+                    &mut self.status.meeting,
+                    id.as_deref(),
+                    &by,
+                )?)
+            }
+            RoomCommand::LockMeeting { locked } => {
+                let by = self.config.system.name.clone();
+                events.extend(
+                    self.meetings
+                        .set_locked(&mut self.status.meeting, locked, &by)?,
+                )
+            }
+            RoomCommand::AskToMute { id } => {
+                let by = self.config.system.name.clone();
+                events.extend(self.meetings.ask_to_mute(&id, &by)?)
+            }
             RoomCommand::SendDtmf { digits } => {
                 self.meetings.dtmf(&self.status.meeting, &digits)?
             }
@@ -749,7 +784,7 @@ impl Room {
         })
     }
 
-    fn guest(&mut self, meeting_id: &str, request: GuestRequest) {
+    async fn guest(&mut self, meeting_id: &str, request: GuestRequest) {
         // Also here: the timer may not have fired yet when a guest asks right at the limit.
         let lobby_timeout = self.lobby_timeout();
         let expired = self
@@ -799,6 +834,26 @@ impl Room {
                     self.publish(events);
                     state
                 });
+                let _ = reply.send(result);
+            }
+            GuestRequest::Moderate {
+                guest_id,
+                token,
+                action,
+                reply,
+            } => {
+                let result = desk.guest_moderate(meeting, meeting_id, &guest_id, &token, action);
+                let result = match result {
+                    Ok((events, record)) => {
+                        let effects = Effects {
+                            events,
+                            record,
+                            ..Effects::default()
+                        };
+                        self.carry_out(effects).await
+                    }
+                    Err(e) => Err(e),
+                };
                 let _ = reply.send(result);
             }
         }

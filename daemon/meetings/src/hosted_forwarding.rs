@@ -13,16 +13,40 @@ use serde::Serialize;
 
 use super::engine::GuestDirection;
 use super::roster::Roster;
-use roomd_core::{CameraState, ContentState, MediaState, Participant, RoomStatus};
+use roomd_core::{
+    CameraState, ContentState, LobbyGuest, MediaState, MeetingPlan, Moderation, Participant,
+    RoomStatus,
+};
 use roomd_media::webrtc::{Peer, Relay};
 
 /// What a guest is told about the others, on its WHEP data channel: the room's own microphone
-/// and camera, and `slots[i]`: who relay slot `i` shows (`null`: nobody).
+/// and camera, `slots[i]`: who relay slot `i` shows (`null`: nobody), the guest's own roles,
+/// whether the meeting is locked, and, for a moderator, who waits in the lobby.
 #[derive(Debug, Serialize, PartialEq)]
 #[serde(tag = "type", rename = "participants")]
 struct SlotList<'a> {
     room: RoomMedia,
     slots: Vec<Option<SlotEntry<'a>>>,
+    you: Roles,
+    locked: bool,
+    /// Empty for a guest who is no moderator.
+    lobby: &'a [LobbyGuest],
+}
+
+/// A participant's roles (docs/meetings.md, "Roles").
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+struct Roles {
+    moderator: bool,
+    presenter: bool,
+}
+
+impl Roles {
+    fn of(id: &str, moderation: &Moderation) -> Roles {
+        Roles {
+            moderator: moderation.moderators.iter().any(|m| m == id),
+            presenter: moderation.presenter.as_deref() == Some(id),
+        }
+    }
 }
 
 /// The room's own microphone and camera, and whether it shares content (on the WHEP line after
@@ -46,7 +70,11 @@ impl RoomMedia {
 
 #[derive(Debug, Serialize, PartialEq)]
 struct SlotEntry<'a> {
+    /// What a moderator's requests name them by.
+    id: &'a str,
     name: &'a str,
+    #[serde(flatten)]
+    roles: Roles,
     talking: bool,
     hand_raised: bool,
     audio: MediaState,
@@ -64,8 +92,10 @@ pub(crate) struct Forwarding {
 }
 
 impl Forwarding {
-    /// Brings every guest's slots and list up to date with the roster and the room's media.
-    pub(crate) fn refresh(&mut self, roster: &Roster, room: RoomMedia) {
+    /// Brings every guest's slots and list up to date with the roster, the room's media and
+    /// the meeting's roles and lobby.
+    pub(crate) fn refresh(&mut self, roster: &Roster, room: RoomMedia, plan: &MeetingPlan) {
+        let moderation = &plan.moderation;
         let mut sources: Vec<(Participant, &Relay)> = roster
             .with_peer(GuestDirection::Whip.as_str())
             .filter_map(|(participant, peer)| Some((participant, peer.relay()?)))
@@ -100,13 +130,19 @@ impl Forwarding {
             for (index, id) in slots.iter().enumerate() {
                 peer.show_in_slot(index, source(id).map(|(_, relay)| *relay));
             }
+            let you = Roles::of(&receiver.id, moderation);
             let list = SlotList {
                 room,
+                you,
+                locked: moderation.locked,
+                lobby: if you.moderator { &plan.lobby } else { &[] },
                 slots: slots
                     .iter()
                     .map(|id| {
                         source(id).map(|(p, _)| SlotEntry {
+                            id: &p.id,
                             name: &p.name,
+                            roles: Roles::of(&p.id, moderation),
                             talking: p.talking,
                             hand_raised: p.hand_raised,
                             audio: p.audio,

@@ -10,6 +10,7 @@ use super::engine::GuestDirection;
 use super::hosted_chat::Chat;
 use super::hosted_forwarding::{Forwarding, RoomMedia};
 use super::hosted_messages::{self, GuestMessage};
+use super::hosted_mute_requests::MuteRequests;
 use super::roster::Roster;
 use super::session::{SessionCommand, SessionContext};
 use roomd_core::AdmittedGuest;
@@ -19,6 +20,7 @@ pub(crate) async fn run(mut ctx: SessionContext) {
     let (mut roster, mut events) = Roster::new(ctx.room.clone(), ctx.generation());
     let mut forwarding = Forwarding::default();
     let mut chat = Chat::default();
+    let mut mute_requests = MuteRequests::default();
     let mut stats = tokio::time::interval(Duration::from_secs(1));
     let mut stop = ctx.stop.clone();
     loop {
@@ -45,6 +47,7 @@ pub(crate) async fn run(mut ctx: SessionContext) {
                 }
                 let plan = ctx.plan.borrow_and_update().clone();
                 chat.send_the_rooms(&roster, &plan.chat);
+                mute_requests.pass_on(&roster, &plan.mute_requests);
                 let removed = plan.removed.clone();
                 for id in &removed {
                     if roster.contains(id) {
@@ -61,7 +64,8 @@ pub(crate) async fn run(mut ctx: SessionContext) {
             _ = stats.tick() => roster.report_stats().await,
         }
         // The room's own mute and camera reach guests within the stats tick (a second).
-        forwarding.refresh(&roster, RoomMedia::of(&ctx.room.status().status));
+        let plan = ctx.plan.borrow().clone();
+        forwarding.refresh(&roster, RoomMedia::of(&ctx.room.status().status), &plan);
     }
     roster.clear().await;
 }

@@ -22,6 +22,7 @@ mod error;
 mod hosted_chat;
 mod hosted_forwarding;
 mod hosted_messages;
+mod hosted_mute_requests;
 mod hosted_session;
 pub mod https;
 pub mod janus;

@@ -6,7 +6,7 @@ import { api, ApiError, setCredentials } from "../api";
 import { ErrorBanner, Field, describedBy } from "../components";
 import { LangSwitch, t, useLang } from "../i18n";
 import { Chat } from "../chat";
-import { addReceivingLines, CHAT_KEPT, ChatLine, Other, parseChat, parseParticipants, RoomMedia } from "./others";
+import { addReceivingLines, CHAT_KEPT, ChatLine, LobbyGuest, Other, parseChat, parseMuteRequest, parseParticipants, RoomMedia } from "./others";
 
 type Phase = "form" | "lobby" | "joined" | "removed" | "ended" | "left";
 
@@ -32,8 +32,21 @@ async function negotiate(pc: RTCPeerConnection, url: string, token: string) {
   await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
 }
 
-/** One other guest's picture and voice, with their name, and whether they talk. */
-function OtherTile({ other, slot, stream, tracks, speaker }: { other: Other; slot: number; stream: MediaStream; tracks: number; speaker: boolean }) {
+/** What a moderator asks the room for (the guest API's moderation request). */
+type Moderate = (action: string, participant?: string) => void;
+
+/** The roles and the lock, as the room says. */
+interface Roles {
+  moderator: boolean;
+  presenter: boolean;
+  locked: boolean;
+  lobby: LobbyGuest[];
+}
+const NO_ROLES: Roles = { moderator: false, presenter: false, locked: false, lobby: [] };
+
+/** One other guest's picture and voice, with their name, and whether they talk; a moderator
+ * gets the buttons that act on them. */
+function OtherTile({ other, slot, stream, tracks, speaker, moderate }: { other: Other; slot: number; stream: MediaStream; tracks: number; speaker: boolean; moderate: Moderate | null }) {
   const video = useRef<HTMLVideoElement>(null);
   useEffect(() => {
     // Set again when tracks arrive: the element takes a stream's tracks when it is given it.
@@ -41,15 +54,38 @@ function OtherTile({ other, slot, stream, tracks, speaker }: { other: Other; slo
   }, [stream, tracks]);
   const classes = ["other", other.talking ? "talking" : "", speaker ? "speaker" : ""].join(" ").trim();
   return (
-    <figure class={classes} data-testid="other-guest" data-slot={slot} data-name={other.name} data-talking={String(other.talking)} data-audio={other.audio} data-video={other.video} data-hand={String(other.handRaised)}>
+    <figure class={classes} data-testid="other-guest" data-slot={slot} data-id={other.id} data-name={other.name} data-talking={String(other.talking)} data-audio={other.audio} data-video={other.video} data-hand={String(other.handRaised)} data-moderator={String(other.moderator)} data-presenter={String(other.presenter)}>
       <video ref={video} autoPlay playsInline aria-label={other.name} />
       <figcaption>
         {other.name}
+        {other.moderator && <span class="badge">{t("guest.moderator")}</span>}
+        {other.presenter && <span class="badge ok">{t("guest.presenter")}</span>}
         {other.talking && <span class="badge ok">{t("guest.talking")}</span>}
         {other.handRaised && <span class="badge warn">{t("guest.hand_raised")}</span>}
         {other.audio === "off" && <span class="badge warn">{t("privacy.mic_muted")}</span>}
         {other.video === "off" && <span class="badge warn">{t("privacy.cam_off")}</span>}
       </figcaption>
+      {moderate && (
+        <div class="row tile-actions">
+          <button type="button" onClick={() => moderate("ask_to_mute", other.id)} data-testid="ask-mute" aria-label={`${t("guest.ask_mute")}: ${other.name}`}>
+            {t("guest.ask_mute")}
+          </button>
+          {other.presenter ? (
+            <button type="button" onClick={() => moderate("take_presenter")} data-testid="take-presenter" aria-label={`${t("guest.take_presenter")}: ${other.name}`}>
+              {t("guest.take_presenter")}
+            </button>
+          ) : (
+            <button type="button" onClick={() => moderate("grant_presenter", other.id)} data-testid="make-presenter" aria-label={`${t("guest.make_presenter")}: ${other.name}`}>
+              {t("guest.make_presenter")}
+            </button>
+          )}
+          {!other.moderator && (
+            <button type="button" class="danger" onClick={() => moderate("remove", other.id)} data-testid="remove" aria-label={`${t("guest.remove")}: ${other.name}`}>
+              {t("guest.remove")}
+            </button>
+          )}
+        </div>
+      )}
     </figure>
   );
 }
@@ -88,6 +124,9 @@ export function Guest({ meetingId }: { meetingId: string }) {
   const [roomMedia, setRoomMedia] = useState<RoomMedia | null>(null);
   const [handRaised, setHandRaised] = useState(false);
   const [chat, setChat] = useState<ChatLine[]>([]);
+  const [roles, setRoles] = useState<Roles>(NO_ROLES);
+  // Who asked this guest to mute, until they answer.
+  const [muteAsked, setMuteAsked] = useState<string | null>(null);
   // The WHEP connection's data channel: the room's participant list comes in, the hand goes out.
   const channel = useRef<RTCDataChannel | null>(null);
   // Read by the channel's open handler, set up before the guest may have raised it.
@@ -128,6 +167,24 @@ export function Guest({ meetingId }: { meetingId: string }) {
     channel.current = null;
     // The chat is gone from the screen with the meeting.
     setChat([]);
+    setRoles(NO_ROLES);
+    setMuteAsked(null);
+  };
+  const moderate: Moderate = (action, participant) => {
+    const g = guest.current;
+    if (!g) return;
+    const body = participant ? { action, participant } : { action };
+    fetch(`${base}/${g.id}/moderation`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${g.token}` },
+      body: JSON.stringify(body),
+    })
+      .then(async (response) => {
+        if (response.ok) return;
+        const e = await response.json().catch(() => ({}));
+        setError(new ApiError(response.status, e.error ?? "error", e.message ?? response.statusText));
+      })
+      .catch((e) => setError(e));
   };
   const sendChat = (text: string) => {
     if (channel.current?.readyState === "open") channel.current.send(JSON.stringify({ type: "chat", text }));
@@ -152,11 +209,14 @@ export function Guest({ meetingId }: { meetingId: string }) {
     roster.onmessage = (e) => {
       const line = parseChat(e.data);
       if (line) return setChat((all) => [...all, line].slice(-CHAT_KEPT));
+      const askedBy = parseMuteRequest(e.data);
+      if (askedBy) return setMuteAsked(askedBy);
       const participants = parseParticipants(e.data);
       if (!participants) return;
       const slots = participants.slots;
       setOthers(slots);
       setRoomMedia(participants.room);
+      setRoles({ moderator: participants.moderator, presenter: participants.presenter, locked: participants.locked, lobby: participants.lobby });
       const talking = slots.find((o) => o?.talking);
       if (talking) setSpeaker(talking.name);
     };
@@ -252,6 +312,10 @@ export function Guest({ meetingId }: { meetingId: string }) {
     send("audio", !muted);
     setMuted(!muted);
   };
+  const muteOnRequest = () => {
+    if (!muted) toggleMute();
+    setMuteAsked(null);
+  };
   const toggleCamera = () => {
     send("video", !cameraOff);
     setCameraOff(!cameraOff);
@@ -298,7 +362,7 @@ export function Guest({ meetingId }: { meetingId: string }) {
         {phase === "joined" &&
           others.map(
             (other, slot) =>
-              other && streams[slot + 1] && <OtherTile key={slot} other={other} slot={slot + 1} stream={streams[slot + 1]} tracks={tracks} speaker={other.name === speaker} />,
+              other && streams[slot + 1] && <OtherTile key={slot} other={other} slot={slot + 1} stream={streams[slot + 1]} tracks={tracks} speaker={other.name === speaker} moderate={roles.moderator ? moderate : null} />,
           )}
         <figure class="self">
           {local ? <video ref={preview} autoPlay playsInline muted aria-label={t("guest.preview")} /> : <div class="preview-empty">{mediaProblem ? t("guest.no_camera") : t("common.loading")}</div>}
@@ -321,6 +385,27 @@ export function Guest({ meetingId }: { meetingId: string }) {
           )}
           {phase === "lobby" && <p role="status" data-testid="guest-lobby">{t("guest.lobby")}</p>}
           {phase === "joined" && <p role="status" data-testid="guest-joined">{t("guest.in_meeting")}</p>}
+          {phase === "joined" && (roles.moderator || roles.presenter) && (
+            <p class="row" data-testid="guest-roles" data-moderator={String(roles.moderator)} data-presenter={String(roles.presenter)}>
+              {roles.moderator && <span class="badge">{t("guest.you_moderate")}</span>}
+              {roles.presenter && <span class="badge ok">{t("guest.you_present")}</span>}
+            </p>
+          )}
+          {phase === "joined" && muteAsked && (
+            <div role="alert" class="banner" data-testid="mute-request">
+              <p>
+                {muteAsked} {t("guest.mute_request")}
+              </p>
+              <div class="row">
+                <button type="button" class="big primary" onClick={muteOnRequest} data-testid="mute-request-accept">
+                  {t("guest.mute_request_accept")}
+                </button>
+                <button type="button" class="big" onClick={() => setMuteAsked(null)}>
+                  {t("guest.dismiss")}
+                </button>
+              </div>
+            </div>
+          )}
           {phase === "removed" && <p role="status">{t("guest.removed")}</p>}
           {phase === "ended" && <p role="status">{t("guest.ended")}</p>}
           {phase === "left" && <p role="status">{t("guest.left")}</p>}
@@ -344,6 +429,39 @@ export function Guest({ meetingId }: { meetingId: string }) {
           )}
           {phase === "joined" && error && <ErrorBanner message={error.message} />}
         </section>
+        {phase === "joined" && roles.moderator && (
+          <section class="card" aria-labelledby="moderation-heading" data-testid="moderation">
+            <h2 id="moderation-heading">{t("guest.moderation")}</h2>
+            {roles.locked && (
+              <p class="badge warn" data-testid="meeting-locked">
+                {t("guest.locked")}
+              </p>
+            )}
+            <h3>{t("guest.lobby_waiting")}</h3>
+            {roles.lobby.length === 0 ? (
+              <p>{t("guest.lobby_empty")}</p>
+            ) : (
+              <ul class="list" data-testid="moderation-lobby">
+                {roles.lobby.map((waiting) => (
+                  <li key={waiting.id} data-id={waiting.id} data-name={waiting.name}>
+                    {waiting.name}
+                    <button type="button" class="primary" onClick={() => moderate("admit", waiting.id)} data-testid="moderation-admit" aria-label={`${t("guest.admit")}: ${waiting.name}`}>
+                      {t("guest.admit")}
+                    </button>
+                  </li>
+                ))}
+              </ul>
+            )}
+            <div class="row">
+              <button type="button" class="big toggle" aria-pressed={roles.locked} onClick={() => moderate(roles.locked ? "unlock" : "lock")} data-testid="moderation-lock">
+                {roles.locked ? t("guest.unlock") : t("guest.lock")}
+              </button>
+              <button type="button" class="big danger" onClick={() => moderate("end")} data-testid="moderation-end">
+                {t("guest.end_for_all")}
+              </button>
+            </div>
+          </section>
+        )}
         {phase === "joined" && (
           <Chat
             prefix="chat"

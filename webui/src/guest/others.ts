@@ -15,7 +15,11 @@ export type MediaState = "on" | "off" | "none";
 
 /** Who one relay slot shows, as the room says. */
 export interface Other {
+  /** Their participant id: what a moderator's requests name. */
+  id: string;
   name: string;
+  moderator: boolean;
+  presenter: boolean;
   talking: boolean;
   handRaised: boolean;
   audio: MediaState;
@@ -32,11 +36,26 @@ export interface RoomMedia {
   sharing: boolean;
 }
 
-/** A `participants` message: the room's media and who each slot shows. */
+/** A guest waiting in the lobby (moderators are told). */
+export interface LobbyGuest {
+  id: string;
+  name: string;
+}
+
+/** A `participants` message: the room's media, who each slot shows, this guest's roles, the
+ * lock, and (for a moderator) the lobby. */
 export interface Participants {
   room: RoomMedia;
   slots: (Other | null)[];
+  moderator: boolean;
+  presenter: boolean;
+  locked: boolean;
+  lobby: LobbyGuest[];
 }
+
+/** Guests the lobby holds at most (the room's MAX_LOBBY). */
+const MAX_LOBBY = 16;
+const MAX_ID_LENGTH = 64;
 
 /** A message from the room as an object, if it is one of type `type` (and not too large). */
 function messageOf(data: unknown, type: string): Record<string, unknown> | null {
@@ -56,15 +75,32 @@ function messageOf(data: unknown, type: string): Record<string, unknown> | null 
 export function parseParticipants(data: unknown): Participants | null {
   const message = messageOf(data, "participants");
   if (!message) return null;
-  const { slots, room } = message as { slots?: unknown; room?: Record<string, unknown> };
+  const { slots, room, you, locked, lobby } = message as { slots?: unknown; room?: Record<string, unknown>; you?: Record<string, unknown>; locked?: unknown; lobby?: unknown };
   if (!Array.isArray(slots)) return null;
+  const waiting = Array.isArray(lobby) ? lobby.slice(0, MAX_LOBBY) : [];
   return {
     room: { muted: room?.muted === true, cameraOff: room?.camera === "off", sharing: room?.content === "active" },
     slots: slots.slice(0, RELAY_SLOTS).map((slot): Other | null => {
       if (typeof slot !== "object" || slot === null) return null;
       const s = slot as Record<string, unknown>;
-      if (typeof s.name !== "string") return null;
-      return { name: s.name.slice(0, MAX_NAME_LENGTH), talking: s.talking === true, handRaised: s.hand_raised === true, audio: mediaState(s.audio), video: mediaState(s.video) };
+      if (typeof s.name !== "string" || typeof s.id !== "string") return null;
+      return {
+        id: s.id.slice(0, MAX_ID_LENGTH),
+        name: s.name.slice(0, MAX_NAME_LENGTH),
+        moderator: s.moderator === true,
+        presenter: s.presenter === true,
+        talking: s.talking === true,
+        handRaised: s.hand_raised === true,
+        audio: mediaState(s.audio),
+        video: mediaState(s.video),
+      };
+    }),
+    moderator: you?.moderator === true,
+    presenter: you?.presenter === true,
+    locked: locked === true,
+    lobby: waiting.flatMap((g: unknown): LobbyGuest[] => {
+      const w = g as Record<string, unknown> | null;
+      return typeof w?.id === "string" && typeof w?.name === "string" ? [{ id: w.id.slice(0, MAX_ID_LENGTH), name: w.name.slice(0, MAX_NAME_LENGTH) }] : [];
     }),
   };
 }
@@ -135,4 +171,10 @@ export function parseChat(data: unknown): ChatLine | null {
   if (!m) return null;
   if (typeof m.from !== "string" || typeof m.text !== "string") return null;
   return { from: m.from.slice(0, MAX_NAME_LENGTH), fromRoom: m.from_room === true, text: m.text.slice(0, CHAT_MAX_CHARS) };
+}
+
+/** Reads a `mute_request` message: who asks this guest to mute; null for anything else. */
+export function parseMuteRequest(data: unknown): string | null {
+  const m = messageOf(data, "mute_request");
+  return m && typeof m.from === "string" ? m.from.slice(0, MAX_NAME_LENGTH) : null;
 }

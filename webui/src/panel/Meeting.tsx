@@ -97,6 +97,28 @@ function SipControls({ onHold, farEndOnHold, run }: { onHold: boolean; farEndOnH
 /** What status measured: DTLS-SRTP (WebRTC, SIP) or SDES-SRTP (SIP) both encrypt the media. */
 const encrypted = (p: Participant) => p.encryption === "dtls-srtp" || p.encryption === "sdes-srtp";
 
+/** A guest's roles with the buttons that change them: moderator, presenter, and the request
+ * to mute (a request: the guest's page asks them; the room mutes nobody). */
+function GuestRoles({ p, moderation, run }: { p: Participant; moderation: { moderators: string[]; presenter: string | null }; run: Run }) {
+  const moderator = moderation.moderators.includes(p.id);
+  const presenter = moderation.presenter === p.id;
+  return (
+    <span class="row" data-testid="guest-roles" data-moderator={String(moderator)} data-presenter={String(presenter)}>
+      {moderator && <span class="badge">{t("guest.moderator")}</span>}
+      {presenter && <span class="badge ok">{t("guest.presenter")}</span>}
+      <button type="button" class="big" data-testid="moderator" data-participant={p.id} onClick={() => run(moderator ? "meeting.moderator.revoke" : "meeting.moderator.grant", { participant: p.id })}>
+        {moderator ? t("panel.revoke_moderator") : t("panel.make_moderator")}
+      </button>
+      <button type="button" class="big" data-testid="presenter" data-participant={p.id} onClick={() => run(presenter ? "meeting.presenter.clear" : "meeting.presenter.set", presenter ? {} : { participant: p.id })}>
+        {presenter ? t("panel.take_presenter") : t("panel.make_presenter")}
+      </button>
+      <button type="button" class="big" data-testid="ask-mute" data-participant={p.id} onClick={() => run("meeting.ask_mute", { participant: p.id })}>
+        {t("panel.ask_mute")}
+      </button>
+    </span>
+  );
+}
+
 /** A message of status.meeting.chat. */
 type ChatMessage = { seq: number; from: string; from_room: boolean; text: string };
 
@@ -106,6 +128,9 @@ export function Meeting({ meeting, run }: { meeting: any; run: Run }) {
   const inside = participants.filter((p) => p.state !== "lobby");
   const e2ee = meeting.e2ee ?? { state: "off", participants: [] };
   const e2eeOf = (id: string): E2eeParticipant | undefined => (e2ee.participants ?? []).find((p: E2eeParticipant) => p.id === id);
+  // Roles exist in a meeting this room hosts (status.meeting.moderation).
+  const hosted = meeting.target?.kind === "hosted";
+  const moderation: { locked: boolean; moderators: string[]; presenter: string | null } = meeting.moderation ?? { locked: false, moderators: [], presenter: null };
   return (
     <div class="meeting" data-testid="meeting">
       <p class="meeting-state" role="status" data-state={meeting.state}>
@@ -156,12 +181,25 @@ export function Meeting({ meeting, run }: { meeting: any; run: Run }) {
             <span class={encrypted(p) ? "badge ok" : "badge warn"} data-testid="participant-encryption">{encrypted(p) ? t("panel.encrypted") : t("panel.not_encrypted")}</span>
             {e2ee.state !== "off" && <E2eeBadges p={e2eeOf(p.id)} run={run} />}
             {p.audio === "off" && <span class="badge warn">{t("privacy.mic_muted")}</span>}
+            {hosted && <GuestRoles p={p} moderation={moderation} run={run} />}
             <button type="button" class="big" onClick={() => run("meeting.remove", { participant: p.id })}>
               {t("panel.remove")}
             </button>
           </li>
         ))}
       </ul>
+      {hosted && (
+        <p class="row">
+          {moderation.locked && (
+            <span class="badge warn" data-testid="meeting-locked">
+              {t("panel.locked")}
+            </span>
+          )}
+          <button type="button" class="big toggle" aria-pressed={moderation.locked} data-testid="lock" onClick={() => run(moderation.locked ? "meeting.unlock" : "meeting.lock")}>
+            {moderation.locked ? t("panel.unlock") : t("panel.lock")}
+          </button>
+        </p>
+      )}
       <ContentFloor floor={meeting.content_floor} />
       {meeting.target?.kind === "hosted" && (
         <Chat

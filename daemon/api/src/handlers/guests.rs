@@ -9,11 +9,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::ApiState;
-use crate::access::AuditActor;
+use crate::access::{AuditActor, AuditDetail};
 use crate::accounts::Secret;
 use crate::body::{self, LimitedBody};
 use crate::error::ApiError;
-use roomd_core::is_meeting_id;
+use roomd_core::{ModeratorAction, is_meeting_id};
 use roomd_meetings::{GuestDirection, MeetingError};
 
 /// Media sections a guest's WHIP offer may have: audio and video, and room for a second of
@@ -86,6 +86,29 @@ pub(crate) async fn leave(
         .guest_leave(meeting_id, guest_id.clone(), token)
         .await?;
     state.meetings.disconnect_guest(guest_id, None).await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST …/{guest_id}/moderation`: a moderator among the guests admits, removes, asks to mute,
+/// locks, hands over the presenter role or ends the meeting (docs/meetings.md, "Roles"). The
+/// core checks the token and the role; the audit log names the guest and the action.
+pub(crate) async fn moderate(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    path: Path<(String, String)>,
+    body: LimitedBody,
+) -> Result<HttpResponse, ApiError> {
+    let (meeting_id, guest_id) = checked_guest_path(&path)?;
+    let token = guest_token(&req)?;
+    req.extensions_mut().insert(AuditActor(format!(
+        "guest {guest_id} of meeting {meeting_id}"
+    )));
+    let action: ModeratorAction = body::parse(&req, &body)?;
+    req.extensions_mut().insert(AuditDetail(action.describe()));
+    state
+        .room
+        .guest_moderate(meeting_id, guest_id, token, action)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
