@@ -24,8 +24,11 @@
 // hostile page would (not through the page);
 // {"guest":"Alice","moderate":"ask-mute"|"make-presenter"|"take-presenter"|"remove","on":"Bob"}
 // presses that button on Bob's tile on Alice's page (a moderator's);
-// {"guest":"Alice","press":"lock"|"end"|"accept-mute"} presses the moderator's lock or "end for
-// everyone", or the button of a request to mute.
+// {"guest":"Alice","press":"lock"|"end"|"accept-mute"|"share"} presses the moderator's lock or
+// "end for everyone", the button of a request to mute, or "Share a window" (Chromium's fake
+// picker gives a capture of the tab: headless Chromium has no windows);
+// {"guest":"Carol","force_share":true} shares on Carol's window line without the page (whose
+// button only a presenter has), as a hostile page would.
 // Each guest's line also has `roles` ({"moderator","presenter"}), `locked`, `lobby` (the names a
 // moderator's page lists), `mute_request` (the request's text, or null), `muted` (the page's own
 // mute button), and per other guest `moderator` and `presenter`.
@@ -138,7 +141,8 @@ function observe() {
     camera_off: document.querySelector('[data-testid="room-camera-off"]') !== null,
   };
   const shared = document.querySelector('[data-testid="room-content"] video');
-  const content = shared ? { frames: frames(shared), width: shared.videoWidth, height: shared.videoHeight } : null;
+  const content = shared ? { frames: frames(shared), width: shared.videoWidth, height: shared.videoHeight, from: shared.closest("figure").dataset.from } : null;
+  const sharing = document.querySelector('[data-testid="own-share"]') !== null;
   // The chat as the page shows it: the sender, and the text as text (markup would be gone).
   const chat = [...document.querySelectorAll('[data-testid="chat-messages"] li')].map((li) => ({
     from: li.dataset.from,
@@ -150,7 +154,7 @@ function observe() {
   const lobby = [...document.querySelectorAll('[data-testid="moderation-lobby"] li')].map((li) => li.dataset.name);
   const mute_request = document.querySelector('[data-testid="mute-request"] p')?.textContent ?? null;
   const muted = document.querySelector('[data-testid="guest-mute"]')?.getAttribute("aria-pressed") === "true";
-  return { phase, error, room, content, others, chat, roles, locked, lobby, mute_request, muted };
+  return { phase, error, room, content, others, chat, roles, locked, lobby, mute_request, muted, sharing };
 }
 
 // Inbound audio per slot of the WHEP connection (0: the room), from its receivers' statistics.
@@ -198,6 +202,24 @@ createInterface({ input: process.stdin }).on("line", async (line) => {
       await guest.page.click('[data-testid="chat-send"]');
     } else if (typeof command.moderate === "string") {
       await guest.page.click(`[data-testid="other-guest"][data-name="${command.on}"] [data-testid="${command.moderate}"]`);
+    } else if (command.force_share) {
+      const shared = await guest.page.evaluate(async () => {
+        const whip = window.__connections.filter((pc) => pc.connectionState !== "closed").find((pc) => pc.getTransceivers().length === 3);
+        if (!whip) return false;
+        const stream = await navigator.mediaDevices.getDisplayMedia({ video: true });
+        const sender = whip.getTransceivers()[2].sender;
+        await sender.replaceTrack(stream.getVideoTracks()[0]);
+        // Packets leave for the room: what it does with them is its own decision.
+        await new Promise((resolve) => setTimeout(resolve, 3000));
+        let packets = 0;
+        (await sender.getStats()).forEach((s) => {
+          if (s.type === "outbound-rtp") packets += s.packetsSent ?? 0;
+        });
+        return packets;
+      });
+      if (!shared) throw new Error("no WHIP connection with a window line, or no packet sent on it");
+    } else if (command.press === "share") {
+      await guest.page.click('[data-testid="guest-share"]');
     } else if (command.press === "lock" || command.press === "end") {
       await guest.page.click(`[data-testid="moderation-${command.press}"]`);
     } else if (command.press === "accept-mute") {

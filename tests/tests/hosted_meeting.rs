@@ -426,9 +426,10 @@ fn meet(host: &Roomd, pages: &BrowserPeer, panel: &BrowserPeer) -> Result<(), Ha
 }
 
 /// Roles: the room makes Alice a moderator; on her page she asks Bob to mute (he does, on his
-/// own page), makes him the presenter, locks the meeting (a newcomer is refused) and removes
-/// Carol (her page says so, and the others no longer show her). The audit log names Alice's
-/// requests.
+/// own page), makes him the presenter (his window reaches the others and the room display;
+/// Carol's, not presenting, reaches nobody) and takes it back, locks the meeting (a newcomer
+/// is refused) and removes Carol (her page says so, and the others no longer show her). The
+/// audit log names Alice's requests.
 fn moderate(host: &Roomd, pages: &BrowserPeer, panel: &BrowserPeer) -> Result<(), HarnessError> {
     let meeting = meeting::status(host)?;
     let id_of = |name: &str| {
@@ -479,6 +480,39 @@ fn moderate(host: &Roomd, pages: &BrowserPeer, panel: &BrowserPeer) -> Result<()
         |m| meeting::participant(m, "Bob").is_some_and(|p| p["audio"] == "off"),
     )?;
 
+    // Carol is no presenter: what she shares on her window line (not through the page, which
+    // offers no button) is neither drawn by the room nor forwarded.
+    let before = pages.line_count();
+    pages.command(&json!({ "guest": "Carol", "force_share": true }))?;
+    pages.wait_for_after(
+        before,
+        "Carol's page sends on its window line",
+        STATE_TIMEOUT,
+        |l| l["event"] == "done" && l["command"]["force_share"] == true,
+    )?;
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(meeting::status(host)?["shared_window"], Value::Null);
+    let seen = pages.line_count();
+    pages.wait_for_after(seen, "a report after Carol's attempt", STATE_TIMEOUT, |l| {
+        l["event"] == "guests"
+    })?;
+    let last = pages
+        .lines()
+        .into_iter()
+        .rev()
+        .find(|l| l["event"] == "guests");
+    for name in ["Alice", "Bob"] {
+        let content = last
+            .as_ref()
+            .and_then(|l| view(l, name))
+            .map(|v| v["content"].clone());
+        assert_eq!(
+            content,
+            Some(Value::Null),
+            "{name}'s page shows a window Carol was refused"
+        );
+    }
+
     // The presenter role, shown to the others and on the panel.
     let from = pages.line_count();
     pages.command(&json!({ "guest": "Alice", "moderate": "make-presenter", "on": "Bob" }))?;
@@ -497,6 +531,41 @@ fn moderate(host: &Roomd, pages: &BrowserPeer, panel: &BrowserPeer) -> Result<()
         meeting::status(host)?["moderation"]["presenter"],
         json!(bob)
     );
+
+    // Bob shares a window: the others decode it, the room draws it; Carol's stays refused.
+    pages.command(&json!({ "guest": "Bob", "press": "share" }))?;
+    pages.wait_for_after(
+        from,
+        "Alice and Carol see Bob's window moving",
+        MEDIA_TIMEOUT,
+        |l| {
+            ["Alice", "Carol"].iter().all(|name| {
+                view(l, name).is_some_and(|v| {
+                    v["content"]["from"] == "Bob" && frames(&v["content"]) > FRAMES
+                })
+            })
+        },
+    )?;
+    let drawn = meeting::wait_for(host, "the room draws Bob's window", MEDIA_TIMEOUT, |m| {
+        m["shared_window"]["participant"] == bob.as_str()
+            && m["shared_window"]["frames"].as_u64().unwrap_or(0) > FRAMES
+    })?;
+    assert_eq!(drawn["shared_window"]["name"], "Bob");
+    // The role taken back ends the share everywhere.
+    let from = pages.line_count();
+    pages.command(&json!({ "guest": "Alice", "moderate": "take-presenter", "on": "Bob" }))?;
+    meeting::wait_for(
+        host,
+        "the room no longer draws Bob's window",
+        STATE_TIMEOUT,
+        |m| m["shared_window"].is_null() && m["moderation"]["presenter"].is_null(),
+    )?;
+    pages.wait_for_after(from, "no page shows Bob's window", STATE_TIMEOUT, |l| {
+        view(l, "Bob").is_some_and(|v| v["sharing"] == false)
+            && ["Alice", "Carol"]
+                .iter()
+                .all(|name| view(l, name).is_some_and(|v| v["content"].is_null()))
+    })?;
 
     // Locked: a newcomer is refused, and told why.
     let from = pages.line_count();

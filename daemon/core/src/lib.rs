@@ -24,7 +24,8 @@ pub use meeting::{
     AdmittedGuest, CHAT_MAX_CHARS, ChatMessage, ContentFloor, E2eeFrames, E2eeParticipant,
     E2eeState, E2eeStatus, GuestState, GuestTicket, MediaState, MeetingPlan, MeetingReport,
     MeetingState, MeetingStatus, MeetingTarget, Participant, ParticipantState, SasConfirmation,
-    SharedPlan, StreamStats, chat_text_is_valid, check_display_name, check_pin, is_meeting_id,
+    SharedPlan, SharedWindow, StreamStats, chat_text_is_valid, check_display_name, check_pin,
+    is_meeting_id,
 };
 pub use moderation::{LobbyGuest, Moderation, ModeratorAction, MuteRequest};
 pub use report::{EngineState, MediaEngineStatus, MediaReport};

@@ -494,6 +494,20 @@ pub struct MeetingStatus {
     pub chat: Vec<ChatMessage>,
     /// Roles and the lock of a hosted meeting (docs/meetings.md, "Roles").
     pub moderation: Moderation,
+    /// The window a guest of the hosted meeting shares (the presenter), as the room display
+    /// shows it; `None` while nobody does.
+    pub shared_window: Option<SharedWindow>,
+}
+
+/// `status.meeting.shared_window`: a guest's shared window, measured where it is drawn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SharedWindow {
+    /// The guest's participant id.
+    pub participant: String,
+    /// The guest's name.
+    pub name: String,
+    /// Frames of it that reached the room display's compositor so far.
+    pub frames: u64,
 }
 
 /// Who may send content in a meeting with floor control (`status.meeting.content_floor`),
@@ -615,6 +629,7 @@ impl MeetingStatus {
             content_floor: ContentFloor::None,
             chat: Vec::new(),
             moderation: Moderation::default(),
+            shared_window: None,
         }
     }
 }
@@ -800,6 +815,13 @@ pub enum MeetingReport {
         /// The participant as they are now.
         participant: Participant,
     },
+    /// A guest's shared window, as the room display shows it (`None`: nobody shares).
+    SharedWindow {
+        /// The plan generation this is about.
+        generation: u64,
+        /// The window shown.
+        window: Option<SharedWindow>,
+    },
     /// A participant left the meeting.
     ParticipantLeft {
         /// The plan generation this is about.
@@ -890,6 +912,7 @@ impl MeetingReport {
             | MeetingReport::FarEndHold { generation, .. }
             | MeetingReport::ContentFloor { generation, .. }
             | MeetingReport::Chat { generation, .. }
+            | MeetingReport::SharedWindow { generation, .. }
             | MeetingReport::FirstRemoteFrame { generation, .. } => *generation,
         }
     }

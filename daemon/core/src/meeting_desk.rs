@@ -433,6 +433,9 @@ impl MeetingDesk {
                 status.on_hold = on_hold;
                 events.push(RoomEvent::MeetingHoldFailed { on_hold, reason });
             }
+            MeetingReport::SharedWindow { window, .. } => {
+                status.shared_window = window;
+            }
             MeetingReport::ContentFloor { floor, .. } => {
                 status.content_floor = floor;
             }

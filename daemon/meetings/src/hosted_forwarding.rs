@@ -15,7 +15,7 @@ use super::engine::GuestDirection;
 use super::roster::Roster;
 use roomd_core::{
     CameraState, ContentState, LobbyGuest, MediaState, MeetingPlan, Moderation, Participant,
-    RoomStatus,
+    RoomStatus, SharedWindow,
 };
 use roomd_media::webrtc::{Peer, Relay};
 
@@ -29,6 +29,9 @@ struct SlotList<'a> {
     slots: Vec<Option<SlotEntry<'a>>>,
     you: Roles,
     locked: bool,
+    /// The guest whose window the content line carries now (`null`: the room's own content,
+    /// if it shares).
+    window_from: Option<&'a str>,
     /// Empty for a guest who is no moderator.
     lobby: &'a [LobbyGuest],
 }
@@ -92,10 +95,28 @@ pub(crate) struct Forwarding {
 }
 
 impl Forwarding {
-    /// Brings every guest's slots and list up to date with the roster, the room's media and
-    /// the meeting's roles and lobby.
-    pub(crate) fn refresh(&mut self, roster: &Roster, room: RoomMedia, plan: &MeetingPlan) {
+    /// Brings every guest's slots, content line and list up to date with the roster, the
+    /// room's media and the meeting's roles and lobby; returns the window shared now, as the
+    /// room display shows it.
+    pub(crate) fn refresh(
+        &mut self,
+        roster: &Roster,
+        room: RoomMedia,
+        plan: &MeetingPlan,
+    ) -> Option<SharedWindow> {
         let moderation = &plan.moderation;
+        // Only the presenter's window is let in; it is shown while its frames arrive.
+        let mut window: Option<(Participant, &Relay, u64)> = None;
+        for (sender, peer) in roster.with_peer(GuestDirection::Whip.as_str()) {
+            let presenter = moderation.presenter.as_deref() == Some(sender.id.as_str());
+            peer.allow_window(presenter);
+            if presenter
+                && peer.window_arriving()
+                && let Some(relay) = peer.window_relay()
+            {
+                window = Some((sender, relay, peer.window_frames_shown()));
+            }
+        }
         let mut sources: Vec<(Participant, &Relay)> = roster
             .with_peer(GuestDirection::Whip.as_str())
             .filter_map(|(participant, peer)| Some((participant, peer.relay()?)))
@@ -130,11 +151,15 @@ impl Forwarding {
             for (index, id) in slots.iter().enumerate() {
                 peer.show_in_slot(index, source(id).map(|(_, relay)| *relay));
             }
+            // The presenter sees their own window on their page, not back from the room.
+            let window_here = window.as_ref().filter(|(p, _, _)| p.id != receiver.id);
+            peer.show_window(window_here.map(|(_, relay, _)| *relay));
             let you = Roles::of(&receiver.id, moderation);
             let list = SlotList {
                 room,
                 you,
                 locked: moderation.locked,
+                window_from: window_here.map(|(p, _, _)| p.name.as_str()),
                 lobby: if you.moderator { &plan.lobby } else { &[] },
                 slots: slots
                     .iter()
@@ -162,6 +187,11 @@ impl Forwarding {
                 self.sent.insert(receiver.id.clone(), message);
             }
         }
+        window.map(|(p, _, frames)| SharedWindow {
+            participant: p.id,
+            name: p.name,
+            frames,
+        })
     }
 }
 

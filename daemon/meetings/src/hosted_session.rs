@@ -3,7 +3,7 @@
 //! guests' in relay slots ([`super::hosted_forwarding`]). One encoder feeds every guest (the
 //! media taps), whatever their number; guests' media is forwarded, never encoded again.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::MeetingError;
 use super::engine::GuestDirection;
@@ -13,7 +13,7 @@ use super::hosted_messages::{self, GuestMessage};
 use super::hosted_mute_requests::MuteRequests;
 use super::roster::Roster;
 use super::session::{SessionCommand, SessionContext};
-use roomd_core::AdmittedGuest;
+use roomd_core::{AdmittedGuest, MeetingReport, SharedWindow};
 use roomd_media::webrtc::{Peer, PeerEvent, PeerOptions};
 
 pub(crate) async fn run(mut ctx: SessionContext) {
@@ -21,6 +21,10 @@ pub(crate) async fn run(mut ctx: SessionContext) {
     let mut forwarding = Forwarding::default();
     let mut chat = Chat::default();
     let mut mute_requests = MuteRequests::default();
+    // The shared window as last reported, and when: its frame count is reported once a
+    // second, a change of who shares at once.
+    let mut window_shown: Option<SharedWindow> = None;
+    let mut window_reported = Instant::now();
     let mut stats = tokio::time::interval(Duration::from_secs(1));
     let mut stop = ctx.stop.clone();
     loop {
@@ -65,7 +69,18 @@ pub(crate) async fn run(mut ctx: SessionContext) {
         }
         // The room's own mute and camera reach guests within the stats tick (a second).
         let plan = ctx.plan.borrow().clone();
-        forwarding.refresh(&roster, RoomMedia::of(&ctx.room.status().status), &plan);
+        let window = forwarding.refresh(&roster, RoomMedia::of(&ctx.room.status().status), &plan);
+        let sharer = |w: &Option<SharedWindow>| w.as_ref().map(|w| w.participant.clone());
+        let due = window != window_shown && window_reported.elapsed() >= Duration::from_secs(1);
+        if sharer(&window) != sharer(&window_shown) || due {
+            window_shown = window.clone();
+            window_reported = Instant::now();
+            let report = MeetingReport::SharedWindow {
+                generation: ctx.generation(),
+                window,
+            };
+            let _ = ctx.room.meeting_report(report).await;
+        }
     }
     roster.clear().await;
 }

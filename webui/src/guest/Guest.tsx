@@ -6,7 +6,7 @@ import { api, ApiError, setCredentials } from "../api";
 import { ErrorBanner, Field, describedBy } from "../components";
 import { LangSwitch, t, useLang } from "../i18n";
 import { Chat } from "../chat";
-import { addReceivingLines, CHAT_KEPT, ChatLine, LobbyGuest, Other, parseChat, parseMuteRequest, parseParticipants, RoomMedia } from "./others";
+import { addReceivingLines, CHAT_KEPT, ChatLine, LobbyGuest, Other, parseChat, parseMuteRequest, parseParticipants, pickWindow, RoomMedia } from "./others";
 
 type Phase = "form" | "lobby" | "joined" | "removed" | "ended" | "left";
 
@@ -41,8 +41,10 @@ interface Roles {
   presenter: boolean;
   locked: boolean;
   lobby: LobbyGuest[];
+  /** Whose window the content line carries (null: the room's content). */
+  windowFrom: string | null;
 }
-const NO_ROLES: Roles = { moderator: false, presenter: false, locked: false, lobby: [] };
+const NO_ROLES: Roles = { moderator: false, presenter: false, locked: false, lobby: [], windowFrom: null };
 
 /** One other guest's picture and voice, with their name, and whether they talk; a moderator
  * gets the buttons that act on them. */
@@ -127,6 +129,11 @@ export function Guest({ meetingId }: { meetingId: string }) {
   const [roles, setRoles] = useState<Roles>(NO_ROLES);
   // Who asked this guest to mute, until they answer.
   const [muteAsked, setMuteAsked] = useState<string | null>(null);
+  // The window this guest shares (the presenter), and the WHIP line that carries it: offered
+  // from the start without a track, so that sharing needs no renegotiation.
+  const [sharing, setSharing] = useState<MediaStream | null>(null);
+  const windowSender = useRef<RTCRtpSender | null>(null);
+  const sharedPreview = useRef<HTMLVideoElement>(null);
   // The WHEP connection's data channel: the room's participant list comes in, the hand goes out.
   const channel = useRef<RTCDataChannel | null>(null);
   // Read by the channel's open handler, set up before the guest may have raised it.
@@ -151,7 +158,14 @@ export function Guest({ meetingId }: { meetingId: string }) {
   }, [streams, tracks, phase]);
   useEffect(() => {
     if (content.current && contentStream) content.current.srcObject = contentStream;
-  }, [contentStream, tracks, roomMedia?.sharing]);
+  }, [contentStream, tracks, roomMedia?.sharing, roles.windowFrom]);
+  useEffect(() => {
+    if (sharedPreview.current && sharing) sharedPreview.current.srcObject = sharing;
+  }, [sharing]);
+  // Only the presenter shares: the role taken back ends the share (the room drops it anyway).
+  useEffect(() => {
+    if (!roles.presenter && sharing) stopSharing();
+  }, [roles.presenter]);
 
   const hangUp = () => {
     connections.current.forEach((pc) => pc.close());
@@ -169,6 +183,36 @@ export function Guest({ meetingId }: { meetingId: string }) {
     setChat([]);
     setRoles(NO_ROLES);
     setMuteAsked(null);
+    setSharing((stream) => {
+      stream?.getTracks().forEach((track) => track.stop());
+      return null;
+    });
+    windowSender.current = null;
+  };
+  const stopSharing = () => {
+    windowSender.current?.replaceTrack(null).catch(() => undefined);
+    setSharing((stream) => {
+      stream?.getTracks().forEach((track) => track.stop());
+      return null;
+    });
+  };
+  const shareWindow = async () => {
+    try {
+      const stream = await pickWindow();
+      const track = stream.getVideoTracks()[0];
+      if (!track || !windowSender.current) {
+        stream.getTracks().forEach((t) => t.stop());
+        return;
+      }
+      track.contentHint = "detail";
+      // The browser's own "stop sharing" ends the track.
+      track.addEventListener("ended", stopSharing);
+      await windowSender.current.replaceTrack(track);
+      setSharing(stream);
+    } catch (e) {
+      // The person closed the picker: nothing is shared, nothing to say.
+      if ((e as DOMException)?.name !== "NotAllowedError") setError(e as ApiError);
+    }
   };
   const moderate: Moderate = (action, participant) => {
     const g = guest.current;
@@ -216,7 +260,7 @@ export function Guest({ meetingId }: { meetingId: string }) {
       const slots = participants.slots;
       setOthers(slots);
       setRoomMedia(participants.room);
-      setRoles({ moderator: participants.moderator, presenter: participants.presenter, locked: participants.locked, lobby: participants.lobby });
+      setRoles({ moderator: participants.moderator, presenter: participants.presenter, locked: participants.locked, lobby: participants.lobby, windowFrom: participants.windowFrom });
       const talking = slots.find((o) => o?.talking);
       if (talking) setSpeaker(talking.name);
     };
@@ -238,6 +282,7 @@ export function Guest({ meetingId }: { meetingId: string }) {
       const { sender } = send.addTransceiver(track, { direction: "sendonly", streams: [media] });
       senders.current[kind] = sender;
     });
+    windowSender.current = send.addTransceiver("video", { direction: "sendonly" }).sender;
     connections.current.push(send);
     await negotiate(send, `${base}/${g.id}/whip`, g.token);
     // Muted before the connection existed: it starts muted.
@@ -353,10 +398,16 @@ export function Guest({ meetingId }: { meetingId: string }) {
             </figcaption>
           </figure>
         )}
-        {phase === "joined" && roomMedia?.sharing && (
-          <figure class="content" data-testid="room-content">
-            <video ref={content} autoPlay playsInline muted aria-label={t("guest.room_content")} />
-            <figcaption>{t("guest.room_content")}</figcaption>
+        {phase === "joined" && (roomMedia?.sharing || roles.windowFrom) && (
+          <figure class="content" data-testid="room-content" data-from={roles.windowFrom ?? ""}>
+            <video ref={content} autoPlay playsInline muted aria-label={roles.windowFrom ? `${t("guest.window_of")} ${roles.windowFrom}` : t("guest.room_content")} />
+            <figcaption>{roles.windowFrom ? `${t("guest.window_of")} ${roles.windowFrom}` : t("guest.room_content")}</figcaption>
+          </figure>
+        )}
+        {phase === "joined" && sharing && (
+          <figure class="content own-share" data-testid="own-share">
+            <video ref={sharedPreview} autoPlay playsInline muted aria-label={t("guest.you_share")} />
+            <figcaption>{t("guest.you_share")}</figcaption>
           </figure>
         )}
         {phase === "joined" &&
@@ -417,6 +468,11 @@ export function Guest({ meetingId }: { meetingId: string }) {
               <button type="button" class={cameraOff ? "big toggle on warn" : "big toggle"} aria-pressed={cameraOff} onClick={toggleCamera} data-testid="guest-camera">
                 {cameraOff ? t("guest.camera_on") : t("guest.camera_off")}
               </button>
+              {phase === "joined" && roles.presenter && (
+                <button type="button" class={sharing ? "big toggle on" : "big toggle"} aria-pressed={sharing !== null} onClick={() => (sharing ? stopSharing() : shareWindow())} data-testid="guest-share">
+                  {sharing ? t("guest.stop_share") : t("guest.share_window")}
+                </button>
+              )}
               {phase === "joined" && (
                 <button type="button" class={handRaised ? "big toggle on" : "big toggle"} aria-pressed={handRaised} onClick={toggleHand} data-testid="guest-hand">
                   {handRaised ? t("guest.lower_hand") : t("guest.raise_hand")}

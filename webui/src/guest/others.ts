@@ -51,6 +51,8 @@ export interface Participants {
   presenter: boolean;
   locked: boolean;
   lobby: LobbyGuest[];
+  /** The guest whose shared window the content line carries; null: the room's content. */
+  windowFrom: string | null;
 }
 
 /** Guests the lobby holds at most (the room's MAX_LOBBY). */
@@ -75,7 +77,7 @@ function messageOf(data: unknown, type: string): Record<string, unknown> | null 
 export function parseParticipants(data: unknown): Participants | null {
   const message = messageOf(data, "participants");
   if (!message) return null;
-  const { slots, room, you, locked, lobby } = message as { slots?: unknown; room?: Record<string, unknown>; you?: Record<string, unknown>; locked?: unknown; lobby?: unknown };
+  const { slots, room, you, locked, lobby, window_from } = message as { slots?: unknown; room?: Record<string, unknown>; you?: Record<string, unknown>; locked?: unknown; lobby?: unknown; window_from?: unknown };
   if (!Array.isArray(slots)) return null;
   const waiting = Array.isArray(lobby) ? lobby.slice(0, MAX_LOBBY) : [];
   return {
@@ -98,6 +100,7 @@ export function parseParticipants(data: unknown): Participants | null {
     moderator: you?.moderator === true,
     presenter: you?.presenter === true,
     locked: locked === true,
+    windowFrom: typeof window_from === "string" ? window_from.slice(0, MAX_NAME_LENGTH) : null,
     lobby: waiting.flatMap((g: unknown): LobbyGuest[] => {
       const w = g as Record<string, unknown> | null;
       return typeof w?.id === "string" && typeof w?.name === "string" ? [{ id: w.id.slice(0, MAX_ID_LENGTH), name: w.name.slice(0, MAX_NAME_LENGTH) }] : [];
@@ -177,4 +180,19 @@ export function parseChat(data: unknown): ChatLine | null {
 export function parseMuteRequest(data: unknown): string | null {
   const m = messageOf(data, "mute_request");
   return m && typeof m.from === "string" ? m.from.slice(0, MAX_NAME_LENGTH) : null;
+}
+
+/**
+ * Asks the browser for one application window to share: whole screens are not offered, nor
+ * this tab (the meeting itself), and no sound.
+ */
+export function pickWindow(): Promise<MediaStream> {
+  const options = {
+    video: { displaySurface: "window" },
+    audio: false,
+    monitorTypeSurfaces: "exclude",
+    selfBrowserSurface: "exclude",
+    surfaceSwitching: "exclude",
+  };
+  return navigator.mediaDevices.getDisplayMedia(options as DisplayMediaStreamOptions);
 }

@@ -29,6 +29,7 @@ mod relay;
 mod rtcp_loss;
 pub mod sdp;
 mod stats;
+mod window_share;
 
 pub use frames::FrameCounters;
 pub use peer::{DATA_CHANNEL_LABEL, MAX_DATA_MESSAGE_BYTES, Peer};

@@ -17,6 +17,7 @@ use super::opus_fec::VoiceRepair;
 use super::relay::{Relay, RelaySubscription};
 use super::sdp::{self, Format, RemoteMedia};
 use super::stats::{self, Counters, PeerStats};
+use super::window_share::{ContentLine, WindowShare};
 use super::{PeerError, PeerEvent, PeerOptions};
 use crate::{Codec, Feed, LossReporter, MediaKind, MediaTaps, RemoteVideoSlot, TapSubscription};
 use roomd_base::sync::lock;
@@ -110,6 +111,10 @@ struct Shared {
     relay: Option<Relay>,
     /// The relay slot lines' senders (`PeerOptions::relay_slots`).
     slots: Mutex<Vec<SlotSender>>,
+    /// The far end's shared window, on its second video line (`PeerOptions::relay`).
+    window: Option<Arc<WindowShare>>,
+    /// The content line's sender (`PeerOptions::relay_slots`).
+    content_line: Mutex<Option<ContentLine>>,
 }
 
 /// Where a sending media line's frames come from.
@@ -187,6 +192,8 @@ impl Peer {
             data_budget: Mutex::new((Instant::now(), 0)),
             relay: options.relay.then(Relay::new),
             slots: Mutex::new(Vec::new()),
+            window: options.relay.then(|| Arc::new(WindowShare::new())),
+            content_line: Mutex::new(None),
         });
         // The far end opens the channel: an end-to-end peer's keys, a hosted meeting guest's
         // participant list (for its relay slots).
@@ -316,6 +323,38 @@ impl Peer {
                 let subscription = relay.subscribe(slot.kind, &slot.appsrc, slot.media_type);
                 *shown = Some((relay.clone(), subscription));
             }
+        }
+    }
+
+    /// The far end's shared window, for other peers' content lines (`PeerOptions::relay`).
+    pub fn window_relay(&self) -> Option<&Relay> {
+        self.shared.window.as_ref().map(|w| &w.relay)
+    }
+
+    /// Lets the far end share a window (shown on the room display and offered to others), or
+    /// not: what it sends on its window line is then dropped on arrival. A share that stopped
+    /// arriving leaves the display too. Call it again as time passes (each second).
+    pub fn allow_window(&self, allowed: bool) {
+        if let Some(window) = &self.shared.window {
+            window.allow(allowed);
+        }
+    }
+
+    /// The far end shares a window now: allowed, and its frames arrive.
+    pub fn window_arriving(&self) -> bool {
+        self.shared.window.as_ref().is_some_and(|w| w.arriving())
+    }
+
+    /// Frames of the far end's window that reached the room display (0 when none is shown).
+    pub fn window_frames_shown(&self) -> u64 {
+        self.shared.window.as_ref().map_or(0, |w| w.frames_shown())
+    }
+
+    /// Sends `window` (another far end's shared window) on the content line from now on, or
+    /// the room's own content (`None`); `PeerOptions::relay_slots` peers.
+    pub fn show_window(&self, window: Option<&Relay>) {
+        if let Some(line) = lock(&self.shared.content_line).as_mut() {
+            line.show(&self.shared.taps, window);
         }
     }
 
@@ -656,6 +695,16 @@ impl Peer {
     /// Prepares the transceiver for one offered media line, the `earlier`-th of its kind (from
     /// 0); false when the room neither sends nor receives on it.
     fn plan_line(&self, line: &RemoteMedia, earlier: usize) -> Result<bool, PeerError> {
+        // A guest's second video line is their shared window; nothing more is taken.
+        if let Some(window) = &self.shared.window
+            && line.kind == MediaKind::Video
+            && earlier > 0
+        {
+            if earlier > 1 || !line.direction.remote_sends() {
+                return Ok(false);
+            }
+            window.set_line(line.index);
+        }
         // A guest's lines after its first audio and video are relay slots (other guests), and
         // the video line after them the room's shared content.
         let source = match earlier.checked_sub(1) {
@@ -840,18 +889,17 @@ impl Peer {
                 if let Some(event) = info.event()
                     && gstreamer_video::UpstreamForceKeyUnitEvent::parse(event).is_ok()
                 {
-                    match source {
-                        Source::Feed(feed) => {
+                    // A relayed far end (a slot, or a window on the content line) makes the
+                    // keyframe; else the room's encoder of the feed.
+                    let relay = relayed
+                        .upgrade()
+                        .and_then(|shown| lock(&shown).as_ref().map(|(r, _)| r.clone()));
+                    match (relay, source) {
+                        (Some(relay), _) => relay.request_keyframe(),
+                        (None, Source::Feed(feed)) => {
                             taps.request_keyframe_of(feed);
                         }
-                        Source::Slot(_) => {
-                            let relay = relayed
-                                .upgrade()
-                                .and_then(|shown| lock(&shown).as_ref().map(|(r, _)| r.clone()));
-                            if let Some(relay) = relay {
-                                relay.request_keyframe();
-                            }
-                        }
+                        (None, Source::Slot(_)) => {}
                     }
                 }
                 gst::PadProbeReturn::Ok
@@ -864,7 +912,22 @@ impl Peer {
                 gst::PadProbeReturn::Ok
             });
         }
+        let media_type = match encoding.as_str() {
+            "H264" => "video/x-h264",
+            "VP8" => "video/x-vp8",
+            _ => "audio/x-opus",
+        };
         match source {
+            Source::Feed(Feed::Content) if self.options.relay_slots => {
+                // A guest's content line: the room's content, or another guest's window.
+                let feed = self.shared.taps.subscribe_feed(Feed::Content, &appsrc);
+                *lock(&self.shared.content_line) = Some(ContentLine {
+                    appsrc,
+                    media_type,
+                    feed: Some(feed),
+                    shown,
+                });
+            }
             Source::Feed(feed) => {
                 let subscription = self.shared.taps.subscribe_feed(feed, &appsrc);
                 if kind == MediaKind::Audio {
@@ -873,11 +936,6 @@ impl Peer {
                 lock(&self.shared.subscriptions).push(subscription);
             }
             Source::Slot(index) => {
-                let media_type = match encoding.as_str() {
-                    "H264" => "video/x-h264",
-                    "VP8" => "video/x-vp8",
-                    _ => "audio/x-opus",
-                };
                 lock(&self.shared.slots).push(SlotSender {
                     index,
                     kind,
@@ -1199,6 +1257,9 @@ fn on_remote_stream(
         let _ = sink.sync_state_with_parent();
         return Ok(());
     }
+    if let Some(window) = shared.window.as_ref().filter(|w| w.carried_by(pad)) {
+        return on_window(shared, window, pipeline, pad, &encoding);
+    }
     // Where the chain carries frames as a relay offers them (see `Relay::attach`).
     let mut relay_at = 0;
     let (kind, chain) = match (media, encoding.as_str()) {
@@ -1206,21 +1267,6 @@ fn on_remote_stream(
             let depay = make("rtph264depay")?;
             depay.set_property("request-keyframe", true);
             depay.set_property("wait-for-keyframe", true);
-            // Whole access units with start codes: as the decrypter takes them (before
-            // h264parse reads the slice headers it opens), and as a relay's receivers packetise
-            // them again (rtph264pay takes parameter sets in band, and wants the profile in the
-            // caps, which h264parse writes).
-            let access_units = || -> Result<gst::Element, PeerError> {
-                let filter = make("capsfilter")?;
-                filter.set_property(
-                    "caps",
-                    gst::Caps::builder("video/x-h264")
-                        .field("stream-format", "byte-stream")
-                        .field("alignment", "au")
-                        .build(),
-                );
-                Ok(filter)
-            };
             let chain = if shared.end_to_end {
                 vec![
                     depay,
@@ -1338,6 +1384,92 @@ fn on_remote_stream(
     pad.link(&sink_pad(&elements[0])?)
         .map_err(|e| PeerError::Build(format!("cannot link the remote stream: {e:?}")))?;
     shared.emit(PeerEvent::RemoteTrack { kind });
+    Ok(())
+}
+
+/// Whole H.264 access units with start codes: as the decrypter takes them (before h264parse
+/// reads the slice headers it opens), and as a relay's receivers packetise them again
+/// (rtph264pay takes parameter sets in band, and wants the profile in the caps, which h264parse
+/// writes).
+fn access_units() -> Result<gst::Element, PeerError> {
+    let filter = make("capsfilter")?;
+    filter.set_property(
+        "caps",
+        gst::Caps::builder("video/x-h264")
+            .field("stream-format", "byte-stream")
+            .field("alignment", "au")
+            .build(),
+    );
+    Ok(filter)
+}
+
+/// The far end's shared window arrived on webrtcbin's `pad`: gated (dropped unless allowed),
+/// depacketised, offered to other peers, decoded and shown on the room display. Its frames are
+/// not the far end's camera: they count in neither its statistics nor its first frame.
+fn on_window(
+    shared: &Arc<Shared>,
+    window: &Arc<WindowShare>,
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    encoding: &str,
+) -> Result<(), PeerError> {
+    window.gate(pad);
+    let depay = make(match encoding {
+        "H264" => "rtph264depay",
+        "VP8" => "rtpvp8depay",
+        other => {
+            return Err(PeerError::NoCommonCodec(format!(
+                "cannot decode a shared window in {other}"
+            )));
+        }
+    })?;
+    depay.set_property("request-keyframe", true);
+    depay.set_property("wait-for-keyframe", true);
+    let (mut elements, relay_at) = if encoding == "H264" {
+        (
+            vec![
+                depay,
+                make("h264parse")?,
+                access_units()?,
+                shared.taps.h264_decoder()?,
+            ],
+            2,
+        )
+    } else {
+        (vec![depay, make("vp8dec")?], 0)
+    };
+    window
+        .relay
+        .attach(MediaKind::Video, &elements[relay_at], &elements[0]);
+    elements.push(make("videoconvert")?);
+    let appsink = gst_app::AppSink::builder().sync(false).build();
+    let label = format!("{} (window)", lock(&shared.label));
+    let shown = Arc::downgrade(window);
+    let taps = shared.taps.clone();
+    appsink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                if let Some(window) = shown.upgrade() {
+                    window.show(&taps, &label, &sample);
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    elements.push(appsink.upcast());
+    pipeline
+        .add_many(&elements)
+        .map_err(|e| PeerError::Build(e.to_string()))?;
+    gst::Element::link_many(&elements).map_err(|e| PeerError::Build(e.to_string()))?;
+    for element in elements.iter().rev() {
+        let _ = element.sync_state_with_parent();
+    }
+    let sink = elements[0]
+        .static_pad("sink")
+        .ok_or_else(|| PeerError::Build("element without sink pad".into()))?;
+    pad.link(&sink)
+        .map_err(|e| PeerError::Build(format!("cannot link the shared window: {e:?}")))?;
     Ok(())
 }
 
