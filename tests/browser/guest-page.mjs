@@ -27,13 +27,17 @@
 // {"guest":"Alice","press":"lock"|"end"|"accept-mute"|"share"} presses the moderator's lock or
 // "end for everyone", the button of a request to mute, or "Share a window" (Chromium's fake
 // picker gives a capture of the tab: headless Chromium has no windows);
+// {"guest":"Alice","offer_file":{"to":"Bob","bytes":N}} offers a file of N random bytes to Bob
+// (answered with its "sha256" as computed here); {"guest":"Bob","press":"accept-file"} accepts
+// the first offer Bob's page shows; each guest's line has `transfers`
+// ([{"direction","state","name","size","bytes","sha256","received","peer"}]);
 // {"guest":"Carol","force_share":true} shares on Carol's window line without the page (whose
 // button only a presenter has), as a hostile page would.
 // Each guest's line also has `roles` ({"moderator","presenter"}), `locked`, `lobby` (the names a
 // moderator's page lists), `mute_request` (the request's text, or null), `muted` (the page's own
 // mute button), and per other guest `moderator` and `presenter`.
 
-import { createHash, X509Certificate } from "node:crypto";
+import { createHash, randomBytes, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
@@ -154,7 +158,17 @@ function observe() {
   const lobby = [...document.querySelectorAll('[data-testid="moderation-lobby"] li')].map((li) => li.dataset.name);
   const mute_request = document.querySelector('[data-testid="mute-request"] p')?.textContent ?? null;
   const muted = document.querySelector('[data-testid="guest-mute"]')?.getAttribute("aria-pressed") === "true";
-  return { phase, error, room, content, others, chat, roles, locked, lobby, mute_request, muted, sharing };
+  const transfers = [...document.querySelectorAll('[data-testid="transfer"]')].map((li) => ({
+    direction: li.dataset.direction,
+    state: li.dataset.state,
+    name: li.dataset.name,
+    size: Number(li.dataset.size),
+    bytes: Number(li.dataset.bytes),
+    sha256: li.dataset.sha256,
+    received: li.dataset.received,
+    peer: li.dataset.peer,
+  }));
+  return { phase, error, room, content, others, chat, roles, locked, lobby, mute_request, muted, sharing, transfers };
 }
 
 // Inbound audio per slot of the WHEP connection (0: the room), from its receivers' statistics.
@@ -218,6 +232,16 @@ createInterface({ input: process.stdin }).on("line", async (line) => {
         return packets;
       });
       if (!shared) throw new Error("no WHIP connection with a window line, or no packet sent on it");
+    } else if (command.offer_file) {
+      const buffer = randomBytes(command.offer_file.bytes);
+      const sha256 = createHash("sha256").update(buffer).digest("hex");
+      await guest.page.setInputFiles('[data-testid="file-input"]', { name: "minutes.bin", mimeType: "application/octet-stream", buffer });
+      await guest.page.selectOption('[data-testid="file-to"]', { label: command.offer_file.to });
+      await guest.page.click('[data-testid="file-offer"]');
+      report("done", { command, sha256 });
+      return;
+    } else if (command.press === "accept-file") {
+      await guest.page.click('[data-testid="file-accept"]');
     } else if (command.press === "share") {
       await guest.page.click('[data-testid="guest-share"]');
     } else if (command.press === "lock" || command.press === "end") {

@@ -9,6 +9,7 @@
 //! - a chat message reaches everyone and the panel (as text), the panel writes in it, and it
 //!   is gone from every page when the meeting ends;
 //! - a guest who leaves and comes back is seen again;
+//! - a 10 MB document reaches another guest intact, never touching the room's disk;
 //! - a moderator (made one by the room) asks a guest to mute, makes a guest the presenter,
 //!   locks the meeting, removes a guest and ends it for everyone; the audit log names them.
 //!
@@ -400,6 +401,7 @@ fn meet(host: &Roomd, pages: &BrowserPeer, panel: &BrowserPeer) -> Result<(), Ha
         l["event"] == "guests" && everyone_sees_everyone(l, None, &GUESTS)
     })?;
 
+    documents(host, pages)?;
     moderate(host, pages, panel)?;
 
     // Alice ends the meeting for everyone.
@@ -423,6 +425,106 @@ fn meet(host: &Roomd, pages: &BrowserPeer, panel: &BrowserPeer) -> Result<(), Ha
         m["state"] == "idle"
     })?;
     Ok(())
+}
+
+/// A 10 MB document from Alice reaches Bob (who accepts it first) with the SHA-256 Alice's page
+/// computed; the room passes it on in memory: nothing of it reaches the room's disk.
+fn documents(host: &Roomd, pages: &BrowserPeer) -> Result<(), HarnessError> {
+    const SIZE: u64 = 10 * 1024 * 1024;
+    let state_before = files_under(host.state_dir());
+    let written_before = disk_writes(host);
+    let from = pages.line_count();
+    pages.command(&json!({ "guest": "Alice", "offer_file": { "to": "Bob", "bytes": SIZE } }))?;
+    let offered =
+        pages.wait_for_after(from, "Alice's page offers the file", STATE_TIMEOUT, |l| {
+            l["event"] == "done" && l["command"]["offer_file"].is_object()
+        })?;
+    let sha256 = offered["sha256"].as_str().unwrap_or_default().to_owned();
+    let transfer = |l: &Value, name: &str| -> Option<Value> {
+        view(l, name)?["transfers"].as_array()?.last().cloned()
+    };
+    pages.wait_for_after(
+        from,
+        "Bob's page shows the offer with its SHA-256",
+        STATE_TIMEOUT,
+        |l| {
+            transfer(l, "Bob").is_some_and(|t| {
+                t["state"] == "offered" && t["sha256"] == sha256.as_str() && t["peer"] == "Alice"
+            })
+        },
+    )?;
+    // Nothing moves before Bob accepts.
+    let last = pages
+        .lines()
+        .into_iter()
+        .rev()
+        .find(|l| l["event"] == "guests");
+    assert_eq!(
+        last.and_then(|l| transfer(&l, "Alice"))
+            .map(|t| t["bytes"].clone()),
+        Some(json!(0))
+    );
+    let accepted = pages.line_count();
+    pages.command(&json!({ "guest": "Bob", "press": "accept-file" }))?;
+    pages.wait_for_after(
+        accepted,
+        "the file reaches Bob intact",
+        MEDIA_TIMEOUT,
+        |l| {
+            transfer(l, "Bob").is_some_and(|t| {
+                t["state"] == "done" && t["received"] == sha256.as_str() && t["bytes"] == SIZE
+            }) && transfer(l, "Alice").is_some_and(|t| t["state"] == "done")
+        },
+    )?;
+    let written = disk_writes(host).saturating_sub(written_before);
+    assert!(
+        written < SIZE / 10,
+        "roomd wrote {written} bytes to storage while passing on a {SIZE}-byte document"
+    );
+    let state_after = files_under(host.state_dir());
+    for (path, size) in &state_after {
+        let before = state_before
+            .iter()
+            .find(|(p, _)| p == path)
+            .map_or(0, |(_, s)| *s);
+        assert!(
+            size.saturating_sub(before) < SIZE / 10,
+            "{} grew by {} bytes during the transfer",
+            path.display(),
+            size - before
+        );
+    }
+    Ok(())
+}
+
+/// Every file under `dir`, with its size.
+fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64)> {
+    let mut files = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => todo.push(path),
+                Ok(m) => files.push((path, m.len())),
+                Err(_) => {}
+            }
+        }
+    }
+    files
+}
+
+/// Bytes roomd has caused to be written to storage (`write_bytes` of /proc/<pid>/io), which
+/// counts pages as they are dirtied, wherever the file is.
+fn disk_writes(host: &Roomd) -> u64 {
+    let io = host
+        .pid()
+        .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/io")).ok())
+        .unwrap_or_default();
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no write_bytes in roomd's /proc/<pid>/io: {io:?}"))
 }
 
 /// Roles: the room makes Alice a moderator; on her page she asks Bob to mute (he does, on his

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::engine::GuestDirection;
+use super::hosted_documents::DocumentPolicy;
 use super::roster::Roster;
 use roomd_core::{
     CameraState, ContentState, LobbyGuest, MediaState, MeetingPlan, Moderation, Participant,
@@ -32,6 +33,8 @@ struct SlotList<'a> {
     /// The guest whose window the content line carries now (`null`: the room's own content,
     /// if it shares).
     window_from: Option<&'a str>,
+    /// The largest document a guest may offer, in bytes; `null`: documents are switched off.
+    documents_max_bytes: Option<u64>,
     /// Empty for a guest who is no moderator.
     lobby: &'a [LobbyGuest],
 }
@@ -103,6 +106,7 @@ impl Forwarding {
         roster: &Roster,
         room: RoomMedia,
         plan: &MeetingPlan,
+        documents: DocumentPolicy,
     ) -> Option<SharedWindow> {
         let moderation = &plan.moderation;
         // Only the presenter's window is let in; it is shown while its frames arrive.
@@ -160,6 +164,7 @@ impl Forwarding {
                 you,
                 locked: moderation.locked,
                 window_from: window_here.map(|(p, _, _)| p.name.as_str()),
+                documents_max_bytes: documents.max_bytes,
                 lobby: if you.moderator { &plan.lobby } else { &[] },
                 slots: slots
                     .iter()

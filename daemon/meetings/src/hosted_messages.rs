@@ -5,6 +5,8 @@
 
 use serde::Deserialize;
 
+use super::hosted_documents::DocumentMessage;
+
 /// A guest's message.
 #[derive(Debug, Deserialize, PartialEq, Eq)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -22,8 +24,20 @@ pub(crate) enum GuestMessageError {
     Unknown(String),
 }
 
-pub(crate) fn parse(bytes: &[u8]) -> Result<GuestMessage, GuestMessageError> {
-    serde_json::from_slice(bytes).map_err(|e| GuestMessageError::Unknown(fault(&e)))
+/// A message of either kind: the page's own, or a document transfer's.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Incoming {
+    Guest(GuestMessage),
+    Document(DocumentMessage),
+}
+
+pub(crate) fn parse(bytes: &[u8]) -> Result<Incoming, GuestMessageError> {
+    if let Ok(message) = serde_json::from_slice(bytes) {
+        return Ok(Incoming::Guest(message));
+    }
+    serde_json::from_slice(bytes)
+        .map(Incoming::Document)
+        .map_err(|e| GuestMessageError::Unknown(fault(&e)))
 }
 
 /// What kind of fault, and where: never the text that was sent.
@@ -39,19 +53,27 @@ fn fault(e: &serde_json::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{GuestMessage, parse};
+    use super::{GuestMessage, Incoming, parse};
+    use crate::hosted_documents::DocumentMessage;
 
     #[test]
     fn a_raised_hand_and_a_chat_line_are_taken_and_anything_else_refused() {
         assert_eq!(
             parse(br#"{"type":"hand","raised":true}"#).ok(),
-            Some(GuestMessage::Hand { raised: true })
+            Some(Incoming::Guest(GuestMessage::Hand { raised: true }))
         );
         assert_eq!(
             parse(br#"{"type":"chat","text":"hello"}"#).ok(),
-            Some(GuestMessage::Chat {
+            Some(Incoming::Guest(GuestMessage::Chat {
                 text: "hello".into()
-            })
+            }))
+        );
+        assert_eq!(
+            parse(br#"{"type":"file_ack","transfer":"t-1","seq":3}"#).ok(),
+            Some(Incoming::Document(DocumentMessage::Ack {
+                transfer: "t-1".into(),
+                seq: 3
+            }))
         );
         for bad in [
             &br#"{"type":"hand"}"#[..],
@@ -59,6 +81,8 @@ mod tests {
             br#"{"type":"hand","raised":true,"by":"Mallory"}"#,
             br#"{"type":"chat","text":"hi","from":"Mallory"}"#,
             br#"{"type":"unmute","participant":"g-1"}"#,
+            br#"{"type":"file_ack","transfer":"t-1","seq":-1}"#,
+            br#"{"type":"file_end","transfer":"t-1","path":"/etc/Mallory"}"#,
             b"not json",
             b"",
         ] {

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use super::MeetingError;
 use super::engine::GuestDirection;
 use super::hosted_chat::Chat;
+use super::hosted_documents::{DocumentPolicy, Documents};
 use super::hosted_forwarding::{Forwarding, RoomMedia};
-use super::hosted_messages::{self, GuestMessage};
+use super::hosted_messages::{self, GuestMessage, Incoming};
 use super::hosted_mute_requests::MuteRequests;
 use super::roster::Roster;
 use super::session::{SessionCommand, SessionContext};
@@ -20,6 +21,7 @@ pub(crate) async fn run(mut ctx: SessionContext) {
     let (mut roster, mut events) = Roster::new(ctx.room.clone(), ctx.generation());
     let mut forwarding = Forwarding::default();
     let mut chat = Chat::default();
+    let mut documents = Documents::default();
     let mut mute_requests = MuteRequests::default();
     // The shared window as last reported, and when: its frame count is reported once a
     // second, a change of who shares at once.
@@ -61,15 +63,20 @@ pub(crate) async fn run(mut ctx: SessionContext) {
             }
             Some((id, event)) = events.recv() => {
                 if let PeerEvent::Data(bytes) = &event {
-                    take_message(&ctx, &mut roster, &mut chat, &id, bytes).await;
+                    take_message(&ctx, &mut roster, &mut chat, &mut documents, &id, bytes).await;
                 }
                 roster.on_event(&id, &event).await;
             }
-            _ = stats.tick() => roster.report_stats().await,
+            _ = stats.tick() => {
+                roster.report_stats().await;
+                documents.prune(&roster);
+            }
         }
         // The room's own mute and camera reach guests within the stats tick (a second).
         let plan = ctx.plan.borrow().clone();
-        let window = forwarding.refresh(&roster, RoomMedia::of(&ctx.room.status().status), &plan);
+        let room_media = RoomMedia::of(&ctx.room.status().status);
+        let policy = DocumentPolicy::of(&ctx.room.config().meeting);
+        let window = forwarding.refresh(&roster, room_media, &plan, policy);
         let sharer = |w: &Option<SharedWindow>| w.as_ref().map(|w| w.participant.clone());
         let due = window != window_shown && window_reported.elapsed() >= Duration::from_secs(1);
         if sharer(&window) != sharer(&window_shown) || due {
@@ -90,14 +97,19 @@ async fn take_message(
     ctx: &SessionContext,
     roster: &mut Roster,
     chat: &mut Chat,
+    documents: &mut Documents,
     id: &str,
     bytes: &[u8],
 ) {
     match hosted_messages::parse(bytes) {
-        Ok(GuestMessage::Hand { raised }) => roster.set_hand(id, raised).await,
-        Ok(GuestMessage::Chat { text }) => {
+        Ok(Incoming::Guest(GuestMessage::Hand { raised })) => roster.set_hand(id, raised).await,
+        Ok(Incoming::Guest(GuestMessage::Chat { text })) => {
             chat.take_from_guest(roster, &ctx.room, ctx.generation(), id, text)
                 .await
+        }
+        Ok(Incoming::Document(message)) => {
+            let policy = DocumentPolicy::of(&ctx.room.config().meeting);
+            documents.take(roster, policy, id, message)
         }
         Err(e) => tracing::debug!("guest {id}: {e}"),
     }

@@ -20,6 +20,7 @@ mod e2ee_janus;
 mod engine;
 mod error;
 mod hosted_chat;
+mod hosted_documents;
 mod hosted_forwarding;
 mod hosted_messages;
 mod hosted_mute_requests;

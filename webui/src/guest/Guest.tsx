@@ -6,6 +6,7 @@ import { api, ApiError, setCredentials } from "../api";
 import { ErrorBanner, Field, describedBy } from "../components";
 import { LangSwitch, t, useLang } from "../i18n";
 import { Chat } from "../chat";
+import { Documents, useDocuments } from "./documents";
 import { addReceivingLines, CHAT_KEPT, ChatLine, LobbyGuest, Other, parseChat, parseMuteRequest, parseParticipants, pickWindow, RoomMedia } from "./others";
 
 type Phase = "form" | "lobby" | "joined" | "removed" | "ended" | "left";
@@ -43,8 +44,9 @@ interface Roles {
   lobby: LobbyGuest[];
   /** Whose window the content line carries (null: the room's content). */
   windowFrom: string | null;
+  documentsMaxBytes: number | null;
 }
-const NO_ROLES: Roles = { moderator: false, presenter: false, locked: false, lobby: [], windowFrom: null };
+const NO_ROLES: Roles = { moderator: false, presenter: false, locked: false, lobby: [], windowFrom: null, documentsMaxBytes: null };
 
 /** One other guest's picture and voice, with their name, and whether they talk; a moderator
  * gets the buttons that act on them. */
@@ -134,6 +136,11 @@ export function Guest({ meetingId }: { meetingId: string }) {
   const [sharing, setSharing] = useState<MediaStream | null>(null);
   const windowSender = useRef<RTCRtpSender | null>(null);
   const sharedPreview = useRef<HTMLVideoElement>(null);
+  const documents = useDocuments((message) => {
+    if (channel.current?.readyState !== "open") return false;
+    channel.current.send(JSON.stringify(message));
+    return true;
+  });
   // The WHEP connection's data channel: the room's participant list comes in, the hand goes out.
   const channel = useRef<RTCDataChannel | null>(null);
   // Read by the channel's open handler, set up before the guest may have raised it.
@@ -183,6 +190,7 @@ export function Guest({ meetingId }: { meetingId: string }) {
     setChat([]);
     setRoles(NO_ROLES);
     setMuteAsked(null);
+    documents.clear();
     setSharing((stream) => {
       stream?.getTracks().forEach((track) => track.stop());
       return null;
@@ -253,6 +261,7 @@ export function Guest({ meetingId }: { meetingId: string }) {
     roster.onmessage = (e) => {
       const line = parseChat(e.data);
       if (line) return setChat((all) => [...all, line].slice(-CHAT_KEPT));
+      if (documents.take(e.data)) return;
       const askedBy = parseMuteRequest(e.data);
       if (askedBy) return setMuteAsked(askedBy);
       const participants = parseParticipants(e.data);
@@ -260,7 +269,7 @@ export function Guest({ meetingId }: { meetingId: string }) {
       const slots = participants.slots;
       setOthers(slots);
       setRoomMedia(participants.room);
-      setRoles({ moderator: participants.moderator, presenter: participants.presenter, locked: participants.locked, lobby: participants.lobby, windowFrom: participants.windowFrom });
+      setRoles({ moderator: participants.moderator, presenter: participants.presenter, locked: participants.locked, lobby: participants.lobby, windowFrom: participants.windowFrom, documentsMaxBytes: participants.documentsMaxBytes });
       const talking = slots.find((o) => o?.talking);
       if (talking) setSpeaker(talking.name);
     };
@@ -517,6 +526,15 @@ export function Guest({ meetingId }: { meetingId: string }) {
               </button>
             </div>
           </section>
+        )}
+        {phase === "joined" && (
+          <Documents
+            others={others.flatMap((o) => (o ? [{ id: o.id, name: o.name }] : []))}
+            maxBytes={roles.documentsMaxBytes}
+            transfers={documents.transfers}
+            offer={(file, to) => documents.offer(file, to).catch((e) => setError(e))}
+            answer={documents.answer}
+          />
         )}
         {phase === "joined" && (
           <Chat

@@ -53,6 +53,8 @@ export interface Participants {
   lobby: LobbyGuest[];
   /** The guest whose shared window the content line carries; null: the room's content. */
   windowFrom: string | null;
+  /** The largest document the room passes on, in bytes; null: documents are off. */
+  documentsMaxBytes: number | null;
 }
 
 /** Guests the lobby holds at most (the room's MAX_LOBBY). */
@@ -77,7 +79,7 @@ function messageOf(data: unknown, type: string): Record<string, unknown> | null 
 export function parseParticipants(data: unknown): Participants | null {
   const message = messageOf(data, "participants");
   if (!message) return null;
-  const { slots, room, you, locked, lobby, window_from } = message as { slots?: unknown; room?: Record<string, unknown>; you?: Record<string, unknown>; locked?: unknown; lobby?: unknown; window_from?: unknown };
+  const { slots, room, you, locked, lobby, window_from, documents_max_bytes } = message as { slots?: unknown; room?: Record<string, unknown>; you?: Record<string, unknown>; locked?: unknown; lobby?: unknown; window_from?: unknown; documents_max_bytes?: unknown };
   if (!Array.isArray(slots)) return null;
   const waiting = Array.isArray(lobby) ? lobby.slice(0, MAX_LOBBY) : [];
   return {
@@ -101,6 +103,7 @@ export function parseParticipants(data: unknown): Participants | null {
     presenter: you?.presenter === true,
     locked: locked === true,
     windowFrom: typeof window_from === "string" ? window_from.slice(0, MAX_NAME_LENGTH) : null,
+    documentsMaxBytes: typeof documents_max_bytes === "number" && documents_max_bytes > 0 ? documents_max_bytes : null,
     lobby: waiting.flatMap((g: unknown): LobbyGuest[] => {
       const w = g as Record<string, unknown> | null;
       return typeof w?.id === "string" && typeof w?.name === "string" ? [{ id: w.id.slice(0, MAX_ID_LENGTH), name: w.name.slice(0, MAX_NAME_LENGTH) }] : [];

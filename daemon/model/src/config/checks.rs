@@ -132,6 +132,12 @@ pub(super) fn lobby_timeout_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<u
     integer_in(d, 5, 3600)
 }
 
+/// `meeting.document_max_mb`: from a megabyte to two gigabytes (a page holds a document in
+/// memory while it hashes and sends it).
+pub(super) fn document_max_mb<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    integer_in(d, 1, 2000)
+}
+
 /// `meeting.e2ee_rekey_s`: from a key a minute (tests use 5 s) to a key a day.
 pub(super) fn e2ee_rekey_s<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     integer_in(d, 5, 86_400)

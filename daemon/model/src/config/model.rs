@@ -451,6 +451,12 @@ pub struct MeetingConfig {
     /// Seconds a guest of a hosted meeting may wait in the lobby before the place is freed.
     #[serde(deserialize_with = "checks::lobby_timeout_seconds")]
     pub lobby_timeout_seconds: u32,
+    /// Guests of a hosted meeting may pass documents to each other (over the meeting's data
+    /// channels, through the room's memory, never its disk).
+    pub documents: bool,
+    /// The largest document, in megabytes (10^6 bytes).
+    #[serde(deserialize_with = "checks::document_max_mb")]
+    pub document_max_mb: u32,
     /// End-to-end encryption of Janus meetings: every frame is encrypted with SFrame before it
     /// reaches Janus, with keys agreed over the room's data channel and bound to the device
     /// identity (docs/security.md). File-only.
@@ -480,6 +486,8 @@ impl Default for MeetingConfig {
             history_retention_days: 30,
             allowed_servers: Vec::new(),
             lobby_timeout_seconds: 600,
+            documents: true,
+            document_max_mb: 100,
             e2ee: false,
             e2ee_ca_file: String::new(),
             require_e2ee: false,
