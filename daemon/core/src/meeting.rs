@@ -939,6 +939,8 @@ pub struct GuestTicket {
     pub guest_id: String,
     /// The guest token (bearer); the core keeps only its hash.
     pub token: Secret,
+    /// `lobby`, or `admitted` for a known name (`meeting.lobby`).
+    pub state: GuestState,
 }
 
 /// An admitted guest, as the engine needs it to connect their media.

@@ -23,7 +23,7 @@ use super::room::now_rfc3339;
 use crate::call_history::CallRecord;
 use roomd_base::net_source::source_group;
 use roomd_base::random::{UNAMBIGUOUS_ALPHABET, code};
-use roomd_model::config::Config;
+use roomd_model::config::{Config, LobbyPolicy};
 use roomd_model::{Secret, random_base64url, sha256};
 
 /// Wrong PINs from one source before each further attempt from it must wait. Counted per
@@ -111,6 +111,13 @@ impl MeetingDesk {
                 "the room is already in a meeting ({}); leave it first with meeting.leave",
                 status.state
             )));
+        }
+        if config.meeting.require_pin && matches!(target, MeetingTarget::Hosted { pin: None }) {
+            return Err(CoreError::Refused(
+                "this room's policy (meeting.require_pin) wants a PIN for every meeting it hosts: \
+                 give target.pin"
+                    .into(),
+            ));
         }
         self.generation += 1;
         let hosted = matches!(target, MeetingTarget::Hosted { .. });
@@ -532,8 +539,9 @@ impl MeetingDesk {
         name: String,
         pin: Option<Secret>,
         source: IpAddr,
-        lobby_timeout: Duration,
+        config: &Config,
     ) -> Result<(GuestTicket, Events), CoreError> {
+        let lobby_timeout = Duration::from_secs(config.meeting.lobby_timeout_seconds.into());
         let mut events = self.expire_lobby(status, lobby_timeout);
         let current = self.hosted(meeting_id)?;
         if current.plan.moderation.locked {
@@ -578,6 +586,16 @@ impl MeetingDesk {
                 "the lobby is full ({MAX_LOBBY} guests waiting); try again later"
             )));
         }
+        // A known name skips the lobby, but only where the PIN was needed and given: a name
+        // alone is what anyone can type.
+        let has_pin = matches!(current.plan.target, MeetingTarget::Hosted { pin: Some(_) });
+        let known = has_pin
+            && config.meeting.lobby == LobbyPolicy::UnknownNames
+            && config
+                .meeting
+                .known_guest_names
+                .iter()
+                .any(|known| known.trim().to_lowercase() == name.trim().to_lowercase());
         forget_oldest_who_left(&mut current.guests);
         let guest_id = format!("g-{}", code(8, UNAMBIGUOUS_ALPHABET));
         let token = random_base64url(32);
@@ -605,11 +623,19 @@ impl MeetingDesk {
             participant: guest_id.clone(),
             name: name.clone(),
         });
-        self.refresh_lobby();
+        let state = if known {
+            tracing::info!("guest {guest_id} has a known name and the PIN: admitted at once");
+            events.extend(self.admit(status, &guest_id)?);
+            GuestState::Admitted
+        } else {
+            self.refresh_lobby();
+            GuestState::Lobby
+        };
         Ok((
             GuestTicket {
                 guest_id,
                 token: Secret::new(token),
+                state,
             },
             events,
         ))

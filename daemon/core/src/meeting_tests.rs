@@ -829,3 +829,45 @@ async fn the_host_makes_moderators_who_admit_remove_lock_and_hand_over_the_prese
         1
     );
 }
+
+#[tokio::test]
+async fn policy_can_require_a_pin_and_let_known_names_with_it_skip_the_lobby() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut setup = setup(&dir);
+    setup.config.meeting.require_pin = true;
+    setup.config.meeting.lobby = roomd_model::config::LobbyPolicy::UnknownNames;
+    setup.config.meeting.known_guest_names = vec!["Dr. Weber".into()];
+    let (room, _task) = spawn(setup);
+    let err = room
+        .execute(join(json!({"kind": "hosted"})))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("meeting.require_pin"), "{err}");
+    room.execute(join(json!({"kind": "hosted", "pin": "4711"})))
+        .await
+        .unwrap();
+    let id = room.status().tree["meeting"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pin = || Some(Secret::new("4711".into()));
+    let known = room
+        .guest_arrive(id.clone(), "dr. weber ".into(), pin(), GUEST)
+        .await
+        .unwrap();
+    assert_eq!(known.state, GuestState::Admitted);
+    room.guest_admitted(id.clone(), known.guest_id, known.token)
+        .await
+        .unwrap();
+    let unknown = room
+        .guest_arrive(id.clone(), "Mallory".into(), pin(), GUEST)
+        .await
+        .unwrap();
+    assert_eq!(unknown.state, GuestState::Lobby);
+    // Without the PIN, the known name gets nowhere.
+    let err = room
+        .guest_arrive(id, "Dr. Weber".into(), None, GUEST)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CoreError::Forbidden(_)), "{err}");
+}

@@ -803,7 +803,7 @@ impl Room {
                 reply,
             } => {
                 let result =
-                    desk.guest_arrive(meeting, meeting_id, name, pin, source, lobby_timeout);
+                    desk.guest_arrive(meeting, meeting_id, name, pin, source, &self.config);
                 let result = result.map(|(ticket, events)| {
                     self.publish(events);
                     ticket

@@ -106,10 +106,7 @@ enum Outgoing<'a> {
         sha256: &'a str,
     },
     #[serde(rename = "file_answer")]
-    Answer {
-        transfer: &'a str,
-        accept: bool,
-    },
+    Answer { transfer: &'a str, accept: bool },
     #[serde(rename = "file_chunk")]
     Chunk {
         transfer: &'a str,
@@ -117,19 +114,11 @@ enum Outgoing<'a> {
         data: &'a str,
     },
     #[serde(rename = "file_ack")]
-    Ack {
-        transfer: &'a str,
-        seq: u64,
-    },
+    Ack { transfer: &'a str, seq: u64 },
     #[serde(rename = "file_end")]
-    End {
-        transfer: &'a str,
-    },
+    End { transfer: &'a str },
     #[serde(rename = "file_cancel")]
-    Cancel {
-        transfer: &'a str,
-        reason: &'a str,
-    },
+    Cancel { transfer: &'a str, reason: &'a str },
 }
 
 #[derive(Default)]

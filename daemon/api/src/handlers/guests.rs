@@ -55,7 +55,7 @@ pub(crate) async fn arrive(
     Ok(HttpResponse::Created().json(json!({
         "guest_id": ticket.guest_id,
         "token": ticket.token.expose(),
-        "state": "lobby",
+        "state": ticket.state,
     })))
 }
 

@@ -132,6 +132,33 @@ pub(super) fn lobby_timeout_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<u
     integer_in(d, 5, 3600)
 }
 
+/// Names in `meeting.known_guest_names` at most.
+const MAX_KNOWN_GUEST_NAMES: usize = 256;
+
+/// `meeting.known_guest_names`: names as a guest gives them (1 to 64 characters, no control
+/// characters), at most 256.
+pub(super) fn known_guest_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let names = Vec::<String>::deserialize(d)?;
+    if names.len() > MAX_KNOWN_GUEST_NAMES {
+        return Err(de::Error::custom(format!(
+            "at most {MAX_KNOWN_GUEST_NAMES} names are allowed, got {}",
+            names.len()
+        )));
+    }
+    for name in &names {
+        let chars = name.chars().count();
+        if !(1..=64).contains(&chars)
+            || name.trim().is_empty()
+            || name.chars().any(char::is_control)
+        {
+            return Err(de::Error::custom(format!(
+                "{name:?} is not a guest's name: 1 to 64 characters, no control characters"
+            )));
+        }
+    }
+    Ok(names)
+}
+
 /// `meeting.document_max_mb`: from a megabyte to two gigabytes (a page holds a document in
 /// memory while it hashes and sends it).
 pub(super) fn document_max_mb<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {

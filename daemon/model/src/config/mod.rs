@@ -30,9 +30,10 @@ pub use error::ConfigError;
 pub use error::{line_and_column, toml_error_position};
 pub use model::{
     AccountsConfig, ApiConfig, AudioConfig, CameraPosition, CameraPreset, Config, DbusConfig,
-    FleetConfig, HostConfig, HostNetworkConfig, IdentityBackend, IdentityConfig, Layout, LogLevel,
-    LoggingConfig, MeetingConfig, NetworkMode, ProvisioningConfig, SelfviewMode, SelfviewPosition,
-    SipConfig, StandbyConfig, SystemConfig, UpdateConfig, VideoCodec, VideoConfig,
+    FleetConfig, HostConfig, HostNetworkConfig, IdentityBackend, IdentityConfig, Layout,
+    LobbyPolicy, LogLevel, LoggingConfig, MeetingConfig, NetworkMode, ProvisioningConfig,
+    SelfviewMode, SelfviewPosition, SipConfig, StandbyConfig, SystemConfig, UpdateConfig,
+    VideoCodec, VideoConfig,
 };
 pub use schema::{SchemaKey, schema};
 pub use secret_settings::{NewSecret, PatchSecrets, set_in, take_from_config, take_from_patch};

@@ -451,6 +451,14 @@ pub struct MeetingConfig {
     /// Seconds a guest of a hosted meeting may wait in the lobby before the place is freed.
     #[serde(deserialize_with = "checks::lobby_timeout_seconds")]
     pub lobby_timeout_seconds: u32,
+    /// A hosted meeting must have a PIN (`meeting.join` without one is refused).
+    pub require_pin: bool,
+    /// Who of a hosted meeting's guests waits in the lobby: everyone, or only those whose name
+    /// is not in `known_guest_names` (a known name skips it only with the meeting's PIN).
+    pub lobby: LobbyPolicy,
+    /// Names that skip the lobby under `lobby = "unknown-names"` (compared without case).
+    #[serde(deserialize_with = "checks::known_guest_names")]
+    pub known_guest_names: Vec<String>,
     /// Guests of a hosted meeting may pass documents to each other (over the meeting's data
     /// channels, through the room's memory, never its disk).
     pub documents: bool,
@@ -486,6 +494,9 @@ impl Default for MeetingConfig {
             history_retention_days: 30,
             allowed_servers: Vec::new(),
             lobby_timeout_seconds: 600,
+            require_pin: false,
+            lobby: LobbyPolicy::Always,
+            known_guest_names: Vec::new(),
             documents: true,
             document_max_mb: 100,
             e2ee: false,
@@ -494,6 +505,18 @@ impl Default for MeetingConfig {
             e2ee_rekey_s: 3600,
         }
     }
+}
+
+/// `meeting.lobby`: who of a hosted meeting's guests waits to be admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LobbyPolicy {
+    /// Every guest.
+    #[default]
+    Always,
+    /// Guests whose name is not in `meeting.known_guest_names`; a known name is let in at once,
+    /// but only into a meeting with a PIN, which the guest gave (a name alone proves nothing).
+    UnknownNames,
 }
 
 /// `[update]`: how roomd reaches RAUC, what it reads to know the running image, and the limits
