@@ -1,7 +1,8 @@
 // End-to-end test of the web UI against a running roomd (started by tests/tests/webui.rs):
 // Debian's Chromium, driven by playwright-core, claims the room, logs in, checks a config form
 // shows the server's message, pairs a touch panel, mutes (and sees the room display change),
-// joins and leaves a hosted meeting as a guest, runs axe-core on every page, and measures the
+// joins and leaves a hosted meeting as a guest (a second guest on a phone, admitted by the first
+// as moderator), runs axe-core on every page, measures the guest page's layout on a phone, and the
 // panel's time to interactive. Screenshots go to $ARTIFACTS.
 //
 // Environment: ROOMD_URL (https://127.0.0.1:PORT), STATE_DIR (roomd's state directory),
@@ -338,6 +339,56 @@ try {
     check(!/Verified|Verifiziert/.test(row), `no verified badge until roomd verifies participants: ${row}`);
     await shot(panel, "11-panel-in-meeting");
     await shot(guest, "12-guest-in-meeting");
+
+    // ---- a second guest on a phone, admitted by Alice as moderator; Alice presents ----
+    await panel.click('[data-testid="moderator"]');
+    await guest.waitForSelector('[data-testid="moderation"]', { timeout: 15000 });
+    check(true, "the panel made Alice a moderator and her page shows the moderation card");
+    const phoneContext = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, locale: "de-DE", permissions: ["camera", "microphone"] });
+    const phone = await phoneContext.newPage();
+    watch(phone, "guest on a phone");
+    await phone.goto(`${base}/join/${meetingId}`);
+    await phone.waitForSelector('[data-testid="guest-join"]');
+    await phone.fill("#guest-name", "Bob");
+    await phone.fill("#guest-pin", "4321");
+    await phone.click('[data-testid="guest-join"]');
+    await phone.waitForSelector('[data-testid="guest-lobby"]');
+    await guest.click('[data-testid="moderation-admit"]', { timeout: 15000 });
+    await phone.waitForSelector('[data-testid="guest-joined"]', { timeout: 20000 });
+    check(true, "Alice admitted Bob from her page");
+    await panel.click('[data-testid="presenter"]');
+    await guest.waitForSelector('[data-testid="guest-share"]', { timeout: 15000 });
+    await guest.waitForSelector('[data-testid="other-guest"][data-name="Bob"]', { timeout: 20000 });
+    await phone.waitForSelector('[data-testid="other-guest"][data-name="Alice"]', { timeout: 20000 });
+    await axe(guest, "guest page in a meeting (another guest, moderator, presenter, documents, chat)");
+    await axe(phone, "guest page in a meeting on a phone (German)");
+    await shot(guest, "13-guest-moderating");
+    await shot(phone, "14-guest-on-a-phone");
+    // Measured on the phone: nothing wider than the screen, and every control of the meeting
+    // reachable and at least 40 px high (a finger's width).
+    const layout = await phone.evaluate(() => {
+      const controls = [...document.querySelectorAll("main button, main input, main select")].filter((e) => e.offsetParent !== null);
+      const boxes = controls.map((e) => e.getBoundingClientRect());
+      // What sticks out, to say so when it does.
+      const wide = [...document.querySelectorAll("body *")]
+        .filter((e) => e.getBoundingClientRect().right > screen.width + 0.5)
+        .slice(0, 5)
+        .map((e) => `${e.tagName.toLowerCase()}${e.className ? "." + String(e.className).split(" ").join(".") : ""}${e.dataset.testid ? `[${e.dataset.testid}]` : ""} ${e.getBoundingClientRect().right.toFixed(0)} px`);
+      return {
+        wide,
+        width: screen.width,
+        scrollWidth: document.documentElement.scrollWidth,
+        controls: controls.length,
+        outside: boxes.filter((b) => b.left < 0 || b.right > screen.width + 0.5).length,
+        lowest: Math.min(...boxes.map((b) => b.height)),
+      };
+    });
+    console.log(`BENCH guest page on a phone (390x844): page ${layout.scrollWidth} px wide, ${layout.controls} controls, ${layout.outside} outside the screen, lowest ${layout.lowest.toFixed(0)} px`);
+    check(layout.scrollWidth <= layout.width, `the guest page on a phone scrolls only vertically (${layout.scrollWidth} px in ${layout.width}; wider: ${layout.wide.join(", ") || "none"})`);
+    check(layout.outside === 0, `every control of the meeting is on the phone's screen (${layout.outside} outside)`);
+    check(layout.lowest >= 40, `every control on the phone is at least 40 px high (lowest ${layout.lowest.toFixed(0)} px)`);
+    await phone.click('[data-testid="guest-leave"]');
+    await phoneContext.close();
     const before = await snapshot(admin);
     await panel.click('[data-testid="mute"]');
     await panel.waitForSelector('[data-testid="mic-state"].warn');
