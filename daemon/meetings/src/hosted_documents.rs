@@ -131,7 +131,7 @@ impl Documents {
     /// for both pages.
     pub(crate) fn take(
         &mut self,
-        roster: &Roster,
+        pages: &impl Pages,
         policy: DocumentPolicy,
         id: &str,
         message: DocumentMessage,
@@ -143,21 +143,21 @@ impl Documents {
                 name,
                 size,
                 sha256,
-            } => self.offer(roster, policy, id, transfer, to, &name, size, &sha256),
+            } => self.offer(pages, policy, id, transfer, to, &name, size, &sha256),
             DocumentMessage::Answer { transfer, accept } => {
-                self.answer(roster, id, &transfer, accept)
+                self.answer(pages, id, &transfer, accept)
             }
             DocumentMessage::Chunk {
                 transfer,
                 seq,
                 data,
-            } => self.chunk(roster, id, &transfer, seq, &data),
-            DocumentMessage::Ack { transfer, seq } => self.ack(roster, id, &transfer, seq),
-            DocumentMessage::End { transfer } => self.end(roster, id, &transfer),
+            } => self.chunk(pages, id, &transfer, seq, &data),
+            DocumentMessage::Ack { transfer, seq } => self.ack(pages, id, &transfer, seq),
+            DocumentMessage::End { transfer } => self.end(pages, id, &transfer),
             DocumentMessage::Cancel { transfer } => {
                 match self.transfers.get(&transfer) {
                     Some(t) if t.from == id || t.to == id => {
-                        self.cancel(roster, &transfer, "cancelled by the other side")
+                        self.cancel(pages, &transfer, "cancelled by the other side")
                     }
                     _ => {}
                 }
@@ -167,14 +167,14 @@ impl Documents {
         if let Err((transfer, reason)) = result {
             tracing::debug!("guest {id}: document transfer refused: {reason}");
             if self.transfers.contains_key(&transfer) {
-                self.cancel(roster, &transfer, reason);
+                self.cancel(pages, &transfer, reason);
             } else {
                 // Refused before it began: only the sender hears why.
                 let message = Outgoing::Cancel {
                     transfer: &transfer,
                     reason,
                 };
-                send(roster, id, &message);
+                send(pages, id, &message);
             }
         }
     }
@@ -182,7 +182,7 @@ impl Documents {
     #[allow(clippy::too_many_arguments)]
     fn offer(
         &mut self,
-        roster: &Roster,
+        pages: &impl Pages,
         policy: DocumentPolicy,
         id: &str,
         transfer: String,
@@ -218,16 +218,16 @@ impl Documents {
         if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             return refuse("the SHA-256 is not 64 hexadecimal digits");
         }
-        if to == id || roster.name(&to).is_none() {
+        if to == id || pages.name(&to).is_none() {
             return refuse("nobody of that id is in the meeting");
         }
         let from_here = self.transfers.values().filter(|t| t.from == id).count();
         if self.transfers.len() >= MAX_TRANSFERS || from_here >= MAX_TRANSFERS_PER_SENDER {
             return refuse("too many documents on their way; wait for one to arrive");
         }
-        let from_name = roster.name(id).unwrap_or_default().to_owned();
+        let from_name = pages.name(id).unwrap_or_default().to_owned();
         let passed_on = send(
-            roster,
+            pages,
             &to,
             &Outgoing::Offer {
                 transfer: &transfer,
@@ -258,7 +258,7 @@ impl Documents {
 
     fn answer(
         &mut self,
-        roster: &Roster,
+        pages: &impl Pages,
         id: &str,
         transfer: &str,
         accept: bool,
@@ -272,18 +272,18 @@ impl Documents {
         if !accept {
             let from = t.from.clone();
             self.transfers.remove(transfer);
-            send(roster, &from, &Outgoing::Answer { transfer, accept });
+            send(pages, &from, &Outgoing::Answer { transfer, accept });
             return Ok(());
         }
         t.accepted = true;
         t.last_progress = Instant::now();
-        send(roster, &t.from, &Outgoing::Answer { transfer, accept });
+        send(pages, &t.from, &Outgoing::Answer { transfer, accept });
         Ok(())
     }
 
     fn chunk(
         &mut self,
-        roster: &Roster,
+        pages: &impl Pages,
         id: &str,
         transfer: &str,
         seq: u64,
@@ -313,7 +313,7 @@ impl Documents {
         t.last_progress = Instant::now();
         let to = t.to.clone();
         if !send(
-            roster,
+            pages,
             &to,
             &Outgoing::Chunk {
                 transfer,
@@ -328,7 +328,7 @@ impl Documents {
 
     fn ack(
         &mut self,
-        roster: &Roster,
+        pages: &impl Pages,
         id: &str,
         transfer: &str,
         seq: u64,
@@ -345,13 +345,13 @@ impl Documents {
         t.acked = Some(seq);
         t.last_progress = Instant::now();
         let from = t.from.clone();
-        send(roster, &from, &Outgoing::Ack { transfer, seq });
+        send(pages, &from, &Outgoing::Ack { transfer, seq });
         Ok(())
     }
 
     fn end(
         &mut self,
-        roster: &Roster,
+        pages: &impl Pages,
         id: &str,
         transfer: &str,
     ) -> Result<(), (String, &'static str)> {
@@ -363,18 +363,18 @@ impl Documents {
         }
         let to = t.to.clone();
         self.transfers.remove(transfer);
-        send(roster, &to, &Outgoing::End { transfer });
+        send(pages, &to, &Outgoing::End { transfer });
         Ok(())
     }
 
     /// Cancels transfers whose sender or receiver left, and those that made no progress for
     /// [`STALLED_AFTER`].
-    pub(crate) fn prune(&mut self, roster: &Roster) {
+    pub(crate) fn prune(&mut self, pages: &impl Pages) {
         let gone: Vec<(String, &'static str)> = self
             .transfers
             .iter()
             .filter_map(|(id, t)| {
-                if roster.name(&t.from).is_none() || roster.name(&t.to).is_none() {
+                if pages.name(&t.from).is_none() || pages.name(&t.to).is_none() {
                     Some((id.clone(), "the other side left the meeting"))
                 } else if t.last_progress.elapsed() > STALLED_AFTER {
                     Some((id.clone(), "no progress for a minute"))
@@ -384,28 +384,43 @@ impl Documents {
             })
             .collect();
         for (id, reason) in gone {
-            self.cancel(roster, &id, reason);
+            self.cancel(pages, &id, reason);
         }
     }
 
-    fn cancel(&mut self, roster: &Roster, transfer: &str, reason: &str) {
+    fn cancel(&mut self, pages: &impl Pages, transfer: &str, reason: &str) {
         if let Some(t) = self.transfers.remove(transfer) {
             let message = Outgoing::Cancel { transfer, reason };
-            send(roster, &t.from, &message);
-            send(roster, &t.to, &message);
+            send(pages, &t.from, &message);
+            send(pages, &t.to, &message);
         }
     }
 }
 
+/// Where transfers' messages go: the guests' pages (each guest's WHEP data channel).
+pub(crate) trait Pages {
+    /// Guest `id`'s name, if they are in the meeting.
+    fn name(&self, id: &str) -> Option<&str>;
+    /// Sends `text` to guest `id`'s page; false if it has no open channel.
+    fn send(&self, id: &str, text: &str) -> bool;
+}
+
+impl Pages for Roster {
+    fn name(&self, id: &str) -> Option<&str> {
+        Roster::name(self, id)
+    }
+
+    fn send(&self, id: &str, text: &str) -> bool {
+        let peer: Option<(_, &Peer)> = self
+            .with_peer(GuestDirection::Whep.as_str())
+            .find(|(participant, _)| participant.id == id);
+        peer.is_some_and(|(_, peer)| peer.send_data(text).is_ok())
+    }
+}
+
 /// Sends `message` to guest `id`'s page; false if it has no open channel.
-fn send(roster: &Roster, id: &str, message: &Outgoing<'_>) -> bool {
-    let Ok(text) = serde_json::to_string(message) else {
-        return false;
-    };
-    let peer: Option<(_, &Peer)> = roster
-        .with_peer(GuestDirection::Whep.as_str())
-        .find(|(participant, _)| participant.id == id);
-    peer.is_some_and(|(_, peer)| peer.send_data(&text).is_ok())
+fn send(pages: &impl Pages, id: &str, message: &Outgoing<'_>) -> bool {
+    serde_json::to_string(message).is_ok_and(|text| pages.send(id, &text))
 }
 
 /// A file name as shown: 1 to 255 characters, no control characters, no path.
@@ -439,7 +454,184 @@ fn base64_len(data: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::{base64_len, name_is_valid};
+    use std::cell::RefCell;
+
+    use super::{DocumentMessage, DocumentPolicy, Documents, Pages, base64_len, name_is_valid};
+
+    /// Two guests' pages, recording what each is sent.
+    #[derive(Default)]
+    struct Sent(RefCell<Vec<(String, serde_json::Value)>>);
+
+    impl Pages for Sent {
+        fn name(&self, id: &str) -> Option<&str> {
+            match id {
+                "g-a" => Some("Alice"),
+                "g-b" => Some("Bob"),
+                _ => None,
+            }
+        }
+        fn send(&self, id: &str, text: &str) -> bool {
+            let value = serde_json::from_str(text).unwrap_or_default();
+            self.0.borrow_mut().push((id.to_owned(), value));
+            true
+        }
+    }
+
+    impl Sent {
+        fn last(&self, id: &str) -> serde_json::Value {
+            let sent = self.0.borrow();
+            sent.iter()
+                .rev()
+                .find(|(to, _)| to == id)
+                .map(|(_, m)| m.clone())
+                .unwrap_or_default()
+        }
+    }
+
+    const POLICY: DocumentPolicy = DocumentPolicy {
+        max_bytes: Some(100),
+    };
+    const HASH: &str = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8";
+
+    fn offer(transfer: &str, size: u64) -> DocumentMessage {
+        DocumentMessage::Offer {
+            transfer: transfer.into(),
+            to: "g-b".into(),
+            name: "minutes.txt".into(),
+            size,
+            sha256: HASH.into(),
+        }
+    }
+
+    fn chunk(seq: u64, data: &str) -> DocumentMessage {
+        DocumentMessage::Chunk {
+            transfer: "t1".into(),
+            seq,
+            data: data.into(),
+        }
+    }
+
+    #[test]
+    fn a_document_goes_through_once_accepted_and_in_order() {
+        let pages = Sent::default();
+        let mut documents = Documents::default();
+        documents.take(&pages, POLICY, "g-a", offer("t1", 6));
+        let offered = pages.last("g-b");
+        assert_eq!(offered["type"], "file_offer");
+        assert_eq!(offered["from"], "Alice");
+        // Before Bob accepts, a chunk ends the transfer, for both.
+        documents.take(&pages, POLICY, "g-a", chunk(0, "aGVsbG8h"));
+        assert_eq!(pages.last("g-a")["type"], "file_cancel");
+        assert_eq!(pages.last("g-b")["type"], "file_cancel");
+
+        documents.take(&pages, POLICY, "g-a", offer("t1", 6));
+        let answer = DocumentMessage::Answer {
+            transfer: "t1".into(),
+            accept: true,
+        };
+        // Only the receiver answers: Alice's own "accept" is nothing.
+        documents.take(&pages, POLICY, "g-a", answer);
+        documents.take(&pages, POLICY, "g-a", chunk(0, "aGVsbG8h"));
+        assert_eq!(pages.last("g-b")["type"], "file_cancel");
+
+        documents.take(&pages, POLICY, "g-a", offer("t1", 6));
+        let answer = DocumentMessage::Answer {
+            transfer: "t1".into(),
+            accept: true,
+        };
+        documents.take(&pages, POLICY, "g-b", answer);
+        assert_eq!(pages.last("g-a")["type"], "file_answer");
+        documents.take(&pages, POLICY, "g-a", chunk(0, "aGVsbG8h"));
+        assert_eq!(pages.last("g-b")["type"], "file_chunk");
+        assert_eq!(pages.last("g-b")["data"], "aGVsbG8h");
+        let ack = DocumentMessage::Ack {
+            transfer: "t1".into(),
+            seq: 0,
+        };
+        documents.take(&pages, POLICY, "g-b", ack);
+        assert_eq!(pages.last("g-a")["type"], "file_ack");
+        documents.take(
+            &pages,
+            POLICY,
+            "g-a",
+            DocumentMessage::End {
+                transfer: "t1".into(),
+            },
+        );
+        assert_eq!(pages.last("g-b")["type"], "file_end");
+        assert!(documents.transfers.is_empty());
+    }
+
+    #[test]
+    fn what_breaks_the_rules_is_refused_with_a_reason() {
+        let pages = Sent::default();
+        let mut documents = Documents::default();
+        let reason = |pages: &Sent, who: &str| {
+            pages.last(who)["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        // Over the cap, to nobody, a name that is a path, a bad hash; documents switched off.
+        documents.take(&pages, POLICY, "g-a", offer("t1", 101));
+        assert!(reason(&pages, "g-a").contains("larger"));
+        let mut to_nobody = offer("t1", 6);
+        if let DocumentMessage::Offer { to, .. } = &mut to_nobody {
+            *to = "g-x".into();
+        }
+        documents.take(&pages, POLICY, "g-a", to_nobody);
+        assert!(reason(&pages, "g-a").contains("nobody"));
+        let mut path = offer("t1", 6);
+        if let DocumentMessage::Offer { name, .. } = &mut path {
+            *name = "../../etc/passwd".into();
+        }
+        documents.take(&pages, POLICY, "g-a", path);
+        assert!(reason(&pages, "g-a").contains("slashes"));
+        let off = DocumentPolicy { max_bytes: None };
+        documents.take(&pages, off, "g-a", offer("t1", 6));
+        assert!(reason(&pages, "g-a").contains("switched off"));
+        assert!(documents.transfers.is_empty());
+        assert!(
+            pages.0.borrow().iter().all(|(to, _)| to == "g-a"),
+            "Bob heard of refused offers"
+        );
+
+        // Accepted: a chunk out of order, more bytes than offered, an end short of the size.
+        let accepted = |documents: &mut Documents, size: u64| {
+            documents.take(&pages, POLICY, "g-a", offer("t1", size));
+            let answer = DocumentMessage::Answer {
+                transfer: "t1".into(),
+                accept: true,
+            };
+            documents.take(&pages, POLICY, "g-b", answer);
+        };
+        accepted(&mut documents, 6);
+        documents.take(&pages, POLICY, "g-a", chunk(1, "aGVsbG8h"));
+        assert!(reason(&pages, "g-b").contains("out of order"));
+        accepted(&mut documents, 5);
+        documents.take(&pages, POLICY, "g-a", chunk(0, "aGVsbG8h"));
+        assert!(reason(&pages, "g-b").contains("more bytes"));
+        accepted(&mut documents, 6);
+        documents.take(&pages, POLICY, "g-a", chunk(0, "aGVsbA=="));
+        documents.take(
+            &pages,
+            POLICY,
+            "g-a",
+            DocumentMessage::End {
+                transfer: "t1".into(),
+            },
+        );
+        assert!(reason(&pages, "g-b").contains("short"));
+        // Chunks ahead of the acknowledgements: the window is 8.
+        accepted(&mut documents, 100);
+        for seq in 0..8 {
+            documents.take(&pages, POLICY, "g-a", chunk(seq, "aGVs"));
+        }
+        assert_eq!(pages.last("g-b")["type"], "file_chunk");
+        documents.take(&pages, POLICY, "g-a", chunk(8, "aGVs"));
+        assert!(reason(&pages, "g-b").contains("ahead"));
+        assert!(documents.transfers.is_empty());
+    }
 
     #[test]
     fn a_chunk_is_padded_base64_within_the_bound() {
