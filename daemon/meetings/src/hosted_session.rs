@@ -30,9 +30,12 @@ pub(crate) async fn run(mut ctx: SessionContext) {
     let mut stats = tokio::time::interval(Duration::from_secs(1));
     let mut stop = ctx.stop.clone();
     loop {
-        tokio::select! {
+        // Whether what guests are told may have changed: everything but the data channel
+        // messages that change nothing of it (chat lines, document chunks: up to 100 a second a
+        // guest).
+        let changed = tokio::select! {
             _ = SessionContext::stopped(&mut stop) => break,
-            Some(command) = ctx.commands.recv() => match command {
+            Some(command) = ctx.commands.recv() => { match command {
                 SessionCommand::ConnectGuest { guest, direction, offer, reply } => {
                     let result = connect(&ctx, &mut roster, guest, direction, &offer).await;
                     if let Err(e) = &result {
@@ -46,7 +49,7 @@ pub(crate) async fn run(mut ctx: SessionContext) {
                 SessionCommand::DisconnectGuest { guest_id, direction: None } => {
                     roster.remove(&guest_id).await;
                 }
-            },
+            }; true }
             changed = ctx.plan.changed() => {
                 if changed.is_err() {
                     break;
@@ -60,17 +63,26 @@ pub(crate) async fn run(mut ctx: SessionContext) {
                         roster.remove(id).await;
                     }
                 }
+                true
             }
             Some((id, event)) = events.recv() => {
-                if let PeerEvent::Data(bytes) = &event {
-                    take_message(&ctx, &mut roster, &mut chat, &mut documents, &id, bytes).await;
-                }
+                let changed = match &event {
+                    PeerEvent::Data(bytes) => {
+                        take_message(&ctx, &mut roster, &mut chat, &mut documents, &id, bytes).await
+                    }
+                    _ => true,
+                };
                 roster.on_event(&id, &event).await;
+                changed
             }
             _ = stats.tick() => {
                 roster.report_stats().await;
                 documents.prune(&roster);
+                true
             }
+        };
+        if !changed {
+            continue;
         }
         // The room's own mute and camera reach guests within the stats tick (a second).
         let plan = ctx.plan.borrow().clone();
@@ -92,7 +104,7 @@ pub(crate) async fn run(mut ctx: SessionContext) {
     roster.clear().await;
 }
 
-/// A message from guest `id`'s page.
+/// A message from guest `id`'s page; true if it changed what guests are told of each other.
 async fn take_message(
     ctx: &SessionContext,
     roster: &mut Roster,
@@ -100,18 +112,26 @@ async fn take_message(
     documents: &mut Documents,
     id: &str,
     bytes: &[u8],
-) {
+) -> bool {
     match hosted_messages::parse(bytes) {
-        Ok(Incoming::Guest(GuestMessage::Hand { raised })) => roster.set_hand(id, raised).await,
+        Ok(Incoming::Guest(GuestMessage::Hand { raised })) => {
+            roster.set_hand(id, raised).await;
+            true
+        }
         Ok(Incoming::Guest(GuestMessage::Chat { text })) => {
             chat.take_from_guest(roster, &ctx.room, ctx.generation(), id, text)
-                .await
+                .await;
+            false
         }
         Ok(Incoming::Document(message)) => {
             let policy = DocumentPolicy::of(&ctx.room.config().meeting);
-            documents.take(roster, policy, id, message)
+            documents.take(roster, policy, id, message);
+            false
         }
-        Err(e) => tracing::debug!("guest {id}: {e}"),
+        Err(e) => {
+            tracing::debug!("guest {id}: {e}");
+            false
+        }
     }
 }
 
