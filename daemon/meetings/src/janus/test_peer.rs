@@ -40,7 +40,11 @@ impl Peer {
         // flowed, and Janus rejects a bundle-only audio line without one (about one offer in
         // five here raced that way and failed with "media 1 is missing 'ice-ufrag'").
         let video = "application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000";
-        let audio = "application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000";
+        // With its channels: Janus looks for `opus/48000/2`, and webrtcbin writes the rtpmap from
+        // these caps when the offer is made before the payloader's own caps have flowed (about
+        // one offer in six here: Janus then rejected the audio line, and with it the bundle's
+        // ICE, "ICE failed").
+        let audio = "application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000,encoding-params=(string)2";
         let (video_ssrc, audio_ssrc) = (0x5EED_0001u32, 0x5EED_0002u32);
         let peer = Peer::new(&format!(
             "webrtcbin name=w bundle-policy=max-bundle \
