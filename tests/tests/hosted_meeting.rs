@@ -497,6 +497,14 @@ fn documents(host: &Roomd, pages: &BrowserPeer) -> Result<(), HarnessError> {
     Ok(())
 }
 
+/// `holder`'s page shows them holding `role`, and `seen_by`'s page shows it on their tile.
+fn holds_role(line: &Value, holder: &str, role: &str, seen_by: &str) -> bool {
+    view(line, holder).is_some_and(|v| v["roles"][role] == true)
+        && view(line, seen_by)
+            .and_then(|v| other(v, holder))
+            .is_some_and(|tile| tile[role] == true)
+}
+
 /// Every file under `dir`, with its size.
 fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64)> {
     let mut files = Vec::new();
@@ -555,12 +563,7 @@ fn moderate(host: &Roomd, pages: &BrowserPeer, panel: &BrowserPeer) -> Result<()
         from,
         "Alice moderates, and Bob sees it",
         STATE_TIMEOUT,
-        |l| {
-            view(l, "Alice").is_some_and(|v| v["roles"]["moderator"] == true)
-                && view(l, "Bob")
-                    .and_then(|v| other(v, "Alice"))
-                    .is_some_and(|a| a["moderator"] == true)
-        },
+        |l| holds_role(l, "Alice", "moderator", "Bob"),
     )?;
 
     // A request to mute: Bob's page asks him; nothing changes until he answers.
@@ -622,12 +625,7 @@ fn moderate(host: &Roomd, pages: &BrowserPeer, panel: &BrowserPeer) -> Result<()
         from,
         "Bob presents, on his page and Carol's",
         STATE_TIMEOUT,
-        |l| {
-            view(l, "Bob").is_some_and(|v| v["roles"]["presenter"] == true)
-                && view(l, "Carol")
-                    .and_then(|v| other(v, "Bob"))
-                    .is_some_and(|b| b["presenter"] == true)
-        },
+        |l| holds_role(l, "Bob", "presenter", "Carol"),
     )?;
     assert_eq!(
         meeting::status(host)?["moderation"]["presenter"],

@@ -30,6 +30,15 @@ const GUEST: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(192
 const GUESSER: std::net::IpAddr =
     std::net::IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 0, 0, 0, 7));
 
+/// Hosts a meeting (`target` a hosted one) and returns its id.
+async fn host(room: &RoomHandle, target: serde_json::Value) -> String {
+    room.execute(join(target)).await.unwrap();
+    room.status().tree["meeting"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 fn join(target: serde_json::Value) -> RoomCommand {
     RoomCommand::parse("meeting.join", &json!({ "target": target })).unwrap()
 }
@@ -157,13 +166,7 @@ async fn a_hosted_meeting_admits_guests_from_the_lobby_with_the_right_pin() {
 async fn wrong_pins_slow_down_guessing() {
     let dir = tempfile::tempdir().unwrap();
     let (room, _task) = spawn(setup(&dir));
-    room.execute(join(json!({"kind": "hosted", "pin": "4711"})))
-        .await
-        .unwrap();
-    let id = room.status().tree["meeting"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = host(&room, json!({"kind": "hosted", "pin": "4711"})).await;
     let mut last = None;
     for _ in 0..6 {
         last = Some(
@@ -211,11 +214,7 @@ async fn the_lobby_has_places_and_leaving_twice_is_leaving_once() {
     let dir = tempfile::tempdir().unwrap();
     let (room, _task) = spawn(setup(&dir));
     let plans = room.watch_meeting_plan();
-    room.execute(join(json!({"kind": "hosted"}))).await.unwrap();
-    let id = room.status().tree["meeting"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = host(&room, json!({"kind": "hosted"})).await;
     let mut tickets = Vec::new();
     for n in 0..super::meeting_desk::MAX_LOBBY {
         tickets.push(
@@ -663,11 +662,7 @@ async fn the_host_makes_moderators_who_admit_remove_lock_and_hand_over_the_prese
     let dir = tempfile::tempdir().unwrap();
     let (room, _task) = spawn(setup(&dir));
     let plans = room.watch_meeting_plan();
-    room.execute(join(json!({"kind": "hosted"}))).await.unwrap();
-    let id = room.status().tree["meeting"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = host(&room, json!({"kind": "hosted"})).await;
     let arrive = |name: &str| room.guest_arrive(id.clone(), name.into(), None, GUEST);
     let alice = arrive("Alice").await.unwrap();
     let bob = arrive("Bob").await.unwrap();
@@ -843,13 +838,7 @@ async fn policy_can_require_a_pin_and_let_known_names_with_it_skip_the_lobby() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("meeting.require_pin"), "{err}");
-    room.execute(join(json!({"kind": "hosted", "pin": "4711"})))
-        .await
-        .unwrap();
-    let id = room.status().tree["meeting"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = host(&room, json!({"kind": "hosted", "pin": "4711"})).await;
     let pin = || Some(Secret::new("4711".into()));
     let known = room
         .guest_arrive(id.clone(), "dr. weber ".into(), pin(), GUEST)

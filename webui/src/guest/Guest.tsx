@@ -7,7 +7,7 @@ import { ErrorBanner, Field, describedBy } from "../components";
 import { LangSwitch, t, useLang } from "../i18n";
 import { Chat } from "../chat";
 import { Documents, useDocuments } from "./documents";
-import { addReceivingLines, CHAT_KEPT, ChatLine, LobbyGuest, Other, parseChat, parseMuteRequest, parseParticipants, pickWindow, RoomMedia } from "./others";
+import { addReceivingLines, CHAT_KEPT, ChatLine, Other, Participants, parseChat, parseMuteRequest, parseParticipants, pickWindow, RoomMedia } from "./others";
 
 type Phase = "form" | "lobby" | "joined" | "removed" | "ended" | "left";
 
@@ -36,16 +36,8 @@ async function negotiate(pc: RTCPeerConnection, url: string, token: string) {
 /** What a moderator asks the room for (the guest API's moderation request). */
 type Moderate = (action: string, participant?: string) => void;
 
-/** The roles and the lock, as the room says. */
-interface Roles {
-  moderator: boolean;
-  presenter: boolean;
-  locked: boolean;
-  lobby: LobbyGuest[];
-  /** Whose window the content line carries (null: the room's content). */
-  windowFrom: string | null;
-  documentsMaxBytes: number | null;
-}
+/** The roles, the lock, the shared window and the documents policy, as the room says. */
+type Roles = Omit<Participants, "room" | "slots">;
 const NO_ROLES: Roles = { moderator: false, presenter: false, locked: false, lobby: [], windowFrom: null, documentsMaxBytes: null };
 
 /** One other guest's picture and voice, with their name, and whether they talk; a moderator
@@ -269,7 +261,8 @@ export function Guest({ meetingId }: { meetingId: string }) {
       const slots = participants.slots;
       setOthers(slots);
       setRoomMedia(participants.room);
-      setRoles({ moderator: participants.moderator, presenter: participants.presenter, locked: participants.locked, lobby: participants.lobby, windowFrom: participants.windowFrom, documentsMaxBytes: participants.documentsMaxBytes });
+      const { room: _room, slots: _slots, ...roles } = participants;
+      setRoles(roles);
       const talking = slots.find((o) => o?.talking);
       if (talking) setSpeaker(talking.name);
     };

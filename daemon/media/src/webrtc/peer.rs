@@ -1374,15 +1374,7 @@ fn on_remote_stream(
         }
     }
     elements.push(appsink.upcast());
-    pipeline
-        .add_many(&elements)
-        .map_err(|e| PeerError::Build(e.to_string()))?;
-    gst::Element::link_many(&elements).map_err(|e| PeerError::Build(e.to_string()))?;
-    for element in elements.iter().rev() {
-        let _ = element.sync_state_with_parent();
-    }
-    pad.link(&sink_pad(&elements[0])?)
-        .map_err(|e| PeerError::Build(format!("cannot link the remote stream: {e:?}")))?;
+    attach_chain(pipeline, pad, &elements, "the remote stream")?;
     shared.emit(PeerEvent::RemoteTrack { kind });
     Ok(())
 }
@@ -1458,18 +1450,30 @@ fn on_window(
             .build(),
     );
     elements.push(appsink.upcast());
+    attach_chain(pipeline, pad, &elements, "the shared window")
+}
+
+/// Adds `elements` to `pipeline`, links them in order, starts them, and feeds them from
+/// webrtcbin's source `pad`; `what` names the stream in an error.
+fn attach_chain(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    elements: &[gst::Element],
+    what: &str,
+) -> Result<(), PeerError> {
     pipeline
-        .add_many(&elements)
+        .add_many(elements)
         .map_err(|e| PeerError::Build(e.to_string()))?;
-    gst::Element::link_many(&elements).map_err(|e| PeerError::Build(e.to_string()))?;
+    gst::Element::link_many(elements).map_err(|e| PeerError::Build(e.to_string()))?;
     for element in elements.iter().rev() {
         let _ = element.sync_state_with_parent();
     }
-    let sink = elements[0]
-        .static_pad("sink")
+    let sink = elements
+        .first()
+        .and_then(|first| first.static_pad("sink"))
         .ok_or_else(|| PeerError::Build("element without sink pad".into()))?;
     pad.link(&sink)
-        .map_err(|e| PeerError::Build(format!("cannot link the shared window: {e:?}")))?;
+        .map_err(|e| PeerError::Build(format!("cannot link {what}: {e:?}")))?;
     Ok(())
 }
 
