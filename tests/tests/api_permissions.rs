@@ -257,25 +257,50 @@ fn state_for_example(roomd: &Roomd, name: &str, example: &Value) -> Result<Value
             Ok(example.clone())
         }
         "meeting.admit" | "meeting.remove" => {
-            command("meeting.leave", json!({}))?;
-            command("meeting.join", json!({"target": {"kind": "hosted"}}))?;
-            let meeting: Value = roomd
-                .get("/api/v1/status/meeting")
-                .bearer(&admin)
-                .send()?
-                .expect_status(200, "status.meeting")?
-                .json()?;
-            let id = meeting["id"].as_str().unwrap_or_default();
-            let guest: Value = roomd
-                .request("POST", &format!("/api/v1/join/{id}/guests"))
-                .json(&json!({"name": "Guest"}))
-                .send()?
-                .expect_status(201, "a guest arrives")?
-                .json()?;
-            Ok(json!({ "participant": guest["guest_id"] }))
+            let guest = hosted_with_guest(roomd, &command)?;
+            Ok(json!({ "participant": guest }))
+        }
+        // Roles and the lock exist in a meeting the room hosts, for guests in it.
+        "meeting.lock" | "meeting.unlock" | "meeting.presenter.clear" => {
+            hosted_with_guest(roomd, &command)?;
+            Ok(example.clone())
+        }
+        "meeting.moderator.grant"
+        | "meeting.moderator.revoke"
+        | "meeting.presenter.set"
+        | "meeting.ask_mute" => {
+            let guest = hosted_with_guest(roomd, &command)?;
+            command("meeting.admit", json!({ "participant": guest }))?;
+            if name == "meeting.moderator.revoke" {
+                command("meeting.moderator.grant", json!({ "participant": guest }))?;
+            }
+            Ok(json!({ "participant": guest }))
         }
         _ => Ok(example.clone()),
     }
+}
+
+/// Hosts a new meeting with one guest waiting in its lobby; returns the guest's id.
+fn hosted_with_guest(
+    roomd: &Roomd,
+    command: &impl Fn(&str, Value) -> Result<(), HarnessError>,
+) -> Result<Value, HarnessError> {
+    command("meeting.leave", json!({}))?;
+    command("meeting.join", json!({"target": {"kind": "hosted"}}))?;
+    let meeting: Value = roomd
+        .get("/api/v1/status/meeting")
+        .bearer(&roomd.admin_token()?)
+        .send()?
+        .expect_status(200, "status.meeting")?
+        .json()?;
+    let id = meeting["id"].as_str().unwrap_or_default();
+    let guest: Value = roomd
+        .request("POST", &format!("/api/v1/join/{id}/guests"))
+        .json(&json!({"name": "Guest"}))
+        .send()?
+        .expect_status(201, "a guest arrives")?
+        .json()?;
+    Ok(guest["guest_id"].clone())
 }
 
 #[test]
