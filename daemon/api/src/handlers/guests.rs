@@ -103,6 +103,12 @@ pub(crate) async fn moderate(
     req.extensions_mut().insert(AuditActor(format!(
         "guest {guest_id} of meeting {meeting_id}"
     )));
+    // Who asks is known before what they ask is read: a stranger learns nothing of the body's
+    // rules (404 or 403, as for every guest route).
+    state
+        .room
+        .guest_state(meeting_id.clone(), guest_id.clone(), token.clone())
+        .await?;
     let action: ModeratorAction = body::parse(&req, &body)?;
     req.extensions_mut().insert(AuditDetail(action.describe()));
     state
