@@ -17,7 +17,6 @@ use serde::{Deserialize, Serialize};
 
 use super::engine::GuestDirection;
 use super::roster::Roster;
-use roomd_media::webrtc::Peer;
 use roomd_model::config::MeetingConfig;
 
 /// Transfers going on at once in a meeting, and per sending guest.
@@ -411,10 +410,7 @@ impl Pages for Roster {
     }
 
     fn send(&self, id: &str, text: &str) -> bool {
-        let peer: Option<(_, &Peer)> = self
-            .with_peer(GuestDirection::Whep.as_str())
-            .find(|(participant, _)| participant.id == id);
-        peer.is_some_and(|(_, peer)| peer.send_data(text).is_ok())
+        self.send_data_to(id, GuestDirection::Whep.as_str(), text)
     }
 }
 

@@ -34,12 +34,7 @@ impl MuteRequests {
             }) else {
                 continue;
             };
-            let asked = roster
-                .with_peer(GuestDirection::Whep.as_str())
-                .find(|(participant, _)| participant.id == request.participant);
-            if let Some((_, peer)) = asked {
-                let _ = peer.send_data(&line);
-            }
+            roster.send_data_to(&request.participant, GuestDirection::Whep.as_str(), &line);
         }
     }
 }

@@ -182,6 +182,15 @@ impl Roster {
         self.show(id).await;
     }
 
+    /// Sends `text` on the data channel of participant `id`'s peer tagged `tag`; false if
+    /// there is no such peer or its channel is not open.
+    pub(crate) fn send_data_to(&self, id: &str, tag: &str, text: &str) -> bool {
+        self.members
+            .get(id)
+            .and_then(|member| member.peers.iter().find(|(t, _)| *t == tag))
+            .is_some_and(|(_, peer)| peer.send_data(text).is_ok())
+    }
+
     /// The name participant `id` goes by.
     pub(crate) fn name(&self, id: &str) -> Option<&str> {
         self.members.get(id).map(|m| m.name.as_str())
