@@ -57,7 +57,7 @@ pub use gst_launch::{GstLaunch, ROOMD_PAD_CONVERTER, roomd_encoder};
 pub use hostile::{HostileAnswer, HostileRequest, HostileServer};
 pub use http::{ApiRequest, ApiResponse};
 pub use janus::{Janus, JanusBuilder};
-pub use netns::TestNetwork;
+pub use netns::{Bottleneck, TestNetwork};
 pub use notify::NotifySocket;
 pub use poll::wait_for;
 pub use roomctl::{RoomctlOutput, run_roomctl};

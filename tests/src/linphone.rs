@@ -152,6 +152,8 @@ impl Drop for Linphone {
     }
 }
 
+/// AVPF is on (`avpf=1`): with TMMBR agreed, Linphone's bandwidth controller asks the room for
+/// less when its congestion detector sees the room's stream arrive ever later.
 /// H.264 is offered with `packetization-mode=1` (Linphone's default is mode 0, which the room
 /// does not send). `supported=replaces` leaves GRUU out (its Contact would carry the registrar's address, and
 /// in-dialog requests would loop at the registrar); `hold_music` is what it plays as its voice
@@ -172,6 +174,7 @@ fn linphone_config(kamailio: &Kamailio, user: &str, password: &str) -> String {
          [rtp]\n\
          audio_rtp_port=7078\n\
          video_rtp_port=9078\n\
+         avpf=1\n\
          \n\
          [sound]\n\
          echocancellation=0\n\

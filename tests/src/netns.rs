@@ -132,6 +132,43 @@ impl TestNetwork {
         command.args(["netns", "exec", &self.name()]).arg(program);
         command
     }
+
+    /// Makes the link from the host into the namespace a bottleneck of `rate` (tc's notation,
+    /// e.g. `40kbit`): a token bucket that queues what exceeds it for up to a second, then
+    /// drops, as a slow access link does (the kernel here has no netem; tbf works). Lifted when
+    /// the returned guard is dropped.
+    pub fn bottleneck_into_namespace(&self, rate: &str) -> Result<Bottleneck, HarnessError> {
+        let interface = self.host_interface();
+        let output = Command::new("tc")
+            .args([
+                "qdisc", "add", "dev", &interface, "root", "tbf", "rate", rate,
+            ])
+            .args(["burst", "4kb", "latency", "1000ms"])
+            .output()
+            .map_err(|e| HarnessError::io("cannot run tc (iproute2)", e))?;
+        if !output.status.success() {
+            return Err(HarnessError::Config {
+                message: format!(
+                    "tc cannot limit {interface} to {rate}: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                ),
+            });
+        }
+        Ok(Bottleneck { interface })
+    }
+}
+
+/// A rate limit on a test network's link (see [`TestNetwork::bottleneck_into_namespace`]).
+pub struct Bottleneck {
+    interface: String,
+}
+
+impl Drop for Bottleneck {
+    fn drop(&mut self) {
+        let _ = Command::new("tc")
+            .args(["qdisc", "del", "dev", &self.interface, "root"])
+            .output();
+    }
 }
 
 impl Drop for TestNetwork {

@@ -744,7 +744,8 @@ fn the_far_ends_bandwidth_holds_the_rooms_video_bitrate_for_the_call() -> Result
 /// A second, independent UA: Linphone 5.1 (`linphonec`, openh264) registered at the same
 /// Kamailio, SDES-SRTP mandatory, calls the room (answered as a listed caller): H.264 both ways
 /// under SRTP, the room decodes Linphone's picture (a static image sent at 15 fps) and Linphone
-/// decodes the room's; the room's BYE ends Linphone's call. (The room calls only `sips:`
+/// decodes the room's; a bottleneck makes Linphone ask for less by TMMBR, which the room's
+/// camera encoder follows (see [`check_tmmbr`]); the room's BYE ends Linphone's call. (The room calls only `sips:`
 /// addresses, and Linphone rightly answers a `sips:` request with a `sips:` Contact that this
 /// Kamailio, reaching Linphone over UDP, cannot forward to: so Linphone is the caller here.)
 #[test]
@@ -790,6 +791,7 @@ fn linphone_calls_the_room_over_srtp_and_each_decodes_the_others_picture()
         "Linphone did not decode H.264:\n{}",
         linphone.output()
     );
+    check_tmmbr(&net, &roomd, &linphone)?;
     let status = meeting::status(&roomd)?;
     assert!(
         meeting::stream_frames(&status, "send", "video")
@@ -813,6 +815,87 @@ fn linphone_calls_the_room_over_srtp_and_each_decodes_the_others_picture()
         ),
     })?;
     Ok(())
+}
+
+/// TMMBR (RFC 5104) from an independent peer: the link to Linphone becomes a 40 kbit/s
+/// bottleneck, less than the call's audio and video need. Linphone's congestion detector sees
+/// the room's video arrive ever later and asks the room in RTCP (SRTCP here) for less. The
+/// room's status shows the very rate Linphone logged sending (less the per-packet overhead it
+/// declared), and the camera encoder, read back, is held there (at its floor of 64 kbit/s, as
+/// Linphone asks for less). The bottleneck is lifted after.
+fn check_tmmbr(net: &TestNetwork, roomd: &Roomd, linphone: &Linphone) -> Result<(), HarnessError> {
+    let camera_kbps = |roomd: &Roomd| -> Result<Option<u64>, HarnessError> {
+        let media = roomd
+            .get("/api/v1/status/system/media")
+            .bearer(&roomd.admin_token()?)
+            .send()?
+            .expect_status(200, "GET /api/v1/status/system/media")?
+            .json()?;
+        Ok(media["camera_kbps"].as_u64())
+    };
+    let chosen = camera_kbps(roomd)?.ok_or_else(|| HarnessError::Config {
+        message: "status.system.media.camera_kbps is null while the room sends video".to_owned(),
+    })?;
+    assert!(chosen > 64, "the camera encoder starts at {chosen} kbit/s");
+    let sent_video_limit = |status: &Value| {
+        status["streams"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["direction"] == "send" && s["kind"] == "video")
+            .and_then(|s| s["max_kbps"].as_u64())
+    };
+    let bottleneck = net.bottleneck_into_namespace("40kbit")?;
+    let status = meeting::wait_for(
+        roomd,
+        "Linphone's TMMBR in the room's status",
+        Duration::from_secs(45),
+        |status| sent_video_limit(status).is_some(),
+    )
+    .map_err(|e| HarnessError::Config {
+        message: format!(
+            "{e}\nlinphone:\n{}",
+            linphone_tmmbr_lines(linphone).join("\n")
+        ),
+    })?;
+    let limit = sent_video_limit(&status).unwrap_or_default();
+    // What Linphone sent, in bit/s, each less its IPv4 + UDP overhead of 28 bytes a packet,
+    // which the room takes off its 1400-byte packets.
+    let asked: Vec<u64> = linphone_tmmbr_lines(linphone)
+        .iter()
+        .filter_map(|line| {
+            let bps = line
+                .split("sending TMMBR for a bandwidth usage of ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<f64>()
+                .ok()? as u64;
+            Some(bps * (1400 - 28) / 1400 / 1000)
+        })
+        .collect();
+    assert!(
+        asked.contains(&limit),
+        "the room shows a far-end limit of {limit} kbit/s; Linphone asked for {asked:?}"
+    );
+    let held = limit.clamp(64, chosen);
+    wait_for(
+        "the camera encoder held to Linphone's request",
+        Duration::from_secs(10),
+        || Ok((camera_kbps(roomd)? == Some(held)).then_some(())),
+    )?;
+    drop(bottleneck);
+    Ok(())
+}
+
+/// Linphone's log lines about the TMMBR it sends.
+fn linphone_tmmbr_lines(linphone: &Linphone) -> Vec<String> {
+    linphone
+        .debug_log()
+        .lines()
+        .filter(|line| line.contains("TMMBR") || line.contains("CongestionDetector"))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The room's address of record as a peer dials it (baresip calls over UDP to Kamailio, which

@@ -748,6 +748,9 @@ pub struct StreamStats {
     pub concealed: u64,
     /// Sent audio: the packet loss the room's Opus encoder expects (RTCP-reported).
     pub expected_loss_percent: u32,
+    /// Sent video of a SIP call: the most the far end takes now, kbit/s (its SDP's bandwidth,
+    /// lowered by its TMMBR requests); `None` without such a limit and for other streams.
+    pub max_kbps: Option<u32>,
 }
 
 /// What the meeting engine should be doing, with the secrets it needs. Published by the core on

@@ -14,6 +14,11 @@ pub enum MediaReport {
     Hardware(HardwareStatus),
     /// The media engine's overall state (`status.system.media`).
     Engine(MediaEngineStatus),
+    /// The camera encoder's bit rate changed (`status.system.media.camera_kbps`).
+    CameraBitrate {
+        /// kbit/s, read back from the encoder; `None` while there is none.
+        kbps: Option<u32>,
+    },
     /// Microphone level after processing, in dBFS (`status.audio.microphones.level`).
     MicrophoneLevel {
         /// RMS level in dBFS: 0 is full scale, -100 silence.
@@ -41,6 +46,9 @@ pub struct MediaEngineStatus {
     pub encoder: String,
     /// How many times a branch was rebuilt since roomd started.
     pub rebuilds: u64,
+    /// The bit rate the camera encoder is set to now, kbit/s, read back from it: what the
+    /// picture size calls for, lowered while a far end takes less; `None` without an encoder.
+    pub camera_kbps: Option<u32>,
 }
 
 /// `status.system.media.state`: where the media engine is.
@@ -63,6 +71,7 @@ impl MediaEngineStatus {
             detail: String::new(),
             encoder: String::new(),
             rebuilds: 0,
+            camera_kbps: None,
         }
     }
 }

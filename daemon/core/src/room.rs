@@ -968,6 +968,9 @@ impl Room {
                 }
                 self.status.system.media = media;
             }
+            MediaReport::CameraBitrate { kbps } => {
+                self.status.system.media.camera_kbps = kbps;
+            }
             MediaReport::MicrophoneLevel { rms_db } => {
                 // Tenths of a dB are as fine as any meter shows; finer only adds status churn.
                 let level = (rms_db.clamp(super::status::SILENCE_DB, 0.0) * 10.0).round() / 10.0;

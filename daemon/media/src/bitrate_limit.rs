@@ -17,9 +17,19 @@ use crate::encoder_choice;
 pub const FLOOR_KBPS: u32 = 64;
 
 /// The camera encoder's bitrate and the far ends' asks.
-#[derive(Default)]
 pub struct BitrateLimit {
     state: Mutex<State>,
+    /// What the encoder is set to, for `status.system.media.camera_kbps`.
+    applied: tokio::sync::watch::Sender<Option<u32>>,
+}
+
+impl Default for BitrateLimit {
+    fn default() -> Self {
+        BitrateLimit {
+            state: Mutex::default(),
+            applied: tokio::sync::watch::channel(None).0,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -49,6 +59,7 @@ impl BitrateLimit {
             None => state.asks.remove(&far_end),
         };
         state.apply();
+        self.publish(&state);
     }
 
     /// A new camera encoder (the video branch was built or rebuilt), chosen at `chosen_kbps`,
@@ -62,10 +73,27 @@ impl BitrateLimit {
             applied_kbps: chosen_kbps,
         });
         state.apply();
+        self.publish(&state);
     }
 
     pub(super) fn detach(&self) {
-        lock(&self.state).encoder = None;
+        let mut state = lock(&self.state);
+        state.encoder = None;
+        self.publish(&state);
+    }
+
+    /// Follows what the camera encoder is set to (kbit/s; `None` without one).
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<Option<u32>> {
+        self.applied.subscribe()
+    }
+
+    fn publish(&self, state: &State) {
+        let now = state.encoder.as_ref().map(|e| e.applied_kbps);
+        self.applied.send_if_modified(|applied| {
+            let changed = *applied != now;
+            *applied = now;
+            changed
+        });
     }
 
     /// What the camera encoder is set to now, kbit/s; `None` without one.
@@ -116,11 +144,14 @@ mod tests {
     fn the_lowest_ask_wins_never_above_the_chosen_rate_and_a_leaver_no_longer_counts() {
         let limit = BitrateLimit::default();
         let encoder = x264();
+        let watch = limit.watch();
         limit.attach(&encoder, "x264enc", 1500);
         assert_eq!(limit.current_kbps(), Some(1500));
+        assert_eq!(*watch.borrow(), Some(1500));
         limit.ask(1, Some(800));
         limit.ask(2, Some(300));
         assert_eq!(limit.current_kbps(), Some(300));
+        assert_eq!(*watch.borrow(), Some(300));
         assert_eq!(
             gstreamer::prelude::ObjectExt::property::<u32>(&encoder, "bitrate"),
             300
@@ -143,6 +174,7 @@ mod tests {
         );
         limit.detach();
         assert_eq!(limit.current_kbps(), None);
+        assert_eq!(*watch.borrow(), None);
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub mod webrtc;
 pub use encoder_choice::Codec;
 pub use engine::{DisplaySnapshots, EngineHandles, EngineSetup, start};
 pub use remote::{RemoteAudioSlot, RemoteVideoSlot, remote_audio_caps};
-pub use taps::{Feed, LossReporter, MediaKind, MediaTaps, TapSubscription};
+pub use taps::{BitrateAsker, Feed, LossReporter, MediaKind, MediaTaps, TapSubscription};
 
 /// Why a pipeline could not be built or started, or the display not read.
 #[derive(Debug, thiserror::Error)]

@@ -127,14 +127,18 @@ impl Drop for TapSubscription {
 }
 
 impl TapSubscription {
-    /// A subscription to the camera: the far end it feeds takes at most `kbps` (its SDP's
-    /// bandwidth), until the subscription is dropped; the room's one camera encoder follows
-    /// the lowest such limit (see [`super::bitrate_limit`]). Nothing for other feeds.
-    pub fn limit_bitrate(&self, kbps: u32) {
-        if self.feed == Feed::Camera
-            && let Some(inner) = self.taps.upgrade()
-        {
-            inner.bitrate_limit.ask(self.id, Some(kbps));
+    /// Where the far end fed by this subscription to the camera says how much it takes (its
+    /// SDP's bandwidth, its TMMBR requests); the room's one camera encoder follows the lowest
+    /// such limit (see [`super::bitrate_limit`]) until the subscription is dropped. Asks
+    /// through a subscription to another feed change nothing.
+    pub fn bitrate_asker(&self) -> BitrateAsker {
+        BitrateAsker {
+            taps: if self.feed == Feed::Camera {
+                self.taps.clone()
+            } else {
+                Weak::new()
+            },
+            id: self.id,
         }
     }
 
@@ -144,6 +148,23 @@ impl TapSubscription {
         LossReporter {
             taps: self.taps.clone(),
             id: self.id,
+        }
+    }
+}
+
+/// Asks the room's camera encoder for at most a bit rate on behalf of one far end (see
+/// [`TapSubscription::bitrate_asker`]). Cheap to clone; usable from any thread.
+#[derive(Clone)]
+pub struct BitrateAsker {
+    taps: Weak<Inner>,
+    id: u64,
+}
+
+impl BitrateAsker {
+    /// The far end takes at most `kbps` now; `None`: no limit of its own.
+    pub fn ask(&self, kbps: Option<u32>) {
+        if let Some(inner) = self.taps.upgrade() {
+            inner.bitrate_limit.ask(self.id, kbps);
         }
     }
 }
@@ -329,12 +350,17 @@ impl MediaTaps {
         self.inner.remotes.play_on(speaker);
     }
 
-    /// The video branch is gone (failed, being rebuilt, or the engine stops).
     /// The camera encoder's bitrate now, kbit/s (lowered while a far end takes less).
     pub fn camera_bitrate_kbps(&self) -> Option<u32> {
         self.inner.bitrate_limit.current_kbps()
     }
 
+    /// Follows the camera encoder's bitrate.
+    pub fn camera_bitrate_watch(&self) -> tokio::sync::watch::Receiver<Option<u32>> {
+        self.inner.bitrate_limit.watch()
+    }
+
+    /// The video branch is gone (failed, being rebuilt, or the engine stops).
     pub(super) fn detach_video(&self) {
         self.inner.bitrate_limit.detach();
         *lock(&self.inner.keyframes) = None;

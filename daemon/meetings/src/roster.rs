@@ -328,6 +328,7 @@ impl Roster {
                             fec_recovered: s.fec_recovered,
                             concealed: s.concealed,
                             expected_loss_percent: s.expected_loss_percent,
+                            max_kbps: None,
                         }));
                     }
                     Err(e) => {

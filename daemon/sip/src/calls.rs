@@ -979,6 +979,11 @@ impl SipCall for ActiveCall {
                     fec_recovered: 0,
                     concealed: 0,
                     expected_loss_percent: 0,
+                    max_kbps: if (kind, direction) == ("video", "send") {
+                        self.media.camera_limit_kbps()
+                    } else {
+                        None
+                    },
                 }
             };
         let mut streams = Vec::new();

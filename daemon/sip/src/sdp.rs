@@ -193,8 +193,10 @@ pub fn make_offer(local: &LocalMedia) -> LocalOffer {
          a=rtpmap:{PT_H264} H264/90000\r\n\
          a=fmtp:{PT_H264} packetization-mode=1;profile-level-id=42e01f\r\n\
          a=rtcp-fb:{PT_H264} nack pli\r\na=rtcp-fb:{PT_H264} ccm fir\r\n\
+         a=rtcp-fb:{PT_H264} ccm tmmbr\r\n\
          a=rtpmap:{PT_VP8} VP8/90000\r\n\
          a=rtcp-fb:{PT_VP8} nack pli\r\na=rtcp-fb:{PT_VP8} ccm fir\r\n\
+         a=rtcp-fb:{PT_VP8} ccm tmmbr\r\n\
          a=crypto:1 {SRTP_SUITE} inline:{vkey}\r\n{dtls}a=sendrecv\r\n",
         ap = local.audio_port,
         vp = local.video_port,
@@ -715,13 +717,19 @@ pub fn make_answer(local: &LocalMedia, offered: &Offered) -> LocalOffer {
                 sdp.push_str("a=sendrecv\r\n");
             }
             (OfferedSection::Video(proto), _, Some(video)) => {
-                video_section(&mut sdp, proto, local.video_port, video);
+                video_section(&mut sdp, proto, local.video_port, video, Feedback::Tmmbr);
                 crypto(&mut sdp, &video.keying, &video_key);
                 sdp.push_str("a=sendrecv\r\n");
             }
             (OfferedSection::Content(proto), _, _) => match (&agreed.content, &local.floor) {
                 (Some(content), Some(_)) => {
-                    video_section(&mut sdp, proto, local.content_port, content);
+                    video_section(
+                        &mut sdp,
+                        proto,
+                        local.content_port,
+                        content,
+                        Feedback::Pictures,
+                    );
                     let _ = write!(sdp, "a=content:slides\r\na=label:{CONTENT_LABEL}\r\n");
                     crypto(&mut sdp, &content.keying, &content_key);
                     sdp.push_str("a=sendrecv\r\n");
@@ -754,8 +762,23 @@ pub fn make_answer(local: &LocalMedia, offered: &Offered) -> LocalOffer {
     }
 }
 
+/// The RTCP feedback the room takes in a video stream (RFC 4585, 5104).
+#[derive(Clone, Copy, PartialEq)]
+enum Feedback {
+    /// Requests for pictures (PLI, FIR): the content stream.
+    Pictures,
+    /// Those, and TMMBR, which holds the encoder's bit rate: the camera's stream.
+    Tmmbr,
+}
+
 /// The `m=` line and codec lines of a video section of the room's answer.
-fn video_section(sdp: &mut String, proto: &str, port: u16, video: &AgreedStream<VideoCodec>) {
+fn video_section(
+    sdp: &mut String,
+    proto: &str,
+    port: u16,
+    video: &AgreedStream<VideoCodec>,
+    feedback: Feedback,
+) {
     let pt = video.payload_type;
     let _ = write!(sdp, "m=video {port} {proto} {pt}\r\n");
     let _ = match video.codec {
@@ -767,6 +790,9 @@ fn video_section(sdp: &mut String, proto: &str, port: u16, video: &AgreedStream<
         VideoCodec::Vp8 => write!(sdp, "a=rtpmap:{pt} VP8/90000\r\n"),
     };
     let _ = write!(sdp, "a=rtcp-fb:{pt} nack pli\r\na=rtcp-fb:{pt} ccm fir\r\n");
+    if feedback == Feedback::Tmmbr {
+        let _ = write!(sdp, "a=rtcp-fb:{pt} ccm tmmbr\r\n");
+    }
 }
 
 /// Parses SDP with ezk-sdp-types, keeping its known panic out: it computes an SDES key

@@ -13,6 +13,7 @@ mod ports;
 mod rtcp_stats;
 #[cfg(test)]
 mod tests;
+mod tmmbr;
 mod transport;
 
 use std::net::SocketAddr;
@@ -30,6 +31,7 @@ pub use dtls::{
 use dtmf::{dtmf_number, dtmf_player};
 pub use ports::SipPorts;
 pub use rtcp_stats::RtcpFigures;
+use tmmbr::CameraLimit;
 pub use transport::Protection;
 use transport::SessionPads;
 
@@ -58,8 +60,8 @@ pub struct SipStream {
     /// How its RTP and RTCP are protected.
     pub protection: Protection,
     /// The most the far end takes, kbit/s (its SDP's bandwidth): for the camera's stream, the
-    /// camera's encoder is held at or below it while the call lasts (the content's encoder is
-    /// not held).
+    /// camera's encoder is held at or below it while the call lasts, and below what the far
+    /// end's TMMBR requests ask for (the content's encoder is not held).
     pub max_kbps: Option<u32>,
     /// Audio: the payload type of RFC 4733 events (8 kHz) the far end takes, if it does.
     pub telephone_event: Option<u8>,
@@ -182,6 +184,8 @@ pub struct SipMedia {
     content: Option<ContentSender>,
     /// Whether the call was asked once already to send content it cannot send (logged once).
     content_unsendable_told: AtomicBool,
+    /// What the far end takes of the room's camera (SDP and TMMBR), when it receives it.
+    camera_limit: Option<Arc<CameraLimit>>,
     /// Its RTP sessions, for their RTCP figures: each stream's feed, session and RTP clock.
     rtpbin: gst::Element,
     sessions: Vec<(Feed, u32, u32)>,
@@ -276,6 +280,7 @@ impl SipMedia {
         let mut sessions = std::collections::HashMap::new();
         let mut dtmf = None;
         let mut content = None;
+        let mut camera_limit = None;
         for (session, stream) in streams.iter().enumerate() {
             let session = session as u32;
             sessions.insert(session, stream.clone());
@@ -288,6 +293,9 @@ impl SipMedia {
                 }
                 if let (None, Some(floor)) = (&content, sender.content) {
                     content = Some(floor);
+                }
+                if let (None, Some(limit)) = (&camera_limit, sender.camera_limit) {
+                    camera_limit = Some((session, limit));
                 }
                 let pad = static_pad(&rtpbin, &format!("send_rtp_src_{session}"))?;
                 count_rtp_bytes(&pad, &counters, stream.feed, true);
@@ -320,6 +328,9 @@ impl SipMedia {
                 &dtls,
                 keyframe,
             )?;
+        }
+        if let Some((session, limit)) = &camera_limit {
+            limit.follow_tmmbr(&rtpbin, *session)?;
         }
         // What the far end's payload types are (DTLS-SRTP's decoder gives bare RTP caps).
         let pt_map: std::collections::HashMap<u32, (u8, gst::Caps)> = sessions
@@ -406,6 +417,7 @@ impl SipMedia {
             dtls,
             content,
             content_unsendable_told: AtomicBool::new(false),
+            camera_limit: camera_limit.map(|(_, limit)| limit),
             rtpbin,
             sessions: rtcp_sessions,
             _subscriptions: subscriptions,
@@ -416,6 +428,12 @@ impl SipMedia {
     /// Frame counts so far.
     pub fn counters(&self) -> &SipCounters {
         &self.counters
+    }
+
+    /// The most the far end takes of the room's camera now, kbit/s: the lower of its SDP's
+    /// bandwidth and its last TMMBR request; `None` when it set neither or takes no video.
+    pub fn camera_limit_kbps(&self) -> Option<u32> {
+        self.camera_limit.as_ref().and_then(|limit| limit.kbps())
     }
 
     /// Turns true when the first far-end camera frame is decoded (it goes to the display).
@@ -510,6 +528,8 @@ struct Sender {
     events: Option<gst::Element>,
     /// The floor's valve (content).
     content: Option<ContentSender>,
+    /// The far end's limits on the camera (the main video stream).
+    camera_limit: Option<Arc<CameraLimit>>,
 }
 
 /// appsrc (the room's encoded feed) → payloader → rtpbin; `transport` takes it from there.
@@ -676,16 +696,16 @@ fn add_sender(
         }
     };
     let subscription = taps.subscribe_feed(feed, &appsrc);
+    let camera_limit = (feed == Feed::Camera)
+        .then(|| CameraLimit::new(stream.max_kbps, subscription.bitrate_asker()));
     if feed == Feed::Camera {
-        if let Some(kbps) = stream.max_kbps {
-            subscription.limit_bitrate(kbps);
-        }
         taps.request_keyframe_of(feed);
     }
     Ok(Some(Sender {
         subscription,
         events: dtmf,
         content,
+        camera_limit,
     }))
 }
 

@@ -740,3 +740,37 @@ fn unencrypted_content_is_refused_alone() {
     assert!(offered.agreed.audio.is_some() && offered.agreed.video.is_some());
     assert_eq!((offered.agreed.content, offered.agreed.floor), (None, None));
 }
+
+#[test]
+fn tmmbr_is_taken_for_the_camera_and_not_for_the_content() {
+    // The room follows a far end's TMMBR on its camera's stream only: the content encoder is
+    // not held, so its stream does not offer what the room would ignore.
+    let section = |sdp: &str, from: &str| {
+        let start = sdp.find(from).unwrap();
+        let rest = &sdp[start + 1..];
+        rest[..rest.find("\r\nm=").unwrap_or(rest.len())].to_owned()
+    };
+    let offer = make_offer(&local_with_floor()).sdp;
+    assert!(
+        section(&offer, "m=video 40002").contains("a=rtcp-fb:96 ccm tmmbr\r\n"),
+        "{offer}"
+    );
+    assert!(
+        section(&offer, "m=video 40002").contains("a=rtcp-fb:97 ccm tmmbr\r\n"),
+        "{offer}"
+    );
+    assert!(
+        !section(&offer, "m=video 40004").contains("tmmbr"),
+        "{offer}"
+    );
+    let offered = parse_offer(&with_content("UDP/BFCP", ""), true, Some(&FLOOR)).unwrap();
+    let answer = make_answer(&local_with_floor(), &offered).sdp;
+    assert!(
+        section(&answer, "m=video 40002").contains("ccm tmmbr\r\n"),
+        "{answer}"
+    );
+    assert!(
+        !section(&answer, "m=video 40004").contains("tmmbr"),
+        "{answer}"
+    );
+}
