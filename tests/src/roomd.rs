@@ -28,6 +28,8 @@ use crate::ws::EventSocket;
 pub const ADMIN_USERNAME: &str = "admin";
 pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
 
+/// roomd's temporary folder inside the test's folder.
+const TEMP_DIR: &str = "tmp";
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Attempts to start when another process took the chosen port in between.
@@ -115,13 +117,18 @@ impl RoomdBuilder {
         // roomd under test never reaches this machine's own system services: tests run
         // `system.reboot` and `system.power_off` as admin for real (api_permissions), and the
         // fuzzer patches [host]. The system bus leads nowhere and the networkd file goes into
-        // the test's folder, unless a test says otherwise.
+        // the test's folder, unless a test says otherwise. Its temporary files go to a
+        // folder of its own, where a test can see them whatever file system /tmp is.
+        let temp_dir = dir.path().join(TEMP_DIR);
+        std::fs::create_dir(&temp_dir)
+            .map_err(|e| HarnessError::io("cannot create roomd's temporary folder", e))?;
         let defaults = [
             (
                 "DBUS_SYSTEM_BUS_ADDRESS",
                 format!("unix:path={}/no-system-bus", dir.path().display()),
             ),
             ("ROOMD_NETWORK_DIR", dir.path().display().to_string()),
+            ("TMPDIR", temp_dir.display().to_string()),
         ];
         for (name, value) in defaults {
             if !env.iter().any(|(set, _)| set == name) {
@@ -147,7 +154,12 @@ impl RoomdBuilder {
             let _ = std::fs::remove_file(&notify_path);
             let notify = NotifySocket::bind(&notify_path)?;
             if let Some((uid, gid)) = owner {
-                for path in [dir.path(), config_path.as_path(), notify_path.as_path()] {
+                for path in [
+                    dir.path(),
+                    config_path.as_path(),
+                    notify_path.as_path(),
+                    temp_dir.as_path(),
+                ] {
                     std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(|e| {
                         HarnessError::io(format!("cannot hand {} to roomd", path.display()), e)
                     })?;
@@ -499,6 +511,15 @@ impl Roomd {
 
     pub fn state_dir(&self) -> &Path {
         &self.state_dir
+    }
+
+    /// roomd's `TMPDIR` (unless the test set another): a folder of the test's own.
+    pub fn temp_dir(&self) -> PathBuf {
+        self.process
+            .config_path
+            .parent()
+            .map(|dir| dir.join(TEMP_DIR))
+            .unwrap_or_default()
     }
 
     pub fn config_path(&self) -> &Path {

@@ -253,6 +253,11 @@ export function Documents({ others, maxBytes, transfers, offer, answer }: { othe
                 {x.received === x.sha256 ? t("guest.document_intact") : t("guest.document_damaged")}
               </span>
             )}
+            {x.received && x.received !== x.sha256 && (
+              <code class="sha256" data-testid="file-received-hash">
+                {`${t("guest.document_received_hash")} ${x.received}`}
+              </code>
+            )}
             {x.state === "offered" && x.direction === "in" && (
               <span class="row">
                 <button type="button" class="primary" onClick={() => answer(x.id, true)} data-testid="file-accept">
