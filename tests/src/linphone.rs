@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::sip::{KAMAILIO_UDP_PORT, Kamailio};
+use crate::sip::{KAMAILIO_TLS_PORT, KAMAILIO_UDP_PORT, Kamailio};
 use crate::{HarnessError, TestNetwork};
 
 /// Linphone's SIP port inside the namespace (apart from baresip's).
@@ -25,13 +25,43 @@ pub struct Linphone {
     stdin: Option<ChildStdin>,
 }
 
+/// How a Linphone reaches Kamailio and keys its media.
+pub enum LinphoneSetup {
+    /// SIP over UDP, SRTP keyed by SDES (mandatory).
+    SdesOverUdp,
+    /// SIP over TLS (Kamailio's certificate checked against this CA, PEM), SRTP keyed by DTLS
+    /// (mandatory): an offer of SDES keys is refused.
+    DtlsOverTls {
+        /// The CA that issued Kamailio's certificate.
+        ca_pem: String,
+    },
+}
+
 impl Linphone {
-    /// A linphonec registered as `user` (digest `password`) at `kamailio`.
+    /// A linphonec registered as `user` (digest `password`) at `kamailio` over UDP, SDES-SRTP
+    /// mandatory.
     pub fn start(
         network: &TestNetwork,
         kamailio: &Kamailio,
         user: &str,
         password: &str,
+    ) -> Result<Linphone, HarnessError> {
+        Linphone::start_with(
+            network,
+            kamailio,
+            user,
+            password,
+            LinphoneSetup::SdesOverUdp,
+        )
+    }
+
+    /// A linphonec registered as `user` (digest `password`) at `kamailio` as `setup` says.
+    pub fn start_with(
+        network: &TestNetwork,
+        kamailio: &Kamailio,
+        user: &str,
+        password: &str,
+        setup: LinphoneSetup,
     ) -> Result<Linphone, HarnessError> {
         let dir = tempfile::Builder::new()
             .prefix("roomd-linphone-")
@@ -41,7 +71,31 @@ impl Linphone {
         std::fs::create_dir_all(dir.path().join(".local/share/linphone"))
             .map_err(|e| HarnessError::io("cannot create linphone's data directory", e))?;
         let config = dir.path().join("linphonerc");
-        std::fs::write(&config, linphone_config(kamailio, user, password))
+        let mut text = linphone_config(kamailio, user, password);
+        if let LinphoneSetup::DtlsOverTls { ca_pem } = &setup {
+            let ca = dir.path().join("ca.pem");
+            std::fs::write(&ca, ca_pem)
+                .map_err(|e| HarnessError::io("cannot write linphone's CA", e))?;
+            let registrar = kamailio.address();
+            text = text
+                .replace(
+                    &format!("sip_port={LINPHONE_SIP_PORT}\n"),
+                    &format!(
+                        "sip_port=0\nroot_ca={}\nverify_server_certs=1\nverify_server_cn=0\n",
+                        ca.display()
+                    ),
+                )
+                .replace(
+                    "sip_tls_port=0\n",
+                    &format!("sip_tls_port={LINPHONE_SIP_PORT}\n"),
+                )
+                .replace("media_encryption=srtp\n", "media_encryption=dtls\n")
+                .replace(
+                    &format!("reg_proxy=<sip:{registrar}:{KAMAILIO_UDP_PORT};transport=udp>"),
+                    &format!("reg_proxy=<sip:{registrar}:{KAMAILIO_TLS_PORT};transport=tls>"),
+                );
+        }
+        std::fs::write(&config, text)
             .map_err(|e| HarnessError::io("cannot write linphone's configuration", e))?;
         let out = OpenOptions::new()
             .create(true)
@@ -92,8 +146,18 @@ impl Linphone {
                 return Err(HarnessError::PeerStart {
                     what: "linphonec".to_owned(),
                     message: format!(
-                        "not registered after {START_TIMEOUT:?}; its output:\n{}",
-                        linphone.output()
+                        "not registered after {START_TIMEOUT:?}; its output:\n{}\nits log on \
+                         registration and TLS:\n{}",
+                        linphone.output(),
+                        linphone
+                            .debug_log()
+                            .lines()
+                            .filter(|l| {
+                                let l = l.to_lowercase();
+                                l.contains("regist") || l.contains("tls") || l.contains("certif")
+                            })
+                            .collect::<Vec<_>>()
+                            .join("\n")
                     ),
                 });
             }
