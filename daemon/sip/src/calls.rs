@@ -27,6 +27,7 @@ use rsipstack::transport::SipAddr;
 
 use crate::SipError;
 use crate::content::CallContent;
+use crate::floor_tls;
 use crate::registration::Account;
 use crate::sdp::{
     Agreed, AgreedStream, AudioCodec, FarEndKeying, LocalFloor, LocalMedia, LocalOffer, Offered,
@@ -429,6 +430,9 @@ async fn answer_call(
     }
     let ports = SipPorts::bind(ip).map_err(|e| refuse(SipError::Media(e.to_string())))?;
     let certificate = room_certificate().map_err(|e| refuse(SipError::Media(e.to_string())))?;
+    let floor_tls_fingerprint = *floor_tls::room_certificate()
+        .map_err(|e| refuse(SipError::Media(e.to_string())))?
+        .fingerprint();
     let mut session_id = [0u8; 8];
     roomd_base::random::fill(&mut session_id);
     let bfcp = bind_bfcp(ip);
@@ -444,6 +448,7 @@ async fn answer_call(
         floor: bfcp.as_ref().map(|(_, port)| (*port, floor_ids)),
         session_id: u64::from_be_bytes(session_id) >> 1,
         dtls_fingerprint: *certificate.fingerprint(),
+        floor_tls_fingerprint,
         camera_codec,
     };
     let answer = make_answer(&local, &offered);
@@ -534,6 +539,9 @@ async fn place_call(
     let mut session_id = [0u8; 8];
     roomd_base::random::fill(&mut session_id);
     let certificate = room_certificate().map_err(|e| e.to_string())?;
+    let floor_tls_fingerprint = *floor_tls::room_certificate()
+        .map_err(|e| e.to_string())?
+        .fingerprint();
     let bfcp = bind_bfcp(ip);
     let floor = LocalFloor::random();
     let local = LocalMedia {
@@ -545,6 +553,7 @@ async fn place_call(
         // Positive as a signed 63-bit number, as some peers parse it.
         session_id: u64::from_be_bytes(session_id) >> 1,
         dtls_fingerprint: *certificate.fingerprint(),
+        floor_tls_fingerprint,
         camera_codec: camera_codec(&taps),
     };
     let offer = make_offer(&local);

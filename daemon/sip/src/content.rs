@@ -14,6 +14,7 @@ use roomd_core::ContentFloor;
 use roomd_media::sip::SipMedia;
 use tokio::sync::watch;
 
+use crate::floor_tls;
 use crate::sdp::{AgreedFloor, FloorRole, FloorTransport};
 
 /// How long connecting to the far end's BFCP over TCP may take.
@@ -41,8 +42,8 @@ impl Drop for CallContent {
 
 impl CallContent {
     /// Starts floor control as `agreed` says, over `socket` (the room's BFCP UDP port, named in
-    /// its SDP) or a TCP connection to the far end; `media` sends the room's content while the
-    /// room holds the floor.
+    /// its SDP) or a TCP connection to the far end, with TLS on it for `TCP/TLS/BFCP`; `media`
+    /// sends the room's content while the room holds the floor.
     pub(crate) async fn start(
         agreed: &AgreedFloor,
         socket: std::net::UdpSocket,
@@ -57,13 +58,17 @@ impl CallContent {
                     .map_err(|e| format!("the BFCP socket: {e}"))?;
                 Transport::Udp { socket, remote }
             }
-            FloorTransport::TcpConnect(remote) => {
-                let stream =
-                    tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(remote))
-                        .await
-                        .map_err(|_| format!("BFCP over TCP to {remote}: no connection in 5 s"))?
-                        .map_err(|e| format!("BFCP over TCP to {remote}: {e}"))?;
-                Transport::Tcp(Box::new(stream))
+            FloorTransport::TcpConnect(remote) => Transport::Tcp(Box::new(connect(remote).await?)),
+            FloorTransport::TlsConnect {
+                remote,
+                fingerprint,
+            } => {
+                let certificate = floor_tls::room_certificate().map_err(|e| e.to_string())?;
+                let stream = connect(remote).await?;
+                let tls = floor_tls::connect(stream, remote, fingerprint, certificate)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Transport::Tcp(Box::new(tls))
             }
         };
         let (control, mut events) = match agreed.role {
@@ -134,4 +139,12 @@ impl CallContent {
             (Control::Server(s), false) => s.release_floor().await,
         }
     }
+}
+
+/// A TCP connection to the far end's BFCP at `remote`.
+async fn connect(remote: std::net::SocketAddr) -> Result<tokio::net::TcpStream, String> {
+    tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(remote))
+        .await
+        .map_err(|_| format!("BFCP over TCP to {remote}: no connection in 5 s"))?
+        .map_err(|e| format!("BFCP over TCP to {remote}: {e}"))
 }

@@ -141,6 +141,8 @@ pub struct LocalMedia {
     pub session_id: u64,
     /// SHA-256 of the room's DTLS certificate, for DTLS-SRTP offers and answers.
     pub dtls_fingerprint: [u8; FINGERPRINT_LEN],
+    /// SHA-256 of the room's certificate for BFCP over TLS, for answers that take it.
+    pub floor_tls_fingerprint: [u8; FINGERPRINT_LEN],
     /// The codec the room's camera is encoded with: offered first and preferred in answers
     /// (the room can receive either, but send only this one).
     pub camera_codec: VideoCodec,
@@ -418,14 +420,18 @@ pub fn parse_answer(
 fn agree_floor(
     sdp: &SessionDescription,
     local: &LocalFloor,
-    read: fn(&MediaDescription, Option<&TaggedAddress>, &LocalFloor) -> Option<AgreedFloor>,
+    read: fn(&MediaDescription, &floor::FloorContext<'_>, &LocalFloor) -> Option<AgreedFloor>,
 ) -> Option<AgreedFloor> {
     let media = sdp
         .media_descriptions
         .iter()
         .take(MEDIA_MAX)
         .find(|m| floor::is_bfcp(m))?;
-    read(media, media_address(sdp, media), local)
+    let context = floor::FloorContext {
+        address: media_address(sdp, media),
+        session_fingerprints: &sdp.fingerprint,
+    };
+    read(media, &context, local)
 }
 
 fn parse_bounded(text: &str) -> Result<SessionDescription, SdpError> {
@@ -739,7 +745,11 @@ pub fn make_answer(local: &LocalMedia, offered: &Offered) -> LocalOffer {
                 }
             },
             (OfferedSection::Floor, _, _) => match (&agreed.floor, &local.floor) {
-                (Some(floor), Some((port, _))) => sdp.push_str(&floor::answer_lines(floor, *port)),
+                (Some(floor), Some((port, _))) => sdp.push_str(&floor::answer_lines(
+                    floor,
+                    *port,
+                    &local.floor_tls_fingerprint,
+                )),
                 _ => sdp.push_str("m=application 0 UDP/BFCP *\r\n"),
             },
             (OfferedSection::Refused(media, proto, fmt), _, _) => {

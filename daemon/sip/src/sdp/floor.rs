@@ -1,13 +1,19 @@
 //! The BFCP section of a call's SDP (RFC 8856): who is the floor control server, the IDs the
 //! participant uses, and how BFCP reaches the far end. The room offers `UDP/BFCP` as client or
-//! server (`c-s`) with IDs of its own; it answers `UDP/BFCP`, and `TCP/BFCP` when it may connect
-//! out (the far end `passive` or `actpass`). `TCP/TLS/BFCP`, `UDP/TLS/BFCP` and a far end that
-//! wants to connect to the room over TCP are refused (port 0): the call goes on without content.
+//! server (`c-s`) with IDs of its own; it answers `UDP/BFCP`, and `TCP/BFCP` or `TCP/TLS/BFCP`
+//! when it may connect out (the far end `passive` or `actpass`; for TLS with a SHA-256
+//! `a=fingerprint`, media or session level, and the room's own fingerprint in the answer).
+//! `UDP/TLS/BFCP` and a far end that wants to connect to the room are refused (port 0): the
+//! call goes on without content.
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
-use ezk_sdp_types::{MediaDescription, Setup, TaggedAddress, TransportProtocol};
+use ezk_sdp_types::{
+    Fingerprint, FingerprintAlgorithm, MediaDescription, Setup, TaggedAddress, TransportProtocol,
+};
+
+use super::FINGERPRINT_LEN;
 
 /// The `a=label` of the room's content section, which its `a=floorid` names (`mstrm`).
 pub const CONTENT_LABEL: u32 = 3;
@@ -47,6 +53,14 @@ pub enum FloorTransport {
     Udp(SocketAddr),
     /// `TCP/BFCP`, the room connecting to this address (`a=setup:active` on its side).
     TcpConnect(SocketAddr),
+    /// `TCP/TLS/BFCP`, the room connecting to `remote` and running TLS as the client, the far
+    /// end's certificate hashing to `fingerprint` (SHA-256, from its SDP).
+    TlsConnect {
+        /// The far end's BFCP address.
+        remote: SocketAddr,
+        /// Its certificate's SHA-256.
+        fingerprint: [u8; FINGERPRINT_LEN],
+    },
 }
 
 /// The room's part in floor control.
@@ -119,9 +133,31 @@ fn ids(media: &MediaDescription) -> Option<(u32, u16)> {
     ))
 }
 
+/// What the BFCP section is read with from the rest of its SDP.
+pub(super) struct FloorContext<'a> {
+    /// Its address (its own `c=`, else the session's).
+    pub address: Option<&'a TaggedAddress>,
+    /// The session-level `a=fingerprint` lines.
+    pub session_fingerprints: &'a [Fingerprint],
+}
+
+/// The SHA-256 fingerprint of `media`, else of the session.
+fn fingerprint(media: &MediaDescription, session: &[Fingerprint]) -> Option<[u8; FINGERPRINT_LEN]> {
+    let lines = if media.fingerprint.is_empty() {
+        session
+    } else {
+        &media.fingerprint
+    };
+    lines
+        .iter()
+        .filter(|f| f.algorithm == FingerprintAlgorithm::SHA256)
+        .find_map(|f| <[u8; FINGERPRINT_LEN]>::try_from(f.fingerprint.as_slice()).ok())
+}
+
 /// How the room reaches the BFCP of `media`; `None` when it is refused (port 0) or a transport
 /// the room does not take.
-fn transport(media: &MediaDescription, address: Option<&TaggedAddress>) -> Option<FloorTransport> {
+fn transport(media: &MediaDescription, context: &FloorContext<'_>) -> Option<FloorTransport> {
+    let address = context.address;
     if media.media.port == 0 {
         return None;
     }
@@ -140,6 +176,16 @@ fn transport(media: &MediaDescription, address: Option<&TaggedAddress>) -> Optio
             Some(Setup::Passive | Setup::ActPass) => Some(FloorTransport::TcpConnect(remote)),
             _ => None,
         },
+        // Over TLS only with the far end's fingerprint: without it anyone could answer.
+        TransportProtocol::Other(p) if p.eq_ignore_ascii_case("TCP/TLS/BFCP") => {
+            match media.setup {
+                Some(Setup::Passive | Setup::ActPass) => Some(FloorTransport::TlsConnect {
+                    remote,
+                    fingerprint: fingerprint(media, context.session_fingerprints)?,
+                }),
+                _ => None,
+            }
+        }
         _ => None,
     }
 }
@@ -148,10 +194,10 @@ fn transport(media: &MediaDescription, address: Option<&TaggedAddress>) -> Optio
 /// refused the section or answered what the room cannot use.
 pub(super) fn from_answer(
     media: &MediaDescription,
-    address: Option<&TaggedAddress>,
+    context: &FloorContext<'_>,
     local: &LocalFloor,
 ) -> Option<AgreedFloor> {
-    let transport = transport(media, address)?;
+    let transport = transport(media, context)?;
     let role = match attribute(media, "floorctrl")? {
         "c-only" => FloorRole::Server(*local),
         "s-only" => {
@@ -170,10 +216,10 @@ pub(super) fn from_answer(
 /// What the room takes of a caller's BFCP offer, with `local` as its IDs should it serve.
 pub(super) fn from_offer(
     media: &MediaDescription,
-    address: Option<&TaggedAddress>,
+    context: &FloorContext<'_>,
     local: &LocalFloor,
 ) -> Option<AgreedFloor> {
-    let transport = transport(media, address)?;
+    let transport = transport(media, context)?;
     let participant = |media: &MediaDescription| {
         let (conference_id, user_id) = ids(media)?;
         Some(FloorRole::Participant {
@@ -199,13 +245,26 @@ pub(super) fn from_offer(
     Some(AgreedFloor { transport, role })
 }
 
-/// The room's answer section for `agreed`, on the room's BFCP UDP port `port`.
-pub(super) fn answer_lines(agreed: &AgreedFloor, port: u16) -> String {
+/// The room's answer section for `agreed`, on the room's BFCP UDP port `port`; over TLS the
+/// room is known by `fingerprint` (its DTLS certificate's).
+pub(super) fn answer_lines(
+    agreed: &AgreedFloor,
+    port: u16,
+    fingerprint: &[u8; FINGERPRINT_LEN],
+) -> String {
     let mut sdp = match agreed.transport {
         FloorTransport::Udp(_) => format!("m=application {port} UDP/BFCP *\r\n"),
         // RFC 4145: an active side's port is 9 (discard); it connects from any.
         FloorTransport::TcpConnect(_) => {
             "m=application 9 TCP/BFCP *\r\na=setup:active\r\na=connection:new\r\n".to_owned()
+        }
+        FloorTransport::TlsConnect { .. } => {
+            let fingerprint: Vec<String> = fingerprint.iter().map(|b| format!("{b:02X}")).collect();
+            format!(
+                "m=application 9 TCP/TLS/BFCP *\r\na=setup:active\r\na=connection:new\r\n\
+                 a=fingerprint:sha-256 {}\r\n",
+                fingerprint.join(":")
+            )
         }
     };
     match agreed.role {

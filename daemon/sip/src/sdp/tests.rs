@@ -11,6 +11,7 @@ fn local() -> LocalMedia {
         floor: None,
         session_id: 42,
         dtls_fingerprint: [0xAB; FINGERPRINT_LEN],
+        floor_tls_fingerprint: [0xCD; FINGERPRINT_LEN],
         camera_codec: VideoCodec::H264,
     }
 }
@@ -704,10 +705,59 @@ fn a_caller_offering_content_is_answered_with_the_floor_role_it_leaves_the_room(
         answer.contains("m=application 9 TCP/BFCP *\r\na=setup:active\r\n"),
         "{answer}"
     );
-    // ...but it does not listen, and takes no TLS or DTLS BFCP: content refused, call goes on.
+    // Over TLS too, to the certificate the caller's fingerprint names (media level here),
+    // answering with the room's own BFCP certificate's.
+    let fingerprint = ["12"; 32].join(":");
+    let tls = with_content(
+        "TCP/TLS/BFCP",
+        &format!("a=setup:actpass\r\na=connection:new\r\na=fingerprint:sha-256 {fingerprint}\r\n"),
+    );
+    let offered = parse_offer(&tls, true, Some(&FLOOR)).unwrap();
+    assert_eq!(
+        offered.agreed.floor.unwrap().transport,
+        FloorTransport::TlsConnect {
+            remote: "10.77.1.2:5070".parse().unwrap(),
+            fingerprint: [0x12; 32]
+        }
+    );
+    let answer = make_answer(&room, &offered).sdp;
+    assert!(
+        answer.contains(&format!(
+            "m=application 9 TCP/TLS/BFCP *\r\na=setup:active\r\na=connection:new\r\n\
+             a=fingerprint:sha-256 {}\r\n",
+            ["CD"; 32].join(":")
+        )),
+        "{answer}"
+    );
+    // A session-level fingerprint counts for the BFCP section as well.
+    let session_level = tls
+        .replace(&format!("a=fingerprint:sha-256 {fingerprint}\r\n"), "")
+        .replacen(
+            "t=0 0\r\n",
+            &format!("t=0 0\r\na=fingerprint:sha-256 {fingerprint}\r\n"),
+            1,
+        );
+    assert!(
+        session_level.contains("t=0 0\r\na=fingerprint"),
+        "{session_level}"
+    );
+    let offered = parse_offer(&session_level, true, Some(&FLOOR)).unwrap();
+    assert!(matches!(
+        offered.agreed.floor.unwrap().transport,
+        FloorTransport::TlsConnect {
+            fingerprint: [0x12, ..],
+            ..
+        }
+    ));
+    // ...but it does not listen, takes no TLS without a fingerprint to check the far end by,
+    // and no DTLS BFCP: content refused, the call goes on.
     for (proto, lines) in [
         ("TCP/BFCP", "a=setup:active\r\n"),
         ("TCP/TLS/BFCP", "a=setup:passive\r\n"),
+        (
+            "TCP/TLS/BFCP",
+            &format!("a=setup:active\r\na=fingerprint:sha-256 {fingerprint}\r\n") as &str,
+        ),
         ("UDP/TLS/BFCP", ""),
     ] {
         let offered = parse_offer(&with_content(proto, lines), true, Some(&FLOOR)).unwrap();
