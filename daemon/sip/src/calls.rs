@@ -26,7 +26,7 @@ use rsipstack::transaction::endpoint::EndpointInnerRef;
 use rsipstack::transport::SipAddr;
 
 use crate::SipError;
-use crate::content::CallContent;
+use crate::content::{CallContent, FloorSockets};
 use crate::floor_tls;
 use crate::registration::Account;
 use crate::sdp::{
@@ -436,7 +436,23 @@ async fn answer_call(
     let mut session_id = [0u8; 8];
     roomd_base::random::fill(&mut session_id);
     let bfcp = bind_bfcp(ip);
-    if bfcp.is_none() {
+    // A far end that connects to the room's BFCP finds it listening on the UDP port's number.
+    let listener = match (&bfcp, &offered.agreed.floor) {
+        (Some((_, port)), Some(floor)) if floor.transport.room_listens() => {
+            match std::net::TcpListener::bind((ip, *port)) {
+                Ok(listener) => Some(listener),
+                Err(e) => {
+                    tracing::warn!(
+                        "SIP: cannot listen for BFCP on {ip}:{port} ({e}); the call goes without content"
+                    );
+                    offered.agreed.floor = None;
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    if bfcp.is_none() || offered.agreed.floor.is_none() {
         offered.agreed.content = None;
         offered.agreed.floor = None;
     }
@@ -456,7 +472,6 @@ async fn answer_call(
     let media = SipMedia::start(&taps, ports, &uri, &streams)
         .map_err(|e| refuse(SipError::Media(e.to_string())))?;
     let media = Arc::new(media);
-    let content = start_content(&offered.agreed, bfcp, &media).await;
     dialog
         .accept(
             Some(vec![Header::ContentType("application/sdp".into())]),
@@ -466,6 +481,8 @@ async fn answer_call(
             what: "200 OK",
             reason: e.to_string(),
         })?;
+    // After the answer: a far end that connects to the room does so once it has it.
+    let content = start_content(&offered.agreed, bfcp, listener, &media).await;
     Ok(Box::new(ActiveCall {
         dialog,
         dialogs,
@@ -661,7 +678,7 @@ async fn place_call(
             return Err(format!("the call's media does not start: {e}"));
         }
     };
-    let content = start_content(&agreed, bfcp, &media).await;
+    let content = start_content(&agreed, bfcp, None, &media).await;
     Ok(Box::new(ActiveCall {
         dialog,
         dialogs,
@@ -769,10 +786,12 @@ fn bind_bfcp(ip: IpAddr) -> Option<(std::net::UdpSocket, u16)> {
 async fn start_content(
     agreed: &Agreed,
     bfcp: Option<(std::net::UdpSocket, u16)>,
+    listener: Option<std::net::TcpListener>,
     media: &Arc<SipMedia>,
 ) -> Option<CallContent> {
-    let (floor, (socket, _)) = (agreed.floor.as_ref()?, bfcp?);
-    match CallContent::start(floor, socket, media.clone()).await {
+    let (floor, (udp, _)) = (agreed.floor.as_ref()?, bfcp?);
+    let sockets = FloorSockets { udp, tcp: listener };
+    match CallContent::start(floor, sockets, media.clone()).await {
         Ok(content) => Some(content),
         Err(e) => {
             tracing::warn!("SIP call: no content in this call: {e}");

@@ -5,7 +5,6 @@
 //! shows; the far end's content is shown as it arrives.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use roomd_bfcp::{
     FloorEvent, FloorIds, FloorServer, Participant, ServerIds, SessionError, Timers, Transport,
@@ -14,11 +13,8 @@ use roomd_core::ContentFloor;
 use roomd_media::sip::SipMedia;
 use tokio::sync::watch;
 
-use crate::floor_tls;
 use crate::sdp::{AgreedFloor, FloorRole, FloorTransport};
-
-/// How long connecting to the far end's BFCP over TCP may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::{floor_connect, floor_tls};
 
 /// The room's side of the floor control session.
 enum Control {
@@ -41,14 +37,23 @@ impl Drop for CallContent {
 }
 
 impl CallContent {
-    /// Starts floor control as `agreed` says, over `socket` (the room's BFCP UDP port, named in
-    /// its SDP) or a TCP connection to the far end, with TLS on it for `TCP/TLS/BFCP`; `media`
-    /// sends the room's content while the room holds the floor.
+    /// Starts floor control as `agreed` says: over `sockets.udp` (the room's BFCP UDP port,
+    /// named in its SDP), or a TCP connection, the room's to the far end or the far end's to
+    /// `sockets.tcp` (the same port number), with TLS on it for `TCP/TLS/BFCP`; `media` sends
+    /// the room's content while the room holds the floor.
     pub(crate) async fn start(
         agreed: &AgreedFloor,
-        socket: std::net::UdpSocket,
+        sockets: FloorSockets,
         media: Arc<SipMedia>,
     ) -> Result<CallContent, String> {
+        let FloorSockets { udp: socket, tcp } = sockets;
+        let listener = || -> Result<tokio::net::TcpListener, String> {
+            let listener = tcp.ok_or("the room has no BFCP port to listen on")?;
+            listener
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpListener::from_std(listener))
+                .map_err(|e| format!("the BFCP listening port: {e}"))
+        };
         let transport = match agreed.transport {
             FloorTransport::Udp(remote) => {
                 socket
@@ -58,14 +63,37 @@ impl CallContent {
                     .map_err(|e| format!("the BFCP socket: {e}"))?;
                 Transport::Udp { socket, remote }
             }
-            FloorTransport::TcpConnect(remote) => Transport::Tcp(Box::new(connect(remote).await?)),
+            FloorTransport::TcpConnect(remote) => Transport::Tcp(Box::new(
+                floor_connect::connect(remote)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            )),
             FloorTransport::TlsConnect {
                 remote,
                 fingerprint,
             } => {
                 let certificate = floor_tls::room_certificate().map_err(|e| e.to_string())?;
-                let stream = connect(remote).await?;
+                let stream = floor_connect::connect(remote)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let tls = floor_tls::connect(stream, remote, fingerprint, certificate)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Transport::Tcp(Box::new(tls))
+            }
+            FloorTransport::TcpAccept(from) => Transport::Tcp(Box::new(
+                floor_connect::accept_from(listener()?, from, floor_connect::ACCEPT_TIMEOUT)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            )),
+            FloorTransport::TlsAccept { from, fingerprint } => {
+                let certificate = floor_tls::room_certificate().map_err(|e| e.to_string())?;
+                let stream =
+                    floor_connect::accept_from(listener()?, from, floor_connect::ACCEPT_TIMEOUT)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                let peer = stream.peer_addr().map_err(|e| e.to_string())?;
+                let tls = floor_tls::accept(stream, peer, fingerprint, certificate)
                     .await
                     .map_err(|e| e.to_string())?;
                 Transport::Tcp(Box::new(tls))
@@ -141,10 +169,10 @@ impl CallContent {
     }
 }
 
-/// A TCP connection to the far end's BFCP at `remote`.
-async fn connect(remote: std::net::SocketAddr) -> Result<tokio::net::TcpStream, String> {
-    tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(remote))
-        .await
-        .map_err(|_| format!("BFCP over TCP to {remote}: no connection in 5 s"))?
-        .map_err(|e| format!("BFCP over TCP to {remote}: {e}"))
+/// The room's BFCP ports of a call: UDP, and TCP on the same number where the far end connects.
+pub(crate) struct FloorSockets {
+    /// The UDP socket the SDP names.
+    pub(crate) udp: std::net::UdpSocket,
+    /// A listener on the same port number, bound only when the far end is to connect.
+    pub(crate) tcp: Option<std::net::TcpListener>,
 }

@@ -18,7 +18,8 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -104,16 +105,7 @@ async fn connect_with_pem(
     far_end_fingerprint: [u8; 32],
     room_pem: &str,
 ) -> Result<TlsStream<TcpStream>, FloorTlsError> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(room_pem.as_bytes())
-        .collect::<Result<_, _>>()
-        .map_err(|e| FloorTlsError::Certificate(e.to_string()))?;
-    if chain.is_empty() {
-        return Err(FloorTlsError::Certificate(
-            "no certificate in it".to_owned(),
-        ));
-    }
-    let key = PrivateKeyDer::from_pem_slice(room_pem.as_bytes())
-        .map_err(|e| FloorTlsError::Certificate(format!("its private key: {e}")))?;
+    let (chain, key) = load(room_pem)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = FingerprintVerifier {
         expected: far_end_fingerprint,
@@ -136,12 +128,113 @@ async fn connect_with_pem(
     .map_err(|source| FloorTlsError::Handshake { remote, source })
 }
 
-/// Accepts exactly the certificate of the far end's SDP fingerprint; the handshake's
-/// signatures are checked as rustls checks any (the certificate's key signed them).
+/// Runs TLS as the server on `stream` (the far end connected from `from`), showing `room`
+/// and taking only a far end whose certificate's SHA-256 is `far_end_fingerprint` (a client
+/// certificate is required).
+pub(crate) async fn accept(
+    stream: TcpStream,
+    from: SocketAddr,
+    far_end_fingerprint: [u8; 32],
+    room: &FloorCertificate,
+) -> Result<tokio_rustls::server::TlsStream<TcpStream>, FloorTlsError> {
+    let (chain, key) = load(&room.pem)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = FingerprintVerifier {
+        expected: far_end_fingerprint,
+        algorithms: provider.signature_verification_algorithms,
+    };
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(FloorTlsError::Settings)?
+        .with_client_cert_verifier(Arc::new(verifier))
+        .with_single_cert(chain, key)
+        .map_err(FloorTlsError::Settings)?;
+    tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        tokio_rustls::TlsAcceptor::from(Arc::new(config)).accept(stream),
+    )
+    .await
+    .map_err(|_| FloorTlsError::Timeout(from))?
+    .map_err(|source| FloorTlsError::Handshake {
+        remote: from,
+        source,
+    })
+}
+
+/// The certificate chain and private key in `pem`.
+fn load(
+    pem: &str,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), FloorTlsError> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| FloorTlsError::Certificate(e.to_string()))?;
+    if chain.is_empty() {
+        return Err(FloorTlsError::Certificate(
+            "no certificate in it".to_owned(),
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_slice(pem.as_bytes())
+        .map_err(|e| FloorTlsError::Certificate(format!("its private key: {e}")))?;
+    Ok((chain, key))
+}
+
+/// Accepts exactly the certificate of the far end's SDP fingerprint, as server or as client;
+/// the handshake's signatures are checked as rustls checks any (the certificate's key signed
+/// them).
 #[derive(Debug)]
 struct FingerprintVerifier {
     expected: [u8; 32],
     algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl FingerprintVerifier {
+    fn check(&self, end_entity: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+        if Sha256::digest(end_entity.as_ref()).as_slice() == self.expected {
+            Ok(())
+        } else {
+            Err(rustls::Error::General(
+                "the far end's certificate is not the one whose fingerprint its SDP names".into(),
+            ))
+        }
+    }
+}
+
+impl ClientCertVerifier for FingerprintVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.check(end_entity)
+            .map(|()| ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
 }
 
 impl ServerCertVerifier for FingerprintVerifier {
@@ -153,13 +246,8 @@ impl ServerCertVerifier for FingerprintVerifier {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if Sha256::digest(end_entity.as_ref()).as_slice() == self.expected {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(
-                "the far end's certificate is not the one whose fingerprint its SDP names".into(),
-            ))
-        }
+        self.check(end_entity)
+            .map(|()| ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -192,8 +280,6 @@ mod tests {
     use roomd_bfcp::{
         FloorEvent, FloorIds, FloorServer, Participant, RequestStatus, ServerIds, Timers, Transport,
     };
-    use rustls::DistinguishedName;
-    use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
     use tokio::net::TcpListener;
     use tokio_rustls::TlsAcceptor;
 
@@ -379,5 +465,96 @@ mod tests {
             .await
             .expect_err("no key, no TLS");
         assert!(matches!(error, FloorTlsError::Certificate(_)), "{error}");
+    }
+
+    /// A far end that connects to the room (`a=setup:active`), as a TLS client with a
+    /// certificate of its own, checking the room's by the fingerprint of the room's answer.
+    async fn far_end_connecting(
+        to: SocketAddr,
+        room_fingerprint: [u8; 32],
+    ) -> (
+        [u8; 32],
+        impl std::future::Future<Output = std::io::Result<TlsStream<TcpStream>>>,
+    ) {
+        let certified = rcgen::generate_simple_self_signed(vec!["far-end.example".into()])
+            .expect("a certificate");
+        let der = certified.cert.der().clone();
+        let key = PrivateKeyDer::try_from(certified.signing_key.serialize_der()).expect("key");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = FingerprintVerifier {
+            expected: room_fingerprint,
+            algorithms: provider.signature_verification_algorithms,
+        };
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_client_auth_cert(vec![der.clone()], key)
+            .expect("client settings");
+        let connecting = async move {
+            let tcp = TcpStream::connect(to).await?;
+            TlsConnector::from(Arc::new(config))
+                .connect(ServerName::IpAddress(to.ip().into()), tcp)
+                .await
+        };
+        (Sha256::digest(der.as_ref()).into(), connecting)
+    }
+
+    #[tokio::test]
+    async fn a_far_end_that_connects_gets_bfcp_over_tls_when_its_certificate_is_its_sdps() {
+        let room = room();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("listen");
+        let address = listener.local_addr().expect("address");
+        let (far_fingerprint, connecting) = far_end_connecting(address, *room.fingerprint()).await;
+        let accepting = async {
+            let (tcp, peer) = listener.accept().await.expect("accepted");
+            accept(tcp, peer, far_fingerprint, room).await
+        };
+        let (room_side, far_side) = tokio::join!(accepting, connecting);
+        let room_side = room_side.expect("TLS as server");
+        let far_side = far_side.expect("the far end checked the room's certificate");
+        // BFCP over it, the room serving this time: the far end asks and is granted.
+        let (_server, _room_events) = FloorServer::start(
+            Transport::Tcp(Box::new(room_side)),
+            ServerIds {
+                conference_id: 5,
+                floor_id: 2,
+                far_end_user_id: 7,
+                room_user_id: 1,
+            },
+            Timers::default(),
+        );
+        let (participant, _far_events) = Participant::start(
+            Transport::Tcp(Box::new(far_side)),
+            FloorIds {
+                conference_id: 5,
+                user_id: 7,
+                floor_id: 2,
+            },
+            Timers::default(),
+        );
+        assert_eq!(
+            tokio::time::timeout(Duration::from_secs(5), participant.request_floor())
+                .await
+                .expect("answered in 5 s")
+                .expect("answered"),
+            RequestStatus::Granted
+        );
+
+        // A far end whose certificate is not the one its SDP named is refused.
+        let (_, connecting) = far_end_connecting(address, *room.fingerprint()).await;
+        let accepting = async {
+            let (tcp, peer) = listener.accept().await.expect("accepted");
+            accept(tcp, peer, far_fingerprint, room).await
+        };
+        let (refused, _) = tokio::join!(accepting, connecting);
+        let error = refused.expect_err("another certificate than the SDP's");
+        assert!(
+            error
+                .to_string()
+                .contains("not the one whose fingerprint its SDP names"),
+            "{error}"
+        );
     }
 }

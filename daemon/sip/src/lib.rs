@@ -11,6 +11,7 @@
 mod calls;
 mod content;
 mod error;
+mod floor_connect;
 mod floor_tls;
 mod registration;
 pub mod sdp;

@@ -1,10 +1,10 @@
 //! The BFCP section of a call's SDP (RFC 8856): who is the floor control server, the IDs the
 //! participant uses, and how BFCP reaches the far end. The room offers `UDP/BFCP` as client or
 //! server (`c-s`) with IDs of its own; it answers `UDP/BFCP`, and `TCP/BFCP` or `TCP/TLS/BFCP`
-//! when it may connect out (the far end `passive` or `actpass`; for TLS with a SHA-256
-//! `a=fingerprint`, media or session level, and the room's own fingerprint in the answer).
-//! `UDP/TLS/BFCP` and a far end that wants to connect to the room are refused (port 0): the
-//! call goes on without content.
+//! either way: connecting out when the far end listens (`passive` or `actpass`), listening on
+//! its BFCP port when the far end connects (`active`, or no `a=setup`). TLS needs the far end's
+//! SHA-256 `a=fingerprint` (media or session level); the answer carries the room's own.
+//! `UDP/TLS/BFCP` is refused (port 0): the call goes on without content.
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -61,6 +61,27 @@ pub enum FloorTransport {
         /// Its certificate's SHA-256.
         fingerprint: [u8; FINGERPRINT_LEN],
     },
+    /// `TCP/BFCP`, the far end connecting (`a=setup:active` on its side, `passive` on the
+    /// room's) from this address to the room's BFCP port.
+    TcpAccept(IpAddr),
+    /// `TCP/TLS/BFCP`, the far end connecting from `from` and the room running TLS as the
+    /// server, the far end's certificate hashing to `fingerprint`.
+    TlsAccept {
+        /// The far end's address.
+        from: IpAddr,
+        /// Its certificate's SHA-256.
+        fingerprint: [u8; FINGERPRINT_LEN],
+    },
+}
+
+impl FloorTransport {
+    /// Whether the far end connects to the room: the room listens on its BFCP port (TCP).
+    pub fn room_listens(&self) -> bool {
+        matches!(
+            self,
+            FloorTransport::TcpAccept(_) | FloorTransport::TlsAccept { .. }
+        )
+    }
 }
 
 /// The room's part in floor control.
@@ -171,19 +192,25 @@ fn transport(media: &MediaDescription, context: &FloorContext<'_>) -> Option<Flo
         TransportProtocol::Other(p) if p.eq_ignore_ascii_case("UDP/BFCP") => {
             Some(FloorTransport::Udp(remote))
         }
-        // The room only connects out: it does not listen for BFCP over TCP.
+        // RFC 4145: without a=setup the far end is active (it connects).
         TransportProtocol::Other(p) if p.eq_ignore_ascii_case("TCP/BFCP") => match media.setup {
             Some(Setup::Passive | Setup::ActPass) => Some(FloorTransport::TcpConnect(remote)),
-            _ => None,
+            None | Some(Setup::Active) => Some(FloorTransport::TcpAccept(ip)),
+            Some(Setup::HoldConn) => None,
         },
         // Over TLS only with the far end's fingerprint: without it anyone could answer.
         TransportProtocol::Other(p) if p.eq_ignore_ascii_case("TCP/TLS/BFCP") => {
+            let fingerprint = fingerprint(media, context.session_fingerprints)?;
             match media.setup {
                 Some(Setup::Passive | Setup::ActPass) => Some(FloorTransport::TlsConnect {
                     remote,
-                    fingerprint: fingerprint(media, context.session_fingerprints)?,
+                    fingerprint,
                 }),
-                _ => None,
+                None | Some(Setup::Active) => Some(FloorTransport::TlsAccept {
+                    from: ip,
+                    fingerprint,
+                }),
+                Some(Setup::HoldConn) => None,
             }
         }
         _ => None,
@@ -197,7 +224,8 @@ pub(super) fn from_answer(
     context: &FloorContext<'_>,
     local: &LocalFloor,
 ) -> Option<AgreedFloor> {
-    let transport = transport(media, context)?;
+    // The room offers UDP: an answer that would have the room listen answers another offer.
+    let transport = transport(media, context).filter(|t| !t.room_listens())?;
     let role = match attribute(media, "floorctrl")? {
         "c-only" => FloorRole::Server(*local),
         "s-only" => {
@@ -252,20 +280,28 @@ pub(super) fn answer_lines(
     port: u16,
     fingerprint: &[u8; FINGERPRINT_LEN],
 ) -> String {
+    let fingerprint_line = |fingerprint: &[u8; FINGERPRINT_LEN]| {
+        let hex: Vec<String> = fingerprint.iter().map(|b| format!("{b:02X}")).collect();
+        format!("a=fingerprint:sha-256 {}\r\n", hex.join(":"))
+    };
     let mut sdp = match agreed.transport {
         FloorTransport::Udp(_) => format!("m=application {port} UDP/BFCP *\r\n"),
+        // The far end connects to the room's BFCP port (TCP, the UDP socket's number).
+        FloorTransport::TcpAccept(_) => {
+            format!("m=application {port} TCP/BFCP *\r\na=setup:passive\r\na=connection:new\r\n")
+        }
+        FloorTransport::TlsAccept { .. } => format!(
+            "m=application {port} TCP/TLS/BFCP *\r\na=setup:passive\r\na=connection:new\r\n{}",
+            fingerprint_line(fingerprint)
+        ),
         // RFC 4145: an active side's port is 9 (discard); it connects from any.
         FloorTransport::TcpConnect(_) => {
             "m=application 9 TCP/BFCP *\r\na=setup:active\r\na=connection:new\r\n".to_owned()
         }
-        FloorTransport::TlsConnect { .. } => {
-            let fingerprint: Vec<String> = fingerprint.iter().map(|b| format!("{b:02X}")).collect();
-            format!(
-                "m=application 9 TCP/TLS/BFCP *\r\na=setup:active\r\na=connection:new\r\n\
-                 a=fingerprint:sha-256 {}\r\n",
-                fingerprint.join(":")
-            )
-        }
+        FloorTransport::TlsConnect { .. } => format!(
+            "m=application 9 TCP/TLS/BFCP *\r\na=setup:active\r\na=connection:new\r\n{}",
+            fingerprint_line(fingerprint)
+        ),
     };
     match agreed.role {
         FloorRole::Participant { floor_id, .. } => {

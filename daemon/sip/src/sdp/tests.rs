@@ -658,6 +658,11 @@ fn an_answer_names_who_serves_the_floor() {
         );
         assert!(agreed.audio.is_some() && agreed.video.is_some());
     }
+    // The room offered UDP and listens on nothing: an answer that would connect to it answers
+    // another offer.
+    let connecting = with_content("TCP/BFCP", "a=setup:active\r\na=floorctrl:c-only\r\n");
+    let agreed = parse_answer(&connecting, true, Some(&FLOOR)).unwrap();
+    assert_eq!(agreed.floor, None);
 }
 
 #[test]
@@ -749,15 +754,47 @@ fn a_caller_offering_content_is_answered_with_the_floor_role_it_leaves_the_room(
             ..
         }
     ));
-    // ...but it does not listen, takes no TLS without a fingerprint to check the far end by,
-    // and no DTLS BFCP: content refused, the call goes on.
+    // A caller that connects (active, or no a=setup: RFC 4145's default) finds the room
+    // listening on its BFCP port, over TCP or TLS.
+    for lines in ["a=setup:active\r\na=connection:new\r\n", ""] {
+        let offered = parse_offer(&with_content("TCP/BFCP", lines), true, Some(&FLOOR)).unwrap();
+        assert_eq!(
+            offered.agreed.floor.unwrap().transport,
+            FloorTransport::TcpAccept("10.77.1.2".parse().unwrap())
+        );
+        let answer = make_answer(&room, &offered).sdp;
+        assert!(
+            answer.contains("m=application 40010 TCP/BFCP *\r\na=setup:passive\r\n"),
+            "{answer}"
+        );
+    }
+    let active_tls = with_content(
+        "TCP/TLS/BFCP",
+        &format!("a=setup:active\r\na=fingerprint:sha-256 {fingerprint}\r\n"),
+    );
+    let offered = parse_offer(&active_tls, true, Some(&FLOOR)).unwrap();
+    assert_eq!(
+        offered.agreed.floor.unwrap().transport,
+        FloorTransport::TlsAccept {
+            from: "10.77.1.2".parse().unwrap(),
+            fingerprint: [0x12; 32]
+        }
+    );
+    let answer = make_answer(&room, &offered).sdp;
+    assert!(
+        answer.contains(&format!(
+            "m=application 40010 TCP/TLS/BFCP *\r\na=setup:passive\r\na=connection:new\r\n\
+             a=fingerprint:sha-256 {}\r\n",
+            ["CD"; 32].join(":")
+        )),
+        "{answer}"
+    );
+    // No TLS without a fingerprint to check the far end by, no connection held open
+    // (holdconn), and no DTLS BFCP: content refused, the call goes on.
     for (proto, lines) in [
-        ("TCP/BFCP", "a=setup:active\r\n"),
         ("TCP/TLS/BFCP", "a=setup:passive\r\n"),
-        (
-            "TCP/TLS/BFCP",
-            &format!("a=setup:active\r\na=fingerprint:sha-256 {fingerprint}\r\n") as &str,
-        ),
+        ("TCP/TLS/BFCP", "a=setup:active\r\n"),
+        ("TCP/BFCP", "a=setup:holdconn\r\n"),
         ("UDP/TLS/BFCP", ""),
     ] {
         let offered = parse_offer(&with_content(proto, lines), true, Some(&FLOOR)).unwrap();
