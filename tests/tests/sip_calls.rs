@@ -745,9 +745,10 @@ fn the_far_ends_bandwidth_holds_the_rooms_video_bitrate_for_the_call() -> Result
 /// Kamailio, SDES-SRTP mandatory, calls the room (answered as a listed caller): H.264 both ways
 /// under SRTP, the room decodes Linphone's picture (a static image sent at 15 fps) and Linphone
 /// decodes the room's; a bottleneck makes Linphone ask for less by TMMBR, which the room's
-/// camera encoder follows (see [`check_tmmbr`]); the room's BYE ends Linphone's call. (The room calls only `sips:`
-/// addresses, and Linphone rightly answers a `sips:` request with a `sips:` Contact that this
-/// Kamailio, reaching Linphone over UDP, cannot forward to: so Linphone is the caller here.)
+/// camera encoder follows (see [`check_tmmbr`]); the room's BYE ends Linphone's call. (The
+/// room calls only `sips:` addresses, and Linphone rightly answers a `sips:` request with a
+/// `sips:` Contact that this Kamailio, reaching Linphone over UDP, cannot forward to: so
+/// Linphone is the caller here; see the DTLS test below for the room calling it over TLS.)
 #[test]
 fn linphone_calls_the_room_over_srtp_and_each_decodes_the_others_picture()
 -> Result<(), HarnessError> {
@@ -762,14 +763,7 @@ fn linphone_calls_the_room_over_srtp_and_each_decodes_the_others_picture()
         room_registered_at(&kamailio, &ca, &format!("auto_answer = [\"{caller}\"]\n"))?;
     linphone.command(&format!("call {}", room_aor(&kamailio)))?;
     let status = meeting::wait_for_received_video(&roomd, None, 30, Duration::from_secs(40))
-        .map_err(|e| HarnessError::Config {
-            message: format!(
-                "{e}\nlinphone:\n{}\nkamailio:\n{}\nroomd:\n{}",
-                linphone.output(),
-                kamailio.log_text(),
-                roomd.stderr_text()
-            ),
-        })?;
+        .map_err(|e| with_logs(e, &linphone, &kamailio, &roomd))?;
     assert_eq!(status["encrypted"], true, "{status}");
     assert_eq!(
         status["participants"][0]["encryption"], "sdes-srtp",
@@ -806,14 +800,7 @@ fn linphone_calls_the_room_over_srtp_and_each_decodes_the_others_picture()
         Duration::from_secs(20),
         || Ok(linphone.output().contains("ended").then_some(())),
     )
-    .map_err(|e| HarnessError::Config {
-        message: format!(
-            "{e}\nlinphone:\n{}\nkamailio:\n{}\nroomd:\n{}",
-            linphone.output(),
-            kamailio.log_text(),
-            roomd.stderr_text()
-        ),
-    })?;
+    .map_err(|e| with_logs(e, &linphone, &kamailio, &roomd))?;
     Ok(())
 }
 

@@ -275,8 +275,6 @@ impl ServerCertVerifier for FingerprintVerifier {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use roomd_bfcp::{
         FloorEvent, FloorIds, FloorServer, Participant, RequestStatus, ServerIds, Timers, Transport,
     };
@@ -285,81 +283,47 @@ mod tests {
 
     use super::*;
 
-    /// A far end's floor control server: whatever certificate the room shows is taken (and
-    /// kept, for the test to look at), as a far end would match it against the room's SDP.
-    #[derive(Debug)]
-    struct SeenClient {
-        fingerprint: Mutex<Option<[u8; 32]>>,
-        algorithms: WebPkiSupportedAlgorithms,
+    /// A far end's certificate and key, and its SHA-256 (what its SDP names).
+    fn far_end_certificate() -> (CertificateDer<'static>, PrivateKeyDer<'static>, [u8; 32]) {
+        let certified = rcgen::generate_simple_self_signed(vec!["far-end.example".into()])
+            .expect("a certificate");
+        let der = certified.cert.der().clone();
+        let key = PrivateKeyDer::try_from(certified.signing_key.serialize_der()).expect("key");
+        let fingerprint = Sha256::digest(der.as_ref()).into();
+        (der, key, fingerprint)
     }
 
-    impl ClientCertVerifier for SeenClient {
-        fn root_hint_subjects(&self) -> &[DistinguishedName] {
-            &[]
-        }
-
-        fn verify_client_cert(
-            &self,
-            end_entity: &CertificateDer<'_>,
-            _intermediates: &[CertificateDer<'_>],
-            _now: UnixTime,
-        ) -> Result<ClientCertVerified, rustls::Error> {
-            *self.fingerprint.lock().unwrap() = Some(Sha256::digest(end_entity.as_ref()).into());
-            Ok(ClientCertVerified::assertion())
-        }
-
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls12_signature(message, cert, dss, &self.algorithms)
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls13_signature(message, cert, dss, &self.algorithms)
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.algorithms.supported_schemes()
+    /// The far end's side of a check by fingerprint: it takes only the room's certificate,
+    /// by the fingerprint of the room's answer.
+    fn checking_the_room() -> FingerprintVerifier {
+        FingerprintVerifier {
+            expected: *room().fingerprint(),
+            algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
         }
     }
 
     struct FarEnd {
         address: SocketAddr,
         fingerprint: [u8; 32],
-        seen: Arc<SeenClient>,
         acceptor: TlsAcceptor,
         listener: TcpListener,
     }
 
+    /// A far end whose floor control listens (`a=setup:passive`).
     async fn far_end() -> FarEnd {
-        let certified = rcgen::generate_simple_self_signed(vec!["far-end.example".into()])
-            .expect("a certificate");
-        let der = certified.cert.der().clone();
-        let key = PrivateKeyDer::try_from(certified.signing_key.serialize_der()).expect("key");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let seen = Arc::new(SeenClient {
-            fingerprint: Mutex::new(None),
-            algorithms: provider.signature_verification_algorithms,
-        });
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_client_cert_verifier(seen.clone())
-            .with_single_cert(vec![der.clone()], key)
-            .expect("server settings");
+        let (der, key, fingerprint) = far_end_certificate();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_client_cert_verifier(Arc::new(checking_the_room()))
+        .with_single_cert(vec![der], key)
+        .expect("server settings");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("listen");
         FarEnd {
             address: listener.local_addr().expect("address"),
-            fingerprint: Sha256::digest(der.as_ref()).into(),
-            seen,
+            fingerprint,
             acceptor: TlsAcceptor::from(Arc::new(config)),
             listener,
         }
@@ -382,12 +346,8 @@ mod tests {
             connect(tcp, far.address, far.fingerprint, room).await
         };
         let (server_side, room_side) = tokio::join!(accepting, connecting);
+        // Both ends took the other's certificate by its fingerprint.
         let room_side = room_side.expect("TLS as client");
-        // The far end saw the room's certificate: the one its SDP fingerprint names.
-        assert_eq!(
-            *far.seen.fingerprint.lock().unwrap(),
-            Some(*room.fingerprint())
-        );
         // BFCP runs over it: the room asks the far end's server for the floor and gets it.
         let ids = ServerIds {
             conference_id: 9,
@@ -468,37 +428,30 @@ mod tests {
     }
 
     /// A far end that connects to the room (`a=setup:active`), as a TLS client with a
-    /// certificate of its own, checking the room's by the fingerprint of the room's answer.
-    async fn far_end_connecting(
+    /// certificate of its own (whose fingerprint is returned), checking the room's.
+    fn far_end_connecting(
         to: SocketAddr,
-        room_fingerprint: [u8; 32],
     ) -> (
         [u8; 32],
         impl std::future::Future<Output = std::io::Result<TlsStream<TcpStream>>>,
     ) {
-        let certified = rcgen::generate_simple_self_signed(vec!["far-end.example".into()])
-            .expect("a certificate");
-        let der = certified.cert.der().clone();
-        let key = PrivateKeyDer::try_from(certified.signing_key.serialize_der()).expect("key");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = FingerprintVerifier {
-            expected: room_fingerprint,
-            algorithms: provider.signature_verification_algorithms,
-        };
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_client_auth_cert(vec![der.clone()], key)
-            .expect("client settings");
+        let (der, key, fingerprint) = far_end_certificate();
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(checking_the_room()))
+        .with_client_auth_cert(vec![der], key)
+        .expect("client settings");
         let connecting = async move {
             let tcp = TcpStream::connect(to).await?;
             TlsConnector::from(Arc::new(config))
                 .connect(ServerName::IpAddress(to.ip().into()), tcp)
                 .await
         };
-        (Sha256::digest(der.as_ref()).into(), connecting)
+        (fingerprint, connecting)
     }
 
     #[tokio::test]
@@ -506,7 +459,7 @@ mod tests {
         let room = room();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("listen");
         let address = listener.local_addr().expect("address");
-        let (far_fingerprint, connecting) = far_end_connecting(address, *room.fingerprint()).await;
+        let (far_fingerprint, connecting) = far_end_connecting(address);
         let accepting = async {
             let (tcp, peer) = listener.accept().await.expect("accepted");
             accept(tcp, peer, far_fingerprint, room).await
@@ -543,7 +496,7 @@ mod tests {
         );
 
         // A far end whose certificate is not the one its SDP named is refused.
-        let (_, connecting) = far_end_connecting(address, *room.fingerprint()).await;
+        let (_, connecting) = far_end_connecting(address);
         let accepting = async {
             let (tcp, peer) = listener.accept().await.expect("accepted");
             accept(tcp, peer, far_fingerprint, room).await
