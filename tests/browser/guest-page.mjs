@@ -35,7 +35,10 @@
 // button only a presenter has), as a hostile page would.
 // Each guest's line also has `roles` ({"moderator","presenter"}), `locked`, `lobby` (the names a
 // moderator's page lists), `mute_request` (the request's text, or null), `muted` (the page's own
-// mute button), and per other guest `moderator` and `presenter`.
+// mute button), per other guest `moderator`, `presenter` and `encryption` (hop-by-hop|none, as
+// the tile says), and `encryption` ({"link","cipher"}: what the page says of its own link).
+// {"guest":"Bob","transports":true} is answered with `transports` ([{"connection","dtls","cipher"}]:
+// the DTLS transports of Bob's connections, read here from getStats, apart from the page).
 
 import { createHash, randomBytes, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -133,6 +136,7 @@ function observe() {
     hand: figure.dataset.hand === "true",
     moderator: figure.dataset.moderator === "true",
     presenter: figure.dataset.presenter === "true",
+    encryption: figure.dataset.encryption,
     video: figure.dataset.video,
     frames: frames(figure.querySelector("video")),
     width: figure.querySelector("video")?.videoWidth ?? 0,
@@ -168,7 +172,22 @@ function observe() {
     received: li.dataset.received,
     peer: li.dataset.peer,
   }));
-  return { phase, error, room, content, others, chat, roles, locked, lobby, mute_request, muted, sharing, transfers };
+  const linkLine = document.querySelector('[data-testid="guest-encryption"]');
+  const encryption = linkLine ? { link: linkLine.dataset.link, cipher: linkLine.dataset.cipher } : null;
+  return { phase, error, room, content, others, chat, roles, locked, lobby, mute_request, muted, sharing, transfers, encryption };
+}
+
+// The DTLS transports of each of the page's open connections, read here from getStats, apart
+// from what the page shows: [{"connection","dtls","cipher"}] (`connection`: the connection's
+// own state).
+async function transports() {
+  const found = [];
+  for (const pc of (window.__connections ?? []).filter((pc) => pc.connectionState !== "closed")) {
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === "transport") found.push({ connection: pc.connectionState, dtls: s.dtlsState ?? "", cipher: s.srtpCipher ?? "" });
+    });
+  }
+  return found;
 }
 
 // Inbound audio per slot of the WHEP connection (0: the room), from its receivers' statistics.
@@ -232,6 +251,9 @@ createInterface({ input: process.stdin }).on("line", async (line) => {
         return packets;
       });
       if (!shared) throw new Error("no WHIP connection with a window line, or no packet sent on it");
+    } else if (command.transports) {
+      report("done", { command, transports: await guest.page.evaluate(transports) });
+      return;
     } else if (command.offer_file) {
       const buffer = randomBytes(command.offer_file.bytes);
       const sha256 = createHash("sha256").update(buffer).digest("hex");

@@ -1,7 +1,8 @@
 //! A meeting the room hosts, with three guests on the shipped guest page (docs/meetings.md,
 //! "Everyone sees everyone") and the room's panel:
 //! - every guest decodes the room and both other guests and hears them; the room shows all
-//!   three;
+//!   three; each page shows its link to the room encrypted as its browser measures it, and
+//!   the others encrypted hop by hop through the room;
 //! - every page shows the room's microphone muted while it is, and the room's shared content
 //!   while it shares;
 //! - a guest who mutes is shown muted by the room and the other pages, and not talking;
@@ -105,6 +106,7 @@ fn meet(host: &Roomd, pages: &BrowserPeer, panel: &BrowserPeer) -> Result<(), Ha
         let pid = participant["id"].as_str().unwrap_or_default();
         meeting::wait_for_received_video(host, Some(pid), FRAMES, MEDIA_TIMEOUT)?;
     }
+    encryption_shown(host, pages)?;
 
     // The room's microphone: muted on the room, every page shows it muted; and then not.
     for (command, muted) in [
@@ -424,6 +426,63 @@ fn meet(host: &Roomd, pages: &BrowserPeer, panel: &BrowserPeer) -> Result<(), Ha
     meeting::wait_for(host, "the room's meeting ended", STATE_TIMEOUT, |m| {
         m["state"] == "idle"
     })?;
+    Ok(())
+}
+
+/// What each page says of encryption is what is measured: its own link to the room encrypted
+/// with the SRTP cipher its browser's DTLS transports report (read by the driver apart from the
+/// page), and every other guest encrypted hop by hop, their link in the room's status being
+/// DTLS-SRTP; the page says the room decrypts (not end to end).
+fn encryption_shown(host: &Roomd, pages: &BrowserPeer) -> Result<(), HarnessError> {
+    let line = pages.wait_for_after(
+        pages.line_count(),
+        "every page shows its link to the room encrypted",
+        STATE_TIMEOUT,
+        |l| {
+            l["event"] == "guests"
+                && GUESTS.iter().all(|name| {
+                    view(l, name).is_some_and(|v| v["encryption"]["link"] == "encrypted")
+                })
+        },
+    )?;
+    let meeting = meeting::status(host)?;
+    for name in GUESTS {
+        let page = view(&line, name).cloned().unwrap_or_default();
+        let cipher = &page["encryption"]["cipher"];
+        let from = pages.line_count();
+        pages.command(&json!({ "guest": name, "transports": true }))?;
+        let read = pages.wait_for_after(
+            from,
+            "the driver reads the transports",
+            STATE_TIMEOUT,
+            |l| {
+                l["event"] == "done"
+                    && l["command"]["guest"] == name
+                    && l["command"]["transports"] == true
+            },
+        )?;
+        let transports = read["transports"].as_array().cloned().unwrap_or_default();
+        // Every connection connected; every transport of theirs in use (connected) runs the
+        // cipher the page names.
+        assert!(
+            !transports.is_empty()
+                && transports.iter().all(|t| t["connection"] == "connected")
+                && transports
+                    .iter()
+                    .filter(|t| t["dtls"] == "connected")
+                    .all(|t| &t["cipher"] == cipher)
+                && transports.iter().any(|t| t["dtls"] == "connected"),
+            "{name}'s page says {cipher}, its transports: {transports:?}"
+        );
+        for shown in GUESTS.iter().filter(|o| **o != name) {
+            let tile = other(&page, shown).cloned().unwrap_or_default();
+            assert_eq!(tile["encryption"], "hop-by-hop", "{shown} on {name}'s page");
+            let participant = meeting::participant(&meeting, shown)
+                .cloned()
+                .unwrap_or_default();
+            assert_eq!(participant["encryption"], "dtls-srtp", "{meeting}");
+        }
+    }
     Ok(())
 }
 

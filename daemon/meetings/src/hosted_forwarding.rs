@@ -85,6 +85,9 @@ struct SlotEntry<'a> {
     hand_raised: bool,
     audio: MediaState,
     video: MediaState,
+    /// Their own link to the room: `dtls-srtp` once its handshake is done, `none` before.
+    /// What reaches this guest of them is encrypted hop by hop, the room decrypting between.
+    encryption: &'a str,
 }
 
 #[derive(Default)]
@@ -177,6 +180,7 @@ impl Forwarding {
                             hand_raised: p.hand_raised,
                             audio: p.audio,
                             video: p.video,
+                            encryption: &p.encryption,
                         })
                     })
                     .collect(),

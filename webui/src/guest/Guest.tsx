@@ -7,6 +7,7 @@ import { ErrorBanner, Field, describedBy } from "../components";
 import { LangSwitch, t, useLang } from "../i18n";
 import { Chat } from "../chat";
 import { Documents, useDocuments } from "./documents";
+import { useLink } from "./encryption";
 import { addReceivingLines, CHAT_KEPT, ChatLine, Other, Participants, parseChat, parseMuteRequest, parseParticipants, pickWindow, RoomMedia } from "./others";
 
 type Phase = "form" | "lobby" | "joined" | "removed" | "ended" | "left";
@@ -41,16 +42,18 @@ type Roles = Omit<Participants, "room" | "slots">;
 const NO_ROLES: Roles = { moderator: false, presenter: false, locked: false, lobby: [], windowFrom: null, documentsMaxBytes: null };
 
 /** One other guest's picture and voice, with their name, and whether they talk; a moderator
- * gets the buttons that act on them. */
-function OtherTile({ other, slot, stream, tracks, speaker, moderate }: { other: Other; slot: number; stream: MediaStream; tracks: number; speaker: boolean; moderate: Moderate | null }) {
+ * gets the buttons that act on them. Their media is encrypted hop by hop when their link to the
+ * room (as the room says) and this page's (as the browser measures) both are. */
+function OtherTile({ other, slot, stream, tracks, speaker, moderate, linkEncrypted }: { other: Other; slot: number; stream: MediaStream; tracks: number; speaker: boolean; moderate: Moderate | null; linkEncrypted: boolean }) {
   const video = useRef<HTMLVideoElement>(null);
   useEffect(() => {
     // Set again when tracks arrive: the element takes a stream's tracks when it is given it.
     if (video.current) video.current.srcObject = stream;
   }, [stream, tracks]);
   const classes = ["other", other.talking ? "talking" : "", speaker ? "speaker" : ""].join(" ").trim();
+  const encryption = other.encrypted && linkEncrypted ? "hop-by-hop" : "none";
   return (
-    <figure class={classes} data-testid="other-guest" data-slot={slot} data-id={other.id} data-name={other.name} data-talking={String(other.talking)} data-audio={other.audio} data-video={other.video} data-hand={String(other.handRaised)} data-moderator={String(other.moderator)} data-presenter={String(other.presenter)}>
+    <figure class={classes} data-testid="other-guest" data-slot={slot} data-id={other.id} data-name={other.name} data-talking={String(other.talking)} data-audio={other.audio} data-video={other.video} data-hand={String(other.handRaised)} data-moderator={String(other.moderator)} data-presenter={String(other.presenter)} data-encryption={encryption}>
       <video ref={video} autoPlay playsInline aria-label={other.name} />
       <figcaption>
         {other.name}
@@ -60,6 +63,13 @@ function OtherTile({ other, slot, stream, tracks, speaker, moderate }: { other: 
         {other.handRaised && <span class="badge warn">{t("guest.hand_raised")}</span>}
         {other.audio === "off" && <span class="badge warn">{t("privacy.mic_muted")}</span>}
         {other.video === "off" && <span class="badge warn">{t("privacy.cam_off")}</span>}
+        {encryption === "hop-by-hop" ? (
+          <span class="badge" title={t("guest.not_end_to_end")}>
+            {t("guest.encrypted_via_room")}
+          </span>
+        ) : (
+          <span class="badge warn">{t("guest.not_encrypted_yet")}</span>
+        )}
       </figcaption>
       {moderate && (
         <div class="row tile-actions">
@@ -118,6 +128,7 @@ export function Guest({ meetingId }: { meetingId: string }) {
   const [others, setOthers] = useState<(Other | null)[]>([]);
   const [speaker, setSpeaker] = useState<string | null>(null);
   const [roomMedia, setRoomMedia] = useState<RoomMedia | null>(null);
+  const link = useLink(connections, phase === "joined");
   const [handRaised, setHandRaised] = useState(false);
   const [chat, setChat] = useState<ChatLine[]>([]);
   const [roles, setRoles] = useState<Roles>(NO_ROLES);
@@ -415,7 +426,7 @@ export function Guest({ meetingId }: { meetingId: string }) {
         {phase === "joined" &&
           others.map(
             (other, slot) =>
-              other && streams[slot + 1] && <OtherTile key={slot} other={other} slot={slot + 1} stream={streams[slot + 1]} tracks={tracks} speaker={other.name === speaker} moderate={roles.moderator ? moderate : null} />,
+              other && streams[slot + 1] && <OtherTile key={slot} other={other} slot={slot + 1} stream={streams[slot + 1]} tracks={tracks} speaker={other.name === speaker} moderate={roles.moderator ? moderate : null} linkEncrypted={link.state === "encrypted"} />,
           )}
         <figure class="self">
           {local ? <video ref={preview} autoPlay playsInline muted aria-label={t("guest.preview")} /> : <div class="preview-empty">{mediaProblem ? t("guest.no_camera") : t("common.loading")}</div>}
@@ -438,6 +449,16 @@ export function Guest({ meetingId }: { meetingId: string }) {
           )}
           {phase === "lobby" && <p role="status" data-testid="guest-lobby">{t("guest.lobby")}</p>}
           {phase === "joined" && <p role="status" data-testid="guest-joined">{t("guest.in_meeting")}</p>}
+          {phase === "joined" && (
+            <p data-testid="guest-encryption" data-link={link.state} data-cipher={link.cipher}>
+              {link.state === "encrypted" ? (
+                <span class="badge ok">{`${t("guest.link_encrypted")} (DTLS-SRTP, ${link.cipher})`}</span>
+              ) : (
+                <span class="badge warn">{t("guest.not_encrypted_yet")}</span>
+              )}{" "}
+              {t("guest.not_end_to_end")}
+            </p>
+          )}
           {phase === "joined" && (roles.moderator || roles.presenter) && (
             <p class="row" data-testid="guest-roles" data-moderator={String(roles.moderator)} data-presenter={String(roles.presenter)}>
               {roles.moderator && <span class="badge">{t("guest.you_moderate")}</span>}

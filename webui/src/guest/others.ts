@@ -24,6 +24,8 @@ export interface Other {
   handRaised: boolean;
   audio: MediaState;
   video: MediaState;
+  /** Their link to the room is encrypted (DTLS-SRTP), as the room says. */
+  encrypted: boolean;
 }
 
 const mediaState = (v: unknown): MediaState => (v === "on" || v === "off" ? v : "none");
@@ -97,6 +99,7 @@ export function parseParticipants(data: unknown): Participants | null {
         handRaised: s.hand_raised === true,
         audio: mediaState(s.audio),
         video: mediaState(s.video),
+        encrypted: s.encryption === "dtls-srtp",
       };
     }),
     moderator: you?.moderator === true,
