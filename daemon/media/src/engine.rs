@@ -168,7 +168,6 @@ async fn run(setup: EngineSetup, snapshots: DisplaySnapshots, taps: MediaTaps) {
                 .as_ref()
                 .map(|v| v.encoder.clone())
                 .unwrap_or_default();
-            status.camera_kbps = engine.taps.camera_bitrate_kbps();
             let _ = room.report(MediaReport::Engine(status)).await;
             engine.run().await;
         }
@@ -333,9 +332,11 @@ impl Engine {
     async fn run(&mut self) {
         let mut status = self.room.watch_status();
         let mut pairing = self.pairing_code.clone();
-        // Its value at the start went out with the engine's first report.
+        // The encoder's rate as it is now, then each change: read from the one watch, so that
+        // no change between the engine's first report and this loop is missed.
         let mut camera_kbps = self.taps.camera_bitrate_watch();
-        camera_kbps.mark_unchanged();
+        let kbps = *camera_kbps.borrow_and_update();
+        let _ = self.room.report(MediaReport::CameraBitrate { kbps }).await;
         let mut video_bus = bus_stream(self.video.as_ref().map(|v| &v.pipeline));
         let mut audio_bus = bus_stream(self.audio.as_ref().map(|a| &a.pipeline));
         let mut watchdog = tokio::time::interval(Duration::from_secs(1));
